@@ -1,0 +1,54 @@
+"""create_app(settings): the aiohttp application. No I/O here: the pool and
+any background work start in cleanup_ctx when the app runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from cbt import auth, db, keys, middleware
+from cbt.config import Settings
+from cbt.i18n import Catalogs
+from cbt.metrics import Metrics
+from cbt.routes import ACCESS, add_routes
+from cbt.templating import make_jinja, web_root
+
+# Forms and JSON calls of the staff pages; bank uploads raise it per route later.
+CLIENT_MAX_SIZE = 4 * 1024 * 1024
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    async with db.pool_context(settings.database_url, settings) as pool:
+        app[keys.POOL] = pool
+        yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (cbt serve fills it in)")
+    if not settings.secret_key:
+        raise ValueError("create_app needs settings.secret_key (load_settings generates one)")
+    root = web_root()
+    app = web.Application(
+        middlewares=[
+            middleware.observe_middleware,
+            middleware.headers_middleware,
+            middleware.language_middleware,
+            middleware.error_middleware,
+            auth.session_middleware,
+            auth.access_middleware(ACCESS),
+            auth.csrf_middleware,
+        ],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.JINJA] = make_jinja(root)
+    app[keys.CATALOGS] = Catalogs(root / "i18n")
+    metrics = Metrics()
+    metrics.watch_pool(lambda: app.get(keys.POOL))
+    app[keys.METRICS] = metrics
+    app.cleanup_ctx.append(_database)
+    add_routes(app, root / "static")
+    return app

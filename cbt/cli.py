@@ -1,0 +1,249 @@
+"""`cbt ...`: every subcommand. Each prints one clear line on failure and
+exits 1; none shows a traceback for a problem the user can fix."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+from cbt import accounts, db
+from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
+from cbt.errors import UserError
+from cbt.logs import setup_logging
+from cbt.server import ServeError, serve
+
+
+def _settings(args) -> Settings:
+    settings = load_settings()
+    changes = {k: getattr(args, k) for k in ("host", "port", "workers")
+               if getattr(args, k, None) is not None}
+    return settings.replace(**changes) if changes else settings
+
+
+def with_database(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]],
+                  *, migrate: bool = True) -> int:
+    """Run work(conn) against cbt's database, starting the embedded one if needed."""
+    with db.database(settings, exclusive=False) as dsn:
+        async def run() -> int:
+            conn = await db.connect(dsn)
+            try:
+                if migrate:
+                    await db.migrate(conn)
+                return await work(conn)
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+
+# -- serve / demo ------------------------------------------------------------
+
+
+def _workers(settings: Settings) -> int:
+    return settings.workers or os.cpu_count() or 1
+
+
+def cmd_serve(args) -> int:
+    settings = ensure_secret_key(_settings(args))
+    with db.database(settings, exclusive=True) as dsn:
+        return serve(settings, dsn, settings.host, settings.port, _workers(settings))
+
+
+def cmd_demo(args) -> int:
+    from cbt.demo import seed_demo
+
+    settings = ensure_secret_key(_settings(args))
+    with db.database(settings, exclusive=True) as dsn:
+        report = asyncio.run(seed_demo(dsn, settings))
+        print(report, flush=True)
+        if args.no_serve:
+            return 0
+        return serve(settings, dsn, settings.host, settings.port, _workers(settings))
+
+
+# -- db ----------------------------------------------------------------------
+
+
+def cmd_db_status(args) -> int:
+    async def work(conn) -> int:
+        st = await db.schema_status(conn)
+        print(f"schema version {st.current}; this cbt knows {st.latest}")
+        for m in st.pending:
+            print(f"pending: {m.version:03d}_{m.name}")
+        for v in st.changed:
+            print(f"warning: migration {v:03d} was edited after it was applied")
+        if st.current > st.latest:
+            print("the database is newer than this cbt: upgrade cbt", file=sys.stderr)
+            return 1
+        return 0
+
+    return with_database(_settings(args), work, migrate=False)
+
+
+def cmd_db_upgrade(args) -> int:
+    async def work(conn) -> int:
+        applied = await db.migrate(conn)
+        st = await db.schema_status(conn)
+        names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing to do"
+        print(f"schema at version {st.current} ({names})")
+        return 0
+
+    return with_database(_settings(args), work, migrate=False)
+
+
+# -- org / user --------------------------------------------------------------
+
+
+def cmd_org_add(args) -> int:
+    async def work(conn) -> int:
+        await accounts.add_org(conn, args.code, args.name, args.kind, args.parent)
+        print(f"organisation {args.code} ({args.kind}) created")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def read_new_password(password_file: str | None) -> str:
+    if password_file:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError("password_file", f"cannot read {password_file}: {e.strerror}") from None
+        password = text.splitlines()[0] if text else ""
+    else:
+        if not sys.stdin.isatty():
+            raise UserError("password_needed",
+                            "no terminal to ask for the password: give it with --password-file FILE")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("password_mismatch", "the two passwords differ; run the command again")
+    accounts.check_password_rules(password)
+    return password
+
+
+def cmd_user_add(args) -> int:
+    password = read_new_password(args.password_file)
+
+    async def work(conn) -> int:
+        await accounts.add_user(conn, args.username, args.role, args.org, password, args.name or "")
+        print(f"user {args.username.lower()} ({args.role}) created")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_user_passwd(args) -> int:
+    password = read_new_password(args.password_file)
+
+    async def work(conn) -> int:
+        done = await conn.execute(
+            "UPDATE users SET password_hash = $1 WHERE lower(username) = $2",
+            accounts.hash_password(password), args.username.lower(),
+        )
+        if done == "UPDATE 0":
+            raise UserError("unknown_user", f"no user named {args.username!r}")
+        await conn.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE lower(username) = $1)",
+            args.username.lower(),
+        )
+        print(f"password of {args.username.lower()} changed; their sessions were signed out")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+# -- the parser --------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cbt", description="cbt: computer-based testing engine")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def server_opts(sp):
+        sp.add_argument("--host", help="address to listen on (CBT_HOST, default 127.0.0.1)")
+        sp.add_argument("--port", type=int, help="port (CBT_PORT, default 8080)")
+        sp.add_argument("--workers", type=int, help="worker processes (CBT_WORKERS, default: one per core)")
+
+    sp = sub.add_parser("serve", help="run the server")
+    server_opts(sp)
+    sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("demo", help="create demo accounts and content, then serve")
+    server_opts(sp)
+    sp.add_argument("--no-serve", action="store_true", help="only create the demo data")
+    sp.set_defaults(func=cmd_demo)
+
+    dbp = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    dbp.add_parser("status", help="show the schema version").set_defaults(func=cmd_db_status)
+    dbp.add_parser("upgrade", help="apply pending migrations").set_defaults(func=cmd_db_upgrade)
+
+    orgp = sub.add_parser("org", help="organisations").add_subparsers(dest="org_command", required=True)
+    sp = orgp.add_parser("add", help="add a department or school")
+    sp.add_argument("code", help="short code, e.g. SGD-HN or THPT-CHUVANAN")
+    sp.add_argument("--name", required=True, help="full name")
+    sp.add_argument("--kind", choices=accounts.ORG_KINDS, default="school")
+    sp.add_argument("--parent", help="code of the department a school belongs to")
+    sp.set_defaults(func=cmd_org_add)
+
+    userp = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_command", required=True)
+    sp = userp.add_parser("add", help="add a staff account")
+    sp.add_argument("username")
+    sp.add_argument("--role", required=True, choices=accounts.ROLES)
+    sp.add_argument("--org", help="organisation code (may be left out when there is only one)")
+    sp.add_argument("--name", help="full name shown in the UI")
+    sp.add_argument("--password-file", help="read the password from the first line of this file")
+    sp.set_defaults(func=cmd_user_add)
+    sp = userp.add_parser("passwd", help="set a new password")
+    sp.add_argument("username")
+    sp.add_argument("--password-file", help="read the password from the first line of this file")
+    sp.set_defaults(func=cmd_user_passwd)
+
+    _register_optional(sub)
+    return p
+
+
+def _register_optional(sub) -> None:
+    """Subcommands of the item bank and of item analysis."""
+    try:
+        from itembank import commands as bank_commands
+    except ImportError:
+        bank_commands = None
+    if bank_commands is not None and hasattr(bank_commands, "register"):
+        bank_commands.register(sub)
+    try:
+        from cbt import analyze
+    except ImportError:
+        analyze = None
+    if analyze is not None and hasattr(analyze, "register"):
+        analyze.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings_level = os.environ.get("CBT_LOG_LEVEL", "INFO").upper()
+        setup_logging(settings_level if args.command in ("serve", "demo") else "WARNING")
+        return args.func(args)
+    except (ConfigError, db.DatabaseError, UserError, ServeError) as e:
+        print(f"cbt: error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("CBT_DEBUG"):
+            raise
+        # A bug, not a user mistake: still one line, with a way to see more.
+        print(f"cbt: internal error ({e.__class__.__name__}: {e}); run again with CBT_DEBUG=1 "
+              "for the details and report them", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

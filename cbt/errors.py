@@ -1,0 +1,39 @@
+"""Errors a user can cause: a stable code for scripts and the page's JS,
+and a message that says what to fix. The error middleware turns these into
+an error page or a JSON body; the CLI prints the message and exits 1."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, **details):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.details = details
+
+    def to_json(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class NotFound(UserError):
+    status = 404
+
+
+class Forbidden(UserError):
+    status = 403
+
+
+class Conflict(UserError):
+    status = 409
+
+
+class TooManyRequests(UserError):
+    status = 429

@@ -1,0 +1,57 @@
+"""UI strings in Vietnamese (the default) and English.
+
+Templates never hold UI text: they call `t("key")`, and the catalogs in
+web/i18n/{vi,en}.json hold the words. A key missing from English falls back
+to Vietnamese; a key missing from Vietnamese is a bug the tests catch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+LANG_COOKIE = "cbt_lang"
+
+
+@dataclass
+class Catalogs:
+    root: Path
+    _loaded: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def catalog(self, lang: str) -> dict[str, str]:
+        # Loaded on first use, not in create_app, which does no I/O.
+        if lang not in self._loaded:
+            path = self.root / f"{lang}.json"
+            self._loaded[lang] = json.loads(path.read_text(encoding="utf-8"))
+        return self._loaded[lang]
+
+    def lookup(self, lang: str, key: str) -> str | None:
+        text = self.catalog(lang).get(key)
+        return text if text is not None else self.catalog(DEFAULT_LANGUAGE).get(key)
+
+    def translate(self, lang: str, key: str, **values) -> str:
+        text = self.catalog(lang).get(key)
+        if text is None:
+            text = self.catalog(DEFAULT_LANGUAGE).get(key, key)
+        return text.format(**values) if values else text
+
+    def translator(self, lang: str):
+        def t(key: str, **values) -> str:
+            return self.translate(lang, key, **values)
+
+        return t
+
+
+def request_language(cookie_value: str | None, accept_language: str | None) -> str:
+    if cookie_value in LANGUAGES:
+        return cookie_value
+    # Vietnamese first: only a browser that prefers English over Vietnamese gets English.
+    if accept_language:
+        for part in accept_language.split(","):
+            tag = part.split(";")[0].strip().lower()[:2]
+            if tag in LANGUAGES:
+                return tag
+    return DEFAULT_LANGUAGE

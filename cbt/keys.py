@@ -1,0 +1,25 @@
+"""Every typed web.AppKey of the application, in one place."""
+
+from __future__ import annotations
+
+import asyncpg
+import jinja2
+from aiohttp import web
+
+from cbt.config import Settings
+from cbt.i18n import Catalogs
+from cbt.metrics import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+JINJA = web.AppKey("jinja", jinja2.Environment)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+METRICS = web.AppKey("metrics", Metrics)
+
+# Per-request values set by the middlewares.
+USER = web.RequestKey("user", object)  # accounts.Staff or None
+SESSION_TOKEN = web.RequestKey("session_token", str)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+CSRF_BASIS_MISSING = web.RequestKey("csrf_basis_missing", bool)
+LANG = web.RequestKey("lang", str)
+REQUEST_ID = web.RequestKey("request_id", str)

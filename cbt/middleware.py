@@ -1,0 +1,132 @@
+"""Cross-cutting middlewares: request log and metrics, security headers, error pages."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import asyncpg
+from aiohttp import web
+
+from cbt import keys
+from cbt.errors import UserError
+from cbt.i18n import LANG_COOKIE, request_language
+from cbt.templating import render
+
+log = logging.getLogger("cbt.http")
+
+# No inline script anywhere: scripts only from our own /static/. MathML and
+# our CSS need nothing more.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler):
+    """One log line and one metrics sample per request."""
+    start = time.perf_counter()
+    request[keys.REQUEST_ID] = secrets.token_hex(8)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - start
+        route = request.match_info.route.name or ("unmatched" if status == 404 else "other")
+        request.app[keys.METRICS].observe(route, request.method, status, elapsed)
+        log.info("request", extra={"fields": {
+            "event": "http", "id": request[keys.REQUEST_ID], "method": request.method,
+            "path": request.path, "route": route, "status": status,
+            "ms": round(elapsed * 1000, 2),
+        }})
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler):
+    response = await handler(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.app[keys.SETTINGS].secure_cookies:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if response.content_type in ("text/html", "application/json"):
+        # Pages can hold exam content and personal data: never cache them.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@web.middleware
+async def language_middleware(request: web.Request, handler):
+    request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE),
+                                       request.headers.get("Accept-Language"))
+    return await handler(request)
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz",)
+
+
+def _localised(request: web.Request, code: str, fallback: str, details: dict) -> str:
+    """The message in the reader's language when the catalog has it."""
+    text = request.app[keys.CATALOGS].lookup(request.get(keys.LANG, "vi"), "error." + code)
+    if text is None:
+        return fallback
+    try:
+        return text.format(**details)
+    except (KeyError, IndexError):
+        return fallback
+
+
+def _error_response(request: web.Request, status: int, code: str, message: str,
+                    details: dict | None = None) -> web.Response:
+    message = _localised(request, code, message, details or {})
+    if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
+        body = {"code": code, "message": message}
+        if details:
+            body["details"] = details
+        return web.json_response({"error": body}, status=status)
+    return render(request, "error.html", {"status": status, "code": code, "message": message},
+                  status=status)
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 429: "too_many_requests",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Every failure becomes a page in the layout (or JSON for the API): never a traceback."""
+    try:
+        return await handler(request)
+    except UserError as e:
+        return _error_response(request, e.status, e.code, e.message, e.details)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "http_error")
+        return _error_response(request, e.status, code, e.reason)
+    except (asyncpg.PostgresConnectionError, OSError, TimeoutError) as e:
+        log.error("database unavailable: %s", e, extra={"fields": {"id": request.get(keys.REQUEST_ID)}})
+        return _error_response(request, 503, "database_unavailable",
+                               "the exam server cannot reach its database; try again in a moment")
+    except Exception:
+        log.exception("unhandled error", extra={"fields": {"id": request.get(keys.REQUEST_ID)}})
+        return _error_response(request, 500, "internal_error",
+                               f"something went wrong on the server (reference {request.get(keys.REQUEST_ID)})")

@@ -1,0 +1,49 @@
+"""The one URL table. Every route has a name and says who may use it.
+
+Access is one of: PUBLIC, STAFF (any signed-in staff member), or a set of
+roles. The access middleware refuses any route missing from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from cbt import auth, ops, staff
+from cbt.auth import PUBLIC, STAFF
+
+ADMIN = frozenset({"admin"})
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: object
+    name: str
+    access: object
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", staff.home, "home", PUBLIC),
+    Route("GET", "/healthz", ops.healthz, "healthz", PUBLIC),
+    Route("GET", "/metrics", ops.metrics, "metrics", PUBLIC),  # guarded in the handler
+    Route("GET", "/lang/{lang}", staff.set_language, "set_language", PUBLIC),
+    Route("GET", "/login", auth.login_page, "login", PUBLIC),
+    Route("POST", "/login", auth.login_submit, "login_submit", PUBLIC),
+    Route("POST", "/logout", auth.logout, "logout", STAFF),
+    Route("GET", "/staff", staff.dashboard, "staff_dashboard", STAFF),
+    Route("GET", "/staff/users", staff.users_page, "staff_users", ADMIN),
+    Route("POST", "/staff/users", staff.users_create, "staff_users_create", ADMIN),
+)
+
+STATIC_ROUTE = "static"
+
+ACCESS: dict[str, object] = {r.name: r.access for r in ROUTES} | {STATIC_ROUTE: PUBLIC}
+
+
+def add_routes(app: web.Application, static_dir) -> None:
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler, name=r.name)
+    app.router.add_static("/static/", static_dir, name=STATIC_ROUTE, append_version=True)

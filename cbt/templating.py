@@ -1,0 +1,51 @@
+"""Finding the web assets and rendering pages in the one base layout."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+
+from cbt import keys
+
+
+def web_root() -> Path:
+    """The web/ folder: cbt.web when installed, ./web beside the package in a checkout."""
+    try:
+        root = Path(str(importlib.resources.files("cbt.web")))
+        if (root / "templates").is_dir():
+            return root
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "web"
+
+
+def make_jinja(root: Path) -> jinja2.Environment:
+    # FileSystemLoader reads templates lazily, so this does no I/O.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(request: web.Request, template: str, context: dict | None = None, *,
+           status: int = 200) -> web.Response:
+    app = request.app
+    lang = request.get(keys.LANG, "vi")
+    ctx = {
+        "t": app[keys.CATALOGS].translator(lang),
+        "lang": lang,
+        "user": request.get(keys.USER),
+        "csrf_token": request.get(keys.CSRF_TOKEN, ""),
+        "path": request.path_qs,
+        "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
+    }
+    if context:
+        ctx.update(context)
+    html = app[keys.JINJA].get_template(template).render(ctx)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

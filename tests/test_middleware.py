@@ -1,0 +1,99 @@
+"""Security headers on every response, error pages in the layout, no tracebacks."""
+
+import pytest
+from aiohttp import web
+from conftest import login
+
+from cbt import routes
+from cbt.app import create_app
+from cbt.auth import PUBLIC
+from cbt.middleware import CSP
+
+
+def assert_security_headers(resp):
+    csp = resp.headers["Content-Security-Policy"]
+    assert csp == CSP
+    script_src = next(p for p in csp.split(";") if p.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
+    assert "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("path", ["/login", "/healthz", "/static/cbt.css", "/no/such/page", "/"])
+async def test_security_headers_everywhere(client, path):
+    resp = await client.get(path, allow_redirects=False)
+    assert_security_headers(resp)
+
+
+async def test_security_headers_on_staff_pages_and_refusals(client, staff):
+    await login(client, "teacher")
+    for path in ("/staff", "/staff/users"):
+        resp = await client.get(path)
+        assert_security_headers(resp)
+        assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_no_inline_script_or_style_in_pages(client, staff):
+    await login(client, "admin")
+    for path in ("/login", "/staff", "/staff/users", "/nowhere"):
+        html = await (await client.get(path)).text()
+        assert "<script>" not in html and "<script >" not in html
+        assert " style=" not in html and "<style" not in html
+        assert " onclick=" not in html
+
+
+async def test_404_page_is_in_the_layout(client):
+    resp = await client.get("/no/such/page")
+    assert resp.status == 404
+    html = await resp.text()
+    assert '<main id="main"' in html
+    assert 'data-code="not_found"' in html
+    assert "Không tìm thấy trang" in html
+
+
+async def test_404_is_json_for_the_api(client):
+    resp = await client.get("/api/v1/nothing")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+
+
+async def test_405_is_a_clear_page(client):
+    resp = await client.put("/login")
+    assert resp.status == 405
+    assert 'data-code="method_not_allowed"' in await resp.text()
+
+
+async def test_unlisted_route_is_refused_by_default(settings, aiohttp_client):
+    app = create_app(settings)
+
+    async def secret(request):
+        return web.Response(text="should never be served")
+
+    app.router.add_get("/unlisted", secret, name="unlisted")
+    client = await aiohttp_client(app)
+    resp = await client.get("/unlisted")
+    assert resp.status == 403
+    assert "should never be served" not in await resp.text()
+
+
+async def test_500_page_has_no_traceback(settings, aiohttp_client, monkeypatch):
+    monkeypatch.setitem(routes.ACCESS, "boom", PUBLIC)
+    app = create_app(settings)
+
+    async def boom(request):
+        raise RuntimeError("secret internal detail")
+
+    app.router.add_get("/boom", boom, name="boom")
+    client = await aiohttp_client(app)
+    resp = await client.get("/boom")
+    assert resp.status == 500
+    html = await resp.text()
+    assert "Traceback" not in html and "secret internal detail" not in html
+    assert 'data-code="internal_error"' in html
+    assert '<main id="main"' in html
+    assert_security_headers(resp)
+    resp = await client.get("/boom", headers={"Accept": "application/json"})
+    body = await resp.json()
+    assert body["error"]["code"] == "internal_error"
+    assert "secret internal detail" not in body["error"]["message"]
