@@ -45,13 +45,11 @@ class Catalogs:
         return t
 
 
-def request_language(cookie_value: str | None, accept_language: str | None) -> str:
-    if cookie_value in LANGUAGES:
-        return cookie_value
-    # Vietnamese first: only a browser that prefers English over Vietnamese gets English.
-    if accept_language:
-        for part in accept_language.split(","):
-            tag = part.split(";")[0].strip().lower()[:2]
-            if tag in LANGUAGES:
-                return tag
-    return DEFAULT_LANGUAGE
+def request_language(cookie_value: str | None) -> str:
+    """Vietnamese unless the reader chose English.
+
+    The browser's Accept-Language is deliberately ignored: lab computers in
+    Vietnamese schools often run an English-language Windows, and their
+    students and proctors still expect Vietnamese.
+    """
+    return cookie_value if cookie_value in LANGUAGES else DEFAULT_LANGUAGE

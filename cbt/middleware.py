@@ -72,8 +72,7 @@ async def headers_middleware(request: web.Request, handler):
 
 @web.middleware
 async def language_middleware(request: web.Request, handler):
-    request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE),
-                                       request.headers.get("Accept-Language"))
+    request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE))
     return await handler(request)
 
 

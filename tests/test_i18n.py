@@ -71,10 +71,12 @@ async def test_error_pages_speak_english_after_the_switch(client):
     assert "Page not found" in html
 
 
-def test_accept_language():
-    assert request_language(None, None) == "vi"
-    assert request_language(None, "en-US,en;q=0.9") == "en"
-    assert request_language(None, "vi-VN,vi;q=0.9,en;q=0.8") == "vi"
-    assert request_language(None, "fr-FR") == "vi"
-    assert request_language("en", "vi") == "en"
-    assert request_language("xx", "en") == "en"
+def test_language_is_vietnamese_unless_chosen():
+    assert request_language(None) == "vi"
+    assert request_language("en") == "en"
+    assert request_language("xx") == "vi"
+
+
+async def test_english_browser_still_gets_vietnamese(client):
+    html = await (await client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})).text()
+    assert '<html lang="vi">' in html

@@ -1,0 +1,101 @@
+"""Migrations: fresh, repeated, concurrent, and refusal of a newer schema."""
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from cbt import db
+
+
+async def test_fresh_database_migrates_to_latest(empty_dsn):
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        applied = await db.migrate(conn)
+        assert [m.version for m in applied] == [m.version for m in db.migrations()]
+        status = await db.schema_status(conn)
+        assert status.current == status.latest and not status.pending
+        tables = {r["tablename"] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert {"orgs", "users", "sessions", "login_failures", "schema_migrations"} <= tables
+    finally:
+        await conn.close()
+
+
+async def test_repeated_migrate_is_a_no_op(conn):
+    before = await conn.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    assert await db.migrate(conn) == []
+    after = await conn.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    assert before == after
+
+
+async def test_concurrent_start_applies_each_migration_once(empty_dsn):
+    conns = [await asyncpg.connect(empty_dsn) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(db.migrate(c) for c in conns))
+        applied = [m.version for r in results for m in r]
+        assert sorted(applied) == [m.version for m in db.migrations()]
+        assert await conns[0].fetchval("SELECT count(*) FROM schema_migrations") == len(db.migrations())
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_newer_database_is_refused(conn):
+    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
+    with pytest.raises(db.SchemaTooNew, match=r"version 999.*upgrade cbt"):
+        await db.migrate(conn)
+    with pytest.raises(db.SchemaTooNew):
+        await db.check_schema(conn)
+
+
+async def test_schema_behind_the_code_is_reported_by_check(empty_dsn):
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        with pytest.raises(db.DatabaseError, match="cbt db upgrade"):
+            await db.check_schema(conn)
+    finally:
+        await conn.close()
+
+
+async def test_failed_migration_leaves_nothing_half_applied(empty_dsn, monkeypatch):
+    good = db.migrations()
+    broken = db.Migration(len(good) + 1, "broken", "CREATE TABLE half_done (x int); SELECT 1/0;")
+    monkeypatch.setattr(db, "migrations", lambda: [*good, broken])
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await db.migrate(conn)
+        assert await conn.fetchval("SELECT to_regclass('half_done')") is None
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == len(good)
+        # The lock was released: another migrate can run (and fails the same way).
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await asyncio.wait_for(db.migrate(conn), 10)
+    finally:
+        await conn.close()
+
+
+def test_migration_files_are_numbered_without_gaps():
+    versions = [m.version for m in db.migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("postgresql://cbt:pw@127.0.0.1:1/cbt", "nothing is listening"),
+    ("postgresql://cbt:pw@[::1]:1/cbt", "nothing is listening"),
+    ("postgresql://cbt:pw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
+])
+async def test_connect_errors_are_one_clear_line(url, fragment):
+    with pytest.raises(db.DatabaseError) as info:
+        await db.connect(url)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert "pw@" not in message  # the password is never printed
+
+
+async def test_wrong_database_name_is_explained(pg_admin_dsn):
+    from conftest import with_database
+
+    with pytest.raises(db.DatabaseError, match="does not exist"):
+        await db.connect(with_database(pg_admin_dsn, "no_such_db_here"))

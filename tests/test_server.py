@@ -1,0 +1,272 @@
+"""`cbt serve` and the other commands as a user runs them: real processes,
+the embedded PostgreSQL, signals, and one-line errors."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(data_dir: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+    env.update({"CBT_DATA_DIR": str(data_dir), "CBT_LOG_LEVEL": "WARNING"}, **extra)
+    return env
+
+
+def cbt(*args, env, timeout=120, input=None) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "cbt", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+def postgres_pids_for(data_dir: Path) -> list[int]:
+    """PostgreSQL processes whose command line names this data dir."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next((ln for ln in (entry / "status").read_text().splitlines()
+                          if ln.startswith("State:")), "")
+        except OSError:
+            continue
+        if str(data_dir) in cmd and "postgres" in cmd and "zombie" not in state:
+            pids.append(int(entry.name))
+    return pids
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return r.status
+    except OSError:
+        return 0
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 90) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"cbt exited early ({proc.returncode}): {proc.stderr.read()}")
+        if healthz(port) == 200:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError("cbt did not become healthy")
+
+
+def wait_gone(pids_fn, timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = pids_fn()
+        if not left:
+            return []
+        time.sleep(0.2)
+    return pids_fn()
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    # Not pytest's tmp_path, whose 0700 parents PostgreSQL's own user cannot
+    # walk when the tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="cbt-test-serve-"))
+    root.chmod(0o755)
+    yield root / "data"
+    subprocess.run(["pkill", "-f", str(root)], check=False)
+
+
+def start_serve(data_dir: Path, port: int, workers: int = 2, **extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PY, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env_for(data_dir, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cbt: error: ")
+    return lines[0]
+
+
+def test_serve_ctrl_c_leaves_no_postgres(data_dir):
+    port = free_port()
+    proc = start_serve(data_dir, port, workers=2)
+    try:
+        wait_healthy(proc, port)
+        assert postgres_pids_for(data_dir), "the embedded PostgreSQL should be running"
+        assert len(children_of(proc.pid)) >= 2  # the workers (PostgreSQL is daemonised)
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+    assert healthz(port) == 0
+
+
+def test_sigterm_to_the_supervisor_stops_workers_and_postgres(data_dir):
+    port = free_port()
+    proc = start_serve(data_dir, port, workers=2)
+    try:
+        wait_healthy(proc, port)
+        workers = children_of(proc.pid)
+        proc.send_signal(signal.SIGTERM)  # as a service manager that signals only the main pid
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert wait_gone(lambda: [p for p in workers if Path(f"/proc/{p}").exists()
+                              and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]) == []
+    assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+
+
+def test_second_server_on_the_same_data_dir_is_refused_and_a_killed_worker_is_replaced(data_dir):
+    port = free_port()
+    proc = start_serve(data_dir, port, workers=2)
+    try:
+        wait_healthy(proc, port)
+        second = cbt("serve", "--port", str(free_port()), env=env_for(data_dir))
+        line = one_line_error(second)
+        assert "in use by another cbt server" in line and str(proc.pid) in line
+
+        # Commands other than serve borrow the running server's PostgreSQL.
+        pw = data_dir.parent / "pw.txt"
+        pw.write_text("a long enough password\n")
+        assert cbt("org", "add", "SGD-Z", "--name", "Sở Z", "--kind", "department",
+                   env=env_for(data_dir)).returncode == 0
+        added = cbt("user", "add", "zadmin", "--role", "admin", "--password-file", str(pw),
+                    env=env_for(data_dir))
+        assert added.returncode == 0, added.stderr
+        assert healthz(port) == 200
+
+        victim = children_of(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            kids = [k for k in children_of(proc.pid) if k != victim]
+            if len(kids) >= 2:
+                break
+            time.sleep(0.2)
+        assert len([k for k in children_of(proc.pid) if k != victim]) >= 2
+        assert all(healthz(port) == 200 for _ in range(10))
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+
+
+def test_port_in_use_is_one_clear_line(data_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        line = one_line_error(cbt("serve", "--port", str(port), env=env_for(data_dir)))
+    assert f"port {port}" in line and "--port" in line
+    assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("postgresql://cbt:secretpw@127.0.0.1:1/cbt", "nothing is listening"),
+    ("mysql://cbt@127.0.0.1/cbt", "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
+    ("postgresql://cbt:secretpw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
+])
+def test_bad_database_url_is_one_clear_line(tmp_path, url, fragment):
+    result = cbt("serve", "--port", str(free_port()), env=env_for(tmp_path / "d", CBT_DATABASE_URL=url))
+    line = one_line_error(result)
+    assert fragment in line
+    assert "secretpw" not in line
+
+
+async def test_server_refuses_a_database_newer_than_its_code(dsn, tmp_path):
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'x', 'x')")
+    await conn.close()
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    line = one_line_error(cbt("serve", "--port", str(free_port()), env=env))
+    assert "version 999" in line and "upgrade cbt" in line
+    status = cbt("db", "status", env=env)
+    assert status.returncode == 1 and "newer than this cbt" in status.stderr
+
+
+async def test_db_status_and_upgrade_on_an_external_database(empty_dsn, tmp_path):
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=empty_dsn)
+    status = cbt("db", "status", env=env)
+    assert status.returncode == 0 and "schema version 0" in status.stdout
+    assert "pending: 001_accounts" in status.stdout
+    upgrade = cbt("db", "upgrade", env=env)
+    assert upgrade.returncode == 0 and "001_accounts" in upgrade.stdout
+    again = cbt("db", "upgrade", env=env)
+    assert "nothing to do" in again.stdout
+
+
+async def test_user_and_org_commands(dsn, tmp_path):
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    pw = tmp_path / "pw"
+    pw.write_text("mật khẩu đủ dài\n")
+    assert cbt("org", "add", "SGD-Q", "--name", "Sở Q", "--kind", "department", env=env).returncode == 0
+    assert cbt("org", "add", "THPT-Q", "--name", "Trường Q", "--parent", "SGD-Q", env=env).returncode == 0
+    ok = cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw),
+             env=env)
+    assert ok.returncode == 0 and "qteacher (teacher) created" in ok.stdout
+    assert "exists" in one_line_error(
+        cbt("org", "add", "SGD-Q", "--name", "again", "--kind", "department", env=env))
+    assert "taken" in one_line_error(
+        cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw),
+            env=env))
+    assert "no organisation with code 'NOPE'" in one_line_error(
+        cbt("user", "add", "x2", "--role", "teacher", "--org", "NOPE", "--password-file", str(pw), env=env))
+    assert "--password-file" in one_line_error(
+        cbt("user", "add", "x3", "--role", "teacher", "--org", "THPT-Q", env=env, input=""))
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    assert "at least 10 characters" in one_line_error(
+        cbt("user", "add", "x4", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(short),
+            env=env))
+    assert "cannot read" in one_line_error(
+        cbt("user", "add", "x5", "--role", "teacher", "--password-file", str(tmp_path / "nope"), env=env))
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM users") == 1
+        assert await conn.fetchval("SELECT count(*) FROM orgs") == 2
+    finally:
+        await conn.close()
+    bad_role = cbt("user", "add", "x6", "--role", "superuser", env=env)
+    assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
+
+
+def test_demo_twice_duplicates_nothing(data_dir):
+    first = cbt("demo", "--no-serve", env=env_for(data_dir))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("password: ") == 5
+    second = cbt("demo", "--no-serve", env=env_for(data_dir))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("password: ") == 0 and second.stdout.count("(exists") == 5
+    assert wait_gone(lambda: postgres_pids_for(data_dir)) == []

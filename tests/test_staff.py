@@ -1,0 +1,60 @@
+"""The staff shell in a real browser: sign in, navigate by keyboard, switch
+language, create an account, sign out; no CSP violation or script error."""
+
+from pathlib import Path
+
+from browser import chromium_page, live_server, require_chromium
+from conftest import PASSWORD
+from test_server import free_port
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results"
+SCREENSHOTS.mkdir(exist_ok=True)
+
+
+def test_staff_shell_in_chromium(staff, dsn, tmp_path):
+    require_chromium()
+    with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+        page.goto(base + "/staff/users")
+        assert page.url.startswith(base + "/login")
+        assert page.locator("html").get_attribute("lang") == "vi"
+        assert page.locator("h1").inner_text() == "Đăng nhập cán bộ"
+
+        # Keyboard only: the cursor starts in the username box; from the top
+        # of the page the skip link comes first.
+        assert page.evaluate("document.activeElement.id") == "username"
+        first = page.evaluate("document.querySelector('a[href], button, input:not([type=hidden])').className")
+        assert first == "skip"
+        page.focus(".skip")
+        box = page.locator(".skip").bounding_box()
+        assert box["x"] >= 0 and box["y"] >= 0  # shown on screen once focused
+        page.focus("#username")
+        page.keyboard.type("admin")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url(base + "/staff/users")
+        assert "Tài khoản cán bộ" in page.locator("h1").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "staff-users-vi.png"), full_page=True)
+
+        page.click("text=English")
+        page.wait_for_url(base + "/staff/users")
+        assert page.locator("h1").inner_text() == "Staff accounts"
+
+        page.fill("#nu-username", "browser.made")
+        page.fill("#nu-display", "Đỗ Thị Trình Duyệt")
+        page.select_option("#nu-role", "proctor")
+        page.fill("#nu-password", "a long browser password")
+        page.click("text=Create account")
+        page.wait_for_url("**/staff/users?created=browser.made")
+        assert "Account browser.made created." in page.locator(".notice").inner_text()
+        assert page.locator("td", has_text="Đỗ Thị Trình Duyệt").count() == 1
+
+        page.click("text=Sign out")
+        page.wait_for_url(base + "/login")
+        page.goto(base + "/staff")
+        assert page.url.startswith(base + "/login")
+        assert problems == [], problems
+        # A missing page renders in the layout too.
+        page.goto(base + "/does-not-exist")
+        assert page.locator("h1").inner_text() == "Page not found"
+        assert len(problems) == 1 and "404" in problems[0]
