@@ -13,11 +13,14 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, db
+from cbt import accounts, bank, db
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
 from cbt.server import ServeError, serve
+from itembank import commands as itembank_commands
+from itembank import seal
+from itembank.errors import ItembankError
 
 
 def _settings(args) -> Settings:
@@ -159,6 +162,65 @@ def cmd_user_passwd(args) -> int:
     return with_database(_settings(args), work)
 
 
+# -- keys / bank (database side) ------------------------------------------------
+
+
+def cmd_keys_trust(args) -> int:
+    try:
+        pem = args.file.read_bytes()
+    except OSError as e:
+        raise UserError("key_file", f"cannot read {args.file}: {e.strerror}") from None
+
+    async def work(conn) -> int:
+        fp = await bank.trust_key(conn, pem, args.name or args.file.stem)
+        print(f"trusted key {fp} ({args.name or args.file.stem})")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_keys_list(args) -> int:
+    async def work(conn) -> int:
+        rows = await bank.list_keys(conn)
+        if not rows:
+            print("no trusted keys; add one with `cbt keys trust FILE.pub`")
+        for r in rows:
+            state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "trusted"
+            print(f"{r['fingerprint']}  {state:<18} {r['name']}")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_keys_revoke(args) -> int:
+    async def work(conn) -> int:
+        await bank.revoke_key(conn, args.fingerprint)
+        print(f"key {args.fingerprint} revoked: releases it signs are no longer imported")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_bank_import(args) -> int:
+    source: Path | bytes = args.path
+    if args.path.suffix == ".sealed" or args.key:
+        if not args.key:
+            raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key")
+        key_text = sys.stdin.readline().strip() if args.key == "-" else args.key
+        try:
+            source = seal.unseal(args.path.read_bytes(), key_text)
+        except OSError as e:
+            raise UserError("bank_file", f"cannot read {args.path}: {e.strerror}") from None
+        except ItembankError as e:
+            raise bank.bank_error(e) from None
+
+    async def work(conn) -> int:
+        print(await bank.import_release(conn, source))
+        return 0
+
+    return with_database(_settings(args), work)
+
+
 # -- the parser --------------------------------------------------------------
 
 
@@ -205,24 +267,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--password-file", help="read the password from the first line of this file")
     sp.set_defaults(func=cmd_user_passwd)
 
-    _register_optional(sub)
+    _register_bank(sub)
     return p
 
 
-def _register_optional(sub) -> None:
-    """Subcommands of the item bank and of item analysis."""
-    try:
-        from itembank import commands as bank_commands
-    except ImportError:
-        bank_commands = None
-    if bank_commands is not None and hasattr(bank_commands, "register"):
-        bank_commands.register(sub)
-    try:
-        from cbt import analyze
-    except ImportError:
-        analyze = None
-    if analyze is not None and hasattr(analyze, "register"):
-        analyze.register(sub)
+def _register_bank(sub) -> None:
+    """itembank's file commands, plus those that need the server's database."""
+    keys_commands, bank_commands = itembank_commands.register(sub)
+
+    sp = keys_commands.add_parser("trust", help="trust a public key for bank imports")
+    sp.add_argument("file", type=Path, help="FILE.pub")
+    sp.add_argument("--name", help="a label, e.g. the exam board's name (default: the file name)")
+    sp.set_defaults(func=cmd_keys_trust)
+    keys_commands.add_parser("list", help="the trusted keys").set_defaults(func=cmd_keys_list)
+    sp = keys_commands.add_parser("revoke", help="stop trusting a key")
+    sp.add_argument("fingerprint")
+    sp.set_defaults(func=cmd_keys_revoke)
+
+    sp = bank_commands.add_parser("import", help="verify and store a release in the database")
+    sp.add_argument("path", type=Path, help="release folder, FILE.cbtbank, or FILE.sealed with --key")
+    sp.add_argument("--key", help="the unseal key of a .sealed file ('-': read it from stdin)")
+    sp.set_defaults(func=cmd_bank_import)
 
 
 def main(argv: list[str] | None = None) -> int:

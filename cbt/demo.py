@@ -1,12 +1,18 @@
-"""`cbt demo`: a department, a school, and one account per staff role, so a
-newcomer can sign in and look around. Running it again adds nothing twice."""
+"""`cbt demo`: a department, a school, one account per staff role, and a
+signed demo bank, so a newcomer can sign in and look around. Running it
+again adds nothing twice."""
 
 from __future__ import annotations
 
 import secrets
+import shutil
+from pathlib import Path
 
-from cbt import accounts, db
+from cbt import accounts, bank, db
 from cbt.config import Settings
+from itembank import keys as itembank_keys
+from itembank import package
+from itembank.demo import BANK, write_demo_bank
 
 DEPARTMENT = ("DEMO-SGD", "Sở Giáo dục và Đào tạo (demo)")
 SCHOOL = ("DEMO-THPT", "Trường THPT Demo")
@@ -44,6 +50,29 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                 password = _password()
                 await accounts.add_user(conn, username, role, org, password, name)
                 lines.append(f"  {username:<9} {role:<9} password: {password}")
+        lines.append(await _demo_bank(conn, settings.data_dir))
     finally:
         await conn.close()
     return "Demo accounts (passwords are shown only now):\n" + "\n".join(lines)
+
+
+async def _demo_bank(conn, data_dir: Path) -> str:
+    """Sign the demo bank with a key made here and now, trust it, import it."""
+    if await conn.fetchval("SELECT 1 FROM bank_releases WHERE name = $1 AND version = $2",
+                           BANK.name, BANK.version):
+        return f"Demo bank {BANK.name} {BANK.version}: already imported"
+    folder = data_dir / "demo-bank"
+    shutil.rmtree(folder, ignore_errors=True)
+    write_demo_bank(folder)
+    # The private key is generated, never committed: it lives in the data dir
+    # (0600) so the demo release can be re-signed, and nowhere else.
+    key_dir = data_dir / "demo-keys"
+    key_path = key_dir / "demo-signer.key"
+    if not key_path.exists():
+        itembank_keys.generate_key_files("demo-signer", key_dir)
+    private_key = itembank_keys.load_private_key(key_path)
+    package.sign(folder, private_key)
+    pem = itembank_keys.public_key_pem(private_key.public_key())
+    await bank.trust_key(conn, pem, "cbt demo signer")
+    result = await bank.import_release(conn, folder)
+    return f"Demo bank: {result}"

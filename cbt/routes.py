@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from cbt import auth, ops, staff
+from cbt import auth, bank_browser, ops, staff
 from cbt.auth import PUBLIC, STAFF
 
 ADMIN = frozenset({"admin"})
+# Proctors run rooms; they have no business reading the question bank.
+BANK_READERS = frozenset({"admin", "teacher", "reviewer", "board"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/staff", staff.dashboard, "staff_dashboard", STAFF),
     Route("GET", "/staff/users", staff.users_page, "staff_users", ADMIN),
     Route("POST", "/staff/users", staff.users_create, "staff_users_create", ADMIN),
+    Route("GET", "/bank", bank_browser.index, "bank_index", BANK_READERS),
+    Route("GET", "/bank/template.xlsx", bank_browser.template_xlsx, "bank_template", BANK_READERS),
+    Route("GET", "/bank/items/{item_id}/{version}", bank_browser.item_page, "bank_item", BANK_READERS),
+    Route("GET", "/bank/items/{item_id}/{version}/{path:media/.+}", bank_browser.media, "bank_media",
+          BANK_READERS),
 )
 
 STATIC_ROUTE = "static"

@@ -266,7 +266,11 @@ def test_demo_twice_duplicates_nothing(data_dir):
     first = cbt("demo", "--no-serve", env=env_for(data_dir))
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("password: ") == 5
+    assert "Demo bank: imported demo-thpt" in first.stdout
     second = cbt("demo", "--no-serve", env=env_for(data_dir))
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("password: ") == 0 and second.stdout.count("(exists") == 5
+    assert "already imported" in second.stdout
+    keys = cbt("keys", "list", env=env_for(data_dir))
+    assert keys.stdout.count("trusted") == 1
     assert wait_gone(lambda: postgres_pids_for(data_dir)) == []

@@ -1,0 +1,1 @@
+"""Item file formats: `yaml_format` (native) and `xlsx` (spreadsheet import)."""

@@ -1,0 +1,221 @@
+"""The ``keys`` and ``bank`` command-line commands, attached to a host CLI.
+
+The ``cbt`` CLI calls ``register(subparsers)``; it gets back the ``keys``
+and ``bank`` sub-command sets, so that commands needing the database
+(``keys trust``, ``bank import`` ...) can be added next to these. Every
+handler takes the parsed arguments and returns an exit code: it prints a
+one-line summary on success, and on failure a message saying what to fix
+(never a traceback) and returns 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from itembank import keys, package, seal
+from itembank.errors import ItembankError, KeyFileError, ProblemsError
+from itembank.validate import validate_path
+
+Handler = Callable[[argparse.Namespace], int]
+SubParsers = Any  # argparse's _SubParsersAction, which has no public name
+
+
+def register(subparsers: SubParsers) -> tuple[SubParsers, SubParsers]:
+    """Add ``keys`` and ``bank`` to `subparsers`; return their own subparsers."""
+    keys_parser = subparsers.add_parser("keys", help="signing keys for bank releases")
+    keys_commands = keys_parser.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    command = keys_commands.add_parser(
+        "generate", help="make an Ed25519 key pair: NAME.key (secret) and NAME.pub (to share)"
+    )
+    command.add_argument("name", help="file name for the pair, e.g. exam-board-2025")
+    command.add_argument("--out", type=Path, default=Path("."), help="folder (default: here)")
+    command.add_argument("--passphrase-file", type=Path, help="encrypt the key with this passphrase")
+    command.set_defaults(func=_guarded(keys_generate))
+
+    bank_parser = subparsers.add_parser("bank", help="item bank releases: check, sign, verify, seal")
+    bank = bank_parser.add_subparsers(dest="bank_command", metavar="COMMAND", required=True)
+    command = bank.add_parser("validate", help="check item files or a release folder")
+    command.add_argument("path", type=Path, help="an item file, a folder of them, or a release")
+    command.set_defaults(func=_guarded(bank_validate))
+
+    command = bank.add_parser("sign", help="write MANIFEST.json and MANIFEST.sig into a release")
+    command.add_argument("folder", type=Path)
+    command.add_argument("--key", type=Path, required=True, help="private key file (NAME.key)")
+    command.add_argument("--passphrase-file", type=Path, help="file holding the key's passphrase")
+    command.set_defaults(func=_guarded(bank_sign))
+
+    command = bank.add_parser("pack", help="zip a signed release into a .cbtbank file")
+    command.add_argument("folder", type=Path)
+    command.add_argument("-o", "--out", type=Path, required=True, help="FILE.cbtbank")
+    command.set_defaults(func=_guarded(bank_pack))
+
+    command = bank.add_parser("verify", help="prove a release is exactly what a trusted key signed")
+    command.add_argument("path", type=Path, help="release folder or .cbtbank file")
+    command.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE.pub",
+        help="a public key to trust (repeat for several)",
+    )
+    command.set_defaults(func=_guarded(bank_verify))
+
+    command = bank.add_parser("seal", help="encrypt a .cbtbank until exam day; prints the key")
+    command.add_argument("file", type=Path, help="FILE.cbtbank")
+    command.add_argument("-o", "--out", type=Path, required=True, help="FILE.sealed")
+    command.set_defaults(func=_guarded(bank_seal))
+
+    command = bank.add_parser("unseal", help="decrypt a sealed release with its key")
+    command.add_argument("file", type=Path, help="FILE.sealed")
+    command.add_argument("--key", required=True, help="the key as printed by seal ('-': read stdin)")
+    command.add_argument("-o", "--out", type=Path, required=True, help="FILE.cbtbank")
+    command.set_defaults(func=_guarded(bank_unseal))
+
+    command = bank.add_parser("from-xlsx", help="turn a filled-in spreadsheet into item files")
+    command.add_argument("file", type=Path, help="FILE.xlsx made from the template")
+    command.add_argument("-o", "--out", type=Path, required=True, help="folder for the .yaml files")
+    command.add_argument("--force", action="store_true", help="replace existing item files")
+    command.set_defaults(func=_guarded(bank_from_xlsx))
+
+    command = bank.add_parser("template", help="write the spreadsheet template for from-xlsx")
+    command.add_argument("-o", "--out", type=Path, required=True, help="FILE.xlsx")
+    command.set_defaults(func=_guarded(bank_template))
+    return keys_commands, bank
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def keys_generate(args: argparse.Namespace) -> int:
+    passphrase = _passphrase(args.passphrase_file)
+    made = keys.generate_key_files(args.name, args.out, passphrase)
+    print(
+        f"key {made.fingerprint}: private {made.private_path} (keep it secret),"
+        f" public {made.public_path} (give it to schools)"
+    )
+    return 0
+
+
+def bank_validate(args: argparse.Namespace) -> int:
+    problems = validate_path(args.path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{args.path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.path}: no problems found")
+    return 0
+
+
+def bank_sign(args: argparse.Namespace) -> int:
+    private_key = _load_private_key(args.key, args.passphrase_file)
+    manifest = package.sign(args.folder, private_key)
+    print(
+        f"signed {manifest.name} {manifest.version}: {manifest.item_count} items,"
+        f" {len(manifest.files)} files, key {manifest.signer}"
+    )
+    return 0
+
+
+def bank_pack(args: argparse.Namespace) -> int:
+    count = package.pack(args.folder, args.out)
+    data = args.out.read_bytes()
+    print(f"packed {args.out}: {count} files, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+def bank_verify(args: argparse.Namespace) -> int:
+    trusted = [keys.load_public_key(path) for path in args.trust]
+    summary = package.verify(args.path, trusted)
+    print(f"verified {summary}")
+    return 0
+
+
+def bank_seal(args: argparse.Namespace) -> int:
+    key_text = seal.seal_file(args.file, args.out)
+    print(f"sealed {args.file} -> {args.out}; the key, shown only this once:")
+    print(f"  {key_text}")
+    return 0
+
+
+def bank_unseal(args: argparse.Namespace) -> int:
+    key_text = sys.stdin.readline() if args.key == "-" else args.key
+    seal.unseal_file(args.file, key_text, args.out)
+    print(f"unsealed {args.file} -> {args.out}")
+    return 0
+
+
+def bank_from_xlsx(args: argparse.Namespace) -> int:
+    from itembank.formats import xlsx  # openpyxl is slow to import; only these commands need it
+
+    written = xlsx.xlsx_to_yaml(args.file, args.out, overwrite=args.force)
+    print(f"wrote {len(written)} item file(s) into {args.out}")
+    return 0
+
+
+def bank_template(args: argparse.Namespace) -> int:
+    from itembank.formats import xlsx
+
+    xlsx.write_template(args.out)
+    print(f"wrote the template {args.out}: fill one row per item, then run cbt bank from-xlsx")
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn every failure into a message on stderr and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        stream = sys.stderr
+        try:
+            return handler(args)
+        except ProblemsError as e:
+            for problem in e.problems:
+                print(problem, file=stream)
+            print(f"error: {e.message}", file=stream)
+        except ItembankError as e:
+            print(f"error: {e.message}", file=stream)
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"error: {where}{e.strerror or e}", file=stream)
+        except Exception as e:  # a bug: still no traceback for the user, but say so
+            print(f"error: unexpected {type(e).__name__}: {e} (please report this)", file=stream)
+        return 1
+
+    run.__name__ = handler.__name__
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _passphrase(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_bytes().rstrip(b"\r\n")
+    except OSError as e:
+        raise KeyFileError("passphrase-file", f"{path}: cannot read ({e.strerror})") from None
+    if not text:
+        raise KeyFileError("passphrase-file", f"{path} is empty: put the passphrase in it")
+    return text
+
+
+def _load_private_key(path: Path, passphrase_file: Path | None) -> Ed25519PrivateKey:
+    passphrase = _passphrase(passphrase_file)
+    try:
+        return keys.load_private_key(path, passphrase)
+    except KeyFileError as e:
+        if e.code != "passphrase-needed" or not sys.stdin.isatty():
+            raise
+    typed = getpass.getpass(f"passphrase for {path}: ").encode("utf-8")
+    return keys.load_private_key(path, typed)

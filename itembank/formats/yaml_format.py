@@ -1,0 +1,647 @@
+"""The native item format: YAML, one item (a mapping) or a list of items per file.
+
+```yaml
+id: M12-HS-001
+version: 1
+type: single            # single | multiple | truefalse4 | short | essay
+subject: toan
+grade: 12
+topic: ham-so
+level: 1                # 1 Nhận biết .. 4 Vận dụng cao
+points: 0.25
+lang: vi
+status: approved        # draft | reviewed | approved | retired
+tags: [dao-ham]
+stem: Đạo hàm của hàm số $y = x^3$ là
+options:
+  A: $y' = 3x^2$
+  B: $y' = x^2$
+answer: A               # multiple: [A, C]; short: "-1,5" or {key, format, tolerance}
+```
+
+`truefalse4` items have `statements:` with `a` .. `d`, each `{text, answer}`.
+
+We read the YAML *node* tree (``yaml.compose``) rather than Python values,
+for two reasons: every node knows its line, so each problem can say
+``file:line``; and we can use the text exactly as written, which avoids
+YAML 1.1 surprises (``lang: no`` is the boolean false, ``answer: 0,5`` a
+string but ``answer: 0.50`` the float 0.5, ``id: 0012`` the integer 12).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from itembank.errors import Problem
+from itembank.model import (
+    BankInfo,
+    Item,
+    ItemType,
+    Option,
+    ShortFormat,
+    ShortKey,
+    Statement,
+    Status,
+)
+
+# libyaml is 10x faster when present; the pure-Python classes behave the same.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# In the order they are written out.
+ITEM_FIELDS = tuple(
+    "id version type subject grade topic level points lang status tags shuffle stem options answer statements"
+    " explanation media".split()
+)
+REQUIRED_FIELDS = ("id", "version", "type", "subject", "topic", "level", "points", "lang", "status", "stem")
+# Fields that only some types use: type -> fields it must have.
+TYPE_FIELDS: dict[ItemType, tuple[str, ...]] = {
+    ItemType.SINGLE: ("options", "answer"),
+    ItemType.MULTIPLE: ("options", "answer"),
+    ItemType.TRUEFALSE4: ("statements",),
+    ItemType.SHORT: ("answer",),
+    ItemType.ESSAY: (),
+}
+_TYPE_SPECIFIC = ("options", "answer", "statements")
+STATEMENT_FIELDS = ("text", "answer")
+SHORT_ANSWER_FIELDS = ("key", "format", "tolerance")
+BANK_FIELDS = ("format", "name", "version", "title", "subject", "description", "publisher")
+BANK_REQUIRED = ("format", "name", "version")
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)")
+_TRUE = {"true", "yes", "on", "đúng"}
+_FALSE = {"false", "no", "off", "sai"}
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """An item together with where it was written, for precise messages."""
+
+    item: Item
+    file: str
+    line: int
+    # "level" -> 7, "options.B" -> 12, "statements.c.answer" -> 20 ...
+    field_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, name: str) -> int:
+        """The line of field `name`, or of the nearest enclosing field that has one."""
+        while name:
+            if name in self.field_lines:
+                return self.field_lines[name]
+            name = name.rpartition(".")[0]
+        return self.line
+
+    def problem(self, code: str, message: str, name: str | None = None) -> Problem:
+        line = self.line_of(name) if name else self.line
+        return Problem(self.file, line, code, message, field=name)
+
+
+@dataclass
+class ParseResult:
+    items: list[SourceItem]
+    problems: list[Problem]
+
+
+# ---------------------------------------------------------------- reading
+
+
+def parse_file(path: Path, display_name: str | None = None) -> ParseResult:
+    """Parse an item file; `display_name` is how messages name it."""
+    name = display_name or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return ParseResult([], [Problem(name, None, "unreadable", f"cannot read file: {e}")])
+    return parse_bytes(data, name)
+
+
+def parse_bytes(data: bytes, filename: str) -> ParseResult:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        message = "not UTF-8 text: save the file with UTF-8 encoding"
+        return ParseResult([], [Problem(filename, line, "encoding", message)])
+    return parse_text(text, filename)
+
+
+def parse_text(text: str, filename: str) -> ParseResult:
+    """Parse YAML text holding one item or a list of items."""
+    root, problem = _compose(text, filename)
+    if problem:
+        return ParseResult([], [problem])
+    reader = _Reader(filename)
+    items: list[SourceItem | None] = []
+    if root is None:
+        reader.report(1, "empty-file", "the file holds no item")
+    elif isinstance(root, yaml.MappingNode):
+        items.append(reader.item(root))
+    elif isinstance(root, yaml.SequenceNode):
+        for node in root.value:
+            if isinstance(node, yaml.MappingNode):
+                items.append(reader.item(node))
+            else:
+                reader.report(
+                    _line(node),
+                    "not-an-item",
+                    "each entry of the list must be an item (a mapping of fields such as id:)",
+                )
+    else:
+        reader.report(
+            _line(root),
+            "not-an-item",
+            "the file must hold one item (fields such as id: and type:) or a list of items",
+        )
+    return ParseResult([i for i in items if i is not None], reader.problems)
+
+
+def parse_bank_bytes(data: bytes, filename: str) -> tuple[BankInfo | None, list[Problem]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(filename, None, "encoding", "not UTF-8 text: save it as UTF-8")]
+    return parse_bank_info(text, filename)
+
+
+def parse_bank_info(text: str, filename: str) -> tuple[BankInfo | None, list[Problem]]:
+    """Parse a release's ``bank.yaml``."""
+    root, problem = _compose(text, filename)
+    if problem:
+        return None, [problem]
+    reader = _Reader(filename)
+    if not isinstance(root, yaml.MappingNode):
+        line = _line(root) if root is not None else 1
+        reader.report(line, "not-a-mapping", "bank.yaml must be a mapping with format, name, version")
+        return None, reader.problems
+    fields = reader.fields(root, BANK_FIELDS, "field")
+    values: dict[str, str | None] = {}
+    for name in BANK_FIELDS:
+        if name in fields:
+            values[name] = reader.text(fields[name], name)
+        elif name in BANK_REQUIRED:
+            reader.report(
+                _line(root),
+                "missing-field",
+                f"missing field '{name}': bank.yaml needs format: cbt-bank/1, name: and version:",
+                name,
+            )
+    if reader.problems:
+        return None, reader.problems
+    info = BankInfo(**values)  # type: ignore[arg-type]
+    if info.format != "cbt-bank/1":
+        reader.report(
+            _line(fields["format"]),
+            "unknown-format",
+            f"format '{info.format}' is not supported: write format: cbt-bank/1",
+            "format",
+        )
+        return None, reader.problems
+    return info, []
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.Node | None, Problem | None]:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node(), None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        return None, Problem(filename, line, "yaml-syntax", _syntax_message(e))
+    except yaml.YAMLError as e:  # e.g. a control character the reader refuses
+        return None, Problem(filename, None, "yaml-syntax", f"YAML syntax error: {e}")
+    finally:
+        loader.dispose()
+
+
+def _syntax_message(e: yaml.MarkedYAMLError) -> str:
+    what = e.problem or e.context or "unreadable YAML"
+    if "tab" in what or "'\\t'" in what:
+        hint = "indent with spaces, not tabs"
+    elif "single document" in what:
+        hint = "write a list of items (each starting with '- ') instead of several documents"
+    else:
+        hint = (
+            "check the indentation, and put text that contains ': ' or starts with"
+            " a special character such as [ { * & ! | > ' \" % @ in quotes"
+        )
+    return f"YAML syntax error: {what}; {hint}"
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Reader:
+    """Turns node trees into model objects, collecting problems as it goes."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self.field_lines: dict[str, int] = {}
+        self.failed = False  # the current item cannot be built
+
+    def report(self, line: int | None, code: str, message: str, name: str | None = None) -> None:
+        self.problems.append(Problem(self.filename, line, code, message, field=name))
+        self.failed = True
+
+    def fields(
+        self, node: yaml.MappingNode, allowed: Iterable[str], what: str, prefix: str = ""
+    ) -> dict[str, yaml.Node]:
+        """Map field name -> value node, reporting unknown and repeated fields."""
+        allowed = tuple(allowed)
+        found: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = _line(key_node)
+            if name not in allowed:
+                self.report(line, "unknown-field", _unknown(what, str(name), allowed))
+                continue
+            if name in found:
+                first = self.field_lines[prefix + name]
+                message = f"{what} '{name}' is given twice (first on line {first}): keep one"
+                self.report(line, "duplicate-field", message, prefix + name)
+                continue
+            found[name] = value_node
+            self.field_lines[prefix + name] = line
+        return found
+
+    # -- scalars: each returns None after reporting a problem
+
+    def text(self, node: yaml.Node, name: str, *, optional: bool = False) -> str | None:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _NULL and node.style is None:
+                if not optional:
+                    self.report(_line(node), "empty-field", f"{name}: must not be empty", name)
+                return None
+            return node.value
+        kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+        self.report(
+            _line(node),
+            "wrong-type",
+            f"{name}: expected text but found {kind}; put the text in quotes if it starts with - [ or {{",
+            name,
+        )
+        return None
+
+    def whole(self, node: yaml.Node, name: str, hint: str) -> int | None:
+        value = node.value if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+            return int(value)
+        self.report(_line(node), "wrong-type", f"{name}: must be {hint}, not {_show(node)}", name)
+        return None
+
+    def decimal(self, node: yaml.Node, name: str, hint: str) -> Decimal | None:
+        value = node.value if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+            return Decimal(value.strip().replace(",", "."))
+        self.report(_line(node), "wrong-type", f"{name}: must be {hint}, not {_show(node)}", name)
+        return None
+
+    def boolean(self, node: yaml.Node, name: str) -> bool | None:
+        if isinstance(node, yaml.ScalarNode):
+            word = unicodedata.normalize("NFC", node.value).casefold()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+        self.report(_line(node), "not-boolean", f"{name}: must be true or false, not {_show(node)}", name)
+        return None
+
+    def choice(self, node: yaml.Node, name: str, enum: type[Any]) -> Any:
+        value = self.text(node, name)
+        if value is None:
+            return None
+        try:
+            return enum(value)
+        except ValueError:
+            choices = ", ".join(e.value for e in enum)
+            self.report(_line(node), f"bad-{name}", f"{name}: '{value}' is not one of {choices}", name)
+            return None
+
+    def text_list(self, node: yaml.Node, name: str) -> tuple[str, ...] | None:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _NULL and node.style is None:
+                return ()
+            return (node.value,)  # a lone value is a list of one
+        if isinstance(node, yaml.SequenceNode):
+            values = [self.text(child, name) for child in node.value]
+            if any(v is None for v in values):
+                return None
+            return tuple(values)  # type: ignore[arg-type]
+        self.report(_line(node), "wrong-type", f"{name}: expected a list like [a, b]", name)
+        return None
+
+    # -- items
+
+    def item(self, node: yaml.MappingNode) -> SourceItem | None:
+        self.field_lines = {}
+        self.failed = False
+        start = _line(node)
+        fields = self.fields(node, ITEM_FIELDS, "field")
+        values: dict[str, Any] = {}
+        for name in REQUIRED_FIELDS:
+            if name not in fields:
+                self.report(
+                    start,
+                    "missing-field",
+                    f"missing field '{name}': every item needs {', '.join(REQUIRED_FIELDS)}",
+                    name,
+                )
+        simple = {
+            "id": lambda n: self.text(n, "id"),
+            "version": lambda n: self.whole(n, "version", "a whole number (1, 2 ...)"),
+            "type": lambda n: self.choice(n, "type", ItemType),
+            "subject": lambda n: self.text(n, "subject"),
+            "grade": lambda n: self.whole(n, "grade", "a whole number such as 12"),
+            "topic": lambda n: self.text(n, "topic"),
+            "level": lambda n: self.whole(n, "level", "a whole number from 1 to 4"),
+            "points": lambda n: self.decimal(n, "points", "a number such as 0.25"),
+            "lang": lambda n: self.text(n, "lang"),
+            "status": lambda n: self.choice(n, "status", Status),
+            "tags": lambda n: self.text_list(n, "tags"),
+            "shuffle": lambda n: self.boolean(n, "shuffle"),
+            "stem": lambda n: self.text(n, "stem"),
+            "explanation": lambda n: self.text(n, "explanation", optional=True),
+            "media": lambda n: self.text_list(n, "media"),
+        }
+        for name, convert in simple.items():
+            if name in fields:
+                values[name] = convert(fields[name])
+        item_type = values.get("type")
+        if item_type is not None:
+            self._type_fields(item_type, fields, values, start)
+        if self.failed:
+            return None
+        values = {k: v for k, v in values.items() if v is not None}
+        return SourceItem(Item(**values), self.filename, start, dict(self.field_lines))
+
+    def _type_fields(
+        self, item_type: ItemType, fields: dict[str, yaml.Node], values: dict[str, Any], start: int
+    ) -> None:
+        needed = TYPE_FIELDS[item_type]
+        for name in _TYPE_SPECIFIC:
+            if name in fields and name not in needed:
+                message = f"field '{name}' is not used by {item_type} items: remove it"
+                if item_type == ItemType.ESSAY and name == "answer":
+                    message += " (put a model answer in explanation:)"
+                self.report(self.field_lines[name], "field-not-for-type", message, name)
+            elif name not in fields and name in needed:
+                want = " and ".join(f"'{n}'" for n in needed)
+                self.report(
+                    start,
+                    "missing-field",
+                    f"missing field '{name}': a {item_type} item needs {want}",
+                    name,
+                )
+        if any(name not in fields for name in needed):
+            return
+        if item_type in (ItemType.SINGLE, ItemType.MULTIPLE):
+            values["options"] = self._options(fields["options"], fields["answer"])
+        elif item_type == ItemType.TRUEFALSE4:
+            values["statements"] = self._statements(fields["statements"])
+        elif item_type == ItemType.SHORT:
+            values["answer"] = self._short_key(fields["answer"])
+
+    def _options(self, node: yaml.Node, answer_node: yaml.Node) -> tuple[Option, ...] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.report(
+                _line(node),
+                "wrong-type",
+                "options: write one option per line, as 'A: text'",
+                "options",
+            )
+            return None
+        texts: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            option_id = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            name = f"options.{option_id}"
+            if option_id in texts:
+                self.report(_line(key_node), "duplicate-option", f"option {option_id} is given twice", name)
+                continue
+            self.field_lines[name] = _line(key_node)
+            text = self.text(value_node, name)
+            if text is not None:
+                texts[option_id] = text
+        keys = self._answer_ids(answer_node)
+        if keys is None:
+            return None
+        for key, line in keys.items():
+            if key not in texts:
+                listed = ", ".join(texts) or "none"
+                self.report(
+                    line,
+                    "key-not-in-options",
+                    f"answer '{key}' is not among the options ({listed}): use one of their ids",
+                    "answer",
+                )
+        return tuple(Option(i, t, i in keys) for i, t in texts.items())
+
+    def _answer_ids(self, node: yaml.Node) -> dict[str, int] | None:
+        """The keys named by `answer:` (one id or a list) with their lines."""
+        children = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        keys: dict[str, int] = {}
+        for child in children:
+            if not isinstance(child, yaml.ScalarNode) or child.tag == _NULL:
+                self.report(
+                    _line(child),
+                    "wrong-type",
+                    "answer: name the correct option, e.g. 'answer: B' or 'answer: [A, C]'",
+                    "answer",
+                )
+                return None
+            if child.value in keys:
+                self.report(
+                    _line(child),
+                    "duplicate-key",
+                    f"answer '{child.value}' is listed twice",
+                    "answer",
+                )
+            keys[child.value] = _line(child)
+        return keys
+
+    def _statements(self, node: yaml.Node) -> tuple[Statement, ...] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.report(
+                _line(node),
+                "wrong-type",
+                "statements: write a: b: c: d:, each with text: and answer: true or false",
+                "statements",
+            )
+            return None
+        statements = []
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            sid = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            name = f"statements.{sid}"
+            if sid in seen:
+                self.report(_line(key_node), "duplicate-statement", f"statement {sid} is given twice", name)
+                continue
+            seen.add(sid)
+            self.field_lines[name] = _line(key_node)
+            if not isinstance(value_node, yaml.MappingNode):
+                self.report(
+                    _line(value_node),
+                    "truefalse4-statements",
+                    f"statement {sid}: give text: and answer: true or false",
+                    name,
+                )
+                continue
+            parts = self.fields(value_node, STATEMENT_FIELDS, "statement field", name + ".")
+            text = self.text(parts["text"], name + ".text") if "text" in parts else None
+            answer = self.boolean(parts["answer"], name + ".answer") if "answer" in parts else None
+            for part in STATEMENT_FIELDS:
+                if part not in parts:
+                    message = f"statement {sid} has no {part}: give text: and answer: true or false"
+                    self.report(_line(value_node), "truefalse4-statements", message, name)
+            if text is not None and answer is not None:
+                statements.append(Statement(sid, text, answer))
+        return tuple(statements)
+
+    def _short_key(self, node: yaml.Node) -> ShortKey | None:
+        if isinstance(node, yaml.ScalarNode):
+            key = self.text(node, "answer")
+            return ShortKey(key) if key is not None else None
+        if not isinstance(node, yaml.MappingNode):
+            self.report(
+                _line(node),
+                "wrong-type",
+                "answer: write the key, e.g. answer: '-1,5', or {key: ..., format: ..., tolerance: ...}",
+                "answer",
+            )
+            return None
+        parts = self.fields(node, SHORT_ANSWER_FIELDS, "answer field", "answer.")
+        if "key" not in parts:
+            self.report(_line(node), "missing-field", "missing field 'key' in answer", "answer.key")
+            return None
+        key = self.text(parts["key"], "answer.key")
+        fmt = ShortFormat.VN_NUMERIC
+        if "format" in parts:
+            fmt = self.choice(parts["format"], "format", ShortFormat)
+        tolerance = None
+        if "tolerance" in parts:
+            tolerance = self.decimal(parts["tolerance"], "answer.tolerance", "a number such as 0.05")
+        if key is None or fmt is None:
+            return None
+        return ShortKey(key, fmt, tolerance)
+
+
+def _unknown(what: str, name: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown {what} '{name}' — did you mean '{close[0]}'?"
+    return f"unknown {what} '{name}': the valid names are {', '.join(allowed)}"
+
+
+def _show(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return f"'{node.value}'" if node.value else "empty"
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+# ---------------------------------------------------------------- writing
+
+
+class _FlowList(list):  # type: ignore[type-arg]
+    """A list written on one line: tags: [a, b]."""
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    # Multi-line text reads best as a literal block; PyYAML falls back to a
+    # quoted style by itself when the text cannot be a block.
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar(_STR, text, style=style)
+
+
+def _represent_decimal(dumper: yaml.SafeDumper, number: Decimal) -> yaml.Node:
+    text = format(number, "f")
+    # Tag it as whatever YAML would read the plain text as (int or float), so
+    # the emitter writes `points: 1` rather than `points: !!float 1`.
+    tag = dumper.resolve(yaml.ScalarNode, text, (True, False))
+    return dumper.represent_scalar(tag, text)
+
+
+def _represent_flow_list(dumper: yaml.SafeDumper, values: list[Any]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", values, flow_style=True)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(Decimal, _represent_decimal)
+_Dumper.add_representer(_FlowList, _represent_flow_list)
+
+
+def item_to_dict(item: Item) -> dict[str, Any]:
+    """The item as the plain mapping written to YAML (fields in reading order)."""
+    data: dict[str, Any] = {
+        "id": item.id,
+        "version": item.version,
+        "type": item.type.value,
+        "subject": item.subject,
+    }
+    if item.grade is not None:
+        data["grade"] = item.grade
+    data.update(
+        topic=item.topic,
+        level=item.level,
+        points=item.points,
+        lang=item.lang,
+        status=item.status.value,
+    )
+    if item.tags:
+        data["tags"] = _FlowList(item.tags)
+    if not item.shuffle:
+        data["shuffle"] = False
+    data["stem"] = item.stem
+    if item.type in (ItemType.SINGLE, ItemType.MULTIPLE):
+        data["options"] = {option.id: option.text for option in item.options}
+        keys = list(item.correct_option_ids)
+        single_key = item.type == ItemType.SINGLE and len(keys) == 1
+        data["answer"] = keys[0] if single_key else _FlowList(keys)
+    elif item.type == ItemType.TRUEFALSE4:
+        data["statements"] = {s.id: {"text": s.text, "answer": s.answer} for s in item.statements}
+    elif item.type == ItemType.SHORT and item.answer is not None:
+        key = item.answer
+        if key.format == ShortFormat.VN_NUMERIC and key.tolerance is None:
+            data["answer"] = key.canonical
+        else:
+            data["answer"] = {"key": key.canonical, "format": key.format.value}
+            if key.tolerance is not None:
+                data["answer"]["tolerance"] = key.tolerance
+    if item.explanation is not None:
+        data["explanation"] = item.explanation
+    if item.media:
+        data["media"] = _FlowList(item.media)
+    return data
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=4096, indent=2)
+
+
+def serialise_item(item: Item) -> str:
+    """YAML text for one item; ``parse_text(serialise_item(x))`` gives back x."""
+    return dump_yaml(item_to_dict(item))
+
+
+def serialise_items(items: Iterable[Item]) -> str:
+    """YAML text for a list of items in one file."""
+    return dump_yaml([item_to_dict(item) for item in items])
+
+
+def serialise_bank_info(info: BankInfo) -> str:
+    data = {k: getattr(info, k) for k in BANK_FIELDS if getattr(info, k) is not None}
+    return dump_yaml(data)

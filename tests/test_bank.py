@@ -1,0 +1,232 @@
+"""The bank in the database: trust store, import of signed releases, the
+read-only bank browser."""
+
+import shutil
+
+import pytest
+from conftest import login
+
+from cbt import bank
+from cbt.errors import Conflict, NotFound, UserError
+from itembank import keys as ik
+from itembank import package, seal
+from itembank.demo import write_demo_bank
+
+
+@pytest.fixture(scope="module")
+def signed_demo(tmp_path_factory):
+    """The demo bank, signed by a fresh key: (release folder, .cbtbank bytes, .pub path)."""
+    root = tmp_path_factory.mktemp("bank")
+    folder = root / "demo"
+    write_demo_bank(folder)
+    made = ik.generate_key_files("demo-signer", root / "keys")
+    package.sign(folder, ik.load_private_key(made.private_path))
+    packed = root / "demo.cbtbank"
+    package.pack(folder, packed)
+    return folder, packed.read_bytes(), made.public_path
+
+
+async def trust(conn, pub_path, name="demo signer"):
+    return await bank.trust_key(conn, pub_path.read_bytes(), name)
+
+
+async def test_import_needs_a_trusted_key(conn, signed_demo):
+    folder, _, _ = signed_demo
+    with pytest.raises(UserError, match="cbt keys trust"):
+        await bank.import_release(conn, folder)
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
+
+
+async def test_import_stores_release_items_and_media(conn, signed_demo):
+    folder, packed, pub = signed_demo
+    fp = await trust(conn, pub)
+    result = await bank.import_release(conn, packed)
+    assert not result.already_imported
+    assert result.items >= 60 and result.new_items == result.items
+    row = await conn.fetchrow("SELECT signer, item_count, manifest, signature FROM bank_releases")
+    assert row["signer"] == fp and row["item_count"] == result.items
+    assert row["manifest"] == (folder / "MANIFEST.json").read_bytes()
+    assert await conn.fetchval("SELECT count(*) FROM bank_items") == result.items
+    assert await conn.fetchval("SELECT count(*) FROM release_items") == result.items
+    assert await conn.fetchval("SELECT count(*) FROM release_media") == result.media > 0
+    # Every stored item is rebuilt exactly from its canonical source.
+    for r in await conn.fetch("SELECT item_id, version FROM bank_items"):
+        _, item = await bank.get_item(conn, r["item_id"], r["version"])
+        assert item.id == r["item_id"] and item.version == r["version"]
+
+
+async def test_same_release_again_is_a_no_op(conn, signed_demo):
+    folder, packed, pub = signed_demo
+    await trust(conn, pub)
+    first = await bank.import_release(conn, folder)
+    again = await bank.import_release(conn, packed)  # the same content, as a .cbtbank
+    assert again.already_imported and again.release_id == first.release_id
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 1
+
+
+async def test_different_content_under_the_same_name_and_version_is_refused(conn, signed_demo, tmp_path):
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    item_file = sorted((changed / "items").glob("*.yaml"))[0]
+    item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [changed]\npoints:", 1), "utf-8")
+    other = ik.generate_key_files("other", tmp_path / "k")
+    package.sign(changed, ik.load_private_key(other.private_path))
+    await trust(conn, other.public_path, "other signer")
+    with pytest.raises(Conflict) as info:
+        await bank.import_release(conn, changed)
+    assert info.value.code == "release_conflict"
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 1
+
+
+async def test_changed_item_under_an_old_version_is_refused_whole(conn, signed_demo, tmp_path):
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    changed = tmp_path / "v2"
+    shutil.copytree(folder, changed)
+    bank_yaml = changed / "bank.yaml"
+    bank_yaml.write_text(bank_yaml.read_text("utf-8").replace("version:", "version: '9.9'\n#", 1), "utf-8")
+    item_file = sorted((changed / "items").glob("*.yaml"))[0]
+    item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [edited]\npoints:", 1), "utf-8")
+    made = ik.generate_key_files("s2", tmp_path / "k")
+    package.sign(changed, ik.load_private_key(made.private_path))
+    await trust(conn, made.public_path, "s2")
+    before = await conn.fetchval("SELECT count(*) FROM bank_items")
+    with pytest.raises(Conflict) as info:
+        await bank.import_release(conn, changed)
+    assert info.value.code == "item_version_conflict"
+    assert "new version number" in info.value.message
+    # Nothing half-written: no second release, no new items.
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 1
+    assert await conn.fetchval("SELECT count(*) FROM bank_items") == before
+
+
+async def test_tampered_release_is_refused_with_the_file_named(conn, signed_demo, tmp_path):
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    bad = tmp_path / "bad"
+    shutil.copytree(folder, bad)
+    victim = sorted((bad / "items").glob("*.yaml"))[1]
+    victim.write_bytes(victim.read_bytes() + b"\n# edited after signing\n")
+    with pytest.raises(UserError) as info:
+        await bank.import_release(conn, bad)
+    assert info.value.code == "changed-file" and victim.name in info.value.message
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
+
+
+async def test_revoked_key_no_longer_imports(conn, signed_demo):
+    folder, _, pub = signed_demo
+    fp = await trust(conn, pub)
+    await bank.revoke_key(conn, fp)
+    with pytest.raises(UserError):
+        await bank.import_release(conn, folder)
+    with pytest.raises(NotFound):
+        await bank.revoke_key(conn, "0123456789abcdef")
+    assert [r["fingerprint"] for r in await bank.list_keys(conn)] == [fp]
+
+
+async def test_trust_refuses_what_is_not_an_ed25519_public_key(conn, tmp_path):
+    with pytest.raises(UserError):
+        await bank.trust_key(conn, b"-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n", "x")
+    assert await conn.fetchval("SELECT count(*) FROM trusted_keys") == 0
+
+
+async def test_sealed_release_imports_after_unsealing(conn, signed_demo):
+    _, packed, pub = signed_demo
+    await trust(conn, pub)
+    sealed, key = seal.seal(packed)
+    result = await bank.import_release(conn, seal.unseal(sealed, key))
+    assert result.items >= 60
+
+
+async def test_bank_browser_lists_filters_and_previews(client, staff, conn, signed_demo):
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await login(client, "teacher")
+    html = await (await client.get("/bank")).text()
+    assert "Chữ ký hợp lệ khi nhập" in html
+    row = await conn.fetchrow(
+        "SELECT item_id, version, topic, level FROM bank_items WHERE type = 'single' ORDER BY item_id LIMIT 1")
+    html = await (await client.get(f"/bank?topic={row['topic']}&level={row['level']}&type=single")).text()
+    assert f">{row['item_id']}@{row['version']}<" in html
+    others = await conn.fetchval(
+        "SELECT count(*) FROM bank_items WHERE NOT (topic = $1 AND level = $2 AND type = 'single')",
+        row["topic"], row["level"])
+    assert others > 0
+    page = await client.get(f"/bank/items/{row['item_id']}/{row['version']}")
+    assert page.status == 200
+    html = await page.text()
+    assert "Thí sinh sẽ thấy" in html and "Đáp án" in html
+    assert (await client.get("/bank?level=9")).status == 400
+    assert (await client.get("/bank/items/NOPE/1")).status == 404
+    assert (await client.get("/bank/items/NOPE/abc")).status == 404
+
+
+async def test_math_renders_as_mathml_and_media_is_served_safely(client, staff, conn, signed_demo):
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await login(client, "reviewer")
+    math_item = await conn.fetchrow("SELECT item_id, version FROM bank_items WHERE stem LIKE '%$%' LIMIT 1")
+    html = await (await client.get(f"/bank/items/{math_item['item_id']}/{math_item['version']}")).text()
+    assert "<math" in html
+    media_row = await conn.fetchrow(
+        "SELECT b.item_id, b.version, rm.path FROM bank_items b JOIN release_media rm "
+        "ON rm.release_id = b.first_release_id WHERE b.source LIKE '%' || rm.path || '%' LIMIT 1")
+    url = f"/bank/items/{media_row['item_id']}/{media_row['version']}/{media_row['path']}"
+    resp = await client.get(url)
+    assert resp.status == 200
+    assert "sandbox" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    bad = f"/bank/items/{media_row['item_id']}/{media_row['version']}/media/../bank.yaml"
+    assert (await client.get(bad)).status in (400, 404)
+
+
+async def test_proctor_cannot_read_the_bank(client, staff):
+    await login(client, "proctor")
+    assert (await client.get("/bank")).status == 403
+    assert (await client.get("/bank/template.xlsx")).status == 403
+
+
+async def test_template_download(client, staff):
+    await login(client, "teacher")
+    resp = await client.get("/bank/template.xlsx")
+    assert resp.status == 200
+    body = await resp.read()
+    assert body[:2] == b"PK"
+    assert "attachment" in resp.headers["Content-Disposition"]
+
+
+async def test_bank_commands(dsn, tmp_path, signed_demo):
+    from test_server import cbt, env_for, one_line_error
+
+    folder, packed, pub = signed_demo
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    refused = cbt("bank", "import", str(folder), env=env)
+    assert refused.returncode == 1 and "cbt keys trust" in refused.stderr
+    trusted = cbt("keys", "trust", str(pub), "--name", "Hội đồng demo", env=env)
+    assert trusted.returncode == 0 and "trusted key" in trusted.stdout
+    fp = trusted.stdout.split()[2]
+    listed = cbt("keys", "list", env=env)
+    assert fp in listed.stdout and "Hội đồng demo" in listed.stdout
+
+    cbtbank = tmp_path / "demo.cbtbank"
+    cbtbank.write_bytes(packed)
+    sealed_path = tmp_path / "demo.sealed"
+    sealed, key = seal.seal(packed)
+    sealed_path.write_bytes(sealed)
+    wrong_key = seal.seal(packed)[1]
+    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, env=env)).lower()
+    assert "--key" in one_line_error(cbt("bank", "import", str(sealed_path), env=env))
+    ok = cbt("bank", "import", str(sealed_path), "--key", key, env=env)
+    assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout
+    again = cbt("bank", "import", str(cbtbank), env=env)
+    assert again.returncode == 0 and "already imported" in again.stdout
+
+    revoked = cbt("keys", "revoke", fp, env=env)
+    assert revoked.returncode == 0
+    assert "no trusted key" in one_line_error(cbt("keys", "revoke", "0000000000000000", env=env))
