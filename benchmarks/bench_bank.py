@@ -4,7 +4,9 @@
 
 Items are generated with distinct formulas (so the math cache does not make
 rendering look cheaper than it is), one file each, with a few media files.
-Target (issue 3): verify under 2 s.
+Targets (issue 3): verify under 2 s; import into PostgreSQL under 10 s.
+The import step runs cbt's real import (verify, validate, store) against a
+throw-away embedded PostgreSQL, or CBT_DATABASE_URL when set.
 """
 
 from __future__ import annotations
@@ -107,9 +109,51 @@ def main() -> None:
         print(f"  {'archive size':<34} {archive.stat().st_size / 1e6:7.2f} MB")
         folder_seconds = timed("verify folder", lambda: package.verify(folder, [key.public_key()]))
         archive_seconds = timed("verify .cbtbank", lambda: package.verify(archive, [key.public_key()]))
-        timed("load_release .cbtbank (import)", lambda: package.load_release(archive, [key.public_key()]))
+        timed("load_release .cbtbank (no database)", lambda: package.load_release(archive, [key.public_key()]))
+        import_seconds = import_into_postgres(Path(temp), archive, key)
         verdict = "met" if max(folder_seconds, archive_seconds) < 2 else "MISSED"
         print(f"target verify < 2 s: {verdict}")
+        print(f"target import < 10 s: {'met' if import_seconds < 10 else 'MISSED'}")
+
+
+def import_into_postgres(temp: Path, archive: Path, key: Ed25519PrivateKey) -> float:
+    """cbt's full import into a real, fresh database; returns its seconds."""
+    import asyncio
+
+    import asyncpg
+
+    from cbt import bank, db
+    from itembank.keys import public_key_pem
+
+    async def run(dsn: str) -> float:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await db.migrate(conn)
+            await bank.trust_key(conn, public_key_pem(key.public_key()), "bench")
+            _formula.cache_clear()
+            start = time.perf_counter()
+            result = await bank.import_release(conn, archive)
+            seconds = time.perf_counter() - start
+            print(f"  {'import into PostgreSQL':<34} {seconds:7.2f} s  ({result})")
+            return seconds
+        finally:
+            await conn.close()
+
+    if os.environ.get("CBT_DATABASE_URL"):
+        return asyncio.run(run(os.environ["CBT_DATABASE_URL"]))
+    pg_root = temp / "pg-root"
+    pg_root.mkdir()
+    pg_root.chmod(0o755)
+    temp.chmod(0o755)  # PostgreSQL's own user must reach its folder when run as root
+    pg = db.EmbeddedPostgres(pg_root)
+    pg.acquire(exclusive=True)
+    sock = pg.start()
+    try:
+        asyncio.run(db.ensure_database(pg.dsn(sock, "postgres")))
+        return asyncio.run(run(pg.dsn(sock)))
+    finally:
+        pg.stop()
+        pg.release()
 
 
 if __name__ == "__main__":
