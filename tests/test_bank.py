@@ -64,17 +64,28 @@ async def test_same_release_again_is_a_no_op(conn, signed_demo):
     assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 1
 
 
+async def edited_copy(conn, folder, tmp_path, release_version=None):
+    """A copy of the release whose first item was edited without a new item
+    version, signed by another (trusted) key."""
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    if release_version:
+        bank_yaml = changed / "bank.yaml"
+        bank_yaml.write_text(bank_yaml.read_text("utf-8").replace("version:", f"version: '{release_version}'\n#", 1),
+                             "utf-8")
+    item_file = sorted((changed / "items").glob("*.yaml"))[0]
+    item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [edited]\npoints:", 1), "utf-8")
+    other = ik.generate_key_files("other", tmp_path / "k")
+    package.sign(changed, ik.load_private_key(other.private_path))
+    await trust(conn, other.public_path, "other signer")
+    return changed
+
+
 async def test_different_content_under_the_same_name_and_version_is_refused(conn, signed_demo, tmp_path):
     folder, _, pub = signed_demo
     await trust(conn, pub)
     await bank.import_release(conn, folder)
-    changed = tmp_path / "changed"
-    shutil.copytree(folder, changed)
-    item_file = sorted((changed / "items").glob("*.yaml"))[0]
-    item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [changed]\npoints:", 1), "utf-8")
-    other = ik.generate_key_files("other", tmp_path / "k")
-    package.sign(changed, ik.load_private_key(other.private_path))
-    await trust(conn, other.public_path, "other signer")
+    changed = await edited_copy(conn, folder, tmp_path)
     with pytest.raises(Conflict) as info:
         await bank.import_release(conn, changed)
     assert info.value.code == "release_conflict"
@@ -85,15 +96,7 @@ async def test_changed_item_under_an_old_version_is_refused_whole(conn, signed_d
     folder, _, pub = signed_demo
     await trust(conn, pub)
     await bank.import_release(conn, folder)
-    changed = tmp_path / "v2"
-    shutil.copytree(folder, changed)
-    bank_yaml = changed / "bank.yaml"
-    bank_yaml.write_text(bank_yaml.read_text("utf-8").replace("version:", "version: '9.9'\n#", 1), "utf-8")
-    item_file = sorted((changed / "items").glob("*.yaml"))[0]
-    item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [edited]\npoints:", 1), "utf-8")
-    made = ik.generate_key_files("s2", tmp_path / "k")
-    package.sign(changed, ik.load_private_key(made.private_path))
-    await trust(conn, made.public_path, "s2")
+    changed = await edited_copy(conn, folder, tmp_path, release_version="9.9")
     before = await conn.fetchval("SELECT count(*) FROM bank_items")
     with pytest.raises(Conflict) as info:
         await bank.import_release(conn, changed)
