@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, bank, db
+from cbt import accounts, analyze, bank, db
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_user_passwd)
 
     _register_bank(sub)
+    analyze.register(sub)
     return p
 
 
