@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import auth, db, keys, middleware
+from cbt import auth, db, delivery, keys, middleware
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -50,5 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics.watch_pool(lambda: app.get(keys.POOL))
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(delivery.deadline_sweeper)
+    app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")
     return app

@@ -134,9 +134,9 @@ async def csrf_middleware(request: web.Request, handler):
     return await handler(request)
 
 
-# Routes that change state without a cookie session (none yet: the candidate
-# API will authenticate by header and join this set).
-CSRF_EXEMPT: frozenset[str] = frozenset()
+# Routes that change state without a cookie session: the candidate API
+# authenticates by an Authorization header, which another site cannot send.
+CSRF_EXEMPT: frozenset[str] = frozenset({"api_login", "api_start", "api_changes", "api_next_section", "api_submit"})
 
 
 def access_middleware(access: dict[str, object]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, analyze, bank, db
+from cbt import accounts, analyze, bank, db, exams, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
@@ -221,6 +222,94 @@ def cmd_bank_import(args) -> int:
     return with_database(_settings(args), work)
 
 
+# -- exams -------------------------------------------------------------------------
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserError("file_unreadable", f"cannot read the {what} {path}: {e.strerror}") from None
+
+
+def cmd_exam_create(args) -> int:
+    text = _read(args.file, "exam file").decode("utf-8", errors="replace")
+    spec = exams.parse_exam(text, str(args.file))
+
+    async def work(conn) -> int:
+        org = args.org
+        if not org:
+            orgs = await conn.fetch("SELECT code FROM orgs ORDER BY id LIMIT 2")
+            if len(orgs) != 1:
+                raise UserError("org_required", "say which organisation holds the exam with --org CODE")
+            org = orgs[0]["code"]
+        await exams.create_exam(conn, spec, org)
+        cells = sum(len(s.rows) for s in spec.blueprint.sections)
+        count = sum(r.count for s in spec.blueprint.sections for r in s.rows)
+        print(f"exam {spec.code} created: {count} questions from {cells} blueprint cells, "
+              f"{spec.duration_minutes} minutes; next: `cbt exam roster {spec.code} FILE`")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_exam_roster(args) -> int:
+    data = _read(args.file, "roster")
+    candidates = roster.parse_roster(data, args.file.name)
+
+    async def work(conn) -> int:
+        n = await exams.add_roster(conn, args.exam, candidates)
+        print(f"{n} candidates added to {args.exam}; print their tickets with `cbt exam tickets {args.exam}`")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_exam_tickets(args) -> int:
+    async def work(conn) -> int:
+        exam = await exams.get_exam(conn, args.exam)
+        rows = await exams.issue_tickets(conn, args.exam, args.room)
+        if args.format == "csv":
+            out = roster.tickets_csv(rows)
+        else:
+            out = exams.tickets_html(exam, rows, load_settings_lang())
+        if args.out:
+            args.out.write_text(out, encoding="utf-8")
+            print(f"{len(rows)} new tickets written to {args.out}; earlier tickets of these candidates no longer work")
+        else:
+            sys.stdout.write(out)
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def load_settings_lang() -> str:
+    return os.environ.get("CBT_LANG", "vi") if os.environ.get("CBT_LANG") in ("vi", "en") else "vi"
+
+
+def cmd_exam_open(args) -> int:
+    async def work(conn) -> int:
+        n = await exams.open_exam(conn, args.exam)
+        print(f"exam {args.exam} is open: {n} forms drawn")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_exam_form(args) -> int:
+    async def work(conn) -> int:
+        form, same = await exams.rederive_form(conn, args.exam, args.candidate)
+        if args.json:
+            print(json.dumps(form, ensure_ascii=False, indent=1))
+        if same:
+            print(f"re-derived form of {args.candidate} equals the form served (seed {form['seed_hex'][:16]}...)")
+            return 0
+        print(f"the re-derived form of {args.candidate} DIFFERS from the form served", file=sys.stderr)
+        return 1
+
+    return with_database(_settings(args), work)
+
+
 # -- the parser --------------------------------------------------------------
 
 
@@ -269,6 +358,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_bank(sub)
     analyze.register(sub)
+
+    examp = sub.add_parser("exam", help="exams: create, roster, tickets, open").add_subparsers(
+        dest="exam_command", required=True, metavar="COMMAND")
+    sp = examp.add_parser("create", help="create an exam from its YAML file")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--org", help="organisation code (may be left out when there is only one)")
+    sp.set_defaults(func=cmd_exam_create)
+    sp = examp.add_parser("roster", help="add candidates from a CSV or .xlsx file")
+    sp.add_argument("exam")
+    sp.add_argument("file", type=Path)
+    sp.set_defaults(func=cmd_exam_roster)
+    sp = examp.add_parser("tickets", help="issue login tickets (new ones: old ones stop working)")
+    sp.add_argument("exam")
+    sp.add_argument("--format", choices=("csv", "html"), default="html")
+    sp.add_argument("--room", help="only this room")
+    sp.add_argument("-o", "--out", type=Path, help="write to this file (default: standard output)")
+    sp.set_defaults(func=cmd_exam_tickets)
+    sp = examp.add_parser("open", help="draw every candidate's form and open the exam")
+    sp.add_argument("exam")
+    sp.set_defaults(func=cmd_exam_open)
+    sp = examp.add_parser("form", help="re-derive a candidate's form and compare it with the one served")
+    sp.add_argument("exam")
+    sp.add_argument("candidate", help="student code")
+    sp.add_argument("--json", action="store_true", help="print the form")
+    sp.set_defaults(func=cmd_exam_form)
     return p
 
 

@@ -47,6 +47,8 @@ class Settings:
     # Bearer token for /metrics from non-loopback addresses; empty = loopback only.
     metrics_token: str = ""
     log_level: str = "INFO"
+    # How often each worker submits attempts whose deadline has passed.
+    sweep_seconds: int = 5
     # Migrate the schema when the app starts (the CLI turns it off for
     # commands that must not change the database, e.g. `cbt db status`).
     migrate_on_start: bool = True
@@ -99,6 +101,7 @@ _FIELDS = {
     "trusted_proxies": _list,
     "metrics_token": lambda n, v: str(v),
     "log_level": lambda n, v: str(v).upper(),
+    "sweep_seconds": _int,
 }
 
 

@@ -51,6 +51,7 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                 await accounts.add_user(conn, username, role, org, password, name)
                 lines.append(f"  {username:<9} {role:<9} password: {password}")
         lines.append(await _demo_bank(conn, settings.data_dir))
+        lines.append(await _demo_exam(conn, settings.data_dir))
     finally:
         await conn.close()
     return "Demo accounts (passwords are shown only now):\n" + "\n".join(lines)
@@ -76,3 +77,64 @@ async def _demo_bank(conn, data_dir: Path) -> str:
     await bank.trust_key(conn, pem, "cbt demo signer")
     result = await bank.import_release(conn, folder)
     return f"Demo bank: {result}"
+
+
+DEMO_EXAM = "DEMO-TOAN12"
+DEMO_STUDENTS = (
+    ("0100000001", "Nguyễn Văn An", "2008-03-01"), ("0100000002", "Trần Thị Bình", "2008-05-09"),
+    ("0100000003", "Lê Hoàng Cường", "2008-07-02"), ("0100000004", "Phạm Thu Dung", "2008-01-15"),
+    ("0100000005", "Hoàng Minh Đức", "2008-11-30"), ("0100000006", "Vũ Ngọc Hà", "2008-09-21"),
+)
+
+
+def _demo_exam_yaml() -> str:
+    import datetime as dt
+
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
+    closes = opens + dt.timedelta(days=30)
+    return f"""
+code: {DEMO_EXAM}
+title: Đề kiểm tra mẫu — Toán 12 (demo)
+subject: toan
+release: {BANK.name} {BANK.version}
+duration_minutes: 45
+window: {{opens: {opens.isoformat()}, closes: {closes.isoformat()}, late_entry_minutes: {30 * 24 * 60 - 60}}}
+show_score: true
+instructions: Đề mẫu gồm ba phần như đề thi tốt nghiệp THPT. Câu trả lời được lưu tự động.
+sections:
+  - title: Phần I. Trắc nghiệm nhiều phương án lựa chọn
+    rows:
+      - {{topic: ham-so, level: 1, count: 2, points: 0.25, type: single}}
+      - {{topic: mu-logarit, level: 1, count: 2, points: 0.25, type: single}}
+      - {{topic: nguyen-ham-tich-phan, level: 1, count: 2, points: 0.25, type: single}}
+      - {{topic: toa-do-oxyz, level: 1, count: 2, points: 0.25, type: single}}
+  - title: Phần II. Trắc nghiệm đúng sai
+    rows:
+      - {{topic: ham-so, level: 2, count: 1, points: 1, type: truefalse4}}
+      - {{topic: mu-logarit, level: 2, count: 1, points: 1, type: truefalse4}}
+  - title: Phần III. Trả lời ngắn
+    rows:
+      - {{topic: nguyen-ham-tich-phan, level: 3, count: 1, points: 0.5, type: short}}
+      - {{topic: toa-do-oxyz, level: 3, count: 1, points: 0.5, type: short}}
+"""
+
+
+async def _demo_exam(conn, data_dir: Path) -> str:
+    """A demo exam, open for a month, with six students and printed tickets."""
+    import datetime as dt
+
+    from cbt import exams
+    from cbt.roster import Candidate
+
+    if await conn.fetchval("SELECT 1 FROM exams WHERE code = $1", DEMO_EXAM):
+        return f"Demo exam {DEMO_EXAM}: exists (new tickets: `cbt exam tickets {DEMO_EXAM}`)"
+    await exams.create_exam(conn, exams.parse_exam(_demo_exam_yaml()), SCHOOL[0])
+    await exams.add_roster(conn, DEMO_EXAM, [
+        Candidate(code, name, dt.date.fromisoformat(dob), "12A1", SCHOOL[1], "P01")
+        for code, name, dob in DEMO_STUDENTS])
+    await exams.open_exam(conn, DEMO_EXAM)
+    tickets = await exams.issue_tickets(conn, DEMO_EXAM)
+    sheet = data_dir / "demo-tickets.html"
+    sheet.write_text(exams.tickets_html(await exams.get_exam(conn, DEMO_EXAM), tickets), encoding="utf-8")
+    shown = "\n".join(f"    {t['full_name']:<18} {t['ticket']}" for t in tickets[:3])
+    return (f"Demo exam {DEMO_EXAM}: open at /exam for a month; tickets in {sheet}, for example:\n{shown}")

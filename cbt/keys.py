@@ -15,6 +15,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 JINJA = web.AppKey("jinja", jinja2.Environment)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 METRICS = web.AppKey("metrics", Metrics)
+# In-process caches of immutable exam data (rendered items, parsed items).
+DELIVERY_CACHE = web.AppKey("delivery_cache", object)
 
 # Per-request values set by the middlewares.
 USER = web.RequestKey("user", object)  # accounts.Staff or None

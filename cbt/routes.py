@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from cbt import auth, bank_browser, ops, staff
+from cbt import apidoc, auth, autosave, bank_browser, delivery, exam_page, ops, staff
 from cbt.auth import PUBLIC, STAFF
 
 ADMIN = frozenset({"admin"})
@@ -38,6 +38,16 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/staff", staff.dashboard, "staff_dashboard", STAFF),
     Route("GET", "/staff/users", staff.users_page, "staff_users", ADMIN),
     Route("POST", "/staff/users", staff.users_create, "staff_users_create", ADMIN),
+    # The candidate API: bearer-token auth from ticket login, checked in each handler.
+    Route("POST", "/api/v1/login", delivery.login, "api_login", PUBLIC),
+    Route("GET", "/api/v1/session", delivery.session, "api_session", PUBLIC),
+    Route("POST", "/api/v1/start", delivery.start, "api_start", PUBLIC),
+    Route("GET", "/api/v1/state", delivery.state, "api_state", PUBLIC),
+    Route("POST", "/api/v1/changes", autosave.changes, "api_changes", PUBLIC),
+    Route("POST", "/api/v1/sections/next", delivery.next_section, "api_next_section", PUBLIC),
+    Route("POST", "/api/v1/submit", delivery.submit, "api_submit", PUBLIC),
+    Route("GET", "/api/v1/openapi.json", apidoc.openapi, "api_openapi", PUBLIC),
+    Route("GET", "/exam", exam_page.page, "exam_page", PUBLIC),
     Route("GET", "/bank", bank_browser.index, "bank_index", BANK_READERS),
     Route("GET", "/bank/template.xlsx", bank_browser.template_xlsx, "bank_template", BANK_READERS),
     Route("GET", "/bank/items/{item_id}/{version}", bank_browser.item_page, "bank_item", BANK_READERS),

@@ -1,0 +1,169 @@
+"""Autosave: POST /api/v1/changes, the journal protocol of DESIGN.md.
+
+The page numbers every change (seq, per attempt, from 1) and sends batches;
+it may resend, reorder or duplicate them after a network drop or reload.
+The server:
+
+- refuses the whole batch, writing nothing, if any change is malformed;
+- refuses changes after deadline + grace (or for a closed section) and logs
+  them in refused_changes, so a dispute can be settled from the record;
+- appends each change to response_history once (seq is the key);
+- applies a change to the current answer only if its seq is newer than
+  the one that set it (so a late old change never overwrites a new one);
+- commits, then acknowledges saved_seq: the highest n such that every
+  change 1..n is stored. The page drops journal entries up to saved_seq.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from aiohttp import web
+
+from cbt import keys
+from cbt.delivery import (
+    check_attempt_id,
+    close_if_expired,
+    current_candidate,
+    iso,
+    json_body,
+    now_utc,
+    read_json,
+    sequential,
+)
+from cbt.errors import Conflict, UserError
+
+MAX_CHANGES = 500
+MAX_SHORT = 100
+MAX_ESSAY = 20_000
+
+_APPLY = """
+WITH incoming AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(seq, item_ref, kind, value)
+), history AS (
+    INSERT INTO response_history (attempt_id, seq, item_ref, kind, value)
+    SELECT $1, seq, item_ref, kind, value::jsonb FROM incoming
+    ON CONFLICT (attempt_id, seq) DO NOTHING
+), per_item AS (
+    SELECT item_ref,
+           max(seq) FILTER (WHERE kind = 'answer') AS value_seq,
+           (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'answer'))[1] AS value,
+           max(seq) FILTER (WHERE kind = 'flag') AS flag_seq,
+           (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'flag'))[1] AS flag
+    FROM incoming GROUP BY item_ref
+)
+INSERT INTO responses AS r (attempt_id, item_ref, value, value_seq, flagged, flag_seq)
+SELECT $1, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false), coalesce(flag_seq, 0)
+FROM per_item
+ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
+    value = CASE WHEN EXCLUDED.value_seq > r.value_seq THEN EXCLUDED.value ELSE r.value END,
+    value_seq = greatest(r.value_seq, EXCLUDED.value_seq),
+    flagged = CASE WHEN EXCLUDED.flag_seq > r.flag_seq THEN EXCLUDED.flagged ELSE r.flagged END,
+    flag_seq = greatest(r.flag_seq, EXCLUDED.flag_seq),
+    updated_at = now()
+"""
+
+# saved_seq moves to the end of the unbroken run of stored changes above it.
+_ADVANCE = """
+UPDATE attempts a SET saved_seq = coalesce((
+    SELECT min(h.seq) FROM response_history h
+    WHERE h.attempt_id = a.id AND h.seq > a.saved_seq
+      AND NOT EXISTS (SELECT 1 FROM response_history n WHERE n.attempt_id = a.id AND n.seq = h.seq + 1)
+      AND EXISTS (SELECT 1 FROM response_history f WHERE f.attempt_id = a.id AND f.seq = a.saved_seq + 1)
+), a.saved_seq)
+WHERE a.id = $1
+RETURNING saved_seq
+"""
+
+
+def _bad(seq, why: str) -> UserError:
+    return UserError("bad_change", f"change {seq}: {why}", seq=seq)
+
+
+def check_value(seq, kind: str, value, entry: dict) -> str:
+    """Validate one answer against the question's layout; return it as JSON text."""
+    if kind == "flag":
+        if not isinstance(value, bool):
+            raise _bad(seq, "a flag is true or false")
+        return json.dumps(value)
+    t = entry["t"]
+    if value is None:
+        return "null"
+    if t == "single":
+        if value not in entry["o"]:
+            raise _bad(seq, "not one of this question's options")
+    elif t == "multiple":
+        if not isinstance(value, list) or any(v not in entry["o"] for v in value) or len(set(value)) != len(value):
+            raise _bad(seq, "a list of this question's options, each once")
+    elif t == "truefalse4":
+        if not isinstance(value, dict) or any(k not in entry["s"] or not isinstance(v, bool | None)
+                                              for k, v in value.items()):
+            raise _bad(seq, "statements a-d, each true, false or null")
+    elif t == "short":
+        if not isinstance(value, str) or len(value) > MAX_SHORT:
+            raise _bad(seq, f"a short answer is text of at most {MAX_SHORT} characters")
+    elif t == "essay":
+        if not isinstance(value, str) or len(value) > MAX_ESSAY:
+            raise _bad(seq, f"an essay is text of at most {MAX_ESSAY} characters")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse_changes(body: dict, layout: dict) -> list[tuple[int, str, str, str]]:
+    changes = body.get("changes")
+    if not isinstance(changes, list) or not changes:
+        raise UserError("bad_change", "send changes: a non-empty list of {seq, item, kind, value}")
+    if len(changes) > MAX_CHANGES:
+        raise UserError("bad_change", f"at most {MAX_CHANGES} changes per batch")
+    rows, seen = [], set()
+    for c in changes:
+        if not isinstance(c, dict):
+            raise UserError("bad_change", "each change is an object {seq, item, kind, value}")
+        seq, item, kind = c.get("seq"), c.get("item"), c.get("kind", "answer")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
+            raise _bad(seq, "seq must be a positive whole number")
+        if seq in seen:
+            raise _bad(seq, "the same seq twice in one batch")
+        seen.add(seq)
+        if item not in layout:
+            raise _bad(seq, f"no question {item!r} on this form")
+        if kind not in ("answer", "flag"):
+            raise _bad(seq, "kind is 'answer' or 'flag'")
+        rows.append((seq, item, kind, check_value(seq, kind, c.get("value"), layout[item])))
+    return rows
+
+
+async def changes(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    pool = request.app[keys.POOL]
+    async with pool.acquire() as conn:
+        me = await current_candidate(request, conn)
+        check_attempt_id(body, me)
+        if me["attempt_id"] is None:
+            raise Conflict("not_started", "this attempt has not started: press Start")
+        me = await close_if_expired(request, me, conn)
+        layout = json.loads(me["layout"])
+        rows = parse_changes(body, layout)
+        now = now_utc()
+        late = now > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])
+        section_closed = False
+        if sequential(me):
+            # Timed sections run one after another: only the current one takes answers.
+            section_closed = any(r[2] == "answer" and layout[r[1]]["sec"] != me["section_index"] for r in rows)
+        if me["attempt_status"] != "in_progress" or late or section_closed:
+            reason = ("after_deadline" if late else "attempt_submitted" if me["attempt_status"] != "in_progress"
+                      else "section_closed")
+            await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
+                               me["attempt_id"], reason, json.dumps(body, ensure_ascii=False)[:100_000])
+            me = await close_if_expired(request, me, conn)
+            if reason == "section_closed":
+                raise Conflict("section_closed", "that question's section is not open: changes were not saved",
+                               saved_seq=me["saved_seq"])
+            raise Conflict("attempt_closed", "time is up: this attempt is closed and the change was not saved",
+                           saved_seq=me["saved_seq"], deadline=iso(me["deadline"]))
+        async with conn.transaction():
+            await conn.execute(_APPLY, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows],
+                               [r[2] for r in rows], [r[3] for r in rows])
+            saved = await conn.fetchval(_ADVANCE, me["attempt_id"])
+    return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
+                      "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})

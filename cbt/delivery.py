@@ -1,0 +1,484 @@
+"""The candidate API (/api/v1): ticket login, start, state, sections, submit.
+
+Candidates authenticate with a bearer token from ticket login (no cookie,
+so no CSRF). Every request is resolved to the candidate's own attempt from
+the token alone: an attempt id in a body must match it or is refused.
+The server's clock is the only truth: every answer carries server_now and
+the deadline. Answer changes are in autosave.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+from aiohttp import web
+
+from cbt import assembly, keys, scoring
+from cbt.clientaddr import client_addr
+from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
+from cbt.exams import spec_from_json
+from cbt.roster import normalise_ticket, ticket_hash
+from itembank.formats.yaml_format import parse_text
+
+TOKEN_HOURS = 12
+MAX_TICKET_FAILURES_PER_ADDR = 30  # per 15 minutes; tickets have >= 60 bits, this only stops noise
+
+
+class Unauthorised(UserError):
+    status = 401
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t else None
+
+
+def json_body(data: dict, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str, ensure_ascii=False))
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError("bad_json", "the request body must be JSON") from None
+    if not isinstance(body, dict):
+        raise UserError("bad_json", "the request body must be a JSON object")
+    return body
+
+
+# -- who is asking ------------------------------------------------------------------
+
+_CANDIDATE = """
+SELECT c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
+       c.time_multiplier, e.id AS exam_id, e.code AS exam_code, e.title, e.subject, e.status AS exam_status,
+       e.opens_at, e.closes_at, e.late_entry_until, e.duration_seconds, e.grace_seconds, e.show_score, e.spec,
+       a.id AS attempt_id, a.status AS attempt_status, a.deadline, a.saved_seq, a.section_index,
+       a.section_deadline, a.layout, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt
+FROM candidate_sessions s
+JOIN candidates c ON c.id = s.candidate_id
+JOIN exams e ON e.id = c.exam_id
+LEFT JOIN attempts a ON a.candidate_id = c.id
+WHERE s.token_hash = $1 AND s.expires_at > now()
+"""
+
+
+async def current_candidate(request: web.Request, conn=None) -> asyncpg.Record:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorised("login_required", "sign in with your ticket first")
+    token_hash = hashlib.sha256(header[7:].strip().encode()).digest()
+    db = conn or request.app[keys.POOL]
+    row = await db.fetchrow(_CANDIDATE, token_hash)
+    if row is None:
+        raise Unauthorised("session_expired", "your sign-in has expired: sign in again with your ticket")
+    return row
+
+
+def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
+    sent = body.get("attempt_id")
+    if sent is not None and sent != me["attempt_id"]:
+        raise Forbidden("not_your_attempt", "this attempt is not yours")
+
+
+# -- what the page is told --------------------------------------------------------------
+
+
+def exam_summary(me: asyncpg.Record) -> dict:
+    spec = json.loads(me["spec"])
+    return {
+        "code": me["exam_code"], "title": me["title"], "subject": me["subject"],
+        "duration_minutes": me["duration_seconds"] // 60,
+        "time_allowed_minutes": float(Decimal(me["duration_seconds"]) * me["time_multiplier"] / 60),
+        "opens_at": iso(me["opens_at"]), "closes_at": iso(me["closes_at"]),
+        "late_entry_until": iso(me["late_entry_until"]), "instructions": spec.get("instructions", ""),
+        "sections": [
+            {"title": s["title"], "count": sum(r["count"] for r in s["rows"]),
+             "time_limit_minutes": s["time_limit_minutes"]}
+            for s in spec["blueprint"]["sections"]
+        ],
+        "show_score": me["show_score"],
+    }
+
+
+def candidate_summary(me: asyncpg.Record) -> dict:
+    return {"code": me["code"], "full_name": me["full_name"], "date_of_birth": me["date_of_birth"].isoformat(),
+            "class_name": me["class_name"], "school": me["school"], "room": me["room"]}
+
+
+def attempt_summary(me, now: dt.datetime) -> dict | None:
+    if me["attempt_id"] is None:
+        return None
+    return {
+        "id": me["attempt_id"], "status": me["attempt_status"], "deadline": iso(me["deadline"]),
+        "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"]),
+        "saved_seq": me["saved_seq"], "server_now": iso(now),
+    }
+
+
+def session_body(me: asyncpg.Record, token: str | None = None) -> dict:
+    now = now_utc()
+    body = {"server_now": iso(now), "candidate": candidate_summary(me), "exam": exam_summary(me),
+            "attempt": attempt_summary(me, now)}
+    if me["attempt_status"] == "submitted":
+        body["result"] = result_body(me)
+    if token:
+        body["token"] = token
+    return body
+
+
+def result_body(me) -> dict:
+    body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"]}
+    if me["show_score"] and me["score"] is not None:
+        decimals = json.loads(me["spec"]).get("report_decimals", 2)
+        body["score"] = {"total": str(scoring.round_half_up(me["score"], decimals)),
+                         "max": str(scoring.round_half_up(me["max_score"], decimals)),
+                         "provisional": me["provisional"]}
+    return body
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    ticket = normalise_ticket(str(body.get("ticket", "")))
+    pool = request.app[keys.POOL]
+    addr = "ticket:" + client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    failures = await pool.fetchval(
+        "SELECT count(*) FROM login_failures WHERE scope = 'addr' AND key = $1 "
+        "AND failed_at > now() - interval '15 minutes'", addr)
+    if failures >= MAX_TICKET_FAILURES_PER_ADDR:
+        raise TooManyRequests("login_rate_limited", "too many wrong tickets from this computer; ask your proctor",
+                              minutes=15)
+    row = await pool.fetchrow(
+        "SELECT c.id, e.status, e.closes_at FROM candidates c JOIN exams e ON e.id = c.exam_id "
+        "WHERE c.ticket_hash = $1", ticket_hash(ticket)) if ticket else None
+    if row is None:
+        await pool.execute("INSERT INTO login_failures (scope, key) VALUES ('addr', $1)", addr)
+        raise Unauthorised("bad_ticket", "this ticket is not valid: check each character, or ask your proctor")
+    if row["status"] == "closed" or row["closes_at"] <= now_utc():
+        raise Forbidden("exam_closed", "this exam has closed")
+    token = secrets.token_urlsafe(32)
+    await pool.execute(
+        "INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) VALUES ($1, $2, now() + $3::interval)",
+        hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS))
+    me = await current_candidate_by_token(request, token)
+    return json_body(session_body(me, token))
+
+
+async def current_candidate_by_token(request: web.Request, token: str) -> asyncpg.Record:
+    return await request.app[keys.POOL].fetchrow(_CANDIDATE, hashlib.sha256(token.encode()).digest())
+
+
+async def session(request: web.Request) -> web.Response:
+    me = await current_candidate(request)
+    me = await close_if_expired(request, me)
+    return json_body(session_body(me))
+
+
+@dataclass
+class Cache:
+    """Immutable things read on hot paths: rendered items, parsed items, layouts."""
+
+    rendered: dict
+    items: dict
+
+    @classmethod
+    def of(cls, app: web.Application) -> Cache:
+        cache = app.get(keys.DELIVERY_CACHE)
+        if cache is None:  # pragma: no cover - set in create_app
+            raise RuntimeError("delivery cache missing")
+        return cache
+
+
+async def _rendered(conn, exam_id: int, pks: list[int], cache: dict) -> dict[int, dict]:
+    missing = [pk for pk in pks if (exam_id, pk) not in cache]
+    if missing:
+        for r in await conn.fetch(
+                "SELECT item_pk, type, rendered FROM exam_items WHERE exam_id = $1 AND item_pk = ANY($2::bigint[])",
+                exam_id, missing):
+            cache[(exam_id, r["item_pk"])] = (r["type"], json.loads(r["rendered"]))
+    return {pk: cache[(exam_id, pk)] for pk in pks}
+
+
+def build_form_payload(form: assembly.Form, rendered: dict[int, tuple[str, dict]]) -> tuple[dict, dict]:
+    """The form as the page gets it (aliases, no key), and the layout autosave checks against."""
+    sections, layout = [], {}
+    for si, section in enumerate(form.sections):
+        items = []
+        for fi in section.items:
+            kind, view = rendered[fi.pk]
+            entry = {"ref": fi.ref, "type": kind, "points": str(fi.points), "stem": view["stem"]}
+            if view.get("format"):
+                entry["format"] = view["format"]
+            if fi.option_order:
+                entry["options"] = [{"id": alias, "html": view["options"][orig]}
+                                    for orig, alias in zip(fi.option_order, fi.option_aliases, strict=True)]
+            if fi.statement_order:
+                entry["statements"] = [{"id": sid, "html": view["statements"][sid]} for sid in fi.statement_order]
+            items.append(entry)
+            layout[fi.ref] = {"t": kind, "o": list(fi.option_aliases), "s": list(fi.statement_order), "sec": si}
+        sections.append({"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes,
+                         "items": items})
+    return {"sections": sections}, layout
+
+
+async def start(request: web.Request) -> web.Response:
+    """Start (or resume) the attempt: one read of the pre-drawn form, one insert."""
+    body = await read_json(request) if request.can_read_body else {}
+    pool = request.app[keys.POOL]
+    cache = Cache.of(request.app)
+    async with pool.acquire() as conn:
+        me = await current_candidate(request, conn)
+        check_attempt_id(body, me)
+        now = now_utc()
+        if me["attempt_id"] is None:
+            if me["exam_status"] != "open":
+                raise Forbidden("exam_not_open", "this exam is not open yet: wait for your proctor",
+                                opens_at=iso(me["opens_at"]))
+            if now < me["opens_at"]:
+                raise Forbidden("exam_not_open", "this exam has not started yet", opens_at=iso(me["opens_at"]))
+            if now > me["late_entry_until"]:
+                raise Forbidden("late_entry_closed", "the time to enter this exam has passed: ask your proctor")
+        form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1",
+                                       me["candidate_id"])
+        if form_row is None:
+            raise NotFound("no_form", "there is no form for you yet: ask your proctor")
+        form = assembly.form_from_json(json.loads(form_row["form"]))
+        pks = [fi.pk for s in form.sections for fi in s.items]
+        rendered = await _rendered(conn, me["exam_id"], pks, cache.rendered)
+        payload, layout = build_form_payload(form, rendered)
+        if me["attempt_id"] is None:
+            allowed = dt.timedelta(seconds=float(Decimal(me["duration_seconds"]) * me["time_multiplier"]))
+            deadline = min(now + allowed, me["closes_at"])
+            first = form.sections[0]
+            section_deadline = (min(now + dt.timedelta(minutes=float(first.time_limit_minutes * me["time_multiplier"])),
+                                    deadline) if first.time_limit_minutes else None)
+            # ON CONFLICT: two Start presses at once create one attempt.
+            await conn.execute(
+                """
+                INSERT INTO attempts (exam_id, candidate_id, started_at, deadline, section_deadline, layout)
+                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (candidate_id) DO NOTHING
+                """,
+                me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout))
+            me = await current_candidate(request, conn)
+        me = await close_if_expired(request, me, conn)
+        answers = await _answers(conn, me["attempt_id"])
+    result = session_body(me)
+    result["form"] = payload
+    result["answers"] = answers
+    return json_body(result)
+
+
+async def _answers(conn, attempt_id: int) -> dict:
+    rows = await conn.fetch("SELECT item_ref, value, flagged FROM responses WHERE attempt_id = $1", attempt_id)
+    return {r["item_ref"]: {"value": json.loads(r["value"]) if r["value"] is not None else None,
+                            "flagged": r["flagged"]} for r in rows}
+
+
+async def state(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        if me["attempt_id"] is None:
+            raise Conflict("not_started", "this attempt has not started: press Start")
+        me = await close_if_expired(request, me, conn)
+        body = session_body(me)
+        body["answers"] = await _answers(conn, me["attempt_id"])
+    return json_body(body)
+
+
+async def next_section(request: web.Request) -> web.Response:
+    """Close the current timed section and open the next (it cannot be reopened)."""
+    body = await read_json(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        check_attempt_id(body, me)
+        me = await close_if_expired(request, me, conn)
+        if me["attempt_status"] != "in_progress":
+            raise Conflict("attempt_closed", "this attempt is already submitted")
+        if body.get("from_section") != me["section_index"]:
+            # Idempotent: the page retries after a network drop; only the first moves on.
+            return json_body(session_body(me))
+        spec = spec_from_json(json.loads(me["spec"]))
+        sections = spec.blueprint.sections
+        if me["section_index"] + 1 >= len(sections):
+            raise Conflict("last_section", "this is the last section: submit instead")
+        nxt = sections[me["section_index"] + 1]
+        now = now_utc()
+        limit = (min(now + dt.timedelta(minutes=float(nxt.time_limit_minutes * me["time_multiplier"])),
+                     me["deadline"]) if nxt.time_limit_minutes else None)
+        await conn.execute(
+            "UPDATE attempts SET section_index = section_index + 1, section_deadline = $2 "
+            "WHERE id = $1 AND section_index = $3", me["attempt_id"], limit, me["section_index"])
+        me = await current_candidate(request, conn)
+    return json_body(session_body(me))
+
+
+async def submit(request: web.Request) -> web.Response:
+    body = await read_json(request) if request.can_read_body else {}
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        check_attempt_id(body, me)
+        if me["attempt_id"] is None:
+            raise Conflict("not_started", "this attempt has not started")
+        if me["attempt_status"] != "submitted":
+            await finalize(request.app, conn, me["attempt_id"], "candidate")
+        me = await current_candidate(request, conn)
+    result = session_body(me)
+    return json_body(result)
+
+
+# -- closing and scoring ------------------------------------------------------------------
+
+
+def sequential(me) -> bool:
+    """Does the exam run timed sections one after another?"""
+    return any(s["time_limit_minutes"] for s in json.loads(me["spec"])["blueprint"]["sections"])
+
+
+async def _advance_expired_section(conn, me) -> bool:
+    """A timed section whose time (and grace) is over closes; the next one opens."""
+    if (me["attempt_status"] != "in_progress" or me["section_deadline"] is None
+            or now_utc() <= me["section_deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
+        return False
+    sections = json.loads(me["spec"])["blueprint"]["sections"]
+    if me["section_index"] + 1 >= len(sections):
+        return False  # the last section ends with the attempt
+    nxt = sections[me["section_index"] + 1]
+    limit = None
+    if nxt["time_limit_minutes"]:
+        # The next section's clock starts when the previous one ended.
+        limit = min(me["section_deadline"] + dt.timedelta(
+            minutes=float(nxt["time_limit_minutes"] * me["time_multiplier"])), me["deadline"])
+    await conn.execute("UPDATE attempts SET section_index = section_index + 1, section_deadline = $2 "
+                       "WHERE id = $1 AND section_index = $3", me["attempt_id"], limit, me["section_index"])
+    return True
+
+
+async def close_if_expired(request: web.Request, me, conn=None):
+    """An attempt past its deadline and grace is submitted by the deadline;
+    a timed section past its time moves on to the next."""
+    if conn is not None and me["attempt_id"] is not None and await _advance_expired_section(conn, me):
+        me = await current_candidate(request, conn)
+    if (me["attempt_id"] is not None and me["attempt_status"] == "in_progress"
+            and now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
+        if conn is None:
+            async with request.app[keys.POOL].acquire() as c:
+                await finalize(request.app, c, me["attempt_id"], "deadline")
+                return await current_candidate(request, c)
+        await finalize(request.app, conn, me["attempt_id"], "deadline")
+        return await current_candidate(request, conn)
+    return me
+
+
+def _item(cache: dict, pk: int, source: str):
+    if pk not in cache:
+        cache[pk] = parse_text(source, "bank").items[0].item
+    return cache[pk]
+
+
+def unalias(value, layout_entry: dict, form_item: assembly.FormItem):
+    """A response as the page sent it (option aliases) in the item's own option ids."""
+    back = dict(zip(form_item.option_aliases, form_item.option_order, strict=True))
+    kind = layout_entry["t"]
+    if value is None:
+        return None
+    if kind == "single":
+        return back.get(value)
+    if kind == "multiple":
+        return [back[v] for v in value if v in back]
+    return value
+
+
+async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None:
+    """Score and submit an attempt, once. Safe to call twice or concurrently."""
+    async with conn.transaction():
+        attempt = await conn.fetchrow(
+            "SELECT a.*, e.code AS exam_code, e.spec, c.code AS candidate_code, f.form "
+            "FROM attempts a JOIN exams e ON e.id = a.exam_id JOIN candidates c ON c.id = a.candidate_id "
+            "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 FOR UPDATE OF a", attempt_id)
+        if attempt["status"] == "submitted":
+            return
+        spec = spec_from_json(json.loads(attempt["spec"]))
+        form = assembly.form_from_json(json.loads(attempt["form"]))
+        layout = json.loads(attempt["layout"])
+        pks = [fi.pk for s in form.sections for fi in s.items]
+        cache = Cache.of(app).items
+        sources = {r["id"]: r["source"] for r in await conn.fetch(
+            "SELECT id, source FROM bank_items WHERE id = ANY($1::bigint[])", [pk for pk in pks if pk not in cache])}
+        rows = await conn.fetch("SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)
+        raw = {r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None for r in rows}
+        responses, sections = {}, []
+        for s in form.sections:
+            entries = []
+            for fi in s.items:
+                item = _item(cache, fi.pk, sources.get(fi.pk, ""))
+                responses[fi.ref] = unalias(raw.get(fi.ref), layout[fi.ref], fi)
+                entries.append((fi.ref, item, fi.points))
+            sections.append(entries)
+        rules = scoring.ScoringRules(multiple_partial=spec.multiple_partial, single_penalty=spec.single_penalty)
+        result = scoring.score_attempt(sections, responses, rules)
+        now = now_utc()
+        final = {ref: raw.get(ref) for ref in sorted(layout)}
+        responses_sha = hashlib.sha256(json.dumps(final, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        receipt_basis = f"{attempt['exam_code']}|{attempt['candidate_code']}|{attempt_id}|{responses_sha}|{iso(now)}"
+        receipt = hashlib.sha256(receipt_basis.encode()).hexdigest()[:20].upper()
+        receipt = "-".join(receipt[i:i + 5] for i in range(0, 20, 5))
+        await conn.executemany(
+            "INSERT INTO responses (attempt_id, item_ref, score) VALUES ($1, $2, $3) "
+            "ON CONFLICT (attempt_id, item_ref) DO UPDATE SET score = EXCLUDED.score",
+            [(attempt_id, ref, s) for ref, s in result.items.items()])
+        await conn.execute(
+            """
+            UPDATE attempts SET status = 'submitted', submitted_at = $2, submitted_by = $3, score = $4,
+                   max_score = $5, provisional = $6, section_scores = $7, responses_sha256 = $8, receipt = $9
+            WHERE id = $1
+            """,
+            attempt_id, now, by, result.total, result.max_total, result.provisional,
+            json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections]),
+            responses_sha, receipt)
+
+
+async def close_expired_attempts(app: web.Application) -> int:
+    """Submit every attempt whose deadline and grace have passed (the page may be gone)."""
+    pool = app[keys.POOL]
+    ids = [r[0] for r in await pool.fetch(
+        "SELECT a.id FROM attempts a JOIN exams e ON e.id = a.exam_id WHERE a.status = 'in_progress' "
+        "AND a.deadline + make_interval(secs => e.grace_seconds) < now() LIMIT 500")]
+    for attempt_id in ids:
+        async with pool.acquire() as conn:
+            await finalize(app, conn, attempt_id, "deadline")
+    return len(ids)
+
+
+async def deadline_sweeper(app: web.Application):
+    """cleanup_ctx: close expired attempts every few seconds in the background."""
+
+    async def loop():
+        while True:
+            try:
+                await close_expired_attempts(app)
+            except (asyncpg.PostgresError, OSError) as e:  # the database may be restarting
+                import logging
+
+                logging.getLogger("cbt.delivery").warning("deadline sweep failed: %s", e)
+            await asyncio.sleep(app[keys.SETTINGS].sweep_seconds)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

@@ -1,0 +1,23 @@
+"""GET /exam: the one page a candidate uses, from ticket to receipt.
+
+The page is static apart from its strings; everything else comes from the
+candidate API (docs/api.md), which the load tests use too."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cbt import keys
+from cbt.templating import render
+
+# The strings the page's script shows, sent as JSON data (not script) so the
+# Content-Security-Policy needs no inline script.
+SCRIPT_STRING_PREFIX = "exam."
+
+
+async def page(request: web.Request) -> web.Response:
+    catalogs = request.app[keys.CATALOGS]
+    lang = request[keys.LANG]
+    strings = {k[len(SCRIPT_STRING_PREFIX):]: catalogs.translate(lang, k)
+               for k in catalogs.catalog("vi") if k.startswith(SCRIPT_STRING_PREFIX)}
+    return render(request, "exam/page.html", {"strings": strings})

@@ -1,0 +1,494 @@
+"""Exams: the YAML definition, creation (with the blueprint checked against
+the bank), the roster, tickets, and the forms drawn when the exam opens.
+
+An exam file looks like::
+
+    code: TOAN12-HK1
+    title: Kiểm tra học kì I — Toán 12
+    subject: toan
+    release: demo-thpt 2025.1           # bank release "name version"
+    duration_minutes: 90
+    window: {opens: 2025-12-20T07:30:00+07:00, closes: 2025-12-20T10:00:00+07:00,
+             late_entry_minutes: 15}
+    shuffle: {items: true, options: true}
+    forms: {mode: per-candidate}        # or {mode: fixed, count: 24}  (mã đề)
+    scoring: {multiple_partial: false, single_penalty: 0, report_decimals: 2}
+    show_score: true
+    grace_seconds: 30
+    instructions: "..."
+    sections:
+      - title: Phần I
+        time_limit_minutes: 30          # optional; a timed section cannot be reopened
+        rows:
+          - {topic: ham-so, level: 1, count: 3, points: 0.25, type: single}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+import yaml
+
+from cbt import assembly
+from cbt.errors import Conflict, NotFound, UserError
+from cbt.roster import Candidate, generate_ticket, ticket_hash
+from itembank.formats.yaml_format import parse_text
+
+EXAM_FIELDS = {"code", "title", "subject", "release", "duration_minutes", "window", "shuffle", "forms",
+               "scoring", "show_score", "grace_seconds", "instructions", "sections"}
+ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
+
+
+class ExamFileError(UserError):
+    def __init__(self, problems: list[str]):
+        shown = "\n  ".join(problems)
+        super().__init__("bad_exam_file", f"the exam file has {len(problems)} problem(s):\n  {shown}",
+                         problems=problems)
+
+
+@dataclass(frozen=True)
+class ExamSpec:
+    code: str
+    title: str
+    subject: str
+    release_name: str
+    release_version: str
+    duration_minutes: int
+    opens_at: dt.datetime
+    closes_at: dt.datetime
+    late_entry_minutes: int
+    shuffle_items: bool
+    shuffle_options: bool
+    form_mode: str  # "per-candidate" or "fixed"
+    form_count: int
+    multiple_partial: bool
+    single_penalty: Decimal
+    report_decimals: int
+    show_score: bool
+    grace_seconds: int
+    instructions: str
+    blueprint: assembly.Blueprint
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["opens_at"] = self.opens_at.isoformat()
+        data["closes_at"] = self.closes_at.isoformat()
+        return json.loads(json.dumps(data, default=str))
+
+
+def _decimal(value, where: str, problems: list[str]) -> Decimal | None:
+    try:
+        d = Decimal(str(value).replace(",", "."))
+    except InvalidOperation:
+        problems.append(f"{where}: {value!r} is not a number")
+        return None
+    if not d.is_finite():
+        problems.append(f"{where}: {value!r} is not a number")
+        return None
+    return d
+
+
+def _int(value, where: str, problems: list[str], low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.append(f"{where}: must be a whole number from {low} to {high}, got {value!r}")
+        return low
+    return value
+
+
+def _time(value, where: str, problems: list[str]) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        t = value
+    else:
+        try:
+            t = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            problems.append(f"{where}: {value!r} is not a date and time like 2025-12-20T07:30:00+07:00")
+            return None
+    if t.tzinfo is None:
+        problems.append(f"{where}: give the time zone, e.g. 2025-12-20T07:30:00+07:00")
+        return None
+    return t
+
+
+def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
+    """Parse and check an exam file; raises ExamFileError listing every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark else filename
+        raise ExamFileError([f"{where}: not valid YAML ({getattr(e, 'problem', e)})"]) from None
+    if not isinstance(data, dict):
+        raise ExamFileError([f"{filename}: the file must be a mapping of fields (code:, title:, ...)"])
+    problems: list[str] = []
+    for key in data:
+        if key not in EXAM_FIELDS:
+            import difflib
+
+            near = difflib.get_close_matches(str(key), EXAM_FIELDS, n=1)
+            problems.append(f"unknown field {key!r}" + (f" — did you mean {near[0]!r}?" if near else ""))
+    missing = [key for key in ("code", "title", "release", "duration_minutes", "window", "sections")
+               if key not in data]
+    if missing:
+        # Without these nothing else can be checked meaningfully.
+        raise ExamFileError(problems + [f"missing field {key!r}" for key in missing])
+
+    code = str(data["code"])
+    release = str(data["release"]).split()
+    if len(release) != 2:
+        problems.append("release: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
+                        f"got {data['release']!r}")
+        release = ["", ""]
+    duration = _int(data["duration_minutes"], "duration_minutes", problems, 1, 24 * 60)
+    window = data["window"] if isinstance(data["window"], dict) else {}
+    if not window:
+        problems.append("window: give opens: and closes: times")
+    opens = _time(window.get("opens"), "window.opens", problems)
+    closes = _time(window.get("closes"), "window.closes", problems)
+    # Capped by the window anyway; a year is only a sanity bound.
+    late = _int(window.get("late_entry_minutes", 15), "window.late_entry_minutes", problems, 0, 366 * 24 * 60)
+    if opens and closes and opens >= closes:
+        problems.append("window: closes must be after opens")
+    shuffle = data.get("shuffle", {}) or {}
+    forms = data.get("forms", {}) or {"mode": "per-candidate"}
+    mode = forms.get("mode", "per-candidate")
+    if mode not in ("per-candidate", "fixed"):
+        problems.append(f"forms.mode: 'per-candidate' or 'fixed', got {mode!r}")
+    count = _int(forms.get("count", 1), "forms.count", problems, 1, 99) if mode == "fixed" else 1
+    scoring = data.get("scoring", {}) or {}
+    penalty = _decimal(scoring.get("single_penalty", 0), "scoring.single_penalty", problems) or Decimal(0)
+    if not Decimal(0) <= penalty <= Decimal(1):
+        problems.append("scoring.single_penalty: a fraction of the item's points from 0 to 1")
+    decimals = _int(scoring.get("report_decimals", 2), "scoring.report_decimals", problems, 0, 4)
+
+    sections = []
+    raw_sections = data["sections"] if isinstance(data["sections"], list) else []
+    if not raw_sections:
+        problems.append("sections: give at least one section with rows of (topic, level, count)")
+    for si, sec in enumerate(raw_sections, 1):
+        where = f"sections[{si}]"
+        if not isinstance(sec, dict):
+            problems.append(f"{where}: must be a mapping with title: and rows:")
+            continue
+        limit = sec.get("time_limit_minutes")
+        if limit is not None:
+            limit = _int(limit, f"{where}.time_limit_minutes", problems, 1, 24 * 60)
+        rows = []
+        for ri, row in enumerate(sec.get("rows") or [], 1):
+            rw = f"{where}.rows[{ri}]"
+            if not isinstance(row, dict) or not {"topic", "level", "count"} <= row.keys():
+                problems.append(f"{rw}: each row needs topic, level and count")
+                continue
+            unknown = set(row) - {"topic", "level", "count", "points", "type"}
+            if unknown:
+                problems.append(f"{rw}: unknown field(s) {', '.join(sorted(unknown))}")
+            kind = row.get("type")
+            if kind is not None and kind not in ITEM_TYPES:
+                problems.append(f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}")
+            points = None
+            if row.get("points") is not None:
+                points = _decimal(row["points"], f"{rw}.points", problems)
+                if points is not None and points <= 0:
+                    problems.append(f"{rw}.points: must be more than 0")
+            rows.append(assembly.BlueprintRow(
+                topic=str(row["topic"]), level=_int(row["level"], f"{rw}.level", problems, 1, 4),
+                count=_int(row["count"], f"{rw}.count", problems, 1, 500), points=points, type=kind,
+            ))
+        if not rows:
+            problems.append(f"{where}: has no rows")
+        sections.append(assembly.BlueprintSection(title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows),
+                                                  time_limit_minutes=limit))
+    grace = _int(data.get("grace_seconds", 30), "grace_seconds", problems, 0, 600)
+    if problems:
+        raise ExamFileError(problems)
+    return ExamSpec(
+        code=code, title=str(data["title"]), subject=str(data.get("subject", "")),
+        release_name=release[0], release_version=release[1], duration_minutes=duration,
+        opens_at=opens, closes_at=closes, late_entry_minutes=late,
+        shuffle_items=bool(shuffle.get("items", True)), shuffle_options=bool(shuffle.get("options", True)),
+        form_mode=mode, form_count=count, multiple_partial=bool(scoring.get("multiple_partial", False)),
+        single_penalty=penalty, report_decimals=decimals, show_score=bool(data.get("show_score", False)),
+        grace_seconds=grace, instructions=str(data.get("instructions", "")),
+        blueprint=assembly.Blueprint(sections=tuple(sections)),
+    )
+
+
+def spec_from_json(data: dict) -> ExamSpec:
+    """Rebuild the spec stored with an exam."""
+    bp = assembly.Blueprint(sections=tuple(
+        assembly.BlueprintSection(
+            title=s["title"], time_limit_minutes=s["time_limit_minutes"],
+            rows=tuple(assembly.BlueprintRow(
+                topic=r["topic"], level=r["level"], count=r["count"],
+                points=Decimal(r["points"]) if r["points"] is not None else None, type=r["type"],
+            ) for r in s["rows"]),
+        ) for s in data["blueprint"]["sections"]
+    ))
+    fields = dict(data)
+    fields["blueprint"] = bp
+    fields["opens_at"] = dt.datetime.fromisoformat(data["opens_at"])
+    fields["closes_at"] = dt.datetime.fromisoformat(data["closes_at"])
+    fields["single_penalty"] = Decimal(data["single_penalty"])
+    return ExamSpec(**fields)
+
+
+# -- the pool ------------------------------------------------------------------
+
+_POOL = """
+SELECT b.id, b.item_id, b.version, b.topic, b.level, b.type, b.points, b.source
+FROM release_items ri JOIN bank_items b ON b.id = ri.item_pk
+WHERE ri.release_id = $1 AND b.status = 'approved'
+"""
+
+
+async def load_pool(conn: asyncpg.Connection, release_id: int) -> list[assembly.PoolItem]:
+    pool = []
+    for r in await conn.fetch(_POOL, release_id):
+        item = parse_text(r["source"], "bank").items[0].item
+        pool.append(assembly.PoolItem(
+            pk=r["id"], item_id=r["item_id"], version=r["version"], topic=r["topic"], level=r["level"],
+            type=r["type"], points=r["points"], option_ids=tuple(o.id for o in item.options),
+            statement_ids=tuple(s.id for s in item.statements), shuffle=item.shuffle,
+        ))
+    return pool
+
+
+def describe_shortfalls(shortfalls) -> list[str]:
+    return [
+        f"section {s.section}: topic {s.topic}, level {s.level}"
+        + (f", type {s.type}" if s.type else "")
+        + f": wants {s.wanted} approved items, the release has {s.available}"
+        for s in shortfalls
+    ]
+
+
+# -- creating, roster, opening ------------------------------------------------------
+
+
+async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -> int:
+    org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org_code)
+    if org_id is None:
+        raise NotFound("unknown_org", f"no organisation with code {org_code!r}: see `cbt org add`")
+    release_id = await conn.fetchval("SELECT id FROM bank_releases WHERE name = $1 AND version = $2",
+                                     spec.release_name, spec.release_version)
+    if release_id is None:
+        raise NotFound("unknown_release",
+                       f"no bank release {spec.release_name} {spec.release_version}: import it with `cbt bank import`")
+    pool = await load_pool(conn, release_id)
+    short = assembly.shortfalls(spec.blueprint, pool)
+    if short:
+        raise UserError("infeasible_blueprint",
+                        "the blueprint asks for more approved items than the release has:\n  "
+                        + "\n  ".join(describe_shortfalls(short)),
+                        shortfalls=describe_shortfalls(short))
+    late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
+    try:
+        return await conn.fetchval(
+            """
+            INSERT INTO exams (org_id, code, title, subject, release_id, spec, secret, duration_seconds,
+                               opens_at, closes_at, late_entry_until, grace_seconds, show_score)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+            """,
+            org_id, spec.code, spec.title, spec.subject, release_id, json.dumps(spec.to_json()),
+            secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
+            spec.grace_seconds, spec.show_score,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code") from None
+
+
+async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT * FROM exams WHERE code = $1", code)
+    if row is None:
+        raise NotFound("unknown_exam", f"no exam with code {code!r}")
+    return row
+
+
+async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[Candidate]) -> int:
+    """Add candidates (all or none); draws their forms at once if the exam is open."""
+    exam = await get_exam(conn, exam_code)
+    async with conn.transaction():
+        existing = {r["code"] for r in await conn.fetch(
+            "SELECT code FROM candidates WHERE exam_id = $1 AND code = ANY($2::text[])",
+            exam["id"], [c.code for c in candidates])}
+        if existing:
+            listed = ", ".join(sorted(existing)[:10])
+            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file")
+        await conn.copy_records_to_table(
+            "candidates",
+            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
+                      c.time_multiplier) for c in candidates],
+            columns=["exam_id", "code", "full_name", "date_of_birth", "class_name", "school", "room",
+                     "time_multiplier"],
+        )
+        if exam["status"] == "open":
+            await generate_forms(conn, exam)
+            await render_exam_items(conn, exam)
+    return len(candidates)
+
+
+async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | None = None) -> list[dict]:
+    """New tickets for candidates who have not started; old tickets stop working.
+
+    Tickets are stored only as hashes, so printing them again means issuing
+    new ones."""
+    exam = await get_exam(conn, exam_code)
+    rows = await conn.fetch(
+        """
+        SELECT c.id, c.code, c.full_name, c.class_name, c.room FROM candidates c
+        WHERE c.exam_id = $1 AND ($2::text IS NULL OR c.room = $2)
+          AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id)
+        ORDER BY c.room, c.full_name
+        """,
+        exam["id"], room,
+    )
+    issued = []
+    async with conn.transaction():
+        updates = []
+        for r in rows:
+            ticket = generate_ticket()
+            updates.append((r["id"], ticket_hash(ticket)))
+            issued.append({"code": r["code"], "full_name": r["full_name"], "class_name": r["class_name"],
+                           "room": r["room"], "ticket": ticket})
+        await conn.executemany("UPDATE candidates SET ticket_hash = $2 WHERE id = $1", updates)
+    return issued
+
+
+def _form_for(exam: asyncpg.Record, spec: ExamSpec, index, code: str, fixed: list | None):
+    if fixed is not None:
+        number = assembly.form_number_for(exam["secret"], code, spec.form_count)
+        return fixed[number - 1]
+    return assembly.draw_form(spec.blueprint, index, assembly.candidate_seed(exam["secret"], code),
+                              shuffle_items=spec.shuffle_items, shuffle_options=spec.shuffle_options)
+
+
+async def generate_forms(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
+    """Draw a form for every candidate of the exam who has none yet."""
+    spec = spec_from_json(json.loads(exam["spec"]))
+    pool = await load_pool(conn, exam["release_id"])
+    index = assembly.index_pool(pool)
+    fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
+             if spec.form_mode == "fixed" else None)
+    todo = await conn.fetch(
+        "SELECT c.id, c.code FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
+        "WHERE c.exam_id = $1 AND f.candidate_id IS NULL", exam["id"])
+    records = []
+    for r in todo:
+        form = _form_for(exam, spec, index, r["code"], fixed)
+        records.append((r["id"], form.form_number, json.dumps(assembly.form_to_json(form)),
+                        assembly.form_digest(form)))
+    await conn.copy_records_to_table("candidate_forms", records=records,
+                                     columns=["candidate_id", "form_number", "form", "digest"])
+    return len(records)
+
+
+async def open_exam(conn: asyncpg.Connection, exam_code: str) -> int:
+    exam = await get_exam(conn, exam_code)
+    if exam["status"] == "closed":
+        raise Conflict("exam_closed", f"exam {exam_code} is closed and cannot be opened again")
+    async with conn.transaction():
+        count = await generate_forms(conn, exam)
+        await render_exam_items(conn, exam)
+        await conn.execute("UPDATE exams SET status = 'open' WHERE id = $1", exam["id"])
+    return count
+
+
+async def rederive_form(conn: asyncpg.Connection, exam_code: str, candidate_code: str) -> tuple[dict, bool]:
+    """Draw the candidate's form again from the exam secret; compare with the one served."""
+    exam = await get_exam(conn, exam_code)
+    row = await conn.fetchrow(
+        "SELECT c.id, f.digest, f.form FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
+        "WHERE c.exam_id = $1 AND c.code = $2", exam["id"], candidate_code)
+    if row is None:
+        raise NotFound("unknown_candidate", f"no candidate {candidate_code} on exam {exam_code}")
+    if row["digest"] is None:
+        raise NotFound("no_form", f"candidate {candidate_code} has no form yet: open the exam first")
+    spec = spec_from_json(json.loads(exam["spec"]))
+    pool = await load_pool(conn, exam["release_id"])
+    fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
+             if spec.form_mode == "fixed" else None)
+    form = _form_for(exam, spec, assembly.index_pool(pool), candidate_code, fixed)
+    return assembly.form_to_json(form), assembly.form_digest(form) == row["digest"]
+
+
+def sha256_hex(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# -- rendering for candidates ----------------------------------------------------------
+
+
+def _data_uri(path: str, content: bytes) -> str:
+    import base64
+    import mimetypes
+
+    kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(content).decode()}"
+
+
+def student_view(item, media: dict[str, bytes]) -> dict:
+    """What a student may see of an item, as safe HTML: never the key or the explanation.
+
+    Images are inlined as data: URIs, so the exam page needs no further
+    request (and keeps working offline once started).
+    """
+    from itembank.render import render_markdown
+
+    def media_url(path: str) -> str:
+        return _data_uri(path, media[path]) if path in media else ""
+
+    return {
+        "stem": render_markdown(item.stem, media_url).html,
+        "options": {o.id: render_markdown(o.text, media_url, inline=True).html for o in item.options},
+        "statements": {s.id: render_markdown(s.text, media_url, inline=True).html for s in item.statements},
+        # How the answer box behaves (Part III digits-only, or free text): public, not the key.
+        "format": item.answer.format.value if item.answer is not None else None,
+    }
+
+
+async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
+    """Render every item that appears on some form of the exam, once."""
+    pks = [r[0] for r in await conn.fetch(
+        """
+        SELECT DISTINCT (jsonb_array_elements(jsonb_path_query_array(f.form, '$.sections[*].items[*].pk')))::bigint
+        FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id
+        WHERE c.exam_id = $1
+        EXCEPT SELECT item_pk FROM exam_items WHERE exam_id = $1
+        """, exam["id"])]
+    if not pks:
+        return 0
+    media = {r["path"]: r["content"] for r in await conn.fetch(
+        "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
+        "WHERE rm.release_id = $1", exam["release_id"])}
+    rows = await conn.fetch("SELECT id, type, source FROM bank_items WHERE id = ANY($1::bigint[])", pks)
+    records = [(exam["id"], r["id"], r["type"], json.dumps(student_view(parse_text(r["source"], "bank").items[0].item,
+                                                                        media)))
+               for r in rows]
+    await conn.copy_records_to_table("exam_items", records=records,
+                                     columns=["exam_id", "item_pk", "type", "rendered"])
+    return len(records)
+
+
+def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi") -> str:
+    """The printable ticket sheet (one page per room), outside any web request."""
+    from cbt.i18n import Catalogs
+    from cbt.roster import tickets_by_room
+    from cbt.templating import make_jinja, web_root
+
+    root = web_root()
+    env = make_jinja(root)
+    t = Catalogs(root / "i18n").translator(lang)
+    css = (root / "static" / "cbt.css").read_text(encoding="utf-8")
+    html = env.get_template("exam/tickets.html").render(
+        t=t, lang=lang, user=None, csrf_token="", path="/", url=lambda name, **kw: "",
+        exam={"title": exam["title"]}, rooms=tickets_by_room(rows),
+    )
+    # A file opened straight from disk has no server for /static/: carry the CSS along.
+    return html.replace('<link rel="stylesheet" href="">', f"<style>{css}</style>", 1)

@@ -1,0 +1,116 @@
+"""A whole sitting in Chromium: ticket, identity, answers of every type, the
+network gone, a reload with unsent answers, back online, submit; then every
+answer is in the database and scored."""
+
+import asyncio
+import json
+
+from browser import chromium_page, live_server, require_chromium
+from test_bank import signed_demo  # noqa: F401 - fixture
+from test_delivery import exam  # noqa: F401 - fixture
+from test_server import free_port
+from test_staff import SCREENSHOTS
+
+
+def answer_current(page) -> str:
+    """Answer the question on screen, whatever its type; return its type."""
+    box = page.locator("#question")
+    if box.locator("input[type=radio][name^=q]").count() and not box.locator("table.statements").count():
+        box.locator("label.option").first.click()
+        return "single"
+    if box.locator("input[type=checkbox]").count():
+        box.locator("label.option").first.click()
+        return "multiple"
+    if box.locator("table.statements").count():
+        for radio in box.locator("td.tf input").all()[::2]:  # "true" for every statement
+            radio.check()
+        return "truefalse4"
+    if box.locator("input.short-input").count():
+        box.locator("input.short-input").fill("")
+        box.locator("input.short-input").type("-1.5x")  # filtered to Part III characters: -1,5
+        return "short"
+    box.locator("textarea").fill("Lời giải: đạo hàm, lập bảng biến thiên, kết luận.")
+    return "essay"
+
+
+def sit(base: str, ticket: str) -> dict:
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        page.fill("#ticket", ticket.lower().replace("-", " "))  # typed sloppily: still accepted
+        page.click("#login-form button")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        assert page.locator("#c-name").inner_text() == "Nguyễn Văn An"
+        page.click("#start")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        total = page.locator(".qbtn").count()
+        assert page.locator("#timer").inner_text().count(":") >= 1
+        types = {}
+        types[1] = answer_current(page)
+        page.click("#next")
+        types[2] = answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]")
+
+        page.context.set_offline(True)
+        for n in (3, 4, 5):
+            page.click("#next")
+            types[n] = answer_current(page)
+        page.click("#flag")
+        page.wait_for_selector("#offline:not([hidden])", timeout=15000)
+        journal = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('cbt.journal'))")
+        assert journal and len(json.loads(page.evaluate(f"localStorage.getItem('{journal[0]}')"))) >= 3
+        page.screenshot(path=str(SCREENSHOTS / "exam-offline-vi.png"))
+
+        # Back on the network, but the server still unreachable for saves while
+        # the student reloads: the answers must come back from the journal.
+        page.route("**/api/v1/changes", lambda route: route.abort())
+        page.context.set_offline(False)
+        page.reload()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        answered = page.locator(".qbtn.answered").count()
+        assert answered == 5, answered
+        assert page.locator(".qbtn.flagged").count() == 1
+        page.unroute("**/api/v1/changes")
+        page.evaluate("window.dispatchEvent(new Event('online'))")
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+        page.locator(".qbtn").nth(5).click()
+        types[6] = answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+
+        page.click("#submit")
+        assert "7" in page.locator("#unanswered").inner_text() or total == 6
+        page.screenshot(path=str(SCREENSHOTS / "exam-submit-dialog-vi.png"))
+        page.click("#submit-yes")
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        receipt = page.locator("#d-receipt").inner_text()
+        score = page.locator("#d-score").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "exam-done-vi.png"))
+        # The problems the page met: only the aborted saves may appear.
+        real = [p for p in problems if "ERR_FAILED" not in p and "ERR_INTERNET_DISCONNECTED" not in p
+                and "Failed to fetch" not in p]
+        return {"types": types, "receipt": receipt, "score": score, "problems": real}
+
+
+async def test_whole_sitting_in_chromium(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return sit(base, exam["0000000001"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    attempt = await conn.fetchrow("SELECT * FROM attempts")
+    assert attempt["status"] == "submitted" and attempt["submitted_by"] == "candidate"
+    assert out["receipt"] == attempt["receipt"]
+    rows = {r["item_ref"]: r for r in await conn.fetch("SELECT * FROM responses WHERE attempt_id = $1",
+                                                       attempt["id"])}
+    answered = [ref for ref, r in rows.items() if r["value"] is not None]
+    assert len(answered) == 6, sorted(answered)
+    assert sum(1 for r in rows.values() if r["flagged"]) == 1
+    for ref in answered:  # every answered question was scored (essays wait for marking)
+        r = rows[ref]
+        kind = json.loads(attempt["layout"])[ref]["t"]
+        assert (r["score"] is None) == (kind == "essay"), ref
+        if kind == "short":
+            assert json.loads(r["value"]) == "-1,5"
+    assert out["score"].startswith("Điểm: ")

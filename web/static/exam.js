@@ -1,0 +1,566 @@
+// The exam page: ticket login, identity check, the timed exam, autosave
+// with a journal that survives reloads and network drops, and submission.
+// Talks only to the candidate API (docs/api.md). No framework, no build.
+
+const S = JSON.parse(document.getElementById("cbt-strings").textContent);
+const $ = (id) => document.getElementById(id);
+const TOKEN = "cbt.token";
+
+const state = {
+  token: sessionStorage.getItem(TOKEN),
+  session: null,
+  form: null,
+  items: [], // flat list of questions in order, with .section
+  answers: {}, // ref -> {value, flagged}
+  current: 0,
+  offset: 0, // server clock minus ours, in ms
+  deadline: null,
+  sectionDeadline: null,
+  sectionIndex: 0,
+  sequential: false,
+  sending: false,
+  retryMs: 1000,
+  warned: new Set(),
+  submitting: false,
+};
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details || {};
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const sent = Date.now();
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, "network", S.offline);
+  }
+  const data = await resp.json().catch(() => ({}));
+  if (data.server_now) {
+    // The server's clock is the truth: correct ours by the offset measured
+    // at the middle of the round trip.
+    const mid = (sent + Date.now()) / 2;
+    state.offset = Date.parse(data.server_now) - mid;
+  }
+  if (!resp.ok) {
+    const err = data.error || {};
+    throw new ApiError(resp.status, err.code || "http_" + resp.status, err.message || resp.statusText, err.details);
+  }
+  return data;
+}
+
+const serverNow = () => Date.now() + state.offset;
+
+// ---------------------------------------------------------------- screens
+
+function show(name) {
+  for (const id of ["login", "confirm", "exam", "done"]) $("screen-" + id).hidden = id !== name;
+  document.body.dataset.screen = name;
+}
+
+function announce(text) {
+  $("announce").textContent = "";
+  setTimeout(() => ($("announce").textContent = text), 50);
+}
+
+function errorText(err) {
+  return S["error_" + err.code] || err.message;
+}
+
+async function boot() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("start").addEventListener("click", onStart);
+  $("not-me").addEventListener("click", signOut);
+  $("prev").addEventListener("click", () => go(state.current - 1));
+  $("next").addEventListener("click", () => go(state.current + 1));
+  $("flag").addEventListener("click", toggleFlag);
+  $("submit").addEventListener("click", askSubmit);
+  $("submit-yes").addEventListener("click", () => { $("submit-dialog").close(); submit(); });
+  $("submit-no").addEventListener("click", () => $("submit-dialog").close());
+  $("finish-section").addEventListener("click", finishSection);
+  window.addEventListener("online", () => flush());
+  window.addEventListener("offline", () => setOffline(true));
+  if (!state.token) return show("login");
+  try {
+    const session = await api("GET", "/api/v1/session");
+    await enter(session);
+  } catch (err) {
+    if (err.code === "network") {
+      // Offline at reload: resume from what this browser kept, if anything.
+      setOffline(true);
+      return show("login");
+    }
+    signOut();
+  }
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  $("login-error").hidden = true;
+  try {
+    const session = await api("POST", "/api/v1/login", { ticket: $("ticket").value });
+    state.token = session.token;
+    sessionStorage.setItem(TOKEN, session.token);
+    await enter(session);
+  } catch (err) {
+    $("login-error").textContent = errorText(err);
+    $("login-error").hidden = false;
+    $("ticket").focus();
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN);
+  state.token = null;
+  show("login");
+}
+
+async function enter(session) {
+  state.session = session;
+  if (session.result) return showDone(session);
+  if (session.attempt) return onStart(); // resume straight into the exam
+  const c = session.candidate;
+  const e = session.exam;
+  $("c-name").textContent = c.full_name;
+  $("c-code").textContent = c.code;
+  $("c-dob").textContent = c.date_of_birth.split("-").reverse().join("/");
+  $("c-class").textContent = [c.class_name, c.room].filter(Boolean).join(" · ");
+  $("c-exam").textContent = e.title;
+  $("c-time").textContent = S.minutes.replace("{n}", String(Math.round(e.time_allowed_minutes)));
+  $("c-instructions").textContent = e.instructions || "";
+  show("confirm");
+  $("start").focus();
+}
+
+async function onStart() {
+  $("start-error").hidden = true;
+  let data;
+  try {
+    data = await api("POST", "/api/v1/start", {});
+  } catch (err) {
+    $("start-error").textContent = errorText(err);
+    $("start-error").hidden = false;
+    show("confirm");
+    return;
+  }
+  state.session = data;
+  if (data.result) return showDone(data);
+  state.form = data.form;
+  state.items = [];
+  for (const section of data.form.sections) {
+    for (const item of section.items) state.items.push({ ...item, section: section.index });
+  }
+  state.sequential = data.form.sections.some((s) => s.time_limit_minutes);
+  state.answers = data.answers || {};
+  applyTimes(data.attempt);
+  // Replay what this browser saved but the server has not acknowledged:
+  // after a reload or a network drop, nothing the student did is lost.
+  for (const entry of journal()) applyLocal(entry);
+  nextSeq(Math.max(lastSeq(), data.attempt.saved_seq));
+  $("x-title").textContent = data.exam.title;
+  show("exam");
+  buildNav();
+  const first = state.items.findIndex((q) => !state.sequential || q.section === state.sectionIndex);
+  go(first < 0 ? 0 : first);
+  tick();
+  setInterval(tick, 500);
+  flush();
+}
+
+// ---------------------------------------------------------------- journal
+
+const attemptId = () => state.session.attempt.id;
+const journalKey = () => `cbt.journal.${attemptId()}`;
+const seqKey = () => `cbt.seq.${attemptId()}`;
+
+function journal() {
+  try {
+    return JSON.parse(localStorage.getItem(journalKey()) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+function saveJournal(entries) {
+  localStorage.setItem(journalKey(), JSON.stringify(entries));
+}
+
+const lastSeq = () => Number(localStorage.getItem(seqKey()) || 0);
+
+function nextSeq(atLeast) {
+  const seq = Math.max(lastSeq(), atLeast || 0) + (atLeast === undefined ? 1 : 0);
+  localStorage.setItem(seqKey(), String(seq));
+  return seq;
+}
+
+function record(item, kind, value) {
+  const entry = { seq: nextSeq(), item, kind, value };
+  const entries = journal();
+  entries.push(entry);
+  saveJournal(entries); // written before anything is sent: a reload keeps it
+  applyLocal(entry);
+  updateNav();
+  setSaveState("pending");
+  scheduleFlush();
+}
+
+function applyLocal(entry) {
+  const a = (state.answers[entry.item] ||= { value: null, flagged: false });
+  if (entry.kind === "flag") a.flagged = entry.value;
+  else a.value = entry.value;
+}
+
+let flushTimer = null;
+function scheduleFlush() {
+  clearTimeout(flushTimer);
+  flushTimer = setTimeout(flush, 400);
+}
+
+async function flush() {
+  if (state.sending || !state.session || !state.session.attempt) return;
+  const entries = journal();
+  if (!entries.length) return setSaveState("saved");
+  state.sending = true;
+  try {
+    const data = await api("POST", "/api/v1/changes", { attempt_id: attemptId(), changes: entries.slice(0, 200) });
+    const left = journal().filter((e) => e.seq > data.saved_seq);
+    saveJournal(left);
+    applyTimes(data);
+    setOffline(false);
+    state.retryMs = 1000;
+    setSaveState(left.length ? "pending" : "saved");
+    if (left.length) setTimeout(flush, 50);
+  } catch (err) {
+    if (err.code === "network" || err.status >= 500) {
+      setOffline(err.code === "network");
+      setTimeout(flush, state.retryMs);
+      state.retryMs = Math.min(state.retryMs * 2, 10000);
+    } else if (err.code === "attempt_closed") {
+      await finishUp();
+    } else if (err.code === "section_closed") {
+      // Those answers belong to a section that has ended: they cannot count.
+      saveJournal(journal().filter((e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex));
+      await refreshState();
+    } else if (err.status === 401) {
+      setSaveState("pending");
+      signOut(); // the journal stays in this browser and is sent after signing in again
+    } else {
+      setSaveState("error");
+    }
+  } finally {
+    state.sending = false;
+  }
+}
+
+function setOffline(off) {
+  $("offline").hidden = !off;
+  if (off) setSaveState("pending");
+}
+
+function setSaveState(kind) {
+  $("save-state").textContent = S["save_" + kind];
+  $("save-state").dataset.state = kind;
+}
+
+// ---------------------------------------------------------------- time
+
+function applyTimes(t) {
+  if (t.deadline) state.deadline = Date.parse(t.deadline);
+  if ("section_deadline" in t) state.sectionDeadline = t.section_deadline ? Date.parse(t.section_deadline) : null;
+  if (typeof t.section_index === "number" && t.section_index !== state.sectionIndex) {
+    state.sectionIndex = t.section_index;
+    if (state.items.length) {
+      buildNav();
+      const first = state.items.findIndex((q) => q.section === state.sectionIndex);
+      if (first >= 0) go(first);
+    }
+  }
+}
+
+function fmt(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
+}
+
+function tick() {
+  if (!state.deadline || document.body.dataset.screen !== "exam") return;
+  const left = state.deadline - serverNow();
+  $("timer").textContent = fmt(left);
+  for (const mins of [5, 1]) {
+    if (left <= mins * 60000 && left > 0 && !state.warned.has(mins)) {
+      state.warned.add(mins);
+      $("timer").classList.add("warn");
+      announce(S["warn_" + mins]);
+    }
+  }
+  if (state.sequential && state.sectionDeadline) {
+    $("section-timer-wrap").hidden = false;
+    const sl = state.sectionDeadline - serverNow();
+    $("section-timer").textContent = fmt(sl);
+    if (sl <= 0 && !state.sectionClosing) {
+      state.sectionClosing = true;
+      finishSection(true).finally(() => (state.sectionClosing = false));
+    }
+  } else {
+    $("section-timer-wrap").hidden = true;
+  }
+  if (left <= 0 && !state.submitting) submit(true);
+}
+
+// ---------------------------------------------------------------- questions
+
+function visible(q) {
+  return !state.sequential || q.section === state.sectionIndex;
+}
+
+function answered(ref) {
+  const v = (state.answers[ref] || {}).value;
+  if (v === null || v === undefined || v === "") return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.values(v).some((x) => x !== null && x !== undefined);
+  return true;
+}
+
+function buildNav() {
+  const nav = $("qnav");
+  nav.textContent = "";
+  let lastSection = -1;
+  state.items.forEach((q, i) => {
+    if (!visible(q)) return;
+    if (q.section !== lastSection) {
+      lastSection = q.section;
+      const h = document.createElement("p");
+      h.className = "qnav-section";
+      h.textContent = state.form.sections[q.section].title;
+      nav.append(h);
+    }
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "qbtn";
+    b.dataset.index = String(i);
+    b.textContent = String(i + 1);
+    b.addEventListener("click", () => go(i));
+    nav.append(b);
+  });
+  $("finish-section").hidden = !(state.sequential && state.sectionIndex < state.form.sections.length - 1);
+  updateNav();
+}
+
+function updateNav() {
+  for (const b of $("qnav").querySelectorAll(".qbtn")) {
+    const q = state.items[Number(b.dataset.index)];
+    const a = state.answers[q.ref] || {};
+    b.classList.toggle("answered", answered(q.ref));
+    b.classList.toggle("flagged", !!a.flagged);
+    b.classList.toggle("current", Number(b.dataset.index) === state.current);
+    const label = [S.question + " " + b.textContent, answered(q.ref) ? S.legend_answered : S.not_answered];
+    if (a.flagged) label.push(S.legend_flagged);
+    b.setAttribute("aria-label", label.join(", "));
+    if (Number(b.dataset.index) === state.current) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+  }
+}
+
+function go(i) {
+  if (i < 0 || i >= state.items.length || !visible(state.items[i])) return;
+  state.current = i;
+  renderQuestion(state.items[i], i);
+  updateNav();
+  $("prev").disabled = !state.items[i - 1] || !visible(state.items[i - 1]);
+  $("next").disabled = !state.items[i + 1] || !visible(state.items[i + 1]);
+}
+
+function html(el, markup) {
+  // The server sends sanitised HTML (allow-listed tags, MathML, no script).
+  el.innerHTML = markup;
+  return el;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+function renderQuestion(q, i) {
+  const box = $("question");
+  box.textContent = "";
+  const a = state.answers[q.ref] || { value: null, flagged: false };
+  box.append(el("h2", { class: "qtitle", text: `${S.question} ${i + 1} · ${q.points} ${S.points}` }));
+  box.append(html(el("div", { class: "stem", id: "stem-" + q.ref }), q.stem));
+  const group = el("fieldset", { class: "answer", "aria-describedby": "stem-" + q.ref });
+  group.append(el("legend", { class: "visually-hidden", text: S["type_" + q.type] }));
+  if (q.type === "single" || q.type === "multiple") {
+    const kind = q.type === "single" ? "radio" : "checkbox";
+    const chosen = q.type === "single" ? [a.value] : a.value || [];
+    q.options.forEach((o, k) => {
+      const id = `${q.ref}-${o.id}`;
+      const input = el("input", { type: kind, name: q.ref, id, value: o.id });
+      input.checked = chosen.includes(o.id);
+      input.addEventListener("change", () => {
+        if (q.type === "single") record(q.ref, "answer", o.id);
+        else {
+          const picked = [...group.querySelectorAll("input:checked")].map((x) => x.value);
+          record(q.ref, "answer", picked);
+        }
+      });
+      const label = el("label", { for: id, class: "option" }, el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }));
+      label.append(html(el("span"), o.html));
+      group.append(el("div", { class: "choice" }, input, label));
+    });
+  } else if (q.type === "truefalse4") {
+    const value = a.value || {};
+    const table = el("table", { class: "grid statements" });
+    table.append(el("thead", {}, el("tr", {}, el("th", { text: S.statement }), el("th", { text: S.true }), el("th", { text: S.false }))));
+    const body = el("tbody");
+    for (const s of q.statements) {
+      const row = el("tr");
+      const text = el("td", { id: `${q.ref}-st-${s.id}` }, s.id + ") ");
+      text.append(html(el("span"), s.html));
+      row.append(text);
+      for (const [truth, word] of [[true, S.true], [false, S.false]]) {
+        const input = el("input", { type: "radio", name: `${q.ref}-${s.id}`, "aria-label": `${s.id}) ${word}` });
+        input.checked = value[s.id] === truth;
+        input.addEventListener("change", () => {
+          const now = { ...((state.answers[q.ref] || {}).value || {}) };
+          now[s.id] = truth;
+          record(q.ref, "answer", now);
+        });
+        row.append(el("td", { class: "tf" }, input));
+      }
+      body.append(row);
+    }
+    table.append(body);
+    group.append(table);
+  } else if (q.type === "short") {
+    const numeric = q.format !== "text";
+    const input = el("input", { id: q.ref + "-short", class: "short-input", autocomplete: "off", spellcheck: "false",
+      inputmode: numeric ? "decimal" : "text", maxlength: numeric && q.format !== "number" ? "4" : "100" });
+    input.value = a.value || "";
+    input.addEventListener("input", () => {
+      if (numeric) {
+        // Part III: only digits, one leading minus and one decimal comma.
+        let v = input.value.replace(/\./g, ",").replace(/[^0-9,-]/g, "");
+        v = v.replace(/(?!^)-/g, "");
+        const first = v.indexOf(",");
+        if (first >= 0) v = v.slice(0, first + 1) + v.slice(first + 1).replace(/,/g, "");
+        if (input.value !== v) input.value = v;
+      }
+      record(q.ref, "answer", input.value === "" ? null : input.value);
+    });
+    group.append(el("label", { for: input.id, text: numeric ? S.short_label : S.text_label }), input);
+  } else if (q.type === "essay") {
+    const area = el("textarea", { id: q.ref + "-essay", rows: "12", class: "essay" });
+    area.value = a.value || "";
+    const count = el("p", { class: "muted", "aria-live": "polite" });
+    const words = () => (count.textContent = S.words.replace("{n}", String((area.value.match(/\S+/g) || []).length)));
+    area.addEventListener("input", () => { words(); record(q.ref, "answer", area.value); });
+    words();
+    group.append(el("label", { for: area.id, text: S.essay_label }), area, count);
+  }
+  box.append(group);
+  $("flag").setAttribute("aria-pressed", String(!!a.flagged));
+  $("flag").textContent = a.flagged ? S.unflag : S.flag;
+}
+
+function toggleFlag() {
+  const q = state.items[state.current];
+  const flagged = !(state.answers[q.ref] || {}).flagged;
+  record(q.ref, "flag", flagged);
+  $("flag").setAttribute("aria-pressed", String(flagged));
+  $("flag").textContent = flagged ? S.unflag : S.flag;
+}
+
+// ---------------------------------------------------------------- sections and submit
+
+async function refreshState() {
+  try {
+    const data = await api("GET", "/api/v1/state");
+    applyTimes(data.attempt);
+    if (data.result) showDone(data);
+  } catch {
+    /* the next flush will try again */
+  }
+}
+
+async function finishSection(timeUp) {
+  if (!timeUp && !confirm(S.finish_section_confirm)) return;
+  await flush();
+  try {
+    const data = await api("POST", "/api/v1/sections/next", { attempt_id: attemptId(), from_section: state.sectionIndex });
+    applyTimes(data.attempt);
+  } catch (err) {
+    if (err.code === "network") setTimeout(() => finishSection(true), 2000);
+  }
+}
+
+function askSubmit() {
+  const missing = state.items.map((q, i) => (answered(q.ref) ? null : i + 1)).filter(Boolean);
+  $("unanswered").textContent = missing.length ? S.unanswered.replace("{list}", missing.join(", ")) : S.all_answered;
+  $("submit-dialog").showModal();
+}
+
+async function submit(timeUp) {
+  if (state.submitting) return;
+  state.submitting = true;
+  if (timeUp) announce(S.time_up);
+  // Send the journal first; then submit (idempotent), retrying until it lands.
+  for (let i = 0; i < 120; i++) {
+    await flush();
+    if (!journal().length) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  for (;;) {
+    try {
+      const data = await api("POST", "/api/v1/submit", { attempt_id: attemptId() });
+      return showDone(data);
+    } catch (err) {
+      if (err.code !== "network" && err.status < 500) return finishUp();
+      setOffline(true);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+async function finishUp() {
+  try {
+    showDone(await api("GET", "/api/v1/session"));
+  } catch {
+    setSaveState("error");
+  }
+}
+
+function showDone(data) {
+  const r = data.result || {};
+  $("d-receipt").textContent = r.receipt || "";
+  if (r.score) {
+    $("d-score").hidden = false;
+    $("d-score").textContent = S.score.replace("{total}", r.score.total).replace("{max}", r.score.max) +
+      (r.score.provisional ? " " + S.provisional : "");
+  }
+  if (state.session && state.session.attempt) {
+    localStorage.removeItem(journalKey());
+  }
+  show("done");
+}
+
+boot();
