@@ -394,3 +394,44 @@ async def test_openapi_document_lists_the_candidate_api(client):
     assert doc["openapi"].startswith("3.")
     assert {"/api/v1/login", "/api/v1/start", "/api/v1/changes", "/api/v1/state",
             "/api/v1/submit"} <= set(doc["paths"])
+
+
+async def test_exam_commands(dsn, conn, tmp_path, signed_demo):  # noqa: F811
+    from test_server import cbt, env_for, one_line_error
+
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-E', 'Sở E', 'department')")
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    exam_file = tmp_path / "exam.yaml"
+    exam_file.write_text(exam_yaml(code="CLI-T"), encoding="utf-8")
+    made = cbt("exam", "create", str(exam_file), env=env)
+    assert made.returncode == 0 and "exam CLI-T created" in made.stdout, made.stderr
+    assert "already exists" in one_line_error(cbt("exam", "create", str(exam_file), env=env))
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Mã học sinh;Họ và tên;Ngày sinh;Lớp;Trường;Phòng thi\n"
+                      "0123456789;Đỗ Thị Em;02/03/2008;12A5;THPT A;P07\n"
+                      "0123456780;Ngô Văn Phúc;12/12/2007;12A5;THPT A;P08\n", encoding="utf-8")
+    added = cbt("exam", "roster", "CLI-T", str(roster), env=env)
+    assert added.returncode == 0 and "2 candidates added" in added.stdout, added.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng thi\n123,X,01/01/2008,12A5,A,P07\n",
+                   encoding="utf-8")
+    failed = cbt("exam", "roster", "CLI-T", str(bad), env=env)
+    assert failed.returncode == 1 and "row 2" in failed.stderr and "Traceback" not in failed.stderr
+    opened = cbt("exam", "open", "CLI-T", env=env)
+    assert opened.returncode == 0 and "2 forms drawn" in opened.stdout
+    sheet = tmp_path / "tickets.html"
+    printed = cbt("exam", "tickets", "CLI-T", "-o", str(sheet), env=env)
+    assert printed.returncode == 0, printed.stderr
+    html = sheet.read_text("utf-8")
+    assert html.count('class="ticket-slip"') == 2 and "Đỗ Thị Em" in html and "<style>" in html
+    csv = cbt("exam", "tickets", "CLI-T", "--format", "csv", "--room", "P08", env=env)
+    assert csv.returncode == 0 and "Ngô Văn Phúc" in csv.stdout and "Đỗ Thị Em" not in csv.stdout
+    ticket = csv.stdout.strip().splitlines()[-1].split(",")[-1]
+    assert await conn.fetchval("SELECT count(*) FROM candidates WHERE ticket_hash = $1",
+                               __import__("cbt.roster", fromlist=["ticket_hash"]).ticket_hash(ticket)) == 1
+    same = cbt("exam", "form", "CLI-T", "0123456789", env=env)
+    assert same.returncode == 0 and "equals the form served" in same.stdout
+    assert "no candidate" in one_line_error(cbt("exam", "form", "CLI-T", "9999999999", env=env))

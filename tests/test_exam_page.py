@@ -3,6 +3,7 @@ network gone, a reload with unsent answers, back online, submit; then every
 answer is in the database and scored."""
 
 import asyncio
+import concurrent.futures
 import json
 
 from browser import chromium_page, live_server, require_chromium
@@ -114,3 +115,44 @@ async def test_whole_sitting_in_chromium(conn, dsn, exam):  # noqa: F811
         if kind == "short":
             assert json.loads(r["value"]) == "-1,5"
     assert out["score"].startswith("Điểm: ")
+
+
+def sit_until_time_is_up(base: str, ticket: str, dsn: str) -> dict:
+    import asyncpg
+
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        page.fill("#ticket", ticket)
+        page.click("#login-form button")
+        page.click("#start")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]")
+
+        async def shorten():
+            conn = await asyncpg.connect(dsn)
+            await conn.execute("UPDATE attempts SET deadline = now() + interval '4 seconds'")
+            await conn.close()
+
+        # Playwright's sync API holds this thread's event loop: use another thread.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, shorten()).result()
+        page.reload()  # the page learns the new deadline from the server
+        page.wait_for_selector("#timer.warn", timeout=10000)
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        return {"problems": problems, "receipt": page.locator("#d-receipt").inner_text()}
+
+
+async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return sit_until_time_is_up(base, exam["0000000002"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    attempt = await conn.fetchrow("SELECT status, submitted_at, deadline, receipt FROM attempts")
+    assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
+    assert attempt["submitted_at"] >= attempt["deadline"]
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 1

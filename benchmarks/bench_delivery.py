@@ -1,0 +1,225 @@
+"""Start and autosave latency under a simple concurrent client.
+
+    python benchmarks/bench_delivery.py [--candidates 500] [--concurrency 100] [--workers 2] [--rounds 5]
+
+Sets up a throw-away embedded PostgreSQL with the demo bank, an exam with
+N candidates (opened: forms drawn), starts `cbt serve --workers W`, then with
+an aiohttp client at the given concurrency: every candidate signs in, all
+press Start at once, then each sends `rounds` batches of 5 answer changes.
+Prints p50/p95/p99 of Start and of a 5-change batch, the exam-open time, and
+checks that every acknowledged change is in the database. The full load
+tests (Locust, the storm and district profiles) are issue 7's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cbt import bank, db, exams  # noqa: E402
+from cbt.roster import Candidate  # noqa: E402
+from itembank import keys as ik  # noqa: E402
+from itembank import package  # noqa: E402
+from itembank.demo import write_demo_bank  # noqa: E402
+
+EXAM = """
+code: BENCH
+title: Benchmark
+release: demo-thpt 2025.1
+duration_minutes: 90
+window: {{opens: {opens}, closes: {closes}, late_entry_minutes: 600}}
+sections:
+  - title: I
+    rows:
+      - {{topic: ham-so, level: 1, count: 3, type: single}}
+      - {{topic: mu-logarit, level: 1, count: 3, type: single}}
+      - {{topic: nguyen-ham-tich-phan, level: 1, count: 3, type: single}}
+      - {{topic: toa-do-oxyz, level: 1, count: 3, type: single}}
+  - title: II
+    rows:
+      - {{topic: ham-so, level: 2, count: 1, type: truefalse4}}
+      - {{topic: mu-logarit, level: 2, count: 1, type: truefalse4}}
+      - {{topic: nguyen-ham-tich-phan, level: 2, count: 1, type: truefalse4}}
+      - {{topic: toa-do-oxyz, level: 2, count: 1, type: truefalse4}}
+  - title: III
+    rows:
+      - {{topic: ham-so, level: 3, count: 1, type: short}}
+      - {{topic: mu-logarit, level: 3, count: 1, type: short}}
+      - {{topic: nguyen-ham-tich-phan, level: 3, count: 1, type: short}}
+      - {{topic: toa-do-oxyz, level: 3, count: 1, type: short}}
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+
+
+async def prepare(dsn: str, root: Path, n: int) -> tuple[list[str], float]:
+    folder = root / "bank"
+    write_demo_bank(folder)
+    made = ik.generate_key_files("bench", root / "keys")
+    package.sign(folder, ik.load_private_key(made.private_path))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await db.migrate(conn)
+        await bank.trust_key(conn, made.public_path.read_bytes(), "bench")
+        await bank.import_release(conn, folder)
+        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('B', 'Bench', 'department')")
+        now = dt.datetime.now(dt.UTC)
+        await exams.create_exam(conn, exams.parse_exam(EXAM.format(
+            opens=(now - dt.timedelta(minutes=5)).isoformat(), closes=(now + dt.timedelta(hours=5)).isoformat())), "B")
+        await exams.add_roster(conn, "BENCH", [
+            Candidate(f"{i:010d}", f"Thí sinh {i}", dt.date(2008, 1, 1), "12A", "S", f"P{i // 40:02d}")
+            for i in range(1, n + 1)])
+        start = time.perf_counter()
+        await exams.open_exam(conn, "BENCH")
+        opened = time.perf_counter() - start
+        tickets = [t["ticket"] for t in await exams.issue_tickets(conn, "BENCH")]
+    finally:
+        await conn.close()
+    return tickets, opened
+
+
+async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) -> dict:
+    limit = asyncio.Semaphore(concurrency)
+    timings: dict[str, list[float]] = {"start": [], "changes": []}
+    acked: dict[int, int] = {}
+    errors: list[str] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def login(ticket):
+            async with limit, http.post(base + "/api/v1/login", json={"ticket": ticket}) as r:
+                return (await r.json())["token"]
+
+        tokens = await asyncio.gather(*(login(t) for t in tickets))
+
+        async def start(token):
+            async with limit:
+                t0 = time.perf_counter()
+                async with http.post(base + "/api/v1/start", json={},
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                    body = await r.json()
+                    timings["start"].append(time.perf_counter() - t0)
+                    if r.status != 200:
+                        errors.append(f"start {r.status}")
+                    return body
+
+        starts = await asyncio.gather(*(start(t) for t in tokens))
+
+        async def sit(token, body):
+            rng = random.Random(token)
+            singles = [i for s in body["form"]["sections"] for i in s["items"] if i["type"] == "single"]
+            seq = 0
+            for _ in range(rounds):
+                batch = []
+                for _ in range(5):
+                    seq += 1
+                    q = rng.choice(singles)
+                    batch.append({"seq": seq, "item": q["ref"], "value": rng.choice(q["options"])["id"]})
+                async with limit:
+                    t0 = time.perf_counter()
+                    async with http.post(base + "/api/v1/changes", json={"changes": batch},
+                                         headers={"Authorization": f"Bearer {token}"}) as r:
+                        result = await r.json()
+                        timings["changes"].append(time.perf_counter() - t0)
+                        if r.status != 200:
+                            errors.append(f"changes {r.status}")
+                        else:
+                            acked[body["attempt"]["id"]] = result["saved_seq"]
+                await asyncio.sleep(rng.uniform(0, 0.2))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sit(t, b) for t, b in zip(tokens, starts, strict=True)))
+        elapsed = time.perf_counter() - t0
+    return {"timings": timings, "acked": acked, "errors": errors, "autosave_seconds": elapsed}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--candidates", type=int, default=500)
+    ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="cbt-bench-delivery-"))
+    root.chmod(0o755)
+    pg = db.EmbeddedPostgres(root / "data")
+    pg.acquire(exclusive=True)
+    sock = pg.start()
+    server = None
+    try:
+        asyncio.run(db.ensure_database(pg.dsn(sock, "postgres")))
+        dsn = pg.dsn(sock)
+        tickets, opened = asyncio.run(prepare(dsn, root, args.candidates))
+        print(f"exam opened: {args.candidates} forms drawn and stored in {opened:.2f} s")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+        env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
+        server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers",
+                                   str(args.workers)], env=env, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1)
+        out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
+        t = out["timings"]
+        print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
+              f"p99 {pct(t['start'], 99):.0f} ms (all {len(tickets)} pressed at once, concurrency {args.concurrency})")
+        print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
+              f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
+              f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
+        print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
+
+        async def lost() -> int:
+            conn = await asyncpg.connect(dsn)
+            try:
+                missing = 0
+                for attempt_id, saved in out["acked"].items():
+                    stored = await conn.fetchval(
+                        "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2", attempt_id, saved)
+                    missing += saved - stored
+                return missing
+            finally:
+                await conn.close()
+
+        print(f"acknowledged changes missing from the database: {asyncio.run(lost())}")
+        print(f"(mean of starts {statistics.mean(t['start']) * 1000:.0f} ms)")
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        pg.stop()
+        pg.release()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
