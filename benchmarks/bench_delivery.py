@@ -33,11 +33,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cbt import bank, db, exams  # noqa: E402
-from cbt.roster import Candidate  # noqa: E402
-from itembank import keys as ik  # noqa: E402
-from itembank import package  # noqa: E402
-from itembank.demo import write_demo_bank  # noqa: E402
+from cbt import bank, db, exams
+from cbt.roster import Candidate
+from itembank import keys as ik
+from itembank import package
+from itembank.demo import write_demo_bank
 
 EXAM = """
 code: BENCH
@@ -69,7 +69,7 @@ sections:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
 
 
 async def prepare(dsn: str, root: Path, n: int) -> tuple[list[str], float]:
