@@ -8,6 +8,7 @@ own, cloned from a migrated template, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
@@ -81,7 +82,16 @@ async def create_database(admin_dsn: str, template: str | None = None) -> str:
 async def drop_database(admin_dsn: str, name: str) -> None:
     conn = await _admin(admin_dsn)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(20):
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                # A non-superuser (CBT_DATABASE_URL) cannot end an autovacuum
+                # worker that is still in the database: wait for it to finish.
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.25)
     finally:
         await conn.close()
 
