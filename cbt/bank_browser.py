@@ -9,7 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cbt import bank, keys
+from cbt import accounts, bank, keys, results
+from cbt.auth import require_user
+from cbt.board import fmt as board_fmt
 from cbt.errors import UserError
 from cbt.templating import render
 from itembank.formats.xlsx import write_template
@@ -77,6 +79,9 @@ async def item_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         row, item = await bank.get_item(conn, item_id, version)
         versions = await bank.item_versions(conn, item_id)
+        # Statistics of this version in the exams the viewer's organisation may see.
+        history = await results.item_history(conn, row["id"],
+                                             await accounts.visible_org_ids(conn, require_user(request)))
     base = request.app.router["bank_media"]
 
     def media_url(path: str) -> str:
@@ -85,6 +90,7 @@ async def item_page(request: web.Request) -> web.Response:
     rendered = render_item(item, media_url)
     return render(request, "bank/item.html", {
         "row": row, "item": item, "r": rendered, "versions": versions, "letters": LETTERS,
+        "history": history, "fmt": board_fmt,
         # Options are shown as A, B, C ... in authored order; the key in the same letters.
         "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
     })

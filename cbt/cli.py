@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, analyze, bank, db, exams, roster
+from cbt import accounts, analyze, bank, db, exams, results, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
@@ -310,6 +310,42 @@ def cmd_exam_form(args) -> int:
     return with_database(_settings(args), work)
 
 
+def cmd_exam_results(args) -> int:
+    async def work(conn) -> int:
+        rows = await results.results_rows(conn, args.exam)
+        out = args.xlsx or args.csv
+        try:
+            if args.xlsx:
+                results.write_results_xlsx(rows, args.xlsx)
+            else:
+                args.csv.write_text(results.results_csv(rows), encoding="utf-8", newline="")
+        except OSError as e:
+            raise UserError("file_unwritable", f"cannot write {out}: {e.strerror}") from None
+        done = sum(r["score"] is not None for r in rows)
+        print(f"{len(rows)} candidates of {args.exam} written to {out} ({done} with a submitted attempt)")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_exam_analyze(args) -> int:
+    async def work(conn) -> int:
+        exam = await exams.get_exam(conn, args.exam)
+        report = await results.analyze_exam(conn, exam["id"])
+        test = report["test"]
+        flagged = sum(bool(i["flags"]) for i in report["items"])
+
+        def fmt(x):
+            return "-" if x is None else f"{x:.3f}"
+
+        print(f"{args.exam}: {report['examinees']} candidates, {report['items_count']} items analysed; "
+              f"mean {fmt(test['mean'])}, sd {fmt(test['sd'])}, alpha {fmt(test['alpha'])}, "
+              f"{flagged} items flagged; stored for the exam board and the bank")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
 # -- the parser --------------------------------------------------------------
 
 
@@ -359,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_bank(sub)
     analyze.register(sub)
 
-    examp = sub.add_parser("exam", help="exams: create, roster, tickets, open").add_subparsers(
+    examp = sub.add_parser("exam", help="exams: create, roster, tickets, open, results, analyze").add_subparsers(
         dest="exam_command", required=True, metavar="COMMAND")
     sp = examp.add_parser("create", help="create an exam from its YAML file")
     sp.add_argument("file", type=Path)
@@ -383,6 +419,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("candidate", help="student code")
     sp.add_argument("--json", action="store_true", help="print the form")
     sp.set_defaults(func=cmd_exam_form)
+    sp = examp.add_parser("results", help="export results for gradebooks (keyed by student code)")
+    sp.add_argument("exam")
+    fmt = sp.add_mutually_exclusive_group(required=True)
+    fmt.add_argument("--xlsx", type=Path, metavar="FILE", help="write an .xlsx workbook")
+    fmt.add_argument("--csv", type=Path, metavar="FILE", help="write a CSV (UTF-8 with BOM)")
+    sp.set_defaults(func=cmd_exam_results)
+    sp = examp.add_parser("analyze", help="item analysis of the submitted attempts, stored for the board")
+    sp.add_argument("exam")
+    sp.set_defaults(func=cmd_exam_analyze)
     return p
 
 

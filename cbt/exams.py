@@ -248,21 +248,27 @@ WHERE ri.release_id = $1 AND b.status = 'approved'
 """
 
 
+# The C YAML loader when PyYAML has it: a 5,000-item pool is read at every open.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 async def load_pool(conn: asyncpg.Connection, release_id: int) -> list[assembly.PoolItem]:
     pool = []
     for r in await conn.fetch(_POOL, release_id):
-        item = parse_text(r["source"], "bank").items[0].item
+        # The stored source is itembank's canonical YAML of a validated item,
+        # so the plain mapping is enough here (no need for itembank's checks).
+        data = yaml.load(r["source"], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
         pool.append(assembly.PoolItem(
             pk=r["id"], item_id=r["item_id"], version=r["version"], topic=r["topic"], level=r["level"],
-            type=r["type"], points=r["points"], option_ids=tuple(o.id for o in item.options),
-            statement_ids=tuple(s.id for s in item.statements), shuffle=item.shuffle,
+            type=r["type"], points=r["points"], option_ids=tuple(str(k) for k in data.get("options") or {}),
+            statement_ids=tuple(str(k) for k in data.get("statements") or {}), shuffle=data.get("shuffle", True),
         ))
     return pool
 
 
 def describe_shortfalls(shortfalls) -> list[str]:
     return [
-        f"section {s.section}: topic {s.topic}, level {s.level}"
+        f"section {s.section + 1}: topic {s.topic}, level {s.level}"
         + (f", type {s.type}" if s.type else "")
         + f": wants {s.wanted} approved items, the release has {s.available}"
         for s in shortfalls
@@ -361,7 +367,7 @@ async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | No
     return issued
 
 
-def _form_for(exam: asyncpg.Record, spec: ExamSpec, index, code: str, fixed: list | None):
+def _form_for(exam, spec: ExamSpec, index, code: str, fixed: list | None):
     if fixed is not None:
         number = assembly.form_number_for(exam["secret"], code, spec.form_count)
         return fixed[number - 1]
@@ -369,21 +375,52 @@ def _form_for(exam: asyncpg.Record, spec: ExamSpec, index, code: str, fixed: lis
                               shuffle_items=spec.shuffle_items, shuffle_options=spec.shuffle_options)
 
 
-async def generate_forms(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
-    """Draw a form for every candidate of the exam who has none yet."""
-    spec = spec_from_json(json.loads(exam["spec"]))
-    pool = await load_pool(conn, exam["release_id"])
+# Below this many candidates, starting worker processes costs more than it saves.
+PARALLEL_FORMS_FROM = 2000
+
+
+def draw_forms(exam: dict, spec_json: dict, pool: list[assembly.PoolItem], codes: list[str]) -> list[tuple]:
+    """(form_number, form JSON text, digest) for each code. Pure; runs in worker processes too."""
+    spec = spec_from_json(spec_json)
     index = assembly.index_pool(pool)
     fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
              if spec.form_mode == "fixed" else None)
+    out = []
+    for code in codes:
+        form = _form_for(exam, spec, index, code, fixed)
+        out.append((form.form_number, json.dumps(assembly.form_to_json(form)), assembly.form_digest(form)))
+    return out
+
+
+async def _draw_in_processes(exam: dict, spec_json: dict, pool: list, codes: list[str]) -> list[tuple]:
+    import asyncio
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(codes) < PARALLEL_FORMS_FROM:
+        return draw_forms(exam, spec_json, pool, codes)
+    size = -(-len(codes) // workers)
+    chunks = [codes[i:i + size] for i in range(0, len(codes), size)]
+    loop = asyncio.get_running_loop()
+    # spawn, not fork: this may run inside the server, whose threads a fork would copy half-way.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        parts = await asyncio.gather(*(loop.run_in_executor(ex, draw_forms, exam, spec_json, pool, chunk)
+                                       for chunk in chunks))
+    return [row for part in parts for row in part]
+
+
+async def generate_forms(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
+    """Draw a form for every candidate of the exam who has none yet (in several
+    processes for a large roster: 10,000 forms from a 5,000-item bank)."""
+    pool = await load_pool(conn, exam["release_id"])
     todo = await conn.fetch(
         "SELECT c.id, c.code FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
-        "WHERE c.exam_id = $1 AND f.candidate_id IS NULL", exam["id"])
-    records = []
-    for r in todo:
-        form = _form_for(exam, spec, index, r["code"], fixed)
-        records.append((r["id"], form.form_number, json.dumps(assembly.form_to_json(form)),
-                        assembly.form_digest(form)))
+        "WHERE c.exam_id = $1 AND f.candidate_id IS NULL ORDER BY c.id", exam["id"])
+    drawn = await _draw_in_processes({"secret": bytes(exam["secret"])}, json.loads(exam["spec"]), pool,
+                                     [r["code"] for r in todo])
+    records = [(r["id"], *row) for r, row in zip(todo, drawn, strict=True)]
     await conn.copy_records_to_table("candidate_forms", records=records,
                                      columns=["candidate_id", "form_number", "form", "digest"])
     return len(records)

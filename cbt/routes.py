@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from cbt import apidoc, auth, autosave, bank_browser, delivery, exam_page, ops, staff
+from cbt import apidoc, auth, autosave, bank_browser, board, delivery, exam_page, ops, staff
 from cbt.auth import PUBLIC, STAFF
 
 ADMIN = frozenset({"admin"})
 # Proctors run rooms; they have no business reading the question bank.
 BANK_READERS = frozenset({"admin", "teacher", "reviewer", "board"})
+# Item analysis and results are the exam board's (and an administrator's).
+BOARD = frozenset({"board", "admin"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/bank/items/{item_id}/{version}", bank_browser.item_page, "bank_item", BANK_READERS),
     Route("GET", "/bank/items/{item_id}/{version}/{path:media/.+}", bank_browser.media, "bank_media",
           BANK_READERS),
+    Route("GET", "/board/exams", board.exams_list, "board_exams", BOARD),
+    Route("GET", "/board/exams/{code}", board.exam_page, "board_exam", BOARD),
+    Route("POST", "/board/exams/{code}/recompute", board.recompute, "board_recompute", BOARD),
+    Route("GET", "/board/exams/{code}/report.xlsx", board.report_xlsx, "board_report_xlsx", BOARD),
+    Route("GET", "/board/exams/{code}/items/{pk}", board.item_page, "board_item", BOARD),
 )
 
 STATIC_ROUTE = "static"

@@ -1,0 +1,140 @@
+"""The exam board's pages: exams with their counts, an exam's item analysis
+(summary, histogram, sortable item table with flags), an item's option
+table, and the same report as xlsx. The numbers are cbt.results.analyze_exam's,
+which calls cbt.analysis.analyze_matrix: the same as `cbt analyze`.
+
+A board member (or admin) sees only the exams of their organisation and,
+for a department, of its schools; any other exam is "unknown" (404).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import asyncpg
+from aiohttp import web
+
+from cbt import accounts, keys, results
+from cbt.analysis_report import histogram_svg, write_xlsx
+from cbt.auth import require_user, see_other
+from cbt.errors import NotFound, UserError
+from cbt.templating import render
+
+# ?sort= on the item table: the report's item fields (default: bank order).
+SORT_KEYS = ("id", "n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted",
+             "flags")
+NUMBER_COLUMNS = SORT_KEYS[1:-1]
+
+
+async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+    user = require_user(request)
+    code = request.match_info["code"]
+    exam = await conn.fetchrow(
+        "SELECT * FROM exams WHERE code = $1 AND org_id = ANY($2::bigint[])",
+        code, await accounts.visible_org_ids(conn, user))
+    if exam is None:
+        raise NotFound("unknown_exam", f"no exam with code {code!r}")
+    return exam
+
+
+async def exams_list(request: web.Request) -> web.Response:
+    user = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await conn.fetch(
+            """
+            SELECT e.code, e.title, e.subject, e.status, e.opens_at, o.code AS org_code,
+                   (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates,
+                   (SELECT count(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted') AS submitted,
+                   s.computed_at
+            FROM exams e JOIN orgs o ON o.id = e.org_id LEFT JOIN exam_stats s ON s.exam_id = e.id
+            WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
+            """, await accounts.visible_org_ids(conn, user))
+    return render(request, "board/exams.html", {"exams": rows})
+
+
+def _sorted_items(items: list[dict], sort: str) -> list[dict]:
+    if sort == "id":
+        return items
+    if sort == "flags":
+        return sorted(items, key=lambda it: -len(it["flags"]))
+
+    def key(it):
+        v = it.get(sort)
+        return (v is None or (isinstance(v, float) and math.isnan(v)), v if v is not None else 0)
+
+    return sorted(items, key=key)
+
+
+async def _report(conn, exam, *, recompute: bool = False) -> tuple[dict | None, object, UserError | None]:
+    stored = None if recompute else await results.stored_report(conn, exam["id"])
+    if stored is not None:
+        return stored[0], stored[1], None
+    try:
+        await results.analyze_exam(conn, exam["id"])
+    except UserError as e:
+        return None, None, e
+    report, computed_at = await results.stored_report(conn, exam["id"])
+    return report, computed_at, None
+
+
+async def exam_page(request: web.Request) -> web.Response:
+    sort = request.query.get("sort", "id")
+    if sort not in SORT_KEYS:
+        raise UserError("bad_sort", f"sort must be one of {', '.join(SORT_KEYS)}")
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _visible_exam(conn, request)
+        report, computed_at, problem = await _report(conn, exam)
+    return render(request, "board/exam.html", {
+        "exam": exam, "report": report, "computed_at": computed_at, "problem": problem, "sort": sort,
+        "sort_keys": SORT_KEYS, "number_columns": NUMBER_COLUMNS,
+        "items": _sorted_items(report["items"], sort) if report else [],
+        "histogram": histogram_svg(report["test"]["score_histogram"]) if report else None,
+        "fmt": fmt,
+    })
+
+
+async def recompute(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _visible_exam(conn, request)
+        await results.analyze_exam(conn, exam["id"])
+    return see_other(str(request.app.router["board_exam"].url_for(code=exam["code"])))
+
+
+async def item_page(request: web.Request) -> web.Response:
+    raw = request.match_info["pk"]
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _visible_exam(conn, request)
+        report, _, problem = await _report(conn, exam)
+        if problem:
+            raise problem
+        item = next((it for it in report["items"] if raw.isdigit() and it["pk"] == int(raw)), None)
+        if item is None:
+            raise NotFound("unknown_item", f"no analysed item {raw} in exam {exam['code']}")
+        bank_row = await conn.fetchrow("SELECT item_id, version FROM bank_items WHERE id = $1", item["pk"])
+    return render(request, "board/item.html", {
+        "exam": exam, "item": item, "bank_row": bank_row, "number_columns": NUMBER_COLUMNS, "fmt": fmt,
+    })
+
+
+async def report_xlsx(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _visible_exam(conn, request)
+        report, _, problem = await _report(conn, exam)
+    if problem:
+        raise problem
+    out = io.BytesIO()
+    write_xlsx(report, out)
+    return web.Response(body=out.getvalue(), headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',
+    })
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A statistic for a table cell: fixed decimals; an undefined one is a dash."""
+    if x is None:
+        return "–"
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.{digits}f}"

@@ -1,0 +1,299 @@
+"""Results of an exam: the examinee x item matrix, the item analysis stored
+per item version per administration, and the gradebook export.
+
+No aiohttp here: the exam board's pages (cbt.board) and the CLI
+(`cbt exam analyze`, `cbt exam results`) call these functions.
+
+The matrix is keyed by bank item (``bank_items.id``), not by the form's
+question refs: the same item is "q3" on one form and "q17" on another.
+Single-choice answers are mapped back to the bank's own option ids (the
+form's ``option_order`` / ``option_aliases``), so the option table of an
+item adds up across forms.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from cbt import bank, exams
+from cbt.analysis import AnalysisInputError, analyze_matrix, ctt
+from cbt.errors import Conflict
+from cbt.roster import _safe_cell
+from cbt.scoring import round_half_up
+
+# The columns stored per item in item_stats, straight from the report.
+STAT_COLUMNS = ("n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted")
+
+
+@dataclasses.dataclass
+class ExamMatrix:
+    """Submitted attempts of one exam, one row per candidate (by code), one
+    column per distinct bank item (by pk, ascending).
+
+    scores: [N x k] item scores, NaN where the item was not on the
+      candidate's form (or is an essay not marked yet).
+    omitted: [N x k] True where the item was shown and left unanswered.
+    max_points: [k] the item's points on the forms.
+    choices: [N x k] int option index for single-choice items (bank option
+      order; ctt.OMITTED, ctt.NOT_PRESENTED), ctt.NOT_PRESENTED elsewhere.
+    single: [k] True for single-choice items; key: [k] keyed option index
+      (0 for others); options: [k] the bank's option ids (empty for others).
+    """
+
+    candidate_codes: list[str]
+    item_pks: list[int]
+    item_labels: list[str]  # "ITEM-ID@version"
+    item_types: list[str]
+    scores: np.ndarray
+    omitted: np.ndarray
+    max_points: np.ndarray
+    choices: np.ndarray
+    single: np.ndarray
+    key: np.ndarray
+    options: list[list[str]]
+
+
+def _is_omitted(value) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
+    """The score matrix of the exam's submitted attempts (see ExamMatrix)."""
+    attempts = await conn.fetch(
+        "SELECT a.id, c.code, f.form FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+        "JOIN candidate_forms f ON f.candidate_id = a.candidate_id "
+        "WHERE a.exam_id = $1 AND a.status = 'submitted' ORDER BY c.code", exam_id)
+    forms = [json.loads(a["form"]) for a in attempts]
+    points: dict[int, float] = {}
+    for form in forms:
+        for section in form["sections"]:
+            for fi in section["items"]:
+                points[fi["pk"]] = max(points.get(fi["pk"], 0.0), float(Decimal(str(fi["points"]))))
+    pks = sorted(points)
+    col = {pk: j for j, pk in enumerate(pks)}
+    items = {r["id"]: bank.item_from_source(r["source"]) for r in await conn.fetch(
+        "SELECT id, source FROM bank_items WHERE id = ANY($1::bigint[])", pks)}
+    types = [items[pk].type.value for pk in pks]
+    single = np.array([t == "single" for t in types], dtype=bool)
+    options = [[o.id for o in items[pk].options] if single[j] else [] for j, pk in enumerate(pks)]
+    key = np.array([options[j].index(items[pk].correct_option_ids[0]) if single[j] else 0
+                    for j, pk in enumerate(pks)], dtype=np.int64)
+
+    n, k = len(attempts), len(pks)
+    scores = np.full((n, k), np.nan)
+    omitted = np.zeros((n, k), dtype=bool)
+    choices = np.full((n, k), ctt.NOT_PRESENTED, dtype=np.int64)
+    responses = await conn.fetch(
+        "SELECT attempt_id, item_ref, value, score FROM responses WHERE attempt_id = ANY($1::bigint[])",
+        [a["id"] for a in attempts])
+    by_attempt: dict[int, dict[str, asyncpg.Record]] = {}
+    for r in responses:
+        by_attempt.setdefault(r["attempt_id"], {})[r["item_ref"]] = r
+    for i, (a, form) in enumerate(zip(attempts, forms, strict=True)):
+        answers = by_attempt.get(a["id"], {})
+        for section in form["sections"]:
+            for fi in section["items"]:
+                j = col[fi["pk"]]
+                r = answers.get(fi["ref"])
+                value = json.loads(r["value"]) if r is not None and r["value"] is not None else None
+                blank = _is_omitted(value)
+                if r is not None and r["score"] is not None:
+                    scores[i, j] = float(r["score"])
+                elif blank:
+                    scores[i, j] = 0.0  # never answered, never scored: omitted = wrong
+                # else: an essay waiting for its mark stays NaN (not scored yet)
+                omitted[i, j] = blank and not np.isnan(scores[i, j])
+                if single[j]:
+                    if blank:
+                        choices[i, j] = ctt.OMITTED
+                    else:
+                        back = dict(zip(fi["option_aliases"], fi["option_order"], strict=True))
+                        original = back.get(value)
+                        choices[i, j] = options[j].index(original) if original in options[j] else ctt.OMITTED
+    return ExamMatrix(
+        candidate_codes=[a["code"] for a in attempts], item_pks=pks,
+        item_labels=[f"{items[pk].id}@{items[pk].version}" for pk in pks], item_types=types,
+        scores=scores, omitted=omitted, max_points=np.array([points[pk] for pk in pks]),
+        choices=choices, single=single, key=key, options=options)
+
+
+def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict:
+    """analyze_matrix on the scores, plus the option table of every
+    single-choice item (against the same totals) and its flags."""
+    scored = ~np.all(np.isnan(m.scores), axis=0)  # drop items nobody has a score on (unmarked essays)
+    cols = np.flatnonzero(scored)
+    if len(m.candidate_codes) == 0 or cols.size == 0:
+        raise Conflict("no_results", "no submitted attempts with scores yet: nothing to analyse")
+    scores, omitted, mp = m.scores[:, cols], m.omitted[:, cols], m.max_points[cols]
+    try:
+        report = analyze_matrix(scores, omitted=omitted, max_points=mp,
+                                item_ids=[m.item_labels[j] for j in cols], examinee_ids=m.candidate_codes,
+                                thresholds=thresholds)
+    except AnalysisInputError as e:
+        raise Conflict("analysis_failed", str(e)) from None
+    for item, j in zip(report["items"], cols, strict=True):
+        item["pk"] = m.item_pks[j]
+        item["type"] = m.item_types[j]
+    sel = [i for i, j in enumerate(cols) if m.single[j]]
+    if sel:
+        totals = ctt.total_scores(ctt.apply_omit_policy(scores, omitted, report["omit_policy"]))
+        js = cols[sel]
+        n_opt = np.array([len(m.options[j]) for j in js], dtype=np.int64)
+        d = ctt.distractor_analysis(m.choices[:, js], m.key[js], n_opt, totals, mp[sel])
+        p = np.array([_nan(report["items"][i]["p"]) for i in sel])
+        r = np.array([_nan(report["items"][i]["r_pb"]) for i in sel])
+        flags = ctt.flag_items(p, r, d, m.key[js], thresholds)
+        for s, i in enumerate(sel):
+            j = cols[i]
+            report["items"][i]["options"] = [
+                {"option": m.options[j][o], "is_key": o == int(m.key[j]), "count": int(d.count[s, o]),
+                 "proportion": _num(d.proportion[s, o]), "r_pb_rest": _num(d.r_pb_rest[s, o]),
+                 "mean_total": _num(d.mean_total[s, o])}
+                for o in range(int(n_opt[s]))
+            ]
+            report["items"][i]["flags"] = flags[s]
+    return report
+
+
+def _nan(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+async def analyze_exam(conn: asyncpg.Connection, exam_id: int) -> dict:
+    """Analyse the exam's submitted attempts and store the result (replacing
+    an earlier one): item_stats per bank item, exam_stats the whole report."""
+    m = await exam_matrix(conn, exam_id)
+    report = analyze(m)
+    async with conn.transaction():
+        await conn.execute("DELETE FROM item_stats WHERE exam_id = $1", exam_id)
+        await conn.executemany(
+            "INSERT INTO item_stats (exam_id, item_pk, n, p, r_pb, r_pb_total, r_bis, d_upper_lower, "
+            "alpha_if_deleted, omitted, flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            [(exam_id, it["pk"], *(it[c] for c in STAT_COLUMNS), it["flags"]) for it in report["items"]])
+        await conn.execute(
+            "INSERT INTO exam_stats (exam_id, report) VALUES ($1, $2) ON CONFLICT (exam_id) "
+            "DO UPDATE SET report = EXCLUDED.report, computed_at = now()", exam_id, json.dumps(report))
+    return report
+
+
+async def stored_report(conn: asyncpg.Connection, exam_id: int) -> tuple[dict, object] | None:
+    """(report, computed_at) as stored, or None when not analysed yet."""
+    row = await conn.fetchrow("SELECT report, computed_at FROM exam_stats WHERE exam_id = $1", exam_id)
+    return None if row is None else (json.loads(row["report"]), row["computed_at"])
+
+
+async def item_history(conn: asyncpg.Connection, item_pk: int, org_ids: list[int]) -> list[asyncpg.Record]:
+    """The stored statistics of one item version, per administration the viewer may see."""
+    return await conn.fetch(
+        "SELECT e.code AS exam_code, e.title, s.n, s.p, s.r_pb, s.flags, s.computed_at "
+        "FROM item_stats s JOIN exams e ON e.id = s.exam_id "
+        "WHERE s.item_pk = $1 AND e.org_id = ANY($2::bigint[]) ORDER BY e.opens_at, e.code", item_pk, org_ids)
+
+
+# -- results for gradebooks ----------------------------------------------------------
+
+# submitted_at is UTC (ISO 8601 with +00:00 in the CSV).
+RESULT_COLUMNS = ("student_code", "full_name", "class", "school", "subject", "score", "max_score",
+                  "gradebook_10", "provisional", "submitted_at")
+
+
+def gradebook_score(score: Decimal, max_score: Decimal) -> Decimal:
+    """The score on the 0-10 scale, one decimal, half-up (DOMAIN §3): 8.25 -> 8.3."""
+    if max_score <= 0:
+        raise ValueError("max_score must be positive")
+    return round_half_up(Decimal(score) * 10 / Decimal(max_score), 1)
+
+
+async def results_rows(conn: asyncpg.Connection, exam_code: str) -> list[dict]:
+    """One row per candidate (by student code): scores as Decimal, blank
+    (None) for a candidate with no submitted attempt."""
+    exam = await exams.get_exam(conn, exam_code)
+    rows = await conn.fetch(
+        "SELECT c.code, c.full_name, c.class_name, c.school, a.status, a.score, a.max_score, a.provisional, "
+        "a.submitted_at FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id "
+        "WHERE c.exam_id = $1 ORDER BY c.class_name, c.code", exam["id"])
+    out = []
+    for r in rows:
+        done = r["status"] == "submitted" and r["score"] is not None and r["max_score"]
+        out.append({
+            "student_code": r["code"],
+            "full_name": r["full_name"],
+            "class": r["class_name"],
+            "school": r["school"],
+            "subject": exam["subject"],
+            "score": round_half_up(r["score"], 2) if done else None,
+            "max_score": round_half_up(r["max_score"], 2) if done else None,
+            "gradebook_10": gradebook_score(r["score"], r["max_score"]) if done else None,
+            "provisional": bool(r["provisional"]) if done else None,
+            "submitted_at": r["submitted_at"] if done else None,
+        })
+    return out
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return str(value)
+
+
+def results_csv(rows: Iterable[dict]) -> str:
+    """UTF-8 CSV with a BOM (Excel reads the names right); formula-safe cells."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(RESULT_COLUMNS)
+    for row in rows:
+        writer.writerow([_safe_cell(_text(row[c])) for c in RESULT_COLUMNS])
+    return out.getvalue()
+
+
+def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO) -> None:
+    """One sheet; the student code is a text cell (leading zeros kept), scores numbers."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "results"
+    ws.append(list(RESULT_COLUMNS))
+    for row in rows:
+        values = []
+        for c in RESULT_COLUMNS:
+            v = row[c]
+            if isinstance(v, Decimal):
+                v = float(v)
+            elif c == "submitted_at" and v is not None:
+                v = v.astimezone(dt.UTC).replace(tzinfo=None)  # spreadsheets have no zones: UTC
+            elif isinstance(v, str):
+                v = _safe_cell(v)
+            values.append(v)
+        ws.append(values)
+        code_cell = ws.cell(row=ws.max_row, column=1)
+        code_cell.value = str(row["student_code"])
+        code_cell.data_type = "s"
+        code_cell.number_format = "@"
+        for column in (6, 7):
+            ws.cell(row=ws.max_row, column=column).number_format = "0.00"
+        ws.cell(row=ws.max_row, column=8).number_format = "0.0"
+        ws.cell(row=ws.max_row, column=10).number_format = "yyyy-mm-dd hh:mm:ss"
+    ws.freeze_panes = "A2"
+    wb.save(out)

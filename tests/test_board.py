@@ -1,0 +1,132 @@
+"""The exam board's pages: who may see an exam's analysis, the item table
+and item pages, the xlsx report, the recompute form, and the bank's item history."""
+
+import io
+import re
+
+import openpyxl
+import pytest
+from conftest import csrf_of, login
+from test_bank import signed_demo  # noqa: F401 - fixture
+from test_results import make_exam, sit_all
+
+from cbt import accounts
+
+
+@pytest.fixture
+async def board_exam(client, conn, staff, signed_demo):  # noqa: F811
+    """An exam of THPT-A, sat by eight candidates (not analysed yet)."""
+    tickets = await make_exam(conn, signed_demo, "THPT-A")
+    await sit_all(client, conn, tickets)
+    return "TOAN-T"
+
+
+async def test_board_sees_the_analysis_computed_on_first_view(client, conn, board_exam):
+    await login(client, "board")
+    resp = await client.get("/board/exams")
+    assert resp.status == 200
+    html = await resp.text()
+    assert "TOAN-T" in html and ">8<" in html  # candidates and submitted counts
+    assert await conn.fetchval("SELECT count(*) FROM exam_stats") == 0
+    resp = await client.get("/board/exams/TOAN-T")
+    assert resp.status == 200
+    html = await resp.text()
+    assert await conn.fetchval("SELECT count(*) FROM exam_stats") == 1
+    pks = [r["item_pk"] for r in await conn.fetch("SELECT item_pk FROM item_stats ORDER BY item_pk")]
+    assert pks and all(f"/board/exams/TOAN-T/items/{pk}" in html for pk in pks)
+    assert "<svg" in html and 'class="bar"' in html  # the histogram
+    assert 'href="?sort=p"' in html and 'name="csrf_token"' in html
+    mean = await conn.fetchval("SELECT (report->'test'->>'mean')::float FROM exam_stats")
+    assert f"{mean:.3f}" in html
+    flagged = await conn.fetchval("SELECT count(*) FROM item_stats WHERE flags <> '{}'")
+    assert html.count('<tr class="flagged">') == flagged
+
+
+async def test_item_table_sorts_by_facility(client, conn, board_exam):
+    await login(client, "board")
+    html = await (await client.get("/board/exams/TOAN-T?sort=p")).text()
+    shown = [int(pk) for pk in re.findall(r"/board/exams/TOAN-T/items/(\d+)", html)]
+    by_p = [r["item_pk"] for r in await conn.fetch("SELECT item_pk, p FROM item_stats ORDER BY p, item_pk")]
+    ps = {r["item_pk"]: r["p"] for r in await conn.fetch("SELECT item_pk, p FROM item_stats")}
+    assert [ps[pk] for pk in shown] == [ps[pk] for pk in by_p]
+    assert (await client.get("/board/exams/TOAN-T?sort=nope")).status == 400
+
+
+async def test_item_page_shows_the_option_table(client, conn, board_exam):
+    await login(client, "admin")
+    await client.get("/board/exams/TOAN-T")
+    pk = await conn.fetchval(
+        "SELECT s.item_pk FROM item_stats s JOIN exam_items i ON i.item_pk = s.item_pk AND i.exam_id = s.exam_id "
+        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1")
+    resp = await client.get(f"/board/exams/TOAN-T/items/{pk}")
+    assert resp.status == 200
+    html = await resp.text()
+    assert '<tr class="key">' in html and "<meter" in html
+    assert (await client.get("/board/exams/TOAN-T/items/999999")).status == 404
+
+
+async def test_xlsx_report_downloads(client, board_exam):
+    await login(client, "board")
+    resp = await client.get("/board/exams/TOAN-T/report.xlsx")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
+    assert "Items" in wb.sheetnames
+
+
+async def test_teacher_is_refused_and_other_schools_board_sees_nothing(client, conn, board_exam):
+    await login(client, "teacher")
+    assert (await client.get("/board/exams/TOAN-T")).status == 403
+    assert (await client.get("/board/exams")).status == 403
+    await accounts.add_org(conn, "THPT-C", "Trường C", "school")
+    await accounts.add_user(conn, "c-board", "board", "THPT-C", "another long password")
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
+    resp = await login(client, "c-board", "another long password")
+    assert resp.status == 303
+    resp = await client.get("/board/exams/TOAN-T")
+    assert resp.status == 404
+    assert "unknown_exam" in await resp.text()
+    assert (await client.get("/board/exams/TOAN-T/report.xlsx")).status == 404
+    assert "TOAN-T" not in await (await client.get("/board/exams")).text()
+
+
+async def test_department_board_sees_its_schools_exam(client, conn, board_exam):
+    await accounts.add_user(conn, "sgd-board", "board", "SGD-T", "another long password")
+    await login(client, "sgd-board", "another long password")
+    assert (await client.get("/board/exams/TOAN-T")).status == 200
+
+
+async def test_recompute_needs_the_csrf_token(client, conn, board_exam):
+    await login(client, "board")
+    await client.get("/board/exams/TOAN-T")
+    first = await conn.fetchval("SELECT computed_at FROM exam_stats")
+    refused = await client.post("/board/exams/TOAN-T/recompute", data={}, allow_redirects=False)
+    assert refused.status == 403
+    assert await conn.fetchval("SELECT computed_at FROM exam_stats") == first
+    token = await csrf_of(client, "/board/exams/TOAN-T")
+    done = await client.post("/board/exams/TOAN-T/recompute", data={"csrf_token": token}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == "/board/exams/TOAN-T"
+    assert await conn.fetchval("SELECT computed_at FROM exam_stats") > first
+
+
+async def test_bank_item_page_shows_the_items_history(client, conn, board_exam):
+    await login(client, "board")
+    await client.get("/board/exams/TOAN-T")
+    row = await conn.fetchrow(
+        "SELECT b.item_id, b.version, s.p, s.n FROM item_stats s JOIN bank_items b ON b.id = s.item_pk "
+        "ORDER BY s.item_pk LIMIT 1")
+    html = await (await client.get(f"/bank/items/{row['item_id']}/{row['version']}")).text()
+    assert 'id="history-h"' in html and "TOAN-T" in html and f"{row['p']:.3f}" in html
+    # A teacher of another school sees the item, not the other school's statistics.
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
+    await login(client, "b-teacher")
+    html = await (await client.get(f"/bank/items/{row['item_id']}/{row['version']}")).text()
+    assert 'id="history-h"' not in html
+
+
+async def test_dashboard_links_the_board_pages(client, staff):
+    await login(client, "board")
+    assert "/board/exams" in await (await client.get("/staff")).text()
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
+    await login(client, "teacher")
+    assert "/board/exams" not in await (await client.get("/staff")).text()

@@ -1,0 +1,206 @@
+"""Results of an exam: the item-by-candidate matrix, the stored item
+statistics, and the gradebook export (CSV and xlsx)."""
+
+import csv
+import io
+import json
+import math
+from decimal import Decimal
+
+import numpy as np
+import openpyxl
+import pytest
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import STUDENTS, changes_of, correct_answers, exam_yaml, started
+
+from cbt import bank, exams, results
+from cbt.analysis import analyze_matrix
+from cbt.errors import UserError
+from cbt.roster import Candidate
+from itembank.formats.yaml_format import parse_text
+
+MORE = [Candidate(f"00000000{i:02d}", f"Học sinh {i}", STUDENTS[0].date_of_birth, "12A3", "THPT A", "P03")
+        for i in range(4, 9)]
+
+
+async def make_exam(conn, signed_demo, org: str, code="TOAN-T") -> dict:  # noqa: F811
+    """An open exam of ``org`` with eight candidates; returns {student code: ticket}."""
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    if not await conn.fetchval("SELECT 1 FROM orgs WHERE code = $1", org):
+        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ($1, $1, 'school')", org)
+    await exams.create_exam(conn, exams.parse_exam(exam_yaml(code=code)), org)
+    await exams.add_roster(conn, code, STUDENTS + MORE)
+    await exams.open_exam(conn, code)
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, code)}
+
+
+async def _wrong_single(conn, body, ref) -> str:
+    """An alias of a wrong option of the single-choice question ``ref``."""
+    fi = next(i for s in body["form"]["sections"] for i in s["items"] if i["ref"] == ref)
+    right = (await correct_answers(conn, body))[ref]
+    return next(o["id"] for o in fi["options"] if o["id"] != right)
+
+
+async def sit_all(client, conn, tickets: dict) -> None:
+    """Every candidate sits the exam: candidate number i gets the first i
+    single-choice questions wrong (by position on the form), leaves question
+    q1 blank when i is even, and answers the rest right."""
+    for n, code in enumerate(sorted(tickets)):
+        headers, body = await started(client, tickets[code])
+        answers = await correct_answers(conn, body)
+        singles = [i["ref"] for s in body["form"]["sections"] for i in s["items"] if i["type"] == "single"]
+        for ref in singles[: n % (len(singles) + 1)]:
+            answers[ref] = await _wrong_single(conn, body, ref)
+        if n % 2 == 0:
+            answers.pop("q1")
+        resp = await client.post("/api/v1/changes", json={"changes": changes_of(answers)}, headers=headers)
+        assert resp.status == 200, await resp.text()
+        resp = await client.post("/api/v1/submit", json={}, headers=headers)
+        assert resp.status == 200, await resp.text()
+
+
+@pytest.fixture
+async def sat(client, conn, signed_demo):  # noqa: F811
+    tickets = await make_exam(conn, signed_demo, "THPT-X")
+    await sit_all(client, conn, tickets)
+    return await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-T'")
+
+
+async def independent_matrix(conn, exam_id):
+    """Scores by bank item, built another way: per (candidate, item) from the
+    form and the stored per-question scores, essays without a mark left out."""
+    rows = await conn.fetch(
+        "SELECT c.code, f.form, a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+        "JOIN candidate_forms f ON f.candidate_id = c.id WHERE a.exam_id = $1 AND a.status = 'submitted'",
+        exam_id)
+    cells, points = {}, {}
+    for r in rows:
+        form = json.loads(r["form"])
+        for s in form["sections"]:
+            for fi in s["items"]:
+                score = await conn.fetchval(
+                    "SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2", r["id"], fi["ref"])
+                points[fi["pk"]] = float(fi["points"])
+                if score is not None:
+                    cells[(r["code"], fi["pk"])] = float(score)
+    codes = sorted({r["code"] for r in rows})
+    pks = sorted({pk for _, pk in cells})
+    m = np.array([[cells.get((c, pk), np.nan) for pk in pks] for c in codes])
+    return codes, pks, m, [points[pk] for pk in pks]
+
+
+def close(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9))
+
+
+async def test_stored_statistics_equal_analyze_matrix_on_an_independent_matrix(conn, sat):
+    report = await results.analyze_exam(conn, sat)
+    codes, pks, m, pts = await independent_matrix(conn, sat)
+    expected = analyze_matrix(m, max_points=pts)
+    assert report["examinees"] == len(codes) == 8
+    assert [it["pk"] for it in report["items"]] == pks
+    for name in ("mean", "sd", "alpha", "sem"):
+        assert close(report["test"][name], expected["test"][name]), name
+    stored = {r["item_pk"]: r for r in await conn.fetch("SELECT * FROM item_stats WHERE exam_id = $1", sat)}
+    assert sorted(stored) == pks
+    for pk, exp in zip(pks, expected["items"], strict=True):
+        row = stored[pk]
+        for name in ("n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted"):
+            assert close(row[name], exp[name]), (pk, name)
+        # p written out as the definition: mean score / points, over the candidates who had the item.
+        col = m[:, pks.index(pk)]
+        had = col[~np.isnan(col)]
+        assert math.isclose(row["p"], had.mean() / pts[pks.index(pk)])
+        assert row["n"] == had.size
+    # The blank q1 of every other candidate counted as omitted.
+    assert sum(r["omitted"] for r in stored.values()) == 4
+    # Recompute replaces, never duplicates.
+    await results.analyze_exam(conn, sat)
+    assert await conn.fetchval("SELECT count(*) FROM item_stats WHERE exam_id = $1", sat) == len(pks)
+    assert await conn.fetchval("SELECT count(*) FROM exam_stats") == 1
+
+
+async def test_option_tables_use_the_banks_option_ids_across_forms(conn, sat):
+    report = await results.analyze_exam(conn, sat)
+    m = await results.exam_matrix(conn, sat)
+    singles = [it for it in report["items"] if it["type"] == "single"]
+    assert singles
+    for it in singles:
+        source = await conn.fetchval("SELECT source FROM bank_items WHERE id = $1", it["pk"])
+        item = parse_text(source, "t").items[0].item
+        assert [o["option"] for o in it["options"]] == [o.id for o in item.options]
+        key = [o["option"] for o in it["options"] if o["is_key"]]
+        assert key == list(item.correct_option_ids)
+        # Choosers of the key are exactly the candidates who scored the item.
+        j = m.item_pks.index(it["pk"])
+        col = m.scores[:, j]
+        right = int(np.sum(col[~np.isnan(col)] > 0))
+        assert next(o["count"] for o in it["options"] if o["is_key"]) == right
+        assert sum(o["count"] for o in it["options"]) + it["omitted"] == it["n"]
+
+
+async def test_nothing_to_analyse_without_submissions(conn, signed_demo):  # noqa: F811
+    await make_exam(conn, signed_demo, "THPT-X")
+    exam_id = await conn.fetchval("SELECT id FROM exams")
+    with pytest.raises(UserError) as info:
+        await results.analyze_exam(conn, exam_id)
+    assert info.value.code == "no_results"
+
+
+def test_gradebook_rounds_half_up():
+    assert results.gradebook_score(Decimal("3.30"), Decimal("4.00")) == Decimal("8.3")  # 8.25, round() gives 8.2
+    assert round(8.25, 1) == 8.2
+    assert results.gradebook_score(Decimal("3.26"), Decimal("4")) == Decimal("8.2")  # 8.15 exactly -> 8.2
+    assert results.gradebook_score(Decimal("2.54"), Decimal("4")) == Decimal("6.4")  # 6.35 -> 6.4
+    assert results.gradebook_score(Decimal("4"), Decimal("4")) == Decimal("10.0")
+
+
+async def test_results_csv_and_xlsx(conn, sat, tmp_path):
+    # A worked case: 3.30 of 4.00 is 8.25 on the 0-10 scale -> 8.3 in the gradebook.
+    await conn.execute("UPDATE attempts SET score = 3.3, max_score = 4 WHERE candidate_id = "
+                       "(SELECT id FROM candidates WHERE code = '0000000001')")
+    rows = await results.results_rows(conn, "TOAN-T")
+    assert len(rows) == 8
+    first = next(r for r in rows if r["student_code"] == "0000000001")
+    assert first["score"] == Decimal("3.30") and first["gradebook_10"] == Decimal("8.3")
+    assert first["subject"] == "toan" and first["class"] == "12A1" and first["provisional"] is True
+
+    text = results.results_csv(rows)
+    assert text.startswith("\ufeff")
+    table = list(csv.reader(io.StringIO(text[1:])))
+    assert table[0] == list(results.RESULT_COLUMNS)
+    line = next(r for r in table if r[0] == "0000000001")
+    assert line[5:8] == ["3.30", "4.00", "8.3"]
+    assert {r[0] for r in table[1:]} == {c.code for c in STUDENTS + MORE}  # leading zeros kept
+
+    out = tmp_path / "r.xlsx"
+    results.write_results_xlsx(rows, out)
+    ws = openpyxl.load_workbook(out).active
+    assert [c.value for c in ws[1]] == list(results.RESULT_COLUMNS)
+    cell = next(r[0] for r in ws.iter_rows(min_row=2) if r[0].value == "0000000001")
+    assert cell.data_type == "s" and isinstance(cell.value, str)
+    assert ws.cell(row=cell.row, column=8).value == 8.3
+
+
+async def test_results_csv_is_formula_safe(conn, sat):
+    await conn.execute("UPDATE candidates SET full_name = '=HYPERLINK(\"x\")' WHERE code = '0000000002'")
+    text = results.results_csv(await results.results_rows(conn, "TOAN-T"))
+    assert "'=HYPERLINK" in text
+
+
+async def test_cli_results_and_analyze(dsn, sat, tmp_path):
+    from test_server import cbt, env_for, one_line_error
+
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    out = tmp_path / "results.csv"
+    done = cbt("exam", "results", "TOAN-T", "--csv", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text("utf-8-sig").splitlines()[0].startswith("student_code,")
+    xlsx = tmp_path / "results.xlsx"
+    assert cbt("exam", "results", "TOAN-T", "--xlsx", str(xlsx), env=env).returncode == 0
+    assert openpyxl.load_workbook(xlsx).active.max_row == 9
+    analysed = cbt("exam", "analyze", "TOAN-T", env=env)
+    assert analysed.returncode == 0 and "8 candidates" in analysed.stdout, analysed.stderr
+    assert "no exam" in one_line_error(cbt("exam", "results", "NOPE", "--csv", str(out), env=env))
