@@ -156,3 +156,45 @@ async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):  # n
     assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
     assert attempt["submitted_at"] >= attempt["deadline"]
     assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 1
+
+
+def sit_by_keyboard(base: str, ticket: str) -> dict:
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        page.focus("#ticket")
+        page.keyboard.type(ticket)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        assert page.evaluate("document.activeElement.id") == "start"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        # Tab into the answer area and pick an option with the keyboard.
+        page.focus("#question")
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.closest('#question') !== null "
+                             "&& document.activeElement.tagName === 'INPUT'"):
+                break
+        focused = page.evaluate("document.activeElement.type")
+        page.keyboard.press("Space")
+        page.wait_for_selector("#save-state[data-state=saved]")
+        answered = page.locator(".qbtn.answered").count()
+        # The question buttons and the navigation are reachable and work from the keyboard.
+        page.focus(".qbtn >> nth=1")
+        page.keyboard.press("Enter")
+        current = page.evaluate("document.querySelector('.qbtn.current').textContent")
+        return {"problems": problems, "focused": focused, "answered": answered, "current": current}
+
+
+async def test_the_exam_is_usable_by_keyboard_alone(dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return sit_by_keyboard(base, exam["0000000003"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == []
+    assert out["focused"] in ("radio", "checkbox", "text")
+    assert out["answered"] == 1
+    assert out["current"] == "2"
