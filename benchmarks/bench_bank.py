@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -110,13 +111,13 @@ def main() -> None:
         folder_seconds = timed("verify folder", lambda: package.verify(folder, [key.public_key()]))
         archive_seconds = timed("verify .cbtbank", lambda: package.verify(archive, [key.public_key()]))
         timed("load_release .cbtbank (no database)", lambda: package.load_release(archive, [key.public_key()]))
-        import_seconds = import_into_postgres(Path(temp), archive, key)
+        import_seconds = import_into_postgres(archive, key)
         verdict = "met" if max(folder_seconds, archive_seconds) < 2 else "MISSED"
         print(f"target verify < 2 s: {verdict}")
         print(f"target import < 10 s: {'met' if import_seconds < 10 else 'MISSED'}")
 
 
-def import_into_postgres(temp: Path, archive: Path, key: Ed25519PrivateKey) -> float:
+def import_into_postgres(archive: Path, key: Ed25519PrivateKey) -> float:
     """cbt's full import into a real, fresh database; returns its seconds."""
     import asyncio
 
@@ -139,21 +140,11 @@ def import_into_postgres(temp: Path, archive: Path, key: Ed25519PrivateKey) -> f
         finally:
             await conn.close()
 
-    if os.environ.get("CBT_DATABASE_URL"):
-        return asyncio.run(run(os.environ["CBT_DATABASE_URL"]))
-    pg_root = temp / "pg-root"
-    pg_root.mkdir()
-    pg_root.chmod(0o755)
-    temp.chmod(0o755)  # PostgreSQL's own user must reach its folder when run as root
-    pg = db.EmbeddedPostgres(pg_root)
-    pg.acquire(exclusive=True)
-    sock = pg.start()
-    try:
-        asyncio.run(db.ensure_database(pg.dsn(sock, "postgres")))
-        return asyncio.run(run(pg.dsn(sock)))
-    finally:
-        pg.stop()
-        pg.release()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throwaway_pg import throwaway_postgres
+
+    with throwaway_postgres("cbt-bench-bank-") as (dsn, _):
+        return asyncio.run(run(dsn))
 
 
 if __name__ == "__main__":

@@ -18,13 +18,11 @@ import asyncio
 import datetime as dt
 import os
 import random
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +30,9 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throwaway_pg import throwaway_postgres
 
 from cbt import bank, db, exams
 from cbt.roster import Candidate
@@ -165,60 +166,53 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cbt-bench-delivery-"))
-    root.chmod(0o755)
-    pg = db.EmbeddedPostgres(root / "data")
-    pg.acquire(exclusive=True)
-    sock = pg.start()
     server = None
-    try:
-        asyncio.run(db.ensure_database(pg.dsn(sock, "postgres")))
-        dsn = pg.dsn(sock)
-        tickets, opened = asyncio.run(prepare(dsn, root, args.candidates))
-        print(f"exam opened: {args.candidates} forms drawn and stored in {opened:.2f} s")
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
-        env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
-        server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers",
-                                   str(args.workers)], env=env, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1)
-        out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
-        t = out["timings"]
-        print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
-              f"p99 {pct(t['start'], 99):.0f} ms (all {len(tickets)} pressed at once, concurrency {args.concurrency})")
-        print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
-              f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
-              f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
-        print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
+    with throwaway_postgres("cbt-bench-delivery-") as (dsn, root):
+        try:
+            tickets, opened = asyncio.run(prepare(dsn, root, args.candidates))
+            print(f"exam opened: {args.candidates} forms drawn and stored in {opened:.2f} s")
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+            env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
+            server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers",
+                                       str(args.workers)], env=env, start_new_session=True)
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            time.sleep(1)
+            out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
+            t = out["timings"]
+            print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
+                  f"p99 {pct(t['start'], 99):.0f} ms "
+                  f"(all {len(tickets)} pressed at once, concurrency {args.concurrency})")
+            print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
+                  f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
+                  f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
+            print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
 
-        async def lost() -> int:
-            conn = await asyncpg.connect(dsn)
-            try:
-                missing = 0
-                for attempt_id, saved in out["acked"].items():
-                    stored = await conn.fetchval(
-                        "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2", attempt_id, saved)
-                    missing += saved - stored
-                return missing
-            finally:
-                await conn.close()
+            async def lost() -> int:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    missing = 0
+                    for attempt_id, saved in out["acked"].items():
+                        stored = await conn.fetchval(
+                            "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2",
+                            attempt_id, saved)
+                        missing += saved - stored
+                    return missing
+                finally:
+                    await conn.close()
 
-        print(f"acknowledged changes missing from the database: {asyncio.run(lost())}")
-        print(f"(mean of starts {statistics.mean(t['start']) * 1000:.0f} ms)")
-    finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        pg.stop()
-        pg.release()
-        shutil.rmtree(root, ignore_errors=True)
+            print(f"acknowledged changes missing from the database: {asyncio.run(lost())}")
+            print(f"(mean of starts {statistics.mean(t['start']) * 1000:.0f} ms)")
+        finally:
+            if server is not None:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
 
 
 if __name__ == "__main__":

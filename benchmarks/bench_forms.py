@@ -17,9 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_bank import make_item
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from throwaway_pg import throwaway_postgres
 
 from cbt import bank, db, exams
 from cbt.roster import Candidate
@@ -105,18 +104,8 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10_000)
     ap.add_argument("--items", type=int, default=5_000)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cbt-bench-forms-"))
-    root.chmod(0o755)
-    pg = db.EmbeddedPostgres(root / "data")
-    pg.acquire(exclusive=True)
-    sock = pg.start()
-    try:
-        asyncio.run(db.ensure_database(pg.dsn(sock, "postgres")))
-        asyncio.run(run(pg.dsn(sock), root, args.items, args.candidates))
-    finally:
-        pg.stop()
-        pg.release()
-        shutil.rmtree(root, ignore_errors=True)
+    with throwaway_postgres("cbt-bench-forms-") as (dsn, root):
+        asyncio.run(run(dsn, root, args.items, args.candidates))
 
 
 if __name__ == "__main__":
