@@ -107,8 +107,31 @@ def _svg(parts: list[str], label: str) -> Markup:
     )
 
 
-def histogram_svg(bins: list[dict]) -> Markup:
+# The charts' words; pass ``labels`` (a dict with some of these keys) to
+# show them in another language. The CLI's report uses these defaults.
+CHART_LABELS = {
+    "total_score": "total score",
+    "examinees": "examinees",
+    "histogram": "score histogram",
+    "group_mean_total": "mean total score of the group",
+    "share_choosing": "share choosing",
+    "mean_score": "mean score / max",
+    "ability": "ability \u03b8",
+    "p_right": "P(right)",
+    "key": "key",
+    "observed": "observed",
+    "option_trace": "option trace lines of item {id}",
+    "score_trace": "observed item curve of item {id}",
+}
+
+
+def _labels(labels: dict | None) -> dict:
+    return CHART_LABELS if not labels else {**CHART_LABELS, **labels}
+
+
+def histogram_svg(bins: list[dict], labels: dict | None = None) -> Markup:
     """Bars of the total-score distribution."""
+    words = _labels(labels)
     if not bins:
         return Markup("<p>No totals.</p>")
     exact = all(b["low"] == b["high"] for b in bins)
@@ -121,7 +144,7 @@ def histogram_svg(bins: list[dict]) -> Markup:
     y_hi = max(b["count"] for b in bins) or 1
     sx = _scale(x_lo, x_hi, _L, _W - _R)
     sy = _scale(0, y_hi, _H - _B, _T)
-    parts = _axes(x_lo, x_hi, 0, y_hi, "total score", "examinees", sx, sy)
+    parts = _axes(x_lo, x_hi, 0, y_hi, words["total_score"], words["examinees"], sx, sy)
     for b in bins:
         lo, hi = (b["low"] - gap / 2, b["low"] + gap / 2) if exact else (b["low"], b["high"])
         x0, x1 = sx(lo), sx(hi)
@@ -131,7 +154,7 @@ def histogram_svg(bins: list[dict]) -> Markup:
             f'height="{_H - _B - y:.1f}" class="bar"><title>{fmt(b["low"])}: '
             f"{b['count']}</title></rect>"
         )
-    return _svg(parts, "score histogram")
+    return _svg(parts, words["histogram"])
 
 
 def _lines_svg(
@@ -177,34 +200,36 @@ def _lines_svg(
     return _svg(parts, label)
 
 
-def option_trace_svg(item: dict, trace: dict) -> Markup:
+def option_trace_svg(item: dict, trace: dict, labels: dict | None = None) -> Markup:
     """Share choosing each option by total-score group; the key in bold."""
+    words = _labels(labels)
     keyed = {o["option"]: o["is_key"] for o in item.get("options", [])}
     series = [
-        (name + (" (key)" if keyed.get(name) else ""), ys, keyed.get(name, False))
+        (name + (f" ({words['key']})" if keyed.get(name) else ""), ys, keyed.get(name, False))
         for name, ys in trace["options"].items()
     ]
     return _lines_svg(
         trace["group_mean_total"],
         series,
-        "mean total score of the group",
-        "share choosing",
-        f"option trace lines of item {item['id']}",
+        words["group_mean_total"],
+        words["share_choosing"],
+        words["option_trace"].format(id=item["id"]),
     )
 
 
-def score_trace_svg(item: dict, trace: dict) -> Markup:
+def score_trace_svg(item: dict, trace: dict, labels: dict | None = None) -> Markup:
     """Mean item score / max by total-score group (empirical item curve)."""
+    words = _labels(labels)
     return _lines_svg(
         trace["group_mean_total"],
-        [("observed", trace["mean_score"], True)],
-        "mean total score of the group",
-        "mean score / max",
-        f"observed item curve of item {item['id']}",
+        [(words["observed"], trace["mean_score"], True)],
+        words["group_mean_total"],
+        words["mean_score"],
+        words["score_trace"].format(id=item["id"]),
     )
 
 
-def icc_svg(irt_items: list[dict], label: str) -> Markup:
+def icc_svg(irt_items: list[dict], label: str, labels: dict | None = None) -> Markup:
     """Item characteristic curves P(theta) from a and b (D = 1)."""
     import numpy as np  # only for the curve grid
 
@@ -217,7 +242,10 @@ def icc_svg(irt_items: list[dict], label: str) -> Markup:
         series.append((str(it["id"]), [float(v) for v in p], len(irt_items) == 1))
     if not series:
         return Markup("<p>No estimated items.</p>")
-    return _lines_svg([float(t) for t in theta], series, "ability \u03b8", "P(right)", label, x_range=(-4.0, 4.0))
+    words = _labels(labels)
+    return _lines_svg(
+        [float(t) for t in theta], series, words["ability"], words["p_right"], label, x_range=(-4.0, 4.0)
+    )
 
 
 # -- HTML ------------------------------------------------------------------------------------

@@ -21,13 +21,15 @@ import json
 
 from aiohttp import web
 
-from cbt import keys
+from cbt import audit, keys
 from cbt.delivery import (
     check_attempt_id,
     close_if_expired,
     current_candidate,
+    guard,
     iso,
     json_body,
+    notify,
     now_utc,
     read_json,
     sequential,
@@ -66,7 +68,7 @@ ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
 
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 _ADVANCE = """
-UPDATE attempts a SET saved_seq = coalesce((
+UPDATE attempts a SET last_seen = now(), saved_seq = coalesce((
     SELECT min(h.seq) FROM response_history h
     WHERE h.attempt_id = a.id AND h.seq > a.saved_seq
       AND NOT EXISTS (SELECT 1 FROM response_history n WHERE n.attempt_id = a.id AND n.seq = h.seq + 1)
@@ -141,6 +143,7 @@ async def changes(request: web.Request) -> web.Response:
         check_attempt_id(body, me)
         if me["attempt_id"] is None:
             raise Conflict("not_started", "this attempt has not started: press Start")
+        await guard(request, me, conn, write=True)
         me = await close_if_expired(request, me, conn)
         layout = json.loads(me["layout"])
         rows = parse_changes(body, layout)
@@ -155,6 +158,9 @@ async def changes(request: web.Request) -> web.Response:
                       else "section_closed")
             await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
                                me["attempt_id"], reason, json.dumps(body, ensure_ascii=False)[:100_000])
+            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "refused_changes",
+                               {"reason": reason, **audit.batch_digest(body["changes"])},
+                               attempt_id=me["attempt_id"])
             me = await close_if_expired(request, me, conn)
             if reason == "section_closed":
                 raise Conflict("section_closed", "that question's section is not open: changes were not saved",
@@ -165,5 +171,8 @@ async def changes(request: web.Request) -> web.Response:
             await conn.execute(_APPLY, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows],
                                [r[2] for r in rows], [r[3] for r in rows])
             saved = await conn.fetchval(_ADVANCE, me["attempt_id"])
+            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "changes",
+                               audit.batch_digest(body["changes"]), attempt_id=me["attempt_id"])
+            await notify(conn, me["exam_id"])
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})

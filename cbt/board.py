@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from cbt import accounts, keys, results
-from cbt.analysis_report import histogram_svg, write_xlsx
+from cbt.analysis_report import CHART_LABELS, histogram_svg, icc_svg, option_trace_svg, score_trace_svg, write_xlsx
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
 from cbt.templating import render
@@ -89,7 +89,7 @@ async def exam_page(request: web.Request) -> web.Response:
         "exam": exam, "report": report, "computed_at": computed_at, "problem": problem, "sort": sort,
         "sort_keys": SORT_KEYS, "number_columns": NUMBER_COLUMNS,
         "items": _sorted_items(report["items"], sort) if report else [],
-        "histogram": histogram_svg(report["test"]["score_histogram"]) if report else None,
+        "histogram": histogram_svg(report["test"]["score_histogram"], chart_labels(request)) if report else None,
         "fmt": fmt,
     })
 
@@ -112,9 +112,40 @@ async def item_page(request: web.Request) -> web.Response:
         if item is None:
             raise NotFound("unknown_item", f"no analysed item {raw} in exam {exam['code']}")
         bank_row = await conn.fetchrow("SELECT item_id, version FROM bank_items WHERE id = $1", item["pk"])
+        # The traces are not stored: they come from the same matrix, now.
+        trace = results.item_traces(await results.exam_matrix(conn, exam["id"]), item["pk"], report["omit_policy"])
     return render(request, "board/item.html", {
         "exam": exam, "item": item, "bank_row": bank_row, "number_columns": NUMBER_COLUMNS, "fmt": fmt,
+        **item_charts(request, item, trace, report),
     })
+
+
+def chart_labels(request: web.Request) -> dict:
+    """The charts' words in the page's language."""
+    t = request.app[keys.CATALOGS].translator(request.get(keys.LANG, "vi"))
+    words = {k: t("chart." + k) for k in CHART_LABELS if k not in ("histogram", "option_trace", "score_trace")}
+    words["histogram"] = t("board.histogram")
+    words["option_trace"] = t("board.option_trace") + " · {id}"
+    words["score_trace"] = t("board.score_trace") + " · {id}"
+    return words
+
+
+def item_charts(request: web.Request, item: dict, trace: dict | None, report: dict) -> dict:
+    """Option trace lines (single choice) or the observed item curve, and the
+    Rasch item characteristic curve when the item has an estimate."""
+    labels = chart_labels(request)
+    out = {"trace_chart": None, "trace_kind": None, "icc_chart": None}
+    if trace is not None:
+        if "options" in trace:
+            out["trace_chart"], out["trace_kind"] = option_trace_svg(item, trace, labels), "option_trace"
+        else:
+            out["trace_chart"], out["trace_kind"] = score_trace_svg(item, trace, labels), "score_trace"
+    rasch = report["test"].get("irt_reliability") or {}
+    params = next((it for it in rasch.get("items", []) if it["id"] == item["id"]), None)
+    if params is not None and params["b"] is not None:
+        t = request.app[keys.CATALOGS].translator(request.get(keys.LANG, "vi"))
+        out["icc_chart"] = icc_svg([params], f"{t('board.icc')} · {item['id']}", labels)
+    return out
 
 
 async def report_xlsx(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, analyze, bank, db, exams, results, roster
+from cbt import accounts, analyze, audit, bank, db, exams, receipts, results, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
@@ -346,6 +346,43 @@ def cmd_exam_analyze(args) -> int:
     return with_database(_settings(args), work)
 
 
+# -- audit and receipts ------------------------------------------------------------------
+
+
+def cmd_audit_verify(args) -> int:
+    async def work(conn) -> int:
+        try:
+            return await audit.verify_command(conn, args.exam, sys.stdout)
+        except audit.AuditError as e:
+            raise UserError("no_exam", str(e)) from None
+
+    return with_database(_settings(args), work)
+
+
+def cmd_audit_export(args) -> int:
+    async def work(conn) -> int:
+        try:
+            if args.output:
+                with args.output.open("w", encoding="utf-8", newline="\n") as out:
+                    return await audit.export_command(conn, args.exam, out)
+            return await audit.export_command(conn, args.exam, sys.stdout)
+        except audit.AuditError as e:
+            raise UserError("no_exam", str(e)) from None
+
+    return with_database(_settings(args), work)
+
+
+def cmd_receipt_verify(args) -> int:
+    text = sys.stdin.read() if args.token == "-" else args.token  # noqa: S105 - "-" means stdin
+    if args.key:
+        return asyncio.run(receipts.verify_command(None, text, sys.stdout, key_pem=args.key.read_text("utf-8")))
+    return with_database(_settings(args), lambda conn: receipts.verify_command(conn, text, sys.stdout))
+
+
+def cmd_receipt_public_key(args) -> int:
+    return with_database(_settings(args), lambda conn: receipts.public_key_command(conn, sys.stdout))
+
+
 # -- the parser --------------------------------------------------------------
 
 
@@ -419,6 +456,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("candidate", help="student code")
     sp.add_argument("--json", action="store_true", help="print the form")
     sp.set_defaults(func=cmd_exam_form)
+
+    auditp = sub.add_parser("audit", help="the exam's hash-chained audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="COMMAND")
+    sp = auditp.add_parser("verify", help="check the chain; exit 1 naming the first broken row")
+    sp.add_argument("exam", help="exam code")
+    sp.set_defaults(func=cmd_audit_verify)
+    sp = auditp.add_parser("export", help="write the events as JSON Lines")
+    sp.add_argument("exam", help="exam code")
+    sp.add_argument("-o", "--output", type=Path, help="file (default: standard output)")
+    sp.set_defaults(func=cmd_audit_export)
+
+    receiptp = sub.add_parser("receipt", help="submission receipts").add_subparsers(
+        dest="receipt_command", required=True, metavar="COMMAND")
+    sp = receiptp.add_parser("verify", help="check a receipt token or short code (exit 1 if invalid)")
+    sp.add_argument("token", help="the token, a short code, or - to read standard input")
+    sp.add_argument("--key", type=Path, help="the server's public key (PEM): check offline, no database")
+    sp.set_defaults(func=cmd_receipt_verify)
+    receiptp.add_parser("public-key", help="print the server's receipt public key (PEM)").set_defaults(
+        func=cmd_receipt_public_key)
     sp = examp.add_parser("results", help="export results for gradebooks (keyed by student code)")
     sp.add_argument("exam")
     fmt = sp.add_mutually_exclusive_group(required=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from decimal import Decimal
 import asyncpg
 from aiohttp import web
 
-from cbt import assembly, keys, scoring
+from cbt import assembly, audit, keys, lockdown, receipts, scoring
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
@@ -61,10 +62,13 @@ async def read_json(request: web.Request) -> dict:
 
 _CANDIDATE = """
 SELECT c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
-       c.time_multiplier, e.id AS exam_id, e.code AS exam_code, e.title, e.subject, e.status AS exam_status,
+       c.time_multiplier, c.network_override, c.admitted_until,
+       e.id AS exam_id, e.code AS exam_code, e.title, e.subject, e.status AS exam_status,
        e.opens_at, e.closes_at, e.late_entry_until, e.duration_seconds, e.grace_seconds, e.show_score, e.spec,
        a.id AS attempt_id, a.status AS attempt_status, a.deadline, a.saved_seq, a.section_index,
-       a.section_deadline, a.layout, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt
+       a.section_deadline, a.layout, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt,
+       a.device_hash, a.paused_at, a.voided,
+       (SELECT r.token FROM receipts r WHERE r.attempt_id = a.id) AS receipt_token
 FROM candidate_sessions s
 JOIN candidates c ON c.id = s.candidate_id
 JOIN exams e ON e.id = c.exam_id
@@ -91,6 +95,39 @@ def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
         raise Forbidden("not_your_attempt", "this attempt is not yours")
 
 
+def policies(me) -> dict:
+    return json.loads(me["spec"]).get("policies") or dict(lockdown.DEFAULT_POLICIES)
+
+
+async def guard(request: web.Request, me, conn, *, write: bool) -> None:
+    """The exam's policies for this request: network, device, pause."""
+    rules = policies(me)
+    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    if not me["network_override"] and not lockdown.address_allowed(addr, rules, me["room"]):
+        await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
+                           {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
+        lockdown.check_network(addr, rules, me["room"], False)
+    if not write or me["attempt_id"] is None:
+        return
+    if rules.get("one_device", True) and me["device_hash"] is not None:
+        mine = lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE))
+        if mine != me["device_hash"]:
+            if mine is not None:
+                await conn.execute(
+                    "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
+                    me["attempt_id"], mine, addr)
+                await notify(conn, me["exam_id"])
+            raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
+    if me["paused_at"] is not None and me["attempt_status"] == "in_progress":
+        raise Conflict("paused", "your proctor has paused the exam: your time is stopped; wait")
+
+
+async def notify(conn, exam_id: int) -> None:
+    """Wake the proctor consoles of this exam (every worker process listens)."""
+    await conn.execute("SELECT pg_notify('cbt_exam', $1)", str(exam_id))
+
+
 # -- what the page is told --------------------------------------------------------------
 
 
@@ -108,6 +145,7 @@ def exam_summary(me: asyncpg.Record) -> dict:
             for s in spec["blueprint"]["sections"]
         ],
         "show_score": me["show_score"],
+        "access_code_required": bool((spec.get("policies") or {}).get("access_code")),
     }
 
 
@@ -122,7 +160,7 @@ def attempt_summary(me, now: dt.datetime) -> dict | None:
     return {
         "id": me["attempt_id"], "status": me["attempt_status"], "deadline": iso(me["deadline"]),
         "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"]),
-        "saved_seq": me["saved_seq"], "server_now": iso(now),
+        "saved_seq": me["saved_seq"], "server_now": iso(now), "paused": me["paused_at"] is not None,
     }
 
 
@@ -138,7 +176,8 @@ def session_body(me: asyncpg.Record, token: str | None = None) -> dict:
 
 
 def result_body(me) -> dict:
-    body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"]}
+    body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"],
+            "receipt_token": me["receipt_token"]}
     if me["show_score"] and me["score"] is not None:
         decimals = json.loads(me["spec"]).get("report_decimals", 2)
         body["score"] = {"total": str(scoring.round_half_up(me["score"], decimals)),
@@ -162,7 +201,8 @@ async def login(request: web.Request) -> web.Response:
         raise TooManyRequests("login_rate_limited", "too many wrong tickets from this computer; ask your proctor",
                               minutes=15)
     row = await pool.fetchrow(
-        "SELECT c.id, e.status, e.closes_at FROM candidates c JOIN exams e ON e.id = c.exam_id "
+        "SELECT c.id, c.code, e.id AS exam_id, e.status, e.closes_at "
+        "FROM candidates c JOIN exams e ON e.id = c.exam_id "
         "WHERE c.ticket_hash = $1", ticket_hash(ticket)) if ticket else None
     if row is None:
         await pool.execute("INSERT INTO login_failures (scope, key) VALUES ('addr', $1)", addr)
@@ -170,11 +210,20 @@ async def login(request: web.Request) -> web.Response:
     if row["status"] == "closed" or row["closes_at"] <= now_utc():
         raise Forbidden("exam_closed", "this exam has closed")
     token = secrets.token_urlsafe(32)
-    await pool.execute(
-        "INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) VALUES ($1, $2, now() + $3::interval)",
-        hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) "
+            "VALUES ($1, $2, now() + $3::interval)",
+            hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS))
+        await audit.append(conn, row["exam_id"], f"candidate:{row['code']}", "login", {"addr": addr[len("ticket:"):]})
     me = await current_candidate_by_token(request, token)
-    return json_body(session_body(me, token))
+    response = json_body(session_body(me, token))
+    if not request.cookies.get(lockdown.DEVICE_COOKIE):
+        # Identifies this browser for the one-device rule; no personal data.
+        response.set_cookie(lockdown.DEVICE_COOKIE, lockdown.new_device_id(), httponly=True, samesite="Strict",
+                            path="/api/", max_age=7 * 24 * 3600,
+                            secure=request.app[keys.SETTINGS].secure_cookies or request.secure)
+    return response
 
 
 async def current_candidate_by_token(request: web.Request, token: str) -> asyncpg.Record:
@@ -242,6 +291,7 @@ async def start(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         me = await current_candidate(request, conn)
         check_attempt_id(body, me)
+        await guard(request, me, conn, write=True)
         now = now_utc()
         if me["attempt_id"] is None:
             if me["exam_status"] != "open":
@@ -249,8 +299,15 @@ async def start(request: web.Request) -> web.Response:
                                 opens_at=iso(me["opens_at"]))
             if now < me["opens_at"]:
                 raise Forbidden("exam_not_open", "this exam has not started yet", opens_at=iso(me["opens_at"]))
-            if now > me["late_entry_until"]:
+            admitted = me["admitted_until"] is not None and now <= me["admitted_until"]
+            if now > me["late_entry_until"] and not admitted:
                 raise Forbidden("late_entry_closed", "the time to enter this exam has passed: ask your proctor")
+            if policies(me).get("access_code"):
+                code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
+                                           me["exam_id"], me["room"])
+                sent = str(body.get("access_code") or "").strip().upper()
+                if not code or not sent or not hmac.compare_digest(sent, code):
+                    raise Forbidden("bad_access_code", "enter the access code your proctor reads out in the room")
         form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1",
                                        me["candidate_id"])
         if form_row is None:
@@ -268,11 +325,16 @@ async def start(request: web.Request) -> web.Response:
             # ON CONFLICT: two Start presses at once create one attempt.
             await conn.execute(
                 """
-                INSERT INTO attempts (exam_id, candidate_id, started_at, deadline, section_deadline, layout)
-                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (candidate_id) DO NOTHING
+                INSERT INTO attempts (exam_id, candidate_id, started_at, deadline, section_deadline, layout,
+                                      device_hash, last_seen)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $3) ON CONFLICT (candidate_id) DO NOTHING
                 """,
-                me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout))
+                me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
+                lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)))
             me = await current_candidate(request, conn)
+            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "start",
+                               {"deadline": iso(me["deadline"])}, attempt_id=me["attempt_id"])
+            await notify(conn, me["exam_id"])
         me = await close_if_expired(request, me, conn)
         answers = await _answers(conn, me["attempt_id"])
     result = session_body(me)
@@ -292,6 +354,7 @@ async def state(request: web.Request) -> web.Response:
         me = await current_candidate(request, conn)
         if me["attempt_id"] is None:
             raise Conflict("not_started", "this attempt has not started: press Start")
+        await guard(request, me, conn, write=False)
         me = await close_if_expired(request, me, conn)
         body = session_body(me)
         body["answers"] = await _answers(conn, me["attempt_id"])
@@ -304,6 +367,7 @@ async def next_section(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         check_attempt_id(body, me)
+        await guard(request, me, conn, write=True)
         me = await close_if_expired(request, me, conn)
         if me["attempt_status"] != "in_progress":
             raise Conflict("attempt_closed", "this attempt is already submitted")
@@ -333,7 +397,9 @@ async def submit(request: web.Request) -> web.Response:
         if me["attempt_id"] is None:
             raise Conflict("not_started", "this attempt has not started")
         if me["attempt_status"] != "submitted":
+            await guard(request, me, conn, write=True)
             await finalize(request.app, conn, me["attempt_id"], "candidate")
+            await notify(conn, me["exam_id"])
         me = await current_candidate(request, conn)
     result = session_body(me)
     return json_body(result)
@@ -349,7 +415,7 @@ def sequential(me) -> bool:
 
 async def _advance_expired_section(conn, me) -> bool:
     """A timed section whose time (and grace) is over closes; the next one opens."""
-    if (me["attempt_status"] != "in_progress" or me["section_deadline"] is None
+    if (me["attempt_status"] != "in_progress" or me["section_deadline"] is None or me["paused_at"] is not None
             or now_utc() <= me["section_deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
         return False
     sections = json.loads(me["spec"])["blueprint"]["sections"]
@@ -371,7 +437,7 @@ async def close_if_expired(request: web.Request, me, conn=None):
     a timed section past its time moves on to the next."""
     if conn is not None and me["attempt_id"] is not None and await _advance_expired_section(conn, me):
         me = await current_candidate(request, conn)
-    if (me["attempt_id"] is not None and me["attempt_status"] == "in_progress"
+    if (me["attempt_id"] is not None and me["attempt_status"] == "in_progress" and me["paused_at"] is None
             and now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
         if conn is None:
             async with request.app[keys.POOL].acquire() as c:
@@ -432,9 +498,10 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
         now = now_utc()
         final = {ref: raw.get(ref) for ref in sorted(layout)}
         responses_sha = hashlib.sha256(json.dumps(final, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        receipt_basis = f"{attempt['exam_code']}|{attempt['candidate_code']}|{attempt_id}|{responses_sha}|{iso(now)}"
-        receipt = hashlib.sha256(receipt_basis.encode()).hexdigest()[:20].upper()
-        receipt = "-".join(receipt[i:i + 5] for i in range(0, 20, 5))
+        # The receipt: the server's Ed25519 signature over exam, candidate,
+        # attempt, the hash of the final responses and the submission time.
+        receipt = (await receipts.issue(conn, attempt["exam_code"], attempt["candidate_code"], attempt_id,
+                                        responses_sha, now)).short_code
         await conn.executemany(
             "INSERT INTO responses (attempt_id, item_ref, score) VALUES ($1, $2, $3) "
             "ON CONFLICT (attempt_id, item_ref) DO UPDATE SET score = EXCLUDED.score",
@@ -448,6 +515,10 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
             attempt_id, now, by, result.total, result.max_total, result.provisional,
             json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections]),
             responses_sha, receipt)
+        actor = f"candidate:{attempt['candidate_code']}" if by == "candidate" else "system" if by == "deadline" \
+            else "proctor"
+        await audit.append(conn, attempt["exam_id"], actor, "submit",
+                           {"by": by, "responses_sha256": responses_sha, "receipt": receipt}, attempt_id=attempt_id)
 
 
 async def close_expired_attempts(app: web.Application) -> int:
@@ -455,7 +526,7 @@ async def close_expired_attempts(app: web.Application) -> int:
     pool = app[keys.POOL]
     ids = [r[0] for r in await pool.fetch(
         "SELECT a.id FROM attempts a JOIN exams e ON e.id = a.exam_id WHERE a.status = 'in_progress' "
-        "AND a.deadline + make_interval(secs => e.grace_seconds) < now() LIMIT 500")]
+        "AND a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now() LIMIT 500")]
     for attempt_id in ids:
         async with pool.acquire() as conn:
             await finalize(app, conn, attempt_id, "deadline")
@@ -482,3 +553,34 @@ async def deadline_sweeper(app: web.Application):
         await task
     except asyncio.CancelledError:
         pass
+
+
+async def integrity(request: web.Request) -> web.Response:
+    """Page-integrity events (left the page, left fullscreen, copy/paste, a second tab).
+
+    Recorded and shown to the proctor; the exam decides whether they only
+    count, warn the student, or pause the attempt after N of them."""
+    body = await read_json(request)
+    events = body.get("events")
+    if not isinstance(events, list) or not 0 < len(events) <= 50:
+        raise UserError("bad_events", "send events: a list of 1 to 50 {kind}")
+    kinds = [e.get("kind") if isinstance(e, dict) else None for e in events]
+    if any(k not in lockdown.INTEGRITY_KINDS for k in kinds):
+        raise UserError("bad_events", f"kind must be one of {', '.join(lockdown.INTEGRITY_KINDS)}")
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        if me["attempt_id"] is None or me["attempt_status"] != "in_progress":
+            return json_body({"recorded": 0, "action": "none"})
+        await guard(request, me, conn, write=False)
+        rule = policies(me).get("integrity") or {"action": "count", "pause_after": 3}
+        async with conn.transaction():
+            await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
+                                   [(me["attempt_id"], k) for k in kinds])
+            total = await conn.fetchval("SELECT count(*) FROM integrity_events WHERE attempt_id = $1",
+                                        me["attempt_id"])
+            action = rule["action"]
+            if action == "pause" and total >= rule["pause_after"]:
+                await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL",
+                                   me["attempt_id"])
+            await notify(conn, me["exam_id"])
+    return json_body({"recorded": len(kinds), "total": total, "action": action if action != "count" else "none"})

@@ -25,6 +25,7 @@ An exam file looks like::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -36,13 +37,13 @@ from typing import Any
 import asyncpg
 import yaml
 
-from cbt import assembly
+from cbt import assembly, lockdown
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 from itembank.formats.yaml_format import parse_text
 
 EXAM_FIELDS = {"code", "title", "subject", "release", "duration_minutes", "window", "shuffle", "forms",
-               "scoring", "show_score", "grace_seconds", "instructions", "sections"}
+               "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies"}
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 
 
@@ -75,6 +76,8 @@ class ExamSpec:
     grace_seconds: int
     instructions: str
     blueprint: assembly.Blueprint
+    # See cbt/lockdown.py: networks, access_code, one_device, integrity.
+    policies: dict = dataclasses.field(default_factory=lambda: dict(lockdown.DEFAULT_POLICIES))
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -206,6 +209,7 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         sections.append(assembly.BlueprintSection(title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows),
                                                   time_limit_minutes=limit))
     grace = _int(data.get("grace_seconds", 30), "grace_seconds", problems, 0, 600)
+    policies = lockdown.parse_policies(data.get("policies"), problems)
     if problems:
         raise ExamFileError(problems)
     return ExamSpec(
@@ -216,7 +220,7 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         form_mode=mode, form_count=count, multiple_partial=bool(scoring.get("multiple_partial", False)),
         single_penalty=penalty, report_decimals=decimals, show_score=bool(data.get("show_score", False)),
         grace_seconds=grace, instructions=str(data.get("instructions", "")),
-        blueprint=assembly.Blueprint(sections=tuple(sections)),
+        blueprint=assembly.Blueprint(sections=tuple(sections)), policies=policies,
     )
 
 
@@ -337,6 +341,7 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
         if exam["status"] == "open":
             await generate_forms(conn, exam)
             await render_exam_items(conn, exam)
+            await lockdown.ensure_room_codes(conn, exam["id"])
     return len(candidates)
 
 
@@ -433,6 +438,7 @@ async def open_exam(conn: asyncpg.Connection, exam_code: str) -> int:
     async with conn.transaction():
         count = await generate_forms(conn, exam)
         await render_exam_items(conn, exam)
+        await lockdown.ensure_room_codes(conn, exam["id"])
         await conn.execute("UPDATE exams SET status = 'open' WHERE id = $1", exam["id"])
     return count
 

@@ -17,6 +17,8 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 METRICS = web.AppKey("metrics", Metrics)
 # In-process caches of immutable exam data (rendered items, parsed items).
 DELIVERY_CACHE = web.AppKey("delivery_cache", object)
+# This worker's subscribers to live exam updates (proctor consoles).
+PROCTOR_HUB = web.AppKey("proctor_hub", object)
 
 # Per-request values set by the middlewares.
 USER = web.RequestKey("user", object)  # accounts.Staff or None

@@ -77,7 +77,9 @@ async def language_middleware(request: web.Request, handler):
 
 
 def _is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/") or request.path in ("/healthz",)
+    # A JSON call (the proctor console's actions, say) gets a JSON error too.
+    return (request.path.startswith("/api/") or request.path in ("/healthz",)
+            or request.content_type == "application/json")
 
 
 def _localised(request: web.Request, code: str, fallback: str, details: dict) -> str:

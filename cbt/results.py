@@ -27,7 +27,7 @@ import asyncpg
 import numpy as np
 
 from cbt import bank, exams
-from cbt.analysis import AnalysisInputError, analyze_matrix, ctt
+from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
 from cbt.errors import Conflict
 from cbt.roster import _safe_cell
 from cbt.scoring import round_half_up
@@ -62,6 +62,9 @@ class ExamMatrix:
     single: np.ndarray
     key: np.ndarray
     options: list[list[str]]
+    # The bank item pks on each candidate's form, sorted (None: infer from
+    # the non-NaN scores). Candidates with the same tuple sat the same form.
+    form_items: list[tuple[int, ...]] | None = None
 
 
 def _is_omitted(value) -> bool:
@@ -125,14 +128,14 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
         candidate_codes=[a["code"] for a in attempts], item_pks=pks,
         item_labels=[f"{items[pk].id}@{items[pk].version}" for pk in pks], item_types=types,
         scores=scores, omitted=omitted, max_points=np.array([points[pk] for pk in pks]),
-        choices=choices, single=single, key=key, options=options)
+        choices=choices, single=single, key=key, options=options,
+        form_items=[tuple(sorted({fi["pk"] for sec in f["sections"] for fi in sec["items"]})) for f in forms])
 
 
 def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict:
     """analyze_matrix on the scores, plus the option table of every
     single-choice item (against the same totals) and its flags."""
-    scored = ~np.all(np.isnan(m.scores), axis=0)  # drop items nobody has a score on (unmarked essays)
-    cols = np.flatnonzero(scored)
+    cols = _scored_columns(m)  # drop items nobody has a score on (unmarked essays)
     if len(m.candidate_codes) == 0 or cols.size == 0:
         raise Conflict("no_results", "no submitted attempts with scores yet: nothing to analyse")
     scores, omitted, mp = m.scores[:, cols], m.omitted[:, cols], m.max_points[cols]
@@ -163,7 +166,100 @@ def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict
                 for o in range(int(n_opt[s]))
             ]
             report["items"][i]["flags"] = flags[s]
+    sc = ctt.apply_omit_policy(scores, omitted, report["omit_policy"])
+    report["test"].update(form_reliability(m, cols, sc, mp))
+    report["test"]["irt_reliability"] = rasch_reliability(sc, mp, [m.item_labels[j] for j in cols])
     return report
+
+
+def _scored_columns(m: ExamMatrix) -> np.ndarray:
+    return np.flatnonzero(~np.all(np.isnan(m.scores), axis=0))
+
+
+def item_traces(m: ExamMatrix, item_pk: int, omit: str = "wrong") -> dict | None:
+    """The chart data of one item, against the same totals as :func:`analyze`:
+    {"group_mean_total", "mean_score"} by total-score fifth, and for a
+    single-choice item "options": {option id: share choosing by fifth}.
+    None when the item has no scores."""
+    cols = _scored_columns(m)
+    if item_pk not in m.item_pks or m.item_pks.index(item_pk) not in cols:
+        return None
+    j = m.item_pks.index(item_pk)
+    scores = ctt.apply_omit_policy(m.scores[:, cols], m.omitted[:, cols], omit)
+    totals = ctt.total_scores(scores)
+    c = int(np.flatnonzero(cols == j)[0])
+    gmean, curve = ctt.score_trace(scores[:, [c]], m.max_points[[j]], totals)
+    trace = {"group_mean_total": [_num(x) for x in gmean], "mean_score": [_num(x) for x in curve[0]]}
+    if m.single[j]:
+        _, share = ctt.option_trace(m.choices[:, [j]], len(m.options[j]), totals)
+        trace["options"] = {o: [_num(x) for x in share[0, i]] for i, o in enumerate(m.options[j])}
+    return trace
+
+
+def form_reliability(m: ExamMatrix, cols: np.ndarray, scores: np.ndarray, max_points: np.ndarray) -> dict:
+    """Alpha, KR-20 and SEM per form: candidates are grouped by the set of
+    items on their form; a group shared by at least two candidates is a
+    (fixed) form and gets the statistics over its own rows and items (only
+    complete rows, as for the whole test). Returns {"form_groups": number
+    of distinct item sets, "forms": [...], one entry per shared form}.
+
+    scores: [N x len(cols)] after the omit policy; cols: the analysed
+    columns of ``m``.
+    """
+    if m.form_items is not None:
+        known = set(m.item_pks)
+        keys = [tuple(pk for pk in f if pk in known) for f in m.form_items]
+    else:
+        keys = [tuple(m.item_pks[j] for j in cols[~np.isnan(row)]) for row in scores]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    pos = {m.item_pks[j]: c for c, j in enumerate(cols)}
+    forms = []
+    for number, (key, rows) in enumerate(sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])), start=1):
+        if len(rows) < 2:
+            continue
+        fcols = [pos[pk] for pk in key if pk in pos]
+        s = scores[np.ix_(rows, fcols)]
+        rel = ctt.reliability(s, max_points[fcols])
+        complete = s[~np.isnan(s).any(axis=1)]
+        sd = ctt.describe_totals(complete.sum(axis=1)).sd if complete.shape[0] else math.nan
+        forms.append({
+            "form": number, "n": len(rows), "items_count": len(fcols), "reliability_n": rel.n,
+            "alpha": _num(rel.alpha), "kr20": _num(rel.kr20),
+            "sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
+        })
+    return {"form_groups": len(groups), "forms": forms}
+
+
+def rasch_reliability(scores: np.ndarray, max_points: np.ndarray, item_ids: list[str] | None = None) -> dict:
+    """IRT (Rasch) marginal reliability, for any form design: Rasch fitted
+    on the right/wrong items with NaN where an item was not on the form,
+    EAP abilities and their SEs; reliability = var(EAP) / (var(EAP) +
+    mean(SE^2)). Partial-credit items are left out (their number is
+    ``excluded_items``); candidates without any right/wrong item too.
+    ``marginal_reliability`` is null when undefined. ``items``: the Rasch
+    a (= 1) and b of each right/wrong item (null b when not estimable), for
+    the item characteristic curves."""
+    dich = ctt.is_dichotomous(scores, max_points)
+    resp = scores[:, dich] / max_points[dich][None, :]
+    rows = ~np.all(np.isnan(resp), axis=1)
+    resp = resp[rows]
+    ids = [str(j + 1) for j in range(scores.shape[1])] if item_ids is None else list(item_ids)
+    out = {"model": "rasch", "marginal_reliability": None, "n": int(resp.shape[0]),
+           "items_count": 0, "excluded_items": int((~dich).sum()), "items": []}
+    if resp.shape[0] < 2 or resp.shape[1] < 2:
+        return out
+    try:
+        fit = irt.fit(resp, "rasch")
+    except ValueError:
+        return out
+    out["items_count"] = int(fit.estimated.sum())
+    out["items"] = [{"id": ids[j], "a": 1.0, "b": _num(b), "se_b": _num(se)}
+                    for j, b, se in zip(np.flatnonzero(dich), fit.b, fit.se_b, strict=True)]
+    if out["items_count"] >= 2:
+        out["marginal_reliability"] = _num(irt.marginal_reliability(fit.theta, fit.theta_se))
+    return out
 
 
 def _nan(x) -> float:

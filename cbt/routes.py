@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from cbt import apidoc, auth, autosave, bank_browser, board, delivery, exam_page, ops, staff
+from cbt import apidoc, auth, autosave, bank_browser, board, delivery, exam_page, ops, proctor, receipts, staff
 from cbt.auth import PUBLIC, STAFF
 
 ADMIN = frozenset({"admin"})
+PROCTORS = frozenset({"admin", "proctor"})
 # Proctors run rooms; they have no business reading the question bank.
 BANK_READERS = frozenset({"admin", "teacher", "reviewer", "board"})
 # Item analysis and results are the exam board's (and an administrator's).
@@ -49,7 +50,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/sections/next", delivery.next_section, "api_next_section", PUBLIC),
     Route("POST", "/api/v1/submit", delivery.submit, "api_submit", PUBLIC),
     Route("GET", "/api/v1/openapi.json", apidoc.openapi, "api_openapi", PUBLIC),
+    Route("POST", "/api/v1/integrity", delivery.integrity, "api_integrity", PUBLIC),
     Route("GET", "/exam", exam_page.page, "exam_page", PUBLIC),
+    # Anyone holding a receipt may check it.
+    Route("GET", "/receipt", receipts.verify_page, "receipt_verify", PUBLIC),
+    Route("POST", "/receipt", receipts.verify_page, "receipt_verify_submit", PUBLIC),
+    Route("GET", "/proctor", proctor.index, "proctor_index", PROCTORS),
+    Route("GET", "/proctor/exams/{code}", proctor.room_page, "proctor_room", PROCTORS),
+    Route("GET", "/proctor/exams/{code}/state", proctor.state, "proctor_state", PROCTORS),
+    Route("GET", "/proctor/exams/{code}/events", proctor.events, "proctor_events", PROCTORS),
+    Route("POST", "/proctor/exams/{code}/actions", proctor.act, "proctor_act", PROCTORS),
     Route("GET", "/bank", bank_browser.index, "bank_index", BANK_READERS),
     Route("GET", "/bank/template.xlsx", bank_browser.template_xlsx, "bank_template", BANK_READERS),
     Route("GET", "/bank/items/{item_id}/{version}", bank_browser.item_page, "bank_item", BANK_READERS),

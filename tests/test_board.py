@@ -2,6 +2,7 @@
 and item pages, the xlsx report, the recompute form, and the bank's item history."""
 
 import io
+import json
 import re
 
 import openpyxl
@@ -130,3 +131,42 @@ async def test_dashboard_links_the_board_pages(client, staff):
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
     await login(client, "teacher")
     assert "/board/exams" not in await (await client.get("/staff")).text()
+
+
+async def test_item_page_shows_option_trace_lines_and_the_item_curve(client, conn, board_exam):
+    await login(client, "board")
+    await client.get("/board/exams/TOAN-T")
+    pk = await conn.fetchval(
+        "SELECT s.item_pk FROM item_stats s JOIN exam_items i ON i.item_pk = s.item_pk AND i.exam_id = s.exam_id "
+        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1")
+    report = json.loads(await conn.fetchval("SELECT report FROM exam_stats"))
+    item = next(it for it in report["items"] if it["pk"] == pk)
+    html = await (await client.get(f"/board/exams/TOAN-T/items/{pk}")).text()
+    svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
+    trace = next(s for s in svgs if "aria-label=\"Đường chọn phương án" in s)
+    assert trace.count("<polyline") == len(item["options"])  # one line per option
+    for o in item["options"]:
+        assert f"<title>{o['option']}" in trace
+    assert "tỉ lệ chọn" in trace  # axis labels follow the page language
+    assert 'style="' not in html  # CSP: no inline styles
+    rasch = {it["id"]: it for it in report["test"]["irt_reliability"]["items"]}
+    if rasch.get(item["id"], {}).get("b") is not None:
+        icc = next(s for s in svgs if "Rasch" in s)
+        assert icc.count("<polyline") == 1
+    await client.get("/lang/en")
+    html = await (await client.get(f"/board/exams/TOAN-T/items/{pk}")).text()
+    assert "share choosing" in html and "Option trace lines" in html
+
+
+async def test_exam_page_shows_the_irt_reliability(client, conn, board_exam):
+    await login(client, "board")
+    await client.get("/lang/en")
+    html = await (await client.get("/board/exams/TOAN-T")).text()
+    report = json.loads(await conn.fetchval("SELECT report FROM exam_stats"))
+    rel = report["test"]["irt_reliability"]
+    assert "IRT marginal reliability (Rasch model)" in html
+    assert (rel["marginal_reliability"] is None) or (0 <= rel["marginal_reliability"] <= 1)
+    assert "var(EAP) / (var(EAP) + mean of SE²)" in html
+    if report["test"]["form_groups"] > 1 and report["test"]["alpha"] is None:
+        assert "Cronbach&#39;s alpha is not shown" in html or "Cronbach's alpha is not shown" in html
+    assert "total score" in html  # the histogram's axis, in the page's language

@@ -154,7 +154,8 @@ async def test_full_sitting_scores_every_type_exactly(client, conn, exam):
     result = (await resp.json())["result"]
     # 4 x 0.25 + 0.5 + 1 + 0.5 (essay waits for marking) = 3.0 of 4.0, provisional.
     assert result["score"] == {"total": "3.00", "max": "4.00", "provisional": True}
-    assert re.fullmatch(r"[0-9A-F]{5}(-[0-9A-F]{5}){3}", result["receipt"])
+    assert re.fullmatch(r"[A-Z2-7]{5}(-[A-Z2-7]{5}){3}", result["receipt"])
+    assert result["receipt_token"]  # the signed token, checkable at /receipt
     again = await (await client.post("/api/v1/submit", json={}, headers=headers)).json()
     assert again["result"] == result  # idempotent
 

@@ -204,3 +204,65 @@ async def test_cli_results_and_analyze(dsn, sat, tmp_path):
     analysed = cbt("exam", "analyze", "TOAN-T", env=env)
     assert analysed.returncode == 0 and "8 candidates" in analysed.stdout, analysed.stderr
     assert "no exam" in one_line_error(cbt("exam", "results", "NOPE", "--csv", str(out), env=env))
+
+
+# -- reliability when candidates sat different forms ----------------------------------
+
+
+def _forms_matrix(per_candidate: bool = False, n: int = 60, k: int = 8, seed: int = 3) -> results.ExamMatrix:
+    """Right/wrong Rasch data on two fixed forms (items 0-5 and 2-7), or on a
+    different random set of six items per candidate."""
+    from cbt.analysis import ctt
+
+    rng = np.random.default_rng(seed)
+    theta, b = rng.normal(size=n), rng.normal(size=k)
+    s = (rng.random((n, k)) < 1 / (1 + np.exp(-(theta[:, None] - b[None, :])))).astype(float)
+    pks = [101 + j for j in range(k)]
+    forms = []
+    for i in range(n):
+        on = sorted(rng.choice(k, 6, replace=False)) if per_candidate else list(range(6) if i % 2 == 0 else range(2, 8))
+        s[i, [j for j in range(k) if j not in on]] = np.nan
+        forms.append(tuple(pks[j] for j in on))
+    return results.ExamMatrix(
+        candidate_codes=[f"{i:04d}" for i in range(n)], item_pks=pks, item_labels=[f"I{j}@1" for j in range(k)],
+        item_types=["numeric"] * k, scores=s, omitted=np.zeros((n, k), bool), max_points=np.ones(k),
+        choices=np.full((n, k), ctt.NOT_PRESENTED), single=np.zeros(k, bool), key=np.zeros(k, np.int64),
+        options=[[] for _ in range(k)], form_items=forms)
+
+
+def test_fixed_forms_get_alpha_per_form_equal_to_ctt_on_the_forms_rows():
+    from cbt.analysis import ctt
+
+    m = _forms_matrix()
+    report = results.analyze(m)
+    test = report["test"]
+    assert test["alpha"] is None  # pooled: no complete rows
+    assert test["form_groups"] == 2 and len(test["forms"]) == 2
+    for form, first in zip(sorted(test["forms"], key=lambda f: f["form"]), (0, 2), strict=True):
+        rows = np.arange(first // 2, m.scores.shape[0], 2)
+        block = m.scores[np.ix_(rows, list(range(first, first + 6)))]
+        rel = ctt.reliability(block)
+        assert form["n"] == rows.size == 30 and form["items_count"] == 6
+        assert form["alpha"] == pytest.approx(rel.alpha, abs=1e-12)
+        assert form["kr20"] == pytest.approx(rel.kr20, abs=1e-12)
+        sd = block.sum(axis=1).std(ddof=1)
+        assert form["sem"] == pytest.approx(sd * math.sqrt(1 - rel.alpha), abs=1e-12)
+    irt_rel = test["irt_reliability"]
+    assert irt_rel["model"] == "rasch" and irt_rel["n"] == 60 and irt_rel["items_count"] == 8
+    assert 0 <= irt_rel["marginal_reliability"] <= 1
+    json.dumps(report, allow_nan=False)  # storable: undefined values are null
+
+
+def test_per_candidate_forms_have_no_per_form_alpha_but_an_irt_reliability():
+    report = results.analyze(_forms_matrix(per_candidate=True))
+    test = report["test"]
+    assert test["alpha"] is None and test["sem"] is None
+    assert test["form_groups"] > 2
+    assert all(f["n"] >= 2 for f in test["forms"])  # only forms shared by several candidates
+    assert 0 <= test["irt_reliability"]["marginal_reliability"] <= 1
+
+
+def test_irt_reliability_is_null_when_undefined():
+    m = _forms_matrix(n=1)
+    test = results.analyze(m)["test"]
+    assert test["forms"] == [] and test["irt_reliability"]["marginal_reliability"] is None

@@ -522,3 +522,24 @@ def marginal_loglik(responses, a, d, weights=None, n_quad: int = DEFAULT_QUADRAT
     nodes, qw = quadrature(n_quad)
     data = _Data(resp, w)
     return _estep(data, np.asarray(a, float), np.asarray(d, float), nodes, np.log(qw)).loglik
+
+
+def marginal_reliability(theta, theta_se) -> float:
+    """IRT marginal reliability of EAP abilities:
+
+        var(EAP) / (var(EAP) + mean(SE^2))
+
+    theta: [N] EAP abilities; theta_se: [N] their posterior SDs. Both
+    variances over N (the EAP identity var(EAP) + mean(PSD^2) = var(prior)
+    holds with N). Rows with a NaN are left out; NaN when fewer than two rows
+    remain or the denominator is 0 (undefined, never 0). Lies in [0, 1].
+    """
+    t = np.asarray(theta, dtype=np.float64)
+    se = np.asarray(theta_se, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(se)
+    if ok.sum() < 2:
+        return float("nan")
+    t, se = t[ok], se[ok]
+    var = float(np.var(t))
+    denom = var + float(np.mean(se**2))
+    return var / denom if denom > 0 else float("nan")

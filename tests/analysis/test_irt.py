@@ -238,3 +238,37 @@ def test_bad_input_is_rejected():
         irt.fit(np.array([[0, 2.0], [1, 0]]))
     with pytest.raises(ValueError, match="model"):
         irt.fit(np.zeros((3, 2)), "3pl")
+
+
+def _rasch_data(seed, n, k, missing=False):
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=n)
+    b = rng.uniform(-2, 2, size=k)
+    resp = (rng.random((n, k)) < 1 / (1 + np.exp(-(theta[:, None] - b[None, :])))).astype(float)
+    if missing:  # two forms sharing half the items
+        half = k // 4
+        first = np.arange(n) % 2 == 0
+        resp[np.ix_(first, np.arange(half))] = np.nan
+        resp[np.ix_(~first, np.arange(k - half, k))] = np.nan
+    return theta, resp
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_marginal_reliability_recovers_the_true_reliability(missing):
+    theta, resp = _rasch_data(11, 3000, 40, missing)
+    fit = irt.fit_rasch(resp)
+    rel = irt.marginal_reliability(fit.theta, fit.theta_se)
+    # The true reliability of the EAP scores: their squared correlation with the true abilities.
+    true = np.corrcoef(fit.theta, theta)[0, 1] ** 2
+    assert 0 <= rel <= 1
+    assert abs(rel - true) < 0.05, (rel, true)
+    # The formula, written out.
+    v = sum((t - fit.theta.mean()) ** 2 for t in fit.theta) / len(fit.theta)
+    assert rel == pytest.approx(v / (v + sum(s * s for s in fit.theta_se) / len(fit.theta_se)), rel=1e-12)
+
+
+def test_marginal_reliability_undefined_is_nan_not_zero():
+    assert math.isnan(irt.marginal_reliability([0.3], [0.5]))
+    assert math.isnan(irt.marginal_reliability([0.0, 0.0], [0.0, 0.0]))
+    assert irt.marginal_reliability([0.0, 0.0], [0.5, 0.5]) == 0.0  # no spread at all: defined, and 0
+    assert irt.marginal_reliability([1.0, -1.0, np.nan], [0.0, 0.0, 0.3]) == 1.0

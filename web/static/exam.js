@@ -139,6 +139,7 @@ async function enter(session) {
   $("c-exam").textContent = e.title;
   $("c-time").textContent = S.minutes.replace("{n}", String(Math.round(e.time_allowed_minutes)));
   $("c-instructions").textContent = e.instructions || "";
+  $("access-code-wrap").hidden = !e.access_code_required;
   show("confirm");
   $("start").focus();
 }
@@ -147,7 +148,7 @@ async function onStart() {
   $("start-error").hidden = true;
   let data;
   try {
-    data = await api("POST", "/api/v1/start", {});
+    data = await api("POST", "/api/v1/start", { access_code: $("access-code").value.trim().toUpperCase() });
   } catch (err) {
     $("start-error").textContent = errorText(err);
     $("start-error").hidden = false;
@@ -175,7 +176,27 @@ async function onStart() {
   go(first < 0 ? 0 : first);
   tick();
   setInterval(tick, 500);
+  // Deadline changes (extra time, a pause) reach the page within seconds
+  // even when the student is not answering.
+  setInterval(refreshState, 10000);
+  watchIntegrity();
   flush();
+}
+
+// ---------------------------------------------------------------- integrity
+
+function watchIntegrity() {
+  const report = (kind) => {
+    api("POST", "/api/v1/integrity", { events: [{ kind }] })
+      .then((r) => { if (r.action === "pause") refreshState(); })
+      .catch(() => {}); // best effort: the exam goes on
+  };
+  document.addEventListener("visibilitychange", () => { if (document.hidden) report("visibility_hidden"); });
+  window.addEventListener("blur", () => report("blur"));
+  document.addEventListener("fullscreenchange", () => { if (!document.fullscreenElement) report("fullscreen_exit"); });
+  for (const kind of ["copy", "paste", "contextmenu"]) {
+    document.addEventListener(kind, (ev) => { ev.preventDefault(); report(kind); });
+  }
 }
 
 // ---------------------------------------------------------------- journal
@@ -255,6 +276,11 @@ async function flush() {
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again
+    } else if (err.code === "paused" || err.code === "device_locked" || err.code === "network_refused") {
+      // Kept in the journal: sent once the proctor resumes or unlocks.
+      $("paused").textContent = errorText(err);
+      $("paused").hidden = false;
+      setTimeout(flush, 5000);
     } else {
       setSaveState("error");
     }
@@ -496,6 +522,9 @@ async function refreshState() {
   try {
     const data = await api("GET", "/api/v1/state");
     applyTimes(data.attempt);
+    $("paused").textContent = S.paused;
+    $("paused").hidden = !data.attempt.paused;
+    document.body.classList.toggle("is-paused", !!data.attempt.paused);
     if (data.result) showDone(data);
   } catch {
     /* the next flush will try again */
@@ -552,6 +581,10 @@ async function finishUp() {
 function showDone(data) {
   const r = data.result || {};
   $("d-receipt").textContent = r.receipt || "";
+  if (r.receipt_token) {
+    $("d-verify").href = "/receipt?token=" + encodeURIComponent(r.receipt_token);
+    $("d-verify").hidden = false;
+  }
   if (r.score) {
     $("d-score").hidden = false;
     $("d-score").textContent = S.score.replace("{total}", r.score.total).replace("{max}", r.score.max) +

@@ -1,0 +1,236 @@
+"""The per-exam audit log: append-only and hash-chained.
+
+Every event row holds hash = SHA-256(prev_hash || canonical JSON of
+{exam_id, seq, at, actor, kind, attempt_id, content}), prev_hash being the
+previous row's hash (32 zero bytes for seq 1). Canonical JSON: keys sorted,
+separators (",", ":"), non-ASCII kept, UTF-8; `at` is ISO 8601 in UTC with
+microseconds. Editing, deleting, inserting or reordering rows breaks the
+chain at the first touched row, which `verify` names.
+
+Appends from many worker processes serialise per exam on a transaction-level
+advisory lock, so sequence numbers are gap-free and each row chains onto the
+one before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+ZERO_HASH = bytes(32)
+
+# The event kinds cbt writes. Others are refused, so a typo cannot slip in.
+KINDS = frozenset({
+    "login", "start", "changes", "submit", "refused_changes", "policy_refused",
+    "proctor_action", "exam_edit",
+})
+
+# Advisory locks: the two-int form lives apart from the one-bigint keys used
+# elsewhere (migrations); the first int says "audit chain of exam N".
+_LOCK_NAMESPACE = 0x41554449  # "AUDI"
+
+
+class AuditError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    count: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def format_at(at: dt.datetime) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. 2025-06-01T07:30:00.000000+00:00."""
+    if at.tzinfo is None:
+        raise AuditError("audit times must be timezone-aware")
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(prev_hash: bytes, *, exam_id: int, seq: int, at: dt.datetime | str, actor: str, kind: str,
+               attempt_id: int | None, content) -> bytes:
+    body = {
+        "exam_id": exam_id,
+        "seq": seq,
+        "at": at if isinstance(at, str) else format_at(at),
+        "actor": actor,
+        "kind": kind,
+        "attempt_id": attempt_id,
+        "content": content,
+    }
+    return hashlib.sha256(bytes(prev_hash) + canonical_json(body)).digest()
+
+
+def batch_digest(changes: list[dict]) -> dict:
+    """The `changes` event content for one saved batch: how many changes,
+    their first and last seq, and the SHA-256 of the batch's canonical JSON."""
+    seqs = [c.get("seq") for c in changes if isinstance(c, dict) and isinstance(c.get("seq"), int)]
+    return {
+        "count": len(changes),
+        "first_seq": min(seqs) if seqs else None,
+        "last_seq": max(seqs) if seqs else None,
+        "sha256": hashlib.sha256(canonical_json(changes)).hexdigest(),
+    }
+
+
+async def append(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict,
+                 attempt_id: int | None = None) -> int:
+    """Append one event to the exam's chain and return its seq.
+
+    Runs inside the caller's transaction when there is one (a savepoint),
+    so the event commits or rolls back with the change it records."""
+    if kind not in KINDS:
+        raise AuditError(f"unknown audit event kind {kind!r}")
+    if not isinstance(content, dict):
+        raise AuditError("audit content must be a JSON object")
+    content_text = canonical_json(content).decode("utf-8")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
+        # The content as PostgreSQL stores it (jsonb normalises numbers and
+        # keys), so the hash is over exactly what verify will read back.
+        row = await conn.fetchrow(
+            """SELECT $2::jsonb::text AS content, clock_timestamp() AS at,
+                      last.seq, last.hash
+               FROM (SELECT 1) AS one
+               LEFT JOIN LATERAL (SELECT seq, hash FROM audit_events WHERE exam_id = $1
+                                  ORDER BY seq DESC LIMIT 1) AS last ON true""",
+            exam_id, content_text,
+        )
+        seq = (row["seq"] or 0) + 1
+        prev = bytes(row["hash"]) if row["hash"] is not None else ZERO_HASH
+        # Microsecond precision both in Python and in timestamptz: stored = hashed.
+        at = row["at"]
+        stored = json.loads(row["content"])
+        digest = event_hash(prev, exam_id=exam_id, seq=seq, at=at, actor=actor, kind=kind,
+                            attempt_id=attempt_id, content=stored)
+        await conn.execute(
+            """INSERT INTO audit_events (exam_id, seq, at, actor, kind, attempt_id, content, prev_hash, hash)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""",
+            exam_id, seq, at, actor, kind, attempt_id, row["content"], prev, digest,
+        )
+    return seq
+
+
+def _lock_key(exam_id: int) -> int:
+    # pg_advisory_xact_lock(int, int): fold a bigint id into the int4 range.
+    return ((exam_id + 2**31) % 2**32) - 2**31
+
+
+def check_chain(records: Iterable[dict]) -> VerifyResult:
+    """Check records (dicts with the row's fields, hashes as bytes) in seq order."""
+    expected_seq = 1
+    prev = ZERO_HASH
+    count = 0
+    exam_id = None
+    for r in records:
+        count += 1
+        seq = r["seq"]
+        if exam_id is None:
+            exam_id = r["exam_id"]
+        if r["exam_id"] != exam_id:
+            return VerifyResult(False, count, seq, f"row {seq} belongs to exam {r['exam_id']}, not {exam_id}")
+        if seq != expected_seq:
+            if seq > expected_seq:
+                return VerifyResult(False, count, expected_seq,
+                                    f"row {expected_seq} is missing (next row is {seq})")
+            return VerifyResult(False, count, seq, f"row {seq} is out of order (expected {expected_seq})")
+        if bytes(r["prev_hash"]) != prev:
+            return VerifyResult(False, count, seq, f"row {seq} does not chain onto row {seq - 1}")
+        digest = event_hash(prev, exam_id=r["exam_id"], seq=seq, at=r["at"], actor=r["actor"], kind=r["kind"],
+                            attempt_id=r["attempt_id"], content=r["content"])
+        if digest != bytes(r["hash"]):
+            return VerifyResult(False, count, seq, f"row {seq} was altered: its content does not match its hash")
+        prev = digest
+        expected_seq += 1
+    return VerifyResult(True, count)
+
+
+_SELECT = """SELECT exam_id, seq, at, actor, kind, attempt_id, content::text AS content, prev_hash, hash
+             FROM audit_events WHERE exam_id = $1 ORDER BY seq"""
+
+
+def _record(row) -> dict:
+    r = dict(row)
+    r["content"] = json.loads(r["content"])
+    return r
+
+
+async def _rows(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[dict]:
+    async with conn.transaction(readonly=True, isolation="repeatable_read") if not conn.is_in_transaction() \
+            else conn.transaction():
+        async for row in conn.cursor(_SELECT, exam_id, prefetch=500):
+            yield _record(row)
+
+
+async def verify(conn: asyncpg.Connection, exam_id: int) -> VerifyResult:
+    """Recompute the exam's chain from the first row; name the first broken one."""
+    records = [r async for r in _rows(conn, exam_id)]
+    return check_chain(records)
+
+
+async def export(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[str]:
+    """The exam's events as JSON Lines (one line each, no newline), hashes in hex."""
+    async for r in _rows(conn, exam_id):
+        yield json.dumps({
+            "exam_id": r["exam_id"],
+            "seq": r["seq"],
+            "at": format_at(r["at"]),
+            "actor": r["actor"],
+            "kind": r["kind"],
+            "attempt_id": r["attempt_id"],
+            "content": r["content"],
+            "prev_hash": bytes(r["prev_hash"]).hex(),
+            "hash": bytes(r["hash"]).hex(),
+        }, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_export(lines: Iterable[str]) -> VerifyResult:
+    """Verify an exported JSON Lines file on its own, without the database."""
+    def records():
+        for line in lines:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            r["prev_hash"] = bytes.fromhex(r["prev_hash"])
+            r["hash"] = bytes.fromhex(r["hash"])
+            yield r
+
+    return check_chain(records())
+
+
+async def exam_id_of(conn: asyncpg.Connection, code: str) -> int:
+    exam_id = await conn.fetchval("SELECT id FROM exams WHERE code = $1", code)
+    if exam_id is None:
+        raise AuditError(f"no exam {code!r}")
+    return exam_id
+
+
+# -- for the command line (cbt audit verify / export) ------------------------
+
+
+async def verify_command(conn: asyncpg.Connection, code: str, out) -> int:
+    """Print the verdict; 0 when the chain is intact, 1 naming the first broken row."""
+    result = await verify(conn, await exam_id_of(conn, code))
+    if result.ok:
+        print(f"audit log of {code} intact: {result.count} events", file=out)
+        return 0
+    print(f"audit log of {code} BROKEN at row {result.first_bad_seq}: {result.reason}", file=out)
+    return 1
+
+
+async def export_command(conn: asyncpg.Connection, code: str, out) -> int:
+    async for line in export(conn, await exam_id_of(conn, code)):
+        out.write(line + "\n")
+    return 0

@@ -1,0 +1,283 @@
+"""The proctor console: a live view of the room and the proctor's actions.
+
+Live updates work across worker processes: the candidate API sends
+`pg_notify('cbt_exam', exam_id)` after every start, save and submit; each
+worker keeps ONE listening connection (in cleanup_ctx) and wakes the
+Server-Sent-Events streams of that exam's open consoles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+
+import asyncpg
+from aiohttp import web
+
+from cbt import accounts, audit, delivery, keys, lockdown
+from cbt.auth import require_user
+from cbt.errors import NotFound, UserError
+from cbt.templating import render
+
+log = logging.getLogger("cbt.proctor")
+CHANNEL = "cbt_exam"
+HEARTBEAT_SECONDS = 15
+
+
+class Hub:
+    """Exam id -> the queues of the consoles watching it (in this process)."""
+
+    def __init__(self) -> None:
+        self.watchers: dict[str, set[asyncio.Queue]] = defaultdict(set)
+
+    def wake(self, exam_id: str) -> None:
+        for q in self.watchers.get(exam_id, ()):
+            if q.empty():
+                q.put_nowait(True)
+
+
+async def listener_ctx(app: web.Application):
+    """cleanup_ctx: one LISTEN connection per worker, reconnecting if the database restarts."""
+    hub = Hub()
+    app[keys.PROCTOR_HUB] = hub
+
+    def on_notify(conn, pid, channel, payload):
+        hub.wake(payload)
+
+    async def keep_listening():
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(app[keys.SETTINGS].database_url)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, on_notify)
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("proctor listener lost the database (%s); retrying", e)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(2)
+
+    task = asyncio.create_task(keep_listening())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# -- data ------------------------------------------------------------------------
+
+async def visible_exam(conn, staff, code: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT e.* FROM exams e JOIN orgs o ON o.id = e.org_id WHERE e.code = $1 AND (o.id = $2 OR o.parent_id = $2)",
+        code, staff.org_id)
+    if row is None:
+        raise NotFound("unknown_exam", f"no exam {code!r} that you can see")
+    return row
+
+
+_ROOM = """
+SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.admitted_until,
+       a.id AS attempt_id, a.status, a.deadline, a.paused_at, a.voided, a.last_seen, a.submitted_by,
+       (SELECT count(*) FROM responses r WHERE r.attempt_id = a.id AND r.value IS NOT NULL
+            AND r.value <> 'null'::jsonb) AS answered,
+       (SELECT count(*) FROM jsonb_object_keys(a.layout)) AS total,
+       (SELECT count(*) FROM integrity_events i WHERE i.attempt_id = a.id) AS integrity,
+       (SELECT count(*) FROM device_requests d WHERE d.attempt_id = a.id AND d.resolved_at IS NULL)
+            AS device_requests
+FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id
+WHERE c.exam_id = $1 AND ($2::text IS NULL OR c.room = $2)
+ORDER BY c.room, c.full_name
+"""
+
+
+def _state_of(r) -> str:
+    if r["attempt_id"] is None:
+        return "not_started"
+    if r["voided"]:
+        return "voided"
+    if r["status"] == "submitted":
+        return "submitted"
+    return "paused" if r["paused_at"] is not None else "in_progress"
+
+
+async def room_state(conn, exam, room: str | None) -> dict:
+    now = delivery.now_utc()
+    rows = await conn.fetch(_ROOM, exam["id"], room)
+    rooms = await conn.fetch("SELECT room, access_code, rotated_at FROM exam_rooms WHERE exam_id = $1 ORDER BY room",
+                             exam["id"])
+    candidates = []
+    for r in rows:
+        left = None
+        if r["attempt_id"] is not None and r["status"] == "in_progress":
+            end = r["deadline"] + (now - r["paused_at"] if r["paused_at"] else dt.timedelta())
+            left = max(0, int((end - now).total_seconds()))
+        candidates.append({
+            "code": r["code"], "full_name": r["full_name"], "room": r["room"], "state": _state_of(r),
+            "answered": r["answered"], "total": r["total"], "seconds_left": left,
+            "last_seen": delivery.iso(r["last_seen"]), "integrity_events": r["integrity"],
+            "device_requests": r["device_requests"], "network_override": r["network_override"],
+        })
+    return {"exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
+            "server_now": delivery.iso(now),
+            "rooms": [{"room": r["room"], "access_code": r["access_code"]} for r in rooms
+                      if room is None or r["room"] == room],
+            "candidates": candidates}
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+async def index(request: web.Request) -> web.Response:
+    staff = require_user(request)
+    rows = await request.app[keys.POOL].fetch(
+        "SELECT e.code, e.title, e.status, e.opens_at, e.closes_at FROM exams e JOIN orgs o ON o.id = e.org_id "
+        "WHERE (o.id = $1 OR o.parent_id = $1) AND e.status = 'open' ORDER BY e.opens_at", staff.org_id)
+    return render(request, "proctor/index.html", {"exams": rows})
+
+
+async def room_page(request: web.Request) -> web.Response:
+    staff = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await visible_exam(conn, staff, request.match_info["code"])
+    strings = {k[len("proctor."):]: request.app[keys.CATALOGS].translate(request[keys.LANG], k)
+               for k in request.app[keys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
+    return render(request, "proctor/room.html", {"exam": exam, "strings": strings,
+                                                 "room": request.query.get("room", "")})
+
+
+async def state(request: web.Request) -> web.Response:
+    staff = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await visible_exam(conn, staff, request.match_info["code"])
+        body = await room_state(conn, exam, request.query.get("room") or None)
+    return delivery.json_body(body)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: the room's state now, then again whenever it changes."""
+    staff = require_user(request)
+    pool = request.app[keys.POOL]
+    room = request.query.get("room") or None
+    async with pool.acquire() as conn:
+        exam = await visible_exam(conn, staff, request.match_info["code"])
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+    hub = request.app[keys.PROCTOR_HUB]
+    hub.watchers[str(exam["id"])].add(queue)
+    try:
+        while True:
+            async with pool.acquire() as conn:
+                body = await room_state(conn, exam, room)
+            await response.write(f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            await asyncio.sleep(0.5)  # one update for a burst of saves
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.watchers[str(exam["id"])].discard(queue)
+    return response
+
+
+ACTIONS = ("admit", "pause", "resume", "extend", "unlock", "allow_network", "terminate", "void", "rotate_code", "note")
+
+
+async def act(request: web.Request) -> web.Response:
+    """One proctor action, confirmed in the page; recorded in proctor_actions."""
+    staff = require_user(request)
+    body = await delivery.read_json(request)
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise UserError("bad_action", f"action must be one of {', '.join(ACTIONS)}")
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await visible_exam(conn, staff, request.match_info["code"])
+        async with conn.transaction():
+            result = await _apply(request.app, conn, exam, staff, action, body)
+        await delivery.notify(conn, exam["id"])
+    return delivery.json_body({"ok": True, "action": action, **result})
+
+
+async def _candidate(conn, exam, code) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT c.id, c.code, a.id AS attempt_id, a.status, a.paused_at FROM candidates c "
+        "LEFT JOIN attempts a ON a.candidate_id = c.id WHERE c.exam_id = $1 AND c.code = $2", exam["id"], str(code))
+    if row is None:
+        raise NotFound("unknown_candidate", f"no candidate {code!r} in this exam")
+    return row
+
+
+def _minutes(body) -> int:
+    m = body.get("minutes")
+    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= 600:
+        raise UserError("bad_minutes", "minutes: a whole number from 1 to 600")
+    return m
+
+
+async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict) -> dict:
+    result: dict = {}
+    cand = await _candidate(conn, exam, body.get("candidate")) if action not in ("rotate_code", "extend", "note") \
+        or body.get("candidate") else None
+    needs_attempt = action in ("pause", "resume", "unlock", "terminate", "void")
+    if needs_attempt and (cand is None or cand["attempt_id"] is None):
+        raise UserError("not_started", "this candidate has not started")
+    if action == "admit":
+        minutes = body.get("minutes", 15)
+        await conn.execute("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) WHERE id = $1",
+                           cand["id"], minutes if isinstance(minutes, int) and 0 < minutes <= 600 else 15)
+    elif action == "pause":
+        await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
+                           "AND paused_at IS NULL", cand["attempt_id"])
+    elif action == "resume":
+        # Time stops while paused: the deadline moves by exactly the paused time.
+        await conn.execute(
+            "UPDATE attempts SET deadline = deadline + (now() - paused_at), "
+            "section_deadline = section_deadline + (now() - paused_at), paused_at = NULL "
+            "WHERE id = $1 AND paused_at IS NOT NULL", cand["attempt_id"])
+    elif action == "extend":
+        minutes = _minutes(body)
+        if cand is not None:
+            ids = [cand["attempt_id"]] if cand["attempt_id"] else []
+        else:  # the whole room, e.g. after a power cut
+            ids = [r[0] for r in await conn.fetch(
+                "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+                "WHERE c.exam_id = $1 AND c.room = $2 AND a.status = 'in_progress'", exam["id"], str(body.get("room")))]
+        await conn.execute(
+            "UPDATE attempts SET deadline = deadline + make_interval(mins => $2), "
+            "section_deadline = section_deadline + make_interval(mins => $2) "
+            "WHERE id = ANY($1::bigint[]) AND status = 'in_progress'", ids, minutes)
+        result["attempts"] = len(ids)
+    elif action == "unlock":
+        req = await conn.fetchrow("SELECT id, device_hash FROM device_requests WHERE attempt_id = $1 "
+                                  "AND resolved_at IS NULL ORDER BY requested_at DESC LIMIT 1", cand["attempt_id"])
+        if req is None:
+            raise UserError("no_device_request", "no other computer has asked for this attempt")
+        await conn.execute("UPDATE attempts SET device_hash = $2 WHERE id = $1", cand["attempt_id"], req["device_hash"])
+        await conn.execute("UPDATE device_requests SET resolved_at = now() WHERE attempt_id = $1 "
+                           "AND resolved_at IS NULL", cand["attempt_id"])
+    elif action == "allow_network":
+        await conn.execute("UPDATE candidates SET network_override = true WHERE id = $1", cand["id"])
+    elif action in ("terminate", "void"):
+        if cand["status"] != "submitted":
+            await delivery.finalize(app, conn, cand["attempt_id"], "proctor")
+        if action == "void":
+            await conn.execute("UPDATE attempts SET voided = true WHERE id = $1", cand["attempt_id"])
+    elif action == "rotate_code":
+        result["access_code"] = await lockdown.rotate_code(conn, exam["id"], str(body.get("room")))
+    note = str(body.get("note", ""))[:2000]
+    if action == "note" and not note.strip():
+        raise UserError("empty_note", "write the note")
+    detail = {k: v for k, v in body.items() if k != "action"}
+    await audit.append(conn, exam["id"], f"staff:{staff.username}", "proctor_action", {"action": action, **detail},
+                       attempt_id=cand["attempt_id"] if cand else None)
+    await conn.execute(
+        "INSERT INTO proctor_actions (exam_id, candidate_id, staff_id, action, detail) VALUES ($1, $2, $3, $4, $5)",
+        exam["id"], cand["id"] if cand else None, staff.id, action,
+        json.dumps({k: v for k, v in body.items() if k != "action"}, ensure_ascii=False, default=str))
+    return result

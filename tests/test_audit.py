@@ -1,0 +1,219 @@
+"""The per-exam audit log: a hash chain that finds edited, deleted and
+reordered rows, stays gap-free under concurrent appends from many
+connections, and refuses UPDATE and DELETE outright."""
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import itertools
+import json
+
+import asyncpg
+import pytest
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import exam, started  # noqa: F401 - fixture
+
+from cbt import audit
+
+
+async def exam_id(conn) -> int:
+    return await audit.exam_id_of(conn, "TOAN-T")
+
+
+async def some_events(conn, eid, n=6) -> None:
+    kinds = ["login", "start", "changes", "submit", "proctor_action", "exam_edit"]
+    for i in range(n):
+        await audit.append(conn, eid, f"candidate:000000000{i % 3 + 1}", kinds[i % len(kinds)],
+                           {"i": i, "note": "Nguyễn Văn An", "nested": {"b": [1, 2.5, None], "a": True}})
+
+
+async def tamper(conn, sql, *args) -> None:
+    """What only the table's owner or a superuser can do: switch the guard off."""
+    await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
+
+
+async def test_a_chain_of_events_verifies(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    assert await audit.verify(conn, eid) == audit.VerifyResult(True, 0)
+    await some_events(conn, eid)
+    result = await audit.verify(conn, eid)
+    assert result.ok and result.count == 6 and result.first_bad_seq is None
+    rows = await conn.fetch("SELECT seq, prev_hash, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[0]["prev_hash"] == bytes(32)
+    for a, b in itertools.pairwise(rows):
+        assert b["prev_hash"] == a["hash"]
+
+
+async def test_hash_is_computed_as_documented(conn, exam):  # noqa: F811
+    """Recompute the first row's hash independently of cbt.audit."""
+    eid = await exam_id(conn)
+    await audit.append(conn, eid, "staff:admin", "exam_edit", {"field": "title", "to": "Toán 12 — đề chính thức"})
+    row = await conn.fetchrow("SELECT at, content::text AS content, hash FROM audit_events WHERE exam_id = $1", eid)
+    body = {
+        "exam_id": eid, "seq": 1, "at": row["at"].astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor": "staff:admin", "kind": "exam_edit", "attempt_id": None, "content": json.loads(row["content"]),
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert "Toán".encode() in text
+    assert row["hash"] == hashlib.sha256(bytes(32) + text).digest()
+
+
+async def test_an_edited_row_is_found_and_named(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid)
+    await tamper(conn, """UPDATE audit_events SET content = jsonb_set(content, '{i}', '99')
+                          WHERE exam_id = $1 AND seq = 4""", eid)
+    result = await audit.verify(conn, eid)
+    assert not result.ok and result.first_bad_seq == 4
+    assert "4" in result.reason
+
+
+async def test_an_edited_actor_or_time_is_found(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid)
+    await tamper(conn, "UPDATE audit_events SET actor = 'staff:admin' WHERE exam_id = $1 AND seq = 2", eid)
+    assert (await audit.verify(conn, eid)).first_bad_seq == 2
+    eid_rows = await conn.fetchval("SELECT count(*) FROM audit_events WHERE exam_id = $1", eid)
+    assert eid_rows == 6
+
+
+async def test_a_deleted_row_is_found(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid)
+    await tamper(conn, "DELETE FROM audit_events WHERE exam_id = $1 AND seq = 3", eid)
+    result = await audit.verify(conn, eid)
+    assert not result.ok and result.first_bad_seq == 3 and "missing" in result.reason
+
+
+async def test_rows_deleted_and_renumbered_are_found(conn, exam):  # noqa: F811
+    """Hiding a deletion by renumbering the rows after it still breaks the chain."""
+    eid = await exam_id(conn)
+    await some_events(conn, eid)
+    await tamper(conn, "DELETE FROM audit_events WHERE exam_id = $1 AND seq = 3", eid)
+    await tamper(conn, "UPDATE audit_events SET seq = seq + 1000 WHERE exam_id = $1 AND seq > 3", eid)
+    await tamper(conn, "UPDATE audit_events SET seq = seq - 1001 WHERE exam_id = $1 AND seq > 1000", eid)
+    assert await conn.fetchval("SELECT array_agg(seq ORDER BY seq) FROM audit_events WHERE exam_id = $1",
+                               eid) == [1, 2, 3, 4, 5]
+    result = await audit.verify(conn, eid)
+    assert not result.ok and result.first_bad_seq == 3
+
+
+async def test_swapped_rows_are_found(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid)
+    await tamper(conn, "UPDATE audit_events SET seq = seq + 1000 WHERE exam_id = $1 AND seq IN (2, 5)", eid)
+    await tamper(conn, """UPDATE audit_events SET seq = CASE seq WHEN 1002 THEN 5 ELSE 2 END
+                          WHERE exam_id = $1 AND seq > 1000""", eid)
+    result = await audit.verify(conn, eid)
+    assert not result.ok and result.first_bad_seq == 2
+
+
+async def test_the_table_refuses_update_delete_and_truncate(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid, 2)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await conn.execute("UPDATE audit_events SET actor = 'x' WHERE exam_id = $1", eid)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await conn.execute("DELETE FROM audit_events WHERE exam_id = $1 AND seq = 2", eid)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await conn.execute("TRUNCATE audit_events")
+    assert (await audit.verify(conn, eid)).ok
+
+
+async def test_unknown_kind_is_refused(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    with pytest.raises(audit.AuditError):
+        await audit.append(conn, eid, "system", "lgoin", {})
+    assert await conn.fetchval("SELECT count(*) FROM audit_events") == 0
+
+
+async def test_an_event_rolls_back_with_its_transaction(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await audit.append(conn, eid, "system", "exam_edit", {"n": 1})
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await audit.append(conn, eid, "system", "exam_edit", {"n": 2})
+            raise RuntimeError("the change failed")
+    assert await audit.append(conn, eid, "system", "exam_edit", {"n": 3}) == 2
+    assert (await audit.verify(conn, eid)) == audit.VerifyResult(True, 2)
+
+
+async def test_concurrent_appends_make_one_gap_free_chain(dsn, conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    conns = [await asyncpg.connect(dsn) for _ in range(5)]
+    try:
+        async def writer(c, w):
+            return [await audit.append(c, eid, f"candidate:{w:010d}", "changes",
+                                       {"count": 1, "first_seq": i, "last_seq": i, "sha256": "0" * 64})
+                    for i in range(20)]
+
+        seqs = await asyncio.gather(*(writer(c, w) for w, c in enumerate(conns)))
+    finally:
+        for c in conns:
+            await c.close()
+    flat = sorted(s for per in seqs for s in per)
+    assert flat == list(range(1, 101))
+    for per in seqs:
+        assert per == sorted(per)
+    assert await audit.verify(conn, eid) == audit.VerifyResult(True, 100)
+
+
+async def test_chains_are_per_exam(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    other = await conn.fetchval(
+        """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
+                              late_entry_until)
+           SELECT org_id, 'KHAC', title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
+                  late_entry_until FROM exams WHERE id = $1 RETURNING id""", eid)
+    assert await audit.append(conn, eid, "system", "exam_edit", {}) == 1
+    assert await audit.append(conn, other, "system", "exam_edit", {}) == 1
+    assert await audit.append(conn, eid, "system", "exam_edit", {}) == 2
+    assert (await audit.verify(conn, eid)).count == 2 and (await audit.verify(conn, other)).count == 1
+
+
+async def test_export_round_trips_and_its_hashes_match(client, conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await started(client, exam["0000000001"])
+    attempt_id = await conn.fetchval("SELECT id FROM attempts WHERE exam_id = $1", eid)
+    logged = (await audit.verify(conn, eid)).count  # the sign-in and the start
+    assert logged == 2
+    await some_events(conn, eid, 4)
+    batch = [{"seq": 3, "item": "q1", "value": "A"}, {"seq": 4, "item": "q2", "value": "Đúng"}]
+    digest = audit.batch_digest(batch)
+    assert digest["count"] == 2 and digest["first_seq"] == 3 and digest["last_seq"] == 4
+    await audit.append(conn, eid, "candidate:0000000001", "changes", digest, attempt_id=attempt_id)
+    lines = [line async for line in audit.export(conn, eid)]
+    assert len(lines) == logged + 5 and all("\n" not in line for line in lines)
+    records = [json.loads(line) for line in lines]
+    assert records[-1]["attempt_id"] == attempt_id and records[-1]["content"] == digest
+    assert records[0]["prev_hash"] == "00" * 32
+    stored = await conn.fetch("SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)
+    assert [r["hash"] for r in records] == [s["hash"].hex() for s in stored]
+    assert audit.check_export(lines) == audit.VerifyResult(True, logged + 5)
+    # An export edited after the fact fails on its own, without the database.
+    records[2]["content"]["i"] = 42
+    edited = [json.dumps(r, ensure_ascii=False) for r in records]
+    assert audit.check_export(edited).first_bad_seq == 3
+
+
+async def test_command_line_verify_and_export(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    await some_events(conn, eid, 3)
+    out = io.StringIO()
+    assert await audit.verify_command(conn, "TOAN-T", out) == 0
+    assert "intact: 3 events" in out.getvalue()
+    out = io.StringIO()
+    assert await audit.export_command(conn, "TOAN-T", out) == 0
+    assert audit.check_export(out.getvalue().splitlines()) == audit.VerifyResult(True, 3)
+    await tamper(conn, "UPDATE audit_events SET kind = 'login' WHERE exam_id = $1 AND seq = 2", eid)
+    out = io.StringIO()
+    assert await audit.verify_command(conn, "TOAN-T", out) == 1
+    assert "BROKEN at row 2" in out.getvalue()
+    with pytest.raises(audit.AuditError):
+        await audit.verify_command(conn, "NO-SUCH", out)

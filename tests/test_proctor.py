@@ -1,0 +1,221 @@
+"""Lockdown policies and the proctor console: for each policy the allowed and
+the hostile case, and the live room view across the LISTEN/NOTIFY path."""
+
+import asyncio
+import datetime as dt
+import json
+
+import aiohttp
+import pytest
+from conftest import csrf_of, login
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import STUDENTS, exam_yaml, sign_in, single_item, started
+
+from cbt import bank, exams
+from cbt.app import create_app
+
+
+def with_policies(policies: str, code="LOCK-T") -> str:
+    return exam_yaml(code=code) + "policies:\n" + policies
+
+
+@pytest.fixture
+async def locked_exam(conn, signed_demo, request):  # noqa: F811
+    """An open exam in THPT-A (the staff fixture's school) with the given policies."""
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    policies = getattr(request, "param", "  one_device: true\n")
+    await exams.create_exam(conn, exams.parse_exam(with_policies(policies)), "THPT-A")
+    await exams.add_roster(conn, "LOCK-T", STUDENTS)
+    await exams.open_exam(conn, "LOCK-T")
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LOCK-T")}
+
+
+async def proctor_client(aiohttp_client, settings, who="proctor"):
+    client = await aiohttp_client(create_app(settings))
+    assert (await login(client, who)).status == 303
+    token = await csrf_of(client, "/staff")
+    return client, {"X-CSRF-Token": token}
+
+
+@pytest.mark.parametrize("locked_exam", ["  networks: {allow: [10.0.0.0/8]}\n"], indirect=True)
+async def test_network_refused_and_forged_forwarded_for_ignored(client, staff, locked_exam, settings, aiohttp_client):
+    resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
+    headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    refused = await client.post("/api/v1/start", json={}, headers=headers)
+    assert refused.status == 403 and (await refused.json())["error"]["code"] == "network_refused"
+    # The test client is an untrusted peer: its X-Forwarded-For is ignored.
+    forged = await client.post("/api/v1/start", json={}, headers={**headers, "X-Forwarded-For": "10.1.2.3"})
+    assert forged.status == 403
+    # Behind a configured proxy the header is believed.
+    behind = await aiohttp_client(create_app(settings.replace(trusted_proxies=("127.0.0.0/8",))))
+    ok = await behind.post("/api/v1/start", json={}, headers={**headers, "X-Forwarded-For": "10.1.2.3"})
+    assert ok.status == 200
+    # A proctor may let one candidate in from elsewhere.
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
+    headers2 = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    assert (await client.post("/api/v1/start", json={}, headers=headers2)).status == 403
+    act = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "allow_network",
+                                                                    "candidate": "0000000002"}, headers=csrf)
+    assert act.status == 200
+    assert (await client.post("/api/v1/start", json={}, headers=headers2)).status == 200
+
+
+@pytest.mark.parametrize("locked_exam", ["  networks: {allow: [10.0.0.0/8], rooms: {P01: [127.0.0.0/8]}}\n"],
+                         indirect=True)
+async def test_a_rooms_own_network_list(client, staff, locked_exam):
+    headers, _ = await sign_in(client, locked_exam["0000000001"])  # room P01
+    assert (await client.post("/api/v1/start", json={}, headers=headers)).status == 200
+    headers3, _ = await sign_in(client, locked_exam["0000000003"])  # room P02: the general list
+    assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 403
+
+
+@pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
+async def test_access_code_is_required_and_can_be_rotated(client, conn, staff, locked_exam, settings,
+                                                          aiohttp_client):
+    headers, body = await sign_in(client, locked_exam["0000000001"])
+    assert body["exam"]["access_code_required"] is True
+    resp = await client.post("/api/v1/start", json={}, headers=headers)
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "bad_access_code"
+    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    rotated = await (await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "rotate_code", "room": "P01"},
+                                        headers=csrf)).json()
+    assert rotated["access_code"] != code
+    old = await client.post("/api/v1/start", json={"access_code": code.lower()}, headers=headers)
+    assert old.status == 403
+    ok = await client.post("/api/v1/start", json={"access_code": rotated["access_code"].lower()}, headers=headers)
+    assert ok.status == 200
+
+
+async def test_second_browser_is_locked_until_the_proctor_moves_the_attempt(client, conn, staff, locked_exam, settings,
+                                                                          aiohttp_client):
+    headers, body = await started(client, locked_exam["0000000001"])
+    item = single_item(body)
+    change = {"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][0]["id"]}]}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        login_resp = await other.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
+        other_headers = {"Authorization": f"Bearer {(await login_resp.json())['token']}"}
+        locked = await other.post(client.make_url("/api/v1/changes"), json=change, headers=other_headers)
+        assert locked.status == 403 and (await locked.json())["error"]["code"] == "device_locked"
+        assert await conn.fetchval("SELECT count(*) FROM device_requests WHERE resolved_at IS NULL") == 1
+        proctor, csrf = await proctor_client(aiohttp_client, settings)
+        state = await (await proctor.get("/proctor/exams/LOCK-T/state")).json()
+        row = next(c for c in state["candidates"] if c["code"] == "0000000001")
+        assert row["device_requests"] == 1
+        moved = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "unlock",
+                                                                          "candidate": "0000000001"}, headers=csrf)
+        assert moved.status == 200
+        ok = await other.post(client.make_url("/api/v1/changes"), json=change, headers=other_headers)
+        assert ok.status == 200
+    # The first browser is now the locked-out one.
+    again = await client.post("/api/v1/changes", json={"changes": [{"seq": 2, "item": item["ref"], "value": None}]},
+                              headers=headers)
+    assert again.status == 403
+
+
+async def test_pause_moves_the_deadline_by_exactly_the_paused_time(client, conn, staff, locked_exam, settings,
+                                                                 aiohttp_client):
+    headers, body = await started(client, locked_exam["0000000002"])
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    act = "/proctor/exams/LOCK-T/actions"
+    assert (await proctor.post(act, json={"action": "pause", "candidate": "0000000002"}, headers=csrf)).status == 200
+    item = single_item(body)
+    paused = await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]},
+                               headers=headers)
+    assert paused.status == 409 and (await paused.json())["error"]["code"] == "paused"
+    state = await (await client.get("/api/v1/state", headers=headers)).json()
+    assert state["attempt"]["paused"] is True
+    # Make the pause two minutes long, then resume.
+    before = await conn.fetchrow("UPDATE attempts SET paused_at = paused_at - interval '2 minutes' "
+                                 "RETURNING deadline, paused_at")
+    assert (await proctor.post(act, json={"action": "resume", "candidate": "0000000002"}, headers=csrf)).status == 200
+    after = await conn.fetchval("SELECT deadline FROM attempts")
+    resumed_at = await conn.fetchval("SELECT at FROM proctor_actions WHERE action = 'resume'")
+    assert after - before["deadline"] == resumed_at - before["paused_at"]
+    assert (await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]},
+                              headers=headers)).status == 200
+
+
+async def test_extend_terminate_void_admit(client, conn, staff, locked_exam, settings, aiohttp_client):
+    _, body = await started(client, locked_exam["0000000001"])
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    act = "/proctor/exams/LOCK-T/actions"
+    before = await conn.fetchval("SELECT deadline FROM attempts WHERE id = $1", body["attempt"]["id"])
+    room = await (await proctor.post(act, json={"action": "extend", "room": "P01", "minutes": 10}, headers=csrf)).json()
+    assert room["attempts"] == 1
+    after = await conn.fetchval("SELECT deadline FROM attempts WHERE id = $1", body["attempt"]["id"])
+    assert after - before == dt.timedelta(minutes=10)
+    bad = await proctor.post(act, json={"action": "extend", "candidate": "0000000001", "minutes": 0}, headers=csrf)
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_minutes"
+    done = await proctor.post(act, json={"action": "terminate", "candidate": "0000000001"}, headers=csrf)
+    assert done.status == 200
+    assert await conn.fetchval("SELECT submitted_by FROM attempts") == "proctor"
+    await proctor.post(act, json={"action": "void", "candidate": "0000000001"}, headers=csrf)
+    assert await conn.fetchval("SELECT voided FROM attempts") is True
+    # Late entry: refused, then admitted by the proctor.
+    await conn.execute("UPDATE exams SET late_entry_until = opens_at")
+    headers3, _ = await sign_in(client, locked_exam["0000000003"])
+    assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 403
+    await proctor.post(act, json={"action": "admit", "candidate": "0000000003"}, headers=csrf)
+    assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 200
+    # extend, terminate, void, admit: the refused extend left nothing behind.
+    assert await conn.fetchval("SELECT count(*) FROM proctor_actions") == 4
+
+
+async def test_candidates_and_teachers_cannot_use_proctor_endpoints(client, staff, locked_exam, settings,
+                                                                    aiohttp_client):
+    headers, _ = await started(client, locked_exam["0000000001"])
+    for method, path in (("GET", "/proctor/exams/LOCK-T/state"), ("POST", "/proctor/exams/LOCK-T/actions")):
+        resp = await client.request(method, path, headers={**headers, "Accept": "application/json"},
+                                    json={"action": "terminate", "candidate": "0000000001"})
+        assert resp.status in (401, 403), path
+    teacher = await aiohttp_client(create_app(settings))
+    await login(teacher, "teacher")
+    assert (await teacher.get("/proctor/exams/LOCK-T/state")).status == 403
+    other_school, _ = await proctor_client(aiohttp_client, settings, who="b-admin")
+    resp = await other_school.get("/proctor/exams/LOCK-T/state")
+    assert resp.status == 404
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    no_csrf = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "note", "note": "x"})
+    assert no_csrf.status == 403
+
+
+@pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 2}\n"], indirect=True)
+async def test_integrity_events_pause_after_n(client, conn, staff, locked_exam):
+    headers, _ = await started(client, locked_exam["0000000001"])
+    first = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}]}, headers=headers)).json()
+    assert first["total"] == 1 and await conn.fetchval("SELECT paused_at FROM attempts") is None
+    await client.post("/api/v1/integrity", json={"events": [{"kind": "fullscreen_exit"}]}, headers=headers)
+    assert await conn.fetchval("SELECT paused_at FROM attempts") is not None
+    bad = await client.post("/api/v1/integrity", json={"events": [{"kind": "hack"}]}, headers=headers)
+    assert bad.status == 400
+
+
+async def test_live_room_view_follows_a_student(client, staff, locked_exam, settings, aiohttp_client):
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    resp = await proctor.get("/proctor/exams/LOCK-T/events")
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+
+    async def next_event() -> dict:
+        while True:
+            line = await asyncio.wait_for(resp.content.readline(), 10)
+            if line.startswith(b"data: "):
+                return json.loads(line[6:])
+
+    first = await next_event()
+    assert {c["state"] for c in first["candidates"]} == {"not_started"}
+    headers, body = await started(client, locked_exam["0000000002"])
+    item = single_item(body)
+    await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"],
+                                                            "value": item["options"][1]["id"]}]}, headers=headers)
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        event = await next_event()
+        row = next(c for c in event["candidates"] if c["code"] == "0000000002")
+        if row["answered"] == 1:
+            break
+    assert row["state"] == "in_progress" and row["answered"] == 1 and row["seconds_left"] > 0
+    resp.close()
