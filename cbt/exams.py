@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 import yaml
 
-from cbt import assembly, lockdown
+from cbt import assembly, audit, lockdown
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 from itembank.formats.yaml_format import parse_text
@@ -300,16 +300,21 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
                         shortfalls=describe_shortfalls(short))
     late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
     try:
-        return await conn.fetchval(
-            """
-            INSERT INTO exams (org_id, code, title, subject, release_id, spec, secret, duration_seconds,
-                               opens_at, closes_at, late_entry_until, grace_seconds, show_score)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
-            """,
-            org_id, spec.code, spec.title, spec.subject, release_id, json.dumps(spec.to_json()),
-            secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
-            spec.grace_seconds, spec.show_score,
-        )
+        async with conn.transaction():
+            exam_id = await conn.fetchval(
+                """
+                INSERT INTO exams (org_id, code, title, subject, release_id, spec, secret, duration_seconds,
+                                   opens_at, closes_at, late_entry_until, grace_seconds, show_score)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+                """,
+                org_id, spec.code, spec.title, spec.subject, release_id, json.dumps(spec.to_json()),
+                secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
+                spec.grace_seconds, spec.show_score,
+            )
+            # The exam's own history starts its audit chain.
+            await audit.append(conn, exam_id, "staff", "exam_edit",
+                               {"edit": "create", "spec_sha256": sha256_hex(spec.to_json())})
+            return exam_id
     except asyncpg.UniqueViolationError:
         raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code") from None
 
@@ -342,6 +347,8 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
             await generate_forms(conn, exam)
             await render_exam_items(conn, exam)
             await lockdown.ensure_room_codes(conn, exam["id"])
+        await audit.append(conn, exam["id"], "staff", "exam_edit",
+                           {"edit": "roster_add", "candidates": sorted(c.code for c in candidates)})
     return len(candidates)
 
 
@@ -369,6 +376,8 @@ async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | No
             issued.append({"code": r["code"], "full_name": r["full_name"], "class_name": r["class_name"],
                            "room": r["room"], "ticket": ticket})
         await conn.executemany("UPDATE candidates SET ticket_hash = $2 WHERE id = $1", updates)
+        await audit.append(conn, exam["id"], "staff", "exam_edit",
+                           {"edit": "tickets_issued", "candidates": [i["code"] for i in issued]})
     return issued
 
 
@@ -440,6 +449,7 @@ async def open_exam(conn: asyncpg.Connection, exam_code: str) -> int:
         await render_exam_items(conn, exam)
         await lockdown.ensure_room_codes(conn, exam["id"])
         await conn.execute("UPDATE exams SET status = 'open' WHERE id = $1", exam["id"])
+        await audit.append(conn, exam["id"], "staff", "exam_edit", {"edit": "open", "forms_drawn": count})
     return count
 
 

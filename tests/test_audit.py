@@ -18,7 +18,13 @@ from cbt import audit
 
 
 async def exam_id(conn) -> int:
-    return await audit.exam_id_of(conn, "TOAN-T")
+    """A fresh exam whose chain is empty (TOAN-T's own chain already holds its
+    creation, roster, opening and tickets)."""
+    return await conn.fetchval(
+        """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
+                              late_entry_until)
+           SELECT org_id, 'AUDIT-T', title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
+                  late_entry_until FROM exams WHERE code = 'TOAN-T' RETURNING id""")
 
 
 async def some_events(conn, eid, n=6) -> None:
@@ -130,7 +136,7 @@ async def test_unknown_kind_is_refused(conn, exam):  # noqa: F811
     eid = await exam_id(conn)
     with pytest.raises(audit.AuditError):
         await audit.append(conn, eid, "system", "lgoin", {})
-    assert await conn.fetchval("SELECT count(*) FROM audit_events") == 0
+    assert await conn.fetchval("SELECT count(*) FROM audit_events WHERE exam_id = $1", eid) == 0
 
 
 async def test_an_event_rolls_back_with_its_transaction(conn, exam):  # noqa: F811
@@ -178,11 +184,14 @@ async def test_chains_are_per_exam(conn, exam):  # noqa: F811
 
 
 async def test_export_round_trips_and_its_hashes_match(client, conn, exam):  # noqa: F811
-    eid = await exam_id(conn)
+    eid = await audit.exam_id_of(conn, "TOAN-T")
     await started(client, exam["0000000001"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts WHERE exam_id = $1", eid)
-    logged = (await audit.verify(conn, eid)).count  # the sign-in and the start
-    assert logged == 2
+    logged = (await audit.verify(conn, eid)).count
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq",
+                                                 eid)]
+    # Created, roster added, opened, tickets issued; then the sign-in and the start.
+    assert kinds == ["exam_edit"] * 4 + ["login", "start"] and logged == 6
     await some_events(conn, eid, 4)
     batch = [{"seq": 3, "item": "q1", "value": "A"}, {"seq": 4, "item": "q2", "value": "Đúng"}]
     digest = audit.batch_digest(batch)
@@ -203,14 +212,14 @@ async def test_export_round_trips_and_its_hashes_match(client, conn, exam):  # n
 
 
 async def test_command_line_verify_and_export(conn, exam):  # noqa: F811
-    eid = await exam_id(conn)
+    eid = await audit.exam_id_of(conn, "TOAN-T")
     await some_events(conn, eid, 3)
     out = io.StringIO()
     assert await audit.verify_command(conn, "TOAN-T", out) == 0
-    assert "intact: 3 events" in out.getvalue()
+    assert "intact: 7 events" in out.getvalue()  # 4 from setting the exam up, 3 here
     out = io.StringIO()
     assert await audit.export_command(conn, "TOAN-T", out) == 0
-    assert audit.check_export(out.getvalue().splitlines()) == audit.VerifyResult(True, 3)
+    assert audit.check_export(out.getvalue().splitlines()) == audit.VerifyResult(True, 7)
     await tamper(conn, "UPDATE audit_events SET kind = 'login' WHERE exam_id = $1 AND seq = 2", eid)
     out = io.StringIO()
     assert await audit.verify_command(conn, "TOAN-T", out) == 1

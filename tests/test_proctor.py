@@ -219,3 +219,62 @@ async def test_live_room_view_follows_a_student(client, staff, locked_exam, sett
             break
     assert row["state"] == "in_progress" and row["answered"] == 1 and row["seconds_left"] > 0
     resp.close()
+
+
+def api_call(base: str, path: str, body=None, token=None) -> dict:
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(base + path, data=json.dumps(body or {}).encode() if body is not None else None,
+                                 headers=headers, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def watch_a_student(base: str, ticket: str) -> dict:
+    from browser import chromium_page
+    from conftest import PASSWORD
+    from test_staff import SCREENSHOTS
+
+    with chromium_page() as (page, problems):
+        page.goto(base + "/login")
+        page.fill("#username", "proctor")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(base + "/staff")
+        page.goto(base + "/proctor/exams/LOCK-T")
+        row = page.locator("tr[data-code='0000000001']")
+        row.wait_for()
+        assert row.get_attribute("data-state") == "not_started"
+        # The student starts and answers, through the same API the exam page uses.
+        token = api_call(base, "/api/v1/login", {"ticket": ticket})["token"]
+        start = api_call(base, "/api/v1/start", {}, token)
+        item = next(i for s in start["form"]["sections"] for i in s["items"] if i["type"] == "single")
+        api_call(base, "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"],
+                                                        "value": item["options"][0]["id"]}]}, token)
+        page.wait_for_selector("tr[data-code='0000000001'][data-state='in_progress']", timeout=15000)
+        page.wait_for_function(
+            "document.querySelector(\"tr[data-code='0000000001'] td:nth-child(4)\").textContent.startsWith('1/')",
+            timeout=15000)
+        page.screenshot(path=str(SCREENSHOTS / "proctor-room-vi.png"), full_page=True)
+        page.on("dialog", lambda d: d.accept())
+        row.locator("button", has_text="Tạm dừng").click()
+        page.wait_for_selector("tr[data-code='0000000001'][data-state='paused']", timeout=15000)
+        state = api_call(base, "/api/v1/state", None, token)
+        return {"problems": problems, "paused": state["attempt"]["paused"]}
+
+
+async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, locked_exam):
+    from browser import live_server, require_chromium
+    from test_server import free_port
+
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return watch_a_student(base, locked_exam["0000000001"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [] and out["paused"] is True
