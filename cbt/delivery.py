@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,7 +63,7 @@ async def read_json(request: web.Request) -> dict:
 
 _CANDIDATE = """
 SELECT c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
-       c.time_multiplier, c.network_override, c.admitted_until,
+       c.time_multiplier, c.network_override, c.admitted_until, c.seb_override,
        e.id AS exam_id, e.code AS exam_code, e.title, e.subject, e.status AS exam_status,
        e.opens_at, e.closes_at, e.late_entry_until, e.duration_seconds, e.grace_seconds, e.show_score, e.spec,
        a.id AS attempt_id, a.status AS attempt_status, a.deadline, a.saved_seq, a.section_index,
@@ -107,6 +108,7 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
         await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
                            {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
         lockdown.check_network(addr, rules, me["room"], False)
+    await _check_seb(request, me, conn, rules)
     if not write or me["attempt_id"] is None:
         return
     if rules.get("one_device", True) and me["device_hash"] is not None:
@@ -121,6 +123,42 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
             raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
     if me["paused_at"] is not None and me["attempt_status"] == "in_progress":
         raise Conflict("paused", "your proctor has paused the exam: your time is stopped; wait")
+
+
+def public_url(request: web.Request) -> str:
+    """The address SEB hashes: the configured CBT_PUBLIC_URL (never the Host
+    header, which a proxy rewrites); without it, what this server was asked for."""
+    configured = request.app[keys.SETTINGS].public_url
+    return configured or f"{request.scheme}://{request.host}"
+
+
+async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
+    if me["seb_override"]:
+        return
+    check = lockdown.check_seb(rules.get("seb"), public_url(request), request.raw_path, request.headers,
+                               me["exam_code"], me["title"])
+    if check is None or check.ok:
+        return
+    # Expected and received hashes go to the log and the audit chain, so an
+    # administrator can see a proxy, http/https or key-list mismatch at once.
+    logging.getLogger("cbt.seb").warning("seb refused", extra={"fields": check.log_fields()})
+    await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
+                       {"policy": "seb", **check.log_fields()}, attempt_id=me["attempt_id"])
+    await notify(conn, me["exam_id"])
+    raise Forbidden("seb_required", "open this exam in Safe Exam Browser with the exam's configuration",
+                    reason=check.reason, config_url=f"{public_url(request)}/exam/{me['exam_code']}/config.seb")
+
+
+async def seb_config(request: web.Request) -> web.Response:
+    """The exam's .seb file (public: it holds only the start and quit addresses)."""
+    exam = await request.app[keys.POOL].fetchrow("SELECT code, title, spec FROM exams WHERE code = $1",
+                                                 request.match_info["code"])
+    if exam is None:
+        raise NotFound("unknown_exam", "no such exam")
+    rules = (json.loads(exam["spec"]).get("policies") or {}).get("seb") or {}
+    body = lockdown.seb_config_file(public_url(request), exam["code"], exam["title"], rules)
+    return web.Response(body=body, content_type="application/seb",
+                        headers={"Content-Disposition": f'attachment; filename="{exam["code"]}.seb"'})
 
 
 async def notify(conn, exam_id: int) -> None:
@@ -316,6 +354,16 @@ async def start(request: web.Request) -> web.Response:
         pks = [fi.pk for s in form.sections for fi in s.items]
         rendered = await _rendered(conn, me["exam_id"], pks, cache.rendered)
         payload, layout = build_form_payload(form, rendered)
+        if me["attempt_id"] is None and policies(me).get("admission"):
+            # A whole province pressing Start at once waits in line; each
+            # candidate's time starts when they are admitted, not when they clicked.
+            async with conn.transaction():
+                admitted, place, wait = await lockdown.admit(conn, me["exam_id"], me["candidate_id"],
+                                                             policies(me)["admission"])
+            if not admitted:
+                raise TooManyRequests("admission_wait", "many candidates are starting: you are in line",
+                                      place=place, retry_after=round(wait, 1))
+            now = now_utc()
         if me["attempt_id"] is None:
             allowed = dt.timedelta(seconds=float(Decimal(me["duration_seconds"]) * me["time_multiplier"]))
             deadline = min(now + allowed, me["closes_at"])

@@ -10,6 +10,8 @@ In the exam YAML::
       access_code: true              # a code read out in the room, needed to start
       one_device: true               # default: an attempt stays on the browser that started it
       integrity: {action: count, pause_after: 3}   # count | warn | pause
+      seb: {required: true, browser_exam_keys: [...]} # Safe Exam Browser, see cbt/seb.py
+      admission: {rate_per_second: 20, burst: 40}    # start storms: the rest wait in line
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from functools import lru_cache
 
 import asyncpg
 
+from cbt import seb
 from cbt.errors import Forbidden
 
 DEVICE_COOKIE = "cbt_device"
@@ -30,7 +33,7 @@ INTEGRITY_KINDS = ("visibility_hidden", "blur", "fullscreen_exit", "copy", "past
 _CODE_ALPHABET = "34679CFHJKMNPRTX"
 
 DEFAULT_POLICIES = {"networks": None, "access_code": False, "one_device": True,
-                    "integrity": {"action": "count", "pause_after": 3}}
+                    "integrity": {"action": "count", "pause_after": 3}, "seb": None, "admission": None}
 
 
 def parse_policies(raw, problems: list[str]) -> dict:
@@ -64,6 +67,18 @@ def parse_policies(raw, problems: list[str]) -> dict:
                 problems.append(f"policies.{flag}: true or false")
             else:
                 out[flag] = raw[flag]
+    admission = raw.get("admission")
+    if admission is not None:
+        rate = (admission or {}).get("rate_per_second") if isinstance(admission, dict) else None
+        burst = (admission or {}).get("burst", rate) if isinstance(admission, dict) else None
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 10_000:
+            problems.append("policies.admission.rate_per_second: how many Starts per second to let through, e.g. 20")
+        elif not isinstance(burst, int | float) or isinstance(burst, bool) or burst < 1:
+            problems.append("policies.admission.burst: how many Starts may pass at once, 1 or more")
+        else:
+            out["admission"] = {"rate_per_second": float(rate), "burst": float(burst)}
+    if raw.get("seb") is not None:
+        out["seb"] = seb.parse_seb_policy(raw.get("seb"), problems)
     integrity = raw.get("integrity")
     if integrity is not None:
         action = (integrity or {}).get("action", "count")
@@ -129,3 +144,62 @@ async def rotate_code(conn: asyncpg.Connection, exam_id: int, room: str) -> str:
     if done == "UPDATE 0":
         raise Forbidden("unknown_room", f"no room {room!r} in this exam")
     return code
+
+
+def seb_config_file(public_url: str, exam_code: str, title: str, rules: dict) -> bytes:
+    """The .seb settings cbt offers for this exam (its Config Key is accepted)."""
+    return seb.seb_config(f"{public_url}/exam", f"{public_url}/exam/done", exam_title=title,
+                          allow_quit=(rules or {}).get("allow_quit", True))
+
+
+@lru_cache(maxsize=64)
+def _served_config_key(public_url: str, exam_code: str, title: str, allow_quit: bool) -> str:
+    return seb.config_key_for_file(seb_config_file(public_url, exam_code, title, {"allow_quit": allow_quit}))
+
+
+def check_seb(rules: dict | None, public_url: str, raw_path: str, headers, exam_code: str,
+              title: str) -> seb.SebCheck | None:
+    """None when the exam does not require SEB; else the check of this request's headers."""
+    if not rules or not rules.get("required"):
+        return None
+    config_keys = list(rules.get("config_keys") or [])
+    if rules.get("serve_config", True):
+        config_keys.append(_served_config_key(public_url, exam_code, title, rules.get("allow_quit", True)))
+    url = seb.absolute_url(public_url, raw_path)
+    return seb.check_headers(url, headers.get(seb.CONFIG_KEY_HEADER), headers.get(seb.REQUEST_HASH_HEADER),
+                             config_keys, list(rules.get("browser_exam_keys") or []))
+
+
+_REFILL_BUCKET = """
+WITH bucket AS (
+    INSERT INTO admission_buckets (exam_id, tokens) VALUES ($1, $3)
+    ON CONFLICT (exam_id) DO UPDATE SET
+        tokens = least($3, admission_buckets.tokens
+                 + $2 * extract(epoch FROM clock_timestamp() - admission_buckets.updated_at)),
+        updated_at = clock_timestamp()
+    RETURNING tokens
+)
+SELECT tokens FROM bucket
+"""
+
+
+async def admit(conn: asyncpg.Connection, exam_id: int, candidate_id: int, rule: dict) -> tuple[bool, int, float]:
+    """Token-bucket admission for Start, first come first served.
+
+    Returns (admitted, place in line (1 = next), seconds to wait). Call inside
+    a transaction: the bucket row lock orders concurrent Starts.
+    """
+    rate, burst = rule["rate_per_second"], rule["burst"]
+    await conn.execute("INSERT INTO admission_queue (exam_id, candidate_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       exam_id, candidate_id)
+    tokens = await conn.fetchval(_REFILL_BUCKET, exam_id, rate, burst)
+    place = await conn.fetchval(
+        "SELECT count(*) FROM admission_queue q WHERE q.exam_id = $1 AND q.enqueued_at <= "
+        "(SELECT enqueued_at FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2)", exam_id, candidate_id)
+    if place <= int(tokens):
+        await conn.execute("UPDATE admission_buckets SET tokens = tokens - 1 WHERE exam_id = $1", exam_id)
+        await conn.execute("DELETE FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2", exam_id,
+                           candidate_id)
+        return True, 0, 0.0
+    wait = max(0.5, (place - tokens) / rate)
+    return False, place, wait

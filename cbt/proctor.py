@@ -186,7 +186,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-ACTIONS = ("admit", "pause", "resume", "extend", "unlock", "allow_network", "terminate", "void", "rotate_code", "note")
+ACTIONS = ("admit", "pause", "resume", "extend", "unlock", "allow_network", "allow_without_seb", "terminate", "void",
+           "rotate_code", "note")
 
 
 async def act(request: web.Request) -> web.Response:
@@ -263,6 +264,8 @@ async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict
                            "AND resolved_at IS NULL", cand["attempt_id"])
     elif action == "allow_network":
         await conn.execute("UPDATE candidates SET network_override = true WHERE id = $1", cand["id"])
+    elif action == "allow_without_seb":
+        await conn.execute("UPDATE candidates SET seb_override = true WHERE id = $1", cand["id"])
     elif action in ("terminate", "void"):
         if cand["status"] != "submitted":
             await delivery.finalize(app, conn, cand["attempt_id"], "proctor")

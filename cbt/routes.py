@@ -52,6 +52,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/openapi.json", apidoc.openapi, "api_openapi", PUBLIC),
     Route("POST", "/api/v1/integrity", delivery.integrity, "api_integrity", PUBLIC),
     Route("GET", "/exam", exam_page.page, "exam_page", PUBLIC),
+    Route("GET", "/exam/{code}/config.seb", delivery.seb_config, "exam_seb_config", PUBLIC),
     # Anyone holding a receipt may check it.
     Route("GET", "/receipt", receipts.verify_page, "receipt_verify", PUBLIC),
     Route("POST", "/receipt", receipts.verify_page, "receipt_verify_submit", PUBLIC),

@@ -278,3 +278,72 @@ async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, lo
 
     out = await asyncio.to_thread(run)
     assert out["problems"] == [] and out["paused"] is True
+
+
+BEK = "a" * 64  # a Browser Exam Key as an admin would paste it
+
+
+@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"],
+                         indirect=True)
+async def test_safe_exam_browser_headers_are_checked_on_every_request(client, conn, staff, locked_exam, settings,
+                                                                     aiohttp_client):
+    from cbt import lockdown, seb
+
+    public = "https://thi.example.edu.vn"
+    app_client = await aiohttp_client(create_app(settings.replace(public_url=public)))
+    config = await app_client.get("/exam/LOCK-T/config.seb")
+    assert config.status == 200 and config.headers["Content-Type"] == "application/seb"
+    config_key = seb.config_key_for_file(await config.read())
+
+    def seb_headers(path: str) -> dict:
+        url = seb.absolute_url(public, path)
+        return {seb.CONFIG_KEY_HEADER: seb.request_hash(url, config_key),
+                seb.REQUEST_HASH_HEADER: seb.request_hash(url, BEK)}
+
+    resp = await app_client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
+    token = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    missing = await app_client.post("/api/v1/start", json={}, headers=token)
+    body = await missing.json()
+    assert missing.status == 403 and body["error"]["code"] == "seb_required"
+    assert body["error"]["details"]["reason"] == "missing_headers"
+    ok = await app_client.post("/api/v1/start", json={}, headers={**token, **seb_headers("/api/v1/start")})
+    assert ok.status == 200, await ok.text()
+    # A correct hash replayed on another URL is refused.
+    replayed = await app_client.get("/api/v1/state", headers={**token, **seb_headers("/api/v1/start")})
+    assert replayed.status == 403
+    assert (await app_client.get("/api/v1/state", headers={**token, **seb_headers("/api/v1/state")})).status == 200
+    refusal = await conn.fetchrow("SELECT content FROM audit_events WHERE kind = 'policy_refused' ORDER BY seq DESC")
+    logged = json.loads(refusal["content"])
+    assert logged["policy"] == "seb" and logged["seb_reason"] == "config_key_mismatch" and logged["seb_expected"]
+    # The proctor may let one candidate sit without SEB.
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "allow_without_seb",
+                                                              "candidate": "0000000001"}, headers=csrf)
+    assert (await app_client.get("/api/v1/state", headers=token)).status == 200
+    assert lockdown.check_seb(None, public, "/x", {}, "X", "t") is None
+
+
+@pytest.mark.parametrize("locked_exam", ["  admission: {rate_per_second: 2, burst: 1}\n"], indirect=True)
+async def test_start_storm_waits_in_line_and_time_starts_on_admission(client, conn, staff, locked_exam):
+    tokens = []
+    for code in ("0000000001", "0000000002", "0000000003"):
+        headers, _ = await sign_in(client, locked_exam[code])
+        tokens.append(headers)
+    results = [await client.post("/api/v1/start", json={}, headers=h) for h in tokens]
+    assert [r.status for r in results] == [200, 429, 429]
+    waiting = [(await r.json())["error"] for r in results[1:]]
+    assert [w["code"] for w in waiting] == ["admission_wait"] * 2
+    assert [w["details"]["place"] for w in waiting] == [1, 2]  # first come, first served
+    assert await conn.fetchval("SELECT count(*) FROM attempts") == 1
+    await asyncio.sleep(waiting[0]["details"]["retry_after"] + 0.1)
+    second = await client.post("/api/v1/start", json={}, headers=tokens[1])
+    assert second.status == 200
+    started_at, admitted_deadline = await conn.fetchrow(
+        "SELECT a.started_at, a.deadline FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+        "WHERE c.code = '0000000002'")
+    assert admitted_deadline - started_at == dt.timedelta(minutes=90)
+    first = await conn.fetchval("SELECT a.started_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+                                "WHERE c.code = '0000000001'")
+    # Both pressed Start together; the second's clock began when admitted, later.
+    assert started_at - first >= dt.timedelta(seconds=0.4)
+    assert await conn.fetchval("SELECT count(*) FROM admission_queue") == 1  # the third is still in line

@@ -150,6 +150,14 @@ async function onStart() {
   try {
     data = await api("POST", "/api/v1/start", { access_code: $("access-code").value.trim().toUpperCase() });
   } catch (err) {
+    if (err.code === "admission_wait") {
+      // In line behind others pressing Start: the clock has not started yet.
+      $("start-error").textContent = S.waiting.replace("{place}", String(err.details.place));
+      $("start-error").hidden = false;
+      show("confirm");
+      setTimeout(onStart, Math.max(500, 1000 * err.details.retry_after));
+      return;
+    }
     $("start-error").textContent = errorText(err);
     $("start-error").hidden = false;
     show("confirm");
