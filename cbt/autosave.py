@@ -22,6 +22,7 @@ import json
 from aiohttp import web
 
 from cbt import audit, keys
+from cbt.clientaddr import client_addr
 from cbt.delivery import (
     check_attempt_id,
     close_if_expired,
@@ -68,7 +69,9 @@ ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
 
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 _ADVANCE = """
-UPDATE attempts a SET last_seen = now(), saved_seq = coalesce((
+UPDATE attempts a SET last_seen = now(), last_addr = $2,
+    addr_changes = addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> $2)::int,
+    saved_seq = coalesce((
     SELECT min(h.seq) FROM response_history h
     WHERE h.attempt_id = a.id AND h.seq > a.saved_seq
       AND NOT EXISTS (SELECT 1 FROM response_history n WHERE n.attempt_id = a.id AND n.seq = h.seq + 1)
@@ -170,7 +173,8 @@ async def changes(request: web.Request) -> web.Response:
         async with conn.transaction():
             await conn.execute(_APPLY, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows],
                                [r[2] for r in rows], [r[3] for r in rows])
-            saved = await conn.fetchval(_ADVANCE, me["attempt_id"])
+            addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+            saved = await conn.fetchval(_ADVANCE, me["attempt_id"], addr)
             await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "changes",
                                audit.batch_digest(body["changes"]), attempt_id=me["attempt_id"])
             await notify(conn, me["exam_id"])

@@ -346,6 +346,26 @@ def cmd_exam_analyze(args) -> int:
     return with_database(_settings(args), work)
 
 
+def cmd_exam_seb(args) -> int:
+    from cbt import lockdown, seb
+
+    settings = _settings(args)
+    if not settings.public_url:
+        raise UserError("public_url_needed", "set CBT_PUBLIC_URL to the address students type: SEB hashes it")
+
+    async def work(conn) -> int:
+        exam = await exams.get_exam(conn, args.exam)
+        rules = (json.loads(exam["spec"]).get("policies") or {}).get("seb") or {}
+        data = lockdown.seb_config_file(settings.public_url, exam["code"], exam["title"], rules)
+        if args.out:
+            args.out.write_bytes(data)
+        print(f"Config Key of the generated configuration: {seb.config_key_for_file(data)}")
+        print(f"Students open it with: {seb.seb_link(settings.public_url + '/exam/' + exam['code'] + '/config.seb')}")
+        return 0
+
+    return with_database(settings, work)
+
+
 # -- audit and receipts ------------------------------------------------------------------
 
 
@@ -456,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("candidate", help="student code")
     sp.add_argument("--json", action="store_true", help="print the form")
     sp.set_defaults(func=cmd_exam_form)
+    sp = examp.add_parser("seb", help="the exam's Safe Exam Browser configuration and its Config Key")
+    sp.add_argument("exam")
+    sp.add_argument("-o", "--out", type=Path, help="write the .seb file here")
+    sp.set_defaults(func=cmd_exam_seb)
 
     auditp = sub.add_parser("audit", help="the exam's hash-chained audit log").add_subparsers(
         dest="audit_command", required=True, metavar="COMMAND")

@@ -85,6 +85,9 @@ async def visible_exam(conn, staff, code: str) -> asyncpg.Record:
 _ROOM = """
 SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.admitted_until,
        a.id AS attempt_id, a.status, a.deadline, a.paused_at, a.voided, a.last_seen, a.submitted_by,
+       a.last_addr, a.addr_changes,
+       (SELECT count(*) FROM audit_events ae WHERE ae.exam_id = c.exam_id AND ae.kind = 'policy_refused'
+            AND ae.actor = 'candidate:' || c.code) AS policy_refusals,
        (SELECT count(*) FROM responses r WHERE r.attempt_id = a.id AND r.value IS NOT NULL
             AND r.value <> 'null'::jsonb) AS answered,
        (SELECT count(*) FROM jsonb_object_keys(a.layout)) AS total,
@@ -123,6 +126,9 @@ async def room_state(conn, exam, room: str | None) -> dict:
             "answered": r["answered"], "total": r["total"], "seconds_left": left,
             "last_seen": delivery.iso(r["last_seen"]), "integrity_events": r["integrity"],
             "device_requests": r["device_requests"], "network_override": r["network_override"],
+            "addr": r["last_addr"], "addr_changes": r["addr_changes"] or 0,
+            # Network or Safe Exam Browser refusals (details in the audit chain).
+            "policy_refusals": r["policy_refusals"],
         })
     return {"exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
             "server_now": delivery.iso(now),

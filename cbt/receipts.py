@@ -16,12 +16,15 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import io
 import json
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
+import segno
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -246,3 +249,18 @@ async def public_key_command(conn: asyncpg.Connection, out) -> int:
     key = (await server_key(conn)).public_key()
     out.write(public_key_pem(key))
     return 0
+
+
+async def qr_svg(request: web.Request) -> web.Response:
+    """GET /receipt/qr.svg?token=...: a QR code of the verification link, for the
+    closing page (a phone can check the receipt later)."""
+    from cbt.delivery import public_url  # delivery imports this module: import late
+
+    token = request.query.get("token", "")
+    if not token or len(token) > 2000:
+        return web.json_response({"error": {"code": "bad_token", "message": "give the receipt token"}}, status=400)
+    link = f"{public_url(request)}/receipt?token={urllib.parse.quote(token, safe='')}"
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True)
+    return web.Response(body=out.getvalue(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "private, max-age=86400"})

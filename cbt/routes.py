@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     # Anyone holding a receipt may check it.
     Route("GET", "/receipt", receipts.verify_page, "receipt_verify", PUBLIC),
     Route("POST", "/receipt", receipts.verify_page, "receipt_verify_submit", PUBLIC),
+    Route("GET", "/receipt/qr.svg", receipts.qr_svg, "receipt_qr", PUBLIC),
     Route("GET", "/proctor", proctor.index, "proctor_index", PROCTORS),
     Route("GET", "/proctor/exams/{code}", proctor.room_page, "proctor_room", PROCTORS),
     Route("GET", "/proctor/exams/{code}/state", proctor.state, "proctor_state", PROCTORS),

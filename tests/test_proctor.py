@@ -48,6 +48,10 @@ async def test_network_refused_and_forged_forwarded_for_ignored(client, staff, l
     # The test client is an untrusted peer: its X-Forwarded-For is ignored.
     forged = await client.post("/api/v1/start", json={}, headers={**headers, "X-Forwarded-For": "10.1.2.3"})
     assert forged.status == 403
+    state_client, _ = await proctor_client(aiohttp_client, settings)
+    row = next(c for c in (await (await state_client.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
+               if c["code"] == "0000000001")
+    assert row["policy_refusals"] == 2  # both refusals are on the proctor's screen
     # Behind a configured proxy the header is believed.
     behind = await aiohttp_client(create_app(settings.replace(trusted_proxies=("127.0.0.0/8",))))
     ok = await behind.post("/api/v1/start", json={}, headers={**headers, "X-Forwarded-For": "10.1.2.3"})
@@ -105,6 +109,7 @@ async def test_second_browser_is_locked_until_the_proctor_moves_the_attempt(clie
         state = await (await proctor.get("/proctor/exams/LOCK-T/state")).json()
         row = next(c for c in state["candidates"] if c["code"] == "0000000001")
         assert row["device_requests"] == 1
+        assert row["addr"] is None and row["addr_changes"] == 0  # nothing saved yet
         moved = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "unlock",
                                                                           "candidate": "0000000001"}, headers=csrf)
         assert moved.status == 200

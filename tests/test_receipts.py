@@ -157,3 +157,11 @@ async def test_command_line_verify_online_and_offline(receipt_client, conn, exam
     assert "INVALID (bad_signature)" in out.getvalue()
     out = io.StringIO()
     assert await receipts.verify_command(conn, "nonsense", out) == 1
+
+
+async def test_qr_code_of_the_verification_link(receipt_client):
+    resp = await receipt_client.get("/receipt/qr.svg?token=abc.def")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "image/svg+xml"
+    svg = await resp.text()
+    assert svg.startswith("<svg") and "<script" not in svg
+    assert (await receipt_client.get("/receipt/qr.svg")).status == 400

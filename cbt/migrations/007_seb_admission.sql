@@ -17,3 +17,6 @@ CREATE TABLE admission_queue (
     PRIMARY KEY (exam_id, candidate_id)
 );
 CREATE INDEX admission_queue_order_idx ON admission_queue (exam_id, enqueued_at);
+
+-- How often a candidate's address changed during the attempt (proctor view).
+ALTER TABLE attempts ADD COLUMN addr_changes integer NOT NULL DEFAULT 0;

@@ -592,6 +592,8 @@ function showDone(data) {
   if (r.receipt_token) {
     $("d-verify").href = "/receipt?token=" + encodeURIComponent(r.receipt_token);
     $("d-verify").hidden = false;
+    $("d-qr").src = "/receipt/qr.svg?token=" + encodeURIComponent(r.receipt_token);
+    $("d-qr").hidden = false;
   }
   if (r.score) {
     $("d-score").hidden = false;

@@ -64,6 +64,8 @@ function render(state) {
     const alerts = [];
     if (c.integrity_events) alerts.push(S.integrity.replace("{n}", c.integrity_events));
     if (c.device_requests) alerts.push(S.device_request);
+    if (c.addr_changes) alerts.push(S.addr_changes.replace("{n}", c.addr_changes).replace("{addr}", c.addr));
+    if (c.policy_refusals) alerts.push(S.policy_refusals.replace("{n}", c.policy_refusals));
     const actions = el("td", { class: "actions-cell" });
     if (c.state === "not_started") actions.append(button(S.admit, "admit", { ...who, minutes: 15 }, S.confirm_admit));
     if (c.state === "in_progress") actions.append(button(S.pause, "pause", who, S.confirm_pause));
@@ -73,6 +75,10 @@ function render(state) {
       actions.append(button(S.terminate, "terminate", who, S.confirm_terminate));
     }
     if (c.device_requests) actions.append(button(S.unlock, "unlock", who, S.confirm_unlock));
+    if (c.policy_refusals) {
+      actions.append(button(S.allow_network, "allow_network", who, S.confirm_allow_network));
+      actions.append(button(S.allow_without_seb, "allow_without_seb", who, S.confirm_allow_without_seb));
+    }
     if (c.state !== "not_started" && c.state !== "voided") actions.append(button(S.void, "void", who, S.confirm_void));
     const row = el("tr", { "data-code": c.code, "data-state": c.state },
       el("td", {}, el("strong", { text: c.full_name }), el("br"), el("span", { class: "muted", text: c.code })),
