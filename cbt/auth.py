@@ -137,7 +137,7 @@ async def csrf_middleware(request: web.Request, handler):
 # Routes that change state without a cookie session: the candidate API
 # authenticates by an Authorization header, which another site cannot send.
 CSRF_EXEMPT: frozenset[str] = frozenset({"api_login", "api_start", "api_changes", "api_next_section", "api_submit",
-                                         "api_integrity"})
+                                         "api_integrity", "api_seb_nonce", "api_seb_js_check"})
 
 
 def access_middleware(access: dict[str, object]):

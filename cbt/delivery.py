@@ -22,7 +22,7 @@ from decimal import Decimal
 import asyncpg
 from aiohttp import web
 
-from cbt import assembly, audit, keys, lockdown, receipts, scoring
+from cbt import assembly, audit, keys, lockdown, receipts, scoring, seb
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
@@ -69,7 +69,8 @@ SELECT c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name,
        a.id AS attempt_id, a.status AS attempt_status, a.deadline, a.saved_seq, a.section_index,
        a.section_deadline, a.layout, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt,
        a.device_hash, a.paused_at, a.voided,
-       (SELECT r.token FROM receipts r WHERE r.attempt_id = a.id) AS receipt_token
+       (SELECT r.token FROM receipts r WHERE r.attempt_id = a.id) AS receipt_token,
+       s.token_hash, s.seb_verified_at
 FROM candidate_sessions s
 JOIN candidates c ON c.id = s.candidate_id
 JOIN exams e ON e.id = c.exam_id
@@ -139,6 +140,9 @@ async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
                                me["exam_code"], me["title"])
     if check is None or check.ok:
         return
+    if (check.reason == "missing_headers" and (rules.get("seb") or {}).get("js_api", True)
+            and me["seb_verified_at"] is not None):
+        return  # this sign-in proved itself through SEB's JavaScript API
     # Expected and received hashes go to the log and the audit chain, so an
     # administrator can see a proxy, http/https or key-list mismatch at once.
     logging.getLogger("cbt.seb").warning("seb refused", extra={"fields": check.log_fields()})
@@ -184,6 +188,7 @@ def exam_summary(me: asyncpg.Record) -> dict:
         ],
         "show_score": me["show_score"],
         "access_code_required": bool((spec.get("policies") or {}).get("access_code")),
+        "seb_required": bool(((spec.get("policies") or {}).get("seb") or {}).get("required")),
     }
 
 
@@ -632,3 +637,50 @@ async def integrity(request: web.Request) -> web.Response:
                                    me["attempt_id"])
             await notify(conn, me["exam_id"])
     return json_body({"recorded": len(kinds), "total": total, "action": action if action != "count" else "none"})
+
+
+# -- Safe Exam Browser's JavaScript-API path ----------------------------------------------
+
+
+async def seb_nonce(request: web.Request) -> web.Response:
+    """A single-use nonce and the exam page URL that carries it: SEB computes its
+    keys over that exact URL, so a hash seen once cannot be replayed."""
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        nonce = seb.new_nonce()
+        page = seb.with_nonce("/exam", nonce)
+        await conn.execute("DELETE FROM seb_nonces WHERE issued_at < now() - make_interval(secs => $1)",
+                           seb.NONCE_TTL_SECONDS)
+        await conn.execute("INSERT INTO seb_nonces (nonce, candidate_id, path) VALUES ($1, $2, $3)",
+                           nonce, me["candidate_id"], page)
+    return json_body({"nonce": nonce, "page": page})
+
+
+async def seb_js_check(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        me = await current_candidate(request, conn)
+        rules = policies(me).get("seb") or {}
+        # Consumed whether or not the check passes: a nonce is good once.
+        row = await conn.fetchrow(
+            "DELETE FROM seb_nonces WHERE nonce = $1 AND candidate_id = $2 "
+            "AND issued_at > now() - make_interval(secs => $3) RETURNING path",
+            str(body.get("nonce", "")), me["candidate_id"], seb.NONCE_TTL_SECONDS)
+        if row is None:
+            raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
+        base = public_url(request)
+        config_keys = list(rules.get("config_keys") or [])
+        if rules.get("serve_config", True):
+            config_keys.append(seb.config_key_for_file(
+                lockdown.seb_config_file(base, me["exam_code"], me["title"], rules)))
+        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), body.get("config_key"),
+                                  body.get("browser_exam_key"), str(body.get("nonce")), config_keys,
+                                  list(rules.get("browser_exam_keys") or []))
+        if not check.ok:
+            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
+                               {"policy": "seb_js", **check.log_fields()}, attempt_id=me["attempt_id"])
+            raise Forbidden("seb_required", "Safe Exam Browser's keys did not match this exam",
+                            reason=check.reason)
+        await conn.execute("UPDATE candidate_sessions SET seb_verified_at = now() WHERE token_hash = $1",
+                           me["token_hash"])
+    return json_body({"ok": True})

@@ -51,6 +51,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/submit", delivery.submit, "api_submit", PUBLIC),
     Route("GET", "/api/v1/openapi.json", apidoc.openapi, "api_openapi", PUBLIC),
     Route("POST", "/api/v1/integrity", delivery.integrity, "api_integrity", PUBLIC),
+    Route("POST", "/api/v1/seb/nonce", delivery.seb_nonce, "api_seb_nonce", PUBLIC),
+    Route("POST", "/api/v1/seb/js-check", delivery.seb_js_check, "api_seb_js_check", PUBLIC),
     Route("GET", "/exam", exam_page.page, "exam_page", PUBLIC),
     Route("GET", "/exam/{code}/config.seb", delivery.seb_config, "exam_seb_config", PUBLIC),
     # Anyone holding a receipt may check it.

@@ -352,3 +352,40 @@ async def test_start_storm_waits_in_line_and_time_starts_on_admission(client, co
     # Both pressed Start together; the second's clock began when admitted, later.
     assert started_at - first >= dt.timedelta(seconds=0.4)
     assert await conn.fetchval("SELECT count(*) FROM admission_queue") == 1  # the third is still in line
+
+
+@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"],
+                         indirect=True)
+async def test_seb_javascript_api_path_with_a_single_use_nonce(conn, staff, locked_exam, settings, aiohttp_client):
+    from cbt import seb
+
+    public = "https://thi.example.edu.vn"
+    client = await aiohttp_client(create_app(settings.replace(public_url=public)))
+    config_key = seb.config_key_for_file(await (await client.get("/exam/LOCK-T/config.seb")).read())
+    resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
+    body = await resp.json()
+    assert body["exam"]["seb_required"] is True
+    token = {"Authorization": f"Bearer {body['token']}"}
+    assert (await client.post("/api/v1/start", json={}, headers=token)).status == 403
+
+    async def js_keys(page_path: str) -> dict:
+        # What SafeExamBrowser.security computes on the page at that URL.
+        url = seb.absolute_url(public, page_path)
+        return {"config_key": seb.request_hash(url, config_key), "browser_exam_key": seb.request_hash(url, BEK)}
+
+    first = await (await client.post("/api/v1/seb/nonce", json={}, headers=token)).json()
+    second = await (await client.post("/api/v1/seb/nonce", json={}, headers=token)).json()
+    # Hashes made for one nonce's page do not verify another nonce.
+    wrong = await client.post("/api/v1/seb/js-check", json={"nonce": second["nonce"], **await js_keys(first["page"])},
+                              headers=token)
+    assert wrong.status == 403
+    ok = await client.post("/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])},
+                           headers=token)
+    assert ok.status == 200, await ok.text()
+    replay = await client.post("/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])},
+                               headers=token)
+    assert replay.status == 403 and (await replay.json())["error"]["code"] == "seb_nonce"
+    # This sign-in is now trusted without headers; a new sign-in is not.
+    assert (await client.post("/api/v1/start", json={}, headers=token)).status == 200
+    again = await (await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})).json()
+    assert (await client.get("/api/v1/state", headers={"Authorization": f"Bearer {again['token']}"})).status == 403

@@ -126,8 +126,32 @@ function signOut() {
   show("login");
 }
 
+// SEB versions that send no request headers prove themselves through their
+// JavaScript API, on the exam page loaded at a URL with a single-use nonce.
+async function sebJsCheck() {
+  const nonce = new URLSearchParams(location.search).get("seb_nonce");
+  if (!nonce) {
+    const issued = await api("POST", "/api/v1/seb/nonce", {});
+    location.replace(issued.page);
+    return false;
+  }
+  const sec = window.SafeExamBrowser.security;
+  if (sec.updateKeys) await new Promise((resolve) => sec.updateKeys(resolve));
+  await api("POST", "/api/v1/seb/js-check", { nonce, config_key: sec.configKey, browser_exam_key: sec.browserExamKey });
+  history.replaceState(null, "", "/exam");
+  return true;
+}
+
 async function enter(session) {
   state.session = session;
+  if (session.exam.seb_required && window.SafeExamBrowser && window.SafeExamBrowser.security) {
+    try {
+      if (!(await sebJsCheck())) return;
+    } catch (err) {
+      $("start-error").textContent = errorText(err);
+      $("start-error").hidden = false;
+    }
+  }
   if (session.result) return showDone(session);
   if (session.attempt) return onStart(); // resume straight into the exam
   const c = session.candidate;
