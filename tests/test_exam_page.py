@@ -198,3 +198,30 @@ async def test_the_exam_is_usable_by_keyboard_alone(dsn, exam):  # noqa: F811
     assert out["focused"] in ("radio", "checkbox", "text")
     assert out["answered"] == 1
     assert out["current"] == "2"
+
+
+def open_twice(base: str, ticket: str) -> list:
+    with chromium_page() as (page, problems):
+        for p in (page, page.context.new_page()):
+            p.goto(base + "/exam")
+            p.fill("#ticket", ticket)
+            p.click("#login-form button")
+            p.wait_for_selector("#screen-confirm:not([hidden]), #screen-exam:not([hidden])")
+            if p.locator("#screen-confirm:not([hidden])").count():
+                p.click("#start")
+            p.wait_for_selector("#screen-exam:not([hidden])")
+        page.wait_for_timeout(1500)
+        return problems
+
+
+async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return open_twice(base, exam["0000000001"])
+
+    problems = await asyncio.to_thread(run)
+    assert problems == []
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM integrity_events")]
+    assert "second_tab" in kinds

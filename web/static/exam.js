@@ -210,19 +210,34 @@ async function onStart() {
   setInterval(tick, 500);
   // Deadline changes (extra time, a pause) reach the page within seconds
   // even when the student is not answering.
-  setInterval(refreshState, 10000);
+  setInterval(refreshState, 5000);
   watchIntegrity();
+  watchSecondTab();
   flush();
 }
 
 // ---------------------------------------------------------------- integrity
 
-function watchIntegrity() {
-  const report = (kind) => {
-    api("POST", "/api/v1/integrity", { events: [{ kind }] })
-      .then((r) => { if (r.action === "pause") refreshState(); })
-      .catch(() => {}); // best effort: the exam goes on
+function reportIntegrity(kind) {
+  api("POST", "/api/v1/integrity", { events: [{ kind }] })
+    .then((r) => { if (r.action === "pause") refreshState(); })
+    .catch(() => {}); // best effort: the exam goes on
+}
+
+// The same attempt open in two tabs of this browser: each tab says hello on
+// a channel named after the attempt; whoever hears another reports it.
+function watchSecondTab() {
+  if (!("BroadcastChannel" in window)) return;
+  const channel = new BroadcastChannel("cbt-attempt-" + attemptId());
+  channel.onmessage = (ev) => {
+    if (ev.data === "hello") channel.postMessage("here");
+    reportIntegrity("second_tab");
   };
+  channel.postMessage("hello");
+}
+
+function watchIntegrity() {
+  const report = reportIntegrity;
   document.addEventListener("visibilitychange", () => { if (document.hidden) report("visibility_hidden"); });
   window.addEventListener("blur", () => report("blur"));
   document.addEventListener("fullscreenchange", () => { if (!document.fullscreenElement) report("fullscreen_exit"); });
