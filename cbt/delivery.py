@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -97,8 +98,19 @@ def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
         raise Forbidden("not_your_attempt", "this attempt is not yours")
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_spec(text: str) -> dict:
+    return json.loads(text)
+
+
+def exam_spec(me) -> dict:
+    """The exam's stored spec, parsed once per distinct text rather than on
+    every autosave batch. Shared between requests: never mutate it."""
+    return _parsed_spec(me["spec"])
+
+
 def policies(me) -> dict:
-    return json.loads(me["spec"]).get("policies") or dict(lockdown.DEFAULT_POLICIES)
+    return exam_spec(me).get("policies") or dict(lockdown.DEFAULT_POLICIES)
 
 
 async def guard(request: web.Request, me, conn, *, write: bool) -> None:
@@ -174,7 +186,7 @@ async def notify(conn, exam_id: int) -> None:
 
 
 def exam_summary(me: asyncpg.Record) -> dict:
-    spec = json.loads(me["spec"])
+    spec = exam_spec(me)
     return {
         "code": me["exam_code"], "title": me["title"], "subject": me["subject"],
         "duration_minutes": me["duration_seconds"] // 60,
@@ -222,7 +234,7 @@ def result_body(me) -> dict:
     body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"],
             "receipt_token": me["receipt_token"]}
     if me["show_score"] and me["score"] is not None:
-        decimals = json.loads(me["spec"]).get("report_decimals", 2)
+        decimals = exam_spec(me).get("report_decimals", 2)
         body["score"] = {"total": str(scoring.round_half_up(me["score"], decimals)),
                          "max": str(scoring.round_half_up(me["max_score"], decimals)),
                          "provisional": me["provisional"]}
@@ -427,7 +439,7 @@ async def next_section(request: web.Request) -> web.Response:
         if body.get("from_section") != me["section_index"]:
             # Idempotent: the page retries after a network drop; only the first moves on.
             return json_body(session_body(me))
-        spec = spec_from_json(json.loads(me["spec"]))
+        spec = spec_from_json(exam_spec(me))
         sections = spec.blueprint.sections
         if me["section_index"] + 1 >= len(sections):
             raise Conflict("last_section", "this is the last section: submit instead")
@@ -463,7 +475,7 @@ async def submit(request: web.Request) -> web.Response:
 
 def sequential(me) -> bool:
     """Does the exam run timed sections one after another?"""
-    return any(s["time_limit_minutes"] for s in json.loads(me["spec"])["blueprint"]["sections"])
+    return any(s["time_limit_minutes"] for s in exam_spec(me)["blueprint"]["sections"])
 
 
 async def _advance_expired_section(conn, me) -> bool:
@@ -471,7 +483,7 @@ async def _advance_expired_section(conn, me) -> bool:
     if (me["attempt_status"] != "in_progress" or me["section_deadline"] is None or me["paused_at"] is not None
             or now_utc() <= me["section_deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
         return False
-    sections = json.loads(me["spec"])["blueprint"]["sections"]
+    sections = exam_spec(me)["blueprint"]["sections"]
     if me["section_index"] + 1 >= len(sections):
         return False  # the last section ends with the attempt
     nxt = sections[me["section_index"] + 1]

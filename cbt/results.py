@@ -29,7 +29,7 @@ import numpy as np
 from cbt import bank, exams
 from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
 from cbt.errors import Conflict
-from cbt.roster import _safe_cell
+from cbt.roster import safe_cell
 from cbt.scoring import round_half_up
 
 # The columns stored per item in item_stats, straight from the report.
@@ -359,7 +359,7 @@ def results_csv(rows: Iterable[dict]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(RESULT_COLUMNS)
     for row in rows:
-        writer.writerow([_safe_cell(_text(row[c])) for c in RESULT_COLUMNS])
+        writer.writerow([safe_cell(_text(row[c])) for c in RESULT_COLUMNS])
     return out.getvalue()
 
 
@@ -380,7 +380,7 @@ def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO) -> None:
             elif c == "submitted_at" and v is not None:
                 v = v.astimezone(dt.UTC).replace(tzinfo=None)  # spreadsheets have no zones: UTC
             elif isinstance(v, str):
-                v = _safe_cell(v)
+                v = safe_cell(v)
             values.append(v)
         ws.append(values)
         code_cell = ws.cell(row=ws.max_row, column=1)

@@ -731,7 +731,7 @@ TICKET_CSV_HEADERS = {
 }
 
 
-def _safe_cell(text: str) -> str:
+def safe_cell(text: str) -> str:
     # A name from an uploaded roster such as "=HYPERLINK(...)" would run as a
     # formula when the sheet is opened in Excel (CSV injection): quote it.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -750,7 +750,7 @@ def tickets_csv(rows: Iterable[Any], *, lang: str = "vi") -> str:
     writer.writerow(TICKET_CSV_HEADERS.get(lang, TICKET_CSV_HEADERS["vi"]))
     for room, members in tickets_by_room(rows):
         for row in members:
-            writer.writerow([_safe_cell(str(v)) for v in (
+            writer.writerow([safe_cell(str(v)) for v in (
                 room, _get(row, "code"), _get(row, "full_name"), _get(row, "class_name"), _get(row, "ticket"),
             )])  # fmt: skip
     return out.getvalue()
