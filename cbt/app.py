@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import auth, db, delivery, keys, middleware, proctor
+from cbt import audit, auth, db, delivery, keys, middleware, proctor
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(delivery.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
+    app.cleanup_ctx.append(audit.chainer_ctx)
     app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")
     return app

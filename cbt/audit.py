@@ -10,10 +10,19 @@ chain at the first touched row, which `verify` names.
 Appends from many worker processes serialise per exam on a transaction-level
 advisory lock, so sequence numbers are gap-free and each row chains onto the
 one before it.
+
+The busiest events (every autosave batch, login, start) are not chained in
+the request: holding the exam's lock inside every save transaction would let
+only one save per exam commit at a time. They are written to audit_pending in
+the same transaction as what they record (so none is lost), and `chain` seals
+them into the chain in order, under the lock, many at a time: a background
+task in every worker does so a few times a second, every synchronous `append`
+does so first, and `verify`/`export` do so before reading.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +30,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import asyncpg
+from aiohttp import web
+
+from cbt import keys
 
 ZERO_HASH = bytes(32)
 
@@ -33,6 +45,8 @@ KINDS = frozenset({
 # Advisory locks: the two-int form lives apart from the one-bigint keys used
 # elsewhere (migrations); the first int says "audit chain of exam N".
 _LOCK_NAMESPACE = 0x41554449  # "AUDI"
+# How often each worker seals pending events into the chains.
+CHAIN_SECONDS = 0.25
 
 
 class AuditError(Exception):
@@ -90,37 +104,114 @@ async def append(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, 
     """Append one event to the exam's chain and return its seq.
 
     Runs inside the caller's transaction when there is one (a savepoint),
-    so the event commits or rolls back with the change it records."""
+    so the event commits or rolls back with the change it records. Events
+    still pending for the exam are chained first, so the chain keeps order."""
+    content_text = _content_text(kind, content)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
+        prev_seq, prev = await _chain_pending(conn, exam_id)
+        # The content as PostgreSQL stores it (jsonb normalises numbers and
+        # keys), so the hash is over exactly what verify will read back.
+        row = await conn.fetchrow("SELECT $1::jsonb::text AS content, clock_timestamp() AS at", content_text)
+        await _insert(conn, exam_id, prev_seq, prev, [(row["at"], actor, kind, attempt_id, row["content"])])
+    return prev_seq + 1
+
+
+async def append_later(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict,
+                       attempt_id: int | None = None) -> None:
+    """Record an event for the chain without waiting for the exam's lock.
+
+    One INSERT in the caller's transaction; `chain` seals it within a second."""
+    await conn.execute(
+        """INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
+           VALUES ($1, $2, $3, $4, $5::jsonb)""",
+        exam_id, actor, kind, attempt_id, _content_text(kind, content),
+    )
+
+
+async def chain(conn: asyncpg.Connection, exam_id: int, wait: bool = True) -> int:
+    """Seal the exam's pending events into its chain; return how many.
+
+    wait=False gives up at once if another process holds the exam's lock
+    (it is chaining them already)."""
+    async with conn.transaction():
+        if wait:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
+        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE,
+                                     _lock_key(exam_id)):
+            return 0
+        before = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_events WHERE exam_id = $1", exam_id)
+        last_seq, _ = await _chain_pending(conn, exam_id)
+    return last_seq - before
+
+
+async def _chain_pending(conn: asyncpg.Connection, exam_id: int) -> tuple[int, bytes]:
+    """Under the exam's lock: move its pending events into the chain, oldest
+    first; return the chain's last seq and hash."""
+    last = await conn.fetchrow(
+        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id)
+    seq, prev = (last["seq"], bytes(last["hash"])) if last is not None else (0, ZERO_HASH)
+    pending = await conn.fetch(
+        """DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending WHERE exam_id = $1)
+           RETURNING id, at, actor, kind, attempt_id, content::text AS content""", exam_id)
+    rows = [(p["at"], p["actor"], p["kind"], p["attempt_id"], p["content"])
+            for p in sorted(pending, key=lambda r: r["id"])]
+    if rows:
+        prev = await _insert(conn, exam_id, seq, prev, rows)
+    return seq + len(rows), prev
+
+
+async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: bytes, rows: list) -> bytes:
+    """Chain rows of (at, actor, kind, attempt_id, content as stored jsonb text) after last_seq; return the
+    last hash."""
+    out = []
+    for seq, (at, actor, kind, attempt_id, content) in enumerate(rows, start=last_seq + 1):
+        digest = event_hash(prev, exam_id=exam_id, seq=seq, at=at, actor=actor, kind=kind, attempt_id=attempt_id,
+                            content=json.loads(content))
+        out.append((exam_id, seq, at, actor, kind, attempt_id, content, prev, digest))
+        prev = digest
+    await conn.executemany(
+        """INSERT INTO audit_events (exam_id, seq, at, actor, kind, attempt_id, content, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""", out)
+    return prev
+
+
+def _content_text(kind: str, content: dict) -> str:
     if kind not in KINDS:
         raise AuditError(f"unknown audit event kind {kind!r}")
     if not isinstance(content, dict):
         raise AuditError("audit content must be a JSON object")
-    content_text = canonical_json(content).decode("utf-8")
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
-        # The content as PostgreSQL stores it (jsonb normalises numbers and
-        # keys), so the hash is over exactly what verify will read back.
-        row = await conn.fetchrow(
-            """SELECT $2::jsonb::text AS content, clock_timestamp() AS at,
-                      last.seq, last.hash
-               FROM (SELECT 1) AS one
-               LEFT JOIN LATERAL (SELECT seq, hash FROM audit_events WHERE exam_id = $1
-                                  ORDER BY seq DESC LIMIT 1) AS last ON true""",
-            exam_id, content_text,
-        )
-        seq = (row["seq"] or 0) + 1
-        prev = bytes(row["hash"]) if row["hash"] is not None else ZERO_HASH
-        # Microsecond precision both in Python and in timestamptz: stored = hashed.
-        at = row["at"]
-        stored = json.loads(row["content"])
-        digest = event_hash(prev, exam_id=exam_id, seq=seq, at=at, actor=actor, kind=kind,
-                            attempt_id=attempt_id, content=stored)
-        await conn.execute(
-            """INSERT INTO audit_events (exam_id, seq, at, actor, kind, attempt_id, content, prev_hash, hash)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""",
-            exam_id, seq, at, actor, kind, attempt_id, row["content"], prev, digest,
-        )
-    return seq
+    return canonical_json(content).decode("utf-8")
+
+
+async def chain_all(pool: asyncpg.Pool) -> int:
+    """Chain every exam's pending events (skipping exams another process is chaining)."""
+    sealed = 0
+    async with pool.acquire() as conn:
+        for exam_id in [r["exam_id"] for r in await conn.fetch("SELECT DISTINCT exam_id FROM audit_pending")]:
+            sealed += await chain(conn, exam_id, wait=False)
+    return sealed
+
+
+async def chainer_ctx(app: web.Application):
+    """cleanup_ctx: seal pending audit events a few times a second."""
+    async def loop():
+        while True:
+            try:
+                await chain_all(app[keys.POOL])
+            except (asyncpg.PostgresError, OSError) as e:  # the database may be restarting
+                import logging
+
+                logging.getLogger("cbt.audit").warning("audit chaining failed: %s", e)
+            await asyncio.sleep(CHAIN_SECONDS)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 def _lock_key(exam_id: int) -> int:
@@ -176,12 +267,14 @@ async def _rows(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[dict]:
 
 async def verify(conn: asyncpg.Connection, exam_id: int) -> VerifyResult:
     """Recompute the exam's chain from the first row; name the first broken one."""
+    await chain(conn, exam_id)
     records = [r async for r in _rows(conn, exam_id)]
     return check_chain(records)
 
 
 async def export(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[str]:
     """The exam's events as JSON Lines (one line each, no newline), hashes in hex."""
+    await chain(conn, exam_id)
     async for r in _rows(conn, exam_id):
         yield json.dumps({
             "exam_id": r["exam_id"],

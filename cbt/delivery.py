@@ -270,7 +270,8 @@ async def login(request: web.Request) -> web.Response:
             "INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) "
             "VALUES ($1, $2, now() + $3::interval)",
             hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS))
-        await audit.append(conn, row["exam_id"], f"candidate:{row['code']}", "login", {"addr": addr[len("ticket:"):]})
+        await audit.append_later(conn, row["exam_id"], f"candidate:{row['code']}", "login",
+                                 {"addr": addr[len("ticket:"):]})
     me = await current_candidate_by_token(request, token)
     response = json_body(session_body(me, token))
     if not request.cookies.get(lockdown.DEVICE_COOKIE):
@@ -397,8 +398,8 @@ async def start(request: web.Request) -> web.Response:
                 me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
                 lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)))
             me = await current_candidate(request, conn)
-            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "start",
-                               {"deadline": iso(me["deadline"])}, attempt_id=me["attempt_id"])
+            await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "start",
+                                     {"deadline": iso(me["deadline"])}, attempt_id=me["attempt_id"])
             await notify(conn, me["exam_id"])
         me = await close_if_expired(request, me, conn)
         answers = await _answers(conn, me["attempt_id"])
@@ -538,7 +539,10 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
         attempt = await conn.fetchrow(
             "SELECT a.*, e.code AS exam_code, e.spec, c.code AS candidate_code, f.form "
             "FROM attempts a JOIN exams e ON e.id = a.exam_id JOIN candidates c ON c.id = a.candidate_id "
-            "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 FOR UPDATE OF a", attempt_id)
+            "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 "
+            # Not FOR UPDATE: that would block the audit chainer's foreign-key check on this attempt
+            # while this transaction waits for the chain's lock (a deadlock).
+            "FOR NO KEY UPDATE OF a", attempt_id)
         if attempt["status"] == "submitted":
             return
         spec = spec_from_json(json.loads(attempt["spec"]))

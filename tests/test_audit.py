@@ -226,3 +226,73 @@ async def test_command_line_verify_and_export(conn, exam):  # noqa: F811
     assert "BROKEN at row 2" in out.getvalue()
     with pytest.raises(audit.AuditError):
         await audit.verify_command(conn, "NO-SUCH", out)
+
+
+async def test_pending_events_are_sealed_in_order_and_before_a_synchronous_append(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    async with conn.transaction():
+        await audit.append_later(conn, eid, "candidate:0000000001", "login", {"addr": "10.0.0.1"})
+        await audit.append_later(conn, eid, "candidate:0000000001", "changes", {"count": 1, "note": "Đúng"})
+    assert await conn.fetchval("SELECT count(*) FROM audit_events WHERE exam_id = $1", eid) == 0
+    # A synchronous append seals what is pending first, so the chain keeps the order of events.
+    assert await audit.append(conn, eid, "staff:proctor", "proctor_action", {"action": "pause"}) == 3
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq",
+                                                 eid)]
+    assert kinds == ["login", "changes", "proctor_action"]
+    assert await conn.fetchval("SELECT count(*) FROM audit_pending") == 0
+    await audit.append_later(conn, eid, "candidate:0000000002", "start", {"deadline": "x"})
+    # verify seals pending events before reading, so nothing recorded escapes it.
+    assert await audit.verify(conn, eid) == audit.VerifyResult(True, 4)
+    assert await audit.chain(conn, eid) == 0
+
+
+async def test_a_rolled_back_save_leaves_no_pending_event(conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    with pytest.raises(RuntimeError):
+        async with conn.transaction():
+            await audit.append_later(conn, eid, "candidate:0000000001", "changes", {"count": 1})
+            raise RuntimeError("the save failed")
+    assert await conn.fetchval("SELECT count(*) FROM audit_pending") == 0
+    with pytest.raises(audit.AuditError):
+        await audit.append_later(conn, eid, "x", "no_such_kind", {})
+
+
+async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, exam):  # noqa: F811
+    eid = await exam_id(conn)
+    pool = await asyncpg.create_pool(dsn, min_size=8, max_size=8)
+    try:
+        async def saver(i):
+            async with pool.acquire() as c:
+                for j in range(25):
+                    async with c.transaction():
+                        await audit.append_later(c, eid, f"candidate:{i:010d}", "changes", {"i": i, "j": j})
+                    if j % 10 == 0:
+                        await audit.chain(c, eid, wait=False)
+
+        async def proctor():
+            async with pool.acquire() as c:
+                for j in range(10):
+                    await audit.append(c, eid, "staff:proctor", "proctor_action", {"j": j})
+
+        await asyncio.gather(*(saver(i) for i in range(6)), proctor(), audit.chain_all(pool))
+        await audit.chain_all(pool)
+    finally:
+        await pool.close()
+    result = await audit.verify(conn, eid)
+    assert result == audit.VerifyResult(True, 6 * 25 + 10)
+    seen = {(r["i"], r["j"]) for r in [json.loads(x["content"]) for x in await conn.fetch(
+        "SELECT content::text AS content FROM audit_events WHERE exam_id = $1 AND kind = 'changes'", eid)]}
+    assert seen == {(i, j) for i in range(6) for j in range(25)}
+
+
+async def test_the_server_seals_saved_batches_within_a_second(client, conn, exam):  # noqa: F811
+    eid = await audit.exam_id_of(conn, "TOAN-T")
+    await started(client, exam["0000000001"])
+    for _ in range(40):
+        kinds = [r["kind"] for r in await conn.fetch(
+            "SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)]
+        if "start" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    assert kinds[-2:] == ["login", "start"]
+    assert await conn.fetchval("SELECT count(*) FROM audit_pending WHERE exam_id = $1", eid) == 0
