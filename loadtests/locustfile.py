@@ -2,52 +2,78 @@
 
 Driven by `python -m loadtests.run`, which sets these environment variables:
 
-- CBT_LOAD_TICKETS: a file with one ticket a line; every StudentUser claims its own
-  (an O_EXCL claim file per line, so it holds across processes), never reused.
-- CBT_LOAD_RECORD: a JSON-lines file; after every acknowledged batch the user appends
-  {attempt_id, saved_seq, acked: {"answer:q1": [seq, value], "flag:q1": [seq, bool]}, submitted}.
-  `acked` holds, per question, the last value sent with seq <= saved_seq.
+- CBT_LOAD_TICKETS: a file with one ticket a line; every StudentUser claims its own through a
+  counter file under an flock, so it holds across Locust worker processes; a ticket is never reused.
+- CBT_LOAD_RECORD: a JSON-lines file (one per process: ``.PID`` is appended); after every
+  acknowledged batch the user appends {attempt_id, saved_seq, acked: {"answer:q1": [seq, value],
+  "flag:q1": [seq, bool]}, submitted}. `acked` holds, per question, the last value sent with
+  seq <= saved_seq.
 - CBT_LOAD_THINK: mean think time per question in seconds (default 3).
+- CBT_LOAD_FLAKY: the share of students (0..1) who lose the network once for 10-60 s: they keep
+  answering, the batch in flight when the network drops reaches the server but its answer is lost,
+  and on reconnecting they replay their journal.
 - CBT_LOAD_PROCTOR: "username:password" of a proctor; CBT_LOAD_EXAM: the exam code.
+
+Transient failures (no connection, 502/503/504, 429 admission_wait) are retried the way the exam
+page retries them, with back-off, for up to CBT_LOAD_RETRY_BUDGET seconds (default 120); each retry
+is counted under the request name "(retried) ..." as a success, so a run shows how often students had
+to retry, and only what still failed after the budget is an error.
+
+User classes: StudentUser and ProctorUser for the profiles; SaturatingStudent (no think time, batches
+back to back) and BareUser (the bare aiohttp + asyncpg endpoint of loadtests/bare.py) for the
+ceiling measurement, chosen by class name on the Locust command line.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
-import threading
 import time
 from pathlib import Path
 
-from locust import between, task
+from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import StopUser
 
 BATCH = 3  # the page sends unacknowledged entries every few changes
-_write_lock = threading.Lock()
+TRANSIENT = {0, 429, 502, 503, 504}
 
 
 def claim_ticket() -> str | None:
+    """The next unclaimed ticket: a counter file under an exclusive flock, O(1) per claim."""
     path = Path(os.environ["CBT_LOAD_TICKETS"])
-    claims = path.with_suffix(".claims")
-    claims.mkdir(exist_ok=True)
-    for i, line in enumerate(path.read_text().split()):
-        try:
-            os.close(os.open(claims / str(i), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue
-        return line
-    return None
+    with open(path.with_suffix(".next"), "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        index = int(counter.read() or 0)
+        counter.seek(0)
+        counter.truncate()
+        counter.write(str(index + 1))
+    tickets = _tickets(path)
+    return tickets[index] if index < len(tickets) else None
+
+
+_TICKETS: list[str] = []
+
+
+def _tickets(path: Path) -> list[str]:
+    if not _TICKETS:
+        _TICKETS.extend(path.read_text().split())
+    return _TICKETS
 
 
 def record(line: dict) -> None:
     target = os.environ.get("CBT_LOAD_RECORD")
     if not target:
         return
-    data = json.dumps(line, ensure_ascii=False) + "\n"
-    with _write_lock, open(target, "a", encoding="utf-8") as f:
-        f.write(data)
+    # One file per process and one write() per line: concurrent users never interleave.
+    fd = os.open(f"{target}.{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def value_for(q: dict, rng: random.Random):
@@ -66,49 +92,87 @@ def value_for(q: dict, rng: random.Random):
     raise ValueError(kind)
 
 
-class StudentUser(FastHttpUser):
-    """One candidate's sitting: login, start, answer with think time, autosave in batches, submit."""
+def _count_retry(name: str, elapsed_ms: float) -> None:
+    events.request.fire(request_type="RETRY", name=f"(retried) {name}", response_time=elapsed_ms,
+                        response_length=0, exception=None, context={})
 
+
+class Candidate(FastHttpUser):
+    """What every simulated candidate shares: retrying requests, the journal, acknowledgements."""
+
+    abstract = True
     wait_time = between(0, 0)
-    weight = 20
 
     def on_start(self) -> None:
         self.rng = random.Random()
-        self.think = float(os.environ.get("CBT_LOAD_THINK", "3"))
+        self.retry_budget = float(os.environ.get("CBT_LOAD_RETRY_BUDGET", "120"))
         self.ticket = claim_ticket()
         if self.ticket is None:
             raise StopUser()
         self.token = None
+        self.attempt_id = None
         self.seq = 0
         self.saved_seq = 0
         self.pending: list[dict] = []
         self.sent: dict[int, dict] = {}  # seq -> entry, until acknowledged
         self.acked: dict[str, list] = {}  # "kind:ref" -> [seq, value], last acknowledged per question
 
-    def _auth(self) -> dict:
-        return {"Authorization": f"Bearer {self.token}"}
+    def _auth(self) -> dict | None:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else None
 
-    def _post(self, path: str, body: dict, name: str | None = None) -> dict | None:
-        with self.client.post(path, json=body, headers=self._auth() if self.token else None, name=name,
-                              catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"{r.status_code} {(r.text or '')[:200]}")
-                return None
-            return r.json()
+    def _request(self, method: str, path: str, body: dict | None = None, name: str | None = None,
+                 retry: bool = True) -> dict | None:
+        """One API call, retried on transient failures as the exam page does; None if it failed for good."""
+        name = name or path
+        waited, attempt = 0.0, 0
+        while True:
+            kwargs = {"json": body} if method == "POST" else {}
+            with self.client.request(method, path, headers=self._auth(), name=name, catch_response=True,
+                                     **kwargs) as r:
+                if r.status_code == 200:
+                    return r.json()
+                transient = r.status_code in TRANSIENT
+                if not (retry and transient and waited < self.retry_budget):
+                    r.failure(f"{r.status_code} {(r.text or '')[:200]}")
+                    return None
+                r.success()
+                pause = min(8.0, 0.5 * 2 ** attempt) * (0.5 + self.rng.random())
+                if r.status_code == 429:
+                    try:
+                        pause = max(0.5, float(r.json()["error"]["details"]["retry_after"]))
+                    except (ValueError, KeyError, TypeError):
+                        pass
+            _count_retry(name, pause * 1000)
+            time.sleep(pause)
+            waited += pause
+            attempt += 1
 
     def _login_and_start(self) -> dict | None:
         self.token = None
-        body = self._post("/api/v1/login", {"ticket": self.ticket})
+        body = self._request("POST", "/api/v1/login", {"ticket": self.ticket})
         if body is None:
             return None
         self.token = body["token"]
-        return self._post("/api/v1/start", {})
+        return self._request("POST", "/api/v1/start", {})
+
+    def _begin(self) -> list[dict]:
+        started = self._login_and_start()
+        if started is None:
+            raise StopUser()
+        self.attempt_id = started["attempt"]["id"]
+        self._ack(int(started["attempt"].get("saved_seq") or 0))
+        self.seq = max(self.seq, self.saved_seq)
+        self.pending = [self.sent[s] for s in sorted(self.sent)]
+        return [q for s in started["form"]["sections"] for q in s["items"]]
+
+    def _send(self, batch: list[dict], retry: bool = True) -> dict | None:
+        return self._request("POST", "/api/v1/changes", {"changes": batch}, retry=retry)
 
     def _flush(self) -> None:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
-        body = self._post("/api/v1/changes", {"changes": batch})
+        body = self._send(batch)
         if body is None:
             self.pending = batch + self.pending  # resend next time, as the page does
             return
@@ -122,59 +186,109 @@ class StudentUser(FastHttpUser):
             self.acked[f"{e['kind']}:{e['item']}"] = [seq, e["value"]]
         record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": self.acked, "submitted": False})
 
-    def _change(self, ref: str, kind: str, value) -> None:
+    def _queue(self, ref: str, kind: str, value) -> None:
         self.seq += 1
         entry = {"seq": self.seq, "item": ref, "kind": kind, "value": value}
         self.pending.append(entry)
         self.sent[self.seq] = entry
-        if len(self.pending) >= BATCH:
+
+
+class StudentUser(Candidate):
+    """One candidate's sitting: login, start, answer with think time, autosave in batches, submit."""
+
+    weight = 20
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.think = float(os.environ.get("CBT_LOAD_THINK", "3"))
+        self.offline_until = 0.0
+        self.flaky = self.rng.random() < float(os.environ.get("CBT_LOAD_FLAKY", "0"))
+
+    def _change(self, ref: str, kind: str, value) -> None:
+        self._queue(ref, kind, value)
+        if len(self.pending) >= BATCH and time.monotonic() >= self.offline_until:
             self._flush()
+
+    def _lose_network(self) -> None:
+        """The network drops while a batch is in flight: the server saves it but its answer is lost."""
+        if self.pending:
+            self._send(list(self.pending), retry=False)  # reached the server; the reply is "lost"
+        self.offline_until = time.monotonic() + self.rng.uniform(10, 60)
 
     def _reload(self) -> None:
         """The page is reloaded: session, start again, state; journal entries not yet saved are replayed."""
-        self.client.get("/api/v1/session", headers=self._auth(), name="/api/v1/session")
-        self._post("/api/v1/start", {}, name="/api/v1/start (resume)")
-        with self.client.get("/api/v1/state", headers=self._auth(), catch_response=True) as r:
-            if r.status_code != 200:
-                r.failure(f"{r.status_code} {(r.text or '')[:200]}")
-                return
-            body = r.json()
-            saved = int(body.get("saved_seq", (body.get("attempt") or {}).get("saved_seq", 0)))
+        self._request("GET", "/api/v1/session")
+        self._request("POST", "/api/v1/start", {}, name="/api/v1/start (resume)")
+        body = self._request("GET", "/api/v1/state")
+        if body is None:
+            return
+        saved = int(body.get("saved_seq", (body.get("attempt") or {}).get("saved_seq", 0)))
         self._ack(saved)
         self.seq = max(self.seq, saved)
         self.pending = [self.sent[s] for s in sorted(self.sent)]  # replay from the journal
 
     @task
     def sit(self) -> None:
-        started = self._login_and_start()
-        if started is None:
-            raise StopUser()
-        self.attempt_id = started["attempt"]["id"]
-        # A rerun of this task (after an error) is a reload: continue the journal after saved_seq.
-        self._ack(int(started["attempt"].get("saved_seq") or 0))
-        self.seq = max(self.seq, self.saved_seq)
-        self.pending = [self.sent[s] for s in sorted(self.sent)]
-        questions = [q for s in started["form"]["sections"] for q in s["items"]]
+        questions = self._begin()
         order = questions + self.rng.sample(questions, k=len(questions) // 4)  # revisit a few
-        for q in order:
+        drop_at = self.rng.randrange(len(order)) if self.flaky else -1
+        for i, q in enumerate(order):
             time.sleep(self.rng.expovariate(1 / self.think) if self.think > 0 else 0)
+            if i == drop_at:
+                self._lose_network()
             self._change(q["ref"], "answer", value_for(q, self.rng))
             if self.rng.random() < 0.2:  # changes their mind
                 self._change(q["ref"], "answer", value_for(q, self.rng))
             if self.rng.random() < 0.08:
                 self._change(q["ref"], "flag", self.rng.random() < 0.7)
-            if self.rng.random() < 0.03:
+            if self.rng.random() < 0.03 and time.monotonic() >= self.offline_until:
                 self._reload()
+        if time.monotonic() < self.offline_until:
+            time.sleep(self.offline_until - time.monotonic())
+        # Back online: replay everything the server has not acknowledged, then submit.
+        self.pending = [self.sent[s] for s in sorted(self.sent)]
         for _ in range(5):
             self._flush()
             if not self.pending:
                 break
             time.sleep(1)
-        body = self._post("/api/v1/submit", {})
+        body = self._request("POST", "/api/v1/submit", {})
         if body is not None:
             record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": self.acked,
                     "submitted": True})
         raise StopUser()
+
+
+class SaturatingStudent(Candidate):
+    """Sends answer batches back to back, without thinking: cbt's autosave throughput ceiling."""
+
+    @task
+    def hammer(self) -> None:
+        questions = self._begin()
+        while True:
+            for q in self.rng.sample(questions, BATCH):
+                self._queue(q["ref"], "answer", value_for(q, self.rng))
+            self._flush()
+
+
+class BareUser(FastHttpUser):
+    """The same size of request to loadtests/bare.py: one upsert per request, nothing else."""
+
+    wait_time = between(0, 0)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()
+        self.key = self.rng.getrandbits(62)
+        self.seq = 0
+
+    @task
+    def save(self) -> None:
+        self.seq += BATCH
+        changes = [{"seq": self.seq - i, "item": f"q{self.rng.randrange(30)}", "kind": "answer",
+                    "value": self.rng.choice("ABCD")} for i in range(BATCH)]
+        with self.client.post("/bare", json={"key": self.key, "changes": changes}, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"{r.status_code} {(r.text or '')[:200]}")
 
 
 class ProctorUser(FastHttpUser):
@@ -200,5 +314,10 @@ class ProctorUser(FastHttpUser):
 
     @task
     def poll(self) -> None:
-        self.client.get(f"/proctor/exams/{self.code}/state", name="/proctor/exams/[code]/state")
-
+        with self.client.get(f"/proctor/exams/{self.code}/state", name="/proctor/exams/[code]/state",
+                             catch_response=True) as r:
+            if r.status_code in TRANSIENT:
+                r.success()  # the live view reconnects by itself
+                _count_retry("/proctor/exams/[code]/state", 0)
+            elif r.status_code != 200:
+                r.failure(f"{r.status_code} {(r.text or '')[:200]}")

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import bench_delivery  # noqa: E402
 from throwaway_pg import throwaway_postgres  # noqa: E402
 
-from cbt import accounts  # noqa: E402
+from cbt import accounts, db  # noqa: E402
 
 # The benchmark exam plus the two types it lacks (multiple choice, essay).
 EXAM = bench_delivery.EXAM + """\
@@ -43,11 +44,32 @@ EXAM = bench_delivery.EXAM + """\
     rows:
       - {{topic: ham-so, level: 4, count: 1, type: essay}}
 """
-# users, duration (s), spawn rate (users/s; None: all within 10 s), server workers
+
+
+@dataclass(frozen=True)
+class Profile:
+    users: int
+    duration: int  # seconds of load
+    spawn_rate: float | None  # users a second; None: everyone within 10 s
+    workers: int = 2  # cbt serve workers
+    think: float | None = None  # mean seconds per question; None: a sitting ends at ~60% of the run
+    flaky: float = 0.0  # the share of students who lose the network once for 10-60 s
+    locust_workers: int = 0  # 0: one Locust process; K: Locust's distributed mode, a master and K workers
+    description: str = ""
+
+
+# A batch carries 3 changes and a question makes about 1.3 (answer, change of mind, flag):
+# a think time of 4.3 s a question is one batch every 10 s per student.
 PROFILES = {
-    "lab": (40, 60, 10.0, 2),
-    "school": (1000, 300, 20.0, 2),
-    "storm": (1000, 120, None, 2),
+    "lab": Profile(40, 60, 10.0, description="a computer lab: 40 students"),
+    "school": Profile(1000, 300, 20.0, description="a school: 1,000 students"),
+    "storm": Profile(1000, 90, None, description="1,000 students press Start within 10 s"),
+    "steady": Profile(5000, 240, 100.0, think=4.3,
+                      description="5,000 concurrent students, one change batch each every 10 s"),
+    "district": Profile(10000, 360, 100.0, think=8.6, locust_workers=2,
+                        description="a district: 10,000 students, one batch each every 20 s, distributed Locust"),
+    "flaky": Profile(200, 180, 20.0, think=3.0, flaky=0.3,
+                     description="30% of 200 students lose the network for 10-60 s and replay their journal"),
 }
 PROCTOR = ("proctor1", "Load-test-proctor-1!")
 
@@ -64,16 +86,19 @@ async def prepare(dsn: str, root: Path, n: int) -> tuple[list[str], float]:
 
 
 def latest_records(path: Path) -> dict[int, dict]:
-    """The last record each attempt wrote (its highest saved_seq; `submitted` if it ever was)."""
+    """The last record each attempt wrote (its highest saved_seq; `submitted` if it ever was).
+
+    Every Locust process writes its own PATH.PID file."""
     out: dict[int, dict] = {}
-    if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        prev = out.get(rec["attempt_id"])
-        if prev is None or rec["saved_seq"] >= prev["saved_seq"]:
-            rec["submitted"] = rec["submitted"] or bool(prev and prev["submitted"])
-            out[rec["attempt_id"]] = rec
+    for part in sorted(path.parent.glob(path.name + ".*")):
+        for line in part.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            prev = out.get(rec["attempt_id"])
+            if prev is None or rec["saved_seq"] >= prev["saved_seq"]:
+                rec["submitted"] = rec["submitted"] or bool(prev and prev["submitted"])
+                out[rec["attempt_id"]] = rec
+            elif rec["submitted"]:
+                prev["submitted"] = True
     return out
 
 
@@ -178,32 +203,192 @@ def wait_for_port(port: int, server: subprocess.Popen) -> None:
     raise SystemExit("cbt serve did not listen within 30 s")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is pid (cbt serve's workers), from /proc."""
+    out = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return sorted(out)
+
+
+def healthy(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+class Fault(threading.Thread):
+    """At `at` seconds into the load: kill -9 one server worker, or restart PostgreSQL."""
+
+    def __init__(self, kind: str, at: float, downtime: float, server: subprocess.Popen, root: Path,
+                 port: int) -> None:
+        super().__init__(daemon=True)
+        self.kind, self.at, self.downtime, self.server, self.root, self.port = kind, at, downtime, server, root, port
+        self.events: list[str] = []
+        self.t0 = time.monotonic()
+
+    def note(self, text: str) -> None:
+        line = f"t={time.monotonic() - self.t0:6.1f} s  {text}"
+        self.events.append(line)
+        print(f"fault: {line}", flush=True)
+
+    def run(self) -> None:
+        time.sleep(self.at)
+        if self.kind == "kill-worker":
+            before = children(self.server.pid)
+            victim = before[0]
+            os.kill(victim, signal.SIGKILL)
+            self.note(f"kill -9 worker {victim} (workers were {before})")
+            for _ in range(600):
+                now = [p for p in children(self.server.pid) if p != victim]
+                if len(now) >= len(before):
+                    self.note(f"the supervisor started a replacement: workers now {now}")
+                    break
+                time.sleep(0.1)
+        else:
+            pg = db.EmbeddedPostgres(self.root / "data")
+            pg.started_here = True
+            self.note("stopping PostgreSQL (pg_ctl stop -m fast)")
+            pg.stop()
+            self.note(f"PostgreSQL is down; starting it again in {self.downtime:g} s")
+            time.sleep(self.downtime)
+            pg.start()
+            self.note("PostgreSQL started again")
+        for _ in range(1200):
+            if healthy(self.port):
+                self.note("/healthz answers 200 (no server restart)")
+                return
+            time.sleep(0.1)
+        self.note("/healthz still not 200 after 120 s")
+
+
+def run_locust(classes: list[str], users: int, rate: float, duration: int, host: str, prefix: Path,
+               env: dict, locust_workers: int = 0) -> tuple[int, float, str]:
+    """Locust headless (one process, or a master and `locust_workers` worker processes)."""
+    locust_bin = Path(sys.executable).with_name("locust")
+    base = [str(locust_bin) if locust_bin.exists() else "locust", "-f", str(ROOT / "loadtests/locustfile.py")]
+    run = ["--headless", "-u", str(users), "-r", f"{rate:g}", "-t", f"{duration}s", "--host", host,
+           "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+    t0 = time.perf_counter()
+    if not locust_workers:
+        proc = subprocess.run(base + run + classes, env=env, cwd=ROOT, capture_output=True, text=True)
+        return proc.returncode, time.perf_counter() - t0, proc.stdout + proc.stderr
+    port = free_port()
+    master = subprocess.Popen(base + run + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                                            str(port), "--expect-workers", str(locust_workers)] + classes,
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker_cmd = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel",
+                  "WARNING", *classes]
+    workers = [subprocess.Popen(worker_cmd,
+                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(locust_workers)]
+    output, _ = master.communicate()
+    for w in workers:
+        try:
+            w.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            w.kill()
+    return master.returncode, time.perf_counter() - t0, output
+
+
+def per_request(prefix: Path) -> tuple[dict, list[dict]]:
+    stats, fails = read_stats(prefix)
+    out = {}
+    for row in stats:
+        name = f"{row['Type']} {row['Name']}".strip() if row["Type"] else "Aggregated"
+
+        def ms(col: str, row: dict = row) -> float | None:
+            return None if row[col] in ("N/A", "") else float(row[col])
+
+        out[name] = {"count": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                     "rps": float(row["Requests/s"]), "p50_ms": ms("50%"), "p95_ms": ms("95%"),
+                     "p99_ms": ms("99%"), "max_ms": ms("Max Response Time")}
+    return out, [{k: f[k] for k in ("Method", "Name", "Error", "Occurrences")} for f in fails]
+
+
+def print_table(per_type: dict) -> None:
+    print(f"\n{'request':<40}{'count':>8}{'fail':>6}{'req/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}  ms")
+    for name, d in per_type.items():
+        print(f"{name:<40}{d['count']:>8}{d['failures']:>6}{d['rps']:>8.1f}{d['p50_ms'] or 0:>7.0f}"
+              f"{d['p95_ms'] or 0:>7.0f}{d['p99_ms'] or 0:>7.0f}{d['max_ms'] or 0:>7.0f}")
+
+
+def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int, out: Path, lenv: dict) -> dict:
+    """cbt's autosave flat out, then the bare endpoint flat out, with the same client and users."""
+    _, _, log_cbt = run_locust(["SaturatingStudent"], users, users, seconds, host, out / "ceiling-cbt", lenv)
+    cbt_stats, cbt_fails = per_request(out / "ceiling-cbt")
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "loadtests.bare", "--dsn", dsn, "--port", str(port),
+                             "--workers", str(workers)], cwd=ROOT, start_new_session=True)
+    try:
+        wait_for_port(port, bare)
+        time.sleep(1)
+        _, _, log_bare = run_locust(["BareUser"], users, users, seconds, f"http://127.0.0.1:{port}",
+                                    out / "ceiling-bare", lenv)
+    finally:
+        os.killpg(bare.pid, signal.SIGTERM)
+        bare.wait(timeout=30)
+    (out / "ceiling.log").write_text(log_cbt + log_bare)
+    bare_stats, bare_fails = per_request(out / "ceiling-bare")
+    c = cbt_stats.get("POST /api/v1/changes", {})
+    b = bare_stats.get("POST /bare", {})
+    ratio = c.get("rps", 0) / b["rps"] if b.get("rps") else None
+    return {"users": users, "seconds": seconds, "cbt_changes": c, "bare": b, "ratio": ratio,
+            "errors": cbt_stats.get("Aggregated", {}).get("failures", 0)
+            + bare_stats.get("Aggregated", {}).get("failures", 0),
+            "failures": (cbt_fails + bare_fails)[:10]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", choices=sorted(PROFILES), default="lab")
     ap.add_argument("--users", type=int, help="students (default: the profile's)")
     ap.add_argument("--duration", type=int, help="seconds of load (default: the profile's)")
     ap.add_argument("--workers", type=int, help="cbt serve workers (default: the profile's)")
+    ap.add_argument("--locust-workers", type=int, help="Locust worker processes (default: the profile's)")
     ap.add_argument("--proctors", type=int, default=1)
+    ap.add_argument("--fault", choices=("kill-worker", "restart-db"), help="inject a fault mid-run")
+    ap.add_argument("--fault-at", type=float, help="seconds into the load (default: half the duration)")
+    ap.add_argument("--fault-downtime", type=float, default=10.0, help="seconds PostgreSQL stays down")
+    ap.add_argument("--ceiling", type=int, default=20,
+                    help="seconds for each half of the ceiling measurement (cbt flat out, bare flat out); 0: skip")
+    ap.add_argument("--ceiling-users", type=int, default=50)
     ap.add_argument("--out", type=Path, default=Path("loadtest-results"), help="folder for CSVs and summary")
     args = ap.parse_args()
-    users, duration, rate, workers = PROFILES[args.profile]
-    users, duration, workers = args.users or users, args.duration or duration, args.workers or workers
-    rate = rate if rate is not None else max(1.0, users / 9)  # storm: everyone within 10 s
+    prof = PROFILES[args.profile]
+    users, duration = args.users or prof.users, args.duration or prof.duration
+    workers = args.workers or prof.workers
+    locust_workers = prof.locust_workers if args.locust_workers is None else args.locust_workers
+    rate = prof.spawn_rate if prof.spawn_rate is not None else max(1.0, users / 9)  # storm: all within 10 s
     spawn_seconds = users / rate
-    # A sitting (about 27 answers, with revisits) should end well inside the run, spawn time included.
-    think = max(0.0, (duration - spawn_seconds) * 0.6 / 27)
-    out = args.out.resolve() / f"{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # By default a sitting (about 37 answers with revisits) ends at about 60% of the run.
+    think = prof.think if prof.think is not None else max(0.0, (duration - spawn_seconds) * 0.6 / 37)
+    if args.fault == "restart-db" and os.environ.get("CBT_DATABASE_URL"):
+        raise SystemExit("--fault restart-db restarts the embedded PostgreSQL: unset CBT_DATABASE_URL")
+    ceiling_users = args.ceiling_users if args.ceiling else 0
+    label = f"{args.profile}-{args.fault}" if args.fault else args.profile
+    out = args.out.resolve() / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    server = None
+    server = fault = None
+    ceiling = None
     with throwaway_postgres("cbt-loadtest-") as (dsn, root):
         try:
-            tickets, opened = asyncio.run(prepare(dsn, root, users))
-            print(f"exam opened: {users} forms drawn in {opened:.2f} s")
+            tickets, opened = asyncio.run(prepare(dsn, root, users + ceiling_users))
+            print(f"{args.profile}: {prof.description}")
+            print(f"exam opened: {len(tickets)} forms drawn in {opened:.2f} s")
             ticket_file = root / "tickets.txt"
             ticket_file.write_text("\n".join(tickets) + "\n")
             record_file = out / "acked.jsonl"
             port = free_port()
+            host = f"http://127.0.0.1:{port}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
             env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="loadtest-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
             server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--host", "127.0.0.1", "--port",
@@ -213,64 +398,76 @@ def main() -> int:
             sampler = ServerSampler(server.pid)
             rss0, cpu0 = sampler.sample()
             sampler.start()
-            locust_bin = Path(sys.executable).with_name("locust")
-            cmd = [str(locust_bin) if locust_bin.exists() else "locust", "-f", str(ROOT / "loadtests/locustfile.py"),
-                   "--headless", "-u", str(users + args.proctors), "-r", f"{rate:g}", "-t", f"{duration}s",
-                   "--host", f"http://127.0.0.1:{port}", "--csv", str(out / "locust"), "--only-summary",
-                   "--stop-timeout", "5", "--loglevel", "WARNING"]
             lenv = dict(os.environ, CBT_LOAD_TICKETS=str(ticket_file), CBT_LOAD_RECORD=str(record_file),
                         CBT_LOAD_THINK=f"{think:.3f}", CBT_LOAD_PROCTORS=str(args.proctors),
-                        CBT_LOAD_PROCTOR=":".join(PROCTOR), CBT_LOAD_EXAM="BENCH")
+                        CBT_LOAD_PROCTOR=":".join(PROCTOR), CBT_LOAD_EXAM="BENCH", CBT_LOAD_FLAKY=str(prof.flaky))
             print(f"locust: {users} students + {args.proctors} proctor(s), spawn {rate:g}/s, {duration} s, "
-                  f"think {think:.2f} s/question, cbt serve --workers {workers} on 127.0.0.1:{port}")
-            t0 = time.perf_counter()
-            locust = subprocess.run(cmd, env=lenv, cwd=ROOT, capture_output=True, text=True)
-            elapsed = time.perf_counter() - t0
+                  f"think {think:.2f} s/question, flaky {prof.flaky:.0%}, "
+                  f"{f'{locust_workers} Locust workers, ' if locust_workers else ''}"
+                  f"cbt serve --workers {workers} on 127.0.0.1:{port}", flush=True)
+            if args.fault:
+                fault = Fault(args.fault, args.fault_at if args.fault_at is not None else duration / 2,
+                              args.fault_downtime, server, root, port)
+                fault.start()
+            code, elapsed, log = run_locust(["StudentUser", "ProctorUser"], users + args.proctors, rate, duration,
+                                            host, out / "locust", lenv, locust_workers)
             sampler.stop.set()
             sampler.join()
-            (out / "locust.log").write_text(locust.stdout + locust.stderr)
+            (out / "locust.log").write_text(log)
+            if fault is not None:
+                fault.join(timeout=150)
+            if ceiling_users:
+                print(f"ceiling: {ceiling_users} users flat out for {args.ceiling} s against cbt, then against "
+                      f"the bare aiohttp + asyncpg endpoint", flush=True)
+                ceiling = measure_ceiling(dsn, host, workers, ceiling_users, args.ceiling, out, lenv)
             result = asyncio.run(check(dsn, latest_records(record_file)))
         finally:
             if server is not None:
                 os.killpg(server.pid, signal.SIGTERM)
                 server.wait(timeout=30)
 
-    stats, fails = read_stats(out / "locust")
-    per_type = {}
-    print(f"\n{'request':<34}{'count':>8}{'fail':>6}{'req/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}  ms")
-    for row in stats:
-        name = row["Name"] if row["Type"] else "Aggregated"
-        name = f"{row['Type']} {name}".strip()
-        def ms(col: str, row: dict = row) -> float | None:
-            return None if row[col] in ("N/A", "") else float(row[col])
-        per_type[name] = {"count": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                          "rps": float(row["Requests/s"]), "p50_ms": ms("50%"), "p95_ms": ms("95%"),
-                          "p99_ms": ms("99%")}
-        d = per_type[name]
-        print(f"{name:<34}{d['count']:>8}{d['failures']:>6}{d['rps']:>8.1f}{d['p50_ms'] or 0:>7.0f}"
-              f"{d['p95_ms'] or 0:>7.0f}{d['p99_ms'] or 0:>7.0f}")
+    per_type, fails = per_request(out / "locust")
+    print_table(per_type)
     errors = per_type.get("Aggregated", {}).get("failures", 0)
+    retried = sum(d["count"] for n, d in per_type.items() if n.startswith("RETRY"))
     changes = per_type.get("POST /api/v1/changes", {})
+    starts = per_type.get("POST /api/v1/start", {})
+    peak_mb, idle_mb = sampler.peak_rss / 2**20, rss0 / 2**20
     summary = {
-        "profile": args.profile, "users": users, "duration_s": duration, "workers": workers,
-        "spawn_rate": rate, "think_s": think, "exam_open_s": opened, "locust_exit": locust.returncode,
-        "locust_wall_s": elapsed, "requests": per_type, "errors": errors,
-        "failures": [{k: f[k] for k in ("Method", "Name", "Error", "Occurrences")} for f in fails][:20],
-        "server_peak_rss_mb": sampler.peak_rss / 2**20, "server_rss_before_mb": rss0 / 2**20,
-        "server_cpu_s": sampler.cpu - cpu0, **result,
+        "profile": args.profile, "description": prof.description, "users": users, "duration_s": duration,
+        "workers": workers, "locust_workers": locust_workers, "spawn_rate": rate, "think_s": think,
+        "flaky": prof.flaky, "exam_open_s": opened, "locust_exit": code, "locust_wall_s": elapsed,
+        "requests": per_type, "errors": errors, "retried_requests": retried, "failures": fails[:20],
+        "starts_ok": starts.get("count", 0) - starts.get("failures", 0),
+        "server_peak_rss_mb": peak_mb, "server_rss_before_mb": idle_mb,
+        "server_rss_mb_per_1000_students": peak_mb / users * 1000,
+        "server_cpu_s": sampler.cpu - cpu0, "fault": args.fault, "fault_events": fault.events if fault else [],
+        "ceiling": ceiling, "load_average_1m_after": os.getloadavg()[0], **result,
     }
     print(f"\nerrors: {errors}" + "".join(f"\n  {f['Occurrences']}x {f['Method']} {f['Name']}: {f['Error'][:150]}"
                                      for f in fails[:10]))
-    print(f"autosave: {changes.get('count', 0)} batches, {changes.get('rps', 0):.1f} batches/s")
+    print(f"retried requests (transient failures a student retried): {retried}")
+    print(f"starts: {summary['starts_ok']} succeeded of {users}; p50 {starts.get('p50_ms')} ms, "
+          f"p99 {starts.get('p99_ms')} ms")
+    print(f"autosave: {changes.get('count', 0)} batches, {changes.get('rps', 0):.1f} batches/s, "
+          f"p50 {changes.get('p50_ms')} ms, p99 {changes.get('p99_ms')} ms")
     print(f"acknowledged changes: {result['acknowledged_changes']} in {result['attempts_recorded']} attempts; "
           f"lost: {result['lost']}" + "".join(f"\n  {x}" for x in result["lost_detail"][:10]))
     print(f"submitted: {result['submitted']}, of which unscored: {result['submitted_unscored']}")
-    print(f"server: peak RSS {summary['server_peak_rss_mb']:.0f} MB (idle {summary['server_rss_before_mb']:.0f} MB), "
-          f"CPU {summary['server_cpu_s']:.1f} s over {elapsed:.0f} s")
+    print(f"server: peak RSS {peak_mb:.0f} MB (idle {idle_mb:.0f} MB; {summary['server_rss_mb_per_1000_students']:.0f} "
+          f"MB per 1,000 students), CPU {summary['server_cpu_s']:.1f} s over {elapsed:.0f} s")
+    for line in summary["fault_events"]:
+        print(f"fault: {line}")
+    if ceiling:
+        c, b = ceiling["cbt_changes"], ceiling["bare"]
+        print(f"ceiling ({ceiling['users']} users flat out, {ceiling['seconds']} s each): cbt autosave "
+              f"{c.get('rps', 0):.0f} batches/s (p99 {c.get('p99_ms')} ms) vs bare aiohttp + asyncpg upsert "
+              f"{b.get('rps', 0):.0f} req/s (p99 {b.get('p99_ms')} ms): ratio "
+              f"{(ceiling['ratio'] or 0):.0%}; errors {ceiling['errors']}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"summary: {out / 'summary.json'}")
-    bad = errors or result["lost"] or result["submitted_unscored"] or result["any_submitted_unscored_in_db"] \
-        or not result["acknowledged_changes"]
+    bad = (errors or result["lost"] or result["submitted_unscored"] or result["any_submitted_unscored_in_db"]
+           or not result["acknowledged_changes"] or (ceiling and ceiling["errors"]))
     return 1 if bad else 0
 
 

@@ -1,0 +1,92 @@
+"""The ceiling: the least a save endpoint can do on this machine, to measure cbt's autosave against.
+
+    python -m loadtests.bare --dsn DSN --port P [--workers W]
+
+POST /bare with {"key": int, "changes": [...]} parses the JSON and does one upsert in PostgreSQL,
+nothing else: no authentication, no validation, no audit, no notification. It runs like
+`cbt serve`: W processes sharing the port with SO_REUSEPORT, each with an asyncpg pool of the same
+size as cbt's, so the ratio of the two throughputs is what cbt's own work costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+
+import asyncpg
+from aiohttp import web
+
+from cbt.config import Settings
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+TABLE = """CREATE TABLE IF NOT EXISTS bare_saves (key bigint PRIMARY KEY, seq integer NOT NULL,
+                                                    changes jsonb NOT NULL, at timestamptz NOT NULL)"""
+UPSERT = """INSERT INTO bare_saves (key, seq, changes, at) VALUES ($1, $2, $3::jsonb, now())
+            ON CONFLICT (key) DO UPDATE SET seq = excluded.seq, changes = excluded.changes, at = excluded.at
+            RETURNING seq"""
+
+
+async def save(request: web.Request) -> web.Response:
+    body = await request.json()
+    changes = body["changes"]
+    seq = await request.app[POOL].fetchval(UPSERT, int(body["key"]), max(c["seq"] for c in changes),
+                                           json.dumps(changes))
+    return web.json_response({"saved_seq": seq})
+
+
+def make_app(dsn: str) -> web.Application:
+    settings = Settings()
+
+    async def pool_ctx(app: web.Application):
+        app[POOL] = await asyncpg.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+        yield
+        await app[POOL].close()
+
+    app = web.Application()
+    app.cleanup_ctx.append(pool_ctx)
+    app.router.add_post("/bare", save)
+    return app
+
+
+def worker(dsn: str, port: int) -> None:
+    # As cbt's workers run (cbt/server.py run_worker).
+    web.run_app(make_app(dsn), host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    async def create_table() -> None:
+        conn = await asyncpg.connect(args.dsn)
+        try:
+            await conn.execute(TABLE)
+        finally:
+            await conn.close()
+
+    asyncio.run(create_table())
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=worker, args=(args.dsn, args.port)) for _ in range(args.workers)]
+    for p in procs:
+        p.start()
+
+    def stop(*_):
+        for p in procs:
+            if p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for p in procs:
+        p.join()
+
+
+if __name__ == "__main__":
+    main()
