@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, analyze, audit, bank, db, exams, receipts, results, roster
+from cbt import accounts, analyze, audit, authoring, bank, db, exams, receipts, results, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import UserError
 from cbt.logs import setup_logging
@@ -138,6 +138,15 @@ def cmd_user_add(args) -> int:
     async def work(conn) -> int:
         await accounts.add_user(conn, args.username, args.role, args.org, password, args.name or "")
         print(f"user {args.username.lower()} ({args.role}) created")
+        return 0
+
+    return with_database(_settings(args), work)
+
+
+def cmd_user_subjects(args) -> int:
+    async def work(conn) -> int:
+        subjects = await authoring.set_subjects(conn, args.username, args.subject)
+        print(f"{args.username.lower()}: {', '.join(subjects) if subjects else 'no subjects'}")
         return 0
 
     return with_database(_settings(args), work)
@@ -448,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("username")
     sp.add_argument("--password-file", help="read the password from the first line of this file")
     sp.set_defaults(func=cmd_user_passwd)
+    sp = userp.add_parser("subjects", help="set the subjects a teacher writes for or a reviewer reviews")
+    sp.add_argument("username")
+    sp.add_argument("subject", nargs="*", help="subject codes, e.g. toan vat-li; none removes them all")
+    sp.set_defaults(func=cmd_user_subjects)
 
     _register_bank(sub)
     analyze.register(sub)

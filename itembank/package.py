@@ -133,20 +133,40 @@ def sign(folder: Path, private_key: Ed25519PrivateKey, now: datetime | None = No
             )
     if problems or check.info is None:
         raise SignError("invalid-release", f"{folder}: not signed: fix the problems listed above", problems)
-    signed_at = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest = Manifest(
-        name=check.info.name,
-        version=check.info.version,
-        files={name: _sha256(files.read(name)) for name in _content_names(files)},
-        item_count=len(check.items),
-        signer=fingerprint(private_key.public_key()),
-        signed_at=signed_at,
-    )
-    data = manifest.to_bytes()
-    signature = base64.b64encode(private_key.sign(data)) + b"\n"
+    manifest = build_manifest(files, check.info, len(check.items), private_key, now)
+    data, signature = sign_manifest(manifest, private_key)
     write_atomic(folder / MANIFEST, data)
     write_atomic(folder / SIGNATURE, signature)
     return manifest
+
+
+def build_manifest(
+    files: ReleaseFiles,
+    info: BankInfo,
+    item_count: int,
+    private_key: Ed25519PrivateKey | None,
+    now: datetime | None = None,
+) -> Manifest:
+    """The manifest `sign` writes for these (already checked) files.
+
+    Without a key, signer and signed_at are left empty: the server keeps that
+    form of a release it built, so whoever signs it later, offline or on the
+    server, can be held to exactly these file hashes.
+    """
+    return Manifest(
+        name=info.name,
+        version=info.version,
+        files={name: _sha256(files.read(name)) for name in _content_names(files)},
+        item_count=item_count,
+        signer=fingerprint(private_key.public_key()) if private_key else "",
+        signed_at=(now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if private_key else "",
+    )
+
+
+def sign_manifest(manifest: Manifest, private_key: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """The bytes of MANIFEST.json and MANIFEST.sig, exactly as `sign` writes them."""
+    data = manifest.to_bytes()
+    return data, base64.b64encode(private_key.sign(data)) + b"\n"
 
 
 # ---------------------------------------------------------------- verifying
@@ -350,6 +370,13 @@ def pack(folder: Path, out: Path) -> int:
     buffer = _zip_bytes(files, names)
     write_atomic(out, buffer)
     return len(names)
+
+
+def pack_bytes(contents: Mapping[str, bytes]) -> bytes:
+    """Zip release files held in memory, byte for byte as `pack` zips a folder."""
+    for name in contents:
+        check_name(name, "release")
+    return _zip_bytes(MemoryFiles(dict(contents), "release"), sorted(contents))
 
 
 def _zip_bytes(files: ReleaseFiles, names: list[str]) -> bytes:

@@ -1,0 +1,356 @@
+"""The teachers' exam pages: build an exam in the browser (cbt.builder turns
+the form into the exam file's spec), preview a form as a student, import the
+roster, print tickets, open and close the exam.
+
+Every change goes through the same functions as the `cbt exam ...` commands
+(exams.create_exam, add_roster, issue_tickets, open_exam), so it is checked
+and audited the same way. A teacher (or admin) sees and changes only the
+exams of their organisation (a department: also of its schools); any other
+exam is "unknown" (404), so its existence is not given away either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import asyncpg
+from aiohttp import web
+
+from cbt import accounts, assembly, audit, builder, delivery, exams, keys, roster
+from cbt.auth import require_user, see_other
+from cbt.errors import Conflict, NotFound, UserError
+from cbt.templating import render
+from itembank.formats.yaml_format import parse_text
+
+ACCESS = frozenset({"admin", "teacher"})
+INTEGRITY_ACTIONS = ("count", "warn", "pause")
+
+
+def _url(request: web.Request, name: str, **parts) -> str:
+    return str(request.app.router[name].url_for(**parts))
+
+
+def _plain_form(form) -> dict:
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def _exam_for(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
+    user = require_user(request)
+    code = request.match_info["code"]
+    exam = await conn.fetchrow(
+        "SELECT e.*, o.code AS org_code, r.name AS release_name, r.version AS release_version "
+        "FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id "
+        "WHERE e.code = $1 AND e.org_id = ANY($2::bigint[])",
+        code, await accounts.visible_org_ids(conn, user))
+    if exam is None:
+        raise NotFound("unknown_exam", f"no exam with code {code!r} in your organisation")
+    return exam
+
+
+def _confirmed(form) -> None:
+    if form.get("confirm") != "1":
+        raise UserError("confirm_required", "tick the confirmation box first: this change cannot be undone")
+
+
+async def _release(conn: asyncpg.Connection, raw: str) -> asyncpg.Record:
+    row = await conn.fetchrow("SELECT id, name, version, title, subject FROM bank_releases WHERE id = $1",
+                              int(raw)) if raw.isdigit() else None
+    if row is None:
+        raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
+    return row
+
+
+# -- the list --------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    user = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await conn.fetch(
+            """
+            SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, o.code AS org_code,
+                   r.name || ' ' || r.version AS release,
+                   (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates
+            FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id
+            WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
+            """, await accounts.visible_org_ids(conn, user))
+    return render(request, "workspace/exams.html", {"exams": rows})
+
+
+# -- building --------------------------------------------------------------------------
+
+
+async def _builder_page(request, conn, *, release, form: dict, exam=None, problems=(), status: int = 200,
+                        checked: bool = False) -> web.Response:
+    if release is None:
+        return render(request, "workspace/exams_release.html",
+                      {"releases": await conn.fetch("SELECT id, name, version, title, subject, item_count "
+                                                    "FROM bank_releases ORDER BY imported_at DESC, id DESC"),
+                       "exam": exam}, status=status)
+    avail = await builder.availability(conn, release["id"])
+    sections = builder.sections_of(form)
+    return render(request, "workspace/exams_builder.html", {
+        "exam": exam, "release": release, "form": form, "sections": sections, "topics": avail.topics,
+        "status": builder.blueprint_status(sections, avail), "problems": list(problems), "checked": checked,
+        "levels": builder.LEVELS, "item_types": builder.ITEM_TYPES, "form_modes": builder.FORM_MODES,
+        "integrity_actions": INTEGRITY_ACTIONS,
+    }, status=status)
+
+
+async def new_page(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        raw = request.query.get("release", "")
+        release = await _release(conn, raw) if raw else None
+        form = builder.default_form(release["subject"] or "" if release else "")
+        return await _builder_page(request, conn, release=release, form=form)
+
+
+def _remove_section(form: dict, index: int) -> dict:
+    n = int(form.get("section_count", "1")) if form.get("section_count", "1").isdigit() else 1
+    if n <= 1 or not 0 <= index < n:
+        return form
+    out = {k: v for k, v in form.items() if not k.startswith("s") or "." not in k or not k[1:k.index(".")].isdigit()}
+    for key, value in form.items():
+        head, dot, rest = key.partition(".")
+        if dot and head[:1] == "s" and head[1:].isdigit():
+            si = int(head[1:])
+            if si != index:
+                out[f"s{si - (si > index)}.{rest}"] = value
+    out["section_count"] = str(n - 1)
+    return out
+
+
+def _form_action(form: dict) -> tuple[str, dict]:
+    """What the builder's button asked for, and the form to show next."""
+    action = form.get("action", "save")
+    if action == "add_section":
+        n = int(form.get("section_count", "1")) if form.get("section_count", "1").isdigit() else 1
+        if n >= builder.MAX_SECTIONS:
+            raise UserError("too_many_sections", f"an exam has at most {builder.MAX_SECTIONS} sections")
+        form = dict(form, section_count=str(n + 1))
+        form.setdefault(f"s{n}.title", f"Phần {n + 1}")
+        return "edit", form
+    if action.startswith("remove_section:") and action.split(":", 1)[1].isdigit():
+        return "edit", _remove_section(form, int(action.split(":", 1)[1]))
+    if action == "check":
+        return "check", form
+    return "save", form
+
+
+async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | None, list[str]]:
+    """The spec for the form, or the problems that stop it (the blueprint's short cells too)."""
+    try:
+        _, spec = builder.build_spec(form, f"{release['name']} {release['version']}")
+    except exams.ExamFileError as e:
+        return None, list(e.details["problems"])
+    # Counting is enough here (create_exam checks again against the items themselves).
+    pool = (await builder.availability(conn, release["id"])).pool()
+    short = exams.describe_shortfalls(assembly.shortfalls(spec.blueprint, pool))
+    if short:
+        return None, ["the blueprint asks for more approved items than the release has:", *short]
+    return spec, []
+
+
+async def create(request: web.Request) -> web.Response:
+    user = require_user(request)
+    form = _plain_form(await request.post())
+    async with request.app[keys.POOL].acquire() as conn:
+        release = await _release(conn, form.get("release", ""))
+        action, form = _form_action(form)
+        if action != "save":
+            return await _builder_page(request, conn, release=release, form=form, checked=action == "check")
+        spec, problems = await _checked_spec(conn, release, form)
+        if spec is not None:
+            try:
+                await exams.create_exam(conn, spec, user.org_code)
+            except UserError as e:
+                problems = [e.message]
+        if problems:
+            return await _builder_page(request, conn, release=release, form=form, problems=problems, status=400,
+                                       checked=True)
+    return see_other(_url(request, "workspace_exam", code=spec.code))
+
+
+def _must_be_draft(exam) -> None:
+    if exam["status"] != "draft":
+        raise Conflict("exam_not_draft", f"exam {exam['code']} is {exam['status']}: only a draft exam can be edited")
+
+
+async def edit_page(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        _must_be_draft(exam)
+        form = builder.form_from_spec(exams.spec_from_json(json.loads(exam["spec"])))
+        if "release" in request.query and not request.query["release"]:
+            return await _builder_page(request, conn, release=None, form=form, exam=exam)
+        release = await _release(conn, request.query.get("release") or str(exam["release_id"]))
+        return await _builder_page(request, conn, release=release, form=form, exam=exam)
+
+
+async def update(request: web.Request) -> web.Response:
+    user = require_user(request)
+    form = _plain_form(await request.post())
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        _must_be_draft(exam)
+        form["code"] = exam["code"]  # the code names the exam everywhere: it stays
+        release = await _release(conn, form.get("release", ""))
+        action, form = _form_action(form)
+        if action != "save":
+            return await _builder_page(request, conn, release=release, form=form, exam=exam,
+                                       checked=action == "check")
+        spec, problems = await _checked_spec(conn, release, form)
+        if problems:
+            return await _builder_page(request, conn, release=release, form=form, exam=exam, problems=problems,
+                                       status=400, checked=True)
+        await update_exam(conn, exam, release["id"], spec, user.username)
+    return see_other(_url(request, "workspace_exam", code=exam["code"]))
+
+
+async def update_exam(conn: asyncpg.Connection, exam, release_id: int, spec: exams.ExamSpec, by: str) -> None:
+    """Store a draft exam's new spec, audited like its creation."""
+    late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
+    async with conn.transaction():
+        done = await conn.execute(
+            """
+            UPDATE exams SET title = $2, subject = $3, release_id = $4, spec = $5, duration_seconds = $6,
+                   opens_at = $7, closes_at = $8, late_entry_until = $9, grace_seconds = $10, show_score = $11
+            WHERE id = $1 AND status = 'draft'
+            """,
+            exam["id"], spec.title, spec.subject, release_id, json.dumps(spec.to_json()), spec.duration_minutes * 60,
+            spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score)
+        if done != "UPDATE 1":
+            raise Conflict("exam_not_draft", f"exam {exam['code']} was opened meanwhile: it can no longer be edited")
+        await audit.append(conn, exam["id"], "staff", "exam_edit",
+                           {"edit": "update", "by": by, "spec_sha256": exams.sha256_hex(spec.to_json())})
+
+
+async def blueprint_json(request: web.Request) -> web.Response:
+    """Live counts for the matrix: what each cell's release has, the short cells, the totals."""
+    async with request.app[keys.POOL].acquire() as conn:
+        try:
+            release = await _release(conn, request.query.get("release", ""))
+        except UserError as e:  # a .json address answers JSON, whatever the Accept header says
+            return web.json_response(e.to_json(), status=e.status)
+        avail = await builder.availability(conn, release["id"])
+    return web.json_response(builder.blueprint_status(builder.sections_of(request.query), avail))
+
+
+# -- one exam --------------------------------------------------------------------------
+
+
+async def _exam_context(conn, exam) -> dict:
+    spec = exams.spec_from_json(json.loads(exam["spec"]))
+    candidates = await conn.fetch(
+        """
+        SELECT c.code, c.full_name, c.date_of_birth, c.class_name, c.room, c.time_multiplier,
+               c.ticket_hash IS NOT NULL AS has_ticket,
+               EXISTS (SELECT 1 FROM candidate_forms f WHERE f.candidate_id = c.id) AS has_form,
+               (SELECT a.status FROM attempts a WHERE a.candidate_id = c.id ORDER BY a.id DESC LIMIT 1) AS attempt
+        FROM candidates c WHERE c.exam_id = $1 ORDER BY c.room, c.full_name, c.code
+        """, exam["id"])
+    rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
+    items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
+    return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items}
+
+
+async def exam_page(request: web.Request) -> web.Response:
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        ctx = await _exam_context(conn, exam)
+    return render(request, "workspace/exams_exam.html", ctx | {"problems": [], "notice": request.query.get("done")})
+
+
+async def preview(request: web.Request) -> web.Response:
+    """One form drawn with a preview seed, through the same assembly and rendering
+    as delivery, shown read-only: what a student would get, without any key."""
+    raw = request.query.get("seed", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise UserError("bad_seed", "seed must be a whole number from 1 to 1000000")
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        spec = exams.spec_from_json(json.loads(exam["spec"]))
+        pool = await exams.load_pool(conn, exam["release_id"])
+        seed = hashlib.sha256(f"cbt-preview/{exam['code']}/{raw}".encode()).digest()
+        try:
+            form = assembly.draw_form(spec.blueprint, pool, seed, shuffle_items=spec.shuffle_items,
+                                      shuffle_options=spec.shuffle_options)
+        except assembly.InfeasibleBlueprint as e:
+            raise UserError("infeasible_blueprint", str(e)) from None
+        pks = [fi.pk for fi in form.items]
+        media = {r["path"]: r["content"] for r in await conn.fetch(
+            "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
+            "WHERE rm.release_id = $1", exam["release_id"])}
+        rendered = {r["id"]: (r["type"], exams.student_view(parse_text(r["source"], "bank").items[0].item, media))
+                    for r in await conn.fetch("SELECT id, type, source FROM bank_items WHERE id = ANY($1::bigint[])",
+                                              pks)}
+    payload, _ = delivery.build_form_payload(form, rendered)
+    seed_number = int(raw)
+    return render(request, "workspace/exams_preview.html", {
+        "exam": exam, "spec": spec, "form": payload, "seed": seed_number, "next_seed": seed_number % 1_000_000 + 1})
+
+
+async def roster_upload(request: web.Request) -> web.Response:
+    post = await request.post()
+    upload = post.get("roster")
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        if exam["status"] == "closed":
+            raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
+        problems = []
+        if upload is None or isinstance(upload, str):
+            problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import"}]
+        else:
+            try:
+                candidates = roster.parse_roster(upload.file.read(), upload.filename or "roster.csv")
+                count = await exams.add_roster(conn, exam["code"], candidates)
+            except roster.RosterError as e:
+                problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
+            except UserError as e:
+                problems = [{"row": None, "column": None, "message": e.message}]
+        if problems:
+            ctx = await _exam_context(conn, exam)
+            return render(request, "workspace/exams_exam.html", ctx | {"problems": problems, "notice": None},
+                          status=400)
+    return see_other(_url(request, "workspace_exam", code=exam["code"]) + f"?done=roster&n={count}")
+
+
+async def tickets(request: web.Request) -> web.Response:
+    post = await request.post()
+    _confirmed(post)
+    room = (post.get("room") or "").strip() or None
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        if exam["status"] == "closed":
+            raise Conflict("exam_closed", f"exam {exam['code']} is closed: no more tickets")
+        rows = await exams.issue_tickets(conn, exam["code"], room)
+    if not rows:
+        raise UserError("no_candidates", "nobody to print a ticket for: import the roster first (candidates who "
+                        "have started get no new ticket)")
+    return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
+                                                 "rooms": roster.tickets_by_room(rows)})
+
+
+async def open_(request: web.Request) -> web.Response:
+    _confirmed(await request.post())
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        if exam["status"] == "open":
+            raise Conflict("exam_open", f"exam {exam['code']} is already open")
+        await exams.open_exam(conn, exam["code"])
+    return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=open")
+
+
+async def close(request: web.Request) -> web.Response:
+    user = require_user(request)
+    _confirmed(await request.post())
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        if exam["status"] != "open":
+            raise Conflict("exam_not_open", f"exam {exam['code']} is {exam['status']}: only an open exam can be closed")
+        async with conn.transaction():
+            await conn.execute("UPDATE exams SET status = 'closed' WHERE id = $1", exam["id"])
+            await audit.append(conn, exam["id"], "staff", "exam_edit", {"edit": "close", "by": user.username})
+    return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=close")

@@ -1,0 +1,402 @@
+"""The workspace workflow on a real database: writing every item type,
+validation, versions, review, access across schools, import and export."""
+
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from cbt import accounts, authoring
+from cbt.errors import UserError
+from itembank.formats.xlsx import write_template
+from itembank.formats.yaml_format import parse_text, serialise_item
+from itembank.model import ItemType, Status
+from itembank.validate import check_item
+
+BASE = {"subject": "toan", "grade": "12", "topic": "ham-so", "level": "2", "points": "0.25", "lang": "vi",
+        "shuffle": "on"}
+FIELDS = {
+    "single": {"type": "single", "stem": "Đạo hàm của $y = x^3$ là", "opt_A": "$3x^2$", "opt_B": "$x^2$",
+               "opt_C": "$3x$", "key": "A", "explanation": "Công thức $(x^n)' = nx^{n-1}$."},
+    "multiple": {"type": "multiple", "stem": "Chọn các số nguyên tố", "opt_A": "2", "opt_B": "4", "opt_C": "5",
+                 "key": ["A", "C"]},
+    "truefalse4": {"type": "truefalse4", "stem": "Cho hàm số $y = x^2$.", "st_a": "Hàm số chẵn.", "st_a_answer": "true",
+                   "st_b": "Đồng biến trên R.", "st_b_answer": "false", "st_c": "Có cực tiểu.",
+                   "st_c_answer": "true", "st_d": "Có cực đại.", "st_d_answer": "false"},
+    "short": {"type": "short", "stem": "Nghiệm của $2x + 3 = 0$ là", "short_key": "-1,5",
+              "short_format": "vn-numeric"},
+    "essay": {"type": "essay", "stem": "Trình bày cách khảo sát hàm số bậc ba.", "points": "2"},
+}
+
+
+async def who(conn, username: str) -> accounts.Staff:
+    r = await conn.fetchrow("SELECT u.id, u.username, u.display_name, u.role, u.org_id, o.code, o.kind"
+                            " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.username = $1", username)
+    return accounts.Staff(r["id"], r["username"], r["display_name"], r["role"], r["org_id"], r["code"], r["kind"])
+
+
+async def write(conn, user, kind: str = "single", item_id: str | None = None, **more) -> int:
+    fields = {**BASE, **FIELDS[kind], **more, "id": item_id or f"T-{kind}-{user.username}"}
+    return await authoring.create_item(conn, user, fields)
+
+
+async def test_every_type_is_stored_as_canonical_yaml_that_itembank_accepts(conn, staff):
+    teacher = await who(conn, "teacher")
+    for kind in FIELDS:
+        pk = await write(conn, teacher, kind)
+        row = await conn.fetchrow("SELECT * FROM draft_items WHERE id = $1", pk)
+        assert row["state"] == "draft" and row["type"] == kind and row["version"] == 1
+        parsed = parse_text(row["source"], "x")
+        assert parsed.problems == [] and check_item(parsed.items[0]) == []
+        item = parsed.items[0].item
+        assert item.type == ItemType(kind) and item.status == Status.DRAFT
+        assert serialise_item(item) == row["source"]
+        assert await conn.fetchval("SELECT action FROM review_events WHERE draft_pk = $1", pk) == "create"
+    short = authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE type = 'short'"))
+    assert short.answer.canonical == "-1,5"
+    multiple = authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE type = 'multiple'"))
+    assert multiple.correct_option_ids == ("A", "C")
+
+
+async def test_short_with_number_format_and_tolerance(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "short", short_key="3.14", short_format="number", short_tolerance="0.01")
+    item = authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk))
+    assert item.answer.format.value == "number" and str(item.answer.tolerance) == "0.01"
+
+
+async def test_bad_fields_report_each_problem_by_field_and_save_nothing(conn, staff):
+    teacher = await who(conn, "teacher")
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "single", stem="", opt_B="$3x^2$", level="7", points="-1", key=[])
+    problems = e.value.checked.problems
+    assert {"stem", "level", "points", "opt_B", "key"} <= set(problems)
+    assert "outside 1-4" in problems["level"][0]
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "short", short_key="12345")
+    assert "short_key" in e.value.checked.problems
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "truefalse4", st_c_answer="")
+    assert "st_c_answer" in e.value.checked.problems
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "single", stem="Xem hình ![](media/missing.png)")
+    assert "missing.png" in e.value.checked.problems["stem"][0]
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "single", item_id="bad id with spaces")
+    assert "id" in e.value.checked.problems
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+
+
+async def test_ids_are_suggested_and_unique(conn, staff):
+    teacher = await who(conn, "teacher")
+    first = await authoring.suggest_id(conn, "toan", 12)
+    assert first == "TOAN12-001"
+    await write(conn, teacher, "single", item_id=first)
+    assert await authoring.suggest_id(conn, "toan", 12) == "TOAN12-002"
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "essay", item_id=first)
+    assert "already used" in e.value.checked.problems["id"][0]
+
+
+async def approve(conn, pk):
+    reviewer = await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    await authoring.submit_items(conn, await who(conn, "teacher"), [pk])
+    await authoring.review_item(conn, reviewer, pk, "approve", "tốt")
+
+
+async def test_review_flow_submit_return_edit_submit_approve(conn, staff):
+    teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", "toan, vat-li")
+    pk = await write(conn, teacher, "single")
+    await authoring.submit_items(conn, teacher, [pk])
+    queue = await authoring.review_queue(conn, reviewer)
+    assert [r["id"] for r in queue["to_review"]] == [pk]
+    assert [r["id"] for r in (await authoring.review_queue(conn, teacher))["waiting"]] == [pk]
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, reviewer, pk, "return", "  ")
+    assert e.value.code == "comment_required"
+    await authoring.review_item(conn, reviewer, pk, "return", "Phương án C quá dễ loại.")
+    mine = await authoring.review_queue(conn, teacher)
+    assert mine["returned"][0]["last_comment"] == "Phương án C quá dễ loại."
+    assert (await authoring.review_queue(conn, reviewer))["to_review"] == []
+    # A returned item is edited in place and submitted again.
+    assert await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"], "opt_C": "$3x^3$"}) == pk
+    await authoring.submit_items(conn, teacher, [pk])
+    await authoring.review_item(conn, reviewer, pk, "approve", "")
+    row = await conn.fetchrow("SELECT state, reviewer_id, source FROM draft_items WHERE id = $1", pk)
+    assert row["state"] == "approved" and row["reviewer_id"] == reviewer.id
+    assert authoring.item_from_draft(row["source"]).status == Status.APPROVED
+    actions = [r["action"] for r in await authoring.events(conn, pk)]
+    assert actions == ["create", "submit", "return", "edit", "submit", "approve"]
+    approved = await authoring.approved_items(conn, [teacher.org_id], "toan")
+    assert [r["id"] for r in approved] == [pk] and set(approved[0].keys()) >= {
+        "id", "item_id", "version", "subject", "topic", "level", "type", "source"}
+    assert await authoring.approved_items(conn, [teacher.org_id], "vat-li") == []
+
+
+async def test_nobody_approves_their_own_item(conn, staff):
+    reviewer = await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    pk = await write(conn, reviewer, "single")
+    await authoring.submit_items(conn, reviewer, [pk])
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, reviewer, pk, "approve", "")
+    assert e.value.code == "own_item" and e.value.status == 403
+    assert await conn.fetchval("SELECT state FROM draft_items WHERE id = $1", pk) == "submitted"
+    # The table refuses it too, whatever the code does.
+    import asyncpg
+
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute("UPDATE draft_items SET reviewer_id = author_id WHERE id = $1", pk)
+
+
+async def test_reviewer_of_another_subject_and_teachers_are_refused(conn, staff):
+    teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", ["van"])
+    pk = await write(conn, teacher, "single")
+    await authoring.submit_items(conn, teacher, [pk])
+    assert (await authoring.review_queue(conn, reviewer))["to_review"] == []
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, reviewer, pk, "approve", "")
+    assert e.value.code == "not_your_subject"
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, teacher, pk, "approve", "")
+    assert e.value.code == "not_a_reviewer"
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, reviewer, pk, "publish", "")
+    assert e.value.code == "bad_decision"
+
+
+async def test_another_school_cannot_see_change_or_review(conn, staff):
+    teacher, other = await who(conn, "teacher"), await who(conn, "b-teacher")
+    pk = await write(conn, teacher, "single")
+    with pytest.raises(UserError) as e:
+        await authoring.get_draft(conn, other, pk)
+    assert e.value.status == 404
+    for call in (authoring.save_item(conn, other, pk, {**BASE, **FIELDS["single"]}),
+                 authoring.submit_items(conn, other, [pk]), authoring.duplicate_item(conn, other, pk),
+                 authoring.retire_item(conn, other, pk, "x"), authoring.add_media(conn, other, pk, "a.png", PNG)):
+        with pytest.raises(UserError) as e:
+            await call
+        assert e.value.status == 404
+    assert await authoring.search(conn, other, authoring.DraftFilter()) == []
+    # The department sees its schools' items.
+    sgd = await who(conn, "sgd-admin")
+    assert [r["id"] for r in await authoring.search(conn, sgd, authoring.DraftFilter())] == [pk]
+    # A colleague in the same school sees the draft but may not change it.
+    colleague = await who(conn, "reviewer")
+    with pytest.raises(UserError) as e:
+        await authoring.save_item(conn, colleague, pk, {**BASE, **FIELDS["single"]})
+    assert e.value.code == "not_your_item"
+
+
+async def test_editing_an_approved_item_makes_the_next_version(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "single")
+    await approve(conn, pk)
+    before = await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)
+    new_pk = await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"], "stem": "Đạo hàm mới"})
+    assert new_pk != pk
+    rows = await conn.fetch("SELECT id, version, state, source FROM draft_items ORDER BY version")
+    assert [(r["version"], r["state"]) for r in rows] == [(1, "approved"), (2, "draft")]
+    assert rows[0]["source"] == before
+    assert authoring.item_from_draft(rows[1]["source"]).stem == "Đạo hàm mới"
+    with pytest.raises(UserError) as e:
+        await authoring.submit_items(conn, teacher, [pk])
+    assert e.value.code == "bad_state"
+
+
+async def test_a_version_already_in_the_bank_is_never_changed(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "single", item_id="M-BANK")
+    # As if a signed release had brought this very version into the bank.
+    await conn.execute("INSERT INTO trusted_keys (fingerprint, name, public_key_pem)"
+                       " VALUES ('00112233aabbccdd', 'k', 'x')")
+    release = await conn.fetchval(
+        "INSERT INTO bank_releases (name, version, signer, signed_at, manifest, signature, manifest_sha256,"
+        " item_count) VALUES ('r', '1', '00112233aabbccdd', now(), '', '', 'h', 1) RETURNING id")
+    await conn.execute(
+        "INSERT INTO bank_items (item_id, version, type, subject, topic, level, points, lang, status, stem, source,"
+        " content_sha256, first_release_id) VALUES ('M-BANK', 1, 'single', 'toan', 't', 1, 1, 'vi', 'approved',"
+        " 's', 'x', 'h', $1)", release)
+    new_pk = await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"]})
+    assert new_pk != pk
+    assert await conn.fetchval("SELECT version FROM draft_items WHERE id = $1", new_pk) == 2
+
+
+async def test_duplicate_and_retire(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "single", item_id="M-1")
+    await authoring.add_media(conn, teacher, pk, "Đồ thị 1.PNG", PNG)
+    copy = await authoring.duplicate_item(conn, teacher, pk)
+    row = await conn.fetchrow("SELECT item_id, version, state FROM draft_items WHERE id = $1", copy)
+    assert (row["item_id"], row["version"], row["state"]) == ("M-1-2", 1, "draft")
+    assert list(await authoring.media_of(conn, copy)) == ["media/th-1.png"]
+    with pytest.raises(UserError) as e:
+        await authoring.duplicate_item(conn, teacher, pk, "M-1")
+    assert e.value.code == "item_exists"
+    with pytest.raises(UserError) as e:
+        await authoring.retire_item(conn, teacher, pk, "")
+    assert e.value.code == "comment_required"
+    await authoring.retire_item(conn, teacher, pk, "Trùng với câu khác")
+    row = await conn.fetchrow("SELECT state, source FROM draft_items WHERE id = $1", pk)
+    assert row["state"] == "retired" and authoring.item_from_draft(row["source"]).status == Status.RETIRED
+    with pytest.raises(UserError) as e:
+        await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"]})
+    assert e.value.code == "item_not_editable"
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+async def test_images_are_sniffed_from_their_bytes(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "single")
+    assert await authoring.add_media(conn, teacher, pk, "graph.jpg", PNG) == "media/graph.png"
+    cases = {
+        "svg_refused": b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        "not_an_image": b"MZ\x90\x00 this is a program",
+        "empty_file": b"",
+        "media_too_large": PNG + b"\0" * authoring.MAX_MEDIA_BYTES,
+    }
+    for code, data in cases.items():
+        with pytest.raises(UserError) as e:
+            await authoring.add_media(conn, teacher, pk, "x.png", data)
+        assert e.value.code == code
+    assert authoring.sniff_image(b"RIFF\0\0\0\0WEBPVP8 ") == "webp"
+    assert authoring.sniff_image(b"GIF89a....") == "gif"
+    assert authoring.sniff_image(b"\xff\xd8\xff\xe0") == "jpg"
+    # The item may now show the image, and the release builder gets the file.
+    fields = {**BASE, **FIELDS["single"], "stem": "Xem hình ![đồ thị](media/graph.png)"}
+    assert await authoring.save_item(conn, teacher, pk, fields) == pk
+    assert await authoring.draft_media_files(conn, [pk]) == {"media/graph.png": PNG}
+
+
+YAML_TWO = """\
+- id: Y-1
+  version: 1
+  type: single
+  subject: toan
+  topic: ham-so
+  level: 1
+  points: 0.25
+  lang: vi
+  status: draft
+  stem: Hai cộng hai bằng
+  options: {A: '4', B: '5'}
+  answer: A
+- id: Y-2
+  version: 1
+  type: essay
+  subject: toan
+  topic: ham-so
+  level: 3
+  points: 1
+  lang: vi
+  status: draft
+  stem: Giải thích.
+"""
+
+
+async def test_yaml_import_is_all_or_nothing_with_line_numbers(conn, staff):
+    teacher = await who(conn, "teacher")
+    bad = YAML_TWO.replace("level: 3", "level: 9")
+    with pytest.raises(UserError) as e:
+        await authoring.import_yaml(conn, teacher, bad.encode(), "items.yaml")
+    assert e.value.code == "import_failed"
+    assert any(p.startswith("items.yaml:18:") and "outside 1-4" in p for p in e.value.details["problems"])
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+    with pytest.raises(UserError) as e:
+        await authoring.import_yaml(conn, teacher, b"id: [unclosed", "broken.yaml")
+    assert e.value.details["problems"][0].startswith("broken.yaml:")
+    with pytest.raises(UserError):
+        await authoring.import_yaml(conn, teacher, b"\xff\xfe", "utf16.yaml")
+    pks = await authoring.import_yaml(conn, teacher, YAML_TWO.encode(), "items.yaml")
+    assert len(pks) == 2
+    # The same ids a second time: refused, nothing added.
+    with pytest.raises(UserError) as e:
+        await authoring.import_yaml(conn, teacher, YAML_TWO.encode(), "items.yaml")
+    assert "Y-1" in e.value.details["problems"][0]
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 2
+
+
+def template_bytes(edit=None) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.xlsx"
+        write_template(path)
+        if edit:
+            book = load_workbook(path)
+            edit(book.worksheets[0])
+            out = io.BytesIO()
+            book.save(out)
+            return out.getvalue()
+        return path.read_bytes()
+
+
+async def test_xlsx_import_of_the_template_and_a_bad_sheet(conn, staff):
+    teacher = await who(conn, "teacher")
+
+    def break_level(sheet):
+        header = [c.value for c in sheet[1]]
+        sheet.cell(row=3, column=header.index("level") + 1, value=7)
+
+    with pytest.raises(UserError) as e:
+        await authoring.import_xlsx(conn, teacher, template_bytes(break_level), "mau.xlsx")
+    assert any("row 3, column 'level'" in p for p in e.value.details["problems"])
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+    with pytest.raises(UserError) as e:
+        await authoring.import_xlsx(conn, teacher, b"PK\x03\x04 not really a zip", "fake.xlsx")
+    assert e.value.code == "import_failed"
+    pks = await authoring.import_xlsx(conn, teacher, template_bytes(), "mau.xlsx")
+    types = {r["type"] for r in await conn.fetch("SELECT type FROM draft_items")}
+    assert len(pks) >= 5 and types == {"single", "multiple", "truefalse4", "short", "essay"}
+    assert {r["state"] for r in await conn.fetch("SELECT state FROM draft_items")} == {"draft"}
+
+
+async def test_export_round_trips_through_the_yaml_parser(conn, staff):
+    teacher = await who(conn, "teacher")
+    pks = [await write(conn, teacher, kind) for kind in FIELDS]
+    text = await authoring.export_yaml(conn, teacher, pks[:2])
+    parsed = parse_text(text, "export.yaml")
+    assert parsed.problems == [] and len(parsed.items) == 2
+    everything = parse_text(await authoring.export_yaml(conn, teacher), "all.yaml")
+    assert {s.item.type.value for s in everything.items} == set(FIELDS)
+    # Exported items come back in under new ids only.
+    other = await who(conn, "b-teacher")
+    with pytest.raises(UserError):
+        await authoring.import_yaml(conn, other, text.encode(), "export.yaml")
+    with pytest.raises(UserError) as e:
+        await authoring.export_yaml(conn, other, pks)
+    assert e.value.code == "nothing_chosen"
+
+
+async def test_subjects_are_assigned_within_the_admins_organisation(conn, staff):
+    admin, b_admin = await who(conn, "admin"), await who(conn, "b-admin")
+    assert await authoring.set_subjects(conn, "reviewer", "Toan, vat-li toan", by=admin) == ["toan", "vat-li"]
+    assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["toan", "vat-li"]
+    with pytest.raises(UserError) as e:
+        await authoring.set_subjects(conn, "reviewer", "van", by=b_admin)
+    assert e.value.code == "unknown_user"
+    with pytest.raises(UserError) as e:
+        await authoring.set_subjects(conn, "reviewer", "Toán!", by=admin)
+    assert e.value.code == "bad_subject"
+    assert await authoring.set_subjects(conn, "reviewer", "") == []
+
+
+async def test_cli_sets_a_reviewers_subjects(dsn, conn, staff, tmp_path):
+    from test_server import cbt, env_for, one_line_error
+
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    done = cbt("user", "subjects", "Reviewer", "toan", "vat-li", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "reviewer: toan, vat-li" in done.stdout
+    assert [r["subject"] for r in await conn.fetch(
+        "SELECT subject FROM staff_subjects s JOIN users u ON u.id = s.user_id WHERE u.username = 'reviewer' "
+        "ORDER BY subject")] == ["toan", "vat-li"]
+    assert "no staff member" in one_line_error(cbt("user", "subjects", "nobody", "toan", env=env))
+    done = cbt("user", "subjects", "reviewer", env=env)
+    assert done.returncode == 0 and await conn.fetchval("SELECT count(*) FROM staff_subjects") == 0

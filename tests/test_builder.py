@@ -1,0 +1,174 @@
+"""The test builder's form -> exam spec (through parse_exam, like the YAML
+file), the blueprint's availability and short cells, and bad input."""
+
+from decimal import Decimal
+
+import pytest
+
+from cbt import builder, exams
+
+RELEASE = "demo-thpt 2025.1"
+
+EXAM_YAML = """
+code: TOAN-W
+title: Kiểm tra Toán 12
+subject: toan
+release: demo-thpt 2025.1
+duration_minutes: 60
+window: {opens: 2026-12-20T07:30:00+07:00, closes: 2026-12-20T10:00:00+07:00, late_entry_minutes: 20}
+shuffle: {items: true, options: false}
+forms: {mode: fixed, count: 4}
+scoring: {multiple_partial: true, single_penalty: 0.25, report_decimals: 1}
+show_score: true
+grace_seconds: 45
+instructions: Làm bài cẩn thận.
+sections:
+  - title: Phần I
+    rows:
+      - {topic: ham-so, level: 1, count: 2, points: 0.25, type: single}
+      - {topic: mu-logarit, level: 2, count: 1, points: 0.25, type: single}
+  - title: Phần II
+    time_limit_minutes: 20
+    rows:
+      - {topic: ham-so, level: 2, count: 1}
+policies:
+  networks: {allow: [10.0.0.0/8], rooms: {P01: [10.1.1.0/24, 10.1.2.0/24]}}
+  access_code: true
+  one_device: false
+  integrity: {action: pause, pause_after: 2}
+  admission: {rate_per_second: 20, burst: 40}
+"""
+
+
+def good_form(**changes) -> dict:
+    form = {
+        "code": "TOAN-W", "title": "Kiểm tra Toán 12", "subject": "toan", "duration_minutes": "60",
+        "opens": "2026-12-20T07:30", "closes": "2026-12-20T10:00", "tz": "+07:00", "late_entry_minutes": "20",
+        "shuffle_items": "1", "form_mode": "fixed", "form_count": "4", "multiple_partial": "1",
+        "single_penalty": "0,25", "report_decimals": "1", "show_score": "1", "grace_seconds": "45",
+        "instructions": "Làm bài cẩn thận.", "section_count": "2",
+        "s0.title": "Phần I", "s0.type": "single", "s0.points": "0.25", "s0.time_limit": "",
+        "s0.c1.ham-so": "2", "s0.c2.ham-so": "", "s0.c2.mu-logarit": "1", "s0.c3.mu-logarit": "0",
+        "s1.title": "Phần II", "s1.type": "", "s1.points": "", "s1.time_limit": "20", "s1.c2.ham-so": "1",
+        "networks_allow": "10.0.0.0/8", "networks_rooms": "P01: 10.1.1.0/24, 10.1.2.0/24\n",
+        "access_code": "1", "integrity_action": "pause", "integrity_pause_after": "2",
+        "admission_rate": "20", "admission_burst": "40",
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
+
+
+def problems_of(form: dict) -> list[str]:
+    with pytest.raises(exams.ExamFileError) as e:
+        builder.build_spec(form, RELEASE)
+    return e.value.details["problems"]
+
+
+def test_the_form_gives_the_same_spec_as_the_yaml_file():
+    text, spec = builder.build_spec(good_form(), RELEASE)
+    assert spec == exams.parse_exam(EXAM_YAML)
+    # The form's own exam file is a valid exam file: the files stay the source of truth.
+    assert exams.parse_exam(text) == spec
+    assert spec.policies["integrity"] == {"action": "pause", "pause_after": 2}
+    assert spec.blueprint.sections[1].time_limit_minutes == 20
+
+
+def test_a_stored_spec_comes_back_as_the_same_form():
+    _, spec = builder.build_spec(good_form(), RELEASE)
+    again = builder.form_from_spec(spec)
+    assert builder.build_spec(again, RELEASE)[1] == spec
+    assert again["s0.c1.ham-so"] == "2" and again["s0.type"] == "single" and again["s1.time_limit"] == "20"
+
+
+def test_seb_options_reach_the_policies():
+    key = "ab" * 32
+    _, spec = builder.build_spec(good_form(seb_required="1", seb_browser_exam_keys=key + "\n", seb_js_api="1"),
+                                 RELEASE)
+    assert spec.policies["seb"]["required"] is True
+    assert spec.policies["seb"]["browser_exam_keys"] == [key]
+    assert spec.policies["seb"]["js_api"] is True and spec.policies["seb"]["allow_quit"] is False
+
+
+def test_a_mixed_section_from_a_yaml_file_is_not_shown_as_a_matrix():
+    spec = exams.parse_exam(EXAM_YAML.replace("count: 1, points: 0.25, type: single", "count: 1, type: single"))
+    with pytest.raises(exams.ExamFileError, match="YAML file"):
+        builder.form_from_spec(spec)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"s0.c1.ham-so": "-1"}, "sections[1]: topic ham-so, level 1: must be from 0 to 500, got -1"),
+    ({"s0.c1.ham-so": "hai"}, "sections[1]: topic ham-so, level 1: write a whole number from 0 to 500, got 'hai'"),
+    ({"closes": "2026-12-20T07:00"}, "window: closes must be after opens"),
+    ({"opens": "20/12/2026"}, "window.opens: '20/12/2026' is not a date and time"),
+    ({"networks_allow": "10.0.0.300/8"}, "policies.networks.allow: '10.0.0.300/8' is not an address or CIDR network"),
+    ({"networks_rooms": "P01 10.1.1.0/24"}, "policies.networks.rooms line 1: write ROOM: CIDR"),
+    ({"duration_minutes": "0"}, "duration_minutes: must be from 1 to 1440, got 0"),
+    ({"s0.points": "-1"}, "sections[1].points: must be more than 0"),
+    ({"s0.type": "bogus"}, "sections[1].type: one of single"),
+    ({"single_penalty": "2"}, "scoring.single_penalty: a fraction of the item's points from 0 to 1"),
+    ({"tz": "Asia/Hanoi"}, "window.tz: a time zone offset like +07:00"),
+    ({"code": "", "title": ""}, "code: give the exam a code"),
+    ({"code": "TOÁN 12"}, "code: only letters without accents, digits"),
+    ({"integrity_action": "shout"}, "policies.integrity.action: one of count, warn, pause"),
+    ({"s0.c1.ham-so": "0", "s0.c2.mu-logarit": ""}, "sections[1]: has no rows"),
+    ({"form_count": "100"}, "forms.count: must be from 1 to 99, got 100"),
+])
+def test_bad_input_is_named(changes, expected):
+    found = problems_of(good_form(**changes))
+    assert any(expected in p for p in found), found
+
+
+def test_every_problem_is_listed_at_once_and_none_twice():
+    found = problems_of(good_form(**{"s0.c1.ham-so": "-3", "closes": "2026-12-19T07:00", "opens": ""}))
+    assert any("topic ham-so, level 1" in p for p in found)
+    assert sum(p.startswith("window.opens") for p in found) == 1, found
+
+
+AVAIL = builder.Availability(groups=(
+    ("ham-so", "toan", 1, "single", Decimal("0.25"), 3),
+    ("ham-so", "toan", 2, "truefalse4", Decimal("1"), 1),
+    ("ham-so", "toan", 2, "single", Decimal("0.25"), 2),
+    ("mu-logarit", "toan", 4, "essay", Decimal("1"), 1),
+))
+
+
+def test_availability_follows_the_item_type():
+    assert AVAIL.topics == [("ham-so", "toan"), ("mu-logarit", "toan")]
+    assert AVAIL.count("ham-so", 2, None) == 3
+    assert AVAIL.count("ham-so", 2, "single") == 2
+    assert AVAIL.count("ham-so", 2, "essay") == 0
+
+
+def test_a_cell_asking_more_than_available_is_short():
+    sections = builder.sections_of({"section_count": "1", "s0.type": "single", "s0.c1.ham-so": "4",
+                                    "s0.c2.ham-so": "2"})
+    status = builder.blueprint_status(sections, AVAIL)
+    cells = status["sections"][0]["cells"]
+    assert cells["1.ham-so"] == {"available": 3, "wanted": 4, "short": True, "left": 3}
+    assert cells["2.ham-so"] == {"available": 2, "wanted": 2, "short": False}
+    assert [builder.describe(s) for s in status["shortfalls"]] == [
+        "section 1: topic ham-so, level 1, type single: wants 4 approved items, the release has 3"]
+    assert status["total_items"] == 6 and status["total_points"] == "1.5" and status["points_exact"]
+
+
+def test_sections_compete_for_the_same_items():
+    sections = builder.sections_of({"section_count": "2", "s0.c1.ham-so": "2", "s1.c1.ham-so": "2"})
+    status = builder.blueprint_status(sections, AVAIL)
+    assert not status["sections"][0]["cells"]["1.ham-so"]["short"]
+    second = status["sections"][1]["cells"]["1.ham-so"]
+    assert second["short"] and second["left"] == 1
+
+
+def test_points_are_estimated_when_a_cells_items_differ():
+    status = builder.blueprint_status(builder.sections_of({"section_count": "1", "s0.c2.ham-so": "3"}), AVAIL)
+    assert status["total_points"] == "1.5" and not status["points_exact"]
+    fixed = builder.blueprint_status(builder.sections_of({"section_count": "1", "s0.c2.ham-so": "3",
+                                                          "s0.points": "0,5"}), AVAIL)
+    assert fixed["total_points"] == "1.5" and fixed["points_exact"]
+
+
+def test_bad_counts_do_not_break_the_live_status():
+    status = builder.blueprint_status(builder.sections_of({"section_count": "x", "s0.c1.ham-so": "-2",
+                                                           "s7.c1.ham-so": "1"}), AVAIL)
+    assert status["total_items"] == 0 and status["shortfalls"] == []
+    assert len(status["sections"]) == 1

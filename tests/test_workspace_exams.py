@@ -1,0 +1,324 @@
+"""The exam builder and scheduling pages over HTTP (with CSRF), who may see
+and change which exam, and the whole path in Chromium."""
+
+import asyncio
+import datetime as dt
+import json
+import re
+
+import aiohttp
+import pytest
+from conftest import CSRF_RE, login
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_builder import good_form
+
+from cbt import audit, bank, builder, exams
+
+ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
+          "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
+          "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n"
+          "0000000003,Lê Hoàng Cường,02/07/2008,12A2,THPT A,P02\n")
+
+
+@pytest.fixture
+async def release(conn, signed_demo):  # noqa: F811
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    return await conn.fetchval("SELECT id FROM bank_releases")
+
+
+def form_for(release_id: int, **changes) -> dict:
+    form = good_form(**changes)
+    # The demo bank's Phần II cell has a truefalse4 and singles: ask for any type there.
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    form.update(release=str(release_id), opens=f"{tomorrow}T07:30", closes=f"{tomorrow}T10:00")
+    form.update({k: v for k, v in changes.items() if k in ("opens", "closes")})
+    return form
+
+
+async def csrf(client, path="/workspace/exams") -> str:
+    m = CSRF_RE.search(await (await client.get(path)).text())
+    assert m
+    return m.group(1)
+
+
+async def create(client, release_id, **changes):
+    data = form_for(release_id, **changes) | {"csrf_token": await csrf(client), "action": "save"}
+    return await client.post("/workspace/exams/new", data=data, allow_redirects=False)
+
+
+async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release):
+    await login(client, "teacher")
+    page = await (await client.get("/workspace/exams/new")).text()
+    assert "demo-thpt 2025.1" in page and 'name="release"' in page
+    page = await (await client.get(f"/workspace/exams/new?release={release}")).text()
+    assert 'name="s0.c1.ham-so"' in page and "có 3" in page  # the matrix, with what each cell has
+    resp = await create(client, release)
+    assert resp.status == 303 and resp.headers["Location"] == "/workspace/exams/TOAN-W"
+    row = await conn.fetchrow("SELECT e.*, o.code AS org FROM exams e JOIN orgs o ON o.id = e.org_id")
+    assert row["org"] == "THPT-A" and row["status"] == "draft"
+    _, expected = builder.build_spec(form_for(release), "demo-thpt 2025.1")
+    assert exams.spec_from_json(json.loads(row["spec"])) == expected
+    assert (await audit.verify(conn, row["id"])).ok
+    listing = await (await client.get("/workspace/exams")).text()
+    assert "TOAN-W" in listing
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    assert 'data-status="draft"' in page
+
+
+async def test_a_blueprint_that_cannot_be_filled_is_refused_with_its_cells(client, conn, staff, release):
+    await login(client, "teacher")
+    resp = await create(client, release, **{"s0.c1.ham-so": "9", "s1.c2.ham-so": "5"})
+    assert resp.status == 400
+    page = await resp.text()
+    assert "section 1: topic ham-so, level 1, type single: wants 9 approved items, the release has 3" in page
+    assert "section 2: topic ham-so, level 2: wants 5 approved items, the release has 4" in page
+    assert re.search(r'<td class="cell short" data-cell="1.ham-so">', page)
+    assert 'value="9"' in page  # what the teacher typed stays
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"s0.c1.ham-so": "-2"}, "must be from 0 to 500, got -2"),
+    ({"closes": "2020-01-01T07:00"}, "window: closes must be after opens"),
+    ({"networks_allow": "10.0.0.0/33"}, "is not an address or CIDR network"),
+    ({"code": "TOÁN 12"}, "code: only letters without accents"),
+])
+async def test_bad_input_is_refused_and_nothing_is_stored(client, conn, staff, release, changes, expected):
+    await login(client, "teacher")
+    resp = await create(client, release, **changes)
+    assert resp.status == 400 and expected in await resp.text()
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+async def test_a_code_already_taken_is_refused_on_the_page(client, conn, staff, release):
+    await login(client, "teacher")
+    assert (await create(client, release)).status == 303
+    resp = await create(client, release, title="Lần hai")
+    assert resp.status == 400 and "already exists; choose another code" in await resp.text()
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 1
+
+
+async def test_the_builder_speaks_english_too(client, staff, release):
+    await login(client, "teacher")
+    await client.get("/lang/en")
+    page = await (await client.get(f"/workspace/exams/new?release={release}")).text()
+    assert "Blueprint" in page and "Recognition" in page and "3 available" in page and "ws.exams." not in page
+
+
+async def test_a_post_without_the_csrf_token_is_refused(client, conn, staff, release):
+    await login(client, "teacher")
+    resp = await client.post("/workspace/exams/new", data=form_for(release), allow_redirects=False)
+    assert resp.status == 403
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+async def test_adding_and_removing_sections_keeps_the_other_cells(client, staff, release):
+    await login(client, "teacher")
+    data = form_for(release) | {"csrf_token": await csrf(client), "action": "add_section"}
+    page = await (await client.post("/workspace/exams/new", data=data)).text()
+    assert 'name="s2.c1.ham-so"' in page and 'value="Phần 3"' in page
+    data = form_for(release) | {"csrf_token": await csrf(client), "action": "remove_section:0"}
+    page = await (await client.post("/workspace/exams/new", data=data)).text()
+    assert 'name="s1.c1.ham-so"' not in page
+    # Phần II moved up, with its cell and time limit.
+    assert 'value="Phần II"' in page and re.search(r'name="s0.c2.ham-so" value="1"', page)
+
+
+async def test_live_counts_from_the_json_endpoint(client, staff, release):
+    await login(client, "teacher")
+    resp = await client.get("/workspace/exams/blueprint.json", params={
+        "release": str(release), "section_count": "1", "s0.type": "single", "s0.c1.ham-so": "5",
+        "s0.c2.ham-so": "1"})
+    body = await resp.json()
+    cells = body["sections"][0]["cells"]
+    assert cells["1.ham-so"]["available"] == 3 and cells["1.ham-so"]["short"]
+    assert cells["2.ham-so"] == {"available": 3, "wanted": 1, "short": False}
+    assert body["total_items"] == 6 and body["total_points"] == "1.5"
+    resp = await client.get("/workspace/exams/blueprint.json?release=999")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_release"
+
+
+async def test_another_schools_teacher_can_neither_see_nor_change_the_exam(client, conn, staff, release):
+    await login(client, "teacher")
+    assert (await create(client, release)).status == 303
+    await client.post("/logout", data={"csrf_token": await csrf(client)})
+    await login(client, "b-teacher")
+    token = await csrf(client)
+    assert "TOAN-W" not in await (await client.get("/workspace/exams")).text()
+    for path in ("/workspace/exams/TOAN-W", "/workspace/exams/TOAN-W/edit", "/workspace/exams/TOAN-W/preview"):
+        resp = await client.get(path)
+        text = await resp.text()
+        assert resp.status == 404 and "no exam with code &#39;TOAN-W&#39; in your organisation" in text, path
+    for action in ("edit", "open", "close", "tickets"):
+        resp = await client.post(f"/workspace/exams/TOAN-W/{action}",
+                                 data=form_for(release) | {"csrf_token": token, "confirm": "1"})
+        assert resp.status == 404, action
+    assert await conn.fetchval("SELECT status FROM exams") == "draft"
+    assert await conn.fetchval("SELECT title FROM exams") == "Kiểm tra Toán 12"
+    # The department above both schools sees it; a proctor has no business here.
+    await client.post("/logout", data={"csrf_token": token})
+    await login(client, "sgd-admin")
+    assert (await client.get("/workspace/exams/TOAN-W")).status == 200
+    await client.post("/logout", data={"csrf_token": await csrf(client, "/staff")})
+    await login(client, "proctor")
+    assert (await client.get("/workspace/exams")).status == 403
+
+
+async def test_editing_a_draft_and_not_after_it_opens(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    page = await (await client.get("/workspace/exams/TOAN-W/edit")).text()
+    assert re.search(r'name="s0.c1.ham-so" value="2"', page)
+    choose = await (await client.get("/workspace/exams/TOAN-W/edit?release=")).text()
+    assert 'id="release"' in choose and 'action="/workspace/exams/TOAN-W/edit"' in choose
+    data = form_for(release, title="Kiểm tra giữa kì", code="OTHER") | {"csrf_token": await csrf(client),
+                                                                         "action": "save"}
+    resp = await client.post("/workspace/exams/TOAN-W/edit", data=data, allow_redirects=False)
+    assert resp.status == 303
+    assert await conn.fetchval("SELECT code || '/' || title FROM exams") == "TOAN-W/Kiểm tra giữa kì"
+    edits = await conn.fetch("SELECT content FROM audit_events ORDER BY seq")
+    assert json.loads(edits[-1]["content"])["edit"] == "update"
+    await exams.open_exam(conn, "TOAN-W")
+    resp = await client.post("/workspace/exams/TOAN-W/edit", data=data | {"title": "x"})
+    assert resp.status == 409 and "only a draft exam can be edited" in await resp.text()
+    assert await conn.fetchval("SELECT title FROM exams") == "Kiểm tra giữa kì"
+
+
+async def test_preview_draws_a_form_as_a_student_sees_it_without_keys(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release, **{"s0.c4.toa-do-oxyz": "1", "s0.type": ""})
+    resp = await client.get("/workspace/exams/TOAN-W/preview?seed=3")
+    page = await resp.text()
+    assert resp.status == 200
+    assert page.count('class="question"') == 5
+    assert "<math" in page
+    # Nothing of an answer: no explanation text and no option ids of the bank.
+    for r in await conn.fetch("SELECT source FROM bank_items"):
+        for line in r["source"].splitlines():
+            if line.startswith("explanation:") and len(line) > 30:
+                assert line.split(":", 1)[1].strip().strip("'\"")[:25] not in page
+    assert "correct" not in page
+    assert (await client.get("/workspace/exams/TOAN-W/preview?seed=x")).status == 400
+
+
+def upload(token: str, text: str = ROSTER) -> aiohttp.FormData:
+    data = aiohttp.FormData()
+    data.add_field("csrf_token", token)
+    data.add_field("roster", text.encode(), filename="roster.csv", content_type="text/csv")
+    return data
+
+
+async def test_roster_tickets_open_and_close(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    token = await csrf(client)
+    bad = ROSTER.replace("25/12/2008", "31/02/2008").replace("0000000003", "12345")
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(token, bad))
+    page = await resp.text()
+    assert resp.status == 400 and "<td>3</td><td>Ngày sinh</td>" in page and "<td>4</td><td>Mã học sinh</td>" in page
+    assert await conn.fetchval("SELECT count(*) FROM candidates") == 0
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(token), allow_redirects=False)
+    assert resp.status == 303
+    page = await (await client.get(resp.headers["Location"])).text()
+    assert 'data-code="0000000003"' in page and 'id="candidate-count">3<' in page
+    # Each state change must be confirmed.
+    resp = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token, "room": "P01"})
+    assert resp.status == 400
+    resp = await client.post("/workspace/exams/TOAN-W/tickets",
+                             data={"csrf_token": token, "room": "P01", "confirm": "1"})
+    page = await resp.text()
+    assert resp.status == 200 and page.count('class="ticket-slip"') == 2
+    assert await conn.fetchval("SELECT count(*) FROM candidates WHERE ticket_hash IS NOT NULL") == 2
+    resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token})
+    assert resp.status == 400 and await conn.fetchval("SELECT status FROM exams") == "draft"
+    resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"},
+                             allow_redirects=False)
+    assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "open"
+    assert await conn.fetchval("SELECT count(*) FROM candidate_forms") == 3
+    resp = await client.post("/workspace/exams/TOAN-W/close", data={"csrf_token": token, "confirm": "1"},
+                             allow_redirects=False)
+    assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "closed"
+    resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"})
+    assert resp.status == 409
+    edits = [json.loads(r["content"])["edit"] for r in await conn.fetch(
+        "SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq")]
+    assert edits == ["create", "roster_add", "tickets_issued", "open", "close"]
+    assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
+
+
+# -- in Chromium -------------------------------------------------------------------------
+
+
+def build_in_chromium(dsn: str, release_id: int, roster_path: str) -> dict:
+    from browser import chromium_page, live_server
+    from conftest import PASSWORD
+    from playwright.sync_api import expect
+    from test_server import free_port
+    from test_staff import SCREENSHOTS
+
+    out = {}
+    with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+        page.goto(base + "/login")
+        page.fill("#username", "teacher")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(base + "/staff")
+        page.goto(base + "/workspace/exams/new")
+        page.select_option("#release", str(release_id))
+        page.click("button.primary")
+        page.wait_for_selector("#builder")
+        page.fill("#f-code", "TOAN-B")
+        page.fill("#f-title", "Kiểm tra Toán (trình duyệt)")
+        page.select_option("#f-s0-type", "single")
+        cell = page.locator('td[data-cell="1.ham-so"]').first
+        cell.locator("input").fill("5")  # the release has 3 single-choice items there
+        page.wait_for_selector('td.short[data-cell="1.ham-so"]')
+        out["warned"] = cell.locator(".cell-warn").is_visible()
+        out["avail"] = cell.locator(".avail").inner_text()
+        out["total_before"] = page.inner_text("#total-items")
+        page.screenshot(path=str(SCREENSHOTS / "workspace-builder-short-vi.png"), full_page=True)
+        cell.locator("input").fill("2")
+        page.locator('td[data-cell="2.mu-logarit"]').first.locator("input").fill("1")
+        # Not wait_for_function: the page's CSP forbids the eval it needs.
+        expect(page.locator("#total-items")).to_have_text("3")
+        page.wait_for_selector("td.short", state="detached")
+        out["points"] = page.inner_text("#total-points")
+        out["fits"] = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        page.click("#save-exam")
+        page.wait_for_url(base + "/workspace/exams/TOAN-B")
+        page.click("#preview-link")
+        page.wait_for_selector(".question")
+        out["preview_items"] = page.locator(".question").count()
+        page.click("text=" + "← Quay lại đề kiểm tra")
+        page.set_input_files("#roster-file", roster_path)
+        page.click("#roster-submit")
+        page.wait_for_selector("#candidates")
+        out["candidates"] = page.locator("#candidates tbody tr").count()
+        page.check("#tickets-confirm")
+        page.click("#tickets-submit")
+        page.wait_for_selector(".ticket-slip")
+        out["tickets"] = page.locator(".ticket-code").count()
+        page.go_back()
+        page.wait_for_selector("#open-exam")
+        page.check("#open-confirm")
+        page.click("#open-exam")
+        page.wait_for_selector('#exam-status[data-status="open"]')
+        out["problems"] = problems
+    return out
+
+
+async def test_a_teacher_builds_and_opens_an_exam_in_chromium(staff, conn, dsn, release, tmp_path):
+    from browser import require_chromium
+
+    require_chromium()
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER, encoding="utf-8")
+    out = await asyncio.to_thread(build_in_chromium, dsn, release, str(roster_file))
+    assert out["warned"] and out["avail"] == "có 3" and out["total_before"] == "5"
+    assert out["points"] == "0.75" and out["fits"]
+    assert out["preview_items"] == 3 and out["candidates"] == 3 and out["tickets"] == 3
+    assert out["problems"] == []
+    assert await conn.fetchval("SELECT status FROM exams WHERE code = 'TOAN-B'") == "open"
+    assert await conn.fetchval("SELECT count(*) FROM candidate_forms") == 3
