@@ -40,10 +40,18 @@ MAX_CHANGES = 500
 MAX_SHORT = 100
 MAX_ESSAY = 20_000
 
-# One statement, so atomic without a transaction: the changes, the current
-# answers and the batch's audit event commit together (a save is two round
-# trips in all, not seven: under load, round trips are what a save costs).
-_APPLY = """
+# A save is one statement, so atomic without a transaction, and one round
+# trip (under load, round trips are what a save costs): the changes go to the
+# history, the current answers and flags are updated, the batch's audit event
+# is recorded, saved_seq advances and the proctor consoles are notified.
+#
+# saved_seq moves to the end of the unbroken run of stored changes above it.
+# The statement cannot see its own inserts, so "stored" is what the snapshot
+# holds plus what this batch brings. A concurrent batch of the same attempt
+# may be missed by the snapshot: saved_seq is then lower than it could be
+# (the page resends, the protocol allows it) and greatest() keeps it from
+# ever moving back.
+_SAVE = """
 WITH incoming AS (
     SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(seq, item_ref, kind, value)
 ), history AS (
@@ -60,32 +68,35 @@ WITH incoming AS (
            max(seq) FILTER (WHERE kind = 'flag') AS flag_seq,
            (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'flag'))[1] AS flag
     FROM incoming GROUP BY item_ref
+), applied AS (
+    INSERT INTO responses AS r (attempt_id, item_ref, value, value_seq, flagged, flag_seq)
+    SELECT $1, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false), coalesce(flag_seq, 0)
+    FROM per_item
+    ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
+        value = CASE WHEN EXCLUDED.value_seq > r.value_seq THEN EXCLUDED.value ELSE r.value END,
+        value_seq = greatest(r.value_seq, EXCLUDED.value_seq),
+        flagged = CASE WHEN EXCLUDED.flag_seq > r.flag_seq THEN EXCLUDED.flagged ELSE r.flagged END,
+        flag_seq = greatest(r.flag_seq, EXCLUDED.flag_seq),
+        updated_at = now()
+), before AS (
+    SELECT saved_seq FROM attempts WHERE id = $1
+), stored AS (
+    SELECT h.seq FROM response_history h, before WHERE h.attempt_id = $1 AND h.seq > before.saved_seq
+    UNION
+    SELECT i.seq FROM incoming i, before WHERE i.seq > before.saved_seq
+    UNION
+    SELECT saved_seq FROM before
+), run_end AS (
+    SELECT min(s.seq) AS seq FROM stored s
+    WHERE s.seq >= (SELECT saved_seq FROM before) AND NOT EXISTS (SELECT 1 FROM stored n WHERE n.seq = s.seq + 1)
+), advanced AS (
+    UPDATE attempts a SET last_seen = now(), last_addr = $9,
+        addr_changes = addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> $9)::int,
+        saved_seq = greatest(a.saved_seq, (SELECT seq FROM run_end))
+    WHERE a.id = $1
+    RETURNING saved_seq
 )
-INSERT INTO responses AS r (attempt_id, item_ref, value, value_seq, flagged, flag_seq)
-SELECT $1, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false), coalesce(flag_seq, 0)
-FROM per_item
-ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
-    value = CASE WHEN EXCLUDED.value_seq > r.value_seq THEN EXCLUDED.value ELSE r.value END,
-    value_seq = greatest(r.value_seq, EXCLUDED.value_seq),
-    flagged = CASE WHEN EXCLUDED.flag_seq > r.flag_seq THEN EXCLUDED.flagged ELSE r.flagged END,
-    flag_seq = greatest(r.flag_seq, EXCLUDED.flag_seq),
-    updated_at = now()
-"""
-
-# saved_seq moves to the end of the unbroken run of stored changes above it.
-# A separate statement, because it must see the rows _APPLY stored; if the
-# server dies between the two, the next batch (or the resend) advances it.
-_ADVANCE = """
-UPDATE attempts a SET last_seen = now(), last_addr = $2,
-    addr_changes = addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> $2)::int,
-    saved_seq = coalesce((
-    SELECT min(h.seq) FROM response_history h
-    WHERE h.attempt_id = a.id AND h.seq > a.saved_seq
-      AND NOT EXISTS (SELECT 1 FROM response_history n WHERE n.attempt_id = a.id AND n.seq = h.seq + 1)
-      AND EXISTS (SELECT 1 FROM response_history f WHERE f.attempt_id = a.id AND f.seq = a.saved_seq + 1)
-), a.saved_seq)
-WHERE a.id = $1
-RETURNING saved_seq, (SELECT pg_notify('cbt_exam', $3))
+SELECT saved_seq, (SELECT pg_notify('cbt_exam', $6::text)) FROM advanced
 """
 
 
@@ -177,11 +188,10 @@ async def changes(request: web.Request) -> web.Response:
                                saved_seq=me["saved_seq"])
             raise Conflict("attempt_closed", "time is up: this attempt is closed and the change was not saved",
                            saved_seq=me["saved_seq"], deadline=iso(me["deadline"]))
-        await conn.execute(_APPLY, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows],
-                           [r[2] for r in rows], [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
-                           audit.canonical_json(audit.batch_digest(body["changes"])).decode("utf-8"))
         addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
-        # The proctor consoles are woken by the NOTIFY in _ADVANCE.
-        saved = await conn.fetchval(_ADVANCE, me["attempt_id"], addr, str(me["exam_id"]))
+        saved = await conn.fetchval(
+            _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
+            audit.canonical_json(audit.batch_digest(body["changes"])).decode("utf-8"), addr)
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})

@@ -85,7 +85,8 @@ def _is_api(request: web.Request) -> bool:
 def _localised(request: web.Request, code: str, fallback: str, details: dict) -> str:
     """The message in the reader's language when the catalog has it."""
     text = request.app[keys.CATALOGS].lookup(request.get(keys.LANG, "vi"), "error." + code)
-    if text is None:
+    if not text:
+        # An empty catalog entry means the code's own (English) message, which names the specifics.
         return fallback
     try:
         return text.format(**details)

@@ -4,8 +4,8 @@
 
 POST /bare with {"key": int, "changes": [...]} parses the JSON and does one upsert in PostgreSQL,
 nothing else: no authentication, no validation, no audit, no notification. It runs like
-`cbt serve`: W processes sharing the port with SO_REUSEPORT, each with an asyncpg pool of the same
-size as cbt's, so the ratio of the two throughputs is what cbt's own work costs.
+`cbt serve`: W processes sharing the port with SO_REUSEPORT, each with the same asyncpg pool as
+cbt's (cbt.db.create_pool), so the ratio of the two throughputs is what cbt's own work costs.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import signal
 import asyncpg
 from aiohttp import web
 
+from cbt import db
 from cbt.config import Settings
 
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -42,7 +43,8 @@ def make_app(dsn: str) -> web.Application:
     settings = Settings()
 
     async def pool_ctx(app: web.Application):
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+        # The same pool as cbt's (size and settings), so only the work per request differs.
+        app[POOL] = await db.create_pool(dsn, settings.pool_min, settings.pool_max)
         yield
         await app[POOL].close()
 

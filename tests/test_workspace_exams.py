@@ -150,7 +150,7 @@ async def test_another_schools_teacher_can_neither_see_nor_change_the_exam(clien
     for path in ("/workspace/exams/TOAN-W", "/workspace/exams/TOAN-W/edit", "/workspace/exams/TOAN-W/preview"):
         resp = await client.get(path)
         text = await resp.text()
-        assert resp.status == 404 and "no exam with code &#39;TOAN-W&#39; in your organisation" in text, path
+        assert resp.status == 404 and "Không tìm thấy đề thi này trong đơn vị của bạn" in text, path
     for action in ("edit", "open", "close", "tickets"):
         resp = await client.post(f"/workspace/exams/TOAN-W/{action}",
                                  data=form_for(release) | {"csrf_token": token, "confirm": "1"})
@@ -182,7 +182,7 @@ async def test_editing_a_draft_and_not_after_it_opens(client, conn, staff, relea
     assert json.loads(edits[-1]["content"])["edit"] == "update"
     await exams.open_exam(conn, "TOAN-W")
     resp = await client.post("/workspace/exams/TOAN-W/edit", data=data | {"title": "x"})
-    assert resp.status == 409 and "only a draft exam can be edited" in await resp.text()
+    assert resp.status == 409 and "Đề thi đã mở nên không sửa được nữa" in await resp.text()
     assert await conn.fetchval("SELECT title FROM exams") == "Kiểm tra giữa kì"
 
 

@@ -1,0 +1,68 @@
+"""The load-test harness: its zero-loss check finds a lost answer, and a short
+`lab` run (the CI smoke test) ends with no error and nothing lost. Timing is
+never asserted: these machines are shared."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import STUDENTS, exam, started  # noqa: F401 - fixture
+
+from loadtests import run
+
+
+async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam):  # noqa: F811
+    headers, body = await started(client, exam[STUDENTS[0].code])
+    attempt_id = body["attempt"]["id"]
+    refs = [q["ref"] for s in body["form"]["sections"] for q in s["items"]][:3]
+    # Flags are valid on every question type, whatever the form's option letters are.
+    sent = [{"seq": i + 1, "item": ref, "kind": "flag", "value": True} for i, ref in enumerate(refs)]
+    resp = await client.post("/api/v1/changes", json={"changes": sent}, headers=headers)
+    assert resp.status == 200 and (await resp.json())["saved_seq"] == 3
+    acked = {f"flag:{c['item']}": [c["seq"], c["value"]] for c in sent}
+    records = {attempt_id: {"attempt_id": attempt_id, "saved_seq": 3, "acked": acked, "submitted": False}}
+    assert (await run.check(dsn, records))["lost"] == 0
+
+    # The server said 3 were saved but one is gone: the check must say so.
+    await conn.execute("DELETE FROM response_history WHERE attempt_id = $1 AND seq = 2", attempt_id)
+    result = await run.check(dsn, records)
+    assert result["lost"] == 2 and "missing from the history" in result["lost_detail"][0]
+
+    # A value acknowledged but not the one stored is a loss too.
+    acked[f"flag:{refs[0]}"] = [1, False]
+    assert any("differs" in x for x in (await run.check(dsn, records))["lost_detail"])
+
+    # An attempt reported submitted but not scored is caught.
+    records[attempt_id]["submitted"] = True
+    assert (await run.check(dsn, records))["submitted_unscored"] == 1
+
+
+def test_latest_records_merges_every_process_file(tmp_path):
+    base = tmp_path / "acked.jsonl"
+    (tmp_path / "acked.jsonl.1").write_text(
+        json.dumps({"attempt_id": 7, "saved_seq": 4, "acked": {}, "submitted": False}) + "\n"
+        + json.dumps({"attempt_id": 7, "saved_seq": 9, "acked": {"answer:q1": [9, "A"]}, "submitted": False}) + "\n")
+    (tmp_path / "acked.jsonl.2").write_text(
+        json.dumps({"attempt_id": 7, "saved_seq": 9, "acked": {"answer:q1": [9, "A"]}, "submitted": True}) + "\n"
+        + json.dumps({"attempt_id": 8, "saved_seq": 1, "acked": {}, "submitted": False}) + "\n")
+    got = run.latest_records(base)
+    assert got[7]["saved_seq"] == 9 and got[7]["submitted"] is True and got[8]["saved_seq"] == 1
+
+
+@pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
+                    reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
+def test_lab_profile_smoke_run_loses_nothing(tmp_path):
+    """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+    done = subprocess.run([sys.executable, "-m", "loadtests.run", "--profile", "lab", "--duration", "30",
+                           "--ceiling", "0", "--out", str(tmp_path)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(next(tmp_path.glob("lab-*/summary.json")).read_text())
+    assert summary["errors"] == 0 and summary["lost"] == 0
+    assert summary["acknowledged_changes"] > 0 and summary["submitted"] == 40
+    assert summary["submitted_unscored"] == 0 and summary["any_submitted_unscored_in_db"] == 0
