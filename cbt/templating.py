@@ -33,6 +33,12 @@ def make_jinja(root: Path) -> jinja2.Environment:
     )
 
 
+def local_number(value, lang: str) -> str:
+    """A number as readers of lang write it: Vietnamese uses a decimal comma (0,5 điểm)."""
+    text = str(value)
+    return text.replace(".", ",") if lang == "vi" else text
+
+
 def render(request: web.Request, template: str, context: dict | None = None, *,
            status: int = 200) -> web.Response:
     app = request.app
@@ -44,6 +50,7 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "csrf_token": request.get(keys.CSRF_TOKEN, ""),
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
+        "num": lambda value: local_number(value, lang),
     }
     if context:
         ctx.update(context)
