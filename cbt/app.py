@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics.watch_pool(lambda: app.get(keys.POOL))
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(delivery.notifier_ctx)
     app.cleanup_ctx.append(delivery.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
     app.cleanup_ctx.append(audit.chainer_ctx)

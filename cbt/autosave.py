@@ -43,7 +43,8 @@ MAX_ESSAY = 20_000
 # A save is one statement, so atomic without a transaction, and one round
 # trip (under load, round trips are what a save costs): the changes go to the
 # history, the current answers and flags are updated, the batch's audit event
-# is recorded, saved_seq advances and the proctor consoles are notified.
+# is recorded and saved_seq advances. (The proctor consoles are woken after
+# it, coalesced: see delivery.Notifier.)
 #
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 # The statement cannot see its own inserts, so "stored" is what the snapshot
@@ -96,7 +97,7 @@ WITH incoming AS (
     WHERE a.id = $1
     RETURNING saved_seq
 )
-SELECT saved_seq, (SELECT pg_notify('cbt_exam', $6::text)) FROM advanced
+SELECT saved_seq FROM advanced
 """
 
 
@@ -193,5 +194,6 @@ async def changes(request: web.Request) -> web.Response:
             _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
             [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
             audit.canonical_json(audit.batch_digest(body["changes"])).decode("utf-8"), addr)
+    request.app[keys.NOTIFIER].soon(me["exam_id"])
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})

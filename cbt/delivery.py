@@ -182,6 +182,46 @@ async def notify(conn, exam_id: int) -> None:
     await conn.execute("SELECT pg_notify('cbt_exam', $1)", str(exam_id))
 
 
+class Notifier:
+    """Wakes proctor consoles after saves, starts and submits, at most once per
+    exam every `delay` seconds from each worker.
+
+    Why not a NOTIFY in each save's transaction: PostgreSQL takes one
+    cluster-wide lock to queue notifications at commit and holds it through
+    the commit's WAL flush, so a NOTIFY in every save serialises all saves
+    (measured: a quarter of the throughput of the same save without it). The
+    consoles redraw at most twice a second anyway."""
+
+    def __init__(self, pool: asyncpg.Pool, delay: float = 0.5) -> None:
+        self.pool, self.delay = pool, delay
+        self.pending: set[int] = set()
+        self.tasks: set[asyncio.Task] = set()
+
+    def soon(self, exam_id: int) -> None:
+        if exam_id in self.pending:
+            return
+        self.pending.add(exam_id)
+        task = asyncio.get_running_loop().create_task(self._fire(exam_id))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _fire(self, exam_id: int) -> None:
+        await asyncio.sleep(self.delay)
+        self.pending.discard(exam_id)
+        try:
+            await self.pool.execute("SELECT pg_notify('cbt_exam', $1)", str(exam_id))
+        except (asyncpg.PostgresError, OSError) as e:  # the consoles also refresh on their own
+            logging.getLogger("cbt.delivery").warning("proctor notify failed: %s", e)
+
+
+async def notifier_ctx(app: web.Application):
+    """cleanup_ctx (after the pool): this worker's Notifier."""
+    app[keys.NOTIFIER] = notifier = Notifier(app[keys.POOL])
+    yield
+    for task in list(notifier.tasks):
+        task.cancel()
+
+
 # -- what the page is told --------------------------------------------------------------
 
 
@@ -400,7 +440,7 @@ async def start(request: web.Request) -> web.Response:
             me = await current_candidate(request, conn)
             await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "start",
                                      {"deadline": iso(me["deadline"])}, attempt_id=me["attempt_id"])
-            await notify(conn, me["exam_id"])
+            request.app[keys.NOTIFIER].soon(me["exam_id"])
         me = await close_if_expired(request, me, conn)
         answers = await _answers(conn, me["attempt_id"])
     result = session_body(me)
@@ -465,7 +505,7 @@ async def submit(request: web.Request) -> web.Response:
         if me["attempt_status"] != "submitted":
             await guard(request, me, conn, write=True)
             await finalize(request.app, conn, me["attempt_id"], "candidate")
-            await notify(conn, me["exam_id"])
+            request.app[keys.NOTIFIER].soon(me["exam_id"])
         me = await current_candidate(request, conn)
     result = session_body(me)
     return json_body(result)

@@ -19,6 +19,8 @@ METRICS = web.AppKey("metrics", Metrics)
 DELIVERY_CACHE = web.AppKey("delivery_cache", object)
 # This worker's subscribers to live exam updates (proctor consoles).
 PROCTOR_HUB = web.AppKey("proctor_hub", object)
+# Coalesces this worker's wake-ups of proctor consoles (delivery.Notifier).
+NOTIFIER = web.AppKey("notifier", object)
 
 # Per-request values set by the middlewares.
 USER = web.RequestKey("user", object)  # accounts.Staff or None

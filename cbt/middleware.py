@@ -112,6 +112,18 @@ _HTTP_CODES = {
 }
 
 
+# The database is away (restarting, shutting down, refusing connections):
+# the request may be retried, so 503, not 500. OperatorInterventionError is
+# what a connection gets while PostgreSQL shuts down or starts up.
+DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     """Every failure becomes a page in the layout (or JSON for the API): never a traceback."""
@@ -124,7 +136,7 @@ async def error_middleware(request: web.Request, handler):
             raise
         code = _HTTP_CODES.get(e.status, "http_error")
         return _error_response(request, e.status, code, e.reason)
-    except (asyncpg.PostgresConnectionError, OSError, TimeoutError) as e:
+    except DATABASE_DOWN as e:
         log.error("database unavailable: %s", e, extra={"fields": {"id": request.get(keys.REQUEST_ID)}})
         return _error_response(request, 503, "database_unavailable",
                                "the exam server cannot reach its database; try again in a moment")

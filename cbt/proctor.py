@@ -1,7 +1,8 @@
 """The proctor console: a live view of the room and the proctor's actions.
 
 Live updates work across worker processes: the candidate API sends
-`pg_notify('cbt_exam', exam_id)` after every start, save and submit; each
+`pg_notify('cbt_exam', exam_id)` after starts, saves and submits (at most
+twice a second per exam from each worker: delivery.Notifier); each
 worker keeps ONE listening connection (in cleanup_ctx) and wakes the
 Server-Sent-Events streams of that exam's open consoles.
 """

@@ -1,10 +1,13 @@
 """Security headers on every response, error pages in the layout, no tracebacks."""
 
+import json
+
+import asyncpg
 import pytest
 from aiohttp import web
 from conftest import login
 
-from cbt import routes
+from cbt import middleware, routes
 from cbt.app import create_app
 from cbt.auth import PUBLIC
 from cbt.middleware import CSP
@@ -97,3 +100,23 @@ async def test_500_page_has_no_traceback(settings, aiohttp_client, monkeypatch):
     body = await resp.json()
     assert body["error"]["code"] == "internal_error"
     assert "secret internal detail" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize("error", [
+    asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+    asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    ConnectionRefusedError(111, "Connection refused"),
+])
+async def test_a_database_restarting_is_503_to_retry_not_500(settings, error):
+    """While PostgreSQL restarts, a request fails with a code the exam page retries."""
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request("POST", "/api/v1/changes", app=create_app(settings))
+
+    async def handler(request):
+        raise error
+
+    resp = await middleware.error_middleware(request, handler)
+    assert resp.status == 503
+    assert json.loads(resp.body)["error"]["code"] == "database_unavailable"
