@@ -17,8 +17,8 @@ from cbt import db
 
 
 @contextlib.contextmanager
-def throwaway_postgres(prefix: str = "cbt-bench-") -> Iterator[tuple[str, Path]]:
-    """Yield (dsn, scratch folder); everything is removed afterwards."""
+def throwaway_postgres(prefix: str = "cbt-bench-", options: str = "") -> Iterator[tuple[str, Path]]:
+    """Yield (dsn, scratch folder); everything is removed afterwards. options: more server settings."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     # When run as root, PostgreSQL's own user must be able to reach its folder.
     root.chmod(0o755)
@@ -26,7 +26,7 @@ def throwaway_postgres(prefix: str = "cbt-bench-") -> Iterator[tuple[str, Path]]
         if os.environ.get("CBT_DATABASE_URL"):
             yield os.environ["CBT_DATABASE_URL"], root
             return
-        pg = db.EmbeddedPostgres(root / "data")
+        pg = db.EmbeddedPostgres(root / "data", options)
         pg.acquire(exclusive=True)
         sock = pg.start()
         try:

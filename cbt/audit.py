@@ -170,9 +170,13 @@ async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: b
                             content=json.loads(content))
         out.append((exam_id, seq, at, actor, kind, attempt_id, content, prev, digest))
         prev = digest
-    await conn.executemany(
+    # One statement for the whole batch (unnest), not one execution per row.
+    await conn.execute(
         """INSERT INTO audit_events (exam_id, seq, at, actor, kind, attempt_id, content, prev_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""", out)
+           SELECT $1, r.seq, r.at, r.actor, r.kind, r.attempt_id, r.content::jsonb, r.prev_hash, r.hash
+           FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bytea[],
+                       $9::bytea[]) AS r(seq, at, actor, kind, attempt_id, content, prev_hash, hash)""",
+        exam_id, *[list(column) for column in zip(*(row[1:] for row in out), strict=True)])
     return prev
 
 

@@ -26,7 +26,7 @@ from cbt.clientaddr import client_addr
 from cbt.delivery import (
     check_attempt_id,
     close_if_expired,
-    current_candidate,
+    current_candidate_lean,
     guard,
     iso,
     json_body,
@@ -161,13 +161,12 @@ async def changes(request: web.Request) -> web.Response:
     body = await read_json(request)
     pool = request.app[keys.POOL]
     async with pool.acquire() as conn:
-        me = await current_candidate(request, conn)
+        me, layout = await current_candidate_lean(request, conn)
         check_attempt_id(body, me)
         if me["attempt_id"] is None:
             raise Conflict("not_started", "this attempt has not started: press Start")
         await guard(request, me, conn, write=True)
         me = await close_if_expired(request, me, conn)
-        layout = json.loads(me["layout"])
         rows = parse_changes(body, layout)
         now = now_utc()
         late = now > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])

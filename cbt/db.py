@@ -72,6 +72,8 @@ class EmbeddedPostgres:
     """One PostgreSQL cluster in data_dir/pg. Not thread-safe; one per process."""
 
     data_dir: Path
+    # More server options ("-c name=value ..."), e.g. for profiling in benchmarks.
+    options: str = ""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).absolute()
@@ -230,7 +232,7 @@ class EmbeddedPostgres:
 
                 pw = pwd.getpwnam(PG_SYSTEM_USER)
                 os.chown(sock, pw.pw_uid, pw.pw_gid)
-        opts = f"-h '' -k {sock} -c max_connections=300 -c shared_buffers=128MB"
+        opts = f"-h '' -k {sock} -c max_connections=300 -c shared_buffers=128MB {self.options}".strip()
         res = self._run(["pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "log"),
                          "-w", "-t", "60", "-o", opts, "start"])
         if res.returncode != 0:
@@ -370,7 +372,8 @@ async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     try:
         return await asyncio.wait_for(
             asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60,
-                                reset=reset_connection),
+                                reset=reset_connection,
+                                server_settings={"plan_cache_mode": "force_generic_plan"}),
             timeout=30,
         )
     except DatabaseError:

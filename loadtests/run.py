@@ -321,9 +321,29 @@ def print_table(per_type: dict) -> None:
               f"{d['p95_ms'] or 0:>7.0f}{d['p99_ms'] or 0:>7.0f}{d['max_ms'] or 0:>7.0f}")
 
 
-def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int, out: Path, lenv: dict) -> dict:
-    """cbt's autosave flat out, then the bare endpoint flat out, with the same client and users."""
+def cpu_seconds(pgid: int | None = None, comm: str | None = None) -> float:
+    """CPU seconds used so far by a process group, or by every process named comm (PostgreSQL's)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name, rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+            fields = rest.split()
+        except (OSError, ValueError):
+            continue
+        if (pgid is not None and int(fields[2]) == pgid) or (comm is not None and name.endswith("(" + comm)):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int, out: Path, lenv: dict,
+                    server_pgid: int) -> dict:
+    """cbt's autosave flat out, then the bare endpoint flat out, with the same client and users.
+
+    Also the CPU each request costs the application processes and PostgreSQL (ms per request),
+    which says where the difference goes."""
+    app0, db0 = cpu_seconds(pgid=server_pgid), cpu_seconds(comm="postgres")
     _, _, log_cbt = run_locust(["SaturatingStudent"], users, users, seconds, host, out / "ceiling-cbt", lenv)
+    app1, db1 = cpu_seconds(pgid=server_pgid), cpu_seconds(comm="postgres")
     cbt_stats, cbt_fails = per_request(out / "ceiling-cbt")
     port = free_port()
     bare = subprocess.Popen([sys.executable, "-m", "loadtests.bare", "--dsn", dsn, "--port", str(port),
@@ -331,8 +351,10 @@ def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int,
     try:
         wait_for_port(port, bare)
         time.sleep(1)
+        bare0, bdb0 = cpu_seconds(pgid=bare.pid), cpu_seconds(comm="postgres")
         _, _, log_bare = run_locust(["BareUser"], users, users, seconds, f"http://127.0.0.1:{port}",
                                     out / "ceiling-bare", lenv)
+        bare1, bdb1 = cpu_seconds(pgid=bare.pid), cpu_seconds(comm="postgres")
     finally:
         os.killpg(bare.pid, signal.SIGTERM)
         bare.wait(timeout=30)
@@ -341,10 +363,33 @@ def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int,
     c = cbt_stats.get("POST /api/v1/changes", {})
     b = bare_stats.get("POST /bare", {})
     ratio = c.get("rps", 0) / b["rps"] if b.get("rps") else None
-    return {"users": users, "seconds": seconds, "cbt_changes": c, "bare": b, "ratio": ratio,
+
+    def per_request_ms(cpu: float, stats: dict) -> float | None:
+        return 1000 * cpu / stats["count"] if stats.get("count") else None
+
+    cpu = {"cbt_app_ms": per_request_ms(app1 - app0, c), "cbt_db_ms": per_request_ms(db1 - db0, c),
+           "bare_app_ms": per_request_ms(bare1 - bare0, b), "bare_db_ms": per_request_ms(bdb1 - bdb0, b)}
+    return {"users": users, "seconds": seconds, "cbt_changes": c, "bare": b, "ratio": ratio, "cpu_per_request": cpu,
             "errors": cbt_stats.get("Aggregated", {}).get("failures", 0)
             + bare_stats.get("Aggregated", {}).get("failures", 0),
             "failures": (cbt_fails + bare_fails)[:10]}
+
+
+async def print_statements(dsn: str, top: int = 12) -> None:
+    """The statements PostgreSQL spent the most time on (planning + execution), from pg_stat_statements."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(
+            r"""SELECT calls, total_plan_time + total_exec_time AS total_ms, mean_plan_time, mean_exec_time,
+                       regexp_replace(left(query, 110), '\s+', ' ', 'g') AS query
+               FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT $1""", top)
+    finally:
+        await conn.close()
+    print(f"\n{'calls':>8}{'total ms':>10}{'plan ms':>9}{'exec ms':>9}  statement (pg_stat_statements)")
+    for r in rows:
+        print(f"{r['calls']:>8}{r['total_ms']:>10.0f}{r['mean_plan_time']:>9.3f}{r['mean_exec_time']:>9.3f}"
+              f"  {r['query']}")
 
 
 def main() -> int:
@@ -361,6 +406,8 @@ def main() -> int:
     ap.add_argument("--ceiling", type=int, default=20,
                     help="seconds for each half of the ceiling measurement (cbt flat out, bare flat out); 0: skip")
     ap.add_argument("--ceiling-users", type=int, default=50)
+    ap.add_argument("--statements", action="store_true",
+                    help="load pg_stat_statements and print the statements that cost PostgreSQL the most")
     ap.add_argument("--out", type=Path, default=Path("loadtest-results"), help="folder for CSVs and summary")
     args = ap.parse_args()
     prof = PROFILES[args.profile]
@@ -379,7 +426,9 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     server = fault = None
     ceiling = None
-    with throwaway_postgres("cbt-loadtest-") as (dsn, root):
+    pg_options = ("-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+                  if args.statements else "")
+    with throwaway_postgres("cbt-loadtest-", pg_options) as (dsn, root):
         try:
             tickets, opened = asyncio.run(prepare(dsn, root, users + ceiling_users))
             print(f"{args.profile}: {prof.description}")
@@ -419,8 +468,10 @@ def main() -> int:
             if ceiling_users:
                 print(f"ceiling: {ceiling_users} users flat out for {args.ceiling} s against cbt, then against "
                       f"the bare aiohttp + asyncpg endpoint", flush=True)
-                ceiling = measure_ceiling(dsn, host, workers, ceiling_users, args.ceiling, out, lenv)
+                ceiling = measure_ceiling(dsn, host, workers, ceiling_users, args.ceiling, out, lenv, server.pid)
             result = asyncio.run(check(dsn, latest_records(record_file)))
+            if args.statements:
+                asyncio.run(print_statements(dsn))
         finally:
             if server is not None:
                 os.killpg(server.pid, signal.SIGTERM)
@@ -464,6 +515,10 @@ def main() -> int:
               f"{c.get('rps', 0):.0f} batches/s (p99 {c.get('p99_ms')} ms) vs bare aiohttp + asyncpg upsert "
               f"{b.get('rps', 0):.0f} req/s (p99 {b.get('p99_ms')} ms): ratio "
               f"{(ceiling['ratio'] or 0):.0%}; errors {ceiling['errors']}")
+        cpu = ceiling["cpu_per_request"]
+        if None not in cpu.values():
+            print(f"  CPU per request: cbt {cpu['cbt_app_ms']:.2f} ms app + {cpu['cbt_db_ms']:.2f} ms PostgreSQL; "
+                  f"bare {cpu['bare_app_ms']:.2f} ms app + {cpu['bare_db_ms']:.2f} ms PostgreSQL")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"summary: {out / 'summary.json'}")
     bad = (errors or result["lost"] or result["submitted_unscored"] or result["any_submitted_unscored_in_db"]
