@@ -22,7 +22,6 @@ does so first, and `verify`/`export` do so before reading.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -30,9 +29,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import asyncpg
-from aiohttp import web
 
-from cbt import keys
+from cbt import background, keys
 
 ZERO_HASH = bytes(32)
 
@@ -197,25 +195,9 @@ async def chain_all(pool: asyncpg.Pool) -> int:
     return sealed
 
 
-async def chainer_ctx(app: web.Application):
-    """cleanup_ctx: seal pending audit events a few times a second."""
-    async def loop():
-        while True:
-            try:
-                await chain_all(app[keys.POOL])
-            except (asyncpg.PostgresError, OSError) as e:  # the database may be restarting
-                import logging
-
-                logging.getLogger("cbt.audit").warning("audit chaining failed: %s", e)
-            await asyncio.sleep(CHAIN_SECONDS)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+# cleanup_ctx: every worker seals pending audit events a few times a second.
+chainer_ctx = background.periodic(lambda app: chain_all(app[keys.POOL]), lambda app: CHAIN_SECONDS,
+                                  "audit chaining")
 
 
 def _lock_key(exam_id: int) -> int:

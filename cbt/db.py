@@ -356,23 +356,12 @@ async def connect(dsn: str) -> asyncpg.Connection:
         raise DatabaseError(describe_connect_error(e, dsn)) from None
 
 
-async def reset_connection(conn: asyncpg.Connection) -> None:
-    """What a pooled connection needs undone before its next use.
-
-    cbt keeps no session state on pooled connections (no SET, LISTEN or
-    session-level locks: the proctor listener and migrations use their own
-    connections), so only a transaction a cancelled request left open needs
-    rolling back. asyncpg's default reset (RESET ALL, UNLISTEN *, ...) would
-    cost a round trip on every release, a quarter of an autosave's cost."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-
-
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     try:
         return await asyncio.wait_for(
+            # Generic plans: the hot statements are key lookups whose custom
+            # re-planning cost more than running them (pg_stat_statements).
             asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60,
-                                reset=reset_connection,
                                 server_settings={"plan_cache_mode": "force_generic_plan"}),
             timeout=30,
         )

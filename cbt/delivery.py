@@ -23,7 +23,7 @@ from decimal import Decimal
 import asyncpg
 from aiohttp import web
 
-from cbt import assembly, audit, keys, lockdown, receipts, scoring, seb
+from cbt import assembly, audit, background, keys, lockdown, receipts, scoring, seb
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
@@ -121,12 +121,15 @@ async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict
     me["spec"] = cache.specs[spec_key]
     layout = None
     if me["attempt_id"] is not None:
-        layout = cache.layouts.get(me["attempt_id"])
-        if layout is None:
+        # Kept as text (about 2 KB), parsed per batch: parsed, a layout is
+        # some 13 KB of Python objects, too much for thousands of students.
+        text = cache.layouts.get(me["attempt_id"])
+        if text is None:
             if len(cache.layouts) > 50_000:
                 cache.layouts.clear()
-            text = await conn.fetchval("SELECT layout FROM attempts WHERE id = $1", me["attempt_id"])
-            layout = cache.layouts[me["attempt_id"]] = json.loads(text)
+            text = cache.layouts[me["attempt_id"]] = await conn.fetchval(
+                "SELECT layout FROM attempts WHERE id = $1", me["attempt_id"])
+        layout = json.loads(text)
     return me, layout
 
 
@@ -373,7 +376,7 @@ async def session(request: web.Request) -> web.Response:
 @dataclass
 class Cache:
     """Immutable things read on hot paths: rendered items, parsed items, exam
-    specs by (exam id, row version), attempts' layouts (fixed at Start)."""
+    specs by (exam id, row version), attempts' layouts (fixed at Start, as text)."""
 
     rendered: dict
     items: dict
@@ -683,26 +686,9 @@ async def close_expired_attempts(app: web.Application) -> int:
     return len(ids)
 
 
-async def deadline_sweeper(app: web.Application):
-    """cleanup_ctx: close expired attempts every few seconds in the background."""
-
-    async def loop():
-        while True:
-            try:
-                await close_expired_attempts(app)
-            except (asyncpg.PostgresError, OSError) as e:  # the database may be restarting
-                import logging
-
-                logging.getLogger("cbt.delivery").warning("deadline sweep failed: %s", e)
-            await asyncio.sleep(app[keys.SETTINGS].sweep_seconds)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+# cleanup_ctx: close expired attempts every few seconds in the background.
+deadline_sweeper = background.periodic(close_expired_attempts, lambda app: app[keys.SETTINGS].sweep_seconds,
+                                       "delivery deadline sweep")
 
 
 async def integrity(request: web.Request) -> web.Response:

@@ -92,9 +92,14 @@ def value_for(q: dict, rng: random.Random):
     raise ValueError(kind)
 
 
+def _count(kind: str, name: str, ms: float, length: int = 0) -> None:
+    """Something that is not a request, counted in Locust's table (as a success) under kind and name."""
+    events.request.fire(request_type=kind, name=name, response_time=ms, response_length=length, exception=None,
+                        context={})
+
+
 def _count_retry(name: str, elapsed_ms: float) -> None:
-    events.request.fire(request_type="RETRY", name=f"(retried) {name}", response_time=elapsed_ms,
-                        response_length=0, exception=None, context={})
+    _count("RETRY", f"(retried) {name}", elapsed_ms)
 
 
 class Candidate(FastHttpUser):
@@ -207,13 +212,24 @@ class StudentUser(Candidate):
     def _change(self, ref: str, kind: str, value) -> None:
         self._queue(ref, kind, value)
         if len(self.pending) >= BATCH and time.monotonic() >= self.offline_until:
+            self._back_online()
             self._flush()
 
     def _lose_network(self) -> None:
         """The network drops while a batch is in flight: the server saves it but its answer is lost."""
         if self.pending:
             self._send(list(self.pending), retry=False)  # reached the server; the reply is "lost"
-        self.offline_until = time.monotonic() + self.rng.uniform(10, 60)
+        seconds = self.rng.uniform(10, 60)
+        self.offline_until = time.monotonic() + seconds
+        self.was_offline = True
+        _count("FLAKY", "network lost for (ms)", seconds * 1000)
+
+    def _back_online(self) -> None:
+        """Counted once per outage: how many journal entries the student replays."""
+        if getattr(self, "was_offline", False):
+            self.was_offline = False
+            self.pending = [self.sent[s] for s in sorted(self.sent)]
+            _count("FLAKY", "journal entries replayed on reconnecting (length)", 0, len(self.pending))
 
     def _reload(self) -> None:
         """The page is reloaded: session, start again, state; journal entries not yet saved are replayed."""
@@ -246,6 +262,7 @@ class StudentUser(Candidate):
         if time.monotonic() < self.offline_until:
             time.sleep(self.offline_until - time.monotonic())
         # Back online: replay everything the server has not acknowledged, then submit.
+        self._back_online()
         self.pending = [self.sent[s] for s in sorted(self.sent)]
         for _ in range(5):
             self._flush()

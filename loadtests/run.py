@@ -63,7 +63,8 @@ class Profile:
 PROFILES = {
     "lab": Profile(40, 60, 10.0, description="a computer lab: 40 students"),
     "school": Profile(1000, 300, 20.0, description="a school: 1,000 students"),
-    "storm": Profile(1000, 90, None, description="1,000 students press Start within 10 s"),
+    # After the storm they answer at the steady pace: a student reads a question before answering.
+    "storm": Profile(1000, 90, None, think=4.3, description="1,000 students press Start within 10 s"),
     "steady": Profile(5000, 240, 100.0, think=4.3,
                       description="5,000 concurrent students, one change batch each every 10 s"),
     "district": Profile(10000, 360, 100.0, think=8.6, locust_workers=2,
@@ -310,7 +311,8 @@ def per_request(prefix: Path) -> tuple[dict, list[dict]]:
 
         out[name] = {"count": int(row["Request Count"]), "failures": int(row["Failure Count"]),
                      "rps": float(row["Requests/s"]), "p50_ms": ms("50%"), "p95_ms": ms("95%"),
-                     "p99_ms": ms("99%"), "max_ms": ms("Max Response Time")}
+                     "p99_ms": ms("99%"), "max_ms": ms("Max Response Time"),
+                     "avg_size": float(row["Average Content Size"] or 0)}
     return out, [{k: f[k] for k in ("Method", "Name", "Error", "Occurrences")} for f in fails]
 
 
@@ -498,8 +500,8 @@ def main() -> int:
     print(f"\nerrors: {errors}" + "".join(f"\n  {f['Occurrences']}x {f['Method']} {f['Name']}: {f['Error'][:150]}"
                                      for f in fails[:10]))
     print(f"retried requests (transient failures a student retried): {retried}")
-    print(f"starts: {summary['starts_ok']} succeeded of {users}; p50 {starts.get('p50_ms')} ms, "
-          f"p99 {starts.get('p99_ms')} ms")
+    print(f"starts: {summary['starts_ok']} Start requests succeeded for {users} students; "
+          f"p50 {starts.get('p50_ms')} ms, p99 {starts.get('p99_ms')} ms")
     print(f"autosave: {changes.get('count', 0)} batches, {changes.get('rps', 0):.1f} batches/s, "
           f"p50 {changes.get('p50_ms')} ms, p99 {changes.get('p99_ms')} ms")
     print(f"acknowledged changes: {result['acknowledged_changes']} in {result['attempts_recorded']} attempts; "
@@ -507,6 +509,12 @@ def main() -> int:
     print(f"submitted: {result['submitted']}, of which unscored: {result['submitted_unscored']}")
     print(f"server: peak RSS {peak_mb:.0f} MB (idle {idle_mb:.0f} MB; {summary['server_rss_mb_per_1000_students']:.0f} "
           f"MB per 1,000 students), CPU {summary['server_cpu_s']:.1f} s over {elapsed:.0f} s")
+    outages = per_type.get("FLAKY network lost for (ms)")
+    replays = per_type.get("FLAKY journal entries replayed on reconnecting (length)")
+    if outages:
+        print(f"flaky: {outages['count']} students lost the network (median {outages['p50_ms'] / 1000:.0f} s, longest "
+              f"{outages['max_ms'] / 1000:.0f} s); on reconnecting they replayed "
+              f"{replays['avg_size'] if replays else 0:.1f} journal entries on average")
     for line in summary["fault_events"]:
         print(f"fault: {line}")
     if ceiling:
