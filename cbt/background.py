@@ -15,8 +15,8 @@ def periodic(work: Callable[[web.Application], Awaitable[object]], seconds: Call
              what: str):
     """A cleanup_ctx running work(app) every seconds(app) while the app runs.
 
-    A failure to reach the database (it may be restarting) is logged and the
-    loop goes on: the next round retries, so no worker needs a restart."""
+    A failure (the database may be restarting) is logged and the loop goes
+    on: the next round retries, so no worker needs a restart."""
     log = logging.getLogger(f"cbt.{what.split()[0]}")
 
     async def ctx(app: web.Application):
@@ -24,8 +24,13 @@ def periodic(work: Callable[[web.Application], Awaitable[object]], seconds: Call
             while True:
                 try:
                     await work(app)
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                        OSError) as e:
                     log.warning("%s failed: %s", what, e)
+                except Exception:
+                    # Never let the loop die: its work (sealing audit events,
+                    # closing expired attempts) would silently stop.
+                    log.exception("%s failed", what)
                 await asyncio.sleep(seconds(app))
 
         task = asyncio.create_task(loop())

@@ -114,11 +114,14 @@ _HTTP_CODES = {
 
 # The database is away (restarting, shutting down, refusing connections):
 # the request may be retried, so 503, not 500. OperatorInterventionError is
-# what a connection gets while PostgreSQL shuts down or starts up.
+# what a connection gets while PostgreSQL shuts down or starts up;
+# InternalClientError what asyncpg raises on a pooled connection that a
+# restart left half-way through an operation (the pool then drops it).
 DATABASE_DOWN = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -107,6 +107,7 @@ async def test_500_page_has_no_traceback(settings, aiohttp_client, monkeypatch):
     asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
     asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     ConnectionRefusedError(111, "Connection refused"),
+    asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
 ])
 async def test_a_database_restarting_is_503_to_retry_not_500(settings, error):
     """While PostgreSQL restarts, a request fails with a code the exam page retries."""
