@@ -236,9 +236,10 @@ async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict
     if needs_attempt and (cand is None or cand["attempt_id"] is None):
         raise UserError("not_started", "this candidate has not started")
     if action == "admit":
-        minutes = body.get("minutes", 15)
+        # 15 minutes unless the proctor says otherwise; a malformed value is refused, as for extend.
+        minutes = _minutes(body) if "minutes" in body else 15
         await conn.execute("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) WHERE id = $1",
-                           cand["id"], minutes if isinstance(minutes, int) and 0 < minutes <= 600 else 15)
+                           cand["id"], minutes)
     elif action == "pause":
         await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
                            "AND paused_at IS NULL", cand["attempt_id"])

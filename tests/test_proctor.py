@@ -164,9 +164,17 @@ async def test_extend_terminate_void_admit(client, conn, staff, locked_exam, set
     await conn.execute("UPDATE exams SET late_entry_until = opens_at")
     headers3, _ = await sign_in(client, locked_exam["0000000003"])
     assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 403
+    # A malformed number of minutes is refused, as for extend, not silently taken as 15.
+    for minutes in ("ten", 0, 601, True):
+        bad = await proctor.post(act, json={"action": "admit", "candidate": "0000000003", "minutes": minutes},
+                                 headers=csrf)
+        assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_minutes", minutes
+    assert await conn.fetchval("SELECT admitted_until FROM candidates WHERE code = '0000000003'") is None
     await proctor.post(act, json={"action": "admit", "candidate": "0000000003"}, headers=csrf)
+    admitted = await conn.fetchval("SELECT admitted_until - now() FROM candidates WHERE code = '0000000003'")
+    assert dt.timedelta(minutes=14) < admitted <= dt.timedelta(minutes=15)
     assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 200
-    # extend, terminate, void, admit: the refused extend left nothing behind.
+    # extend, terminate, void, admit: the refused extend and admits left nothing behind.
     assert await conn.fetchval("SELECT count(*) FROM proctor_actions") == 4
 
 
