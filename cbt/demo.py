@@ -8,7 +8,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from cbt import accounts, bank, db
+from cbt import accounts, authoring, bank, db
 from cbt.config import Settings
 from itembank import keys as itembank_keys
 from itembank import package
@@ -49,7 +49,12 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                     continue
                 password = _password()
                 await accounts.add_user(conn, username, role, org, password, name)
-                lines.append(f"  {username:<9} {role:<9} password: {password}")
+                line = f"  {username:<9} {role:<9} password: {password}"
+                if role in ("teacher", "reviewer"):
+                    # So the demo's review queue works at once: both write and review Toán.
+                    await authoring.set_subjects(conn, username, [BANK.subject])
+                    line += f"  (subject {BANK.subject})"
+                lines.append(line)
         lines.append(await _demo_bank(conn, settings.data_dir))
         lines.append(await _demo_exam(conn, settings.data_dir))
     finally:

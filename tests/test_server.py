@@ -266,6 +266,8 @@ def test_demo_twice_duplicates_nothing(data_dir):
     first = cbt("demo", "--no-serve", env=env_for(data_dir))
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("password: ") == 5
+    # The demo teacher and reviewer write and review the demo bank's subject, so review works at once.
+    assert first.stdout.count("(subject toan)") == 2
     assert "Demo bank: imported demo-thpt" in first.stdout
     second = cbt("demo", "--no-serve", env=env_for(data_dir))
     assert second.returncode == 0, second.stderr
