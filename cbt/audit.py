@@ -104,13 +104,13 @@ async def append(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, 
     Runs inside the caller's transaction when there is one (a savepoint),
     so the event commits or rolls back with the change it records. Events
     still pending for the exam are chained first, so the chain keeps order."""
-    content_text = _content_text(kind, content)
+    text = content_text(kind, content)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
-        prev_seq, prev = await _chain_pending(conn, exam_id)
+        prev_seq, prev, _ = await _chain_pending(conn, exam_id)
         # The content as PostgreSQL stores it (jsonb normalises numbers and
         # keys), so the hash is over exactly what verify will read back.
-        row = await conn.fetchrow("SELECT $1::jsonb::text AS content, clock_timestamp() AS at", content_text)
+        row = await conn.fetchrow("SELECT $1::jsonb::text AS content, clock_timestamp() AS at", text)
         await _insert(conn, exam_id, prev_seq, prev, [(row["at"], actor, kind, attempt_id, row["content"])])
     return prev_seq + 1
 
@@ -123,7 +123,7 @@ async def append_later(conn: asyncpg.Connection, exam_id: int, actor: str, kind:
     await conn.execute(
         """INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
            VALUES ($1, $2, $3, $4, $5::jsonb)""",
-        exam_id, actor, kind, attempt_id, _content_text(kind, content),
+        exam_id, actor, kind, attempt_id, content_text(kind, content),
     )
 
 
@@ -138,14 +138,13 @@ async def chain(conn: asyncpg.Connection, exam_id: int, wait: bool = True) -> in
         elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE,
                                      _lock_key(exam_id)):
             return 0
-        before = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_events WHERE exam_id = $1", exam_id)
-        last_seq, _ = await _chain_pending(conn, exam_id)
-    return last_seq - before
+        _, _, sealed = await _chain_pending(conn, exam_id)
+    return sealed
 
 
-async def _chain_pending(conn: asyncpg.Connection, exam_id: int) -> tuple[int, bytes]:
+async def _chain_pending(conn: asyncpg.Connection, exam_id: int) -> tuple[int, bytes, int]:
     """Under the exam's lock: move its pending events into the chain, oldest
-    first; return the chain's last seq and hash."""
+    first; return the chain's last seq and hash, and how many were sealed."""
     last = await conn.fetchrow(
         "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id)
     seq, prev = (last["seq"], bytes(last["hash"])) if last is not None else (0, ZERO_HASH)
@@ -156,7 +155,7 @@ async def _chain_pending(conn: asyncpg.Connection, exam_id: int) -> tuple[int, b
             for p in sorted(pending, key=lambda r: r["id"])]
     if rows:
         prev = await _insert(conn, exam_id, seq, prev, rows)
-    return seq + len(rows), prev
+    return seq + len(rows), prev, len(rows)
 
 
 async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: bytes, rows: list) -> bytes:
@@ -178,7 +177,8 @@ async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: b
     return prev
 
 
-def _content_text(kind: str, content: dict) -> str:
+def content_text(kind: str, content: dict) -> str:
+    """An event's content as the canonical JSON text stored and hashed (kind checked)."""
     if kind not in KINDS:
         raise AuditError(f"unknown audit event kind {kind!r}")
     if not isinstance(content, dict):

@@ -192,7 +192,7 @@ async def changes(request: web.Request) -> web.Response:
         saved = await conn.fetchval(
             _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
             [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
-            audit.canonical_json(audit.batch_digest(body["changes"])).decode("utf-8"), addr)
+            audit.content_text("changes", audit.batch_digest(body["changes"])), addr)
     request.app[keys.NOTIFIER].soon(me["exam_id"])
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})

@@ -87,16 +87,22 @@ _CANDIDATE_LEAN = (_CANDIDATE.replace("e.show_score, e.spec,", "e.show_score, e.
                    .replace("a.section_deadline, a.layout,", "a.section_deadline,"))
 
 
-async def current_candidate(request: web.Request, conn=None) -> asyncpg.Record:
+def _bearer_hash(request: web.Request) -> bytes:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorised("login_required", "sign in with your ticket first")
-    token_hash = hashlib.sha256(header[7:].strip().encode()).digest()
-    db = conn or request.app[keys.POOL]
-    row = await db.fetchrow(_CANDIDATE, token_hash)
+    return hashlib.sha256(header[7:].strip().encode()).digest()
+
+
+async def _session_row(db, query: str, request: web.Request) -> asyncpg.Record:
+    row = await db.fetchrow(query, _bearer_hash(request))
     if row is None:
         raise Unauthorised("session_expired", "your sign-in has expired: sign in again with your ticket")
     return row
+
+
+async def current_candidate(request: web.Request, conn=None) -> asyncpg.Record:
+    return await _session_row(conn or request.app[keys.POOL], _CANDIDATE, request)
 
 
 async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict | None]:
@@ -104,15 +110,8 @@ async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict
 
     `me` has every field of current_candidate but `layout`; its `spec` comes
     from this worker's cache."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise Unauthorised("login_required", "sign in with your ticket first")
-    token_hash = hashlib.sha256(header[7:].strip().encode()).digest()
-    row = await conn.fetchrow(_CANDIDATE_LEAN, token_hash)
-    if row is None:
-        raise Unauthorised("session_expired", "your sign-in has expired: sign in again with your ticket")
+    me = dict(await _session_row(conn, _CANDIDATE_LEAN, request))
     cache = Cache.of(request.app)
-    me = dict(row)
     spec_key = (me["exam_id"], me.pop("spec_version"))
     if spec_key not in cache.specs:
         if len(cache.specs) > 1000:

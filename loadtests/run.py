@@ -158,24 +158,45 @@ def read_stats(prefix: Path) -> tuple[list[dict], list[dict]]:
     return stats, fails
 
 
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    comm: str
+    ppid: int
+    pgid: int
+    cpu: float  # seconds used so far (user + system)
+
+
+def processes() -> list[Proc]:
+    """Every process now, from /proc/PID/stat (those gone while reading are skipped)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name, rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+            f = rest.split()
+            out.append(Proc(int(pid), name.split("(", 1)[1], int(f[1]), int(f[2]),
+                            (int(f[11]) + int(f[12])) / tick))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 class ServerSampler(threading.Thread):
     """CPU seconds and resident memory of the server's process group, from /proc, once a second."""
 
     def __init__(self, pgid: int) -> None:
         super().__init__(daemon=True)
         self.pgid, self.peak_rss, self.cpu, self.stop = pgid, 0, 0.0, threading.Event()
-        self.tick = os.sysconf("SC_CLK_TCK")
         self.page = os.sysconf("SC_PAGE_SIZE")
 
     def sample(self) -> tuple[int, float]:
         rss, cpu = 0, 0.0
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for p in processes():
+            if p.pgid != self.pgid:
+                continue
+            cpu += p.cpu
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) != self.pgid:
-                    continue
-                cpu += (int(fields[11]) + int(fields[12])) / self.tick
-                rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * self.page
+                rss += int(Path(f"/proc/{p.pid}/statm").read_text().split()[1]) * self.page
             except (OSError, IndexError, ValueError):
                 continue
         return rss, cpu
@@ -206,15 +227,7 @@ def wait_for_port(port: int, server: subprocess.Popen) -> None:
 
 def children(pid: int) -> list[int]:
     """The processes whose parent is pid (cbt serve's workers), from /proc."""
-    out = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return sorted(out)
+    return sorted(p.pid for p in processes() if p.ppid == pid)
 
 
 def healthy(port: int) -> bool:
@@ -325,16 +338,7 @@ def print_table(per_type: dict) -> None:
 
 def cpu_seconds(pgid: int | None = None, comm: str | None = None) -> float:
     """CPU seconds used so far by a process group, or by every process named comm (PostgreSQL's)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            name, rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
-            fields = rest.split()
-        except (OSError, ValueError):
-            continue
-        if (pgid is not None and int(fields[2]) == pgid) or (comm is not None and name.endswith("(" + comm)):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return sum(p.cpu for p in processes() if p.pgid == pgid or p.comm == comm)
 
 
 def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int, out: Path, lenv: dict,
