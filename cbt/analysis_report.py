@@ -306,8 +306,8 @@ places equally, so each group is exactly 27%. Flags: {% for f, text in flag_text
 ({{ text }}{% if f in flag_rules %}: {{ flag_rules[f] }}{% endif %}){{ "; " if not loop.last else "." }}{% endfor %}</p>
 
 {% if r.get("irt") %}<h2>IRT: {{ "Rasch (a = 1)" if r.irt.model == "rasch" else "2PL" }}</h2>
-<p class="note">Marginal maximum likelihood, ability N(0, 1), {{ r.irt.quadrature_points }}-point
-Gauss-Hermite quadrature, logistic with D = 1, P = 1 / (1 + exp(&minus;a(&theta; &minus; b))).
+<p class="note">Marginal maximum likelihood, ability N(0, 1), quadrature on {{ r.irt.quadrature_points }}
+even points in [&minus;6, 6], logistic with D = 1, P = 1 / (1 + exp(&minus;a(&theta; &minus; b))).
 Log-likelihood {{ fmt(r.irt.loglik, 3) }}; {{ "converged" if r.irt.converged else "NOT converged" }}
 after {{ r.irt.iterations }} iterations.</p>
 <div class="charts"><table><tr><th class="l">item</th><th>a</th><th>se(a)</th><th>b</th><th>se(b)</th></tr>

@@ -4,8 +4,8 @@ Model (logistic metric, scaling constant D = 1)::
 
     P(correct | theta) = 1 / (1 + exp(-(a theta + d))),   b = -d / a
 
-with ability theta ~ N(0, 1) integrated out by Gauss-Hermite quadrature
-(61 points by default, see DEFAULT_QUADRATURE). "rasch" fixes a = 1 for every item (the ability
+with ability theta ~ N(0, 1) integrated out by quadrature on an even grid
+(61 points on [-6, 6] by default, see DEFAULT_QUADRATURE). "rasch" fixes a = 1 for every item (the ability
 variance stays 1, as in ltm's ``rasch(constraint=...)``); "2pl" frees a.
 
 Estimation:
@@ -37,14 +37,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
 
 MODELS = ("rasch", "2pl")
 
-# 41 Gauss-Hermite points are enough for short tests (LSAT: the same to 1e-7), but with
-# 60 items the posterior is narrower than the node spacing and estimates
-# move by 2e-3; 61 points keep them within 1e-4 of the exact integral.
+# Each examinee's likelihood is a bump over theta, about 1/sqrt(test
+# information) wide: some 0.3 with 60 items. Gauss-Hermite puts its nodes for
+# the N(0, 1) factor alone and spreads them out to +-15, so 61 of them are
+# 0.4 apart in the middle and moved 60-item estimates by up to 3.5e-4 (and
+# the log-likelihood by 0.4) from the exact integral. The trapezoid rule on
+# an even grid converges exponentially for smooth, fast-decaying integrands:
+# 61 points 0.2 apart on [-6, 6] (the prior outside holds 2e-9) give the
+# same estimates as 201 Gauss-Hermite points to 1e-8, for long tests and
+# short ones alike, at the cost of 61.
 DEFAULT_QUADRATURE = 61
+QUADRATURE_LIMIT = 6.0
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,11 @@ class IRTFit:
 
 
 def quadrature(n: int = DEFAULT_QUADRATURE) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Hermite nodes and weights for a standard normal (weights sum to 1)."""
-    nodes, w = hermegauss(n)
+    """Nodes [n] evenly spaced on [-6, 6] and weights [n] proportional to the
+    standard normal density there, summing to 1 (the trapezoid rule: the end
+    weights, halved, are 1e-8 of the total and left whole)."""
+    nodes = np.linspace(-QUADRATURE_LIMIT, QUADRATURE_LIMIT, n)
+    w = np.exp(-0.5 * nodes * nodes)
     return nodes, w / w.sum()
 
 
@@ -325,7 +334,8 @@ def fit(
     model: "rasch" (a = 1) or "2pl".
     weights: [rows] frequency of each row (default 1): pass response
         patterns and their counts to fit them without expanding.
-    n_quad: Gauss-Hermite points (61 by default; use at least 41).
+    n_quad: quadrature points on [-6, 6] (61 by default; 41 still holds
+        estimates to 1e-6 on a 60-item test).
     Returns an :class:`IRTFit`; ``theta``/``theta_se`` follow the rows given.
     """
     if model not in MODELS:
