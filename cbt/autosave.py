@@ -24,10 +24,14 @@ from aiohttp import web
 from cbt import audit, keys
 from cbt.clientaddr import client_addr
 from cbt.delivery import (
+    Cache,
+    attempt_layout,
+    bearer_hash,
     check_attempt_id,
     close_if_expired,
     current_candidate_lean,
     guard,
+    guard_passes,
     iso,
     json_body,
     now_utc,
@@ -46,6 +50,15 @@ MAX_ESSAY = 20_000
 # is recorded and saved_seq advances. (The proctor consoles are woken after
 # it, coalesced: see delivery.Notifier.)
 #
+# It writes only if `verified` finds the session, candidate, exam and attempt
+# exactly as the handler checked them: the session unexpired, the same row
+# versions (xmin) of session, candidate and exam, and the attempt in progress,
+# unpaused, with the same deadline, section, device and void flag. Otherwise
+# it writes nothing and returns no row. That lets the handler check a batch
+# against the candidate as this worker last read it and save in one round
+# trip (the fast path); when anything changed, it reads afresh (the slow
+# path), which gives every refusal its proper answer.
+#
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 # The statement cannot see its own inserts, so "stored" is what the snapshot
 # holds plus what this batch brings. A concurrent batch of the same attempt
@@ -53,15 +66,26 @@ MAX_ESSAY = 20_000
 # (the page resends, the protocol allows it) and greatest() keeps it from
 # ever moving back.
 _SAVE = """
-WITH incoming AS (
+WITH verified AS (
+    SELECT 1 FROM candidate_sessions s
+    JOIN candidates c ON c.id = s.candidate_id
+    JOIN exams e ON e.id = c.exam_id
+    JOIN attempts a ON a.candidate_id = c.id
+    WHERE s.token_hash = $10 AND s.expires_at > now() AND a.id = $1
+      AND s.xmin::text = $11 AND c.xmin::text = $12 AND e.xmin::text = $13
+      AND a.status = 'in_progress' AND a.paused_at IS NULL AND a.voided = $14 AND a.deadline = $15
+      AND a.section_index = $16 AND a.section_deadline IS NOT DISTINCT FROM $17
+      AND a.device_hash IS NOT DISTINCT FROM $18
+), incoming AS (
     SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(seq, item_ref, kind, value)
+    WHERE EXISTS (SELECT 1 FROM verified)
 ), history AS (
     INSERT INTO response_history (attempt_id, seq, item_ref, kind, value)
     SELECT $1, seq, item_ref, kind, value::jsonb FROM incoming
     ON CONFLICT (attempt_id, seq) DO NOTHING
 ), audited AS (
     INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
-    VALUES ($6, $7, 'changes', $1, $8::jsonb)
+    SELECT $6, $7, 'changes', $1, $8::jsonb FROM verified
 ), per_item AS (
     SELECT item_ref,
            max(seq) FILTER (WHERE kind = 'answer') AS value_seq,
@@ -94,7 +118,7 @@ WITH incoming AS (
     UPDATE attempts a SET last_seen = now(), last_addr = $9,
         addr_changes = addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> $9)::int,
         saved_seq = greatest(a.saved_seq, (SELECT seq FROM run_end))
-    WHERE a.id = $1
+    WHERE a.id = $1 AND EXISTS (SELECT 1 FROM verified)
     RETURNING saved_seq
 )
 SELECT saved_seq FROM advanced
@@ -157,42 +181,106 @@ def parse_changes(body: dict, layout: dict) -> list[tuple[int, str, str, str]]:
     return rows
 
 
-async def changes(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    pool = request.app[keys.POOL]
-    async with pool.acquire() as conn:
-        me, layout = await current_candidate_lean(request, conn)
-        check_attempt_id(body, me)
-        if me["attempt_id"] is None:
-            raise Conflict("not_started", "this attempt has not started: press Start")
-        await guard(request, me, conn, write=True)
-        me = await close_if_expired(request, me, conn)
+def fast_rows(request: web.Request, body: dict, me: dict) -> list | None:
+    """The batch's rows if, by `me` as last read, it would be saved as it is;
+    None if anything would need an answer other than "saved" (the slow path
+    reads the candidate afresh and gives it). No side effects."""
+    if (me["attempt_id"] is None or me["attempt_status"] != "in_progress"
+            or body.get("attempt_id", me["attempt_id"]) != me["attempt_id"]):
+        return None
+    now = now_utc()
+    grace = dt.timedelta(seconds=me["grace_seconds"])
+    if now > me["deadline"] + grace or (me["section_deadline"] is not None and now > me["section_deadline"] + grace):
+        return None
+    if not guard_passes(request, me):
+        return None
+    layout = attempt_layout(request.app, me["attempt_id"])
+    if layout is None:
+        return None
+    try:
         rows = parse_changes(body, layout)
-        now = now_utc()
-        late = now > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])
-        section_closed = False
-        if sequential(me):
-            # Timed sections run one after another: only the current one takes answers.
-            section_closed = any(r[2] == "answer" and layout[r[1]]["sec"] != me["section_index"] for r in rows)
-        if me["attempt_status"] != "in_progress" or late or section_closed:
-            reason = ("after_deadline" if late else "attempt_submitted" if me["attempt_status"] != "in_progress"
-                      else "section_closed")
-            await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
-                               me["attempt_id"], reason, json.dumps(body, ensure_ascii=False)[:100_000])
-            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "refused_changes",
-                               {"reason": reason, **audit.batch_digest(body["changes"])},
-                               attempt_id=me["attempt_id"])
-            me = await close_if_expired(request, me, conn)
-            if reason == "section_closed":
-                raise Conflict("section_closed", "that question's section is not open: changes were not saved",
-                               saved_seq=me["saved_seq"])
-            raise Conflict("attempt_closed", "time is up: this attempt is closed and the change was not saved",
-                           saved_seq=me["saved_seq"], deadline=iso(me["deadline"]))
-        addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
-        saved = await conn.fetchval(
-            _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-            [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
-            audit.content_text("changes", audit.batch_digest(body["changes"])), addr)
+    except UserError:
+        return None
+    if sequential(me) and any(r[2] == "answer" and layout[r[1]]["sec"] != me["section_index"] for r in rows):
+        return None
+    return rows
+
+
+async def save(conn, me: dict, token: bytes, rows: list, changes: list, addr: str) -> int | None:
+    """Store checked rows (parse_changes) for `me` (current_candidate_lean, with
+    the bearer-token hash it was read by); the new saved_seq, or None, with
+    nothing written, if `me` no longer holds (see _SAVE)."""
+    return await conn.fetchval(
+        _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
+        audit.content_text("changes", audit.batch_digest(changes)), addr,
+        token, me["session_version"], me["candidate_version"], me["spec_version"], me["voided"], me["deadline"],
+        me["section_index"], me["section_deadline"], me["device_hash"])
+
+
+def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
     request.app[keys.NOTIFIER].soon(me["exam_id"])
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})
+
+
+async def changes(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    token = bearer_hash(request)
+    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    seen = Cache.of(request.app).seen
+    async with request.app[keys.POOL].acquire() as conn:
+        me = seen.get(token)
+        if me is not None:
+            rows = fast_rows(request, body, me)
+            if rows is not None:
+                saved = await save(conn, me, token, rows, body["changes"], addr)
+                if saved is not None:
+                    return _saved(request, me, saved)
+            seen.pop(token, None)
+        # The slow path. Its own save can find the attempt changed in between
+        # (a proctor's pause, say): then it reads again.
+        for _ in range(3):
+            me, rows = await _checked(request, conn, body)
+            saved = await save(conn, me, token, rows, body["changes"], addr)
+            if saved is not None:
+                if len(seen) > 50_000:
+                    seen.clear()
+                seen[token] = me
+                return _saved(request, me, saved)
+    raise UserError("save_contended", "the exam changed while saving: the page sends the change again by itself",
+                    status=503)
+
+
+async def _checked(request: web.Request, conn, body: dict) -> tuple[dict, list]:
+    """Read the candidate afresh and check the batch: (me, rows) to save, or
+    the refusal (recorded in refused_changes and the audit chain if late)."""
+    me, layout = await current_candidate_lean(request, conn)
+    check_attempt_id(body, me)
+    if me["attempt_id"] is None:
+        raise Conflict("not_started", "this attempt has not started: press Start")
+    await guard(request, me, conn, write=True)
+    if await close_if_expired(request, me, conn) is not me:
+        # It closed a section or the attempt: read the candidate as it is now.
+        me, layout = await current_candidate_lean(request, conn)
+    rows = parse_changes(body, layout)
+    late = now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])
+    section_closed = False
+    if sequential(me):
+        # Timed sections run one after another: only the current one takes answers.
+        section_closed = any(r[2] == "answer" and layout[r[1]]["sec"] != me["section_index"] for r in rows)
+    if me["attempt_status"] != "in_progress" or late or section_closed:
+        reason = ("after_deadline" if late else "attempt_submitted" if me["attempt_status"] != "in_progress"
+                  else "section_closed")
+        await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
+                           me["attempt_id"], reason, json.dumps(body, ensure_ascii=False)[:100_000])
+        await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "refused_changes",
+                           {"reason": reason, **audit.batch_digest(body["changes"])},
+                           attempt_id=me["attempt_id"])
+        me = await close_if_expired(request, me, conn)
+        if reason == "section_closed":
+            raise Conflict("section_closed", "that question's section is not open: changes were not saved",
+                           saved_seq=me["saved_seq"])
+        raise Conflict("attempt_closed", "time is up: this attempt is closed and the change was not saved",
+                       saved_seq=me["saved_seq"], deadline=iso(me["deadline"]))
+    return me, rows

@@ -356,12 +356,31 @@ async def connect(dsn: str) -> asyncpg.Connection:
         raise DatabaseError(describe_connect_error(e, dsn)) from None
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pooled connection released without asyncpg's reset query.
+
+    asyncpg sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL` on every release: one more round trip per request, a quarter of an
+    autosave's (a round trip is the dearest part of a save here: py-spy put
+    half the worker's time in socket writes). cbt leaves no session state on
+    a pooled connection to reset: its advisory locks are transaction-scoped
+    (pg_advisory_xact_lock), cursors live inside transactions, LISTEN has its
+    own connection (proctor.listener_ctx), nothing runs SET, and migrations'
+    session lock is taken on a connection of their own (db.connect). A
+    transaction left open is still rolled back by asyncpg on release.
+    tests/test_db.py holds both to this."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     try:
         return await asyncio.wait_for(
             # Generic plans: the hot statements are key lookups whose custom
             # re-planning cost more than running them (pg_stat_statements).
             asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60,
+                                connection_class=PooledConnection,
                                 server_settings={"plan_cache_mode": "force_generic_plan"}),
             timeout=30,
         )

@@ -83,11 +83,16 @@ WHERE s.token_hash = $1 AND s.expires_at > now()
 # The same, for autosave: without the exam's spec and the attempt's layout
 # (kilobytes a batch), which the worker keeps parsed: the layout is fixed when
 # the attempt starts, the spec is known by the exams row's version (xmin).
+# The row versions let autosave verify, inside its one statement, that what
+# it checked against is still so (autosave.py, "the fast path").
 _CANDIDATE_LEAN = (_CANDIDATE.replace("e.show_score, e.spec,", "e.show_score, e.xmin::text AS spec_version,")
-                   .replace("a.section_deadline, a.layout,", "a.section_deadline,"))
+                   .replace("a.section_deadline, a.layout,", "a.section_deadline,")
+                   .replace("s.token_hash, s.seb_verified_at",
+                            "s.token_hash, s.seb_verified_at, s.xmin::text AS session_version, "
+                            "c.xmin::text AS candidate_version"))
 
 
-def _bearer_hash(request: web.Request) -> bytes:
+def bearer_hash(request: web.Request) -> bytes:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorised("login_required", "sign in with your ticket first")
@@ -95,7 +100,7 @@ def _bearer_hash(request: web.Request) -> bytes:
 
 
 async def _session_row(db, query: str, request: web.Request) -> asyncpg.Record:
-    row = await db.fetchrow(query, _bearer_hash(request))
+    row = await db.fetchrow(query, bearer_hash(request))
     if row is None:
         raise Unauthorised("session_expired", "your sign-in has expired: sign in again with your ticket")
     return row
@@ -112,7 +117,7 @@ async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict
     from this worker's cache."""
     me = dict(await _session_row(conn, _CANDIDATE_LEAN, request))
     cache = Cache.of(request.app)
-    spec_key = (me["exam_id"], me.pop("spec_version"))
+    spec_key = (me["exam_id"], me["spec_version"])
     if spec_key not in cache.specs:
         if len(cache.specs) > 1000:
             cache.specs.clear()
@@ -130,6 +135,12 @@ async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict
                 "SELECT layout FROM attempts WHERE id = $1", me["attempt_id"])
         layout = json.loads(text)
     return me, layout
+
+
+def attempt_layout(app: web.Application, attempt_id: int) -> dict | None:
+    """The attempt's layout if this worker has it (from current_candidate_lean), else None."""
+    text = Cache.of(app).layouts.get(attempt_id)
+    return None if text is None else json.loads(text)
 
 
 def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
@@ -153,27 +164,61 @@ def policies(me) -> dict:
     return exam_spec(me).get("policies") or dict(lockdown.DEFAULT_POLICIES)
 
 
+def _network_ok(me, rules: dict, addr: str) -> bool:
+    return bool(me["network_override"]) or lockdown.address_allowed(addr, rules, me["room"])
+
+
+def _seb_refusal(request: web.Request, me, rules: dict):
+    """The failed SEB check for this request, or None if SEB lets it through."""
+    if me["seb_override"]:
+        return None
+    check = lockdown.check_seb(rules.get("seb"), public_url(request), request.raw_path, request.headers,
+                               me["exam_code"], me["title"])
+    if check is None or check.ok:
+        return None
+    if (check.reason == "missing_headers" and (rules.get("seb") or {}).get("js_api", True)
+            and me["seb_verified_at"] is not None):
+        return None  # this sign-in proved itself through SEB's JavaScript API
+    return check
+
+
+def _other_device(request: web.Request, me, rules: dict) -> tuple[bool, bytes | None]:
+    """(is this request from a browser other than the attempt's, its device hash)."""
+    if not rules.get("one_device", True) or me["device_hash"] is None:
+        return False, None
+    mine = lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE))
+    return mine != me["device_hash"], mine
+
+
+def guard_passes(request: web.Request, me) -> bool:
+    """Would guard(write=True) let this request through, by `me` as given?
+    No side effects: for autosave's fast path, which verifies `me` in SQL."""
+    rules = policies(me)
+    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    return (_network_ok(me, rules, addr) and _seb_refusal(request, me, rules) is None
+            and not _other_device(request, me, rules)[0] and me["paused_at"] is None)
+
+
 async def guard(request: web.Request, me, conn, *, write: bool) -> None:
     """The exam's policies for this request: network, device, pause."""
     rules = policies(me)
     addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
-    if not me["network_override"] and not lockdown.address_allowed(addr, rules, me["room"]):
+    if not _network_ok(me, rules, addr):
         await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
                            {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
         lockdown.check_network(addr, rules, me["room"], False)
     await _check_seb(request, me, conn, rules)
     if not write or me["attempt_id"] is None:
         return
-    if rules.get("one_device", True) and me["device_hash"] is not None:
-        mine = lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE))
-        if mine != me["device_hash"]:
-            if mine is not None:
-                await conn.execute(
-                    "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
-                    "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
-                    me["attempt_id"], mine, addr)
-                await notify(conn, me["exam_id"])
-            raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
+    other, mine = _other_device(request, me, rules)
+    if other:
+        if mine is not None:
+            await conn.execute(
+                "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
+                "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
+                me["attempt_id"], mine, addr)
+            await notify(conn, me["exam_id"])
+        raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
     if me["paused_at"] is not None and me["attempt_status"] == "in_progress":
         raise Conflict("paused", "your proctor has paused the exam: your time is stopped; wait")
 
@@ -186,15 +231,9 @@ def public_url(request: web.Request) -> str:
 
 
 async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
-    if me["seb_override"]:
+    check = _seb_refusal(request, me, rules)
+    if check is None:
         return
-    check = lockdown.check_seb(rules.get("seb"), public_url(request), request.raw_path, request.headers,
-                               me["exam_code"], me["title"])
-    if check is None or check.ok:
-        return
-    if (check.reason == "missing_headers" and (rules.get("seb") or {}).get("js_api", True)
-            and me["seb_verified_at"] is not None):
-        return  # this sign-in proved itself through SEB's JavaScript API
     # Expected and received hashes go to the log and the audit chain, so an
     # administrator can see a proxy, http/https or key-list mismatch at once.
     logging.getLogger("cbt.seb").warning("seb refused", extra={"fields": check.log_fields()})
@@ -374,13 +413,17 @@ async def session(request: web.Request) -> web.Response:
 
 @dataclass
 class Cache:
-    """Immutable things read on hot paths: rendered items, parsed items, exam
-    specs by (exam id, row version), attempts' layouts (fixed at Start, as text)."""
+    """Things read on hot paths: rendered items, parsed items, exam specs by
+    (exam id, row version), attempts' layouts (fixed at Start, as text), and
+    the candidates autosave last saw."""
 
     rendered: dict
     items: dict
     specs: dict = field(default_factory=dict)
     layouts: dict = field(default_factory=dict)
+    # Autosave's fast path: bearer-token hash -> the candidate as last read
+    # (current_candidate_lean); only ever trusted after verification in SQL.
+    seen: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, app: web.Application) -> Cache:

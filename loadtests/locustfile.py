@@ -14,6 +14,10 @@ Driven by `python -m loadtests.run`, which sets these environment variables:
   and on reconnecting they replay their journal.
 - CBT_LOAD_PROCTOR: "username:password" of a proctor; CBT_LOAD_EXAM: the exam code.
 
+While every student is seated (from 10 s after the last one has spawned until the first one stops
+answering), each acknowledged batch's time is also counted under "SEATED POST /api/v1/changes":
+the steady-state figure, apart from the arrival of the students and the end of the sittings.
+
 Transient failures (no connection, 502/503/504, 429 admission_wait) are retried the way the exam
 page retries them, with back-off, for up to CBT_LOAD_RETRY_BUDGET seconds (default 120); each retry
 is counted under the request name "(retried) ..." as a success, so a run shows how often students had
@@ -90,6 +94,24 @@ def value_for(q: dict, rng: random.Random):
     if kind == "essay":
         return "Lời giải: " + " ".join(rng.choice(["x", "m", "=", "2", "<", "f(x)", "suy ra"]) for _ in range(40))
     raise ValueError(kind)
+
+
+# The steady window: set when Locust has spawned every user; closed when the first student of this
+# process finishes answering.
+SEATED_NAME = "POST /api/v1/changes"
+_SEATED = {"from": None, "closed": False}
+SETTLE_SECONDS = 10.0
+
+
+@events.spawning_complete.add_listener
+def _all_spawned(user_count: int, **_kw) -> None:
+    if _SEATED["from"] is None:
+        _SEATED["from"] = time.monotonic() + SETTLE_SECONDS
+
+
+def seated() -> bool:
+    start = _SEATED["from"]
+    return start is not None and not _SEATED["closed"] and time.monotonic() >= start
 
 
 def _count(kind: str, name: str, ms: float, length: int = 0) -> None:
@@ -171,7 +193,11 @@ class Candidate(FastHttpUser):
         return [q for s in started["form"]["sections"] for q in s["items"]]
 
     def _send(self, batch: list[dict], retry: bool = True) -> dict | None:
-        return self._request("POST", "/api/v1/changes", {"changes": batch}, retry=retry)
+        in_window, t0 = seated(), time.perf_counter()
+        body = self._request("POST", "/api/v1/changes", {"changes": batch}, retry=retry)
+        if body is not None and in_window and seated():
+            _count("SEATED", SEATED_NAME, (time.perf_counter() - t0) * 1000)
+        return body
 
     def _flush(self) -> None:
         if not self.pending:
@@ -259,6 +285,7 @@ class StudentUser(Candidate):
                 self._change(q["ref"], "flag", self.rng.random() < 0.7)
             if self.rng.random() < 0.03 and time.monotonic() >= self.offline_until:
                 self._reload()
+        _SEATED["closed"] = True  # from now on, not every student is answering
         if time.monotonic() < self.offline_until:
             time.sleep(self.offline_until - time.monotonic())
         # Back online: replay everything the server has not acknowledged, then submit.

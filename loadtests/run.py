@@ -16,6 +16,7 @@ import asyncio
 import csv
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -336,6 +337,12 @@ def print_table(per_type: dict) -> None:
               f"{d['p95_ms'] or 0:>7.0f}{d['p99_ms'] or 0:>7.0f}{d['max_ms'] or 0:>7.0f}")
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the Locust processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_seconds(pgid: int | None = None, comm: str | None = None) -> float:
     """CPU seconds used so far by a process group, or by every process named comm (PostgreSQL's)."""
     return sum(p.cpu for p in processes() if p.pgid == pgid or p.comm == comm)
@@ -464,8 +471,10 @@ def main() -> int:
                 fault = Fault(args.fault, args.fault_at if args.fault_at is not None else duration / 2,
                               args.fault_downtime, server, root, port)
                 fault.start()
+            pg_cpu0, gen_cpu0 = cpu_seconds(comm="postgres"), children_cpu()
             code, elapsed, log = run_locust(["StudentUser", "ProctorUser"], users + args.proctors, rate, duration,
                                             host, out / "locust", lenv, locust_workers)
+            cpu_split = {"postgres_s": cpu_seconds(comm="postgres") - pg_cpu0, "locust_s": children_cpu() - gen_cpu0}
             sampler.stop.set()
             sampler.join()
             (out / "locust.log").write_text(log)
@@ -488,6 +497,7 @@ def main() -> int:
     errors = per_type.get("Aggregated", {}).get("failures", 0)
     retried = sum(d["count"] for n, d in per_type.items() if n.startswith("RETRY"))
     changes = per_type.get("POST /api/v1/changes", {})
+    seated = per_type.get("SEATED POST /api/v1/changes", {})
     starts = per_type.get("POST /api/v1/start", {})
     peak_mb, idle_mb = sampler.peak_rss / 2**20, rss0 / 2**20
     summary = {
@@ -498,7 +508,9 @@ def main() -> int:
         "starts_ok": starts.get("count", 0) - starts.get("failures", 0),
         "server_peak_rss_mb": peak_mb, "server_rss_before_mb": idle_mb,
         "server_rss_mb_per_1000_students": peak_mb / users * 1000,
-        "server_cpu_s": sampler.cpu - cpu0, "fault": args.fault, "fault_events": fault.events if fault else [],
+        "server_cpu_s": sampler.cpu - cpu0, "postgres_cpu_s": cpu_split["postgres_s"],
+        "locust_cpu_s": cpu_split["locust_s"], "autosave_all_seated": seated,
+        "fault": args.fault, "fault_events": fault.events if fault else [],
         "ceiling": ceiling, "load_average_1m_after": os.getloadavg()[0], **result,
     }
     print(f"\nerrors: {errors}" + "".join(f"\n  {f['Occurrences']}x {f['Method']} {f['Name']}: {f['Error'][:150]}"
@@ -508,11 +520,17 @@ def main() -> int:
           f"p50 {starts.get('p50_ms')} ms, p99 {starts.get('p99_ms')} ms")
     print(f"autosave: {changes.get('count', 0)} batches, {changes.get('rps', 0):.1f} batches/s, "
           f"p50 {changes.get('p50_ms')} ms, p99 {changes.get('p99_ms')} ms")
+    if seated:
+        print(f"autosave while all {users} students sit: {seated['count']} batches, {seated['rps']:.1f} batches/s, "
+              f"p50 {seated['p50_ms']} ms, p95 {seated['p95_ms']} ms, p99 {seated['p99_ms']} ms")
     print(f"acknowledged changes: {result['acknowledged_changes']} in {result['attempts_recorded']} attempts; "
           f"lost: {result['lost']}" + "".join(f"\n  {x}" for x in result["lost_detail"][:10]))
     print(f"submitted: {result['submitted']}, of which unscored: {result['submitted_unscored']}")
     print(f"server: peak RSS {peak_mb:.0f} MB (idle {idle_mb:.0f} MB; {summary['server_rss_mb_per_1000_students']:.0f} "
           f"MB per 1,000 students), CPU {summary['server_cpu_s']:.1f} s over {elapsed:.0f} s")
+    cores = os.cpu_count() or 1
+    print(f"CPU over the run ({cores} cores = {cores * elapsed:.0f} s): cbt {summary['server_cpu_s']:.0f} s, "
+          f"PostgreSQL {cpu_split['postgres_s']:.0f} s, Locust {cpu_split['locust_s']:.0f} s")
     outages = per_type.get("FLAKY network lost for (ms)")
     replays = per_type.get("FLAKY journal entries replayed on reconnecting (length)")
     if outages:

@@ -1,6 +1,8 @@
 """Migrations: fresh, repeated, concurrent, and refusal of a newer schema."""
 
 import asyncio
+import re
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -99,3 +101,42 @@ async def test_wrong_database_name_is_explained(pg_admin_dsn):
 
     with pytest.raises(db.DatabaseError, match="does not exist"):
         await db.connect(with_database(pg_admin_dsn, "no_such_db_here"))
+
+
+async def test_pooled_connections_skip_the_reset_round_trip_but_not_a_rollback(dsn):
+    """The pool sends no reset query on release (one round trip fewer per
+    request), so nothing may leave session state behind: what cbt uses is
+    transaction-scoped, and an open transaction is still rolled back."""
+    pool = await db.create_pool(dsn, 1, 1)  # one connection: every acquire gets the same one
+    try:
+        async with pool.acquire() as conn:
+            assert isinstance(conn, db.PooledConnection)
+            assert conn.get_reset_query() == ""
+            pid = conn.get_server_pid()
+            async with conn.transaction():
+                assert await conn.fetchval("SELECT pg_try_advisory_xact_lock(1, 2)")
+            # A transaction left open, as a request failing half-way would leave it.
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE leftover (x int) ON COMMIT DROP")
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.leftover')") is None
+            locks = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            assert locks == 0
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    finally:
+        await pool.close()
+
+
+def test_no_session_state_on_pooled_connections():
+    """Session-level locks, LISTEN and SET would outlive a request on a pooled
+    connection now that release does not reset it: only the migrator (own
+    connection) and the proctor listener (own connection) may use them."""
+    allowed = {"db.py": "pg_advisory_lock", "proctor.py": "add_listener"}
+    pattern = re.compile(r"pg_advisory_lock\(|add_listener\(|['\"](?:LISTEN|SET (?!LOCAL))|set_config\(")
+    for path in sorted(Path(db.__file__).parent.rglob("*.py")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found = pattern.search(line)
+            if found and allowed.get(path.name, "\0") not in line:
+                raise AssertionError(f"{path.name}: session state on a pooled connection? {line.strip()}")
