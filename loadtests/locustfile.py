@@ -9,6 +9,8 @@ Driven by `python -m loadtests.run`, which sets these environment variables:
   "flag:q1": [seq, bool]}, submitted}. `acked` holds, per question, the last value sent with
   seq <= saved_seq.
 - CBT_LOAD_THINK: mean think time per question in seconds (default 3).
+- CBT_LOAD_PASSES: how many times a student goes over the whole paper (default 1), to make sittings
+  outlast a run.
 - CBT_LOAD_FLAKY: the share of students (0..1) who lose the network once for 10-60 s: they keep
   answering, the batch in flight when the network drops reaches the server but its answer is lost,
   and on reconnecting they replay their journal.
@@ -96,22 +98,38 @@ def value_for(q: dict, rng: random.Random):
     raise ValueError(kind)
 
 
-# The steady window: set when Locust has spawned every user; closed when the first student of this
-# process finishes answering.
+# The steady window: opens when Locust has spawned every user (and SETTLE_SECONDS more); closes when
+# the first student of this process finishes answering, or when the run stops. Its span and count go
+# to CBT_LOAD_RECORD-window.PID, so the harness can give the rate while every student sits.
 SEATED_NAME = "POST /api/v1/changes"
-_SEATED = {"from": None, "closed": False}
+_SEATED = {"from": None, "closed_at": None, "count": 0}
 SETTLE_SECONDS = 10.0
 
 
 @events.spawning_complete.add_listener
 def _all_spawned(user_count: int, **_kw) -> None:
     if _SEATED["from"] is None:
-        _SEATED["from"] = time.monotonic() + SETTLE_SECONDS
+        _SEATED["from"] = time.time() + SETTLE_SECONDS
 
 
 def seated() -> bool:
     start = _SEATED["from"]
-    return start is not None and not _SEATED["closed"] and time.monotonic() >= start
+    return start is not None and _SEATED["closed_at"] is None and time.time() >= start
+
+
+def close_window() -> None:
+    if _SEATED["closed_at"] is not None or _SEATED["from"] is None:
+        return
+    _SEATED["closed_at"] = time.time()
+    target = os.environ.get("CBT_LOAD_RECORD")
+    if target and _SEATED["count"]:
+        Path(f"{target}-window.{os.getpid()}").write_text(json.dumps(
+            {"from": _SEATED["from"], "to": _SEATED["closed_at"], "batches": _SEATED["count"]}))
+
+
+@events.test_stopping.add_listener
+def _stopping(**_kw) -> None:
+    close_window()
 
 
 def _count(kind: str, name: str, ms: float, length: int = 0) -> None:
@@ -196,6 +214,7 @@ class Candidate(FastHttpUser):
         in_window, t0 = seated(), time.perf_counter()
         body = self._request("POST", "/api/v1/changes", {"changes": batch}, retry=retry)
         if body is not None and in_window and seated():
+            _SEATED["count"] += 1
             _count("SEATED", SEATED_NAME, (time.perf_counter() - t0) * 1000)
         return body
 
@@ -273,6 +292,8 @@ class StudentUser(Candidate):
     def sit(self) -> None:
         questions = self._begin()
         order = questions + self.rng.sample(questions, k=len(questions) // 4)  # revisit a few
+        for _ in range(int(os.environ.get("CBT_LOAD_PASSES", "1")) - 1):  # go over the whole paper again
+            order += self.rng.sample(questions, k=len(questions))
         drop_at = self.rng.randrange(len(order)) if self.flaky else -1
         for i, q in enumerate(order):
             time.sleep(self.rng.expovariate(1 / self.think) if self.think > 0 else 0)
@@ -285,7 +306,7 @@ class StudentUser(Candidate):
                 self._change(q["ref"], "flag", self.rng.random() < 0.7)
             if self.rng.random() < 0.03 and time.monotonic() >= self.offline_until:
                 self._reload()
-        _SEATED["closed"] = True  # from now on, not every student is answering
+        close_window()  # from now on, not every student is answering
         if time.monotonic() < self.offline_until:
             time.sleep(self.offline_until - time.monotonic())
         # Back online: replay everything the server has not acknowledged, then submit.
