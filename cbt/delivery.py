@@ -363,6 +363,16 @@ def result_body(me) -> dict:
 # -- handlers ---------------------------------------------------------------------------
 
 
+# The session and its audit event in one statement: atomic, and one round
+# trip instead of four (BEGIN, two inserts, COMMIT) when a room signs in at once.
+_SIGN_IN = """
+WITH session AS (
+    INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) VALUES ($1, $2, now() + $3::interval)
+)
+INSERT INTO audit_pending (exam_id, actor, kind, content) VALUES ($4, $5, 'login', $6::jsonb)
+"""
+
+
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     ticket = normalise_ticket(str(body.get("ticket", "")))
@@ -384,13 +394,9 @@ async def login(request: web.Request) -> web.Response:
     if row["status"] == "closed" or row["closes_at"] <= now_utc():
         raise Forbidden("exam_closed", "this exam has closed")
     token = secrets.token_urlsafe(32)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) "
-            "VALUES ($1, $2, now() + $3::interval)",
-            hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS))
-        await audit.append_later(conn, row["exam_id"], f"candidate:{row['code']}", "login",
-                                 {"addr": addr[len("ticket:"):]})
+    await pool.execute(_SIGN_IN, hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS),
+                       row["exam_id"], f"candidate:{row['code']}",
+                       audit.content_text("login", {"addr": addr[len("ticket:"):]}))
     me = await current_candidate_by_token(request, token)
     response = json_body(session_body(me, token))
     if not request.cookies.get(lockdown.DEVICE_COOKIE):
@@ -465,6 +471,22 @@ def build_form_payload(form: assembly.Form, rendered: dict[int, tuple[str, dict]
     return {"sections": sections}, layout
 
 
+# The attempt and its audit event in one statement. ON CONFLICT: two Start
+# presses at once create one attempt, and only its creator records "start".
+_START = """
+WITH started AS (
+    INSERT INTO attempts (exam_id, candidate_id, started_at, deadline, section_deadline, layout, device_hash,
+                          last_seen)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $3) ON CONFLICT (candidate_id) DO NOTHING
+    RETURNING id
+), audited AS (
+    INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
+    SELECT $1, $8, 'start', id, $9::jsonb FROM started
+)
+SELECT id FROM started
+"""
+
+
 async def start(request: web.Request) -> web.Response:
     """Start (or resume) the attempt: one read of the pre-drawn form, one insert."""
     body = await read_json(request) if request.can_read_body else {}
@@ -514,21 +536,17 @@ async def start(request: web.Request) -> web.Response:
             first = form.sections[0]
             section_deadline = (min(now + dt.timedelta(minutes=float(first.time_limit_minutes * me["time_multiplier"])),
                                     deadline) if first.time_limit_minutes else None)
-            # ON CONFLICT: two Start presses at once create one attempt.
-            await conn.execute(
-                """
-                INSERT INTO attempts (exam_id, candidate_id, started_at, deadline, section_deadline, layout,
-                                      device_hash, last_seen)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $3) ON CONFLICT (candidate_id) DO NOTHING
-                """,
-                me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
-                lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)))
+            created = await conn.fetchval(
+                _START, me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
+                lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)), f"candidate:{me['code']}",
+                audit.content_text("start", {"deadline": iso(deadline)}))
             me = await current_candidate(request, conn)
-            await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "start",
-                                     {"deadline": iso(me["deadline"])}, attempt_id=me["attempt_id"])
             request.app[keys.NOTIFIER].soon(me["exam_id"])
+        else:
+            created = None
         me = await close_if_expired(request, me, conn)
-        answers = await _answers(conn, me["attempt_id"])
+        # An attempt created just now has no answers yet: no need to ask.
+        answers = {} if created is not None and me["attempt_id"] == created else await _answers(conn, me["attempt_id"])
     result = session_body(me)
     result["form"] = payload
     result["answers"] = answers

@@ -484,6 +484,8 @@ def main() -> int:
             code, elapsed, log = run_locust(["StudentUser", "ProctorUser"], users + args.proctors, rate, duration,
                                             host, out / "locust", lenv, locust_workers)
             cpu_split = {"postgres_s": cpu_seconds(comm="postgres") - pg_cpu0, "locust_s": children_cpu() - gen_cpu0}
+            # Read now: the ceiling's Locust processes write window files of their own later.
+            windows = [json.loads(p.read_text()) for p in out.glob("acked.jsonl-window.*")]
             sampler.stop.set()
             sampler.join()
             (out / "locust.log").write_text(log)
@@ -510,7 +512,6 @@ def main() -> int:
     seated = dict(per_type.get("SEATED POST /api/v1/changes", {}))
     if seated:
         # Locust's own rate for this row counts from the start of the run; the window's is what matters.
-        windows = [json.loads(p.read_text()) for p in out.glob("acked.jsonl-window.*")]
         seated["rps"] = sum(w["batches"] / max(1e-9, w["to"] - w["from"]) for w in windows)
         seated["window_s"] = max((w["to"] - w["from"] for w in windows), default=0.0)
     starts = per_type.get("POST /api/v1/start", {})

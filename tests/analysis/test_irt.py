@@ -22,6 +22,12 @@ def patterns(name):
     return raw[:, :5], raw[:, 5]
 
 
+def simulate_2pl(rng, n, a, b):
+    """(theta [n], responses [n x len(a)] 0/1) for N(0, 1) examinees under the 2PL."""
+    theta = rng.normal(size=n)
+    return theta, (rng.random((n, len(a))) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
+
+
 def fine_normal_grid(points=241, limit=8.0):
     """A plain Riemann sum for N(0, 1), four times finer and wider than cbt's
     rule and built independently of it: (nodes, weights) as Python lists.
@@ -112,8 +118,7 @@ def test_estimates_maximise_an_independent_likelihood(model):
     n, k = 300, 5
     a = rng.uniform(0.6, 1.8, k)
     b = rng.uniform(-1.5, 1.5, k)
-    theta = rng.normal(size=n)
-    resp = (rng.random((n, k)) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
+    _, resp = simulate_2pl(rng, n, a, b)
     resp[rng.random((n, k)) < 0.1] = np.nan
     fit = irt.fit(resp, model)
     w = np.ones(n)
@@ -167,8 +172,7 @@ def test_standard_errors_with_missing_responses():
     n, k = 200, 3
     a = np.array([0.8, 1.4, 1.1])
     b = np.array([-0.5, 0.3, 0.9])
-    theta = rng.normal(size=n)
-    resp = (rng.random((n, k)) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
+    _, resp = simulate_2pl(rng, n, a, b)
     resp[rng.random((n, k)) < 0.2] = np.nan
     fit = irt.fit_2pl(resp)
     cov = numerical_cov(resp, fit.a, fit.d, np.ones(n))
@@ -194,8 +198,7 @@ def test_2pl_recovers_known_parameters():
     n, k = 20_000, 25
     a = rng.uniform(0.7, 2.0, k)
     b = rng.uniform(-1.5, 1.5, k)
-    theta = rng.normal(size=n)
-    resp = (rng.random((n, k)) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
+    theta, resp = simulate_2pl(rng, n, a, b)
     fit = irt.fit_2pl(resp)
     assert fit.converged
     assert math.sqrt(np.mean((fit.a - a) ** 2)) < 0.05
@@ -290,8 +293,7 @@ def test_long_test_estimates_do_not_depend_on_the_quadrature():
     n, k = 4000, 60
     a = rng.uniform(0.6, 2.0, k)
     b = rng.uniform(-2.0, 2.0, k)
-    theta = rng.normal(size=n)
-    resp = (rng.random((n, k)) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
+    _, resp = simulate_2pl(rng, n, a, b)
     default = irt.fit_2pl(resp)
     fine = irt.fit_2pl(resp, n_quad=201)
     assert np.abs(default.a - fine.a).max() < 1e-6
