@@ -25,6 +25,7 @@ from cbt import audit, keys
 from cbt.clientaddr import client_addr
 from cbt.delivery import (
     Cache,
+    attempt_id_matches,
     attempt_layout,
     bearer_hash,
     check_attempt_id,
@@ -183,18 +184,17 @@ def parse_changes(body: dict, layout: dict) -> list[tuple[int, str, str, str]]:
     return rows
 
 
-def fast_rows(request: web.Request, body: dict, me: dict) -> list | None:
+def fast_rows(request: web.Request, body: dict, me: dict, addr: str) -> list | None:
     """The batch's rows if, by `me` as last read, it would be saved as it is;
     None if anything would need an answer other than "saved" (the slow path
     reads the candidate afresh and gives it). No side effects."""
-    if (me["attempt_id"] is None or me["attempt_status"] != "in_progress"
-            or body.get("attempt_id", me["attempt_id"]) != me["attempt_id"]):
+    if me["attempt_id"] is None or me["attempt_status"] != "in_progress" or not attempt_id_matches(body, me):
         return None
     now = now_utc()
     grace = dt.timedelta(seconds=me["grace_seconds"])
     if now > me["deadline"] + grace or (me["section_deadline"] is not None and now > me["section_deadline"] + grace):
         return None
-    if not guard_passes(request, me):
+    if not guard_passes(request, me, addr):
         return None
     layout = attempt_layout(request.app, me["attempt_id"])
     if layout is None:
@@ -234,7 +234,7 @@ async def changes(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         me = seen.get(token)
         if me is not None:
-            rows = fast_rows(request, body, me)
+            rows = fast_rows(request, body, me, addr)
             if rows is not None:
                 saved = await save(conn, me, token, rows, body["changes"], addr)
                 if saved is not None:

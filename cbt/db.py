@@ -368,7 +368,15 @@ class PooledConnection(asyncpg.Connection):
     own connection (proctor.listener_ctx), nothing runs SET, and migrations'
     session lock is taken on a connection of their own (db.connect). A
     transaction left open is still rolled back by asyncpg on release.
-    tests/test_db.py holds both to this."""
+    tests/test_db.py holds both to this.
+
+    What the reset query also did, by its round trip, was notice a connection
+    that a database restart broke. Now asyncpg notices it as closed on
+    release or at its next use, and that request answers 503
+    (middleware.DATABASE_DOWN), which the page retries: the restart-db load
+    test (loadtests/README.md) counts those retries and no errors. An earlier
+    no-op `reset=` callback skipped asyncpg's own checks too, and let broken
+    connections back into the pool."""
 
     def get_reset_query(self) -> str:
         return ""

@@ -143,9 +143,14 @@ def attempt_layout(app: web.Application, attempt_id: int) -> dict | None:
     return None if text is None else json.loads(text)
 
 
-def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
+def attempt_id_matches(body: dict, me) -> bool:
+    """An attempt id in a body, if any, is the caller's own."""
     sent = body.get("attempt_id")
-    if sent is not None and sent != me["attempt_id"]:
+    return sent is None or sent == me["attempt_id"]
+
+
+def check_attempt_id(body: dict, me: asyncpg.Record) -> None:
+    if not attempt_id_matches(body, me):
         raise Forbidden("not_your_attempt", "this attempt is not yours")
 
 
@@ -190,11 +195,11 @@ def _other_device(request: web.Request, me, rules: dict) -> tuple[bool, bytes | 
     return mine != me["device_hash"], mine
 
 
-def guard_passes(request: web.Request, me) -> bool:
-    """Would guard(write=True) let this request through, by `me` as given?
-    No side effects: for autosave's fast path, which verifies `me` in SQL."""
+def guard_passes(request: web.Request, me, addr: str) -> bool:
+    """Would guard(write=True) let this request, from client address `addr`,
+    through, by `me` as given? No side effects: for autosave's fast path,
+    which verifies `me` in SQL."""
     rules = policies(me)
-    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
     return (_network_ok(me, rules, addr) and _seb_refusal(request, me, rules) is None
             and not _other_device(request, me, rules)[0] and me["paused_at"] is None)
 
@@ -497,6 +502,7 @@ async def start(request: web.Request) -> web.Response:
         check_attempt_id(body, me)
         await guard(request, me, conn, write=True)
         now = now_utc()
+        created = None  # the attempt's id if this request creates it
         if me["attempt_id"] is None:
             if me["exam_status"] != "open":
                 raise Forbidden("exam_not_open", "this exam is not open yet: wait for your proctor",
@@ -542,8 +548,6 @@ async def start(request: web.Request) -> web.Response:
                 audit.content_text("start", {"deadline": iso(deadline)}))
             me = await current_candidate(request, conn)
             request.app[keys.NOTIFIER].soon(me["exam_id"])
-        else:
-            created = None
         me = await close_if_expired(request, me, conn)
         # An attempt created just now has no answers yet: no need to ask.
         answers = {} if created is not None and me["attempt_id"] == created else await _answers(conn, me["attempt_id"])

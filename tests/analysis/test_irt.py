@@ -28,6 +28,15 @@ def simulate_2pl(rng, n, a, b):
     return theta, (rng.random((n, len(a))) < 1 / (1 + np.exp(-a * (theta[:, None] - b)))).astype(float)
 
 
+def random_2pl(rng, n, k, a_range, b_range):
+    """(a, b, theta, responses): k items with a and b drawn uniformly from the
+    ranges, and n examinees answering them (simulate_2pl)."""
+    a = rng.uniform(*a_range, k)
+    b = rng.uniform(*b_range, k)
+    theta, resp = simulate_2pl(rng, n, a, b)
+    return a, b, theta, resp
+
+
 def fine_normal_grid(points=241, limit=8.0):
     """A plain Riemann sum for N(0, 1), four times finer and wider than cbt's
     rule and built independently of it: (nodes, weights) as Python lists.
@@ -116,9 +125,7 @@ def test_estimates_maximise_an_independent_likelihood(model):
     plain-loop likelihood, and the reported loglik is that likelihood."""
     rng = np.random.default_rng(21)
     n, k = 300, 5
-    a = rng.uniform(0.6, 1.8, k)
-    b = rng.uniform(-1.5, 1.5, k)
-    _, resp = simulate_2pl(rng, n, a, b)
+    *_, resp = random_2pl(rng, n, k, (0.6, 1.8), (-1.5, 1.5))
     resp[rng.random((n, k)) < 0.1] = np.nan
     fit = irt.fit(resp, model)
     w = np.ones(n)
@@ -196,9 +203,7 @@ def test_standard_errors_with_missing_responses():
 def test_2pl_recovers_known_parameters():
     rng = np.random.default_rng(2024)
     n, k = 20_000, 25
-    a = rng.uniform(0.7, 2.0, k)
-    b = rng.uniform(-1.5, 1.5, k)
-    theta, resp = simulate_2pl(rng, n, a, b)
+    a, b, theta, resp = random_2pl(rng, n, k, (0.7, 2.0), (-1.5, 1.5))
     fit = irt.fit_2pl(resp)
     assert fit.converged
     assert math.sqrt(np.mean((fit.a - a) ** 2)) < 0.05
@@ -291,9 +296,7 @@ def test_long_test_estimates_do_not_depend_on_the_quadrature():
     201 points (spacing 0.06) stand in for."""
     rng = np.random.default_rng(33)
     n, k = 4000, 60
-    a = rng.uniform(0.6, 2.0, k)
-    b = rng.uniform(-2.0, 2.0, k)
-    _, resp = simulate_2pl(rng, n, a, b)
+    *_, resp = random_2pl(rng, n, k, (0.6, 2.0), (-2.0, 2.0))
     default = irt.fit_2pl(resp)
     fine = irt.fit_2pl(resp, n_quad=201)
     assert np.abs(default.a - fine.a).max() < 1e-6
