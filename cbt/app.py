@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import audit, auth, db, delivery, keys, middleware, proctor
+from cbt import audit, auth, autosave, db, delivery, keys, middleware, proctor
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = metrics
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(delivery.notifier_ctx)
+    app.cleanup_ctx.append(autosave.group_commit_ctx)
     app.cleanup_ctx.append(delivery.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
     app.cleanup_ctx.append(audit.chainer_ctx)

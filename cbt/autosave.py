@@ -16,9 +16,12 @@ The server:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+from dataclasses import dataclass
 
+import asyncpg
 from aiohttp import web
 
 from cbt import audit, keys
@@ -40,6 +43,7 @@ from cbt.delivery import (
     sequential,
 )
 from cbt.errors import Conflict, UserError
+from cbt.metrics import Metrics
 
 MAX_CHANGES = 500
 # Candidates a worker remembers for the fast path (about 3 KB each).
@@ -51,54 +55,67 @@ MAX_ESSAY = 20_000
 # trip (under load, round trips are what a save costs): the changes go to the
 # history, the current answers and flags are updated, the batch's audit event
 # is recorded and saved_seq advances. (The proctor consoles are woken after
-# it, coalesced: see delivery.Notifier.)
+# it, coalesced: see delivery.Notifier.) One statement carries the saves of
+# several candidates when they arrive together (GroupCommit below): `req` has
+# a row per save, i its position; the changes carry the i of their save.
 #
-# It writes only if `verified` finds the session, candidate, exam and attempt
-# exactly as the handler checked them: the session unexpired, the same row
-# versions (xmin) of session, candidate and exam, and the attempt in progress,
-# unpaused, with the same deadline, section, device and void flag. Otherwise
-# it writes nothing and returns no row. That lets the handler check a batch
-# against the candidate as this worker last read it and save in one round
-# trip (the fast path); when anything changed, it reads afresh (the slow
-# path), which gives every refusal its proper answer.
+# A save writes only if `verified` finds the session, candidate, exam and
+# attempt exactly as the handler checked them: the session unexpired, the same
+# row versions (xmin) of session, candidate and exam, and the attempt in
+# progress, unpaused, with the same deadline, section, device and void flag.
+# Otherwise that save writes nothing and returns no row; the others in the
+# statement are not affected. That lets the handler check a batch against the
+# candidate as this worker last read it and save in one round trip (the fast
+# path); when anything changed, it reads afresh (the slow path), which gives
+# every refusal its proper answer.
 #
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 # The statement cannot see its own inserts, so "stored" is what the snapshot
 # holds plus what this batch brings. A concurrent batch of the same attempt
 # may be missed by the snapshot: saved_seq is then lower than it could be
 # (the page resends, the protocol allows it) and greatest() keeps it from
-# ever moving back.
+# ever moving back. Two saves of one attempt in one statement are allowed (they
+# get the same saved_seq) but GroupCommit never sends them together.
 _SAVE = """
-WITH verified AS (
-    SELECT 1 FROM candidate_sessions s
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::boolean[],
+                         $7::timestamptz[], $8::integer[], $9::timestamptz[], $10::bytea[], $11::bigint[],
+                         $12::text[], $13::text[], $14::text[])
+        WITH ORDINALITY AS r(attempt_id, token_hash, session_version, candidate_version, exam_version, voided,
+                             deadline, section_index, section_deadline, device_hash, exam_id, actor, content, addr, i)
+), verified AS (
+    SELECT r.i, r.attempt_id, r.exam_id, r.actor, r.content, r.addr FROM req r
+    JOIN candidate_sessions s ON s.token_hash = r.token_hash
     JOIN candidates c ON c.id = s.candidate_id
     JOIN exams e ON e.id = c.exam_id
-    JOIN attempts a ON a.candidate_id = c.id
-    WHERE s.token_hash = $10 AND s.expires_at > now() AND a.id = $1
-      AND s.xmin::text = $11 AND c.xmin::text = $12 AND e.xmin::text = $13
-      AND a.status = 'in_progress' AND a.paused_at IS NULL AND a.voided = $14 AND a.deadline = $15
-      AND a.section_index = $16 AND a.section_deadline IS NOT DISTINCT FROM $17
-      AND a.device_hash IS NOT DISTINCT FROM $18
+    JOIN attempts a ON a.id = r.attempt_id AND a.candidate_id = c.id
+    WHERE s.expires_at > now()
+      AND s.xmin::text = r.session_version AND c.xmin::text = r.candidate_version AND e.xmin::text = r.exam_version
+      AND a.status = 'in_progress' AND a.paused_at IS NULL AND a.voided = r.voided AND a.deadline = r.deadline
+      AND a.section_index = r.section_index AND a.section_deadline IS NOT DISTINCT FROM r.section_deadline
+      AND a.device_hash IS NOT DISTINCT FROM r.device_hash
 ), incoming AS (
-    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS c(seq, item_ref, kind, value)
-    WHERE EXISTS (SELECT 1 FROM verified)
+    SELECT v.attempt_id, c.seq, c.item_ref, c.kind, c.value
+    FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[]) AS c(i, seq, item_ref, kind, value)
+    JOIN verified v ON v.i = c.i
 ), history AS (
     INSERT INTO response_history (attempt_id, seq, item_ref, kind, value)
-    SELECT $1, seq, item_ref, kind, value::jsonb FROM incoming
+    SELECT attempt_id, seq, item_ref, kind, value::jsonb FROM incoming
     ON CONFLICT (attempt_id, seq) DO NOTHING
 ), audited AS (
     INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
-    SELECT $6, $7, 'changes', $1, $8::jsonb FROM verified
+    SELECT exam_id, actor, 'changes', attempt_id, content::jsonb FROM verified ORDER BY i
 ), per_item AS (
-    SELECT item_ref,
+    SELECT attempt_id, item_ref,
            max(seq) FILTER (WHERE kind = 'answer') AS value_seq,
            (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'answer'))[1] AS value,
            max(seq) FILTER (WHERE kind = 'flag') AS flag_seq,
            (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'flag'))[1] AS flag
-    FROM incoming GROUP BY item_ref
+    FROM incoming GROUP BY attempt_id, item_ref
 ), applied AS (
     INSERT INTO responses AS r (attempt_id, item_ref, value, value_seq, flagged, flag_seq)
-    SELECT $1, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false), coalesce(flag_seq, 0)
+    SELECT attempt_id, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false),
+           coalesce(flag_seq, 0)
     FROM per_item
     ON CONFLICT (attempt_id, item_ref) DO UPDATE SET
         value = CASE WHEN EXCLUDED.value_seq > r.value_seq THEN EXCLUDED.value ELSE r.value END,
@@ -107,24 +124,29 @@ WITH verified AS (
         flag_seq = greatest(r.flag_seq, EXCLUDED.flag_seq),
         updated_at = now()
 ), before AS (
-    SELECT saved_seq FROM attempts WHERE id = $1
+    SELECT id AS attempt_id, saved_seq FROM attempts WHERE id IN (SELECT attempt_id FROM verified)
 ), stored AS (
-    SELECT h.seq FROM response_history h, before WHERE h.attempt_id = $1 AND h.seq > before.saved_seq
+    SELECT h.attempt_id, h.seq FROM before b
+    JOIN response_history h ON h.attempt_id = b.attempt_id AND h.seq > b.saved_seq
     UNION
-    SELECT i.seq FROM incoming i, before WHERE i.seq > before.saved_seq
+    SELECT i.attempt_id, i.seq FROM before b JOIN incoming i ON i.attempt_id = b.attempt_id AND i.seq > b.saved_seq
     UNION
-    SELECT saved_seq FROM before
+    SELECT attempt_id, saved_seq FROM before
 ), run_end AS (
-    SELECT min(s.seq) AS seq FROM stored s
-    WHERE s.seq >= (SELECT saved_seq FROM before) AND NOT EXISTS (SELECT 1 FROM stored n WHERE n.seq = s.seq + 1)
+    SELECT s.attempt_id, min(s.seq) AS seq FROM stored s
+    WHERE NOT EXISTS (SELECT 1 FROM stored n WHERE n.attempt_id = s.attempt_id AND n.seq = s.seq + 1)
+    GROUP BY s.attempt_id
+), latest AS (
+    SELECT DISTINCT ON (attempt_id) attempt_id, addr FROM verified ORDER BY attempt_id, i DESC
 ), advanced AS (
-    UPDATE attempts a SET last_seen = now(), last_addr = $9,
-        addr_changes = addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> $9)::int,
-        saved_seq = greatest(a.saved_seq, (SELECT seq FROM run_end))
-    WHERE a.id = $1 AND EXISTS (SELECT 1 FROM verified)
-    RETURNING saved_seq
+    UPDATE attempts a SET last_seen = now(), last_addr = l.addr,
+        addr_changes = a.addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> l.addr)::int,
+        saved_seq = greatest(a.saved_seq, e.seq)
+    FROM latest l JOIN run_end e ON e.attempt_id = l.attempt_id
+    WHERE a.id = l.attempt_id
+    RETURNING a.id, a.saved_seq
 )
-SELECT saved_seq FROM advanced
+SELECT v.i, d.saved_seq FROM verified v JOIN advanced d ON d.id = v.attempt_id
 """
 
 
@@ -208,16 +230,127 @@ def fast_rows(request: web.Request, body: dict, me: dict, addr: str) -> list | N
     return rows
 
 
+@dataclass(frozen=True)
+class Save:
+    """One checked batch (parse_changes rows) for `me` (current_candidate_lean,
+    read by the bearer-token hash `token`), sent from `addr`."""
+
+    me: dict
+    token: bytes
+    rows: list
+    changes: list
+    addr: str
+
+
+async def save_many(conn, saves: list[Save]) -> list[int | None]:
+    """Store the saves in one statement (see _SAVE): for each, the new
+    saved_seq, or None, with nothing of it written, if its `me` no longer holds."""
+    mes = [s.me for s in saves]
+    changes = [(i, *r) for i, s in enumerate(saves, 1) for r in s.rows]
+    result = await conn.fetch(
+        _SAVE, [m["attempt_id"] for m in mes], [s.token for s in saves], [m["session_version"] for m in mes],
+        [m["candidate_version"] for m in mes], [m["spec_version"] for m in mes], [m["voided"] for m in mes],
+        [m["deadline"] for m in mes], [m["section_index"] for m in mes], [m["section_deadline"] for m in mes],
+        [m["device_hash"] for m in mes], [m["exam_id"] for m in mes], [f"candidate:{m['code']}" for m in mes],
+        [audit.content_text("changes", audit.batch_digest(s.changes)) for s in saves], [s.addr for s in saves],
+        [c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes],
+        [c[4] for c in changes])
+    saved = dict(result)
+    return [saved.get(i) for i in range(1, len(saves) + 1)]
+
+
 async def save(conn, me: dict, token: bytes, rows: list, changes: list, addr: str) -> int | None:
-    """Store checked rows (parse_changes) for `me` (current_candidate_lean, with
-    the bearer-token hash it was read by); the new saved_seq, or None, with
-    nothing written, if `me` no longer holds (see _SAVE)."""
-    return await conn.fetchval(
-        _SAVE, me["attempt_id"], [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-        [r[3] for r in rows], me["exam_id"], f"candidate:{me['code']}",
-        audit.content_text("changes", audit.batch_digest(changes)), addr,
-        token, me["session_version"], me["candidate_version"], me["spec_version"], me["voided"], me["deadline"],
-        me["section_index"], me["section_deadline"], me["device_hash"])
+    """One save on `conn` (see save_many)."""
+    return (await save_many(conn, [Save(me, token, rows, changes, addr)]))[0]
+
+
+class GroupCommit:
+    """This worker's fast-path saves: those that arrive together go to
+    PostgreSQL as one statement.
+
+    Why: under load what a save costs is mostly per statement, not per row:
+    the round trip, starting the executor, and the commit with its WAL flush.
+    A save is sent at once while fewer than `max_inflight` statements are
+    running; saves that arrive meanwhile wait for one to finish and then go
+    together (at most `max_saves`, one per attempt). So a lightly loaded
+    worker adds no wait, and a busy one sends fewer, larger statements. Each
+    save still writes or not on its own (see _SAVE)."""
+
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None, max_inflight: int = 2,
+                 max_saves: int = 64) -> None:
+        self.pool, self.metrics = pool, metrics
+        self.max_inflight, self.max_saves = max_inflight, max_saves
+        self.queue: list[tuple[Save, asyncio.Future]] = []
+        self.inflight: set[asyncio.Task] = set()
+
+    async def save(self, item: Save) -> int | None:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((item, future))
+        self._send()
+        return await future
+
+    def _send(self) -> None:
+        while self.queue and len(self.inflight) < self.max_inflight:
+            batch, later, attempts = [], [], set()
+            for entry in self.queue:
+                attempt = entry[0].me["attempt_id"]
+                if attempt in attempts or len(batch) >= self.max_saves:
+                    later.append(entry)
+                else:
+                    attempts.add(attempt)
+                    batch.append(entry)
+            self.queue = later
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self.inflight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.inflight.discard(task)
+        self._send()
+
+    async def _run(self, batch: list[tuple[Save, asyncio.Future]]) -> None:
+        if self.metrics is not None:
+            self.metrics.save_group(len(batch))
+        try:
+            async with self.pool.acquire() as conn:
+                results = await save_many(conn, [item for item, _ in batch])
+        except Exception as e:  # handed to the requests that wait for it
+            if len(batch) == 1:
+                _settle(batch[0][1], error=e)
+                return
+            # Something the statement as a whole met (a deadlock with another
+            # worker, say): each save on its own, so each gets its own answer.
+            for item, future in batch:
+                try:
+                    async with self.pool.acquire() as conn:
+                        _settle(future, await save_many(conn, [item]))
+                except Exception as one:
+                    _settle(future, error=one)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, [result])
+
+    async def close(self) -> None:
+        """Wait for the statements in flight (and what queues behind them)."""
+        while self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+
+
+def _settle(future: asyncio.Future, results: list | None = None, error: BaseException | None = None) -> None:
+    # The request may be gone (the client hung up): its save stands all the same.
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(results[0])
+
+
+async def group_commit_ctx(app: web.Application):
+    """cleanup_ctx (after the pool): this worker's GroupCommit."""
+    app[keys.SAVES] = saves = GroupCommit(app[keys.POOL], app[keys.METRICS])
+    yield
+    await saves.close()
 
 
 def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
@@ -231,17 +364,17 @@ async def changes(request: web.Request) -> web.Response:
     token = bearer_hash(request)
     addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
     seen = Cache.of(request.app).seen
+    me = seen.get(token)
+    if me is not None:
+        rows = fast_rows(request, body, me, addr)
+        if rows is not None:
+            saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
+            if saved is not None:
+                return _saved(request, me, saved)
+        seen.pop(token, None)
+    # The slow path. Its own save can find the attempt changed in between
+    # (a proctor's pause, say): then it reads again.
     async with request.app[keys.POOL].acquire() as conn:
-        me = seen.get(token)
-        if me is not None:
-            rows = fast_rows(request, body, me, addr)
-            if rows is not None:
-                saved = await save(conn, me, token, rows, body["changes"], addr)
-                if saved is not None:
-                    return _saved(request, me, saved)
-            seen.pop(token, None)
-        # The slow path. Its own save can find the attempt changed in between
-        # (a proctor's pause, say): then it reads again.
         for _ in range(3):
             me, rows = await _checked(request, conn, body)
             saved = await save(conn, me, token, rows, body["changes"], addr)

@@ -21,6 +21,8 @@ DELIVERY_CACHE = web.AppKey("delivery_cache", object)
 PROCTOR_HUB = web.AppKey("proctor_hub", object)
 # Coalesces this worker's wake-ups of proctor consoles (delivery.Notifier).
 NOTIFIER = web.AppKey("notifier", object)
+# Sends this worker's fast-path saves that arrive together as one statement (autosave.GroupCommit).
+SAVES = web.AppKey("saves", object)
 
 # Per-request values set by the middlewares.
 USER = web.RequestKey("user", object)  # accounts.Staff or None

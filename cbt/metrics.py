@@ -44,6 +44,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
 
+        self.save_groups = Histogram(
+            "cbt_autosave_saves_per_statement", "Candidates' batches saved by one statement (autosave.GroupCommit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,
+        )
+
+    def save_group(self, saves: int) -> None:
+        self.save_groups.observe(saves)
+
     def watch_pool(self, pool_getter: Callable) -> None:
         self.registry.register(_PoolCollector(pool_getter))
 

@@ -399,14 +399,15 @@ async def print_statements(dsn: str, top: int = 12) -> None:
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         rows = await conn.fetch(
-            r"""SELECT calls, total_plan_time + total_exec_time AS total_ms, mean_plan_time, mean_exec_time,
+            r"""SELECT calls, plans, total_plan_time + total_exec_time AS total_ms, mean_plan_time, mean_exec_time,
                        regexp_replace(left(query, 110), '\s+', ' ', 'g') AS query
                FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT $1""", top)
     finally:
         await conn.close()
-    print(f"\n{'calls':>8}{'total ms':>10}{'plan ms':>9}{'exec ms':>9}  statement (pg_stat_statements)")
+    print(f"\n{'calls':>8}{'plans':>8}{'total ms':>10}{'plan ms':>9}{'exec ms':>9}  statement (pg_stat_statements; "
+          "plan ms is per planning, exec ms per call)")
     for r in rows:
-        print(f"{r['calls']:>8}{r['total_ms']:>10.0f}{r['mean_plan_time']:>9.3f}{r['mean_exec_time']:>9.3f}"
+        print(f"{r['calls']:>8}{r['plans']:>8}{r['total_ms']:>10.0f}{r['mean_plan_time']:>9.3f}{r['mean_exec_time']:>9.3f}"
               f"  {r['query']}")
 
 

@@ -3,18 +3,21 @@ last read it and saved in one statement, which writes nothing unless that
 reading still holds. Every change a proctor, an admin or the clock makes is
 seen by the very next batch."""
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
 
 import aiohttp
+import asyncpg
 import pytest
 from test_bank import signed_demo  # noqa: F401 - fixture
 from test_delivery import single_item, started
 from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
 
-from cbt import autosave, delivery
+from cbt import autosave, db, delivery
 from cbt.app import create_app
+from cbt.metrics import Metrics
 
 
 def batch(item: dict, seq: int, choice: int = 0) -> dict:
@@ -45,7 +48,7 @@ async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client
         c.add_query_logger(lambda q: sent.append(q.query.strip()))
     second = await client.post("/api/v1/changes", json=batch(item, 2, 1), headers=headers)
     assert second.status == 200 and (await second.json())["saved_seq"] == 2
-    handler_statements = [q for q in sent if q.startswith(("WITH verified", "SELECT c.id AS candidate_id"))]
+    handler_statements = [q for q in sent if q.startswith(("WITH req", "SELECT c.id AS candidate_id"))]
     assert handler_statements == [autosave._SAVE.strip()]
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
     value = await conn.fetchval("SELECT value #>> '{}' FROM responses WHERE item_ref = $1", item["ref"])
@@ -171,3 +174,76 @@ async def test_the_save_goes_through_when_nothing_changed(client, conn, staff, l
     other_token = hashlib.sha256(other["Authorization"][len("Bearer "):].encode()).digest()
     assert await autosave.save(conn, me, other_token, [(3, *rows[0][1:])], changes, "127.0.0.1") is None
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
+
+
+async def _saves_for(client, conn, tickets: dict, codes: list[str]) -> dict[str, tuple]:
+    """Per candidate code: (me as the worker reads it, token hash, a single-choice item, attempt id), primed."""
+    out = {}
+    for code in codes:
+        headers, body, item = await primed(client, tickets[code])
+        token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
+        me = dict(await conn.fetchrow(delivery._CANDIDATE_LEAN, token))
+        out[code] = (me, token, item, body["attempt"]["id"])
+    return out
+
+
+def _save(who: tuple, seq: int, choice: int = 1, value: str | None = None) -> autosave.Save:
+    me, token, item, _ = who
+    option = item["options"][choice]["id"]
+    change = {"seq": seq, "item": item["ref"], "kind": "answer", "value": option}
+    return autosave.Save(me, token, [(seq, item["ref"], "answer", value or f'"{option}"')], [change], "127.0.0.1")
+
+
+async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_alone(
+        client, conn, staff, locked_exam):  # noqa: F811
+    a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
+    await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1", b[3])  # b's save must write nothing
+    pool = await db.create_pool(client.app[delivery.keys.SETTINGS].database_url, 1, 1)
+    sent: list[str] = []
+    async with pool.acquire() as one:
+        one.add_query_logger(lambda q: sent.append(q.query.strip()))
+    metrics = Metrics()
+    group = autosave.GroupCommit(pool, metrics, max_inflight=1)
+    try:
+        # c's first save goes at once; the rest arrive while it runs, so they go
+        # together, except a's second, which waits for a's first.
+        results = await asyncio.gather(*(group.save(s) for s in (
+            _save(c, 2), _save(a, 2), _save(b, 2), _save(a, 3, choice=2), _save(c, 3, choice=0))))
+    finally:
+        await group.close()
+        await pool.close()
+    assert results == [2, 2, None, 3, 3]
+    assert sum(q == autosave._SAVE.strip() for q in sent) == 3
+    # Statements of 1, 3 and 1 saves.
+    rendered = metrics.render().decode()
+    for line in ("_count 3.0", "_sum 5.0", '_bucket{le="1.0"} 2.0', '_bucket{le="2.0"} 2.0'):
+        assert "cbt_autosave_saves_per_statement" + line in rendered
+    for who, last in ((a, 2), (c, 0)):
+        assert await history(conn, who[3]) == [1, 2, 3]
+        value = await conn.fetchval("SELECT value #>> '{}' FROM responses WHERE attempt_id = $1 AND item_ref = $2",
+                                    who[3], who[2]["ref"])
+        assert value == who[2]["options"][last]["id"]
+    assert await history(conn, b[3]) == [1]
+    assert await conn.fetchval("SELECT saved_seq FROM attempts WHERE id = $1", b[3]) == 1
+    # One audit event per save written, none for the refused one.
+    events = await conn.fetch("SELECT attempt_id FROM audit_pending WHERE kind = 'changes' UNION ALL "
+                              "SELECT attempt_id FROM audit_events WHERE kind = 'changes'")
+    assert sorted(r["attempt_id"] for r in events) == sorted([a[3]] * 3 + [b[3]] + [c[3]] * 3)
+
+
+async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staff, locked_exam):  # noqa: F811
+    a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
+    pool = await db.create_pool(client.app[delivery.keys.SETTINGS].database_url, 1, 1)
+    group = autosave.GroupCommit(pool, max_inflight=1)
+    try:
+        # b's value is not JSON (parse_changes never lets that through): the
+        # statement carrying a, b and c fails, then a and c are saved on their own.
+        results = await asyncio.gather(*(group.save(s) for s in (
+            _save(c, 2), _save(a, 2), _save(b, 2, value="not json"), _save(c, 3))), return_exceptions=True)
+    finally:
+        await group.close()
+        await pool.close()
+    assert results[0] == 2 and results[1] == 2 and results[3] == 3
+    assert isinstance(results[2], asyncpg.DataError)
+    assert await history(conn, a[3]) == [1, 2] and await history(conn, c[3]) == [1, 2, 3]
+    assert await history(conn, b[3]) == [1]
