@@ -66,3 +66,25 @@ def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     assert summary["errors"] == 0 and summary["lost"] == 0
     assert summary["acknowledged_changes"] > 0 and summary["submitted"] == 40
     assert summary["submitted_unscored"] == 0 and summary["any_submitted_unscored_in_db"] == 0
+
+
+# Run in a child: importing Locust monkey-patches the whole process for gevent.
+KEEP_ALIVE_CHECK = """
+import fcntl, os, socket
+from loadtests import locustfile  # installs the check on geventhttpclient's pool
+from geventhttpclient.connectionpool import ConnectionPool
+pool = ConnectionPool.__new__(ConnectionPool)
+ours, server = socket.socketpair()
+high = socket.socket(fileno=fcntl.fcntl(ours.fileno(), fcntl.F_DUPFD, 1500))
+ours.close()
+print(high.fileno() >= 1024, pool._is_socket_alive(high), end=" ")
+server.close()  # the server hangs up: the idle connection must not be reused
+print(pool._is_socket_alive(high))
+"""
+
+
+def test_an_idle_connection_above_descriptor_1024_is_reused():
+    done = subprocess.run([sys.executable, "-c", KEEP_ALIVE_CHECK], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "CBT_LOAD_TICKETS": "unused"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "False"]
