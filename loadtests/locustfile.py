@@ -6,8 +6,10 @@ Driven by `python -m loadtests.run`, which sets these environment variables:
   counter file under an flock, so it holds across Locust worker processes; a ticket is never reused.
 - CBT_LOAD_RECORD: a JSON-lines file (one per process: ``.PID`` is appended); after every
   acknowledged batch the user appends {attempt_id, saved_seq, acked: {"answer:q1": [seq, value],
-  "flag:q1": [seq, bool]}, submitted}. `acked` holds, per question, the last value sent with
-  seq <= saved_seq.
+  "flag:q1": [seq, bool]}, submitted}. `acked` holds what this acknowledgement newly covers: per
+  question, the last value sent with seq <= saved_seq (run.latest_records merges the lines, the
+  highest seq per question winning). Only the news, so the load generator does not re-encode a
+  whole sitting per batch.
 - CBT_LOAD_THINK: mean think time per question in seconds (default 3).
 - CBT_LOAD_PASSES: how many times a student goes over the whole paper (default 1), to make sittings
   outlast a run.
@@ -256,10 +258,12 @@ class Candidate(FastHttpUser):
     def _ack(self, saved_seq: int) -> None:
         if saved_seq > self.saved_seq:
             self.saved_seq = saved_seq
+        news = {}
         for seq in sorted(s for s in self.sent if s <= self.saved_seq):
             e = self.sent.pop(seq)
-            self.acked[f"{e['kind']}:{e['item']}"] = [seq, e["value"]]
-        record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": self.acked, "submitted": False})
+            news[f"{e['kind']}:{e['item']}"] = [seq, e["value"]]
+        self.acked.update(news)
+        record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": news, "submitted": False})
 
     def _queue(self, ref: str, kind: str, value) -> None:
         self.seq += 1
@@ -344,8 +348,7 @@ class StudentUser(Candidate):
             time.sleep(1)
         body = self._request("POST", "/api/v1/submit", {})
         if body is not None:
-            record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": self.acked,
-                    "submitted": True})
+            record({"attempt_id": self.attempt_id, "saved_seq": self.saved_seq, "acked": {}, "submitted": True})
         raise StopUser()
 
 

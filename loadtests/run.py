@@ -91,19 +91,22 @@ async def prepare(dsn: str, root: Path, n: int) -> tuple[list[str], float]:
 
 
 def latest_records(path: Path) -> dict[int, dict]:
-    """The last record each attempt wrote (its highest saved_seq; `submitted` if it ever was).
+    """Per attempt, what its lines say together: the highest saved_seq, per question the acknowledged
+    entry with the highest seq, and `submitted` if any line says so.
 
-    Every Locust process writes its own PATH.PID file."""
+    Every Locust process writes its own PATH.PID file; each line holds only what that
+    acknowledgement newly covered."""
     out: dict[int, dict] = {}
     for part in sorted(path.parent.glob(path.name + ".*")):
         for line in part.read_text(encoding="utf-8").splitlines():
             rec = json.loads(line)
-            prev = out.get(rec["attempt_id"])
-            if prev is None or rec["saved_seq"] >= prev["saved_seq"]:
-                rec["submitted"] = rec["submitted"] or bool(prev and prev["submitted"])
-                out[rec["attempt_id"]] = rec
-            elif rec["submitted"]:
-                prev["submitted"] = True
+            merged = out.setdefault(rec["attempt_id"], {"attempt_id": rec["attempt_id"], "saved_seq": 0,
+                                                         "acked": {}, "submitted": False})
+            merged["saved_seq"] = max(merged["saved_seq"], rec["saved_seq"])
+            merged["submitted"] = merged["submitted"] or rec["submitted"]
+            for key, entry in rec["acked"].items():
+                if key not in merged["acked"] or entry[0] > merged["acked"][key][0]:
+                    merged["acked"][key] = entry
     return out
 
 

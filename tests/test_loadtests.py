@@ -42,15 +42,19 @@ async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam)
 
 
 def test_latest_records_merges_every_process_file(tmp_path):
+    """Each line holds what one acknowledgement newly covered; a student may have moved between
+    Locust processes (files), so per question the highest seq wins, whatever the file order."""
     base = tmp_path / "acked.jsonl"
+    line = lambda attempt, saved, acked, submitted=False: json.dumps(  # noqa: E731
+        {"attempt_id": attempt, "saved_seq": saved, "acked": acked, "submitted": submitted}) + "\n"
     (tmp_path / "acked.jsonl.1").write_text(
-        json.dumps({"attempt_id": 7, "saved_seq": 4, "acked": {}, "submitted": False}) + "\n"
-        + json.dumps({"attempt_id": 7, "saved_seq": 9, "acked": {"answer:q1": [9, "A"]}, "submitted": False}) + "\n")
+        line(7, 9, {"answer:q1": [9, "C"], "flag:q1": [8, True]}) + line(8, 1, {"answer:q5": [1, "D"]}))
     (tmp_path / "acked.jsonl.2").write_text(
-        json.dumps({"attempt_id": 7, "saved_seq": 9, "acked": {"answer:q1": [9, "A"]}, "submitted": True}) + "\n"
-        + json.dumps({"attempt_id": 8, "saved_seq": 1, "acked": {}, "submitted": False}) + "\n")
+        line(7, 4, {"answer:q1": [2, "A"], "answer:q2": [4, "B"]}) + line(7, 9, {}, submitted=True))
     got = run.latest_records(base)
-    assert got[7]["saved_seq"] == 9 and got[7]["submitted"] is True and got[8]["saved_seq"] == 1
+    assert got[7] == {"attempt_id": 7, "saved_seq": 9, "submitted": True,
+                      "acked": {"answer:q1": [9, "C"], "flag:q1": [8, True], "answer:q2": [4, "B"]}}
+    assert got[8] == {"attempt_id": 8, "saved_seq": 1, "submitted": False, "acked": {"answer:q5": [1, "D"]}}
 
 
 @pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
