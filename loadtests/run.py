@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import bench_delivery  # noqa: E402
 from throwaway_pg import throwaway_postgres  # noqa: E402
 
-from cbt import accounts, db  # noqa: E402
+from cbt import accounts, autosave, db  # noqa: E402
 
 # The benchmark exam plus the two types it lacks (multiple choice, essay).
 EXAM = bench_delivery.EXAM + """\
@@ -250,9 +250,10 @@ class Fault(threading.Thread):
     """At `at` seconds into the load: kill -9 one server worker, or restart PostgreSQL."""
 
     def __init__(self, kind: str, at: float, downtime: float, server: subprocess.Popen, root: Path,
-                 port: int) -> None:
+                 port: int, pg_options: str = "") -> None:
         super().__init__(daemon=True)
         self.kind, self.at, self.downtime, self.server, self.root, self.port = kind, at, downtime, server, root, port
+        self.pg_options = pg_options  # the restarted server keeps the run's settings (--statements)
         self.events: list[str] = []
         self.t0 = time.monotonic()
 
@@ -275,7 +276,7 @@ class Fault(threading.Thread):
                     break
                 time.sleep(0.1)
         else:
-            pg = db.EmbeddedPostgres(self.root / "data")
+            pg = db.EmbeddedPostgres(self.root / "data", self.pg_options)
             pg.started_here = True
             self.note("stopping PostgreSQL (pg_ctl stop -m fast)")
             pg.stop()
@@ -396,6 +397,26 @@ def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int,
             "failures": (cbt_fails + bare_fails)[:10]}
 
 
+async def print_save_plan(dsn: str) -> None:
+    """The plan PostgreSQL uses for the save statement now (generic, as the pool runs it)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE cbt_save({SAVE_PARAMETER_TYPES}) AS {autosave._SAVE}")
+        nulls = ", ".join(["NULL"] * (SAVE_PARAMETER_TYPES.count(",") + 1))
+        plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save({nulls})")
+    finally:
+        await conn.close()
+    print("\nthe save's generic plan (EXPLAIN):")
+    for row in plan:
+        print("  " + row[0])
+
+
+SAVE_PARAMETER_TYPES = ("bigint[], bytea[], text[], text[], text[], boolean[], timestamptz[], integer[], "
+                        "timestamptz[], bytea[], bigint[], text[], text[], text[], bigint[], bigint[], text[], text[], "
+                        "text[]")
+
+
 async def print_statements(dsn: str, top: int = 12) -> None:
     """The statements PostgreSQL spent the most time on (planning + execution), from pg_stat_statements."""
     conn = await asyncpg.connect(dsn)
@@ -482,7 +503,7 @@ def main() -> int:
                   f"cbt serve --workers {workers} on 127.0.0.1:{port}", flush=True)
             if args.fault:
                 fault = Fault(args.fault, args.fault_at if args.fault_at is not None else duration / 2,
-                              args.fault_downtime, server, root, port)
+                              args.fault_downtime, server, root, port, pg_options)
                 fault.start()
             pg_cpu0, gen_cpu0 = cpu_seconds(comm="postgres"), children_cpu()
             code, elapsed, log = run_locust(["StudentUser", "ProctorUser"], users + args.proctors, rate, duration,
@@ -503,6 +524,7 @@ def main() -> int:
             result = asyncio.run(check(dsn, latest_records(record_file)))
             if args.statements:
                 asyncio.run(print_statements(dsn))
+                asyncio.run(print_save_plan(dsn))
         finally:
             if server is not None:
                 os.killpg(server.pid, signal.SIGTERM)
