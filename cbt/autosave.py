@@ -334,12 +334,12 @@ class GroupCommit:
             for item, future in batch:
                 try:
                     async with self.pool.acquire() as conn:
-                        _settle(future, await save_many(conn, [item]))
+                        _settle(future, (await save_many(conn, [item]))[0])
                 except Exception as one:
                     _settle(future, error=one)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            _settle(future, [result])
+            _settle(future, result)
 
     async def close(self) -> None:
         """Wait for the statements in flight (and what queues behind them)."""
@@ -347,14 +347,14 @@ class GroupCommit:
             await asyncio.gather(*self.inflight, return_exceptions=True)
 
 
-def _settle(future: asyncio.Future, results: list | None = None, error: BaseException | None = None) -> None:
+def _settle(future: asyncio.Future, saved: int | None = None, error: BaseException | None = None) -> None:
     # The request may be gone (the client hung up): its save stands all the same.
     if future.done():
         return
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(results[0])
+        future.set_result(saved)
 
 
 async def group_commit_ctx(app: web.Application):

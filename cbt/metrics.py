@@ -43,7 +43,6 @@ class Metrics:
             "cbt_http_request_duration_seconds", "Time to handle a request", ["route"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-
         self.save_groups = Histogram(
             "cbt_autosave_saves_per_statement", "Candidates' batches saved by one statement (autosave.GroupCommit)",
             buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,

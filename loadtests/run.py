@@ -402,19 +402,16 @@ async def print_save_plan(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE cbt_save({SAVE_PARAMETER_TYPES}) AS {autosave._SAVE}")
-        nulls = ", ".join(["NULL"] * (SAVE_PARAMETER_TYPES.count(",") + 1))
-        plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save({nulls})")
+        # The parameter types come from the statement's own casts.
+        await conn.execute(f"PREPARE cbt_save AS {autosave._SAVE}")
+        count = await conn.fetchval(
+            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_save'")
+        plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save({', '.join(['NULL'] * count)})")
     finally:
         await conn.close()
     print("\nthe save's generic plan (EXPLAIN):")
     for row in plan:
         print("  " + row[0])
-
-
-SAVE_PARAMETER_TYPES = ("bigint[], bytea[], text[], text[], text[], boolean[], timestamptz[], integer[], "
-                        "timestamptz[], bytea[], bigint[], text[], text[], text[], bigint[], bigint[], text[], text[], "
-                        "text[]")
 
 
 async def print_statements(dsn: str, top: int = 12) -> None:
