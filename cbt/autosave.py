@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from cbt import audit, keys
+from cbt import audit, db, keys
 from cbt.clientaddr import client_addr
 from cbt.delivery import (
     Cache,
@@ -46,6 +46,8 @@ from cbt.errors import Conflict, UserError
 from cbt.metrics import Metrics
 
 MAX_CHANGES = 500
+# Save statements a worker runs at once (GroupCommit), each on a connection of its own.
+MAX_INFLIGHT = 2
 # Candidates a worker remembers for the fast path (about 3 KB each).
 MAX_SEEN = 20_000
 MAX_SHORT = 100
@@ -69,6 +71,17 @@ MAX_ESSAY = 20_000
 # path); when anything changed, it reads afresh (the slow path), which gives
 # every refusal its proper answer.
 #
+# PLANS. The pool runs generic plans (db.create_pool): made at a statement's
+# first use on a connection, from the tables as they are then, and kept. When
+# an exam starts, the tables a save touches are nearly empty, and a plan made
+# then went on scanning them whole, or hash-joining them, as they grew: after
+# 30 s of saves flat out, each statement read all 61,000 rows of
+# response_history (PostgreSQL 1.3-1.7 ms a save, against 0.5 with lookups).
+# So every table is reached by a key from a row of `req` or `verified`, in a
+# LATERAL that OFFSET 0 keeps the planner from flattening into a join, and
+# GroupCommit's connections run with sequential scans off (SAVE_SETTINGS):
+# an index lookup is then the only way in, whatever the tables' size.
+#
 # saved_seq moves to the end of the unbroken run of stored changes above it.
 # The statement cannot see its own inserts, so "stored" is what the snapshot
 # holds plus what this batch brings. A concurrent batch of the same attempt
@@ -80,34 +93,28 @@ _SAVE = """
 WITH req AS (
     SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::boolean[],
                          $7::timestamptz[], $8::integer[], $9::timestamptz[], $10::bytea[], $11::bigint[],
-                         $12::text[], $13::text[], $14::text[])
+                         $12::text[], $13::text[], $14::text[], $15::bigint[])
         WITH ORDINALITY AS r(attempt_id, token_hash, session_version, candidate_version, exam_version, voided,
-                             deadline, section_index, section_deadline, device_hash, exam_id, actor, content, addr, i)
+                             deadline, section_index, section_deadline, device_hash, exam_id, actor, content, addr,
+                             candidate_id, i)
 ), verified AS (
-    -- Per save, key lookups only (token hash, then ids): as a LATERAL with
-    -- LIMIT it cannot be flattened into a join that the planner, with small
-    -- tables' statistics, would start from a scan of every candidate (a
-    -- generic plan kept for the connection's life: measured 3.9 ms a save).
-    SELECT r.i, r.attempt_id, r.exam_id, r.actor, r.content, r.addr FROM req r
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM candidate_sessions s
-        JOIN candidates c ON c.id = s.candidate_id
-        JOIN exams e ON e.id = c.exam_id
-        JOIN attempts a ON a.id = r.attempt_id AND a.candidate_id = c.id
-        WHERE s.token_hash = r.token_hash AND s.expires_at > now()
-          AND s.xmin::text = r.session_version AND c.xmin::text = r.candidate_version
-          AND e.xmin::text = r.exam_version
-          -- deadline is never NULL; IS NOT DISTINCT FROM only keeps the index on
-          -- open attempts' deadlines out of it (a whole exam may share one deadline).
-          AND a.status = 'in_progress' AND a.paused_at IS NULL AND a.voided = r.voided
-          AND a.deadline IS NOT DISTINCT FROM r.deadline
-          AND a.section_index = r.section_index AND a.section_deadline IS NOT DISTINCT FROM r.section_deadline
-          AND a.device_hash IS NOT DISTINCT FROM r.device_hash
-        LIMIT 1
-    ) checked
+    -- Each row by its key alone, the checks made on what comes back (see PLANS).
+    SELECT r.i, r.attempt_id, r.exam_id, r.actor, r.content, r.addr, a.saved_seq FROM req r
+    CROSS JOIN LATERAL (SELECT candidate_id, expires_at, xmin::text AS version FROM candidate_sessions
+                        WHERE token_hash = r.token_hash OFFSET 0) s
+    CROSS JOIN LATERAL (SELECT xmin::text AS version FROM candidates WHERE id = r.candidate_id OFFSET 0) c
+    CROSS JOIN LATERAL (SELECT xmin::text AS version FROM exams WHERE id = r.exam_id OFFSET 0) e
+    CROSS JOIN LATERAL (SELECT candidate_id, status, paused_at, voided, deadline, section_index, section_deadline,
+                               device_hash, saved_seq FROM attempts WHERE id = r.attempt_id OFFSET 0) a
+    WHERE s.candidate_id = r.candidate_id AND s.expires_at > now() AND s.version = r.session_version
+      AND c.version = r.candidate_version AND e.version = r.exam_version
+      AND a.candidate_id = r.candidate_id AND a.status = 'in_progress' AND a.paused_at IS NULL
+      AND a.voided = r.voided AND a.deadline = r.deadline AND a.section_index = r.section_index
+      AND a.section_deadline IS NOT DISTINCT FROM r.section_deadline
+      AND a.device_hash IS NOT DISTINCT FROM r.device_hash
 ), incoming AS (
     SELECT v.attempt_id, c.seq, c.item_ref, c.kind, c.value
-    FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[]) AS c(i, seq, item_ref, kind, value)
+    FROM unnest($16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::text[]) AS c(i, seq, item_ref, kind, value)
     JOIN verified v ON v.i = c.i
 ), history AS (
     INSERT INTO response_history (attempt_id, seq, item_ref, kind, value)
@@ -135,18 +142,24 @@ WITH req AS (
         flag_seq = greatest(r.flag_seq, EXCLUDED.flag_seq),
         updated_at = now()
 ), before AS (
-    SELECT id AS attempt_id, saved_seq FROM attempts WHERE id IN (SELECT attempt_id FROM verified)
+    SELECT DISTINCT attempt_id, saved_seq FROM verified
 ), stored AS (
-    SELECT h.attempt_id, h.seq FROM before b
-    JOIN response_history h ON h.attempt_id = b.attempt_id AND h.seq > b.saved_seq
+    -- Per attempt by key: the history above saved_seq that the snapshot holds.
+    SELECT b.attempt_id, h.seq FROM before b
+    CROSS JOIN LATERAL (SELECT h.seq FROM response_history h
+                        WHERE h.attempt_id = b.attempt_id AND h.seq > b.saved_seq OFFSET 0) h
     UNION
     SELECT i.attempt_id, i.seq FROM before b JOIN incoming i ON i.attempt_id = b.attempt_id AND i.seq > b.saved_seq
     UNION
     SELECT attempt_id, saved_seq FROM before
+), numbered AS (
+    -- In an unbroken run, seq less its rank is the same for every member.
+    SELECT attempt_id, seq, seq - row_number() OVER (PARTITION BY attempt_id ORDER BY seq) AS run FROM stored
 ), run_end AS (
-    SELECT s.attempt_id, min(s.seq) AS seq FROM stored s
-    WHERE NOT EXISTS (SELECT 1 FROM stored n WHERE n.attempt_id = s.attempt_id AND n.seq = s.seq + 1)
-    GROUP BY s.attempt_id
+    -- The first run starts at saved_seq (the least seq): its end is the new saved_seq.
+    SELECT attempt_id, max(seq) AS seq
+    FROM (SELECT attempt_id, seq, run, min(run) OVER (PARTITION BY attempt_id) AS first_run FROM numbered) n
+    WHERE run = first_run GROUP BY attempt_id
 ), latest AS (
     SELECT DISTINCT ON (attempt_id) attempt_id, addr FROM verified ORDER BY attempt_id, i DESC
 ), advanced AS (
@@ -154,7 +167,7 @@ WITH req AS (
         addr_changes = a.addr_changes + (a.last_addr IS NOT NULL AND a.last_addr <> l.addr)::int,
         saved_seq = greatest(a.saved_seq, e.seq)
     FROM latest l JOIN run_end e ON e.attempt_id = l.attempt_id
-    WHERE a.id = l.attempt_id
+    WHERE a.id = l.attempt_id AND a.id = ANY($1::bigint[])
     RETURNING a.id, a.saved_seq
 )
 SELECT v.i, d.saved_seq FROM verified v JOIN advanced d ON d.id = v.attempt_id
@@ -264,10 +277,27 @@ async def save_many(conn, saves: list[Save]) -> list[int | None]:
         [m["deadline"] for m in mes], [m["section_index"] for m in mes], [m["section_deadline"] for m in mes],
         [m["device_hash"] for m in mes], [m["exam_id"] for m in mes], [f"candidate:{m['code']}" for m in mes],
         [audit.content_text("changes", audit.batch_digest(s.changes)) for s in saves], [s.addr for s in saves],
+        [m["candidate_id"] for m in mes],
         [c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], [c[3] for c in changes],
         [c[4] for c in changes])
     saved = dict(result)
     return [saved.get(i) for i in range(1, len(saves) + 1)]
+
+
+async def save_plan(conn) -> list[str]:
+    """The save statement's generic plan (EXPLAIN lines) with SAVE_SETTINGS, as GroupCommit runs it."""
+    async with conn.transaction():
+        for name, value in {**SAVE_SETTINGS, "plan_cache_mode": "force_generic_plan"}.items():
+            await conn.execute(f"SET LOCAL {name} = {value}")
+        # The parameter types come from the statement's own casts.
+        await conn.execute(f"PREPARE cbt_save_plan AS {_SAVE}")
+        try:
+            count = await conn.fetchval(
+                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_save_plan'")
+            plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save_plan({', '.join(['NULL'] * count)})")
+        finally:
+            await conn.execute("DEALLOCATE cbt_save_plan")
+    return [row[0] for row in plan]
 
 
 async def save(conn, me: dict, token: bytes, rows: list, changes: list, addr: str) -> int | None:
@@ -287,7 +317,7 @@ class GroupCommit:
     worker adds no wait, and a busy one sends fewer, larger statements. Each
     save still writes or not on its own (see _SAVE)."""
 
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None, max_inflight: int = 2,
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None, max_inflight: int = MAX_INFLIGHT,
                  max_saves: int = 64) -> None:
         self.pool, self.metrics = pool, metrics
         self.max_inflight, self.max_saves = max_inflight, max_saves
@@ -357,11 +387,19 @@ def _settle(future: asyncio.Future, saved: int | None = None, error: BaseExcepti
         future.set_result(saved)
 
 
+# The save's connections: see PLANS above _SAVE.
+SAVE_SETTINGS = {"enable_seqscan": "off"}
+
+
 async def group_commit_ctx(app: web.Application):
-    """cleanup_ctx (after the pool): this worker's GroupCommit."""
-    app[keys.SAVES] = saves = GroupCommit(app[keys.POOL], app[keys.METRICS])
-    yield
-    await saves.close()
+    """cleanup_ctx (after the pool): this worker's GroupCommit, on connections of its own."""
+    pool = await db.create_pool(app[keys.SETTINGS].database_url, 1, MAX_INFLIGHT, SAVE_SETTINGS)
+    app[keys.SAVES] = saves = GroupCommit(pool, app[keys.METRICS])
+    try:
+        yield
+    finally:
+        await saves.close()
+        await pool.close()
 
 
 def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
@@ -388,7 +426,7 @@ async def changes(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         for _ in range(3):
             me, rows = await _checked(request, conn, body)
-            saved = await save(conn, me, token, rows, body["changes"], addr)
+            saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
             if saved is not None:
                 if len(seen) > MAX_SEEN:
                     seen.clear()  # all take the slow path once, then the worker knows them again

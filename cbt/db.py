@@ -382,14 +382,15 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+async def create_pool(dsn: str, min_size: int, max_size: int, server_settings: dict | None = None) -> asyncpg.Pool:
+    """server_settings: more PostgreSQL settings for the pool's sessions."""
     try:
         return await asyncio.wait_for(
             # Generic plans: the hot statements are key lookups whose custom
             # re-planning cost more than running them (pg_stat_statements).
             asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60,
                                 connection_class=PooledConnection,
-                                server_settings={"plan_cache_mode": "force_generic_plan"}),
+                                server_settings={"plan_cache_mode": "force_generic_plan", **(server_settings or {})}),
             timeout=30,
         )
     except DatabaseError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import signal
@@ -22,6 +21,8 @@ from aiohttp import web
 
 from cbt import db
 from cbt.config import Settings
+from cbt.delivery import json_body, json_bytes, read_json
+from cbt.server import event_loop
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 TABLE = """CREATE TABLE IF NOT EXISTS bare_saves (key bigint PRIMARY KEY, seq integer NOT NULL,
@@ -32,11 +33,11 @@ UPSERT = """INSERT INTO bare_saves (key, seq, changes, at) VALUES ($1, $2, $3::j
 
 
 async def save(request: web.Request) -> web.Response:
-    body = await request.json()
+    body = await read_json(request)
     changes = body["changes"]
     seq = await request.app[POOL].fetchval(UPSERT, int(body["key"]), max(c["seq"] for c in changes),
-                                           json.dumps(changes))
-    return web.json_response({"saved_seq": seq})
+                                           json_bytes(changes).decode())
+    return json_body({"saved_seq": seq})
 
 
 def make_app(dsn: str) -> web.Application:
@@ -56,7 +57,8 @@ def make_app(dsn: str) -> web.Application:
 
 def worker(dsn: str, port: int) -> None:
     # As cbt's workers run (cbt/server.py run_worker).
-    web.run_app(make_app(dsn), host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=None)
+    web.run_app(make_app(dsn), host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=None,
+                loop=event_loop())
 
 
 def main() -> None:

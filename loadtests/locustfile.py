@@ -18,9 +18,10 @@ Driven by `python -m loadtests.run`, which sets these environment variables:
   and on reconnecting they replay their journal.
 - CBT_LOAD_PROCTOR: "username:password" of a proctor; CBT_LOAD_EXAM: the exam code.
 
-While every student is seated (from 10 s after the last one has spawned until the first one stops
-answering), each acknowledged batch's time is also counted under "SEATED POST /api/v1/changes":
-the steady-state figure, apart from the arrival of the students and the end of the sittings.
+While every student is seated (from 10 s after the last one has spawned and got through login and
+Start, until the first one stops answering), each acknowledged batch's time is also counted under
+"SEATED POST /api/v1/changes": the steady-state figure, apart from the arrival of the students and the
+end of the sittings.
 
 Transient failures (no connection, 502/503/504, 429 admission_wait) are retried the way the exam
 page retries them, with back-off, for up to CBT_LOAD_RETRY_BUDGET seconds (default 120); each retry
@@ -125,23 +126,39 @@ def value_for(q: dict, rng: random.Random):
     raise ValueError(kind)
 
 
-# The steady window: opens when Locust has spawned every user (and SETTLE_SECONDS more); closes when
-# the first student of this process finishes answering, or when the run stops. Its span and count go
-# to CBT_LOAD_RECORD-window.PID, so the harness can give the rate while every student sits.
+# The steady window: opens SETTLE_SECONDS after every student of this process has been spawned and has
+# got through login and Start (under an arrival backlog that is well after Locust stops spawning), and
+# closes when the first student of this process finishes answering, or when the run stops. Its span,
+# count and every batch's (time, ms) go to CBT_LOAD_RECORD-window.PID, so the harness can give the rate
+# and the latency, 10 s by 10 s, while every student sits.
 SEATED_NAME = "POST /api/v1/changes"
-_SEATED = {"from": None, "closed_at": None, "count": 0}
+_SEATED = {"spawned_at": None, "arriving": 0, "last_arrived": 0.0, "from": None, "closed_at": None, "count": 0,
+           "samples": []}
 SETTLE_SECONDS = 10.0
 
 
 @events.spawning_complete.add_listener
 def _all_spawned(user_count: int, **_kw) -> None:
-    if _SEATED["from"] is None:
-        _SEATED["from"] = time.time() + SETTLE_SECONDS
+    if _SEATED["spawned_at"] is None:
+        _SEATED["spawned_at"] = time.time()
+
+
+def _arriving(delta: int) -> None:
+    """A student starts (+1) or ends (-1) its arrival: login and Start, retries included."""
+    _SEATED["arriving"] += delta
+    if delta < 0:
+        _SEATED["last_arrived"] = time.time()
 
 
 def seated() -> bool:
-    start = _SEATED["from"]
-    return start is not None and _SEATED["closed_at"] is None and time.time() >= start
+    now = time.time()
+    if _SEATED["from"] is None:
+        spawned = _SEATED["spawned_at"]
+        # A second's grace: the last users spawned may not have run their on_start yet.
+        if spawned is None or _SEATED["arriving"] or now < spawned + 1.0:
+            return False
+        _SEATED["from"] = max(spawned, _SEATED["last_arrived"]) + SETTLE_SECONDS
+    return _SEATED["closed_at"] is None and now >= _SEATED["from"]
 
 
 def close_window() -> None:
@@ -151,7 +168,8 @@ def close_window() -> None:
     target = os.environ.get("CBT_LOAD_RECORD")
     if target and _SEATED["count"]:
         Path(f"{target}-window.{os.getpid()}").write_text(json.dumps(
-            {"from": _SEATED["from"], "to": _SEATED["closed_at"], "batches": _SEATED["count"]}))
+            {"from": _SEATED["from"], "to": _SEATED["closed_at"], "batches": _SEATED["count"],
+             "samples": _SEATED["samples"]}))
 
 
 @events.test_stopping.add_listener
@@ -228,7 +246,11 @@ class Candidate(FastHttpUser):
         return self._request("POST", "/api/v1/start", {})
 
     def _begin(self) -> list[dict]:
-        started = self._login_and_start()
+        _arriving(+1)
+        try:
+            started = self._login_and_start()
+        finally:
+            _arriving(-1)
         if started is None:
             raise StopUser()
         self.attempt_id = started["attempt"]["id"]
@@ -241,8 +263,10 @@ class Candidate(FastHttpUser):
         in_window, t0 = seated(), time.perf_counter()
         body = self._request("POST", "/api/v1/changes", {"changes": batch}, retry=retry)
         if body is not None and in_window and seated():
+            ms = (time.perf_counter() - t0) * 1000
             _SEATED["count"] += 1
-            _count("SEATED", SEATED_NAME, (time.perf_counter() - t0) * 1000)
+            _SEATED["samples"].append((round(time.time(), 2), round(ms, 1)))
+            _count("SEATED", SEATED_NAME, ms)
         return body
 
     def _flush(self) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -337,6 +338,25 @@ def per_request(prefix: Path) -> tuple[dict, list[dict]]:
     return out, [{k: f[k] for k in ("Method", "Name", "Error", "Occurrences")} for f in fails]
 
 
+def seated_latency(windows: list[dict], bucket_s: float = 10.0) -> dict:
+    """Autosave latency while every student sits, from the window files of every Locust process: exact
+    percentiles over the window and per bucket_s seconds from its start (an arrival backlog or a stall
+    shows as a bad bucket, where the percentiles of the whole window cannot say when)."""
+    samples = np.array([s for w in windows for s in w.get("samples", [])], dtype=float).reshape(-1, 2)
+    if not len(samples):
+        return {}
+
+    def stats(ms: np.ndarray) -> dict:
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        return {"count": len(ms), "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1),
+                "max_ms": round(float(ms.max()), 1)}
+
+    start = min(w["from"] for w in windows)
+    which = ((samples[:, 0] - start) // bucket_s).astype(int)
+    return {**stats(samples[:, 1]), "buckets": [
+        {"from_s": int(b * bucket_s), **stats(samples[which == b, 1])} for b in np.unique(which)]}
+
+
 def print_table(per_type: dict) -> None:
     print(f"\n{'request':<40}{'count':>8}{'fail':>6}{'req/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}{'max':>7}  ms")
     for name, d in per_type.items():
@@ -398,20 +418,15 @@ def measure_ceiling(dsn: str, host: str, workers: int, users: int, seconds: int,
 
 
 async def print_save_plan(dsn: str) -> None:
-    """The plan PostgreSQL uses for the save statement now (generic, as the pool runs it)."""
+    """The plan PostgreSQL uses for the save statement now (generic, as GroupCommit runs it)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        # The parameter types come from the statement's own casts.
-        await conn.execute(f"PREPARE cbt_save AS {autosave._SAVE}")
-        count = await conn.fetchval(
-            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_save'")
-        plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save({', '.join(['NULL'] * count)})")
+        plan = await autosave.save_plan(conn)
     finally:
         await conn.close()
     print("\nthe save's generic plan (EXPLAIN):")
-    for row in plan:
-        print("  " + row[0])
+    for line in plan:
+        print("  " + line)
 
 
 async def print_statements(dsn: str, top: int = 12) -> None:
@@ -537,6 +552,7 @@ def main() -> int:
         # Locust's own rate for this row counts from the start of the run; the window's is what matters.
         seated["rps"] = sum(w["batches"] / max(1e-9, w["to"] - w["from"]) for w in windows)
         seated["window_s"] = max((w["to"] - w["from"] for w in windows), default=0.0)
+        seated["exact"] = seated_latency(windows)
     starts = per_type.get("POST /api/v1/start", {})
     peak_mb, idle_mb = sampler.peak_rss / 2**20, rss0 / 2**20
     summary = {
@@ -563,6 +579,12 @@ def main() -> int:
         print(f"autosave while all {users} students sit ({seated['window_s']:.0f} s): {seated['count']} batches, "
               f"{seated['rps']:.1f} batches/s, "
               f"p50 {seated['p50_ms']} ms, p95 {seated['p95_ms']} ms, p99 {seated['p99_ms']} ms")
+        exact = seated["exact"]
+        if exact:
+            print(f"  exact: p50 {exact['p50_ms']} ms, p95 {exact['p95_ms']} ms, p99 {exact['p99_ms']} ms, "
+                  f"max {exact['max_ms']} ms; by 10 s from the window's start (s: batches p50/p99/max ms):")
+            print("   " + "  ".join(f"{b['from_s']}: {b['count']} {b['p50_ms']:.0f}/{b['p99_ms']:.0f}/{b['max_ms']:.0f}"
+                                    for b in exact["buckets"]))
     print(f"acknowledged changes: {result['acknowledged_changes']} in {result['attempts_recorded']} attempts; "
           f"lost: {result['lost']}" + "".join(f"\n  {x}" for x in result["lost_detail"][:10]))
     print(f"submitted: {result['submitted']}, of which unscored: {result['submitted_unscored']}")
