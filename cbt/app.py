@@ -35,7 +35,6 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             middleware.observe_middleware,
             middleware.headers_middleware,
-            middleware.language_middleware,
             middleware.error_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),

@@ -19,7 +19,7 @@ from cbt import accounts, keys, results
 from cbt.analysis_report import CHART_LABELS, histogram_svg, icc_svg, option_trace_svg, score_trace_svg, write_xlsx
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
-from cbt.templating import render
+from cbt.templating import language, render
 
 # ?sort= on the item table: the report's item fields (default: bank order).
 SORT_KEYS = ("id", "n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted",
@@ -122,7 +122,7 @@ async def item_page(request: web.Request) -> web.Response:
 
 def chart_labels(request: web.Request) -> dict:
     """The charts' words in the page's language."""
-    t = request.app[keys.CATALOGS].translator(request.get(keys.LANG, "vi"))
+    t = request.app[keys.CATALOGS].translator(language(request))
     words = {k: t("chart." + k) for k in CHART_LABELS if k not in ("histogram", "option_trace", "score_trace")}
     words["histogram"] = t("board.histogram")
     words["option_trace"] = t("board.option_trace") + " · {id}"
@@ -143,7 +143,7 @@ def item_charts(request: web.Request, item: dict, trace: dict | None, report: di
     rasch = report["test"].get("irt_reliability") or {}
     params = next((it for it in rasch.get("items", []) if it["id"] == item["id"]), None)
     if params is not None and params["b"] is not None:
-        t = request.app[keys.CATALOGS].translator(request.get(keys.LANG, "vi"))
+        t = request.app[keys.CATALOGS].translator(language(request))
         out["icc_chart"] = icc_svg([params], f"{t('board.icc')} · {item['id']}", labels)
     return out
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cbt import keys
-from cbt.templating import render
+from cbt.templating import language, render
 
 # The strings the page's script shows, sent as JSON data (not script) so the
 # Content-Security-Policy needs no inline script.
@@ -17,7 +17,7 @@ SCRIPT_STRING_PREFIX = "exam."
 
 async def page(request: web.Request) -> web.Response:
     catalogs = request.app[keys.CATALOGS]
-    lang = request[keys.LANG]
+    lang = language(request)
     strings = {k[len(SCRIPT_STRING_PREFIX):]: catalogs.translate(lang, k)
                for k in catalogs.catalog("vi") if k.startswith(SCRIPT_STRING_PREFIX)}
     return render(request, "exam/page.html", {"strings": strings})

@@ -11,8 +11,7 @@ from aiohttp import web
 
 from cbt import keys
 from cbt.errors import UserError
-from cbt.i18n import LANG_COOKIE, request_language
-from cbt.templating import render
+from cbt.templating import language, render
 
 log = logging.getLogger("cbt.http")
 
@@ -64,16 +63,11 @@ async def headers_middleware(request: web.Request, handler):
         response.headers.setdefault(name, value)
     if request.app[keys.SETTINGS].secure_cookies:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if response.content_type in ("text/html", "application/json"):
+    # The header, not response.content_type, which parses it afresh on every call.
+    if response.headers.get("Content-Type", "").startswith(("text/html", "application/json")):
         # Pages can hold exam content and personal data: never cache them.
         response.headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-@web.middleware
-async def language_middleware(request: web.Request, handler):
-    request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE))
-    return await handler(request)
 
 
 def _is_api(request: web.Request) -> bool:
@@ -84,7 +78,7 @@ def _is_api(request: web.Request) -> bool:
 
 def _localised(request: web.Request, code: str, fallback: str, details: dict) -> str:
     """The message in the reader's language when the catalog has it."""
-    text = request.app[keys.CATALOGS].lookup(request.get(keys.LANG, "vi"), "error." + code)
+    text = request.app[keys.CATALOGS].lookup(language(request), "error." + code)
     if not text:
         # An empty catalog entry means the code's own (English) message, which names the specifics.
         return fallback

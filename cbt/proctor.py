@@ -22,7 +22,7 @@ from aiohttp import web
 from cbt import accounts, audit, delivery, keys, lockdown
 from cbt.auth import require_user
 from cbt.errors import NotFound, UserError
-from cbt.templating import render
+from cbt.templating import language, render
 
 log = logging.getLogger("cbt.proctor")
 CHANNEL = "cbt_exam"
@@ -152,7 +152,7 @@ async def room_page(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
         exam = await visible_exam(conn, staff, request.match_info["code"])
-    strings = {k[len("proctor."):]: request.app[keys.CATALOGS].translate(request[keys.LANG], k)
+    strings = {k[len("proctor."):]: request.app[keys.CATALOGS].translate(language(request), k)
                for k in request.app[keys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
     return render(request, "proctor/room.html", {"exam": exam, "strings": strings,
                                                  "room": request.query.get("room", "")})

@@ -9,6 +9,7 @@ import jinja2
 from aiohttp import web
 
 from cbt import keys
+from cbt.i18n import LANG_COOKIE, request_language
 
 
 def web_root() -> Path:
@@ -39,10 +40,19 @@ def local_number(value, lang: str) -> str:
     return text.replace(".", ",") if lang == "vi" else text
 
 
+def language(request: web.Request) -> str:
+    """The reader's language (the cbt_lang cookie), read when first needed: most
+    API calls never need it, and parsing cookies was a few percent of a busy worker."""
+    lang = request.get(keys.LANG)
+    if lang is None:
+        lang = request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE))
+    return lang
+
+
 def render(request: web.Request, template: str, context: dict | None = None, *,
            status: int = 200) -> web.Response:
     app = request.app
-    lang = request.get(keys.LANG, "vi")
+    lang = language(request)
     ctx = {
         "t": app[keys.CATALOGS].translator(lang),
         "lang": lang,
