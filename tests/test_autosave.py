@@ -4,6 +4,7 @@ reading still holds. Every change a proctor, an admin or the clock makes is
 seen by the very next batch."""
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -40,16 +41,18 @@ async def history(conn, attempt_id: int) -> list[int]:
 
 
 async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client, conn, staff, locked_exam):  # noqa: F811
-    # One pooled connection, and both of GroupCommit's, so every statement the handler sends passes a logger.
+    # One pooled connection, and all of GroupCommit's, so every statement the handler sends passes a logger.
     client = await aiohttp_client(create_app(dataclasses.replace(settings, pool_min=1, pool_max=1)))
     headers, body, item = await primed(client, locked_exam["0000000001"])
     sent: list[str] = []
     pool, saves = client.app[delivery.keys.POOL], client.app[delivery.keys.SAVES].pool
     assert saves.get_max_size() == autosave.MAX_INFLIGHT
-    async with pool.acquire() as c, saves.acquire() as s1, saves.acquire() as s2:
-        for connection in (c, s1, s2):
+    async with contextlib.AsyncExitStack() as stack:
+        connections = [await stack.enter_async_context(p.acquire())
+                       for p in [pool] + [saves] * autosave.MAX_INFLIGHT]
+        for connection in connections:
             connection.add_query_logger(lambda q: sent.append(q.query.strip()))
-        assert await s1.fetchval("SHOW enable_seqscan") == "off"  # autosave.SAVE_SETTINGS
+        assert await connections[-1].fetchval("SHOW enable_seqscan") == "off"  # autosave.SAVE_SETTINGS
     second = await client.post("/api/v1/changes", json=batch(item, 2, 1), headers=headers)
     assert second.status == 200 and (await second.json())["saved_seq"] == 2
     handler_statements = [q for q in sent if q.startswith(("WITH req", "SELECT c.id AS candidate_id"))]
