@@ -17,6 +17,7 @@ Driven by `python -m loadtests.run`, which sets these environment variables:
   answering, the batch in flight when the network drops reaches the server but its answer is lost,
   and on reconnecting they replay their journal.
 - CBT_LOAD_PROCTOR: "username:password" of a proctor; CBT_LOAD_EXAM: the exam code.
+  Each ProctorUser follows one room (P00, P01, ...), as a proctor's console does.
 
 While every student is seated (from 10 s after the last one has spawned and got through login and
 Start, until the first one stops answering), each acknowledged batch's time is also counted under
@@ -36,6 +37,7 @@ ceiling measurement, chosen by class name on the Locust command line.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import random
@@ -409,15 +411,19 @@ class BareUser(FastHttpUser):
 
 
 class ProctorUser(FastHttpUser):
-    """A proctor following the room's live view by polling its state."""
+    """A proctor following their room's live view by polling its state: the first proctor room P00, the
+    next P01, and so on (the roster seats 40 students a room, as benchmarks/bench_delivery.py does)."""
 
     wait_time = between(2, 4)
     weight = 1
     fixed_count = int(os.environ.get("CBT_LOAD_PROCTORS", "1"))
 
+    rooms = itertools.count()
+
     def on_start(self) -> None:
         username, password = os.environ["CBT_LOAD_PROCTOR"].split(":", 1)
         self.code = os.environ.get("CBT_LOAD_EXAM", "BENCH")
+        self.room = f"P{next(ProctorUser.rooms):02d}"
         page = self.client.get("/login", name="/login (page)")
         marker = 'name="csrf_token" value="'
         at = page.text.find(marker)
@@ -431,7 +437,7 @@ class ProctorUser(FastHttpUser):
 
     @task
     def poll(self) -> None:
-        with self.client.get(f"/proctor/exams/{self.code}/state", name="/proctor/exams/[code]/state",
+        with self.client.get(f"/proctor/exams/{self.code}/state?room={self.room}", name="/proctor/exams/[code]/state",
                              catch_response=True) as r:
             if r.status_code in TRANSIENT:
                 r.success()  # the live view reconnects by itself
