@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -78,6 +79,11 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     app = create_app(settings.replace(migrate_on_start=False))
+    # The modules and the app live as long as the worker: out of the garbage
+    # collector's way, so its full collections (tens of ms each under load)
+    # scan only what requests leave behind.
+    gc.collect()
+    gc.freeze()
     web.run_app(
         app, host=host, port=port, reuse_port=reuse_port, access_log=None, print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=True, loop=event_loop(),
