@@ -140,3 +140,18 @@ def test_no_session_state_on_pooled_connections():
             found = pattern.search(line)
             if found and allowed.get(path.name, "\0") not in line:
                 raise AssertionError(f"{path.name}: session state on a pooled connection? {line.strip()}")
+
+
+async def test_the_tables_every_save_writes_are_kept_cheap_to_vacuum(conn):
+    # Migration 013: no statistics on answer and event bodies (ANALYZE sorted
+    # sampled jsonb for nothing, stalling saves once a minute under load), and
+    # no truncation of the audit queue (an exclusive lock every save waits on).
+    targets = {(r["table"], r["column"]): r["target"] for r in await conn.fetch(
+        """SELECT c.relname AS table, a.attname AS column, a.attstattarget AS target
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           WHERE c.relname IN ('response_history', 'responses', 'audit_events', 'audit_pending', 'attempts')
+             AND a.attname IN ('value', 'content', 'layout')""")}
+    assert targets == {("response_history", "value"): 0, ("responses", "value"): 0, ("audit_events", "content"): 0,
+                       ("audit_pending", "content"): 0, ("attempts", "layout"): 0}
+    options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'audit_pending'")
+    assert options == ["vacuum_truncate=off"]
