@@ -59,6 +59,18 @@ def test_latest_records_merges_every_process_file(tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
                     reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
+def test_seated_latency_is_exact_and_split_by_ten_seconds():
+    # Two Locust processes' windows; the first bucket holds a stall the whole window's p99 would hide
+    # the time of.
+    a = {"from": 1000.0, "to": 1030.0, "batches": 3, "samples": [[1001.0, 10.0], [1002.0, 900.0], [1025.0, 20.0]]}
+    b = {"from": 1000.5, "to": 1030.0, "batches": 2, "samples": [[1012.0, 30.0], [1029.9, 40.0]]}
+    got = run.seated_latency([a, b])
+    assert got["count"] == 5 and got["p50_ms"] == 30.0 and got["max_ms"] == 900.0
+    assert [(x["from_s"], x["count"], x["max_ms"]) for x in got["buckets"]] == [(0, 2, 900.0), (10, 1, 30.0),
+                                                                               (20, 2, 40.0)]
+    assert run.seated_latency([{"from": 1.0, "to": 2.0, "batches": 0}]) == {}
+
+
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
