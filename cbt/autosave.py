@@ -54,6 +54,8 @@ MAX_CHANGES = 500
 # harness's ceiling, same machine); a statement takes 1-2 ms, so a lone save
 # waits at most that long.
 MAX_INFLIGHT = 1
+# Settings of GroupCommit's connections: see PLANS above _SAVE.
+SAVE_SETTINGS = {"enable_seqscan": "off"}
 # Candidates a worker remembers for the fast path (about 3 KB each).
 MAX_SEEN = 20_000
 MAX_SHORT = 100
@@ -400,12 +402,8 @@ def _settle(future: asyncio.Future, saved: int | None = None, error: BaseExcepti
         future.set_result(saved)
 
 
-# The save's connections: see PLANS above _SAVE.
-SAVE_SETTINGS = {"enable_seqscan": "off"}
-
-
 async def group_commit_ctx(app: web.Application):
-    """cleanup_ctx (after the pool): this worker's GroupCommit, on connections of its own."""
+    """cleanup_ctx: this worker's GroupCommit, on a pool of its own (SAVE_SETTINGS)."""
     pool = await db.create_pool(app[keys.SETTINGS].database_url, 1, MAX_INFLIGHT, SAVE_SETTINGS)
     app[keys.SAVES] = saves = GroupCommit(pool, app[keys.METRICS])
     try:

@@ -702,8 +702,8 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
             "SELECT a.*, e.code AS exam_code, e.spec, c.code AS candidate_code, f.form "
             "FROM attempts a JOIN exams e ON e.id = a.exam_id JOIN candidates c ON c.id = a.candidate_id "
             "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 "
-            # Not FOR UPDATE: that would block the audit chainer's foreign-key check on this attempt
-            # (the chainer holds the chain's lock, which audit.append in this transaction may wait for).
+            # Not FOR UPDATE: that would block the audit chainer's foreign-key check on this attempt,
+            # and with it the exam's whole chain, until this transaction commits.
             "FOR NO KEY UPDATE OF a", attempt_id)
         if attempt["status"] == "submitted":
             return
