@@ -272,6 +272,14 @@ async def test_bad_ticket_and_missing_token(client, exam):
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "bad_json"
 
 
+async def test_json_that_is_not_strict_json_is_refused(client, exam):
+    # NaN and Infinity are not JSON (the standard library would accept them); neither is bad UTF-8.
+    for raw in (b'{"ticket": NaN}', b'{"ticket": Infinity}', b'{"ticket": "\xff"}'):
+        resp = await client.post("/api/v1/login", data=raw, headers={"Content-Type": "application/json"})
+        body = await resp.json()
+        assert resp.status == 400 and body["error"]["code"] == "bad_json", raw
+
+
 async def test_a_candidate_cannot_touch_another_candidates_attempt(client, conn, exam):
     _, a = await started(client, exam["0000000001"])
     headers_b, _ = await started(client, exam["0000000002"])
