@@ -301,18 +301,7 @@ async def save_many(conn, saves: list[Save]) -> list[int | None]:
 
 async def save_plan(conn) -> list[str]:
     """The save statement's generic plan (EXPLAIN lines) with SAVE_SETTINGS, as GroupCommit runs it."""
-    async with conn.transaction():
-        for name, value in {**SAVE_SETTINGS, "plan_cache_mode": "force_generic_plan"}.items():
-            await conn.execute(f"SET LOCAL {name} = {value}")
-        # The parameter types come from the statement's own casts.
-        await conn.execute(f"PREPARE cbt_save_plan AS {_SAVE}")
-        try:
-            count = await conn.fetchval(
-                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_save_plan'")
-            plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_save_plan({', '.join(['NULL'] * count)})")
-        finally:
-            await conn.execute("DEALLOCATE cbt_save_plan")
-    return [row[0] for row in plan]
+    return await db.generic_plan(conn, _SAVE, SAVE_SETTINGS)
 
 
 async def save(conn, me: dict, token: bytes, rows: list, changes: list, addr: str) -> int | None:

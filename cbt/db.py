@@ -399,6 +399,24 @@ async def create_pool(dsn: str, min_size: int, max_size: int, server_settings: d
         raise DatabaseError(describe_connect_error(e, dsn)) from None
 
 
+async def generic_plan(conn: asyncpg.Connection, sql: str, settings: dict | None = None) -> list[str]:
+    """The EXPLAIN lines of `sql`'s generic plan, as a pool of create_pool runs
+    it (with its server_settings `settings`): the plan made at the statement's
+    first use on a connection and kept while the tables grow."""
+    async with conn.transaction():
+        for name, value in {**(settings or {}), "plan_cache_mode": "force_generic_plan"}.items():
+            await conn.execute(f"SET LOCAL {name} = {value}")
+        # The parameter types come from the statement's own casts and columns.
+        await conn.execute(f"PREPARE cbt_generic_plan AS {sql}")
+        try:
+            count = await conn.fetchval(
+                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_generic_plan'")
+            plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_generic_plan({', '.join(['NULL'] * count)})")
+        finally:
+            await conn.execute("DEALLOCATE cbt_generic_plan")
+    return [row[0] for row in plan]
+
+
 # --------------------------------------------------------------------------
 # Migrations
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 
-from cbt import bank, exams
+from cbt import bank, db, delivery, exams
 from cbt.errors import UserError
 from cbt.roster import Candidate
 from itembank.formats.yaml_format import parse_text
@@ -247,6 +247,19 @@ async def test_sweeper_submits_abandoned_attempts(client, conn, exam):
                        body["attempt"]["id"])
     assert await close_expired_attempts(client.server.app) == 1
     assert await conn.fetchval("SELECT submitted_by FROM attempts WHERE id = $1", body["attempt"]["id"]) == "deadline"
+
+
+async def test_every_candidate_lookup_reads_by_key_while_the_tables_are_tiny(conn, exam):
+    # The pool keeps the generic plan made at a statement's first use, when an
+    # exam's tables hold a few rows, as the suite's do (db.create_pool). A plan
+    # that scans them then would scan every candidate on each request later on.
+    for sql in (delivery._CANDIDATE, delivery._CANDIDATE_LEAN):
+        plan = await db.generic_plan(conn, sql)
+        assert not [line for line in plan if "Seq Scan" in line or "Bitmap" in line], "\n".join(plan)
+        scans = [i for i, line in enumerate(plan) if re.search(r"Index (Only )?Scan", line)]
+        tables = {re.search(r" on (\w+)", plan[i]).group(1) for i in scans}
+        assert tables == {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}
+        assert all("Index Cond:" in plan[i + 1] for i in scans), "\n".join(plan)
 
 
 async def test_late_entry_and_not_yet_open(client, conn, exam):
