@@ -411,7 +411,8 @@ async def generic_plan(conn: asyncpg.Connection, sql: str, settings: dict | None
         try:
             count = await conn.fetchval(
                 "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_generic_plan'")
-            plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_generic_plan({', '.join(['NULL'] * count)})")
+            args = f"({', '.join(['NULL'] * count)})" if count else ""
+            plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_generic_plan{args}")
         finally:
             await conn.execute("DEALLOCATE cbt_generic_plan")
     return [row[0] for row in plan]

@@ -392,6 +392,13 @@ INSERT INTO audit_pending (exam_id, actor, kind, content) VALUES ($4, $5, 'login
 """
 
 
+_TICKET = """
+SELECT c.id, c.code, e.id AS exam_id, e.status, e.closes_at
+FROM candidates c JOIN exams e ON e.id = c.exam_id
+WHERE c.ticket_hash = $1
+"""
+
+
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     ticket = normalise_ticket(str(body.get("ticket", "")))
@@ -403,10 +410,7 @@ async def login(request: web.Request) -> web.Response:
     if failures >= MAX_TICKET_FAILURES_PER_ADDR:
         raise TooManyRequests("login_rate_limited", "too many wrong tickets from this computer; ask your proctor",
                               minutes=15)
-    row = await pool.fetchrow(
-        "SELECT c.id, c.code, e.id AS exam_id, e.status, e.closes_at "
-        "FROM candidates c JOIN exams e ON e.id = c.exam_id "
-        "WHERE c.ticket_hash = $1", ticket_hash(ticket)) if ticket else None
+    row = await pool.fetchrow(_TICKET, ticket_hash(ticket)) if ticket else None
     if row is None:
         await pool.execute("INSERT INTO login_failures (scope, key) VALUES ('addr', $1)", addr)
         raise Unauthorised("bad_ticket", "this ticket is not valid: check each character, or ask your proctor")
@@ -695,6 +699,15 @@ def unalias(value, layout_entry: dict, form_item: assembly.FormItem):
     return value
 
 
+# By key for each item, whatever the bank's size when a connection first
+# plans it: `id = ANY($1)` gets a generic plan that scans bank_items if the
+# bank was small then, and at the deadline every attempt is finalized at once.
+_ITEM_SOURCES = """
+SELECT b.id, b.source FROM unnest($1::bigint[]) AS k(id)
+CROSS JOIN LATERAL (SELECT id, source FROM bank_items WHERE id = k.id OFFSET 0) b
+"""
+
+
 async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None:
     """Score and submit an attempt, once. Safe to call twice or concurrently."""
     async with conn.transaction():
@@ -712,8 +725,8 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
         layout = json.loads(attempt["layout"])
         pks = [fi.pk for s in form.sections for fi in s.items]
         cache = Cache.of(app).items
-        sources = {r["id"]: r["source"] for r in await conn.fetch(
-            "SELECT id, source FROM bank_items WHERE id = ANY($1::bigint[])", [pk for pk in pks if pk not in cache])}
+        missing = [pk for pk in pks if pk not in cache]
+        sources = {r["id"]: r["source"] for r in await conn.fetch(_ITEM_SOURCES, missing)} if missing else {}
         rows = await conn.fetch("SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)
         raw = {r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None for r in rows}
         responses, sections = {}, []

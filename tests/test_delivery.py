@@ -249,17 +249,21 @@ async def test_sweeper_submits_abandoned_attempts(client, conn, exam):
     assert await conn.fetchval("SELECT submitted_by FROM attempts WHERE id = $1", body["attempt"]["id"]) == "deadline"
 
 
-async def test_every_candidate_lookup_reads_by_key_while_the_tables_are_tiny(conn, exam):
+@pytest.mark.parametrize(("statement", "tables"), [
+    ("_CANDIDATE", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+    ("_CANDIDATE_LEAN", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+    ("_TICKET", {"candidates", "exams"}),
+    ("_ITEM_SOURCES", {"bank_items"}),
+])
+async def test_every_candidate_lookup_reads_by_key_while_the_tables_are_tiny(conn, exam, statement, tables):
     # The pool keeps the generic plan made at a statement's first use, when an
     # exam's tables hold a few rows, as the suite's do (db.create_pool). A plan
     # that scans them then would scan every candidate on each request later on.
-    for sql in (delivery._CANDIDATE, delivery._CANDIDATE_LEAN):
-        plan = await db.generic_plan(conn, sql)
-        assert not [line for line in plan if "Seq Scan" in line or "Bitmap" in line], "\n".join(plan)
-        scans = [i for i, line in enumerate(plan) if re.search(r"Index (Only )?Scan", line)]
-        tables = {re.search(r" on (\w+)", plan[i]).group(1) for i in scans}
-        assert tables == {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}
-        assert all("Index Cond:" in plan[i + 1] for i in scans), "\n".join(plan)
+    plan = await db.generic_plan(conn, getattr(delivery, statement))
+    assert not [line for line in plan if "Seq Scan" in line or "Bitmap" in line], "\n".join(plan)
+    scans = [i for i, line in enumerate(plan) if re.search(r"Index (Only )?Scan", line)]
+    assert {re.search(r" on (\w+)", plan[i]).group(1) for i in scans} == tables
+    assert all("Index Cond:" in plan[i + 1] for i in scans), "\n".join(plan)
 
 
 async def test_late_entry_and_not_yet_open(client, conn, exam):
