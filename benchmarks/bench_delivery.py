@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -159,6 +161,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(dsn: str, workers: int) -> Iterator[str]:
+    """`cbt serve --workers W` on the database, on a free loopback port; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+    env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
+    server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
+                              env=env, start_new_session=True)
+    try:
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--candidates", type=int, default=500)
@@ -166,53 +190,35 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    server = None
     with throwaway_postgres("cbt-bench-delivery-") as (dsn, root):
-        try:
-            tickets, opened = asyncio.run(prepare(dsn, root, args.candidates))
-            print(f"exam opened: {args.candidates} forms drawn and stored in {opened:.2f} s")
-            port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
-            env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
-            server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers",
-                                       str(args.workers)], env=env, start_new_session=True)
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    time.sleep(0.1)
-            time.sleep(1)
+        tickets, opened = asyncio.run(prepare(dsn, root, args.candidates))
+        print(f"exam opened: {args.candidates} forms drawn and stored in {opened:.2f} s")
+        with serving(dsn, args.workers) as base:
             out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
-            t = out["timings"]
-            print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
-                  f"p99 {pct(t['start'], 99):.0f} ms "
-                  f"(all {len(tickets)} pressed at once, concurrency {args.concurrency})")
-            print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
-                  f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
-                  f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
-            print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
+        t = out["timings"]
+        print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
+              f"p99 {pct(t['start'], 99):.0f} ms "
+              f"(all {len(tickets)} pressed at once, concurrency {args.concurrency})")
+        print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
+              f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
+              f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
+        print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
 
-            async def lost() -> int:
-                conn = await asyncpg.connect(dsn)
-                try:
-                    missing = 0
-                    for attempt_id, saved in out["acked"].items():
-                        stored = await conn.fetchval(
-                            "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2",
-                            attempt_id, saved)
-                        missing += saved - stored
-                    return missing
-                finally:
-                    await conn.close()
+        async def lost() -> int:
+            conn = await asyncpg.connect(dsn)
+            try:
+                missing = 0
+                for attempt_id, saved in out["acked"].items():
+                    stored = await conn.fetchval(
+                        "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2",
+                        attempt_id, saved)
+                    missing += saved - stored
+                return missing
+            finally:
+                await conn.close()
 
-            print(f"acknowledged changes missing from the database: {asyncio.run(lost())}")
-            print(f"(mean of starts {statistics.mean(t['start']) * 1000:.0f} ms)")
-        finally:
-            if server is not None:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=30)
+        print(f"acknowledged changes missing from the database: {asyncio.run(lost())}")
+        print(f"(mean of starts {statistics.mean(t['start']) * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from conftest import csrf_of, login
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_delivery import STUDENTS, exam_yaml, sign_in, single_item, started
 
-from cbt import bank, exams
+from cbt import bank, db, exams
+from cbt import proctor as proctor_module
 from cbt.app import create_app
 
 
@@ -37,6 +38,27 @@ async def proctor_client(aiohttp_client, settings, who="proctor"):
     assert (await login(client, who)).status == 303
     token = await csrf_of(client, "/staff")
     return client, {"X-CSRF-Token": token}
+
+
+async def test_a_room_view_holds_that_room_only_and_reads_it_by_index(client, conn, staff, locked_exam, settings,
+                                                                       aiohttp_client):
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    await started(client, locked_exam["0000000001"])
+
+    async def codes(query: str) -> list[str]:
+        resp = await proctor.get(f"/proctor/exams/LOCK-T/state{query}")
+        assert resp.status == 200
+        return [c["code"] for c in (await resp.json())["candidates"]]
+
+    assert await codes("?room=P01") == ["0000000001", "0000000002"]
+    assert await codes("?room=P02") == ["0000000003"]
+    assert await codes("?room=P99") == []
+    assert await codes("") == await codes("?room=") == ["0000000001", "0000000002", "0000000003"]
+    # Consoles re-read their room whenever the exam changes: the generic plan,
+    # made while the tables are tiny, must find the room's rows by index.
+    plan = await db.generic_plan(conn, proctor_module._ROOM)
+    scan = next(i for i, line in enumerate(plan) if " on candidates " in line)
+    assert "Index" in plan[scan] and "room = $2" in plan[scan + 1], "\n".join(plan)
 
 
 @pytest.mark.parametrize("locked_exam", ["  networks: {allow: [10.0.0.0/8]}\n"], indirect=True)
