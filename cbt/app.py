@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(autosave.group_commit_ctx)
     app.cleanup_ctx.append(delivery.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
+    app.on_shutdown.append(proctor.end_streams)
     app.cleanup_ctx.append(audit.chainer_ctx)
     app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")

@@ -34,11 +34,26 @@ class Hub:
 
     def __init__(self) -> None:
         self.watchers: dict[str, set[asyncio.Queue]] = defaultdict(set)
+        self.closing = False
 
     def wake(self, exam_id: str) -> None:
         for q in self.watchers.get(exam_id, ()):
             if q.empty():
                 q.put_nowait(True)
+
+    def close(self) -> None:
+        """End every console's stream: the worker is stopping."""
+        self.closing = True
+        for exam_id in list(self.watchers):
+            self.wake(exam_id)
+
+
+async def end_streams(app: web.Application) -> None:
+    """on_shutdown: the open consoles' streams end at once, cleanly, and their
+    browsers reconnect to another worker. Left open, each would hold the
+    worker's shutdown for its whole timeout and then be cut mid-stream."""
+    if keys.PROCTOR_HUB in app:
+        app[keys.PROCTOR_HUB].close()
 
 
 async def listener_ctx(app: web.Application):
@@ -183,12 +198,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     hub = request.app[keys.PROCTOR_HUB]
     hub.watchers[str(exam["id"])].add(queue)
     try:
-        while True:
+        while not hub.closing:
             async with pool.acquire() as conn:
                 body = await room_state(conn, exam, room)
             await response.write(f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            if hub.closing:
+                break
             await asyncio.sleep(0.5)  # one update for a burst of saves
     except (ConnectionResetError, asyncio.CancelledError):
         pass

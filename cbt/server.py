@@ -88,10 +88,31 @@ def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     # request's objects then mostly die before one, instead of being promoted
     # and making full collections (up to 0.3 s under load) frequent.
     gc.set_threshold(50_000, 20, 100)
+    run_app(app, host, port, reuse_port)
+
+
+def run_app(app: web.Application, host: str, port: int, reuse_port: bool) -> None:
+    """aiohttp's run_app on our event loop, stopped gracefully by the first SIGINT or SIGTERM."""
+    loop = event_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _stop_once, loop)
     web.run_app(
         app, host=host, port=port, reuse_port=reuse_port, access_log=None, print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=True, loop=event_loop(),
+        shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False, loop=loop,
     )
+
+
+def _stop_once(loop: asyncio.AbstractEventLoop) -> None:
+    """Begin a graceful stop, and ignore the stop signals that follow.
+
+    A worker commonly gets two: one from the supervisor and one from a
+    process-group kill (Ctrl-C in a terminal, systemd's default KillMode). With
+    aiohttp's own handlers the second raised again inside the shutdown and cut
+    it short, leaving the pools and the save queue half-closed."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+        signal.signal(signum, signal.SIG_IGN)
+    raise web.GracefulExit()
 
 
 def _worker_main(settings: Settings, host: str, port: int) -> None:

@@ -43,9 +43,12 @@ import json
 import os
 import random
 import select
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from gevent.monkey import get_original
 from geventhttpclient.connectionpool import ConnectionPool
@@ -203,6 +206,12 @@ def _count(kind: str, name: str, ms: float, length: int = 0) -> None:
     """Something that is not a request, counted in Locust's table (as a success) under kind and name."""
     events.request.fire(request_type=kind, name=name, response_time=ms, response_length=length, exception=None,
                         context={})
+
+
+def _fail(kind: str, name: str, message: str) -> None:
+    """A failure that is not a request's, counted in Locust's table as an error under kind and name."""
+    events.request.fire(request_type=kind, name=name, response_time=0, response_length=0,
+                        exception=RuntimeError(message), context={})
 
 
 def _count_retry(name: str, elapsed_ms: float) -> None:
@@ -429,10 +438,15 @@ class BareUser(FastHttpUser):
 
 
 class ProctorUser(FastHttpUser):
-    """A proctor following their room's live view by polling its state: the first proctor room P00, the
-    next P01, and so on (the roster seats 40 students a room, as benchmarks/bench_delivery.py does)."""
+    """A proctor following their room's live view as the console does: the Server-Sent Events
+    stream `/proctor/exams/BENCH/events?room=P00` (the next proctor P01, and so on; the roster seats
+    40 students a room, as benchmarks/bench_delivery.py does). The server re-reads the room and sends
+    it whenever the exam changes, at most about twice a second (proctor.events).
 
-    wait_time = between(2, 4)
+    Each update is counted as `SSE room update`, its time being the gap since the previous update:
+    how stale the proctor's screen got. A server too busy to keep consoles fresh shows as long gaps."""
+
+    wait_time = between(1, 3)  # before reconnecting, as a browser's EventSource waits
     weight = 1
     fixed_count = int(os.environ.get("CBT_LOAD_PROCTORS", "1"))
 
@@ -454,11 +468,67 @@ class ProctorUser(FastHttpUser):
                 raise StopUser()
 
     @task
-    def poll(self) -> None:
-        with self.client.get(f"/proctor/exams/{self.code}/state?room={self.room}", name="/proctor/exams/[code]/state",
-                             catch_response=True) as r:
-            if r.status_code in TRANSIENT:
-                r.success()  # the live view reconnects by itself
-                _count_retry("/proctor/exams/[code]/state", 0)
-            elif r.status_code != 200:
-                r.failure(f"{r.status_code} {(r.text or '')[:200]}")
+    def follow(self) -> None:
+        name = "/proctor/exams/[code]/events"
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.client.cookiejar)
+        started = last = time.perf_counter()
+        updates = 0
+        try:
+            for data in sse_data(self.host, f"/proctor/exams/{self.code}/events?room={self.room}", cookie):
+                now = time.perf_counter()
+                state = json.loads(data)
+                strangers = [c["code"] for c in state["candidates"] if c["room"] != self.room]
+                if strangers or not state["candidates"]:
+                    _fail("SSE", "room update", f"room {self.room}: {len(state['candidates'])} candidates, "
+                                                f"{len(strangers)} of other rooms")
+                    return
+                _count("SSE", "room update" if updates else f"{name} (first update)", (now - last) * 1000,
+                       len(data))
+                updates += 1
+                last = now
+        except SSERefused as e:
+            _fail("SSE", name, str(e))
+            return
+        except OSError:
+            pass
+        # The stream ended: a worker went away or the database did (a fault run). The console's
+        # EventSource reconnects by itself; so does this proctor, after wait_time.
+        _count_retry(name, (time.perf_counter() - started) * 1000)
+
+
+class SSERefused(Exception):
+    """The events stream answered with something other than a 200 event stream."""
+
+
+def sse_data(base: str, path: str, cookie: str) -> Iterator[bytes]:
+    """The `data:` of each event of a Server-Sent Events stream, as soon as the event is whole.
+
+    A socket of its own, not geventhttpclient: its read(n) waits for n bytes, so an update would
+    be seen only when the next one pushed the buffer over n. aiohttp sends each event as one
+    chunk of a chunked response; a buffered reader's read(size) waits for exactly that chunk."""
+    url = urlsplit(base)
+    sock = socket.create_connection((url.hostname, url.port or 80), timeout=60)
+    try:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAccept: text/event-stream\r\n"
+                     f"Cookie: {cookie}\r\n\r\n".encode())
+        stream = sock.makefile("rb")
+        status = stream.readline()
+        headers = {}
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip().lower()
+        if b" 200 " not in status or "chunked" not in headers.get("transfer-encoding", ""):
+            if status.split(b" ")[1:2] and int(status.split(b" ")[1]) in TRANSIENT:
+                raise OSError(status.decode("latin-1").strip())
+            raise SSERefused(f"{status.decode('latin-1').strip()} {headers.get('content-type', '')}")
+        pending = b""
+        while size := int(stream.readline().split(b";")[0] or b"0", 16):
+            pending += stream.read(size)
+            stream.readline()  # the CRLF after each chunk
+            while b"\n\n" in pending:
+                event, pending = pending.split(b"\n\n", 1)
+                data = b"\n".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
+                if data:
+                    yield data
+    finally:
+        sock.close()

@@ -322,6 +322,21 @@ def run_locust(classes: list[str], users: int, rate: float, duration: int, host:
     return master.returncode, time.perf_counter() - t0, output
 
 
+def logged_errors(path: Path) -> list[str]:
+    """The errors in cbt serve's log (JSON lines at level error or critical, or a bare traceback)."""
+    found = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if line.startswith("Traceback"):
+                found.append(line)
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            found.append(f"{entry.get('logger')}: {entry.get('msg')}")
+    return found
+
+
 def per_request(prefix: Path) -> tuple[dict, list[dict]]:
     stats, fails = read_stats(prefix)
     out = {}
@@ -498,8 +513,11 @@ def main() -> int:
             host = f"http://127.0.0.1:{port}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
             env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="loadtest-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
+            server_log = (out / "server.log").open("w")
             server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--host", "127.0.0.1", "--port",
-                                       str(port), "--workers", str(workers)], env=env, start_new_session=True)
+                                       str(port), "--workers", str(workers)], env=env, start_new_session=True,
+                                      stderr=server_log)
+            server_log.close()  # the server has its own copy
             wait_for_port(port, server)
             time.sleep(1)
             sampler = ServerSampler(server.pid)
@@ -542,6 +560,7 @@ def main() -> int:
                 os.killpg(server.pid, signal.SIGTERM)
                 server.wait(timeout=30)
 
+    server_errors = logged_errors(out / "server.log")
     per_type, fails = per_request(out / "locust")
     print_table(per_type)
     errors = per_type.get("Aggregated", {}).get("failures", 0)
@@ -567,6 +586,7 @@ def main() -> int:
         "locust_cpu_s": cpu_split["locust_s"], "autosave_all_seated": seated,
         "fault": args.fault, "fault_events": fault.events if fault else [],
         "ceiling": ceiling, "load_average_1m_after": os.getloadavg()[0], **result,
+        "server_log_errors": len(server_errors), "proctor_updates": per_type.get("SSE room update", {}),
     }
     print(f"\nerrors: {errors}" + "".join(f"\n  {f['Occurrences']}x {f['Method']} {f['Name']}: {f['Error'][:150]}"
                                      for f in fails[:10]))
@@ -599,6 +619,11 @@ def main() -> int:
         print(f"flaky: {outages['count']} students lost the network (median {outages['p50_ms'] / 1000:.0f} s, longest "
               f"{outages['max_ms'] / 1000:.0f} s); on reconnecting they replayed "
               f"{replays['avg_size'] if replays else 0:.1f} journal entries on average")
+    updates = summary["proctor_updates"]
+    if updates:
+        print(f"proctor consoles: {updates['count']} room updates over SSE; time between updates p50 "
+              f"{updates['p50_ms']} ms, p99 {updates['p99_ms']} ms, max {updates['max_ms']} ms")
+    print(f"server log: {len(server_errors)} errors" + "".join(f"\n  {e[:300]}" for e in server_errors[:5]))
     for line in summary["fault_events"]:
         print(f"fault: {line}")
     if ceiling:
@@ -613,8 +638,10 @@ def main() -> int:
                   f"bare {cpu['bare_app_ms']:.2f} ms app + {cpu['bare_db_ms']:.2f} ms PostgreSQL")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"summary: {out / 'summary.json'}")
+    # A fault makes the server log what it went through; without one, any error it logs is a defect.
     bad = (errors or result["lost"] or result["submitted_unscored"] or result["any_submitted_unscored_in_db"]
-           or not result["acknowledged_changes"] or (ceiling and ceiling["errors"]))
+           or not result["acknowledged_changes"] or (ceiling and ceiling["errors"])
+           or (server_errors and not args.fault))
     return 1 if bad else 0
 
 

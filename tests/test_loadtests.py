@@ -71,6 +71,16 @@ def test_seated_latency_is_exact_and_split_by_ten_seconds():
     assert run.seated_latency([{"from": 1.0, "to": 2.0, "batches": 0}]) == {}
 
 
+def test_the_server_logs_errors_are_found(tmp_path):
+    log = tmp_path / "server.log"
+    log.write_text("cbt is serving on http://127.0.0.1:1/ with 2 worker(s); Ctrl-C stops it\n"
+                   '{"level": "warning", "logger": "cbt.server", "msg": "worker 7 exited (-9); starting another"}\n'
+                   '{"level": "error", "logger": "asyncio", "msg": "an error occurred during closing"}\n'
+                   "Traceback (most recent call last):\n  File \"x.py\", line 1\n")
+    assert run.logged_errors(log) == ["asyncio: an error occurred during closing", "Traceback (most recent call last):"]
+    assert run.logged_errors(tmp_path / "missing.log") == []
+
+
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
@@ -82,6 +92,8 @@ def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     assert summary["errors"] == 0 and summary["lost"] == 0
     assert summary["acknowledged_changes"] > 0 and summary["submitted"] == 40
     assert summary["submitted_unscored"] == 0 and summary["any_submitted_unscored_in_db"] == 0
+    # The proctor followed the room's live view, and the server logged no error, its stop included.
+    assert summary["proctor_updates"]["count"] > 0 and summary["server_log_errors"] == 0
 
 
 # Run in a child: importing Locust monkey-patches the whole process for gevent.

@@ -256,6 +256,20 @@ async def test_live_room_view_follows_a_student(client, staff, locked_exam, sett
     resp.close()
 
 
+async def test_open_consoles_end_cleanly_when_the_worker_stops(staff, locked_exam, settings, aiohttp_client):
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    streams = [await proctor.get(f"/proctor/exams/LOCK-T/events{q}") for q in ("?room=P01", "")]
+    for resp in streams:
+        assert (await asyncio.wait_for(resp.content.readline(), 10)).startswith(b"data: ")
+    readers = [asyncio.create_task(resp.content.read()) for resp in streams]
+    # Stopping runs on_shutdown, then waits for running handlers. Without
+    # proctor.end_streams each stream would hold the stop until the shutdown
+    # timeout and then be cut, and the reads below would fail mid-chunk.
+    await proctor.server.close()
+    for reader in readers:
+        await asyncio.wait_for(reader, 30)  # the rest of each stream, up to its clean end
+
+
 def api_call(base: str, path: str, body=None, token=None) -> dict:
     import urllib.request
 

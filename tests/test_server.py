@@ -276,3 +276,33 @@ def test_demo_twice_duplicates_nothing(data_dir):
     keys = cbt("keys", "list", env=env_for(data_dir))
     assert keys.stdout.count("trusted") == 1
     assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+
+
+# A worker's stop, slowed down, with a second SIGTERM arriving in the middle of
+# it (a worker gets one from the supervisor and one from a process-group kill).
+STOPPED_TWICE = """
+import asyncio, os, signal
+from aiohttp import web
+from cbt.server import run_app
+
+async def signal_me(app):
+    asyncio.get_running_loop().call_later(0.3, os.kill, os.getpid(), signal.SIGTERM)
+
+async def slow_cleanup(app):
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    print("cleanup finished", flush=True)
+
+app = web.Application()
+app.on_startup.append(signal_me)
+app.on_cleanup.append(slow_cleanup)
+run_app(app, "127.0.0.1", {port}, reuse_port=False)
+"""
+
+
+def test_a_second_stop_signal_does_not_cut_the_stop_short():
+    result = subprocess.run([PY, "-c", STOPPED_TWICE.format(port=free_port())], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["cleanup finished"], result.stderr
+    assert "Traceback" not in result.stderr
