@@ -11,7 +11,6 @@ and the role check on every route.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -259,15 +258,18 @@ async def login_submit(request: web.Request) -> web.Response:
         row = await conn.fetchrow(
             "SELECT id, password_hash FROM users WHERE lower(username) = $1 AND active", username,
         )
-        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
-        ok = await asyncio.to_thread(accounts.verify_password, row and row["password_hash"], password)
+    # Without a database connection: a room of proctors signing in at once
+    # queues here for the hashing thread, and must not hold the pool meanwhile.
+    ok = await accounts.off_loop(accounts.verify_password, row and row["password_hash"], password)
+    rehashed = (await accounts.off_loop(accounts.hash_password, password)
+                if ok and accounts.needs_rehash(row["password_hash"]) else None)
+    async with pool.acquire() as conn:
         if not ok:
             await _record_failure(conn, addr, username)
             return again("login_failed", 401)
         await conn.execute("DELETE FROM login_failures WHERE scope = 'account' AND key = $1", username)
-        if accounts.needs_rehash(row["password_hash"]):
-            await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2",
-                               await asyncio.to_thread(accounts.hash_password, password), row["id"])
+        if rehashed is not None:
+            await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, row["id"])
         token = secrets.token_urlsafe(32)
         await conn.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at, client_addr)"

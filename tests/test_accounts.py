@@ -1,5 +1,11 @@
 """Organisations, staff accounts and who sees whose data."""
 
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+
 import pytest
 from conftest import PASSWORD, csrf_of, login
 
@@ -115,3 +121,42 @@ def test_password_hashes_are_argon2_and_verify():
     assert not accounts.verify_password(h, "một mật khẩu sai")
     assert not accounts.verify_password(None, "anything")
     assert not accounts.verify_password("not a hash", "anything")
+
+
+async def test_passwords_are_hashed_one_at_a_time_off_the_event_loop():
+    # argon2 takes 64 MiB a hash: a room of proctors signing in at once must
+    # not run a hash per thread of the default pool.
+    inside = most = 0
+    lock = threading.Lock()
+
+    def work() -> str:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.05)
+        with lock:
+            inside -= 1
+        return threading.current_thread().name
+
+    names = await asyncio.gather(*(accounts.off_loop(work) for _ in range(4)))
+    assert most == 1
+    assert len(set(names)) == 1 and names[0].startswith("argon2") and names[0] != threading.current_thread().name
+
+
+# `cbt demo` hashes the demo passwords in the supervisor, then forks the workers.
+FORKED = """
+import asyncio, os
+from cbt import accounts
+assert asyncio.run(accounts.off_loop(accounts.hash_password, "before the fork")).startswith("$argon2")
+pid = os.fork()
+if pid == 0:
+    ok = asyncio.run(asyncio.wait_for(accounts.off_loop(accounts.verify_password, None, "x"), 20)) is False
+    os._exit(0 if ok else 1)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_forked_worker_hashes_on_a_thread_of_its_own():
+    done = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr

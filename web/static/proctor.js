@@ -36,8 +36,11 @@ async function act(action, extra, question) {
   if (!resp.ok) {
     $("action-error").textContent = (data.error || {}).message || resp.statusText;
     $("action-error").hidden = false;
-  } else if (data.access_code) {
-    alert(S.new_code.replace("{code}", data.access_code));
+  } else {
+    if (data.access_code) alert(S.new_code.replace("{code}", data.access_code));
+    // The stream sends a room every few seconds at most: show the action's effect now.
+    const now = await fetch(`${base}/state${q}`, { headers: { Accept: "application/json" } });
+    if (now.ok) render(await now.json());
   }
 }
 
