@@ -29,9 +29,9 @@ CHANNEL = "cbt_exam"
 HEARTBEAT_SECONDS = 15
 # The least time between two updates of a console while its exam changes.
 # Each update re-reads the room. At 0.5 s, with a console open per room of 40
-# and 5,000 students saving, the consoles took a fifth of PostgreSQL's and
-# the workers' CPU, and students' saves waited for it (docs/design.md). A
-# proctor's own action shows at once all the same: the page re-reads the room.
+# and 5,000 students saving, PostgreSQL's CPU over a 5-minute run went from
+# 122 to 177 s and the students' save p99 from 83 ms to 0.70 s (docs/design.md).
+# A proctor's own action shows at once all the same: the page re-reads the room.
 UPDATE_SECONDS = 2.0
 
 
