@@ -3,8 +3,8 @@
     python benchmarks/bench_proctor.py [--candidates 5000] [--rounds 3] [--repeat 200]
 
 Every open console re-reads its room's state (cbt.proctor.room_state) when
-the exam changes, up to twice a second (proctor.events), so a school with a
-proctor per room of 40 runs one such read per room per half second while
+the exam changes, at most every 2 s (proctor.UPDATE_SECONDS), so a school
+with a proctor per room of 40 runs one such read per room every 2 s while
 students save. This sets up a throw-away embedded PostgreSQL, an exam of N
 candidates seated 40 to a room, has every candidate sign in, start and save
 `rounds` batches through `cbt serve` (benchmarks/bench_delivery.py), then

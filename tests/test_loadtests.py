@@ -57,8 +57,6 @@ def test_latest_records_merges_every_process_file(tmp_path):
     assert got[8] == {"attempt_id": 8, "saved_seq": 1, "submitted": False, "acked": {"answer:q5": [1, "D"]}}
 
 
-@pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
-                    reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
 def test_seated_latency_is_exact_and_split_by_ten_seconds():
     # Two Locust processes' windows; the first bucket holds a stall the whole window's p99 would hide
     # the time of.
@@ -81,6 +79,8 @@ def test_the_server_logs_errors_are_found(tmp_path):
     assert run.logged_errors(tmp_path / "missing.log") == []
 
 
+@pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
+                    reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
