@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,15 +122,26 @@ class EmbeddedPostgres:
 
     # -- process management ----------------------------------------------
 
-    def _run_as(self) -> str | None:
-        return PG_SYSTEM_USER if os.geteuid() == 0 else None
+    def _run_as(self) -> dict:
+        """subprocess.run's arguments that run a PostgreSQL program as its own user.
+
+        As root, PostgreSQL runs as PG_SYSTEM_USER with that user's own group and
+        no supplementary groups: with `user=` alone the child keeps group 0, and
+        on root's folders (root:root) the permission check then lands on the
+        group bits, not on the others' bits that decide what a stranger may do.
+        """
+        if os.geteuid() != 0:
+            return {}
+        import pwd
+
+        pw = pwd.getpwnam(PG_SYSTEM_USER)
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
     def _run(self, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-        user = self._run_as()
         try:
             return subprocess.run(
                 [str(_pg_bin() / args[0]), *args[1:]],
-                user=user,
+                **self._run_as(),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -162,18 +174,21 @@ class EmbeddedPostgres:
             pw = pwd.getpwnam(PG_SYSTEM_USER)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, pw.pw_uid, pw.pw_gid)
-        # The PostgreSQL user must be able to walk down to its directory; grant
-        # search (x) only, never read, on each ancestor that lacks it.
-        for parent in self.pgdata.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                log.info("granting o+x on %s so PostgreSQL can reach its data", parent)
-                os.chmod(parent, mode | stat.S_IXOTH)
-        binroot = _pg_bin().parent
-        for parent in [binroot, *binroot.parents]:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(parent, mode | stat.S_IXOTH)
+        # The PostgreSQL user must be able to walk down to its data and its
+        # programs. PostgreSQL needs both by path (it changes into its data
+        # directory and finds its libraries beside its binary), so there is no
+        # way round a folder it cannot pass: such a folder gets search (x) for
+        # others, never read, and the person running cbt is told which.
+        opened = [p for p in (*self.pgdata.parents, *_pg_bin().parent.parents, _pg_bin().parent)
+                  if not _can_pass(p, pw.pw_uid, pw.pw_gid)]
+        for parent in dict.fromkeys(opened):
+            os.chmod(parent, parent.stat().st_mode | stat.S_IXOTH)
+        if opened:
+            names = ", ".join(str(p) for p in dict.fromkeys(opened))
+            print(f"cbt: gave others search permission (chmod o+x, not read) on {names} so that "
+                  f"PostgreSQL, which runs as the user {PG_SYSTEM_USER} when cbt runs as root, can reach "
+                  f"{self.pgdata}; to avoid this, run cbt as a normal user or put CBT_DATA_DIR in a "
+                  "folder others may pass through", file=sys.stderr)
 
     def socket_dir(self) -> Path:
         if len(str(self.pgdata / ".s.PGSQL.5432")) <= _MAX_SOCKET_PATH:
@@ -248,6 +263,16 @@ class EmbeddedPostgres:
         if res.returncode != 0 and self.running_socket_dir() is not None:
             log.warning("pg_ctl stop failed: %s", _last_line(res.stderr))
         self.started_here = False
+
+
+def _can_pass(folder: Path, uid: int, gid: int) -> bool:
+    """Whether a process with exactly this uid and gid (no other groups) may search folder."""
+    st = folder.stat()
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
 
 
 def _last_line(text: str) -> str:

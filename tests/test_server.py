@@ -2,6 +2,7 @@
 the embedded PostgreSQL, signals, and one-line errors."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -306,3 +307,53 @@ def test_a_second_stop_signal_does_not_cut_the_stop_short():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["cleanup finished"], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the PostgreSQL-user path runs only as root (CI runs as root)")
+@pytest.mark.parametrize("where", ["mktemp-data-dir", "home-0700"])
+def test_first_command_as_root_in_a_private_folder(where):
+    """As root, `cbt demo --no-serve` then `cbt serve` work with the data dir in a
+    0700 folder: `mktemp -d` as the data dir, or ./cbt-data in a 0700 home."""
+    outer = Path(tempfile.mkdtemp(prefix="cbt-test-root-"))
+    outer.chmod(0o755)
+    try:
+        if where == "mktemp-data-dir":
+            private = Path(tempfile.mkdtemp(dir=outer))  # 0700, as mktemp -d makes it
+            data_dir, cwd, home = private, outer, outer
+        else:
+            private = outer / "home"
+            private.mkdir(mode=0o700)
+            data_dir, cwd, home = private / "cbt-data", private, private
+        assert private.stat().st_mode & 0o777 == 0o700
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
+        env.update(HOME=str(home), CBT_LOG_LEVEL="WARNING")
+        if where == "mktemp-data-dir":
+            env["CBT_DATA_DIR"] = str(data_dir)
+
+        first = subprocess.run([PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd,
+                               capture_output=True, text=True, timeout=180)
+        assert first.returncode == 0, first.stderr
+        # The one folder PostgreSQL's user could not pass got search permission for
+        # others, nothing more, and the person running cbt was told in one line.
+        assert private.stat().st_mode & 0o777 == 0o701
+        told = [ln for ln in first.stderr.splitlines() if "chmod o+x" in ln]
+        assert len(told) == 1 and str(private) in told[0], first.stderr
+        again = subprocess.run([PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd,
+                               capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert "chmod" not in again.stderr
+
+        port = free_port()
+        proc = subprocess.Popen([PY, "-m", "cbt", "serve", "--port", str(port), "--workers", "1"], env=env,
+                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            wait_healthy(proc, port)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        assert proc.returncode == 0
+        assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
+    finally:
+        subprocess.run(["pkill", "-f", str(outer)], check=False)
+        shutil.rmtree(outer, ignore_errors=True)
