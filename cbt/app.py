@@ -34,7 +34,6 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             middleware.observe_middleware,
-            middleware.headers_middleware,
             middleware.error_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),
@@ -43,6 +42,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[keys.SETTINGS] = settings
+    app.on_response_prepare.append(middleware.security_headers)
     app[keys.JINJA] = make_jinja(root)
     app[keys.CATALOGS] = Catalogs(root / "i18n")
     metrics = Metrics()

@@ -1,4 +1,4 @@
-"""Cross-cutting middlewares: request log and metrics, security headers, error pages."""
+"""Cross-cutting middlewares and signals: request log and metrics, security headers, error pages."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# The name of the static files' route (routes.py); here to avoid an import cycle.
+STATIC_ROUTE = "static"
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -56,18 +59,19 @@ async def observe_middleware(request: web.Request, handler):
         }})
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler):
-    response = await handler(request)
+async def security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """on_response_prepare: the security headers on every response as it is sent,
+    streams (the proctor console's events) and files included, which a
+    middleware would see only after a stream's headers had gone out."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if request.app[keys.SETTINGS].secure_cookies:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    # The header, not response.content_type, which parses it afresh on every call.
-    if response.headers.get("Content-Type", "").startswith(("text/html", "application/json")):
-        # Pages can hold exam content and personal data: never cache them.
+    # Pages, JSON and every download (results, reports, releases, .seb files)
+    # can hold exam content or personal data: never kept by a browser or a
+    # proxy. Only our versioned static files may be cached.
+    if request.match_info.route.name != STATIC_ROUTE:
         response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _is_api(request: web.Request) -> bool:

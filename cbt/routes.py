@@ -28,6 +28,7 @@ from cbt import (
     workspace_results,
 )
 from cbt.auth import PUBLIC, STAFF
+from cbt.middleware import STATIC_ROUTE
 
 ADMIN = frozenset({"admin"})
 PROCTORS = frozenset({"admin", "proctor"})
@@ -182,7 +183,6 @@ ROUTES: tuple[Route, ...] = (
           workspace_exams.ACCESS),
 )
 
-STATIC_ROUTE = "static"
 
 ACCESS: dict[str, object] = {r.name: r.access for r in ROUTES} | {STATIC_ROUTE: PUBLIC}
 

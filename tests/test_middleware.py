@@ -6,6 +6,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 from conftest import login
+from test_bank import signed_demo  # noqa: F401 - fixture
+from test_results import make_exam, sit_all
 
 from cbt import middleware, routes
 from cbt.app import create_app
@@ -121,3 +123,26 @@ async def test_a_database_restarting_is_503_to_retry_not_500(settings, error):
     resp = await middleware.error_middleware(request, handler)
     assert resp.status == 503
     assert json.loads(resp.body)["error"]["code"] == "database_unavailable"
+
+
+async def test_downloads_and_streams_carry_no_store_and_the_security_headers(client, conn, staff, signed_demo):  # noqa: F811
+    """Results, reports and the proctor's live stream hold personal data: no
+    browser or proxy may keep them, and the stream (whose headers go out before
+    its handler returns) has the headers every other response has."""
+    await sit_all(client, conn, await make_exam(conn, signed_demo, "THPT-A"))
+    await login(client, "admin")
+    for path in ("/workspace/results/TOAN-T/results.csv", "/workspace/results/TOAN-T/results.xlsx",
+                 "/board/exams/TOAN-T/report.xlsx"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        assert "attachment" in resp.headers["Content-Disposition"], path
+        assert resp.headers["Cache-Control"] == "no-store", path
+        assert_security_headers(resp)
+    stream = await client.get("/proctor/exams/TOAN-T/events")
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    assert stream.headers["Cache-Control"] == "no-store"
+    assert_security_headers(stream)
+    stream.close()
+    # Our versioned static files are the one thing a browser may keep.
+    static = await client.get("/static/cbt.css")
+    assert "no-store" not in static.headers.get("Cache-Control", "")
