@@ -257,6 +257,7 @@ def cmd_exam_create(args) -> int:
         count = sum(r.count for s in spec.blueprint.sections for r in s.rows)
         print(f"exam {spec.code} created: {count} questions from {cells} blueprint cells, "
               f"{spec.duration_minutes} minutes; next: `cbt exam roster {spec.code} FILE`")
+        _warn_seb_config_only(spec.policies.get("seb"))
         return 0
 
     return with_database(_settings(args), work)
@@ -355,6 +356,13 @@ def cmd_exam_analyze(args) -> int:
     return with_database(_settings(args), work)
 
 
+def _warn_seb_config_only(rules: dict | None) -> None:
+    from cbt import seb
+
+    if seb.assurance(rules) == "config":
+        print(f"warning: {seb.CONFIG_ONLY_WARNING}", file=sys.stderr)
+
+
 def cmd_exam_seb(args) -> int:
     from cbt import lockdown, seb
 
@@ -370,6 +378,7 @@ def cmd_exam_seb(args) -> int:
             args.out.write_bytes(data)
         print(f"Config Key of the generated configuration: {seb.config_key_for_file(data)}")
         print(f"Students open it with: {seb.seb_link(settings.public_url + '/exam/' + exam['code'] + '/config.seb')}")
+        _warn_seb_config_only(rules)
         return 0
 
     return with_database(settings, work)

@@ -191,7 +191,10 @@ def _seb_refusal(request: web.Request, me, rules: dict):
     """The failed SEB check for this request, or None if SEB lets it through."""
     if me["seb_override"]:
         return None
-    check = lockdown.check_seb(rules.get("seb"), public_url(request), request.raw_path, request.headers,
+    base = request.app[keys.SETTINGS].public_url
+    if not base and (rules.get("seb") or {}).get("required"):
+        return seb.SebCheck(False, "public_url_unset", {}, {})
+    check = lockdown.check_seb(rules.get("seb"), base, request.raw_path, request.headers,
                                me["exam_code"], me["title"])
     if check is None or check.ok:
         return None
@@ -243,16 +246,30 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
 
 
 def public_url(request: web.Request) -> str:
-    """The address SEB hashes: the configured CBT_PUBLIC_URL (never the Host
-    header, which a proxy rewrites); without it, what this server was asked for."""
+    """The address users type: the configured CBT_PUBLIC_URL; without it, what
+    this server was asked for (fine for links on a page, never for SEB)."""
     configured = request.app[keys.SETTINGS].public_url
     return configured or f"{request.scheme}://{request.host}"
+
+
+def seb_base_url(request: web.Request) -> str:
+    """The address SEB's start and quit URLs and its hashes are built on:
+    CBT_PUBLIC_URL only. Without it the Host header, which any client sets,
+    would shape the .seb file and the URL every key hash covers."""
+    configured = request.app[keys.SETTINGS].public_url
+    if not configured:
+        raise Conflict("public_url_needed",
+                       "Safe Exam Browser needs this server's public address: the administrator sets "
+                       "CBT_PUBLIC_URL to the address students type (e.g. https://thi.truong.edu.vn) and restarts cbt")
+    return configured
 
 
 async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
     check = _seb_refusal(request, me, rules)
     if check is None:
         return
+    if check.reason == "public_url_unset":
+        seb_base_url(request)  # refuses, saying what the administrator must set
     # Expected and received hashes go to the log and the audit chain, so an
     # administrator can see a proxy, http/https or key-list mismatch at once.
     logging.getLogger("cbt.seb").warning("seb refused", extra={"fields": check.log_fields()})
@@ -260,17 +277,18 @@ async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
                        {"policy": "seb", **check.log_fields()}, attempt_id=me["attempt_id"])
     await notify(conn, me["exam_id"])
     raise Forbidden("seb_required", "open this exam in Safe Exam Browser with the exam's configuration",
-                    reason=check.reason, config_url=f"{public_url(request)}/exam/{me['exam_code']}/config.seb")
+                    reason=check.reason, config_url=f"{seb_base_url(request)}/exam/{me['exam_code']}/config.seb")
 
 
 async def seb_config(request: web.Request) -> web.Response:
     """The exam's .seb file (public: it holds only the start and quit addresses)."""
+    base = seb_base_url(request)
     exam = await request.app[keys.POOL].fetchrow("SELECT code, title, spec FROM exams WHERE code = $1",
                                                  request.match_info["code"])
     if exam is None:
         raise NotFound("unknown_exam", "no such exam")
     rules = (json.loads(exam["spec"]).get("policies") or {}).get("seb") or {}
-    body = lockdown.seb_config_file(public_url(request), exam["code"], exam["title"], rules)
+    body = lockdown.seb_config_file(base, exam["code"], exam["title"], rules)
     return web.Response(body=body, content_type="application/seb",
                         headers={"Content-Disposition": f'attachment; filename="{exam["code"]}.seb"'})
 
@@ -847,7 +865,7 @@ async def seb_js_check(request: web.Request) -> web.Response:
             str(body.get("nonce", "")), me["candidate_id"], seb.NONCE_TTL_SECONDS)
         if row is None:
             raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
-        base = public_url(request)
+        base = seb_base_url(request)
         config_keys = list(rules.get("config_keys") or [])
         if rules.get("serve_config", True):
             config_keys.append(seb.config_key_for_file(

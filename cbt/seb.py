@@ -447,6 +447,32 @@ DEFAULT_SEB_POLICY = {"required": False, "config_keys": [], "browser_exam_keys":
                       "js_api": True, "allow_quit": True}
 
 
+# A Config Key is SHA-256 over the settings in the .seb file, and cbt serves that
+# file to anyone who asks (students need it): so anyone can compute the key and
+# send its header from any browser. Only the Browser Exam Key, which SEB derives
+# from its own build as well as the settings, shows that the client is SEB.
+CONFIG_ONLY_WARNING = (
+    "this exam checks only the Config Key: a configuration check, not proof that the client is "
+    "Safe Exam Browser (anyone can compute that key from the public .seb file); to require SEB itself, "
+    "list the Browser Exam Key of each SEB version in the lab under policies.seb.browser_exam_keys "
+    "(open the exam's .seb file in SEB's configuration tool on a lab computer: its Exam tab shows "
+    "the Browser Exam Key)"
+)
+
+
+def assurance(policy: dict | None) -> str:
+    """What an exam's SEB policy can show about the client.
+
+    "none": SEB is not required; "client": a Browser Exam Key is required
+    (with the JavaScript-API path too, only a key list match passes), which proves
+    the SEB build; "config": Config Keys only, a configuration check that
+    any browser can pass by sending the right header."""
+    policy = policy or {}
+    if not policy.get("required"):
+        return "none"
+    return "client" if policy.get("browser_exam_keys") else "config"
+
+
 def parse_seb_policy(raw, problems: list[str]) -> dict:
     """Check ``policies.seb`` of an exam file (same style as lockdown.parse_policies)::
 

@@ -18,7 +18,7 @@ import json
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, assembly, audit, builder, delivery, exams, keys, roster
+from cbt import accounts, assembly, audit, builder, delivery, exams, keys, roster, seb
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.templating import render
@@ -253,7 +253,8 @@ async def _exam_context(conn, exam) -> dict:
         """, exam["id"])
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
     items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
-    return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items}
+    return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items,
+            "seb_assurance": seb.assurance(spec.policies.get("seb"))}
 
 
 async def exam_page(request: web.Request) -> web.Response:

@@ -448,3 +448,63 @@ def test_parse_seb_policy():
     problems.clear()
     seb.parse_seb_policy({"required": True, "serve_config": False}, problems)
     assert problems and "no key to check" in problems[0]
+
+
+# --------------------------------------------------------------------------- on the server
+
+from conftest import login  # noqa: E402
+from test_bank import signed_demo  # noqa: E402, F401 - fixture
+from test_delivery import sign_in  # noqa: E402
+from test_proctor import locked_exam  # noqa: E402, F401 - fixture
+
+from cbt.app import create_app  # noqa: E402
+
+SEB_CONFIG_ONLY = ["  seb: {required: true}\n"]
+
+
+@pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
+async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, staff, locked_exam, settings,  # noqa: F811
+                                                                     aiohttp_client):
+    """Without CBT_PUBLIC_URL, the Host header (any client's to set) would
+    shape the .seb file's start and quit addresses and the URL every hash covers."""
+    assert not settings.public_url
+    resp = await client.get("/exam/LOCK-T/config.seb",
+                            headers={"Host": "attacker.example", "Accept": "application/json"})
+    error = (await resp.json())["error"]
+    assert resp.status == 409 and error["code"] == "public_url_needed" and "CBT_PUBLIC_URL" in error["message"]
+    headers, _ = await sign_in(client, locked_exam["0000000001"])
+    start = await client.post("/api/v1/start", json={}, headers=headers)
+    assert start.status == 409 and (await start.json())["error"]["code"] == "public_url_needed"
+
+    configured = await aiohttp_client(create_app(settings.replace(public_url=PUBLIC)))
+    resp = await configured.get("/exam/LOCK-T/config.seb", headers={"Host": "attacker.example"})
+    assert resp.status == 200
+    body = await resp.read()
+    assert PUBLIC.encode() in body and b"attacker.example" not in body
+
+
+@pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
+async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, dsn, staff, locked_exam,  # noqa: F811
+                                                                   tmp_path):
+    assert seb.assurance({"required": True, "config_keys": [CK]}) == "config"
+    assert seb.assurance({"required": True, "browser_exam_keys": [BEK]}) == "client"
+    assert seb.assurance({"required": False, "browser_exam_keys": [BEK]}) == "none"
+    await login(client, "admin")
+    page = await (await client.get("/workspace/exams/LOCK-T")).text()
+    assert 'data-assurance="config"' in page and "không chứng minh máy dùng SEB" in page
+    # The teacher's form says so while the exam is being written.
+    from test_workspace_exams import csrf, form_for
+
+    release_id = await conn.fetchval("SELECT id FROM bank_releases")
+    data = form_for(release_id, code="SEB-D", seb_required="1") | {"csrf_token": await csrf(client), "action": "check"}
+    form = await (await client.post("/workspace/exams/new", data=data)).text()
+    assert 'id="seb-config-only"' in form and "Browser Exam Key" in form
+    data["seb_browser_exam_keys"] = BEK
+    assert 'id="seb-config-only"' not in await (await client.post("/workspace/exams/new", data=data)).text()
+    from test_server import cbt, env_for
+
+    shown = cbt("exam", "seb", "LOCK-T", env=env_for(tmp_path / "d", CBT_DATABASE_URL=dsn, CBT_PUBLIC_URL=PUBLIC))
+    assert shown.returncode == 0, shown.stderr
+    assert "Config Key of the generated configuration" in shown.stdout
+    assert "not proof that the client is Safe Exam Browser" in shown.stderr
+    assert "browser_exam_keys" in shown.stderr
