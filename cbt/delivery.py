@@ -777,8 +777,8 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
             attempt_id, now, by, result.total, result.max_total, result.provisional,
             json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections]),
             responses_sha, receipt)
-        actor = f"candidate:{attempt['candidate_code']}" if by == "candidate" else "system" if by == "deadline" \
-            else "proctor"
+        actor = {"candidate": f"candidate:{attempt['candidate_code']}", "deadline": "system",
+                 "close": "staff"}.get(by, "proctor")
         # Pending, in this transaction: the chainer seals it within a second. With
         # append, every submission of an exam waited for the chain's lock until its
         # transaction committed, so an exam's submissions went one at a time (10,000
@@ -789,14 +789,16 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
 
 
 async def close_expired_attempts(app: web.Application) -> int:
-    """Submit every attempt whose deadline and grace have passed (the page may be gone)."""
+    """Submit every attempt whose deadline and grace have passed (the page may be
+    gone), and any left in progress in a closed exam (one started as it closed)."""
     pool = app[keys.POOL]
-    ids = [r[0] for r in await pool.fetch(
-        "SELECT a.id FROM attempts a JOIN exams e ON e.id = a.exam_id WHERE a.status = 'in_progress' "
-        "AND a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now() LIMIT 500")]
-    for attempt_id in ids:
+    ids = [tuple(r) for r in await pool.fetch(
+        "SELECT a.id, e.status = 'closed' AS exam_closed FROM attempts a JOIN exams e ON e.id = a.exam_id "
+        "WHERE a.status = 'in_progress' AND (e.status = 'closed' "
+        "OR a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now()) LIMIT 500")]
+    for attempt_id, exam_closed in ids:
         async with pool.acquire() as conn:
-            await finalize(app, conn, attempt_id, "deadline")
+            await finalize(app, conn, attempt_id, "close" if exam_closed else "deadline")
     return len(ids)
 
 

@@ -253,8 +253,9 @@ async def _exam_context(conn, exam) -> dict:
         """, exam["id"])
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
     items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
+    running = sum(c["attempt"] == "in_progress" for c in candidates)
     return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items,
-            "seb_assurance": seb.assurance(spec.policies.get("seb"))}
+            "running": running, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
 
 
 async def exam_page(request: web.Request) -> web.Response:
@@ -344,14 +345,33 @@ async def open_(request: web.Request) -> web.Response:
     return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=open")
 
 
+_IN_PROGRESS = "SELECT id FROM attempts WHERE exam_id = $1 AND status = 'in_progress' ORDER BY id"
+
+
 async def close(request: web.Request) -> web.Response:
+    """Close the exam: nobody may start or write any more. Attempts still in
+    progress are submitted as they are, once the closer has confirmed how
+    many they are (a closed exam must not leave students writing into it)."""
     user = require_user(request)
-    _confirmed(await request.post())
+    form = await request.post()
+    _confirmed(form)
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         if exam["status"] != "open":
             raise Conflict("exam_not_open", f"exam {exam['code']} is {exam['status']}: only an open exam can be closed")
+        running = len(await conn.fetch(_IN_PROGRESS, exam["id"]))
+        if running and form.get("submit_running") != "1":
+            raise Conflict("attempts_in_progress",
+                           f"{running} candidate(s) are still writing exam {exam['code']}: tick the box that submits "
+                           "their answers as they are now, or wait until they have finished",
+                           running=running)
         async with conn.transaction():
             await conn.execute("UPDATE exams SET status = 'closed' WHERE id = $1", exam["id"])
-            await audit.append(conn, exam["id"], "staff", "exam_edit", {"edit": "close", "by": user.username})
+            await audit.append(conn, exam["id"], "staff", "exam_edit",
+                               {"edit": "close", "by": user.username, "submitted_running": running})
+        # After the commit: a Start racing with the close may still create an
+        # attempt; the deadline sweep submits those of a closed exam too.
+        for row in await conn.fetch(_IN_PROGRESS, exam["id"]):
+            await delivery.finalize(request.app, conn, row["id"], "close")
+        await delivery.notify(conn, exam["id"])
     return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=close")

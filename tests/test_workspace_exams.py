@@ -12,7 +12,7 @@ from conftest import CSRF_RE, login
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_builder import good_form
 
-from cbt import audit, bank, builder, exams
+from cbt import audit, bank, builder, delivery, exams
 
 ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
           "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
@@ -322,3 +322,46 @@ async def test_a_teacher_builds_and_opens_an_exam_in_chromium(staff, conn, dsn, 
     assert out["problems"] == []
     assert await conn.fetchval("SELECT status FROM exams WHERE code = 'TOAN-B'") == "open"
     assert await conn.fetchval("SELECT count(*) FROM candidate_forms") == 3
+
+
+async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, staff, signed_demo):  # noqa: F811
+    """Close means nobody writes any more: the teacher is told how many are
+    still writing, must confirm, and their attempts are submitted as saved."""
+    from test_delivery import changes_of, started
+    from test_results import correct_answers, make_exam
+
+    tickets = await make_exam(conn, signed_demo, "THPT-A")
+    writing, body = await started(client, tickets["0000000001"])
+    await started(client, tickets["0000000002"])
+    answers = changes_of(await correct_answers(conn, body))
+    save = await client.post("/api/v1/changes", json={"changes": answers[:3]}, headers=writing)
+    await login(client, "teacher")
+    page = await (await client.get("/workspace/exams/TOAN-T")).text()
+    assert 'data-running="2"' in page and 'name="submit_running"' in page
+    token = await csrf(client)
+    refused = await client.post("/workspace/exams/TOAN-T/close", data={"csrf_token": token, "confirm": "1"},
+                                headers={"Accept": "application/json"})
+    error = (await refused.json())["error"]
+    assert refused.status == 409 and error["code"] == "attempts_in_progress" and error["details"]["running"] == 2
+    assert await conn.fetchval("SELECT status FROM exams") == "open"
+    assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 2
+
+    resp = await client.post("/workspace/exams/TOAN-T/close",
+                             data={"csrf_token": token, "confirm": "1", "submit_running": "1"}, allow_redirects=False)
+    assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "closed"
+    assert [tuple(r) for r in await conn.fetch("SELECT status, submitted_by FROM attempts")] == \
+        [("submitted", "close")] * 2
+    # What was saved before the close is in the submission; nothing more is taken.
+    assert save.status == 200
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 3
+    late = await client.post("/api/v1/changes", json={"changes": answers[3:]}, headers=writing)
+    assert late.status == 409
+    closed = json.loads(await conn.fetchval(
+        "SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq DESC LIMIT 1"))
+    assert closed["edit"] == "close" and closed["submitted_running"] == 2
+    # A Start that raced with the close and left an attempt in progress: the sweep submits it.
+    await conn.execute("UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL "
+                       "WHERE id = (SELECT min(id) FROM attempts)")
+    assert await delivery.close_expired_attempts(client.app) == 1
+    assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 0
+    assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
