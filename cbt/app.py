@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             middleware.observe_middleware,
             middleware.error_middleware,
+            middleware.input_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),
             auth.csrf_middleware,

@@ -25,11 +25,14 @@ import asyncpg
 import yaml
 
 from cbt import assembly, exams
+from cbt.inputs import whole
 
 LEVELS = (1, 2, 3, 4)
 ITEM_TYPES = exams.ITEM_TYPES
 FORM_MODES = ("per-candidate", "fixed")
 MAX_SECTIONS = 10
+# Questions asked of one blueprint cell.
+MAX_COUNT = 500
 DEFAULT_TZ = "+07:00"
 _CELL = re.compile(r"^s(\d+)\.c([1-4])\.(.+)$")
 # The exams table's own rule for a code.
@@ -61,9 +64,7 @@ def _checked(form: Mapping, name: str) -> bool:
 
 def sections_of(form: Mapping) -> list[Section]:
     """The sections as typed in the form, in page order."""
-    raw = _get(form, "section_count", "1")
-    n = int(raw) if raw.isdigit() else 1
-    n = max(1, min(n, MAX_SECTIONS))
+    n = max(1, min(whole(_get(form, "section_count", "1"), MAX_SECTIONS) or 1, MAX_SECTIONS))
     sections = [Section(_get(form, f"s{i}.title"), _get(form, f"s{i}.time_limit"), _get(form, f"s{i}.type"),
                         _get(form, f"s{i}.points"), {}) for i in range(n)]
     for key in form:
@@ -175,7 +176,7 @@ def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[str]]:
             problems.append(f"{where}.type: one of {', '.join(ITEM_TYPES)}, got {sec.type!r}")
         rows = []
         for (topic, level), text in sec.cells.items():
-            count = _whole(text, f"{where}: topic {topic}, level {level}", problems, 0, 500)
+            count = _whole(text, f"{where}: topic {topic}, level {level}", problems, 0, MAX_COUNT)
             if not count:
                 continue
             row: dict = {"topic": topic, "level": level, "count": count}
@@ -391,7 +392,7 @@ def blueprint_status(sections: list[Section], avail: Availability) -> dict:
                 cells[f"{level}.{topic}"] = {"available": avail.count(topic, level, kind), "wanted": 0, "short": False}
         for (topic, level), text in sec.cells.items():
             key = f"{level}.{topic}"
-            count = int(text) if text.isdigit() else 0
+            count = whole(text, MAX_COUNT) or 0
             cell = cells.setdefault(key, {"available": avail.count(topic, level, kind), "wanted": 0, "short": False})
             cell["wanted"] = count
             if not count:
@@ -405,7 +406,8 @@ def blueprint_status(sections: list[Section], avail: Availability) -> dict:
                 total_points += (mean or 0) * count
             rows.append(assembly.BlueprintRow(topic=topic, level=level, count=count, type=kind))
             where.append((si, key))
-        out_sections.append({"cells": cells, "bad_count": [k for k, v in sec.cells.items() if not v.isdigit()]})
+        bad = [k for k, v in sec.cells.items() if whole(v, MAX_COUNT) is None]
+        out_sections.append({"cells": cells, "bad_count": bad})
     problems = []
     if rows:
         # One section per row keeps a shortfall's index pointing at its cell.

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from cbt import keys
 from cbt.errors import UserError
+from cbt.inputs import has_bad_characters
 from cbt.templating import language, render
 
 log = logging.getLogger("cbt.http")
@@ -72,6 +73,22 @@ async def security_headers(request: web.BaseRequest, response: web.StreamRespons
     # proxy. Only our versioned static files may be cached.
     if request.match_info.route.name != STATIC_ROUTE:
         response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def input_middleware(request: web.Request, handler):
+    """Refuse a NUL (or half a character) in the address or a plain form before
+    any handler sees it: PostgreSQL would refuse it with an error, not a message."""
+    if has_bad_characters(request.path) or any(
+            has_bad_characters(k) or has_bad_characters(v) for k, v in request.query.items()):
+        raise UserError("bad_characters", "the address holds a character no field may hold (a NUL, or half of "
+                        "a character): correct the address, or go back and follow the link again")
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        if any(has_bad_characters(k) or (isinstance(v, str) and has_bad_characters(v)) for k, v in form.items()):
+            raise UserError("bad_characters", "a field of this form holds a character no text may hold (a NUL, "
+                            "or half of a character): remove it and send the form again")
+    return await handler(request)
 
 
 def _is_api(request: web.Request) -> bool:

@@ -21,6 +21,7 @@ from aiohttp import web
 from cbt import accounts, assembly, audit, builder, delivery, exams, keys, roster, seb
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
+from cbt.inputs import whole
 from cbt.templating import render
 from itembank.formats.yaml_format import parse_text
 
@@ -55,8 +56,9 @@ def _confirmed(form) -> None:
 
 
 async def _release(conn: asyncpg.Connection, raw: str) -> asyncpg.Record:
+    release_id = whole(raw)
     row = await conn.fetchrow("SELECT id, name, version, title, subject FROM bank_releases WHERE id = $1",
-                              int(raw)) if raw.isdigit() else None
+                              release_id) if release_id is not None else None
     if row is None:
         raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
     return row
@@ -108,14 +110,15 @@ async def new_page(request: web.Request) -> web.Response:
 
 
 def _remove_section(form: dict, index: int) -> dict:
-    n = int(form.get("section_count", "1")) if form.get("section_count", "1").isdigit() else 1
+    n = whole(form.get("section_count"), builder.MAX_SECTIONS) or 1
     if n <= 1 or not 0 <= index < n:
         return form
-    out = {k: v for k, v in form.items() if not k.startswith("s") or "." not in k or not k[1:k.index(".")].isdigit()}
+    out = {k: v for k, v in form.items()
+           if not k.startswith("s") or "." not in k or whole(k[1:k.index(".")], builder.MAX_SECTIONS) is None}
     for key, value in form.items():
         head, dot, rest = key.partition(".")
-        if dot and head[:1] == "s" and head[1:].isdigit():
-            si = int(head[1:])
+        si = whole(head[1:], builder.MAX_SECTIONS) if dot and head[:1] == "s" else None
+        if si is not None:
             if si != index:
                 out[f"s{si - (si > index)}.{rest}"] = value
     out["section_count"] = str(n - 1)
@@ -126,14 +129,15 @@ def _form_action(form: dict) -> tuple[str, dict]:
     """What the builder's button asked for, and the form to show next."""
     action = form.get("action", "save")
     if action == "add_section":
-        n = int(form.get("section_count", "1")) if form.get("section_count", "1").isdigit() else 1
+        n = whole(form.get("section_count"), builder.MAX_SECTIONS) or 1
         if n >= builder.MAX_SECTIONS:
             raise UserError("too_many_sections", f"an exam has at most {builder.MAX_SECTIONS} sections")
         form = dict(form, section_count=str(n + 1))
         form.setdefault(f"s{n}.title", f"Phần {n + 1}")
         return "edit", form
-    if action.startswith("remove_section:") and action.split(":", 1)[1].isdigit():
-        return "edit", _remove_section(form, int(action.split(":", 1)[1]))
+    removed = whole(action.split(":", 1)[1], builder.MAX_SECTIONS) if action.startswith("remove_section:") else None
+    if removed is not None:
+        return "edit", _remove_section(form, removed)
     if action == "check":
         return "check", form
     return "save", form
@@ -269,7 +273,7 @@ async def preview(request: web.Request) -> web.Response:
     """One form drawn with a preview seed, through the same assembly and rendering
     as delivery, shown read-only: what a student would get, without any key."""
     raw = request.query.get("seed", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+    if whole(raw, 1_000_000, low=1) is None:
         raise UserError("bad_seed", "seed must be a whole number from 1 to 1000000")
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)

@@ -1,0 +1,30 @@
+"""Values from requests: the checks every field shares, so that no handler
+passes PostgreSQL a value it cannot hold (and answers 500)."""
+
+from __future__ import annotations
+
+# PostgreSQL's bigint, the type of every id.
+MAX_ID = 2**63 - 1
+
+
+def has_bad_characters(text: str) -> bool:
+    """A NUL (which no PostgreSQL text or jsonb holds) or half of a UTF-16 pair
+    (which no UTF-8 holds): never part of a real answer, name or address."""
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def whole(raw: str | None, high: int = MAX_ID, low: int = 0) -> int | None:
+    """raw as a whole number in low..high, or None: ASCII digits only ("²" and
+    "٣" are digits to str.isdigit, but not to int), and no number past bigint."""
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > len(str(high)):
+        return None
+    n = int(raw)
+    return n if low <= n <= high else None

@@ -1,0 +1,138 @@
+"""Every route in the URL table, fed the values an attacker or a broken client
+sends (NUL characters, numbers beyond 64 bits, the wrong JSON types) in the
+path, the query, a form and a JSON body, by each kind of caller: the answer
+is a 4xx that names the problem, never a 500."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from conftest import login
+from test_bank import signed_demo  # noqa: F401 - fixture
+from test_delivery import sign_in
+from test_results import make_exam
+
+from cbt import routes
+from cbt.app import create_app
+
+CBT = Path(__file__).resolve().parent.parent / "cbt"
+
+# What the handlers read: collected from their source, so a field added later is fuzzed too.
+_READS = re.compile(r"""(?:query|form|post|data|body|raw|args|params)\.get\(\s*["']([a-z_0-9.]+)["']"""
+                    r"""|_get\(form, ["']([a-z_0-9.]+)["']|(?:query|body|form|post)\[["']([a-z_0-9.]+)["']\]""")
+
+
+def field_names() -> list[str]:
+    names = set()
+    for path in CBT.glob("*.py"):
+        for m in _READS.finditer(path.read_text(encoding="utf-8")):
+            names.add(next(g for g in m.groups() if g))
+    # Fields every staff form has, and the builder's per-section ones.
+    names |= {"username", "password", "display_name", "role", "q", "s0.title", "s0.points", "s0.time_limit"}
+    return sorted(names)
+
+
+BIG = "99999999999999999999"
+BAD_TEXT = ["\x00", "teacher\x00", BIG, "-1", "1e999", "NaN", "\ud800"]
+BAD_PATH = ["%00", "ESS%00AY", BIG, "-1"]
+BAD_JSON = ["\u0000", "x\u0000y", int(BIG), -(2 ** 70), 1e308, [1], {"a": [1]}, None, True, "\ud800"]
+
+
+def path_with(route: routes.Route, value: str) -> str:
+    path = route.path.replace("{path:media/.+}", f"media/{value}")
+    return re.sub(r"\{[a-z_]+\}", value, path)
+
+
+def good_path(route: routes.Route, known: dict) -> str:
+    path = route.path.replace("{path:media/.+}", "media/x.png")
+    return re.sub(r"\{([a-z_]+)\}", lambda m: known.get(m.group(1), "1"), path)
+
+
+@pytest.fixture
+async def fuzz_setup(client, conn, staff, signed_demo, settings, aiohttp_client):  # noqa: F811
+    tickets = await make_exam(conn, signed_demo, "THPT-A")
+    known = {"code": "TOAN-T", "lang": "vi",
+             "release_id": str(await conn.fetchval("SELECT id FROM bank_releases")),
+             "item_id": await conn.fetchval("SELECT item_id FROM bank_items ORDER BY id LIMIT 1"),
+             "version": "1", "pk": str(await conn.fetchval("SELECT id FROM bank_items ORDER BY id LIMIT 1")),
+             "fp": "0" * 64}
+    candidate, _ = await sign_in(client, tickets["0000000001"])
+    return known, candidate
+
+
+async def _staff_client(aiohttp_client, settings, who: str):
+    c = await aiohttp_client(create_app(settings.replace(public_url="http://thi.example.edu.vn")))
+    assert (await login(c, who)).status == 303
+    page = await (await c.get("/staff")).text()
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+    return c, token
+
+
+async def _send(c, route, path, *, token, headers, form=None, json_body=None, query=""):
+    kwargs = {"headers": headers, "allow_redirects": False}
+    if route.method == "POST":
+        if json_body is not None:
+            kwargs["json"] = json_body
+            kwargs["headers"] = {**headers, "X-CSRF-Token": token}
+        else:
+            kwargs["data"] = {**(form or {}), "csrf_token": token}
+    async with c.request(route.method, path + query, **kwargs) as resp:
+        if resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return resp.status, ""  # a live stream: its status is the answer
+        return resp.status, await resp.text(errors="replace")
+
+
+def _problem(route, how, status, text) -> str | None:
+    if status >= 500 or "Traceback" in text:
+        return f"{route.method} {route.name} {how!r}: {status} {text[:200]!r}"
+    return None
+
+
+async def test_no_route_answers_bad_values_with_a_500(fuzz_setup, settings, aiohttp_client):
+    known, candidate = fuzz_setup
+    names = field_names()
+    problems: list[str] = []
+    callers = {"admin": await _staff_client(aiohttp_client, settings, "admin"),
+               "reviewer": await _staff_client(aiohttp_client, settings, "reviewer")}
+    for route in routes.ROUTES:
+        if route.name in ("logout",):
+            continue
+        who = "reviewer" if route.name == "ws_review_decide" else "admin"
+        c, token = callers[who]
+        headers = dict(candidate) if route.path.startswith("/api/") else {}
+        # Bad values in the path.
+        if "{" in route.path:
+            for value in BAD_PATH:
+                status, text = await _send(c, route, path_with(route, value), token=token, headers=headers)
+                problems.append(_problem(route, ("path", value), status, text))
+        path = good_path(route, known)
+        # Bad values in the query string and in a form, one value at a time in every field.
+        for value in BAD_TEXT:
+            query = "?" + "&".join(f"{quote(n)}={quote(value, errors='surrogatepass')}" for n in names)
+            status, text = await _send(c, route, path, token=token, headers=headers, query=query)
+            problems.append(_problem(route, ("query", value), status, text))
+            if route.method == "POST":
+                form = {n: value for n in names}
+                try:
+                    status, text = await _send(c, route, path, token=token, headers=headers, form=form)
+                except UnicodeEncodeError:
+                    continue  # a lone surrogate cannot be sent as a form
+                problems.append(_problem(route, ("form", value), status, text))
+        # Bad values of every JSON type, in every field the handlers read.
+        if route.method == "POST":
+            for value in BAD_JSON:
+                body = {n: value for n in names}
+                try:
+                    status, text = await _send(c, route, path, token=token, headers=headers, json_body=body)
+                except (UnicodeEncodeError, TypeError):
+                    continue
+                problems.append(_problem(route, ("json", value), status, text))
+                for list_field in ("changes", "events"):
+                    body = {list_field: [{n: value for n in names}]}
+                    status, text = await _send(c, route, path, token=token, headers=headers, json_body=body)
+                    problems.append(_problem(route, ("json", list_field, value), status, text))
+    problems = [p for p in problems if p]
+    assert not problems, f"{len(problems)} requests got a 500:\n" + "\n".join(problems[:60])
