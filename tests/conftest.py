@@ -25,7 +25,6 @@ from cbt.app import create_app
 from cbt.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -15,15 +15,12 @@ from openpyxl import load_workbook
 from cbt import analyze
 from cbt.analysis import OMITTED, analyze_matrix
 
-DATASETS = Path(__file__).parents[3] / "shared" / "datasets"
+DATASETS = Path(__file__).parents[1] / "data"
 REPO = Path(__file__).parents[2]
 
 
 def need(name: str) -> Path:
-    path = DATASETS / name
-    if not path.exists():
-        pytest.skip(f"reference dataset {path} not found (shared/datasets beside the repo)")
-    return path
+    return DATASETS / name
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:

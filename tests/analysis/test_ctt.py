@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cbt.analysis import NOT_PRESENTED, OMITTED, analyze_matrix, ctt
 
-DATASETS = Path(__file__).parents[3] / "shared" / "datasets"
+DATASETS = Path(__file__).parents[1] / "data"
 NAN = float("nan")
 
 
@@ -381,8 +381,6 @@ def test_flags_follow_thresholds():
 
 
 def _sat12():
-    if not (DATASETS / "SAT12.csv").exists():
-        pytest.skip(f"reference datasets not found at {DATASETS}")
     raw = np.loadtxt(DATASETS / "SAT12.csv", delimiter=",", skiprows=1, dtype=int)
     key = np.loadtxt(DATASETS / "SAT12_key.csv", delimiter=",", skiprows=1, usecols=1, dtype=int)
     return np.where(raw == 8, OMITTED, raw - 1), key - 1
