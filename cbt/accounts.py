@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -59,6 +60,20 @@ async def off_loop(fn, *args):
     if _argon2 is None or _argon2[0] != os.getpid():
         _argon2 = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2"))
     return await asyncio.get_running_loop().run_in_executor(_argon2[1], fn, *args)
+
+
+_turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hash_turn() -> asyncio.Lock:
+    """Held for one sign-in's check, from counting the attempt to its hash, so
+    that a process checks one at a time (as its one hashing thread would anyway)."""
+    # One per event loop: a lock belongs to the loop that first waits on it.
+    loop = asyncio.get_running_loop()
+    lock = _turns.get(loop)
+    if lock is None:
+        lock = _turns[loop] = asyncio.Lock()
+    return lock
 
 
 def hash_password(password: str) -> str:
