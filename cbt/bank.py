@@ -37,40 +37,108 @@ def bank_error(e: ItembankError) -> UserError:
     return UserError(e.code, message)
 
 
-async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str) -> str:
-    """Add a public key to the trust store; returns its fingerprint."""
+# An organisation uses keys trusted by itself, by its department, or by the
+# operator for the whole server (org NULL). A school's trust is its own: it
+# covers neither its department nor the other schools.
+_TRUSTED_FOR = """
+SELECT k.public_key_pem FROM trusted_keys k
+WHERE k.revoked_at IS NULL AND EXISTS (
+    SELECT 1 FROM key_trust t WHERE t.fingerprint = k.fingerprint
+      AND (t.org_id IS NULL OR t.org_id = $1 OR t.org_id = (SELECT parent_id FROM orgs WHERE id = $1)))
+"""
+
+
+def _public_key(pem: bytes, name: str) -> Ed25519PublicKey:
     try:
-        public_key = itembank_keys.public_key_from_pem(pem, name)
+        return itembank_keys.public_key_from_pem(pem, name)
     except ItembankError as e:
         raise bank_error(e) from None
+
+
+def key_fingerprint(pem: bytes, name: str) -> str:
+    return itembank_keys.fingerprint(_public_key(pem, name))
+
+
+async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str, *, org_id: int | None = None,
+                    by: int | None = None, unrevoke: bool = False) -> str:
+    """Trust a public key for an organisation (and its schools), or with org_id
+    None for the whole server, as the operator's `cbt keys trust` does; returns
+    its fingerprint.
+
+    A revoked key stays revoked: the way back is a new key. Only the operator
+    may lift a revocation, by saying so (unrevoke=True)."""
+    public_key = _public_key(pem, name)
     fp = itembank_keys.fingerprint(public_key)
     text = itembank_keys.public_key_pem(public_key).decode()
-    await conn.execute(
-        """
-        INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES ($1, $2, $3)
-        ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = NULL, name = EXCLUDED.name
-        """,
-        fp, name, text,
-    )
+    async with conn.transaction():
+        # The operator names keys; an organisation's trust leaves the name as it is.
+        key = await conn.fetchrow(
+            """
+            INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES ($1, $2, $3)
+            ON CONFLICT (fingerprint) DO UPDATE SET name = CASE WHEN $4 THEN EXCLUDED.name ELSE trusted_keys.name END
+            RETURNING revoked_at
+            """,
+            fp, name, text, org_id is None,
+        )
+        if key["revoked_at"] is not None:
+            if not unrevoke or org_id is not None:
+                way_back = (" (or, if revoking it was a mistake, run cbt keys trust FILE.pub --unrevoke)"
+                            if org_id is None else "")
+                raise Conflict("key_revoked", f"the key {fp} was revoked on {key['revoked_at']:%Y-%m-%d} and stays"
+                               " revoked: sign with a new key (cbt keys generate, or Create a key on the Signing"
+                               f" keys page) and trust that one instead{way_back}", fingerprint=fp)
+            await conn.execute("UPDATE trusted_keys SET revoked_at = NULL, revoked_by = NULL WHERE fingerprint = $1",
+                               fp)
+        await conn.execute(
+            "INSERT INTO key_trust (fingerprint, org_id, trusted_by) VALUES ($1, $2, $3)"
+            " ON CONFLICT (fingerprint, org_id) DO NOTHING",
+            fp, org_id, by,
+        )
     return fp
 
 
-async def revoke_key(conn: asyncpg.Connection, fp: str) -> None:
-    done = await conn.execute(
-        "UPDATE trusted_keys SET revoked_at = now() WHERE fingerprint = $1 AND revoked_at IS NULL", fp.lower(),
-    )
-    if done == "UPDATE 0":
+async def revoke_key(conn: asyncpg.Connection, fp: str, *, by: int | None = None,
+                     public_key_pem: str | None = None, name: str = "") -> None:
+    """Revoke a key for everyone who trusts it, for good (by: the staff member;
+    None: the operator). With its public key, a key nobody trusts yet is
+    revoked too, so that nobody can trust it later."""
+    if public_key_pem is not None:
+        done = await conn.execute(
+            """
+            INSERT INTO trusted_keys (fingerprint, name, public_key_pem, revoked_at, revoked_by)
+            VALUES ($1, $2, $3, now(), $4)
+            ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = now(), revoked_by = $4
+            WHERE trusted_keys.revoked_at IS NULL
+            """,
+            fp.lower(), name, public_key_pem, by,
+        )
+    else:
+        done = await conn.execute(
+            "UPDATE trusted_keys SET revoked_at = now(), revoked_by = $2"
+            " WHERE fingerprint = $1 AND revoked_at IS NULL",
+            fp.lower(), by,
+        )
+    if done in ("UPDATE 0", "INSERT 0 0"):
         raise NotFound("unknown_key", f"no trusted key with fingerprint {fp!r}: see `cbt keys list`")
 
 
 async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every key in the trust store, who trusts it (org codes; '*' for the operator's
+    server-wide trust) and who revoked it (None with revoked_at set: the operator)."""
     return await conn.fetch(
-        "SELECT fingerprint, name, added_at, revoked_at FROM trusted_keys ORDER BY added_at, fingerprint"
+        """
+        SELECT k.fingerprint, k.name, k.added_at, k.revoked_at, r.username AS revoked_by,
+               array(SELECT coalesce(o.code, '*') FROM key_trust t LEFT JOIN orgs o ON o.id = t.org_id
+                     WHERE t.fingerprint = k.fingerprint ORDER BY o.code NULLS FIRST) AS trusted_by
+        FROM trusted_keys k LEFT JOIN users r ON r.id = k.revoked_by
+        ORDER BY k.added_at, k.fingerprint
+        """
     )
 
 
-async def trusted_public_keys(conn: asyncpg.Connection) -> list[Ed25519PublicKey]:
-    rows = await conn.fetch("SELECT public_key_pem FROM trusted_keys WHERE revoked_at IS NULL")
+async def trusted_public_keys(conn: asyncpg.Connection, org_id: int | None) -> list[Ed25519PublicKey]:
+    """The keys whose releases this organisation may import and verify (None: the operator's own)."""
+    rows = await conn.fetch(_TRUSTED_FOR, org_id)
     return [itembank_keys.public_key_from_pem(r["public_key_pem"].encode()) for r in rows]
 
 
@@ -119,13 +187,15 @@ _INSERT_NEW_ITEMS = (
 )
 
 
-async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> ImportResult:
-    """Verify against the trust store, validate, and store a release in one transaction."""
-    trusted = await trusted_public_keys(conn)
+async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id: int | None = None) -> ImportResult:
+    """Verify against the keys this organisation trusts, validate, and store a
+    release for it in one transaction. org_id None: a release for every
+    organisation, checked against the operator's server-wide trust only."""
+    trusted = await trusted_public_keys(conn, org_id)
     if not trusted:
         raise UserError("no_trusted_keys",
-                        "the server trusts no signing key yet: add the signer's public key with "
-                        "`cbt keys trust FILE.pub`")
+                        "no signing key is trusted here yet: the operator adds the signer's public key with "
+                        "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page")
     try:
         release = package.load_release(source, trusted)
     except ItembankError as e:
@@ -134,10 +204,17 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> Impo
     info, summary = release.info, release.summary
     async with conn.transaction():
         existing = await conn.fetchrow(
-            "SELECT id, manifest_sha256 FROM bank_releases WHERE name = $1 AND version = $2",
+            "SELECT id, manifest_sha256, org_id FROM bank_releases WHERE name = $1 AND version = $2",
             info.name, info.version,
         )
         if existing is not None:
+            if existing["org_id"] != org_id:
+                # One release, one owner: importing it again does not share it.
+                raise Conflict(
+                    "release_conflict",
+                    f"a release named {info.name} {info.version} is already in the bank for another "
+                    "organisation: publish this one under a new version in bank.yaml",
+                )
             if existing["manifest_sha256"] == manifest_sha:
                 return ImportResult(existing["id"], info.name, info.version, len(release.items), 0,
                                     len(release.media), already_imported=True)
@@ -149,12 +226,12 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> Impo
         release_id = await conn.fetchval(
             """
             INSERT INTO bank_releases (name, version, title, subject, description, publisher, signer,
-                                       signed_at, manifest, signature, manifest_sha256, item_count)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id
+                                       signed_at, manifest, signature, manifest_sha256, item_count, org_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
             """,
             info.name, info.version, info.title, info.subject, info.description, info.publisher,
             summary.signer, datetime.fromisoformat(summary.signed_at.replace("Z", "+00:00")),
-            release.manifest, release.signature, manifest_sha, len(release.items),
+            release.manifest, release.signature, manifest_sha, len(release.items), org_id,
         )
         # Bulk path: COPY into a scratch table, then set operations, so a
         # 10,000-item release is a handful of statements, not 10,000.

@@ -209,13 +209,15 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
 
     folder, packed, pub = signed_demo
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
-    refused = cbt("bank", "import", str(folder), env=env)
+    # No organisation yet: whose the release is must be said.
+    assert "--all-orgs" in one_line_error(cbt("bank", "import", str(folder), env=env))
+    refused = cbt("bank", "import", str(folder), "--all-orgs", env=env)
     assert refused.returncode == 1 and "cbt keys trust" in refused.stderr
     trusted = cbt("keys", "trust", str(pub), "--name", "Hội đồng demo", env=env)
     assert trusted.returncode == 0 and "trusted key" in trusted.stdout
     fp = trusted.stdout.split()[2]
     listed = cbt("keys", "list", env=env)
-    assert fp in listed.stdout and "Hội đồng demo" in listed.stdout
+    assert f"{fp}  trusted  Hội đồng demo  (for every organisation)" in listed.stdout
 
     cbtbank = tmp_path / "demo.cbtbank"
     cbtbank.write_bytes(packed)
@@ -223,13 +225,21 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
     sealed, key = seal.seal(packed)
     sealed_path.write_bytes(sealed)
     wrong_key = seal.seal(packed)[1]
-    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, env=env)).lower()
+    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, "--all-orgs",
+                                       env=env)).lower()
     assert "--key" in one_line_error(cbt("bank", "import", str(sealed_path), env=env))
-    ok = cbt("bank", "import", str(sealed_path), "--key", key, env=env)
-    assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout
-    again = cbt("bank", "import", str(cbtbank), env=env)
+    ok = cbt("bank", "import", str(sealed_path), "--key", key, "--all-orgs", env=env)
+    assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout and "for every organisation" in ok.stdout
+    again = cbt("bank", "import", str(cbtbank), "--all-orgs", env=env)
     assert again.returncode == 0 and "already imported" in again.stdout
 
     revoked = cbt("keys", "revoke", fp, env=env)
-    assert revoked.returncode == 0
+    assert revoked.returncode == 0 and "--unrevoke" in revoked.stdout
     assert "no trusted key" in one_line_error(cbt("keys", "revoke", "0000000000000000", env=env))
+    # A revocation is final, unless the operator says otherwise, and is told so.
+    assert "--unrevoke" in one_line_error(cbt("keys", "trust", str(pub), env=env))
+    listed = cbt("keys", "list", env=env)
+    assert f"{fp}  revoked" in listed.stdout and "by the operator  Hội đồng demo" in listed.stdout
+    lifted = cbt("keys", "trust", str(pub), "--unrevoke", env=env)
+    assert lifted.returncode == 0 and "was revoked" in lifted.stdout and "lifted" in lifted.stdout
+    assert f"{fp}  trusted  demo-signer" in cbt("keys", "list", env=env).stdout  # named after the file again
