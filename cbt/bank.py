@@ -284,14 +284,54 @@ def item_from_source(source: str) -> Item:
     return parsed.items[0].item
 
 
-async def list_releases(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+# Who uses which release. A release belongs to the organisation that imported
+# it (bank_releases.org_id); its staff use it, a department's releases are
+# shared with its schools, and a department sees its schools' (as it sees
+# their exams). Nothing crosses sideways between schools. A release with no
+# organisation is shared with all: the operator chose so (`--all-orgs`).
+_RELEASE_ORGS = "SELECT id FROM orgs WHERE id = $1 OR parent_id = $1 OR id = (SELECT parent_id FROM orgs WHERE id = $1)"
+
+
+async def release_org_ids(conn: asyncpg.Connection, org_id: int) -> list[int]:
+    """The organisations whose releases this one's staff and exams may use:
+    accounts.visible_org_ids (itself and its schools) and its department."""
+    return [r["id"] for r in await conn.fetch(_RELEASE_ORGS, org_id)]
+
+
+async def list_releases(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT r.id, r.name, r.version, r.title, r.subject, r.signer, k.name AS signer_name,
-               k.revoked_at IS NOT NULL AS signer_revoked, r.signed_at, r.imported_at, r.item_count
-        FROM bank_releases r JOIN trusted_keys k ON k.fingerprint = r.signer
+               k.revoked_at IS NOT NULL AS signer_revoked, r.signed_at, r.imported_at, r.item_count,
+               o.code AS org_code
+        FROM bank_releases r JOIN trusted_keys k ON k.fingerprint = r.signer LEFT JOIN orgs o ON o.id = r.org_id
+        WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[])
         ORDER BY r.imported_at DESC, r.id DESC
-        """
+        """,
+        org_ids,
+    )
+
+
+async def get_release(conn: asyncpg.Connection, release_id: int, org_ids: list[int]) -> asyncpg.Record:
+    """A release these organisations may use; any other is 'not found', so that
+    another school cannot even learn that it exists."""
+    row = await conn.fetchrow(
+        "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
+        " WHERE id = $1 AND (org_id IS NULL OR org_id = ANY($2::bigint[]))",
+        release_id, org_ids,
+    )
+    if row is None:
+        raise NotFound("unknown_release", "no such bank release for your organisation: choose one from the list")
+    return row
+
+
+async def find_release(conn: asyncpg.Connection, name: str, version: str,
+                       org_ids: list[int]) -> asyncpg.Record | None:
+    """The release NAME VERSION if these organisations may use it."""
+    return await conn.fetchrow(
+        "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
+        " WHERE name = $1 AND version = $2 AND (org_id IS NULL OR org_id = ANY($3::bigint[]))",
+        name, version, org_ids,
     )
 
 
@@ -310,61 +350,85 @@ _SEARCH = """
 SELECT b.id, b.item_id, b.version, b.type, b.subject, b.grade, b.topic, b.level, b.points, b.lang,
        b.status, b.tags, left(b.stem, 160) AS stem_start
 FROM bank_items b
-WHERE ($1::bigint IS NULL OR EXISTS (SELECT 1 FROM release_items ri WHERE ri.item_pk = b.id AND ri.release_id = $1))
-  AND ($2 = '' OR b.subject = $2)
+WHERE ($2 = '' OR b.subject = $2)
   AND ($3 = '' OR b.topic = $3)
   AND ($4::int IS NULL OR b.level = $4)
   AND ($5 = '' OR b.type = $5)
   AND ($6 = '' OR b.status = $6)
   AND ($7 = '' OR b.stem ILIKE '%' || $7 || '%' OR b.item_id ILIKE '%' || $7 || '%')
+  -- Readable through a release these organisations may use ($9), the filtered one if any ($1).
+  AND EXISTS (SELECT 1 FROM release_items ri JOIN bank_releases r ON r.id = ri.release_id
+              WHERE ri.item_pk = b.id AND (r.org_id IS NULL OR r.org_id = ANY($9::bigint[]))
+                AND ($1::bigint IS NULL OR ri.release_id = $1))
 ORDER BY b.subject, b.topic, b.level, b.item_id, b.version
 LIMIT $8
 """
 
 
-async def search_items(conn: asyncpg.Connection, f: ItemFilter, limit: int = 500) -> list[asyncpg.Record]:
+async def search_items(conn: asyncpg.Connection, f: ItemFilter, org_ids: list[int],
+                       limit: int = 500) -> list[asyncpg.Record]:
     # The text is matched literally: escape LIKE's wildcards.
     text = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit)
+    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit,
+                            org_ids)
 
 
-async def facet_values(conn: asyncpg.Connection) -> dict[str, list]:
-    """Distinct subjects and topics, for the filter menus."""
-    subjects = [r[0] for r in await conn.fetch("SELECT DISTINCT subject FROM bank_items ORDER BY 1")]
-    topics = [r[0] for r in await conn.fetch("SELECT DISTINCT topic FROM bank_items ORDER BY 1")]
-    return {"subjects": subjects, "topics": topics}
+async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str, list]:
+    """Distinct subjects and topics of the items these organisations may read, for the filter menus."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT b.subject, b.topic FROM bank_items b
+        JOIN release_items ri ON ri.item_pk = b.id JOIN bank_releases r ON r.id = ri.release_id
+        WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[])
+        """,
+        org_ids,
+    )
+    return {"subjects": sorted({r["subject"] for r in rows}), "topics": sorted({r["topic"] for r in rows})}
 
 
-async def get_item(conn: asyncpg.Connection, item_id: str, version: int) -> tuple[asyncpg.Record, Item]:
+async def get_item(conn: asyncpg.Connection, item_id: str, version: int,
+                   org_ids: list[int]) -> tuple[asyncpg.Record, Item]:
+    """An item version as these organisations may read it, with the releases they
+    may use that hold it (releases: [(id, 'name version')], oldest first); any
+    other is 'not found', whether it exists or not."""
     row = await conn.fetchrow(
         """
-        SELECT b.*, r.name AS release_name, r.version AS release_version
-        FROM bank_items b JOIN bank_releases r ON r.id = b.first_release_id
-        WHERE b.item_id = $1 AND b.version = $2
+        SELECT b.*, array_agg(r.id ORDER BY r.id) AS release_ids,
+               array_agg(r.name || ' ' || r.version ORDER BY r.id) AS release_names
+        FROM bank_items b JOIN release_items ri ON ri.item_pk = b.id JOIN bank_releases r ON r.id = ri.release_id
+        WHERE b.item_id = $1 AND b.version = $2 AND (r.org_id IS NULL OR r.org_id = ANY($3::bigint[]))
+        GROUP BY b.id
         """,
-        item_id, version,
+        item_id, version, org_ids,
     )
     if row is None:
-        raise NotFound("unknown_item", f"no item {item_id} version {version} in the bank")
+        raise NotFound("unknown_item", f"no item {item_id} version {version} in the bank of your organisation")
     return row, item_from_source(row["source"])
 
 
-async def item_versions(conn: asyncpg.Connection, item_id: str) -> list[asyncpg.Record]:
+async def item_versions(conn: asyncpg.Connection, item_id: str, org_ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT version, status, content_sha256 FROM bank_items WHERE item_id = $1 ORDER BY version", item_id,
+        """
+        SELECT b.version, b.status, b.content_sha256 FROM bank_items b
+        WHERE b.item_id = $1 AND EXISTS (
+            SELECT 1 FROM release_items ri JOIN bank_releases r ON r.id = ri.release_id
+            WHERE ri.item_pk = b.id AND (r.org_id IS NULL OR r.org_id = ANY($2::bigint[])))
+        ORDER BY b.version
+        """,
+        item_id, org_ids,
     )
 
 
-async def media_for_item(conn: asyncpg.Connection, item_pk: int, path: str) -> bytes:
-    """A media file as the release that first brought this item version has it."""
+async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: str) -> bytes:
+    """A media file of an item (a row from get_item), as the first release that
+    brought this version has it, or else the oldest of the reader's releases that holds it."""
     content = await conn.fetchval(
         """
-        SELECT m.content FROM bank_items b
-        JOIN release_media rm ON rm.release_id = b.first_release_id AND rm.path = $2
-        JOIN media_blobs m ON m.sha256 = rm.sha256
-        WHERE b.id = $1
+        SELECT m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256
+        WHERE rm.release_id = ANY($1::bigint[]) AND rm.path = $2
+        ORDER BY rm.release_id = $3 DESC, rm.release_id LIMIT 1
         """,
-        item_pk, path,
+        list(row["release_ids"]), path, row["first_release_id"],
     )
     if content is None:
         raise NotFound("unknown_media", f"no media file {path!r} for this item")

@@ -51,7 +51,7 @@ async def test_import_stores_release_items_and_media(conn, signed_demo):
     assert await conn.fetchval("SELECT count(*) FROM release_media") == result.media > 0
     # Every stored item is rebuilt exactly from its canonical source.
     for r in await conn.fetch("SELECT item_id, version FROM bank_items"):
-        _, item = await bank.get_item(conn, r["item_id"], r["version"])
+        _, item = await bank.get_item(conn, r["item_id"], r["version"], [])  # a release for every organisation
         assert item.id == r["item_id"] and item.version == r["version"]
 
 
@@ -243,3 +243,40 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
     lifted = cbt("keys", "trust", str(pub), "--unrevoke", env=env)
     assert lifted.returncode == 0 and "was revoked" in lifted.stdout and "lifted" in lifted.stdout
     assert f"{fp}  trusted  demo-signer" in cbt("keys", "list", env=env).stdout  # named after the file again
+
+
+async def test_bank_import_and_exam_create_commands_follow_the_organisation(conn, staff, dsn, tmp_path, signed_demo):
+    from test_server import cbt, env_for, one_line_error
+
+    folder, _, pub = signed_demo
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    # Several organisations: the command does not guess.
+    assert "--org CODE" in one_line_error(cbt("bank", "import", str(folder), env=env))
+    assert "NOPE" in one_line_error(cbt("bank", "import", str(folder), "--org", "NOPE", env=env))
+    # Trusted by school B only, the key imports nothing for school A.
+    b = await conn.fetchval("SELECT id FROM orgs WHERE code = 'THPT-B'")
+    await bank.trust_key(conn, pub.read_bytes(), "Tổ Toán B", org_id=b)
+    assert "cbt keys trust" in one_line_error(cbt("bank", "import", str(folder), "--org", "THPT-A", env=env))
+    ok = cbt("bank", "import", str(folder), "--org", "THPT-B", env=env)
+    assert ok.returncode == 0 and "(for THPT-B)" in ok.stdout, ok.stderr
+    assert await conn.fetchval("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id") == "THPT-B"
+    exam = tmp_path / "exam.yaml"
+    exam.write_text(EXAM_YAML, encoding="utf-8")
+    refused = one_line_error(cbt("exam", "create", str(exam), "--org", "THPT-A", env=env))
+    assert "no bank release demo-thpt 2025.1 for THPT-A" in refused
+    made = cbt("exam", "create", str(exam), "--org", "THPT-B", env=env)
+    assert made.returncode == 0, made.stderr
+
+
+EXAM_YAML = """
+code: KT-CLI
+title: Kiểm tra
+subject: toan
+release: demo-thpt 2025.1
+duration_minutes: 30
+window: {opens: 2030-01-02T07:30:00+07:00, closes: 2030-01-02T10:00:00+07:00}
+sections:
+  - title: Phần I
+    rows:
+      - {topic: ham-so, level: 1, count: 1}
+"""

@@ -1,15 +1,17 @@
-"""Whose trust counts: a key is trusted by an organisation (a department's
-trust covers its schools) or by the operator for all, and a revocation is
-final."""
+"""Whose is a bank release, whose trust counts: a release belongs to the
+organisation that imported it (a department's are shared with its schools, a
+department sees its schools'), nothing crosses sideways between schools, and
+anything another school holds is 'not found' (404), never 'forbidden'."""
 
+import datetime as dt
 import re
 
 import asyncpg
 import pytest
 from conftest import CSRF_RE, login
 
-from cbt import bank, db, releases
-from cbt.errors import Conflict, UserError
+from cbt import bank, db, exams, releases
+from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as ik
 from itembank import package
 from itembank.demo import GRAPH, essay, graph_svg, single, truefalse4
@@ -57,10 +59,168 @@ async def org_id(conn, code: str) -> int:
     return await conn.fetchval("SELECT id FROM orgs WHERE code = $1", code)
 
 
+@pytest.fixture
+async def scoped(conn, staff, signer):
+    """rel-d, rel-a, rel-b imported for SGD-T, THPT-A, THPT-B; their ids by tag."""
+    made, folders = signer
+    await bank.trust_key(conn, made.public_path.read_bytes(), "exam board")
+    ids = {}
+    for tag, code in OWNERS.items():
+        ids[tag] = (await bank.import_release(conn, folders[tag], await org_id(conn, code))).release_id
+    return ids
+
+
+def bank_paths(tag: str, release_id: int) -> list[str]:
+    t = tag.upper()
+    return [f"/bank?release={release_id}", f"/bank/items/HS-{t}1/1", f"/bank/items/HS-{t}3/1",
+            f"/bank/items/HS-{t}1/1/{GRAPH}"]
+
+
+async def test_another_schools_release_and_items_are_not_found_in_the_bank(client, staff, scoped):
+    for user in ("teacher", "board", "admin", "reviewer"):  # of THPT-A
+        await login(client, user)
+        for path in bank_paths("b", scoped["b"]):
+            assert (await client.get(path)).status == 404, (user, path)
+        for tag in ("a", "d"):  # its own, and its department's
+            for path in bank_paths(tag, scoped[tag]):
+                assert (await client.get(path)).status == 200, (user, path)
+        html = await (await client.get("/bank")).text()
+        assert "rel-a" in html and "rel-d" in html and "HS-A1@1" in html and "HS-D1@1" in html
+        assert "rel-b" not in html and "HS-B" not in html, user
+        # A search by text or facet finds nothing of B's either.
+        html = await (await client.get("/bank?q=HS-B")).text()
+        assert "HS-B1@1" not in html and 'class="grid"' in html
+        assert "HS-B3@1" not in await (await client.get("/bank?topic=tich-phan")).text()
+    for user in ("b-teacher", "b-admin"):
+        await login(client, user)
+        for path in bank_paths("a", scoped["a"]):
+            assert (await client.get(path)).status == 404, (user, path)
+        for path in bank_paths("b", scoped["b"]) + bank_paths("d", scoped["d"]):
+            assert (await client.get(path)).status == 200, (user, path)
+    # The answer is the same as for what does not exist at all.
+    resp = await client.get("/bank/items/HS-A1/1")
+    assert 'data-code="unknown_item"' in await resp.text() or "unknown_item" in await resp.text()
+    assert (await client.get("/bank?release=999999")).status == 404
+    assert (await client.get("/bank?release=99999999999999999999")).status == 400
+    assert (await client.get("/bank/items/HS-B1/99999999999")).status == 404
+
+
+async def test_the_department_sees_all_its_schools_releases(client, staff, scoped):
+    await login(client, "sgd-admin")
+    for tag in OWNERS:
+        for path in bank_paths(tag, scoped[tag]):
+            assert (await client.get(path)).status == 200, path
+    html = await (await client.get("/bank")).text()
+    assert all(f"rel-{tag}" in html for tag in OWNERS)
+    assert "THPT-A" in html and "THPT-B" in html  # whose each release is
+
+
+async def test_an_item_page_names_only_releases_the_reader_may_use(client, conn, staff, scoped, signer, tmp_path):
+    # The same item version in B's release and in a later department release:
+    # school A reads it through the department's, and never learns of B's.
+    made, _ = signer
+    folder = tmp_path / "shared"
+    files = releases.release_files(BankInfo(name="rel-shared", version="1"), items_for("b")[1:2], {})
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    package.sign(folder, ik.load_private_key(made.private_path))
+    await bank.import_release(conn, folder, await org_id(conn, "SGD-T"))
+    await login(client, "teacher")
+    html = await (await client.get("/bank/items/HS-B2/1")).text()
+    assert "rel-shared 1" in html and "rel-b" not in html
+    assert (await client.get("/bank/items/HS-B1/1")).status == 404
+
+
+# -- the builder and exams ----------------------------------------------------------
+
+
+def exam_yaml(code: str, release: str) -> str:
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    return f"""
+code: {code}
+title: Kiểm tra
+subject: toan
+release: {release} 1
+duration_minutes: 30
+window: {{opens: {tomorrow}T07:30:00+07:00, closes: {tomorrow}T10:00:00+07:00}}
+sections:
+  - title: Phần I
+    rows:
+      - {{topic: ham-so, level: 1, count: 1}}
+"""
+
+
+def builder_form(release_id: int, code: str = "KT-1") -> dict:
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    return {"release": str(release_id), "code": code, "title": "Kiểm tra", "subject": "toan",
+            "duration_minutes": "30", "opens": f"{tomorrow}T07:30", "closes": f"{tomorrow}T10:00", "tz": "+07:00",
+            "section_count": "1", "s0.title": "Phần I", "s0.c1.ham-so": "1", "action": "save"}
+
+
 async def csrf(client, path="/workspace/exams") -> str:
     m = CSRF_RE.search(await (await client.get(path)).text())
     assert m, path
     return m.group(1)
+
+
+async def test_the_builder_offers_and_takes_only_releases_the_school_may_use(client, conn, staff, scoped):
+    for user in ("teacher", "admin"):  # of THPT-A
+        await login(client, user)
+        page = await (await client.get("/workspace/exams/new")).text()
+        assert "rel-a 1" in page and "rel-d 1" in page and "rel-b" not in page
+        assert (await client.get(f"/workspace/exams/new?release={scoped['b']}")).status == 404
+        assert (await client.get(f"/workspace/exams/new?release={scoped['d']}")).status == 200
+        resp = await client.get(f"/workspace/exams/blueprint.json?release={scoped['b']}&s0.c1.ham-so=1")
+        assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_release"
+        resp = await client.get(f"/workspace/exams/blueprint.json?release={scoped['a']}&s0.c1.ham-so=1")
+        assert resp.status == 200
+        token = await csrf(client)
+        resp = await client.post("/workspace/exams/new", data=builder_form(scoped["b"], f"KT-B-{user}")
+                                 | {"csrf_token": token}, allow_redirects=False)
+        assert resp.status == 404
+        for action in ("check", "add_section"):
+            resp = await client.post("/workspace/exams/new", data=builder_form(scoped["b"]) | {
+                "csrf_token": token, "action": action}, allow_redirects=False)
+            assert resp.status == 404, action
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+    # A school builds from its department's release.
+    resp = await client.post("/workspace/exams/new", data=builder_form(scoped["d"]) | {"csrf_token": token},
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    # Its own exam cannot be moved onto another school's release either.
+    assert (await client.get(f"/workspace/exams/KT-1/edit?release={scoped['b']}")).status == 404
+    page = await (await client.get("/workspace/exams/KT-1/edit?release=")).text()
+    assert "rel-a 1" in page and "rel-b" not in page
+    resp = await client.post("/workspace/exams/KT-1/edit", data=builder_form(scoped["b"]) | {
+        "csrf_token": token}, allow_redirects=False)
+    assert resp.status == 404
+    assert await conn.fetchval("SELECT release_id FROM exams WHERE code = 'KT-1'") == scoped["d"]
+
+
+async def test_a_department_editing_a_schools_exam_uses_what_that_school_may(client, conn, staff, scoped):
+    await exams.create_exam(conn, exams.parse_exam(exam_yaml("KT-A", "rel-a")), "THPT-A")
+    await login(client, "sgd-admin")
+    # The department itself may use B's release, but A's exam may not.
+    assert (await client.get(f"/workspace/exams/new?release={scoped['b']}")).status == 200
+    assert (await client.get(f"/workspace/exams/KT-A/edit?release={scoped['b']}")).status == 404
+    page = await (await client.get("/workspace/exams/KT-A/edit?release=")).text()
+    assert "rel-a 1" in page and "rel-d 1" in page and "rel-b" not in page
+
+
+async def test_an_exam_may_only_use_a_release_its_organisation_may_use(conn, staff, scoped):
+    with pytest.raises(NotFound) as refused:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml("KT-X", "rel-b")), "THPT-A")
+    assert refused.value.code == "unknown_release" and "--org THPT-A" in refused.value.message
+    # Worded exactly as for a release that does not exist.
+    with pytest.raises(NotFound) as missing:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml("KT-X", "rel-nowhere")), "THPT-A")
+    assert missing.value.message == refused.value.message.replace("rel-b", "rel-nowhere")
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+    for code, release in (("KT-1", "rel-b"), ("KT-2", "rel-d"), ("KT-3", "rel-a")):
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml(code, release)), "SGD-T" if code == "KT-3"
+                                else "THPT-B")
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 3
 
 
 # -- trust ------------------------------------------------------------------------------
@@ -208,6 +368,18 @@ async def test_a_release_is_verified_against_its_own_schools_trust(client, conn,
     await conn.execute("UPDATE key_trust SET org_id = $1 WHERE org_id = $2", b, a)
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="invalid"' in page
+
+
+async def test_a_release_imported_twice_for_two_schools_is_refused(conn, staff, signer):
+    made, folders = signer
+    await bank.trust_key(conn, made.public_path.read_bytes(), "exam board")
+    first = await bank.import_release(conn, folders["a"], await org_id(conn, "THPT-A"))
+    again = await bank.import_release(conn, folders["a"], await org_id(conn, "THPT-A"))
+    assert again.already_imported and again.release_id == first.release_id
+    with pytest.raises(Conflict) as refused:
+        await bank.import_release(conn, folders["a"], await org_id(conn, "THPT-B"))
+    assert refused.value.code == "release_conflict"
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 1
 
 
 # -- the migration ----------------------------------------------------------------------
