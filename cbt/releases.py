@@ -465,11 +465,11 @@ async def _signing_key(conn: asyncpg.Connection, fp: str, org_ids: list[int]) ->
     return row
 
 
-async def list_keys(conn: asyncpg.Connection, user, org_ids: list[int]) -> list[asyncpg.Record]:
+async def list_keys(conn: asyncpg.Connection, for_org: int, org_ids: list[int]) -> list[asyncpg.Record]:
     """The server's signing keys of these organisations, with who trusts each
-    (codes; '*' is the operator's trust, for every organisation), whether the
-    user's organisation may use it, and who revoked it (NULL with revoked_at:
-    the operator)."""
+    (codes; '*' is the operator's trust, for every organisation), whether
+    for_org's signatures with it are accepted (`trusted`), and who revoked it
+    (NULL with revoked_at: the operator)."""
     return await conn.fetch(
         """
         SELECT s.fingerprint, s.name, s.created_at, u.username AS created_by_name, o.code AS org_code,
@@ -485,7 +485,7 @@ async def list_keys(conn: asyncpg.Connection, user, org_ids: list[int]) -> list[
         LEFT JOIN users r ON r.id = t.revoked_by LEFT JOIN orgs ro ON ro.id = r.org_id
         WHERE s.org_id = ANY($1::bigint[]) ORDER BY s.created_at, s.fingerprint
         """,
-        org_ids, user.org_id,
+        org_ids, for_org,
     )
 
 

@@ -86,7 +86,8 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         row = await releases.get(conn, release_id, orgs)
         items = await releases.items_of(conn, release_id)
         status, detail = await releases.verification(conn, row)
-        server_keys = await releases.list_keys(conn, user, orgs) if user.role in SIGNER_ROLES else []
+        # Trusted or not for the release's own organisation: a department's admin may sign a school's.
+        server_keys = await releases.list_keys(conn, row["org_id"], orgs) if user.role in SIGNER_ROLES else []
     return render(request, "workspace/releases_detail.html", {
         "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
         "can_sign": user.role in SIGNER_ROLES, "error": error,
@@ -159,7 +160,7 @@ async def sign(request: web.Request) -> web.Response:
 async def keys_page(request: web.Request, *, error: UserError | None = None, done: str = "") -> web.Response:
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        listed = await releases.list_keys(conn, user, await _orgs(conn, user))
+        listed = await releases.list_keys(conn, user.org_id, await _orgs(conn, user))
     return render(request, "workspace/releases_keys.html", {
         "keys": listed, "error": error, "done": done or request.query.get("done", ""),
         "fp": request.query.get("fp", "")[:16],

@@ -280,6 +280,20 @@ async def test_the_keys_page_shows_who_trusted_and_who_revoked(client, conn, sta
     assert resp.status == 404
 
 
+async def test_the_sign_form_says_whether_the_releases_own_school_trusts_a_key(client, conn, staff):
+    from test_releases import approved, built
+
+    admin = await staff_user(conn, "admin")
+    fp = await releases.generate_key(conn, admin, "Tổ Toán", "mot cum mat khau dai", "mot cum mat khau dai")
+    await releases.trust(conn, admin, fp, [admin.org_id])  # THPT-A's trust only
+    await login(client, "teacher")
+    release_id = await built(client, await approved(conn))
+    await login(client, "sgd-admin")  # may sign its school's release, with the school's trusted key
+    html = await (await client.get(f"/workspace/releases/{release_id}")).text()
+    option = re.search(rf'<option value="{fp}">[^<]*</option>', html)
+    assert option and "chưa được tin cậy" not in option.group(0), option
+
+
 async def test_revoking_a_key_nobody_trusts_yet_keeps_it_out(client, conn, staff):
     admin = await staff_user(conn, "admin")
     fp = await releases.generate_key(conn, admin, "Tổ Toán", "mot cum mat khau dai", "mot cum mat khau dai")
