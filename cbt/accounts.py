@@ -8,8 +8,10 @@ see its schools'.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,9 +29,15 @@ MIN_PASSWORD = 10
 
 # argon2id with the library's defaults (RFC 9106 low-memory profile).
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both paths cost the same
-# and response time does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash("not a real password, only for equal timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost the same
+    and response time does not reveal which accounts exist. Made on first need,
+    not at import: every CLI command imports this module, and a hash costs it
+    a quarter of a second or more."""
+    return _hasher.hash("not a real password, only for equal timing")
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,20 @@ async def off_loop(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_argon2[1], fn, *args)
 
 
+_turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hash_turn() -> asyncio.Lock:
+    """Held for one sign-in's check, from counting the attempt to its hash, so
+    that a process checks one at a time (as its one hashing thread would anyway)."""
+    # One per event loop: a lock belongs to the loop that first waits on it.
+    loop = asyncio.get_running_loop()
+    lock = _turns.get(loop)
+    if lock is None:
+        lock = _turns[loop] = asyncio.Lock()
+    return lock
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -71,8 +93,11 @@ def check_password_rules(password: str) -> None:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
+    # Made (once) whether or not the account exists, so that the first sign-in
+    # costs the same either way too.
+    dummy = _dummy_hash()
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or dummy, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

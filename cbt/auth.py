@@ -194,36 +194,56 @@ def safe_next(target: str | None, default: str = "/staff") -> str:
 
 # --------------------------------------------------------------------------
 # Sign-in rate limit (state in PostgreSQL, so every worker counts the same)
+#
+# An attempt is counted before its password is checked: it is reserved as a
+# failure, and the reservation is taken back if the password was right.
+# Counting afterwards let 30 wrong passwords sent at once all be checked
+# (each saw the 4 failures before it) where the limit is 5.
 
 _COUNT_FAILURES = """
 SELECT count(*) FROM login_failures
 WHERE scope = $1 AND key = $2 AND failed_at > now() - make_interval(mins => $3)
 """
 
+# Attempts for one account, or from one address, take their turn here for the
+# moment of counting and reserving; the account's lock is always taken first,
+# so two attempts never wait for each other's.
+_LOCK_ATTEMPTS = """
+SELECT pg_advisory_xact_lock(hashtextextended('cbt-login|account|' || $1, 0)),
+       pg_advisory_xact_lock(hashtextextended('cbt-login|addr|' || $2, 0))
+"""
 
-async def _check_rate(conn, settings, addr: str, username: str) -> None:
+_RESERVE = """
+INSERT INTO login_failures (scope, key) VALUES ('addr', $1), ('account', $2) RETURNING id
+"""
+
+
+async def _reserve_attempt(conn, settings, addr: str, username: str) -> list[int]:
+    """Refuse when either limit is reached, else count this attempt as a failure
+    until it proves otherwise; returns the rows to take back if it does."""
     window = settings.login_window_minutes
-    by_addr = await conn.fetchval(_COUNT_FAILURES, "addr", addr, window)
-    by_account = await conn.fetchval(_COUNT_FAILURES, "account", username, window)
-    if by_addr >= settings.login_max_per_ip:
-        raise TooManyRequests(
-            "login_rate_limited",
-            f"too many failed sign-ins from this computer; wait {window} minutes and try again",
-            minutes=window,
-        )
-    if by_account >= settings.login_max_per_account:
-        raise TooManyRequests(
-            "login_rate_limited",
-            f"too many failed sign-ins for this account; wait {window} minutes or ask an administrator",
-            minutes=window,
-        )
+    async with conn.transaction():
+        await conn.execute(_LOCK_ATTEMPTS, username, addr)
+        by_addr = await conn.fetchval(_COUNT_FAILURES, "addr", addr, window)
+        by_account = await conn.fetchval(_COUNT_FAILURES, "account", username, window)
+        if by_addr >= settings.login_max_per_ip:
+            raise TooManyRequests(
+                "login_rate_limited",
+                f"too many failed sign-ins from this computer; wait {window} minutes and try again",
+                minutes=window,
+            )
+        if by_account >= settings.login_max_per_account:
+            raise TooManyRequests(
+                "login_rate_limited",
+                f"too many failed sign-ins for this account; wait {window} minutes or ask an administrator",
+                minutes=window,
+            )
+        return [r["id"] for r in await conn.fetch(_RESERVE, addr, username)]
 
 
-async def _record_failure(conn, addr: str, username: str) -> None:
-    await conn.execute(
-        "INSERT INTO login_failures (scope, key) VALUES ('addr', $1), ('account', $2)", addr, username,
-    )
-    # Keep the table small: anything older than a day no longer matters.
+async def _failed(conn) -> None:
+    # The reservation stays as the failure. Keep the table small: anything
+    # older than a day no longer matters.
     await conn.execute("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'")
 
 
@@ -253,21 +273,29 @@ async def login_submit(request: web.Request) -> web.Response:
 
     if not username or not password:
         return again("login_missing", 400)
-    async with pool.acquire() as conn:
-        await _check_rate(conn, settings, addr, username)
-        row = await conn.fetchrow(
-            "SELECT id, password_hash FROM users WHERE lower(username) = $1 AND active", username,
-        )
-    # Without a database connection: a room of proctors signing in at once
-    # queues here for the hashing thread, and must not hold the pool meanwhile.
-    ok = await accounts.off_loop(accounts.verify_password, row and row["password_hash"], password)
+    # A room of proctors signing in at once queues here for this process's
+    # hashing thread, without a database connection (it must not hold the pool
+    # meanwhile), and only then reserves its attempt: so the attempts counted in
+    # flight are the few being hashed (one per worker), not all those waiting,
+    # and a crowd of right passwords is not taken for a guessing attack.
+    async with accounts.hash_turn():
+        async with pool.acquire() as conn:
+            reserved = await _reserve_attempt(conn, settings, addr, username)
+            row = await conn.fetchrow(
+                "SELECT id, password_hash FROM users WHERE lower(username) = $1 AND active", username,
+            )
+        ok = await accounts.off_loop(accounts.verify_password, row and row["password_hash"], password)
     rehashed = (await accounts.off_loop(accounts.hash_password, password)
                 if ok and accounts.needs_rehash(row["password_hash"]) else None)
     async with pool.acquire() as conn:
         if not ok:
-            await _record_failure(conn, addr, username)
+            await _failed(conn)
             return again("login_failed", 401)
-        await conn.execute("DELETE FROM login_failures WHERE scope = 'account' AND key = $1", username)
+        # Signed in: the account's failures no longer count, and this attempt was none.
+        await conn.execute(
+            "DELETE FROM login_failures WHERE (scope = 'account' AND key = $1) OR id = ANY($2::bigint[])",
+            username, reserved,
+        )
         if rehashed is not None:
             await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, row["id"])
         token = secrets.token_urlsafe(32)

@@ -37,40 +37,108 @@ def bank_error(e: ItembankError) -> UserError:
     return UserError(e.code, message)
 
 
-async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str) -> str:
-    """Add a public key to the trust store; returns its fingerprint."""
+# An organisation uses keys trusted by itself, by its department, or by the
+# operator for the whole server (org NULL). A school's trust is its own: it
+# covers neither its department nor the other schools.
+_TRUSTED_FOR = """
+SELECT k.public_key_pem FROM trusted_keys k
+WHERE k.revoked_at IS NULL AND EXISTS (
+    SELECT 1 FROM key_trust t WHERE t.fingerprint = k.fingerprint
+      AND (t.org_id IS NULL OR t.org_id = $1 OR t.org_id = (SELECT parent_id FROM orgs WHERE id = $1)))
+"""
+
+
+def _public_key(pem: bytes, name: str) -> Ed25519PublicKey:
     try:
-        public_key = itembank_keys.public_key_from_pem(pem, name)
+        return itembank_keys.public_key_from_pem(pem, name)
     except ItembankError as e:
         raise bank_error(e) from None
+
+
+def key_fingerprint(pem: bytes, name: str) -> str:
+    return itembank_keys.fingerprint(_public_key(pem, name))
+
+
+async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str, *, org_id: int | None = None,
+                    by: int | None = None, unrevoke: bool = False) -> str:
+    """Trust a public key for an organisation (and its schools), or with org_id
+    None for the whole server, as the operator's `cbt keys trust` does; returns
+    its fingerprint.
+
+    A revoked key stays revoked: the way back is a new key. Only the operator
+    may lift a revocation, by saying so (unrevoke=True)."""
+    public_key = _public_key(pem, name)
     fp = itembank_keys.fingerprint(public_key)
     text = itembank_keys.public_key_pem(public_key).decode()
-    await conn.execute(
-        """
-        INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES ($1, $2, $3)
-        ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = NULL, name = EXCLUDED.name
-        """,
-        fp, name, text,
-    )
+    async with conn.transaction():
+        # The operator names keys; an organisation's trust leaves the name as it is.
+        key = await conn.fetchrow(
+            """
+            INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES ($1, $2, $3)
+            ON CONFLICT (fingerprint) DO UPDATE SET name = CASE WHEN $4 THEN EXCLUDED.name ELSE trusted_keys.name END
+            RETURNING revoked_at
+            """,
+            fp, name, text, org_id is None,
+        )
+        if key["revoked_at"] is not None:
+            if not unrevoke or org_id is not None:
+                way_back = (" (or, if revoking it was a mistake, run cbt keys trust FILE.pub --unrevoke)"
+                            if org_id is None else "")
+                raise Conflict("key_revoked", f"the key {fp} was revoked on {key['revoked_at']:%Y-%m-%d} and stays"
+                               " revoked: sign with a new key (cbt keys generate, or Create a key on the Signing"
+                               f" keys page) and trust that one instead{way_back}", fingerprint=fp)
+            await conn.execute("UPDATE trusted_keys SET revoked_at = NULL, revoked_by = NULL WHERE fingerprint = $1",
+                               fp)
+        await conn.execute(
+            "INSERT INTO key_trust (fingerprint, org_id, trusted_by) VALUES ($1, $2, $3)"
+            " ON CONFLICT (fingerprint, org_id) DO NOTHING",
+            fp, org_id, by,
+        )
     return fp
 
 
-async def revoke_key(conn: asyncpg.Connection, fp: str) -> None:
-    done = await conn.execute(
-        "UPDATE trusted_keys SET revoked_at = now() WHERE fingerprint = $1 AND revoked_at IS NULL", fp.lower(),
-    )
-    if done == "UPDATE 0":
+async def revoke_key(conn: asyncpg.Connection, fp: str, *, by: int | None = None,
+                     public_key_pem: str | None = None, name: str = "") -> None:
+    """Revoke a key for everyone who trusts it, for good (by: the staff member;
+    None: the operator). With its public key, a key nobody trusts yet is
+    revoked too, so that nobody can trust it later."""
+    if public_key_pem is not None:
+        done = await conn.execute(
+            """
+            INSERT INTO trusted_keys (fingerprint, name, public_key_pem, revoked_at, revoked_by)
+            VALUES ($1, $2, $3, now(), $4)
+            ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = now(), revoked_by = $4
+            WHERE trusted_keys.revoked_at IS NULL
+            """,
+            fp.lower(), name, public_key_pem, by,
+        )
+    else:
+        done = await conn.execute(
+            "UPDATE trusted_keys SET revoked_at = now(), revoked_by = $2"
+            " WHERE fingerprint = $1 AND revoked_at IS NULL",
+            fp.lower(), by,
+        )
+    if done in ("UPDATE 0", "INSERT 0 0"):
         raise NotFound("unknown_key", f"no trusted key with fingerprint {fp!r}: see `cbt keys list`")
 
 
 async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every key in the trust store, who trusts it (org codes; '*' for the operator's
+    server-wide trust) and who revoked it (None with revoked_at set: the operator)."""
     return await conn.fetch(
-        "SELECT fingerprint, name, added_at, revoked_at FROM trusted_keys ORDER BY added_at, fingerprint"
+        """
+        SELECT k.fingerprint, k.name, k.added_at, k.revoked_at, r.username AS revoked_by,
+               array(SELECT coalesce(o.code, '*') FROM key_trust t LEFT JOIN orgs o ON o.id = t.org_id
+                     WHERE t.fingerprint = k.fingerprint ORDER BY o.code NULLS FIRST) AS trusted_by
+        FROM trusted_keys k LEFT JOIN users r ON r.id = k.revoked_by
+        ORDER BY k.added_at, k.fingerprint
+        """
     )
 
 
-async def trusted_public_keys(conn: asyncpg.Connection) -> list[Ed25519PublicKey]:
-    rows = await conn.fetch("SELECT public_key_pem FROM trusted_keys WHERE revoked_at IS NULL")
+async def trusted_public_keys(conn: asyncpg.Connection, org_id: int | None) -> list[Ed25519PublicKey]:
+    """The keys whose releases this organisation may import and verify (None: the operator's own)."""
+    rows = await conn.fetch(_TRUSTED_FOR, org_id)
     return [itembank_keys.public_key_from_pem(r["public_key_pem"].encode()) for r in rows]
 
 
@@ -119,13 +187,15 @@ _INSERT_NEW_ITEMS = (
 )
 
 
-async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> ImportResult:
-    """Verify against the trust store, validate, and store a release in one transaction."""
-    trusted = await trusted_public_keys(conn)
+async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id: int | None = None) -> ImportResult:
+    """Verify against the keys this organisation trusts, validate, and store a
+    release for it in one transaction. org_id None: a release for every
+    organisation, checked against the operator's server-wide trust only."""
+    trusted = await trusted_public_keys(conn, org_id)
     if not trusted:
         raise UserError("no_trusted_keys",
-                        "the server trusts no signing key yet: add the signer's public key with "
-                        "`cbt keys trust FILE.pub`")
+                        "no signing key is trusted here yet: the operator adds the signer's public key with "
+                        "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page")
     try:
         release = package.load_release(source, trusted)
     except ItembankError as e:
@@ -134,10 +204,17 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> Impo
     info, summary = release.info, release.summary
     async with conn.transaction():
         existing = await conn.fetchrow(
-            "SELECT id, manifest_sha256 FROM bank_releases WHERE name = $1 AND version = $2",
+            "SELECT id, manifest_sha256, org_id FROM bank_releases WHERE name = $1 AND version = $2",
             info.name, info.version,
         )
         if existing is not None:
+            if existing["org_id"] != org_id:
+                # One release, one owner: importing it again does not share it.
+                raise Conflict(
+                    "release_conflict",
+                    f"a release named {info.name} {info.version} is already in the bank for another "
+                    "organisation: publish this one under a new version in bank.yaml",
+                )
             if existing["manifest_sha256"] == manifest_sha:
                 return ImportResult(existing["id"], info.name, info.version, len(release.items), 0,
                                     len(release.media), already_imported=True)
@@ -149,12 +226,12 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes) -> Impo
         release_id = await conn.fetchval(
             """
             INSERT INTO bank_releases (name, version, title, subject, description, publisher, signer,
-                                       signed_at, manifest, signature, manifest_sha256, item_count)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id
+                                       signed_at, manifest, signature, manifest_sha256, item_count, org_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
             """,
             info.name, info.version, info.title, info.subject, info.description, info.publisher,
             summary.signer, datetime.fromisoformat(summary.signed_at.replace("Z", "+00:00")),
-            release.manifest, release.signature, manifest_sha, len(release.items),
+            release.manifest, release.signature, manifest_sha, len(release.items), org_id,
         )
         # Bulk path: COPY into a scratch table, then set operations, so a
         # 10,000-item release is a handful of statements, not 10,000.
@@ -207,14 +284,54 @@ def item_from_source(source: str) -> Item:
     return parsed.items[0].item
 
 
-async def list_releases(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+# Who uses which release. A release belongs to the organisation that imported
+# it (bank_releases.org_id); its staff use it, a department's releases are
+# shared with its schools, and a department sees its schools' (as it sees
+# their exams). Nothing crosses sideways between schools. A release with no
+# organisation is shared with all: the operator chose so (`--all-orgs`).
+_RELEASE_ORGS = "SELECT id FROM orgs WHERE id = $1 OR parent_id = $1 OR id = (SELECT parent_id FROM orgs WHERE id = $1)"
+
+
+async def release_org_ids(conn: asyncpg.Connection, org_id: int) -> list[int]:
+    """The organisations whose releases this one's staff and exams may use:
+    accounts.visible_org_ids (itself and its schools) and its department."""
+    return [r["id"] for r in await conn.fetch(_RELEASE_ORGS, org_id)]
+
+
+async def list_releases(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
         SELECT r.id, r.name, r.version, r.title, r.subject, r.signer, k.name AS signer_name,
-               k.revoked_at IS NOT NULL AS signer_revoked, r.signed_at, r.imported_at, r.item_count
-        FROM bank_releases r JOIN trusted_keys k ON k.fingerprint = r.signer
+               k.revoked_at IS NOT NULL AS signer_revoked, r.signed_at, r.imported_at, r.item_count,
+               o.code AS org_code
+        FROM bank_releases r JOIN trusted_keys k ON k.fingerprint = r.signer LEFT JOIN orgs o ON o.id = r.org_id
+        WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[])
         ORDER BY r.imported_at DESC, r.id DESC
-        """
+        """,
+        org_ids,
+    )
+
+
+async def get_release(conn: asyncpg.Connection, release_id: int, org_ids: list[int]) -> asyncpg.Record:
+    """A release these organisations may use; any other is 'not found', so that
+    another school cannot even learn that it exists."""
+    row = await conn.fetchrow(
+        "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
+        " WHERE id = $1 AND (org_id IS NULL OR org_id = ANY($2::bigint[]))",
+        release_id, org_ids,
+    )
+    if row is None:
+        raise NotFound("unknown_release", "no such bank release for your organisation: choose one from the list")
+    return row
+
+
+async def find_release(conn: asyncpg.Connection, name: str, version: str,
+                       org_ids: list[int]) -> asyncpg.Record | None:
+    """The release NAME VERSION if these organisations may use it."""
+    return await conn.fetchrow(
+        "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
+        " WHERE name = $1 AND version = $2 AND (org_id IS NULL OR org_id = ANY($3::bigint[]))",
+        name, version, org_ids,
     )
 
 
@@ -233,61 +350,85 @@ _SEARCH = """
 SELECT b.id, b.item_id, b.version, b.type, b.subject, b.grade, b.topic, b.level, b.points, b.lang,
        b.status, b.tags, left(b.stem, 160) AS stem_start
 FROM bank_items b
-WHERE ($1::bigint IS NULL OR EXISTS (SELECT 1 FROM release_items ri WHERE ri.item_pk = b.id AND ri.release_id = $1))
-  AND ($2 = '' OR b.subject = $2)
+WHERE ($2 = '' OR b.subject = $2)
   AND ($3 = '' OR b.topic = $3)
   AND ($4::int IS NULL OR b.level = $4)
   AND ($5 = '' OR b.type = $5)
   AND ($6 = '' OR b.status = $6)
   AND ($7 = '' OR b.stem ILIKE '%' || $7 || '%' OR b.item_id ILIKE '%' || $7 || '%')
+  -- Readable through a release these organisations may use ($9), the filtered one if any ($1).
+  AND EXISTS (SELECT 1 FROM release_items ri JOIN bank_releases r ON r.id = ri.release_id
+              WHERE ri.item_pk = b.id AND (r.org_id IS NULL OR r.org_id = ANY($9::bigint[]))
+                AND ($1::bigint IS NULL OR ri.release_id = $1))
 ORDER BY b.subject, b.topic, b.level, b.item_id, b.version
 LIMIT $8
 """
 
 
-async def search_items(conn: asyncpg.Connection, f: ItemFilter, limit: int = 500) -> list[asyncpg.Record]:
+async def search_items(conn: asyncpg.Connection, f: ItemFilter, org_ids: list[int],
+                       limit: int = 500) -> list[asyncpg.Record]:
     # The text is matched literally: escape LIKE's wildcards.
     text = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit)
+    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit,
+                            org_ids)
 
 
-async def facet_values(conn: asyncpg.Connection) -> dict[str, list]:
-    """Distinct subjects and topics, for the filter menus."""
-    subjects = [r[0] for r in await conn.fetch("SELECT DISTINCT subject FROM bank_items ORDER BY 1")]
-    topics = [r[0] for r in await conn.fetch("SELECT DISTINCT topic FROM bank_items ORDER BY 1")]
-    return {"subjects": subjects, "topics": topics}
+async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str, list]:
+    """Distinct subjects and topics of the items these organisations may read, for the filter menus."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT b.subject, b.topic FROM bank_items b
+        JOIN release_items ri ON ri.item_pk = b.id JOIN bank_releases r ON r.id = ri.release_id
+        WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[])
+        """,
+        org_ids,
+    )
+    return {"subjects": sorted({r["subject"] for r in rows}), "topics": sorted({r["topic"] for r in rows})}
 
 
-async def get_item(conn: asyncpg.Connection, item_id: str, version: int) -> tuple[asyncpg.Record, Item]:
+async def get_item(conn: asyncpg.Connection, item_id: str, version: int,
+                   org_ids: list[int]) -> tuple[asyncpg.Record, Item]:
+    """An item version as these organisations may read it, with the releases they
+    may use that hold it (releases: [(id, 'name version')], oldest first); any
+    other is 'not found', whether it exists or not."""
     row = await conn.fetchrow(
         """
-        SELECT b.*, r.name AS release_name, r.version AS release_version
-        FROM bank_items b JOIN bank_releases r ON r.id = b.first_release_id
-        WHERE b.item_id = $1 AND b.version = $2
+        SELECT b.*, array_agg(r.id ORDER BY r.id) AS release_ids,
+               array_agg(r.name || ' ' || r.version ORDER BY r.id) AS release_names
+        FROM bank_items b JOIN release_items ri ON ri.item_pk = b.id JOIN bank_releases r ON r.id = ri.release_id
+        WHERE b.item_id = $1 AND b.version = $2 AND (r.org_id IS NULL OR r.org_id = ANY($3::bigint[]))
+        GROUP BY b.id
         """,
-        item_id, version,
+        item_id, version, org_ids,
     )
     if row is None:
-        raise NotFound("unknown_item", f"no item {item_id} version {version} in the bank")
+        raise NotFound("unknown_item", f"no item {item_id} version {version} in the bank of your organisation")
     return row, item_from_source(row["source"])
 
 
-async def item_versions(conn: asyncpg.Connection, item_id: str) -> list[asyncpg.Record]:
+async def item_versions(conn: asyncpg.Connection, item_id: str, org_ids: list[int]) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT version, status, content_sha256 FROM bank_items WHERE item_id = $1 ORDER BY version", item_id,
+        """
+        SELECT b.version, b.status, b.content_sha256 FROM bank_items b
+        WHERE b.item_id = $1 AND EXISTS (
+            SELECT 1 FROM release_items ri JOIN bank_releases r ON r.id = ri.release_id
+            WHERE ri.item_pk = b.id AND (r.org_id IS NULL OR r.org_id = ANY($2::bigint[])))
+        ORDER BY b.version
+        """,
+        item_id, org_ids,
     )
 
 
-async def media_for_item(conn: asyncpg.Connection, item_pk: int, path: str) -> bytes:
-    """A media file as the release that first brought this item version has it."""
+async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: str) -> bytes:
+    """A media file of an item (a row from get_item), as the first release that
+    brought this version has it, or else the oldest of the reader's releases that holds it."""
     content = await conn.fetchval(
         """
-        SELECT m.content FROM bank_items b
-        JOIN release_media rm ON rm.release_id = b.first_release_id AND rm.path = $2
-        JOIN media_blobs m ON m.sha256 = rm.sha256
-        WHERE b.id = $1
+        SELECT m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256
+        WHERE rm.release_id = ANY($1::bigint[]) AND rm.path = $2
+        ORDER BY rm.release_id = $3 DESC, rm.release_id LIMIT 1
         """,
-        item_pk, path,
+        list(row["release_ids"]), path, row["first_release_id"],
     )
     if content is None:
         raise NotFound("unknown_media", f"no media file {path!r} for this item")

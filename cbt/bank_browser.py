@@ -1,5 +1,10 @@
 """The read-only bank browser: releases, items filtered by subject, topic,
-level, type and status, and a preview of an item as a student sees it."""
+level, type and status, and a preview of an item as a student sees it.
+
+A reader sees the releases of their organisation, of its department and (a
+department) of its schools, and the items in those (bank.release_org_ids);
+anything else is 'not found', never 'forbidden', so that its existence is not
+given away either."""
 
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ def _filter_from(query) -> bank.ItemFilter:
     if status and status not in {s.value for s in Status}:
         raise UserError("bad_filter", f"status must be one of {', '.join(s.value for s in Status)}")
     release = query.get("release", "").strip()
-    if release and not release.isdigit():
+    if release and (not release.isdigit() or len(release) > 18):
         raise UserError("bad_filter", "release must be a release number from the list")
     return bank.ItemFilter(
         release_id=int(release) if release else None,
@@ -54,12 +59,20 @@ def _filter_from(query) -> bank.ItemFilter:
     )
 
 
+async def _orgs(conn, request: web.Request) -> list[int]:
+    """The organisations whose releases the reader may read (bank.release_org_ids)."""
+    return await bank.release_org_ids(conn, require_user(request).org_id)
+
+
 async def index(request: web.Request) -> web.Response:
     f = _filter_from(request.query)
     async with request.app[keys.POOL].acquire() as conn:
-        releases = await bank.list_releases(conn)
-        items = await bank.search_items(conn, f)
-        facets = await bank.facet_values(conn)
+        orgs = await _orgs(conn, request)
+        if f.release_id is not None:
+            await bank.get_release(conn, f.release_id, orgs)  # another school's release: 404, as if none
+        releases = await bank.list_releases(conn, orgs)
+        items = await bank.search_items(conn, f, orgs)
+        facets = await bank.facet_values(conn, orgs)
     return render(request, "bank/index.html", {
         "releases": releases, "items": items, "filter": f, "facets": facets, "levels": LEVELS,
         "types": [t.value for t in ItemType], "statuses": [s.value for s in Status],
@@ -68,7 +81,7 @@ async def index(request: web.Request) -> web.Response:
 
 def _version(request: web.Request) -> int:
     raw = request.match_info["version"]
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 9:
         raise UserError("bad_version", "an item version is a whole number", status=404)
     return int(raw)
 
@@ -77,8 +90,9 @@ async def item_page(request: web.Request) -> web.Response:
     item_id = request.match_info["item_id"]
     version = _version(request)
     async with request.app[keys.POOL].acquire() as conn:
-        row, item = await bank.get_item(conn, item_id, version)
-        versions = await bank.item_versions(conn, item_id)
+        orgs = await _orgs(conn, request)
+        row, item = await bank.get_item(conn, item_id, version, orgs)
+        versions = await bank.item_versions(conn, item_id, orgs)
         # Statistics of this version in the exams the viewer's organisation may see.
         history = await results.item_history(conn, row["id"],
                                              await accounts.visible_org_ids(conn, require_user(request)))
@@ -101,8 +115,9 @@ async def media(request: web.Request) -> web.Response:
     if not is_media_path(path):
         raise UserError("unknown_media", "no such media file", status=404)
     async with request.app[keys.POOL].acquire() as conn:
-        row, _ = await bank.get_item(conn, request.match_info["item_id"], _version(request))
-        content = await bank.media_for_item(conn, row["id"], path)
+        row, _ = await bank.get_item(conn, request.match_info["item_id"], _version(request),
+                                     await _orgs(conn, request))
+        content = await bank.media_for_item(conn, row, path)
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     return web.Response(body=content, content_type=content_type, headers={
         "Content-Security-Policy": MEDIA_CSP, "Cache-Control": "private, max-age=3600",

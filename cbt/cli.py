@@ -16,7 +16,7 @@ import asyncpg
 
 from cbt import accounts, analyze, audit, authoring, bank, db, exams, receipts, results, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
-from cbt.errors import UserError
+from cbt.errors import NotFound, UserError
 from cbt.logs import setup_logging
 from cbt.server import ServeError, serve
 from itembank import commands as itembank_commands
@@ -182,8 +182,17 @@ def cmd_keys_trust(args) -> int:
         raise UserError("key_file", f"cannot read {args.file}: {e.strerror}") from None
 
     async def work(conn) -> int:
-        fp = await bank.trust_key(conn, pem, args.name or args.file.stem)
-        print(f"trusted key {fp} ({args.name or args.file.stem})")
+        name = args.name or args.file.stem
+        before = await conn.fetchrow(
+            "SELECT k.revoked_at, r.username AS revoked_by FROM trusted_keys k LEFT JOIN users r ON r.id = k.revoked_by"
+            " WHERE k.fingerprint = $1", bank.key_fingerprint(pem, name))
+        fp = await bank.trust_key(conn, pem, name, unrevoke=args.unrevoke)
+        if before is not None and before["revoked_at"] is not None:
+            who = before["revoked_by"] or "the operator"
+            print(f"key {fp} ({name}) was revoked on {before['revoked_at']:%Y-%m-%d} by {who}; --unrevoke lifted"
+                  " the revocation: it is trusted again by every organisation that trusted it, and server-wide")
+        else:
+            print(f"trusted key {fp} ({name}) for every organisation on this server")
         return 0
 
     return with_database(_settings(args), work)
@@ -195,8 +204,12 @@ def cmd_keys_list(args) -> int:
         if not rows:
             print("no trusted keys; add one with `cbt keys trust FILE.pub`")
         for r in rows:
-            state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "trusted"
-            print(f"{r['fingerprint']}  {state:<18} {r['name']}")
+            if r["revoked_at"]:
+                state = f"revoked {r['revoked_at']:%Y-%m-%d} by {r['revoked_by'] or 'the operator'}"
+            else:
+                state = "trusted"
+            scope = ", ".join("every organisation" if code == "*" else code for code in r["trusted_by"]) or "nobody"
+            print(f"{r['fingerprint']}  {state}  {r['name']}  (for {scope})")
         return 0
 
     return with_database(_settings(args), work)
@@ -205,10 +218,29 @@ def cmd_keys_list(args) -> int:
 def cmd_keys_revoke(args) -> int:
     async def work(conn) -> int:
         await bank.revoke_key(conn, args.fingerprint)
-        print(f"key {args.fingerprint} revoked: releases it signs are no longer imported")
+        print(f"key {args.fingerprint} revoked for every organisation: releases it signs are no longer imported,"
+              " and only `cbt keys trust FILE.pub --unrevoke` trusts it again")
         return 0
 
     return with_database(_settings(args), work)
+
+
+async def _import_org(conn, args) -> int | None:
+    """Whose the imported release is: --org, --all-orgs (None), or the only organisation there is."""
+    if args.all_orgs:
+        return None
+    if args.org:
+        org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", args.org)
+        if org_id is None:
+            raise NotFound("unknown_org", f"no organisation with code {args.org!r}: see `cbt org add`")
+        return org_id
+    orgs = await conn.fetch("SELECT id FROM orgs ORDER BY id LIMIT 2")
+    if len(orgs) == 1:
+        return orgs[0]["id"]
+    raise UserError("org_required",
+                    "say which organisation the release is for with --org CODE (a department's releases are"
+                    " shared with its schools), or share it with every organisation on this server with --all-orgs"
+                    + ("" if orgs else "; create the organisation first with `cbt org add`"))
 
 
 def cmd_bank_import(args) -> int:
@@ -225,7 +257,11 @@ def cmd_bank_import(args) -> int:
             raise bank.bank_error(e) from None
 
     async def work(conn) -> int:
-        print(await bank.import_release(conn, source))
+        org_id = await _import_org(conn, args)
+        result = await bank.import_release(conn, source, org_id)
+        whose = "every organisation" if org_id is None else await conn.fetchval(
+            "SELECT code FROM orgs WHERE id = $1", org_id)
+        print(f"{result} (for {whose})")
         return 0
 
     return with_database(_settings(args), work)
@@ -537,18 +573,23 @@ def _register_bank(sub) -> None:
     """itembank's file commands, plus those that need the server's database."""
     keys_commands, bank_commands = itembank_commands.register(sub)
 
-    sp = keys_commands.add_parser("trust", help="trust a public key for bank imports")
+    sp = keys_commands.add_parser("trust", help="trust a public key for bank imports, for every organisation")
     sp.add_argument("file", type=Path, help="FILE.pub")
     sp.add_argument("--name", help="a label, e.g. the exam board's name (default: the file name)")
+    sp.add_argument("--unrevoke", action="store_true",
+                    help="trust a revoked key again (a revocation is otherwise final: make a new key)")
     sp.set_defaults(func=cmd_keys_trust)
     keys_commands.add_parser("list", help="the trusted keys").set_defaults(func=cmd_keys_list)
-    sp = keys_commands.add_parser("revoke", help="stop trusting a key")
+    sp = keys_commands.add_parser("revoke", help="stop trusting a key, for every organisation, for good")
     sp.add_argument("fingerprint")
     sp.set_defaults(func=cmd_keys_revoke)
 
     sp = bank_commands.add_parser("import", help="verify and store a release in the database")
     sp.add_argument("path", type=Path, help="release folder, FILE.cbtbank, or FILE.sealed with --key")
     sp.add_argument("--key", help="the unseal key of a .sealed file ('-': read it from stdin)")
+    whose = sp.add_mutually_exclusive_group()
+    whose.add_argument("--org", help="the organisation the release is for (may be left out when there is only one)")
+    whose.add_argument("--all-orgs", action="store_true", help="share the release with every organisation")
     sp.set_defaults(func=cmd_bank_import)
 
 

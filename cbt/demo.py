@@ -80,7 +80,9 @@ async def _demo_bank(conn, data_dir: Path) -> str:
     package.sign(folder, private_key)
     pem = itembank_keys.public_key_pem(private_key.public_key())
     await bank.trust_key(conn, pem, "cbt demo signer")
-    result = await bank.import_release(conn, folder)
+    # The department's release, shared with its school, as an exam board's would be.
+    department = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", DEPARTMENT[0])
+    result = await bank.import_release(conn, folder, department)
     return f"Demo bank: {result}"
 
 

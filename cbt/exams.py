@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 import yaml
 
-from cbt import assembly, audit, lockdown
+from cbt import assembly, audit, bank, lockdown
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 from itembank.formats.yaml_format import parse_text
@@ -286,11 +286,15 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
     org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org_code)
     if org_id is None:
         raise NotFound("unknown_org", f"no organisation with code {org_code!r}: see `cbt org add`")
-    release_id = await conn.fetchval("SELECT id FROM bank_releases WHERE name = $1 AND version = $2",
-                                     spec.release_name, spec.release_version)
-    if release_id is None:
+    # Only a release the exam's organisation may use; another school's is
+    # answered exactly as one that does not exist.
+    release = await bank.find_release(conn, spec.release_name, spec.release_version,
+                                      await bank.release_org_ids(conn, org_id))
+    if release is None:
         raise NotFound("unknown_release",
-                       f"no bank release {spec.release_name} {spec.release_version}: import it with `cbt bank import`")
+                       f"no bank release {spec.release_name} {spec.release_version} for {org_code}: import it with"
+                       f" `cbt bank import --org {org_code}` (or into its department)")
+    release_id = release["id"]
     pool = await load_pool(conn, release_id)
     short = assembly.shortfalls(spec.blueprint, pool)
     if short:

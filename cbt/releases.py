@@ -249,7 +249,8 @@ async def verification(conn: asyncpg.Connection, row) -> tuple[str, str]:
     if row["signature"] is None:
         return UNSIGNED, ""
     try:
-        package.verify(signed_package(row), await bank.trusted_public_keys(conn))
+        # Against what the release's own organisation trusts: another school's trust does not count.
+        package.verify(signed_package(row), await bank.trusted_public_keys(conn, row["org_id"]))
     except VerifyError as e:
         if e.code == "untrusted-signer" and row["signer_revoked_at"] is not None:
             return REVOKED, e.message
@@ -280,12 +281,14 @@ async def _lock_unsigned(conn: asyncpg.Connection, release_id: int, org_ids: lis
 
 async def _accept(conn: asyncpg.Connection, row, manifest_bytes: bytes, signature: bytes) -> bank.ImportResult:
     """Check the signature against the stored manifest and the trust store, then import."""
-    await _require_trusted(conn, manifest_bytes)
+    await _require_trusted(conn, manifest_bytes, row["org_id"])
     files = unsigned_files(row)
     files[MANIFEST] = manifest_bytes
     files[SIGNATURE] = signature
     signed = package.pack_bytes(files)
-    result = await bank.import_release(conn, signed)  # verifies: trust store, signature, every file's hash
+    # Verifies (the keys its organisation trusts, the signature, every file's hash),
+    # and the release belongs to the organisation that built it.
+    result = await bank.import_release(conn, signed, row["org_id"])
     # Verified, so the manifest is well formed; it must be the one built here.
     if _manifest_without_signer(manifest_bytes) != bytes(row["manifest"]):
         raise UserError("other_manifest", "the signature is over a different manifest than the one built for"
@@ -303,7 +306,7 @@ async def _accept(conn: asyncpg.Connection, row, manifest_bytes: bytes, signatur
     return result
 
 
-async def _require_trusted(conn: asyncpg.Connection, manifest_bytes: bytes) -> None:
+async def _require_trusted(conn: asyncpg.Connection, manifest_bytes: bytes, org_id: int) -> None:
     """Say plainly, for the web, that the signer's key needs trusting first."""
     try:
         signer = json.loads(manifest_bytes)["signer"]
@@ -311,12 +314,24 @@ async def _require_trusted(conn: asyncpg.Connection, manifest_bytes: bytes) -> N
         return  # a damaged manifest: verification names the problem
     if not isinstance(signer, str):
         return
-    state = await conn.fetchrow("SELECT name, revoked_at FROM trusted_keys WHERE fingerprint = $1", signer)
-    if state is None or state["revoked_at"] is not None:
-        why = "was revoked" if state is not None else "is not trusted on this server"
-        raise UserError("untrusted-signer", f"the release is signed with key {signer}, which {why}: an administrator"
-                        " trusts a key on the Signing keys page (or with cbt keys trust FILE.pub) only if it"
-                        " belongs to the subject group or the exam board")
+    state = await conn.fetchrow(
+        """
+        SELECT k.revoked_at, EXISTS (
+            SELECT 1 FROM key_trust t WHERE t.fingerprint = k.fingerprint
+              AND (t.org_id IS NULL OR t.org_id = $2 OR t.org_id = (SELECT parent_id FROM orgs WHERE id = $2))
+        ) AS trusted
+        FROM trusted_keys k WHERE k.fingerprint = $1
+        """,
+        signer, org_id,
+    )
+    if state is not None and state["revoked_at"] is not None:
+        raise UserError("untrusted-signer", f"the release is signed with key {signer}, which was revoked: sign it"
+                        " with another key, one that your school or its department trusts")
+    if state is None or not state["trusted"]:
+        raise UserError("untrusted-signer", f"the release is signed with key {signer}, which is not trusted by your"
+                        " school or its department: an administrator trusts a key on the Signing keys page (or the"
+                        " operator with cbt keys trust FILE.pub) only if it belongs to the subject group or the"
+                        " exam board")
 
 
 def _upload_parts(upload: bytes | None, manifest: bytes | None, signature: bytes | None,
@@ -450,21 +465,44 @@ async def _signing_key(conn: asyncpg.Connection, fp: str, org_ids: list[int]) ->
     return row
 
 
-async def list_keys(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyncpg.Record]:
+async def list_keys(conn: asyncpg.Connection, for_org: int, org_ids: list[int]) -> list[asyncpg.Record]:
+    """The server's signing keys of these organisations, with who trusts each
+    (codes; '*' is the operator's trust, for every organisation), whether
+    for_org's signatures with it are accepted (`trusted`), and who revoked it
+    (NULL with revoked_at: the operator)."""
     return await conn.fetch(
         """
-        SELECT s.fingerprint, s.name, s.created_at, u.username AS created_by_name,
-               t.fingerprint IS NOT NULL AND t.revoked_at IS NULL AS trusted, t.revoked_at
-        FROM signing_keys s JOIN users u ON u.id = s.created_by
+        SELECT s.fingerprint, s.name, s.created_at, u.username AS created_by_name, o.code AS org_code,
+               t.revoked_at, r.username AS revoked_by, ro.code AS revoked_by_org,
+               array(SELECT coalesce(g.code, '*') FROM key_trust kt LEFT JOIN orgs g ON g.id = kt.org_id
+                     WHERE kt.fingerprint = s.fingerprint ORDER BY g.code NULLS FIRST) AS trusted_by,
+               t.revoked_at IS NULL AND EXISTS (
+                   SELECT 1 FROM key_trust kt WHERE kt.fingerprint = s.fingerprint
+                     AND (kt.org_id IS NULL OR kt.org_id = $2
+                          OR kt.org_id = (SELECT parent_id FROM orgs WHERE id = $2))) AS trusted
+        FROM signing_keys s JOIN users u ON u.id = s.created_by JOIN orgs o ON o.id = s.org_id
         LEFT JOIN trusted_keys t ON t.fingerprint = s.fingerprint
+        LEFT JOIN users r ON r.id = t.revoked_by LEFT JOIN orgs ro ON ro.id = r.org_id
         WHERE s.org_id = ANY($1::bigint[]) ORDER BY s.created_at, s.fingerprint
         """,
-        org_ids,
+        org_ids, for_org,
     )
 
 
-async def trust(conn: asyncpg.Connection, fp: str, org_ids: list[int]) -> None:
-    """Add a server key's public half to the trust store (cbt keys trust)."""
+async def trust(conn: asyncpg.Connection, user, fp: str, org_ids: list[int]) -> None:
+    """Trust a server key's public half for the user's organisation (and its
+    schools, for a department), as cbt keys trust does for the whole server."""
     row = await _signing_key(conn, fp, org_ids)
-    await bank.trust_key(conn, row["public_key_pem"].encode(), row["name"])
+    await bank.trust_key(conn, row["public_key_pem"].encode(), row["name"], org_id=user.org_id, by=user.id)
 
+
+async def revoke(conn: asyncpg.Connection, user, fp: str, org_ids: list[int]) -> None:
+    """Revoke a server key of these organisations for everyone, for good: its
+    signatures are refused wherever it was trusted, and nobody here trusts it again."""
+    row = await _signing_key(conn, fp, org_ids)
+    try:
+        await bank.revoke_key(conn, row["fingerprint"], by=user.id, public_key_pem=row["public_key_pem"],
+                              name=row["name"])
+    except NotFound:
+        raise Conflict("key_revoked", f"the key {fp} is revoked already: make a new key to sign with",
+                       fingerprint=fp) from None

@@ -127,6 +127,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/workspace/keys", workspace_releases.keys_create, "ws_keys_create", frozenset({"admin"})),
     Route("POST", "/workspace/keys/upload", workspace_releases.keys_upload, "ws_keys_upload", frozenset({"admin"})),
     Route("POST", "/workspace/keys/{fp}/trust", workspace_releases.keys_trust, "ws_keys_trust", frozenset({"admin"})),
+    Route("POST", "/workspace/keys/{fp}/revoke", workspace_releases.keys_revoke, "ws_keys_revoke",
+          frozenset({"admin"})),
     # Workspace items: writing items in the browser, their review, subjects of staff.
     Route("GET", "/workspace/items", workspace_items.index, "ws_items", frozenset({"admin", "teacher", "reviewer"})),
     Route("GET", "/workspace/items/new", workspace_items.new_page, "ws_item_new",

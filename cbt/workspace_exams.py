@@ -18,7 +18,7 @@ import json
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, assembly, audit, builder, delivery, exams, keys, roster, seb
+from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.inputs import whole
@@ -55,13 +55,17 @@ def _confirmed(form) -> None:
         raise UserError("confirm_required", "tick the confirmation box first: this change cannot be undone")
 
 
-async def _release(conn: asyncpg.Connection, raw: str) -> asyncpg.Record:
+async def _release_orgs(conn: asyncpg.Connection, request: web.Request, exam=None) -> list[int]:
+    """Whose bank releases the exam may use: those its organisation may use (an
+    exam being made belongs to the teacher's organisation)."""
+    return await bank.release_org_ids(conn, exam["org_id"] if exam is not None else require_user(request).org_id)
+
+
+async def _release(conn: asyncpg.Connection, raw: str, org_ids: list[int]) -> asyncpg.Record:
     release_id = whole(raw)
-    row = await conn.fetchrow("SELECT id, name, version, title, subject FROM bank_releases WHERE id = $1",
-                              release_id) if release_id is not None else None
-    if row is None:
+    if release_id is None:
         raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
-    return row
+    return await bank.get_release(conn, release_id, org_ids)
 
 
 # -- the list --------------------------------------------------------------------------
@@ -88,8 +92,7 @@ async def _builder_page(request, conn, *, release, form: dict, exam=None, proble
                         checked: bool = False) -> web.Response:
     if release is None:
         return render(request, "workspace/exams_release.html",
-                      {"releases": await conn.fetch("SELECT id, name, version, title, subject, item_count "
-                                                    "FROM bank_releases ORDER BY imported_at DESC, id DESC"),
+                      {"releases": await bank.list_releases(conn, await _release_orgs(conn, request, exam)),
                        "exam": exam}, status=status)
     avail = await builder.availability(conn, release["id"])
     sections = builder.sections_of(form)
@@ -104,7 +107,7 @@ async def _builder_page(request, conn, *, release, form: dict, exam=None, proble
 async def new_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         raw = request.query.get("release", "")
-        release = await _release(conn, raw) if raw else None
+        release = await _release(conn, raw, await _release_orgs(conn, request)) if raw else None
         form = builder.default_form(release["subject"] or "" if release else "")
         return await _builder_page(request, conn, release=release, form=form)
 
@@ -161,7 +164,7 @@ async def create(request: web.Request) -> web.Response:
     user = require_user(request)
     form = _plain_form(await request.post())
     async with request.app[keys.POOL].acquire() as conn:
-        release = await _release(conn, form.get("release", ""))
+        release = await _release(conn, form.get("release", ""), await _release_orgs(conn, request))
         action, form = _form_action(form)
         if action != "save":
             return await _builder_page(request, conn, release=release, form=form, checked=action == "check")
@@ -189,7 +192,8 @@ async def edit_page(request: web.Request) -> web.Response:
         form = builder.form_from_spec(exams.spec_from_json(json.loads(exam["spec"])))
         if "release" in request.query and not request.query["release"]:
             return await _builder_page(request, conn, release=None, form=form, exam=exam)
-        release = await _release(conn, request.query.get("release") or str(exam["release_id"]))
+        release = await _release(conn, request.query.get("release") or str(exam["release_id"]),
+                                 await _release_orgs(conn, request, exam))
         return await _builder_page(request, conn, release=release, form=form, exam=exam)
 
 
@@ -200,7 +204,7 @@ async def update(request: web.Request) -> web.Response:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
         form["code"] = exam["code"]  # the code names the exam everywhere: it stays
-        release = await _release(conn, form.get("release", ""))
+        release = await _release(conn, form.get("release", ""), await _release_orgs(conn, request, exam))
         action, form = _form_action(form)
         if action != "save":
             return await _builder_page(request, conn, release=release, form=form, exam=exam,
@@ -235,7 +239,7 @@ async def blueprint_json(request: web.Request) -> web.Response:
     """Live counts for the matrix: what each cell's release has, the short cells, the totals."""
     async with request.app[keys.POOL].acquire() as conn:
         try:
-            release = await _release(conn, request.query.get("release", ""))
+            release = await _release(conn, request.query.get("release", ""), await _release_orgs(conn, request))
         except UserError as e:  # a .json address answers JSON, whatever the Accept header says
             return web.json_response(e.to_json(), status=e.status)
         avail = await builder.availability(conn, release["id"])

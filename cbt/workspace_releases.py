@@ -5,8 +5,10 @@ Who may do what: teachers, reviewers and administrators of a school build
 releases and download them; anyone of them may upload a signature made
 offline, since the server accepts it only from a trusted key. Signing with
 a key kept on the server is for administrators and reviewers (the subject
-group leader signs what the group approved); creating, uploading and
-trusting keys is for administrators only.
+group leader signs what the group approved); creating, uploading,
+trusting and revoking keys is for administrators only. An administrator
+trusts a key for their own organisation (a department: and its schools);
+revoking is for everyone and for good.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         row = await releases.get(conn, release_id, orgs)
         items = await releases.items_of(conn, release_id)
         status, detail = await releases.verification(conn, row)
-        server_keys = await releases.list_keys(conn, orgs) if user.role in SIGNER_ROLES else []
+        # Trusted or not for the release's own organisation: a department's admin may sign a school's.
+        server_keys = await releases.list_keys(conn, row["org_id"], orgs) if user.role in SIGNER_ROLES else []
     return render(request, "workspace/releases_detail.html", {
         "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
         "can_sign": user.role in SIGNER_ROLES, "error": error,
@@ -157,7 +160,7 @@ async def sign(request: web.Request) -> web.Response:
 async def keys_page(request: web.Request, *, error: UserError | None = None, done: str = "") -> web.Response:
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        listed = await releases.list_keys(conn, await _orgs(conn, user))
+        listed = await releases.list_keys(conn, user.org_id, await _orgs(conn, user))
     return render(request, "workspace/releases_keys.html", {
         "keys": listed, "error": error, "done": done or request.query.get("done", ""),
         "fp": request.query.get("fp", "")[:16],
@@ -194,6 +197,28 @@ async def keys_upload(request: web.Request) -> web.Response:
 async def keys_trust(request: web.Request) -> web.Response:
     user = require_user(request)
     fp = request.match_info["fp"]
-    async with request.app[keys.POOL].acquire() as conn:
-        await releases.trust(conn, fp, await _orgs(conn, user))
+    try:
+        async with request.app[keys.POOL].acquire() as conn:
+            await releases.trust(conn, user, fp, await _orgs(conn, user))
+    except UserError as e:
+        if e.status == 404:
+            raise
+        return await keys_page(request, error=e)
     return see_other(f"/workspace/keys?done=trusted&fp={fp}")
+
+
+async def keys_revoke(request: web.Request) -> web.Response:
+    """Revoke a key for good, for everyone: the way back is a new key."""
+    user = require_user(request)
+    fp = request.match_info["fp"]
+    data = await request.post()
+    try:
+        if data.get("confirm") != "1":
+            raise UserError("confirm_required", "tick the confirmation box first: a revoked key stays revoked")
+        async with request.app[keys.POOL].acquire() as conn:
+            await releases.revoke(conn, user, fp, await _orgs(conn, user))
+    except UserError as e:
+        if e.status == 404:
+            raise
+        return await keys_page(request, error=e)
+    return see_other(f"/workspace/keys?done=revoked&fp={fp}")

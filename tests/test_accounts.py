@@ -144,6 +144,28 @@ async def test_passwords_are_hashed_one_at_a_time_off_the_event_loop():
     assert len(set(names)) == 1 and names[0].startswith("argon2") and names[0] != threading.current_thread().name
 
 
+# Every CLI command imports cbt.accounts; a hash there cost each one ~0.6 s.
+LAZY = """
+import argon2
+hashed = []
+real = argon2.PasswordHasher.hash
+argon2.PasswordHasher.hash = lambda self, *args, **kw: hashed.append(1) or real(self, *args, **kw)
+import cbt.cli
+from cbt import accounts
+print(len(hashed))
+# An unknown username is still checked against a hash, as costly as a real one.
+assert not accounts.verify_password(None, "whatever")
+assert not accounts.verify_password(accounts.hash_password("a real one"), "whatever")
+print(len(hashed))
+"""
+
+
+def test_nothing_is_hashed_at_import_and_unknown_users_still_cost_a_hash():
+    done = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "2"]  # the dummy on first need, then the real one
+
+
 # `cbt demo` hashes the demo passwords in the supervisor, then forks the workers.
 FORKED = """
 import asyncio, os

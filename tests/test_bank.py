@@ -51,7 +51,7 @@ async def test_import_stores_release_items_and_media(conn, signed_demo):
     assert await conn.fetchval("SELECT count(*) FROM release_media") == result.media > 0
     # Every stored item is rebuilt exactly from its canonical source.
     for r in await conn.fetch("SELECT item_id, version FROM bank_items"):
-        _, item = await bank.get_item(conn, r["item_id"], r["version"])
+        _, item = await bank.get_item(conn, r["item_id"], r["version"], [])  # a release for every organisation
         assert item.id == r["item_id"] and item.version == r["version"]
 
 
@@ -209,13 +209,15 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
 
     folder, packed, pub = signed_demo
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
-    refused = cbt("bank", "import", str(folder), env=env)
+    # No organisation yet: whose the release is must be said.
+    assert "--all-orgs" in one_line_error(cbt("bank", "import", str(folder), env=env))
+    refused = cbt("bank", "import", str(folder), "--all-orgs", env=env)
     assert refused.returncode == 1 and "cbt keys trust" in refused.stderr
     trusted = cbt("keys", "trust", str(pub), "--name", "Hội đồng demo", env=env)
     assert trusted.returncode == 0 and "trusted key" in trusted.stdout
     fp = trusted.stdout.split()[2]
     listed = cbt("keys", "list", env=env)
-    assert fp in listed.stdout and "Hội đồng demo" in listed.stdout
+    assert f"{fp}  trusted  Hội đồng demo  (for every organisation)" in listed.stdout
 
     cbtbank = tmp_path / "demo.cbtbank"
     cbtbank.write_bytes(packed)
@@ -223,13 +225,58 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
     sealed, key = seal.seal(packed)
     sealed_path.write_bytes(sealed)
     wrong_key = seal.seal(packed)[1]
-    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, env=env)).lower()
+    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, "--all-orgs",
+                                       env=env)).lower()
     assert "--key" in one_line_error(cbt("bank", "import", str(sealed_path), env=env))
-    ok = cbt("bank", "import", str(sealed_path), "--key", key, env=env)
-    assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout
-    again = cbt("bank", "import", str(cbtbank), env=env)
+    ok = cbt("bank", "import", str(sealed_path), "--key", key, "--all-orgs", env=env)
+    assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout and "for every organisation" in ok.stdout
+    again = cbt("bank", "import", str(cbtbank), "--all-orgs", env=env)
     assert again.returncode == 0 and "already imported" in again.stdout
 
     revoked = cbt("keys", "revoke", fp, env=env)
-    assert revoked.returncode == 0
+    assert revoked.returncode == 0 and "--unrevoke" in revoked.stdout
     assert "no trusted key" in one_line_error(cbt("keys", "revoke", "0000000000000000", env=env))
+    # A revocation is final, unless the operator says otherwise, and is told so.
+    assert "--unrevoke" in one_line_error(cbt("keys", "trust", str(pub), env=env))
+    listed = cbt("keys", "list", env=env)
+    assert f"{fp}  revoked" in listed.stdout and "by the operator  Hội đồng demo" in listed.stdout
+    lifted = cbt("keys", "trust", str(pub), "--unrevoke", env=env)
+    assert lifted.returncode == 0 and "was revoked" in lifted.stdout and "lifted" in lifted.stdout
+    assert f"{fp}  trusted  demo-signer" in cbt("keys", "list", env=env).stdout  # named after the file again
+
+
+async def test_bank_import_and_exam_create_commands_follow_the_organisation(conn, staff, dsn, tmp_path, signed_demo):
+    from test_server import cbt, env_for, one_line_error
+
+    folder, _, pub = signed_demo
+    env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
+    # Several organisations: the command does not guess.
+    assert "--org CODE" in one_line_error(cbt("bank", "import", str(folder), env=env))
+    assert "NOPE" in one_line_error(cbt("bank", "import", str(folder), "--org", "NOPE", env=env))
+    # Trusted by school B only, the key imports nothing for school A.
+    b = await conn.fetchval("SELECT id FROM orgs WHERE code = 'THPT-B'")
+    await bank.trust_key(conn, pub.read_bytes(), "Tổ Toán B", org_id=b)
+    assert "cbt keys trust" in one_line_error(cbt("bank", "import", str(folder), "--org", "THPT-A", env=env))
+    ok = cbt("bank", "import", str(folder), "--org", "THPT-B", env=env)
+    assert ok.returncode == 0 and "(for THPT-B)" in ok.stdout, ok.stderr
+    assert await conn.fetchval("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id") == "THPT-B"
+    exam = tmp_path / "exam.yaml"
+    exam.write_text(EXAM_YAML, encoding="utf-8")
+    refused = one_line_error(cbt("exam", "create", str(exam), "--org", "THPT-A", env=env))
+    assert "no bank release demo-thpt 2025.1 for THPT-A" in refused
+    made = cbt("exam", "create", str(exam), "--org", "THPT-B", env=env)
+    assert made.returncode == 0, made.stderr
+
+
+EXAM_YAML = """
+code: KT-CLI
+title: Kiểm tra
+subject: toan
+release: demo-thpt 2025.1
+duration_minutes: 30
+window: {opens: 2030-01-02T07:30:00+07:00, closes: 2030-01-02T10:00:00+07:00}
+sections:
+  - title: Phần I
+    rows:
+      - {topic: ham-so, level: 1, count: 1}
+"""

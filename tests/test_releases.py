@@ -414,8 +414,9 @@ async def test_server_signing_with_right_and_wrong_passphrase(client, conn, staf
     await bank.revoke_key(conn, fp)
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="revoked"' in page
-    # A stored signature that no longer matches is shown as invalid.
-    await bank.trust_key(conn, key["public_key_pem"].encode(), "Tổ Toán")
+    # A stored signature that no longer matches is shown as invalid (the operator
+    # lifts the revocation, the only one who may).
+    await bank.trust_key(conn, key["public_key_pem"].encode(), "Tổ Toán", unrevoke=True)
     await conn.execute("UPDATE workspace_releases SET signature = $2 WHERE id = $1", release_id,
                        base64.b64encode(bytes(64)) + b"\n")
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
@@ -483,8 +484,9 @@ def sign_in_browser(dsn: str, fp: str) -> tuple[str, list[str]]:
 async def test_sign_on_the_server_in_chromium(staff, conn, dsn):
     require_chromium()
     await approved(conn)
-    fp = await releases.generate_key(conn, await staff_user(conn, "admin"), "Tổ Toán", PASSPHRASE, PASSPHRASE)
-    await releases.trust(conn, fp, [await conn.fetchval("SELECT id FROM orgs WHERE code = 'THPT-A'")])
+    admin = await staff_user(conn, "admin")
+    fp = await releases.generate_key(conn, admin, "Tổ Toán", PASSPHRASE, PASSPHRASE)
+    await releases.trust(conn, admin, fp, [admin.org_id])
     # Playwright's sync API cannot run inside this test's event loop: use a thread.
     status, problems = await asyncio.to_thread(sign_in_browser, dsn, fp)
     assert status == "verified"
