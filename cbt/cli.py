@@ -322,16 +322,18 @@ def cmd_exam_form(args) -> int:
 def cmd_exam_results(args) -> int:
     async def work(conn) -> int:
         rows = await results.results_rows(conn, args.exam)
+        signed = await heads.sign_current(conn, args.exam)
         out = args.xlsx or args.csv
         try:
             if args.xlsx:
-                results.write_results_xlsx(rows, args.xlsx)
+                results.write_results_xlsx(rows, args.xlsx, signed)
             else:
-                args.csv.write_text(results.results_csv(rows), encoding="utf-8", newline="")
+                args.csv.write_text(results.results_csv(rows, signed), encoding="utf-8", newline="")
         except OSError as e:
             raise UserError("file_unwritable", f"cannot write {out}: {e.strerror}") from None
         done = sum(r["score"] is not None for r in rows)
         print(f"{len(rows)} candidates of {args.exam} written to {out} ({done} with a submitted attempt)")
+        print(signed.line())
         return 0
 
     return with_database(_settings(args), work)

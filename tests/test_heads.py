@@ -8,7 +8,9 @@ import datetime as dt
 import io
 import json
 
+import openpyxl
 import pytest
+from conftest import login
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_audit import exam_id, some_events, tamper
@@ -266,6 +268,43 @@ async def test_an_old_receipt_without_a_head_still_verifies(client, conn, exam):
     with pytest.raises(UserError) as e:
         await check(conn, "TOAN-T", token)
     assert e.value.code == "receipt_without_head"
+
+
+async def test_results_and_reports_carry_the_signed_head(client, conn, staff, exam, tmp_path):  # noqa: F811
+    await conn.execute("UPDATE exams SET org_id = (SELECT id FROM orgs WHERE code = 'THPT-A')")
+    await submit(client, conn, exam["0000000001"])
+    now = await audit.current_head(conn, await audit.exam_id_of(conn, "TOAN-T"))
+    await login(client, "board")
+
+    html = await (await client.get("/workspace/results/TOAN-T")).text()
+    assert f'id="audit-head" data-seq="{now.seq}" data-hash="{now.hash.hex()}"' in html
+    text = await (await client.get("/workspace/results/TOAN-T/results.csv")).text()
+    header = text.lstrip("\ufeff").splitlines()[0]
+    assert header.endswith(",audit_head")
+    # The head repeats in every row; as a head file, the CSV holds it once.
+    (tmp_path / "results.csv").write_text(text, "utf-8")
+    assert len(heads.parse_heads(str(tmp_path / "results.csv"))) == 1
+
+    resp = await client.get("/workspace/results/TOAN-T/audit-head.txt")
+    assert resp.status == 200 and f'filename="TOAN-T-audit-head-{now.seq}.txt"' in resp.headers["Content-Disposition"]
+    head_file = await resp.text()
+    assert head_file.startswith("# Signed audit chain head of exam TOAN-T\n")
+
+    wb = openpyxl.load_workbook(io.BytesIO(await (await client.get("/workspace/results/TOAN-T/results.xlsx")).read()))
+    assert wb.sheetnames == ["results", "audit"]
+    rows = {r[0]: r[1] for r in wb["audit"].values}
+    assert rows["event (seq)"] == now.seq and rows["hash"] == now.hash.hex()
+
+    wb = openpyxl.load_workbook(io.BytesIO(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read()))
+    assert wb.sheetnames[-1] == "Audit"
+    token = {r[0]: r[1] for r in wb["Audit"].values}["token"]
+    html = await (await client.get("/board/exams/TOAN-T")).text()
+    assert f'data-seq="{now.seq}"' in html and "Mốc nhật ký kỳ thi có chữ ký số" in html
+
+    # Each of them is a head `cbt audit verify --head` takes.
+    for source in (text, head_file, token):
+        (tmp_path / "source").write_text(source, "utf-8")
+        assert (await check(conn, "TOAN-T", str(tmp_path / "source")))[0] == 0
 
 
 async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):  # noqa: F811
