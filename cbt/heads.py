@@ -111,8 +111,8 @@ def parse_heads(arg: str) -> list[str | audit.Head]:
         return [single]
     path = Path(arg)
     if not path.is_file():
-        raise UserError("bad_head", f"{arg[:80]!r} is not a chain head: give a head file, a signed head or receipt "
-                        "token, a hash (64 hex digits) or SEQ:HASH")
+        raise UserError("bad_head", f"{arg[:80]!r} is neither a file nor a chain head: give a head file, a signed "
+                        "head or receipt token, a hash (64 hex digits) or SEQ:HASH")
     try:
         content = path.read_text("utf-8", errors="replace")
     except OSError as e:

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import re
 
 import openpyxl
 import pytest
@@ -337,4 +338,19 @@ async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):  # noqa:
     line = one_line_error(await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", forged, env=env))
     assert "is refused: its signature does not match" in line
     line = one_line_error(await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", "nonsense", env=env))
-    assert "is not a chain head: give a head file" in line
+    assert "'nonsense' is neither a file nor a chain head: give a head file" in line
+
+
+@pytest.mark.parametrize(("module", "statement", "indexes"), [
+    (audit, "_SUBMIT_EVENT", {"audit_events_attempt_idx"}),
+    (receipts, "_SUBMITTED", {"attempts_pkey", "exams_pkey", "candidates_pkey", "receipts_pkey"}),
+])
+async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement,  # noqa: F811
+                                                                       indexes):
+    """Every submission runs these; the pool keeps the generic plan made when
+    an exam's tables hold a few rows (see test_delivery)."""
+    from cbt import db
+
+    plan = "\n".join(await db.generic_plan(conn, getattr(module, statement)))
+    assert "Seq Scan" not in plan, plan
+    assert set(re.findall(r"Index (?:Only )?Scan (?:using )?(?:on )?(\w+)", plan)) == indexes, plan
