@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import jinja2
 from markupsafe import Markup, escape
 
 from cbt.analysis import ctt, irt
+
+if TYPE_CHECKING:
+    from cbt.heads import SignedHead
 
 _COLOURS = (
     "#1f77b4",
@@ -410,8 +413,9 @@ def render_html(report: dict, traces: dict | None = None, title: str = "response
 # -- xlsx ------------------------------------------------------------------------------------
 
 
-def write_xlsx(report: dict, out: IO[bytes] | str) -> None:
-    """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF."""
+def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = None) -> None:
+    """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF,
+    Notes; and Audit, the exam's signed chain head, when given (cbt.heads)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
@@ -533,4 +537,6 @@ def write_xlsx(report: dict, out: IO[bytes] | str) -> None:
     ]:
         notes.append([line])
     notes.column_dimensions["A"].width = 110
+    if head is not None:
+        head.add_sheet(wb, "Audit")
     wb.save(out)

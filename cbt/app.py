@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import audit, auth, autosave, db, delivery, keys, middleware, proctor
+from cbt import audit, auth, autosave, db, delivery, keys, middleware, proctor, receipts
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(proctor.listener_ctx)
     app.on_shutdown.append(proctor.end_streams)
     app.cleanup_ctx.append(audit.chainer_ctx)
+    app.cleanup_ctx.append(receipts.repair_ctx)
     app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")
     return app

@@ -18,6 +18,12 @@ the same transaction as what they record (so none is lost), and `chain` seals
 them into the chain in order, under the lock, many at a time: a background
 task in every worker does so a few times a second, every synchronous `append`
 does so first, and `verify`/`export` do so before reading.
+
+A head (seq, hash) names the chain up to and including event seq: since each
+hash covers the one before, no event at or before it can change without that
+hash changing. Heads kept outside the database (signed, cbt/heads.py; and in
+every receipt) let `verify` find a chain cut short or rewritten as a whole,
+which recomputing the stored chain alone cannot.
 """
 
 from __future__ import annotations
@@ -58,6 +64,25 @@ class VerifyResult:
     count: int
     first_bad_seq: int | None = None
     reason: str = ""
+    # How many heads kept outside the database the chain was checked against.
+    heads: int = 0
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain up to and including event seq, whose hash is `hash` (seq 0:
+    the empty chain). seq None: only the hash is known (a hash published on
+    its own), and the chain must hold an event with it."""
+    seq: int | None
+    hash: bytes
+    # Where the head came from, to name it in a verdict ("receipt ABCDE-...").
+    source: str = ""
+
+    def __post_init__(self):
+        if len(self.hash) != 32:
+            raise AuditError("a chain head's hash is 32 bytes (64 hex digits)")
+        if self.seq is not None and (self.seq < 0 or (self.seq == 0) != (self.hash == ZERO_HASH)):
+            raise AuditError("a chain head's seq is a whole number from 0, and only seq 0 has the zero hash")
 
 
 def canonical_json(value) -> bytes:
@@ -211,8 +236,15 @@ def _lock_key(exam_id: int) -> int:
     return ((exam_id + 2**31) % 2**32) - 2**31
 
 
-def check_chain(records: Iterable[dict]) -> VerifyResult:
-    """Check records (dicts with the row's fields, hashes as bytes) in seq order."""
+def check_chain(records: Iterable[dict], heads: Iterable[Head] = ()) -> VerifyResult:
+    """Check records (dicts with the row's fields, hashes as bytes) in seq order,
+    then that the chain reaches every head: the event at the head's seq is there
+    and has the head's hash (for a hash-only head: some event has it)."""
+    heads = list(heads)
+    by_seq = {h.seq for h in heads if h.seq is not None}
+    by_hash = {h.hash for h in heads if h.seq is None}
+    seen: dict[int, bytes] = {0: ZERO_HASH}
+    found: set[bytes] = set()
     expected_seq = 1
     prev = ZERO_HASH
     count = 0
@@ -235,9 +267,34 @@ def check_chain(records: Iterable[dict]) -> VerifyResult:
                             attempt_id=r["attempt_id"], content=r["content"])
         if digest != bytes(r["hash"]):
             return VerifyResult(False, count, seq, f"row {seq} was altered: its content does not match its hash")
+        if seq in by_seq:
+            seen[seq] = digest
+        if digest in by_hash:
+            found.add(digest)
         prev = digest
         expected_seq += 1
-    return VerifyResult(True, count)
+    for h in heads:
+        problem = _unreached(h, count, seen, found)
+        if problem:
+            return VerifyResult(False, count, h.seq, problem, len(heads))
+    return VerifyResult(True, count, heads=len(heads))
+
+
+def _unreached(h: Head, count: int, seen: dict[int, bytes], found: set[bytes]) -> str:
+    """Why an intact chain of `count` events does not reach head h ('' if it does)."""
+    named = f"{h.source}: " if h.source else ""
+    if h.seq is None:
+        if h.hash in found:
+            return ""
+        return (f"{named}no event has the published hash {h.hash.hex()}: the chain of {count} events was cut "
+                "short or rewritten after that hash was published")
+    if h.seq > count:
+        return (f"{named}the published head names event {h.seq}, but the chain ends at event {count}: "
+                "events were removed from its end")
+    if seen[h.seq] != h.hash:
+        return (f"{named}event {h.seq} has hash {seen[h.seq].hex()}, not the published {h.hash.hex()}: "
+                "the chain was rewritten")
+    return ""
 
 
 _SELECT = """SELECT exam_id, seq, at, actor, kind, attempt_id, content::text AS content, prev_hash, hash
@@ -257,11 +314,39 @@ async def _rows(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[dict]:
             yield _record(row)
 
 
-async def verify(conn: asyncpg.Connection, exam_id: int) -> VerifyResult:
-    """Recompute the exam's chain from the first row; name the first broken one."""
+async def verify(conn: asyncpg.Connection, exam_id: int, heads: Iterable[Head] = ()) -> VerifyResult:
+    """Recompute the exam's chain from the first row; name the first broken one,
+    or the first head (kept outside the database) the chain does not reach."""
     await chain(conn, exam_id)
     records = [r async for r in _rows(conn, exam_id)]
-    return check_chain(records)
+    return check_chain(records, heads)
+
+
+async def current_head(conn: asyncpg.Connection, exam_id: int) -> Head:
+    """The exam's chain head now, after sealing its pending events."""
+    await chain(conn, exam_id)
+    row = await conn.fetchrow(
+        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id)
+    return Head(row["seq"], bytes(row["hash"])) if row is not None else Head(0, ZERO_HASH)
+
+
+# By the attempt's index: a few hundred events at most (its saved batches).
+_SUBMIT_EVENT = """SELECT seq, hash FROM audit_events WHERE attempt_id = $1 AND kind = 'submit'
+                   ORDER BY seq LIMIT 1"""
+
+
+async def submission_head(conn: asyncpg.Connection, exam_id: int, attempt_id: int) -> Head:
+    """The chain up to and including the attempt's submit event, sealing it
+    first if the chainer has not yet: the head a receipt may honestly claim."""
+    row = await conn.fetchrow(_SUBMIT_EVENT, attempt_id)
+    if row is None:
+        # The event is committed (or in this transaction), so once the exam's
+        # lock is ours, chaining seals it if no other process has.
+        await chain(conn, exam_id)
+        row = await conn.fetchrow(_SUBMIT_EVENT, attempt_id)
+    if row is None:
+        raise AuditError(f"attempt {attempt_id} has no submit event in the audit chain")
+    return Head(row["seq"], bytes(row["hash"]))
 
 
 async def export(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[str]:
@@ -281,8 +366,9 @@ async def export(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[str]:
         }, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def check_export(lines: Iterable[str]) -> VerifyResult:
-    """Verify an exported JSON Lines file on its own, without the database."""
+def check_export(lines: Iterable[str], heads: Iterable[Head] = ()) -> VerifyResult:
+    """Verify an exported JSON Lines file on its own, without the database
+    (and against heads kept apart from it)."""
     def records():
         for line in lines:
             if not line.strip():
@@ -292,7 +378,7 @@ def check_export(lines: Iterable[str]) -> VerifyResult:
             r["hash"] = bytes.fromhex(r["hash"])
             yield r
 
-    return check_chain(records())
+    return check_chain(records(), heads)
 
 
 async def exam_id_of(conn: asyncpg.Connection, code: str) -> int:
@@ -305,13 +391,23 @@ async def exam_id_of(conn: asyncpg.Connection, code: str) -> int:
 # -- for the command line (cbt audit verify / export) ------------------------
 
 
-async def verify_command(conn: asyncpg.Connection, code: str, out) -> int:
-    """Print the verdict; 0 when the chain is intact, 1 naming the first broken row."""
-    result = await verify(conn, await exam_id_of(conn, code))
+async def verify_command(conn: asyncpg.Connection, code: str, out, heads: Iterable[Head] = ()) -> int:
+    """Print the verdict; 0 when the chain is intact and reaches every head,
+    1 (one line) naming the first broken row or the first head not reached."""
+    heads = list(heads)
+    result = await verify(conn, await exam_id_of(conn, code), heads)
     if result.ok:
-        print(f"audit log of {code} intact: {result.count} events", file=out)
+        reached = ""
+        if heads:
+            latest = max((h.seq for h in heads if h.seq is not None), default=None)
+            reached = f"; reaches all {len(heads)} heads kept outside the database" + (
+                f" (the latest: event {latest})" if latest is not None else "")
+        print(f"audit log of {code} intact: {result.count} events{reached}", file=out)
         return 0
-    print(f"audit log of {code} BROKEN at row {result.first_bad_seq}: {result.reason}", file=out)
+    if result.heads:
+        print(f"audit log of {code} does NOT reach a published head: {result.reason}", file=out)
+    else:
+        print(f"audit log of {code} BROKEN at row {result.first_bad_seq}: {result.reason}", file=out)
     return 1
 
 

@@ -15,7 +15,7 @@ import math
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, keys, results
+from cbt import accounts, heads, keys, results
 from cbt.analysis_report import CHART_LABELS, histogram_svg, icc_svg, option_trace_svg, score_trace_svg, write_xlsx
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
@@ -85,8 +85,9 @@ async def exam_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         report, computed_at, problem = await _report(conn, exam)
+        head = await heads.sign_current(conn, exam["code"])
     return render(request, "board/exam.html", {
-        "exam": exam, "report": report, "computed_at": computed_at, "problem": problem, "sort": sort,
+        "exam": exam, "report": report, "computed_at": computed_at, "problem": problem, "sort": sort, "head": head,
         "sort_keys": SORT_KEYS, "number_columns": NUMBER_COLUMNS,
         "items": _sorted_items(report["items"], sort) if report else [],
         "histogram": histogram_svg(report["test"]["score_histogram"], chart_labels(request)) if report else None,
@@ -152,10 +153,11 @@ async def report_xlsx(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         report, _, problem = await _report(conn, exam)
+        head = await heads.sign_current(conn, exam["code"])
     if problem:
         raise problem
     out = io.BytesIO()
-    write_xlsx(report, out)
+    write_xlsx(report, out, head)
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',

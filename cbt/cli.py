@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from cbt import accounts, analyze, audit, authoring, bank, db, exams, receipts, results, roster
+from cbt import accounts, analyze, audit, authoring, bank, db, exams, heads, receipts, results, roster
 from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import NotFound, UserError
 from cbt.logs import setup_logging
@@ -359,16 +359,18 @@ def cmd_exam_form(args) -> int:
 def cmd_exam_results(args) -> int:
     async def work(conn) -> int:
         rows = await results.results_rows(conn, args.exam)
+        signed = await heads.sign_current(conn, args.exam)
         out = args.xlsx or args.csv
         try:
             if args.xlsx:
-                results.write_results_xlsx(rows, args.xlsx)
+                results.write_results_xlsx(rows, args.xlsx, signed)
             else:
-                args.csv.write_text(results.results_csv(rows), encoding="utf-8", newline="")
+                args.csv.write_text(results.results_csv(rows, signed), encoding="utf-8", newline="")
         except OSError as e:
             raise UserError("file_unwritable", f"cannot write {out}: {e.strerror}") from None
         done = sum(r["score"] is not None for r in rows)
         print(f"{len(rows)} candidates of {args.exam} written to {out} ({done} with a submitted attempt)")
+        print(signed.line())
         return 0
 
     return with_database(_settings(args), work)
@@ -424,11 +426,36 @@ def cmd_exam_seb(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
+    # Files and tokens are read before the database starts: a typo fails at once.
+    found = [item for arg in args.head or () for item in heads.parse_heads(arg)]
+    key_pem = _read(args.key, "public key").decode("utf-8", errors="replace") if args.key else None
+
     async def work(conn) -> int:
         try:
-            return await audit.verify_command(conn, args.exam, sys.stdout)
+            return await heads.verify_command(conn, args.exam, sys.stdout, found, key_pem)
         except audit.AuditError as e:
             raise UserError("no_exam", str(e)) from None
+
+    return with_database(_settings(args), work)
+
+
+def cmd_audit_head(args) -> int:
+    async def work(conn) -> int:
+        try:
+            signed = await heads.sign_current(conn, args.exam)
+        except audit.AuditError as e:
+            raise UserError("no_exam", str(e)) from None
+        if args.output is None:
+            sys.stdout.write(signed.text())
+            return 0
+        try:
+            args.output.write_text(signed.text(), encoding="utf-8")
+        except OSError as e:
+            raise UserError("file_unwritable", f"cannot write {args.output}: {e.strerror}") from None
+        print(f"signed audit chain head of {args.exam} (event {signed.head.seq}, hash {signed.head.hash.hex()}) "
+              f"written to {args.output}; keep it apart from the server: `cbt audit verify {args.exam} --head "
+              f"{args.output}` checks the chain against it")
+        return 0
 
     return with_database(_settings(args), work)
 
@@ -541,9 +568,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     auditp = sub.add_parser("audit", help="the exam's hash-chained audit log").add_subparsers(
         dest="audit_command", required=True, metavar="COMMAND")
-    sp = auditp.add_parser("verify", help="check the chain; exit 1 naming the first broken row")
+    sp = auditp.add_parser("verify", help="check the chain, and that it reaches the heads kept outside the "
+                                          "database; exit 1 naming the first problem")
     sp.add_argument("exam", help="exam code")
+    sp.add_argument("--head", action="append", metavar="FILE|HASH|TOKEN",
+                    help="a published head: a head file (every head and receipt token in it), a signed head or "
+                         "receipt token, a hash, or SEQ:HASH; repeatable")
+    sp.add_argument("--key", type=Path, metavar="PUB.pem",
+                    help="check head tokens against this public key (`cbt receipt public-key`, kept apart) instead "
+                         "of the database's")
     sp.set_defaults(func=cmd_audit_verify)
+    sp = auditp.add_parser("head", help="print (or write) the exam's current chain head, signed")
+    sp.add_argument("exam", help="exam code")
+    sp.add_argument("-o", "--output", type=Path, help="write the head file here (default: standard output)")
+    sp.set_defaults(func=cmd_audit_head)
     sp = auditp.add_parser("export", help="write the events as JSON Lines")
     sp.add_argument("exam", help="exam code")
     sp.add_argument("-o", "--output", type=Path, help="file (default: standard output)")

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import numpy as np
@@ -31,6 +32,9 @@ from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
 from cbt.errors import Conflict
 from cbt.roster import safe_cell
 from cbt.scoring import round_half_up
+
+if TYPE_CHECKING:
+    from cbt.heads import SignedHead
 
 # The columns stored per item in item_stats, straight from the report.
 STAT_COLUMNS = ("n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted")
@@ -352,19 +356,26 @@ def _text(value) -> str:
     return str(value)
 
 
-def results_csv(rows: Iterable[dict]) -> str:
-    """UTF-8 CSV with a BOM (Excel reads the names right); formula-safe cells."""
+def results_csv(rows: Iterable[dict], head: SignedHead | None = None) -> str:
+    """UTF-8 CSV with a BOM (Excel reads the names right); formula-safe cells.
+    With head, a last column audit_head holds the exam's signed audit chain
+    head token (cbt/heads.py) in every row: a trailing line would be read as
+    one more student by gradebook imports, and rows sorted or copied in a
+    spreadsheet keep the head they were exported under."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(RESULT_COLUMNS)
+    writer.writerow(RESULT_COLUMNS + (("audit_head",) if head is not None else ()))
+    extra = [head.token] if head is not None else []
     for row in rows:
-        writer.writerow([safe_cell(_text(row[c])) for c in RESULT_COLUMNS])
+        writer.writerow([safe_cell(_text(row[c])) for c in RESULT_COLUMNS] + extra)
     return out.getvalue()
 
 
-def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO) -> None:
-    """One sheet; the student code is a text cell (leading zeros kept), scores numbers."""
+def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: SignedHead | None = None) -> None:
+    """The results sheet: the student code is a text cell (leading zeros kept),
+    scores numbers. With head, a second sheet "audit" holds the exam's signed
+    audit chain head (gradebooks import the first sheet)."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -392,4 +403,6 @@ def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO) -> None:
         ws.cell(row=ws.max_row, column=8).number_format = "0.0"
         ws.cell(row=ws.max_row, column=10).number_format = "yyyy-mm-dd hh:mm:ss"
     ws.freeze_panes = "A2"
+    if head is not None:
+        head.add_sheet(wb, "audit")
     wb.save(out)

@@ -108,6 +108,8 @@ ROUTES: tuple[Route, ...] = (
           frozenset({"admin", "teacher", "board"})),
     Route("GET", "/workspace/results/{code}/results.xlsx", workspace_results.results_xlsx, "ws_results_xlsx",
           frozenset({"admin", "teacher", "board"})),
+    Route("GET", "/workspace/results/{code}/audit-head.txt", workspace_results.results_head, "ws_results_head",
+          frozenset({"admin", "teacher", "board"})),
     # Workspace releases: build from approved items, sign offline or on the server, import; signing keys.
     Route("GET", "/workspace/releases", workspace_releases.index, "ws_releases",
           frozenset({"admin", "teacher", "reviewer"})),

@@ -6,7 +6,9 @@ stem, the marking guide and a form for points and a comment (cbt.marking).
 
 Results (teachers, admins and the exam board, read-only): the table of an
 exam, filtered by class, and its gradebook downloads (CSV, xlsx) from
-cbt.results, for the whole exam or one class.
+cbt.results, for the whole exam or one class. The page and both downloads
+carry the exam's audit chain head, signed (cbt.heads), as it stood then; so
+does a head file of its own (audit-head.txt) to keep apart from the server.
 
 Only exams of the user's organisation (and, for a department, its schools)
 exist here: any other is "unknown" (404), never a hint that it exists.
@@ -22,7 +24,7 @@ from urllib.parse import urlencode
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, keys, marking, results
+from cbt import accounts, heads, keys, marking, results
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
 from cbt.scoring import round_half_up
@@ -165,28 +167,30 @@ async def results_index(request: web.Request) -> web.Response:
     return render(request, "workspace/results_index.html", {"exams": exams})
 
 
-async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[str], str | None]:
-    """The exam, its result rows (of the class asked for), every class, and that class."""
+async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[str], str | None, heads.SignedHead]:
+    """The exam, its result rows (of the class asked for), every class, that
+    class, and the exam's signed chain head as the rows were read."""
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         rows = await results.results_rows(conn, exam["code"])
+        head = await heads.sign_current(conn, exam["code"])
     classes = sorted({r["class"] for r in rows})
     chosen = request.query.get("class")
     if chosen in (None, ""):
-        return exam, rows, classes, None
+        return exam, rows, classes, None, head
     if chosen not in classes:
         raise NotFound("unknown_class", f"exam {exam['code']} has no class {chosen!r}: choose one of the list")
-    return exam, [r for r in rows if r["class"] == chosen], classes, chosen
+    return exam, [r for r in rows if r["class"] == chosen], classes, chosen, head
 
 
 async def results_exam(request: web.Request) -> web.Response:
-    exam, rows, classes, chosen = await _rows(request)
+    exam, rows, classes, chosen, head = await _rows(request)
     scored = [r["score"] for r in rows if r["score"] is not None]
     return render(request, "workspace/results_exam.html", {
         "exam": exam, "rows": rows, "classes": classes, "chosen": chosen,
         "submitted": len(scored), "provisional": sum(1 for r in rows if r["provisional"]),
         "mean": round_half_up(sum(scored, Decimal(0)) / len(scored), 2) if scored else None,
-        "query": "?" + urlencode({"class": chosen}) if chosen else "",
+        "query": "?" + urlencode({"class": chosen}) if chosen else "", "head": head,
     })
 
 
@@ -196,17 +200,28 @@ def _filename(exam: asyncpg.Record, chosen: str | None, ext: str) -> str:
 
 
 async def results_csv(request: web.Request) -> web.Response:
-    exam, rows, _, chosen = await _rows(request)
-    return web.Response(body=results.results_csv(rows).encode("utf-8"), headers={
+    exam, rows, _, chosen, head = await _rows(request)
+    return web.Response(body=results.results_csv(rows, head).encode("utf-8"), headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "csv")}"',
     })
 
 
+async def results_head(request: web.Request) -> web.Response:
+    """The exam's signed chain head as a file (`cbt audit verify EXAM --head FILE`)."""
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _visible_exam(conn, request)
+        head = await heads.sign_current(conn, exam["code"])
+    return web.Response(body=head.text().encode("utf-8"), headers={
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{exam["code"]}-audit-head-{head.head.seq}.txt"',
+    })
+
+
 async def results_xlsx(request: web.Request) -> web.Response:
-    exam, rows, _, chosen = await _rows(request)
+    exam, rows, _, chosen, head = await _rows(request)
     out = io.BytesIO()
-    results.write_results_xlsx(rows, out)
+    results.write_results_xlsx(rows, out, head)
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "xlsx")}"',

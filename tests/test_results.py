@@ -197,10 +197,14 @@ async def test_cli_results_and_analyze(dsn, sat, tmp_path):
     out = tmp_path / "results.csv"
     done = cbt("exam", "results", "TOAN-T", "--csv", str(out), env=env)
     assert done.returncode == 0, done.stderr
-    assert out.read_text("utf-8-sig").splitlines()[0].startswith("student_code,")
+    header = out.read_text("utf-8-sig").splitlines()[0]
+    assert header.startswith("student_code,") and header.endswith(",audit_head")
+    # The exam's signed audit chain head: in the file, and printed to keep.
+    assert "# signed audit chain head of TOAN-T: event " in done.stdout
     xlsx = tmp_path / "results.xlsx"
     assert cbt("exam", "results", "TOAN-T", "--xlsx", str(xlsx), env=env).returncode == 0
-    assert openpyxl.load_workbook(xlsx).active.max_row == 9
+    book = openpyxl.load_workbook(xlsx)
+    assert book.active.max_row == 9 and book.sheetnames == ["results", "audit"]
     analysed = cbt("exam", "analyze", "TOAN-T", env=env)
     assert analysed.returncode == 0 and "8 candidates" in analysed.stdout, analysed.stderr
     assert "no exam" in one_line_error(cbt("exam", "results", "NOPE", "--csv", str(out), env=env))
