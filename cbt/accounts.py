@@ -20,9 +20,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cbt.errors import Conflict, NotFound, UserError
+from cbt.roles import ORG_KINDS, ROLES
 
-ROLES = ("admin", "teacher", "reviewer", "proctor", "board")
-ORG_KINDS = ("department", "school")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 _ORG_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MIN_PASSWORD = 10

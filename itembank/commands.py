@@ -16,13 +16,15 @@ import hashlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from itembank import keys, package, seal
 from itembank.errors import ItembankError, KeyFileError, ProblemsError
-from itembank.validate import validate_path
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# Each handler imports what it uses (cryptography, the validator, openpyxl):
+# building the parser for `cbt --help` must not pay for every command's imports.
 
 Handler = Callable[[argparse.Namespace], int]
 SubParsers = Any  # argparse's _SubParsersAction, which has no public name
@@ -96,6 +98,8 @@ def register(subparsers: SubParsers) -> tuple[SubParsers, SubParsers]:
 
 
 def keys_generate(args: argparse.Namespace) -> int:
+    from itembank import keys
+
     passphrase = _passphrase(args.passphrase_file)
     made = keys.generate_key_files(args.name, args.out, passphrase)
     print(
@@ -106,6 +110,8 @@ def keys_generate(args: argparse.Namespace) -> int:
 
 
 def bank_validate(args: argparse.Namespace) -> int:
+    from itembank.validate import validate_path
+
     problems = validate_path(args.path)
     for problem in problems:
         print(problem)
@@ -117,6 +123,8 @@ def bank_validate(args: argparse.Namespace) -> int:
 
 
 def bank_sign(args: argparse.Namespace) -> int:
+    from itembank import package
+
     private_key = _load_private_key(args.key, args.passphrase_file)
     manifest = package.sign(args.folder, private_key)
     print(
@@ -127,6 +135,8 @@ def bank_sign(args: argparse.Namespace) -> int:
 
 
 def bank_pack(args: argparse.Namespace) -> int:
+    from itembank import package
+
     count = package.pack(args.folder, args.out)
     data = args.out.read_bytes()
     print(f"packed {args.out}: {count} files, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
@@ -134,6 +144,8 @@ def bank_pack(args: argparse.Namespace) -> int:
 
 
 def bank_verify(args: argparse.Namespace) -> int:
+    from itembank import keys, package
+
     trusted = [keys.load_public_key(path) for path in args.trust]
     summary = package.verify(args.path, trusted)
     print(f"verified {summary}")
@@ -141,6 +153,8 @@ def bank_verify(args: argparse.Namespace) -> int:
 
 
 def bank_seal(args: argparse.Namespace) -> int:
+    from itembank import seal
+
     key_text = seal.seal_file(args.file, args.out)
     print(f"sealed {args.file} -> {args.out}; the key, shown only this once:")
     print(f"  {key_text}")
@@ -148,6 +162,8 @@ def bank_seal(args: argparse.Namespace) -> int:
 
 
 def bank_unseal(args: argparse.Namespace) -> int:
+    from itembank import seal
+
     key_text = sys.stdin.readline() if args.key == "-" else args.key
     seal.unseal_file(args.file, key_text, args.out)
     print(f"unsealed {args.file} -> {args.out}")
@@ -211,6 +227,8 @@ def _passphrase(path: Path | None) -> bytes | None:
 
 
 def _load_private_key(path: Path, passphrase_file: Path | None) -> Ed25519PrivateKey:
+    from itembank import keys
+
     passphrase = _passphrase(passphrase_file)
     try:
         return keys.load_private_key(path, passphrase)
