@@ -201,12 +201,14 @@ def _seb_refusal(request: web.Request, me, rules: dict):
     return check
 
 
-def _other_device(request: web.Request, me, rules: dict) -> tuple[bool, bytes | None]:
-    """(is this request from a browser other than the attempt's, its device hash)."""
-    if not rules.get("one_device", True) or me["device_hash"] is None:
-        return False, None
-    mine = lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE))
-    return mine != me["device_hash"], mine
+def _device_passes(request: web.Request, me, rules: dict) -> bool:
+    """Is this request from the browser the attempt is bound to (or is the exam
+    not one-device)? An attempt with no device bound passes nobody: the guard
+    binds it first (see _check_device)."""
+    if not rules.get("one_device", True):
+        return True
+    mine = lockdown.device_of(request)
+    return mine is not None and mine == me["device_hash"]
 
 
 def guard_passes(request: web.Request, me, addr: str) -> bool:
@@ -215,11 +217,14 @@ def guard_passes(request: web.Request, me, addr: str) -> bool:
     which verifies `me` in SQL."""
     rules = policies(me)
     return (_network_ok(me, rules, addr) and _seb_refusal(request, me, rules) is None
-            and not _other_device(request, me, rules)[0] and me["paused_at"] is None)
+            and _device_passes(request, me, rules) and me["paused_at"] is None)
 
 
 async def guard(request: web.Request, me, conn, *, write: bool) -> None:
-    """The exam's policies for this request: network, device, pause."""
+    """The exam's policies for this request: network, SEB, device, pause.
+
+    Reads (write=False) of a started attempt are held to its device as well:
+    its answers are for the browser that sits it."""
     rules = policies(me)
     addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
     if not _network_ok(me, rules, addr):
@@ -227,19 +232,44 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
                            {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
         lockdown.check_network(addr, rules, me["room"], False)
     await _check_seb(request, me, conn, rules)
-    if not write or me["attempt_id"] is None:
+    if me["attempt_id"] is None:
         return
-    other, mine = _other_device(request, me, rules)
-    if other:
-        if mine is not None:
-            await conn.execute(
-                "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
-                "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
-                me["attempt_id"], mine, addr)
-            await notify(conn, me["exam_id"])
-        raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
-    if me["paused_at"] is not None and me["attempt_status"] == "in_progress":
+    await _check_device(request, me, conn, rules, addr, ask=write)
+    if write and me["paused_at"] is not None and me["attempt_status"] == "in_progress":
         raise Conflict("paused", "your proctor has paused the exam: your time is stopped; wait")
+
+
+async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, *, ask: bool) -> None:
+    """One device per attempt: refuse any browser but the attempt's. With `ask`,
+    the refused browser's request to take the attempt over goes to the proctor."""
+    if _device_passes(request, me, rules):
+        return
+    mine = lockdown.device_of(request)
+    if me["device_hash"] is None and mine is not None:
+        # Started with no device bound (before Start bound one always): the
+        # first browser to come with its device cookie takes it.
+        bound = await conn.fetchval(
+            "UPDATE attempts SET device_hash = coalesce(device_hash, $2) WHERE id = $1 RETURNING device_hash",
+            me["attempt_id"], mine)
+        if bound == mine:
+            return
+    if mine is None:
+        # No device cookie: cookies are blocked, or were cleared since sign-in.
+        # A new id goes out with the refusal; if the browser keeps it, the
+        # proctor can move the attempt to it.
+        mine = lockdown.ensure_device(request)
+        refusal = Forbidden("device_cookie_missing",
+                            "this browser did not send its exam cookie: allow cookies for this site, then ask your "
+                            "proctor to move the exam to this computer")
+    else:
+        refusal = Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
+    if ask:
+        await conn.execute(
+            "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
+            "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
+            me["attempt_id"], mine, addr)
+        request.app[keys.NOTIFIER].soon(me["exam_id"])
+    raise refusal
 
 
 def public_url(request: web.Request) -> str:
@@ -421,13 +451,9 @@ async def login(request: web.Request) -> web.Response:
                        row["exam_id"], f"candidate:{row['code']}",
                        audit.content_text("login", {"addr": addr[len("ticket:"):]}))
     me = await current_candidate_by_token(request, token)
-    response = json_body(session_body(me, token))
-    if not request.cookies.get(lockdown.DEVICE_COOKIE):
-        # Identifies this browser for the one-device rule; no personal data.
-        response.set_cookie(lockdown.DEVICE_COOKIE, lockdown.new_device_id(), httponly=True, samesite="Strict",
-                            path="/api/", max_age=7 * 24 * 3600,
-                            secure=request.app[keys.SETTINGS].secure_cookies or request.secure)
-    return response
+    # A device id for the one-device rule, if this browser has none yet.
+    lockdown.ensure_device(request)
+    return json_body(session_body(me, token))
 
 
 async def current_candidate_by_token(request: web.Request, token: str) -> asyncpg.Record:
@@ -530,6 +556,13 @@ async def start(request: web.Request) -> web.Response:
             admitted = me["admitted_until"] is not None and now <= me["admitted_until"]
             if now > me["late_entry_until"] and not admitted:
                 raise Forbidden("late_entry_closed", "the time to enter this exam has passed: ask your proctor")
+            if lockdown.device_of(request) is None and policies(me).get("one_device", True):
+                # The attempt is bound to the browser that starts it, so it needs
+                # the device cookie (set at sign-in). Refused before the clock
+                # starts, with a new cookie: the page presses Start once more.
+                lockdown.ensure_device(request)
+                raise Forbidden("device_cookie_missing", "this browser did not send its exam cookie: allow cookies "
+                                "for this site and press Start again")
             if policies(me).get("access_code"):
                 code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
                                            me["exam_id"], me["room"])
@@ -562,7 +595,7 @@ async def start(request: web.Request) -> web.Response:
                                     deadline) if first.time_limit_minutes else None)
             created = await conn.fetchval(
                 _START, me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
-                lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)), f"candidate:{me['code']}",
+                lockdown.ensure_device(request), f"candidate:{me['code']}",
                 audit.content_text("start", {"deadline": iso(deadline)}))
             me = await current_candidate(request, conn)
             request.app[keys.NOTIFIER].soon(me["exam_id"])

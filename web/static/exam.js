@@ -174,6 +174,12 @@ async function onStart() {
   try {
     data = await api("POST", "/api/v1/start", { access_code: $("access-code").value.trim().toUpperCase() });
   } catch (err) {
+    if (err.code === "device_cookie_missing" && !state.cookieRetried) {
+      // The refusal carried a new device cookie: once more with it. If this
+      // browser does not keep cookies, the second refusal says so.
+      state.cookieRetried = true;
+      return onStart();
+    }
     if (err.code === "admission_wait") {
       // In line behind others pressing Start: the clock has not started yet.
       $("start-error").textContent = S.waiting.replace("{place}", String(err.details.place));
@@ -323,7 +329,7 @@ async function flush() {
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again
-    } else if (err.code === "paused" || err.code === "device_locked" || err.code === "network_refused") {
+    } else if (["paused", "device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
       // Kept in the journal: sent once the proctor resumes or unlocks.
       $("paused").textContent = errorText(err);
       $("paused").hidden = false;

@@ -1,0 +1,78 @@
+"""The candidate API against a hostile or broken client: one device per
+attempt whatever the request carries."""
+
+import hashlib
+
+import aiohttp
+from test_bank import signed_demo  # noqa: F401 - fixture
+from test_delivery import sign_in, single_item, started
+from test_proctor import locked_exam  # noqa: F401 - fixture
+
+from cbt import lockdown
+
+# -- one device per attempt ------------------------------------------------------------
+
+
+async def test_start_without_the_device_cookie_is_refused_before_the_clock_starts(locked_exam,  # noqa: F811
+                                                                                  client, conn, staff):
+    # A client that keeps no cookies: before, its Start stored the attempt with
+    # no device, and any browser could then answer for it.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as bare:
+        login = await bare.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
+        token = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        refused = await bare.post(client.make_url("/api/v1/start"), json={}, headers=token)
+        assert refused.status == 403 and (await refused.json())["error"]["code"] == "device_cookie_missing"
+        assert await conn.fetchval("SELECT count(*) FROM attempts") == 0
+        # The refusal carries a new device cookie: with it, Start binds the attempt to it.
+        issued = refused.cookies[lockdown.DEVICE_COOKIE].value
+        ok = await bare.post(client.make_url("/api/v1/start"), json={},
+                             headers={**token, "Cookie": f"{lockdown.DEVICE_COOKIE}={issued}"})
+        assert ok.status == 200
+        assert await conn.fetchval("SELECT device_hash FROM attempts") == hashlib.sha256(issued.encode()).digest()
+        item = single_item(await ok.json())
+        change = {"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][0]["id"]}]}
+        # The same token without the cookie, or with another browser's, gets nowhere.
+        lost = await bare.post(client.make_url("/api/v1/changes"), json=change, headers=token)
+        assert lost.status == 403 and (await lost.json())["error"]["code"] == "device_cookie_missing"
+    other_headers, _ = await sign_in(client, locked_exam["0000000001"])  # `client` keeps a cookie of its own
+    other = await client.post("/api/v1/changes", json=change, headers=other_headers)
+    assert other.status == 403 and (await other.json())["error"]["code"] == "device_locked"
+    assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
+
+
+async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_exam, client, conn, staff):  # noqa: F811
+    _, body = await started(client, locked_exam["0000000001"])
+    item = single_item(body)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        login = await other.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
+        headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        calls = [("GET", "/api/v1/state", None),
+                 ("POST", "/api/v1/integrity", {"events": [{"kind": "blur"}]}),
+                 ("POST", "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"], "value": None}]}),
+                 ("POST", "/api/v1/sections/next", {"from_section": 0}),
+                 ("POST", "/api/v1/submit", {}),
+                 ("POST", "/api/v1/start", {})]
+        for method, path, payload in calls:
+            resp = await other.request(method, client.make_url(path), json=payload, headers=headers)
+            assert resp.status == 403 and (await resp.json())["error"]["code"] == "device_locked", path
+    assert await conn.fetchval("SELECT count(*) FROM integrity_events") == 0
+    assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
+    assert await conn.fetchval("SELECT (status, section_index) FROM attempts") == ("in_progress", 0)
+    # The writes asked the proctor to move the attempt; the reads did not.
+    assert await conn.fetchval("SELECT count(*) FROM device_requests") == 1
+
+
+async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_comes(locked_exam,  # noqa: F811
+                                                                                      client, conn, staff):
+    # As an attempt started before Start always bound one.
+    headers, body = await started(client, locked_exam["0000000001"])
+    await conn.execute("UPDATE attempts SET device_hash = NULL")
+    item = single_item(body)
+    change = {"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][0]["id"]}]}
+    assert (await client.post("/api/v1/changes", json=change, headers=headers)).status == 200
+    assert await conn.fetchval("SELECT device_hash FROM attempts") is not None
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
+        login = await other.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
+        other_headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        resp = await other.post(client.make_url("/api/v1/changes"), json=change, headers=other_headers)
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "device_locked"
