@@ -63,15 +63,43 @@ def json_body(data: dict, status: int = 200) -> web.Response:
     return web.Response(body=json_bytes(data), status=status, content_type="application/json")
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json(request: web.Request) -> dict:
+    """The body as a JSON object, or bad_json."""
+    return (await _read_json(request, lone_surrogates=False))[0]
+
+
+async def read_json_lone_surrogates(request: web.Request) -> tuple[dict, bool]:
+    """read_json, but text holding an unpaired UTF-16 surrogate escape
+    ("\\ud800", as a browser's JSON.stringify writes such a string) is read
+    rather than refused: for a handler that checks its strings and can say
+    which one is wrong (autosave names the change). (body, whether its strings
+    may hold unpaired surrogates: only if the strict parser refused it)."""
+    return await _read_json(request, lone_surrogates=True)
+
+
+async def _read_json(request: web.Request, *, lone_surrogates: bool) -> tuple[dict, bool]:
+    raw = await request.read()
+    lenient = False
     try:
         # Strict JSON: NaN and Infinity, which json.loads lets through, are refused too.
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise UserError("bad_json", "the request body must be JSON") from None
+        body = None
+        if lone_surrogates:
+            # Only after orjson refused: the standard library is slower, and reads such escapes.
+            try:
+                body, lenient = json.loads(raw, parse_constant=_no_constants), True
+            except (ValueError, RecursionError):
+                pass
+        if body is None:
+            raise UserError("bad_json", "the request body must be JSON") from None
     if not isinstance(body, dict):
         raise UserError("bad_json", "the request body must be a JSON object")
-    return body
+    return body, lenient
 
 
 # -- who is asking ------------------------------------------------------------------

@@ -1,14 +1,21 @@
 """The candidate API against a hostile or broken client: one device per
-attempt whatever the request carries."""
+attempt whatever the request carries, and text PostgreSQL cannot hold."""
 
 import hashlib
+import json
 
 import aiohttp
+import pytest
 from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import sign_in, single_item, started
+from test_delivery import exam, sign_in, single_item, started  # noqa: F401 - fixture
 from test_proctor import locked_exam  # noqa: F401 - fixture
 
-from cbt import lockdown
+from cbt import audit, lockdown
+
+
+def item_of(body: dict, kind: str) -> dict:
+    return next(i for sec in body["form"]["sections"] for i in sec["items"] if i["type"] == kind)
+
 
 # -- one device per attempt ------------------------------------------------------------
 
@@ -76,3 +83,54 @@ async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_
         other_headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
         resp = await other.post(client.make_url("/api/v1/changes"), json=change, headers=other_headers)
         assert resp.status == 403 and (await resp.json())["error"]["code"] == "device_locked"
+
+
+# -- text PostgreSQL cannot hold -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["short", "essay"])
+@pytest.mark.parametrize("text", ["a\\u0000b", "a\\ud800b", "\\udfff"])
+async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, client, conn, kind, text):  # noqa: F811
+    headers, body = await started(client, exam["0000000001"])
+    ref = item_of(body, kind)["ref"]
+    # Raw JSON: "\ud800" as the browser's JSON.stringify writes an unpaired surrogate.
+    raw = json.dumps({"changes": [{"seq": 1, "item": ref, "value": "fine"},
+                                  {"seq": 2, "item": ref, "value": "TEXT"}]}).replace("TEXT", text)
+    resp = await client.post("/api/v1/changes", data=raw.encode(),
+                             headers={**headers, "Content-Type": "application/json"})
+    assert resp.status == 400, await resp.text()
+    err = (await resp.json())["error"]
+    assert err["code"] == "bad_change" and err["details"]["seq"] == 2 and "cannot be saved" in err["message"]
+    assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
+
+
+async def test_a_withdrawn_change_holds_its_seq_and_changes_no_answer(exam, client, conn):  # noqa: F811
+    headers, body = await started(client, exam["0000000001"])
+    item = single_item(body)
+    first, second = item["options"][0]["id"], item["options"][1]["id"]
+    changes = [{"seq": 1, "item": item["ref"], "value": first},
+               {"seq": 2, "item": item["ref"], "kind": "withdrawn", "value": None},
+               {"seq": 3, "item": None, "kind": "withdrawn", "value": None},
+               {"seq": 4, "item": item["ref"], "kind": "flag", "value": True}]
+    resp = await client.post("/api/v1/changes", json={"changes": changes}, headers=headers)
+    assert resp.status == 200 and (await resp.json())["saved_seq"] == 4
+    state = await (await client.get("/api/v1/state", headers=headers)).json()
+    assert state["answers"] == {item["ref"]: {"value": first, "flagged": True}}
+    kinds = [tuple(r) for r in await conn.fetch("SELECT seq, kind, item_ref FROM response_history ORDER BY seq")]
+    assert kinds == [(1, "answer", item["ref"]), (2, "withdrawn", item["ref"]), (3, "withdrawn", ""),
+                     (4, "flag", item["ref"])]
+    bad = await client.post("/api/v1/changes", headers=headers, json={"changes": [
+        {"seq": 5, "item": item["ref"], "kind": "withdrawn", "value": second}]})
+    assert bad.status == 400 and (await bad.json())["error"]["details"]["seq"] == 5
+
+
+async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, conn):  # noqa: F811
+    headers, body = await started(client, exam["0000000001"])
+    ref = item_of(body, "essay")["ref"]
+    await conn.execute("UPDATE attempts SET deadline = now() - interval '5 minutes'")
+    changes = [{"seq": n, "item": ref, "value": "Lời giải dài. " * 1400} for n in range(1, 11)]
+    resp = await client.post("/api/v1/changes", json={"changes": changes}, headers=headers)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "attempt_closed"
+    kept = json.loads(await conn.fetchval("SELECT body FROM refused_changes"))
+    assert kept["count"] == 10 and kept["omitted"] == 10 - len(kept["changes"]) > 0
+    assert kept["sha256"] == audit.batch_digest(changes)["sha256"]
