@@ -852,7 +852,9 @@ async def integrity(request: web.Request) -> web.Response:
     """Page-integrity events (left the page, left fullscreen, copy/paste, a second tab).
 
     Recorded and shown to the proctor; the exam decides whether they only
-    count, warn the student, or pause the attempt after N of them."""
+    count, warn the student, or pause the attempt after N of them. Past the
+    caps (lockdown.INTEGRITY_MAX_*) events are counted, not stored: the
+    proctor sees how many were not recorded, and the page gets 200 all the same."""
     body = await read_json(request)
     events = body.get("events")
     if not isinstance(events, list) or not 0 < len(events) <= 50:
@@ -866,17 +868,33 @@ async def integrity(request: web.Request) -> web.Response:
             return json_body({"recorded": 0, "action": "none"})
         await guard(request, me, conn, write=False)
         rule = policies(me).get("integrity") or {"action": "count", "pause_after": 3}
+        attempt_id = me["attempt_id"]
         async with conn.transaction():
-            await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
-                                   [(me["attempt_id"], k) for k in kinds])
-            total = await conn.fetchval("SELECT count(*) FROM integrity_events WHERE attempt_id = $1",
-                                        me["attempt_id"])
+            # The upsert locks the attempt's overflow row: two reports at once
+            # cannot both take the last places under the caps.
+            dropped_before = await conn.fetchval(
+                "INSERT INTO integrity_overflow AS o (attempt_id) VALUES ($1) ON CONFLICT (attempt_id) "
+                "DO UPDATE SET dropped = o.dropped RETURNING dropped", attempt_id)
+            stored, last_minute = await conn.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE at > now() - interval '1 minute') FROM integrity_events "
+                "WHERE attempt_id = $1", attempt_id)
+            places = max(0, min(lockdown.INTEGRITY_MAX_PER_ATTEMPT - stored,
+                                lockdown.INTEGRITY_MAX_PER_MINUTE - last_minute))
+            kept, dropped = kinds[:places], len(kinds[places:])
+            if kept:
+                await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
+                                       [(attempt_id, k) for k in kept])
+            if dropped:
+                await conn.execute("UPDATE integrity_overflow SET dropped = dropped + $2, last_dropped_at = now() "
+                                   "WHERE attempt_id = $1", attempt_id, dropped)
+            total = stored + len(kept) + dropped_before + dropped
             action = rule["action"]
             if action == "pause" and total >= rule["pause_after"]:
                 await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL",
-                                   me["attempt_id"])
-            await notify(conn, me["exam_id"])
-    return json_body({"recorded": len(kinds), "total": total, "action": action if action != "count" else "none"})
+                                   attempt_id)
+    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    return json_body({"recorded": len(kept), "not_recorded": dropped, "total": total,
+                      "action": action if action != "count" else "none"})
 
 
 # -- Safe Exam Browser's JavaScript-API path ----------------------------------------------

@@ -31,6 +31,12 @@ from cbt.errors import Forbidden
 DEVICE_COOKIE = "cbt_device"
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
 INTEGRITY_KINDS = ("visibility_hidden", "blur", "fullscreen_exit", "copy", "paste", "contextmenu", "second_tab")
+# Integrity reports one attempt may store, in all and in any minute; the rest
+# are only counted (integrity_overflow), so the proctor still sees how many
+# came. A student who leaves the page does so a few times an exam (a blur and
+# a visibility event each time); a script sent 5,000 rows in 1.5 s.
+INTEGRITY_MAX_PER_ATTEMPT = 500
+INTEGRITY_MAX_PER_MINUTE = 30
 # Easy to read aloud in a room: no vowels (Vietnamese input methods), no look-alikes.
 _CODE_ALPHABET = "34679CFHJKMNPRTX"
 

@@ -114,6 +114,7 @@ SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.
             AND r.value <> 'null'::jsonb) AS answered,
        (SELECT count(*) FROM jsonb_object_keys(a.layout)) AS total,
        (SELECT count(*) FROM integrity_events i WHERE i.attempt_id = a.id) AS integrity,
+       (SELECT o.dropped FROM integrity_overflow o WHERE o.attempt_id = a.id) AS integrity_dropped,
        (SELECT count(*) FROM device_requests d WHERE d.attempt_id = a.id AND d.resolved_at IS NULL)
             AS device_requests
 FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id
@@ -150,7 +151,10 @@ async def room_state(conn, exam, room: str | None) -> dict:
         candidates.append({
             "code": r["code"], "full_name": r["full_name"], "room": r["room"], "state": _state_of(r),
             "answered": r["answered"], "total": r["total"], "seconds_left": left,
-            "last_seen": delivery.iso(r["last_seen"]), "integrity_events": r["integrity"],
+            "last_seen": delivery.iso(r["last_seen"]),
+            # Past the caps of what is stored, events are only counted (delivery.integrity).
+            "integrity_events": r["integrity"] + (r["integrity_dropped"] or 0),
+            "integrity_not_recorded": r["integrity_dropped"] or 0,
             "device_requests": r["device_requests"], "network_override": r["network_override"],
             "addr": r["last_addr"], "addr_changes": r["addr_changes"] or 0,
             # Network or Safe Exam Browser refusals (details in the audit chain).

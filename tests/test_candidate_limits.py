@@ -1,5 +1,6 @@
 """The candidate API against a hostile or broken client: one device per
-attempt whatever the request carries, and text PostgreSQL cannot hold."""
+attempt whatever the request carries, text PostgreSQL cannot hold, and
+the limit on integrity reports."""
 
 import hashlib
 import json
@@ -8,7 +9,7 @@ import aiohttp
 import pytest
 from test_bank import signed_demo  # noqa: F401 - fixture
 from test_delivery import exam, sign_in, single_item, started  # noqa: F401 - fixture
-from test_proctor import locked_exam  # noqa: F401 - fixture
+from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
 
 from cbt import audit, lockdown
 
@@ -134,3 +135,43 @@ async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, con
     kept = json.loads(await conn.fetchval("SELECT body FROM refused_changes"))
     assert kept["count"] == 10 and kept["omitted"] == 10 - len(kept["changes"]) > 0
     assert kept["sha256"] == audit.batch_digest(changes)["sha256"]
+
+
+# -- integrity reports -----------------------------------------------------------------
+
+
+async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,  # noqa: F811
+                                                                 client, conn, staff, settings, aiohttp_client):
+    headers, _ = await started(client, locked_exam["0000000001"])
+    for _ in range(40):  # 2,000 events as fast as the client can send them
+        resp = await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 50}, headers=headers)
+        assert resp.status == 200
+    body = await resp.json()
+    assert body["total"] == 2000 and body["recorded"] == 0 and body["not_recorded"] == 50
+    assert await conn.fetchval("SELECT count(*) FROM integrity_events") == lockdown.INTEGRITY_MAX_PER_MINUTE
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    state = await (await proctor.get("/proctor/exams/LOCK-T/state")).json()
+    row = next(c for c in state["candidates"] if c["code"] == "0000000001")
+    assert row["integrity_events"] == 2000
+    assert row["integrity_not_recorded"] == 2000 - lockdown.INTEGRITY_MAX_PER_MINUTE
+    # A minute on, more are stored, up to the cap per attempt.
+    attempt = await conn.fetchval("SELECT id FROM attempts")
+    await conn.execute("UPDATE integrity_events SET at = at - interval '2 minutes'")
+    await conn.executemany("INSERT INTO integrity_events (attempt_id, kind, at) VALUES ($1, 'blur', now() - "
+                           "interval '2 minutes')",
+                           [(attempt,)] * (lockdown.INTEGRITY_MAX_PER_ATTEMPT - 1 - lockdown.INTEGRITY_MAX_PER_MINUTE))
+    last = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "copy"}] * 3},
+                                    headers=headers)).json()
+    assert last["recorded"] == 1 and last["not_recorded"] == 2
+    assert await conn.fetchval("SELECT count(*) FROM integrity_events") == lockdown.INTEGRITY_MAX_PER_ATTEMPT
+
+
+@pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 40}\n"], indirect=True)
+async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, conn, staff):  # noqa: F811
+    headers, _ = await started(client, locked_exam["0000000001"])
+    first = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 35},
+                                     headers=headers)).json()
+    assert first["action"] == "pause" and first["not_recorded"] == 5
+    assert await conn.fetchval("SELECT paused_at FROM attempts") is None
+    await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 5}, headers=headers)
+    assert await conn.fetchval("SELECT paused_at FROM attempts") is not None

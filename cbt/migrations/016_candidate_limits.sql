@@ -7,3 +7,11 @@
 ALTER TABLE response_history DROP CONSTRAINT response_history_kind_check;
 ALTER TABLE response_history ADD CONSTRAINT response_history_kind_check
     CHECK (kind IN ('answer', 'flag', 'withdrawn')) NOT VALID;
+
+-- Integrity events past the caps (lockdown.INTEGRITY_MAX_*) are counted here
+-- instead of stored; the row also orders one attempt's reports (row lock).
+CREATE TABLE integrity_overflow (
+    attempt_id       bigint PRIMARY KEY REFERENCES attempts(id),
+    dropped          bigint NOT NULL DEFAULT 0,
+    last_dropped_at  timestamptz
+);

@@ -65,7 +65,10 @@ function render(state) {
   for (const c of state.candidates) {
     const who = { candidate: c.code };
     const alerts = [];
-    if (c.integrity_events) alerts.push(S.integrity.replace("{n}", c.integrity_events));
+    if (c.integrity_events) {
+      alerts.push(S.integrity.replace("{n}", c.integrity_events) + (c.integrity_not_recorded
+        ? " " + S.integrity_not_recorded.replace("{n}", c.integrity_not_recorded) : ""));
+    }
     if (c.device_requests) alerts.push(S.device_request);
     if (c.addr_changes) alerts.push(S.addr_changes.replace("{n}", c.addr_changes).replace("{addr}", c.addr));
     if (c.policy_refusals) alerts.push(S.policy_refusals.replace("{n}", c.policy_refusals));
