@@ -456,6 +456,41 @@ FROM candidates c JOIN exams e ON e.id = c.exam_id
 WHERE c.ticket_hash = $1
 """
 
+# A ticket is 19 characters; longer text is not one, and is not normalised at length.
+MAX_TICKET_LENGTH = 64
+
+# Wrong tickets and access codes are counted in login_failures per (scope,
+# key). For each (scope, key, most allowed) given, a row if it is locked now:
+# when the lock ends, which is when the most-th latest failure leaves the
+# window. Each key by its index, whatever the table's size (generic plans).
+_LOCKED_UNTIL = """
+SELECT k.i, l.until FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS k(scope, key, most, i)
+CROSS JOIN LATERAL (SELECT f.failed_at + make_interval(mins => $4) AS until FROM login_failures f
+                    WHERE f.scope = k.scope AND f.key = k.key AND f.failed_at > now() - make_interval(mins => $4)
+                    ORDER BY f.failed_at DESC OFFSET k.most - 1 LIMIT 1) l
+"""
+
+
+async def locked_until(db, checks: list[tuple[str, str, int]], window_minutes: int) -> list[dt.datetime | None]:
+    """For each (scope, key, failures allowed) in `checks`: when its lock ends, or None if not locked."""
+    rows = await db.fetch(_LOCKED_UNTIL, [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks],
+                          window_minutes)
+    until = {r["i"]: r["until"] for r in rows}
+    return [until.get(i) for i in range(1, len(checks) + 1)]
+
+
+async def record_failures(db, failures: list[tuple[str, str]]) -> None:
+    await db.execute("INSERT INTO login_failures (scope, key) SELECT * FROM unnest($1::text[], $2::text[])",
+                     [f[0] for f in failures], [f[1] for f in failures])
+    # Keep the table small, as the staff sign-in does: a day-old failure no longer counts.
+    await db.execute("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'")
+
+
+def wait_details(until: dt.datetime) -> dict:
+    """How long a lock has to run, for the refusal's message and the page."""
+    seconds = max(1, int((until - now_utc()).total_seconds() + 0.999))
+    return {"minutes": -(-seconds // 60), "retry_after": seconds}
+
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -592,11 +627,7 @@ async def start(request: web.Request) -> web.Response:
                 raise Forbidden("device_cookie_missing", "this browser did not send its exam cookie: allow cookies "
                                 "for this site and press Start again")
             if policies(me).get("access_code"):
-                code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
-                                           me["exam_id"], me["room"])
-                sent = str(body.get("access_code") or "").strip().upper()
-                if not code or not sent or not hmac.compare_digest(sent, code):
-                    raise Forbidden("bad_access_code", "enter the access code your proctor reads out in the room")
+                await _check_access_code(request, conn, me, body)
         form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1",
                                        me["candidate_id"])
         if form_row is None:
@@ -634,6 +665,43 @@ async def start(request: web.Request) -> web.Response:
     result["form"] = payload
     result["answers"] = answers
     return json_body(result)
+
+
+async def _check_access_code(request: web.Request, conn, me, body: dict) -> None:
+    """The room's access code, with wrong codes limited per candidate and per
+    address (a lab behind one NAT shares one: a much higher limit) and each
+    recorded in the audit chain."""
+    settings = request.app[keys.SETTINGS]
+    addr = client_addr(request, settings.trusted_proxies)
+    window = settings.login_window_minutes
+    scopes = [("access_code", str(me["candidate_id"]), settings.access_code_max_per_candidate),
+              ("access_code_addr", addr, settings.access_code_max_per_ip)]
+    locked = [u for u in await locked_until(conn, scopes, window) if u is not None]
+    if locked:
+        # Not audited one by one: the wrong code that began the lock was, and
+        # a script kept waiting would otherwise write the chain without end.
+        raise TooManyRequests("access_code_locked", "too many wrong access codes: wait, or ask your proctor to clear "
+                              "the lock", **wait_details(max(locked)))
+    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
+                               me["exam_id"], me["room"])
+    sent = body.get("access_code")
+    sent = sent.strip().upper() if isinstance(sent, str) else ""
+    if not sent:
+        raise Forbidden("bad_access_code", "enter the access code your proctor reads out in the room")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a Vietnamese keyboard types.
+    if code and hmac.compare_digest(sent.encode(), code.encode()):
+        return
+    async with conn.transaction():
+        await record_failures(conn, [(scope, key) for scope, key, _ in scopes])
+        failures = await conn.fetchval(
+            "SELECT count(*) FROM login_failures WHERE scope = 'access_code' AND key = $1 "
+            "AND failed_at > now() - make_interval(mins => $2)", scopes[0][1], window)
+        left = max(0, settings.access_code_max_per_candidate - failures)
+        await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "access_code_refused",
+                                 {"addr": addr, "failures": failures, "locked": left == 0})
+    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    raise Forbidden("bad_access_code", "that access code is not right: enter the code your proctor reads out",
+                    tries_left=left)
 
 
 async def _answers(conn, attempt_id: int) -> dict:

@@ -1,6 +1,7 @@
 """The candidate API against a hostile or broken client: one device per
 attempt whatever the request carries, text PostgreSQL cannot hold, and
-the limit on integrity reports."""
+the limits on integrity reports and access codes (which a lab behind one
+NAT address must not trip)."""
 
 import hashlib
 import json
@@ -12,10 +13,18 @@ from test_delivery import exam, sign_in, single_item, started  # noqa: F401 - fi
 from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
 
 from cbt import audit, lockdown
+from cbt.app import create_app
 
 
 def item_of(body: dict, kind: str) -> dict:
     return next(i for sec in body["form"]["sections"] for i in sec["items"] if i["type"] == kind)
+
+
+async def audited(conn, kind: str) -> list[dict]:
+    """The exam's events of this kind, chained or still pending."""
+    rows = await conn.fetch("SELECT content FROM audit_events WHERE kind = $1 UNION ALL "
+                            "SELECT content FROM audit_pending WHERE kind = $1", kind)
+    return [json.loads(r["content"]) for r in rows]
 
 
 # -- one device per attempt ------------------------------------------------------------
@@ -175,3 +184,52 @@ async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, 
     assert await conn.fetchval("SELECT paused_at FROM attempts") is None
     await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 5}, headers=headers)
     assert await conn.fetchval("SELECT paused_at FROM attempts") is not None
+
+
+# -- room access codes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
+async def test_wrong_access_codes_are_limited_per_candidate_and_audited(
+        locked_exam, conn, staff, settings, aiohttp_client):  # noqa: F811
+    client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3)))
+    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
+    headers, _ = await sign_in(client, locked_exam["0000000001"])
+    tries = []
+    for _ in range(3):
+        resp = await client.post("/api/v1/start", json={"access_code": "XXXXXX"}, headers=headers)
+        assert resp.status == 403
+        tries.append((await resp.json())["error"]["details"]["tries_left"])
+    assert tries == [2, 1, 0]
+    locked = await client.post("/api/v1/start", json={"access_code": code}, headers=headers)
+    err = (await locked.json())["error"]
+    assert locked.status == 429 and err["code"] == "access_code_locked"
+    assert err["details"]["minutes"] == 15 and 14 * 60 < err["details"]["retry_after"] <= 15 * 60
+    assert "15" in err["message"]  # the wait, in the reader's language
+    events = await audited(conn, "access_code_refused")
+    assert [e["failures"] for e in events] == [1, 2, 3] and [e["locked"] for e in events] == [False, False, True]
+    # The lock is this candidate's: a classmate on the same address starts.
+    headers2, _ = await sign_in(client, locked_exam["0000000002"])
+    assert (await client.post("/api/v1/start", json={"access_code": code}, headers=headers2)).status == 200
+
+
+@pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
+async def test_wrong_access_codes_from_one_address_are_limited_much_higher(locked_exam,  # noqa: F811
+                                                                           conn, staff, settings, aiohttp_client):
+    client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3,
+                                                              access_code_max_per_ip=4)))
+    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
+    headers = [(await sign_in(client, locked_exam[c]))[0] for c in ("0000000001", "0000000002")]
+    statuses = [(await client.post("/api/v1/start", json={"access_code": "XXXXXX"}, headers=h)).status
+                for h in (headers[0], headers[0], headers[1], headers[1], headers[1])]
+    assert statuses == [403, 403, 403, 403, 429]
+    resp = await client.post("/api/v1/start", json={"access_code": code}, headers=headers[0])
+    assert resp.status == 429 and (await resp.json())["error"]["code"] == "access_code_locked"
+
+
+@pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
+async def test_an_access_code_typed_in_vietnamese_is_wrong_not_a_server_error(locked_exam, client, staff):  # noqa: F811
+    headers, _ = await sign_in(client, locked_exam["0000000001"])
+    for typed in ("MÃ PHÒNG", "Đ\u0000", "x" * 100_000, 12, ["A"]):
+        resp = await client.post("/api/v1/start", json={"access_code": typed}, headers=headers)
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "bad_access_code", typed

@@ -75,7 +75,10 @@ function announce(text) {
 }
 
 function errorText(err) {
-  return S["error_" + err.code] || err.message;
+  const text = S["error_" + err.code];
+  if (!text) return err.message;
+  // Placeholders such as {minutes} come from the error's details.
+  return text.replace(/\{(\w+)\}/g, (m, k) => (k in err.details ? String(err.details[k]) : m));
 }
 
 async function boot() {
