@@ -1,7 +1,7 @@
 """The candidate API against a hostile or broken client: one device per
-attempt whatever the request carries, text PostgreSQL cannot hold, and
-the limits on integrity reports and access codes (which a lab behind one
-NAT address must not trip)."""
+attempt whatever the request carries, text PostgreSQL cannot hold, absurd
+bodies, and the limits on access codes, integrity reports and tickets (which
+a lab behind one NAT address must not trip)."""
 
 import hashlib
 import json
@@ -14,6 +14,8 @@ from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
 
 from cbt import audit, lockdown
 from cbt.app import create_app
+
+ACT = "/proctor/exams/LOCK-T/actions"
 
 
 def item_of(body: dict, kind: str) -> dict:
@@ -190,7 +192,7 @@ async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, 
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
-async def test_wrong_access_codes_are_limited_per_candidate_and_audited(
+async def test_wrong_access_codes_are_limited_per_candidate_audited_and_the_proctor_can_clear(
         locked_exam, conn, staff, settings, aiohttp_client):  # noqa: F811
     client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3)))
     code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
@@ -211,6 +213,13 @@ async def test_wrong_access_codes_are_limited_per_candidate_and_audited(
     # The lock is this candidate's: a classmate on the same address starts.
     headers2, _ = await sign_in(client, locked_exam["0000000002"])
     assert (await client.post("/api/v1/start", json={"access_code": code}, headers=headers2)).status == 200
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    other_room = await proctor.post(ACT, json={"action": "clear_sign_in_lock", "room": "P02"}, headers=csrf)
+    assert (await other_room.json())["cleared"] == 3  # the address's count; candidate 1 stays locked
+    assert (await client.post("/api/v1/start", json={"access_code": code}, headers=headers)).status == 429
+    whole_exam = await proctor.post(ACT, json={"action": "clear_sign_in_lock"}, headers=csrf)
+    assert whole_exam.status == 200 and (await whole_exam.json())["cleared"] == 3
+    assert (await client.post("/api/v1/start", json={"access_code": code}, headers=headers)).status == 200
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
@@ -233,3 +242,68 @@ async def test_an_access_code_typed_in_vietnamese_is_wrong_not_a_server_error(lo
     for typed in ("MÃ PHÒNG", "Đ\u0000", "x" * 100_000, 12, ["A"]):
         resp = await client.post("/api/v1/start", json={"access_code": typed}, headers=headers)
         assert resp.status == 403 and (await resp.json())["error"]["code"] == "bad_access_code", typed
+
+
+# -- wrong tickets ---------------------------------------------------------------------
+
+
+def wrong_ticket(n: int) -> str:
+    return f"{n:04d}-XXXX-XXXX-XXXX"
+
+
+async def test_a_lab_behind_one_address_is_not_locked_out_by_typing_mistakes(exam, client):  # noqa: F811
+    # Forty students, each typing a ticket wrong once: before, the 31st wrong
+    # ticket from the lab's one address locked everyone out for 15 minutes.
+    for n in range(40):
+        resp = await client.post("/api/v1/login", json={"ticket": wrong_ticket(n)})
+        assert resp.status == 401 and (await resp.json())["error"]["code"] == "bad_ticket", n
+    assert (await client.post("/api/v1/login", json={"ticket": exam["0000000001"]})).status == 200
+
+
+async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_exam,  # noqa: F811
+                                                                        conn, staff, settings, aiohttp_client):
+    client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ip=5)))
+    for n in range(5):
+        assert (await client.post("/api/v1/login", json={"ticket": wrong_ticket(n)})).status == 401
+    # Now even a right ticket waits: the lock is against guessing from this address.
+    locked = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
+    err = (await locked.json())["error"]
+    assert locked.status == 429 and err["code"] == "sign_in_locked"
+    assert err["details"]["minutes"] == 15 and "cán bộ coi thi mở khóa" in err["message"]
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    cleared = await (await proctor.post(ACT, json={"action": "clear_sign_in_lock", "room": "P01"},
+                                        headers=csrf)).json()
+    assert cleared["addresses"] == ["127.0.0.1"] and cleared["cleared"] == 5
+    assert (await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})).status == 200
+    action = next(e for e in await audited(conn, "proctor_action") if e["action"] == "clear_sign_in_lock")
+    assert action["room"] == "P01" and action["addresses"] == ["127.0.0.1"] and action["cleared"] == 5
+
+
+async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam,  # noqa: F811
+                                                                           conn, settings, aiohttp_client):
+    client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ticket=3)))
+    same = {"ticket": wrong_ticket(1)}
+    assert [(await client.post("/api/v1/login", json=same)).status for _ in range(4)] == [401, 401, 401, 429]
+    resp = await client.post("/api/v1/login", json={"ticket": wrong_ticket(1).lower().replace("-", " ")})
+    assert resp.status == 429 and (await resp.json())["error"]["code"] == "ticket_locked"  # the same ticket
+    assert (await client.post("/api/v1/login", json={"ticket": wrong_ticket(2)})).status == 401
+    assert (await client.post("/api/v1/login", json={"ticket": exam["0000000001"]})).status == 200
+    # Only the ticket's hash is stored, never what was typed.
+    keys = [r["key"] for r in await conn.fetch("SELECT key FROM login_failures WHERE scope = 'ticket'")]
+    assert keys and not any("XXXX" in k for k in keys)
+
+
+async def test_the_lock_queries_read_by_key_while_the_tables_are_tiny(exam, conn):  # noqa: F811
+    from cbt import db, delivery
+
+    plan = await db.generic_plan(conn, delivery._LOCKED_UNTIL)
+    assert not [line for line in plan if "Seq Scan on login_failures" in line], "\n".join(plan)
+    assert any("Index" in line and "login_failures" in line for line in plan), "\n".join(plan)
+
+
+async def test_settings_refuse_a_limit_below_one():
+    from cbt.config import ConfigError, settings_from
+
+    with pytest.raises(ConfigError, match="CBT_TICKET_MAX_PER_IP must be 1 or more"):
+        settings_from({"CBT_TICKET_MAX_PER_IP": "0"})
+    assert settings_from({"CBT_ACCESS_CODE_MAX_PER_IP": "500"}).access_code_max_per_ip == 500

@@ -227,6 +227,12 @@ async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):  #
     assert "second_tab" in kinds
 
 
+def run_in_thread(coro_fn):
+    """Run an asyncio coroutine from Playwright's sync code (its thread holds an event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro_fn()).result()
+
+
 def go_to(page, kind: str) -> int:
     """Show the first question of this type (the form is shuffled); return its number on screen."""
     selector = {"essay": "#question textarea", "single": "#question label.option"}[kind]
@@ -243,10 +249,28 @@ def type_into_essay(page, text: str) -> None:
                                  a.dispatchEvent(new Event('input', {bubbles: true})); }""", text)
 
 
-def sit_through_refusals(base: str, ticket: str) -> dict:
+def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
+    import asyncpg
+
+    async def db(query: str, *args):
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
     out = {}
     with chromium_page() as (page, problems):
         page.goto(base + "/exam")
+        # Wrong tickets from this address up to its limit (CBT_TICKET_MAX_PER_IP=3 here): then the page says
+        # what happened and what to do.
+        for n in range(4):
+            page.fill("#ticket", f"{n:04d}-XXXX-XXXX-XXXX")
+            with page.expect_response("**/api/v1/login"):
+                page.click("#login-form button")
+        page.wait_for_selector("#login-error:not([hidden]):has-text('phút')")
+        out["locked_message"] = page.locator("#login-error").inner_text()
+        run_in_thread(lambda: db("DELETE FROM login_failures"))  # what the proctor's "clear sign-in lock" does
         page.fill("#ticket", ticket)
         page.click("#login-form button")
         page.wait_for_selector("#screen-confirm:not([hidden])")
@@ -289,11 +313,12 @@ async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # n
     require_chromium()
 
     def run():
-        with live_server(dsn, free_port()) as base:
-            return sit_through_refusals(base, exam["0000000001"])
+        with live_server(dsn, free_port(), CBT_TICKET_MAX_PER_IP="3") as base:
+            return sit_through_refusals(base, exam["0000000001"], dsn)
 
     out = await asyncio.to_thread(run)
     assert out["problems"] == [], out["problems"]
+    assert "cán bộ coi thi mở khóa" in out["locked_message"] and "15 phút" in out["locked_message"]
     attempt = await conn.fetchrow("SELECT id, layout, device_hash FROM attempts")
     assert out["starts"] == [403, 200] and attempt["device_hash"] is not None
     layout = json.loads(attempt["layout"])
