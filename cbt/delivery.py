@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -740,7 +741,10 @@ async def next_section(request: web.Request) -> web.Response:
         me = await close_if_expired(request, me, conn)
         if me["attempt_status"] != "in_progress":
             raise Conflict("attempt_closed", "this attempt is already submitted")
-        if body.get("from_section") != me["section_index"]:
+        sent = body.get("from_section")
+        if isinstance(sent, bool) or not isinstance(sent, int):
+            raise UserError("bad_section", "from_section: the number of the section you are in (0 for the first)")
+        if sent != me["section_index"]:
             # Idempotent: the page retries after a network drop; only the first moves on.
             return json_body(session_body(me))
         spec = spec_from_json(exam_spec(me))
@@ -975,6 +979,13 @@ async def integrity(request: web.Request) -> web.Response:
 
 # -- Safe Exam Browser's JavaScript-API path ----------------------------------------------
 
+# Sign-ins, not attempts, are what these check: like /session they serve a
+# second browser too, which must sign in to ask its proctor to move the exam.
+
+MAX_SEB_NONCES = 5
+_NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
 
 async def seb_nonce(request: web.Request) -> web.Response:
     """A single-use nonce and the exam page URL that carries it: SEB computes its
@@ -985,13 +996,26 @@ async def seb_nonce(request: web.Request) -> web.Response:
         page = seb.with_nonce("/exam", nonce)
         await conn.execute("DELETE FROM seb_nonces WHERE issued_at < now() - make_interval(secs => $1)",
                            seb.NONCE_TTL_SECONDS)
+        # A page needs one at a time; a script asking without end keeps only the latest few.
+        await conn.execute("DELETE FROM seb_nonces WHERE candidate_id = $1 AND nonce NOT IN "
+                           "(SELECT nonce FROM seb_nonces WHERE candidate_id = $1 ORDER BY issued_at DESC LIMIT $2)",
+                           me["candidate_id"], MAX_SEB_NONCES - 1)
         await conn.execute("INSERT INTO seb_nonces (nonce, candidate_id, path) VALUES ($1, $2, $3)",
                            nonce, me["candidate_id"], page)
     return json_body({"nonce": nonce, "page": page})
 
 
+def _seb_key_hash(value) -> str | None:
+    """A key hash as SafeExamBrowser.security gives it (64 hex digits), or None:
+    anything else cannot match, and must not reach the audit chain as it came."""
+    return value if isinstance(value, str) and _HEX64.fullmatch(value) else None
+
+
 async def seb_js_check(request: web.Request) -> web.Response:
     body = await read_json(request)
+    nonce = body.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
     async with request.app[keys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         rules = policies(me).get("seb") or {}
@@ -999,7 +1023,7 @@ async def seb_js_check(request: web.Request) -> web.Response:
         row = await conn.fetchrow(
             "DELETE FROM seb_nonces WHERE nonce = $1 AND candidate_id = $2 "
             "AND issued_at > now() - make_interval(secs => $3) RETURNING path",
-            str(body.get("nonce", "")), me["candidate_id"], seb.NONCE_TTL_SECONDS)
+            nonce, me["candidate_id"], seb.NONCE_TTL_SECONDS)
         if row is None:
             raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
         base = public_url(request)
@@ -1007,8 +1031,8 @@ async def seb_js_check(request: web.Request) -> web.Response:
         if rules.get("serve_config", True):
             config_keys.append(seb.config_key_for_file(
                 lockdown.seb_config_file(base, me["exam_code"], me["title"], rules)))
-        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), body.get("config_key"),
-                                  body.get("browser_exam_key"), str(body.get("nonce")), config_keys,
+        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), _seb_key_hash(body.get("config_key")),
+                                  _seb_key_hash(body.get("browser_exam_key")), nonce, config_keys,
                                   list(rules.get("browser_exam_keys") or []))
         if not check.ok:
             await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",

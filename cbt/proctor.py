@@ -234,6 +234,9 @@ async def act(request: web.Request) -> web.Response:
     """One proctor action, confirmed in the page; recorded in proctor_actions."""
     staff = require_user(request)
     body = await delivery.read_json(request)
+    if _holds_nul(body):
+        # Its text goes to the audit chain and proctor_actions, as jsonb, which cannot hold it.
+        raise UserError("unstorable_text", "the text holds a NUL character, which cannot be saved: remove it")
     action = body.get("action")
     if action not in ACTIONS:
         raise UserError("bad_action", f"action must be one of {', '.join(ACTIONS)}")
@@ -244,6 +247,16 @@ async def act(request: web.Request) -> web.Response:
                                   client_addr(request, request.app[keys.SETTINGS].trusted_proxies))
         await delivery.notify(conn, exam["id"])
     return delivery.json_body({"ok": True, "action": action, **result})
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 async def _candidate(conn, exam, code) -> asyncpg.Record:

@@ -307,3 +307,53 @@ async def test_settings_refuse_a_limit_below_one():
     with pytest.raises(ConfigError, match="CBT_TICKET_MAX_PER_IP must be 1 or more"):
         settings_from({"CBT_TICKET_MAX_PER_IP": "0"})
     assert settings_from({"CBT_ACCESS_CODE_MAX_PER_IP": "500"}).access_code_max_per_ip == 500
+
+
+# -- absurd bodies ---------------------------------------------------------------------
+
+
+# Each (path, body) against a started attempt. Before, several of these were a 500.
+ABSURD = [
+    ("/api/v1/login", {"ticket": "\u0000"}),
+    ("/api/v1/login", {"ticket": "A" * 200_000}),
+    ("/api/v1/login", {"ticket": ["AAAA"]}),
+    ("/api/v1/login", {"ticket": {"a": 1}}),
+    ("/api/v1/start", {"attempt_id": "\u0000"}),
+    ("/api/v1/changes", {"changes": [{"seq": 1, "item": ["q1"], "value": None}]}),
+    ("/api/v1/changes", {"changes": [{"seq": 1, "item": {"q": 1}, "value": None}]}),
+    ("/api/v1/changes", {"changes": [{"seq": 1, "item": "\u0000", "value": None}]}),
+    ("/api/v1/changes", {"changes": [{"seq": 10**30, "item": "q1", "value": None}]}),
+    ("/api/v1/changes", {"changes": [{"seq": 1, "item": "q1", "kind": ["answer"], "value": None}]}),
+    ("/api/v1/changes", {"changes": "\u0000"}),
+    ("/api/v1/integrity", {"events": [{"kind": "\u0000"}]}),
+    ("/api/v1/integrity", {"events": [{"kind": ["blur"]}]}),
+    ("/api/v1/integrity", {"events": [{"kind": "blur"}] * 51}),
+    ("/api/v1/sections/next", {"from_section": "\u0000"}),
+    ("/api/v1/submit", {"attempt_id": {"\u0000": 1}}),
+    ("/api/v1/seb/js-check", {"nonce": "\u0000"}),
+    ("/api/v1/seb/js-check", {"nonce": ["x"]}),
+    ("/api/v1/seb/js-check", {"nonce": "x" * 100_000}),
+]
+
+
+@pytest.mark.parametrize(("path", "payload"), ABSURD)
+async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,  # noqa: F811
+                                                           client, conn, staff, path, payload):
+    headers, _ = await started(client, locked_exam["0000000002"])
+    resp = await client.post(path, json=payload, headers=headers)
+    assert 400 <= resp.status < 500, (resp.status, await resp.text())
+    assert (await resp.json())["error"]["code"]
+
+
+@pytest.mark.parametrize("locked_exam", ["  seb: {required: true, browser_exam_keys: [" + "a" * 64 + "]}\n"],
+                         indirect=True)
+async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, client, conn, staff):  # noqa: F811
+    headers, _ = await sign_in(client, locked_exam["0000000001"])
+    for keys in ({"config_key": 5, "browser_exam_key": ["x"]}, {"config_key": "\u0000" * 64}):
+        nonce = (await (await client.post("/api/v1/seb/nonce", json={}, headers=headers)).json())["nonce"]
+        resp = await client.post("/api/v1/seb/js-check", json={"nonce": nonce, **keys}, headers=headers)
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "seb_required"
+    # A script asking for nonces without end keeps only the latest few.
+    for _ in range(20):
+        await client.post("/api/v1/seb/nonce", json={}, headers=headers)
+    assert await conn.fetchval("SELECT count(*) FROM seb_nonces") == 5

@@ -226,6 +226,15 @@ async def test_candidates_and_teachers_cannot_use_proctor_endpoints(client, staf
     assert no_csrf.status == 403
 
 
+async def test_a_proctor_note_with_a_nul_is_refused_not_a_server_error(staff, locked_exam, settings,
+                                                                       aiohttp_client):
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    for body in ({"action": "note", "note": "a\u0000b"}, {"action": "extend", "room": "P01", "minutes": 5,
+                                                          "why": ["\u0000"]}):
+        resp = await proctor.post("/proctor/exams/LOCK-T/actions", json=body, headers=csrf)
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "unstorable_text"
+
+
 @pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 2}\n"], indirect=True)
 async def test_integrity_events_pause_after_n(client, conn, staff, locked_exam):
     headers, _ = await started(client, locked_exam["0000000001"])

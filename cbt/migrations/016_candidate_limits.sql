@@ -28,3 +28,6 @@ CREATE TABLE integrity_overflow (
     dropped          bigint NOT NULL DEFAULT 0,
     last_dropped_at  timestamptz
 );
+
+-- A candidate's Safe Exam Browser nonces, to keep only the latest few.
+CREATE INDEX seb_nonces_candidate_idx ON seb_nonces (candidate_id, issued_at);
