@@ -107,28 +107,29 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
     acked: dict[int, int] = {}
     errors: list[str] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    # No shared cookie jar: each candidate is a browser of its own, with its own device cookie.
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
         async def login(ticket):
             async with limit, http.post(base + "/api/v1/login", json={"ticket": ticket}) as r:
-                return (await r.json())["token"]
+                return {"Authorization": f"Bearer {(await r.json())['token']}",
+                        "Cookie": f"cbt_device={r.cookies['cbt_device'].value}"}
 
-        tokens = await asyncio.gather(*(login(t) for t in tickets))
+        signed_in = await asyncio.gather(*(login(t) for t in tickets))
 
-        async def start(token):
+        async def start(headers):
             async with limit:
                 t0 = time.perf_counter()
-                async with http.post(base + "/api/v1/start", json={},
-                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                async with http.post(base + "/api/v1/start", json={}, headers=headers) as r:
                     body = await r.json()
                     timings["start"].append(time.perf_counter() - t0)
                     if r.status != 200:
                         errors.append(f"start {r.status}")
                     return body
 
-        starts = await asyncio.gather(*(start(t) for t in tokens))
+        starts = await asyncio.gather(*(start(h) for h in signed_in))
 
-        async def sit(token, body):
-            rng = random.Random(token)
+        async def sit(headers, body):
+            rng = random.Random(headers["Authorization"])
             singles = [i for s in body["form"]["sections"] for i in s["items"] if i["type"] == "single"]
             seq = 0
             for _ in range(rounds):
@@ -139,8 +140,7 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
                     batch.append({"seq": seq, "item": q["ref"], "value": rng.choice(q["options"])["id"]})
                 async with limit:
                     t0 = time.perf_counter()
-                    async with http.post(base + "/api/v1/changes", json={"changes": batch},
-                                         headers={"Authorization": f"Bearer {token}"}) as r:
+                    async with http.post(base + "/api/v1/changes", json={"changes": batch}, headers=headers) as r:
                         result = await r.json()
                         timings["changes"].append(time.perf_counter() - t0)
                         if r.status != 200:
@@ -150,7 +150,7 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
                 await asyncio.sleep(rng.uniform(0, 0.2))
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(sit(t, b) for t, b in zip(tokens, starts, strict=True)))
+        await asyncio.gather(*(sit(h, b) for h, b in zip(signed_in, starts, strict=True)))
         elapsed = time.perf_counter() - t0
     return {"timings": timings, "acked": acked, "errors": errors, "autosave_seconds": elapsed}
 

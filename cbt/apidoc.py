@@ -39,9 +39,10 @@ ITEM = {"type": "object", "required": ["ref", "type", "points", "stem"], "proper
         "id": {"enum": ["a", "b", "c", "d"]}, "html": {"type": "string"}}}}}}
 CHANGE = {"type": "object", "required": ["seq", "item"], "properties": {
     "seq": {"type": "integer", "minimum": 1}, "item": {"type": "string"},
-    "kind": {"enum": ["answer", "flag"], "default": "answer"},
+    "kind": {"enum": ["answer", "flag", "withdrawn"], "default": "answer"},
     "value": {"description": "single: alias|null; multiple: [alias]; truefalse4: {a: bool|null}; "
-                             "short/essay: string|null; flag: bool"}}}
+                             "short/essay: string|null; flag: bool; withdrawn (a change refused as "
+                             "bad_change, given up): null"}}}
 
 
 def _op(summary: str, response: dict, body: dict | None = None, auth: bool = True) -> dict:

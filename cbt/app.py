@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import audit, auth, autosave, db, delivery, keys, middleware, proctor, receipts
+from cbt import audit, auth, autosave, db, delivery, keys, lockdown, middleware, proctor, receipts
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(delivery.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
     app.on_shutdown.append(proctor.end_streams)
+    app.on_response_prepare.append(lockdown.set_device_cookie)
     app.cleanup_ctx.append(audit.chainer_ctx)
     app.cleanup_ctx.append(receipts.repair_ctx)
     app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})

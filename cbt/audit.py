@@ -44,7 +44,7 @@ ZERO_HASH = bytes(32)
 # The event kinds cbt writes. Others are refused, so a typo cannot slip in.
 KINDS = frozenset({
     "login", "start", "changes", "submit", "refused_changes", "policy_refused",
-    "proctor_action", "exam_edit",
+    "proctor_action", "exam_edit", "access_code_refused",
 })
 
 # Advisory locks: the two-int form lives apart from the one-bigint keys used

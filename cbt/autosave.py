@@ -4,7 +4,9 @@ The page numbers every change (seq, per attempt, from 1) and sends batches;
 it may resend, reorder or duplicate them after a network drop or reload.
 The server:
 
-- refuses the whole batch, writing nothing, if any change is malformed;
+- refuses the whole batch, writing nothing, if any change is malformed
+  (naming its seq); the page then withdraws that change (kind "withdrawn":
+  it fills the seq and changes no answer) and the rest of its journal goes on;
 - refuses changes after deadline + grace (or for a closed section) and logs
   them in refused_changes, so a dispute can be settled from the record;
 - appends each change to response_history once (seq is the key);
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import asyncpg
@@ -40,7 +43,7 @@ from cbt.delivery import (
     json_body,
     json_bytes,
     now_utc,
-    read_json,
+    read_json_lone_surrogates,
     sequential,
 )
 from cbt.errors import Conflict, UserError
@@ -138,7 +141,7 @@ WITH req AS (
            (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'answer'))[1] AS value,
            max(seq) FILTER (WHERE kind = 'flag') AS flag_seq,
            (array_agg(value ORDER BY seq DESC) FILTER (WHERE kind = 'flag'))[1] AS flag
-    FROM incoming GROUP BY attempt_id, item_ref
+    FROM incoming WHERE kind <> 'withdrawn' GROUP BY attempt_id, item_ref
 ), applied AS (
     INSERT INTO responses AS r (attempt_id, item_ref, value, value_seq, flagged, flag_seq)
     SELECT attempt_id, item_ref, value::jsonb, coalesce(value_seq, 0), coalesce(flag::boolean, false),
@@ -187,8 +190,17 @@ def _bad(seq, why: str) -> UserError:
     return UserError("bad_change", f"change {seq}: {why}", seq=seq)
 
 
-def check_value(seq, kind: str, value, entry: dict) -> str:
-    """Validate one answer against the question's layout; return it as JSON text."""
+# Text PostgreSQL cannot hold: NUL (jsonb refuses "\u0000"), and UTF-16
+# surrogates, which in a Python str are only ever unpaired ones and have no
+# UTF-8 form. Only a body the strict parser refused can hold those
+# (read_json_lone_surrogates): a scan of every essay for them on each save
+# would cost more than the rest of the check.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def check_value(seq, kind: str, value, entry: dict, lone_surrogates: bool = False) -> str:
+    """Validate one answer against the question's layout; return it as JSON text.
+    `lone_surrogates`: the body may hold unpaired surrogates (see _SURROGATE)."""
     if kind == "flag":
         if not isinstance(value, bool):
             raise _bad(seq, "a flag is true or false")
@@ -212,10 +224,12 @@ def check_value(seq, kind: str, value, entry: dict) -> str:
     elif t == "essay":
         if not isinstance(value, str) or len(value) > MAX_ESSAY:
             raise _bad(seq, f"an essay is text of at most {MAX_ESSAY} characters")
+    if isinstance(value, str) and ("\x00" in value or (lone_surrogates and _SURROGATE.search(value))):
+        raise _bad(seq, "the text holds a character that cannot be saved (NUL or a broken surrogate): remove it")
     return json.dumps(value, ensure_ascii=False)
 
 
-def parse_changes(body: dict, layout: dict) -> list[tuple[int, str, str, str]]:
+def parse_changes(body: dict, layout: dict, lone_surrogates: bool = False) -> list[tuple[int, str, str, str]]:
     changes = body.get("changes")
     if not isinstance(changes, list) or not changes:
         raise UserError("bad_change", "send changes: a non-empty list of {seq, item, kind, value}")
@@ -231,11 +245,19 @@ def parse_changes(body: dict, layout: dict) -> list[tuple[int, str, str, str]]:
         if seq in seen:
             raise _bad(seq, "the same seq twice in one batch")
         seen.add(seq)
-        if item not in layout:
+        if kind == "withdrawn":
+            # The page gives up a change this server refused: it holds the seq
+            # and changes no answer. Its question may be one the form lacks
+            # (that may be why the change was refused): stored as "".
+            if c.get("value") is not None:
+                raise _bad(seq, "a withdrawn change has no value")
+            rows.append((seq, item if isinstance(item, str) and item in layout else "", kind, "null"))
+            continue
+        if not isinstance(item, str) or item not in layout:
             raise _bad(seq, f"no question {item!r} on this form")
         if kind not in ("answer", "flag"):
-            raise _bad(seq, "kind is 'answer' or 'flag'")
-        rows.append((seq, item, kind, check_value(seq, kind, c.get("value"), layout[item])))
+            raise _bad(seq, "kind is 'answer', 'flag' or 'withdrawn'")
+        rows.append((seq, item, kind, check_value(seq, kind, c.get("value"), layout[item], lone_surrogates)))
     return rows
 
 
@@ -409,12 +431,14 @@ def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
 
 
 async def changes(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    # An unpaired surrogate in an answer is then refused as a bad change with
+    # its seq, like a NUL, instead of the whole body as bad JSON.
+    body, lone_surrogates = await read_json_lone_surrogates(request)
     token = bearer_hash(request)
     addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
     seen = Cache.of(request.app).seen
     me = seen.get(token)
-    if me is not None:
+    if me is not None and not lone_surrogates:
         rows = fast_rows(request, body, me, addr)
         if rows is not None:
             saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
@@ -425,7 +449,7 @@ async def changes(request: web.Request) -> web.Response:
     # (a proctor's pause, say): then it reads again.
     async with request.app[keys.POOL].acquire() as conn:
         for _ in range(3):
-            me, rows = await _checked(request, conn, body)
+            me, rows = await _checked(request, conn, body, lone_surrogates)
             saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
             if saved is not None:
                 if len(seen) > MAX_SEEN:
@@ -436,7 +460,24 @@ async def changes(request: web.Request) -> web.Response:
                     status=503)
 
 
-async def _checked(request: web.Request, conn, body: dict) -> tuple[dict, list]:
+# The most of a refused batch kept in refused_changes, in characters.
+MAX_REFUSED_RECORD = 100_000
+
+
+def refused_record(rows: list, changes: list) -> str:
+    """A refused batch as refused_changes keeps it: its checked changes (so
+    jsonb can hold every value), as many as fit, and the digest of all of it."""
+    kept, size = [], 0
+    for seq, item, kind, value in rows:
+        size += len(value) + len(item) + 50
+        if size > MAX_REFUSED_RECORD:
+            break
+        kept.append({"seq": seq, "item": item, "kind": kind, "value": json.loads(value)})
+    return json.dumps({"changes": kept, "omitted": len(rows) - len(kept), **audit.batch_digest(changes)},
+                      ensure_ascii=False)
+
+
+async def _checked(request: web.Request, conn, body: dict, lone_surrogates: bool) -> tuple[dict, list]:
     """Read the candidate afresh and check the batch: (me, rows) to save, or
     the refusal (recorded in refused_changes and the audit chain if late)."""
     me, layout = await current_candidate_lean(request, conn)
@@ -447,7 +488,7 @@ async def _checked(request: web.Request, conn, body: dict) -> tuple[dict, list]:
     if await close_if_expired(request, me, conn) is not me:
         # It closed a section or the attempt: read the candidate as it is now.
         me, layout = await current_candidate_lean(request, conn)
-    rows = parse_changes(body, layout)
+    rows = parse_changes(body, layout, lone_surrogates)
     late = now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])
     section_closed = False
     if sequential(me):
@@ -457,7 +498,7 @@ async def _checked(request: web.Request, conn, body: dict) -> tuple[dict, list]:
         reason = ("after_deadline" if late else "attempt_submitted" if me["attempt_status"] != "in_progress"
                   else "section_closed")
         await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
-                           me["attempt_id"], reason, json.dumps(body, ensure_ascii=False)[:100_000])
+                           me["attempt_id"], reason, refused_record(rows, body["changes"]))
         await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "refused_changes",
                            {"reason": reason, **audit.batch_digest(body["changes"])},
                            attempt_id=me["attempt_id"])

@@ -42,6 +42,13 @@ class Settings:
     login_max_per_ip: int = 20
     login_max_per_account: int = 5
     login_window_minutes: int = 15
+    # Wrong candidate tickets allowed per window (login_window_minutes) from
+    # one address, which a whole lab behind one NAT shares, and for one exact
+    # ticket typed; and wrong room access codes per address and per candidate.
+    ticket_max_per_ip: int = 200
+    ticket_max_per_ticket: int = 10
+    access_code_max_per_ip: int = 200
+    access_code_max_per_candidate: int = 10
     # Proxies whose X-Forwarded-For is believed (CIDR list).
     trusted_proxies: tuple[str, ...] = ()
     # Bearer token for /metrics from non-loopback addresses; empty = loopback only.
@@ -98,6 +105,10 @@ _FIELDS = {
     "login_max_per_ip": _int,
     "login_max_per_account": _int,
     "login_window_minutes": _int,
+    "ticket_max_per_ip": _int,
+    "ticket_max_per_ticket": _int,
+    "access_code_max_per_ip": _int,
+    "access_code_max_per_candidate": _int,
     "trusted_proxies": _list,
     "metrics_token": lambda n, v: str(v),
     "log_level": lambda n, v: str(v).upper(),
@@ -152,6 +163,10 @@ def check(s: Settings) -> None:
         raise ConfigError(f"CBT_WORKERS must be 0 (one per core) or more, got {s.workers}")
     if s.pool_min < 1 or s.pool_max < s.pool_min:
         raise ConfigError("CBT_POOL_MIN must be >= 1 and CBT_POOL_MAX >= CBT_POOL_MIN")
+    for name in ("ticket_max_per_ip", "ticket_max_per_ticket", "access_code_max_per_ip",
+                 "access_code_max_per_candidate"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"CBT_{name.upper()} must be 1 or more (wrong tries allowed), got {getattr(s, name)}")
     for cidr in s.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,7 +33,6 @@ from cbt.roster import normalise_ticket, ticket_hash
 from itembank.formats.yaml_format import parse_text
 
 TOKEN_HOURS = 12
-MAX_TICKET_FAILURES_PER_ADDR = 30  # per 15 minutes; tickets have >= 60 bits, this only stops noise
 
 
 class Unauthorised(UserError):
@@ -63,15 +63,43 @@ def json_body(data: dict, status: int = 200) -> web.Response:
     return web.Response(body=json_bytes(data), status=status, content_type="application/json")
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json(request: web.Request) -> dict:
+    """The body as a JSON object, or bad_json."""
+    return (await _read_json(request, lone_surrogates=False))[0]
+
+
+async def read_json_lone_surrogates(request: web.Request) -> tuple[dict, bool]:
+    """read_json, but text holding an unpaired UTF-16 surrogate escape
+    ("\\ud800", as a browser's JSON.stringify writes such a string) is read
+    rather than refused: for a handler that checks its strings and can say
+    which one is wrong (autosave names the change). (body, whether its strings
+    may hold unpaired surrogates: only if the strict parser refused it)."""
+    return await _read_json(request, lone_surrogates=True)
+
+
+async def _read_json(request: web.Request, *, lone_surrogates: bool) -> tuple[dict, bool]:
+    raw = await request.read()
+    lenient = False
     try:
         # Strict JSON: NaN and Infinity, which json.loads lets through, are refused too.
-        body = orjson.loads(await request.read())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise UserError("bad_json", "the request body must be JSON") from None
+        body = None
+        if lone_surrogates:
+            # Only after orjson refused: the standard library is slower, and reads such escapes.
+            try:
+                body, lenient = json.loads(raw, parse_constant=_no_constants), True
+            except (ValueError, RecursionError):
+                pass
+        if body is None:
+            raise UserError("bad_json", "the request body must be JSON") from None
     if not isinstance(body, dict):
         raise UserError("bad_json", "the request body must be a JSON object")
-    return body
+    return body, lenient
 
 
 # -- who is asking ------------------------------------------------------------------
@@ -204,12 +232,14 @@ def _seb_refusal(request: web.Request, me, rules: dict):
     return check
 
 
-def _other_device(request: web.Request, me, rules: dict) -> tuple[bool, bytes | None]:
-    """(is this request from a browser other than the attempt's, its device hash)."""
-    if not rules.get("one_device", True) or me["device_hash"] is None:
-        return False, None
-    mine = lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE))
-    return mine != me["device_hash"], mine
+def _device_passes(request: web.Request, me, rules: dict) -> bool:
+    """Is this request from the browser the attempt is bound to (or is the exam
+    not one-device)? An attempt with no device bound passes nobody: the guard
+    binds it first (see _check_device)."""
+    if not rules.get("one_device", True):
+        return True
+    mine = lockdown.device_of(request)
+    return mine is not None and mine == me["device_hash"]
 
 
 def guard_passes(request: web.Request, me, addr: str) -> bool:
@@ -218,11 +248,14 @@ def guard_passes(request: web.Request, me, addr: str) -> bool:
     which verifies `me` in SQL."""
     rules = policies(me)
     return (_network_ok(me, rules, addr) and _seb_refusal(request, me, rules) is None
-            and not _other_device(request, me, rules)[0] and me["paused_at"] is None)
+            and _device_passes(request, me, rules) and me["paused_at"] is None)
 
 
 async def guard(request: web.Request, me, conn, *, write: bool) -> None:
-    """The exam's policies for this request: network, device, pause."""
+    """The exam's policies for this request: network, SEB, device, pause.
+
+    Reads (write=False) of a started attempt are held to its device as well:
+    its answers are for the browser that sits it."""
     rules = policies(me)
     addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
     if not _network_ok(me, rules, addr):
@@ -230,19 +263,44 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
                            {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
         lockdown.check_network(addr, rules, me["room"], False)
     await _check_seb(request, me, conn, rules)
-    if not write or me["attempt_id"] is None:
+    if me["attempt_id"] is None:
         return
-    other, mine = _other_device(request, me, rules)
-    if other:
-        if mine is not None:
-            await conn.execute(
-                "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
-                "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
-                me["attempt_id"], mine, addr)
-            await notify(conn, me["exam_id"])
-        raise Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
-    if me["paused_at"] is not None and me["attempt_status"] == "in_progress":
+    await _check_device(request, me, conn, rules, addr, ask=write)
+    if write and me["paused_at"] is not None and me["attempt_status"] == "in_progress":
         raise Conflict("paused", "your proctor has paused the exam: your time is stopped; wait")
+
+
+async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, *, ask: bool) -> None:
+    """One device per attempt: refuse any browser but the attempt's. With `ask`,
+    the refused browser's request to take the attempt over goes to the proctor."""
+    if _device_passes(request, me, rules):
+        return
+    mine = lockdown.device_of(request)
+    if me["device_hash"] is None and mine is not None:
+        # Started with no device bound (before Start bound one always): the
+        # first browser to come with its device cookie takes it.
+        bound = await conn.fetchval(
+            "UPDATE attempts SET device_hash = coalesce(device_hash, $2) WHERE id = $1 RETURNING device_hash",
+            me["attempt_id"], mine)
+        if bound == mine:
+            return
+    if mine is None:
+        # No device cookie: cookies are blocked, or were cleared since sign-in.
+        # A new id goes out with the refusal; if the browser keeps it, the
+        # proctor can move the attempt to it.
+        mine = lockdown.ensure_device(request)
+        refusal = Forbidden("device_cookie_missing",
+                            "this browser did not send its exam cookie: allow cookies for this site, then ask your "
+                            "proctor to move the exam to this computer")
+    else:
+        refusal = Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
+    if ask:
+        await conn.execute(
+            "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
+            "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
+            me["attempt_id"], mine, addr)
+        request.app[keys.NOTIFIER].soon(me["exam_id"])
+    raise refusal
 
 
 def public_url(request: web.Request) -> str:
@@ -404,7 +462,8 @@ def result_body(me) -> dict:
 # trip instead of four (BEGIN, two inserts, COMMIT) when a room signs in at once.
 _SIGN_IN = """
 WITH session AS (
-    INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at) VALUES ($1, $2, now() + $3::interval)
+    INSERT INTO candidate_sessions (token_hash, candidate_id, expires_at, addr)
+    VALUES ($1, $2, now() + $3::interval, $7)
 )
 INSERT INTO audit_pending (exam_id, actor, kind, content) VALUES ($4, $5, 'login', $6::jsonb)
 """
@@ -416,36 +475,75 @@ FROM candidates c JOIN exams e ON e.id = c.exam_id
 WHERE c.ticket_hash = $1
 """
 
+# A ticket is 19 characters; longer text is not one, and is not normalised at length.
+MAX_TICKET_LENGTH = 64
+
+# Wrong tickets and access codes are counted in login_failures per (scope,
+# key). For each (scope, key, most allowed) given, a row if it is locked now:
+# when the lock ends, which is when the most-th latest failure leaves the
+# window. Each key by its index, whatever the table's size (generic plans).
+_LOCKED_UNTIL = """
+SELECT k.i, l.until FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS k(scope, key, most, i)
+CROSS JOIN LATERAL (SELECT f.failed_at + make_interval(mins => $4) AS until FROM login_failures f
+                    WHERE f.scope = k.scope AND f.key = k.key AND f.failed_at > now() - make_interval(mins => $4)
+                    ORDER BY f.failed_at DESC OFFSET k.most - 1 LIMIT 1) l
+"""
+
+
+async def locked_until(db, checks: list[tuple[str, str, int]], window_minutes: int) -> list[dt.datetime | None]:
+    """For each (scope, key, failures allowed) in `checks`: when its lock ends, or None if not locked."""
+    rows = await db.fetch(_LOCKED_UNTIL, [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks],
+                          window_minutes)
+    until = {r["i"]: r["until"] for r in rows}
+    return [until.get(i) for i in range(1, len(checks) + 1)]
+
+
+async def record_failures(db, failures: list[tuple[str, str]]) -> None:
+    await db.execute("INSERT INTO login_failures (scope, key) SELECT * FROM unnest($1::text[], $2::text[])",
+                     [f[0] for f in failures], [f[1] for f in failures])
+    # Keep the table small, as the staff sign-in does: a day-old failure no longer counts.
+    await db.execute("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'")
+
+
+def wait_details(until: dt.datetime) -> dict:
+    """How long a lock has to run, for the refusal's message and the page."""
+    seconds = max(1, int((until - now_utc()).total_seconds() + 0.999))
+    return {"minutes": -(-seconds // 60), "retry_after": seconds}
+
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
-    ticket = normalise_ticket(str(body.get("ticket", "")))
+    settings = request.app[keys.SETTINGS]
+    sent = body.get("ticket")
+    ticket = normalise_ticket(sent) if isinstance(sent, str) and len(sent) <= MAX_TICKET_LENGTH else ""
     pool = request.app[keys.POOL]
-    addr = "ticket:" + client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
-    failures = await pool.fetchval(
-        "SELECT count(*) FROM login_failures WHERE scope = 'addr' AND key = $1 "
-        "AND failed_at > now() - interval '15 minutes'", addr)
-    if failures >= MAX_TICKET_FAILURES_PER_ADDR:
-        raise TooManyRequests("login_rate_limited", "too many wrong tickets from this computer; ask your proctor",
-                              minutes=15)
-    row = await pool.fetchrow(_TICKET, ticket_hash(ticket)) if ticket else None
+    addr = client_addr(request, settings.trusted_proxies)
+    # Per address, with a limit a lab behind one NAT does not reach by typing
+    # mistakes (a proctor can clear it: proctor.clear_sign_in_lock); per exact
+    # ticket typed, by its hash: the typed text is never stored.
+    typed = ticket_hash(ticket)
+    by_addr, by_ticket = await locked_until(pool, [("ticket_addr", addr, settings.ticket_max_per_ip),
+                                                   ("ticket", typed.hex(), settings.ticket_max_per_ticket)],
+                                            settings.login_window_minutes)
+    if by_addr:
+        raise TooManyRequests("sign_in_locked", "too many wrong tickets were typed on this network: ask your proctor "
+                              "to clear the sign-in lock, or wait", **wait_details(by_addr))
+    if by_ticket:
+        raise TooManyRequests("ticket_locked", "this ticket was typed wrong too many times: check it against your "
+                              "slip, or ask your proctor", **wait_details(by_ticket))
+    row = await pool.fetchrow(_TICKET, typed) if ticket else None
     if row is None:
-        await pool.execute("INSERT INTO login_failures (scope, key) VALUES ('addr', $1)", addr)
+        await record_failures(pool, [("ticket_addr", addr), ("ticket", typed.hex())])
         raise Unauthorised("bad_ticket", "this ticket is not valid: check each character, or ask your proctor")
     if row["status"] == "closed" or row["closes_at"] <= now_utc():
         raise Forbidden("exam_closed", "this exam has closed")
     token = secrets.token_urlsafe(32)
     await pool.execute(_SIGN_IN, hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS),
-                       row["exam_id"], f"candidate:{row['code']}",
-                       audit.content_text("login", {"addr": addr[len("ticket:"):]}))
+                       row["exam_id"], f"candidate:{row['code']}", audit.content_text("login", {"addr": addr}), addr)
     me = await current_candidate_by_token(request, token)
-    response = json_body(session_body(me, token))
-    if not request.cookies.get(lockdown.DEVICE_COOKIE):
-        # Identifies this browser for the one-device rule; no personal data.
-        response.set_cookie(lockdown.DEVICE_COOKIE, lockdown.new_device_id(), httponly=True, samesite="Strict",
-                            path="/api/", max_age=7 * 24 * 3600,
-                            secure=request.app[keys.SETTINGS].secure_cookies or request.secure)
-    return response
+    # A device id for the one-device rule, if this browser has none yet.
+    lockdown.ensure_device(request)
+    return json_body(session_body(me, token))
 
 
 async def current_candidate_by_token(request: web.Request, token: str) -> asyncpg.Record:
@@ -548,12 +646,15 @@ async def start(request: web.Request) -> web.Response:
             admitted = me["admitted_until"] is not None and now <= me["admitted_until"]
             if now > me["late_entry_until"] and not admitted:
                 raise Forbidden("late_entry_closed", "the time to enter this exam has passed: ask your proctor")
+            if lockdown.device_of(request) is None and policies(me).get("one_device", True):
+                # The attempt is bound to the browser that starts it, so it needs
+                # the device cookie (set at sign-in). Refused before the clock
+                # starts, with a new cookie: the page presses Start once more.
+                lockdown.ensure_device(request)
+                raise Forbidden("device_cookie_missing", "this browser did not send its exam cookie: allow cookies "
+                                "for this site and press Start again")
             if policies(me).get("access_code"):
-                code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
-                                           me["exam_id"], me["room"])
-                sent = str(body.get("access_code") or "").strip().upper()
-                if not code or not sent or not hmac.compare_digest(sent, code):
-                    raise Forbidden("bad_access_code", "enter the access code your proctor reads out in the room")
+                await _check_access_code(request, conn, me, body)
         form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1",
                                        me["candidate_id"])
         if form_row is None:
@@ -580,7 +681,7 @@ async def start(request: web.Request) -> web.Response:
                                     deadline) if first.time_limit_minutes else None)
             created = await conn.fetchval(
                 _START, me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
-                lockdown.device_hash(request.cookies.get(lockdown.DEVICE_COOKIE)), f"candidate:{me['code']}",
+                lockdown.ensure_device(request), f"candidate:{me['code']}",
                 audit.content_text("start", {"deadline": iso(deadline)}))
             me = await current_candidate(request, conn)
             request.app[keys.NOTIFIER].soon(me["exam_id"])
@@ -591,6 +692,43 @@ async def start(request: web.Request) -> web.Response:
     result["form"] = payload
     result["answers"] = answers
     return json_body(result)
+
+
+async def _check_access_code(request: web.Request, conn, me, body: dict) -> None:
+    """The room's access code, with wrong codes limited per candidate and per
+    address (a lab behind one NAT shares one: a much higher limit) and each
+    recorded in the audit chain."""
+    settings = request.app[keys.SETTINGS]
+    addr = client_addr(request, settings.trusted_proxies)
+    window = settings.login_window_minutes
+    scopes = [("access_code", str(me["candidate_id"]), settings.access_code_max_per_candidate),
+              ("access_code_addr", addr, settings.access_code_max_per_ip)]
+    locked = [u for u in await locked_until(conn, scopes, window) if u is not None]
+    if locked:
+        # Not audited one by one: the wrong code that began the lock was, and
+        # a script kept waiting would otherwise write the chain without end.
+        raise TooManyRequests("access_code_locked", "too many wrong access codes: wait, or ask your proctor to clear "
+                              "the lock", **wait_details(max(locked)))
+    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
+                               me["exam_id"], me["room"])
+    sent = body.get("access_code")
+    sent = sent.strip().upper() if isinstance(sent, str) else ""
+    if not sent:
+        raise Forbidden("bad_access_code", "enter the access code your proctor reads out in the room")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a Vietnamese keyboard types.
+    if code and hmac.compare_digest(sent.encode(), code.encode()):
+        return
+    async with conn.transaction():
+        await record_failures(conn, [(scope, key) for scope, key, _ in scopes])
+        failures = await conn.fetchval(
+            "SELECT count(*) FROM login_failures WHERE scope = 'access_code' AND key = $1 "
+            "AND failed_at > now() - make_interval(mins => $2)", scopes[0][1], window)
+        left = max(0, settings.access_code_max_per_candidate - failures)
+        await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "access_code_refused",
+                                 {"addr": addr, "failures": failures, "locked": left == 0})
+    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    raise Forbidden("bad_access_code", "that access code is not right: enter the code your proctor reads out",
+                    tries_left=left)
 
 
 async def _answers(conn, attempt_id: int) -> dict:
@@ -621,7 +759,10 @@ async def next_section(request: web.Request) -> web.Response:
         me = await close_if_expired(request, me, conn)
         if me["attempt_status"] != "in_progress":
             raise Conflict("attempt_closed", "this attempt is already submitted")
-        if body.get("from_section") != me["section_index"]:
+        sent = body.get("from_section")
+        if isinstance(sent, bool) or not isinstance(sent, int):
+            raise UserError("bad_section", "from_section: the number of the section you are in (0 for the first)")
+        if sent != me["section_index"]:
             # Idempotent: the page retries after a network drop; only the first moves on.
             return json_body(session_body(me))
         spec = spec_from_json(exam_spec(me))
@@ -816,7 +957,9 @@ async def integrity(request: web.Request) -> web.Response:
     """Page-integrity events (left the page, left fullscreen, copy/paste, a second tab).
 
     Recorded and shown to the proctor; the exam decides whether they only
-    count, warn the student, or pause the attempt after N of them."""
+    count, warn the student, or pause the attempt after N of them. Past the
+    caps (lockdown.INTEGRITY_MAX_*) events are counted, not stored: the
+    proctor sees how many were not recorded, and the page gets 200 all the same."""
     body = await read_json(request)
     events = body.get("events")
     if not isinstance(events, list) or not 0 < len(events) <= 50:
@@ -830,20 +973,43 @@ async def integrity(request: web.Request) -> web.Response:
             return json_body({"recorded": 0, "action": "none"})
         await guard(request, me, conn, write=False)
         rule = policies(me).get("integrity") or {"action": "count", "pause_after": 3}
+        attempt_id = me["attempt_id"]
         async with conn.transaction():
-            await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
-                                   [(me["attempt_id"], k) for k in kinds])
-            total = await conn.fetchval("SELECT count(*) FROM integrity_events WHERE attempt_id = $1",
-                                        me["attempt_id"])
+            # The upsert locks the attempt's overflow row: two reports at once
+            # cannot both take the last places under the caps.
+            dropped_before = await conn.fetchval(
+                "INSERT INTO integrity_overflow AS o (attempt_id) VALUES ($1) ON CONFLICT (attempt_id) "
+                "DO UPDATE SET dropped = o.dropped RETURNING dropped", attempt_id)
+            stored, last_minute = await conn.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE at > now() - interval '1 minute') FROM integrity_events "
+                "WHERE attempt_id = $1", attempt_id)
+            places = max(0, min(lockdown.INTEGRITY_MAX_PER_ATTEMPT - stored,
+                                lockdown.INTEGRITY_MAX_PER_MINUTE - last_minute))
+            kept, dropped = kinds[:places], len(kinds[places:])
+            if kept:
+                await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
+                                       [(attempt_id, k) for k in kept])
+            if dropped:
+                await conn.execute("UPDATE integrity_overflow SET dropped = dropped + $2, last_dropped_at = now() "
+                                   "WHERE attempt_id = $1", attempt_id, dropped)
+            total = stored + len(kept) + dropped_before + dropped
             action = rule["action"]
             if action == "pause" and total >= rule["pause_after"]:
                 await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL",
-                                   me["attempt_id"])
-            await notify(conn, me["exam_id"])
-    return json_body({"recorded": len(kinds), "total": total, "action": action if action != "count" else "none"})
+                                   attempt_id)
+    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    return json_body({"recorded": len(kept), "not_recorded": dropped, "total": total,
+                      "action": action if action != "count" else "none"})
 
 
 # -- Safe Exam Browser's JavaScript-API path ----------------------------------------------
+
+# Sign-ins, not attempts, are what these check: like /session they serve a
+# second browser too, which must sign in to ask its proctor to move the exam.
+
+MAX_SEB_NONCES = 5
+_NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 async def seb_nonce(request: web.Request) -> web.Response:
@@ -855,13 +1021,26 @@ async def seb_nonce(request: web.Request) -> web.Response:
         page = seb.with_nonce("/exam", nonce)
         await conn.execute("DELETE FROM seb_nonces WHERE issued_at < now() - make_interval(secs => $1)",
                            seb.NONCE_TTL_SECONDS)
+        # A page needs one at a time; a script asking without end keeps only the latest few.
+        await conn.execute("DELETE FROM seb_nonces WHERE candidate_id = $1 AND nonce NOT IN "
+                           "(SELECT nonce FROM seb_nonces WHERE candidate_id = $1 ORDER BY issued_at DESC LIMIT $2)",
+                           me["candidate_id"], MAX_SEB_NONCES - 1)
         await conn.execute("INSERT INTO seb_nonces (nonce, candidate_id, path) VALUES ($1, $2, $3)",
                            nonce, me["candidate_id"], page)
     return json_body({"nonce": nonce, "page": page})
 
 
+def _seb_key_hash(value) -> str | None:
+    """A key hash as SafeExamBrowser.security gives it (64 hex digits), or None:
+    anything else cannot match, and must not reach the audit chain as it came."""
+    return value if isinstance(value, str) and _HEX64.fullmatch(value) else None
+
+
 async def seb_js_check(request: web.Request) -> web.Response:
     body = await read_json(request)
+    nonce = body.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
     async with request.app[keys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         rules = policies(me).get("seb") or {}
@@ -869,7 +1048,7 @@ async def seb_js_check(request: web.Request) -> web.Response:
         row = await conn.fetchrow(
             "DELETE FROM seb_nonces WHERE nonce = $1 AND candidate_id = $2 "
             "AND issued_at > now() - make_interval(secs => $3) RETURNING path",
-            str(body.get("nonce", "")), me["candidate_id"], seb.NONCE_TTL_SECONDS)
+            nonce, me["candidate_id"], seb.NONCE_TTL_SECONDS)
         if row is None:
             raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
         base = seb_base_url(request)
@@ -877,8 +1056,8 @@ async def seb_js_check(request: web.Request) -> web.Response:
         if rules.get("serve_config", True):
             config_keys.append(seb.config_key_for_file(
                 lockdown.seb_config_file(base, me["exam_code"], me["title"], rules)))
-        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), body.get("config_key"),
-                                  body.get("browser_exam_key"), str(body.get("nonce")), config_keys,
+        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), _seb_key_hash(body.get("config_key")),
+                                  _seb_key_hash(body.get("browser_exam_key")), nonce, config_keys,
                                   list(rules.get("browser_exam_keys") or []))
         if not check.ok:
             await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",

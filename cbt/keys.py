@@ -31,3 +31,5 @@ CSRF_TOKEN = web.RequestKey("csrf_token", str)
 CSRF_BASIS_MISSING = web.RequestKey("csrf_basis_missing", bool)
 LANG = web.RequestKey("lang", str)
 REQUEST_ID = web.RequestKey("request_id", str)
+# A device id issued to a browser that sent none (lockdown.ensure_device), set as its cookie on the response.
+DEVICE_ISSUED = web.RequestKey("device_issued", str)

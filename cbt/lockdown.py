@@ -20,15 +20,23 @@ import hashlib
 import ipaddress
 import secrets
 from functools import lru_cache
+from http.cookies import SimpleCookie
 
 import asyncpg
+from aiohttp import hdrs, web
 
-from cbt import seb
+from cbt import keys, seb
 from cbt.errors import Forbidden
 
 DEVICE_COOKIE = "cbt_device"
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
 INTEGRITY_KINDS = ("visibility_hidden", "blur", "fullscreen_exit", "copy", "paste", "contextmenu", "second_tab")
+# Integrity reports one attempt may store, in all and in any minute; the rest
+# are only counted (integrity_overflow), so the proctor still sees how many
+# came. A student who leaves the page does so a few times an exam (a blur and
+# a visibility event each time); a script sent 5,000 rows in 1.5 s.
+INTEGRITY_MAX_PER_ATTEMPT = 500
+INTEGRITY_MAX_PER_MINUTE = 30
 # Easy to read aloud in a room: no vowels (Vietnamese input methods), no look-alikes.
 _CODE_ALPHABET = "34679CFHJKMNPRTX"
 
@@ -122,6 +130,36 @@ def device_hash(cookie: str | None) -> bytes | None:
 
 def new_device_id() -> str:
     return secrets.token_urlsafe(24)
+
+
+def device_of(request: web.Request) -> bytes | None:
+    """This browser's device hash: its cookie's, or the one issued to it in this request."""
+    return device_hash(request.cookies.get(DEVICE_COOKIE) or request.get(keys.DEVICE_ISSUED))
+
+
+def ensure_device(request: web.Request) -> bytes:
+    """device_of, giving a browser that has no device id a new one (the
+    response sets it as a cookie: set_device_cookie)."""
+    if device_of(request) is None:
+        request[keys.DEVICE_ISSUED] = new_device_id()
+    return device_of(request)
+
+
+async def set_device_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the device id issued in this request, if any, goes
+    out as a cookie, on a refusal as well as on success (the next request then
+    carries it, and a proctor can move the attempt to it)."""
+    issued = request.get(keys.DEVICE_ISSUED)
+    if issued:
+        # Identifies this browser for the one-device rule; no personal data.
+        # The header itself: aiohttp has made headers of set_cookie() already.
+        cookie = SimpleCookie()
+        cookie[DEVICE_COOKIE] = issued
+        morsel = cookie[DEVICE_COOKIE]
+        morsel.update({"httponly": True, "samesite": "Strict", "path": "/api/", "max-age": str(7 * 24 * 3600)})
+        if request.app[keys.SETTINGS].secure_cookies or request.secure:
+            morsel["secure"] = True
+        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
 
 def new_access_code() -> str:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from cbt import accounts, audit, delivery, keys, lockdown
 from cbt.auth import require_user
+from cbt.clientaddr import client_addr
 from cbt.errors import NotFound, UserError
 from cbt.templating import language, render
 
@@ -114,6 +115,7 @@ SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.
             AND r.value <> 'null'::jsonb) AS answered,
        (SELECT count(*) FROM jsonb_object_keys(a.layout)) AS total,
        (SELECT count(*) FROM integrity_events i WHERE i.attempt_id = a.id) AS integrity,
+       (SELECT o.dropped FROM integrity_overflow o WHERE o.attempt_id = a.id) AS integrity_dropped,
        (SELECT count(*) FROM device_requests d WHERE d.attempt_id = a.id AND d.resolved_at IS NULL)
             AS device_requests
 FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id
@@ -150,7 +152,10 @@ async def room_state(conn, exam, room: str | None) -> dict:
         candidates.append({
             "code": r["code"], "full_name": r["full_name"], "room": r["room"], "state": _state_of(r),
             "answered": r["answered"], "total": r["total"], "seconds_left": left,
-            "last_seen": delivery.iso(r["last_seen"]), "integrity_events": r["integrity"],
+            "last_seen": delivery.iso(r["last_seen"]),
+            # Past the caps of what is stored, events are only counted (delivery.integrity).
+            "integrity_events": r["integrity"] + (r["integrity_dropped"] or 0),
+            "integrity_not_recorded": r["integrity_dropped"] or 0,
             "device_requests": r["device_requests"], "network_override": r["network_override"],
             "addr": r["last_addr"], "addr_changes": r["addr_changes"] or 0,
             # Network or Safe Exam Browser refusals (details in the audit chain).
@@ -220,22 +225,38 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 ACTIONS = ("admit", "pause", "resume", "extend", "unlock", "allow_network", "allow_without_seb", "terminate", "void",
-           "rotate_code", "note")
+           "rotate_code", "clear_sign_in_lock", "note")
+# Actions on a room or the whole exam, unless a candidate is named.
+_NOT_PER_CANDIDATE = ("rotate_code", "extend", "clear_sign_in_lock", "note")
 
 
 async def act(request: web.Request) -> web.Response:
     """One proctor action, confirmed in the page; recorded in proctor_actions."""
     staff = require_user(request)
     body = await delivery.read_json(request)
+    if _holds_nul(body):
+        # Its text goes to the audit chain and proctor_actions, as jsonb, which cannot hold it.
+        raise UserError("unstorable_text", "the text holds a NUL character, which cannot be saved: remove it")
     action = body.get("action")
     if action not in ACTIONS:
         raise UserError("bad_action", f"action must be one of {', '.join(ACTIONS)}")
     async with request.app[keys.POOL].acquire() as conn:
         exam = await visible_exam(conn, staff, request.match_info["code"])
         async with conn.transaction():
-            result = await _apply(request.app, conn, exam, staff, action, body)
+            result = await _apply(request.app, conn, exam, staff, action, body,
+                                  client_addr(request, request.app[keys.SETTINGS].trusted_proxies))
         await delivery.notify(conn, exam["id"])
     return delivery.json_body({"ok": True, "action": action, **result})
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 async def _candidate(conn, exam, code) -> asyncpg.Record:
@@ -254,9 +275,43 @@ def _minutes(body) -> int:
     return m
 
 
-async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict) -> dict:
+# Where a room's (or, without $2, the exam's) candidates were seen: signing
+# in, saving, asking for their attempt from another computer.
+_SEEN_AT = """
+SELECT DISTINCT x.addr FROM candidates c
+CROSS JOIN LATERAL (SELECT s.addr FROM candidate_sessions s WHERE s.candidate_id = c.id
+                    UNION SELECT a.last_addr FROM attempts a WHERE a.candidate_id = c.id
+                    UNION SELECT d.addr FROM attempts a JOIN device_requests d ON d.attempt_id = a.id
+                    WHERE a.candidate_id = c.id) x
+WHERE c.exam_id = $1 AND (c.room = $2 OR $2 IS NULL) AND x.addr <> ''
+"""
+
+_CLEAR_LOCKS = """
+WITH cleared AS (
+    DELETE FROM login_failures
+    WHERE (scope IN ('ticket_addr', 'access_code_addr') AND key = ANY($1::text[]))
+       OR (scope = 'access_code' AND key IN (SELECT c.id::text FROM candidates c
+                                             WHERE c.exam_id = $2 AND (c.room = $3 OR $3 IS NULL)))
+    RETURNING 1
+)
+SELECT count(*) FROM cleared
+"""
+
+
+async def clear_sign_in_lock(conn, exam, room: str | None, proctor_addr: str) -> dict:
+    """Forget the wrong tickets and access codes counted against the addresses
+    a room (or the exam) signs in from, and the proctor's own (in a lab behind
+    one NAT, the same), and the access codes its candidates got wrong."""
+    seen = [r["addr"] for r in await conn.fetch(_SEEN_AT, exam["id"], room)]
+    addresses = sorted({*seen, proctor_addr} - {""})
+    cleared = await conn.fetchval(_CLEAR_LOCKS, addresses, exam["id"], room)
+    return {"addresses": addresses, "cleared": cleared}
+
+
+async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict, addr: str) -> dict:
+    """`addr`: the proctor's address."""
     result: dict = {}
-    cand = await _candidate(conn, exam, body.get("candidate")) if action not in ("rotate_code", "extend", "note") \
+    cand = await _candidate(conn, exam, body.get("candidate")) if action not in _NOT_PER_CANDIDATE \
         or body.get("candidate") else None
     needs_attempt = action in ("pause", "resume", "unlock", "terminate", "void")
     if needs_attempt and (cand is None or cand["attempt_id"] is None):
@@ -307,14 +362,19 @@ async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict
             await conn.execute("UPDATE attempts SET voided = true WHERE id = $1", cand["attempt_id"])
     elif action == "rotate_code":
         result["access_code"] = await lockdown.rotate_code(conn, exam["id"], str(body.get("room")))
+    elif action == "clear_sign_in_lock":
+        room = body.get("room")
+        result.update(await clear_sign_in_lock(conn, exam, str(room) if room else None, addr))
     note = str(body.get("note", ""))[:2000]
     if action == "note" and not note.strip():
         raise UserError("empty_note", "write the note")
     detail = {k: v for k, v in body.items() if k != "action"}
+    if action == "clear_sign_in_lock":
+        detail = {**detail, **result}  # which addresses, for the record
     await audit.append(conn, exam["id"], f"staff:{staff.username}", "proctor_action", {"action": action, **detail},
                        attempt_id=cand["attempt_id"] if cand else None)
     await conn.execute(
         "INSERT INTO proctor_actions (exam_id, candidate_id, staff_id, action, detail) VALUES ($1, $2, $3, $4, $5)",
         exam["id"], cand["id"] if cand else None, staff.id, action,
-        json.dumps({k: v for k, v in body.items() if k != "action"}, ensure_ascii=False, default=str))
+        json.dumps(detail, ensure_ascii=False, default=str))
     return result

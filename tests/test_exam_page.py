@@ -225,3 +225,109 @@ async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):  #
     assert problems == []
     kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM integrity_events")]
     assert "second_tab" in kinds
+
+
+def run_in_thread(coro_fn):
+    """Run an asyncio coroutine from Playwright's sync code (its thread holds an event loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro_fn()).result()
+
+
+def go_to(page, kind: str) -> int:
+    """Show the first question of this type (the form is shuffled); return its number on screen."""
+    selector = {"essay": "#question textarea", "single": "#question label.option"}[kind]
+    for n in range(page.locator(".qbtn").count()):
+        page.locator(".qbtn").nth(n).click()
+        if page.locator(selector).count() and (kind != "single" or not page.locator("input[type=checkbox]").count()):
+            return n + 1
+    raise AssertionError(f"no {kind} question")
+
+
+def type_into_essay(page, text: str) -> None:
+    # As a keyboard, a paste or an input method would: the value changes, then an input event.
+    page.evaluate("""(text) => { const a = document.querySelector('#question textarea'); a.value = text;
+                                 a.dispatchEvent(new Event('input', {bubbles: true})); }""", text)
+
+
+def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
+    import asyncpg
+
+    async def db(query: str, *args):
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    out = {}
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        # Wrong tickets from this address up to its limit (CBT_TICKET_MAX_PER_IP=3 here): then the page says
+        # what happened and what to do.
+        for n in range(4):
+            page.fill("#ticket", f"{n:04d}-XXXX-XXXX-XXXX")
+            with page.expect_response("**/api/v1/login"):
+                page.click("#login-form button")
+        page.wait_for_selector("#login-error:not([hidden]):has-text('phút')")
+        out["locked_message"] = page.locator("#login-error").inner_text()
+        run_in_thread(lambda: db("DELETE FROM login_failures"))  # what the proctor's "clear sign-in lock" does
+        page.fill("#ticket", ticket)
+        page.click("#login-form button")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        # The device cookie lost between sign-in and Start (cleared, or blocked): Start is refused before the
+        # clock starts, with a new cookie, and the page presses Start again by itself.
+        page.context.clear_cookies()
+        starts = []
+        page.on("response", lambda r: starts.append(r.status) if r.url.endswith("/api/v1/start") else None)
+        page.click("#start")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        out["starts"] = starts
+
+        # A NUL typed or pasted into an essay: the page keeps the rest of the text, and saves it.
+        essay_no = go_to(page, "essay")
+        type_into_essay(page, "Bài làm\u0000 có ký tự NUL")
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=15000)
+        go_to(page, "single")
+        page.locator("#question label.option").first.click()
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=15000)
+
+        # A change the server refuses as malformed (an essay over its length, set around the textarea's
+        # maxlength): withdrawn, shown to the student, and the answers after it are saved.
+        go_to(page, "essay")
+        type_into_essay(page, "x" * 20001)
+        page.wait_for_selector("#refused:not([hidden])", timeout=15000)
+        out["refused_notice"] = page.locator("#refused").inner_text()
+        out["essay_no"] = essay_no
+        page.locator(".qbtn:not(.answered)").first.click()
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=15000)
+        out["kept"] = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('cbt.refused.'))"
+                                    ".map(k => JSON.parse(localStorage.getItem(k)))")
+        page.screenshot(path=str(SCREENSHOTS / "exam-refused-vi.png"))
+        # The refusals above are the only failed requests the console may show.
+        out["problems"] = [p for p in problems if not any(f"status of {n}" in p for n in (400, 401, 403, 429))]
+    return out
+
+
+async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port(), CBT_TICKET_MAX_PER_IP="3") as base:
+            return sit_through_refusals(base, exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert "cán bộ coi thi mở khóa" in out["locked_message"] and "15 phút" in out["locked_message"]
+    attempt = await conn.fetchrow("SELECT id, layout, device_hash FROM attempts")
+    assert out["starts"] == [403, 200] and attempt["device_hash"] is not None
+    layout = json.loads(attempt["layout"])
+    values = {r["item_ref"]: json.loads(r["value"]) for r in await conn.fetch(
+        "SELECT item_ref, value FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"])}
+    essay = next(ref for ref, e in layout.items() if e["t"] == "essay")
+    assert values[essay] == "Bài làm có ký tự NUL"  # the NUL left out, the rest saved, not the refused text
+    assert len(values) == 3  # the essay, the first single-choice answer, and the answer after the refusal
+    history = [r["kind"] for r in await conn.fetch("SELECT kind FROM response_history ORDER BY seq")]
+    assert history.count("withdrawn") == 1 and history[-1] == "answer"
+    assert f"Câu {out['essay_no']}:" in out["refused_notice"]
+    assert [len(k) for k in out["kept"]] == [1] and len(out["kept"][0][0]["value"]) == 20001

@@ -3,7 +3,9 @@ the hostile case, and the live room view across the LISTEN/NOTIFY path."""
 
 import asyncio
 import datetime as dt
+import http.cookiejar
 import json
+import urllib.request
 
 import aiohttp
 import pytest
@@ -31,6 +33,12 @@ async def locked_exam(conn, signed_demo, request):  # noqa: F811
     await exams.add_roster(conn, "LOCK-T", STUDENTS)
     await exams.open_exam(conn, "LOCK-T")
     return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LOCK-T")}
+
+
+def device_cookie(resp) -> dict:
+    """The device cookie a sign-in set, as a header: for a client that cannot
+    keep it (another test client, or a Secure cookie over the test's http)."""
+    return {"Cookie": f"cbt_device={resp.cookies['cbt_device'].value}"}
 
 
 async def proctor_client(aiohttp_client, settings, who="proctor"):
@@ -64,7 +72,7 @@ async def test_a_room_view_holds_that_room_only_and_reads_it_by_index(client, co
 @pytest.mark.parametrize("locked_exam", ["  networks: {allow: [10.0.0.0/8]}\n"], indirect=True)
 async def test_network_refused_and_forged_forwarded_for_ignored(client, staff, locked_exam, settings, aiohttp_client):
     resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
-    headers = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    headers = {"Authorization": f"Bearer {(await resp.json())['token']}", **device_cookie(resp)}
     refused = await client.post("/api/v1/start", json={}, headers=headers)
     assert refused.status == 403 and (await refused.json())["error"]["code"] == "network_refused"
     # The test client is an untrusted peer: its X-Forwarded-For is ignored.
@@ -218,6 +226,15 @@ async def test_candidates_and_teachers_cannot_use_proctor_endpoints(client, staf
     assert no_csrf.status == 403
 
 
+async def test_a_proctor_note_with_a_nul_is_refused_not_a_server_error(staff, locked_exam, settings,
+                                                                       aiohttp_client):
+    proctor, csrf = await proctor_client(aiohttp_client, settings)
+    for body in ({"action": "note", "note": "a\u0000b"}, {"action": "extend", "room": "P01", "minutes": 5,
+                                                          "why": ["\u0000"]}):
+        resp = await proctor.post("/proctor/exams/LOCK-T/actions", json=body, headers=csrf)
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "unstorable_text"
+
+
 @pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 2}\n"], indirect=True)
 async def test_integrity_events_pause_after_n(client, conn, staff, locked_exam):
     headers, _ = await started(client, locked_exam["0000000001"])
@@ -270,15 +287,15 @@ async def test_open_consoles_end_cleanly_when_the_worker_stops(staff, locked_exa
         await asyncio.wait_for(reader, 30)  # the rest of each stream, up to its clean end
 
 
-def api_call(base: str, path: str, body=None, token=None) -> dict:
-    import urllib.request
-
+def api_call(opener, base: str, path: str, body=None, token=None) -> dict:
+    """One call of the candidate API through `opener`, which keeps cookies (the
+    device id) as the exam page's browser does."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(base + path, data=json.dumps(body or {}).encode() if body is not None else None,
                                  headers=headers, method="POST" if body is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with opener.open(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -298,10 +315,11 @@ def watch_a_student(base: str, ticket: str) -> dict:
         row.wait_for()
         assert row.get_attribute("data-state") == "not_started"
         # The student starts and answers, through the same API the exam page uses.
-        token = api_call(base, "/api/v1/login", {"ticket": ticket})["token"]
-        start = api_call(base, "/api/v1/start", {}, token)
+        student = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        token = api_call(student, base, "/api/v1/login", {"ticket": ticket})["token"]
+        start = api_call(student, base, "/api/v1/start", {}, token)
         item = next(i for s in start["form"]["sections"] for i in s["items"] if i["type"] == "single")
-        api_call(base, "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"],
+        api_call(student, base, "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"],
                                                         "value": item["options"][0]["id"]}]}, token)
         page.wait_for_selector("tr[data-code='0000000001'][data-state='in_progress']", timeout=15000)
         page.wait_for_function(
@@ -311,7 +329,7 @@ def watch_a_student(base: str, ticket: str) -> dict:
         page.on("dialog", lambda d: d.accept())
         row.locator("button", has_text="Tạm dừng").click()
         page.wait_for_selector("tr[data-code='0000000001'][data-state='paused']", timeout=15000)
-        state = api_call(base, "/api/v1/state", None, token)
+        state = api_call(student, base, "/api/v1/state", None, token)
         return {"problems": problems, "paused": state["attempt"]["paused"]}
 
 
@@ -350,7 +368,7 @@ async def test_safe_exam_browser_headers_are_checked_on_every_request(client, co
                 seb.REQUEST_HASH_HEADER: seb.request_hash(url, BEK)}
 
     resp = await app_client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
-    token = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    token = {"Authorization": f"Bearer {(await resp.json())['token']}", **device_cookie(resp)}
     missing = await app_client.post("/api/v1/start", json={}, headers=token)
     body = await missing.json()
     assert missing.status == 403 and body["error"]["code"] == "seb_required"
@@ -409,7 +427,7 @@ async def test_seb_javascript_api_path_with_a_single_use_nonce(conn, staff, lock
     resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
     body = await resp.json()
     assert body["exam"]["seb_required"] is True
-    token = {"Authorization": f"Bearer {body['token']}"}
+    token = {"Authorization": f"Bearer {body['token']}", **device_cookie(resp)}
     assert (await client.post("/api/v1/start", json={}, headers=token)).status == 403
 
     async def js_keys(page_path: str) -> dict:
@@ -431,5 +449,7 @@ async def test_seb_javascript_api_path_with_a_single_use_nonce(conn, staff, lock
     assert replay.status == 403 and (await replay.json())["error"]["code"] == "seb_nonce"
     # This sign-in is now trusted without headers; a new sign-in is not.
     assert (await client.post("/api/v1/start", json={}, headers=token)).status == 200
-    again = await (await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})).json()
-    assert (await client.get("/api/v1/state", headers={"Authorization": f"Bearer {again['token']}"})).status == 403
+    resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
+    again = await client.get("/api/v1/state", headers={"Authorization": f"Bearer {(await resp.json())['token']}",
+                                                       **device_cookie(resp)})
+    assert again.status == 403 and (await again.json())["error"]["code"] == "seb_required"

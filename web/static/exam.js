@@ -75,7 +75,10 @@ function announce(text) {
 }
 
 function errorText(err) {
-  return S["error_" + err.code] || err.message;
+  const text = S["error_" + err.code];
+  if (!text) return err.message;
+  // Placeholders such as {minutes} come from the error's details.
+  return text.replace(/\{(\w+)\}/g, (m, k) => (k in err.details ? String(err.details[k]) : m));
 }
 
 async function boot() {
@@ -174,6 +177,12 @@ async function onStart() {
   try {
     data = await api("POST", "/api/v1/start", { access_code: $("access-code").value.trim().toUpperCase() });
   } catch (err) {
+    if (err.code === "device_cookie_missing" && !state.cookieRetried) {
+      // The refusal carried a new device cookie: once more with it. If this
+      // browser does not keep cookies, the second refusal says so.
+      state.cookieRetried = true;
+      return onStart();
+    }
     if (err.code === "admission_wait") {
       // In line behind others pressing Start: the clock has not started yet.
       $("start-error").textContent = S.waiting.replace("{place}", String(err.details.place));
@@ -200,6 +209,7 @@ async function onStart() {
   // Replay what this browser saved but the server has not acknowledged:
   // after a reload or a network drop, nothing the student did is lost.
   for (const entry of journal()) applyLocal(entry);
+  showRefused();
   nextSeq(Math.max(lastSeq(), data.attempt.saved_seq));
   $("x-title").textContent = data.exam.title;
   show("exam");
@@ -251,6 +261,12 @@ function watchIntegrity() {
 const attemptId = () => state.session.attempt.id;
 const journalKey = () => `cbt.journal.${attemptId()}`;
 const seqKey = () => `cbt.seq.${attemptId()}`;
+// Changes the server refused as malformed, kept on this computer (and shown)
+// after the page withdrew them from the journal.
+const refusedKey = () => `cbt.refused.${attemptId()}`;
+// A batch stays well under the server's request limit (4 MB), however long the essays in it.
+const MAX_BATCH_CHANGES = 200;
+const MAX_BATCH_CHARS = 500000;
 
 function journal() {
   try {
@@ -289,6 +305,65 @@ function applyLocal(entry) {
   else a.value = entry.value;
 }
 
+// Typed text loses what PostgreSQL cannot store (NUL, and UTF-16 surrogates
+// without their pair) before it is recorded, so what the student sees is what
+// the server keeps. (No look-behind: older Safari-based exam browsers lack it.)
+function storable(text) {
+  return text.replace(/\u0000/g, "").replace(/[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]/g,
+    (m) => (m.length === 2 ? m : ""));
+}
+
+function keepStorable(field) {
+  const clean = storable(field.value);
+  if (clean !== field.value) field.value = clean;
+}
+
+function refused() {
+  try {
+    return JSON.parse(localStorage.getItem(refusedKey()) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+// The server refused these entries as malformed (it names the change by
+// seq; without one, the whole batch): each is kept aside and shown, and
+// replaced in the journal by its withdrawal, which holds its seq so that
+// everything after it is acknowledged, and changes no answer.
+function withdraw(batch, err) {
+  const named = batch.filter((e) => e.seq === err.details.seq);
+  const bad = named.length ? named : batch;
+  const seqs = new Set(bad.map((e) => e.seq));
+  const onForm = (ref) => state.items.some((q) => q.ref === ref);
+  // A withdrawal refused in turn (it should not be) is dropped: nothing of it is left to send.
+  const entries = journal().filter((e) => !(seqs.has(e.seq) && e.kind === "withdrawn"));
+  saveJournal(entries.map((e) => (seqs.has(e.seq)
+    ? { seq: e.seq, item: onForm(e.item) ? e.item : null, kind: "withdrawn", value: null }
+    : e)));
+  const kept = refused();
+  for (const e of bad) if (e.kind !== "withdrawn") kept.push({ ...e, code: err.code, reason: err.message });
+  localStorage.setItem(refusedKey(), JSON.stringify(kept));
+  showRefused();
+}
+
+function showRefused() {
+  const numbers = [...new Set(refused().map((e) => state.items.findIndex((q) => q.ref === e.item) + 1))]
+    .filter((n) => n > 0).sort((a, b) => a - b);
+  $("refused").textContent = numbers.length ? S.refused.replace("{list}", numbers.join(", ")) : "";
+  $("refused").hidden = !numbers.length;
+}
+
+function batchOf(entries) {
+  const batch = [];
+  let chars = 0;
+  for (const e of entries.slice(0, MAX_BATCH_CHANGES)) {
+    chars += JSON.stringify(e).length;
+    if (batch.length && chars > MAX_BATCH_CHARS) break;
+    batch.push(e);
+  }
+  return batch;
+}
+
 let flushTimer = null;
 function scheduleFlush() {
   clearTimeout(flushTimer);
@@ -300,17 +375,25 @@ async function flush() {
   const entries = journal();
   if (!entries.length) return setSaveState("saved");
   state.sending = true;
+  const batch = batchOf(entries);
   try {
-    const data = await api("POST", "/api/v1/changes", { attempt_id: attemptId(), changes: entries.slice(0, 200) });
+    const data = await api("POST", "/api/v1/changes", { attempt_id: attemptId(), changes: batch });
     const left = journal().filter((e) => e.seq > data.saved_seq);
     saveJournal(left);
     applyTimes(data);
     setOffline(false);
     state.retryMs = 1000;
     setSaveState(left.length ? "pending" : "saved");
-    if (left.length) setTimeout(flush, 50);
+    // More to send goes at once; but if none of what was sent was acknowledged
+    // (a change before it never reached the server), not in a tight loop.
+    if (left.length) setTimeout(flush, batch.some((e) => e.seq <= data.saved_seq) ? 50 : 5000);
   } catch (err) {
-    if (err.code === "network" || err.status >= 500) {
+    if (err.code === "bad_change" || err.code === "bad_json" || err.status === 413) {
+      // The server will never take this batch as it is: take the bad change
+      // out, and the changes queued behind it go on.
+      withdraw(batch, err);
+      setTimeout(flush, 50);
+    } else if (err.code === "network" || err.status >= 500) {
       setOffline(err.code === "network");
       setTimeout(flush, state.retryMs);
       state.retryMs = Math.min(state.retryMs * 2, 10000);
@@ -323,7 +406,7 @@ async function flush() {
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again
-    } else if (err.code === "paused" || err.code === "device_locked" || err.code === "network_refused") {
+    } else if (["paused", "device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
       // Kept in the journal: sent once the proctor resumes or unlocks.
       $("paused").textContent = errorText(err);
       $("paused").hidden = false;
@@ -530,6 +613,7 @@ function renderQuestion(q, i) {
       inputmode: numeric ? "decimal" : "text", maxlength: numeric && q.format !== "number" ? "4" : "100" });
     input.value = a.value || "";
     input.addEventListener("input", () => {
+      keepStorable(input);
       if (numeric) {
         // Part III: only digits, one leading minus and one decimal comma.
         let v = input.value.replace(/\./g, ",").replace(/[^0-9,-]/g, "");
@@ -542,11 +626,16 @@ function renderQuestion(q, i) {
     });
     group.append(el("label", { for: input.id, text: numeric ? S.short_label : S.text_label }), input);
   } else if (q.type === "essay") {
-    const area = el("textarea", { id: q.ref + "-essay", rows: "12", class: "essay" });
+    // The server keeps an essay of up to 20,000 characters (autosave.MAX_ESSAY).
+    const area = el("textarea", { id: q.ref + "-essay", rows: "12", class: "essay", maxlength: "20000" });
     area.value = a.value || "";
     const count = el("p", { class: "muted", "aria-live": "polite" });
     const words = () => (count.textContent = S.words.replace("{n}", String((area.value.match(/\S+/g) || []).length)));
-    area.addEventListener("input", () => { words(); record(q.ref, "answer", area.value); });
+    area.addEventListener("input", () => {
+      keepStorable(area);
+      words();
+      record(q.ref, "answer", area.value);
+    });
     words();
     group.append(el("label", { for: area.id, text: S.essay_label }), area, count);
   }
@@ -640,7 +729,9 @@ function showDone(data) {
       (r.score.provisional ? " " + S.provisional : "");
   }
   if (state.session && state.session.attempt) {
+    // A lab computer serves the next student too: nothing of these answers stays.
     localStorage.removeItem(journalKey());
+    localStorage.removeItem(refusedKey());
   }
   show("done");
 }

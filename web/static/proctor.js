@@ -38,6 +38,9 @@ async function act(action, extra, question) {
     $("action-error").hidden = false;
   } else {
     if (data.access_code) alert(S.new_code.replace("{code}", data.access_code));
+    if (action === "clear_sign_in_lock") {
+      alert(S.lock_cleared.replace("{n}", data.cleared).replace("{addrs}", data.addresses.join(", ")));
+    }
     // The stream sends a room every few seconds at most: show the action's effect now.
     const now = await fetch(`${base}/state${q}`, { headers: { Accept: "application/json" } });
     if (now.ok) render(await now.json());
@@ -58,14 +61,18 @@ function render(state) {
       el("strong", { text: `${S.room} ${r.room}: ` }),
       el("span", { class: "access-code", text: r.access_code }), " ",
       button(S.rotate, "rotate_code", { room: r.room }, S.confirm_rotate),
-      button(S.extend_room, "extend", { room: r.room, minutes: 5 }, S.confirm_extend_room.replace("{room}", r.room))));
+      button(S.extend_room, "extend", { room: r.room, minutes: 5 }, S.confirm_extend_room.replace("{room}", r.room)),
+      button(S.clear_lock, "clear_sign_in_lock", { room: r.room }, S.confirm_clear_lock.replace("{room}", r.room))));
   }
   const body = $("candidates").querySelector("tbody");
   body.textContent = "";
   for (const c of state.candidates) {
     const who = { candidate: c.code };
     const alerts = [];
-    if (c.integrity_events) alerts.push(S.integrity.replace("{n}", c.integrity_events));
+    if (c.integrity_events) {
+      alerts.push(S.integrity.replace("{n}", c.integrity_events) + (c.integrity_not_recorded
+        ? " " + S.integrity_not_recorded.replace("{n}", c.integrity_not_recorded) : ""));
+    }
     if (c.device_requests) alerts.push(S.device_request);
     if (c.addr_changes) alerts.push(S.addr_changes.replace("{n}", c.addr_changes).replace("{addr}", c.addr));
     if (c.policy_refusals) alerts.push(S.policy_refusals.replace("{n}", c.policy_refusals));
