@@ -347,7 +347,9 @@ async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,  # noqa:
 
 @pytest.mark.parametrize("locked_exam", ["  seb: {required: true, browser_exam_keys: [" + "a" * 64 + "]}\n"],
                          indirect=True)
-async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, client, conn, staff):  # noqa: F811
+async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, conn, staff, settings,  # noqa: F811
+                                                                   aiohttp_client):
+    client = await aiohttp_client(create_app(settings.replace(public_url="https://thi.example.edu.vn")))
     headers, _ = await sign_in(client, locked_exam["0000000001"])
     for keys in ({"config_key": 5, "browser_exam_key": ["x"]}, {"config_key": "\u0000" * 64}):
         nonce = (await (await client.post("/api/v1/seb/nonce", json={}, headers=headers)).json())["nonce"]
