@@ -4,27 +4,28 @@ exits 1; none shows a traceback for a problem the user can fix."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import asyncpg
-
-from cbt import accounts, analyze, audit, authoring, bank, db, exams, heads, receipts, results, roster
-from cbt.config import ConfigError, Settings, ensure_secret_key, load_settings
 from cbt.errors import NotFound, UserError
-from cbt.logs import setup_logging
-from cbt.server import ServeError, serve
-from itembank import commands as itembank_commands
-from itembank import seal
-from itembank.errors import ItembankError
+from cbt.roles import ORG_KINDS, ROLES
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from cbt.config import Settings
+
+# Every command imports what it uses when it runs: `cbt --help`, `cbt bank
+# validate` and the other commands that need no database must not pay for
+# aiohttp, asyncpg, argon2, numpy and openpyxl (benchmarks/bench_cli.py).
 
 
 def _settings(args) -> Settings:
+    from cbt.config import load_settings
+
     settings = load_settings()
     changes = {k: getattr(args, k) for k in ("host", "port", "workers")
                if getattr(args, k, None) is not None}
@@ -34,6 +35,10 @@ def _settings(args) -> Settings:
 def with_database(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]],
                   *, migrate: bool = True) -> int:
     """Run work(conn) against cbt's database, starting the embedded one if needed."""
+    import asyncio
+
+    from cbt import db
+
     with db.database(settings, exclusive=False) as dsn:
         async def run() -> int:
             conn = await db.connect(dsn)
@@ -55,13 +60,22 @@ def _workers(settings: Settings) -> int:
 
 
 def cmd_serve(args) -> int:
+    from cbt import db
+    from cbt.config import ensure_secret_key
+    from cbt.server import serve
+
     settings = ensure_secret_key(_settings(args))
     with db.database(settings, exclusive=True) as dsn:
         return serve(settings, dsn, settings.host, settings.port, _workers(settings))
 
 
 def cmd_demo(args) -> int:
+    import asyncio
+
+    from cbt import db
+    from cbt.config import ensure_secret_key
     from cbt.demo import seed_demo
+    from cbt.server import serve
 
     settings = ensure_secret_key(_settings(args))
     with db.database(settings, exclusive=True) as dsn:
@@ -76,6 +90,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_db_status(args) -> int:
+    from cbt import db
+
     async def work(conn) -> int:
         st = await db.schema_status(conn)
         print(f"schema version {st.current}; this cbt knows {st.latest}")
@@ -92,6 +108,8 @@ def cmd_db_status(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from cbt import db
+
     async def work(conn) -> int:
         applied = await db.migrate(conn)
         st = await db.schema_status(conn)
@@ -106,6 +124,8 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_org_add(args) -> int:
+    from cbt import accounts
+
     async def work(conn) -> int:
         await accounts.add_org(conn, args.code, args.name, args.kind, args.parent)
         print(f"organisation {args.code} ({args.kind}) created")
@@ -115,6 +135,10 @@ def cmd_org_add(args) -> int:
 
 
 def read_new_password(password_file: str | None) -> str:
+    import getpass
+
+    from cbt import accounts
+
     if password_file:
         try:
             text = Path(password_file).read_text(encoding="utf-8")
@@ -133,6 +157,8 @@ def read_new_password(password_file: str | None) -> str:
 
 
 def cmd_user_add(args) -> int:
+    from cbt import accounts
+
     password = read_new_password(args.password_file)
 
     async def work(conn) -> int:
@@ -144,6 +170,8 @@ def cmd_user_add(args) -> int:
 
 
 def cmd_user_subjects(args) -> int:
+    from cbt import authoring
+
     async def work(conn) -> int:
         subjects = await authoring.set_subjects(conn, args.username, args.subject)
         print(f"{args.username.lower()}: {', '.join(subjects) if subjects else 'no subjects'}")
@@ -153,6 +181,8 @@ def cmd_user_subjects(args) -> int:
 
 
 def cmd_user_passwd(args) -> int:
+    from cbt import accounts
+
     password = read_new_password(args.password_file)
 
     async def work(conn) -> int:
@@ -176,6 +206,8 @@ def cmd_user_passwd(args) -> int:
 
 
 def cmd_keys_trust(args) -> int:
+    from cbt import bank
+
     try:
         pem = args.file.read_bytes()
     except OSError as e:
@@ -199,6 +231,8 @@ def cmd_keys_trust(args) -> int:
 
 
 def cmd_keys_list(args) -> int:
+    from cbt import bank
+
     async def work(conn) -> int:
         rows = await bank.list_keys(conn)
         if not rows:
@@ -216,6 +250,8 @@ def cmd_keys_list(args) -> int:
 
 
 def cmd_keys_revoke(args) -> int:
+    from cbt import bank
+
     async def work(conn) -> int:
         await bank.revoke_key(conn, args.fingerprint)
         print(f"key {args.fingerprint} revoked for every organisation: releases it signs are no longer imported,"
@@ -244,6 +280,10 @@ async def _import_org(conn, args) -> int | None:
 
 
 def cmd_bank_import(args) -> int:
+    from cbt import bank
+    from itembank import seal
+    from itembank.errors import ItembankError
+
     source: Path | bytes = args.path
     if args.path.suffix == ".sealed" or args.key:
         if not args.key:
@@ -278,6 +318,8 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def cmd_exam_create(args) -> int:
+    from cbt import exams
+
     text = _read(args.file, "exam file").decode("utf-8", errors="replace")
     spec = exams.parse_exam(text, str(args.file))
 
@@ -300,6 +342,8 @@ def cmd_exam_create(args) -> int:
 
 
 def cmd_exam_roster(args) -> int:
+    from cbt import exams, roster
+
     data = _read(args.file, "roster")
     candidates = roster.parse_roster(data, args.file.name)
 
@@ -312,6 +356,8 @@ def cmd_exam_roster(args) -> int:
 
 
 def cmd_exam_tickets(args) -> int:
+    from cbt import exams, roster
+
     async def work(conn) -> int:
         exam = await exams.get_exam(conn, args.exam)
         rows = await exams.issue_tickets(conn, args.exam, args.room)
@@ -334,6 +380,8 @@ def load_settings_lang() -> str:
 
 
 def cmd_exam_open(args) -> int:
+    from cbt import exams
+
     async def work(conn) -> int:
         n = await exams.open_exam(conn, args.exam)
         print(f"exam {args.exam} is open: {n} forms drawn")
@@ -343,6 +391,10 @@ def cmd_exam_open(args) -> int:
 
 
 def cmd_exam_form(args) -> int:
+    import json
+
+    from cbt import exams
+
     async def work(conn) -> int:
         form, same = await exams.rederive_form(conn, args.exam, args.candidate)
         if args.json:
@@ -357,6 +409,8 @@ def cmd_exam_form(args) -> int:
 
 
 def cmd_exam_results(args) -> int:
+    from cbt import heads, results
+
     async def work(conn) -> int:
         rows = await results.results_rows(conn, args.exam)
         signed = await heads.sign_current(conn, args.exam)
@@ -377,6 +431,8 @@ def cmd_exam_results(args) -> int:
 
 
 def cmd_exam_analyze(args) -> int:
+    from cbt import exams, results
+
     async def work(conn) -> int:
         exam = await exams.get_exam(conn, args.exam)
         report = await results.analyze_exam(conn, exam["id"])
@@ -402,7 +458,9 @@ def _warn_seb_config_only(rules: dict | None) -> None:
 
 
 def cmd_exam_seb(args) -> int:
-    from cbt import lockdown, seb
+    import json
+
+    from cbt import exams, lockdown, seb
 
     settings = _settings(args)
     if not settings.public_url:
@@ -426,6 +484,8 @@ def cmd_exam_seb(args) -> int:
 
 
 def cmd_audit_verify(args) -> int:
+    from cbt import audit, heads
+
     # Files and tokens are read before the database starts: a typo fails at once.
     found = [item for arg in args.head or () for item in heads.parse_heads(arg)]
     key_pem = _read(args.key, "public key").decode("utf-8", errors="replace") if args.key else None
@@ -440,6 +500,8 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_audit_head(args) -> int:
+    from cbt import audit, heads
+
     async def work(conn) -> int:
         try:
             signed = await heads.sign_current(conn, args.exam)
@@ -461,6 +523,8 @@ def cmd_audit_head(args) -> int:
 
 
 def cmd_audit_export(args) -> int:
+    from cbt import audit
+
     async def work(conn) -> int:
         try:
             if args.output:
@@ -474,6 +538,10 @@ def cmd_audit_export(args) -> int:
 
 
 def cmd_receipt_verify(args) -> int:
+    import asyncio
+
+    from cbt import receipts
+
     text = sys.stdin.read() if args.token == "-" else args.token  # noqa: S105 - "-" means stdin
     if args.key:
         return asyncio.run(receipts.verify_command(None, text, sys.stdout, key_pem=args.key.read_text("utf-8")))
@@ -481,13 +549,20 @@ def cmd_receipt_verify(args) -> int:
 
 
 def cmd_receipt_public_key(args) -> int:
+    from cbt import receipts
+
     return with_database(_settings(args), lambda conn: receipts.public_key_command(conn, sys.stdout))
 
 
 # -- the parser --------------------------------------------------------------
 
+ANALYZE_HELP = "item analysis of a responses CSV (classical, IRT, DIF)"
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for argv (sys.argv[1:] by default): `cbt analyze`'s own options
+    are described with numpy's help, so they are built only when it is the command."""
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="cbt", description="cbt: computer-based testing engine")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -513,14 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = orgp.add_parser("add", help="add a department or school")
     sp.add_argument("code", help="short code, e.g. SGD-HN or THPT-CHUVANAN")
     sp.add_argument("--name", required=True, help="full name")
-    sp.add_argument("--kind", choices=accounts.ORG_KINDS, default="school")
+    sp.add_argument("--kind", choices=ORG_KINDS, default="school")
     sp.add_argument("--parent", help="code of the department a school belongs to")
     sp.set_defaults(func=cmd_org_add)
 
     userp = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_command", required=True)
     sp = userp.add_parser("add", help="add a staff account")
     sp.add_argument("username")
-    sp.add_argument("--role", required=True, choices=accounts.ROLES)
+    sp.add_argument("--role", required=True, choices=ROLES)
     sp.add_argument("--org", help="organisation code (may be left out when there is only one)")
     sp.add_argument("--name", help="full name shown in the UI")
     sp.add_argument("--password-file", help="read the password from the first line of this file")
@@ -535,7 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_user_subjects)
 
     _register_bank(sub)
-    analyze.register(sub)
+    if argv[:1] == ["analyze"]:
+        from cbt import analyze
+
+        analyze.register(sub)
+    else:
+        sub.add_parser("analyze", help=ANALYZE_HELP)
 
     examp = sub.add_parser("exam", help="exams: create, roster, tickets, open, results, analyze").add_subparsers(
         dest="exam_command", required=True, metavar="COMMAND")
@@ -609,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_bank(sub) -> None:
     """itembank's file commands, plus those that need the server's database."""
+    from itembank import commands as itembank_commands
+
     keys_commands, bank_commands = itembank_commands.register(sub)
 
     sp = keys_commands.add_parser("trust", help="trust a public key for bank imports, for every organisation")
@@ -631,18 +713,31 @@ def _register_bank(sub) -> None:
     sp.set_defaults(func=cmd_bank_import)
 
 
+# The errors a user can fix, by module: one line, exit 1. A module this
+# command never imported raised none of them.
+_USER_ERRORS = (("cbt.errors", "UserError"), ("cbt.config", "ConfigError"), ("cbt.db", "DatabaseError"),
+                ("cbt.server", "ServeError"))
+
+
+def _users_to_fix(e: Exception) -> bool:
+    return any(module in sys.modules and isinstance(e, getattr(sys.modules[module], name))
+               for module, name in _USER_ERRORS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
+        from cbt.logs import setup_logging
+
         settings_level = os.environ.get("CBT_LOG_LEVEL", "INFO").upper()
         setup_logging(settings_level if args.command in ("serve", "demo") else "WARNING")
         return args.func(args)
-    except (ConfigError, db.DatabaseError, UserError, ServeError) as e:
-        print(f"cbt: error: {getattr(e, 'message', None) or e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as e:
+        if _users_to_fix(e):
+            print(f"cbt: error: {getattr(e, 'message', None) or e}", file=sys.stderr)
+            return 1
         if os.environ.get("CBT_DEBUG"):
             raise
         # A bug, not a user mistake: still one line, with a way to see more.
