@@ -16,7 +16,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from bombs import cell_bomb, deep_yaml, dimension_liar, laughs_yaml, lying_member, row_bomb, zip_of
+from bombs import cell_bomb, deep_yaml, dimension_liar, laughs_yaml, lying_member, row_bomb, unsafe_release, zip_of
 
 from itembank.archive import ArchiveLimits, open_release
 from itembank.errors import ItembankError, VerifyError, XlsxError
@@ -266,3 +266,24 @@ def test_too_large_errors_travel_between_processes_whole():
     problems = pickle.loads(pickle.dumps(XlsxError("invalid-rows", "m", [])))
     assert isinstance(problems, ItembankError) and problems.problems == []
 
+
+def test_unsafe_html_in_a_signed_release_is_a_validation_problem(tmp_path):
+    """The same check as the workspace import (check_item's rendering), now run on every import:
+    a signature says who vouches for a release, not that cbt's own sign checked it."""
+
+    from itembank.errors import ReleaseInvalidError
+
+    _, archive, key = unsafe_release(tmp_path)
+    with pytest.raises(ReleaseInvalidError) as error:
+        load_release(archive, [key.public_key()])
+    messages = [str(p) for p in error.value.problems]
+    assert messages == [
+        f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: {what}" for what in (
+            "image 'x' from outside the release: copy the file into media/ and write ![description](media/NAME.png)",
+            "event handler onerror= on <img>: scripts are not allowed",
+            "<script> element: script elements are not allowed in items",
+            "link to 'javascript:alert(3)': items may only link to files in media/; remove the link",
+        )
+    ]
+    assert {p.code for p in error.value.problems} == {"unsafe-content"}
+    assert [str(p) for p in validate_path(archive)] == messages  # bank validate FILE.cbtbank, the same list
