@@ -175,6 +175,12 @@ class RosterError(UserError):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple:
+        # Sent from the reading process (cbt.uploads) with the problems shown, not every one of a bad file:
+        # the message and details already count them all.
+        rebuild, (cls, state) = super().__reduce__()
+        return rebuild, (cls, {**state, "problems": self.problems[:MAX_REPORTED]})
+
 
 # ---------------------------------------------------------------- columns
 

@@ -270,3 +270,19 @@ async def test_the_reading_process_caps_processor_time_and_memory(client):
         await uploads.off_loop(allocate, 3 * 1024 * 1024 * 1024, memory_bytes=512 * 1024 * 1024)
     assert error.value.code == "too_large" and "more than 512 MB of memory" in error.value.message
     assert await uploads.off_loop(spin, 0) == 0
+
+
+async def test_a_file_with_hundreds_of_problems_lists_the_first_and_counts_all(client, conn, staff):
+    """What comes back from the reading process, and is rendered, is bounded too."""
+    await login(client, "teacher")
+    token = await csrf(client, "/workspace/items/import")
+    bad = "".join(f"- id: BAD-{i}\n  version: 1\n  type: essay\n  subject: toan\n  topic: t\n  level: 9\n"
+                  "  points: 1\n  lang: vi\n  status: draft\n  stem: x\n" for i in range(300))
+    resp = await client.post("/workspace/items/import",
+                             data=form({"csrf_token": token}, "file", "bad.yaml", bad.encode()))
+    html = await resp.text()
+    assert resp.status == 400 and error_code(html) == "import_failed"
+    assert "nothing was imported: 300 problem(s)" in html
+    assert html.count("level 9 is outside 1-4") == uploads.MAX_LISTED == 200
+    assert "... and 100 more: fix these first, then import again" in html
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
