@@ -19,6 +19,7 @@ saying how much the page takes, instead of aiohttp's bare 413.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import resource
@@ -35,6 +36,7 @@ from cbt.errors import UserError
 from itembank.limits import TooLarge, megabytes
 
 T = TypeVar("T")
+log = logging.getLogger("cbt.uploads")
 
 # Room for the form's other fields and the multipart framing around the file.
 _FORM_SLACK = 64 * 1024
@@ -156,13 +158,15 @@ async def off_loop(fn: Callable[..., T], *args: Any, cpu_seconds: int = CPU_SECO
         return await loop.run_in_executor(_pool(), _limited, fn, args, cpu_seconds, memory_bytes)
     except TooLarge as e:
         raise too_large(e) from None
-    except BrokenProcessPool:
-        # The process was killed: past its hard processor limit inside C code, or by the system.
+    except BrokenProcessPool as e:
+        # The process ended mid-read: killed past its hard processor limit inside C code, or by the
+        # system when memory ran out (or it could not start: the log says which).
+        log.error("the process reading an upload ended: %s", e)
         _executor = None
         raise UserError(
             "too_large",
-            f"reading the file took more than {cpu_seconds} s of processor time or all the memory allowed:"
-            " split it into smaller files",
+            f"reading the file was stopped: it needed more than {cpu_seconds} s of processor time or more"
+            " memory than allowed; split it into smaller files",
             status=413,
             limit=f"{cpu_seconds} s",
         ) from None

@@ -269,3 +269,11 @@ def alias_tags_yaml(text_chars: int = 100_000, tags: int = 100_000) -> str:
         "id: ALIAS-1\nversion: 1\ntype: essay\nsubject: toan\ntopic: ham-so\nlevel: 1\npoints: 1\nlang: vi\n"
         f"status: draft\nstem: &s {'x' * text_chars}\ntags: [" + ", ".join(["*s"] * tags) + "]\n"
     )
+
+
+def die() -> None:
+    """As the kernel ends a process past its hard processor limit, or out of memory."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

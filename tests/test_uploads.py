@@ -260,7 +260,7 @@ async def test_cli_bank_validate_and_import_list_unsafe_html(tmp_path, conn, dsn
 
 async def test_the_reading_process_caps_processor_time_and_memory(client):
     """What no reader foresaw still ends as `too_large`, and the next read works."""
-    from bombs import allocate, spin
+    from bombs import allocate, die, spin
 
     assert uploads._serving  # the app of `client` is running: reads go to the reading process
     with pytest.raises(UserError) as error:
@@ -269,6 +269,9 @@ async def test_the_reading_process_caps_processor_time_and_memory(client):
     with pytest.raises(UserError) as error:
         await uploads.off_loop(allocate, 3 * 1024 * 1024 * 1024, memory_bytes=512 * 1024 * 1024)
     assert error.value.code == "too_large" and "more than 512 MB of memory" in error.value.message
+    with pytest.raises(UserError) as error:
+        await uploads.off_loop(die)
+    assert error.value.code == "too_large" and error.value.message.startswith("reading the file was stopped")
     assert await uploads.off_loop(spin, 0) == 0
 
 
