@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import audit, auth, autosave, db, delivery, keys, lockdown, middleware, proctor, receipts
+from cbt import audit, auth, autosave, db, delivery, keys, lockdown, middleware, proctor, receipts, uploads
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
 from cbt.routes import ACCESS, add_routes
 from cbt.templating import make_jinja, web_root
 
-# Forms and JSON calls of the staff pages; bank uploads raise it per route later.
+# Forms and JSON calls of the staff pages; upload routes have their own (cbt.uploads).
 CLIENT_MAX_SIZE = 4 * 1024 * 1024
 
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> web.Application:
             middleware.input_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),
+            uploads.body_limit_middleware(uploads.body_limits()),
             auth.csrf_middleware,
         ],
         client_max_size=CLIENT_MAX_SIZE,
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(lockdown.set_device_cookie)
     app.cleanup_ctx.append(audit.chainer_ctx)
     app.cleanup_ctx.append(receipts.repair_ctx)
+    app.cleanup_ctx.append(uploads.serving_ctx)
     app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")
     return app

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,14 +38,12 @@ from typing import Any
 
 import asyncpg
 
-from cbt import accounts
+from cbt import accounts, uploads
 from cbt.accounts import Staff
 from cbt.errors import Conflict, Forbidden, NotFound, UserError
-from itembank.errors import Problem, XlsxError
-from itembank.formats.xlsx import read_xlsx
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
 from itembank.model import Item, ItemType, ShortFormat, Status
-from itembank.validate import check_item, check_items
+from itembank.validate import check_item
 
 STATES = ("draft", "submitted", "returned", "approved", "retired")
 EDITABLE = ("draft", "returned")
@@ -662,10 +659,6 @@ async def approved_items(conn: asyncpg.Connection, org_ids: list[int], subject: 
 # ---------------------------------------------------------------- import / export
 
 
-def _problem_lines(problems: list[Problem]) -> list[str]:
-    return [str(p) for p in problems]
-
-
 async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple[Item, str]]) -> list[int]:
     """Store parsed items as drafts (all or none); `where` says where each came from, for messages."""
     problems = []
@@ -694,13 +687,7 @@ async def import_yaml(conn: asyncpg.Connection, user: Staff, data: bytes, filena
     except UnicodeDecodeError:
         raise UserError("import_failed", "nothing was imported: the file is not UTF-8 text",
                         problems=[f"{filename}: save the file with UTF-8 encoding"]) from None
-    result = parse_text(text, filename)
-    # Images are uploaded into the workspace afterwards, so they are not looked for here.
-    problems = result.problems + check_items(result.items, None)
-    if problems:
-        raise UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)",
-                        problems=_problem_lines(sorted(problems, key=lambda p: p.line or 0)))
-    return await _import_items(conn, user, [(s.item, f"{filename}:{s.line}") for s in result.items])
+    return await _import_items(conn, user, await uploads.off_loop(uploads.read_yaml_items, text, filename))
 
 
 async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filename: str) -> list[int]:
@@ -709,19 +696,7 @@ async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filena
     if len(data) > MAX_IMPORT_BYTES:
         raise UserError("file_too_large", "the file is larger than 3 MB: split it into several files")
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename or "items.xlsx").name) or "items.xlsx"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(data)
-        try:
-            items = read_xlsx(path)
-        except XlsxError as e:
-            lines = _problem_lines(e.problems) or [e.message.replace(str(path), name)]
-            raise UserError("import_failed", f"nothing was imported: {len(lines)} problem(s)",
-                            problems=lines) from None
-    if not items:
-        raise UserError("import_failed", "nothing was imported: the spreadsheet has no item rows",
-                        problems=[f"{name}: fill in one row per item below the header"])
-    return await _import_items(conn, user, [(item, f"{name}: item {item.id}") for item in items])
+    return await _import_items(conn, user, await uploads.off_loop(uploads.read_xlsx_items, data, name))
 
 
 async def export_yaml(conn: asyncpg.Connection, user: Staff, pks: list[int] | None = None) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cbt import uploads
 from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
-from itembank import package
 from itembank.errors import ItembankError, ProblemsError
 from itembank.formats.yaml_format import parse_text, serialise_item
 from itembank.model import Item
@@ -197,7 +197,8 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                         "no signing key is trusted here yet: the operator adds the signer's public key with "
                         "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page")
     try:
-        release = package.load_release(source, trusted)
+        # Read (verify, parse, check every item) off the event loop: see cbt.uploads.
+        release = await uploads.off_loop(uploads.load_release, source, uploads.raw_public_keys(trusted))
     except ItembankError as e:
         raise bank_error(e) from None
     manifest_sha = hashlib.sha256(release.manifest).hexdigest()

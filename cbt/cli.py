@@ -280,9 +280,11 @@ async def _import_org(conn, args) -> int | None:
 
 
 def cmd_bank_import(args) -> int:
-    from cbt import bank
+    from cbt import bank, uploads
     from itembank import seal
+    from itembank.archive import ArchiveLimits
     from itembank.errors import ItembankError
+    from itembank.limits import TooLarge, megabytes
 
     source: Path | bytes = args.path
     if args.path.suffix == ".sealed" or args.key:
@@ -290,6 +292,10 @@ def cmd_bank_import(args) -> int:
             raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key")
         key_text = sys.stdin.readline().strip() if args.key == "-" else args.key
         try:
+            most = ArchiveLimits().max_total_bytes
+            if args.path.stat().st_size > most:  # before reading it all in
+                raise uploads.too_large(TooLarge(f"{args.path} is larger than a release may unpack to"
+                                                 f" ({megabytes(most)}): is it the right file?", megabytes(most)))
             source = seal.unseal(args.path.read_bytes(), key_text)
         except OSError as e:
             raise UserError("bank_file", f"cannot read {args.path}: {e.strerror}") from None
@@ -310,8 +316,15 @@ def cmd_bank_import(args) -> int:
 # -- exams -------------------------------------------------------------------------
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read(path: Path, what: str, max_bytes: int | None = None) -> bytes:
     try:
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:  # before reading it all in
+            from cbt import uploads
+            from itembank.limits import TooLarge, megabytes
+
+            raise uploads.too_large(TooLarge(f"the {what} {path} is {megabytes(size)}, more than the"
+                                             f" {megabytes(max_bytes)} allowed: split it into several files",
+                                             megabytes(max_bytes)))
         return path.read_bytes()
     except OSError as e:
         raise UserError("file_unreadable", f"cannot read the {what} {path}: {e.strerror}") from None
@@ -344,7 +357,7 @@ def cmd_exam_create(args) -> int:
 def cmd_exam_roster(args) -> int:
     from cbt import exams, roster
 
-    data = _read(args.file, "roster")
+    data = _read(args.file, "roster", roster.MAX_BYTES)
     candidates = roster.parse_roster(data, args.file.name)
 
     async def work(conn) -> int:

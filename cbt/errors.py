@@ -16,6 +16,11 @@ class UserError(Exception):
             self.status = status
         self.details = details
 
+    def __reduce__(self) -> tuple:
+        # Pickled whole, so that an error raised in the process that reads an
+        # upload (cbt.uploads) arrives with its code, status and details.
+        return _rebuild, (type(self), self.__dict__)
+
     def to_json(self) -> dict:
         body = {"code": self.code, "message": self.message}
         if self.details:
@@ -37,3 +42,10 @@ class Conflict(UserError):
 
 class TooManyRequests(UserError):
     status = 429
+
+
+def _rebuild(cls: type[UserError], state: dict) -> UserError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message"))
+    error.__dict__.update(state)
+    return error

@@ -13,6 +13,7 @@ signed release then goes through cbt.bank.import_release, the same path as
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -23,13 +24,14 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cbt import bank
+from cbt import bank, uploads
 from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank import package
-from itembank.archive import MANIFEST, SIGNATURE, MemoryFiles, ZipFiles
+from itembank.archive import MANIFEST, SIGNATURE, ArchiveLimits, MemoryFiles, ZipFiles
 from itembank.errors import ItembankError, ProblemsError, VerifyError
 from itembank.formats.yaml_format import serialise_bank_info, serialise_item
+from itembank.limits import TooLarge, check_zip
 from itembank.model import BankInfo, Status
 from itembank.validate import check_release
 
@@ -334,21 +336,42 @@ async def _require_trusted(conn: asyncpg.Connection, manifest_bytes: bytes, org_
                         " exam board")
 
 
-def _upload_parts(upload: bytes | None, manifest: bytes | None, signature: bytes | None,
-                  built: Mapping[str, bytes]) -> tuple[bytes, bytes]:
-    """MANIFEST.json and MANIFEST.sig from a signed .cbtbank or given as two files."""
+# What a signed .cbtbank uploaded to the workspace may hold; the release it
+# must match was built here, so anything much bigger is not it.
+UPLOAD_ARCHIVE = ArchiveLimits(max_entries=20_000, max_entry_bytes=16 * 1024 * 1024,
+                               max_total_bytes=256 * 1024 * 1024)
+
+
+def read_signed_upload(upload: bytes) -> tuple[dict[str, str], bytes, bytes]:
+    """(SHA-256 of each file, MANIFEST.json, MANIFEST.sig) of an uploaded signed release.
+
+    Runs in the reading process (cbt.uploads): only the hashes come back,
+    not what the files unpack to.
+    """
+    label = "uploaded release"
+    try:
+        check_zip(upload, label, UPLOAD_ARCHIVE)
+        files = ZipFiles(upload, label, UPLOAD_ARCHIVE)
+        names = files.names()
+        if MANIFEST not in names or SIGNATURE not in names:
+            raise UserError("upload_unsigned", "the uploaded file holds no MANIFEST.json and MANIFEST.sig:"
+                            " run cbt bank sign on the folder, then cbt bank pack, and upload the .cbtbank")
+        hashes = {name: hashlib.sha256(files.read(name)).hexdigest()
+                  for name in names if name not in (MANIFEST, SIGNATURE)}
+        return hashes, files.read(MANIFEST), files.read(SIGNATURE)
+    except TooLarge:
+        raise
+    except ItembankError as e:
+        raise _itembank_error(e) from None
+
+
+def _upload_parts(upload: tuple[dict[str, str], bytes, bytes] | None, manifest: bytes | None,
+                  signature: bytes | None, built: Mapping[str, bytes]) -> tuple[bytes, bytes]:
+    """MANIFEST.json and MANIFEST.sig from a signed .cbtbank (as read_signed_upload gives it) or two files."""
     if upload:
-        try:
-            files = ZipFiles(upload, "uploaded release")
-            names = files.names()
-            if MANIFEST not in names or SIGNATURE not in names:
-                raise UserError("upload_unsigned", "the uploaded file holds no MANIFEST.json and MANIFEST.sig:"
-                                " run cbt bank sign on the folder, then cbt bank pack, and upload the .cbtbank")
-            contents = {name: files.read(name) for name in names if name not in (MANIFEST, SIGNATURE)}
-            manifest, signature = files.read(MANIFEST), files.read(SIGNATURE)
-        except ItembankError as e:
-            raise _itembank_error(e) from None
-        changed = sorted(n for n in set(contents) | set(built) if contents.get(n) != built.get(n))
+        hashes, manifest, signature = upload
+        built_hashes = {name: hashlib.sha256(data).hexdigest() for name, data in built.items()}
+        changed = sorted(n for n in set(hashes) | set(built_hashes) if hashes.get(n) != built_hashes.get(n))
         if changed:
             raise UserError("upload_changed", "the uploaded release is not the one built here; these files differ: "
                             + ", ".join(changed[:10]) + ". Sign the unsigned download of this release unchanged")
@@ -362,9 +385,11 @@ def _upload_parts(upload: bytes | None, manifest: bytes | None, signature: bytes
 async def accept_upload(conn: asyncpg.Connection, release_id: int, org_ids: list[int], *,
                         upload: bytes | None = None, manifest: bytes | None = None,
                         signature: bytes | None = None) -> bank.ImportResult:
+    await get(conn, release_id, org_ids)  # another school's release is not even read
+    parts = await uploads.off_loop(read_signed_upload, upload) if upload else None
     async with conn.transaction():
         row = await _lock_unsigned(conn, release_id, org_ids)
-        manifest_bytes, signature_bytes = _upload_parts(upload, manifest, signature, unsigned_files(row))
+        manifest_bytes, signature_bytes = _upload_parts(parts, manifest, signature, unsigned_files(row))
         return await _accept(conn, row, manifest_bytes, signature_bytes)
 
 
@@ -431,9 +456,9 @@ async def generate_key(conn: asyncpg.Connection, user, name: str, passphrase: st
     return await _store_key(conn, user, name, Ed25519PrivateKey.generate(), passphrase)
 
 
-async def upload_key(conn: asyncpg.Connection, user, name: str, pem: bytes, passphrase: str) -> str:
-    """Store a key made with `cbt keys generate`, protected by its own passphrase."""
-    name = _check_new_key(name, passphrase, None)
+def read_key_file(pem: bytes, passphrase: str) -> bytes:
+    """The raw private key in a PEM file made by `cbt keys generate` (run in the reading process:
+    the file says how much work its passphrase costs to check)."""
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase.encode())
     except TypeError:
@@ -451,6 +476,14 @@ async def upload_key(conn: asyncpg.Connection, user, name: str, pem: bytes, pass
         raise UserError("not_a_key", "the file is not a PEM private key made by cbt keys generate") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError("not_ed25519", "the key is not an Ed25519 key: make one with cbt keys generate")
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+async def upload_key(conn: asyncpg.Connection, user, name: str, pem: bytes, passphrase: str) -> str:
+    """Store a key made with `cbt keys generate`, protected by its own passphrase."""
+    name = _check_new_key(name, passphrase, None)
+    key = Ed25519PrivateKey.from_private_bytes(await uploads.off_loop(read_key_file, pem, passphrase))
     return await _store_key(conn, user, name, key, passphrase)
 
 

@@ -58,17 +58,18 @@ import difflib
 import hashlib
 import io
 import itertools
-import math
 import re
 import secrets
 import unicodedata
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cbt.errors import UserError
+from itembank.archive import ArchiveLimits
+from itembank.errors import ItembankError
+from itembank.limits import TooLarge, megabytes
 
 __all__ = [
     "MAX_BYTES",
@@ -94,6 +95,10 @@ MAX_BYTES = 5 * 1024 * 1024  # 5 MB holds ~100,000 rows of CSV, far more as .xls
 # cannot make openpyxl fill the server's memory.
 MAX_UNPACKED_BYTES = 50 * MAX_BYTES
 MAX_COLUMNS = 100  # cells read per row; roster exports have a dozen or two
+MAX_CELLS_PER_ROW = 20  # on average, counting every cell present: bounds the work a sheet can ask for
+# Entries of the workbook's zip, and what one part (the sheet, its shared
+# strings) may unpack to: a 100,000-candidate sheet is about 40 MB of XML.
+XLSX_ARCHIVE = ArchiveLimits(max_entries=10_000, max_entry_bytes=100 * 1024 * 1024, max_total_bytes=MAX_UNPACKED_BYTES)
 HEADER_SEARCH_ROWS = 10  # title rows a school export may put above the header
 MIN_AGE_YEARS = 4
 MAX_AGE_YEARS = 100
@@ -169,6 +174,12 @@ class RosterError(UserError):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple:
+        # Sent from the reading process (cbt.uploads) with the problems shown, not every one of a bad file:
+        # the message and details already count them all.
+        rebuild, (cls, state) = super().__reduce__()
+        return rebuild, (cls, {**state, "problems": self.problems[:MAX_REPORTED]})
 
 
 # ---------------------------------------------------------------- columns
@@ -292,10 +303,10 @@ def parse_roster(
         raise _file_error("roster_empty", "the file is empty: choose the roster file (CSV or .xlsx with a "
                           "header row and one row per candidate)")
     if len(data) > max_bytes:
-        raise _file_error("roster_too_large", f"the file is {_megabytes(len(data))}, more than the "
-                          f"{_megabytes(max_bytes)} allowed: delete unused sheets and columns, or split the roster "
+        raise _file_error("roster_too_large", f"the file is {megabytes(len(data))}, more than the "
+                          f"{megabytes(max_bytes)} allowed: delete unused sheets and columns, or split the roster "
                           "into several files")
-    rows = _read_rows(data, filename)
+    rows = _read_rows(data, filename, max_rows)
     return _parse_rows(rows, today=today, max_rows=max_rows)
 
 
@@ -307,16 +318,21 @@ def _file_error(code: str, message: str) -> RosterError:
 _UNREADABLE_XLSX = "the file is not a readable .xlsx workbook: open it in Excel, save it again as .xlsx and import that"
 
 
-def _megabytes(size: int) -> str:
-    """5242880 -> "5 MB"; rounded up, so that a file just over the limit never reads "5 MB"."""
-    return f"{math.ceil(size * 10 / (1024 * 1024)) / 10:g} MB"
+def _rows_allowed(max_rows: int) -> int:
+    """Rows a file may have, blank ones included: as many blank or formatted rows as candidates, and some."""
+    return 2 * max_rows + HEADER_SEARCH_ROWS + 1000
 
 
-def _read_rows(data: bytes, filename: str) -> Iterator[tuple[int, Sequence[Any]]]:
+def _too_many_rows(limit: int) -> RosterError:
+    return _file_error("roster_too_large", f"the file has more than {limit:,} rows, counting empty ones: delete "
+                       "the empty rows below the candidates, or split the roster into several files")
+
+
+def _read_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]:
     """(row number as the spreadsheet shows it, cells) for every row of the file."""
     name = filename.lower()
     if data.startswith(b"PK\x03\x04"):  # a zip: an .xlsx, whatever its name says
-        return _xlsx_rows(data)
+        return _xlsx_rows(data, filename, max_rows)
     if data.startswith(b"\xd0\xcf\x11\xe0") or name.endswith(".xls"):  # the old binary Excel format
         raise _file_error("roster_file_type", "this is an old Excel .xls file: open it in Excel and save it as "
                           ".xlsx (Excel Workbook), then import that")
@@ -325,10 +341,10 @@ def _read_rows(data: bytes, filename: str) -> Iterator[tuple[int, Sequence[Any]]
     if not name.endswith((".csv", ".txt")) and "." in name.rsplit("/", 1)[-1]:
         raise _file_error("roster_file_type", f"cannot read '{_clip(filename)}': import the roster as CSV (UTF-8) "
                           "or as an Excel .xlsx workbook")
-    return _csv_rows(data)
+    return _csv_rows(data, max_rows)
 
 
-def _csv_rows(data: bytes) -> Iterator[tuple[int, Sequence[Any]]]:
+def _csv_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text"
         text = data.decode("utf-16", errors="replace")
     else:
@@ -342,10 +358,12 @@ def _csv_rows(data: bytes) -> Iterator[tuple[int, Sequence[Any]]]:
             raise RosterError([problem]) from None
     delimiter = _guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    number = 0
+    number, limit = 0, _rows_allowed(max_rows)
     try:
         for number, cells in enumerate(reader, start=1):  # number names the bad row below
-            yield number, cells
+            if number > limit:
+                raise _too_many_rows(limit)
+            yield number, cells[:MAX_COLUMNS]
     except csv.Error as e:
         problem = RosterProblem(number + 1, None, "roster_csv_malformed", f"this row cannot be read as CSV ({e}): "
                                 "check its quotes, or save the file again from Excel")
@@ -360,35 +378,19 @@ def _guess_delimiter(text: str) -> str:
     return best if counts[best] else ","
 
 
-def _xlsx_rows(data: bytes) -> Iterator[tuple[int, Sequence[Any]]]:
-    import openpyxl  # only the xlsx path needs it; keeps importing this module cheap
+def _xlsx_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]:
+    from itembank.formats import sheet  # only the xlsx path needs openpyxl; keeps importing this module cheap
 
-    unreadable = _file_error("roster_xlsx_unreadable", _UNREADABLE_XLSX)
+    # Rows and cells as the sheet really has them, not as its dimension
+    # declares: room for as many blank or formatted rows as candidates.
+    limits = sheet.SheetLimits(max_bytes=len(data), archive=XLSX_ARCHIVE, max_rows=_rows_allowed(max_rows),
+                               max_cells=MAX_CELLS_PER_ROW * max_rows + 10_000, max_columns=MAX_COLUMNS)
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError):
-        raise unreadable from None
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise _file_error("roster_too_large", f"the workbook unpacks to {_megabytes(unpacked)}, more than the "
-                          f"{_megabytes(MAX_UNPACKED_BYTES)} allowed: delete unused sheets, or save the roster as CSV")
-    try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many types (KeyError, ValueError, InvalidFileException ...)
-        raise unreadable from None
-    try:
-        if not workbook.worksheets:
-            raise unreadable
-        sheet = workbook.worksheets[0]
-        # Some programs write a wrong sheet size; without this openpyxl would trust it and stop early.
-        sheet.reset_dimensions()
-        yield from enumerate(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS), start=1)
-    except RosterError:
-        raise
-    except Exception:  # a damaged sheet inside a valid zip
-        raise unreadable from None
-    finally:
-        workbook.close()
+        yield from sheet.rows(data, _clip(filename), limits)
+    except TooLarge as e:
+        raise _file_error("roster_too_large", e.message) from None
+    except ItembankError:  # not a workbook, or a damaged sheet
+        raise _file_error("roster_xlsx_unreadable", _UNREADABLE_XLSX) from None
 
 
 def _is_empty(cells: Sequence[Any]) -> bool:
@@ -400,8 +402,10 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
     head: list[tuple[int, Sequence[Any]]] = []
     filled = 0
     for number, cells in rows:
+        if _is_empty(cells):
+            continue  # not kept: a file of blank rows would fill memory before its header is found
         head.append((number, cells))
-        filled += not _is_empty(cells)
+        filled += 1
         if filled >= HEADER_SEARCH_ROWS:
             break
     header = _find_header(head)

@@ -18,7 +18,7 @@ import json
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb
+from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.inputs import whole
@@ -305,25 +305,30 @@ async def preview(request: web.Request) -> web.Response:
 async def roster_upload(request: web.Request) -> web.Response:
     post = await request.post()
     upload = post.get("roster")
-    async with request.app[keys.POOL].acquire() as conn:
+    pool = request.app[keys.POOL]
+    async with pool.acquire() as conn:
         exam = await _exam_for(conn, request)
-        if exam["status"] == "closed":
-            raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
-        problems = []
-        if upload is None or isinstance(upload, str):
-            problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import"}]
-        else:
-            try:
-                candidates = roster.parse_roster(upload.file.read(), upload.filename or "roster.csv")
+    if exam["status"] == "closed":
+        raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
+    problems = []
+    if upload is None or isinstance(upload, str):
+        problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import"}]
+    else:
+        try:
+            # Read in the reading process, holding no database connection meanwhile.
+            candidates = await uploads.off_loop(roster.parse_roster, upload.file.read(),
+                                                upload.filename or "roster.csv")
+            async with pool.acquire() as conn:
                 count = await exams.add_roster(conn, exam["code"], candidates)
-            except roster.RosterError as e:
-                problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
-            except UserError as e:
-                problems = [{"row": None, "column": None, "message": e.message}]
-        if problems:
+        except roster.RosterError as e:
+            problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
+        except UserError as e:
+            problems = [{"row": None, "column": None, "message": e.message, "code": e.code}]
+    if problems:
+        async with pool.acquire() as conn:
             ctx = await _exam_context(conn, exam)
-            return render(request, "workspace/exams_exam.html", ctx | {"problems": problems, "notice": None},
-                          status=400)
+        return render(request, "workspace/exams_exam.html", ctx | {"problems": problems, "notice": None},
+                      status=400)
     return see_other(_url(request, "workspace_exam", code=exam["code"]) + f"?done=roster&n={count}")
 
 

@@ -261,7 +261,7 @@ async def import_submit(request: web.Request) -> web.Response:
                 raise UserError("bad_file_type", "import a spreadsheet (.xlsx, from the template) or a .yaml file")
         except UserError as e:
             return render(request, "workspace/items_import.html", {
-                "error": e, "problems": e.details.get("problems", []), "imported": None}, status=400)
+                "error": e, "problems": e.details.get("problems", []), "imported": None}, status=e.status)
     return render(request, "workspace/items_import.html", {"error": None, "problems": [], "imported": len(pks)})
 
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from itembank.errors import VerifyError
+from itembank.limits import TooLarge, check_total, declared_total, directory_size, megabytes
 
 MANIFEST = "MANIFEST.json"
 SIGNATURE = "MANIFEST.sig"
@@ -107,6 +108,10 @@ class ZipFiles:
         self.label = label
         self.limits = limits or ArchiveLimits()
         self._total = 0
+        # Before zipfile makes an object of every entry the directory declares.
+        declared = directory_size(data)
+        if declared is not None and declared[0] > self.limits.max_entries:
+            raise unsafe(f"{label}: {declared[0]} entries, more than {self.limits.max_entries}")
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
@@ -177,18 +182,32 @@ class ZipFiles:
 
 
 def open_release(source: Path | bytes, limits: ArchiveLimits | None = None) -> ReleaseFiles:
-    """A folder, a ``.cbtbank`` file, or the bytes of one (e.g. just unsealed)."""
+    """A folder, a ``.cbtbank`` file, or the bytes of one (e.g. just unsealed).
+
+    Raises itembank.limits.TooLarge for a file, or a zip, bigger than
+    `limits` allow in all, before reading or unpacking it.
+    """
+    limits = limits or ArchiveLimits()
     if isinstance(source, bytes):
-        return ZipFiles(source, "release archive", limits)
-    if source.is_dir():
+        data, label = source, "release archive"
+    elif source.is_dir():
         return FolderFiles(source)
-    try:
-        data = source.read_bytes()
-    except FileNotFoundError:
-        raise VerifyError("not-found", f"{source}: no such file or folder") from None
-    except OSError as e:
-        raise VerifyError("not-found", f"{source}: cannot read ({e.strerror})") from None
-    return ZipFiles(data, str(source), limits)
+    else:
+        label = str(source)
+        try:
+            # A zip is never much larger than what it unpacks to.
+            if source.stat().st_size > limits.max_total_bytes:
+                raise TooLarge(f"{label}: the file is larger than {megabytes(limits.max_total_bytes)}, the most"
+                               " a release may unpack to", megabytes(limits.max_total_bytes))
+            data = source.read_bytes()
+        except FileNotFoundError:
+            raise VerifyError("not-found", f"{source}: no such file or folder") from None
+        except OSError as e:
+            raise VerifyError("not-found", f"{source}: cannot read ({e.strerror})") from None
+    declared = directory_size(data)
+    if declared is None or declared[0] <= limits.max_entries:  # else ZipFiles refuses the count
+        check_total(declared_total(data) or 0, label, limits)
+    return ZipFiles(data, label, limits)
 
 
 class MemoryFiles:

@@ -50,6 +50,18 @@ class ItembankError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple:
+        # Pickled whole (code, message and any subclass's fields), so that an
+        # error raised in another process (cbt.uploads) arrives as it was.
+        return _rebuild, (type(self), self.__dict__)
+
+
+def _rebuild(cls: type[Exception], state: dict) -> Exception:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message"))
+    error.__dict__.update(state)
+    return error
+
 
 class ProblemsError(ItembankError):
     """An operation refused because the content has problems (listed)."""

@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from itembank.answers import short_key_problem
-from itembank.archive import MANIFEST, SIGNATURE, FolderFiles, ReleaseFiles
+from itembank.archive import MANIFEST, SIGNATURE, ReleaseFiles, open_release
 from itembank.errors import ItembankError, Problem
 from itembank.formats.yaml_format import SourceItem, parse_bank_bytes, parse_bytes, parse_file
+from itembank.limits import TooLarge
 from itembank.model import BankInfo, ItemType
 from itembank.render import is_media_path, render_item
 
@@ -70,13 +71,18 @@ class ReleaseCheck:
 
 
 def validate_path(path: Path | str) -> list[Problem]:
-    """Check a file, a folder of item files, or a release folder."""
+    """Check a file, a folder of item files, or a release (folder or .cbtbank).
+
+    Raises itembank.limits.TooLarge for a file past what may be read.
+    """
     path = Path(path)
     if not path.exists():
         return [Problem(str(path), None, "not-found", "no such file or folder")]
-    if path.is_dir() and (path / "bank.yaml").is_file():
+    if (path.is_dir() and (path / "bank.yaml").is_file()) or _is_zip(path):
         try:
-            return check_release(FolderFiles(path)).problems
+            return check_release(open_release(path)).problems
+        except TooLarge:
+            raise
         except ItembankError as e:
             return [Problem(str(path), None, e.code, e.message)]
     files = [path] if path.is_file() else sorted(_item_files(path))
@@ -332,6 +338,14 @@ def _layout_problem(name: str, label: str) -> Problem | None:
         "unexpected-file",
         "a release holds only bank.yaml, items/*.yaml and media/; move this file out of the release folder",
     )
+
+
+def _is_zip(path: Path) -> bool:
+    """A packed release (.cbtbank), whatever its name."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def _item_files(folder: Path) -> Iterable[Path]:

@@ -42,9 +42,11 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from itembank.archive import write_atomic
-from itembank.errors import Problem, XlsxError
+from itembank.archive import ArchiveLimits, write_atomic
+from itembank.errors import ItembankError, Problem, XlsxError
+from itembank.formats import sheet
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item
+from itembank.limits import TooLarge, megabytes
 from itembank.model import Item, ItemType, Option, ShortFormat, ShortKey, Statement, Status
 from itembank.validate import check_items
 
@@ -84,30 +86,52 @@ PLAIN_FIELDS = (
     "stem", "explanation",
 )  # fmt: skip
 _TYPES = {t.value for t in ItemType}
+# The template has 28 columns and room for 5,000 items; a spreadsheet of
+# items is a few MB. Beyond these, split it (see itembank.limits).
+SHEET_LIMITS = sheet.SheetLimits(
+    max_bytes=32 * 1024 * 1024,
+    archive=ArchiveLimits(max_entries=10_000, max_entry_bytes=64 * 1024 * 1024, max_total_bytes=256 * 1024 * 1024),
+    max_rows=50_000,
+    max_cells=2_000_000,
+    max_columns=256,
+    refuse_wider=True,
+)
 _SPLIT = re.compile(r"\s*[,;]\s*|\s+")
 _TRUE_WORDS = {"đ", "đúng", "t", "true", "yes", "y", "có", "1"}
 _FALSE_WORDS = {"s", "sai", "f", "false", "no", "n", "không", "0"}
 
 
 def read_xlsx(path: Path) -> list[Item]:
-    """The items of a spreadsheet; raises XlsxError listing every problem."""
-    label = path.name
+    """The items of a spreadsheet; raises XlsxError listing every problem, TooLarge past a limit."""
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many types for files it cannot read
-        raise XlsxError("unreadable", f"{path}: not a readable .xlsx file ({e})", []) from None
+        size = path.stat().st_size
+    except OSError as e:
+        raise XlsxError("unreadable", sheet.unreadable(str(path), e.strerror).message, []) from None
+    if size > SHEET_LIMITS.max_bytes:  # before reading it into memory
+        raise TooLarge(
+            f"{path}: the file is {megabytes(size)}, more than the {megabytes(SHEET_LIMITS.max_bytes)} allowed:"
+            " split the items into several spreadsheets",
+            megabytes(SHEET_LIMITS.max_bytes),
+        )
+    return read_xlsx_bytes(path.read_bytes(), path.name, str(path))
+
+
+def read_xlsx_bytes(content: bytes, label: str, where: str | None = None) -> list[Item]:
+    """The items of a spreadsheet's bytes; problems name the file `label`, messages `where` (default: label)."""
+    where = where or label
     try:
-        sheet = workbook.worksheets[0]
-        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
+        rows = dict(sheet.rows(content, where, SHEET_LIMITS))
+    except TooLarge:
+        raise
+    except ItembankError as e:
+        raise XlsxError("unreadable", e.message, []) from None
     if not rows:
-        raise XlsxError("empty", f"{path}: the first sheet is empty", [])
-    columns, problems = _header(rows[0], label)
+        raise XlsxError("empty", f"{where}: the first sheet is empty", [])
+    columns, problems = _header(list(rows.pop(1, ())), label)  # the header is row 1, as in the template
     if problems:
-        raise XlsxError("bad-header", f"{path}: the header row has problems", problems)
+        raise XlsxError("bad-header", f"{where}: the header row has problems", problems)
     sources = []
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in sorted(rows.items()):
         cells = {name: _cell(row[i]) for name, i in columns.items() if i < len(row)}
         if not any(cells.values()):
             continue  # blank row
@@ -127,7 +151,7 @@ def read_xlsx(path: Path) -> list[Item]:
     problems += [_at_row(p, p.line or 0) for p in check_items(sources, lambda _: True)]
     problems.sort(key=lambda p: p.line or 0)
     if problems:
-        raise XlsxError("invalid-rows", f"{path}: {len(problems)} problem(s)", problems)
+        raise XlsxError("invalid-rows", f"{where}: {len(problems)} problem(s)", problems)
     return [source.item for source in sources]
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from itembank.errors import Problem
+from itembank.limits import YAML_MAX_DEPTH, YAML_MAX_NODES, YAML_MAX_TEXT, TooLarge
 from itembank.model import (
     BankInfo,
     Item,
@@ -54,7 +55,75 @@ from itembank.model import (
 )
 
 # libyaml is 10x faster when present; the pure-Python classes behave the same.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Bound(Exception):
+    """A bound of _Loader was passed at `mark`; _compose names the file."""
+
+    def __init__(self, message: str, limit: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.message, self.limit, self.mark = message, limit, mark
+
+
+class _Loader(yaml.composer.Composer, _Base):
+    """The safe loader, with PyYAML's own (Python) composer bounded in depth and
+    in what the tree holds once aliases are expanded.
+
+    An alias composes to the node it names, not a copy, so a small file can
+    stand for a huge tree: `tags: [*s, *s, ...]` where `s` names a 100 KB
+    text is read cheaply, then written out (serialise_item, as every import
+    stores it) as gigabytes; ten aliases of ten aliases of ... of a list
+    stand for a billion values. Here an alias counts as the nodes and text it
+    repeats, and the composer stops at the first node past a bound, having
+    spent time only on what came before it. Depth is bounded too: libyaml
+    stops at 1,000 levels, PyYAML's pure-Python parser recurses until Python
+    does not. Over libyaml's events this costs about a third more than
+    libyaml's own composer.
+    """
+
+    def __init__(self, stream: str) -> None:
+        _Base.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        self._depth = 0
+        # Composed so far, an alias counted at the size of what it repeats.
+        self._nodes = self._text = 0
+        self._sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, characters) of its tree
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._count(*self._sizes.get(event.anchor, (1, 0)), event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > YAML_MAX_DEPTH:
+            raise _Bound(
+                f"nested more than {YAML_MAX_DEPTH} levels deep; an item needs at most five:"
+                " check the indentation, or put text that starts with - [ or { in quotes",
+                str(YAML_MAX_DEPTH),
+                event.start_mark,
+            )
+        nodes, text = self._nodes, self._text
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._count(1, len(event.value) if isinstance(event, yaml.ScalarEvent) else 0, event.start_mark)
+        if event.anchor is not None:
+            self._sizes[event.anchor] = (self._nodes - nodes, self._text - text)
+        return node
+
+    def _count(self, nodes: int, text: int, mark: yaml.Mark) -> None:
+        self._nodes += nodes
+        self._text += text
+        if self._nodes > YAML_MAX_NODES or self._text > YAML_MAX_TEXT:
+            what, limit = ((f"{YAML_MAX_NODES:,} values", YAML_MAX_NODES) if self._nodes > YAML_MAX_NODES
+                           else (f"{YAML_MAX_TEXT:,} characters", YAML_MAX_TEXT))
+            raise _Bound(
+                f"the file expands to more than {what} (anchors & and aliases * repeat what they name):"
+                " write each value out once, or split the file",
+                str(limit),
+                mark,
+            )
+
 
 # In the order they are written out.
 ITEM_FIELDS = tuple(
@@ -214,6 +283,9 @@ def _compose(text: str, filename: str) -> tuple[yaml.Node | None, Problem | None
     loader = _Loader(text)
     try:
         return loader.get_single_node(), None
+    except _Bound as e:
+        where = f"{filename}:{e.mark.line + 1}" if e.mark else filename
+        raise TooLarge(f"{where}: {e.message}", e.limit) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
