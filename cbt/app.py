@@ -35,10 +35,11 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             middleware.observe_middleware,
             middleware.error_middleware,
+            # Before anything reads a body: it sets the route's own body limit.
+            uploads.body_limit_middleware(uploads.body_limits()),
             middleware.input_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),
-            uploads.body_limit_middleware(uploads.body_limits()),
             auth.csrf_middleware,
         ],
         client_max_size=CLIENT_MAX_SIZE,

@@ -81,7 +81,7 @@ def body_too_large(limit: int) -> UserError:
 def body_limit_middleware(limits: dict[str, int]):
     """Give each upload route its own body limit; turn any 413 into the `too_large` page.
 
-    Placed before the CSRF check, which is the first to read a form.
+    Placed before every middleware that may read a body (the input check, CSRF).
     """
 
     @web.middleware

@@ -312,7 +312,8 @@ async def roster_upload(request: web.Request) -> web.Response:
         raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
     problems = []
     if upload is None or isinstance(upload, str):
-        problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import"}]
+        problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import",
+                     "code": "no_roster_file"}]
     else:
         try:
             # Read in the reading process, holding no database connection meanwhile.

@@ -211,7 +211,7 @@ async def test_cli_bank_import_refuses_a_bomb_and_stores_nothing(tmp_path, conn,
     path.write_bytes(zip_of([("bank.yaml", b"format: cbt-bank/1\n")],
                             [(f"media/zeros-{i}.bin", 60 * 1024 * 1024) for i in range(40)]))
     assert path.stat().st_size < 3_000_000  # unpacks to 2.4 GB
-    done = await asyncio.to_thread(cbt, "bank", "import", str(path), env=env)
+    done = await asyncio.to_thread(cbt, "bank", "import", str(path), "--all-orgs", env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"cbt: error: {path}: the file unpacks to more than 2048 MB, the most allowed" in done.stderr
     assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
@@ -248,7 +248,7 @@ async def test_cli_bank_validate_and_import_list_unsafe_html(tmp_path, conn, dsn
     validated = await asyncio.to_thread(cbt, "bank", "validate", str(archive), env=env)
     assert validated.returncode == 1
     assert f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: <script> element" in validated.stdout
-    imported = await asyncio.to_thread(cbt, "bank", "import", str(archive), env=env)
+    imported = await asyncio.to_thread(cbt, "bank", "import", str(archive), "--all-orgs", env=env)
     assert imported.returncode == 1 and "Traceback" not in imported.stderr
     assert re.search(rf"{re.escape(str(archive))}/items/hs-01\.yaml:11: stem: unsafe content removed: event handler"
                      " onerror= on <img>", imported.stderr)
