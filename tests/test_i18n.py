@@ -1,6 +1,7 @@
 """Vietnamese first, English on request; no UI text outside the catalogs."""
 
 import ast
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -357,3 +358,17 @@ async def test_the_candidate_api_answers_in_the_readers_language(client):
     err = (await (await client.post("/api/v1/login", json={"ticket": "KHONG-CO"})).json())["error"]
     assert err["message"] == "this ticket is not valid: check each character, or ask your proctor"
 
+
+def test_the_report_workbook_has_its_words_in_both_catalogs():
+    from cbt import analysis_report
+    from cbt.analysis.ctt import FlagThresholds
+
+    keys = {key: analysis_report._CATALOG_KEYS.get(key, "report." + key) for key in analysis_report.XLSX_WORDS}
+    missing = [k for k in keys.values() for lang in ("vi", "en") if not CATALOGS[lang].get(k)]
+    assert not missing
+    thresholds = dataclasses.asdict(FlagThresholds())
+    for lang in ("vi", "en"):
+        for key in keys.values():
+            if key.startswith("report.rule."):
+                CATALOGS[lang][key].format(**thresholds)
+        CATALOGS[lang]["report.note.flag"].format(flag="x", text="x", rule="x")
