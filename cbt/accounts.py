@@ -88,7 +88,8 @@ def hash_password(password: str) -> str:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise UserError("weak_password", f"the password must have at least {MIN_PASSWORD} characters")
+        raise UserError("weak_password", f"the password must have at least {MIN_PASSWORD} characters",
+                        min=MIN_PASSWORD)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -109,9 +110,10 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
                   parent_code: str | None = None) -> int:
     if not _ORG_CODE.match(code):
         raise UserError("bad_org_code",
-                        f"organisation code {code!r} must be letters, digits, '.', '_' or '-' (up to 64)")
+                        f"organisation code {code!r} must be letters, digits, '.', '_' or '-' (up to 64)", org=code)
     if kind not in ORG_KINDS:
-        raise UserError("bad_org_kind", f"organisation kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}")
+        raise UserError("bad_org_kind", f"organisation kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}",
+                        kind=kind, kinds=", ".join(ORG_KINDS))
     if not name.strip():
         raise UserError("bad_org_name", "give the organisation a name (--name)")
     parent_id = None
@@ -121,9 +123,11 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
         parent = await conn.fetchrow("SELECT id, kind FROM orgs WHERE code = $1", parent_code)
         if parent is None:
             raise NotFound("unknown_org",
-                           f"no organisation with code {parent_code!r}: create it first with `cbt org add`")
+                           f"no organisation with code {parent_code!r}: create it first with `cbt org add`",
+                           org=parent_code)
         if parent["kind"] != "department":
-            raise UserError("bad_org_parent", f"{parent_code!r} is a school; a school's parent must be a department")
+            raise UserError("bad_org_parent", f"{parent_code!r} is a school; a school's parent must be a department",
+                            org=parent_code)
         parent_id = parent["id"]
     try:
         return await conn.fetchval(
@@ -131,7 +135,7 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
             code, name.strip(), kind, parent_id,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("org_exists", f"an organisation with code {code!r} already exists") from None
+        raise Conflict("org_exists", f"an organisation with code {code!r} already exists", org=code) from None
 
 
 async def add_user(conn: asyncpg.Connection, username: str, role: str, org_code: str | None,
@@ -140,13 +144,15 @@ async def add_user(conn: asyncpg.Connection, username: str, role: str, org_code:
     if not _USERNAME.match(username):
         raise UserError("bad_username", "a username is 2-64 characters: lower-case letters, digits, '.', '_', '-'")
     if role not in ROLES:
-        raise UserError("bad_role", f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise UserError("bad_role", f"role must be one of {', '.join(ROLES)}, not {role!r}", role=role,
+                        roles=", ".join(ROLES))
     check_password_rules(password)
     if org_code:
         org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org_code)
         if org_id is None:
             raise NotFound("unknown_org",
-                           f"no organisation with code {org_code!r}: create it with `cbt org add` or check --org")
+                           f"no organisation with code {org_code!r}: create it with `cbt org add` or check --org",
+                           org=org_code)
     else:
         rows = await conn.fetch("SELECT id FROM orgs ORDER BY id LIMIT 2")
         if len(rows) != 1:
@@ -164,7 +170,8 @@ async def add_user(conn: asyncpg.Connection, username: str, role: str, org_code:
             username, display_name.strip(), role, org_id, password_hash,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("user_exists", f"the username {username!r} is taken; choose another") from None
+        raise Conflict("user_exists", f"the username {username!r} is taken; choose another",
+                       username=username) from None
 
 
 # The org itself, and its schools when it is a department.

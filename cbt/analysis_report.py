@@ -8,6 +8,7 @@ it can be mailed, archived and printed as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import IO, TYPE_CHECKING
@@ -349,6 +350,8 @@ omitted {{ it.omitted }} of {{ it.n if r.omit_policy == "wrong" else it.n + it.o
 </body></html>
 """
 
+_ITEM_COLUMNS = ("id", "max_points", "n", "p", "sd", "r_pb", "r_pb_total", "r_bis", "d_upper_lower",
+                 "alpha_if_deleted", "omitted", "flags")
 _SUMMARY_ROWS = [
     ("examinees with a total", "n"),
     ("mean", "mean"),
@@ -365,16 +368,53 @@ _SUMMARY_ROWS = [
 ]
 
 
-def _flag_rules(report: dict) -> dict[str, str]:
-    t = ctt.FlagThresholds(**report.get("flag_thresholds", {}))
-    return {
-        "possible_miskey": f"a distractor's r_pb rest above {t.miskey_min_r:g} and the key's",
-        "negative_discrimination": f"r_pb rest below {t.negative_discrimination:g}",
-        "low_discrimination": f"r_pb rest below {t.low_discrimination:g}",
-        "too_easy": f"p above {t.too_easy:g}",
-        "too_hard": f"p below {t.too_hard:g}",
-        "nonfunctioning_distractor": f"chosen by under {t.nonfunctioning_distractor:.0%}",
-    }
+# The workbook's words for people, in English: the CLI's workbook. The board
+# passes its reader's language (board.report_words, from the catalogs'
+# "report.*", "stat.*" and "flag.*"). Sheet names, and the headers of the
+# sheets of raw estimates (Options, IRT, Abilities, DIF), are the statistics'
+# own names and stay as they are, for scripts that read them.
+XLSX_WORDS = {
+    **{f"summary.{key}": label for label, key in _SUMMARY_ROWS},
+    "summary.examinees": "examinees", "summary.items": "items", "summary.omit_policy": "omit policy",
+    "summary.reliability_n": "examinees in reliability (every item)", "summary.score_from": "score from",
+    "summary.score_to": "score to", "summary.score_examinees": "examinees",
+    "omit.wrong": "wrong", "omit.missing": "missing",
+    "items.id": "item", "items.max_points": "max_points", "items.n": "n", "items.p": "p", "items.sd": "sd",
+    "items.r_pb": "r_pb (rest)", "items.r_pb_total": "r_pb_total", "items.r_bis": "r_bis",
+    "items.d_upper_lower": "d_upper_lower", "items.alpha_if_deleted": "alpha_if_deleted",
+    "items.omitted": "omitted", "items.flags": "flags",
+    "note.empty": "Empty cells are undefined statistics (e.g. zero variance), not zeros.",
+    "note.p": "p = mean score / max points; r_pb (rest) = correlation with the total without the item.",
+    "note.d": "D: top minus bottom 27% by total; examinees tied at a cut share the places equally.",
+    "note.reliability": "Reliability uses examinees with a score on every item; negative alpha is kept.",
+    "note.flag": "{flag}: {text} ({rule})",
+    **{f"flag.{code}": text for code, text in FLAG_TEXT.items()},
+    "rule.possible_miskey": "a distractor's r_pb rest above {miskey_min_r:g} and the key's",
+    "rule.negative_discrimination": "r_pb rest below {negative_discrimination:g}",
+    "rule.low_discrimination": "r_pb rest below {low_discrimination:g}",
+    "rule.too_easy": "p above {too_easy:g}",
+    "rule.too_hard": "p below {too_hard:g}",
+    "rule.nonfunctioning_distractor": "chosen by under {nonfunctioning_distractor:.0%}",
+}
+
+
+# Words the board pages already say: the same catalog texts in the workbook.
+_CATALOG_KEYS = {
+    "items.max_points": "board.max_points", "items.sd": "board.sd",
+    **{f"items.{key}": f"stat.{key}" for key in _ITEM_COLUMNS if key not in ("max_points", "sd")},
+    **{f"flag.{code}": f"flag.{code}" for code in FLAG_TEXT},
+}
+
+
+def catalog_words(t) -> dict:
+    """XLSX_WORDS from the catalogs, with t a cbt.i18n translator (the reader's language)."""
+    return {key: t(_CATALOG_KEYS.get(key, "report." + key)) for key in XLSX_WORDS}
+
+
+def _flag_rules(report: dict, words: dict | None = None) -> dict[str, str]:
+    thresholds = dataclasses.asdict(ctt.FlagThresholds(**report.get("flag_thresholds", {})))
+    words = words or XLSX_WORDS
+    return {code: words[f"rule.{code}"].format(**thresholds) for code in FLAG_TEXT}
 
 
 def render_html(report: dict, traces: dict | None = None, title: str = "responses") -> str:
@@ -413,11 +453,19 @@ def render_html(report: dict, traces: dict | None = None, title: str = "response
 # -- xlsx ------------------------------------------------------------------------------------
 
 
-def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = None) -> None:
+def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = None,
+               words: dict | None = None) -> None:
     """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF,
-    Notes; and Audit, the exam's signed chain head, when given (cbt.heads)."""
+    Notes; and Audit, the exam's signed chain head, when given (cbt.heads).
+
+    words: XLSX_WORDS in the reader's language. With them the Items sheet's
+    flags column says each flag in words; in English (the default) it keeps
+    the flags' codes, as the JSON report has them."""
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
+
+    w = XLSX_WORDS if not words else {**XLSX_WORDS, **words}
+    flag_words = {code: w[f"flag.{code}"] for code in FLAG_TEXT} if words else {code: code for code in FLAG_TEXT}
 
     bold = Font(bold=True)
     flagged = PatternFill("solid", fgColor="FFF3CD")
@@ -442,37 +490,24 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
     ws.title = "Summary"
     t = report["test"]
     rows = [
-        ["examinees", report["examinees"]],
-        ["items", report["items_count"]],
-        ["omit policy", report["omit_policy"]],
+        [w["summary.examinees"], report["examinees"]],
+        [w["summary.items"], report["items_count"]],
+        [w["summary.omit_policy"], w.get(f"omit.{report['omit_policy']}", report["omit_policy"])],
     ]
-    rows += [[label, t[key]] for label, key in _SUMMARY_ROWS]
-    rows += [["examinees in reliability (every item)", t["reliability_n"]]]
+    rows += [[w[f"summary.{key}"], t[key]] for _, key in _SUMMARY_ROWS]
+    rows += [[w["summary.reliability_n"], t["reliability_n"]]]
     for row in rows:
         ws.append(row)
     ws.column_dimensions["A"].width = 38
     ws.append([])
-    ws.append(["score from", "score to", "examinees"])
+    ws.append([w["summary.score_from"], w["summary.score_to"], w["summary.score_examinees"]])
     for b in t["score_histogram"]:
         ws.append([b["low"], b["high"], b["count"]])
 
     items = report["items"]
     sheet(
         "Items",
-        [
-            "item",
-            "max_points",
-            "n",
-            "p",
-            "sd",
-            "r_pb (rest)",
-            "r_pb_total",
-            "r_bis",
-            "d_upper_lower",
-            "alpha_if_deleted",
-            "omitted",
-            "flags",
-        ],
+        [w[f"items.{key}"] for key in _ITEM_COLUMNS],
         [
             [
                 it["id"],
@@ -486,7 +521,7 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
                 it["d_upper_lower"],
                 it["alpha_if_deleted"],
                 it["omitted"],
-                ", ".join(it["flags"]),
+                ", ".join(flag_words.get(f, f) for f in it["flags"]),
             ]
             for it in items
         ],
@@ -529,11 +564,11 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
         )
     notes = wb.create_sheet("Notes")
     for line in [
-        "Empty cells are undefined statistics (e.g. zero variance), not zeros.",
-        "p = mean score / max points; r_pb (rest) = correlation with the total without the item.",
-        "D: top minus bottom 27% by total; examinees tied at a cut share the places equally.",
-        "Reliability uses examinees with a score on every item; negative alpha is kept.",
-        *[f"{k}: {FLAG_TEXT[k]} ({v})" for k, v in _flag_rules(report).items()],
+        w["note.empty"],
+        w["note.p"],
+        w["note.d"],
+        w["note.reliability"],
+        *[w["note.flag"].format(flag=k, text=w[f"flag.{k}"], rule=v) for k, v in _flag_rules(report, w).items()],
     ]:
         notes.append([line])
     notes.column_dimensions["A"].width = 110

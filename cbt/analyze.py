@@ -7,6 +7,9 @@
                 [--threshold NAME=VALUE ...]
                 --json OUT.json [--xlsx OUT.xlsx] [--html OUT.html]
 
+The xlsx and html reports are in English; with CBT_LANG=vi the workbook is in
+Vietnamese (labels, flags, notes), as the exam board's download.
+
 RESPONSES.csv has a header row and one row per examinee (comma, semicolon
 or tab separated; UTF-8, a BOM is fine). Item columns hold the chosen
 option with --key (letters or numbers; case and "1" vs "1.0" do not
@@ -28,6 +31,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import sys
 from dataclasses import fields, replace
@@ -100,8 +104,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         + ", ".join(f"{f.name} (default {f.default})" for f in fields(ctt.FlagThresholds)),
     )
     p.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="the report")
-    p.add_argument("--xlsx", type=Path, metavar="OUT.xlsx", help="the report as a workbook")
-    p.add_argument("--html", type=Path, metavar="OUT.html", help="the report as one printable page with charts")
+    p.add_argument("--xlsx", type=Path, metavar="OUT.xlsx",
+                   help="the report as a workbook, in English (with CBT_LANG=vi its labels, flags and notes are in"
+                   " Vietnamese, as the exam board's download)")
+    p.add_argument("--html", type=Path, metavar="OUT.html",
+                   help="the report as one printable page with charts, in English")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -148,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
             from cbt import analysis_report
 
             if args.xlsx is not None:
-                _write(args.xlsx, lambda f: analysis_report.write_xlsx(report, f), "wb")
+                words = _workbook_words(analysis_report)
+                _write(args.xlsx, lambda f: analysis_report.write_xlsx(report, f, words=words), "wb")
             if args.html is not None:
                 html = analysis_report.render_html(report, traces, title=args.responses.name)
                 _write(args.html, lambda f: f.write(html), "w")
@@ -164,6 +172,16 @@ def run(args: argparse.Namespace) -> int:
             "command line and, if you can, the input files"
         )
     return 0
+
+
+def _workbook_words(analysis_report) -> dict | None:
+    """The workbook's words: English (None) unless CBT_LANG=vi asks for Vietnamese."""
+    if os.environ.get("CBT_LANG") != "vi":
+        return None
+    from cbt.i18n import Catalogs
+    from cbt.templating import web_root
+
+    return analysis_report.catalog_words(Catalogs(web_root() / "i18n").translator("vi"))
 
 
 def _fail(message: str) -> int:

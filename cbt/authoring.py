@@ -296,7 +296,8 @@ async def bank_pk(conn: asyncpg.Connection, item_id: str, version: int) -> int |
 
 def _require_author_role(user: Staff) -> None:
     if user.role not in AUTHOR_ROLES:
-        raise Forbidden("role_refused", f"your role ({user.role}) cannot write items")
+        raise Forbidden("role_refused", f"your role ({user.role}) cannot write items", role=user.role,
+                        allowed=", ".join(sorted(AUTHOR_ROLES)))
 
 
 def _comment(comment: str, *, required: bool, what: str) -> str:
@@ -304,7 +305,8 @@ def _comment(comment: str, *, required: bool, what: str) -> str:
     if required and not comment:
         raise UserError("comment_required", f"write a comment saying why you {what} it")
     if len(comment) > MAX_COMMENT:
-        raise UserError("comment_too_long", f"a comment may have at most {MAX_COMMENT} characters")
+        raise UserError("comment_too_long", f"a comment may have at most {MAX_COMMENT} characters",
+                        max=MAX_COMMENT)
     return comment
 
 
@@ -343,7 +345,7 @@ async def _insert(conn: asyncpg.Connection, user: Staff, org_id: int, item: Item
             item.points, item.stem, serialise_item(item), state, user.id)
     except asyncpg.UniqueViolationError:
         raise Conflict("item_exists", f"item {item.id} version {item.version} already exists: choose another id",
-                       field="id") from None
+                       field="id", item=item.id) from None
 
 
 class InvalidItem(UserError):
@@ -351,7 +353,7 @@ class InvalidItem(UserError):
 
     def __init__(self, checked: Checked):
         count = sum(len(v) for v in checked.problems.values())
-        super().__init__("invalid_item", f"the item has {count} problem(s): fix them and save again")
+        super().__init__("invalid_item", f"the item has {count} problem(s): fix them and save again", count=count)
         self.checked = checked
 
 
@@ -442,7 +444,8 @@ async def duplicate_item(conn: asyncpg.Connection, user: Staff, pk: int, new_id:
         row = await get_draft(conn, user, pk)
         item_id = _valid_id(new_id) if new_id.strip() else await suggest_id(conn, base=row["item_id"])
         if await id_taken(conn, item_id):
-            raise Conflict("item_exists", f"the id {item_id} is already used: choose another", field="id")
+            raise Conflict("item_exists", f"the id {item_id} is already used: choose another", field="id",
+                           item=item_id)
         item = replace(item_from_draft(row["source"]), id=item_id, version=1)
         new_pk = await _insert(conn, user, row["org_id"], item)
         await _copy_media(conn, pk, new_pk)
@@ -474,7 +477,8 @@ async def submit_items(conn: asyncpg.Connection, user: Staff, pks: list[int]) ->
             _check_may_change(user, row)
             if row["state"] not in EDITABLE:
                 raise Conflict("bad_state", f"{row['item_id']}@{row['version']} is {row['state']}:"
-                               " only drafts and returned items can be submitted")
+                               " only drafts and returned items can be submitted",
+                               item=f"{row['item_id']}@{row['version']}")
             await conn.execute("UPDATE draft_items SET state = 'submitted', reviewer_id = NULL, updated_at = now()"
                                " WHERE id = $1", pk)
             await _event(conn, pk, user, "submit")
@@ -496,7 +500,8 @@ async def review_item(conn: asyncpg.Connection, user: Staff, pk: int, decision: 
             raise Forbidden("not_your_subject", f"you do not review the subject {row['subject']}:"
                             " ask an administrator to assign it to you")
         if row["state"] != "submitted":
-            raise Conflict("bad_state", f"this item is {row['state']}, not waiting for review")
+            raise Conflict("bad_state", f"this item is {row['state']}, not waiting for review",
+                           item=f"{row['item_id']}@{row['version']}")
         if decision == "approve":
             item = with_status(item_from_draft(row["source"]), Status.APPROVED)
             await conn.execute("UPDATE draft_items SET state = 'approved', reviewer_id = $2, source = $3,"
@@ -545,7 +550,8 @@ def parse_subjects(subjects: list[str] | str) -> list[str]:
     out = sorted({s.strip().lower() for s in subjects if s.strip()})
     for s in out:
         if not _SUBJECT.fullmatch(s):
-            raise UserError("bad_subject", f"subject {s!r}: use lower-case letters, digits, . _ - (e.g. toan, vat-li)")
+            raise UserError("bad_subject", f"subject {s!r}: use lower-case letters, digits, . _ - (e.g. toan, vat-li)",
+                            subject=s)
     return out
 
 
@@ -604,7 +610,7 @@ async def add_media(conn: asyncpg.Connection, user: Staff, pk: int, filename: st
         raise UserError("empty_file", "choose an image file to upload")
     if len(data) > MAX_MEDIA_BYTES:
         raise UserError("media_too_large", f"the image is larger than {MAX_MEDIA_BYTES // (1024 * 1024)} MB:"
-                        " make it smaller and upload it again")
+                        " make it smaller and upload it again", limit=f"{MAX_MEDIA_BYTES // (1024 * 1024)} MB")
     kind = sniff_image(data)
     if kind == "svg":
         # An SVG can carry script; rather than trust a sanitiser with it, ask for a raster image.
@@ -639,7 +645,7 @@ async def draft_media_files(conn: asyncpg.Connection, draft_pks: list[int]) -> d
     for r in rows:
         if seen.setdefault(r["path"], r["sha256"]) != r["sha256"]:
             raise Conflict("media_conflict", f"two items use different images named {r['path']}:"
-                           " rename one of them (upload it under another name)")
+                           " rename one of them (upload it under another name)", path=r["path"])
         out[r["path"]] = bytes(r["content"])
     return out
 
@@ -667,7 +673,8 @@ async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple
             problems.append(f"{where}: the id {item.id} is already used in the workspace or the bank:"
                             " give the item another id")
     if problems:
-        raise UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems)
+        raise UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems,
+                        count=len(problems))
     pks = []
     async with conn.transaction():
         for item, _ in items:
@@ -686,7 +693,7 @@ async def import_yaml(conn: asyncpg.Connection, user: Staff, data: bytes, filena
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError("import_failed", "nothing was imported: the file is not UTF-8 text",
-                        problems=[f"{filename}: save the file with UTF-8 encoding"]) from None
+                        problems=[f"{filename}: save the file with UTF-8 encoding"], count=1) from None
     return await _import_items(conn, user, await uploads.off_loop(uploads.read_yaml_items, text, filename))
 
 

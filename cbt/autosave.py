@@ -187,7 +187,8 @@ SELECT v.i, d.saved_seq FROM verified v JOIN advanced d ON d.id = v.attempt_id
 
 
 def _bad(seq, why: str) -> UserError:
-    return UserError("bad_change", f"change {seq}: {why}", seq=seq)
+    # `reason` keeps the specifics for scripts and logs when the message is in the reader's language.
+    return UserError("bad_change", f"change {seq}: {why}", seq=seq, reason=why)
 
 
 # Text PostgreSQL cannot hold: NUL (jsonb refuses "\u0000"), and UTF-16

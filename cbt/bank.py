@@ -22,19 +22,27 @@ from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank.errors import ItembankError, ProblemsError
 from itembank.formats.yaml_format import parse_text, serialise_item
+from itembank.limits import TooLarge
 from itembank.model import Item
 
 # -- the trust store -----------------------------------------------------------
 
 
 def bank_error(e: ItembankError) -> UserError:
-    """An itembank failure as a UserError: same stable code, same message."""
+    """An itembank failure as a UserError: same stable code, same message, and
+    the files and problems it names as details, for the reader's language."""
+    if isinstance(e, TooLarge):
+        return uploads.too_large(e)
     message = e.message
+    shown: list[str] = []
     if isinstance(e, ProblemsError) and e.problems:
         shown = [str(p) for p in e.problems[:20]]
         more = len(e.problems) - len(shown)
-        message += ":\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more > 0 else "")
-    return UserError(e.code, message)
+        if more > 0:
+            shown.append(f"... and {more} more")
+        message += ":\n  " + "\n  ".join(shown)
+    return UserError(e.code, message, files=", ".join(getattr(e, "files", ())[:10]),
+                     problem_lines="; ".join(shown))
 
 
 # An organisation uses keys trusted by itself, by its department, or by the
@@ -119,7 +127,7 @@ async def revoke_key(conn: asyncpg.Connection, fp: str, *, by: int | None = None
             fp.lower(), by,
         )
     if done in ("UPDATE 0", "INSERT 0 0"):
-        raise NotFound("unknown_key", f"no trusted key with fingerprint {fp!r}: see `cbt keys list`")
+        raise NotFound("unknown_key", f"no trusted key with fingerprint {fp!r}: see `cbt keys list`", fingerprint=fp)
 
 
 async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -215,6 +223,7 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                     "release_conflict",
                     f"a release named {info.name} {info.version} is already in the bank for another "
                     "organisation: publish this one under a new version in bank.yaml",
+                    release=f"{info.name} {info.version}",
                 )
             if existing["manifest_sha256"] == manifest_sha:
                 return ImportResult(existing["id"], info.name, info.version, len(release.items), 0,
@@ -223,6 +232,7 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                 "release_conflict",
                 f"a different release named {info.name} {info.version} is already imported: "
                 "publish the changed content under a new version in bank.yaml",
+                release=f"{info.name} {info.version}",
             )
         release_id = await conn.fetchval(
             """
@@ -254,6 +264,7 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                 "item_version_conflict",
                 f"these item versions are already in the bank with different content: {listed}; "
                 "an item that changed needs a new version number",
+                items=listed,
             )
         new_items = await conn.fetchval(_INSERT_NEW_ITEMS, release_id)
         await conn.execute(
@@ -432,5 +443,5 @@ async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: st
         list(row["release_ids"]), path, row["first_release_id"],
     )
     if content is None:
-        raise NotFound("unknown_media", f"no media file {path!r} for this item")
+        raise NotFound("unknown_media", f"no media file {path!r} for this item", path=path)
     return content

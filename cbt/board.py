@@ -16,7 +16,15 @@ import asyncpg
 from aiohttp import web
 
 from cbt import accounts, heads, keys, results
-from cbt.analysis_report import CHART_LABELS, histogram_svg, icc_svg, option_trace_svg, score_trace_svg, write_xlsx
+from cbt.analysis_report import (
+    CHART_LABELS,
+    catalog_words,
+    histogram_svg,
+    icc_svg,
+    option_trace_svg,
+    score_trace_svg,
+    write_xlsx,
+)
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
 from cbt.templating import language, render
@@ -157,7 +165,8 @@ async def report_xlsx(request: web.Request) -> web.Response:
     if problem:
         raise problem
     out = io.BytesIO()
-    write_xlsx(report, out, head)
+    # In the reader's language, as the board's pages: the flags, the labels and the notes.
+    write_xlsx(report, out, head, catalog_words(request.app[keys.CATALOGS].translator(language(request))))
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',

@@ -25,6 +25,7 @@ import asyncpg
 import yaml
 
 from cbt import assembly, exams
+from cbt.errors import Problem
 from cbt.inputs import whole
 
 LEVELS = (1, 2, 3, 4)
@@ -76,39 +77,46 @@ def sections_of(form: Mapping) -> list[Section]:
     return sections
 
 
-def _whole(text: str, where: str, problems: list[str], low: int, high: int) -> int | None:
+def _whole(text: str, where: str, problems: list[Problem], low: int, high: int, *, field: str = "",
+           **params) -> int | None:
+    """text as a whole number from low to high; `where` prefixes the English line,
+    `field` (where, unless given) and params name the field for the page."""
+    field = field or where
     try:
         value = int(text)
     except ValueError:
-        problems.append(f"{where}: write a whole number from {low} to {high}, got {text!r}")
+        problems.append(Problem(f"{where}: write a whole number from {low} to {high}, got {text!r}", "not_whole",
+                                field, low=low, high=high, got=text, **params))
         return None
     if not low <= value <= high:
-        problems.append(f"{where}: must be from {low} to {high}, got {value}")
+        problems.append(Problem(f"{where}: must be from {low} to {high}, got {value}", "out_of_range", field,
+                                low=low, high=high, got=value, **params))
         return None
     return value
 
 
-def _number(text: str, where: str, problems: list[str]) -> Decimal | None:
+def _number(text: str, where: str, problems: list[Problem]) -> Decimal | None:
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:
-        problems.append(f"{where}: {text!r} is not a number")
-        return None
-    if not value.is_finite():
-        problems.append(f"{where}: {text!r} is not a number")
+        value = None
+    if value is None or not value.is_finite():
+        problems.append(Problem(f"{where}: {text!r} is not a number", "not_number", where, got=text))
         return None
     return value
 
 
-def _time(form: Mapping, name: str, tz: str, problems: list[str]) -> str | None:
+def _time(form: Mapping, name: str, tz: str, problems: list[Problem]) -> str | None:
     text = _get(form, name)
+    where = f"window.{name}"
     if not text:
-        problems.append(f"window.{name}: give the date and time")
+        problems.append(Problem(f"{where}: give the date and time", "time_missing", where))
         return None
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
-        problems.append(f"window.{name}: {text!r} is not a date and time like 2025-12-20T07:30")
+        problems.append(Problem(f"{where}: {text!r} is not a date and time like 2025-12-20T07:30", "time_invalid",
+                                where, got=text))
         return None
     if t.tzinfo is None:
         t = dt.datetime.fromisoformat(t.isoformat() + tz)
@@ -119,7 +127,7 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[\s,;]+", text) if w]
 
 
-def _networks(form: Mapping, problems: list[str]) -> dict | None:
+def _networks(form: Mapping, problems: list[Problem]) -> dict | None:
     allow = _words(_get(form, "networks_allow"))
     rooms = {}
     for n, line in enumerate(_get(form, "networks_rooms").splitlines(), 1):
@@ -127,8 +135,9 @@ def _networks(form: Mapping, problems: list[str]) -> dict | None:
             continue
         room, sep, cidrs = line.partition(":")
         if not sep or not room.strip():
-            problems.append(f"policies.networks.rooms line {n}: write ROOM: CIDR, CIDR (e.g. P01: 10.1.1.0/24), "
-                            f"got {line.strip()!r}")
+            problems.append(Problem(f"policies.networks.rooms line {n}: write ROOM: CIDR, CIDR (e.g. P01: 10.1.1.0/24),"
+                                    f" got {line.strip()!r}", "rooms_line", "policies.networks.rooms", line=n,
+                                    got=line.strip()))
             continue
         rooms[room.strip()] = _words(cidrs)
     if not allow and not rooms:
@@ -136,13 +145,14 @@ def _networks(form: Mapping, problems: list[str]) -> dict | None:
     return {"allow": allow, "rooms": rooms}
 
 
-def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[str]]:
+def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[Problem]]:
     """The exam file's mapping for the form, and the problems only the form can have
     (text where a number belongs, a negative count); parse_exam checks the rest."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     tz = _get(form, "tz") or DEFAULT_TZ
     if not _TZ.match(tz):
-        problems.append(f"window.tz: a time zone offset like +07:00, got {tz!r}")
+        problems.append(Problem(f"window.tz: a time zone offset like +07:00, got {tz!r}", "tz_invalid", "window.tz",
+                                got=tz))
         tz = DEFAULT_TZ
     window: dict = {"opens": _time(form, "opens", tz, problems), "closes": _time(form, "closes", tz, problems)}
     late = _whole(_get(form, "late_entry_minutes", "15") or "15", "window.late_entry_minutes", problems, 0,
@@ -170,13 +180,16 @@ def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[str]]:
         if sec.points:
             points = _number(sec.points, f"{where}.points", problems)
             if points is not None and points <= 0:
-                problems.append(f"{where}.points: must be more than 0, got {sec.points}")
+                problems.append(Problem(f"{where}.points: must be more than 0, got {sec.points}", "not_positive",
+                                        f"{where}.points"))
                 points = None
         if sec.type and sec.type not in ITEM_TYPES:
-            problems.append(f"{where}.type: one of {', '.join(ITEM_TYPES)}, got {sec.type!r}")
+            problems.append(Problem(f"{where}.type: one of {', '.join(ITEM_TYPES)}, got {sec.type!r}", "not_one_of",
+                                    f"{where}.type", allowed=", ".join(ITEM_TYPES), got=sec.type))
         rows = []
         for (topic, level), text in sec.cells.items():
-            count = _whole(text, f"{where}: topic {topic}, level {level}", problems, 0, MAX_COUNT)
+            count = _whole(text, f"{where}: topic {topic}, level {level}", problems, 0, MAX_COUNT,
+                           field=f"{where}.cell", topic=topic, level=level)
             if not count:
                 continue
             row: dict = {"topic": topic, "level": level, "count": count}
@@ -233,12 +246,13 @@ def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[str]]:
         "policies": policies,
     }
     if not data["code"]:
-        problems.append("code: give the exam a code, e.g. TOAN12-HK1")
+        problems.append(Problem("code: give the exam a code, e.g. TOAN12-HK1", "code_missing", "code"))
     elif not _CODE.match(data["code"]):
-        problems.append(f"code: only letters without accents, digits, '.', '_' and '-', at most 64, starting with a "
-                        f"letter or digit (e.g. TOAN12-HK1), got {data['code']!r}")
+        problems.append(Problem(f"code: only letters without accents, digits, '.', '_' and '-', at most 64, starting"
+                                f" with a letter or digit (e.g. TOAN12-HK1), got {data['code']!r}", "code_invalid",
+                                "code", got=data["code"]))
     if not data["title"]:
-        problems.append("title: give the exam a title")
+        problems.append(Problem("title: give the exam a title", "title_missing", "title"))
     return data, problems
 
 
@@ -260,6 +274,69 @@ def build_spec(form: Mapping, release_label: str) -> tuple[str, exams.ExamSpec]:
     if problems:
         raise exams.ExamFileError(problems)
     return text, spec
+
+
+# -- problems in the reader's language ----------------------------------------------
+
+# The form's own labels for the exam file's fields, so that a problem names
+# the field as the teacher sees it on the page (the file's path is the
+# fallback, for fields only a YAML file has).
+FIELD_LABELS = {
+    "code": "ws.exams.code", "title": "ws.exams.exam_title", "subject": "ws.exams.subject",
+    "release": "ws.exams.release", "instructions": "ws.exams.instructions", "duration_minutes": "ws.exams.duration",
+    "window": "ws.exams.window", "window.opens": "ws.exams.opens", "window.closes": "ws.exams.closes",
+    "window.tz": "ws.exams.tz", "window.late_entry_minutes": "ws.exams.late_entry", "grace_seconds": "ws.exams.grace",
+    "forms.mode": "ws.exams.form_mode", "forms.count": "ws.exams.form_count",
+    "scoring.single_penalty": "ws.exams.single_penalty", "scoring.report_decimals": "ws.exams.report_decimals",
+    "sections": "ws.exams.blueprint", "policies": "ws.exams.policies", "policies.networks": "ws.exams.networks_allow",
+    "policies.networks.allow": "ws.exams.networks_allow", "policies.networks.rooms": "ws.exams.networks_rooms",
+    "policies.access_code": "ws.exams.access_code", "policies.one_device": "ws.exams.one_device",
+    "policies.integrity.action": "ws.exams.integrity_action", "policies.integrity.pause_after": "ws.exams.pause_after",
+    "policies.admission.rate_per_second": "ws.exams.admission_rate",
+    "policies.admission.burst": "ws.exams.admission_burst", "policies.seb": "ws.exams.seb",
+    "policies.seb.required": "ws.exams.seb_required", "policies.seb.browser_exam_keys": "ws.exams.seb_bek",
+    "policies.seb.config_keys": "ws.exams.seb_ck", "policies.seb.serve_config": "ws.exams.seb_serve_config",
+    "policies.seb.js_api": "ws.exams.seb_js_api", "policies.seb.allow_quit": "ws.exams.seb_allow_quit",
+}
+SECTION_FIELD_LABELS = {
+    "title": "ws.exams.section_title", "time_limit_minutes": "ws.exams.section_limit",
+    "points": "ws.exams.points_each", "type": "ws.exams.item_type", "cell": "ws.exams.cell_label",
+}
+_SECTION_FIELD = re.compile(r"sections\[(\d+)\](?:\.(.+))?")
+
+
+def field_label(t, where: str, params: dict) -> str:
+    """The form's label for an exam file's field ("sections[2].points": "Phần 2 · Điểm mỗi câu")."""
+    m = _SECTION_FIELD.fullmatch(where)
+    if m:
+        label = t("ws.exams.section_n", n=m[1])
+        if m[2]:
+            key = SECTION_FIELD_LABELS.get(m[2])
+            label += " · " + (t(key, **params) if key else m[2])
+        return label
+    if where in FIELD_LABELS:
+        return t(FIELD_LABELS[where])
+    parent, _, name = where.rpartition(".")
+    return f"{t(FIELD_LABELS[parent])} {name}" if parent in FIELD_LABELS else where
+
+
+def problem_text(catalogs, lang: str, problem) -> str:
+    """A problem in the reader's language: the field's label on the form, then what
+    is wrong ("problem.<code>"). An empty catalog text means the English line
+    itself, as for error messages; anything not a Problem is shown as it is."""
+    text = catalogs.lookup(lang, "problem." + problem.code) if isinstance(problem, Problem) else None
+    if not text:
+        return str(problem)
+    t = catalogs.translator(lang)
+    params = dict(problem.params)
+    if params.get("type") in ITEM_TYPES:
+        params["type"] = t("ws.exams.type." + params["type"])
+    try:
+        text = text.format(**params)
+    except (KeyError, IndexError):
+        return str(problem)
+    label = field_label(t, problem.where, problem.params) if problem.where else ""
+    return f"{label}: {text}" if label else text
 
 
 def form_from_spec(spec: exams.ExamSpec) -> dict:
@@ -297,9 +374,10 @@ def form_from_spec(spec: exams.ExamSpec) -> dict:
         points = {r.points for r in sec.rows}
         cells = [(r.topic, r.level) for r in sec.rows]
         if len(types) > 1 or len(points) > 1 or len(set(cells)) != len(cells):
-            raise exams.ExamFileError([
+            raise exams.ExamFileError([Problem(
                 f"sections[{si + 1}]: its rows differ in type or points, or repeat a cell, which the matrix cannot "
-                "show; edit this exam with its YAML file (cbt exam create)"])
+                "show; edit this exam with its YAML file (cbt exam create)", "matrix_cannot_show",
+                f"sections[{si + 1}]")])
         form[f"s{si}.title"] = sec.title
         form[f"s{si}.time_limit"] = str(sec.time_limit_minutes or "")
         form[f"s{si}.type"] = next(iter(types)) or ""

@@ -143,7 +143,8 @@ def read_new_password(password_file: str | None) -> str:
         try:
             text = Path(password_file).read_text(encoding="utf-8")
         except OSError as e:
-            raise UserError("password_file", f"cannot read {password_file}: {e.strerror}") from None
+            raise UserError("password_file", f"cannot read {password_file}: {e.strerror}",
+                            path=str(password_file)) from None
         password = text.splitlines()[0] if text else ""
     else:
         if not sys.stdin.isatty():
@@ -211,7 +212,7 @@ def cmd_keys_trust(args) -> int:
     try:
         pem = args.file.read_bytes()
     except OSError as e:
-        raise UserError("key_file", f"cannot read {args.file}: {e.strerror}") from None
+        raise UserError("key_file", f"cannot read {args.file}: {e.strerror}", path=str(args.file)) from None
 
     async def work(conn) -> int:
         name = args.name or args.file.stem
@@ -268,7 +269,8 @@ async def _import_org(conn, args) -> int | None:
     if args.org:
         org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", args.org)
         if org_id is None:
-            raise NotFound("unknown_org", f"no organisation with code {args.org!r}: see `cbt org add`")
+            raise NotFound("unknown_org", f"no organisation with code {args.org!r}: see `cbt org add`",
+                           org=args.org)
         return org_id
     orgs = await conn.fetch("SELECT id FROM orgs ORDER BY id LIMIT 2")
     if len(orgs) == 1:
@@ -289,7 +291,8 @@ def cmd_bank_import(args) -> int:
     source: Path | bytes = args.path
     if args.path.suffix == ".sealed" or args.key:
         if not args.key:
-            raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key")
+            raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key",
+                                path=str(args.path))
         key_text = sys.stdin.readline().strip() if args.key == "-" else args.key
         try:
             most = ArchiveLimits().max_total_bytes
@@ -298,7 +301,7 @@ def cmd_bank_import(args) -> int:
                                                  f" ({megabytes(most)}): is it the right file?", megabytes(most)))
             source = seal.unseal(args.path.read_bytes(), key_text)
         except OSError as e:
-            raise UserError("bank_file", f"cannot read {args.path}: {e.strerror}") from None
+            raise UserError("bank_file", f"cannot read {args.path}: {e.strerror}", path=str(args.path)) from None
         except ItembankError as e:
             raise bank.bank_error(e) from None
 
@@ -327,7 +330,7 @@ def _read(path: Path, what: str, max_bytes: int | None = None) -> bytes:
                                              megabytes(max_bytes)))
         return path.read_bytes()
     except OSError as e:
-        raise UserError("file_unreadable", f"cannot read the {what} {path}: {e.strerror}") from None
+        raise UserError("file_unreadable", f"cannot read the {what} {path}: {e.strerror}", path=str(path)) from None
 
 
 def cmd_exam_create(args) -> int:
@@ -434,7 +437,7 @@ def cmd_exam_results(args) -> int:
             else:
                 args.csv.write_text(results.results_csv(rows, signed), encoding="utf-8", newline="")
         except OSError as e:
-            raise UserError("file_unwritable", f"cannot write {out}: {e.strerror}") from None
+            raise UserError("file_unwritable", f"cannot write {out}: {e.strerror}", path=str(out)) from None
         done = sum(r["score"] is not None for r in rows)
         print(f"{len(rows)} candidates of {args.exam} written to {out} ({done} with a submitted attempt)")
         print(signed.line())
@@ -507,7 +510,7 @@ def cmd_audit_verify(args) -> int:
         try:
             return await heads.verify_command(conn, args.exam, sys.stdout, found, key_pem)
         except audit.AuditError as e:
-            raise UserError("no_exam", str(e)) from None
+            raise UserError("no_exam", str(e), exam=args.exam) from None
 
     return with_database(_settings(args), work)
 
@@ -519,14 +522,15 @@ def cmd_audit_head(args) -> int:
         try:
             signed = await heads.sign_current(conn, args.exam)
         except audit.AuditError as e:
-            raise UserError("no_exam", str(e)) from None
+            raise UserError("no_exam", str(e), exam=args.exam) from None
         if args.output is None:
             sys.stdout.write(signed.text())
             return 0
         try:
             args.output.write_text(signed.text(), encoding="utf-8")
         except OSError as e:
-            raise UserError("file_unwritable", f"cannot write {args.output}: {e.strerror}") from None
+            raise UserError("file_unwritable", f"cannot write {args.output}: {e.strerror}",
+                            path=str(args.output)) from None
         print(f"signed audit chain head of {args.exam} (event {signed.head.seq}, hash {signed.head.hash.hex()}) "
               f"written to {args.output}; keep it apart from the server: `cbt audit verify {args.exam} --head "
               f"{args.output}` checks the chain against it")
@@ -545,7 +549,7 @@ def cmd_audit_export(args) -> int:
                     return await audit.export_command(conn, args.exam, out)
             return await audit.export_command(conn, args.exam, sys.stdout)
         except audit.AuditError as e:
-            raise UserError("no_exam", str(e)) from None
+            raise UserError("no_exam", str(e), exam=args.exam) from None
 
     return with_database(_settings(args), work)
 

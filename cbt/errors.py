@@ -49,3 +49,30 @@ def _rebuild(cls: type[UserError], state: dict) -> UserError:
     Exception.__init__(error, state.get("message"))
     error.__dict__.update(state)
     return error
+
+
+class Problem(str):
+    """One of several faults reported at once (an exam file's, the builder form's).
+
+    The string itself is the English line the file commands print and the
+    error's details list, as before; `code` and `params` let a page say it in
+    the reader's language (the catalogs' "problem.<code>"), and `where` names
+    the field at fault in the exam file's terms ("window.opens",
+    "sections[2].points"), which the page shows as the form's own label.
+    """
+
+    code: str
+    where: str
+    params: dict
+
+    def __new__(cls, message: str, code: str, where: str = "", **params) -> Problem:
+        self = super().__new__(cls, message)
+        self.code, self.where, self.params = code, where, params
+        return self
+
+    def __reduce__(self) -> tuple:
+        return _problem, (str(self), self.code, self.where, self.params)
+
+
+def _problem(message: str, code: str, where: str, params: dict) -> Problem:
+    return Problem(message, code, where, **params)

@@ -38,7 +38,7 @@ import asyncpg
 import yaml
 
 from cbt import assembly, audit, bank, lockdown
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 from itembank.formats.yaml_format import parse_text
 
@@ -48,10 +48,12 @@ ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 
 
 class ExamFileError(UserError):
-    def __init__(self, problems: list[str]):
+    """The exam file (or the builder's form) has problems: every one, each a Problem."""
+
+    def __init__(self, problems: list[Problem]):
         shown = "\n  ".join(problems)
         super().__init__("bad_exam_file", f"the exam file has {len(problems)} problem(s):\n  {shown}",
-                         problems=problems)
+                         problems=problems, count=len(problems))
 
 
 @dataclass(frozen=True)
@@ -86,36 +88,38 @@ class ExamSpec:
         return json.loads(json.dumps(data, default=str))
 
 
-def _decimal(value, where: str, problems: list[str]) -> Decimal | None:
+def _decimal(value, where: str, problems: list[Problem]) -> Decimal | None:
     try:
         d = Decimal(str(value).replace(",", "."))
     except InvalidOperation:
-        problems.append(f"{where}: {value!r} is not a number")
-        return None
-    if not d.is_finite():
-        problems.append(f"{where}: {value!r} is not a number")
+        d = None
+    if d is None or not d.is_finite():
+        problems.append(Problem(f"{where}: {value!r} is not a number", "not_number", where, got=value))
         return None
     return d
 
 
-def _int(value, where: str, problems: list[str], low: int, high: int) -> int:
+def _int(value, where: str, problems: list[Problem], low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        problems.append(f"{where}: must be a whole number from {low} to {high}, got {value!r}")
+        problems.append(Problem(f"{where}: must be a whole number from {low} to {high}, got {value!r}", "not_whole",
+                                where, low=low, high=high, got=value))
         return low
     return value
 
 
-def _time(value, where: str, problems: list[str]) -> dt.datetime | None:
+def _time(value, where: str, problems: list[Problem]) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         t = value
     else:
         try:
             t = dt.datetime.fromisoformat(str(value))
         except ValueError:
-            problems.append(f"{where}: {value!r} is not a date and time like 2025-12-20T07:30:00+07:00")
+            problems.append(Problem(f"{where}: {value!r} is not a date and time like 2025-12-20T07:30:00+07:00",
+                                    "time_invalid", where, got=value))
             return None
     if t.tzinfo is None:
-        problems.append(f"{where}: give the time zone, e.g. 2025-12-20T07:30:00+07:00")
+        problems.append(Problem(f"{where}: give the time zone, e.g. 2025-12-20T07:30:00+07:00", "time_zone_missing",
+                                where))
         return None
     return t
 
@@ -127,58 +131,68 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename
-        raise ExamFileError([f"{where}: not valid YAML ({getattr(e, 'problem', e)})"]) from None
+        why = getattr(e, "problem", e)
+        raise ExamFileError([Problem(f"{where}: not valid YAML ({why})", "yaml_invalid", where,
+                                     why=str(why))]) from None
     if not isinstance(data, dict):
-        raise ExamFileError([f"{filename}: the file must be a mapping of fields (code:, title:, ...)"])
-    problems: list[str] = []
+        raise ExamFileError([Problem(f"{filename}: the file must be a mapping of fields (code:, title:, ...)",
+                                     "file_not_mapping", filename)])
+    problems: list[Problem] = []
     for key in data:
         if key not in EXAM_FIELDS:
             import difflib
 
             near = difflib.get_close_matches(str(key), EXAM_FIELDS, n=1)
-            problems.append(f"unknown field {key!r}" + (f" — did you mean {near[0]!r}?" if near else ""))
+            problems.append(Problem(f"unknown field {key!r} — did you mean {near[0]!r}?", "unknown_field_near",
+                                    field=str(key), near=near[0]) if near
+                            else Problem(f"unknown field {key!r}", "unknown_field", field=str(key)))
     missing = [key for key in ("code", "title", "release", "duration_minutes", "window", "sections")
                if key not in data]
     if missing:
         # Without these nothing else can be checked meaningfully.
-        raise ExamFileError(problems + [f"missing field {key!r}" for key in missing])
+        raise ExamFileError(problems + [Problem(f"missing field {key!r}", "missing_field", field=key)
+                                        for key in missing])
 
     code = str(data["code"])
     release = str(data["release"]).split()
     if len(release) != 2:
-        problems.append("release: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
-                        f"got {data['release']!r}")
+        problems.append(Problem("release: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
+                                f"got {data['release']!r}", "release_format", "release", got=data["release"]))
         release = ["", ""]
     duration = _int(data["duration_minutes"], "duration_minutes", problems, 1, 24 * 60)
     window = data["window"] if isinstance(data["window"], dict) else {}
     if not window:
-        problems.append("window: give opens: and closes: times")
+        problems.append(Problem("window: give opens: and closes: times", "window_missing", "window"))
     opens = _time(window.get("opens"), "window.opens", problems)
     closes = _time(window.get("closes"), "window.closes", problems)
     # Capped by the window anyway; a year is only a sanity bound.
     late = _int(window.get("late_entry_minutes", 15), "window.late_entry_minutes", problems, 0, 366 * 24 * 60)
     if opens and closes and opens >= closes:
-        problems.append("window: closes must be after opens")
+        problems.append(Problem("window: closes must be after opens", "closes_before_opens", "window"))
     shuffle = data.get("shuffle", {}) or {}
     forms = data.get("forms", {}) or {"mode": "per-candidate"}
     mode = forms.get("mode", "per-candidate")
     if mode not in ("per-candidate", "fixed"):
-        problems.append(f"forms.mode: 'per-candidate' or 'fixed', got {mode!r}")
+        problems.append(Problem(f"forms.mode: 'per-candidate' or 'fixed', got {mode!r}", "not_one_of", "forms.mode",
+                                allowed="per-candidate, fixed", got=mode))
     count = _int(forms.get("count", 1), "forms.count", problems, 1, 99) if mode == "fixed" else 1
     scoring = data.get("scoring", {}) or {}
     penalty = _decimal(scoring.get("single_penalty", 0), "scoring.single_penalty", problems) or Decimal(0)
     if not Decimal(0) <= penalty <= Decimal(1):
-        problems.append("scoring.single_penalty: a fraction of the item's points from 0 to 1")
+        problems.append(Problem("scoring.single_penalty: a fraction of the item's points from 0 to 1", "penalty_range",
+                                "scoring.single_penalty"))
     decimals = _int(scoring.get("report_decimals", 2), "scoring.report_decimals", problems, 0, 4)
 
     sections = []
     raw_sections = data["sections"] if isinstance(data["sections"], list) else []
     if not raw_sections:
-        problems.append("sections: give at least one section with rows of (topic, level, count)")
+        problems.append(Problem("sections: give at least one section with rows of (topic, level, count)",
+                                "no_sections", "sections"))
     for si, sec in enumerate(raw_sections, 1):
         where = f"sections[{si}]"
         if not isinstance(sec, dict):
-            problems.append(f"{where}: must be a mapping with title: and rows:")
+            problems.append(Problem(f"{where}: must be a mapping with title: and rows:", "section_not_mapping",
+                                    where))
             continue
         limit = sec.get("time_limit_minutes")
         if limit is not None:
@@ -187,25 +201,27 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         for ri, row in enumerate(sec.get("rows") or [], 1):
             rw = f"{where}.rows[{ri}]"
             if not isinstance(row, dict) or not {"topic", "level", "count"} <= row.keys():
-                problems.append(f"{rw}: each row needs topic, level and count")
+                problems.append(Problem(f"{rw}: each row needs topic, level and count", "row_incomplete", rw))
                 continue
             unknown = set(row) - {"topic", "level", "count", "points", "type"}
             if unknown:
-                problems.append(f"{rw}: unknown field(s) {', '.join(sorted(unknown))}")
+                problems.append(Problem(f"{rw}: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields", rw,
+                                        fields=", ".join(sorted(unknown))))
             kind = row.get("type")
             if kind is not None and kind not in ITEM_TYPES:
-                problems.append(f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}")
+                problems.append(Problem(f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}", "not_one_of",
+                                        f"{rw}.type", allowed=", ".join(ITEM_TYPES), got=kind))
             points = None
             if row.get("points") is not None:
                 points = _decimal(row["points"], f"{rw}.points", problems)
                 if points is not None and points <= 0:
-                    problems.append(f"{rw}.points: must be more than 0")
+                    problems.append(Problem(f"{rw}.points: must be more than 0", "not_positive", f"{rw}.points"))
             rows.append(assembly.BlueprintRow(
                 topic=str(row["topic"]), level=_int(row["level"], f"{rw}.level", problems, 1, 4),
                 count=_int(row["count"], f"{rw}.count", problems, 1, 500), points=points, type=kind,
             ))
         if not rows:
-            problems.append(f"{where}: has no rows")
+            problems.append(Problem(f"{where}: has no rows", "no_rows", where))
         sections.append(assembly.BlueprintSection(title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows),
                                                   time_limit_minutes=limit))
     grace = _int(data.get("grace_seconds", 30), "grace_seconds", problems, 0, 600)
@@ -270,13 +286,18 @@ async def load_pool(conn: asyncpg.Connection, release_id: int) -> list[assembly.
     return pool
 
 
-def describe_shortfalls(shortfalls) -> list[str]:
-    return [
-        f"section {s.section + 1}: topic {s.topic}, level {s.level}"
-        + (f", type {s.type}" if s.type else "")
-        + f": wants {s.wanted} approved items, the release has {s.available}"
-        for s in shortfalls
-    ]
+def describe_shortfalls(shortfalls) -> list[Problem]:
+    return [_shortfall(s) for s in shortfalls]
+
+
+def _shortfall(s: assembly.Shortfall) -> Problem:
+    where, wants = f"sections[{s.section + 1}]", f"wants {s.wanted} approved items, the release has {s.available}"
+    if s.type:
+        return Problem(f"section {s.section + 1}: topic {s.topic}, level {s.level}, type {s.type}: {wants}",
+                       "cell_short_type", where, topic=s.topic, level=s.level, type=s.type, wanted=s.wanted,
+                       available=s.available)
+    return Problem(f"section {s.section + 1}: topic {s.topic}, level {s.level}: {wants}", "cell_short", where,
+                   topic=s.topic, level=s.level, wanted=s.wanted, available=s.available)
 
 
 # -- creating, roster, opening ------------------------------------------------------
@@ -285,7 +306,7 @@ def describe_shortfalls(shortfalls) -> list[str]:
 async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -> int:
     org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org_code)
     if org_id is None:
-        raise NotFound("unknown_org", f"no organisation with code {org_code!r}: see `cbt org add`")
+        raise NotFound("unknown_org", f"no organisation with code {org_code!r}: see `cbt org add`", org=org_code)
     # Only a release the exam's organisation may use; another school's is
     # answered exactly as one that does not exist.
     release = await bank.find_release(conn, spec.release_name, spec.release_version,
@@ -301,7 +322,7 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
         raise UserError("infeasible_blueprint",
                         "the blueprint asks for more approved items than the release has:\n  "
                         + "\n  ".join(describe_shortfalls(short)),
-                        shortfalls=describe_shortfalls(short))
+                        shortfalls=describe_shortfalls(short), count=len(short))
     late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
     try:
         async with conn.transaction():
@@ -320,7 +341,8 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
                                {"edit": "create", "spec_sha256": sha256_hex(spec.to_json())})
             return exam_id
     except asyncpg.UniqueViolationError:
-        raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code") from None
+        raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code",
+                       exam=spec.code) from None
 
 
 async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
@@ -339,7 +361,8 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
             exam["id"], [c.code for c in candidates])}
         if existing:
             listed = ", ".join(sorted(existing)[:10])
-            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file")
+            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file",
+                           candidates=listed)
         await conn.copy_records_to_table(
             "candidates",
             records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
@@ -464,7 +487,8 @@ async def rederive_form(conn: asyncpg.Connection, exam_code: str, candidate_code
         "SELECT c.id, f.digest, f.form FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
         "WHERE c.exam_id = $1 AND c.code = $2", exam["id"], candidate_code)
     if row is None:
-        raise NotFound("unknown_candidate", f"no candidate {candidate_code} on exam {exam_code}")
+        raise NotFound("unknown_candidate", f"no candidate {candidate_code} on exam {exam_code}",
+                       candidate=candidate_code)
     if row["digest"] is None:
         raise NotFound("no_form", f"candidate {candidate_code} has no form yet: open the exam first")
     spec = spec_from_json(json.loads(exam["spec"]))

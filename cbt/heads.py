@@ -116,7 +116,8 @@ def parse_heads(arg: str) -> list[str | audit.Head]:
     try:
         content = path.read_text("utf-8", errors="replace")
     except OSError as e:
-        raise UserError("file_unreadable", f"cannot read the head file {path}: {e.strerror}") from None
+        raise UserError("file_unreadable", f"cannot read the head file {path}: {e.strerror}",
+                        path=str(path)) from None
     # Once each: a results.csv repeats its head in every row.
     found: list[str | audit.Head] = list(dict.fromkeys(_TOKEN.findall(content)))
     for n, line in enumerate(content.splitlines(), start=1):

@@ -38,6 +38,19 @@ class Catalogs:
             text = self.catalog(DEFAULT_LANGUAGE).get(key, key)
         return text.format(**values) if values else text
 
+    def error_message(self, lang: str, code: str, fallback: str, details: dict | None = None) -> str:
+        """A UserError's message in lang: the catalog's "error.<code>" formatted
+        with the error's details. An empty entry means the raised (English)
+        message, which names the specifics; so does a text whose placeholders
+        the details cannot fill (tests/test_i18n.py sees that none is)."""
+        text = self.lookup(lang, "error." + code)
+        if not text:
+            return fallback
+        try:
+            return text.format(**(details or {}))
+        except (KeyError, IndexError):
+            return fallback
+
     def translator(self, lang: str):
         def t(key: str, **values) -> str:
             return self.translate(lang, key, **values)

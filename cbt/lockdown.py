@@ -26,7 +26,7 @@ import asyncpg
 from aiohttp import hdrs, web
 
 from cbt import keys, seb
-from cbt.errors import Forbidden
+from cbt.errors import Forbidden, Problem
 
 DEVICE_COOKIE = "cbt_device"
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
@@ -44,21 +44,24 @@ DEFAULT_POLICIES = {"networks": None, "access_code": False, "one_device": True,
                     "integrity": {"action": "count", "pause_after": 3}, "seb": None, "admission": None}
 
 
-def parse_policies(raw, problems: list[str]) -> dict:
-    """Check the `policies:` of an exam file; add a line to problems for each fault."""
+def parse_policies(raw, problems: list[Problem]) -> dict:
+    """Check the `policies:` of an exam file; add a Problem to problems for each fault."""
     if raw is None:
         return dict(DEFAULT_POLICIES)
     if not isinstance(raw, dict):
-        problems.append("policies: must be a mapping (networks:, access_code:, one_device:, integrity:)")
+        problems.append(Problem("policies: must be a mapping (networks:, access_code:, one_device:, integrity:)",
+                                "policies_not_mapping", "policies"))
         return dict(DEFAULT_POLICIES)
     out = dict(DEFAULT_POLICIES)
     unknown = set(raw) - set(DEFAULT_POLICIES)
     if unknown:
-        problems.append(f"policies: unknown field(s) {', '.join(sorted(unknown))}")
+        problems.append(Problem(f"policies: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields",
+                                "policies", fields=", ".join(sorted(unknown))))
     nets = raw.get("networks")
     if nets is not None:
         if not isinstance(nets, dict):
-            problems.append("policies.networks: give allow: [CIDR, ...] and/or rooms: {ROOM: [CIDR, ...]}")
+            problems.append(Problem("policies.networks: give allow: [CIDR, ...] and/or rooms: {ROOM: [CIDR, ...]}",
+                                    "networks_shape", "policies.networks"))
         else:
             allow = [str(c) for c in nets.get("allow") or []]
             rooms = {str(k): [str(c) for c in v or []] for k, v in (nets.get("rooms") or {}).items()}
@@ -67,12 +70,13 @@ def parse_policies(raw, problems: list[str]) -> dict:
                     try:
                         ipaddress.ip_network(cidr, strict=False)
                     except ValueError:
-                        problems.append(f"policies.networks.{where}: {cidr!r} is not an address or CIDR network")
+                        problems.append(Problem(f"policies.networks.{where}: {cidr!r} is not an address or CIDR"
+                                                " network", "not_network", f"policies.networks.{where}", got=cidr))
             out["networks"] = {"allow": allow, "rooms": rooms}
     for flag in ("access_code", "one_device"):
         if flag in raw:
             if not isinstance(raw[flag], bool):
-                problems.append(f"policies.{flag}: true or false")
+                problems.append(Problem(f"policies.{flag}: true or false", "not_bool", f"policies.{flag}"))
             else:
                 out[flag] = raw[flag]
     admission = raw.get("admission")
@@ -80,9 +84,11 @@ def parse_policies(raw, problems: list[str]) -> dict:
         rate = (admission or {}).get("rate_per_second") if isinstance(admission, dict) else None
         burst = (admission or {}).get("burst", rate) if isinstance(admission, dict) else None
         if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 10_000:
-            problems.append("policies.admission.rate_per_second: how many Starts per second to let through, e.g. 20")
+            problems.append(Problem("policies.admission.rate_per_second: how many Starts per second to let through,"
+                                    " e.g. 20", "admission_rate", "policies.admission.rate_per_second"))
         elif not isinstance(burst, int | float) or isinstance(burst, bool) or burst < 1:
-            problems.append("policies.admission.burst: how many Starts may pass at once, 1 or more")
+            problems.append(Problem("policies.admission.burst: how many Starts may pass at once, 1 or more",
+                                    "admission_burst", "policies.admission.burst"))
         else:
             out["admission"] = {"rate_per_second": float(rate), "burst": float(burst)}
     if raw.get("seb") is not None:
@@ -92,9 +98,12 @@ def parse_policies(raw, problems: list[str]) -> dict:
         action = (integrity or {}).get("action", "count")
         after = (integrity or {}).get("pause_after", 3)
         if action not in INTEGRITY_ACTIONS:
-            problems.append(f"policies.integrity.action: one of {', '.join(INTEGRITY_ACTIONS)}, got {action!r}")
+            problems.append(Problem(f"policies.integrity.action: one of {', '.join(INTEGRITY_ACTIONS)}, got {action!r}",
+                                    "not_one_of", "policies.integrity.action", allowed=", ".join(INTEGRITY_ACTIONS),
+                                    got=action))
         if not isinstance(after, int) or isinstance(after, bool) or after < 1:
-            problems.append("policies.integrity.pause_after: a whole number of events, 1 or more")
+            problems.append(Problem("policies.integrity.pause_after: a whole number of events, 1 or more",
+                                    "pause_after", "policies.integrity.pause_after"))
         out["integrity"] = {"action": action, "pause_after": after}
     return out
 
@@ -180,7 +189,7 @@ async def rotate_code(conn: asyncpg.Connection, exam_id: int, room: str) -> str:
     done = await conn.execute("UPDATE exam_rooms SET access_code = $3, rotated_at = now() "
                               "WHERE exam_id = $1 AND room = $2", exam_id, room, code)
     if done == "UPDATE 0":
-        raise Forbidden("unknown_room", f"no room {room!r} in this exam")
+        raise Forbidden("unknown_room", f"no room {room!r} in this exam", room=room)
     return code
 
 

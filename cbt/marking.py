@@ -175,7 +175,8 @@ async def record_mark(conn: asyncpg.Connection, exam: asyncpg.Record, pk: int, a
         raise NotFound("unknown_attempt", "no such script in this exam") from None
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT:
-        raise UserError("comment_too_long", f"the comment has {len(comment)} characters: keep it to {MAX_COMMENT}")
+        raise UserError("comment_too_long", f"the comment has {len(comment)} characters: keep it to {MAX_COMMENT}",
+                        max=MAX_COMMENT)
     async with conn.transaction():
         # Locked: two markers on two essays of one attempt re-score one after the other.
         attempt = await conn.fetchrow(

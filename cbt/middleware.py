@@ -9,7 +9,7 @@ import time
 import asyncpg
 from aiohttp import web
 
-from cbt import keys
+from cbt import keys, uploads
 from cbt.errors import UserError
 from cbt.inputs import has_bad_characters
 from cbt.templating import language, render
@@ -97,21 +97,9 @@ def _is_api(request: web.Request) -> bool:
             or request.content_type == "application/json")
 
 
-def _localised(request: web.Request, code: str, fallback: str, details: dict) -> str:
-    """The message in the reader's language when the catalog has it."""
-    text = request.app[keys.CATALOGS].lookup(language(request), "error." + code)
-    if not text:
-        # An empty catalog entry means the code's own (English) message, which names the specifics.
-        return fallback
-    try:
-        return text.format(**details)
-    except (KeyError, IndexError):
-        return fallback
-
-
 def _error_response(request: web.Request, status: int, code: str, message: str,
                     details: dict | None = None) -> web.Response:
-    message = _localised(request, code, message, details or {})
+    message = request.app[keys.CATALOGS].error_message(language(request), code, message, details)
     if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
         body = {"code": code, "message": message}
         if details:
@@ -123,7 +111,7 @@ def _error_response(request: web.Request, status: int, code: str, message: str,
 
 _HTTP_CODES = {
     400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 429: "too_many_requests",
+    405: "method_not_allowed", 429: "too_many_requests",
 }
 
 
@@ -148,6 +136,11 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except UserError as e:
+        return _error_response(request, e.status, e.code, e.message, e.details)
+    except web.HTTPRequestEntityTooLarge:
+        # A plain form over the server's limit, read by input_middleware before
+        # the upload routes' own limits apply: the same refusal, naming the limit.
+        e = uploads.body_too_large(request.client_max_size)
         return _error_response(request, e.status, e.code, e.message, e.details)
     except web.HTTPException as e:
         if e.status < 400:

@@ -264,7 +264,7 @@ async def _candidate(conn, exam, code) -> asyncpg.Record:
         "SELECT c.id, c.code, a.id AS attempt_id, a.status, a.paused_at FROM candidates c "
         "LEFT JOIN attempts a ON a.candidate_id = c.id WHERE c.exam_id = $1 AND c.code = $2", exam["id"], str(code))
     if row is None:
-        raise NotFound("unknown_candidate", f"no candidate {code!r} in this exam")
+        raise NotFound("unknown_candidate", f"no candidate {code!r} in this exam", candidate=str(code))
     return row
 
 

@@ -92,7 +92,8 @@ def _check_build(b: Build) -> None:
         raise UserError("no_items_chosen", "choose at least one approved item for the release")
     if not _VERSION.fullmatch(b.version):
         raise UserError("bad_release_version",
-                        f"version '{b.version}': write it like 2025.1, with letters, digits, . _ and - only")
+                        f"version '{b.version}': write it like 2025.1, with letters, digits, . _ and - only",
+                        version=b.version)
     if b.subject and not _SUBJECT.fullmatch(b.subject):
         raise UserError("bad_release_subject",
                         "the subject is a short code such as toan or vat-li (lower case letters, digits, - and _)")
@@ -123,7 +124,8 @@ def _item(row):
         return bank.item_from_source(row["source"])
     except RuntimeError:
         raise UserError("bad_item_source", f"item {row['item_id']}@{row['version']} cannot be read:"
-                        " open it in the editor, fix it and have it approved again") from None
+                        " open it in the editor, fix it and have it approved again",
+                        item=f"{row['item_id']}@{row['version']}") from None
 
 
 async def _draft_media(conn: asyncpg.Connection, draft_pks: list[int]) -> dict[str, bytes]:
@@ -157,7 +159,8 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
         ids = [item.id for item in items]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
-            raise UserError("item_twice", f"choose one version of each item; more than one of: {', '.join(twice)}")
+            raise UserError("item_twice", f"choose one version of each item; more than one of: {', '.join(twice)}",
+                            items=", ".join(twice))
         files = release_files(info, items, await _draft_media(conn, [r["id"] for r in rows]))
         memory = MemoryFiles(files, "release")
         check = check_release(memory)
@@ -374,7 +377,8 @@ def _upload_parts(upload: tuple[dict[str, str], bytes, bytes] | None, manifest: 
         changed = sorted(n for n in set(hashes) | set(built_hashes) if hashes.get(n) != built_hashes.get(n))
         if changed:
             raise UserError("upload_changed", "the uploaded release is not the one built here; these files differ: "
-                            + ", ".join(changed[:10]) + ". Sign the unsigned download of this release unchanged")
+                            + ", ".join(changed[:10]) + ". Sign the unsigned download of this release unchanged",
+                            files=", ".join(changed[:10]))
         return manifest, signature
     if manifest and signature:
         return manifest, signature
@@ -426,9 +430,11 @@ def unlock(pem: bytes, passphrase: str) -> Ed25519PrivateKey:
 def _check_new_key(name: str, passphrase: str, repeat: str | None) -> str:
     name = name.strip()
     if not name or len(name) > MAX_KEY_NAME:
-        raise UserError("bad_key_name", f"give the key a name of 1 to {MAX_KEY_NAME} characters, such as to-toan-2025")
+        raise UserError("bad_key_name", f"give the key a name of 1 to {MAX_KEY_NAME} characters, such as to-toan-2025",
+                        max=MAX_KEY_NAME)
     if len(passphrase) < MIN_PASSPHRASE:
-        raise UserError("weak_passphrase", f"the passphrase needs at least {MIN_PASSPHRASE} characters")
+        raise UserError("weak_passphrase", f"the passphrase needs at least {MIN_PASSPHRASE} characters",
+                        min=MIN_PASSPHRASE)
     if repeat is not None and repeat != passphrase:
         raise UserError("passphrase_mismatch", "the two passphrases differ: type the same passphrase twice")
     return name

@@ -61,6 +61,8 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from cbt.errors import Problem
+
 MIME_TYPE = "application/seb"
 CONFIG_KEY_HEADER = "X-SafeExamBrowser-ConfigKeyHash"
 REQUEST_HASH_HEADER = "X-SafeExamBrowser-RequestHash"
@@ -473,7 +475,7 @@ def assurance(policy: dict | None) -> str:
     return "client" if policy.get("browser_exam_keys") else "config"
 
 
-def parse_seb_policy(raw, problems: list[str]) -> dict:
+def parse_seb_policy(raw, problems: list[Problem]) -> dict:
     """Check ``policies.seb`` of an exam file (same style as lockdown.parse_policies)::
 
         seb:
@@ -492,15 +494,18 @@ def parse_seb_policy(raw, problems: list[str]) -> dict:
     if raw is True:
         raw = {"required": True}
     if not isinstance(raw, dict):
-        problems.append("policies.seb: give true or a mapping (required:, config_keys:, browser_exam_keys:, ...)")
+        problems.append(Problem("policies.seb: give true or a mapping (required:, config_keys:, browser_exam_keys:,"
+                                " ...)", "seb_shape", "policies.seb"))
         return out
     unknown = set(raw) - set(DEFAULT_SEB_POLICY)
     if unknown:
-        problems.append(f"policies.seb: unknown field(s) {', '.join(sorted(unknown))}")
+        problems.append(Problem(f"policies.seb: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields",
+                                "policies.seb", fields=", ".join(sorted(unknown))))
     for name in ("required", "serve_config", "js_api", "allow_quit"):
         if name in raw:
             if not isinstance(raw[name], bool):
-                problems.append(f"policies.seb.{name}: must be true or false")
+                problems.append(Problem(f"policies.seb.{name}: must be true or false", "not_bool",
+                                        f"policies.seb.{name}"))
             else:
                 out[name] = raw[name]
     for name in ("config_keys", "browser_exam_keys"):
@@ -508,14 +513,15 @@ def parse_seb_policy(raw, problems: list[str]) -> dict:
         if isinstance(vals, str):
             vals = [vals]
         if not isinstance(vals, list):
-            problems.append(f"policies.seb.{name}: must be a list of 64-hex-character keys")
+            problems.append(Problem(f"policies.seb.{name}: must be a list of 64-hex-character keys", "seb_keys_list",
+                                    f"policies.seb.{name}"))
             continue
         for v in vals:
             try:
                 out[name].append(normalize_key(v))
             except ValueError as e:
-                problems.append(f"policies.seb.{name}: {e}")
+                problems.append(Problem(f"policies.seb.{name}: {e}", "seb_key_invalid", f"policies.seb.{name}", got=v))
     if out["required"] and not (out["config_keys"] or out["browser_exam_keys"] or out["serve_config"]):
-        problems.append("policies.seb: required but no key to check (give config_keys, browser_exam_keys "
-                        "or serve_config: true)")
+        problems.append(Problem("policies.seb: required but no key to check (give config_keys, browser_exam_keys "
+                                "or serve_config: true)", "seb_no_key", "policies.seb"))
     return out

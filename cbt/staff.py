@@ -43,7 +43,7 @@ async def users_create(request: web.Request) -> web.Response:
             visible = {r["code"] for r in await accounts.list_orgs(conn, user)}
             # An administrator creates accounts only in organisations they see.
             if fields["org"] not in visible:
-                raise UserError("unknown_org", "choose one of the organisations in the list")
+                raise UserError("unknown_org", "choose one of the organisations in the list", org=fields["org"])
             await accounts.add_user(conn, fields["username"], fields["role"], fields["org"],
                                     fields["password"], fields["display_name"])
     except UserError as e:

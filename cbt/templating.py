@@ -49,12 +49,20 @@ def language(request: web.Request) -> str:
     return lang
 
 
+def error_text(request: web.Request, error) -> str:
+    """A UserError's message in the reader's language, for a handler that shows it inside its page."""
+    return request.app[keys.CATALOGS].error_message(language(request), error.code, error.message, error.details)
+
+
 def render(request: web.Request, template: str, context: dict | None = None, *,
            status: int = 200) -> web.Response:
     app = request.app
     lang = language(request)
+    catalogs = app[keys.CATALOGS]
     ctx = {
-        "t": app[keys.CATALOGS].translator(lang),
+        "t": catalogs.translator(lang),
+        # A UserError shown inside a page (not as the error page) speaks the reader's language too.
+        "error_text": lambda e: catalogs.error_message(lang, e.code, e.message, e.details),
         "lang": lang,
         "user": request.get(keys.USER),
         "csrf_token": request.get(keys.CSRF_TOKEN, ""),

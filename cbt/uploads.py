@@ -216,7 +216,8 @@ def import_failed(problems: list) -> UserError:
     lines = [str(p) for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
         lines.append(f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again")
-    return UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines)
+    return UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines,
+                     count=len(problems))
 
 
 def read_yaml_items(text: str, filename: str) -> list[tuple[Any, str]]:
@@ -243,7 +244,7 @@ def read_xlsx_items(data: bytes, name: str) -> list[tuple[Any, str]]:
         raise (import_failed(e.problems) if e.problems else import_failed([e.message])) from None
     if not items:
         raise UserError("import_failed", "nothing was imported: the spreadsheet has no item rows",
-                        problems=[f"{name}: fill in one row per item below the header"])
+                        problems=[f"{name}: fill in one row per item below the header"], count=1)
     return [(item, f"{name}: item {item.id}") for item in items]
 
 

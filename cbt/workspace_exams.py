@@ -20,9 +20,9 @@ from aiohttp import web
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
 from cbt.auth import require_user, see_other
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.inputs import whole
-from cbt.templating import render
+from cbt.templating import error_text, language, render
 from itembank.formats.yaml_format import parse_text
 
 ACCESS = frozenset({"admin", "teacher"})
@@ -96,9 +96,11 @@ async def _builder_page(request, conn, *, release, form: dict, exam=None, proble
                        "exam": exam}, status=status)
     avail = await builder.availability(conn, release["id"])
     sections = builder.sections_of(form)
+    catalogs, lang = request.app[keys.CATALOGS], language(request)
     return render(request, "workspace/exams_builder.html", {
         "exam": exam, "release": release, "form": form, "sections": sections, "topics": avail.topics,
-        "status": builder.blueprint_status(sections, avail), "problems": list(problems), "checked": checked,
+        "status": builder.blueprint_status(sections, avail),
+        "problems": [builder.problem_text(catalogs, lang, p) for p in problems], "checked": checked,
         "levels": builder.LEVELS, "item_types": builder.ITEM_TYPES, "form_modes": builder.FORM_MODES,
         "integrity_actions": INTEGRITY_ACTIONS,
     }, status=status)
@@ -146,7 +148,7 @@ def _form_action(form: dict) -> tuple[str, dict]:
     return "save", form
 
 
-async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | None, list[str]]:
+async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | None, list[Problem]]:
     """The spec for the form, or the problems that stop it (the blueprint's short cells too)."""
     try:
         _, spec = builder.build_spec(form, f"{release['name']} {release['version']}")
@@ -156,7 +158,8 @@ async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | Non
     pool = (await builder.availability(conn, release["id"])).pool()
     short = exams.describe_shortfalls(assembly.shortfalls(spec.blueprint, pool))
     if short:
-        return None, ["the blueprint asks for more approved items than the release has:", *short]
+        return None, [Problem("the blueprint asks for more approved items than the release has:", "blueprint_short"),
+                      *short]
     return spec, []
 
 
@@ -173,7 +176,7 @@ async def create(request: web.Request) -> web.Response:
             try:
                 await exams.create_exam(conn, spec, user.org_code)
             except UserError as e:
-                problems = [e.message]
+                problems = [error_text(request, e)]
         if problems:
             return await _builder_page(request, conn, release=release, form=form, problems=problems, status=400,
                                        checked=True)
@@ -189,7 +192,15 @@ async def edit_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
-        form = builder.form_from_spec(exams.spec_from_json(json.loads(exam["spec"])))
+        try:
+            form = builder.form_from_spec(exams.spec_from_json(json.loads(exam["spec"])))
+        except exams.ExamFileError as e:
+            # The error page, with the problem said in the reader's language too.
+            catalogs, lang = request.app[keys.CATALOGS], language(request)
+            return render(request, "error.html", {
+                "status": e.status, "code": e.code, "message": error_text(request, e),
+                "problems": [builder.problem_text(catalogs, lang, p) for p in e.details["problems"]]},
+                status=e.status)
         if "release" in request.query and not request.query["release"]:
             return await _builder_page(request, conn, release=None, form=form, exam=exam)
         release = await _release(conn, request.query.get("release") or str(exam["release_id"]),
@@ -288,7 +299,7 @@ async def preview(request: web.Request) -> web.Response:
             form = assembly.draw_form(spec.blueprint, pool, seed, shuffle_items=spec.shuffle_items,
                                       shuffle_options=spec.shuffle_options)
         except assembly.InfeasibleBlueprint as e:
-            raise UserError("infeasible_blueprint", str(e)) from None
+            raise UserError("infeasible_blueprint", str(e), count=len(e.shortfalls)) from None
         pks = [fi.pk for fi in form.items]
         media = {r["path"]: r["content"] for r in await conn.fetch(
             "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
@@ -324,7 +335,7 @@ async def roster_upload(request: web.Request) -> web.Response:
         except roster.RosterError as e:
             problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
         except UserError as e:
-            problems = [{"row": None, "column": None, "message": e.message, "code": e.code}]
+            problems = [{"row": None, "column": None, "message": error_text(request, e), "code": e.code}]
     if problems:
         async with pool.acquire() as conn:
             ctx = await _exam_context(conn, exam)
@@ -378,7 +389,7 @@ async def close(request: web.Request) -> web.Response:
             raise Conflict("attempts_in_progress",
                            f"{running} candidate(s) are still writing exam {exam['code']}: tick the box that submits "
                            "their answers as they are now, or wait until they have finished",
-                           running=running)
+                           running=running, exam=exam["code"])
         async with conn.transaction():
             await conn.execute("UPDATE exams SET status = 'closed' WHERE id = $1", exam["id"])
             await audit.append(conn, exam["id"], "staff", "exam_edit",

@@ -10,7 +10,7 @@ from cbt.auth import require_user, see_other
 from cbt.board import fmt as board_fmt
 from cbt.errors import UserError
 from cbt.exams import student_view
-from cbt.templating import render
+from cbt.templating import error_text, render
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 
@@ -104,7 +104,7 @@ async def create(request: web.Request) -> web.Response:
         except UserError as e:
             if e.details.get("field") != "id":
                 raise
-            return _editor(request, values=_form_values(form), problems={"id": [e.message]}, status=409)
+            return _editor(request, values=_form_values(form), problems={"id": [error_text(request, e)]}, status=409)
     return see_other(str(request.app.router["ws_item"].url_for(pk=str(pk))) + "?done=saved")
 
 

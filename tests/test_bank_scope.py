@@ -347,7 +347,7 @@ async def test_a_key_trusted_by_one_school_does_not_import_for_another(client, c
     release_id, packed = await signed_for(client, conn, tmp_path, key, user="b-teacher", pks_org="THPT-B", name="x")
     resp = await upload(client, release_id, package=("x.cbtbank", packed))
     html = await resp.text()
-    assert resp.status == 400 and error_code(html) == "untrusted-signer" and "not trusted by your school" in html
+    assert resp.status == 400 and error_code(html) == "untrusted-signer" and "chưa tin cậy" in html
     assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
     with pytest.raises(UserError):
         await bank.import_release(conn, packed, await org_id(conn, "THPT-B"))

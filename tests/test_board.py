@@ -75,6 +75,30 @@ async def test_xlsx_report_downloads(client, board_exam):
     assert "Items" in wb.sheetnames
 
 
+async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam):
+    """The flags, labels and notes follow the reader's language, as the board's pages do."""
+    await login(client, "board")
+    await client.get("/board/exams/TOAN-T")
+    flags = [f for r in await conn.fetch("SELECT flags FROM item_stats") for f in r["flags"]]
+    assert flags  # eight candidates: some items are flagged
+
+    def sheets(body: bytes) -> tuple[list, list]:
+        wb = openpyxl.load_workbook(io.BytesIO(body))
+        return list(wb["Items"].iter_rows(values_only=True)), [r[0] for r in wb["Notes"].iter_rows(values_only=True)]
+
+    items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read())
+    vi = {"too_easy": "quá dễ", "too_hard": "quá khó", "low_discrimination": "phân biệt thấp",
+          "negative_discrimination": "phân biệt âm", "possible_miskey": "có thể sai đáp án",
+          "nonfunctioning_distractor": "phương án nhiễu không hiệu quả"}
+    assert items[0][0] == "Câu hỏi" and items[0][-1] == "Cờ"
+    shown = {f for row in items[1:] if row[-1] for f in row[-1].split(", ")}
+    assert shown == {vi[f] for f in flags}
+    assert "quá dễ (too_easy): p trên 0.9." in notes and not any("too easy" in n for n in notes)
+    await client.get("/lang/en")
+    items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read())
+    assert "too_easy: too easy (p above 0.9)" in notes and items[0][0] == "Item"
+
+
 async def test_teacher_is_refused_and_other_schools_board_sees_nothing(client, conn, board_exam):
     await login(client, "teacher")
     assert (await client.get("/board/exams/TOAN-T")).status == 403

@@ -112,7 +112,7 @@ async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, 
                              headers={**headers, "Content-Type": "application/json"})
     assert resp.status == 400, await resp.text()
     err = (await resp.json())["error"]
-    assert err["code"] == "bad_change" and err["details"]["seq"] == 2 and "cannot be saved" in err["message"]
+    assert err["code"] == "bad_change" and err["details"]["seq"] == 2 and "cannot be saved" in err["details"]["reason"]
     assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
 
 

@@ -327,7 +327,8 @@ async def test_malformed_changes_are_refused_whole(client, conn, exam, change, f
     resp = await client.post("/api/v1/changes", json={"changes": [good, change]}, headers=headers)
     assert resp.status == 400
     err = (await resp.json())["error"]
-    assert err["code"] == "bad_change" and fragment in err["message"]
+    assert err["code"] == "bad_change" and fragment in err["details"]["reason"]
+    assert err["message"] == "Dữ liệu bài làm gửi lên không hợp lệ: hãy tải lại trang rồi thử lại."
     assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
 
 

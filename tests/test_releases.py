@@ -235,7 +235,7 @@ async def test_untrusted_key_refused(client, conn, staff, tmp_path):
     resp = await upload(client, release_id, package=("s.cbtbank", (tmp_path / "s.cbtbank").read_bytes()))
     html = await resp.text()
     assert resp.status == 400 and error_code(html) == "untrusted-signer"
-    assert "not trusted" in html
+    assert "mà trường hoặc Sở/Phòng của bạn chưa tin cậy" in html
     row = await release_row(conn, release_id)
     assert row["signature"] is None and await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
 

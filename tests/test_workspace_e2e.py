@@ -397,7 +397,7 @@ async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
 
     # 5. The builder's refusal named the cell; the exam was built, previewed, opened.
     assert out["cell_warning"]
-    assert "section 1: topic ham-so, level 1: wants 3 approved items, the release has 2" in out["refusal"]
+    assert "Phần 1: chủ đề ham-so, mức 1: cần 3 câu đã duyệt, gói ngân hàng chỉ có 2." in out["refusal"]
     assert out["exams_after_refusal"] == 0
     assert out["preview_questions"] == 3 and out["preview_math"] >= 3
     assert out["b_pages"] == [404, 404, 404]

@@ -72,18 +72,18 @@ async def test_a_blueprint_that_cannot_be_filled_is_refused_with_its_cells(clien
     resp = await create(client, release, **{"s0.c1.ham-so": "9", "s1.c2.ham-so": "5"})
     assert resp.status == 400
     page = await resp.text()
-    assert "section 1: topic ham-so, level 1, type single: wants 9 approved items, the release has 3" in page
-    assert "section 2: topic ham-so, level 2: wants 5 approved items, the release has 4" in page
+    assert "Phần 1: chủ đề ham-so, mức 1, loại Một lựa chọn: cần 9 câu đã duyệt, gói ngân hàng chỉ có 3." in page
+    assert "Phần 2: chủ đề ham-so, mức 2: cần 5 câu đã duyệt, gói ngân hàng chỉ có 4." in page
     assert re.search(r'<td class="cell short" data-cell="1.ham-so">', page)
     assert 'value="9"' in page  # what the teacher typed stays
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
-    ({"s0.c1.ham-so": "-2"}, "must be from 0 to 500, got -2"),
-    ({"closes": "2020-01-01T07:00"}, "window: closes must be after opens"),
-    ({"networks_allow": "10.0.0.0/33"}, "is not an address or CIDR network"),
-    ({"code": "TOÁN 12"}, "code: only letters without accents"),
+    ({"s0.c1.ham-so": "-2"}, "Phần 1 · Số câu: chủ đề ham-so, mức 1: phải từ 0 đến 500 (đã nhập: -2)."),
+    ({"closes": "2020-01-01T07:00"}, "Thời gian mở đề: giờ đóng đề phải sau giờ mở đề."),
+    ({"networks_allow": "10.0.0.0/33"}, "không phải địa chỉ hay dải mạng CIDR hợp lệ"),
+    ({"code": "TOÁN 12"}, "Mã đề kiểm tra: chỉ dùng chữ cái không dấu"),
 ])
 async def test_bad_input_is_refused_and_nothing_is_stored(client, conn, staff, release, changes, expected):
     await login(client, "teacher")
@@ -92,11 +92,46 @@ async def test_bad_input_is_refused_and_nothing_is_stored(client, conn, staff, r
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
 
 
+async def test_the_problems_speak_the_readers_language(client, staff, release):
+    """The form's problems on the page: Vietnamese, named by the form's own
+    labels; in English the exam file's English lines, as `cbt exam create` prints them."""
+    await login(client, "teacher")
+    bad = {"closes": "2020-01-01T07:00", "s0.c1.ham-so": "501", "tz": "Asia/Hanoi"}
+    page = await (await create(client, release, **bad)).text()
+    problems = re.search(r'<div class="alert" role="alert" id="problems">(.*?)</div>', page, re.S).group(1)
+    assert "Thời gian mở đề: giờ đóng đề phải sau giờ mở đề." in problems
+    assert "Phần 1 · Số câu: chủ đề ham-so, mức 1: phải từ 0 đến 500 (đã nhập: 501)." in problems
+    assert "Múi giờ: hãy ghi độ lệch múi giờ như +07:00 (đã nhập: &#39;Asia/Hanoi&#39;)." in problems
+    assert "window" not in problems and "must be" not in problems
+    await client.get("/lang/en")
+    page = await (await create(client, release, **bad)).text()
+    problems = re.search(r'<div class="alert" role="alert" id="problems">(.*?)</div>', page, re.S).group(1)
+    assert "window: closes must be after opens" in problems
+    assert "sections[1]: topic ham-so, level 1: must be from 0 to 500, got 501" in problems
+    assert "window.tz: a time zone offset like +07:00, got &#39;Asia/Hanoi&#39;" in problems
+
+
+async def test_an_exam_the_matrix_cannot_show_says_why_in_the_readers_language(client, conn, staff, release):
+    from test_builder import EXAM_YAML
+
+    mixed = EXAM_YAML.replace("count: 1, points: 0.25, type: single", "count: 1, type: single")
+    await exams.create_exam(conn, exams.parse_exam(mixed), "THPT-A")
+    await login(client, "teacher")
+    resp = await client.get("/workspace/exams/TOAN-W/edit")
+    page = await resp.text()
+    assert resp.status == 400 and 'data-code="bad_exam_file"' in page
+    assert "Tệp đề thi có 1 lỗi" in page
+    assert "Phần 1: các dòng của phần này khác nhau về loại câu hoặc điểm" in page and "cbt exam create" in page
+    await client.get("/lang/en")
+    page = await (await client.get("/workspace/exams/TOAN-W/edit")).text()
+    assert "sections[1]: its rows differ in type or points" in page
+
+
 async def test_a_code_already_taken_is_refused_on_the_page(client, conn, staff, release):
     await login(client, "teacher")
     assert (await create(client, release)).status == 303
     resp = await create(client, release, title="Lần hai")
-    assert resp.status == 400 and "already exists; choose another code" in await resp.text()
+    assert resp.status == 400 and "Đã có kỳ thi mã TOAN-W: hãy chọn mã khác." in await resp.text()
     assert await conn.fetchval("SELECT count(*) FROM exams") == 1
 
 

@@ -334,3 +334,19 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("cbt analyze: error: ")
+
+
+def test_the_workbook_is_english_unless_cbt_lang_asks_for_vietnamese(tmp_path, capsys, monkeypatch):
+    responses, key = sat12_files(tmp_path)
+    common = [responses, "--key", key, "--id-column", "student", "--json", tmp_path / "r.json"]
+    monkeypatch.delenv("CBT_LANG", raising=False)
+    assert run_cli(capsys, *common, "--xlsx", tmp_path / "en.xlsx") == (0, "")
+    monkeypatch.setenv("CBT_LANG", "vi")
+    assert run_cli(capsys, *common, "--xlsx", tmp_path / "vi.xlsx") == (0, "")
+    en, vi = load_workbook(tmp_path / "en.xlsx"), load_workbook(tmp_path / "vi.xlsx")
+    assert next(en["Items"].iter_rows(values_only=True))[0] == "item"
+    assert next(vi["Items"].iter_rows(values_only=True))[0] == "Câu hỏi"
+    notes = [r[0] for r in vi["Notes"].iter_rows(values_only=True)]
+    assert any(n.startswith("có thể sai đáp án (possible_miskey): ") for n in notes)
+    assert any(n.startswith("possible_miskey: possible miskey") for n in [r[0] for r in en["Notes"].iter_rows(
+        values_only=True)])
