@@ -4,13 +4,17 @@ answer is in the database and scored."""
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import json
 
+import pytest
 from browser import chromium_page, live_server, require_chromium
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import exam  # noqa: F401 - fixture
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import NOW, STUDENTS, exam  # noqa: F401 - fixture
 from test_server import free_port
 from test_staff import SCREENSHOTS
+
+from cbt import bank, exams
 
 
 def answer_current(page) -> str:
@@ -331,3 +335,116 @@ async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # n
     assert history.count("withdrawn") == 1 and history[-1] == "answer"
     assert f"Câu {out['essay_no']}:" in out["refused_notice"]
     assert [len(k) for k in out["kept"]] == [1] and len(out["kept"][0][0]["value"]) == 20001
+
+
+# -- what a student, a proctor and a keyboard met on first use (issue 16) ------------------------------------
+
+
+LAB_EXAM = f"""
+code: LAB-T
+title: Kiểm tra Toán 12 (phòng máy)
+subject: toan
+release: demo-thpt 2025.1
+duration_minutes: 45
+window: {{opens: {(NOW - dt.timedelta(hours=1)).isoformat()}, closes: {(NOW + dt.timedelta(hours=3)).isoformat()},
+          late_entry_minutes: 120}}
+show_score: true
+grace_seconds: 30
+sections:
+  - title: Phần I
+    rows:
+      - {{topic: ham-so, level: 1, count: 3, points: 0.25, type: single}}
+      - {{topic: mu-logarit, level: 1, count: 3, points: 0.25, type: single}}
+      - {{topic: mu-logarit, level: 2, count: 2, points: 0.25, type: single}}
+      - {{topic: nguyen-ham-tich-phan, level: 1, count: 2, points: 0.25, type: single}}
+  - title: Phần II
+    rows:
+      - {{topic: ham-so, level: 2, count: 1, points: 1, type: truefalse4}}
+"""
+
+
+@pytest.fixture
+async def lab_exam(conn, staff, signed_demo):  # noqa: F811
+    """Ten single-choice questions, every one of the bank's (-oo; 2) and inline-fraction items among them, then a
+    true/false one; in THPT-A, where the proctor account works. Returns {code: ticket}."""
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await exams.create_exam(conn, exams.parse_exam(LAB_EXAM), "THPT-A")
+    await exams.add_roster(conn, "LAB-T", STUDENTS)
+    await exams.open_exam(conn, "LAB-T")
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LAB-T")}
+
+
+def sign_in_and_start(page, base: str, ticket: str) -> None:
+    page.goto(base + "/exam")
+    page.fill("#ticket", ticket)
+    page.click("#login-form button")
+    page.wait_for_selector("#screen-confirm:not([hidden])")
+    page.click("#start")
+    page.wait_for_selector("#screen-exam:not([hidden])")
+
+
+# Gaps between the glyphs of a formula's symbols, and the size of a fraction's digits against the text around it.
+MEASURE_MATH = """() => {
+  const glyph = (e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect(); };
+  const out = {};
+  const minus = [...document.querySelectorAll('#question .option-text mo')].find(
+    (m) => m.textContent === '\u2212' && m.nextElementSibling && m.nextElementSibling.textContent === '\u221e');
+  if (minus) {
+    const open = minus.previousElementSibling, inf = minus.nextElementSibling;
+    out.interval = minus.closest('math').textContent;
+    out.before = glyph(minus).left - glyph(open).right;
+    out.after = glyph(inf).left - glyph(minus).right;
+  }
+  const frac = document.querySelector('#question .stem mfrac');
+  if (frac) {
+    out.fraction = parseFloat(getComputedStyle(frac.querySelector('mn')).fontSize) /
+      parseFloat(getComputedStyle(frac.closest('p, div')).fontSize);
+  }
+  return out;
+}"""
+
+
+def read_a_lab_screen(base: str, ticket: str) -> dict:
+    out = {"targets": [], "row_click": []}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        for n in range(page.locator(".qbtn").count()):
+            page.locator(".qbtn").nth(n).click()
+            found = page.evaluate(MEASURE_MATH)
+            if "interval" in found:
+                out["interval"] = found
+                page.screenshot(path=str(SCREENSHOTS / "exam-interval-vi.png"))
+            if "fraction" in found:
+                out["fraction"] = found["fraction"]
+            for box in page.locator("#question input").all():
+                b = box.bounding_box()
+                out["targets"].append((b["width"], b["height"]))
+            if n == 0:
+                # The far end of an option's row, away from its circle and its text, chooses it.
+                row = page.locator("#question .choice").nth(1)
+                b = row.bounding_box()
+                row.click(position={"x": b["width"] - 6, "y": b["height"] / 2})
+                out["row_click"] = page.evaluate("[...document.querySelectorAll('#question input')]"
+                                                 ".map(i => i.checked)")
+        out["problems"] = problems
+    return out
+
+
+async def test_a_lab_screen_reads_minus_signs_fractions_and_takes_whole_rows(dsn, lab_exam):
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return read_a_lab_screen(base, lab_exam["0000000002"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    # (−∞; 2): the minus is unary, set against the symbols on both sides, not spaced as a binary operator.
+    interval = out["interval"]
+    assert interval["interval"].startswith("(\u2212\u221e;")
+    assert abs(interval["before"]) < 1 and abs(interval["after"]) < 1, interval
+    assert out["fraction"] > 0.9  # \frac in a sentence at the sentence's size
+    assert out["row_click"] == [False, True, False, False]
+    assert len(out["targets"]) == 10 * 4 + 8 and all(w >= 24 and h >= 24 for w, h in out["targets"]), out["targets"]

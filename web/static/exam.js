@@ -579,9 +579,9 @@ function renderQuestion(q, i) {
           record(q.ref, "answer", picked);
         }
       });
-      const label = el("label", { for: id, class: "option" }, el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }));
-      label.append(html(el("span"), o.html));
-      group.append(el("div", { class: "choice" }, input, label));
+      // The whole row is the target, not only the circle: the label holds the control.
+      group.append(el("label", { class: "choice option" }, input,
+        el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }), html(el("span", { class: "option-text" }), o.html)));
     });
   } else if (q.type === "truefalse4") {
     const value = a.value || {};
@@ -601,7 +601,7 @@ function renderQuestion(q, i) {
           now[s.id] = truth;
           record(q.ref, "answer", now);
         });
-        row.append(el("td", { class: "tf" }, input));
+        row.append(el("td", { class: "tf" }, el("label", { class: "tf-target" }, input)));
       }
       body.append(row);
     }
