@@ -385,6 +385,31 @@ def sign_in_and_start(page, base: str, ticket: str) -> None:
     page.wait_for_selector("#screen-exam:not([hidden])")
 
 
+def find_the_way_in(base: str, ticket: str) -> dict:
+    with chromium_page() as (page, problems):
+        # A student types the server's bare address: the front page shows the way in.
+        page.goto(base + "/")
+        page.click("#students-way-in")
+        page.wait_for_url(base + "/exam")
+        page.wait_for_selector("#screen-login:not([hidden])")
+        focused = page.evaluate("document.activeElement.id")
+        page.keyboard.type(ticket)  # no Tab first
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        return {"problems": problems, "focused": focused, "name": page.locator("#c-name").inner_text()}
+
+
+async def test_students_find_their_way_in_from_the_front_page(dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return find_the_way_in(base, exam["0000000001"])
+
+    out = await asyncio.to_thread(run)
+    assert out == {"problems": [], "focused": "ticket", "name": "Nguyễn Văn An"}
+
+
 # Gaps between the glyphs of a formula's symbols, and the size of a fraction's digits against the text around it.
 MEASURE_MATH = """() => {
   const glyph = (e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect(); };

@@ -94,7 +94,7 @@ async function boot() {
   $("finish-section").addEventListener("click", finishSection);
   window.addEventListener("online", () => flush());
   window.addEventListener("offline", () => setOffline(true));
-  if (!state.token) return show("login");
+  if (!state.token) return showLogin();
   try {
     const session = await api("GET", "/api/v1/session");
     await enter(session);
@@ -102,10 +102,16 @@ async function boot() {
     if (err.code === "network") {
       // Offline at reload: resume from what this browser kept, if anything.
       setOffline(true);
-      return show("login");
+      return showLogin();
     }
     signOut();
   }
+}
+
+// The ticket is the first thing a student types: no Tab needed to reach it.
+function showLogin() {
+  show("login");
+  $("ticket").focus();
 }
 
 async function onLogin(ev) {
@@ -126,7 +132,7 @@ async function onLogin(ev) {
 function signOut() {
   sessionStorage.removeItem(TOKEN);
   state.token = null;
-  show("login");
+  showLogin();
 }
 
 // SEB versions that send no request headers prove themselves through their
