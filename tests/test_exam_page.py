@@ -410,6 +410,39 @@ async def test_students_find_their_way_in_from_the_front_page(dsn, exam):  # noq
     assert out == {"problems": [], "focused": "ticket", "name": "Nguyễn Văn An"}
 
 
+def open_on_a_second_computer(base: str, ticket: str) -> dict:
+    out = {}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        # The same ticket on another computer (another browser, its own device cookie).
+        other = page.context.browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+        other.on("pageerror", lambda e: problems.append(str(e)))
+        other.goto(base + "/exam")
+        other.fill("#ticket", ticket)
+        other.click("#login-form button")
+        other.wait_for_selector("#start-error:not([hidden])")
+        out["facts"] = {k: other.locator("#c-" + k).inner_text() for k in ("name", "code", "dob", "exam", "time")}
+        out["error"] = other.locator("#start-error").inner_text()
+        out["screen"] = other.evaluate("document.body.dataset.screen")
+        other.screenshot(path=str(SCREENSHOTS / "exam-other-computer-vi.png"))
+        out["problems"] = [p for p in problems if "status of 403" not in p]
+    return out
+
+
+async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return open_on_a_second_computer(base, exam["0000000002"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert out["screen"] == "confirm" and "máy khác" in out["error"]
+    assert out["facts"] == {"name": "Trần Thị Bình", "code": "0000000002", "dob": "09/05/2008",
+                            "exam": "Kiểm tra Toán 12 (thử)", "time": "90 phút"}
+
+
 # Gaps between the glyphs of a formula's symbols, and the size of a fraction's digits against the text around it.
 MEASURE_MATH = """() => {
   const glyph = (e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect(); };

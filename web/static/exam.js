@@ -162,7 +162,8 @@ async function enter(session) {
     }
   }
   if (session.result) return showDone(session);
-  if (session.attempt) return onStart(); // resume straight into the exam
+  // Filled before resuming too: a resume refused (the exam is open on another
+  // computer, say) comes back to this screen, which must say whose exam it is.
   const c = session.candidate;
   const e = session.exam;
   $("c-name").textContent = c.full_name;
@@ -172,7 +173,8 @@ async function enter(session) {
   $("c-exam").textContent = e.title;
   $("c-time").textContent = S.minutes.replace("{n}", String(Math.round(e.time_allowed_minutes)));
   $("c-instructions").textContent = e.instructions || "";
-  $("access-code-wrap").hidden = !e.access_code_required;
+  $("access-code-wrap").hidden = !e.access_code_required || !!session.attempt;
+  if (session.attempt) return onStart(); // resume straight into the exam
   show("confirm");
   $("start").focus();
 }
