@@ -443,6 +443,45 @@ async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):  # n
                             "exam": "Kiểm tra Toán 12 (thử)", "time": "90 phút"}
 
 
+def reload_and_drop_the_network(base: str, ticket: str) -> dict:
+    out = {}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        page.locator(".qbtn").nth(2).click()
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]")
+        page.reload()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        out["after_reload"] = page.evaluate("document.querySelector('.qbtn.current').textContent")
+
+        page.context.set_offline(True)
+        page.click("#next")
+        answer_current(page)
+        # Said within a few seconds, and kept while the network is gone.
+        page.wait_for_timeout(5000)
+        out["offline_text"] = page.locator("#save-state").inner_text()
+        page.wait_for_timeout(8000)
+        out["still_offline_text"] = page.locator("#save-state").inner_text()
+        page.context.set_offline(False)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+        out["problems"] = [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p and "Failed to fetch" not in p]
+    return out
+
+
+async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return reload_and_drop_the_network(base, exam["0000000003"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert out["after_reload"] == "3"
+    assert out["offline_text"] == out["still_offline_text"] == "Chưa lưu được, sẽ gửi lại khi có mạng"
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 2
+
+
 # Gaps between the glyphs of a formula's symbols, and the size of a fraction's digits against the text around it.
 MEASURE_MATH = """() => {
   const glyph = (e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect(); };

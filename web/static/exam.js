@@ -22,6 +22,7 @@ const state = {
   retryMs: 1000,
   warned: new Set(),
   submitting: false,
+  offline: false, // the last request could not reach the server
 };
 
 // ---------------------------------------------------------------- API
@@ -222,8 +223,10 @@ async function onStart() {
   $("x-title").textContent = data.exam.title;
   show("exam");
   buildNav();
+  // After a reload: the question the student was on, if it is still open to them.
+  const kept = state.items.findIndex((q) => q.ref === localStorage.getItem(currentKey()));
   const first = state.items.findIndex((q) => !state.sequential || q.section === state.sectionIndex);
-  go(first < 0 ? 0 : first);
+  go(kept >= 0 && visible(state.items[kept]) ? kept : first < 0 ? 0 : first);
   tick();
   setInterval(tick, 500);
   // Deadline changes (extra time, a pause) reach the page within seconds
@@ -269,6 +272,8 @@ function watchIntegrity() {
 const attemptId = () => state.session.attempt.id;
 const journalKey = () => `cbt.journal.${attemptId()}`;
 const seqKey = () => `cbt.seq.${attemptId()}`;
+// The question on screen, so that a reload comes back to it.
+const currentKey = () => `cbt.current.${attemptId()}`;
 // Changes the server refused as malformed, kept on this computer (and shown)
 // after the page withdrew them from the journal.
 const refusedKey = () => `cbt.refused.${attemptId()}`;
@@ -428,11 +433,17 @@ async function flush() {
 }
 
 function setOffline(off) {
+  state.offline = off;
   $("offline").hidden = !off;
-  if (off) setSaveState("pending");
+  const now = $("save-state").dataset.state;
+  if (off && now === "pending") setSaveState("offline");
+  if (!off && now === "offline") setSaveState("pending");
 }
 
+// Unsaved while the server cannot be reached is said as it is: kept here,
+// sent when the network is back; not "saving..." for as long as that takes.
 function setSaveState(kind) {
+  if (kind === "pending" && state.offline) kind = "offline";
   $("save-state").textContent = S["save_" + kind];
   $("save-state").dataset.state = kind;
 }
@@ -542,6 +553,7 @@ function updateNav() {
 function go(i) {
   if (i < 0 || i >= state.items.length || !visible(state.items[i])) return;
   state.current = i;
+  localStorage.setItem(currentKey(), state.items[i].ref);
   renderQuestion(state.items[i], i);
   updateNav();
   $("prev").disabled = !state.items[i - 1] || !visible(state.items[i - 1]);
@@ -740,6 +752,7 @@ function showDone(data) {
     // A lab computer serves the next student too: nothing of these answers stays.
     localStorage.removeItem(journalKey());
     localStorage.removeItem(refusedKey());
+    localStorage.removeItem(currentKey());
   }
   show("done");
 }
