@@ -5,12 +5,17 @@ answer is in the database and scored."""
 import asyncio
 import concurrent.futures
 import datetime as dt
+import http.cookiejar
 import json
+import urllib.parse
+import urllib.request
 
 import pytest
 from browser import chromium_page, live_server, require_chromium
+from conftest import CSRF_RE, PASSWORD
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_delivery import NOW, STUDENTS, exam  # noqa: F401 - fixture
+from test_proctor import locked_exam  # noqa: F401 - fixture
 from test_server import free_port
 from test_staff import SCREENSHOTS
 
@@ -376,6 +381,26 @@ async def lab_exam(conn, staff, signed_demo):  # noqa: F811
     return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LAB-T")}
 
 
+class StaffBrowserless:
+    """A staff member signed in over HTTP, for the proctor's actions while a student's page is open."""
+
+    def __init__(self, base: str, username: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        token = CSRF_RE.search(self.opener.open(base + "/login").read().decode()).group(1)
+        form = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token,
+                                       "next": "/staff"}).encode()
+        page = self.opener.open(urllib.request.Request(base + "/login", data=form)).read().decode()
+        self.csrf = CSRF_RE.search(page).group(1)
+
+    def act(self, code: str, action: str, **body) -> dict:
+        req = urllib.request.Request(f"{self.base}/proctor/exams/{code}/actions", method="POST",
+                                     data=json.dumps({"action": action, **body}).encode(),
+                                     headers={"Content-Type": "application/json", "X-CSRF-Token": self.csrf})
+        with self.opener.open(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
 def sign_in_and_start(page, base: str, ticket: str) -> None:
     page.goto(base + "/exam")
     page.fill("#ticket", ticket)
@@ -383,6 +408,84 @@ def sign_in_and_start(page, base: str, ticket: str) -> None:
     page.wait_for_selector("#screen-confirm:not([hidden])")
     page.click("#start")
     page.wait_for_selector("#screen-exam:not([hidden])")
+
+
+def seconds(timer: str) -> int:
+    parts = [int(p) for p in timer.split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
+    import asyncpg
+
+    async def shorten():
+        conn = await asyncpg.connect(dsn)
+        try:  # a short exam: its time nearly over
+            return await conn.fetchval(
+                "UPDATE attempts SET deadline = now() + interval '10 seconds' RETURNING deadline")
+        finally:
+            await conn.close()
+
+    async def status():
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval("SELECT status FROM attempts")
+        finally:
+            await conn.close()
+
+    out = {}
+    proctor = StaffBrowserless(base, "proctor")
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        out["first_deadline"] = run_in_thread(shorten)
+        page.reload()  # the page learns the short deadline
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        proctor.act("LOCK-T", "pause", candidate="0000000001")
+        page.wait_for_selector("#paused:not([hidden])", timeout=10000)
+        frozen = page.locator("#timer").inner_text()
+        # Longer than the time that was left: on the page as on the server, the clock stands still.
+        page.wait_for_timeout(13000)
+        out["frozen"], out["still"] = frozen, page.locator("#timer").inner_text()
+        out["screen_while_paused"] = page.evaluate("document.body.dataset.screen")
+        out["status_while_paused"] = run_in_thread(status)
+        out["inert"] = page.evaluate("[...document.querySelectorAll('#screen-exam .exam-body, #screen-exam .qfoot')]"
+                                     ".map(e => e.inert && getComputedStyle(e).opacity < 0.5)")
+        out["paused_text"] = page.locator("#paused").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "exam-paused-vi.png"))
+        if out["screen_while_paused"] != "exam":
+            return out  # nothing more to sit: the assertions say what the page showed
+
+        proctor.act("LOCK-T", "resume", candidate="0000000001")
+        page.wait_for_selector("#paused", state="hidden", timeout=10000)
+        out["after_resume"] = page.locator("#timer").inner_text()
+        page.locator("#question label.option").first.click()
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=10000)
+        # The time left runs out after the resume: now the page hands in, and says so.
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        out["receipt"] = page.locator("#d-receipt").inner_text()
+        out["problems"] = [p for p in problems if "status of 409" not in p]  # the saves refused while paused
+    return out
+
+
+async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return sit_through_a_pause(base, locked_exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["screen_while_paused"] == "exam" and out["status_while_paused"] == "in_progress", out
+    assert out["still"] == out["frozen"] and seconds(out["frozen"]) > 0, out
+    assert out["problems"] == [], out["problems"]
+    assert out["inert"] == [True, True]  # nothing to press, and it looks so
+    assert "tạm dừng" in out["paused_text"]
+    # After the resume the clock goes on from where it stopped (the server moved the deadline by the pause).
+    assert 0 < seconds(out["frozen"]) - seconds(out["after_resume"]) <= 6, out
+    attempt = await conn.fetchrow("SELECT status, deadline, submitted_at, receipt FROM attempts")
+    assert attempt["status"] == "submitted" and out["receipt"] == attempt["receipt"] != ""
+    assert attempt["deadline"] >= out["first_deadline"] + dt.timedelta(seconds=13)
+    assert attempt["submitted_at"] >= attempt["deadline"]
 
 
 def find_the_way_in(base: str, ticket: str) -> dict:

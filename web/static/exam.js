@@ -23,6 +23,8 @@ const state = {
   warned: new Set(),
   submitting: false,
   offline: false, // the last request could not reach the server
+  paused: false,
+  pausedAt: null, // when the proctor paused, by the server's clock (ms)
 };
 
 // ---------------------------------------------------------------- API
@@ -395,6 +397,9 @@ async function flush() {
     saveJournal(left);
     applyTimes(data);
     setOffline(false);
+    // Saved: nothing holds this attempt back any more (a pause, another computer).
+    if (state.paused) refreshState(); // and the deadline the resume moved is a read away
+    else $("paused").hidden = true;
     state.retryMs = 1000;
     setSaveState(left.length ? "pending" : "saved");
     // More to send goes at once; but if none of what was sent was acknowledged
@@ -411,7 +416,7 @@ async function flush() {
       setTimeout(flush, state.retryMs);
       state.retryMs = Math.min(state.retryMs * 2, 10000);
     } else if (err.code === "attempt_closed") {
-      await finishUp();
+      await finishUp(err);
     } else if (err.code === "section_closed") {
       // Those answers belong to a section that has ended: they cannot count.
       saveJournal(journal().filter((e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex));
@@ -419,10 +424,17 @@ async function flush() {
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again
-    } else if (["paused", "device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
-      // Kept in the journal: sent once the proctor resumes or unlocks.
+    } else if (err.code === "paused") {
+      // Kept in the journal: sent once the proctor resumes.
+      setPaused(true);
+      refreshState(); // when the pause began, to stop the clock at the right time
+      setSaveState("pending");
+      setTimeout(flush, 5000);
+    } else if (["device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
+      // Kept in the journal: sent once the proctor unlocks.
       $("paused").textContent = errorText(err);
       $("paused").hidden = false;
+      setSaveState("pending");
       setTimeout(flush, 5000);
     } else {
       setSaveState("error");
@@ -452,6 +464,7 @@ function setSaveState(kind) {
 
 function applyTimes(t) {
   if (t.deadline) state.deadline = Date.parse(t.deadline);
+  if ("paused" in t) setPaused(t.paused, t.paused_at);
   if ("section_deadline" in t) state.sectionDeadline = t.section_deadline ? Date.parse(t.section_deadline) : null;
   if (typeof t.section_index === "number" && t.section_index !== state.sectionIndex) {
     state.sectionIndex = t.section_index;
@@ -471,9 +484,30 @@ function fmt(ms) {
   return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
 }
 
+// While paused the server's clock stops for this attempt (its deadline moves
+// by the paused time on resume): so does the page's.
+const attemptNow = () => (state.paused ? state.pausedAt : serverNow());
+
+function setPaused(paused, pausedAt) {
+  const was = state.paused;
+  state.pausedAt = !paused ? null : pausedAt ? Date.parse(pausedAt) : was ? state.pausedAt : serverNow();
+  state.paused = !!paused;
+  if (paused) {
+    $("paused").textContent = S.paused;
+    $("paused").hidden = false;
+  } else if (was) {
+    $("paused").hidden = true;
+  }
+  document.body.classList.toggle("is-paused", !!paused);
+  // Nothing to answer or press until the proctor resumes, by mouse or keyboard.
+  for (const part of document.querySelectorAll("#screen-exam .exam-body, #screen-exam .qfoot")) part.inert = !!paused;
+  tick();
+}
+
 function tick() {
   if (!state.deadline || document.body.dataset.screen !== "exam") return;
-  const left = state.deadline - serverNow();
+  const now = attemptNow();
+  const left = state.deadline - now;
   $("timer").textContent = fmt(left);
   for (const mins of [5, 1]) {
     if (left <= mins * 60000 && left > 0 && !state.warned.has(mins)) {
@@ -484,16 +518,30 @@ function tick() {
   }
   if (state.sequential && state.sectionDeadline) {
     $("section-timer-wrap").hidden = false;
-    const sl = state.sectionDeadline - serverNow();
+    const sl = state.sectionDeadline - now;
     $("section-timer").textContent = fmt(sl);
-    if (sl <= 0 && !state.sectionClosing) {
+    if (sl <= 0 && !state.paused && !state.sectionClosing) {
       state.sectionClosing = true;
       finishSection(true).finally(() => (state.sectionClosing = false));
     }
   } else {
     $("section-timer-wrap").hidden = true;
   }
-  if (left <= 0 && !state.submitting) submit(true);
+  if (left <= 0 && !state.paused && !state.submitting) timeIsUp();
+}
+
+// The page's clock says the time is up: the server's says whether it is (a
+// pause or extra time the page has not heard of yet moves the deadline).
+async function timeIsUp() {
+  if (state.checkingTime) return;
+  state.checkingTime = true;
+  try {
+    await refreshState();
+    if (document.body.dataset.screen === "exam" && !state.paused && state.deadline <= serverNow()) await submit(true);
+  } finally {
+    // While the server does not take the submission, ask again every few seconds, not every tick.
+    setTimeout(() => (state.checkingTime = false), 3000);
+  }
 }
 
 // ---------------------------------------------------------------- questions
@@ -677,10 +725,9 @@ function toggleFlag() {
 async function refreshState() {
   try {
     const data = await api("GET", "/api/v1/state");
+    // Read from this computer, so it is not locked out: only a pause is left to show.
+    if (!data.attempt.paused) $("paused").hidden = true;
     applyTimes(data.attempt);
-    $("paused").textContent = S.paused;
-    $("paused").hidden = !data.attempt.paused;
-    document.body.classList.toggle("is-paused", !!data.attempt.paused);
     if (data.result) showDone(data);
   } catch {
     /* the next flush will try again */
@@ -707,28 +754,41 @@ function askSubmit() {
 async function submit(timeUp) {
   if (state.submitting) return;
   state.submitting = true;
-  if (timeUp) announce(S.time_up);
-  // Send the journal first; then submit (idempotent), retrying until it lands.
-  for (let i = 0; i < 120; i++) {
-    await flush();
-    if (!journal().length) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  for (;;) {
-    try {
-      const data = await api("POST", "/api/v1/submit", { attempt_id: attemptId() });
-      return showDone(data);
-    } catch (err) {
-      if (err.code !== "network" && err.status < 500) return finishUp();
-      setOffline(true);
-      await new Promise((r) => setTimeout(r, 2000));
+  try {
+    // Send the journal first; then submit (idempotent), retrying until it lands.
+    for (let i = 0; i < 120; i++) {
+      await flush();
+      if (!journal().length || state.paused) break;
+      await new Promise((r) => setTimeout(r, 1000));
     }
+    for (;;) {
+      try {
+        const data = await api("POST", "/api/v1/submit", { attempt_id: attemptId() });
+        if (timeUp) announce(S.time_up);
+        return showDone(data);
+      } catch (err) {
+        // Refused (paused, on another computer, already handed in): the server says which.
+        if (err.code !== "network" && err.status < 500) return await finishUp(err);
+        setOffline(true);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  } finally {
+    state.submitting = false;
   }
 }
 
-async function finishUp() {
+// A submit or a save was refused: "submitted" is shown only if the server
+// says the attempt is; otherwise the exam goes on as the server has it.
+async function finishUp(err) {
   try {
-    showDone(await api("GET", "/api/v1/session"));
+    const data = await api("GET", "/api/v1/session");
+    if (data.result) return showDone(data);
+    if (data.attempt) applyTimes(data.attempt);
+    if (err && err.code !== "paused" && err.code !== "attempt_closed") {
+      $("paused").textContent = errorText(err);
+      $("paused").hidden = false;
+    }
   } catch {
     setSaveState("error");
   }
