@@ -488,6 +488,81 @@ async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn,
     assert attempt["submitted_at"] >= attempt["deadline"]
 
 
+def tab_to(page, condition: str, *, limit: int = 80) -> int:
+    """Press Tab until `condition` (JS) holds; how many times focus left the page on the way."""
+    left = 0
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        where = page.evaluate(f"[document.hasFocus() && document.activeElement !== document.body, {condition}]")
+        left += not where[0]
+        if where[1]:
+            return left
+    raise AssertionError(f"not reached by Tab: {condition}")
+
+
+async def db(dsn: str, query: str, *args) -> list:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        page.keyboard.type(ticket)  # the ticket field has focus from the start
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        left = 0
+        for n in range(1, 11):
+            assert page.evaluate("document.querySelector('.qbtn.current').textContent") == str(n)
+            left += tab_to(page, "document.activeElement.closest('#question') !== null "
+                                 "&& document.activeElement.type === 'radio'")
+            page.keyboard.press("Space")
+            # On to "Câu sau →", the last control of the page, and past it.
+            left += tab_to(page, "document.activeElement.id === 'next'")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#save-state[data-state=saved]")
+        page.wait_for_timeout(3000)  # longer than a moment away
+        page.reload()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.locator(".langs a[hreflang=en]").click()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.wait_for_selector("html[lang=en]", state="attached")
+        page.wait_for_timeout(3000)
+        answered = page.locator(".qbtn.answered").count()
+        quiet = run_in_thread(lambda: db(dsn, "SELECT kind FROM integrity_events ORDER BY id"))
+        # Really leaving: another page in the exam's tab for a while, then back.
+        page.goto(base + "/receipt")
+        page.wait_for_timeout(6000)
+        page.goto(base + "/exam")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.wait_for_timeout(2000)
+        return {"problems": problems, "answered": answered, "quiet": [r["kind"] for r in quiet], "left": left}
+
+
+async def test_ten_answers_by_keyboard_a_reload_and_a_language_switch_report_nothing(conn, dsn, lab_exam):
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return answer_ten_by_keyboard(base, lab_exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["quiet"] == []  # Tab past the last control, a reload, the language switch: nobody left
+    assert out["left"] == 0  # focus stayed in the page at every Tab
+    assert out["problems"] == [], out["problems"]
+    assert out["answered"] == 10
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 10
+    # Another page opened in the exam's tab, and back 6 s later: that is leaving, reported once.
+    assert [r["kind"] for r in await conn.fetch("SELECT kind FROM integrity_events")] == ["visibility_hidden"]
+
+
 def find_the_way_in(base: str, ticket: str) -> dict:
     with chromium_page() as (page, problems):
         # A student types the server's bare address: the front page shows the way in.

@@ -5,6 +5,7 @@
 const S = JSON.parse(document.getElementById("cbt-strings").textContent);
 const $ = (id) => document.getElementById(id);
 const TOKEN = "cbt.token";
+const LOADED_AT = Date.now();
 
 const state = {
   token: sessionStorage.getItem(TOKEN),
@@ -97,6 +98,7 @@ async function boot() {
   $("finish-section").addEventListener("click", finishSection);
   window.addEventListener("online", () => flush());
   window.addEventListener("offline", () => setOffline(true));
+  keepFocusInside();
   if (!state.token) return showLogin();
   try {
     const session = await api("GET", "/api/v1/session");
@@ -259,14 +261,86 @@ function watchSecondTab() {
   channel.postMessage("hello");
 }
 
+// Focus in another window for longer than this is leaving the exam; a
+// moment (a system notification taking focus and giving it back) is not.
+const AWAY_MS = 2000;
+// The exam page gone for longer than this (another site opened in its tab,
+// then back) is leaving it; a reload or the language switch takes less.
+const GONE_MS = 5000;
+// When this page last unloaded during the attempt (localStorage: a reload keeps it).
+const goneKey = () => `cbt.gone.${attemptId()}`;
+
+// What is reported is what leaves the exam: the page hidden (another tab, the
+// window minimised), fullscreen left, focus in another window for more than a
+// moment, the page gone for longer than a reload. Not a reload or the
+// language switch as such (the page itself unloading: it is hidden as it
+// goes), and not Tab past the last control, which keepFocusInside wraps round.
 function watchIntegrity() {
-  const report = reportIntegrity;
+  let unloading = false;
+  let away = null;
+  const report = (kind) => { if (!unloading) reportIntegrity(kind); };
+  const cameBack = (since) => {
+    const gone = Number(localStorage.getItem(goneKey()) || 0);
+    localStorage.removeItem(goneKey());
+    if (gone && since - gone > GONE_MS) report("visibility_hidden");
+  };
+  window.addEventListener("beforeunload", () => (unloading = true));
+  window.addEventListener("pagehide", () => {
+    unloading = true;
+    if (document.body.dataset.screen === "exam") localStorage.setItem(goneKey(), String(Date.now()));
+  });
+  // Back from the browser's cache (Back, then Forward): the page is alive again.
+  window.addEventListener("pageshow", (ev) => {
+    unloading = false;
+    if (ev.persisted) cameBack(Date.now());
+  });
+  cameBack(LOADED_AT);
   document.addEventListener("visibilitychange", () => { if (document.hidden) report("visibility_hidden"); });
-  window.addEventListener("blur", () => report("blur"));
+  window.addEventListener("blur", () => {
+    clearTimeout(away);
+    away = setTimeout(() => {
+      // Hidden meanwhile: reported as that already.
+      if (!document.hidden && !document.hasFocus()) report("blur");
+    }, AWAY_MS);
+  });
+  window.addEventListener("focus", () => clearTimeout(away));
   document.addEventListener("fullscreenchange", () => { if (!document.fullscreenElement) report("fullscreen_exit"); });
   for (const kind of ["copy", "paste", "contextmenu"]) {
     document.addEventListener(kind, (ev) => { ev.preventDefault(); report(kind); });
   }
+}
+
+const FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]";
+
+function tabStops(scope) {
+  return [...scope.querySelectorAll(FOCUSABLE)].filter((e) => e.tabIndex >= 0 && !e.disabled &&
+    !e.closest("[inert], [hidden]") && e.getClientRects().length > 0 &&
+    // Of a radio group only one is a stop: the checked one, else the first.
+    !(e.type === "radio" && e.name && !e.checked &&
+      (scope.querySelector(`input[type=radio][name="${CSS.escape(e.name)}"]:checked`) ||
+       scope.querySelector(`input[type=radio][name="${CSS.escape(e.name)}"]`)) !== e));
+}
+
+// Tab from the last control (or Shift+Tab from the first) would move focus to
+// the browser's own bar: the window loses focus as if the student had left.
+// Focus wraps round within the page instead (within an open dialog, if any).
+function keepFocusInside() {
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Tab" || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const scope = document.querySelector("dialog[open]") || document.body;
+    const stops = tabStops(scope);
+    if (!stops.length) return;
+    const at = document.activeElement;
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (!ev.shiftKey && (at === last || !scope.contains(at))) {
+      ev.preventDefault();
+      first.focus();
+    } else if (ev.shiftKey && (at === first || !scope.contains(at) || at === document.body)) {
+      ev.preventDefault();
+      last.focus();
+    }
+  });
 }
 
 // ---------------------------------------------------------------- journal
@@ -813,6 +887,7 @@ function showDone(data) {
     localStorage.removeItem(journalKey());
     localStorage.removeItem(refusedKey());
     localStorage.removeItem(currentKey());
+    localStorage.removeItem(goneKey());
   }
   show("done");
 }
