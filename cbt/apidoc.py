@@ -14,7 +14,9 @@ TIME = {"type": "string", "format": "date-time"}
 ATTEMPT = {"type": ["object", "null"], "properties": {
     "id": {"type": "integer"}, "status": {"enum": ["in_progress", "submitted"]}, "deadline": TIME,
     "section_index": {"type": "integer"}, "section_deadline": {"type": ["string", "null"], "format": "date-time"},
-    "saved_seq": {"type": "integer"}, "server_now": TIME}}
+    "saved_seq": {"type": "integer"}, "server_now": TIME, "paused": {"type": "boolean"},
+    "paused_at": {"type": ["string", "null"], "format": "date-time",
+                  "description": "while a proctor has paused the attempt: its time left is deadline - paused_at"}}}
 SESSION = {"type": "object", "required": ["server_now", "candidate", "exam", "attempt"], "properties": {
     "server_now": TIME, "token": {"type": "string", "description": "only in the login response"},
     "candidate": {"type": "object", "properties": {k: {"type": "string"} for k in

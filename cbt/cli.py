@@ -374,13 +374,20 @@ def cmd_exam_roster(args) -> int:
 def cmd_exam_tickets(args) -> int:
     from cbt import exams, roster
 
+    settings = _settings(args)
+    address = exams.exam_address(settings)
+
     async def work(conn) -> int:
         exam = await exams.get_exam(conn, args.exam)
         rows = await exams.issue_tickets(conn, args.exam, args.room)
         if args.format == "csv":
             out = roster.tickets_csv(rows)
         else:
-            out = exams.tickets_html(exam, rows, load_settings_lang())
+            out = exams.tickets_html(exam, rows, load_settings_lang(), address)
+            if address is None:
+                print(f"the tickets do not say where to sit the exam: cbt listens on every address of this "
+                      f"machine ({settings.host}), so which one students type is yours to say: set CBT_PUBLIC_URL "
+                      "(e.g. http://192.168.1.10:8080) and print them again", file=sys.stderr)
         if args.out:
             args.out.write_text(out, encoding="utf-8")
             print(f"{len(rows)} new tickets written to {args.out}; earlier tickets of these candidates no longer work")
@@ -388,7 +395,7 @@ def cmd_exam_tickets(args) -> int:
             sys.stdout.write(out)
         return 0
 
-    return with_database(_settings(args), work)
+    return with_database(settings, work)
 
 
 def load_settings_lang() -> str:

@@ -430,6 +430,8 @@ def attempt_summary(me, now: dt.datetime) -> dict | None:
         "id": me["attempt_id"], "status": me["attempt_status"], "deadline": iso(me["deadline"]),
         "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"]),
         "saved_seq": me["saved_seq"], "server_now": iso(now), "paused": me["paused_at"] is not None,
+        # The page stops its clock where the server's stopped: deadline - paused_at is the time left.
+        "paused_at": iso(me["paused_at"]),
     }
 
 

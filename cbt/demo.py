@@ -56,7 +56,7 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                     line += f"  (subject {BANK.subject})"
                 lines.append(line)
         lines.append(await _demo_bank(conn, settings.data_dir))
-        lines.append(await _demo_exam(conn, settings.data_dir))
+        lines.append(await _demo_exam(conn, settings.data_dir, settings))
     finally:
         await conn.close()
     return "Demo accounts (passwords are shown only now):\n" + "\n".join(lines)
@@ -126,7 +126,7 @@ sections:
 """
 
 
-async def _demo_exam(conn, data_dir: Path) -> str:
+async def _demo_exam(conn, data_dir: Path, settings: Settings) -> str:
     """A demo exam, open for a month, with six students and printed tickets."""
     import datetime as dt
 
@@ -142,6 +142,8 @@ async def _demo_exam(conn, data_dir: Path) -> str:
     await exams.open_exam(conn, DEMO_EXAM)
     tickets = await exams.issue_tickets(conn, DEMO_EXAM)
     sheet = data_dir / "demo-tickets.html"
-    sheet.write_text(exams.tickets_html(await exams.get_exam(conn, DEMO_EXAM), tickets), encoding="utf-8")
+    # The address printed on every slip: where this demo serves.
+    sheet.write_text(exams.tickets_html(await exams.get_exam(conn, DEMO_EXAM), tickets,
+                                        address=exams.exam_address(settings)), encoding="utf-8")
     shown = "\n".join(f"    {t['full_name']:<18} {t['ticket']}" for t in tickets[:3])
     return (f"Demo exam {DEMO_EXAM}: open at /exam for a month; tickets in {sheet}, for example:\n{shown}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -557,8 +558,26 @@ async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> i
     return len(records)
 
 
-def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi") -> str:
-    """The printable ticket sheet (one page per room), outside any web request."""
+def exam_address(settings) -> str | None:
+    """The exam page's address as students type it, for tickets printed outside
+    a request: CBT_PUBLIC_URL, else the address cbt serves on (`cbt demo` on
+    127.0.0.1 is reached at 127.0.0.1); None when cbt listens on every address
+    (0.0.0.0), as which of them students reach it by is not cbt's to guess."""
+    if settings.public_url:
+        return settings.public_url + "/exam"
+    host = settings.host
+    try:
+        everywhere = ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        everywhere = not host
+    if everywhere:
+        return None
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}/exam"
+
+
+def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi", address: str | None = None) -> str:
+    """The printable ticket sheet (one page per room), outside any web request.
+    `address`: the exam page's address to print on every slip (exam_address)."""
     from cbt.i18n import Catalogs
     from cbt.roster import tickets_by_room
     from cbt.templating import make_jinja, web_root
@@ -569,7 +588,7 @@ def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi") -> st
     css = (root / "static" / "cbt.css").read_text(encoding="utf-8")
     html = env.get_template("exam/tickets.html").render(
         t=t, lang=lang, user=None, csrf_token="", path="/", url=lambda name, **kw: "",
-        exam={"title": exam["title"]}, rooms=tickets_by_room(rows),
+        exam={"title": exam["title"]}, rooms=tickets_by_room(rows), address=address,
     )
     # A file opened straight from disk has no server for /static/: carry the CSS along.
     return html.replace('<link rel="stylesheet" href="">', f"<style>{css}</style>", 1)

@@ -114,7 +114,8 @@ SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.
        (SELECT count(*) FROM responses r WHERE r.attempt_id = a.id AND r.value IS NOT NULL
             AND r.value <> 'null'::jsonb) AS answered,
        (SELECT count(*) FROM jsonb_object_keys(a.layout)) AS total,
-       (SELECT count(*) FROM integrity_events i WHERE i.attempt_id = a.id) AS integrity,
+       (SELECT jsonb_object_agg(k.kind, k.n) FROM (SELECT i.kind, count(*) AS n FROM integrity_events i
+            WHERE i.attempt_id = a.id GROUP BY i.kind) k) AS integrity_kinds,
        (SELECT o.dropped FROM integrity_overflow o WHERE o.attempt_id = a.id) AS integrity_dropped,
        (SELECT count(*) FROM device_requests d WHERE d.attempt_id = a.id AND d.resolved_at IS NULL)
             AS device_requests
@@ -145,6 +146,7 @@ async def room_state(conn, exam, room: str | None) -> dict:
                              exam["id"])
     candidates = []
     for r in rows:
+        kinds = json.loads(r["integrity_kinds"]) if r["integrity_kinds"] else {}
         left = None
         if r["attempt_id"] is not None and r["status"] == "in_progress":
             end = r["deadline"] + (now - r["paused_at"] if r["paused_at"] else dt.timedelta())
@@ -154,8 +156,10 @@ async def room_state(conn, exam, room: str | None) -> dict:
             "answered": r["answered"], "total": r["total"], "seconds_left": left,
             "last_seen": delivery.iso(r["last_seen"]),
             # Past the caps of what is stored, events are only counted (delivery.integrity).
-            "integrity_events": r["integrity"] + (r["integrity_dropped"] or 0),
+            "integrity_events": sum(kinds.values()) + (r["integrity_dropped"] or 0),
             "integrity_not_recorded": r["integrity_dropped"] or 0,
+            # How many of each kind (lockdown.INTEGRITY_KINDS): leaving the page is not pasting.
+            "integrity_kinds": kinds,
             "device_requests": r["device_requests"], "network_override": r["network_override"],
             "addr": r["last_addr"], "addr_changes": r["addr_changes"] or 0,
             # Network or Safe Exam Browser refusals (details in the audit chain).

@@ -12,7 +12,11 @@ from cbt.templating import render
 
 
 async def home(request: web.Request) -> web.Response:
-    return see_other("/staff" if request[keys.USER] else "/login")
+    """Staff signed in go to their dashboard; anyone else chooses a way in.
+    Students type the bare address too, and the staff sign-in is no use to them."""
+    if request[keys.USER]:
+        return see_other("/staff")
+    return render(request, "home.html")
 
 
 async def dashboard(request: web.Request) -> web.Response:

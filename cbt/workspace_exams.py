@@ -357,7 +357,8 @@ async def tickets(request: web.Request) -> web.Response:
         raise UserError("no_candidates", "nobody to print a ticket for: import the roster first (candidates who "
                         "have started get no new ticket)")
     return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
-                                                 "rooms": roster.tickets_by_room(rows)})
+                                                 "rooms": roster.tickets_by_room(rows),
+                                                 "address": delivery.public_url(request) + "/exam"})
 
 
 async def open_(request: web.Request) -> web.Response:

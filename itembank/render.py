@@ -15,6 +15,8 @@ import functools
 import html
 import re
 import secrets
+import xml.etree.ElementTree
+import xml.sax.saxutils
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -186,7 +188,10 @@ def _formula(latex: str, display: bool) -> _Formula:
 
 def _convert(latex: str, display: bool) -> tuple[str, str | None]:
     try:
-        mathml = latex2mathml.converter.convert(latex, display="block" if display else "inline")
+        tree = latex2mathml.converter.convert_to_element(latex, display="block" if display else "inline")
+        _typeset_signs(tree)
+        # Serialised as latex2mathml.converter.convert does.
+        mathml = xml.sax.saxutils.unescape(xml.etree.ElementTree.tostring(tree, encoding="unicode"))
     except Exception as e:  # latex2mathml raises many exception types for bad input
         # Their messages are often empty; the class name says it well enough:
         # MissingSuperScriptOrSubscriptError -> "missing super script or subscript".
@@ -197,6 +202,61 @@ def _convert(latex: str, display: bool) -> tuple[str, str | None]:
     if unknown:
         return mathml, f"unknown command {unknown.group(1)} in ${latex}$: check its spelling"
     return mathml, None
+
+
+# Containers whose children are read as one row of symbols, left to right.
+_ROWS = {"math", "mrow", "mstyle", "msqrt", "mtd", "mpadded", "mphantom", "menclose"}
+# Signs that are unary where nothing stands to their left to operate on.
+_SIGNS = {"\u2212", "+", "\u00b1", "\u2213"}
+# Operators after which a sign is binary: closings, and postfixes such as 5!.
+_AFTER_OPERAND = {")", "]", "}", "\u27e9", "!", "\u2032", "\u2033", "%"}
+_BARS = {"|", "\u2016"}
+# Function names latex2mathml writes as <mi>: "\\sin -x" is the sine of -x.
+_FUNCTIONS = {"sin", "cos", "tan", "tg", "cot", "cotg", "log", "ln", "lg", "exp", "arcsin", "arccos", "arctan"}
+
+
+def _typeset_signs(tree) -> None:
+    """Mark what latex2mathml leaves for the browser to guess, so a lab screen
+    shows (−∞; 2) rather than ( − ∞ ;2). A browser spaces an <mo>
+    in the middle of a row as a binary operator: a minus after "(" or "=" is
+    unary (form="prefix", no space). latex2mathml writes \\infty as an <mo>
+    (spaced like an unknown operator), ";" as an <mi> (no space after it) and
+    \\pm as an <mi>: the first is a symbol, the second a separator, as in
+    Vietnamese intervals, the third a sign like the others."""
+    for node in tree.iter():
+        if node.tag == "mo" and _text(node) == "\u221e":
+            node.tag = "mi"
+        elif node.tag == "mi" and _text(node) == ";":
+            node.tag = "mo"
+            node.set("separator", "true")
+        elif node.tag == "mi" and _text(node) in ("\u00b1", "\u2213"):
+            node.tag = "mo"  # written as <mi>, so a \\pm b was not spaced as a binary sign
+    for row in tree.iter():
+        if row.tag not in _ROWS:
+            continue
+        before = None
+        bars = 0  # bars so far in the row: an odd count means the last one opened
+        for node in row:
+            if node.tag == "mo" and _text(node) in _SIGNS and "form" not in node.attrib and _unary_after(before, bars):
+                node.set("form", "prefix")
+            if node.tag == "mo" and _text(node) in _BARS:
+                bars += 1
+            before = node
+
+
+def _unary_after(before, bars: int) -> bool:
+    if before is None:
+        return True
+    if before.tag == "mo":
+        if _text(before) in _BARS:
+            return bars % 2 == 1
+        return _text(before) not in _AFTER_OPERAND
+    return before.tag == "mi" and _text(before) in _FUNCTIONS
+
+
+def _text(node) -> str:
+    # latex2mathml keeps symbols as character references until it serialises.
+    return html.unescape(node.text or "")
 
 
 def _find_closing(src: str, pos: int, end: int, delimiter: str) -> int:

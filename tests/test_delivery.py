@@ -454,6 +454,10 @@ async def test_exam_commands(dsn, conn, tmp_path, signed_demo):  # noqa: F811
     assert printed.returncode == 0, printed.stderr
     html = sheet.read_text("utf-8")
     assert html.count('class="ticket-slip"') == 2 and "Đỗ Thị Em" in html and "<style>" in html
+    printed = cbt("exam", "tickets", "CLI-T", "-o", str(sheet), env={**env, "CBT_PUBLIC_URL": "https://thi.sgd.vn"})
+    assert sheet.read_text("utf-8").count("https://thi.sgd.vn/exam") == 2
+    printed = cbt("exam", "tickets", "CLI-T", "-o", str(sheet), env={**env, "CBT_HOST": "0.0.0.0"})
+    assert printed.returncode == 0 and "set CBT_PUBLIC_URL" in printed.stderr
     csv = cbt("exam", "tickets", "CLI-T", "--format", "csv", "--room", "P08", env=env)
     assert csv.returncode == 0 and "Ngô Văn Phúc" in csv.stdout and "Đỗ Thị Em" not in csv.stdout
     ticket = csv.stdout.strip().splitlines()[-1].split(",")[-1]

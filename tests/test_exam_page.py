@@ -4,13 +4,22 @@ answer is in the database and scored."""
 
 import asyncio
 import concurrent.futures
+import datetime as dt
+import http.cookiejar
 import json
+import urllib.parse
+import urllib.request
 
+import pytest
 from browser import chromium_page, live_server, require_chromium
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import exam  # noqa: F401 - fixture
+from conftest import CSRF_RE, PASSWORD
+from test_bank import signed_demo, trust  # noqa: F401 - fixture
+from test_delivery import NOW, STUDENTS, exam  # noqa: F401 - fixture
+from test_proctor import locked_exam  # noqa: F401 - fixture
 from test_server import free_port
 from test_staff import SCREENSHOTS
+
+from cbt import bank, exams
 
 
 def answer_current(page) -> str:
@@ -331,3 +340,386 @@ async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # n
     assert history.count("withdrawn") == 1 and history[-1] == "answer"
     assert f"Câu {out['essay_no']}:" in out["refused_notice"]
     assert [len(k) for k in out["kept"]] == [1] and len(out["kept"][0][0]["value"]) == 20001
+
+
+# -- what a student, a proctor and a keyboard met on first use (issue 16) ------------------------------------
+
+
+LAB_EXAM = f"""
+code: LAB-T
+title: Kiểm tra Toán 12 (phòng máy)
+subject: toan
+release: demo-thpt 2025.1
+duration_minutes: 45
+window: {{opens: {(NOW - dt.timedelta(hours=1)).isoformat()}, closes: {(NOW + dt.timedelta(hours=3)).isoformat()},
+          late_entry_minutes: 120}}
+show_score: true
+grace_seconds: 30
+sections:
+  - title: Phần I
+    rows:
+      - {{topic: ham-so, level: 1, count: 3, points: 0.25, type: single}}
+      - {{topic: mu-logarit, level: 1, count: 3, points: 0.25, type: single}}
+      - {{topic: mu-logarit, level: 2, count: 2, points: 0.25, type: single}}
+      - {{topic: nguyen-ham-tich-phan, level: 1, count: 2, points: 0.25, type: single}}
+  - title: Phần II
+    rows:
+      - {{topic: ham-so, level: 2, count: 1, points: 1, type: truefalse4}}
+"""
+
+
+@pytest.fixture
+async def lab_exam(conn, staff, signed_demo):  # noqa: F811
+    """Ten single-choice questions, every one of the bank's (-oo; 2) and inline-fraction items among them, then a
+    true/false one; in THPT-A, where the proctor account works. Returns {code: ticket}."""
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await exams.create_exam(conn, exams.parse_exam(LAB_EXAM), "THPT-A")
+    await exams.add_roster(conn, "LAB-T", STUDENTS)
+    await exams.open_exam(conn, "LAB-T")
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LAB-T")}
+
+
+class StaffBrowserless:
+    """A staff member signed in over HTTP, for the proctor's actions while a student's page is open."""
+
+    def __init__(self, base: str, username: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        token = CSRF_RE.search(self.opener.open(base + "/login").read().decode()).group(1)
+        form = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token,
+                                       "next": "/staff"}).encode()
+        page = self.opener.open(urllib.request.Request(base + "/login", data=form)).read().decode()
+        self.csrf = CSRF_RE.search(page).group(1)
+
+    def act(self, code: str, action: str, **body) -> dict:
+        req = urllib.request.Request(f"{self.base}/proctor/exams/{code}/actions", method="POST",
+                                     data=json.dumps({"action": action, **body}).encode(),
+                                     headers={"Content-Type": "application/json", "X-CSRF-Token": self.csrf})
+        with self.opener.open(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
+def sign_in_and_start(page, base: str, ticket: str) -> None:
+    page.goto(base + "/exam")
+    page.fill("#ticket", ticket)
+    page.click("#login-form button")
+    page.wait_for_selector("#screen-confirm:not([hidden])")
+    page.click("#start")
+    page.wait_for_selector("#screen-exam:not([hidden])")
+
+
+def seconds(timer: str) -> int:
+    parts = [int(p) for p in timer.split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
+    import asyncpg
+
+    async def shorten():
+        conn = await asyncpg.connect(dsn)
+        try:  # a short exam: its time nearly over
+            return await conn.fetchval(
+                "UPDATE attempts SET deadline = now() + interval '10 seconds' RETURNING deadline")
+        finally:
+            await conn.close()
+
+    async def status():
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval("SELECT status FROM attempts")
+        finally:
+            await conn.close()
+
+    out = {}
+    proctor = StaffBrowserless(base, "proctor")
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        out["first_deadline"] = run_in_thread(shorten)
+        page.reload()  # the page learns the short deadline
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        proctor.act("LOCK-T", "pause", candidate="0000000001")
+        page.wait_for_selector("#paused:not([hidden])", timeout=10000)
+        frozen = page.locator("#timer").inner_text()
+        # Longer than the time that was left: on the page as on the server, the clock stands still.
+        page.wait_for_timeout(13000)
+        out["frozen"], out["still"] = frozen, page.locator("#timer").inner_text()
+        out["screen_while_paused"] = page.evaluate("document.body.dataset.screen")
+        out["status_while_paused"] = run_in_thread(status)
+        out["inert"] = page.evaluate("[...document.querySelectorAll('#screen-exam .exam-body, #screen-exam .qfoot')]"
+                                     ".map(e => e.inert && getComputedStyle(e).opacity < 0.5)")
+        out["paused_text"] = page.locator("#paused").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "exam-paused-vi.png"))
+        if out["screen_while_paused"] != "exam":
+            return out  # nothing more to sit: the assertions say what the page showed
+
+        proctor.act("LOCK-T", "resume", candidate="0000000001")
+        page.wait_for_selector("#paused", state="hidden", timeout=10000)
+        out["after_resume"] = page.locator("#timer").inner_text()
+        page.locator("#question label.option").first.click()
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=10000)
+        # The time left runs out after the resume: now the page hands in, and says so.
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        out["receipt"] = page.locator("#d-receipt").inner_text()
+        out["problems"] = [p for p in problems if "status of 409" not in p]  # the saves refused while paused
+    return out
+
+
+async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return sit_through_a_pause(base, locked_exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["screen_while_paused"] == "exam" and out["status_while_paused"] == "in_progress", out
+    assert out["still"] == out["frozen"] and seconds(out["frozen"]) > 0, out
+    assert out["problems"] == [], out["problems"]
+    assert out["inert"] == [True, True]  # nothing to press, and it looks so
+    assert "tạm dừng" in out["paused_text"]
+    # After the resume the clock goes on from where it stopped (the server moved the deadline by the pause).
+    assert 0 < seconds(out["frozen"]) - seconds(out["after_resume"]) <= 6, out
+    attempt = await conn.fetchrow("SELECT status, deadline, submitted_at, receipt FROM attempts")
+    assert attempt["status"] == "submitted" and out["receipt"] == attempt["receipt"] != ""
+    assert attempt["deadline"] >= out["first_deadline"] + dt.timedelta(seconds=13)
+    assert attempt["submitted_at"] >= attempt["deadline"]
+
+
+def tab_to(page, condition: str, *, limit: int = 80) -> int:
+    """Press Tab until `condition` (JS) holds; how many times focus left the page on the way."""
+    left = 0
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        where = page.evaluate(f"[document.hasFocus() && document.activeElement !== document.body, {condition}]")
+        left += not where[0]
+        if where[1]:
+            return left
+    raise AssertionError(f"not reached by Tab: {condition}")
+
+
+async def db(dsn: str, query: str, *args) -> list:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
+    with chromium_page() as (page, problems):
+        page.goto(base + "/exam")
+        page.keyboard.type(ticket)  # the ticket field has focus from the start
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        left = 0
+        for n in range(1, 11):
+            assert page.evaluate("document.querySelector('.qbtn.current').textContent") == str(n)
+            left += tab_to(page, "document.activeElement.closest('#question') !== null "
+                                 "&& document.activeElement.type === 'radio'")
+            page.keyboard.press("Space")
+            # On to "Câu sau →", the last control of the page, and past it.
+            left += tab_to(page, "document.activeElement.id === 'next'")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#save-state[data-state=saved]")
+        page.wait_for_timeout(3000)  # longer than a moment away
+        page.reload()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.locator(".langs a[hreflang=en]").click()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.wait_for_selector("html[lang=en]", state="attached")
+        page.wait_for_timeout(3000)
+        answered = page.locator(".qbtn.answered").count()
+        quiet = run_in_thread(lambda: db(dsn, "SELECT kind FROM integrity_events ORDER BY id"))
+        # Really leaving: another page in the exam's tab for a while, then back.
+        page.goto(base + "/receipt")
+        page.wait_for_timeout(6000)
+        page.goto(base + "/exam")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        page.wait_for_timeout(2000)
+        return {"problems": problems, "answered": answered, "quiet": [r["kind"] for r in quiet], "left": left}
+
+
+async def test_ten_answers_by_keyboard_a_reload_and_a_language_switch_report_nothing(conn, dsn, lab_exam):
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return answer_ten_by_keyboard(base, lab_exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["quiet"] == []  # Tab past the last control, a reload, the language switch: nobody left
+    assert out["left"] == 0  # focus stayed in the page at every Tab
+    assert out["problems"] == [], out["problems"]
+    assert out["answered"] == 10
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 10
+    # Another page opened in the exam's tab, and back 6 s later: that is leaving, reported once.
+    assert [r["kind"] for r in await conn.fetch("SELECT kind FROM integrity_events")] == ["visibility_hidden"]
+
+
+def find_the_way_in(base: str, ticket: str) -> dict:
+    with chromium_page() as (page, problems):
+        # A student types the server's bare address: the front page shows the way in.
+        page.goto(base + "/")
+        page.click("#students-way-in")
+        page.wait_for_url(base + "/exam")
+        page.wait_for_selector("#screen-login:not([hidden])")
+        focused = page.evaluate("document.activeElement.id")
+        page.keyboard.type(ticket)  # no Tab first
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        return {"problems": problems, "focused": focused, "name": page.locator("#c-name").inner_text()}
+
+
+async def test_students_find_their_way_in_from_the_front_page(dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return find_the_way_in(base, exam["0000000001"])
+
+    out = await asyncio.to_thread(run)
+    assert out == {"problems": [], "focused": "ticket", "name": "Nguyễn Văn An"}
+
+
+def open_on_a_second_computer(base: str, ticket: str) -> dict:
+    out = {}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        # The same ticket on another computer (another browser, its own device cookie).
+        other = page.context.browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+        other.on("pageerror", lambda e: problems.append(str(e)))
+        other.goto(base + "/exam")
+        other.fill("#ticket", ticket)
+        other.click("#login-form button")
+        other.wait_for_selector("#start-error:not([hidden])")
+        out["facts"] = {k: other.locator("#c-" + k).inner_text() for k in ("name", "code", "dob", "exam", "time")}
+        out["error"] = other.locator("#start-error").inner_text()
+        out["screen"] = other.evaluate("document.body.dataset.screen")
+        other.screenshot(path=str(SCREENSHOTS / "exam-other-computer-vi.png"))
+        out["problems"] = [p for p in problems if "status of 403" not in p]
+    return out
+
+
+async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return open_on_a_second_computer(base, exam["0000000002"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert out["screen"] == "confirm" and "máy khác" in out["error"]
+    assert out["facts"] == {"name": "Trần Thị Bình", "code": "0000000002", "dob": "09/05/2008",
+                            "exam": "Kiểm tra Toán 12 (thử)", "time": "90 phút"}
+
+
+def reload_and_drop_the_network(base: str, ticket: str) -> dict:
+    out = {}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        page.locator(".qbtn").nth(2).click()
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]")
+        page.reload()
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        out["after_reload"] = page.evaluate("document.querySelector('.qbtn.current').textContent")
+
+        page.context.set_offline(True)
+        page.click("#next")
+        answer_current(page)
+        # Said within a few seconds, and kept while the network is gone.
+        page.wait_for_timeout(5000)
+        out["offline_text"] = page.locator("#save-state").inner_text()
+        page.wait_for_timeout(8000)
+        out["still_offline_text"] = page.locator("#save-state").inner_text()
+        page.context.set_offline(False)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+        out["problems"] = [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p and "Failed to fetch" not in p]
+    return out
+
+
+async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):  # noqa: F811
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return reload_and_drop_the_network(base, exam["0000000003"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert out["after_reload"] == "3"
+    assert out["offline_text"] == out["still_offline_text"] == "Chưa lưu được, sẽ gửi lại khi có mạng"
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 2
+
+
+# Gaps between the glyphs of a formula's symbols, and the size of a fraction's digits against the text around it.
+MEASURE_MATH = """() => {
+  const glyph = (e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect(); };
+  const out = {};
+  const minus = [...document.querySelectorAll('#question .option-text mo')].find(
+    (m) => m.textContent === '\u2212' && m.nextElementSibling && m.nextElementSibling.textContent === '\u221e');
+  if (minus) {
+    const open = minus.previousElementSibling, inf = minus.nextElementSibling;
+    out.interval = minus.closest('math').textContent;
+    out.before = glyph(minus).left - glyph(open).right;
+    out.after = glyph(inf).left - glyph(minus).right;
+  }
+  const frac = document.querySelector('#question .stem mfrac');
+  if (frac) {
+    out.fraction = parseFloat(getComputedStyle(frac.querySelector('mn')).fontSize) /
+      parseFloat(getComputedStyle(frac.closest('p, div')).fontSize);
+  }
+  return out;
+}"""
+
+
+def read_a_lab_screen(base: str, ticket: str) -> dict:
+    out = {"targets": [], "row_click": []}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        for n in range(page.locator(".qbtn").count()):
+            page.locator(".qbtn").nth(n).click()
+            found = page.evaluate(MEASURE_MATH)
+            if "interval" in found:
+                out["interval"] = found
+                page.screenshot(path=str(SCREENSHOTS / "exam-interval-vi.png"))
+            if "fraction" in found:
+                out["fraction"] = found["fraction"]
+            for box in page.locator("#question input").all():
+                b = box.bounding_box()
+                out["targets"].append((b["width"], b["height"]))
+            if n == 0:
+                # The far end of an option's row, away from its circle and its text, chooses it.
+                row = page.locator("#question .choice").nth(1)
+                b = row.bounding_box()
+                row.click(position={"x": b["width"] - 6, "y": b["height"] / 2})
+                out["row_click"] = page.evaluate("[...document.querySelectorAll('#question input')]"
+                                                 ".map(i => i.checked)")
+        out["problems"] = problems
+    return out
+
+
+async def test_a_lab_screen_reads_minus_signs_fractions_and_takes_whole_rows(dsn, lab_exam):
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return read_a_lab_screen(base, lab_exam["0000000002"])
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    # (−∞; 2): the minus is unary, set against the symbols on both sides, not spaced as a binary operator.
+    interval = out["interval"]
+    assert interval["interval"].startswith("(\u2212\u221e;")
+    assert abs(interval["before"]) < 1 and abs(interval["after"]) < 1, interval
+    assert out["fraction"] > 0.9  # \frac in a sentence at the sentence's size
+    assert out["row_click"] == [False, True, False, False]
+    assert len(out["targets"]) == 10 * 4 + 8 and all(w >= 24 and h >= 24 for w, h in out["targets"]), out["targets"]

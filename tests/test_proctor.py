@@ -13,7 +13,7 @@ from conftest import csrf_of, login
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_delivery import STUDENTS, exam_yaml, sign_in, single_item, started
 
-from cbt import bank, db, exams
+from cbt import bank, db, exams, lockdown
 from cbt import proctor as proctor_module
 from cbt.app import create_app
 
@@ -287,6 +287,27 @@ async def test_open_consoles_end_cleanly_when_the_worker_stops(staff, locked_exa
         await asyncio.wait_for(reader, 30)  # the rest of each stream, up to its clean end
 
 
+async def test_the_console_counts_each_kind_of_report_in_either_language(client, staff, locked_exam, settings,
+                                                                          aiohttp_client):
+    headers, _ = await started(client, locked_exam["0000000001"])
+    kinds = ["visibility_hidden", "blur", "blur", "fullscreen_exit", "copy", "paste", "contextmenu", "second_tab"]
+    resp = await client.post("/api/v1/integrity", json={"events": [{"kind": k} for k in kinds]}, headers=headers)
+    assert resp.status == 200
+    proctor, _ = await proctor_client(aiohttp_client, settings)
+    row = next(c for c in (await (await proctor.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
+               if c["code"] == "0000000001")
+    assert row["integrity_events"] == 8 and row["integrity_kinds"] == {
+        "visibility_hidden": 1, "blur": 2, "fullscreen_exit": 1, "copy": 1, "paste": 1, "contextmenu": 1,
+        "second_tab": 1}
+    # Every kind has its name on the console, in Vietnamese and in English.
+    for lang, left in (("vi", "rời trang thi: {n} lần"), ("en", "left the page: {n}")):
+        await proctor.get(f"/lang/{lang}")
+        page = await (await proctor.get("/proctor/exams/LOCK-T")).text()
+        strings = json.loads(page.split('id="proctor-config">', 1)[1].split("</script>", 1)[0])["strings"]
+        assert strings["kind_visibility_hidden"] == left
+        assert all(strings.get("kind_" + k) for k in lockdown.INTEGRITY_KINDS)
+
+
 def api_call(opener, base: str, path: str, body=None, token=None) -> dict:
     """One call of the candidate API through `opener`, which keeps cookies (the
     device id) as the exam page's browser does."""
@@ -325,12 +346,18 @@ def watch_a_student(base: str, ticket: str) -> dict:
         page.wait_for_function(
             "document.querySelector(\"tr[data-code='0000000001'] td:nth-child(4)\").textContent.startsWith('1/')",
             timeout=15000)
+        # What the page reports, each kind by its name.
+        api_call(student, base, "/api/v1/integrity", {"events": [{"kind": "visibility_hidden"}, {"kind": "blur"},
+                                                                  {"kind": "blur"}, {"kind": "paste"}]}, token)
+        alerts = row.locator("td.alerting", has_text="dán")
+        alerts.wait_for(timeout=15000)
+        integrity = alerts.inner_text()
         page.screenshot(path=str(SCREENSHOTS / "proctor-room-vi.png"), full_page=True)
         page.on("dialog", lambda d: d.accept())
         row.locator("button", has_text="Tạm dừng").click()
         page.wait_for_selector("tr[data-code='0000000001'][data-state='paused']", timeout=15000)
         state = api_call(student, base, "/api/v1/state", None, token)
-        return {"problems": problems, "paused": state["attempt"]["paused"]}
+        return {"problems": problems, "paused": state["attempt"]["paused"], "integrity": integrity}
 
 
 async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, locked_exam):
@@ -345,6 +372,7 @@ async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, lo
 
     out = await asyncio.to_thread(run)
     assert out["problems"] == [] and out["paused"] is True
+    assert sorted(out["integrity"].split(", ")) == ["dán: 1 lần", "rời trang thi: 1 lần", "sang cửa sổ khác: 2 lần"]
 
 
 BEK = "a" * 64  # a Browser Exam Key as an admin would paste it

@@ -607,3 +607,20 @@ def test_ticket_sheet_without_candidates():
 
 def test_blank_lines_before_the_header_do_not_hide_the_separator():
     assert parse("\n" * 20 + VI_HEADER + "\n" + GOOD_ROW + "\n") == [AN]
+
+
+def test_printed_tickets_say_where_to_sit_the_exam():
+    from cbt.config import Settings
+    from cbt.exams import exam_address, tickets_html
+
+    assert exam_address(Settings(public_url="https://thi.truong.edu.vn")) == "https://thi.truong.edu.vn/exam"
+    assert exam_address(Settings(host="192.168.1.10", port=8080)) == "http://192.168.1.10:8080/exam"
+    assert exam_address(Settings(host="fd00::10", port=80)) == "http://[fd00::10]:80/exam"
+    assert exam_address(Settings()) == "http://127.0.0.1:8080/exam"  # cbt demo: the same machine
+    # Listening everywhere names no one address: the operator says which (CBT_PUBLIC_URL).
+    assert exam_address(Settings(host="0.0.0.0")) is None and exam_address(Settings(host="::")) is None
+    rows = ticket_rows()
+    html = tickets_html({"title": "Kiểm tra giữa kỳ Toán 9"}, rows, address="https://thi.truong.edu.vn/exam")
+    assert html.count("https://thi.truong.edu.vn/exam") == len(rows) and "Địa chỉ vào thi" in html
+    assert "Địa chỉ vào thi" not in tickets_html({"title": "Kiểm tra"}, rows)
+    assert "Exam address" in tickets_html({"title": "Test"}, rows, "en", "http://10.0.0.5:8080/exam")

@@ -58,3 +58,18 @@ def test_staff_shell_in_chromium(staff, dsn, tmp_path):
         page.goto(base + "/does-not-exist")
         assert page.locator("h1").inner_text() == "Page not found"
         assert len(problems) == 1 and "404" in problems[0]
+
+
+async def test_the_front_page_is_a_way_in_for_students_and_staff(client, staff):
+    from conftest import login
+
+    resp = await client.get("/", allow_redirects=False)
+    page = await resp.text()
+    assert resp.status == 200
+    assert 'id="students-way-in" href="/exam">Vào phòng thi<' in page
+    assert 'id="staff-way-in" href="/login">Đăng nhập cán bộ<' in page
+    await client.get("/lang/en")
+    assert 'href="/exam">Go to the exam<' in await (await client.get("/")).text()
+    await login(client, "teacher")
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/staff"

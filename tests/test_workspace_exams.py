@@ -265,6 +265,8 @@ async def test_roster_tickets_open_and_close(client, conn, staff, release):
                              data={"csrf_token": token, "room": "P01", "confirm": "1"})
     page = await resp.text()
     assert resp.status == 200 and page.count('class="ticket-slip"') == 2
+    # Each slip says where students type it in: this server's address as asked (CBT_PUBLIC_URL when set).
+    assert page.count(f'translate="no">{client.make_url("/exam")}</span>') == 2
     assert await conn.fetchval("SELECT count(*) FROM candidates WHERE ticket_hash IS NOT NULL") == 2
     resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token})
     assert resp.status == 400 and await conn.fetchval("SELECT status FROM exams") == "draft"

@@ -5,6 +5,7 @@
 const S = JSON.parse(document.getElementById("cbt-strings").textContent);
 const $ = (id) => document.getElementById(id);
 const TOKEN = "cbt.token";
+const LOADED_AT = Date.now();
 
 const state = {
   token: sessionStorage.getItem(TOKEN),
@@ -22,6 +23,9 @@ const state = {
   retryMs: 1000,
   warned: new Set(),
   submitting: false,
+  offline: false, // the last request could not reach the server
+  paused: false,
+  pausedAt: null, // when the proctor paused, by the server's clock (ms)
 };
 
 // ---------------------------------------------------------------- API
@@ -94,7 +98,8 @@ async function boot() {
   $("finish-section").addEventListener("click", finishSection);
   window.addEventListener("online", () => flush());
   window.addEventListener("offline", () => setOffline(true));
-  if (!state.token) return show("login");
+  keepFocusInside();
+  if (!state.token) return showLogin();
   try {
     const session = await api("GET", "/api/v1/session");
     await enter(session);
@@ -102,10 +107,16 @@ async function boot() {
     if (err.code === "network") {
       // Offline at reload: resume from what this browser kept, if anything.
       setOffline(true);
-      return show("login");
+      return showLogin();
     }
     signOut();
   }
+}
+
+// The ticket is the first thing a student types: no Tab needed to reach it.
+function showLogin() {
+  show("login");
+  $("ticket").focus();
 }
 
 async function onLogin(ev) {
@@ -126,7 +137,7 @@ async function onLogin(ev) {
 function signOut() {
   sessionStorage.removeItem(TOKEN);
   state.token = null;
-  show("login");
+  showLogin();
 }
 
 // SEB versions that send no request headers prove themselves through their
@@ -156,7 +167,8 @@ async function enter(session) {
     }
   }
   if (session.result) return showDone(session);
-  if (session.attempt) return onStart(); // resume straight into the exam
+  // Filled before resuming too: a resume refused (the exam is open on another
+  // computer, say) comes back to this screen, which must say whose exam it is.
   const c = session.candidate;
   const e = session.exam;
   $("c-name").textContent = c.full_name;
@@ -166,7 +178,8 @@ async function enter(session) {
   $("c-exam").textContent = e.title;
   $("c-time").textContent = S.minutes.replace("{n}", String(Math.round(e.time_allowed_minutes)));
   $("c-instructions").textContent = e.instructions || "";
-  $("access-code-wrap").hidden = !e.access_code_required;
+  $("access-code-wrap").hidden = !e.access_code_required || !!session.attempt;
+  if (session.attempt) return onStart(); // resume straight into the exam
   show("confirm");
   $("start").focus();
 }
@@ -214,8 +227,10 @@ async function onStart() {
   $("x-title").textContent = data.exam.title;
   show("exam");
   buildNav();
+  // After a reload: the question the student was on, if it is still open to them.
+  const kept = state.items.findIndex((q) => q.ref === localStorage.getItem(currentKey()));
   const first = state.items.findIndex((q) => !state.sequential || q.section === state.sectionIndex);
-  go(first < 0 ? 0 : first);
+  go(kept >= 0 && visible(state.items[kept]) ? kept : first < 0 ? 0 : first);
   tick();
   setInterval(tick, 500);
   // Deadline changes (extra time, a pause) reach the page within seconds
@@ -246,14 +261,86 @@ function watchSecondTab() {
   channel.postMessage("hello");
 }
 
+// Focus in another window for longer than this is leaving the exam; a
+// moment (a system notification taking focus and giving it back) is not.
+const AWAY_MS = 2000;
+// The exam page gone for longer than this (another site opened in its tab,
+// then back) is leaving it; a reload or the language switch takes less.
+const GONE_MS = 5000;
+// When this page last unloaded during the attempt (localStorage: a reload keeps it).
+const goneKey = () => `cbt.gone.${attemptId()}`;
+
+// What is reported is what leaves the exam: the page hidden (another tab, the
+// window minimised), fullscreen left, focus in another window for more than a
+// moment, the page gone for longer than a reload. Not a reload or the
+// language switch as such (the page itself unloading: it is hidden as it
+// goes), and not Tab past the last control, which keepFocusInside wraps round.
 function watchIntegrity() {
-  const report = reportIntegrity;
+  let unloading = false;
+  let away = null;
+  const report = (kind) => { if (!unloading) reportIntegrity(kind); };
+  const cameBack = (since) => {
+    const gone = Number(localStorage.getItem(goneKey()) || 0);
+    localStorage.removeItem(goneKey());
+    if (gone && since - gone > GONE_MS) report("visibility_hidden");
+  };
+  window.addEventListener("beforeunload", () => (unloading = true));
+  window.addEventListener("pagehide", () => {
+    unloading = true;
+    if (document.body.dataset.screen === "exam") localStorage.setItem(goneKey(), String(Date.now()));
+  });
+  // Back from the browser's cache (Back, then Forward): the page is alive again.
+  window.addEventListener("pageshow", (ev) => {
+    unloading = false;
+    if (ev.persisted) cameBack(Date.now());
+  });
+  cameBack(LOADED_AT);
   document.addEventListener("visibilitychange", () => { if (document.hidden) report("visibility_hidden"); });
-  window.addEventListener("blur", () => report("blur"));
+  window.addEventListener("blur", () => {
+    clearTimeout(away);
+    away = setTimeout(() => {
+      // Hidden meanwhile: reported as that already.
+      if (!document.hidden && !document.hasFocus()) report("blur");
+    }, AWAY_MS);
+  });
+  window.addEventListener("focus", () => clearTimeout(away));
   document.addEventListener("fullscreenchange", () => { if (!document.fullscreenElement) report("fullscreen_exit"); });
   for (const kind of ["copy", "paste", "contextmenu"]) {
     document.addEventListener(kind, (ev) => { ev.preventDefault(); report(kind); });
   }
+}
+
+const FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]";
+
+function tabStops(scope) {
+  return [...scope.querySelectorAll(FOCUSABLE)].filter((e) => e.tabIndex >= 0 && !e.disabled &&
+    !e.closest("[inert], [hidden]") && e.getClientRects().length > 0 &&
+    // Of a radio group only one is a stop: the checked one, else the first.
+    !(e.type === "radio" && e.name && !e.checked &&
+      (scope.querySelector(`input[type=radio][name="${CSS.escape(e.name)}"]:checked`) ||
+       scope.querySelector(`input[type=radio][name="${CSS.escape(e.name)}"]`)) !== e));
+}
+
+// Tab from the last control (or Shift+Tab from the first) would move focus to
+// the browser's own bar: the window loses focus as if the student had left.
+// Focus wraps round within the page instead (within an open dialog, if any).
+function keepFocusInside() {
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Tab" || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const scope = document.querySelector("dialog[open]") || document.body;
+    const stops = tabStops(scope);
+    if (!stops.length) return;
+    const at = document.activeElement;
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (!ev.shiftKey && (at === last || !scope.contains(at))) {
+      ev.preventDefault();
+      first.focus();
+    } else if (ev.shiftKey && (at === first || !scope.contains(at) || at === document.body)) {
+      ev.preventDefault();
+      last.focus();
+    }
+  });
 }
 
 // ---------------------------------------------------------------- journal
@@ -261,6 +348,8 @@ function watchIntegrity() {
 const attemptId = () => state.session.attempt.id;
 const journalKey = () => `cbt.journal.${attemptId()}`;
 const seqKey = () => `cbt.seq.${attemptId()}`;
+// The question on screen, so that a reload comes back to it.
+const currentKey = () => `cbt.current.${attemptId()}`;
 // Changes the server refused as malformed, kept on this computer (and shown)
 // after the page withdrew them from the journal.
 const refusedKey = () => `cbt.refused.${attemptId()}`;
@@ -382,6 +471,9 @@ async function flush() {
     saveJournal(left);
     applyTimes(data);
     setOffline(false);
+    // Saved: nothing holds this attempt back any more (a pause, another computer).
+    if (state.paused) refreshState(); // and the deadline the resume moved is a read away
+    else $("paused").hidden = true;
     state.retryMs = 1000;
     setSaveState(left.length ? "pending" : "saved");
     // More to send goes at once; but if none of what was sent was acknowledged
@@ -398,7 +490,7 @@ async function flush() {
       setTimeout(flush, state.retryMs);
       state.retryMs = Math.min(state.retryMs * 2, 10000);
     } else if (err.code === "attempt_closed") {
-      await finishUp();
+      await finishUp(err);
     } else if (err.code === "section_closed") {
       // Those answers belong to a section that has ended: they cannot count.
       saveJournal(journal().filter((e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex));
@@ -406,10 +498,17 @@ async function flush() {
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again
-    } else if (["paused", "device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
-      // Kept in the journal: sent once the proctor resumes or unlocks.
+    } else if (err.code === "paused") {
+      // Kept in the journal: sent once the proctor resumes.
+      setPaused(true);
+      refreshState(); // when the pause began, to stop the clock at the right time
+      setSaveState("pending");
+      setTimeout(flush, 5000);
+    } else if (["device_locked", "device_cookie_missing", "network_refused"].includes(err.code)) {
+      // Kept in the journal: sent once the proctor unlocks.
       $("paused").textContent = errorText(err);
       $("paused").hidden = false;
+      setSaveState("pending");
       setTimeout(flush, 5000);
     } else {
       setSaveState("error");
@@ -420,11 +519,17 @@ async function flush() {
 }
 
 function setOffline(off) {
+  state.offline = off;
   $("offline").hidden = !off;
-  if (off) setSaveState("pending");
+  const now = $("save-state").dataset.state;
+  if (off && now === "pending") setSaveState("offline");
+  if (!off && now === "offline") setSaveState("pending");
 }
 
+// Unsaved while the server cannot be reached is said as it is: kept here,
+// sent when the network is back; not "saving..." for as long as that takes.
 function setSaveState(kind) {
+  if (kind === "pending" && state.offline) kind = "offline";
   $("save-state").textContent = S["save_" + kind];
   $("save-state").dataset.state = kind;
 }
@@ -433,6 +538,7 @@ function setSaveState(kind) {
 
 function applyTimes(t) {
   if (t.deadline) state.deadline = Date.parse(t.deadline);
+  if ("paused" in t) setPaused(t.paused, t.paused_at);
   if ("section_deadline" in t) state.sectionDeadline = t.section_deadline ? Date.parse(t.section_deadline) : null;
   if (typeof t.section_index === "number" && t.section_index !== state.sectionIndex) {
     state.sectionIndex = t.section_index;
@@ -452,9 +558,30 @@ function fmt(ms) {
   return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
 }
 
+// While paused the server's clock stops for this attempt (its deadline moves
+// by the paused time on resume): so does the page's.
+const attemptNow = () => (state.paused ? state.pausedAt : serverNow());
+
+function setPaused(paused, pausedAt) {
+  const was = state.paused;
+  state.pausedAt = !paused ? null : pausedAt ? Date.parse(pausedAt) : was ? state.pausedAt : serverNow();
+  state.paused = !!paused;
+  if (paused) {
+    $("paused").textContent = S.paused;
+    $("paused").hidden = false;
+  } else if (was) {
+    $("paused").hidden = true;
+  }
+  document.body.classList.toggle("is-paused", !!paused);
+  // Nothing to answer or press until the proctor resumes, by mouse or keyboard.
+  for (const part of document.querySelectorAll("#screen-exam .exam-body, #screen-exam .qfoot")) part.inert = !!paused;
+  tick();
+}
+
 function tick() {
   if (!state.deadline || document.body.dataset.screen !== "exam") return;
-  const left = state.deadline - serverNow();
+  const now = attemptNow();
+  const left = state.deadline - now;
   $("timer").textContent = fmt(left);
   for (const mins of [5, 1]) {
     if (left <= mins * 60000 && left > 0 && !state.warned.has(mins)) {
@@ -465,16 +592,30 @@ function tick() {
   }
   if (state.sequential && state.sectionDeadline) {
     $("section-timer-wrap").hidden = false;
-    const sl = state.sectionDeadline - serverNow();
+    const sl = state.sectionDeadline - now;
     $("section-timer").textContent = fmt(sl);
-    if (sl <= 0 && !state.sectionClosing) {
+    if (sl <= 0 && !state.paused && !state.sectionClosing) {
       state.sectionClosing = true;
       finishSection(true).finally(() => (state.sectionClosing = false));
     }
   } else {
     $("section-timer-wrap").hidden = true;
   }
-  if (left <= 0 && !state.submitting) submit(true);
+  if (left <= 0 && !state.paused && !state.submitting) timeIsUp();
+}
+
+// The page's clock says the time is up: the server's says whether it is (a
+// pause or extra time the page has not heard of yet moves the deadline).
+async function timeIsUp() {
+  if (state.checkingTime) return;
+  state.checkingTime = true;
+  try {
+    await refreshState();
+    if (document.body.dataset.screen === "exam" && !state.paused && state.deadline <= serverNow()) await submit(true);
+  } finally {
+    // While the server does not take the submission, ask again every few seconds, not every tick.
+    setTimeout(() => (state.checkingTime = false), 3000);
+  }
 }
 
 // ---------------------------------------------------------------- questions
@@ -534,6 +675,7 @@ function updateNav() {
 function go(i) {
   if (i < 0 || i >= state.items.length || !visible(state.items[i])) return;
   state.current = i;
+  localStorage.setItem(currentKey(), state.items[i].ref);
   renderQuestion(state.items[i], i);
   updateNav();
   $("prev").disabled = !state.items[i - 1] || !visible(state.items[i - 1]);
@@ -579,9 +721,9 @@ function renderQuestion(q, i) {
           record(q.ref, "answer", picked);
         }
       });
-      const label = el("label", { for: id, class: "option" }, el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }));
-      label.append(html(el("span"), o.html));
-      group.append(el("div", { class: "choice" }, input, label));
+      // The whole row is the target, not only the circle: the label holds the control.
+      group.append(el("label", { class: "choice option" }, input,
+        el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }), html(el("span", { class: "option-text" }), o.html)));
     });
   } else if (q.type === "truefalse4") {
     const value = a.value || {};
@@ -601,7 +743,7 @@ function renderQuestion(q, i) {
           now[s.id] = truth;
           record(q.ref, "answer", now);
         });
-        row.append(el("td", { class: "tf" }, input));
+        row.append(el("td", { class: "tf" }, el("label", { class: "tf-target" }, input)));
       }
       body.append(row);
     }
@@ -657,10 +799,9 @@ function toggleFlag() {
 async function refreshState() {
   try {
     const data = await api("GET", "/api/v1/state");
+    // Read from this computer, so it is not locked out: only a pause is left to show.
+    if (!data.attempt.paused) $("paused").hidden = true;
     applyTimes(data.attempt);
-    $("paused").textContent = S.paused;
-    $("paused").hidden = !data.attempt.paused;
-    document.body.classList.toggle("is-paused", !!data.attempt.paused);
     if (data.result) showDone(data);
   } catch {
     /* the next flush will try again */
@@ -687,28 +828,41 @@ function askSubmit() {
 async function submit(timeUp) {
   if (state.submitting) return;
   state.submitting = true;
-  if (timeUp) announce(S.time_up);
-  // Send the journal first; then submit (idempotent), retrying until it lands.
-  for (let i = 0; i < 120; i++) {
-    await flush();
-    if (!journal().length) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  for (;;) {
-    try {
-      const data = await api("POST", "/api/v1/submit", { attempt_id: attemptId() });
-      return showDone(data);
-    } catch (err) {
-      if (err.code !== "network" && err.status < 500) return finishUp();
-      setOffline(true);
-      await new Promise((r) => setTimeout(r, 2000));
+  try {
+    // Send the journal first; then submit (idempotent), retrying until it lands.
+    for (let i = 0; i < 120; i++) {
+      await flush();
+      if (!journal().length || state.paused) break;
+      await new Promise((r) => setTimeout(r, 1000));
     }
+    for (;;) {
+      try {
+        const data = await api("POST", "/api/v1/submit", { attempt_id: attemptId() });
+        if (timeUp) announce(S.time_up);
+        return showDone(data);
+      } catch (err) {
+        // Refused (paused, on another computer, already handed in): the server says which.
+        if (err.code !== "network" && err.status < 500) return await finishUp(err);
+        setOffline(true);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  } finally {
+    state.submitting = false;
   }
 }
 
-async function finishUp() {
+// A submit or a save was refused: "submitted" is shown only if the server
+// says the attempt is; otherwise the exam goes on as the server has it.
+async function finishUp(err) {
   try {
-    showDone(await api("GET", "/api/v1/session"));
+    const data = await api("GET", "/api/v1/session");
+    if (data.result) return showDone(data);
+    if (data.attempt) applyTimes(data.attempt);
+    if (err && err.code !== "paused" && err.code !== "attempt_closed") {
+      $("paused").textContent = errorText(err);
+      $("paused").hidden = false;
+    }
   } catch {
     setSaveState("error");
   }
@@ -732,6 +886,8 @@ function showDone(data) {
     // A lab computer serves the next student too: nothing of these answers stays.
     localStorage.removeItem(journalKey());
     localStorage.removeItem(refusedKey());
+    localStorage.removeItem(currentKey());
+    localStorage.removeItem(goneKey());
   }
   show("done");
 }

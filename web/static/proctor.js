@@ -70,8 +70,11 @@ function render(state) {
     const who = { candidate: c.code };
     const alerts = [];
     if (c.integrity_events) {
-      alerts.push(S.integrity.replace("{n}", c.integrity_events) + (c.integrity_not_recorded
-        ? " " + S.integrity_not_recorded.replace("{n}", c.integrity_not_recorded) : ""));
+      // Each kind by name: leaving the page is one thing, a paste another.
+      const kinds = Object.entries(c.integrity_kinds)
+        .map(([kind, n]) => (S["kind_" + kind] || kind + ": {n}").replace("{n}", n));
+      if (c.integrity_not_recorded) kinds.push(S.integrity_not_recorded.replace("{n}", c.integrity_not_recorded));
+      alerts.push(kinds.join(", "));
     }
     if (c.device_requests) alerts.push(S.device_request);
     if (c.addr_changes) alerts.push(S.addr_changes.replace("{n}", c.addr_changes).replace("{addr}", c.addr));
