@@ -331,18 +331,22 @@ async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
 
 
 async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[Candidate]) -> int:
-    """Add candidates (all or none); draws their forms at once if the exam is open."""
+    """Add candidates (all or none); draws their forms at once if the exam is open.
+
+    A candidate whose school the roster leaves out is of the exam's organisation."""
     exam = await get_exam(conn, exam_code)
+    org_name = await conn.fetchval("SELECT name FROM orgs WHERE id = $1", exam["org_id"])
     async with conn.transaction():
         existing = {r["code"] for r in await conn.fetch(
             "SELECT code FROM candidates WHERE exam_id = $1 AND code = ANY($2::text[])",
             exam["id"], [c.code for c in candidates])}
         if existing:
             listed = ", ".join(sorted(existing)[:10])
-            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file")
+            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file",
+                           codes=listed)
         await conn.copy_records_to_table(
             "candidates",
-            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
+            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school or org_name, c.room,
                       c.time_multiplier) for c in candidates],
             columns=["exam_id", "code", "full_name", "date_of_birth", "class_name", "school", "room",
                      "time_multiplier"],

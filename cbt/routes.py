@@ -170,6 +170,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/workspace/exams/new", workspace_exams.create, "workspace_exam_create", workspace_exams.ACCESS),
     Route("GET", "/workspace/exams/blueprint.json", workspace_exams.blueprint_json, "workspace_exam_blueprint",
           workspace_exams.ACCESS),
+    Route("GET", "/workspace/roster-template.xlsx", workspace_exams.roster_template,
+          "workspace_roster_template", workspace_exams.ACCESS),
     Route("GET", "/workspace/exams/{code}", workspace_exams.exam_page, "workspace_exam", workspace_exams.ACCESS),
     Route("GET", "/workspace/exams/{code}/edit", workspace_exams.edit_page, "workspace_exam_edit",
           workspace_exams.ACCESS),

@@ -22,7 +22,7 @@ from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys,
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.inputs import whole
-from cbt.templating import render
+from cbt.templating import language, render
 from itembank.formats.yaml_format import parse_text
 
 ACCESS = frozenset({"admin", "teacher"})
@@ -41,7 +41,7 @@ async def _exam_for(conn: asyncpg.Connection, request: web.Request) -> asyncpg.R
     user = require_user(request)
     code = request.match_info["code"]
     exam = await conn.fetchrow(
-        "SELECT e.*, o.code AS org_code, r.name AS release_name, r.version AS release_version "
+        "SELECT e.*, o.code AS org_code, o.name AS org_name, r.name AS release_name, r.version AS release_version "
         "FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id "
         "WHERE e.code = $1 AND e.org_id = ANY($2::bigint[])",
         code, await accounts.visible_org_ids(conn, user))
@@ -302,6 +302,25 @@ async def preview(request: web.Request) -> web.Response:
         "exam": exam, "spec": spec, "form": payload, "seed": seed_number, "next_seed": seed_number % 1_000_000 + 1})
 
 
+def _in_reader_language(request: web.Request, problems: list[dict]) -> list[dict]:
+    """Roster problems as the page shows them: each in the reader's language
+    (`roster.problem.<key>`, or `error.<code>` for a refusal that is not about
+    a cell), the English message where the catalog has no text."""
+    catalogs, lang = request.app[keys.CATALOGS], language(request)
+    shown = []
+    for p in problems:
+        # The problem's own text, else its code's (a column of no text of its own), else the refusal's.
+        text = None
+        for name in (f"roster.problem.{p.get('key')}", f"roster.problem.{p['code']}", f"error.{p['code']}"):
+            text = text or catalogs.lookup(lang, name)
+        try:
+            message = text.format(**p.get("details", {})) if text else p["message"]
+        except (KeyError, IndexError):
+            message = p["message"]
+        shown.append(p | {"message": message})
+    return shown
+
+
 async def roster_upload(request: web.Request) -> web.Response:
     post = await request.post()
     upload = post.get("roster")
@@ -310,7 +329,7 @@ async def roster_upload(request: web.Request) -> web.Response:
         exam = await _exam_for(conn, request)
     if exam["status"] == "closed":
         raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
-    problems = []
+    problems, total = [], 0
     if upload is None or isinstance(upload, str):
         problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import",
                      "code": "no_roster_file"}]
@@ -323,14 +342,24 @@ async def roster_upload(request: web.Request) -> web.Response:
                 count = await exams.add_roster(conn, exam["code"], candidates)
         except roster.RosterError as e:
             problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
+            total = e.details["problem_count"]
         except UserError as e:
-            problems = [{"row": None, "column": None, "message": e.message, "code": e.code}]
+            problems = [{"row": None, "column": None, "message": e.message, "code": e.code, "details": e.details}]
     if problems:
         async with pool.acquire() as conn:
             ctx = await _exam_context(conn, exam)
-        return render(request, "workspace/exams_exam.html", ctx | {"problems": problems, "notice": None},
-                      status=400)
+        return render(request, "workspace/exams_exam.html",
+                      ctx | {"problems": _in_reader_language(request, problems), "notice": None,
+                             "more_problems": max(0, total - len(problems))}, status=400)
     return see_other(_url(request, "workspace_exam", code=exam["code"]) + f"?done=roster&n={count}")
+
+
+async def roster_template(request: web.Request) -> web.Response:
+    """The roster workbook to fill in (the headers the import takes, an example row)."""
+    return web.Response(body=roster.template_xlsx(), headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": 'attachment; filename="danh-sach-thi-sinh.xlsx"',
+    })
 
 
 async def tickets(request: web.Request) -> web.Response:

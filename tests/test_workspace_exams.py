@@ -248,6 +248,72 @@ async def test_roster_tickets_open_and_close(client, conn, staff, release):
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
 
 
+async def test_a_roster_with_the_pages_own_headers_and_no_school_column(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    # The hint names what the import takes, Trường as optional, and offers the template.
+    assert "Số báo danh (10 chữ số" in page and "Không bắt buộc: Trường" in page and "Trường A" in page
+    assert 'href="/workspace/roster-template.xlsx"' in page
+    text = ("Số báo danh,Họ và tên,Ngày sinh,Lớp,Phòng thi\n"
+            "0000000001,Nguyễn Văn An,05/03/2008,12A1,P01\n0000000002,Trần Thị Bình,25/12/2008,12A1,P01\n")
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), text),
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    # Without a Trường column, the candidates are of the exam's school.
+    assert [tuple(r) for r in await conn.fetch("SELECT code, school FROM candidates ORDER BY code")] == [
+        ("0000000001", "Trường A"), ("0000000002", "Trường A")]
+
+
+BAD_ROSTER = ("Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
+              "12345;Nguyễn Văn An;31/02/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n"
+              "0000000002;Lê Văn Cường;02/07/2008;12A2;P02\n")
+
+
+async def test_roster_problems_are_said_in_the_readers_language(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), BAD_ROSTER))
+    page = await resp.text()
+    assert resp.status == 400
+    for vi in ("Số báo danh &#39;12345&#39; có 5 chữ số; phải có đúng 10 chữ số.",
+               "Ngày sinh &#39;31/02/2008&#39; không phải ngày có thật",
+               "Số báo danh 0000000002 đã có ở dòng 3"):
+        assert vi in page, vi
+    assert "student code" not in page and "is not a real day" not in page
+    await client.get("/lang/en")
+    page = await (await client.post("/workspace/exams/TOAN-W/roster",
+                                    data=upload(await csrf(client), BAD_ROSTER))).text()
+    assert "Student code &#39;12345&#39; has 5 digits; it must have exactly 10" in page
+    assert "Student code 0000000002 is also in row 3" in page and "Số báo danh 0000000002" not in page
+    # A refusal that is not about a cell is said in the reader's language too.
+    await client.get("/lang/vi")
+    good = BAD_ROSTER.replace("12345", "0000000001").replace("31/02", "28/02").replace("0000000002;Lê", "0000000003;Lê")
+    assert (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good),
+                              allow_redirects=False)).status == 303
+    page = await (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good))).text()
+    assert "Các thí sinh sau đã có trong danh sách của đề thi: 0000000001, 0000000002, 0000000003" in page
+    assert await conn.fetchval("SELECT count(*) FROM candidates") == 3
+
+
+async def test_the_roster_template_downloads_and_imports(client, conn, staff, release):
+    await login(client, "proctor")
+    assert (await client.get("/workspace/roster-template.xlsx")).status == 403
+    await login(client, "teacher")
+    resp = await client.get("/workspace/roster-template.xlsx")
+    assert resp.status == 200 and resp.content_type.endswith("spreadsheetml.sheet")
+    assert "danh-sach-thi-sinh.xlsx" in resp.headers["Content-Disposition"]
+    body = await resp.read()
+    await create(client, release)
+    data = aiohttp.FormData()
+    data.add_field("csrf_token", await csrf(client))
+    data.add_field("roster", body, filename="danh-sach-thi-sinh.xlsx")
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    assert tuple(await conn.fetchrow("SELECT code, full_name, school, room FROM candidates")) == (
+        "0123456789", "Nguyễn Văn An", "Trường A", "P.101")
+
+
 # -- in Chromium -------------------------------------------------------------------------
 
 
