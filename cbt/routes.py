@@ -164,6 +164,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/workspace/subjects", workspace_items.subjects_page, "ws_subjects", frozenset({"admin"})),
     Route("POST", "/workspace/subjects", workspace_items.subjects_submit, "ws_subjects_submit",
           frozenset({"admin"})),
+    Route("POST", "/workspace/subjects/list", workspace_items.subject_list_submit, "ws_subject_list",
+          frozenset({"admin"})),
     # Workspace: the test builder and scheduling (teachers, admins of the exam's organisation).
     Route("GET", "/workspace/exams", workspace_exams.index, "workspace_exams", workspace_exams.ACCESS),
     Route("GET", "/workspace/exams/new", workspace_exams.new_page, "workspace_exam_new", workspace_exams.ACCESS),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cbt import accounts, keys, releases
+from cbt import subjects as subject_list
 from cbt.auth import require_user, see_other
 from cbt.errors import UserError
 from cbt.templating import render
@@ -51,10 +52,13 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
         items = await releases.approved_items(conn, orgs, f["subject"], f["topic"], f["level"])
         facets = await releases.approved_facets(conn, orgs)
         listed = await releases.list_for(conn, orgs)
+        listed_subjects = await subject_list.list_for(conn, user.org_id)
+        names = await subject_list.names(conn, orgs)
     chosen = {int(pk) for pk in (form or {}).get("items", ()) if pk.isdigit()}
     return render(request, "workspace/releases.html", {
         "items": items, "facets": facets, "filter": f, "levels": LEVELS, "releases": listed,
         "error": error, "form": form or {}, "chosen": chosen,
+        "subjects": listed_subjects, "subject_names": names,
     }, status=error.status if error else 200)
 
 

@@ -154,7 +154,7 @@ async def test_bad_build_input_is_refused_with_a_reason(client, conn, staff):
         ({"name": "toán 12"}, pks, "invalid-release"),
         ({"version": "1 0"}, pks, "bad_release_version"),
         ({}, [], "no_items_chosen"),
-        ({"subject": "Toán"}, pks, "bad_release_subject"),
+        ({"subject": "Toán 12"}, pks, "subject_not_in_list"),
         ({}, [999999], "unknown_items"),
     ]:
         resp = await build(client, pk_list, **kw)
