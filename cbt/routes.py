@@ -185,6 +185,8 @@ ROUTES: tuple[Route, ...] = (
           workspace_exams.ACCESS),
     Route("POST", "/workspace/exams/{code}/tickets", workspace_exams.tickets, "workspace_exam_tickets",
           workspace_exams.ACCESS),
+    Route("GET", "/workspace/exams/{code}/tickets/{sheet}", workspace_exams.ticket_sheet,
+          "workspace_exam_ticket_sheet", workspace_exams.ACCESS),
     Route("POST", "/workspace/exams/{code}/open", workspace_exams.open_, "workspace_exam_open",
           workspace_exams.ACCESS),
     Route("POST", "/workspace/exams/{code}/close", workspace_exams.close, "workspace_exam_close",

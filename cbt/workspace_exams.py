@@ -14,14 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 
 import asyncpg
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
 from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.inputs import whole
+from cbt.middleware import _localised
 from cbt.templating import language, render
 from itembank.formats.yaml_format import parse_text
 
@@ -262,8 +266,10 @@ async def _exam_context(conn, exam) -> dict:
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
     items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
     running = sum(c["attempt"] == "in_progress" for c in candidates)
+    # Who would lose a printed ticket if tickets were issued again (those who started keep theirs).
+    ticketed = sum(c["has_ticket"] and c["attempt"] is None for c in candidates)
     return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items,
-            "running": running, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
+            "running": running, "ticketed": ticketed, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
 
 
 async def exam_page(request: web.Request) -> web.Response:
@@ -362,18 +368,85 @@ async def roster_template(request: web.Request) -> web.Response:
     })
 
 
+# -- tickets ----------------------------------------------------------------------------
+#
+# Issuing is a POST that redirects to a page showing the tickets once: reloading
+# that page issues nothing (issue 16: a reload issued new tickets and the
+# printed ones stopped working). The server keeps no ticket, only its hash, so
+# the new tickets travel to that page in a ticket_sheets row (migration 018):
+# encrypted under a key derived from a random id that only the redirect
+# carries, found by the id's hash, for the teacher who issued them, deleted
+# when shown or after SHEET_MINUTES.
+
+SHEET_MINUTES = 10
+
+
+def _sheet_keys(sheet_id: str) -> tuple[bytes, bytes]:
+    """(the row's key, the encryption key) of a sheet id."""
+    raw = sheet_id.encode()
+    return (hashlib.sha256(b"cbt ticket sheet row\x00" + raw).digest(),
+            hashlib.sha256(b"cbt ticket sheet key\x00" + raw).digest())
+
+
+async def _keep_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, rows: list[dict]) -> str:
+    sheet_id = secrets.token_urlsafe(32)
+    row_key, key = _sheet_keys(sheet_id)
+    nonce = secrets.token_bytes(12)
+    sheet = nonce + AESGCM(key).encrypt(nonce, json.dumps(rows).encode(), row_key)
+    await conn.execute("DELETE FROM ticket_sheets WHERE expires_at < now()")
+    await conn.execute(
+        "INSERT INTO ticket_sheets (id_sha256, exam_id, issued_by, sheet, expires_at)"
+        " VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))",
+        row_key, exam_id, user_id, sheet, SHEET_MINUTES)
+    return sheet_id
+
+
+async def _take_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, sheet_id: str) -> list[dict] | None:
+    """The tickets kept under this id for this teacher, once: the row goes as it is read."""
+    row_key, key = _sheet_keys(sheet_id)
+    await conn.execute("DELETE FROM ticket_sheets WHERE expires_at < now()")
+    sheet = await conn.fetchval(
+        "DELETE FROM ticket_sheets WHERE id_sha256 = $1 AND exam_id = $2 AND issued_by = $3 AND expires_at >= now()"
+        " RETURNING sheet", row_key, exam_id, user_id)
+    if sheet is None:
+        return None
+    try:
+        return json.loads(AESGCM(key).decrypt(sheet[:12], sheet[12:], row_key))
+    except InvalidTag:  # pragma: no cover - the row was found by the same id
+        return None
+
+
 async def tickets(request: web.Request) -> web.Response:
+    user = require_user(request)
     post = await request.post()
-    _confirmed(post)
     room = (post.get("room") or "").strip() or None
-    async with request.app[keys.POOL].acquire() as conn:
+    pool = request.app[keys.POOL]
+    async with pool.acquire() as conn:
         exam = await _exam_for(conn, request)
         if exam["status"] == "closed":
             raise Conflict("exam_closed", f"exam {exam['code']} is closed: no more tickets")
-        rows = await exams.issue_tickets(conn, exam["code"], room)
-    if not rows:
-        raise UserError("no_candidates", "nobody to print a ticket for: import the roster first (candidates who "
-                        "have started get no new ticket)")
+        try:
+            # One transaction: tickets that replaced the old ones are never lost before they are shown.
+            async with conn.transaction():
+                rows = await exams.issue_tickets(conn, exam["code"], room, reissue=post.get("confirm") == "1")
+                sheet_id = await _keep_sheet(conn, exam["id"], user.id, rows)
+        except UserError as e:
+            ctx = await _exam_context(conn, exam)
+            return render(request, "workspace/exams_exam.html", ctx | {
+                "problems": [], "notice": None, "tickets_error": e,
+                "tickets_error_text": _localised(request, e.code, e.message, e.details)}, status=e.status)
+    return see_other(_url(request, "workspace_exam_ticket_sheet", code=exam["code"], sheet=sheet_id))
+
+
+async def ticket_sheet(request: web.Request) -> web.Response:
+    """The tickets just issued, shown once; after that (or SHEET_MINUTES) a page saying how to get new ones."""
+    user = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        rows = await _take_sheet(conn, exam["id"], user.id, request.match_info["sheet"])
+    if rows is None:
+        return render(request, "workspace/exams_tickets_gone.html", {"exam": exam, "minutes": SHEET_MINUTES},
+                      status=410)
     return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
                                                  "rooms": roster.tickets_by_room(rows)})
 

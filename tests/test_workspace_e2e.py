@@ -276,7 +276,6 @@ def whole_path(dsn: str) -> dict:
         page.click("#roster-submit")
         page.wait_for_selector("#candidates")
         out["candidates"] = page.locator("#candidates tbody tr").count()
-        page.check("#tickets-confirm")
         page.click("#tickets-submit")
         page.wait_for_selector(".ticket-slip")
         out["tickets"] = page.locator(".ticket-slip").count()

@@ -1,4 +1,4 @@
--- Subjects chosen from a list.
+-- Subjects chosen from a list, and issued tickets carried to the page that shows them.
 
 -- The subjects an organisation keeps (cbt/subjects.py): items, and the
 -- subjects teachers write for and reviewers review, are chosen from it. A
@@ -59,3 +59,17 @@ ON CONFLICT DO NOTHING;
 DELETE FROM staff_subjects ss USING users u, subject_map m
 WHERE u.id = ss.user_id AND m.org_id = u.org_id AND m.old = ss.subject;
 -- What matches nothing stays as it was; the Subjects page lists it as not in the list.
+
+-- Tickets just issued, kept until the page that shows them is opened once
+-- (then deleted) or for a few minutes: the POST that issues them redirects
+-- there, so reloading shows them no more and issues nothing. The random id in
+-- the redirect is not stored: the row is found by its SHA-256 and encrypted
+-- (AES-256-GCM) under a key derived from it, so the rows alone show no ticket.
+CREATE TABLE ticket_sheets (
+    id_sha256   bytea PRIMARY KEY,
+    exam_id     bigint NOT NULL REFERENCES exams(id),
+    issued_by   bigint NOT NULL REFERENCES users(id),
+    sheet       bytea NOT NULL,
+    expires_at  timestamptz NOT NULL
+);
+CREATE INDEX ticket_sheets_expiry_idx ON ticket_sheets (expires_at);
