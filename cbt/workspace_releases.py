@@ -9,13 +9,17 @@ group leader signs what the group approved); creating, uploading,
 trusting and revoking keys is for administrators only. An administrator
 trusts a key for their own organisation (a department: and its schools);
 revoking is for everyone and for good.
+
+The list of releases shows those built here and those in the bank that the
+organisation may use (a department's are its schools' too), so a school sees
+its department's bank.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, keys, releases
+from cbt import accounts, bank, keys, releases
 from cbt import subjects as subject_list
 from cbt.auth import require_user, see_other
 from cbt.errors import UserError
@@ -52,12 +56,16 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
         items = await releases.approved_items(conn, orgs, f["subject"], f["topic"], f["level"])
         facets = await releases.approved_facets(conn, orgs)
         listed = await releases.list_for(conn, orgs)
+        # The bank's releases this organisation may use, by the bank's own rule; those built here are listed above.
+        built = {r["bank_release_id"] for r in listed}
+        in_bank = [r for r in await bank.list_releases(conn, await bank.release_org_ids(conn, user.org_id))
+                   if r["id"] not in built]
         listed_subjects = await subject_list.list_for(conn, user.org_id)
         names = await subject_list.names(conn, orgs)
     chosen = {int(pk) for pk in (form or {}).get("items", ()) if pk.isdigit()}
     return render(request, "workspace/releases.html", {
         "items": items, "facets": facets, "filter": f, "levels": LEVELS, "releases": listed,
-        "error": error, "form": form or {}, "chosen": chosen,
+        "bank_releases": in_bank, "error": error, "form": form or {}, "chosen": chosen,
         "subjects": listed_subjects, "subject_names": names,
     }, status=error.status if error else 200)
 
