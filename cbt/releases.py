@@ -393,10 +393,12 @@ async def accept_upload(conn: asyncpg.Connection, release_id: int, org_ids: list
 
 
 async def sign_on_server(conn: asyncpg.Connection, release_id: int, org_ids: list[int], fp: str,
-                         passphrase: str) -> bank.ImportResult:
+                         passphrase: str, *, key_org_ids: list[int] | None = None) -> bank.ImportResult:
+    """Sign a release of `org_ids` with a key kept on the server, of `key_org_ids`
+    (default: the same organisations; see signing_key_orgs), and import it."""
     async with conn.transaction():
         row = await _lock_unsigned(conn, release_id, org_ids)
-        key_row = await _signing_key(conn, fp, org_ids)
+        key_row = await _signing_key(conn, fp, org_ids if key_org_ids is None else key_org_ids)
         private_key = unlock(bytes(key_row["private_key_pem"]), passphrase)
         files = unsigned_files(row)
         memory = MemoryFiles(files, "release")
@@ -408,6 +410,13 @@ async def sign_on_server(conn: asyncpg.Connection, release_id: int, org_ids: lis
 
 
 # -- keys kept on the server ----------------------------------------------------
+
+
+async def signing_key_orgs(conn: asyncpg.Connection, user) -> list[int]:
+    """Whose keys kept on the server this staff member may sign with: their
+    organisation's, its schools' (a department), and its department's (a
+    school), as a department's trust covers its schools. Never another school's."""
+    return await bank.release_org_ids(conn, user.org_id)
 
 
 def unlock(pem: bytes, passphrase: str) -> Ed25519PrivateKey:

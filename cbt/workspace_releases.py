@@ -10,6 +10,13 @@ trusting and revoking keys is for administrators only. An administrator
 trusts a key for their own organisation (a department: and its schools);
 revoking is for everyone and for good.
 
+Who holds signing keys: the organisation that made them, and the keys of a
+department serve its schools too, as its trust does. A department's
+administrator makes a key (and trusts it, which covers the schools); a
+school's reviewers sign their releases with it, given its passphrase, and a
+school that wants a key of its own makes one the same way. A school's key
+is never offered to another school (releases.signing_key_orgs).
+
 The list of releases shows those built here and those in the bank that the
 organisation may use (a department's are its schools' too), so a school sees
 its department's bank.
@@ -98,8 +105,10 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         row = await releases.get(conn, release_id, orgs)
         items = await releases.items_of(conn, release_id)
         status, detail = await releases.verification(conn, row)
-        # Trusted or not for the release's own organisation: a department's admin may sign a school's.
-        server_keys = await releases.list_keys(conn, row["org_id"], orgs) if user.role in SIGNER_ROLES else []
+        # Trusted or not for the release's own organisation: a department's admin may sign a school's,
+        # and a school's reviewer with the department's keys.
+        server_keys = (await releases.list_keys(conn, row["org_id"], await releases.signing_key_orgs(conn, user))
+                       if user.role in SIGNER_ROLES else [])
     return render(request, "workspace/releases_detail.html", {
         "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
         "can_sign": user.role in SIGNER_ROLES, "error": error,
@@ -158,7 +167,8 @@ async def sign(request: web.Request) -> web.Response:
     try:
         async with request.app[keys.POOL].acquire() as conn:
             await releases.sign_on_server(conn, release_id, await _orgs(conn, user), str(data.get("key", "")),
-                                          str(data.get("passphrase", "")))
+                                          str(data.get("passphrase", "")),
+                                          key_org_ids=await releases.signing_key_orgs(conn, user))
     except UserError as e:
         if e.code == "unknown_release":
             raise
