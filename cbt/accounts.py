@@ -19,6 +19,7 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from cbt import subjects
 from cbt.errors import Conflict, NotFound, UserError
 from cbt.roles import ORG_KINDS, ROLES
 
@@ -130,10 +131,14 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
                             org=parent_code)
         parent_id = parent["id"]
     try:
-        return await conn.fetchval(
-            "INSERT INTO orgs (code, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING id",
-            code, name.strip(), kind, parent_id,
-        )
+        async with conn.transaction():
+            org_id = await conn.fetchval(
+                "INSERT INTO orgs (code, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING id",
+                code, name.strip(), kind, parent_id,
+            )
+            if parent_id is None:  # a department's schools use its subjects
+                await subjects.seed(conn, org_id)
+            return org_id
     except asyncpg.UniqueViolationError:
         raise Conflict("org_exists", f"an organisation with code {code!r} already exists", org=code) from None
 

@@ -24,6 +24,10 @@ Who may do what:
   to them (staff_subjects) in their organisation or its schools, never
   their own.
 
+Subjects, of items and of staff, are codes from the organisation's list
+(cbt.subjects): whatever names one of them ("Toán", "toan") is stored as its
+code, and anything else is refused, so an item and its reviewer always meet.
+
 Every step writes a review_events row in the same transaction.
 """
 
@@ -39,6 +43,7 @@ from typing import Any
 import asyncpg
 
 from cbt import accounts, uploads
+from cbt import subjects as subject_list
 from cbt.accounts import Staff
 from cbt.errors import Conflict, Forbidden, NotFound, UserError
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
@@ -56,7 +61,6 @@ LEVELS = (1, 2, 3, 4)
 MAX_MEDIA_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_BYTES = 3 * 1024 * 1024  # under the server's 4 MB request limit
 MAX_COMMENT = 2000
-_SUBJECT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _MEDIA_NAME = re.compile(r"[^a-z0-9._-]+")
 
 # What the item's own status field says for each workspace state: only an
@@ -348,6 +352,23 @@ async def _insert(conn: asyncpg.Connection, user: Staff, org_id: int, item: Item
                        field="id", item=item.id) from None
 
 
+async def _listed_subject(conn: asyncpg.Connection, org_id: int, checked: Checked, keep: str | None = None) -> Checked:
+    """The item with its subject as the code of the organisation's list; a subject the
+    list lacks is a problem of the subject field, unless the item already had it
+    (one from before the list keeps its subject until someone changes it)."""
+    if checked.item is None or checked.problems.get("subject"):
+        return checked
+    typed = checked.item.subject
+    found = subject_list.find(await subject_list.list_for(conn, org_id), typed)
+    if found is not None:
+        checked.item = replace(checked.item, subject=found.code)
+    elif typed != keep:
+        checked.problems.setdefault("subject", []).append(
+            f"the subject {typed!r} is not in the list of subjects: choose one from the list (an administrator"
+            " adds subjects on the Subjects page)")
+    return checked
+
+
 class InvalidItem(UserError):
     """The editor's content has problems; `checked.problems` says where."""
 
@@ -369,7 +390,8 @@ async def create_item(conn: asyncpg.Connection, user: Staff, fields: Mapping[str
     """A new item (version 1, draft) from the editor's fields."""
     _require_author_role(user)
     item_id = _valid_id(_text(fields, "id"))
-    checked = check_fields(fields, item_id=item_id, version=1, media_paths=set())
+    checked = await _listed_subject(conn, user.org_id, check_fields(fields, item_id=item_id, version=1,
+                                                                    media_paths=set()))
     if await id_taken(conn, item_id):
         checked.problems.setdefault("id", []).append(
             f"the id {item_id} is already used: choose another (e.g. {await suggest_id(conn, base=item_id)})")
@@ -413,7 +435,9 @@ async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapp
             _check_may_change(user, row)
         media = await media_of(conn, pk)
         version = await _next_version(conn, row["item_id"]) if new_version else row["version"]
-        checked = check_fields(fields, item_id=row["item_id"], version=version, media_paths=set(media))
+        checked = await _listed_subject(
+            conn, row["org_id"], check_fields(fields, item_id=row["item_id"], version=version,
+                                              media_paths=set(media)), keep=row["subject"])
         if not checked.ok:
             raise InvalidItem(checked)
         item = checked.item
@@ -545,26 +569,24 @@ async def subjects_of(conn: asyncpg.Connection, user_id: int) -> list[str]:
 
 
 def parse_subjects(subjects: list[str] | str) -> list[str]:
+    """The subjects named: a list as given, or a text split at commas, semicolons and spaces."""
     if isinstance(subjects, str):
         subjects = re.split(r"[\s,;]+", subjects)
-    out = sorted({s.strip().lower() for s in subjects if s.strip()})
-    for s in out:
-        if not _SUBJECT.fullmatch(s):
-            raise UserError("bad_subject", f"subject {s!r}: use lower-case letters, digits, . _ - (e.g. toan, vat-li)",
-                            subject=s)
-    return out
+    return list(dict.fromkeys(s.strip() for s in subjects if s.strip()))
 
 
 async def set_subjects(conn: asyncpg.Connection, username: str, subjects: list[str] | str,
                        by: Staff | None = None) -> list[str]:
     """Replace the subjects a staff member writes and reviews (`by`: the administrator
-    doing it on the web, who may only touch their own organisation's staff; None from the CLI)."""
-    wanted = parse_subjects(subjects)
+    doing it on the web, who may only touch their own organisation's staff; None from the CLI).
+
+    Each is named by its code or name in the staff member's list of subjects."""
     user = await conn.fetchrow("SELECT id, org_id FROM users WHERE lower(username) = lower($1)", username.strip())
     if user is not None and by is not None and user["org_id"] not in await accounts.visible_org_ids(conn, by):
         user = None
     if user is None:
         raise NotFound("unknown_user", f"no staff member {username!r} in your organisation")
+    wanted = sorted({await subject_list.resolve(conn, user["org_id"], s) for s in parse_subjects(subjects)})
     async with conn.transaction():
         await conn.execute("DELETE FROM staff_subjects WHERE user_id = $1", user["id"])
         await conn.executemany("INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)",
@@ -666,18 +688,28 @@ async def approved_items(conn: asyncpg.Connection, org_ids: list[int], subject: 
 
 
 async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple[Item, str]]) -> list[int]:
-    """Store parsed items as drafts (all or none); `where` says where each came from, for messages."""
+    """Store parsed items as drafts (all or none); `where` says where each came from, for messages.
+
+    Each item's subject is named by a code or name of the user's list of subjects, and stored as its code."""
     problems = []
+    listed = await subject_list.list_for(conn, user.org_id)
+    coded = []
     for item, where in items:
         if await id_taken(conn, item.id):
             problems.append(f"{where}: the id {item.id} is already used in the workspace or the bank:"
                             " give the item another id")
+        found = subject_list.find(listed, item.subject)
+        if found is None:
+            problems.append(f"{where}: the subject {item.subject!r} is not in the list of subjects: write one of"
+                            f" {', '.join(s.code for s in listed)}")
+        else:
+            coded.append(replace(item, subject=found.code))
     if problems:
         raise UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems,
                         count=len(problems))
     pks = []
     async with conn.transaction():
-        for item, _ in items:
+        for item in coded:
             pk = await _insert(conn, user, user.org_id, item)
             await _event(conn, pk, user, "create", "imported")
             pks.append(pk)

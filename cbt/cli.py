@@ -630,7 +630,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_user_passwd)
     sp = userp.add_parser("subjects", help="set the subjects a teacher writes for or a reviewer reviews")
     sp.add_argument("username")
-    sp.add_argument("subject", nargs="*", help="subject codes, e.g. toan vat-li; none removes them all")
+    sp.add_argument("subject", nargs="*", help="codes or names from the organisation's list of subjects, e.g. toan"
+                    " \"Vật lí\"; none removes them all")
     sp.set_defaults(func=cmd_user_subjects)
 
     _register_bank(sub)

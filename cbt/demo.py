@@ -1,14 +1,16 @@
-"""`cbt demo`: a department, a school, one account per staff role, and a
-signed demo bank, so a newcomer can sign in and look around. Running it
-again adds nothing twice."""
+"""`cbt demo`: a department, a school, one account per staff role, a signed
+demo bank, and a department signing key kept on the server, so a newcomer
+can sign in and look around, and the school's reviewer can sign the
+school's releases on the server. Running it again adds nothing twice."""
 
 from __future__ import annotations
 
 import secrets
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
-from cbt import accounts, authoring, bank, db
+from cbt import accounts, authoring, bank, db, releases
 from cbt.config import Settings
 from itembank import keys as itembank_keys
 from itembank import package
@@ -56,6 +58,7 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                     line += f"  (subject {BANK.subject})"
                 lines.append(line)
         lines.append(await _demo_bank(conn, settings.data_dir))
+        lines.append(await _demo_signing_key(conn))
         lines.append(await _demo_exam(conn, settings.data_dir, settings))
     finally:
         await conn.close()
@@ -84,6 +87,31 @@ async def _demo_bank(conn, data_dir: Path) -> str:
     department = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", DEPARTMENT[0])
     result = await bank.import_release(conn, folder, department)
     return f"Demo bank: {result}"
+
+
+DEMO_KEY_NAME = "Khoá ký của Sở (demo)"
+
+
+async def _demo_signing_key(conn) -> str:
+    """The department's signing key kept on the server, made and trusted by its
+    administrator as on the Signing keys page: the school's reviewer signs the
+    school's releases with it (a department's keys serve its schools)."""
+    department = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", DEPARTMENT[0])
+    fp = await conn.fetchval("SELECT fingerprint FROM signing_keys WHERE org_id = $1 AND name = $2", department,
+                             DEMO_KEY_NAME)
+    if fp is not None:
+        return f"Demo signing key {fp} ({DEPARTMENT[0]}): exists (its passphrase was shown when it was made)"
+    admin = await conn.fetchrow("SELECT id, org_id FROM users WHERE lower(username) = 'admin' AND org_id = $1",
+                                department)
+    if admin is None:  # an older demo's admin was renamed or moved: nobody to make the key as
+        return "Demo signing key: not made (no demo admin in the department)"
+    maker = SimpleNamespace(id=admin["id"], org_id=department)
+    passphrase = _password()
+    async with conn.transaction():
+        fp = await releases.generate_key(conn, maker, DEMO_KEY_NAME, passphrase, passphrase)
+        await releases.trust(conn, maker, fp, [department])
+    return (f"Demo signing key {fp} of {DEPARTMENT[0]}, kept on the server and trusted for its schools: the"
+            f" reviewer signs releases with it, passphrase: {passphrase}")
 
 
 DEMO_EXAM = "DEMO-TOAN12"

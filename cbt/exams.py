@@ -354,8 +354,11 @@ async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
 
 
 async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[Candidate]) -> int:
-    """Add candidates (all or none); draws their forms at once if the exam is open."""
+    """Add candidates (all or none); draws their forms at once if the exam is open.
+
+    A candidate whose school the roster leaves out is of the exam's organisation."""
     exam = await get_exam(conn, exam_code)
+    org_name = await conn.fetchval("SELECT name FROM orgs WHERE id = $1", exam["org_id"])
     async with conn.transaction():
         existing = {r["code"] for r in await conn.fetch(
             "SELECT code FROM candidates WHERE exam_id = $1 AND code = ANY($2::text[])",
@@ -366,7 +369,7 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
                            candidates=listed)
         await conn.copy_records_to_table(
             "candidates",
-            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
+            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school or org_name, c.room,
                       c.time_multiplier) for c in candidates],
             columns=["exam_id", "code", "full_name", "date_of_birth", "class_name", "school", "room",
                      "time_multiplier"],
@@ -380,25 +383,40 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
     return len(candidates)
 
 
-async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | None = None) -> list[dict]:
+async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | None = None, *,
+                        reissue: bool = True) -> list[dict]:
     """New tickets for candidates who have not started; old tickets stop working.
 
     Tickets are stored only as hashes, so printing them again means issuing
-    new ones."""
+    new ones. With reissue False, candidates who have a ticket already are
+    not given a new one silently: the caller must say it means it (the web
+    asks the teacher to confirm). Nobody to issue a ticket for is refused,
+    saying why: no roster, an empty room, or everyone started or submitted."""
     exam = await get_exam(conn, exam_code)
-    rows = await conn.fetch(
-        """
-        SELECT c.id, c.code, c.full_name, c.class_name, c.room FROM candidates c
-        WHERE c.exam_id = $1 AND ($2::text IS NULL OR c.room = $2)
-          AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id)
-        ORDER BY c.room, c.full_name
-        """,
-        exam["id"], room,
-    )
-    issued = []
     async with conn.transaction():
-        updates = []
-        for r in rows:
+        # Locked: two issues at once would each show tickets the other one replaced.
+        rows = await conn.fetch(
+            """
+            SELECT c.id, c.code, c.full_name, c.class_name, c.room, c.ticket_hash IS NOT NULL AS has_ticket,
+                   (SELECT a.status FROM attempts a WHERE a.candidate_id = c.id ORDER BY a.id DESC LIMIT 1)
+                       AS attempt
+            FROM candidates c
+            WHERE c.exam_id = $1 AND ($2::text IS NULL OR c.room = $2)
+            ORDER BY c.room, c.full_name
+            FOR UPDATE OF c
+            """,
+            exam["id"], room,
+        )
+        waiting = [r for r in rows if r["attempt"] is None]
+        if not waiting:
+            _nobody_waits(rows, room)
+        ticketed = sum(r["has_ticket"] for r in waiting)
+        if ticketed and not reissue:
+            raise Conflict("tickets_reissue_unconfirmed",
+                           f"{ticketed} of these candidates already have tickets: issuing again makes their old"
+                           " tickets stop working; confirm that you mean it", count=ticketed)
+        issued, updates = [], []
+        for r in waiting:
             ticket = generate_ticket()
             updates.append((r["id"], ticket_hash(ticket)))
             issued.append({"code": r["code"], "full_name": r["full_name"], "class_name": r["class_name"],
@@ -407,6 +425,22 @@ async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | No
         await audit.append(conn, exam["id"], "staff", "exam_edit",
                            {"edit": "tickets_issued", "candidates": [i["code"] for i in issued]})
     return issued
+
+
+def _nobody_waits(rows, room: str | None) -> None:
+    """Say why no candidate gets a ticket: none on the roster (or in the room), or all have begun."""
+    if not rows:
+        if room is None:
+            raise UserError("no_candidates", "nobody to print a ticket for: import the roster first")
+        raise UserError("no_candidates_in_room", f"room {room} has no candidates: choose another room, or all rooms",
+                        room=room)
+    submitted = sum(r["attempt"] == "submitted" for r in rows)
+    if submitted == len(rows):
+        raise UserError("all_submitted", f"all {len(rows)} candidates have submitted: no ticket is needed",
+                        count=len(rows))
+    raise UserError("all_started", f"all {len(rows)} candidates have started ({submitted} have submitted): no new"
+                    " tickets are issued, and the tickets they have stay as they are", count=len(rows),
+                    submitted=submitted)
 
 
 def _form_for(exam, spec: ExamSpec, index, code: str, fixed: list | None):

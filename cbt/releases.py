@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cbt import bank, uploads
+from cbt import subjects as subject_list
 from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank import package
@@ -38,7 +39,6 @@ from itembank.validate import check_release
 # Versions become part of download file names, so they follow the same
 # rule as release names (bank.yaml's own check covers the name).
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
-_SUBJECT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MIN_PASSPHRASE = 10
 MAX_KEY_NAME = 100
 
@@ -94,9 +94,6 @@ def _check_build(b: Build) -> None:
         raise UserError("bad_release_version",
                         f"version '{b.version}': write it like 2025.1, with letters, digits, . _ and - only",
                         version=b.version)
-    if b.subject and not _SUBJECT.fullmatch(b.subject):
-        raise UserError("bad_release_subject",
-                        "the subject is a short code such as toan or vat-li (lower case letters, digits, - and _)")
     if len(b.title) > 200:
         raise UserError("bad_release_title", "the title is too long: keep it under 200 characters")
 
@@ -149,6 +146,8 @@ def release_files(info: BankInfo, items: list, media: Mapping[str, bytes]) -> di
 async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -> int:
     """Build the unsigned release from approved items and store it; returns its id."""
     _check_build(b)
+    if b.subject:  # one of the organisation's subjects, as its code
+        b = dataclasses.replace(b, subject=await subject_list.resolve(conn, user.org_id, b.subject))
     info = BankInfo(name=b.name, version=b.version, title=b.title or None, subject=b.subject or None,
                     publisher=user.org_code)
     async with conn.transaction():
@@ -398,10 +397,12 @@ async def accept_upload(conn: asyncpg.Connection, release_id: int, org_ids: list
 
 
 async def sign_on_server(conn: asyncpg.Connection, release_id: int, org_ids: list[int], fp: str,
-                         passphrase: str) -> bank.ImportResult:
+                         passphrase: str, *, key_org_ids: list[int] | None = None) -> bank.ImportResult:
+    """Sign a release of `org_ids` with a key kept on the server, of `key_org_ids`
+    (default: the same organisations; see signing_key_orgs), and import it."""
     async with conn.transaction():
         row = await _lock_unsigned(conn, release_id, org_ids)
-        key_row = await _signing_key(conn, fp, org_ids)
+        key_row = await _signing_key(conn, fp, org_ids if key_org_ids is None else key_org_ids)
         private_key = unlock(bytes(key_row["private_key_pem"]), passphrase)
         files = unsigned_files(row)
         memory = MemoryFiles(files, "release")
@@ -413,6 +414,13 @@ async def sign_on_server(conn: asyncpg.Connection, release_id: int, org_ids: lis
 
 
 # -- keys kept on the server ----------------------------------------------------
+
+
+async def signing_key_orgs(conn: asyncpg.Connection, user) -> list[int]:
+    """Whose keys kept on the server this staff member may sign with: their
+    organisation's, its schools' (a department), and its department's (a
+    school), as a department's trust covers its schools. Never another school's."""
+    return await bank.release_org_ids(conn, user.org_id)
 
 
 def unlock(pem: bytes, passphrase: str) -> Ed25519PrivateKey:

@@ -18,12 +18,13 @@ Vietnamese diacritics, punctuation and a note in parentheses are ignored
 column             Vietnamese                                  English
 =================  ==========================================  ==========================================
 student code       Mã học sinh, Mã HS, Mã số học sinh,          student code, student id, code
-                   Mã định danh (học sinh), Mã
+                   Mã định danh (học sinh), Mã, Số báo danh,
+                   SBD
 full name          Họ và tên, Họ tên, Họ và tên học sinh,       full name, name, student name
                    Họ tên học sinh
 date of birth      Ngày sinh, Ngày tháng năm sinh               date of birth, birth date, birthdate, dob
 class              Lớp, Tên lớp                                 class, class name
-school             Trường, Tên trường, Trường học               school, school name
+school (optional)  Trường, Tên trường, Trường học               school, school name
 room               Phòng thi, Phòng                             room, exam room
 time multiplier    Hệ số thời gian, Hệ số thời gian làm bài,    time multiplier, multiplier
 (optional)         Hệ số
@@ -41,12 +42,20 @@ Cells:
   .xlsx a number cell with fewer digits has lost its leading zeros; that is
   reported, never padded (the column must be formatted as Text).
 - date of birth: dd/mm/yyyy (also with - or .), yyyy-mm-dd, or a real date cell.
+- school: without the column, or in an empty cell, the school is left empty
+  here and :func:`cbt.exams.add_roster` names the exam's organisation.
 - time multiplier: empty for 1, otherwise between 1 and 3 (1,5 = 50 % extra
   time); a decimal comma is fine.
 
 Every problem of the whole file is collected and raised at once as a
 :class:`RosterError`; nothing is returned if any row is bad. Row numbers are
-those the spreadsheet shows (the header is row 1 when it is on top).
+those the spreadsheet shows (the header is row 1 when it is on top). Each
+problem says itself in English (the CLI prints that) and carries a catalog key
+and the values its text needs, so the web says it in the reader's language
+(``roster.problem.<key>`` in web/i18n).
+
+:func:`template_xlsx` is the workbook teachers fill in: the Vietnamese headers
+and an example row.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -84,6 +94,8 @@ __all__ = [
     "normalise_ticket",
     "parse_roster",
     "room_sort_key",
+    "sort_fold",
+    "template_xlsx",
     "ticket_hash",
     "tickets_by_room",
     "tickets_csv",
@@ -117,7 +129,7 @@ class Candidate:
     full_name: str
     date_of_birth: datetime.date
     class_name: str
-    school: str
+    school: str  # "" when the file names none: the exam's organisation is meant
     room: str
     time_multiplier: Decimal = Decimal(1)
 
@@ -131,13 +143,18 @@ class RosterProblem:
 
     `row` is None for a problem of the whole file (empty, too large ...);
     `column` is the header as written in the file, or the expected name of a
-    missing column. `code` is stable, for scripts and the page's JS.
+    missing column. `code` is stable, for scripts and the page's JS. `message`
+    is English; `key` (``roster.problem.<key>`` in the catalogs, the code
+    itself unless one code has several texts) and `details` (the values its
+    text quotes) give it in the reader's language.
     """
 
     row: int | None
     column: str | None
     code: str
     message: str
+    key: str = ""
+    details: dict[str, Any] = dataclass_field(default_factory=dict)
 
     def __str__(self) -> str:
         where = []
@@ -148,7 +165,8 @@ class RosterProblem:
         return ", ".join(where) + ": " + self.message if where else self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "code": self.code, "message": self.message}
+        return {"row": self.row, "column": self.column, "code": self.code, "message": self.message,
+                "key": self.key or self.code, "details": self.details}
 
 
 class RosterError(UserError):
@@ -209,6 +227,7 @@ class _Column:
 COLUMNS: tuple[_Column, ...] = (
     _Column("code", "Mã học sinh", "student code", (
         "ma hoc sinh", "ma hs", "ma so hoc sinh", "ma so hs", "ma dinh danh", "ma dinh danh hoc sinh", "ma",
+        "so bao danh", "sbd", "so bd",
         "student code", "student id", "code",
     )),
     _Column("full_name", "Họ và tên", "full name", (
@@ -218,7 +237,9 @@ COLUMNS: tuple[_Column, ...] = (
         "ngay sinh", "ngay thang nam sinh", "date of birth", "birth date", "birthdate", "dob",
     )),
     _Column("class_name", "Lớp", "class", ("lop", "ten lop", "class", "class name")),
-    _Column("school", "Trường", "school", ("truong", "ten truong", "truong hoc", "school", "school name")),
+    # Optional: most rosters are one school's, and the exam's organisation is that school.
+    _Column("school", "Trường", "school", ("truong", "ten truong", "truong hoc", "school", "school name"),
+            required=False),
     _Column("room", "Phòng thi", "room", ("phong thi", "phong", "room", "exam room")),
     _Column("time_multiplier", "Hệ số thời gian", "time multiplier", (
         "he so thoi gian", "he so thoi gian lam bai", "he so", "time multiplier", "multiplier",
@@ -255,6 +276,7 @@ def _map_header(number: int, cells: Sequence[Any]) -> tuple[dict[str, tuple[int,
             problems.append(RosterProblem(
                 number, shown, "roster_column_twice",
                 f"this is the same column as '{first}' ({column.label}): delete one of the two columns",
+                details={"first": first, "label": column.label},
             ))  # fmt: skip
         else:
             found[column.field] = (index, shown)
@@ -270,6 +292,7 @@ def _map_header(number: int, cells: Sequence[Any]) -> tuple[dict[str, tuple[int,
                 number, shown, "roster_column_unknown",
                 f"column name not recognised: if it is meant to be '{column.label}' ({column.english}), "
                 "correct its spelling",
+                details={"label": column.label},
             ))  # fmt: skip
     for column in COLUMNS:
         if column.required and column.field not in found and column.field not in near_misses:
@@ -277,6 +300,7 @@ def _map_header(number: int, cells: Sequence[Any]) -> tuple[dict[str, tuple[int,
                 number, column.label, "roster_column_missing",
                 f"this column is missing: add a column headed '{column.label}' (or '{column.english}') "
                 "to the header row",
+                key=f"roster_column_missing.{column.field}", details={"label": column.label},
             ))  # fmt: skip
     return found, problems
 
@@ -305,14 +329,14 @@ def parse_roster(
     if len(data) > max_bytes:
         raise _file_error("roster_too_large", f"the file is {megabytes(len(data))}, more than the "
                           f"{megabytes(max_bytes)} allowed: delete unused sheets and columns, or split the roster "
-                          "into several files")
+                          "into several files", size=megabytes(len(data)), limit=megabytes(max_bytes))
     rows = _read_rows(data, filename, max_rows)
     return _parse_rows(rows, today=today, max_rows=max_rows)
 
 
-def _file_error(code: str, message: str) -> RosterError:
+def _file_error(code: str, message: str, *, key: str = "", **details: Any) -> RosterError:
     """An error about the whole file rather than one of its cells."""
-    return RosterError([RosterProblem(None, None, code, message)])
+    return RosterError([RosterProblem(None, None, code, message, key, details)])
 
 
 _UNREADABLE_XLSX = "the file is not a readable .xlsx workbook: open it in Excel, save it again as .xlsx and import that"
@@ -325,7 +349,8 @@ def _rows_allowed(max_rows: int) -> int:
 
 def _too_many_rows(limit: int) -> RosterError:
     return _file_error("roster_too_large", f"the file has more than {limit:,} rows, counting empty ones: delete "
-                       "the empty rows below the candidates, or split the roster into several files")
+                       "the empty rows below the candidates, or split the roster into several files",
+                       key="roster_too_large.rows", limit=limit)
 
 
 def _read_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]:
@@ -335,12 +360,12 @@ def _read_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int,
         return _xlsx_rows(data, filename, max_rows)
     if data.startswith(b"\xd0\xcf\x11\xe0") or name.endswith(".xls"):  # the old binary Excel format
         raise _file_error("roster_file_type", "this is an old Excel .xls file: open it in Excel and save it as "
-                          ".xlsx (Excel Workbook), then import that")
+                          ".xlsx (Excel Workbook), then import that", key="roster_file_type.xls")
     if name.endswith((".xlsx", ".xlsm")):
         raise _file_error("roster_xlsx_unreadable", _UNREADABLE_XLSX)
     if not name.endswith((".csv", ".txt")) and "." in name.rsplit("/", 1)[-1]:
         raise _file_error("roster_file_type", f"cannot read '{_clip(filename)}': import the roster as CSV (UTF-8) "
-                          "or as an Excel .xlsx workbook")
+                          "or as an Excel .xlsx workbook", filename=_clip(filename))
     return _csv_rows(data, max_rows)
 
 
@@ -366,7 +391,7 @@ def _csv_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]
             yield number, cells[:MAX_COLUMNS]
     except csv.Error as e:
         problem = RosterProblem(number + 1, None, "roster_csv_malformed", f"this row cannot be read as CSV ({e}): "
-                                "check its quotes, or save the file again from Excel")
+                                "check its quotes, or save the file again from Excel", details={"error": str(e)})
         raise RosterError([problem]) from None
 
 
@@ -388,7 +413,7 @@ def _xlsx_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int,
     try:
         yield from sheet.rows(data, _clip(filename), limits)
     except TooLarge as e:
-        raise _file_error("roster_too_large", e.message) from None
+        raise _file_error("roster_too_large", e.message, key="roster_too_large.sheet", limit=e.limit) from None
     except ItembankError:  # not a workbook, or a damaged sheet
         raise _file_error("roster_xlsx_unreadable", _UNREADABLE_XLSX) from None
 
@@ -411,7 +436,7 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
     header = _find_header(head)
     if header is None:
         raise _file_error("roster_empty", "the file has no rows: put a header row (Mã học sinh, Họ và tên, "
-                          "Ngày sinh, Lớp, Trường, Phòng thi) and one row per candidate")
+                          "Ngày sinh, Lớp, Trường, Phòng thi) and one row per candidate", key="roster_empty.no_rows")
     header_row, header_cells = header
     columns, problems = _map_header(header_row, header_cells)
     if problems:
@@ -431,7 +456,7 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
         count += 1
         if count > max_rows:
             raise _file_error("roster_too_many_rows", f"the file has more than {max_rows:,} candidates: split it "
-                              "into several files (for example one per school) and import each")
+                              "into several files (for example one per school) and import each", limit=max_rows)
         values, row_problems = _parse_row(number, cells, columns, today)
         if "code" in values:
             first = seen.setdefault(values["code"], number)
@@ -440,6 +465,7 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
                     number, columns["code"][1], "roster_code_duplicate",
                     f"student code {values['code']} is also in row {first}: each candidate may appear only once; "
                     "delete or correct one of the two rows",
+                    details={"code": values["code"], "first": first},
                 ))  # fmt: skip
         if row_problems:
             problems.extend(row_problems)
@@ -458,7 +484,7 @@ def _parse_row(
 ) -> tuple[dict[str, Any], list[RosterProblem]]:
     """The row's good values by field, and a problem for each bad cell."""
     problems: list[RosterProblem] = []
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"school": ""}  # a file without the column: the exam's organisation
     for field, (index, shown) in columns.items():
         value = cells[index] if index < len(cells) else None
         try:
@@ -471,15 +497,17 @@ def _parse_row(
             else:
                 values[field] = _text(field, value)
         except _CellError as e:
-            problems.append(RosterProblem(number, shown, e.code, e.message))
+            problems.append(RosterProblem(number, shown, e.code, e.message, e.key, e.details))
     return values, problems
 
 
 class _CellError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, key: str = "", **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.key = key
+        self.details = details
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -510,11 +538,11 @@ def _text(field: str, value: Any) -> str:
     Mac or web copies), and "Nguyễn" must compare and sort as one name.
     """
     text = unicodedata.normalize("NFC", " ".join(_cell_text(value).split()))
-    if not text:
+    if not text and field != "school":  # no school: the exam's organisation (see add_roster)
         raise _CellError("roster_value_missing", f"the {_WHAT[field]} is empty: fill it in")
     if len(text) > MAX_TEXT[field]:
         raise _CellError("roster_value_too_long", f"the {_WHAT[field]} is {len(text)} characters long; at most "
-                         f"{MAX_TEXT[field]} are allowed: shorten it")
+                         f"{MAX_TEXT[field]} are allowed: shorten it", length=len(text), limit=MAX_TEXT[field])
     return text
 
 
@@ -533,24 +561,29 @@ def _code(value: Any) -> str:
                 return digits
             if len(digits) < CODE_DIGITS:
                 raise _CellError("roster_code_number", f"student code {digits} is stored as a number and has "
-                                 f"lost its leading zero? {_TEXT_ADVICE}")
+                                 f"lost its leading zero? {_TEXT_ADVICE}", key="roster_code_number.lost_zero",
+                                 value=digits)
         raise _CellError("roster_code_number", f"student code {_cell_text(value)} is stored as a number, not as "
-                         f"text: {_TEXT_ADVICE}")
+                         f"text: {_TEXT_ADVICE}", value=_cell_text(value))
     text = _cell_text(value)
     if not text:
         raise _CellError("roster_code_missing", "the student code is empty: type the 10-digit student code")
     if _SCIENTIFIC.fullmatch(text):
         raise _CellError("roster_code_number", f"student code '{_clip(text)}' was turned into a number by a "
-                         f"spreadsheet program: {_TEXT_ADVICE}")
+                         f"spreadsheet program: {_TEXT_ADVICE}", key="roster_code_number.scientific",
+                         value=_clip(text))
     if not text.isascii() or not text.isdigit():
         bad = "".join(dict.fromkeys(ch for ch in text if not ("0" <= ch <= "9")))
         raise _CellError("roster_code_not_digits", f"student code '{_clip(text)}' must contain only digits 0-9, "
-                         f"not '{_clip(bad, 10)}': type the 10-digit student code")
+                         f"not '{_clip(bad, 10)}': type the 10-digit student code", value=_clip(text),
+                         bad=_clip(bad, 10))
     if len(text) != CODE_DIGITS:
+        short = len(text) < CODE_DIGITS
         hint = ("; if it began with 0, the spreadsheet program dropped the zero: format the column as Text "
-                "and type the code again") if len(text) < CODE_DIGITS else ""
+                "and type the code again") if short else ""
         raise _CellError("roster_code_length", f"student code '{_clip(text)}' has {len(text)} digits; it must "
-                         f"have exactly {CODE_DIGITS}{hint}")
+                         f"have exactly {CODE_DIGITS}{hint}", key="roster_code_length.short" if short else "",
+                         value=_clip(text), length=len(text), digits=CODE_DIGITS)
     return text
 
 
@@ -567,7 +600,8 @@ def _date_of_birth(value: Any, today: datetime.date) -> datetime.date:
         day = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         raise _CellError("roster_date_invalid", f"date of birth {_cell_text(value)} is a number, not a date: "
-                         f"format the cell as a date or {_DATE_ADVICE}")
+                         f"format the cell as a date or {_DATE_ADVICE}", key="roster_date_invalid.number",
+                         value=_cell_text(value))
     else:
         text = _cell_text(value)
         if not text:
@@ -578,20 +612,24 @@ def _date_of_birth(value: Any, today: datetime.date) -> datetime.date:
             dd, month, year = (int(g) for g in m.groups())
             if len(m.group(3)) != 4:
                 raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' needs a 4-digit year: "
-                                 f"{_DATE_ADVICE}")
+                                 f"{_DATE_ADVICE}", key="roster_date_invalid.year", value=_clip(text))
         else:
-            raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' is not a date: {_DATE_ADVICE}")
+            raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' is not a date: {_DATE_ADVICE}",
+                             value=_clip(text))
         try:
             day = datetime.date(year, month, dd)
         except ValueError:
             raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' is not a real day (dates are "
-                             "day/month/year): check the day and month, e.g. 25/12/2010") from None
+                             "day/month/year): check the day and month, e.g. 25/12/2010",
+                             key="roster_date_invalid.day", value=_clip(text)) from None
     if day > today:
-        raise _CellError("roster_date_future", f"date of birth {day:%d/%m/%Y} is in the future: check the year")
+        raise _CellError("roster_date_future", f"date of birth {day:%d/%m/%Y} is in the future: check the year",
+                         date=f"{day:%d/%m/%Y}")
     age = today.year - day.year - ((today.month, today.day) < (day.month, day.day))
     if not MIN_AGE_YEARS <= age <= MAX_AGE_YEARS:
         raise _CellError("roster_date_implausible", f"date of birth {day:%d/%m/%Y} makes the candidate {age} "
-                         f"years old: check the year (candidates are {MIN_AGE_YEARS} to {MAX_AGE_YEARS} years old)")
+                         f"years old: check the year (candidates are {MIN_AGE_YEARS} to {MAX_AGE_YEARS} years old)",
+                         date=f"{day:%d/%m/%Y}", age=age, min=MIN_AGE_YEARS, max=MAX_AGE_YEARS)
     return day
 
 
@@ -608,15 +646,70 @@ def _time_multiplier(value: Any) -> Decimal:
         return Decimal(1)
     if not _MULTIPLIER.fullmatch(text):
         raise _CellError("roster_multiplier_invalid", f"time multiplier '{_clip(text)}' is not a number: write "
-                         "e.g. 1,5 for 50% extra time, or leave it empty for normal time")
+                         "e.g. 1,5 for 50% extra time, or leave it empty for normal time", value=_clip(text))
     try:
         multiplier = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern admits only plain numbers
         raise _CellError("roster_multiplier_invalid", f"time multiplier '{_clip(text)}' is not a number") from None
     if not MIN_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
         raise _CellError("roster_multiplier_range", f"time multiplier {text} must be between {MIN_MULTIPLIER} and "
-                         f"{MAX_MULTIPLIER}: write 1 (or leave it empty) for normal time, e.g. 1,5 for 50% extra")
+                         f"{MAX_MULTIPLIER}: write 1 (or leave it empty) for normal time, e.g. 1,5 for 50% extra",
+                         value=_clip(text), min=str(MIN_MULTIPLIER), max=str(MAX_MULTIPLIER))
     return multiplier.normalize()
+
+
+# ---------------------------------------------------------------- the template
+
+# The headers the template offers, each one the parser takes (tests/test_roster.py reads the template back).
+TEMPLATE_HEADERS = ("Số báo danh", "Họ và tên", "Ngày sinh", "Lớp", "Phòng thi", "Trường", "Hệ số thời gian")
+TEMPLATE_EXAMPLE = ("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "P.101", "", None)
+# What each column asks for, on the workbook's second sheet.
+TEMPLATE_NOTES = (
+    ("Số báo danh", "Bắt buộc. Đúng 10 chữ số (mã học sinh của Bộ), giữ cả số 0 ở đầu: cột này đã định dạng "
+     "là Văn bản (Text). Cũng nhận tiêu đề Mã học sinh, SBD, Mã định danh."),
+    ("Họ và tên", "Bắt buộc. Cũng nhận tiêu đề Họ tên."),
+    ("Ngày sinh", "Bắt buộc. Ngày/tháng/năm, ví dụ 25/12/2010, hoặc ô kiểu ngày."),
+    ("Lớp", "Bắt buộc."),
+    ("Phòng thi", "Bắt buộc. Phiếu dự thi được in theo từng phòng. Cũng nhận tiêu đề Phòng."),
+    ("Trường", "Không bắt buộc: để trống thì lấy tên trường (đơn vị) của kì thi. Có thể xoá cả cột."),
+    ("Hệ số thời gian", "Không bắt buộc: để trống là thời gian bình thường; 1,5 là thêm 50% thời gian "
+     "(từ 1 đến 3)."),
+)
+
+
+def template_xlsx() -> bytes:
+    """The roster workbook to fill in: the Vietnamese headers, one example row
+    (to be replaced), the code column formatted as text, and a sheet of notes."""
+    import openpyxl  # only the template needs it here; keeps importing this module cheap
+    from openpyxl.styles import Font
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Danh sách thí sinh"
+    sheet.append(TEMPLATE_HEADERS)
+    sheet.append(TEMPLATE_EXAMPLE)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    # Text, so that a typed 0123456789 keeps its leading zero (the parser refuses number cells that lost it).
+    for row in range(2, 1001):
+        sheet.cell(row=row, column=1).number_format = "@"
+        sheet.cell(row=row, column=3).number_format = "DD/MM/YYYY"
+    for letter, width in zip("ABCDEFG", (14, 28, 12, 8, 10, 28, 16), strict=True):
+        sheet.column_dimensions[letter].width = width
+    sheet.freeze_panes = "A2"
+    notes = book.create_sheet("Hướng dẫn")
+    notes.append(("Cột", "Cách điền"))
+    for cell in notes[1]:
+        cell.font = Font(bold=True)
+    for line in TEMPLATE_NOTES:
+        notes.append(line)
+    notes.append(())
+    notes.append(("Dòng 2", "là dòng ví dụ: hãy thay bằng thí sinh thật hoặc xoá đi trước khi nhập."))
+    notes.column_dimensions["A"].width = 18
+    notes.column_dimensions["B"].width = 100
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------- tickets
@@ -682,7 +775,7 @@ def ticket_hash(ticket: str) -> bytes:
 # ---------------------------------------------------------------- ticket sheets
 
 
-def _sort_fold(text: str) -> str:
+def sort_fold(text: str) -> str:
     """Accent-insensitive key, with Đ as its own letter after D as in the Vietnamese alphabet."""
     text = unicodedata.normalize("NFD", text.casefold()).replace("đ", "d\x7f")
     return "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -696,12 +789,12 @@ def name_sort_key(full_name: str) -> tuple[str, str, str, str]:
     """
     words = full_name.split()
     given, rest = (words[-1], " ".join(words[:-1])) if words else ("", "")
-    return _sort_fold(given), _sort_fold(rest), given, rest
+    return sort_fold(given), sort_fold(rest), given, rest
 
 
 def room_sort_key(room: str) -> tuple[tuple[int, int, str], ...]:
     """Natural order: room "P.2" before "P.10"."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, _sort_fold(part))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, sort_fold(part))
                  for part in re.split(r"(\d+)", room) if part)  # fmt: skip
 
 

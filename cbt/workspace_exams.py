@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 
 import asyncpg
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
 from cbt.auth import require_user, see_other
@@ -41,7 +44,7 @@ async def _exam_for(conn: asyncpg.Connection, request: web.Request) -> asyncpg.R
     user = require_user(request)
     code = request.match_info["code"]
     exam = await conn.fetchrow(
-        "SELECT e.*, o.code AS org_code, r.name AS release_name, r.version AS release_version "
+        "SELECT e.*, o.code AS org_code, o.name AS org_name, r.name AS release_name, r.version AS release_version "
         "FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id "
         "WHERE e.code = $1 AND e.org_id = ANY($2::bigint[])",
         code, await accounts.visible_org_ids(conn, user))
@@ -273,8 +276,10 @@ async def _exam_context(conn, exam) -> dict:
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
     items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
     running = sum(c["attempt"] == "in_progress" for c in candidates)
+    # Who would lose a printed ticket if tickets were issued again (those who started keep theirs).
+    ticketed = sum(c["has_ticket"] and c["attempt"] is None for c in candidates)
     return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items,
-            "running": running, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
+            "running": running, "ticketed": ticketed, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
 
 
 async def exam_page(request: web.Request) -> web.Response:
@@ -313,6 +318,25 @@ async def preview(request: web.Request) -> web.Response:
         "exam": exam, "spec": spec, "form": payload, "seed": seed_number, "next_seed": seed_number % 1_000_000 + 1})
 
 
+def _in_reader_language(request: web.Request, problems: list[dict]) -> list[dict]:
+    """Roster problems as the page shows them: each in the reader's language
+    (`roster.problem.<key>`, or `error.<code>` for a refusal that is not about
+    a cell), the English message where the catalog has no text."""
+    catalogs, lang = request.app[keys.CATALOGS], language(request)
+    shown = []
+    for p in problems:
+        # The problem's own text, else its code's (a column of no text of its own), else the refusal's.
+        text = None
+        for name in (f"roster.problem.{p.get('key')}", f"roster.problem.{p['code']}", f"error.{p['code']}"):
+            text = text or catalogs.lookup(lang, name)
+        try:
+            message = text.format(**p.get("details", {})) if text else p["message"]
+        except (KeyError, IndexError):
+            message = p["message"]
+        shown.append(p | {"message": message})
+    return shown
+
+
 async def roster_upload(request: web.Request) -> web.Response:
     post = await request.post()
     upload = post.get("roster")
@@ -321,7 +345,7 @@ async def roster_upload(request: web.Request) -> web.Response:
         exam = await _exam_for(conn, request)
     if exam["status"] == "closed":
         raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
-    problems = []
+    problems, total = [], 0
     if upload is None or isinstance(upload, str):
         problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import",
                      "code": "no_roster_file"}]
@@ -334,28 +358,106 @@ async def roster_upload(request: web.Request) -> web.Response:
                 count = await exams.add_roster(conn, exam["code"], candidates)
         except roster.RosterError as e:
             problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
+            total = e.details["problem_count"]
         except UserError as e:
-            problems = [{"row": None, "column": None, "message": error_text(request, e), "code": e.code}]
+            problems = [{"row": None, "column": None, "message": error_text(request, e), "code": e.code,
+                         "details": e.details}]
     if problems:
         async with pool.acquire() as conn:
             ctx = await _exam_context(conn, exam)
-        return render(request, "workspace/exams_exam.html", ctx | {"problems": problems, "notice": None},
-                      status=400)
+        return render(request, "workspace/exams_exam.html",
+                      ctx | {"problems": _in_reader_language(request, problems), "notice": None,
+                             "more_problems": max(0, total - len(problems))}, status=400)
     return see_other(_url(request, "workspace_exam", code=exam["code"]) + f"?done=roster&n={count}")
 
 
+async def roster_template(request: web.Request) -> web.Response:
+    """The roster workbook to fill in (the headers the import takes, an example row)."""
+    return web.Response(body=roster.template_xlsx(), headers={
+        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "Content-Disposition": 'attachment; filename="danh-sach-thi-sinh.xlsx"',
+    })
+
+
+# -- tickets ----------------------------------------------------------------------------
+#
+# Issuing is a POST that redirects to a page showing the tickets once: reloading
+# that page issues nothing (issue 16: a reload issued new tickets and the
+# printed ones stopped working). The server keeps no ticket, only its hash, so
+# the new tickets travel to that page in a ticket_sheets row (migration 018):
+# encrypted under a key derived from a random id that only the redirect
+# carries, found by the id's hash, for the teacher who issued them, deleted
+# when shown or after SHEET_MINUTES.
+
+SHEET_MINUTES = 10
+
+
+def _sheet_keys(sheet_id: str) -> tuple[bytes, bytes]:
+    """(the row's key, the encryption key) of a sheet id."""
+    raw = sheet_id.encode()
+    return (hashlib.sha256(b"cbt ticket sheet row\x00" + raw).digest(),
+            hashlib.sha256(b"cbt ticket sheet key\x00" + raw).digest())
+
+
+async def _keep_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, rows: list[dict]) -> str:
+    sheet_id = secrets.token_urlsafe(32)
+    row_key, key = _sheet_keys(sheet_id)
+    nonce = secrets.token_bytes(12)
+    sheet = nonce + AESGCM(key).encrypt(nonce, json.dumps(rows).encode(), row_key)
+    await conn.execute("DELETE FROM ticket_sheets WHERE expires_at < now()")
+    await conn.execute(
+        "INSERT INTO ticket_sheets (id_sha256, exam_id, issued_by, sheet, expires_at)"
+        " VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))",
+        row_key, exam_id, user_id, sheet, SHEET_MINUTES)
+    return sheet_id
+
+
+async def _take_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, sheet_id: str) -> list[dict] | None:
+    """The tickets kept under this id for this teacher, once: the row goes as it is read."""
+    row_key, key = _sheet_keys(sheet_id)
+    await conn.execute("DELETE FROM ticket_sheets WHERE expires_at < now()")
+    sheet = await conn.fetchval(
+        "DELETE FROM ticket_sheets WHERE id_sha256 = $1 AND exam_id = $2 AND issued_by = $3 AND expires_at >= now()"
+        " RETURNING sheet", row_key, exam_id, user_id)
+    if sheet is None:
+        return None
+    try:
+        return json.loads(AESGCM(key).decrypt(sheet[:12], sheet[12:], row_key))
+    except InvalidTag:  # pragma: no cover - the row was found by the same id
+        return None
+
+
 async def tickets(request: web.Request) -> web.Response:
+    user = require_user(request)
     post = await request.post()
-    _confirmed(post)
     room = (post.get("room") or "").strip() or None
-    async with request.app[keys.POOL].acquire() as conn:
+    pool = request.app[keys.POOL]
+    async with pool.acquire() as conn:
         exam = await _exam_for(conn, request)
         if exam["status"] == "closed":
             raise Conflict("exam_closed", f"exam {exam['code']} is closed: no more tickets")
-        rows = await exams.issue_tickets(conn, exam["code"], room)
-    if not rows:
-        raise UserError("no_candidates", "nobody to print a ticket for: import the roster first (candidates who "
-                        "have started get no new ticket)")
+        try:
+            # One transaction: tickets that replaced the old ones are never lost before they are shown.
+            async with conn.transaction():
+                rows = await exams.issue_tickets(conn, exam["code"], room, reissue=post.get("confirm") == "1")
+                sheet_id = await _keep_sheet(conn, exam["id"], user.id, rows)
+        except UserError as e:
+            ctx = await _exam_context(conn, exam)
+            return render(request, "workspace/exams_exam.html", ctx | {
+                "problems": [], "notice": None, "tickets_error": e,
+                "tickets_error_text": error_text(request, e)}, status=e.status)
+    return see_other(_url(request, "workspace_exam_ticket_sheet", code=exam["code"], sheet=sheet_id))
+
+
+async def ticket_sheet(request: web.Request) -> web.Response:
+    """The tickets just issued, shown once; after that (or SHEET_MINUTES) a page saying how to get new ones."""
+    user = require_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        rows = await _take_sheet(conn, exam["id"], user.id, request.match_info["sheet"])
+    if rows is None:
+        return render(request, "workspace/exams_tickets_gone.html", {"exam": exam, "minutes": SHEET_MINUTES},
+                      status=410)
     return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
                                                  "rooms": roster.tickets_by_room(rows),
                                                  "address": delivery.public_url(request) + "/exam"})

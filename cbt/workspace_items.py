@@ -3,9 +3,12 @@ subject assignment. Handlers parse the request, call cbt.authoring, render."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from cbt import accounts, authoring, keys, results
+from cbt import subjects as subject_list
 from cbt.auth import require_user, see_other
 from cbt.board import fmt as board_fmt
 from cbt.errors import UserError
@@ -48,9 +51,11 @@ async def index(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         items = await authoring.search(conn, user, f)
         facets = await authoring.facets(conn, user)
+        names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
     return render(request, "workspace/items.html", {
         "items": items, "filter": f, "facets": facets, "levels": authoring.LEVELS, "types": authoring.TYPES,
         "states": authoring.STATES, "fmt": board_fmt, "done": request.query.get("done", ""),
+        "subject_names": names,
     })
 
 
@@ -68,10 +73,12 @@ def _preview(item, media: dict[str, bytes]) -> dict | None:
     return None if item is None else {"item": item, "view": student_view(item, media)}
 
 
-def _editor(request: web.Request, *, values: dict, row=None, problems=None, preview=None, status: int = 200,
-            extra: dict | None = None) -> web.Response:
+def _editor(request: web.Request, *, values: dict, subjects: list[subject_list.Subject], row=None, problems=None,
+            preview=None, status: int = 200, extra: dict | None = None) -> web.Response:
     ctx = {
         "v": values, "row": row, "problems": problems or {}, "preview": preview, "types": authoring.TYPES,
+        # Chosen from the organisation's list (the item's, when it exists), never typed.
+        "subjects": subjects, "subject_codes": {s.code for s in subjects},
         "levels": authoring.LEVELS, "option_ids": authoring.OPTION_IDS, "statement_ids": authoring.STATEMENT_IDS,
         "short_formats": authoring.SHORT_FORMATS, "letters": LETTERS, "events": [], "media": {}, "history": [],
         "versions": [], "fmt": board_fmt, "notice": request.query.get("done", ""), "may_edit": True,
@@ -82,14 +89,18 @@ def _editor(request: web.Request, *, values: dict, row=None, problems=None, prev
 
 
 async def new_page(request: web.Request) -> web.Response:
-    require_user(request)
-    subject = request.query.get("subject", "").strip()[:64]
+    user = require_user(request)
     grade = request.query.get("grade", "").strip()
     async with request.app[keys.POOL].acquire() as conn:
+        listed = await subject_list.list_for(conn, user.org_id)
+        # The subject asked for, else the first one the teacher writes for.
+        found = subject_list.find(listed, request.query.get("subject", "")[:64])
+        mine = await authoring.subjects_of(conn, user.id)
+        subject = found.code if found else next((s.code for s in listed if s.code in mine), "")
         suggested = await authoring.suggest_id(conn, subject, int(grade) if grade.isdigit() else None)
     values = {"id": suggested, "type": "single", "subject": subject, "grade": grade, "level": "1",
               "points": "0.25", "lang": "vi", "shuffle": "on", "short_format": "vn-numeric"}
-    return _editor(request, values=values)
+    return _editor(request, values=values, subjects=listed)
 
 
 async def create(request: web.Request) -> web.Response:
@@ -100,11 +111,13 @@ async def create(request: web.Request) -> web.Response:
             pk = await authoring.create_item(conn, user, form)
         except authoring.InvalidItem as e:
             return _editor(request, values=_form_values(form), problems=e.checked.problems,
-                           preview=_preview(e.checked.item, {}), status=400)
+                           preview=_preview(e.checked.item, {}), status=400,
+                           subjects=await subject_list.list_for(conn, user.org_id))
         except UserError as e:
             if e.details.get("field") != "id":
                 raise
-            return _editor(request, values=_form_values(form), problems={"id": [error_text(request, e)]}, status=409)
+            return _editor(request, values=_form_values(form), problems={"id": [error_text(request, e)]}, status=409,
+                           subjects=await subject_list.list_for(conn, user.org_id))
     return see_other(str(request.app.router["ws_item"].url_for(pk=str(pk))) + "?done=saved")
 
 
@@ -134,8 +147,10 @@ async def item_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         row = await authoring.get_draft(conn, user, _pk(request))
         extra = await _item_context(conn, user, row)
+        listed = await subject_list.list_for(conn, row["org_id"])
     values = {"id": row["item_id"], **authoring.item_to_fields(extra["item"])}
-    return _editor(request, values=values, row=row, preview=_preview(extra["item"], extra["media"]), extra=extra)
+    return _editor(request, values=values, row=row, preview=_preview(extra["item"], extra["media"]), extra=extra,
+                   subjects=listed)
 
 
 async def save(request: web.Request) -> web.Response:
@@ -150,7 +165,8 @@ async def save(request: web.Request) -> web.Response:
             extra = await _item_context(conn, user, row)
             values = {**_form_values(form), "id": row["item_id"]}
             return _editor(request, values=values, row=row, problems=e.checked.problems,
-                           preview=_preview(e.checked.item, extra["media"]), status=400, extra=extra)
+                           preview=_preview(e.checked.item, extra["media"]), status=400, extra=extra,
+                           subjects=await subject_list.list_for(conn, row["org_id"]))
     done = "new_version" if new_pk != pk else "saved"
     return see_other(str(request.app.router["ws_item"].url_for(pk=str(new_pk))) + "?done=" + done)
 
@@ -273,7 +289,8 @@ async def review_queue(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         queue = await authoring.review_queue(conn, user)
         subjects = await authoring.subjects_of(conn, user.id)
-    return render(request, "workspace/review.html", {"queue": queue, "subjects": subjects,
+        names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
+    return render(request, "workspace/review.html", {"queue": queue, "subjects": subjects, "subject_names": names,
                                                     "done": request.query.get("done", "")})
 
 
@@ -287,21 +304,55 @@ async def review_decide(request: web.Request) -> web.Response:
 
 
 async def subjects_page(request: web.Request, *, error: UserError | None = None, status: int = 200,
-                        done: str = "") -> web.Response:
+                        done: str = "", username: str = "") -> web.Response:
+    """The organisation's list of subjects, what is in use but not on it, and who writes and reviews what."""
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
+        orgs = await accounts.visible_org_ids(conn, user)
         staff = await authoring.staff_with_subjects(conn, user)
-    return render(request, "workspace/review_subjects.html", {"staff": staff, "error": error,
-                                                             "done": done or request.query.get("done", "")},
-                  status=status)
+        listed = await subject_list.list_for(conn, user.org_id)
+        org_codes = dict(await conn.fetch("SELECT id, code FROM orgs WHERE id = ANY($1::bigint[])",
+                                          list({s.org_id for s in listed})))
+        missing = await subject_list.not_in_list(conn, orgs)
+        names = await subject_list.names(conn, orgs)
+    wanted = (username or request.query.get("user", "")).lower()
+    chosen = next((s for s in staff if s["username"] == wanted), staff[0] if staff else None)
+    return render(request, "workspace/review_subjects.html", {
+        "staff": staff, "listed": listed, "org_codes": org_codes, "missing": missing, "subject_names": names,
+        "chosen": chosen, "error": error,
+        "done": done or request.query.get("done", ""),
+    }, status=status)
 
 
 async def subjects_submit(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
+    username = str(form.get("username", ""))
+    # The page's boxes, one per subject ticked; a text of codes or names from a script.
+    chosen = str(form["subjects"]) if "subjects" in form else [str(v) for v in form.getall("subject", [])]
     async with request.app[keys.POOL].acquire() as conn:
         try:
-            await authoring.set_subjects(conn, str(form.get("username", "")), str(form.get("subjects", "")), by=user)
+            await authoring.set_subjects(conn, username, chosen, by=user)
         except UserError as e:
+            return await subjects_page(request, error=e, status=e.status, username=username)
+    return see_other(str(request.app.router["ws_subjects"].url_for()) + f"?done=saved&user={quote(username)}")
+
+
+async def subject_list_submit(request: web.Request) -> web.Response:
+    """Add or rename a subject of the administrator's own organisation, or remove one nobody uses."""
+    user = require_user(request)
+    form = await request.post()
+    code = str(form.get("code", ""))
+    async with request.app[keys.POOL].acquire() as conn:
+        try:
+            if form.get("action") == "remove":
+                await subject_list.remove(conn, user.org_id, code)
+                done = "list_removed"
+            else:
+                await subject_list.save(conn, user.org_id, code, str(form.get("name", "")))
+                done = "list_saved"
+        except UserError as e:
+            if e.status == 404:
+                raise
             return await subjects_page(request, error=e, status=e.status)
-    return see_other(str(request.app.router["ws_subjects"].url_for()) + "?done=saved")
+    return see_other(str(request.app.router["ws_subjects"].url_for()) + "?done=" + done)

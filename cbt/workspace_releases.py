@@ -9,13 +9,25 @@ group leader signs what the group approved); creating, uploading,
 trusting and revoking keys is for administrators only. An administrator
 trusts a key for their own organisation (a department: and its schools);
 revoking is for everyone and for good.
+
+Who holds signing keys: the organisation that made them, and the keys of a
+department serve its schools too, as its trust does. A department's
+administrator makes a key (and trusts it, which covers the schools); a
+school's reviewers sign their releases with it, given its passphrase, and a
+school that wants a key of its own makes one the same way. A school's key
+is never offered to another school (releases.signing_key_orgs).
+
+The list of releases shows those built here and those in the bank that the
+organisation may use (a department's are its schools' too), so a school sees
+its department's bank.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, keys, releases
+from cbt import accounts, bank, keys, releases
+from cbt import subjects as subject_list
 from cbt.auth import require_user, see_other
 from cbt.errors import UserError
 from cbt.templating import render
@@ -51,10 +63,17 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
         items = await releases.approved_items(conn, orgs, f["subject"], f["topic"], f["level"])
         facets = await releases.approved_facets(conn, orgs)
         listed = await releases.list_for(conn, orgs)
+        # The bank's releases this organisation may use, by the bank's own rule; those built here are listed above.
+        built = {r["bank_release_id"] for r in listed}
+        in_bank = [r for r in await bank.list_releases(conn, await bank.release_org_ids(conn, user.org_id))
+                   if r["id"] not in built]
+        listed_subjects = await subject_list.list_for(conn, user.org_id)
+        names = await subject_list.names(conn, orgs)
     chosen = {int(pk) for pk in (form or {}).get("items", ()) if pk.isdigit()}
     return render(request, "workspace/releases.html", {
         "items": items, "facets": facets, "filter": f, "levels": LEVELS, "releases": listed,
-        "error": error, "form": form or {}, "chosen": chosen,
+        "bank_releases": in_bank, "error": error, "form": form or {}, "chosen": chosen,
+        "subjects": listed_subjects, "subject_names": names,
     }, status=error.status if error else 200)
 
 
@@ -86,8 +105,10 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         row = await releases.get(conn, release_id, orgs)
         items = await releases.items_of(conn, release_id)
         status, detail = await releases.verification(conn, row)
-        # Trusted or not for the release's own organisation: a department's admin may sign a school's.
-        server_keys = await releases.list_keys(conn, row["org_id"], orgs) if user.role in SIGNER_ROLES else []
+        # Trusted or not for the release's own organisation: a department's admin may sign a school's,
+        # and a school's reviewer with the department's keys.
+        server_keys = (await releases.list_keys(conn, row["org_id"], await releases.signing_key_orgs(conn, user))
+                       if user.role in SIGNER_ROLES else [])
     return render(request, "workspace/releases_detail.html", {
         "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
         "can_sign": user.role in SIGNER_ROLES, "error": error,
@@ -146,7 +167,8 @@ async def sign(request: web.Request) -> web.Response:
     try:
         async with request.app[keys.POOL].acquire() as conn:
             await releases.sign_on_server(conn, release_id, await _orgs(conn, user), str(data.get("key", "")),
-                                          str(data.get("passphrase", "")))
+                                          str(data.get("passphrase", "")),
+                                          key_org_ids=await releases.signing_key_orgs(conn, user))
     except UserError as e:
         if e.code == "unknown_release":
             raise

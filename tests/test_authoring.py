@@ -3,6 +3,7 @@ validation, versions, review, access across schools, import and export."""
 
 import io
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,7 +156,7 @@ async def test_nobody_approves_their_own_item(conn, staff):
 
 async def test_reviewer_of_another_subject_and_teachers_are_refused(conn, staff):
     teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
-    await authoring.set_subjects(conn, "reviewer", ["van"])
+    await authoring.set_subjects(conn, "reviewer", ["ngu-van"])
     pk = await write(conn, teacher, "single")
     await authoring.submit_items(conn, teacher, [pk])
     assert (await authoring.review_queue(conn, reviewer))["to_review"] == []
@@ -379,11 +380,15 @@ async def test_subjects_are_assigned_within_the_admins_organisation(conn, staff)
     assert await authoring.set_subjects(conn, "reviewer", "Toan, vat-li toan", by=admin) == ["toan", "vat-li"]
     assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["toan", "vat-li"]
     with pytest.raises(UserError) as e:
-        await authoring.set_subjects(conn, "reviewer", "van", by=b_admin)
+        await authoring.set_subjects(conn, "reviewer", "toan", by=b_admin)
     assert e.value.code == "unknown_user"
+    # Named by code or name, whatever the case and accents; never anything off the list.
+    assert await authoring.set_subjects(conn, "reviewer", ["Toán", "Vật lý", "HOÁ HỌC"], by=admin) == [
+        "hoa-hoc", "toan", "vat-li"]
     with pytest.raises(UserError) as e:
-        await authoring.set_subjects(conn, "reviewer", "Toán!", by=admin)
-    assert e.value.code == "bad_subject"
+        await authoring.set_subjects(conn, "reviewer", ["toan", "Toán 12"], by=admin)
+    assert e.value.code == "subject_not_in_list" and e.value.details["subject"] == "Toán 12"
+    assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["hoa-hoc", "toan", "vat-li"]
     assert await authoring.set_subjects(conn, "reviewer", "") == []
 
 
@@ -400,3 +405,148 @@ async def test_cli_sets_a_reviewers_subjects(dsn, conn, staff, tmp_path):
     assert "no staff member" in one_line_error(cbt("user", "subjects", "nobody", "toan", env=env))
     done = cbt("user", "subjects", "reviewer", env=env)
     assert done.returncode == 0 and await conn.fetchval("SELECT count(*) FROM staff_subjects") == 0
+
+
+# -- subjects from the organisation's list (issue 16) ---------------------------------------
+
+
+async def test_an_item_saved_with_a_typed_subject_reaches_its_reviewers_queue(conn, staff):
+    """Saved as "Toán" where the reviewer reviews "toan", an item waited for ever; now the
+    subject is stored as the list's code, and a subject off the list is refused."""
+    teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    pk = await write(conn, teacher, "single", subject="Toán")
+    assert await conn.fetchval("SELECT subject FROM draft_items WHERE id = $1", pk) == "toan"
+    assert authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)).subject \
+        == "toan"
+    await authoring.submit_items(conn, teacher, [pk])
+    assert [r["id"] for r in (await authoring.review_queue(conn, reviewer))["to_review"]] == [pk]
+    with pytest.raises(authoring.InvalidItem) as refused:
+        await write(conn, teacher, "single", item_id="T-2", subject="Toán 12")
+    assert refused.value.checked.problems["subject"] == [
+        "the subject 'Toán 12' is not in the list of subjects: choose one from the list (an administrator adds"
+        " subjects on the Subjects page)"]
+    # Saving again maps a typed subject too.
+    await authoring.review_item(conn, reviewer, pk, "return", "sửa lại")
+    assert await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"], "subject": "TOÁN"}) == pk
+    assert await conn.fetchval("SELECT subject FROM draft_items WHERE id = $1", pk) == "toan"
+
+
+async def test_an_item_from_before_the_list_keeps_its_subject_until_changed(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write(conn, teacher, "single")
+    legacy = (await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)).replace(
+        "subject: toan", "subject: Đại số")
+    await conn.execute("UPDATE draft_items SET subject = 'Đại số', source = $2 WHERE id = $1", pk, legacy)
+    # Other edits save; the subject it had is kept, and only a subject of the list replaces it.
+    fields = {**BASE, **FIELDS["single"], "subject": "Đại số", "topic": "dai-so"}
+    assert await authoring.save_item(conn, teacher, pk, fields) == pk
+    assert tuple(await conn.fetchrow("SELECT subject, topic FROM draft_items WHERE id = $1", pk)) == (
+        "Đại số", "dai-so")
+    with pytest.raises(authoring.InvalidItem):
+        await authoring.save_item(conn, teacher, pk, {**fields, "subject": "Hình học"})
+    from cbt import subjects
+
+    missing = await subjects.not_in_list(conn, [teacher.org_id])
+    assert [(r["subject"], r["items"], r["staff"]) for r in missing] == [("Đại số", 1, 0)]
+
+
+async def test_imports_name_subjects_by_code_or_name_and_nothing_else(conn, staff):
+    teacher = await who(conn, "teacher")
+    item = parse_text(YAML_TWO, "x.yaml").items[0].item
+    good = serialise_item(replace(item, id="IM-1", subject="Vật lý"))
+    assert len(await authoring.import_yaml(conn, teacher, good.encode(), "a.yaml")) == 1
+    assert await conn.fetchval("SELECT subject FROM draft_items WHERE item_id = 'IM-1'") == "vat-li"
+    bad = serialise_item(replace(item, id="IM-2", subject="Vật lý 12"))
+    with pytest.raises(UserError) as refused:
+        await authoring.import_yaml(conn, teacher, bad.encode(), "b.yaml")
+    assert any("'Vật lý 12' is not in the list of subjects" in p for p in refused.value.details["problems"])
+    assert await conn.fetchval("SELECT count(*) FROM draft_items WHERE item_id = 'IM-2'") == 0
+
+
+async def test_a_department_keeps_the_list_its_schools_use(conn, staff):
+    from cbt import subjects
+
+    admin, sgd_admin = await who(conn, "admin"), await who(conn, "sgd-admin")
+    department = await subjects.list_for(conn, sgd_admin.org_id)
+    assert {(s.code, s.name) for s in department} == set(subjects.STANDARD)
+    school = await subjects.list_for(conn, admin.org_id)
+    assert school == department  # the department's rows, none of the school's own yet
+    assert [s.name for s in school][:3] == ["Âm nhạc", "Công nghệ", "Địa lí"]  # Đ after D, as in Vietnamese
+    # A school adds one of its own; its sister school does not see it.
+    await subjects.save(conn, admin.org_id, "gd-dia-phuong", "Giáo dục địa phương")
+    assert subjects.find(await subjects.list_for(conn, admin.org_id), "giao duc dia phuong").code == "gd-dia-phuong"
+    b_teacher = await who(conn, "b-teacher")
+    assert subjects.find(await subjects.list_for(conn, b_teacher.org_id), "gd-dia-phuong") is None
+    for code, name, refusal in [("Vat Li", "x", "bad_subject_code"), ("vat-ly", "Vật lý", "subject_exists"),
+                                ("li", "Vật lí", "subject_exists"), ("toan", "Toán học", "subject_of_department"),
+                                ("ok", "", "bad_subject_name")]:
+        with pytest.raises(UserError) as refused:
+            await subjects.save(conn, admin.org_id, code, name)
+        assert refused.value.code == refusal, (code, name)
+    # Renamed by the department; removed only when nobody has it.
+    await subjects.save(conn, sgd_admin.org_id, "hoa-hoc", "Hóa học")
+    assert subjects.find(await subjects.list_for(conn, admin.org_id), "hoa-hoc").name == "Hóa học"
+    await authoring.set_subjects(conn, "b-teacher", ["gdtc"])
+    with pytest.raises(UserError) as refused:
+        await subjects.remove(conn, sgd_admin.org_id, "gdtc")
+    assert refused.value.code == "subject_in_use" and refused.value.details["staff"] == 1
+    await subjects.remove(conn, sgd_admin.org_id, "tieng-duc")
+    assert subjects.find(await subjects.list_for(conn, admin.org_id), "Tiếng Đức") is None
+    # A new top-level organisation starts from the usual subjects.
+    new_id = await accounts.add_org(conn, "THPT-LE", "Trường lẻ", "school")
+    assert len(await subjects.list_for(conn, new_id)) == len(subjects.STANDARD)
+
+
+async def test_the_migration_maps_typed_subjects_to_the_list_and_keeps_the_rest(empty_dsn, monkeypatch):
+    """Migration 018: items and staff subjects typed before the list become the list's codes
+    where they name one (accents and case aside), so the "Toán" item reaches the "toan" reviewer."""
+    import asyncpg
+
+    from cbt import db, subjects
+
+    every = db.migrations()
+    monkeypatch.setattr(db, "migrations", lambda: [m for m in every if m.version < 18])
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await db.migrate(conn)
+        sgd = await conn.fetchval("INSERT INTO orgs (code, name, kind) VALUES ('SGD', 'Sở', 'department') RETURNING id")
+        school = await conn.fetchval("INSERT INTO orgs (code, name, kind, parent_id) VALUES ('A', 'Trường A',"
+                                     " 'school', $1) RETURNING id", sgd)
+        users = {}
+        for name, role in (("gv", "teacher"), ("tt", "reviewer")):
+            users[name] = await conn.fetchval("INSERT INTO users (username, role, org_id, password_hash)"
+                                              " VALUES ($1, $2, $3, 'x') RETURNING id", name, role, school)
+        await conn.executemany("INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)",
+                               [(users["tt"], "toan"), (users["tt"], "vat-ly"), (users["gv"], "toan"),
+                                (users["gv"], "Toan")])
+        base = parse_text(YAML_TWO, "x.yaml").items[0].item
+        for item_id, subject, state in (("M-1", "Toán", "submitted"), ("M-2", "Vật lý", "draft"),
+                                        ("M-3", "Toán 12", "submitted"), ("M-4", "toan", "draft")):
+            item = replace(base, id=item_id, subject=subject)
+            await conn.execute(
+                "INSERT INTO draft_items (org_id, item_id, version, type, subject, topic, level, points, stem,"
+                " source, state, author_id) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                school, item_id, item.type.value, subject, item.topic, item.level, item.points, item.stem,
+                serialise_item(item), state, users["gv"])
+        monkeypatch.setattr(db, "migrations", lambda: every)
+        await db.migrate(conn)
+
+        rows = {r["item_id"]: r for r in await conn.fetch("SELECT item_id, subject, source FROM draft_items")}
+        assert {k: r["subject"] for k, r in rows.items()} == {"M-1": "toan", "M-2": "vat-li", "M-3": "Toán 12",
+                                                             "M-4": "toan"}
+        for r in rows.values():  # the stored YAML says the same, and still reads
+            assert authoring.item_from_draft(r["source"]).subject == r["subject"]
+        assert dict(await conn.fetchrow("SELECT array_agg(subject ORDER BY subject) AS s FROM staff_subjects"
+                                         " WHERE user_id = $1", users["tt"])) == {"s": ["toan", "vat-li"]}
+        assert [r[0] for r in await conn.fetch("SELECT subject FROM staff_subjects WHERE user_id = $1",
+                                               users["gv"])] == ["toan"]
+        reviewer = accounts.Staff(users["tt"], "tt", "", "reviewer", school, "A", "school")
+        assert [r["item_id"] for r in (await authoring.review_queue(conn, reviewer))["to_review"]] == ["M-1"]
+        # What names nothing on the list stays, and is reported.
+        assert [(r["subject"], r["items"]) for r in await subjects.not_in_list(conn, [school])] == [("Toán 12", 1)]
+        # The department's list is the one a department made today gets.
+        assert {(s.code, s.name) for s in await subjects.list_for(conn, school)} == set(subjects.STANDARD)
+        assert await conn.fetchval("SELECT count(*) FROM subjects WHERE org_id = $1", school) == 0
+    finally:
+        await conn.close()

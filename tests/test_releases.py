@@ -154,7 +154,7 @@ async def test_bad_build_input_is_refused_with_a_reason(client, conn, staff):
         ({"name": "toán 12"}, pks, "invalid-release"),
         ({"version": "1 0"}, pks, "bad_release_version"),
         ({}, [], "no_items_chosen"),
-        ({"subject": "Toán"}, pks, "bad_release_subject"),
+        ({"subject": "Toán 12"}, pks, "subject_not_in_list"),
         ({}, [999999], "unknown_items"),
     ]:
         resp = await build(client, pk_list, **kw)
@@ -421,6 +421,47 @@ async def test_server_signing_with_right_and_wrong_passphrase(client, conn, staf
                        base64.b64encode(bytes(64)) + b"\n")
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="invalid"' in page
+
+
+async def make_key(client, conn, admin: str, name: str) -> str:
+    """A key kept on the server, made and trusted by this administrator; its fingerprint."""
+    await login(client, admin)
+    token = await csrf(client, "/workspace/keys")
+    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": name, "passphrase": PASSPHRASE,
+                                                      "passphrase2": PASSPHRASE}, allow_redirects=False)
+    assert resp.status == 303
+    fp = await conn.fetchval("SELECT fingerprint FROM signing_keys WHERE name = $1", name)
+    resp = await client.post(f"/workspace/keys/{fp}/trust", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 303
+    return fp
+
+
+async def test_a_schools_reviewer_signs_with_its_departments_key(client, conn, staff):
+    """Issue 16: the department's administrator made and trusted a key; the school's
+    reviewer saw none. A department's keys serve its schools; a school's, no other school."""
+    pks = await approved(conn)
+    department_fp = await make_key(client, conn, "sgd-admin", "Khoá của Sở")
+    other_school_fp = await make_key(client, conn, "b-admin", "Khoá của trường B")
+    await login(client, "reviewer")
+    release_id = await built(client, pks)
+    page = await (await client.get(f"/workspace/releases/{release_id}")).text()
+    assert f'value="{department_fp}"' in page and other_school_fp not in page
+    assert "chưa có khoá ký nào" not in page
+    resp = await sign_on_server(client, release_id, other_school_fp, PASSPHRASE)
+    assert error_code(await resp.text()) == "unknown_signing_key"
+    assert (await release_row(conn, release_id))["signature"] is None
+    resp = await sign_on_server(client, release_id, department_fp, PASSPHRASE)
+    assert resp.status == 303, await resp.text()
+    row = await release_row(conn, release_id)
+    assert row["signer"] == department_fp
+    # In the bank for the school that built it, verified against what the school trusts.
+    assert await conn.fetchval("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1",
+                               row["bank_release_id"]) == "THPT-A"
+    assert 'data-status="verified"' in await (await client.get(f"/workspace/releases/{release_id}")).text()
+    # A teacher builds, but does not sign on the server.
+    await login(client, "teacher")
+    other = await built(client, await approved(conn, "B"), version="2025.2")
+    assert (await sign_on_server(client, other, department_fp, PASSPHRASE)).status == 403
 
 
 async def test_uploaded_key_needs_its_passphrase(client, conn, staff, tmp_path):

@@ -9,6 +9,7 @@ import csv
 import datetime
 import hashlib
 import io
+import json
 import math
 import re
 from decimal import Decimal
@@ -127,6 +128,70 @@ def test_title_rows_above_the_header_are_skipped_and_rows_numbered_as_shown():
         "row 5, column 'Ngày sinh': date of birth '31/02/2010' is not a real day (dates are day/month/year): "
         "check the day and month, e.g. 25/12/2010"
     ]
+
+
+@pytest.mark.parametrize("code_header", ["Số báo danh", "SBD", "Mã định danh", "so bao danh"])
+def test_the_headers_schools_write_and_no_school_column(code_header):
+    # What the page's own hint asks for (issue 16): no "Trường" column, the school is the exam's.
+    text = f"{code_header};Họ tên;Ngày sinh;Lớp;Phòng\n0123456789;Nguyễn Văn An;05/03/2010;9A1;P.101\n"
+    assert parse(text) == [Candidate("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "", "P.101")]
+
+
+def test_an_empty_school_cell_is_the_exams_school_too():
+    assert parse(VI_HEADER + "\n" + row(school="") + "\n" + row(code="0123456790") + "\n")[0].school == ""
+
+
+def test_the_template_is_a_roster_the_import_reads():
+    data = roster.template_xlsx()
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    sheet = book.worksheets[0]
+    assert [c.value for c in sheet[1]] == list(roster.TEMPLATE_HEADERS)
+    assert sheet["A2"].number_format == "@" and sheet["A3"].number_format == "@"  # codes keep their zeros
+    assert "Hướng dẫn" in book.sheetnames
+    # Every header it offers is one the import takes, and its example row is a candidate.
+    assert parse_roster(data, "danh-sach-thi-sinh.xlsx", today=TODAY) == [
+        Candidate("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "", "P.101")]
+
+
+ROSTER_SOURCE = (REPO / "cbt" / "roster.py").read_text("utf-8")
+CATALOGS = {lang: json.loads((REPO / "web" / "i18n" / f"{lang}.json").read_text("utf-8")) for lang in ("vi", "en")}
+
+
+def catalog_text(lang: str, problem) -> str:
+    """A problem as the web page says it: its own text, or its code's."""
+    for name in (f"roster.problem.{problem.key}", f"roster.problem.{problem.code}"):
+        if name in CATALOGS[lang]:
+            return CATALOGS[lang][name].format(**problem.details)
+    raise AssertionError(f"no {lang} text for {problem.key or problem.code}")
+
+
+def test_every_problem_has_a_vietnamese_and_an_english_text():
+    """Each code and text key roster.py gives a problem is in both catalogs (issue 16: problems were
+    shown in English on the Vietnamese page)."""
+    named = set(re.findall(r'"(roster_[a-z_]+(?:\.[a-z_]+)?)"', ROSTER_SOURCE)) - {"roster_invalid"}
+    assert len(named) > 25
+    for lang in ("vi", "en"):
+        missing = sorted(n for n in named if f"roster.problem.{n}" not in CATALOGS[lang])
+        assert not missing, f"{lang}.json lacks roster.problem. {missing}"
+
+
+@pytest.mark.parametrize("data", [
+    b"", VI_HEADER.encode() + b"\n", b"\xd0\xcf\x11\xe0" + bytes(10), b"%PDF-1.4",
+    ("Mã HS;Mã học sinh;Họ và tên;Phong thj;Ngày sinh;Lớp\n").encode(),
+    "\n".join([VI_HEADER, row(code="12345"), row(code="1,23E+09"), row(code="01234x6789"), row(code=""),
+               row(dob="31/02/2010"), row(dob="5/3/10"), row(dob="hôm qua"), row(dob=""), row(dob="01/01/2030"),
+               row(dob="01/01/1900"), row(multiplier="nhiều"), row(multiplier="5"), row(name=""),
+               row(name="x" * 101), row(), row()]).encode(),
+])  # fmt: skip
+def test_every_problem_reads_in_both_languages_with_its_values(data):
+    with pytest.raises(RosterError) as error:
+        parse_roster(data, "roster.pdf" if data.startswith(b"%PDF") else "roster.csv", today=TODAY)
+    for problem in error.value.problems:
+        vi, en = catalog_text("vi", problem), catalog_text("en", problem)
+        assert "{" not in vi + en and vi != en
+        assert problem.to_json()["details"] == problem.details
+        for value in problem.details.values():
+            assert str(value) in vi and str(value) in en  # the specifics are said, not only the kind
 
 
 def test_tab_separated_and_utf16_text_from_excel():

@@ -270,12 +270,15 @@ def test_demo_twice_duplicates_nothing(data_dir):
     # The demo teacher and reviewer write and review the demo bank's subject, so review works at once.
     assert first.stdout.count("(subject toan)") == 2
     assert "Demo bank: imported demo-thpt" in first.stdout
+    # The department's key on the server, for the school's reviewer to sign with (its passphrase shown once).
+    assert first.stdout.count("passphrase: ") == 1
     second = cbt("demo", "--no-serve", env=env_for(data_dir))
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("password: ") == 0 and second.stdout.count("(exists") == 5
     assert "already imported" in second.stdout
+    assert second.stdout.count("passphrase: ") == 0 and "Demo signing key" in second.stdout
     keys = cbt("keys", "list", env=env_for(data_dir))
-    assert keys.stdout.count("trusted") == 1
+    assert keys.stdout.count("trusted") == 2 and "(for DEMO-SGD)" in keys.stdout
     assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
 
 

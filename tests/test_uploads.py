@@ -76,7 +76,8 @@ async def test_roster_upload_refuses_a_bomb_while_the_worker_answers_others(clie
         "/workspace/exams/TOAN-W/roster", data=form({"csrf_token": token}, "roster", "roster.xlsx", bomb)))
     assert resp.status == 400
     assert 'data-code="roster_too_large"' in html
-    assert "the first sheet has more than 201,010 rows: delete empty and unused rows" in html
+    # Said in the page's language, with the limit reached.
+    assert "Bảng tính quá lớn hoặc quá phức tạp để đọc (giới hạn: 201010)" in html
     assert await conn.fetchval("SELECT count(*) FROM candidates") == 0
     assert_loop_was_free(timing)
 

@@ -12,7 +12,8 @@ from conftest import CSRF_RE, login
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_builder import good_form
 
-from cbt import audit, bank, builder, delivery, exams
+from cbt import audit, bank, builder, delivery, exams, roster
+from cbt.errors import UserError
 
 ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
           "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
@@ -258,16 +259,13 @@ async def test_roster_tickets_open_and_close(client, conn, staff, release):
     assert resp.status == 303
     page = await (await client.get(resp.headers["Location"])).text()
     assert 'data-code="0000000003"' in page and 'id="candidate-count">3<' in page
-    # Each state change must be confirmed.
     resp = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token, "room": "P01"})
-    assert resp.status == 400
-    resp = await client.post("/workspace/exams/TOAN-W/tickets",
-                             data={"csrf_token": token, "room": "P01", "confirm": "1"})
     page = await resp.text()
     assert resp.status == 200 and page.count('class="ticket-slip"') == 2
     # Each slip says where students type it in: this server's address as asked (CBT_PUBLIC_URL when set).
     assert page.count(f'translate="no">{client.make_url("/exam")}</span>') == 2
     assert await conn.fetchval("SELECT count(*) FROM candidates WHERE ticket_hash IS NOT NULL") == 2
+    # Each state change must be confirmed.
     resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token})
     assert resp.status == 400 and await conn.fetchval("SELECT status FROM exams") == "draft"
     resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"},
@@ -283,6 +281,152 @@ async def test_roster_tickets_open_and_close(client, conn, staff, release):
         "SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq")]
     assert edits == ["create", "roster_add", "tickets_issued", "open", "close"]
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
+
+
+async def test_a_roster_with_the_pages_own_headers_and_no_school_column(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    # The hint names what the import takes, Trường as optional, and offers the template.
+    assert "Số báo danh (10 chữ số" in page and "Không bắt buộc: Trường" in page and "Trường A" in page
+    assert 'href="/workspace/roster-template.xlsx"' in page
+    text = ("Số báo danh,Họ và tên,Ngày sinh,Lớp,Phòng thi\n"
+            "0000000001,Nguyễn Văn An,05/03/2008,12A1,P01\n0000000002,Trần Thị Bình,25/12/2008,12A1,P01\n")
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), text),
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    # Without a Trường column, the candidates are of the exam's school.
+    assert [tuple(r) for r in await conn.fetch("SELECT code, school FROM candidates ORDER BY code")] == [
+        ("0000000001", "Trường A"), ("0000000002", "Trường A")]
+
+
+BAD_ROSTER = ("Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
+              "12345;Nguyễn Văn An;31/02/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n"
+              "0000000002;Lê Văn Cường;02/07/2008;12A2;P02\n")
+
+
+async def test_roster_problems_are_said_in_the_readers_language(client, conn, staff, release):
+    await login(client, "teacher")
+    await create(client, release)
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), BAD_ROSTER))
+    page = await resp.text()
+    assert resp.status == 400
+    for vi in ("Số báo danh &#39;12345&#39; có 5 chữ số; phải có đúng 10 chữ số.",
+               "Ngày sinh &#39;31/02/2008&#39; không phải ngày có thật",
+               "Số báo danh 0000000002 đã có ở dòng 3"):
+        assert vi in page, vi
+    assert "student code" not in page and "is not a real day" not in page
+    await client.get("/lang/en")
+    page = await (await client.post("/workspace/exams/TOAN-W/roster",
+                                    data=upload(await csrf(client), BAD_ROSTER))).text()
+    assert "Student code &#39;12345&#39; has 5 digits; it must have exactly 10" in page
+    assert "Student code 0000000002 is also in row 3" in page and "Số báo danh 0000000002" not in page
+    # A refusal that is not about a cell is said in the reader's language too.
+    await client.get("/lang/vi")
+    good = BAD_ROSTER.replace("12345", "0000000001").replace("31/02", "28/02").replace("0000000002;Lê", "0000000003;Lê")
+    assert (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good),
+                              allow_redirects=False)).status == 303
+    page = await (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good))).text()
+    assert "Các thí sinh sau đã có trong danh sách của đề thi: 0000000001, 0000000002, 0000000003" in page
+    assert await conn.fetchval("SELECT count(*) FROM candidates") == 3
+
+
+async def test_the_roster_template_downloads_and_imports(client, conn, staff, release):
+    await login(client, "proctor")
+    assert (await client.get("/workspace/roster-template.xlsx")).status == 403
+    await login(client, "teacher")
+    resp = await client.get("/workspace/roster-template.xlsx")
+    assert resp.status == 200 and resp.content_type.endswith("spreadsheetml.sheet")
+    assert "danh-sach-thi-sinh.xlsx" in resp.headers["Content-Disposition"]
+    body = await resp.read()
+    await create(client, release)
+    data = aiohttp.FormData()
+    data.add_field("csrf_token", await csrf(client))
+    data.add_field("roster", body, filename="danh-sach-thi-sinh.xlsx")
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    assert tuple(await conn.fetchrow("SELECT code, full_name, school, room FROM candidates")) == (
+        "0123456789", "Nguyễn Văn An", "Trường A", "P.101")
+
+
+async def hashes(conn) -> dict:
+    return dict(await conn.fetch("SELECT code, ticket_hash FROM candidates ORDER BY code"))
+
+
+async def test_issued_tickets_are_shown_once_on_a_page_of_their_own(client, conn, staff, release):
+    """Issuing is a POST that redirects: reloading the tickets shows them no more and issues
+    nothing, so the printed tickets keep working (issue 16)."""
+    await login(client, "teacher")
+    await create(client, release)
+    token = await csrf(client)
+    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(token), allow_redirects=False)
+    assert resp.status == 303
+    assert 'id="tickets-confirm"' not in await (await client.get("/workspace/exams/TOAN-W")).text()
+    resp = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 303
+    sheet_url = resp.headers["Location"]
+    sheet_id = sheet_url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"/workspace/exams/TOAN-W/tickets/[A-Za-z0-9_-]{43}", sheet_url)
+    issued = await hashes(conn)
+    assert all(issued.values())
+    kept = await conn.fetchrow("SELECT * FROM ticket_sheets")
+    # Another member of staff holding the address sees nothing, and takes nothing away.
+    await login(client, "admin")
+    assert (await client.get(sheet_url)).status == 410
+    await login(client, "teacher")
+    page = await (await client.get(sheet_url)).text()
+    tickets = re.findall(r'class="ticket-code" translate="no">([0-9A-Z-]+)<', page)
+    assert len(tickets) == 3 and {roster.ticket_hash(t) for t in tickets} == set(issued.values())
+    # What the database held: neither the id nor a ticket in plain text.
+    assert kept["id_sha256"] != sheet_id.encode() and not any(t.encode() in kept["sheet"] for t in tickets)
+    assert await conn.fetchval("SELECT count(*) FROM ticket_sheets") == 0
+    # A reload: the tickets are not shown again, and not replaced.
+    again = await client.get(sheet_url)
+    assert again.status == 410 and "đã hiện một lần" in await again.text()
+    assert await hashes(conn) == issued
+    assert (await client.post("/api/v1/login", json={"ticket": tickets[0]})).status == 200
+
+    # Issuing again asks first, saying the old tickets stop working.
+    token = await csrf(client)  # signed in again
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    assert 'data-ticketed="3"' in page and "phiếu cũ của các thí sinh này hết hiệu lực" in page
+    refused = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token})
+    page = await refused.text()
+    assert refused.status == 409 and 'data-code="tickets_reissue_unconfirmed"' in page
+    assert "3 thí sinh đã có phiếu: cấp lại thì phiếu cũ của họ hết hiệu lực" in page
+    assert await hashes(conn) == issued
+    resp = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token, "confirm": "1"},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] != sheet_url
+    renewed = await hashes(conn)
+    assert all(renewed[c] != issued[c] for c in issued)
+    # A sheet nobody opened in time is gone too.
+    await conn.execute("UPDATE ticket_sheets SET expires_at = now() - interval '1 second'")
+    assert (await client.get(resp.headers["Location"])).status == 410
+    assert await conn.fetchval("SELECT count(*) FROM ticket_sheets") == 0
+
+
+async def test_tickets_when_nobody_needs_one_say_why(client, conn, staff, signed_demo):  # noqa: F811
+    """Issue 16: with every candidate submitted, issuing said the exam had no candidates."""
+    from test_results import make_exam, sit_all
+
+    await login(client, "teacher")
+    tickets = await make_exam(conn, signed_demo, "THPT-A")
+    token = await csrf(client)
+    await sit_all(client, conn, tickets)
+    resp = await client.post("/workspace/exams/TOAN-T/tickets", data={"csrf_token": token, "confirm": "1"})
+    page = await resp.text()
+    assert resp.status == 400 and 'data-code="all_submitted"' in page
+    assert "Cả 8 thí sinh đều đã nộp bài nên không cần cấp phiếu nữa." in page and "chưa có thí sinh" not in page
+    resp = await client.post("/workspace/exams/TOAN-T/tickets", data={"csrf_token": token, "room": "P99"})
+    assert resp.status == 400 and "Phòng P99 không có thí sinh nào" in await resp.text()
+    # Someone still writing: said too.
+    await conn.execute("UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL"
+                       " WHERE id = (SELECT min(id) FROM attempts)")
+    with pytest.raises(UserError) as refused:
+        await exams.issue_tickets(conn, "TOAN-T")
+    assert refused.value.code == "all_started" and refused.value.details == {"count": 8, "submitted": 7}
+    assert "all 8 candidates have started (7 have submitted)" in refused.value.message
 
 
 # -- in Chromium -------------------------------------------------------------------------
@@ -333,7 +477,6 @@ def build_in_chromium(dsn: str, release_id: int, roster_path: str) -> dict:
         page.click("#roster-submit")
         page.wait_for_selector("#candidates")
         out["candidates"] = page.locator("#candidates tbody tr").count()
-        page.check("#tickets-confirm")
         page.click("#tickets-submit")
         page.wait_for_selector(".ticket-slip")
         out["tickets"] = page.locator(".ticket-code").count()

@@ -242,6 +242,66 @@ async def test_admin_assigns_subjects_within_the_organisation(client, conn, staf
     assert resp.status == 404 and "unknown_user" in await resp.text()
 
 
+async def test_a_subject_typed_into_the_form_reaches_the_reviewers_queue(client, conn, staff):
+    """Issue 16: "Toán" typed instead of "toan" left the item out of every queue."""
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    await login(client, "teacher")
+    page = await (await client.get(NEW)).text()
+    # Chosen from the list, by name; never typed.
+    assert '<select id="f-subject" name="subject" required>' in page
+    assert '<option value="toan" >Toán</option>' in page and '<option value="vat-li" >Vật lí</option>' in page
+    pk = await create(client, subject="Toán")
+    assert await conn.fetchval("SELECT subject FROM draft_items WHERE id = $1", pk) == "toan"
+    page = await (await client.get(f"/workspace/items/{pk}")).text()
+    assert '<option value="toan" selected>Toán</option>' in page
+    assert (await post_form(client, "/workspace/items/submit", {"pk": str(pk)})).status == 303
+    refused = await post_form(client, NEW, {**form_of("single"), "id": "W-2", "subject": "Toán 12"})
+    assert refused.status == 400 and "is not in the list of subjects" in await refused.text()
+    await login(client, "reviewer")
+    page = await (await client.get("/workspace/review")).text()
+    assert f"/workspace/items/{pk}" in page and "Môn bạn duyệt: Toán" in page
+    # The list's filter has the subject once, by its name.
+    page = await (await client.get("/workspace/items")).text()
+    assert page.count('<option value="toan" >Toán</option>') == 1
+
+
+async def test_admin_keeps_the_list_of_subjects(client, conn, staff):
+    await login(client, "admin")
+    page = await (await client.get("/workspace/subjects")).text()
+    assert 'id="subject-list"' in page and '<tr data-code="vat-li"><td>Vật lí</td>' in page
+    assert "SGD-T" in page  # the school uses its department's list
+    resp = await post_form(client, "/workspace/subjects/list", {"action": "save", "code": "gd-dia-phuong",
+                                                                "name": "Giáo dục địa phương"},
+                           token_from="/workspace/subjects")
+    assert resp.status == 303 and resp.headers["Location"].endswith("done=list_saved")
+    page = await (await client.get("/workspace/subjects")).text()
+    assert '<tr data-code="gd-dia-phuong"><td>Giáo dục địa phương</td>' in page
+    refused = await post_form(client, "/workspace/subjects/list", {"action": "save", "code": "vat-ly",
+                                                                   "name": "Vật lý"}, token_from="/workspace/subjects")
+    page = await refused.text()
+    assert refused.status == 409 and 'data-code="subject_exists"' in page
+    assert "Danh sách đã có môn Vật lí (vat-li), đọc giống môn này" in page
+    # Assigned with the page's boxes; the assignment shows names.
+    data = [("csrf_token", await csrf_of(client, "/workspace/subjects")), ("username", "reviewer"),
+            ("subject", "toan"), ("subject", "gd-dia-phuong")]
+    resp = await client.post("/workspace/subjects", data=data, allow_redirects=False)
+    assert resp.status == 303
+    assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["gd-dia-phuong", "toan"]
+    page = await (await client.get("/workspace/subjects?user=reviewer")).text()
+    assert 'id="as-toan" name="subject" value="toan" checked' in page
+    assert 'id="as-vat-li" name="subject" value="vat-li" >' in page
+    refused = await post_form(client, "/workspace/subjects/list", {"action": "remove", "code": "gd-dia-phuong"},
+                              token_from="/workspace/subjects")
+    assert refused.status == 409 and "đang là môn của 0 câu hỏi và 1 cán bộ" in await refused.text()
+    # What was typed before the list and names nothing on it is shown, to be put right.
+    await conn.execute("INSERT INTO staff_subjects (user_id, subject) SELECT id, 'toan-hinh' FROM users"
+                       " WHERE username = 'teacher'")
+    page = await (await client.get("/workspace/subjects")).text()
+    assert 'id="subjects-missing"' in page and "<td>toan-hinh</td>" in page
+    assert (await post_form(client, "/workspace/subjects", {"username": "teacher", "subjects": "toan-hinh"},
+                            token_from="/workspace/subjects")).status == 400
+
+
 async def test_list_shows_statistics_of_a_version_used_in_exams(client, conn, board_exam):  # noqa: F811
     await login(client, "board")
     await client.get("/board/exams/TOAN-T")  # computes the item statistics
@@ -280,7 +340,7 @@ def write_review_in_chromium(dsn: str) -> list[str]:
         page.select_option("#f-type", "single")
         # The fields of other types are hidden by the script.
         assert page.locator("fieldset[data-types=truefalse4]").is_hidden()
-        page.fill("#f-subject", "toan")
+        page.select_option("#f-subject", "toan")
         page.fill("#f-topic", "ham-so")
         page.fill("#f-points", "0.25")
         page.fill("#f-stem", "Đạo hàm của $y = x^3$ là")
