@@ -296,6 +296,20 @@ def item_from_source(source: str) -> Item:
     return parsed.items[0].item
 
 
+# By key for each item, whatever the bank's size when a connection first
+# plans it: `id = ANY($1)` gets a generic plan that scans bank_items if the
+# bank was small then, and at the deadline every attempt is scored at once.
+ITEM_SOURCES = """
+SELECT b.id, b.source FROM unnest($1::bigint[]) AS k(id)
+CROSS JOIN LATERAL (SELECT id, source FROM bank_items WHERE id = k.id OFFSET 0) b
+"""
+
+
+async def item_sources(conn, pks: list[int]) -> dict[int, str]:
+    """The stored source of each bank item in ``pks``, by id."""
+    return {r["id"]: r["source"] for r in await conn.fetch(ITEM_SOURCES, pks)}
+
+
 # Who uses which release. A release belongs to the organisation that imported
 # it (bank_releases.org_id); its staff use it, a department's releases are
 # shared with its schools, and a department sees its schools' (as it sees

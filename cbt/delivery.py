@@ -25,12 +25,11 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from cbt import assembly, audit, background, keys, lockdown, receipts, scoring, seb
+from cbt import assembly, audit, background, grading, keys, lockdown, receipts, scoring, seb
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
 from cbt.roster import normalise_ticket, ticket_hash
-from itembank.formats.yaml_format import parse_text
 
 TOKEN_HOURS = 12
 
@@ -844,34 +843,6 @@ async def close_if_expired(request: web.Request, me, conn=None):
     return me
 
 
-def _item(cache: dict, pk: int, source: str):
-    if pk not in cache:
-        cache[pk] = parse_text(source, "bank").items[0].item
-    return cache[pk]
-
-
-def unalias(value, layout_entry: dict, form_item: assembly.FormItem):
-    """A response as the page sent it (option aliases) in the item's own option ids."""
-    back = dict(zip(form_item.option_aliases, form_item.option_order, strict=True))
-    kind = layout_entry["t"]
-    if value is None:
-        return None
-    if kind == "single":
-        return back.get(value)
-    if kind == "multiple":
-        return [back[v] for v in value if v in back]
-    return value
-
-
-# By key for each item, whatever the bank's size when a connection first
-# plans it: `id = ANY($1)` gets a generic plan that scans bank_items if the
-# bank was small then, and at the deadline every attempt is finalized at once.
-_ITEM_SOURCES = """
-SELECT b.id, b.source FROM unnest($1::bigint[]) AS k(id)
-CROSS JOIN LATERAL (SELECT id, source FROM bank_items WHERE id = k.id OFFSET 0) b
-"""
-
-
 async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None:
     """Score and submit an attempt, once, then sign its receipt. Safe to call twice or concurrently."""
     await _submit(app, conn, attempt_id, by)
@@ -881,59 +852,19 @@ async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None
 
 async def _submit(app: web.Application, conn, attempt_id: int, by: str) -> None:
     async with conn.transaction():
-        attempt = await conn.fetchrow(
-            "SELECT a.*, e.code AS exam_code, e.spec, c.code AS candidate_code, f.form "
-            "FROM attempts a JOIN exams e ON e.id = a.exam_id JOIN candidates c ON c.id = a.candidate_id "
-            "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 "
-            # Not FOR UPDATE: that would block the audit chainer's foreign-key check on this attempt,
-            # and with it the exam's whole chain, until this transaction commits.
-            "FOR NO KEY UPDATE OF a", attempt_id)
-        if attempt["status"] == "submitted":
+        graded = await grading.score_attempt(conn, attempt_id, submit_by=by, items=Cache.of(app).items)
+        if graded is None:
             return
-        spec = spec_from_json(json.loads(attempt["spec"]))
-        form = assembly.form_from_json(json.loads(attempt["form"]))
-        layout = json.loads(attempt["layout"])
-        pks = [fi.pk for s in form.sections for fi in s.items]
-        cache = Cache.of(app).items
-        missing = [pk for pk in pks if pk not in cache]
-        sources = {r["id"]: r["source"] for r in await conn.fetch(_ITEM_SOURCES, missing)} if missing else {}
-        rows = await conn.fetch("SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)
-        raw = {r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None for r in rows}
-        responses, sections = {}, []
-        for s in form.sections:
-            entries = []
-            for fi in s.items:
-                item = _item(cache, fi.pk, sources.get(fi.pk, ""))
-                responses[fi.ref] = unalias(raw.get(fi.ref), layout[fi.ref], fi)
-                entries.append((fi.ref, item, fi.points))
-            sections.append(entries)
-        rules = scoring.ScoringRules(multiple_partial=spec.multiple_partial, single_penalty=spec.single_penalty)
-        result = scoring.score_attempt(sections, responses, rules)
-        now = now_utc()
-        final = {ref: raw.get(ref) for ref in sorted(layout)}
-        responses_sha = hashlib.sha256(json.dumps(final, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        await conn.executemany(
-            "INSERT INTO responses (attempt_id, item_ref, score) VALUES ($1, $2, $3) "
-            "ON CONFLICT (attempt_id, item_ref) DO UPDATE SET score = EXCLUDED.score",
-            [(attempt_id, ref, s) for ref, s in result.items.items()])
-        await conn.execute(
-            """
-            UPDATE attempts SET status = 'submitted', submitted_at = $2, submitted_by = $3, score = $4,
-                   max_score = $5, provisional = $6, section_scores = $7, responses_sha256 = $8
-            WHERE id = $1
-            """,
-            attempt_id, now, by, result.total, result.max_total, result.provisional,
-            json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections]),
-            responses_sha)
+        attempt = graded.attempt
         actor = {"candidate": f"candidate:{attempt['candidate_code']}", "deadline": "system",
                  "close": "staff"}.get(by, "proctor")
         # Pending, in this transaction: the chainer seals it within a second. With
-        # append, every submission of an exam waited for the chain's lock until its
-        # transaction committed, so an exam's submissions went one at a time (10,000
-        # students finishing: a submit took 24 s at the median). No receipt code in it:
-        # the receipt, signed after this commits, names this event's hash.
+        # append, every submission of an exam would wait for the chain's lock until
+        # its transaction committed, so an exam's submissions would go one at a time.
+        # No receipt code in it: the receipt, signed after this commits, names this
+        # event's hash.
         await audit.append_later(conn, attempt["exam_id"], actor, "submit",
-                                 {"by": by, "responses_sha256": responses_sha}, attempt_id=attempt_id)
+                                 {"by": by, "responses_sha256": graded.responses_sha256}, attempt_id=attempt_id)
 
 
 async def close_expired_attempts(app: web.Application) -> int:

@@ -41,7 +41,6 @@ import yaml
 from cbt import assembly, audit, bank, lockdown
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
-from itembank.formats.yaml_format import parse_text
 
 EXAM_FIELDS = {"code", "title", "subject", "release", "duration_minutes", "window", "shuffle", "forms",
                "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies"}
@@ -583,10 +582,8 @@ async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> i
     media = {r["path"]: r["content"] for r in await conn.fetch(
         "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
         "WHERE rm.release_id = $1", exam["release_id"])}
-    rows = await conn.fetch("SELECT id, type, source FROM bank_items WHERE id = ANY($1::bigint[])", pks)
-    records = [(exam["id"], r["id"], r["type"], json.dumps(student_view(parse_text(r["source"], "bank").items[0].item,
-                                                                        media)))
-               for r in rows]
+    items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
+    records = [(exam["id"], pk, item.type.value, json.dumps(student_view(item, media))) for pk, item in items.items()]
     await conn.copy_records_to_table("exam_items", records=records,
                                      columns=["exam_id", "item_pk", "type", "rendered"])
     return len(records)

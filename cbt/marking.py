@@ -25,10 +25,9 @@ from decimal import Decimal, InvalidOperation
 
 import asyncpg
 
-from cbt import assembly, audit, delivery, scoring
+from cbt import audit, grading, scoring
 from cbt.accounts import Staff
 from cbt.errors import Conflict, NotFound, UserError
-from cbt.exams import spec_from_json
 from itembank.formats.yaml_format import parse_text
 from itembank.model import Item
 
@@ -212,40 +211,7 @@ async def rescore(conn: asyncpg.Connection, attempt_id: int) -> scoring.AttemptS
     """Score a submitted attempt again with its essay marks and store the
     result: per-question scores, total, and provisional while any essay is unmarked."""
     async with conn.transaction():
-        attempt = await conn.fetchrow(
-            "SELECT a.id, a.status, a.layout, e.spec, f.form FROM attempts a JOIN exams e ON e.id = a.exam_id "
-            "JOIN candidate_forms f ON f.candidate_id = a.candidate_id WHERE a.id = $1 FOR NO KEY UPDATE OF a",
-            attempt_id)
-        if attempt is None or attempt["status"] != "submitted":
-            raise Conflict("attempt_not_marked", "only a submitted attempt is scored")
-        spec = spec_from_json(json.loads(attempt["spec"]))
-        form = assembly.form_from_json(json.loads(attempt["form"]))
-        layout = json.loads(attempt["layout"])
-        pks = [fi.pk for s in form.sections for fi in s.items]
-        items = {r["id"]: parse_text(r["source"], "bank").items[0].item for r in await conn.fetch(
-            "SELECT id, source FROM bank_items WHERE id = ANY($1::bigint[])", pks)}
-        raw = {r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None for r in await conn.fetch(
-            "SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)}
-        marks = {r["item_ref"]: r["points"] for r in await conn.fetch(
-            "SELECT item_ref, points FROM essay_marks WHERE attempt_id = $1", attempt_id)}
-        responses, sections = {}, []
-        for s in form.sections:
-            entries = []
-            for fi in s.items:
-                responses[fi.ref] = delivery.unalias(raw.get(fi.ref), layout[fi.ref], fi)
-                entries.append((fi.ref, items[fi.pk], fi.points))
-            sections.append(entries)
-        rules = scoring.ScoringRules(multiple_partial=spec.multiple_partial, single_penalty=spec.single_penalty)
-        result = scoring.score_attempt(sections, responses, rules, essay_marks=marks)
-        await conn.executemany(
-            "INSERT INTO responses (attempt_id, item_ref, score) VALUES ($1, $2, $3) "
-            "ON CONFLICT (attempt_id, item_ref) DO UPDATE SET score = EXCLUDED.score",
-            [(attempt_id, ref, s) for ref, s in result.items.items()])
-        await conn.execute(
-            "UPDATE attempts SET score = $2, max_score = $3, provisional = $4, section_scores = $5 WHERE id = $1",
-            attempt_id, result.total, result.max_total, result.provisional,
-            json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections]))
-        return result
+        return (await grading.score_attempt(conn, attempt_id)).result
 
 
 async def mark_history(conn: asyncpg.Connection, attempt_id: int, ref: str) -> list[asyncpg.Record]:

@@ -89,8 +89,7 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
                 points[fi["pk"]] = max(points.get(fi["pk"], 0.0), float(Decimal(str(fi["points"]))))
     pks = sorted(points)
     col = {pk: j for j, pk in enumerate(pks)}
-    items = {r["id"]: bank.item_from_source(r["source"]) for r in await conn.fetch(
-        "SELECT id, source FROM bank_items WHERE id = ANY($1::bigint[])", pks)}
+    items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
     types = [items[pk].type.value for pk in pks]
     single = np.array([t == "single" for t in types], dtype=bool)
     options = [[o.id for o in items[pk].options] if single[j] else [] for j, pk in enumerate(pks)]

@@ -26,7 +26,6 @@ from cbt.auth import require_user, see_other
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.inputs import whole
 from cbt.templating import error_text, language, render
-from itembank.formats.yaml_format import parse_text
 
 ACCESS = frozenset({"admin", "teacher"})
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
@@ -309,9 +308,8 @@ async def preview(request: web.Request) -> web.Response:
         media = {r["path"]: r["content"] for r in await conn.fetch(
             "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
             "WHERE rm.release_id = $1", exam["release_id"])}
-        rendered = {r["id"]: (r["type"], exams.student_view(parse_text(r["source"], "bank").items[0].item, media))
-                    for r in await conn.fetch("SELECT id, type, source FROM bank_items WHERE id = ANY($1::bigint[])",
-                                              pks)}
+        items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
+        rendered = {pk: (item.type.value, exams.student_view(item, media)) for pk, item in items.items()}
     payload, _ = delivery.build_form_payload(form, rendered)
     seed_number = int(raw)
     return render(request, "workspace/exams_preview.html", {

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 
-from cbt import bank, db, delivery, exams
+from cbt import bank, db, delivery, exams, grading
 from cbt.errors import UserError
 from cbt.roster import Candidate
 from itembank.formats.yaml_format import parse_text
@@ -250,16 +250,18 @@ async def test_sweeper_submits_abandoned_attempts(client, conn, exam):
 
 
 @pytest.mark.parametrize(("statement", "tables"), [
-    ("_CANDIDATE", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
-    ("_CANDIDATE_LEAN", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
-    ("_TICKET", {"candidates", "exams"}),
-    ("_ITEM_SOURCES", {"bank_items"}),
+    ("delivery._CANDIDATE", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+    ("delivery._CANDIDATE_LEAN", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+    ("delivery._TICKET", {"candidates", "exams"}),
+    ("bank.ITEM_SOURCES", {"bank_items"}),
+    ("grading._ATTEMPT", {"attempts", "exams", "candidates", "candidate_forms"}),
 ])
 async def test_every_candidate_lookup_reads_by_key_while_the_tables_are_tiny(conn, exam, statement, tables):
     # The pool keeps the generic plan made at a statement's first use, when an
     # exam's tables hold a few rows, as the suite's do (db.create_pool). A plan
     # that scans them then would scan every candidate on each request later on.
-    plan = await db.generic_plan(conn, getattr(delivery, statement))
+    module, name = statement.split(".")
+    plan = await db.generic_plan(conn, getattr({"delivery": delivery, "bank": bank, "grading": grading}[module], name))
     assert not [line for line in plan if "Seq Scan" in line or "Bitmap" in line], "\n".join(plan)
     scans = [i for i, line in enumerate(plan) if re.search(r"Index (Only )?Scan", line)]
     assert {re.search(r" on (\w+)", plan[i]).group(1) for i in scans} == tables
