@@ -15,7 +15,7 @@ import math
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, heads, keys, results
+from cbt import accounts, exams, heads, keys, results
 from cbt.analysis_report import (
     CHART_LABELS,
     catalog_words,
@@ -36,14 +36,7 @@ NUMBER_COLUMNS = SORT_KEYS[1:-1]
 
 
 async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
-    user = require_user(request)
-    code = request.match_info["code"]
-    exam = await conn.fetchrow(
-        "SELECT * FROM exams WHERE code = $1 AND org_id = ANY($2::bigint[])",
-        code, await accounts.visible_org_ids(conn, user))
-    if exam is None:
-        raise NotFound("unknown_exam", f"no exam with code {code!r}")
-    return exam
+    return await exams.visible_exam(conn, require_user(request), request.match_info["code"])
 
 
 async def exams_list(request: web.Request) -> web.Response:

@@ -38,7 +38,7 @@ from typing import Any
 import asyncpg
 import yaml
 
-from cbt import assembly, audit, bank, lockdown
+from cbt import accounts, assembly, audit, bank, lockdown
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 
@@ -349,6 +349,24 @@ async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
     row = await conn.fetchrow("SELECT * FROM exams WHERE code = $1", code)
     if row is None:
         raise NotFound("unknown_exam", f"no exam with code {code!r}")
+    return row
+
+
+_VISIBLE_EXAM = """
+SELECT e.*, o.code AS org_code, o.name AS org_name FROM exams e JOIN orgs o ON o.id = e.org_id
+WHERE e.code = $1 AND e.org_id = ANY($2::bigint[])
+"""
+
+
+async def visible_exam(conn: asyncpg.Connection, staff: accounts.Staff, code: str) -> asyncpg.Record:
+    """The exam ``code`` if ``staff`` may see it: one of their organisation's,
+    or of its schools for a department (accounts.visible_org_ids). Every
+    exam-scoped staff page finds its exam here; another organisation's exam
+    is not found, so its existence is not told either. Lists of exams filter
+    on accounts.visible_org_ids, the same rule."""
+    row = await conn.fetchrow(_VISIBLE_EXAM, code, await accounts.visible_org_ids(conn, staff))
+    if row is None:
+        raise NotFound("unknown_exam", f"no exam {code!r} in your organisation: check the code in the exam list")
     return row
 
 

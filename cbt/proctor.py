@@ -19,7 +19,7 @@ from collections import defaultdict
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, audit, delivery, keys, lockdown
+from cbt import accounts, audit, delivery, exams, keys, lockdown
 from cbt.auth import require_user
 from cbt.clientaddr import client_addr
 from cbt.errors import NotFound, UserError
@@ -96,15 +96,6 @@ async def listener_ctx(app: web.Application):
 
 # -- data ------------------------------------------------------------------------
 
-async def visible_exam(conn, staff, code: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT e.* FROM exams e JOIN orgs o ON o.id = e.org_id WHERE e.code = $1 AND (o.id = $2 OR o.parent_id = $2)",
-        code, staff.org_id)
-    if row is None:
-        raise NotFound("unknown_exam", f"no exam {code!r} that you can see")
-    return row
-
-
 _STATE = """
 SELECT c.id AS candidate_id, c.code, c.full_name, c.room, c.network_override, c.admitted_until,
        a.id AS attempt_id, a.status, a.deadline, a.paused_at, a.voided, a.last_seen, a.submitted_by,
@@ -176,16 +167,18 @@ async def room_state(conn, exam, room: str | None) -> dict:
 
 async def index(request: web.Request) -> web.Response:
     staff = require_user(request)
-    rows = await request.app[keys.POOL].fetch(
-        "SELECT e.code, e.title, e.status, e.opens_at, e.closes_at FROM exams e JOIN orgs o ON o.id = e.org_id "
-        "WHERE (o.id = $1 OR o.parent_id = $1) AND e.status = 'open' ORDER BY e.opens_at", staff.org_id)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT code, title, status, opens_at, closes_at FROM exams "
+            "WHERE org_id = ANY($1::bigint[]) AND status = 'open' ORDER BY opens_at",
+            await accounts.visible_org_ids(conn, staff))
     return render(request, "proctor/index.html", {"exams": rows})
 
 
 async def room_page(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        exam = await visible_exam(conn, staff, request.match_info["code"])
+        exam = await exams.visible_exam(conn, staff, request.match_info["code"])
     strings = {k[len("proctor."):]: request.app[keys.CATALOGS].translate(language(request), k)
                for k in request.app[keys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
     return render(request, "proctor/room.html", {"exam": exam, "strings": strings,
@@ -195,7 +188,7 @@ async def room_page(request: web.Request) -> web.Response:
 async def state(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        exam = await visible_exam(conn, staff, request.match_info["code"])
+        exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         body = await room_state(conn, exam, request.query.get("room") or None)
     return delivery.json_body(body)
 
@@ -206,7 +199,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     pool = request.app[keys.POOL]
     room = request.query.get("room") or None
     async with pool.acquire() as conn:
-        exam = await visible_exam(conn, staff, request.match_info["code"])
+        exam = await exams.visible_exam(conn, staff, request.match_info["code"])
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
@@ -245,7 +238,7 @@ async def act(request: web.Request) -> web.Response:
     if action not in ACTIONS:
         raise UserError("bad_action", f"action must be one of {', '.join(ACTIONS)}")
     async with request.app[keys.POOL].acquire() as conn:
-        exam = await visible_exam(conn, staff, request.match_info["code"])
+        exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         async with conn.transaction():
             result = await _apply(request.app, conn, exam, staff, action, body,
                                   client_addr(request, request.app[keys.SETTINGS].trusted_proxies))

@@ -40,16 +40,9 @@ def _plain_form(form) -> dict:
 
 
 async def _exam_for(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
-    user = require_user(request)
-    code = request.match_info["code"]
-    exam = await conn.fetchrow(
-        "SELECT e.*, o.code AS org_code, o.name AS org_name, r.name AS release_name, r.version AS release_version "
-        "FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id "
-        "WHERE e.code = $1 AND e.org_id = ANY($2::bigint[])",
-        code, await accounts.visible_org_ids(conn, user))
-    if exam is None:
-        raise NotFound("unknown_exam", f"no exam with code {code!r} in your organisation")
-    return exam
+    exam = await exams.visible_exam(conn, require_user(request), request.match_info["code"])
+    release = await conn.fetchrow("SELECT name, version FROM bank_releases WHERE id = $1", exam["release_id"])
+    return {**exam, "release_name": release["name"], "release_version": release["version"]}
 
 
 def _confirmed(form) -> None:
@@ -462,9 +455,10 @@ async def ticket_sheet(request: web.Request) -> web.Response:
 
 
 async def open_(request: web.Request) -> web.Response:
-    _confirmed(await request.post())
+    form = await request.post()
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
+        _confirmed(form)
         if exam["status"] == "open":
             raise Conflict("exam_open", f"exam {exam['code']} is already open")
         await exams.open_exam(conn, exam["code"])
@@ -480,9 +474,9 @@ async def close(request: web.Request) -> web.Response:
     many they are (a closed exam must not leave students writing into it)."""
     user = require_user(request)
     form = await request.post()
-    _confirmed(form)
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
+        _confirmed(form)
         if exam["status"] != "open":
             raise Conflict("exam_not_open", f"exam {exam['code']} is {exam['status']}: only an open exam can be closed")
         running = len(await conn.fetch(_IN_PROGRESS, exam["id"]))

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, heads, keys, marking, results
+from cbt import accounts, exams, heads, keys, marking, results
 from cbt.auth import require_user, see_other
 from cbt.errors import NotFound, UserError
 from cbt.scoring import round_half_up
@@ -35,13 +35,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
-    user = require_user(request)
-    code = request.match_info["code"]
-    exam = await conn.fetchrow("SELECT * FROM exams WHERE code = $1 AND org_id = ANY($2::bigint[])",
-                               code, await accounts.visible_org_ids(conn, user))
-    if exam is None:
-        raise NotFound("unknown_exam", f"no exam with code {code!r}")
-    return exam
+    return await exams.visible_exam(conn, require_user(request), request.match_info["code"])
 
 
 def _pk(request: web.Request) -> int:
@@ -56,7 +50,7 @@ def _pk(request: web.Request) -> int:
 async def marking_index(request: web.Request) -> web.Response:
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        exams = await conn.fetch(
+        listed = await conn.fetch(
             """
             SELECT e.code, e.title, e.subject, e.status, o.code AS org_code,
                    (SELECT count(*) FROM exam_items i WHERE i.exam_id = e.id AND i.type = 'essay') AS essays,
@@ -67,7 +61,7 @@ async def marking_index(request: web.Request) -> web.Response:
             FROM exams e JOIN orgs o ON o.id = e.org_id
             WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
             """, await accounts.visible_org_ids(conn, user))
-    return render(request, "workspace/marking_index.html", {"exams": exams})
+    return render(request, "workspace/marking_index.html", {"exams": listed})
 
 
 async def marking_exam(request: web.Request) -> web.Response:
@@ -156,7 +150,7 @@ async def marking_save(request: web.Request) -> web.Response:
 async def results_index(request: web.Request) -> web.Response:
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        exams = await conn.fetch(
+        listed = await conn.fetch(
             """
             SELECT e.code, e.title, e.subject, e.status, o.code AS org_code,
                    (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates,
@@ -164,7 +158,7 @@ async def results_index(request: web.Request) -> web.Response:
             FROM exams e JOIN orgs o ON o.id = e.org_id
             WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
             """, await accounts.visible_org_ids(conn, user))
-    return render(request, "workspace/results_index.html", {"exams": exams})
+    return render(request, "workspace/results_index.html", {"exams": listed})
 
 
 async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[str], str | None, heads.SignedHead]:
