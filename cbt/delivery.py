@@ -103,34 +103,36 @@ async def _read_json(request: web.Request, *, lone_surrogates: bool) -> tuple[di
 
 # -- who is asking ------------------------------------------------------------------
 
-_CANDIDATE = """
-SELECT c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
+# The candidate, exam and attempt behind a bearer token. _CANDIDATE is what
+# pages and the API read; _CANDIDATE_LEAN, for autosave, leaves out the
+# exam's spec and the attempt's layout (kilobytes a batch), which the worker
+# keeps parsed: the layout is fixed when the attempt starts, the spec is known
+# by the exams row's version (xmin). The row versions let autosave verify,
+# inside its one statement, that what it checked against is still so
+# (autosave.py, "the fast path"). Both are built from one column list, so a
+# column added to one is in the other.
+_COLUMNS = """
+       c.id AS candidate_id, c.code, c.full_name, c.date_of_birth, c.class_name, c.school, c.room,
        c.time_multiplier, c.network_override, c.admitted_until, c.seb_override,
        e.id AS exam_id, e.code AS exam_code, e.title, e.subject, e.status AS exam_status,
-       e.opens_at, e.closes_at, e.late_entry_until, e.duration_seconds, e.grace_seconds, e.show_score, e.spec,
+       e.opens_at, e.closes_at, e.late_entry_until, e.duration_seconds, e.grace_seconds, e.show_score,
        a.id AS attempt_id, a.status AS attempt_status, a.deadline, a.saved_seq, a.section_index,
-       a.section_deadline, a.layout, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt,
+       a.section_deadline, a.submitted_at, a.score, a.max_score, a.provisional, a.receipt,
        a.device_hash, a.paused_at, a.voided,
        (SELECT r.token FROM receipts r WHERE r.attempt_id = a.id) AS receipt_token,
-       s.token_hash, s.seb_verified_at
+       s.token_hash, s.seb_verified_at"""
+_FULL_COLUMNS = ", e.spec, a.layout"
+_LEAN_COLUMNS = (", e.xmin::text AS spec_version, s.xmin::text AS session_version, "
+                 "c.xmin::text AS candidate_version")
+_FROM = """
 FROM candidate_sessions s
 JOIN candidates c ON c.id = s.candidate_id
 JOIN exams e ON e.id = c.exam_id
 LEFT JOIN attempts a ON a.candidate_id = c.id
 WHERE s.token_hash = $1 AND s.expires_at > now()
 """
-
-
-# The same, for autosave: without the exam's spec and the attempt's layout
-# (kilobytes a batch), which the worker keeps parsed: the layout is fixed when
-# the attempt starts, the spec is known by the exams row's version (xmin).
-# The row versions let autosave verify, inside its one statement, that what
-# it checked against is still so (autosave.py, "the fast path").
-_CANDIDATE_LEAN = (_CANDIDATE.replace("e.show_score, e.spec,", "e.show_score, e.xmin::text AS spec_version,")
-                   .replace("a.section_deadline, a.layout,", "a.section_deadline,")
-                   .replace("s.token_hash, s.seb_verified_at",
-                            "s.token_hash, s.seb_verified_at, s.xmin::text AS session_version, "
-                            "c.xmin::text AS candidate_version"))
+_CANDIDATE = "SELECT" + _COLUMNS + _FULL_COLUMNS + _FROM
+_CANDIDATE_LEAN = "SELECT" + _COLUMNS + _LEAN_COLUMNS + _FROM
 
 
 def bearer_hash(request: web.Request) -> bytes:
