@@ -46,6 +46,7 @@ from cbt import accounts, uploads
 from cbt import subjects as subject_list
 from cbt.accounts import Staff
 from cbt.errors import Conflict, Forbidden, NotFound, UserError
+from cbt.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
 from itembank.model import Item, ItemType, ShortFormat, Status
 from itembank.validate import check_item
@@ -58,8 +59,6 @@ STATEMENT_IDS = "abcd"
 TYPES = tuple(t.value for t in ItemType)
 SHORT_FORMATS = tuple(f.value for f in ShortFormat)
 LEVELS = (1, 2, 3, 4)
-MAX_MEDIA_BYTES = 2 * 1024 * 1024
-MAX_IMPORT_BYTES = 3 * 1024 * 1024  # under the server's 4 MB request limit
 MAX_COMMENT = 2000
 _MEDIA_NAME = re.compile(r"[^a-z0-9._-]+")
 

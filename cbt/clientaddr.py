@@ -1,4 +1,5 @@
-"""The client's address, believing X-Forwarded-For only from trusted proxies."""
+"""Addresses: the client's, believing X-Forwarded-For only from trusted
+proxies, and the server's as its users type it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import ipaddress
 from functools import lru_cache
 
 from aiohttp import web
+
+from cbt import keys
 
 
 @lru_cache(maxsize=64)
@@ -44,3 +47,10 @@ def client_addr(request: web.Request, trusted_proxies: tuple[str, ...]) -> str:
         if not any(addr in n for n in nets):
             return str(addr)
     return str(peer)
+
+
+def public_url(request: web.Request) -> str:
+    """The address users type: the configured CBT_PUBLIC_URL; without it, what
+    this server was asked for (fine for links on a page, never for SEB)."""
+    configured = request.app[keys.SETTINGS].public_url
+    return configured or f"{request.scheme}://{request.host}"

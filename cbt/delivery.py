@@ -304,13 +304,6 @@ async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, 
     raise refusal
 
 
-def public_url(request: web.Request) -> str:
-    """The address users type: the configured CBT_PUBLIC_URL; without it, what
-    this server was asked for (fine for links on a page, never for SEB)."""
-    configured = request.app[keys.SETTINGS].public_url
-    return configured or f"{request.scheme}://{request.host}"
-
-
 def seb_base_url(request: web.Request) -> str:
     """The address SEB's start and quit URLs and its hashes are built on:
     CBT_PUBLIC_URL only. Without it the Host header, which any client sets,

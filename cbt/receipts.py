@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cbt import audit, background, keys
+from cbt.clientaddr import public_url
 from cbt.templating import render
 
 KEY_NAME = "receipt"
@@ -409,8 +410,6 @@ async def public_key_command(conn: asyncpg.Connection, out) -> int:
 async def qr_svg(request: web.Request) -> web.Response:
     """GET /receipt/qr.svg?token=...: a QR code of the verification link, for the
     closing page (a phone can check the receipt later)."""
-    from cbt.delivery import public_url  # delivery imports this module: import late
-
     token = request.query.get("token", "")
     if not token or len(token) > 2000:
         return web.json_response({"error": {"code": "bad_token", "message": "give the receipt token"}}, status=400)

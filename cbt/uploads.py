@@ -40,18 +40,20 @@ log = logging.getLogger("cbt.uploads")
 
 # Room for the form's other fields and the multipart framing around the file.
 _FORM_SLACK = 64 * 1024
+MAX_MEDIA_BYTES = 2 * 1024 * 1024  # an image in an item
+MAX_IMPORT_BYTES = 3 * 1024 * 1024  # an item file (YAML or xlsx) imported in the workspace
 RELEASE_UPLOAD_BYTES = 32 * 1024 * 1024  # a signed .cbtbank built in the workspace, media included
 KEY_UPLOAD_BYTES = 64 * 1024  # a PEM key file is under 1 KB
 
 
 def body_limits() -> dict[str, int]:
     """Route name -> the most its request body may hold, in bytes."""
-    from cbt import authoring, roster
+    from cbt import roster
 
     return {
         "workspace_exam_roster": roster.MAX_BYTES + _FORM_SLACK,
-        "ws_items_import_submit": authoring.MAX_IMPORT_BYTES + _FORM_SLACK,
-        "ws_item_media": authoring.MAX_MEDIA_BYTES + _FORM_SLACK,
+        "ws_items_import_submit": MAX_IMPORT_BYTES + _FORM_SLACK,
+        "ws_item_media": MAX_MEDIA_BYTES + _FORM_SLACK,
         "ws_release_upload": RELEASE_UPLOAD_BYTES + _FORM_SLACK,
         "ws_keys_upload": KEY_UPLOAD_BYTES,
     }

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
 from cbt.auth import require_user, see_other
+from cbt.clientaddr import public_url
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.inputs import whole
 from cbt.templating import error_text, language, render
@@ -451,7 +452,7 @@ async def ticket_sheet(request: web.Request) -> web.Response:
                       status=410)
     return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
                                                  "rooms": roster.tickets_by_room(rows),
-                                                 "address": delivery.public_url(request) + "/exam"})
+                                                 "address": public_url(request) + "/exam"})
 
 
 async def open_(request: web.Request) -> web.Response:

@@ -17,28 +17,15 @@ import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from itembank.errors import VerifyError
-from itembank.limits import TooLarge, check_total, declared_total, directory_size, megabytes
+from itembank.limits import ArchiveLimits, TooLarge, check_total, declared_total, directory_size, megabytes
 
 MANIFEST = "MANIFEST.json"
 SIGNATURE = "MANIFEST.sig"
 _CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Bounds on what a ``.cbtbank`` may unpack to."""
-
-    max_entries: int = 200_000
-    max_entry_bytes: int = 64 * 1024 * 1024
-    max_total_bytes: int = 2 * 1024 * 1024 * 1024
-    # Text compresses about 5:1; only a bomb goes past a few hundred to one.
-    max_ratio: int = 200
-    ratio_applies_above: int = 1024 * 1024  # tiny files can have any ratio
 
 
 class ReleaseFiles(Protocol):

@@ -20,12 +20,22 @@ import io
 import math
 import struct
 import zipfile
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from itembank.errors import ItembankError
 
-if TYPE_CHECKING:  # itembank.archive imports this module
-    from itembank.archive import ArchiveLimits
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on what a ``.cbtbank`` may unpack to."""
+
+    max_entries: int = 200_000
+    max_entry_bytes: int = 64 * 1024 * 1024
+    max_total_bytes: int = 2 * 1024 * 1024 * 1024
+    # Text compresses about 5:1; only a bomb goes past a few hundred to one.
+    max_ratio: int = 200
+    ratio_applies_above: int = 1024 * 1024  # tiny files can have any ratio
+
 
 # The same code as the web's refusal of a request body over its limit.
 TOO_LARGE = "too_large"
