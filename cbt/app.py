@@ -11,7 +11,7 @@ from cbt import audit, auth, autosave, db, delivery, keys, lockdown, middleware,
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
-from cbt.routes import ACCESS, add_routes
+from cbt.routes import ACCESS, BODY_LIMITS, CSRF_EXEMPT, add_routes
 from cbt.templating import make_jinja, web_root
 
 # Forms and JSON calls of the staff pages; upload routes have their own (cbt.uploads).
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> web.Application:
             middleware.observe_middleware,
             middleware.error_middleware,
             # Before anything reads a body: it sets the route's own body limit.
-            uploads.body_limit_middleware(uploads.body_limits()),
+            uploads.body_limit_middleware(BODY_LIMITS),
             middleware.input_middleware,
             auth.session_middleware,
             auth.access_middleware(ACCESS),
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[keys.SETTINGS] = settings
+    app[keys.CSRF_EXEMPT] = CSRF_EXEMPT
     app.on_response_prepare.append(middleware.security_headers)
     app[keys.JINJA] = make_jinja(root)
     app[keys.CATALOGS] = Catalogs(root / "i18n")

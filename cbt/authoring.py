@@ -46,6 +46,7 @@ from cbt import accounts, uploads
 from cbt import subjects as subject_list
 from cbt.accounts import Staff
 from cbt.errors import Conflict, Forbidden, NotFound, UserError
+from cbt.roles import AUTHORS
 from cbt.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
 from itembank.model import Item, ItemType, ShortFormat, Status
@@ -53,7 +54,6 @@ from itembank.validate import check_item
 
 STATES = ("draft", "submitted", "returned", "approved", "retired")
 EDITABLE = ("draft", "returned")
-AUTHOR_ROLES = frozenset({"admin", "teacher", "reviewer"})
 OPTION_IDS = "ABCDEF"
 STATEMENT_IDS = "abcd"
 TYPES = tuple(t.value for t in ItemType)
@@ -298,9 +298,9 @@ async def bank_pk(conn: asyncpg.Connection, item_id: str, version: int) -> int |
 
 
 def _require_author_role(user: Staff) -> None:
-    if user.role not in AUTHOR_ROLES:
+    if user.role not in AUTHORS:
         raise Forbidden("role_refused", f"your role ({user.role}) cannot write items", role=user.role,
-                        allowed=", ".join(sorted(AUTHOR_ROLES)))
+                        allowed=", ".join(sorted(AUTHORS)))
 
 
 def _comment(comment: str, *, required: bool, what: str) -> str:

@@ -15,6 +15,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 JINJA = web.AppKey("jinja", jinja2.Environment)
 CATALOGS = web.AppKey("catalogs", Catalogs)
 METRICS = web.AppKey("metrics", Metrics)
+# Names of the routes that take no CSRF token (Route.csrf is False in routes.py).
+CSRF_EXEMPT = web.AppKey("csrf_exempt", frozenset)
 # In-process caches of immutable exam data (rendered items, parsed items).
 DELIVERY_CACHE = web.AppKey("delivery_cache", object)
 # This worker's subscribers to live exam updates (proctor consoles).

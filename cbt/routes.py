@@ -21,7 +21,9 @@ from cbt import (
     ops,
     proctor,
     receipts,
+    roster,
     staff,
+    uploads,
     workspace_exams,
     workspace_items,
     workspace_releases,
@@ -29,13 +31,17 @@ from cbt import (
 )
 from cbt.auth import PUBLIC, STAFF
 from cbt.middleware import STATIC_ROUTE
-
-ADMIN = frozenset({"admin"})
-PROCTORS = frozenset({"admin", "proctor"})
-# Proctors run rooms; they have no business reading the question bank.
-BANK_READERS = frozenset({"admin", "teacher", "reviewer", "board"})
-# Item analysis and results are the exam board's (and an administrator's).
-BOARD = frozenset({"board", "admin"})
+from cbt.roles import (
+    ADMIN,
+    AUTHORS,
+    BANK_READERS,
+    BOARD,
+    PROCTORS,
+    RESULTS_READERS,
+    REVIEWERS,
+    SIGNERS,
+    TEACHERS,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,12 @@ class Route:
     handler: object
     name: str
     access: object
+    # False only where a form from another site cannot act: the candidate API
+    # authenticates by an Authorization header, which another site cannot send.
+    csrf: bool = True
+    # The most the request body may hold, in bytes, where a route takes more
+    # than the server's default (an upload); see uploads.body_limit_middleware.
+    max_body: int | None = None
 
 
 ROUTES: tuple[Route, ...] = (
@@ -59,17 +71,17 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/staff/users", staff.users_page, "staff_users", ADMIN),
     Route("POST", "/staff/users", staff.users_create, "staff_users_create", ADMIN),
     # The candidate API: bearer-token auth from ticket login, checked in each handler.
-    Route("POST", "/api/v1/login", delivery.login, "api_login", PUBLIC),
+    Route("POST", "/api/v1/login", delivery.login, "api_login", PUBLIC, csrf=False),
     Route("GET", "/api/v1/session", delivery.session, "api_session", PUBLIC),
-    Route("POST", "/api/v1/start", delivery.start, "api_start", PUBLIC),
+    Route("POST", "/api/v1/start", delivery.start, "api_start", PUBLIC, csrf=False),
     Route("GET", "/api/v1/state", delivery.state, "api_state", PUBLIC),
-    Route("POST", "/api/v1/changes", autosave.changes, "api_changes", PUBLIC),
-    Route("POST", "/api/v1/sections/next", delivery.next_section, "api_next_section", PUBLIC),
-    Route("POST", "/api/v1/submit", delivery.submit, "api_submit", PUBLIC),
+    Route("POST", "/api/v1/changes", autosave.changes, "api_changes", PUBLIC, csrf=False),
+    Route("POST", "/api/v1/sections/next", delivery.next_section, "api_next_section", PUBLIC, csrf=False),
+    Route("POST", "/api/v1/submit", delivery.submit, "api_submit", PUBLIC, csrf=False),
     Route("GET", "/api/v1/openapi.json", apidoc.openapi, "api_openapi", PUBLIC),
-    Route("POST", "/api/v1/integrity", delivery.integrity, "api_integrity", PUBLIC),
-    Route("POST", "/api/v1/seb/nonce", delivery.seb_nonce, "api_seb_nonce", PUBLIC),
-    Route("POST", "/api/v1/seb/js-check", delivery.seb_js_check, "api_seb_js_check", PUBLIC),
+    Route("POST", "/api/v1/integrity", delivery.integrity, "api_integrity", PUBLIC, csrf=False),
+    Route("POST", "/api/v1/seb/nonce", delivery.seb_nonce, "api_seb_nonce", PUBLIC, csrf=False),
+    Route("POST", "/api/v1/seb/js-check", delivery.seb_js_check, "api_seb_js_check", PUBLIC, csrf=False),
     Route("GET", "/exam", exam_page.page, "exam_page", PUBLIC),
     Route("GET", "/exam/{code}/config.seb", delivery.seb_config, "exam_seb_config", PUBLIC),
     # Anyone holding a receipt may check it.
@@ -93,108 +105,111 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/board/exams/{code}/items/{pk}", board.item_page, "board_item", BOARD),
     # Workspace: essay marking (teachers, admins) and results (also the exam board, read-only).
     Route("GET", "/workspace/marking", workspace_results.marking_index, "ws_marking",
-          frozenset({"admin", "teacher"})),
+          TEACHERS),
     Route("GET", "/workspace/marking/{code}", workspace_results.marking_exam, "ws_marking_exam",
-          frozenset({"admin", "teacher"})),
+          TEACHERS),
     Route("GET", "/workspace/marking/{code}/items/{pk}", workspace_results.marking_item, "ws_marking_item",
-          frozenset({"admin", "teacher"})),
+          TEACHERS),
     Route("POST", "/workspace/marking/{code}/items/{pk}", workspace_results.marking_save, "ws_marking_save",
-          frozenset({"admin", "teacher"})),
+          TEACHERS),
     Route("GET", "/workspace/results", workspace_results.results_index, "ws_results",
-          frozenset({"admin", "teacher", "board"})),
+          RESULTS_READERS),
     Route("GET", "/workspace/results/{code}", workspace_results.results_exam, "ws_results_exam",
-          frozenset({"admin", "teacher", "board"})),
+          RESULTS_READERS),
     Route("GET", "/workspace/results/{code}/results.csv", workspace_results.results_csv, "ws_results_csv",
-          frozenset({"admin", "teacher", "board"})),
+          RESULTS_READERS),
     Route("GET", "/workspace/results/{code}/results.xlsx", workspace_results.results_xlsx, "ws_results_xlsx",
-          frozenset({"admin", "teacher", "board"})),
+          RESULTS_READERS),
     Route("GET", "/workspace/results/{code}/audit-head.txt", workspace_results.results_head, "ws_results_head",
-          frozenset({"admin", "teacher", "board"})),
+          RESULTS_READERS),
     # Workspace releases: build from approved items, sign offline or on the server, import; signing keys.
     Route("GET", "/workspace/releases", workspace_releases.index, "ws_releases",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/releases", workspace_releases.create, "ws_releases_create",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("GET", "/workspace/releases/{release_id}", workspace_releases.page, "ws_release",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("GET", "/workspace/releases/{release_id}/unsigned.zip", workspace_releases.download_unsigned,
-          "ws_release_unsigned", frozenset({"admin", "teacher", "reviewer"})),
+          "ws_release_unsigned", AUTHORS),
     Route("GET", "/workspace/releases/{release_id}/signed.cbtbank", workspace_releases.download_signed,
-          "ws_release_signed", frozenset({"admin", "teacher", "reviewer"})),
+          "ws_release_signed", AUTHORS),
     Route("POST", "/workspace/releases/{release_id}/signature", workspace_releases.upload_signature,
-          "ws_release_upload", frozenset({"admin", "teacher", "reviewer"})),
+          "ws_release_upload", AUTHORS, max_body=uploads.RELEASE_UPLOAD_BYTES + uploads.FORM_SLACK),
     Route("POST", "/workspace/releases/{release_id}/sign", workspace_releases.sign, "ws_release_sign",
-          frozenset({"admin", "reviewer"})),
-    Route("GET", "/workspace/keys", workspace_releases.keys_page, "ws_keys", frozenset({"admin"})),
-    Route("POST", "/workspace/keys", workspace_releases.keys_create, "ws_keys_create", frozenset({"admin"})),
-    Route("POST", "/workspace/keys/upload", workspace_releases.keys_upload, "ws_keys_upload", frozenset({"admin"})),
-    Route("POST", "/workspace/keys/{fp}/trust", workspace_releases.keys_trust, "ws_keys_trust", frozenset({"admin"})),
+          SIGNERS),
+    Route("GET", "/workspace/keys", workspace_releases.keys_page, "ws_keys", ADMIN),
+    Route("POST", "/workspace/keys", workspace_releases.keys_create, "ws_keys_create", ADMIN),
+    Route("POST", "/workspace/keys/upload", workspace_releases.keys_upload, "ws_keys_upload", ADMIN,
+          max_body=uploads.KEY_UPLOAD_BYTES),
+    Route("POST", "/workspace/keys/{fp}/trust", workspace_releases.keys_trust, "ws_keys_trust", ADMIN),
     Route("POST", "/workspace/keys/{fp}/revoke", workspace_releases.keys_revoke, "ws_keys_revoke",
-          frozenset({"admin"})),
+          ADMIN),
     # Workspace items: writing items in the browser, their review, subjects of staff.
-    Route("GET", "/workspace/items", workspace_items.index, "ws_items", frozenset({"admin", "teacher", "reviewer"})),
+    Route("GET", "/workspace/items", workspace_items.index, "ws_items", AUTHORS),
     Route("GET", "/workspace/items/new", workspace_items.new_page, "ws_item_new",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/new", workspace_items.create, "ws_item_create",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/preview", workspace_items.preview, "ws_item_preview",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("GET", "/workspace/items/import", workspace_items.import_page, "ws_items_import",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/import", workspace_items.import_submit, "ws_items_import_submit",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS, max_body=uploads.MAX_IMPORT_BYTES + uploads.FORM_SLACK),
     Route("POST", "/workspace/items/submit", workspace_items.submit, "ws_items_submit",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/export", workspace_items.export, "ws_items_export",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("GET", "/workspace/items/{pk}", workspace_items.item_page, "ws_item",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/{pk}", workspace_items.save, "ws_item_save",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/{pk}/media", workspace_items.upload_media, "ws_item_media",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS, max_body=uploads.MAX_MEDIA_BYTES + uploads.FORM_SLACK),
     Route("POST", "/workspace/items/{pk}/duplicate", workspace_items.duplicate, "ws_item_duplicate",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/items/{pk}/retire", workspace_items.retire, "ws_item_retire",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("GET", "/workspace/review", workspace_items.review_queue, "ws_review",
-          frozenset({"admin", "teacher", "reviewer"})),
+          AUTHORS),
     Route("POST", "/workspace/review/{pk}", workspace_items.review_decide, "ws_review_decide",
-          frozenset({"reviewer"})),
-    Route("GET", "/workspace/subjects", workspace_items.subjects_page, "ws_subjects", frozenset({"admin"})),
+          REVIEWERS),
+    Route("GET", "/workspace/subjects", workspace_items.subjects_page, "ws_subjects", ADMIN),
     Route("POST", "/workspace/subjects", workspace_items.subjects_submit, "ws_subjects_submit",
-          frozenset({"admin"})),
+          ADMIN),
     Route("POST", "/workspace/subjects/list", workspace_items.subject_list_submit, "ws_subject_list",
-          frozenset({"admin"})),
+          ADMIN),
     # Workspace: the test builder and scheduling (teachers, admins of the exam's organisation).
-    Route("GET", "/workspace/exams", workspace_exams.index, "workspace_exams", workspace_exams.ACCESS),
-    Route("GET", "/workspace/exams/new", workspace_exams.new_page, "workspace_exam_new", workspace_exams.ACCESS),
-    Route("POST", "/workspace/exams/new", workspace_exams.create, "workspace_exam_create", workspace_exams.ACCESS),
+    Route("GET", "/workspace/exams", workspace_exams.index, "workspace_exams", TEACHERS),
+    Route("GET", "/workspace/exams/new", workspace_exams.new_page, "workspace_exam_new", TEACHERS),
+    Route("POST", "/workspace/exams/new", workspace_exams.create, "workspace_exam_create", TEACHERS),
     Route("GET", "/workspace/exams/blueprint.json", workspace_exams.blueprint_json, "workspace_exam_blueprint",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("GET", "/workspace/roster-template.xlsx", workspace_exams.roster_template,
-          "workspace_roster_template", workspace_exams.ACCESS),
-    Route("GET", "/workspace/exams/{code}", workspace_exams.exam_page, "workspace_exam", workspace_exams.ACCESS),
+          "workspace_roster_template", TEACHERS),
+    Route("GET", "/workspace/exams/{code}", workspace_exams.exam_page, "workspace_exam", TEACHERS),
     Route("GET", "/workspace/exams/{code}/edit", workspace_exams.edit_page, "workspace_exam_edit",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("POST", "/workspace/exams/{code}/edit", workspace_exams.update, "workspace_exam_update",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("GET", "/workspace/exams/{code}/preview", workspace_exams.preview, "workspace_exam_preview",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("POST", "/workspace/exams/{code}/roster", workspace_exams.roster_upload, "workspace_exam_roster",
-          workspace_exams.ACCESS),
+          TEACHERS, max_body=roster.MAX_BYTES + uploads.FORM_SLACK),
     Route("POST", "/workspace/exams/{code}/tickets", workspace_exams.tickets, "workspace_exam_tickets",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("GET", "/workspace/exams/{code}/tickets/{sheet}", workspace_exams.ticket_sheet,
-          "workspace_exam_ticket_sheet", workspace_exams.ACCESS),
+          "workspace_exam_ticket_sheet", TEACHERS),
     Route("POST", "/workspace/exams/{code}/open", workspace_exams.open_, "workspace_exam_open",
-          workspace_exams.ACCESS),
+          TEACHERS),
     Route("POST", "/workspace/exams/{code}/close", workspace_exams.close, "workspace_exam_close",
-          workspace_exams.ACCESS),
+          TEACHERS),
 )
 
 
 ACCESS: dict[str, object] = {r.name: r.access for r in ROUTES} | {STATIC_ROUTE: PUBLIC}
+CSRF_EXEMPT: frozenset[str] = frozenset(r.name for r in ROUTES if not r.csrf)
+BODY_LIMITS: dict[str, int] = {r.name: r.max_body for r in ROUTES if r.max_body is not None}
 
 
 def add_routes(app: web.Application, static_dir) -> None:

@@ -11,7 +11,7 @@ ask of them (itembank.limits); the process is the second line: its memory
 and processor time are capped, so a shape no reader foresaw still ends in a
 clear `too_large` refusal rather than a worker that stalls or swells.
 
-The request itself is bounded per route (body_limits(), the body limit
+The request itself is bounded per route (Route.max_body in routes.py, the body limit
 middleware), and a body over its route's limit gets the `too_large` page
 saying how much the page takes, instead of aiohttp's bare 413.
 """
@@ -39,24 +39,11 @@ T = TypeVar("T")
 log = logging.getLogger("cbt.uploads")
 
 # Room for the form's other fields and the multipart framing around the file.
-_FORM_SLACK = 64 * 1024
+FORM_SLACK = 64 * 1024
 MAX_MEDIA_BYTES = 2 * 1024 * 1024  # an image in an item
 MAX_IMPORT_BYTES = 3 * 1024 * 1024  # an item file (YAML or xlsx) imported in the workspace
 RELEASE_UPLOAD_BYTES = 32 * 1024 * 1024  # a signed .cbtbank built in the workspace, media included
 KEY_UPLOAD_BYTES = 64 * 1024  # a PEM key file is under 1 KB
-
-
-def body_limits() -> dict[str, int]:
-    """Route name -> the most its request body may hold, in bytes."""
-    from cbt import roster
-
-    return {
-        "workspace_exam_roster": roster.MAX_BYTES + _FORM_SLACK,
-        "ws_items_import_submit": MAX_IMPORT_BYTES + _FORM_SLACK,
-        "ws_item_media": MAX_MEDIA_BYTES + _FORM_SLACK,
-        "ws_release_upload": RELEASE_UPLOAD_BYTES + _FORM_SLACK,
-        "ws_keys_upload": KEY_UPLOAD_BYTES,
-    }
 
 
 # What one read may cost the process that does it. Well above what a real

@@ -28,7 +28,6 @@ from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.inputs import whole
 from cbt.templating import error_text, language, render
 
-ACCESS = frozenset({"admin", "teacher"})
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
 
 

@@ -30,10 +30,10 @@ from cbt import accounts, bank, keys, releases
 from cbt import subjects as subject_list
 from cbt.auth import require_user, see_other
 from cbt.errors import UserError
+from cbt.roles import SIGNERS
 from cbt.templating import render
 
 LEVELS = (1, 2, 3, 4)
-SIGNER_ROLES = frozenset({"admin", "reviewer"})
 
 
 async def _orgs(conn, user) -> list[int]:
@@ -108,10 +108,10 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         # Trusted or not for the release's own organisation: a department's admin may sign a school's,
         # and a school's reviewer with the department's keys.
         server_keys = (await releases.list_keys(conn, row["org_id"], await releases.signing_key_orgs(conn, user))
-                       if user.role in SIGNER_ROLES else [])
+                       if user.role in SIGNERS else [])
     return render(request, "workspace/releases_detail.html", {
         "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
-        "can_sign": user.role in SIGNER_ROLES, "error": error,
+        "can_sign": user.role in SIGNERS, "error": error,
         "folder": f"{row['name']}-{row['version']}", "built": request.query.get("built") == "1",
         "signed": request.query.get("signed") == "1",
     }, status=error.status if error else 200)
