@@ -156,7 +156,7 @@ def access_middleware(access: dict[str, object]):
         user = request[keys.USER]
         if user is None:
             if request.method in SAFE_METHODS and not _wants_json(request):
-                return see_other("/login?" + urlencode({"next": request.path_qs}))
+                return redirect(request, "login", {"next": request.path_qs})
             raise Forbidden("login_required", "sign in first", status=401)
         if rule != STAFF and user.role not in rule:
             allowed = ", ".join(sorted(rule))
@@ -169,7 +169,15 @@ def access_middleware(access: dict[str, object]):
 
 
 def see_other(location: str) -> web.Response:
+    """303 to a path already known to be this site's (see redirect for routes)."""
     return web.Response(status=303, headers={"Location": location})
+
+
+def redirect(request: web.Request, name: str, query: dict | None = None, **parts) -> web.Response:
+    """303 to the route ``name`` of the URL table, its ``{parts}`` filled in,
+    with ``query`` encoded: the one way a handler sends the browser on."""
+    url = request.app.router[name].url_for(**{k: str(v) for k, v in parts.items()})
+    return see_other(f"{url}?{urlencode(query)}" if query else str(url))
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -310,7 +318,7 @@ async def logout(request: web.Request) -> web.Response:
     if token:
         await request.app[keys.POOL].execute("DELETE FROM sessions WHERE token_hash = $1",
                                              _token_hash(token))
-    response = see_other("/login")
+    response = redirect(request, "login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -18,6 +18,7 @@ from cbt import accounts, bank, keys, results
 from cbt.auth import require_user
 from cbt.board import fmt as board_fmt
 from cbt.errors import UserError
+from cbt.inputs import path_id
 from cbt.templating import render
 from itembank.formats.xlsx import write_template
 from itembank.model import ItemType, Status
@@ -80,10 +81,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 def _version(request: web.Request) -> int:
-    raw = request.match_info["version"]
-    if not raw.isdigit() or len(raw) > 9:
-        raise UserError("bad_version", "an item version is a whole number", status=404)
-    return int(raw)
+    return path_id(request, "version", "bad_version", "an item version is a whole number", high=2**31 - 1)
 
 
 async def item_page(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from cbt.analysis_report import (
     score_trace_svg,
     write_xlsx,
 )
-from cbt.auth import require_user, see_other
+from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
 from cbt.templating import language, render
 
@@ -100,7 +100,7 @@ async def recompute(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         await results.analyze_exam(conn, exam["id"])
-    return see_other(str(request.app.router["board_exam"].url_for(code=exam["code"])))
+    return redirect(request, "board_exam", code=exam["code"])
 
 
 async def item_page(request: web.Request) -> web.Response:

@@ -3,6 +3,10 @@ passes PostgreSQL a value it cannot hold (and answers 500)."""
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from cbt.errors import NotFound
+
 # PostgreSQL's bigint, the type of every id.
 MAX_ID = 2**63 - 1
 
@@ -28,3 +32,12 @@ def whole(raw: str | None, high: int = MAX_ID, low: int = 0) -> int | None:
         return None
     n = int(raw)
     return n if low <= n <= high else None
+
+
+def path_id(request: web.Request, name: str, code: str, message: str, high: int = MAX_ID) -> int:
+    """The whole number in the URL's ``{name}``; anything else names no row,
+    so it is not found (404 ``code``), as an id nobody has would be."""
+    n = whole(request.match_info[name], high)
+    if n is None:
+        raise NotFound(code, message)
+    return n

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cbt import accounts, keys
-from cbt.auth import require_user, safe_next, see_other
+from cbt.auth import redirect, require_user, safe_next, see_other
 from cbt.errors import UserError
 from cbt.i18n import LANG_COOKIE, LANGUAGES
 from cbt.templating import render
@@ -15,7 +15,7 @@ async def home(request: web.Request) -> web.Response:
     """Staff signed in go to their dashboard; anyone else chooses a way in.
     Students type the bare address too, and the staff sign-in is no use to them."""
     if request[keys.USER]:
-        return see_other("/staff")
+        return redirect(request, "staff_dashboard")
     return render(request, "home.html")
 
 
@@ -53,7 +53,7 @@ async def users_create(request: web.Request) -> web.Response:
     except UserError as e:
         fields.pop("password")
         return await users_page(request, error=e, form=fields)
-    return see_other("/staff/users?created=" + fields["username"].strip().lower())
+    return redirect(request, "staff_users", {"created": fields["username"].strip().lower()})
 
 
 async def set_language(request: web.Request) -> web.Response:

@@ -22,17 +22,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
-from cbt.auth import require_user, see_other
+from cbt.auth import redirect, require_user
 from cbt.clientaddr import public_url
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.inputs import whole
 from cbt.templating import error_text, language, render
 
 INTEGRITY_ACTIONS = ("count", "warn", "pause")
-
-
-def _url(request: web.Request, name: str, **parts) -> str:
-    return str(request.app.router[name].url_for(**parts))
 
 
 def _plain_form(form) -> dict:
@@ -175,7 +171,7 @@ async def create(request: web.Request) -> web.Response:
         if problems:
             return await _builder_page(request, conn, release=release, form=form, problems=problems, status=400,
                                        checked=True)
-    return see_other(_url(request, "workspace_exam", code=spec.code))
+    return redirect(request, "workspace_exam", code=spec.code)
 
 
 def _must_be_draft(exam) -> None:
@@ -220,7 +216,7 @@ async def update(request: web.Request) -> web.Response:
             return await _builder_page(request, conn, release=release, form=form, exam=exam, problems=problems,
                                        status=400, checked=True)
         await update_exam(conn, exam, release["id"], spec, user.username)
-    return see_other(_url(request, "workspace_exam", code=exam["code"]))
+    return redirect(request, "workspace_exam", code=exam["code"])
 
 
 async def update_exam(conn: asyncpg.Connection, exam, release_id: int, spec: exams.ExamSpec, by: str) -> None:
@@ -359,7 +355,7 @@ async def roster_upload(request: web.Request) -> web.Response:
         return render(request, "workspace/exams_exam.html",
                       ctx | {"problems": _in_reader_language(request, problems), "notice": None,
                              "more_problems": max(0, total - len(problems))}, status=400)
-    return see_other(_url(request, "workspace_exam", code=exam["code"]) + f"?done=roster&n={count}")
+    return redirect(request, "workspace_exam", {"done": "roster", "n": count}, code=exam["code"])
 
 
 async def roster_template(request: web.Request) -> web.Response:
@@ -437,7 +433,7 @@ async def tickets(request: web.Request) -> web.Response:
             return render(request, "workspace/exams_exam.html", ctx | {
                 "problems": [], "notice": None, "tickets_error": e,
                 "tickets_error_text": error_text(request, e)}, status=e.status)
-    return see_other(_url(request, "workspace_exam_ticket_sheet", code=exam["code"], sheet=sheet_id))
+    return redirect(request, "workspace_exam_ticket_sheet", code=exam["code"], sheet=sheet_id)
 
 
 async def ticket_sheet(request: web.Request) -> web.Response:
@@ -462,7 +458,7 @@ async def open_(request: web.Request) -> web.Response:
         if exam["status"] == "open":
             raise Conflict("exam_open", f"exam {exam['code']} is already open")
         await exams.open_exam(conn, exam["code"])
-    return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=open")
+    return redirect(request, "workspace_exam", {"done": "open"}, code=exam["code"])
 
 
 _IN_PROGRESS = "SELECT id FROM attempts WHERE exam_id = $1 AND status = 'in_progress' ORDER BY id"
@@ -494,4 +490,4 @@ async def close(request: web.Request) -> web.Response:
         for row in await conn.fetch(_IN_PROGRESS, exam["id"]):
             await delivery.finalize(request.app, conn, row["id"], "close")
         await delivery.notify(conn, exam["id"])
-    return see_other(_url(request, "workspace_exam", code=exam["code"]) + "?done=close")
+    return redirect(request, "workspace_exam", {"done": "close"}, code=exam["code"])

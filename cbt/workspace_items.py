@@ -3,26 +3,22 @@ subject assignment. Handlers parse the request, call cbt.authoring, render."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
 
 from cbt import accounts, authoring, keys, results
 from cbt import subjects as subject_list
-from cbt.auth import require_user, see_other
+from cbt.auth import redirect, require_user
 from cbt.board import fmt as board_fmt
 from cbt.errors import UserError
 from cbt.exams import student_view
+from cbt.inputs import path_id
 from cbt.templating import error_text, render
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 
 
 def _pk(request: web.Request) -> int:
-    raw = request.match_info["pk"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise UserError("unknown_item", "no such item in your organisation's workspace", status=404)
-    return int(raw)
+    return path_id(request, "pk", "unknown_item", "no such item in your organisation's workspace")
 
 
 def _filter(query) -> authoring.DraftFilter:
@@ -118,7 +114,7 @@ async def create(request: web.Request) -> web.Response:
                 raise
             return _editor(request, values=_form_values(form), problems={"id": [error_text(request, e)]}, status=409,
                            subjects=await subject_list.list_for(conn, user.org_id))
-    return see_other(str(request.app.router["ws_item"].url_for(pk=str(pk))) + "?done=saved")
+    return redirect(request, "ws_item", {"done": "saved"}, pk=pk)
 
 
 async def _item_context(conn, user, row) -> dict:
@@ -168,7 +164,7 @@ async def save(request: web.Request) -> web.Response:
                            preview=_preview(e.checked.item, extra["media"]), status=400, extra=extra,
                            subjects=await subject_list.list_for(conn, row["org_id"]))
     done = "new_version" if new_pk != pk else "saved"
-    return see_other(str(request.app.router["ws_item"].url_for(pk=str(new_pk))) + "?done=" + done)
+    return redirect(request, "ws_item", {"done": done}, pk=new_pk)
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -200,7 +196,7 @@ async def upload_media(request: web.Request) -> web.Response:
     data = upload.file.read(authoring.MAX_MEDIA_BYTES + 1)
     async with request.app[keys.POOL].acquire() as conn:
         await authoring.add_media(conn, user, pk, upload.filename or "", data)
-    return see_other(str(request.app.router["ws_item"].url_for(pk=str(pk))) + "?done=media")
+    return redirect(request, "ws_item", {"done": "media"}, pk=pk)
 
 
 async def duplicate(request: web.Request) -> web.Response:
@@ -208,7 +204,7 @@ async def duplicate(request: web.Request) -> web.Response:
     form = await request.post()
     async with request.app[keys.POOL].acquire() as conn:
         new_pk = await authoring.duplicate_item(conn, user, _pk(request), str(form.get("new_id", "")))
-    return see_other(str(request.app.router["ws_item"].url_for(pk=str(new_pk))) + "?done=duplicated")
+    return redirect(request, "ws_item", {"done": "duplicated"}, pk=new_pk)
 
 
 async def retire(request: web.Request) -> web.Response:
@@ -217,7 +213,7 @@ async def retire(request: web.Request) -> web.Response:
     form = await request.post()
     async with request.app[keys.POOL].acquire() as conn:
         await authoring.retire_item(conn, user, pk, str(form.get("comment", "")))
-    return see_other(str(request.app.router["ws_item"].url_for(pk=str(pk))) + "?done=retired")
+    return redirect(request, "ws_item", {"done": "retired"}, pk=pk)
 
 
 def _chosen(form) -> list[int]:
@@ -236,8 +232,8 @@ async def submit(request: web.Request) -> web.Response:
         await authoring.submit_items(conn, user, _chosen(form))
     back = str(form.get("back", ""))
     if back.isdigit():
-        return see_other(str(request.app.router["ws_item"].url_for(pk=back)) + "?done=submitted")
-    return see_other(str(request.app.router["ws_items"].url_for()) + "?done=submitted")
+        return redirect(request, "ws_item", {"done": "submitted"}, pk=back)
+    return redirect(request, "ws_items", {"done": "submitted"})
 
 
 async def export(request: web.Request) -> web.Response:
@@ -300,7 +296,7 @@ async def review_decide(request: web.Request) -> web.Response:
     decision = str(form.get("decision", ""))
     async with request.app[keys.POOL].acquire() as conn:
         await authoring.review_item(conn, user, _pk(request), decision, str(form.get("comment", "")))
-    return see_other(str(request.app.router["ws_review"].url_for()) + "?done=" + decision)
+    return redirect(request, "ws_review", {"done": decision})
 
 
 async def subjects_page(request: web.Request, *, error: UserError | None = None, status: int = 200,
@@ -335,7 +331,7 @@ async def subjects_submit(request: web.Request) -> web.Response:
             await authoring.set_subjects(conn, username, chosen, by=user)
         except UserError as e:
             return await subjects_page(request, error=e, status=e.status, username=username)
-    return see_other(str(request.app.router["ws_subjects"].url_for()) + f"?done=saved&user={quote(username)}")
+    return redirect(request, "ws_subjects", {"done": "saved", "user": username})
 
 
 async def subject_list_submit(request: web.Request) -> web.Response:
@@ -355,4 +351,4 @@ async def subject_list_submit(request: web.Request) -> web.Response:
             if e.status == 404:
                 raise
             return await subjects_page(request, error=e, status=e.status)
-    return see_other(str(request.app.router["ws_subjects"].url_for()) + "?done=" + done)
+    return redirect(request, "ws_subjects", {"done": done})

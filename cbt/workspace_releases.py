@@ -28,8 +28,9 @@ from aiohttp import web
 
 from cbt import accounts, bank, keys, releases
 from cbt import subjects as subject_list
-from cbt.auth import require_user, see_other
+from cbt.auth import redirect, require_user
 from cbt.errors import UserError
+from cbt.inputs import path_id
 from cbt.roles import SIGNERS
 from cbt.templating import render
 
@@ -41,10 +42,7 @@ async def _orgs(conn, user) -> list[int]:
 
 
 def _release_id(request: web.Request) -> int:
-    raw = request.match_info["release_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise UserError("unknown_release", "no such release: choose one from the list of releases", status=404)
-    return int(raw)
+    return path_id(request, "release_id", "unknown_release", "no such release: choose one from the list of releases")
 
 
 def _filters(query) -> dict:
@@ -94,7 +92,7 @@ async def create(request: web.Request) -> web.Response:
             release_id = await releases.create(conn, user, await _orgs(conn, user), build)
     except UserError as e:
         return await index(request, error=e, form=form)
-    return see_other(f"/workspace/releases/{release_id}?built=1")
+    return redirect(request, "ws_release", {"built": 1}, release_id=release_id)
 
 
 async def page(request: web.Request, *, error: UserError | None = None) -> web.Response:
@@ -157,7 +155,7 @@ async def upload_signature(request: web.Request) -> web.Response:
         if e.status == 404:
             raise
         return await page(request, error=e)
-    return see_other(f"/workspace/releases/{release_id}?signed=1")
+    return redirect(request, "ws_release", {"signed": 1}, release_id=release_id)
 
 
 async def sign(request: web.Request) -> web.Response:
@@ -173,7 +171,7 @@ async def sign(request: web.Request) -> web.Response:
         if e.code == "unknown_release":
             raise
         return await page(request, error=e)
-    return see_other(f"/workspace/releases/{release_id}?signed=1")
+    return redirect(request, "ws_release", {"signed": 1}, release_id=release_id)
 
 
 # -- keys -----------------------------------------------------------------------
@@ -198,7 +196,7 @@ async def keys_create(request: web.Request) -> web.Response:
                                              str(data.get("passphrase2", "")))
     except UserError as e:
         return await keys_page(request, error=e)
-    return see_other(f"/workspace/keys?done=created&fp={fp}")
+    return redirect(request, "ws_keys", {"done": "created", "fp": fp})
 
 
 async def keys_upload(request: web.Request) -> web.Response:
@@ -213,7 +211,7 @@ async def keys_upload(request: web.Request) -> web.Response:
                                            str(data.get("passphrase", "")))
     except UserError as e:
         return await keys_page(request, error=e)
-    return see_other(f"/workspace/keys?done=created&fp={fp}")
+    return redirect(request, "ws_keys", {"done": "created", "fp": fp})
 
 
 async def keys_trust(request: web.Request) -> web.Response:
@@ -226,7 +224,7 @@ async def keys_trust(request: web.Request) -> web.Response:
         if e.status == 404:
             raise
         return await keys_page(request, error=e)
-    return see_other(f"/workspace/keys?done=trusted&fp={fp}")
+    return redirect(request, "ws_keys", {"done": "trusted", "fp": fp})
 
 
 async def keys_revoke(request: web.Request) -> web.Response:
@@ -243,4 +241,4 @@ async def keys_revoke(request: web.Request) -> web.Response:
         if e.status == 404:
             raise
         return await keys_page(request, error=e)
-    return see_other(f"/workspace/keys?done=revoked&fp={fp}")
+    return redirect(request, "ws_keys", {"done": "revoked", "fp": fp})

@@ -25,8 +25,9 @@ import asyncpg
 from aiohttp import web
 
 from cbt import accounts, exams, heads, keys, marking, results
-from cbt.auth import require_user, see_other
+from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
+from cbt.inputs import path_id
 from cbt.scoring import round_half_up
 from cbt.templating import render
 from itembank.render import render_item
@@ -39,10 +40,7 @@ async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> async
 
 
 def _pk(request: web.Request) -> int:
-    raw = request.match_info["pk"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("unknown_item", f"no question {raw!r} in this exam")
-    return int(raw)
+    return path_id(request, "pk", "unknown_item", "no such question in this exam: choose one from the list")
 
 
 # -- marking ------------------------------------------------------------------------
@@ -140,9 +138,8 @@ async def marking_save(request: web.Request) -> web.Response:
     after = [s for s in queue if s.mark is None and done and s.number > done.number]
     before = [s for s in queue if s.mark is None]
     target = (after or before or [done])[0]
-    url = request.app.router["ws_marking_item"].url_for(code=exam["code"], pk=str(pk))
-    query = f"?script={target.number}&saved={done.number}" if target and done else ""
-    return see_other(f"{url}{query}")
+    query = {"script": target.number, "saved": done.number} if target and done else None
+    return redirect(request, "ws_marking_item", query, code=exam["code"], pk=pk)
 
 
 # -- results ------------------------------------------------------------------------
