@@ -67,6 +67,8 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "t": catalogs.translator(lang),
         # A UserError shown inside a page (not as the error page) speaks the reader's language too.
         "error_text": lambda e: catalogs.error_message(lang, e.code, e.message, e.details),
+        # An item field's problem (cbt.authoring.FieldProblem), likewise.
+        "problem_text": lambda p: catalogs.field_problem(lang, p),
         "lang": lang,
         "user": request.get(keys.USER),
         "csrf_token": request.get(keys.CSRF_TOKEN, ""),
