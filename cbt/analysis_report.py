@@ -370,10 +370,21 @@ _SUMMARY_ROWS = [
 
 # The workbook's words for people, in English: the CLI's workbook. The board
 # passes its reader's language (board.report_words, from the catalogs'
-# "report.*", "stat.*" and "flag.*"). Sheet names, and the headers of the
-# sheets of raw estimates (Options, IRT, Abilities, DIF), are the statistics'
-# own names and stay as they are, for scripts that read them.
+# "report.*", "stat.*" and "flag.*"), sheet names and every header included:
+# the workbook is for people, and scripts read the JSON report. The English
+# defaults keep the statistics' own names, as the CLI's workbook always had.
+_SHEETS = ("summary", "items", "options", "irt", "abilities", "dif", "notes", "audit")
+_OPTION_COLUMNS = ("item", "option", "is_key", "count", "proportion", "r_pb_rest", "mean_total")
+_IRT_COLUMNS = ("item", "a", "se_a", "b", "se_b")
+_IRT_FIT = ("model", "loglik", "converged")
+_ABILITY_COLUMNS = ("examinee", "eap", "se")
+_DIF_COLUMNS = ("item", "mh_alpha", "mh_d_dif", "se_d_dif", "chi2", "p_value", "ets_class")
 XLSX_WORDS = {
+    **{f"sheet.{name}": {"irt": "IRT", "dif": "DIF"}.get(name, name.capitalize()) for name in _SHEETS},
+    **{f"options.{c}": c for c in _OPTION_COLUMNS},
+    **{f"irt.{c}": c for c in (*_IRT_COLUMNS, *_IRT_FIT)},
+    **{f"abilities.{c}": c for c in _ABILITY_COLUMNS},
+    **{f"dif.{c}": c for c in _DIF_COLUMNS},
     **{f"summary.{key}": label for label, key in _SUMMARY_ROWS},
     "summary.examinees": "examinees", "summary.items": "items", "summary.omit_policy": "omit policy",
     "summary.reliability_n": "examinees in reliability (every item)", "summary.score_from": "score from",
@@ -454,13 +465,14 @@ def render_html(report: dict, traces: dict | None = None, title: str = "response
 
 
 def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = None,
-               words: dict | None = None) -> None:
+               words: dict | None = None, head_words: dict | None = None) -> None:
     """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF,
     Notes; and Audit, the exam's signed chain head, when given (cbt.heads).
 
     words: XLSX_WORDS in the reader's language. With them the Items sheet's
     flags column says each flag in words; in English (the default) it keeps
-    the flags' codes, as the JSON report has them."""
+    the flags' codes, as the JSON report has them. head_words: the Audit
+    sheet's labels (cbt.heads.row_words)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
@@ -487,7 +499,7 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
         return ws
 
     ws = wb.active
-    ws.title = "Summary"
+    ws.title = w["sheet.summary"]
     t = report["test"]
     rows = [
         [w["summary.examinees"], report["examinees"]],
@@ -506,7 +518,7 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
 
     items = report["items"]
     sheet(
-        "Items",
+        w["sheet.items"],
         [w[f"items.{key}"] for key in _ITEM_COLUMNS],
         [
             [
@@ -534,35 +546,35 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
             for o in it.get("options", [])
         ]
         sheet(
-            "Options",
-            ["item", "option", "is_key", "count", "proportion", "r_pb_rest", "mean_total"],
+            w["sheet.options"],
+            [w[f"options.{c}"] for c in _OPTION_COLUMNS],
             opt_rows,
             highlight=lambda i: bool(opt_rows[i][2]),
         )
     if "irt" in report:
         r = report["irt"]
         ws = sheet(
-            "IRT",
-            ["item", "a", "se_a", "b", "se_b"],
+            w["sheet.irt"],
+            [w[f"irt.{c}"] for c in _IRT_COLUMNS],
             [[it["id"], it["a"], it["se_a"], it["b"], it["se_b"]] for it in r["items"]],
         )
         ws.append([])
-        ws.append(["model", r["model"]])
-        ws.append(["loglik", r["loglik"]])
-        ws.append(["converged", r["converged"]])
-        sheet("Abilities", ["examinee", "eap", "se"], [[a["id"], a["eap"], a["se"]] for a in r["abilities"]])
+        for name in _IRT_FIT:
+            ws.append([w[f"irt.{name}"], r[name]])
+        sheet(w["sheet.abilities"], [w[f"abilities.{c}"] for c in _ABILITY_COLUMNS],
+              [[a["id"], a["eap"], a["se"]] for a in r["abilities"]])
     if "dif" in report:
         d = report["dif"]
         sheet(
-            "DIF",
-            ["item", "mh_alpha", "mh_d_dif", "se_d_dif", "chi2", "p_value", "ets_class"],
+            w["sheet.dif"],
+            [w[f"dif.{c}"] for c in _DIF_COLUMNS],
             [
                 [x["id"], x["mh_alpha"], x["mh_d_dif"], x["se_d_dif"], x["chi2"], x["p_value"], x["ets_class"]]
                 for x in d
             ],
             highlight=lambda i: d[i]["ets_class"] in ("B", "C"),
         )
-    notes = wb.create_sheet("Notes")
+    notes = wb.create_sheet(w["sheet.notes"])
     for line in [
         w["note.empty"],
         w["note.p"],
@@ -573,5 +585,5 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
         notes.append([line])
     notes.column_dimensions["A"].width = 110
     if head is not None:
-        head.add_sheet(wb, "Audit")
+        head.add_sheet(wb, w["sheet.audit"], head_words)
     wb.save(out)

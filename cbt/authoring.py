@@ -70,12 +70,26 @@ _STATUS_OF_STATE = {"approved": Status.APPROVED, "retired": Status.RETIRED}
 # ---------------------------------------------------------------- form <-> item
 
 
+class FieldProblem(str):
+    """One problem of an editor field: the English line (the CLI's and the import
+    list's), and its code (itembank's, or the editor's own) and values, which the
+    page says in the reader's language through "item_problem.<code>"."""
+
+    code: str
+    params: dict
+
+    def __new__(cls, message: str, code: str, **params) -> FieldProblem:
+        self = super().__new__(cls, message)
+        self.code, self.params = code, params
+        return self
+
+
 @dataclass
 class Checked:
     """The outcome of checking editor fields: the item, or the problems per field."""
 
     item: Item | None
-    problems: dict[str, list[str]] = field(default_factory=dict)  # form field ("" = general) -> messages
+    problems: dict[str, list[FieldProblem]] = field(default_factory=dict)  # form field ("" = general) -> problems
 
     @property
     def ok(self) -> bool:
@@ -154,7 +168,7 @@ def check_fields(fields: Mapping[str, Any], *, item_id: str, version: int, statu
                  media_paths: set[str] | None = None) -> Checked:
     """Parse and check the editor's fields with itembank's own rules."""
     if _text(fields, "type") not in TYPES:
-        return Checked(None, {"type": [f"choose the item type: {', '.join(TYPES)}"]})
+        return Checked(None, {"type": [FieldProblem(f"choose the item type: {', '.join(TYPES)}", "bad-type")]})
     data = fields_to_data(fields, item_id=item_id, version=version, status=status)
     return check_source(dump_yaml(data), media_paths, kind=data["type"])
 
@@ -168,7 +182,8 @@ def check_source(text: str, media_paths: set[str] | None, *, kind: str = "") -> 
         problems += check_item(result.items[0], exists)
     by_field: dict[str, list[str]] = {}
     for p in problems:
-        by_field.setdefault(_form_field(p.field, kind or (item.type.value if item else "")), []).append(p.message)
+        by_field.setdefault(_form_field(p.field, kind or (item.type.value if item else "")), []).append(
+            FieldProblem(p.message, p.code))
     return Checked(item, by_field)
 
 
@@ -362,9 +377,9 @@ async def _listed_subject(conn: asyncpg.Connection, org_id: int, checked: Checke
     if found is not None:
         checked.item = replace(checked.item, subject=found.code)
     elif typed != keep:
-        checked.problems.setdefault("subject", []).append(
+        checked.problems.setdefault("subject", []).append(FieldProblem(
             f"the subject {typed!r} is not in the list of subjects: choose one from the list (an administrator"
-            " adds subjects on the Subjects page)")
+            " adds subjects on the Subjects page)", "subject-not-listed", subject=typed))
     return checked
 
 
@@ -380,8 +395,8 @@ class InvalidItem(UserError):
 def _valid_id(item_id: str) -> str:
     item_id = (item_id or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", item_id):
-        raise InvalidItem(Checked(None, {"id": [
-            f"id '{item_id}': use up to 64 letters, digits, . _ or - (no spaces), e.g. M12-HS-001"]}))
+        raise InvalidItem(Checked(None, {"id": [FieldProblem(
+            f"id '{item_id}': use up to 64 letters, digits, . _ or - (no spaces), e.g. M12-HS-001", "bad-id")]}))
     return item_id
 
 
@@ -392,8 +407,10 @@ async def create_item(conn: asyncpg.Connection, user: Staff, fields: Mapping[str
     checked = await _listed_subject(conn, user.org_id, check_fields(fields, item_id=item_id, version=1,
                                                                     media_paths=set()))
     if await id_taken(conn, item_id):
-        checked.problems.setdefault("id", []).append(
-            f"the id {item_id} is already used: choose another (e.g. {await suggest_id(conn, base=item_id)})")
+        suggested = await suggest_id(conn, base=item_id)
+        checked.problems.setdefault("id", []).append(FieldProblem(
+            f"the id {item_id} is already used: choose another (e.g. {suggested})", "id-taken", id=item_id,
+            suggested=suggested))
     if not checked.ok:
         raise InvalidItem(checked)
     async with conn.transaction():

@@ -158,8 +158,9 @@ async def report_xlsx(request: web.Request) -> web.Response:
     if problem:
         raise problem
     out = io.BytesIO()
-    # In the reader's language, as the board's pages: the flags, the labels and the notes.
-    write_xlsx(report, out, head, catalog_words(request.app[keys.CATALOGS].translator(language(request))))
+    # In the reader's language, as the board's pages: sheet names, headers, flags and notes.
+    t = request.app[keys.CATALOGS].translator(language(request))
+    write_xlsx(report, out, head, catalog_words(t), heads.row_words(t))
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',

@@ -431,6 +431,16 @@ def cmd_exam_form(args) -> int:
     return with_database(_settings(args), work)
 
 
+def _workbook_translator():
+    """The Vietnamese catalog's translator when CBT_LANG=vi asks for it, else None (English)."""
+    if os.environ.get("CBT_LANG") != "vi":
+        return None
+    from cbt.i18n import Catalogs
+    from cbt.templating import web_root
+
+    return Catalogs(web_root() / "i18n").translator("vi")
+
+
 def cmd_exam_results(args) -> int:
     from cbt import heads, results
 
@@ -440,7 +450,10 @@ def cmd_exam_results(args) -> int:
         out = args.xlsx or args.csv
         try:
             if args.xlsx:
-                results.write_results_xlsx(rows, args.xlsx, signed)
+                # A workbook is for people: English, or Vietnamese with CBT_LANG=vi (as `cbt analyze`'s).
+                t = _workbook_translator()
+                results.write_results_xlsx(rows, args.xlsx, signed, *(
+                    (results.xlsx_words(t), heads.row_words(t)) if t else ()))
             else:
                 args.csv.write_text(results.results_csv(rows, signed), encoding="utf-8", newline="")
         except OSError as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cbt import keys
-from cbt.templating import language, render
+from cbt.templating import DECIMAL_MARK, language, render
 
 # The strings the page's script shows, sent as JSON data (not script) so the
 # Content-Security-Policy needs no inline script.
@@ -20,4 +20,6 @@ async def page(request: web.Request) -> web.Response:
     lang = language(request)
     strings = {k[len(SCRIPT_STRING_PREFIX):]: catalogs.translate(lang, k)
                for k in catalogs.catalog("vi") if k.startswith(SCRIPT_STRING_PREFIX)}
+    # Points and scores in the reader's way, as the templates' num() writes them.
+    strings["decimal_mark"] = DECIMAL_MARK[lang]
     return render(request, "exam/page.html", {"strings": strings})

@@ -4,7 +4,7 @@ the bank), the roster, tickets, and the forms drawn when the exam opens.
 An exam file looks like::
 
     code: TOAN12-HK1
-    title: Kiểm tra học kì I — Toán 12
+    title: Kiểm tra học kỳ I — Toán 12
     subject: toan
     release: demo-thpt 2025.1           # bank release "name version"
     duration_minutes: 90

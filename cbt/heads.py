@@ -70,28 +70,44 @@ class SignedHead:
         return (f"# signed audit chain head of {self.exam}: event {self.head.seq}; hash {self.head.hash.hex()}; "
                 f"token {self.token}")
 
-    def rows(self) -> list[list]:
-        """Label and value rows, for a spreadsheet's sheet."""
+    def rows(self, words: dict | None = None) -> list[list]:
+        """Label and value rows, for a spreadsheet's sheet; words: ROW_WORDS in
+        the reader's language (English without them)."""
+        w = {**ROW_WORDS, **(words or {})}
         return [
-            ["signed audit chain head", ""],
-            ["exam", self.exam],
-            ["event (seq)", self.head.seq],
-            ["hash", self.head.hash.hex()],
-            ["signed at (UTC)", self.signed_at.astimezone(dt.UTC).isoformat(timespec="seconds")],
-            ["receipt key", self.kid],
-            ["token", self.token],
+            [w["title"], ""],
+            [w["exam"], self.exam],
+            [w["event"], self.head.seq],
+            [w["hash"], self.head.hash.hex()],
+            [w["signed_at"], self.signed_at.astimezone(dt.UTC).isoformat(timespec="seconds")],
+            [w["key"], self.kid],
+            [w["token"], self.token],
             ["", ""],
-            ["what it proves", "`cbt audit verify EXAM --head TOKEN` fails if any event up to this one was later "
-                               "removed or altered"],
+            [w["proves"], w["proves_text"]],
         ]
 
-    def add_sheet(self, wb, title: str) -> None:
+    def add_sheet(self, wb, title: str, words: dict | None = None) -> None:
         """A sheet of an openpyxl workbook holding rows()."""
         ws = wb.create_sheet(title)
-        for label, value in self.rows():
+        for label, value in self.rows(words):
             ws.append([label, safe_cell(value) if isinstance(value, str) else value])
         ws.column_dimensions["A"].width = 26
         ws.column_dimensions["B"].width = 100
+
+
+# The labels of a head's sheet in a workbook, in English; "head.sheet.<key>"
+# in web/i18n says them in the reader's language.
+ROW_WORDS = {
+    "title": "signed audit chain head", "exam": "exam", "event": "event (seq)", "hash": "hash",
+    "signed_at": "signed at (UTC)", "key": "receipt key", "token": "token", "proves": "what it proves",
+    "proves_text": "`cbt audit verify EXAM --head TOKEN` fails if any event up to this one was later removed or"
+                   " altered",
+}
+
+
+def row_words(t) -> dict:
+    """ROW_WORDS from the catalogs, with t a cbt.i18n translator."""
+    return {key: t("head.sheet." + key) for key in ROW_WORDS}
 
 
 async def sign_current(conn: asyncpg.Connection, exam_code: str) -> SignedHead:

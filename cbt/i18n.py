@@ -51,6 +51,18 @@ class Catalogs:
         except (KeyError, IndexError):
             return fallback
 
+    def field_problem(self, lang: str, problem) -> str:
+        """A form field's problem in lang: "item_problem.<code>" formatted with its
+        values; the problem's own (English) line where the catalog has no text."""
+        code = getattr(problem, "code", "")
+        text = self.lookup(lang, "item_problem." + code) if code else None
+        if not text:
+            return str(problem)
+        try:
+            return text.format(**getattr(problem, "params", {}))
+        except (KeyError, IndexError):
+            return str(problem)
+
     def translator(self, lang: str):
         def t(key: str, **values) -> str:
             return self.translate(lang, key, **values)

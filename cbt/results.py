@@ -371,22 +371,44 @@ def results_csv(rows: Iterable[dict], head: SignedHead | None = None) -> str:
     return out.getvalue()
 
 
-def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: SignedHead | None = None) -> None:
+# The workbook is for people: its sheet names and headers are words in the
+# reader's language ("results.xlsx.<key>" in web/i18n), where the CSV keeps
+# RESULT_COLUMNS, stable keys for scripts (docs/design.md). These are the
+# English words, for a caller without catalogs.
+XLSX_WORDS = {
+    "sheet": "Results", "audit_sheet": "Audit", "student_code": "Candidate number", "full_name": "Full name",
+    "class": "Class", "school": "School", "subject": "Subject", "score": "Score", "max_score": "Maximum score",
+    "gradebook_10": "Score out of 10", "provisional": "Score status", "submitted_at": "Submitted at",
+    "is_provisional": "Provisional", "is_final": "Final",
+}
+
+
+def xlsx_words(t) -> dict:
+    """XLSX_WORDS from the catalogs, with t a cbt.i18n translator (the reader's language)."""
+    return {key: t("results.xlsx." + key) for key in XLSX_WORDS}
+
+
+def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: SignedHead | None = None,
+                       words: dict | None = None, head_words: dict | None = None) -> None:
     """The results sheet: the student code is a text cell (leading zeros kept),
-    scores numbers. With head, a second sheet "audit" holds the exam's signed
-    audit chain head (gradebooks import the first sheet)."""
+    scores numbers. With head, a second sheet holds the exam's signed audit
+    chain head (gradebooks import the first sheet). words: XLSX_WORDS in the
+    reader's language (English without them); head_words: heads.ROW_WORDS'."""
     from openpyxl import Workbook
 
+    w = {**XLSX_WORDS, **(words or {})}
     wb = Workbook()
     ws = wb.active
-    ws.title = "results"
-    ws.append(list(RESULT_COLUMNS))
+    ws.title = w["sheet"]
+    ws.append([w[c] for c in RESULT_COLUMNS])
     for row in rows:
         values = []
         for c in RESULT_COLUMNS:
             v = row[c]
             if isinstance(v, Decimal):
                 v = float(v)
+            elif c == "provisional" and v is not None:
+                v = w["is_provisional"] if v else w["is_final"]
             elif c == "submitted_at" and v is not None:
                 v = v.astimezone(dt.UTC).replace(tzinfo=None)  # spreadsheets have no zones: UTC
             elif isinstance(v, str):
@@ -401,7 +423,9 @@ def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: Signe
             ws.cell(row=ws.max_row, column=column).number_format = "0.00"
         ws.cell(row=ws.max_row, column=8).number_format = "0.0"
         ws.cell(row=ws.max_row, column=10).number_format = "yyyy-mm-dd hh:mm:ss"
+    for col in ws.columns:
+        ws.column_dimensions[col[0].column_letter].width = max(10, len(str(col[0].value)) + 2)
     ws.freeze_panes = "A2"
     if head is not None:
-        head.add_sheet(wb, "audit")
+        head.add_sheet(wb, w["audit_sheet"], head_words)
     wb.save(out)

@@ -225,7 +225,7 @@ class _Column:
 
 
 COLUMNS: tuple[_Column, ...] = (
-    _Column("code", "Mã học sinh", "student code", (
+    _Column("code", "Số báo danh", "student code", (
         "ma hoc sinh", "ma hs", "ma so hoc sinh", "ma so hs", "ma dinh danh", "ma dinh danh hoc sinh", "ma",
         "so bao danh", "sbd", "so bd",
         "student code", "student id", "code",
@@ -435,7 +435,7 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
             break
     header = _find_header(head)
     if header is None:
-        raise _file_error("roster_empty", "the file has no rows: put a header row (Mã học sinh, Họ và tên, "
+        raise _file_error("roster_empty", "the file has no rows: put a header row (Số báo danh, Họ và tên, "
                           "Ngày sinh, Lớp, Trường, Phòng thi) and one row per candidate", key="roster_empty.no_rows")
     header_row, header_cells = header
     columns, problems = _map_header(header_row, header_cells)
@@ -671,7 +671,7 @@ TEMPLATE_NOTES = (
     ("Ngày sinh", "Bắt buộc. Ngày/tháng/năm, ví dụ 25/12/2010, hoặc ô kiểu ngày."),
     ("Lớp", "Bắt buộc."),
     ("Phòng thi", "Bắt buộc. Phiếu dự thi được in theo từng phòng. Cũng nhận tiêu đề Phòng."),
-    ("Trường", "Không bắt buộc: để trống thì lấy tên trường (đơn vị) của kì thi. Có thể xoá cả cột."),
+    ("Trường", "Không bắt buộc: để trống thì lấy tên trường (đơn vị) của kỳ thi. Có thể xoá cả cột."),
     ("Hệ số thời gian", "Không bắt buộc: để trống là thời gian bình thường; 1,5 là thêm 50% thời gian "
      "(từ 1 đến 3)."),
 )
@@ -823,7 +823,7 @@ def tickets_by_room(rows: Iterable[Any]) -> list[tuple[str, list[Any]]]:
 
 
 TICKET_CSV_HEADERS = {
-    "vi": ("Phòng thi", "Mã học sinh", "Họ và tên", "Lớp", "Mã dự thi"),
+    "vi": ("Phòng thi", "Số báo danh", "Họ và tên", "Lớp", "Mã dự thi"),
     "en": ("Room", "Student code", "Full name", "Class", "Ticket"),
 }
 

@@ -34,10 +34,14 @@ def make_jinja(root: Path) -> jinja2.Environment:
     )
 
 
+# The one rule for writing a score or points: the templates' num() and the
+# exam page's script (sent as its "decimal_mark") both follow it.
+DECIMAL_MARK = {"vi": ",", "en": "."}
+
+
 def local_number(value, lang: str) -> str:
     """A number as readers of lang write it: Vietnamese uses a decimal comma (0,5 điểm)."""
-    text = str(value)
-    return text.replace(".", ",") if lang == "vi" else text
+    return str(value).replace(".", DECIMAL_MARK.get(lang, "."))
 
 
 def language(request: web.Request) -> str:
@@ -63,12 +67,15 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "t": catalogs.translator(lang),
         # A UserError shown inside a page (not as the error page) speaks the reader's language too.
         "error_text": lambda e: catalogs.error_message(lang, e.code, e.message, e.details),
+        # An item field's problem (cbt.authoring.FieldProblem), likewise.
+        "problem_text": lambda p: catalogs.field_problem(lang, p),
         "lang": lang,
         "user": request.get(keys.USER),
         "csrf_token": request.get(keys.CSRF_TOKEN, ""),
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
+        "decimal_mark": DECIMAL_MARK.get(lang, "."),  # for a page's script that writes numbers
     }
     if context:
         ctx.update(context)

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
+from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.clientaddr import public_url
 from cbt.errors import Conflict, NotFound, Problem, UserError
@@ -94,6 +95,8 @@ async def _builder_page(request, conn, *, release, form: dict, exam=None, proble
         "problems": [builder.problem_text(catalogs, lang, p) for p in problems], "checked": checked,
         "levels": builder.LEVELS, "item_types": builder.ITEM_TYPES, "form_modes": builder.FORM_MODES,
         "integrity_actions": INTEGRITY_ACTIONS,
+        # A row names its subject as the organisation's list does ("Toán"), not by its code.
+        "subject_names": await subject_list.names(conn, await _release_orgs(conn, request, exam)),
     }, status=status)
 
 

@@ -29,7 +29,7 @@ from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
 from cbt.scoring import round_half_up
-from cbt.templating import render
+from cbt.templating import language, render
 from itembank.render import render_item
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -212,7 +212,9 @@ async def results_head(request: web.Request) -> web.Response:
 async def results_xlsx(request: web.Request) -> web.Response:
     exam, rows, _, chosen, head = await _rows(request)
     out = io.BytesIO()
-    results.write_results_xlsx(rows, out, head)
+    # For people: sheet names and headers in the reader's language (the CSV keeps its keys).
+    t = request.app[keys.CATALOGS].translator(language(request))
+    results.write_results_xlsx(rows, out, head, results.xlsx_words(t), heads.row_words(t))
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "xlsx")}"',

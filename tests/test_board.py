@@ -72,7 +72,7 @@ async def test_xlsx_report_downloads(client, board_exam):
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
     wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
-    assert "Items" in wb.sheetnames
+    assert "Câu hỏi" in wb.sheetnames
 
 
 async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam):
@@ -82,9 +82,9 @@ async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam)
     flags = [f for r in await conn.fetch("SELECT flags FROM item_stats") for f in r["flags"]]
     assert flags  # eight candidates: some items are flagged
 
-    def sheets(body: bytes) -> tuple[list, list]:
+    def sheets(body: bytes, items: str = "Câu hỏi", notes: str = "Ghi chú") -> tuple[list, list]:
         wb = openpyxl.load_workbook(io.BytesIO(body))
-        return list(wb["Items"].iter_rows(values_only=True)), [r[0] for r in wb["Notes"].iter_rows(values_only=True)]
+        return list(wb[items].iter_rows(values_only=True)), [r[0] for r in wb[notes].iter_rows(values_only=True)]
 
     items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read())
     vi = {"too_easy": "quá dễ", "too_hard": "quá khó", "low_discrimination": "phân biệt thấp",
@@ -95,7 +95,7 @@ async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam)
     assert shown == {vi[f] for f in flags}
     assert "quá dễ (too_easy): p trên 0.9." in notes and not any("too easy" in n for n in notes)
     await client.get("/lang/en")
-    items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read())
+    items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read(), "Items", "Notes")
     assert "too_easy: too easy (p above 0.9)" in notes and items[0][0] == "Item"
 
 

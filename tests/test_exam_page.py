@@ -327,7 +327,7 @@ async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # n
 
     out = await asyncio.to_thread(run)
     assert out["problems"] == [], out["problems"]
-    assert "cán bộ coi thi mở khóa" in out["locked_message"] and "15 phút" in out["locked_message"]
+    assert "cán bộ coi thi mở khoá" in out["locked_message"] and "15 phút" in out["locked_message"]
     attempt = await conn.fetchrow("SELECT id, layout, device_hash FROM attempts")
     assert out["starts"] == [403, 200] and attempt["device_hash"] is not None
     layout = json.loads(attempt["layout"])
@@ -723,3 +723,40 @@ async def test_a_lab_screen_reads_minus_signs_fractions_and_takes_whole_rows(dsn
     assert out["fraction"] > 0.9  # \frac in a sentence at the sentence's size
     assert out["row_click"] == [False, True, False, False]
     assert len(out["targets"]) == 10 * 4 + 8 and all(w >= 24 and h >= 24 for w, h in out["targets"]), out["targets"]
+
+
+def read_points(base: str, ticket: str, lang: str) -> dict:
+    """Every question's title and the score after submitting, in one language."""
+    with chromium_page() as (page, problems):
+        page.context.add_cookies([{"name": "cbt_lang", "value": lang, "url": base}])
+        page.goto(base + "/exam")
+        page.fill("#ticket", ticket)
+        page.click("#login-form button")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        page.click("#start")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        titles = []
+        for n in range(page.locator(".qbtn").count()):
+            page.locator(".qbtn").nth(n).click()
+            titles.append(page.locator("#question .qtitle").inner_text())
+        page.click("#submit")
+        page.click("#submit-yes")
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        return {"titles": titles, "score": page.locator("#d-score").inner_text(), "problems": problems}
+
+
+async def test_points_and_scores_are_written_in_the_readers_way(dsn, exam):  # noqa: F811
+    """0,25 điểm in Vietnamese, 0.25 points in English: the page writes numbers as the templates do."""
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return read_points(base, exam["0000000001"], "vi"), read_points(base, exam["0000000002"], "en")
+
+    vi, en = await asyncio.to_thread(run)
+    assert vi["problems"] == [] and en["problems"] == []
+    assert any(t.endswith("· 0,25 điểm") for t in vi["titles"]), vi["titles"]
+    assert not any("." in t.split("·")[-1] for t in vi["titles"])
+    assert any(t.endswith("· 0.25 points") for t in en["titles"]), en["titles"]
+    assert vi["score"].startswith("Điểm: 0,00 / ") and "." not in vi["score"], vi["score"]
+    assert en["score"].startswith("Score: 0.00 / "), en["score"]

@@ -292,13 +292,13 @@ async def test_results_and_reports_carry_the_signed_head(client, conn, staff, ex
     assert head_file.startswith("# Signed audit chain head of exam TOAN-T\n")
 
     wb = openpyxl.load_workbook(io.BytesIO(await (await client.get("/workspace/results/TOAN-T/results.xlsx")).read()))
-    assert wb.sheetnames == ["results", "audit"]
-    rows = {r[0]: r[1] for r in wb["audit"].values}
-    assert rows["event (seq)"] == now.seq and rows["hash"] == now.hash.hex()
+    assert wb.sheetnames == ["Kết quả", "Nhật ký"]
+    rows = {r[0]: r[1] for r in wb["Nhật ký"].values}
+    assert rows["Tính đến sự kiện số"] == now.seq and rows["Mã băm (SHA-256)"] == now.hash.hex()
 
     wb = openpyxl.load_workbook(io.BytesIO(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read()))
-    assert wb.sheetnames[-1] == "Audit"
-    token = {r[0]: r[1] for r in wb["Audit"].values}["token"]
+    assert wb.sheetnames[-1] == "Nhật ký"
+    token = {r[0]: r[1] for r in wb["Nhật ký"].values}["Mã mốc có chữ ký"]
     html = await (await client.get("/board/exams/TOAN-T")).text()
     assert f'data-seq="{now.seq}"' in html and "Mốc nhật ký kỳ thi có chữ ký số" in html
 

@@ -372,3 +372,59 @@ def test_the_report_workbook_has_its_words_in_both_catalogs():
             if key.startswith("report.rule."):
                 CATALOGS[lang][key].format(**thresholds)
         CATALOGS[lang]["report.note.flag"].format(flag="x", text="x", rule="x")
+
+
+# -- one word for each thing (docs/glossary.md) -------------------------------------------------
+
+REJECTED = {
+    r"\b[Kk]ì\b": "Kỳ", r"\b[Kk]hóa\b": "Khoá", r"\b[Xx]óa\b": "Xoá", r"\b[Hh]óa\b": "Hoá", r"\b[Tt]ùy\b": "Tuỳ",
+    r"\bMột đáp án\b": "Một lựa chọn", r"(?i)\bmã học sinh\b": "Số báo danh",
+}
+# These list the headers a roster may have, which schools write in many ways.
+ROSTER_ALIASES = {"ws.exams.roster_help", "roster.problem.roster_column_missing.code"}
+
+
+def test_the_vietnamese_interface_says_each_thing_with_one_word():
+    from cbt import roster
+
+    texts = [(f"vi.json {key}", text) for key, text in CATALOGS["vi"].items() if key not in ROSTER_ALIASES]
+    texts += [(str(path.relative_to(REPO)), path.read_text("utf-8")) for path in TEMPLATES.rglob("*.html")]
+    texts += [("roster.TICKET_CSV_HEADERS", " ".join(roster.TICKET_CSV_HEADERS["vi"])),
+              ("roster.TEMPLATE_HEADERS", " ".join(roster.TEMPLATE_HEADERS)),
+              ("roster.COLUMNS", " ".join(c.label for c in roster.COLUMNS))]
+    faults = [f"{where}: {re.search(pattern, text).group(0)!r}, say {word}"
+              for where, text in texts for pattern, word in REJECTED.items() if re.search(pattern, text)]
+    assert not faults, "\n".join(faults)
+    assert CATALOGS["vi"]["type.single"] == CATALOGS["vi"]["ws.exams.type.single"] == "Một lựa chọn"
+
+
+def test_scores_and_points_on_pages_go_through_num():
+    """A score, a mark or points shown on a page is written by num() (0,25 in Vietnamese);
+    a form field's value is what the reader typed, and is left as it is."""
+    number = r"\b(points|score|mark|max_points|max_score|total_points|fmt)\b"
+    shown = re.compile(r"\{\{[^}]*" + number + r"[^}]*\}\}")
+    faults = []
+    for path in TEMPLATES.rglob("*.html"):
+        text = re.sub(r'value="[^"]*"|max="[^"]*"|step="[^"]*"', "", path.read_text("utf-8"))
+        for m in shown.finditer(text):
+            # What is written: not the names in quotes, nor a condition (x if cond else y).
+            written = re.sub(r"\bif\b.*?(\belse\b|\}\})", r"\1", re.sub(r"(['\"]).*?\1", "", m.group(0)))
+            if re.search(number, written) and "num(" not in written:
+                faults.append(f"{path.name}: {m.group(0)}")
+    assert not faults, "\n".join(faults)
+
+
+def test_every_item_problem_the_editor_can_show_has_a_vietnamese_text():
+    """The item editor says itembank's problems (and its own) through "item_problem.<code>"."""
+    code = re.compile(r"[a-z0-9]+(-[a-z0-9]+)+")
+    codes = {"bad-type", "bad-status"}  # the parser's f"bad-{name}" for its two choices
+    for path in (ITEMBANK / "validate.py", ITEMBANK / "formats" / "yaml_format.py", CBT / "authoring.py"):
+        for node in ast.walk(TREES[path]):
+            if isinstance(node, ast.Call) and _name(node.func) in ("report", "problem", "FieldProblem"):
+                found = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                         and code.fullmatch(a.value)]
+                codes |= set(found[:1])
+    assert {"points-not-positive", "single-key-count", "wrong-type", "subject-not-listed", "id-taken"} <= codes
+    missing = [c for c in sorted(codes) if not VIETNAMESE.search(CATALOGS["vi"].get("item_problem." + c, ""))
+               or "item_problem." + c not in CATALOGS["en"]]
+    assert not missing, missing

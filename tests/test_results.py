@@ -178,7 +178,9 @@ async def test_results_csv_and_xlsx(conn, sat, tmp_path):
     out = tmp_path / "r.xlsx"
     results.write_results_xlsx(rows, out)
     ws = openpyxl.load_workbook(out).active
-    assert [c.value for c in ws[1]] == list(results.RESULT_COLUMNS)
+    # Without the catalogs' words (the CLI's default), English words for people.
+    assert [c.value for c in ws[1]] == [results.XLSX_WORDS[c] for c in results.RESULT_COLUMNS]
+    assert ws.title == "Results" and ws[1][0].value == "Candidate number"
     cell = next(r[0] for r in ws.iter_rows(min_row=2) if r[0].value == "0000000001")
     assert cell.data_type == "s" and isinstance(cell.value, str)
     assert ws.cell(row=cell.row, column=8).value == 8.3
@@ -204,7 +206,11 @@ async def test_cli_results_and_analyze(dsn, sat, tmp_path):
     xlsx = tmp_path / "results.xlsx"
     assert cbt("exam", "results", "TOAN-T", "--xlsx", str(xlsx), env=env).returncode == 0
     book = openpyxl.load_workbook(xlsx)
-    assert book.active.max_row == 9 and book.sheetnames == ["results", "audit"]
+    assert book.active.max_row == 9 and book.sheetnames == ["Results", "Audit"]
+    # CBT_LANG=vi asks for the workbook in Vietnamese, as `cbt analyze` does.
+    assert cbt("exam", "results", "TOAN-T", "--xlsx", str(xlsx), env=env | {"CBT_LANG": "vi"}).returncode == 0
+    book = openpyxl.load_workbook(xlsx)
+    assert book.sheetnames == ["Kết quả", "Nhật ký"] and book.active["A1"].value == "Số báo danh"
     analysed = cbt("exam", "analyze", "TOAN-T", env=env)
     assert analysed.returncode == 0 and "8 candidates" in analysed.stdout, analysed.stderr
     assert "no exam" in one_line_error(cbt("exam", "results", "NOPE", "--csv", str(out), env=env))

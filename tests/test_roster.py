@@ -429,7 +429,7 @@ def test_a_misspelt_column_is_reported_rather_than_ignored():
 
 def test_a_column_given_twice():
     assert problems("Mã HS;Mã học sinh;" + VI_HEADER.split(";", 1)[1] + "\n") == [
-        "row 1, column 'Mã học sinh': this is the same column as 'Mã HS' (Mã học sinh): delete one of the two "
+        "row 1, column 'Mã học sinh': this is the same column as 'Mã HS' (Số báo danh): delete one of the two "
         "columns"
     ]
 
@@ -439,7 +439,7 @@ def test_a_column_given_twice():
     [
         (b"", "the file is empty: choose the roster file (CSV or .xlsx with a header row and one row per "
          "candidate)", "roster_empty"),
-        (b"\xef\xbb\xbf\r\n;;;\r\n", "the file has no rows: put a header row (Mã học sinh, Họ và tên, Ngày sinh, "
+        (b"\xef\xbb\xbf\r\n;;;\r\n", "the file has no rows: put a header row (Số báo danh, Họ và tên, Ngày sinh, "
          "Lớp, Trường, Phòng thi) and one row per candidate", "roster_empty"),
         ((VI_HEADER + "\n\n").encode(), "the file has a header row but no candidates: add one row per candidate "
          "below the header", "roster_no_candidates"),
@@ -621,7 +621,7 @@ def test_tickets_csv_is_sorted_excel_friendly_and_formula_safe():
     text = tickets_csv(rows)
     assert text.startswith("\ufeff")
     table = list(csv.reader(io.StringIO(text[1:])))
-    assert table[0] == ["Phòng thi", "Mã học sinh", "Họ và tên", "Lớp", "Mã dự thi"]
+    assert table[0] == ["Phòng thi", "Số báo danh", "Họ và tên", "Lớp", "Mã dự thi"]
     assert [r[1] for r in table[1:]] == ["0000000005", "0000000001", "0000000002", "0000000004", "0000000003"]
     assert table[4][2] == "'=HYPERLINK(\"http://x\")"  # would otherwise run as a formula in Excel
     by_code = {r.code: r.ticket for r in rows}

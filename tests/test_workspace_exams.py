@@ -55,6 +55,8 @@ async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release
     assert "demo-thpt 2025.1" in page and 'name="release"' in page
     page = await (await client.get(f"/workspace/exams/new?release={release}")).text()
     assert 'name="s0.c1.ham-so"' in page and "có 3" in page  # the matrix, with what each cell has
+    # A row names its subject as the organisation's list does, not by its code.
+    assert '<th scope="row">ham-so <span class="muted">Toán</span></th>' in page
     resp = await create(client, release)
     assert resp.status == 303 and resp.headers["Location"] == "/workspace/exams/TOAN-W"
     row = await conn.fetchrow("SELECT e.*, o.code AS org FROM exams e JOIN orgs o ON o.id = e.org_id")
@@ -497,7 +499,7 @@ async def test_a_teacher_builds_and_opens_an_exam_in_chromium(staff, conn, dsn, 
     roster_file.write_text(ROSTER, encoding="utf-8")
     out = await asyncio.to_thread(build_in_chromium, dsn, release, str(roster_file))
     assert out["warned"] and out["avail"] == "có 3" and out["total_before"] == "5"
-    assert out["points"] == "0.75" and out["fits"]
+    assert out["points"] == "0,75" and out["fits"]
     assert out["preview_items"] == 3 and out["candidates"] == 3 and out["tickets"] == 3
     assert out["problems"] == []
     assert await conn.fetchval("SELECT status FROM exams WHERE code = 'TOAN-B'") == "open"

@@ -40,6 +40,18 @@ def sign_in(page, base: str, username: str, password: str = PASSWORD) -> None:
     page.wait_for_url(base + "/staff")
 
 
+def focused(page) -> dict:
+    """The field that has the focus, and what it says of itself to a screen reader."""
+    return page.evaluate("""() => { const e = document.activeElement;
+        const said = (e.getAttribute("aria-describedby") || "").split(" ").filter(Boolean)
+            .map(id => document.getElementById(id) ? document.getElementById(id).innerText : "");
+        return {id: e.id, invalid: e.getAttribute("aria-invalid"), said: said.join(" | ")}; }""")
+
+
+# Words of the English messages a Vietnamese page must not show.
+ENGLISH = re.compile(r"\b(the|must|choose|item|key|wrong|passphrase|column|row|points?)\b", re.I)
+
+
 def teacher_walk(dsn: str, code: str, tmp_path) -> dict:
     out: dict = {}
     good, bad = tmp_path / "danh-sach.csv", tmp_path / "sai.csv"
@@ -58,6 +70,7 @@ def teacher_walk(dsn: str, code: str, tmp_path) -> dict:
         page.click("#roster-submit")
         page.wait_for_selector("#problems")
         out["problems"] = page.inner_text("#problems")
+        out["roster_focus"] = focused(page)
         page.screenshot(path=str(SCREENSHOTS / "workspace-roster-problems-vi.png"), full_page=True)
         page.set_input_files("#roster-file", str(good))
         page.click("#roster-submit")
@@ -89,7 +102,14 @@ def teacher_walk(dsn: str, code: str, tmp_path) -> dict:
         out["subject_tag"] = page.eval_on_selector("#f-subject", "e => e.tagName")
         page.select_option("#f-subject", label="Toán")
         page.fill("#f-id", "FIRST-1")
+        # 7. An item with problems: said in Vietnamese, the first field in error focused.
         page.fill("#f-topic", "ham-so")
+        page.fill("#f-points", "0")
+        page.click("#item-form button.primary")
+        page.wait_for_selector("#problems")
+        out["item_errors"] = page.locator(".field-error li").all_inner_texts()
+        out["item_focus"] = focused(page)
+        page.fill("#f-points", "0,25")
         page.fill("#f-stem", "Đạo hàm của $y = x^2$ là")
         for letter, text in zip("ABCD", ("$2x$", "$x$", "$2$", "$x^2$"), strict=True):
             page.fill(f"#f-opt-{letter}", text)
@@ -118,6 +138,15 @@ async def test_a_teachers_first_exam_in_chromium(conn, dsn, draft_exam, tmp_path
     assert "2 thí sinh đã có phiếu: cấp lại thì phiếu cũ của họ hết hiệu lực" in out["unconfirmed"]
     assert len(out["tickets_again"]) == 2 and not set(out["tickets_again"]) & set(out["tickets"])
     assert out["subject_tag"] == "SELECT"
+    # Issue 16 item 7: the item's problems in Vietnamese, the cursor in the first field at fault.
+    assert out["item_errors"], out
+    assert "Điểm phải lớn hơn 0, ví dụ 0,25 cho một câu Phần I." in out["item_errors"]
+    assert not [m for m in out["item_errors"] if ENGLISH.search(m)], out["item_errors"]
+    assert out["item_focus"]["invalid"] == "true" and out["item_focus"]["id"] == "f-points", out["item_focus"]
+    assert out["item_focus"]["said"] == "Điểm phải lớn hơn 0, ví dụ 0,25 cho một câu Phần I."
+    assert out["roster_focus"]["id"] == "roster-file" and out["roster_focus"]["invalid"] == "true"
+    assert "Số báo danh '12345' có 5 chữ số" in out["roster_focus"]["said"]
+    assert not ENGLISH.search(out["problems"]), out["problems"]
     assert await conn.fetchval("SELECT subject FROM draft_items WHERE item_id = 'FIRST-1'") == "toan"
     assert out["problems_seen"] == []
 
@@ -130,12 +159,18 @@ def reviewer_signs(dsn: str, password: str, passphrase: str, release_id: int) ->
         out["bank"] = page.inner_text("#bank-releases")
         page.goto(f"{base}/workspace/releases/{release_id}")
         out["keys"] = page.locator("#sign-key option").all_inner_texts()
+        page.fill("#sign-pass", passphrase + "-sai")
+        page.click("#sign-form button.primary")
+        page.wait_for_selector("#release-error")
+        out["wrong"] = page.inner_text("#release-error")
+        out["wrong_focus"] = focused(page)
         page.fill("#sign-pass", passphrase)
         page.click("#sign-form button.primary")
         page.wait_for_url(re.compile(r".*\?signed=1$"))
         out["status"] = page.get_attribute("#verification", "data-status")
         page.screenshot(path=str(SCREENSHOTS / "workspace-demo-reviewer-signed-vi.png"), full_page=True)
-        out["problems"] = problems
+        # The wrong passphrase answers 400, as it should.
+        out["problems"] = [p for p in problems if not p.startswith("Failed to load resource")]
     return out
 
 
@@ -158,3 +193,7 @@ async def test_the_demo_reviewer_signs_on_the_server_in_chromium(conn, dsn, sett
     assert "demo-thpt 2025.1" in out["bank"] and "DEMO-SGD" in out["bank"]
     assert len(out["keys"]) == 1 and out["keys"][0].startswith("Khoá ký của Sở (demo)")
     assert out["status"] == "verified" and out["problems"] == []
+    # Issue 16 item 7: a wrong passphrase is said in Vietnamese, at the passphrase field.
+    assert out["wrong"] == "Mật khẩu của khoá ký không đúng: hãy nhập lại." and not ENGLISH.search(out["wrong"])
+    assert out["wrong_focus"] == {"id": "sign-pass", "invalid": "true",
+                                  "said": out["wrong"] + " | " + out["wrong_focus"]["said"].split(" | ")[1]}

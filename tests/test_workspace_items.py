@@ -256,7 +256,7 @@ async def test_a_subject_typed_into_the_form_reaches_the_reviewers_queue(client,
     assert '<option value="toan" selected>Toán</option>' in page
     assert (await post_form(client, "/workspace/items/submit", {"pk": str(pk)})).status == 303
     refused = await post_form(client, NEW, {**form_of("single"), "id": "W-2", "subject": "Toán 12"})
-    assert refused.status == 400 and "is not in the list of subjects" in await refused.text()
+    assert refused.status == 400 and "Môn Toán 12 không có trong danh sách môn" in await refused.text()
     await login(client, "reviewer")
     page = await (await client.get("/workspace/review")).text()
     assert f"/workspace/items/{pk}" in page and "Môn bạn duyệt: Toán" in page

@@ -93,8 +93,8 @@ async def test_teacher_marks_anonymously_until_totals_are_final(client, conn, sa
     assert resp.status == 200
     ws = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
     values = list(ws.values)
-    assert values[0][0] == "student_code" and len(values) == 9
-    assert {v[8] for v in values[1:]} == {False}
+    assert values[0][0] == "Số báo danh" and len(values) == 9
+    assert {v[8] for v in values[1:]} == {"Chính thức"}
 
 
 async def test_results_filter_and_download_per_class(client, conn, sat_exam):
@@ -258,3 +258,49 @@ async def test_teacher_marks_and_downloads_in_chromium(staff, dsn, conn, sat_exa
     # The marked candidate, if in 12A1, is final; the other still provisional.
     for r in rows:
         assert r["provisional"] == ("0" if r["student_code"] == marked else "1")
+
+
+async def test_workbooks_speak_the_readers_language_and_the_csv_keeps_its_keys(client, conn, sat_exam):
+    """The results and the item-analysis workbooks are for people: sheet names and
+    headers in the reader's language; the CSV keeps its stable English keys."""
+    from cbt import results
+
+    async def book(path: str) -> openpyxl.Workbook:
+        resp = await client.get(path)
+        assert resp.status == 200
+        return openpyxl.load_workbook(io.BytesIO(await resp.read()))
+
+    async def csv_header() -> list[str]:
+        body = await (await client.get("/workspace/results/TOAN-T/results.csv")).read()
+        return next(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+    await login(client, "teacher")
+    wb = await book("/workspace/results/TOAN-T/results.xlsx")
+    assert wb.sheetnames == ["Kết quả", "Nhật ký"]
+    header = [c.value for c in wb["Kết quả"][1]]
+    assert header == ["Số báo danh", "Họ và tên", "Lớp", "Trường", "Môn", "Điểm", "Điểm tối đa", "Điểm hệ 10",
+                      "Tình trạng điểm", "Nộp lúc"]
+    assert {r[8] for r in wb["Kết quả"].iter_rows(min_row=2, values_only=True)} == {"Tạm tính"}
+    assert wb["Nhật ký"]["A1"].value == "Mốc nhật ký kỳ thi có chữ ký số"
+    assert await csv_header() == [*results.RESULT_COLUMNS, "audit_head"]
+
+    await client.get("/lang/en")
+    wb = await book("/workspace/results/TOAN-T/results.xlsx")
+    assert wb.sheetnames == ["Results", "Audit"]
+    assert [c.value for c in wb["Results"][1]][:3] == ["Candidate number", "Full name", "Class"]
+    assert wb["Audit"]["A3"].value == "Up to event"
+    assert await csv_header() == [*results.RESULT_COLUMNS, "audit_head"]
+
+    # The board's item analysis: every sheet's name and header row.
+    await client.get("/lang/vi")
+    await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
+    await login(client, "board")
+    wb = await book("/board/exams/TOAN-T/report.xlsx")
+    assert wb.sheetnames[:3] == ["Tổng quan", "Câu hỏi", "Phương án"] and wb.sheetnames[-2:] == ["Ghi chú", "Nhật ký"]
+    assert [c.value for c in wb["Phương án"][1]][:3] == ["Câu hỏi", "Phương án", "Là đáp án"]
+    english = [name for name in wb.sheetnames if name in ("Summary", "Items", "Options", "Notes", "Audit")]
+    assert not english
+    await client.get("/lang/en")
+    wb = await book("/board/exams/TOAN-T/report.xlsx")
+    assert wb.sheetnames[:3] == ["Summary", "Items", "Options"] and wb.sheetnames[-1] == "Audit"
+    assert [c.value for c in wb["Options"][1]][:2] == ["Item", "Option"]

@@ -18,7 +18,9 @@ function query() {
 
 function show(body) {
   document.getElementById("total-items").textContent = body.total_items;
-  document.getElementById("total-points").textContent = body.total_points;
+  const points = document.getElementById("total-points");
+  // Written as the page writes it (the templates' num(): 0,25 in Vietnamese).
+  points.textContent = String(body.total_points).replace(".", points.dataset.decimalMark || ".");
   document.getElementById("points-approx").hidden = body.points_exact;
   const shortCount = document.getElementById("short-count");
   shortCount.textContent = shortCount.textContent.replace(/\d+/, String(body.shortfalls.length));

@@ -4,6 +4,8 @@
 
 const S = JSON.parse(document.getElementById("cbt-strings").textContent);
 const $ = (id) => document.getElementById(id);
+// Points and scores as the reader writes them (cbt.templating.DECIMAL_MARK): 0,25 in Vietnamese.
+const num = (value) => String(value).replace(".", S.decimal_mark || ".");
 const TOKEN = "cbt.token";
 const LOADED_AT = Date.now();
 
@@ -703,7 +705,7 @@ function renderQuestion(q, i) {
   const box = $("question");
   box.textContent = "";
   const a = state.answers[q.ref] || { value: null, flagged: false };
-  box.append(el("h2", { class: "qtitle", text: `${S.question} ${i + 1} · ${q.points} ${S.points}` }));
+  box.append(el("h2", { class: "qtitle", text: `${S.question} ${i + 1} · ${num(q.points)} ${S.points}` }));
   box.append(html(el("div", { class: "stem", id: "stem-" + q.ref }), q.stem));
   const group = el("fieldset", { class: "answer", "aria-describedby": "stem-" + q.ref });
   group.append(el("legend", { class: "visually-hidden", text: S["type_" + q.type] }));
@@ -879,7 +881,7 @@ function showDone(data) {
   }
   if (r.score) {
     $("d-score").hidden = false;
-    $("d-score").textContent = S.score.replace("{total}", r.score.total).replace("{max}", r.score.max) +
+    $("d-score").textContent = S.score.replace("{total}", num(r.score.total)).replace("{max}", num(r.score.max)) +
       (r.score.provisional ? " " + S.provisional : "");
   }
   if (state.session && state.session.attempt) {
