@@ -1,4 +1,4 @@
-"""Autosave: POST /api/v1/changes, the journal protocol of DESIGN.md.
+"""Autosave: POST /api/v1/changes, the journal protocol of docs/design.md.
 
 The page numbers every change (seq, per attempt, from 1) and sends batches;
 it may resend, reorder or duplicate them after a network drop or reload.

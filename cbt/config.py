@@ -68,7 +68,6 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-# name -> (env var, parser). The README documents every one of these.
 def _int(name: str, value: str) -> int:
     try:
         return int(value)
@@ -91,6 +90,8 @@ def _list(name: str, value) -> tuple[str, ...]:
     return tuple(v.strip() for v in str(value).split(",") if v.strip())
 
 
+# Field name -> parser(source, raw value); the environment variable is
+# CBT_ and the name in capitals. The README documents every one of these.
 _FIELDS = {
     "data_dir": lambda n, v: Path(v),
     "database_url": lambda n, v: str(v),

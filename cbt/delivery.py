@@ -358,7 +358,7 @@ class Notifier:
     cluster-wide lock to queue notifications at commit and holds it through
     the commit's WAL flush, so a NOTIFY in every save serialises all saves
     (measured: a quarter of the throughput of the same save without it). The
-    consoles redraw at most twice a second anyway."""
+    consoles redraw at most every proctor.UPDATE_SECONDS anyway."""
 
     def __init__(self, pool: asyncpg.Pool, delay: float = 0.5) -> None:
         self.pool, self.delay = pool, delay
