@@ -17,7 +17,7 @@ from aiohttp import web
 from cbt import accounts, bank, keys, results
 from cbt.auth import require_user
 from cbt.board import fmt as board_fmt
-from cbt.errors import UserError
+from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
 from cbt.templating import render
 from itembank.formats.xlsx import write_template
@@ -81,7 +81,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 def _version(request: web.Request) -> int:
-    return path_id(request, "version", "bad_version", "an item version is a whole number", high=2**31 - 1)
+    return path_id(request, "version", NotFound("bad_version", "an item version is a whole number"), high=2**31 - 1)
 
 
 async def item_page(request: web.Request) -> web.Response:

@@ -34,10 +34,10 @@ def whole(raw: str | None, high: int = MAX_ID, low: int = 0) -> int | None:
     return n if low <= n <= high else None
 
 
-def path_id(request: web.Request, name: str, code: str, message: str, high: int = MAX_ID) -> int:
+def path_id(request: web.Request, name: str, not_found: NotFound, high: int = MAX_ID) -> int:
     """The whole number in the URL's ``{name}``; anything else names no row,
-    so it is not found (404 ``code``), as an id nobody has would be."""
+    so it is ``not_found`` (404), as an id nobody has would be."""
     n = whole(request.match_info[name], high)
     if n is None:
-        raise NotFound(code, message)
+        raise not_found
     return n

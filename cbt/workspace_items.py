@@ -9,7 +9,7 @@ from cbt import accounts, authoring, keys, results
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.board import fmt as board_fmt
-from cbt.errors import UserError
+from cbt.errors import NotFound, UserError
 from cbt.exams import student_view
 from cbt.inputs import path_id
 from cbt.templating import error_text, render
@@ -18,7 +18,7 @@ LETTERS = "ABCDEFGHIJKLMNOP"
 
 
 def _pk(request: web.Request) -> int:
-    return path_id(request, "pk", "unknown_item", "no such item in your organisation's workspace")
+    return path_id(request, "pk", NotFound("unknown_item", "no such item in your organisation's workspace"))
 
 
 def _filter(query) -> authoring.DraftFilter:

@@ -29,7 +29,7 @@ from aiohttp import web
 from cbt import accounts, bank, keys, releases
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
-from cbt.errors import UserError
+from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
 from cbt.roles import SIGNERS
 from cbt.templating import render
@@ -42,7 +42,8 @@ async def _orgs(conn, user) -> list[int]:
 
 
 def _release_id(request: web.Request) -> int:
-    return path_id(request, "release_id", "unknown_release", "no such release: choose one from the list of releases")
+    return path_id(request, "release_id",
+                   NotFound("unknown_release", "no such release: choose one from the list of releases"))
 
 
 def _filters(query) -> dict:

@@ -40,7 +40,7 @@ async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> async
 
 
 def _pk(request: web.Request) -> int:
-    return path_id(request, "pk", "unknown_item", "no such question in this exam: choose one from the list")
+    return path_id(request, "pk", NotFound("unknown_item", "no such question in this exam: choose one from the list"))
 
 
 # -- marking ------------------------------------------------------------------------
