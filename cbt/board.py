@@ -44,7 +44,7 @@ async def exams_list(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         rows = await conn.fetch(
             """
-            SELECT e.code, e.title, e.subject, e.status, e.opens_at, o.code AS org_code,
+            SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.time_zone, o.code AS org_code,
                    (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates,
                    (SELECT count(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted') AS submitted,
                    s.computed_at

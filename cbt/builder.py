@@ -245,6 +245,9 @@ def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[Problem]]:
         "sections": sections,
         "policies": policies,
     }
+    if _get(form, "time_zone"):
+        # Not asked in the form (the server's zone serves), but kept when the exam's file gave one.
+        data["time_zone"] = _get(form, "time_zone")
     if not data["code"]:
         problems.append(Problem("code: give the exam a code, e.g. TOAN12-HK1", "code_missing", "code"))
     elif not _CODE.match(data["code"]):
@@ -349,7 +352,7 @@ def form_from_spec(spec: exams.ExamSpec) -> dict:
     admission = p.get("admission") or {}
     form = {
         "code": spec.code, "title": spec.title, "subject": spec.subject,
-        "duration_minutes": str(spec.duration_minutes), "tz": tz,
+        "duration_minutes": str(spec.duration_minutes), "tz": tz, "time_zone": spec.time_zone,
         "opens": spec.opens_at.strftime("%Y-%m-%dT%H:%M"), "closes": spec.closes_at.strftime("%Y-%m-%dT%H:%M"),
         "late_entry_minutes": str(spec.late_entry_minutes), "grace_seconds": str(spec.grace_seconds),
         "instructions": spec.instructions, "form_mode": spec.form_mode, "form_count": str(spec.form_count),

@@ -444,8 +444,10 @@ def _workbook_translator():
 def cmd_exam_results(args) -> int:
     from cbt import heads, results
 
+    settings = _settings(args)
+
     async def work(conn) -> int:
-        rows = await results.results_rows(conn, args.exam)
+        rows = await results.results_rows(conn, args.exam, settings.time_zone)
         signed = await heads.sign_current(conn, args.exam)
         out = args.xlsx or args.csv
         try:
@@ -463,7 +465,7 @@ def cmd_exam_results(args) -> int:
         print(signed.line())
         return 0
 
-    return with_database(_settings(args), work)
+    return with_database(settings, work)
 
 
 def cmd_exam_analyze(args) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cbt import times
+
 
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it."""
@@ -56,6 +58,9 @@ class Settings:
     log_level: str = "INFO"
     # How often each worker submits attempts whose deadline has passed.
     sweep_seconds: int = 5
+    # The time zone pages and exports show times in (an IANA name), and the
+    # zone of an exam whose file names none.
+    time_zone: str = times.DEFAULT_ZONE
     # Migrate the schema when the app starts (the CLI turns it off for
     # commands that must not change the database, e.g. `cbt db status`).
     migrate_on_start: bool = True
@@ -114,6 +119,7 @@ _FIELDS = {
     "metrics_token": lambda n, v: str(v),
     "log_level": lambda n, v: str(v).upper(),
     "sweep_seconds": _int,
+    "time_zone": lambda n, v: str(v).strip(),
 }
 
 
@@ -168,6 +174,9 @@ def check(s: Settings) -> None:
                  "access_code_max_per_candidate"):
         if getattr(s, name) < 1:
             raise ConfigError(f"CBT_{name.upper()} must be 1 or more (wrong tries allowed), got {getattr(s, name)}")
+    if not times.is_zone(s.time_zone):
+        raise ConfigError(f"CBT_TIME_ZONE: {s.time_zone!r} is not a time zone: give an IANA name such as"
+                          " Asia/Ho_Chi_Minh")
     for cidr in s.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)

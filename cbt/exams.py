@@ -10,6 +10,7 @@ An exam file looks like::
     duration_minutes: 90
     window: {opens: 2025-12-20T07:30:00+07:00, closes: 2025-12-20T10:00:00+07:00,
              late_entry_minutes: 15}
+    time_zone: Asia/Ho_Chi_Minh         # how pages show its times; default CBT_TIME_ZONE
     shuffle: {items: true, options: true}
     forms: {mode: per-candidate}        # or {mode: fixed, count: 24}  (mã đề)
     scoring: {multiple_partial: false, single_penalty: 0, report_decimals: 2}
@@ -38,12 +39,12 @@ from typing import Any
 import asyncpg
 import yaml
 
-from cbt import accounts, assembly, audit, bank, lockdown
+from cbt import accounts, assembly, audit, bank, lockdown, times
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 
 EXAM_FIELDS = {"code", "title", "subject", "release", "duration_minutes", "window", "shuffle", "forms",
-               "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies"}
+               "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies", "time_zone"}
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 
 
@@ -80,6 +81,8 @@ class ExamSpec:
     blueprint: assembly.Blueprint
     # See cbt/lockdown.py: networks, access_code, one_device, integrity.
     policies: dict = dataclasses.field(default_factory=lambda: dict(lockdown.DEFAULT_POLICIES))
+    # An IANA name; empty: the server's CBT_TIME_ZONE (times.exam_zone).
+    time_zone: str = ""
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -225,6 +228,10 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         sections.append(assembly.BlueprintSection(title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows),
                                                   time_limit_minutes=limit))
     grace = _int(data.get("grace_seconds", 30), "grace_seconds", problems, 0, 600)
+    time_zone = str(data.get("time_zone") or "").strip()
+    if time_zone and not times.is_zone(time_zone):
+        problems.append(Problem(f"time_zone: {time_zone!r} is not a time zone: give an IANA name such as"
+                                " Asia/Ho_Chi_Minh", "time_zone_unknown", "time_zone", got=time_zone))
     policies = lockdown.parse_policies(data.get("policies"), problems)
     if problems:
         raise ExamFileError(problems)
@@ -236,7 +243,7 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         form_mode=mode, form_count=count, multiple_partial=bool(scoring.get("multiple_partial", False)),
         single_penalty=penalty, report_decimals=decimals, show_score=bool(data.get("show_score", False)),
         grace_seconds=grace, instructions=str(data.get("instructions", "")),
-        blueprint=assembly.Blueprint(sections=tuple(sections)), policies=policies,
+        blueprint=assembly.Blueprint(sections=tuple(sections)), policies=policies, time_zone=time_zone,
     )
 
 
@@ -329,12 +336,12 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
             exam_id = await conn.fetchval(
                 """
                 INSERT INTO exams (org_id, code, title, subject, release_id, spec, secret, duration_seconds,
-                                   opens_at, closes_at, late_entry_until, grace_seconds, show_score)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+                                   opens_at, closes_at, late_entry_until, grace_seconds, show_score, time_zone)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
                 """,
                 org_id, spec.code, spec.title, spec.subject, release_id, json.dumps(spec.to_json()),
                 secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
-                spec.grace_seconds, spec.show_score,
+                spec.grace_seconds, spec.show_score, spec.time_zone or None,
             )
             # The exam's own history starts its audit chain.
             await audit.append(conn, exam_id, "staff", "exam_edit",

@@ -19,7 +19,7 @@ from collections import defaultdict
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, audit, delivery, exams, keys, lockdown
+from cbt import accounts, audit, delivery, exams, keys, lockdown, times
 from cbt.auth import require_user
 from cbt.clientaddr import client_addr
 from cbt.errors import NotFound, UserError
@@ -130,7 +130,8 @@ def _state_of(r) -> str:
     return "paused" if r["paused_at"] is not None else "in_progress"
 
 
-async def room_state(conn, exam, room: str | None) -> dict:
+async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZONE) -> dict:
+    """`zone`: the exam's time zone (times.exam_zone), in which the page shows times."""
     now = delivery.now_utc()
     rows = await (conn.fetch(_ROOM, exam["id"], room) if room is not None else conn.fetch(_EXAM, exam["id"]))
     rooms = await conn.fetch("SELECT room, access_code, rotated_at FROM exam_rooms WHERE exam_id = $1 ORDER BY room",
@@ -146,6 +147,9 @@ async def room_state(conn, exam, room: str | None) -> dict:
             "code": r["code"], "full_name": r["full_name"], "room": r["room"], "state": _state_of(r),
             "answered": r["answered"], "total": r["total"], "seconds_left": left,
             "last_seen": delivery.iso(r["last_seen"]),
+            # Until when a late admission lets a candidate who has not started in.
+            "admitted_until": delivery.iso(r["admitted_until"])
+            if r["attempt_id"] is None and r["admitted_until"] is not None and r["admitted_until"] > now else None,
             # Past the caps of what is stored, events are only counted (delivery.integrity).
             "integrity_events": sum(kinds.values()) + (r["integrity_dropped"] or 0),
             "integrity_not_recorded": r["integrity_dropped"] or 0,
@@ -158,6 +162,8 @@ async def room_state(conn, exam, room: str | None) -> dict:
         })
     return {"exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
             "server_now": delivery.iso(now),
+            # The page formats times in the exam's zone (Intl.DateTimeFormat) and labels them with its offset.
+            "time_zone": {"name": zone, "label": times.zone_label(zone, now)},
             "rooms": [{"room": r["room"], "access_code": r["access_code"]} for r in rooms
                       if room is None or r["room"] == room],
             "candidates": candidates}
@@ -169,7 +175,7 @@ async def index(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
         rows = await conn.fetch(
-            "SELECT code, title, status, opens_at, closes_at FROM exams "
+            "SELECT code, title, status, opens_at, closes_at, time_zone FROM exams "
             "WHERE org_id = ANY($1::bigint[]) AND status = 'open' ORDER BY opens_at",
             await accounts.visible_org_ids(conn, staff))
     return render(request, "proctor/index.html", {"exams": rows})
@@ -185,11 +191,15 @@ async def room_page(request: web.Request) -> web.Response:
                                                  "room": request.query.get("room", "")})
 
 
+def _zone(request: web.Request, exam) -> str:
+    return times.exam_zone(exam, request.app[keys.SETTINGS].time_zone)
+
+
 async def state(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
-        body = await room_state(conn, exam, request.query.get("room") or None)
+        body = await room_state(conn, exam, request.query.get("room") or None, _zone(request, exam))
     return delivery.json_body(body)
 
 
@@ -200,6 +210,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     room = request.query.get("room") or None
     async with pool.acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
+    zone = _zone(request, exam)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
@@ -208,7 +219,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         while not hub.closed.is_set():
             async with pool.acquire() as conn:
-                body = await room_state(conn, exam, room)
+                body = await room_state(conn, exam, room, zone)
             await response.write(b"data: " + delivery.json_bytes(body) + b"\n\n")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
@@ -316,8 +327,10 @@ async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict
     if action == "admit":
         # 15 minutes unless the proctor says otherwise; a malformed value is refused, as for extend.
         minutes = _minutes(body) if "minutes" in body else 15
-        await conn.execute("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) WHERE id = $1",
-                           cand["id"], minutes)
+        until = await conn.fetchval("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) "
+                                    "WHERE id = $1 RETURNING admitted_until", cand["id"], minutes)
+        # The page says until when, in the exam's time zone.
+        result["admitted_until"] = delivery.iso(until)
     elif action == "pause":
         await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
                            "AND paused_at IS NULL", cand["attempt_id"])

@@ -352,6 +352,13 @@ async def verify_any(conn: asyncpg.Connection, text: str) -> tuple[dict, str]:
     return payload, short_code_of(canonical(payload))
 
 
+def _instant(text) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
 async def verify_page(request: web.Request) -> web.Response:
     """GET/POST /receipt: anyone holding a receipt can check it (GET ?token=... for a QR link)."""
     if request.method == "POST":
@@ -365,7 +372,10 @@ async def verify_page(request: web.Request) -> web.Response:
         async with request.app[keys.POOL].acquire() as conn:
             try:
                 payload, short = await verify_any(conn, text)
-                result = {"ok": True, "payload": payload, "short_code": short, "head": receipt_head(payload)}
+                # Shown in the exam's time zone; a receipt of an exam this server does not hold, in its own.
+                zone = await conn.fetchval("SELECT time_zone FROM exams WHERE code = $1", payload["exam"])
+                result = {"ok": True, "payload": payload, "short_code": short, "head": receipt_head(payload),
+                          "submitted_at": _instant(payload["submitted_at"]), "zone": zone}
             except ReceiptError as e:
                 result = {"ok": False, "code": e.code}
     return render(request, "receipt/verify.html", {"token": text, "result": result})

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import numpy as np
 
-from cbt import bank, exams
+from cbt import bank, exams, times
 from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
 from cbt.errors import Conflict
 from cbt.roster import safe_cell
@@ -307,7 +307,9 @@ async def item_history(conn: asyncpg.Connection, item_pk: int, org_ids: list[int
 
 # -- results for gradebooks ----------------------------------------------------------
 
-# submitted_at is UTC (ISO 8601 with +00:00 in the CSV).
+# submitted_at is in the exam's time zone, as ISO 8601 text with its offset
+# (2026-12-02T07:30:00+07:00) in the CSV and the workbook alike: a spreadsheet's
+# date cell holds no zone, and a bare hour was read as local when it was UTC.
 RESULT_COLUMNS = ("student_code", "full_name", "class", "school", "subject", "score", "max_score",
                   "gradebook_10", "provisional", "submitted_at")
 
@@ -319,10 +321,13 @@ def gradebook_score(score: Decimal, max_score: Decimal) -> Decimal:
     return round_half_up(Decimal(score) * 10 / Decimal(max_score), 1)
 
 
-async def results_rows(conn: asyncpg.Connection, exam_code: str) -> list[dict]:
+async def results_rows(conn: asyncpg.Connection, exam_code: str,
+                       default_zone: str = times.DEFAULT_ZONE) -> list[dict]:
     """One row per candidate (by student code): scores as Decimal, blank
-    (None) for a candidate with no submitted attempt."""
+    (None) for a candidate with no submitted attempt; submitted_at in the
+    exam's time zone (`default_zone`, the server's, when it names none)."""
     exam = await exams.get_exam(conn, exam_code)
+    zone = times.exam_zone(exam, default_zone)
     rows = await conn.fetch(
         "SELECT c.code, c.full_name, c.class_name, c.school, a.status, a.score, a.max_score, a.provisional, "
         "a.submitted_at FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id "
@@ -340,7 +345,7 @@ async def results_rows(conn: asyncpg.Connection, exam_code: str) -> list[dict]:
             "max_score": round_half_up(r["max_score"], 2) if done else None,
             "gradebook_10": gradebook_score(r["score"], r["max_score"]) if done else None,
             "provisional": bool(r["provisional"]) if done else None,
-            "submitted_at": r["submitted_at"] if done else None,
+            "submitted_at": times.local(r["submitted_at"], zone) if done else None,
         })
     return out
 
@@ -351,7 +356,7 @@ def _text(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+        return value.isoformat(timespec="seconds")  # with the offset of the zone results_rows put it in
     return str(value)
 
 
@@ -410,7 +415,7 @@ def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: Signe
             elif c == "provisional" and v is not None:
                 v = w["is_provisional"] if v else w["is_final"]
             elif c == "submitted_at" and v is not None:
-                v = v.astimezone(dt.UTC).replace(tzinfo=None)  # spreadsheets have no zones: UTC
+                v = _text(v)
             elif isinstance(v, str):
                 v = safe_cell(v)
             values.append(v)
@@ -422,7 +427,6 @@ def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: Signe
         for column in (6, 7):
             ws.cell(row=ws.max_row, column=column).number_format = "0.00"
         ws.cell(row=ws.max_row, column=8).number_format = "0.0"
-        ws.cell(row=ws.max_row, column=10).number_format = "yyyy-mm-dd hh:mm:ss"
     for col in ws.columns:
         ws.column_dimensions[col[0].column_letter].width = max(10, len(str(col[0].value)) + 2)
     ws.freeze_panes = "A2"

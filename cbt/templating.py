@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from cbt import keys
+from cbt import keys, times
 from cbt.i18n import LANG_COOKIE, request_language
 
 
@@ -63,6 +63,7 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
     app = request.app
     lang = language(request)
     catalogs = app[keys.CATALOGS]
+    default_zone = app[keys.SETTINGS].time_zone
     ctx = {
         "t": catalogs.translator(lang),
         # A UserError shown inside a page (not as the error page) speaks the reader's language too.
@@ -76,6 +77,14 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
         "decimal_mark": DECIMAL_MARK.get(lang, "."),  # for a page's script that writes numbers
+        # Every time on a page: when(t) in the server's zone, when(t, exam.time_zone) in an exam's (None: the
+        # server's), when(t, zone, seconds=True) to the second.
+        "when": lambda value, zone=None, seconds=False: times.html(value, zone or default_zone, lang,
+                                                                   seconds=seconds),
+        # The same as text, for a time inside a sentence of the catalog.
+        "when_text": lambda value, zone=None, seconds=False: times.text(value, zone or default_zone, lang,
+                                                                        seconds=seconds),
+        "time_zone": default_zone,
     }
     if context:
         ctx.update(context)

@@ -68,7 +68,7 @@ async def index(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         rows = await conn.fetch(
             """
-            SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, o.code AS org_code,
+            SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, e.time_zone, o.code AS org_code,
                    r.name || ' ' || r.version AS release,
                    (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates
             FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id
@@ -229,11 +229,12 @@ async def update_exam(conn: asyncpg.Connection, exam, release_id: int, spec: exa
         done = await conn.execute(
             """
             UPDATE exams SET title = $2, subject = $3, release_id = $4, spec = $5, duration_seconds = $6,
-                   opens_at = $7, closes_at = $8, late_entry_until = $9, grace_seconds = $10, show_score = $11
+                   opens_at = $7, closes_at = $8, late_entry_until = $9, grace_seconds = $10, show_score = $11,
+                   time_zone = $12
             WHERE id = $1 AND status = 'draft'
             """,
             exam["id"], spec.title, spec.subject, release_id, json.dumps(spec.to_json()), spec.duration_minutes * 60,
-            spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score)
+            spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score, spec.time_zone or None)
         if done != "UPDATE 1":
             raise Conflict("exam_not_draft", f"exam {exam['code']} was opened meanwhile: it can no longer be edited")
         await audit.append(conn, exam["id"], "staff", "exam_edit",

@@ -163,7 +163,7 @@ async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[
     class, and the exam's signed chain head as the rows were read."""
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
-        rows = await results.results_rows(conn, exam["code"])
+        rows = await results.results_rows(conn, exam["code"], request.app[keys.SETTINGS].time_zone)
         head = await heads.sign_current(conn, exam["code"])
     classes = sorted({r["class"] for r in rows})
     chosen = request.query.get("class")

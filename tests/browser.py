@@ -54,13 +54,14 @@ def live_server(dsn: str, port: int, **env_extra):
 
 
 @contextmanager
-def chromium_page(viewport=(1366, 768)):
+def chromium_page(viewport=(1366, 768), **context_options):
+    """`context_options`: Playwright's new_context options besides the viewport (timezone_id, locale)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **context_options)
             page = context.new_page()
             problems: list[str] = []
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

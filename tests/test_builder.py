@@ -80,6 +80,17 @@ def test_a_stored_spec_comes_back_as_the_same_form():
     assert again["s0.c1.ham-so"] == "2" and again["s0.type"] == "single" and again["s1.time_limit"] == "20"
 
 
+def test_an_exam_files_time_zone_is_checked_and_kept_through_the_form():
+    spec = exams.parse_exam(EXAM_YAML + "time_zone: Asia/Tokyo\n")
+    assert spec.time_zone == "Asia/Tokyo" and exams.parse_exam(EXAM_YAML).time_zone == ""
+    assert exams.spec_from_json(spec.to_json()) == spec
+    # The builder does not ask for it, but editing the exam there keeps it.
+    assert builder.build_spec(builder.form_from_spec(spec), RELEASE)[1] == spec
+    with pytest.raises(exams.ExamFileError) as e:
+        exams.parse_exam(EXAM_YAML + "time_zone: GMT+7\n")
+    assert [p.code for p in e.value.details["problems"]] == ["time_zone_unknown"]
+
+
 def test_seb_options_reach_the_policies():
     key = "ab" * 32
     _, spec = builder.build_spec(good_form(seb_required="1", seb_browser_exam_keys=key + "\n", seb_js_api="1"),

@@ -12,6 +12,8 @@ def test_defaults():
     assert s.port == 8080 and s.host == "127.0.0.1" and s.database_url == ""
     assert str(s.data_dir) == "cbt-data"
     assert not s.secure_cookies
+    assert s.time_zone == "Asia/Ho_Chi_Minh"
+    assert settings_from({"CBT_TIME_ZONE": "Asia/Tokyo"}).time_zone == "Asia/Tokyo"
 
 
 def test_environment_beats_toml(tmp_path):
@@ -34,6 +36,8 @@ def test_https_public_url_means_secure_cookies():
     ({"CBT_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"}, "'nonsense' is not an address"),
     ({"CBT_POOL_MIN": "5", "CBT_POOL_MAX": "2"}, "CBT_POOL_MAX"),
     ({"CBT_WORKERS": "-1"}, "CBT_WORKERS"),
+    ({"CBT_TIME_ZONE": "GMT+7"}, "CBT_TIME_ZONE: 'GMT+7' is not a time zone: give an IANA name such as"),
+    ({"CBT_TIME_ZONE": "../../etc/passwd"}, "CBT_TIME_ZONE"),
 ])
 def test_bad_settings_say_what_to_fix(env, fragment):
     with pytest.raises(ConfigError, match=None) as info:

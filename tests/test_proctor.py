@@ -4,6 +4,7 @@ the hostile case, and the live room view across the LISTEN/NOTIFY path."""
 import asyncio
 import datetime as dt
 import http.cookiejar
+import itertools
 import json
 import urllib.request
 
@@ -373,6 +374,147 @@ async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, lo
     out = await asyncio.to_thread(run)
     assert out["problems"] == [] and out["paused"] is True
     assert sorted(out["integrity"].split(", ")) == ["dán: 1 lần", "rời trang thi: 1 lần", "sang cửa sổ khác: 2 lần"]
+
+
+async def test_the_proctor_list_shows_the_exams_own_time_zone(client, conn, staff, locked_exam):
+    from zoneinfo import ZoneInfo
+
+    await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'LOCK-T'")
+    opens = await conn.fetchval("SELECT opens_at FROM exams WHERE code = 'LOCK-T'")
+    await login(client, "proctor")
+    html = await (await client.get("/proctor")).text()
+    local = opens.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">' \
+           f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in html
+
+
+def sign_in_proctor(page, base: str) -> None:
+    from conftest import PASSWORD
+
+    page.goto(base + "/login")
+    page.fill("#username", "proctor")
+    page.fill("#password", PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url(base + "/staff")
+
+
+def tokyo_clock(base: str) -> dict:
+    """The list and the console, read by a browser whose own zone is New York's."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    from browser import chromium_page
+
+    with chromium_page(timezone_id="America/New_York") as (page, problems):
+        sign_in_proctor(page, base)
+        page.goto(base + "/proctor")
+        listed = page.locator("ul.tiles li").first.inner_text()
+        page.goto(base + "/proctor/exams/LOCK-T")
+        page.wait_for_function("/\\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('live').textContent)",
+                               timeout=15000)
+        now = dt.datetime.now(ZoneInfo("Asia/Tokyo"))
+        live = page.locator("#live").inner_text()
+        shown = re.search(r"(\d\d):(\d\d):\d\d", live)
+        minutes = int(shown.group(1)) * 60 + int(shown.group(2))
+        return {"problems": problems, "listed": listed, "live": live,
+                "skew": min(abs(minutes - (now.hour * 60 + now.minute)) % 1440,
+                            1440 - abs(minutes - (now.hour * 60 + now.minute)) % 1440)}
+
+
+async def test_the_console_says_when_it_was_updated_in_the_exams_zone_in_chromium(staff, dsn, conn, locked_exam):
+    from zoneinfo import ZoneInfo
+
+    from browser import live_server, require_chromium
+    from test_server import free_port
+
+    require_chromium()
+    await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'LOCK-T'")
+    opens = await conn.fetchval("SELECT opens_at FROM exams WHERE code = 'LOCK-T'")
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return tokyo_clock(base)
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == []
+    assert f"{opens.astimezone(ZoneInfo('Asia/Tokyo')):%H:%M %d/%m/%Y} (GMT+9)" in out["listed"]
+    # Tokyo's hour, labelled; not the browser's (New York) nor UTC.
+    assert out["live"].startswith("Cập nhật lúc ") and out["live"].endswith(" (GMT+9)")
+    assert out["skew"] <= 1
+
+
+def run_the_room(base: str, ticket: str) -> dict:
+    import re
+
+    from browser import chromium_page
+
+    with chromium_page() as (page, problems):
+        sign_in_proctor(page, base)
+        page.goto(base + "/proctor/exams/LOCK-T")
+        page.locator("tr[data-code='0000000001']").wait_for()
+        page.on("dialog", lambda d: d.accept())
+        out: dict = {"problems": problems}
+        # Every action button names its candidate (or room) for a screen reader.
+        out["admit_buttons"] = page.get_by_role("button", name="Cho vào muộn — Trần Thị Bình (0000000002)").count()
+        out["room_buttons"] = page.get_by_role("button", name="Đổi mã — Phòng P01").count()
+        # Admitting late says so, and the row shows until when.
+        page.get_by_role("button", name="Cho vào muộn — Trần Thị Bình (0000000002)").click()
+        status = page.locator("#action-status[role='status']")
+        status.filter(has_text="vào thi muộn").wait_for(timeout=15000)
+        out["admitted"] = status.inner_text()
+        cell = page.locator("tr[data-code='0000000002'] td.state")
+        cell.filter(has_text="muộn").wait_for(timeout=15000)
+        out["admitted_row"] = cell.inner_text()
+        # A student starts: the time left counts down each second between the server's updates.
+        student = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        token = api_call(student, base, "/api/v1/login", {"ticket": ticket})["token"]
+        api_call(student, base, "/api/v1/start", {}, token)
+        page.wait_for_selector("tr[data-code='0000000001'][data-state='in_progress']", timeout=15000)
+        left = page.locator("tr[data-code='0000000001'] td.time-left")
+
+        def seconds() -> int:
+            m, s = re.fullmatch(r"(\d+):(\d\d)", left.inner_text()).groups()
+            return int(m) * 60 + int(s)
+
+        # Sampled every 1.5 s, after the start's own updates: the stream sends the room only when it changes
+        # (or every 15 s), so each fall between samples is the page's own count.
+        page.wait_for_timeout(3000)
+        samples = [seconds()]
+        for _ in range(4):
+            page.wait_for_timeout(1500)
+            samples.append(seconds())
+        out["ticked"] = [a - b for a, b in itertools.pairwise(samples)]
+        out["pause_buttons"] = page.get_by_role("button", name="Tạm dừng — Nguyễn Văn An (0000000001)").count()
+        page.get_by_role("button", name="Tạm dừng — Nguyễn Văn An (0000000001)").click()
+        page.wait_for_selector("tr[data-code='0000000001'][data-state='paused']", timeout=15000)
+        out["paused_status"] = status.inner_text()
+        first = seconds()
+        page.wait_for_timeout(2600)
+        out["paused_ticked"] = first - seconds()
+        return out
+
+
+async def test_the_console_admits_visibly_counts_down_and_names_who_in_chromium(staff, dsn, locked_exam):
+    from browser import live_server, require_chromium
+    from test_server import free_port
+
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return run_the_room(base, locked_exam["0000000001"])
+
+    now = dt.datetime.now(dt.UTC)
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == []
+    assert out["admit_buttons"] == 1 and out["room_buttons"] == 1 and out["pause_buttons"] == 1
+    # Until 15 minutes from now, in the exam's zone (the server's: GMT+7).
+    until = [f"{now + dt.timedelta(minutes=15, seconds=s) + dt.timedelta(hours=7):%H:%M}" for s in (0, 60)]
+    assert any(out["admitted"] == f"Đã cho Trần Thị Bình (0000000002) vào thi muộn đến {u} (GMT+7)." for u in until)
+    assert any(f"được vào muộn đến {u} (GMT+7)" in out["admitted_row"] for u in until)
+    assert all(1 <= fall <= 2 for fall in out["ticked"]), out["ticked"]
+    assert out["paused_status"] == "Đã thực hiện: Tạm dừng — Nguyễn Văn An (0000000001)."
+    assert out["paused_ticked"] == 0
 
 
 BEK = "a" * 64  # a Browser Exam Key as an admin would paste it

@@ -2,6 +2,7 @@
 statistics, and the gradebook export (CSV and xlsx)."""
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -173,6 +174,9 @@ async def test_results_csv_and_xlsx(conn, sat, tmp_path):
     assert table[0] == list(results.RESULT_COLUMNS)
     line = next(r for r in table if r[0] == "0000000001")
     assert line[5:8] == ["3.30", "4.00", "8.3"]
+    # submitted_at in the exam's zone (the server's default, as TOAN-T names none), with its offset.
+    stamp = dt.datetime.fromisoformat(line[results.RESULT_COLUMNS.index("submitted_at")])
+    assert stamp.utcoffset() == dt.timedelta(hours=7) and stamp == first["submitted_at"].replace(microsecond=0)
     assert {r[0] for r in table[1:]} == {c.code for c in STUDENTS + MORE}  # leading zeros kept
 
     out = tmp_path / "r.xlsx"

@@ -148,6 +148,24 @@ async def test_other_school_gets_404_and_colleague_is_read_only(client, conn, st
     assert resp.status == 403 and "not_your_item" in await resp.text()
 
 
+async def test_an_items_history_shows_times_in_the_servers_zone(settings, aiohttp_client, conn, staff):
+    from zoneinfo import ZoneInfo
+
+    from cbt.app import create_app
+
+    # A page of no exam: the server's zone, whichever it is set to.
+    client = await aiohttp_client(create_app(settings.replace(time_zone="Asia/Tokyo")))
+    await login(client, "teacher")
+    pk = await create(client)
+    at = await conn.fetchval("SELECT at FROM review_events WHERE draft_pk = $1", pk)
+    html = await (await client.get(f"/workspace/items/{pk}")).text()
+    history = html.split('id="events-h"', 1)[1].split("</table>", 1)[0]
+    local = at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">' \
+           f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in history
+    assert "UTC" not in history
+
+
 async def test_submit_review_queue_self_approval_and_approve(client, conn, staff):
     await authoring.set_subjects(conn, "reviewer", ["toan"])
     await login(client, "teacher")

@@ -4,6 +4,7 @@ marks, other schools and other roles are refused."""
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import re
 from decimal import Decimal
@@ -15,6 +16,8 @@ from test_bank import signed_demo  # noqa: F401 - fixture
 from test_delivery import STUDENTS
 from test_marking import essay_pk
 from test_results import MORE, make_exam, sit_all
+
+from cbt import results
 
 NAMES = [s.full_name for s in STUDENTS + MORE]
 CODES = [s.code for s in STUDENTS + MORE]
@@ -121,6 +124,33 @@ async def test_results_filter_and_download_per_class(client, conn, sat_exam):
     pk = await essay_pk(conn)
     html = await (await client.get(f"/workspace/marking/TOAN-T/items/{pk}")).text()
     assert "Marking guide" in html and "Points (0 to 1)" in html
+
+
+async def test_results_show_and_export_times_in_the_exams_zone(client, conn, sat_exam):
+    from zoneinfo import ZoneInfo
+
+    await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'TOAN-T'")
+    at = await conn.fetchval("SELECT a.submitted_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+                             "WHERE c.code = '0000000001'")
+    tokyo = at.astimezone(ZoneInfo("Asia/Tokyo"))
+    await login(client, "teacher")
+    html = await (await client.get("/workspace/results/TOAN-T")).text()
+    row = html.split('<tr data-code="0000000001">', 1)[1].split("</tr>", 1)[0]
+    assert f"{tokyo:%H:%M %d/%m/%Y} (GMT+9)" in row and "UTC" not in html
+    assert f'datetime="{tokyo.isoformat(timespec="seconds")}"' in row
+    # The head of the audit chain, on the same page, in the same zone.
+    assert "(GMT+9)</time>" in html.split('id="audit-head"', 1)[1]
+    # Downloads: ISO 8601 with the zone's offset, which names the very instant.
+    resp = await client.get("/workspace/results/TOAN-T/results.csv")
+    table = list(csv.reader(io.StringIO((await resp.read()).decode("utf-8-sig"))))
+    line = next(r for r in table if r[0] == "0000000001")
+    stamp = dt.datetime.fromisoformat(line[results.RESULT_COLUMNS.index("submitted_at")])
+    assert stamp.utcoffset() == dt.timedelta(hours=9) and stamp == at.replace(microsecond=0)
+    resp = await client.get("/workspace/results/TOAN-T/results.xlsx")
+    values = list(openpyxl.load_workbook(io.BytesIO(await resp.read())).active.values)
+    column = results.RESULT_COLUMNS.index("submitted_at")
+    cell = next(v[column] for v in values[1:] if v[0] == "0000000001")
+    assert isinstance(cell, str) and cell == stamp.isoformat()
 
 
 async def test_bad_marks_are_refused_and_change_nothing(client, conn, sat_exam):
