@@ -74,7 +74,9 @@ def _chosen(values) -> list[str]:
 
 
 async def _releases(conn: asyncpg.Connection, raws: list[str], org_ids: list[int]) -> list[asyncpg.Record]:
-    """The releases chosen, each one these organisations may use, in the order given."""
+    """The releases ticked, each one these organisations may use, oldest first:
+    the order the exam names them in (whose figure an item of two uses) does
+    not then hang on how the page happened to list them."""
     out, seen = [], set()
     for raw in raws:
         release_id = whole(raw)
@@ -85,7 +87,7 @@ async def _releases(conn: asyncpg.Connection, raws: list[str], org_ids: list[int
             out.append(await bank.get_release(conn, release_id, org_ids))
     if not out:
         raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
-    return out
+    return sorted(out, key=lambda r: r["id"])
 
 
 def _labels(releases) -> list[str]:
