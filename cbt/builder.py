@@ -3,13 +3,13 @@ mapping, and that through exams.parse_exam, so a form and a YAML file for
 the same exam give the same ExamSpec (the file stays the source of truth).
 
 The blueprint is edited as a matrix per section: topics of the chosen bank
-release down, levels 1-4 across, each cell the number of items. A section may
+releases (one or several of the subject) down, levels 1-4 across, each cell the number of items. A section may
 ask for one item type and a fixed number of points per item; the fields are
 
     section_count, s0.title, s0.time_limit, s0.type, s0.points,
     s0.c1.ham-so = 2      (section 0, level 1, topic ham-so: 2 items)
 
-Availability is counted from the release's approved items, and a blueprint's
+Availability is counted from the releases' approved items (summed over them), and a blueprint's
 feasibility is the assembly's own check (assembly.shortfalls).
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -145,7 +145,13 @@ def _networks(form: Mapping, problems: list[Problem]) -> dict | None:
     return {"allow": allow, "rooms": rooms}
 
 
-def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[Problem]]:
+def _release_field(labels: str | Sequence[str]) -> dict:
+    """The exam file's release: one as `release:` (as files always had it), several as `releases:`."""
+    labels = [labels] if isinstance(labels, str) else list(labels)
+    return {"release": labels[0]} if len(labels) == 1 else {"releases": labels}
+
+
+def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, list[Problem]]:
     """The exam file's mapping for the form, and the problems only the form can have
     (text where a number belongs, a negative count); parse_exam checks the rest."""
     problems: list[Problem] = []
@@ -231,7 +237,7 @@ def exam_data(form: Mapping, release_label: str) -> tuple[dict, list[Problem]]:
         "code": _get(form, "code"),
         "title": _get(form, "title"),
         "subject": _get(form, "subject"),
-        "release": release_label,
+        **_release_field(release_label),
         "duration_minutes": duration if duration is not None else 1,
         "window": window,
         "shuffle": {"items": _checked(form, "shuffle_items"), "options": _checked(form, "shuffle_options")},
@@ -263,7 +269,7 @@ def exam_yaml(data: dict) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 
-def build_spec(form: Mapping, release_label: str) -> tuple[str, exams.ExamSpec]:
+def build_spec(form: Mapping, release_label: str | Sequence[str]) -> tuple[str, exams.ExamSpec]:
     """(exam file text, spec) for the form; ExamFileError lists every problem."""
     data, problems = exam_data(form, release_label)
     text = exam_yaml(data)
@@ -286,7 +292,8 @@ def build_spec(form: Mapping, release_label: str) -> tuple[str, exams.ExamSpec]:
 # fallback, for fields only a YAML file has).
 FIELD_LABELS = {
     "code": "ws.exams.code", "title": "ws.exams.exam_title", "subject": "ws.exams.subject",
-    "release": "ws.exams.release", "instructions": "ws.exams.instructions", "duration_minutes": "ws.exams.duration",
+    "release": "ws.exams.release", "releases": "ws.exams.release", "instructions": "ws.exams.instructions",
+    "duration_minutes": "ws.exams.duration",
     "window": "ws.exams.window", "window.opens": "ws.exams.opens", "window.closes": "ws.exams.closes",
     "window.tz": "ws.exams.tz", "window.late_entry_minutes": "ws.exams.late_entry", "grace_seconds": "ws.exams.grace",
     "forms.mode": "ws.exams.form_mode", "forms.count": "ws.exams.form_count",
@@ -399,10 +406,12 @@ def _plain(value) -> str:
 
 # -- what the release can give ------------------------------------------------------
 
+# An item version in two of the releases counts once, as it is drawn once.
 _CELLS = """
 SELECT b.topic, min(b.subject) AS subject, b.level, b.type, b.points, count(*) AS n
-FROM release_items ri JOIN bank_items b ON b.id = ri.item_pk
-WHERE ri.release_id = $1 AND b.status = 'approved'
+FROM bank_items b
+WHERE b.status = 'approved'
+  AND b.id IN (SELECT ri.item_pk FROM release_items ri WHERE ri.release_id = ANY($1::bigint[]))
 GROUP BY b.topic, b.level, b.type, b.points
 ORDER BY b.topic, b.level, b.type
 """
@@ -410,7 +419,7 @@ ORDER BY b.topic, b.level, b.type
 
 @dataclass(frozen=True)
 class Availability:
-    """The approved items of a release, counted per topic, level, type and points."""
+    """The approved items of the releases, counted per topic, level, type and points."""
 
     groups: tuple  # (topic, subject, level, type, points, n)
 
@@ -446,8 +455,8 @@ class Availability:
         return out
 
 
-async def availability(conn: asyncpg.Connection, release_id: int) -> Availability:
-    rows = await conn.fetch(_CELLS, release_id)
+async def availability(conn: asyncpg.Connection, release_ids: Sequence[int]) -> Availability:
+    rows = await conn.fetch(_CELLS, list(release_ids))
     return Availability(tuple((r["topic"], r["subject"], r["level"], r["type"], r["points"], r["n"]) for r in rows))
 
 

@@ -7,6 +7,9 @@ An exam file looks like::
     title: Kiểm tra học kỳ I — Toán 12
     subject: toan
     release: demo-thpt 2025.1           # bank release "name version"
+    # or, to draw from several releases of the subject (a school's own items
+    # next to the department's bank):
+    # releases: [demo-thpt 2025.1, thpt-a-toan 2025.1]
     duration_minutes: 90
     window: {opens: 2025-12-20T07:30:00+07:00, closes: 2025-12-20T10:00:00+07:00,
              late_entry_minutes: 15}
@@ -40,10 +43,11 @@ import asyncpg
 import yaml
 
 from cbt import accounts, assembly, audit, bank, lockdown, times
+from cbt import subjects as subject_list
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 
-EXAM_FIELDS = {"code", "title", "subject", "release", "duration_minutes", "window", "shuffle", "forms",
+EXAM_FIELDS = {"code", "title", "subject", "release", "releases", "duration_minutes", "window", "shuffle", "forms",
                "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies", "time_zone"}
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 
@@ -83,9 +87,19 @@ class ExamSpec:
     policies: dict = dataclasses.field(default_factory=lambda: dict(lockdown.DEFAULT_POLICIES))
     # An IANA name; empty: the server's CBT_TIME_ZONE (times.exam_zone).
     time_zone: str = ""
+    # Every release the exam draws from, (name, version), the first being
+    # release_name/release_version; empty means that one alone.
+    releases: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def all_releases(self) -> tuple[tuple[str, str], ...]:
+        return self.releases or ((self.release_name, self.release_version),)
 
     def to_json(self) -> dict:
         data = asdict(self)
+        if len(self.all_releases) < 2:
+            # A one-release exam is stored exactly as before there could be several.
+            del data["releases"]
         data["opens_at"] = self.opens_at.isoformat()
         data["closes_at"] = self.closes_at.isoformat()
         return json.loads(json.dumps(data, default=str))
@@ -150,18 +164,15 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
                                     field=str(key), near=near[0]) if near
                             else Problem(f"unknown field {key!r}", "unknown_field", field=str(key)))
     missing = [key for key in ("code", "title", "release", "duration_minutes", "window", "sections")
-               if key not in data]
+               if key not in data and not (key == "release" and "releases" in data)]
     if missing:
         # Without these nothing else can be checked meaningfully.
         raise ExamFileError(problems + [Problem(f"missing field {key!r}", "missing_field", field=key)
                                         for key in missing])
 
     code = str(data["code"])
-    release = str(data["release"]).split()
-    if len(release) != 2:
-        problems.append(Problem("release: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
-                                f"got {data['release']!r}", "release_format", "release", got=data["release"]))
-        release = ["", ""]
+    releases = _releases(data, problems)
+    release = list(releases[0]) if releases else ["", ""]
     duration = _int(data["duration_minutes"], "duration_minutes", problems, 1, 24 * 60)
     window = data["window"] if isinstance(data["window"], dict) else {}
     if not window:
@@ -244,7 +255,37 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         single_penalty=penalty, report_decimals=decimals, show_score=bool(data.get("show_score", False)),
         grace_seconds=grace, instructions=str(data.get("instructions", "")),
         blueprint=assembly.Blueprint(sections=tuple(sections)), policies=policies, time_zone=time_zone,
+        releases=releases if len(releases) > 1 else (),
     )
+
+
+def _releases(data: dict, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
+    """The exam's releases as (name, version): `release:` one, or `releases:` a list."""
+    if "release" in data and "releases" in data:
+        problems.append(Problem("release, releases: give one release with release: or a list with releases:, not both",
+                                "release_and_releases", "releases"))
+        return ()
+    if "release" in data:
+        entries = [("release", data["release"])]
+    elif isinstance(data["releases"], list) and data["releases"]:
+        entries = [(f"releases[{i}]", value) for i, value in enumerate(data["releases"], 1)]
+    else:
+        problems.append(Problem("releases: a list of bank releases 'NAME VERSION', e.g. [demo-thpt 2025.1,"
+                                f" thpt-a-toan 2025.1], got {data['releases']!r}", "releases_list", "releases",
+                                got=data["releases"]))
+        return ()
+    out: list[tuple[str, str]] = []
+    for where, value in entries:
+        words = str(value).split()
+        if len(words) != 2:
+            problems.append(Problem(f"{where}: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
+                                    f"got {value!r}", "release_format", where, got=value))
+        elif tuple(words) in out:
+            problems.append(Problem(f"{where}: {value} is listed twice", "release_twice", where,
+                                    release=" ".join(words)))
+        else:
+            out.append((words[0], words[1]))
+    return tuple(out)
 
 
 def spec_from_json(data: dict) -> ExamSpec:
@@ -263,15 +304,28 @@ def spec_from_json(data: dict) -> ExamSpec:
     fields["opens_at"] = dt.datetime.fromisoformat(data["opens_at"])
     fields["closes_at"] = dt.datetime.fromisoformat(data["closes_at"])
     fields["single_penalty"] = Decimal(data["single_penalty"])
+    fields["releases"] = tuple((name, version) for name, version in data.get("releases", ()))
     return ExamSpec(**fields)
 
 
 # -- the pool ------------------------------------------------------------------
 
+# An item version in two of the releases is one row of bank_items: drawn once.
 _POOL = """
 SELECT b.id, b.item_id, b.version, b.topic, b.level, b.type, b.points, b.source
-FROM release_items ri JOIN bank_items b ON b.id = ri.item_pk
-WHERE ri.release_id = $1 AND b.status = 'approved'
+FROM bank_items b
+WHERE b.status = 'approved'
+  AND b.id IN (SELECT ri.item_pk FROM release_items ri WHERE ri.release_id = ANY($1::bigint[]))
+"""
+
+# Items that two of the releases hold at different versions.
+_CONFLICTS = """
+SELECT b.item_id, array_agg(DISTINCT b.version ORDER BY b.version) AS versions
+FROM bank_items b
+WHERE b.status = 'approved'
+  AND b.id IN (SELECT ri.item_pk FROM release_items ri WHERE ri.release_id = ANY($1::bigint[]))
+GROUP BY b.item_id HAVING count(*) > 1
+ORDER BY b.item_id LIMIT 10
 """
 
 
@@ -279,9 +333,41 @@ WHERE ri.release_id = $1 AND b.status = 'approved'
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-async def load_pool(conn: asyncpg.Connection, release_id: int) -> list[assembly.PoolItem]:
+async def release_ids(conn: asyncpg.Connection, exam_id: int) -> list[int]:
+    """The releases an exam draws from, in the order the exam names them."""
+    return [r[0] for r in await conn.fetch(
+        "SELECT release_id FROM exam_releases WHERE exam_id = $1 ORDER BY position", exam_id)]
+
+
+async def check_releases(conn: asyncpg.Connection, releases: list, subject: str) -> None:
+    """Several releases (records of bank_releases) may make one exam only if
+    they are of one subject, the exam's when it names one, and hold no item at
+    two versions: a form has one version of each item, and which one is meant
+    is the teacher's to say (by leaving a release out), not the engine's to
+    guess. One release is taken as it is, as before there could be several."""
+    if len(releases) < 2:
+        return
+    first = releases[0]
+    expected = subject if subject_list.key(subject or "") else first["subject"] or ""
+    for r in releases:
+        if not subject_list.key(r["subject"] or "") or subject_list.key(r["subject"]) != subject_list.key(expected):
+            label, got = f"{r['name']} {r['version']}", r["subject"] or "(none)"
+            raise UserError("release_subject_mismatch",
+                            f"release {label} is of subject {got}, the exam of {expected or '(none)'}:"
+                            " an exam draws only from releases of its own subject; leave that release out",
+                            release=label, subject=r["subject"] or "-", expected=expected or "-")
+    conflicts = await conn.fetch(_CONFLICTS, [r["id"] for r in releases])
+    if conflicts:
+        listed = ", ".join(f"{c['item_id']} ({', '.join(map(str, c['versions']))})" for c in conflicts)
+        raise UserError("release_item_conflict",
+                        f"these items are in the chosen releases at different versions: {listed}; an exam holds one"
+                        " version of each item: leave out the release with the version you do not want",
+                        items=listed, count=len(conflicts))
+
+
+async def load_pool(conn: asyncpg.Connection, release_ids: list[int]) -> list[assembly.PoolItem]:
     pool = []
-    for r in await conn.fetch(_POOL, release_id):
+    for r in await conn.fetch(_POOL, list(release_ids)):
         # The stored source is itembank's canonical YAML of a validated item,
         # so the plain mapping is enough here (no need for itembank's checks).
         data = yaml.load(r["source"], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
@@ -316,14 +402,18 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
         raise NotFound("unknown_org", f"no organisation with code {org_code!r}: see `cbt org add`", org=org_code)
     # Only a release the exam's organisation may use; another school's is
     # answered exactly as one that does not exist.
-    release = await bank.find_release(conn, spec.release_name, spec.release_version,
-                                      await bank.release_org_ids(conn, org_id))
-    if release is None:
-        raise NotFound("unknown_release",
-                       f"no bank release {spec.release_name} {spec.release_version} for {org_code}: import it with"
-                       f" `cbt bank import --org {org_code}` (or into its department)")
-    release_id = release["id"]
-    pool = await load_pool(conn, release_id)
+    org_ids = await bank.release_org_ids(conn, org_id)
+    found = []
+    for name, version in spec.all_releases:
+        release = await bank.find_release(conn, name, version, org_ids)
+        if release is None:
+            raise NotFound("unknown_release",
+                           f"no bank release {name} {version} for {org_code}: import it with"
+                           f" `cbt bank import --org {org_code}` (or into its department)", release=f"{name} {version}")
+        found.append(release)
+    await check_releases(conn, found, spec.subject)
+    ids = [r["id"] for r in found]
+    pool = await load_pool(conn, ids)
     short = assembly.shortfalls(spec.blueprint, pool)
     if short:
         raise UserError("infeasible_blueprint",
@@ -339,10 +429,11 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
                                    opens_at, closes_at, late_entry_until, grace_seconds, show_score, time_zone)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
                 """,
-                org_id, spec.code, spec.title, spec.subject, release_id, json.dumps(spec.to_json()),
+                org_id, spec.code, spec.title, spec.subject, ids[0], json.dumps(spec.to_json()),
                 secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
                 spec.grace_seconds, spec.show_score, spec.time_zone or None,
             )
+            await set_releases(conn, exam_id, ids)
             # The exam's own history starts its audit chain.
             await audit.append(conn, exam_id, "staff", "exam_edit",
                                {"edit": "create", "spec_sha256": sha256_hex(spec.to_json())})
@@ -350,6 +441,13 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
     except asyncpg.UniqueViolationError:
         raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code",
                        exam=spec.code) from None
+
+
+async def set_releases(conn: asyncpg.Connection, exam_id: int, ids: list[int]) -> None:
+    """Record the releases a (draft) exam draws from; exams.release_id is the first."""
+    await conn.execute("DELETE FROM exam_releases WHERE exam_id = $1", exam_id)
+    await conn.executemany("INSERT INTO exam_releases (exam_id, release_id, position) VALUES ($1, $2, $3)",
+                           [(exam_id, rid, n) for n, rid in enumerate(ids)])
 
 
 async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
@@ -514,7 +612,7 @@ async def _draw_in_processes(exam: dict, spec_json: dict, pool: list, codes: lis
 async def generate_forms(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
     """Draw a form for every candidate of the exam who has none yet (in several
     processes for a large roster: 10,000 forms from a 5,000-item bank)."""
-    pool = await load_pool(conn, exam["release_id"])
+    pool = await load_pool(conn, await release_ids(conn, exam["id"]))
     todo = await conn.fetch(
         "SELECT c.id, c.code FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
         "WHERE c.exam_id = $1 AND f.candidate_id IS NULL ORDER BY c.id", exam["id"])
@@ -551,7 +649,7 @@ async def rederive_form(conn: asyncpg.Connection, exam_code: str, candidate_code
     if row["digest"] is None:
         raise NotFound("no_form", f"candidate {candidate_code} has no form yet: open the exam first")
     spec = spec_from_json(json.loads(exam["spec"]))
-    pool = await load_pool(conn, exam["release_id"])
+    pool = await load_pool(conn, await release_ids(conn, exam["id"]))
     fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
              if spec.form_mode == "fixed" else None)
     form = _form_for(exam, spec, assembly.index_pool(pool), candidate_code, fixed)
@@ -604,14 +702,27 @@ async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> i
         """, exam["id"])]
     if not pks:
         return 0
-    media = {r["path"]: r["content"] for r in await conn.fetch(
-        "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
-        "WHERE rm.release_id = $1", exam["release_id"])}
-    items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
-    records = [(exam["id"], pk, item.type.value, json.dumps(student_view(item, media))) for pk, item in items.items()]
+    rendered = await render_items(conn, await release_ids(conn, exam["id"]), pks)
+    records = [(exam["id"], pk, kind, json.dumps(view)) for pk, (kind, view) in rendered.items()]
     await conn.copy_records_to_table("exam_items", records=records,
                                      columns=["exam_id", "item_pk", "type", "rendered"])
     return len(records)
+
+
+async def render_items(conn: asyncpg.Connection, release_ids: list[int], pks: list[int]) -> dict[int, tuple]:
+    """pk -> (type, student_view) for these items of the releases, each with
+    its media as the first of the releases that holds it has them."""
+    holder = {r["item_pk"]: r["release_id"] for r in await conn.fetch(
+        "SELECT DISTINCT ON (ri.item_pk) ri.item_pk, ri.release_id FROM release_items ri"
+        " JOIN unnest($1::bigint[]) WITH ORDINALITY AS o(release_id, position) ON o.release_id = ri.release_id"
+        " WHERE ri.item_pk = ANY($2::bigint[]) ORDER BY ri.item_pk, o.position", list(release_ids), pks)}
+    media: dict[int, dict[str, bytes]] = {}
+    for r in await conn.fetch(
+            "SELECT rm.release_id, rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256"
+            " WHERE rm.release_id = ANY($1::bigint[])", sorted(set(holder.values()))):
+        media.setdefault(r["release_id"], {})[r["path"]] = r["content"]
+    items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
+    return {pk: (item.type.value, student_view(item, media.get(holder.get(pk), {}))) for pk, item in items.items()}
 
 
 def exam_address(settings) -> str | None:

@@ -36,10 +36,17 @@ def _plain_form(form) -> dict:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+# The exam's releases as the pages name them: "demo-thpt 2025.1, thpt-a-toan 1",
+# for one exam (by id) and in the exam list (a subquery per row).
+_RELEASES_OF = ("SELECT string_agg(r.name || ' ' || r.version, ', ' ORDER BY x.position) FROM exam_releases x"
+                " JOIN bank_releases r ON r.id = x.release_id WHERE x.exam_id = ")
+_RELEASES_LABEL = "(" + _RELEASES_OF + "e.id)"
+
+
 async def _exam_for(conn: asyncpg.Connection, request: web.Request) -> asyncpg.Record:
     exam = await exams.visible_exam(conn, require_user(request), request.match_info["code"])
-    release = await conn.fetchrow("SELECT name, version FROM bank_releases WHERE id = $1", exam["release_id"])
-    return {**exam, "release_name": release["name"], "release_version": release["version"]}
+    label = await conn.fetchval(_RELEASES_OF + "$1", exam["id"])
+    return {**exam, "releases_label": label}
 
 
 def _confirmed(form) -> None:
@@ -53,44 +60,69 @@ async def _release_orgs(conn: asyncpg.Connection, request: web.Request, exam=Non
     return await bank.release_org_ids(conn, exam["org_id"] if exam is not None else require_user(request).org_id)
 
 
-async def _release(conn: asyncpg.Connection, raw: str, org_ids: list[int]) -> asyncpg.Record:
-    release_id = whole(raw)
-    if release_id is None:
+def _chosen(values) -> list[str]:
+    """The release ids a form or query names (`release`, once per ticked box), blanks left out."""
+    return [v for v in values if isinstance(v, str) and v.strip()]
+
+
+async def _releases(conn: asyncpg.Connection, raws: list[str], org_ids: list[int]) -> list[asyncpg.Record]:
+    """The releases ticked, each one these organisations may use, oldest first:
+    the order the exam names them in (whose figure an item of two uses) does
+    not then hang on how the page happened to list them."""
+    out, seen = [], set()
+    for raw in raws:
+        release_id = whole(raw)
+        if release_id is None:
+            raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
+        if release_id not in seen:
+            seen.add(release_id)
+            out.append(await bank.get_release(conn, release_id, org_ids))
+    if not out:
         raise NotFound("unknown_release", "choose a bank release from the list (import one with `cbt bank import`)")
-    return await bank.get_release(conn, release_id, org_ids)
+    return sorted(out, key=lambda r: r["id"])
+
+
+def _labels(releases) -> list[str]:
+    return [f"{r['name']} {r['version']}" for r in releases]
 
 
 # -- the list --------------------------------------------------------------------------
 
 
+_INDEX = (
+    "SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, e.time_zone, o.code AS org_code, "  # noqa: S608
+    + _RELEASES_LABEL + " AS release,"
+    " (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates"
+    " FROM exams e JOIN orgs o ON o.id = e.org_id"
+    " WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code"
+)
+
+
 async def index(request: web.Request) -> web.Response:
     user = require_user(request)
     async with request.app[keys.POOL].acquire() as conn:
-        rows = await conn.fetch(
-            """
-            SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, e.time_zone, o.code AS org_code,
-                   r.name || ' ' || r.version AS release,
-                   (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates
-            FROM exams e JOIN orgs o ON o.id = e.org_id JOIN bank_releases r ON r.id = e.release_id
-            WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
-            """, await accounts.visible_org_ids(conn, user))
+        rows = await conn.fetch(_INDEX, await accounts.visible_org_ids(conn, user))
     return render(request, "workspace/exams.html", {"exams": rows})
 
 
 # -- building --------------------------------------------------------------------------
 
 
-async def _builder_page(request, conn, *, release, form: dict, exam=None, problems=(), status: int = 200,
+async def _chooser(request, conn, *, exam=None, chosen=(), error: UserError | None = None) -> web.Response:
+    """The releases to tick (the exam's, or those just tried, ticked), with why the choice was refused."""
+    return render(request, "workspace/exams_release.html", {
+        "releases": await bank.list_releases(conn, await _release_orgs(conn, request, exam)), "exam": exam,
+        "chosen": set(chosen), "error": error, "error_text": error_text(request, error) if error else ""},
+        status=error.status if error else 200)
+
+
+async def _builder_page(request, conn, *, releases, form: dict, exam=None, problems=(), status: int = 200,
                         checked: bool = False) -> web.Response:
-    if release is None:
-        return render(request, "workspace/exams_release.html",
-                      {"releases": await bank.list_releases(conn, await _release_orgs(conn, request, exam)),
-                       "exam": exam}, status=status)
-    avail = await builder.availability(conn, release["id"])
+    avail = await builder.availability(conn, [r["id"] for r in releases])
     sections = builder.sections_of(form)
     catalogs, lang = request.app[keys.CATALOGS], language(request)
     return render(request, "workspace/exams_builder.html", {
-        "exam": exam, "release": release, "form": form, "sections": sections, "topics": avail.topics,
+        "exam": exam, "releases": releases, "form": form, "sections": sections, "topics": avail.topics,
         "status": builder.blueprint_status(sections, avail),
         "problems": [builder.problem_text(catalogs, lang, p) for p in problems], "checked": checked,
         "levels": builder.LEVELS, "item_types": builder.ITEM_TYPES, "form_modes": builder.FORM_MODES,
@@ -100,12 +132,26 @@ async def _builder_page(request, conn, *, release, form: dict, exam=None, proble
     }, status=status)
 
 
+async def _chosen_releases(request, conn, raws: list[str], exam=None):
+    """The releases ticked, or the chooser page again saying why they cannot make one exam."""
+    releases = await _releases(conn, raws, await _release_orgs(conn, request, exam))
+    try:
+        await exams.check_releases(conn, releases, "")
+    except UserError as e:
+        return None, await _chooser(request, conn, exam=exam, chosen=[r["id"] for r in releases], error=e)
+    return releases, None
+
+
 async def new_page(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
-        raw = request.query.get("release", "")
-        release = await _release(conn, raw, await _release_orgs(conn, request)) if raw else None
-        form = builder.default_form(release["subject"] or "" if release else "")
-        return await _builder_page(request, conn, release=release, form=form)
+        raws = _chosen(request.query.getall("release", []))
+        if not raws:
+            return await _chooser(request, conn)
+        releases, refused = await _chosen_releases(request, conn, raws)
+        if refused is not None:
+            return refused
+        form = builder.default_form(releases[0]["subject"] or "")
+        return await _builder_page(request, conn, releases=releases, form=form)
 
 
 def _remove_section(form: dict, index: int) -> dict:
@@ -142,14 +188,18 @@ def _form_action(form: dict) -> tuple[str, dict]:
     return "save", form
 
 
-async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | None, list[Problem]]:
+async def _checked_spec(request, conn, releases, form: dict) -> tuple[exams.ExamSpec | None, list[Problem]]:
     """The spec for the form, or the problems that stop it (the blueprint's short cells too)."""
     try:
-        _, spec = builder.build_spec(form, f"{release['name']} {release['version']}")
+        _, spec = builder.build_spec(form, _labels(releases))
     except exams.ExamFileError as e:
         return None, list(e.details["problems"])
+    try:
+        await exams.check_releases(conn, releases, spec.subject)
+    except UserError as e:
+        return None, [error_text(request, e)]
     # Counting is enough here (create_exam checks again against the items themselves).
-    pool = (await builder.availability(conn, release["id"])).pool()
+    pool = (await builder.availability(conn, [r["id"] for r in releases])).pool()
     short = exams.describe_shortfalls(assembly.shortfalls(spec.blueprint, pool))
     if short:
         return None, [Problem("the blueprint asks for more approved items than the release has:", "blueprint_short"),
@@ -159,20 +209,21 @@ async def _checked_spec(conn, release, form: dict) -> tuple[exams.ExamSpec | Non
 
 async def create(request: web.Request) -> web.Response:
     user = require_user(request)
-    form = _plain_form(await request.post())
+    post = await request.post()
+    form = _plain_form(post)
     async with request.app[keys.POOL].acquire() as conn:
-        release = await _release(conn, form.get("release", ""), await _release_orgs(conn, request))
+        releases = await _releases(conn, _chosen(post.getall("release", [])), await _release_orgs(conn, request))
         action, form = _form_action(form)
         if action != "save":
-            return await _builder_page(request, conn, release=release, form=form, checked=action == "check")
-        spec, problems = await _checked_spec(conn, release, form)
+            return await _builder_page(request, conn, releases=releases, form=form, checked=action == "check")
+        spec, problems = await _checked_spec(request, conn, releases, form)
         if spec is not None:
             try:
                 await exams.create_exam(conn, spec, user.org_code)
             except UserError as e:
                 problems = [error_text(request, e)]
         if problems:
-            return await _builder_page(request, conn, release=release, form=form, problems=problems, status=400,
+            return await _builder_page(request, conn, releases=releases, form=form, problems=problems, status=400,
                                        checked=True)
     return redirect(request, "workspace_exam", code=spec.code)
 
@@ -195,35 +246,41 @@ async def edit_page(request: web.Request) -> web.Response:
                 "status": e.status, "code": e.code, "message": error_text(request, e),
                 "problems": [builder.problem_text(catalogs, lang, p) for p in e.details["problems"]]},
                 status=e.status)
-        if "release" in request.query and not request.query["release"]:
-            return await _builder_page(request, conn, release=None, form=form, exam=exam)
-        release = await _release(conn, request.query.get("release") or str(exam["release_id"]),
-                                 await _release_orgs(conn, request, exam))
-        return await _builder_page(request, conn, release=release, form=form, exam=exam)
+        current = await exams.release_ids(conn, exam["id"])
+        raws = _chosen(request.query.getall("release", []))
+        if "release" in request.query and not raws:
+            return await _chooser(request, conn, exam=exam, chosen=current)
+        releases, refused = await _chosen_releases(request, conn, raws or [str(i) for i in current], exam)
+        if refused is not None:
+            return refused
+        return await _builder_page(request, conn, releases=releases, form=form, exam=exam)
 
 
 async def update(request: web.Request) -> web.Response:
     user = require_user(request)
-    form = _plain_form(await request.post())
+    post = await request.post()
+    form = _plain_form(post)
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
         form["code"] = exam["code"]  # the code names the exam everywhere: it stays
-        release = await _release(conn, form.get("release", ""), await _release_orgs(conn, request, exam))
+        releases = await _releases(conn, _chosen(post.getall("release", [])),
+                                   await _release_orgs(conn, request, exam))
         action, form = _form_action(form)
         if action != "save":
-            return await _builder_page(request, conn, release=release, form=form, exam=exam,
+            return await _builder_page(request, conn, releases=releases, form=form, exam=exam,
                                        checked=action == "check")
-        spec, problems = await _checked_spec(conn, release, form)
+        spec, problems = await _checked_spec(request, conn, releases, form)
         if problems:
-            return await _builder_page(request, conn, release=release, form=form, exam=exam, problems=problems,
+            return await _builder_page(request, conn, releases=releases, form=form, exam=exam, problems=problems,
                                        status=400, checked=True)
-        await update_exam(conn, exam, release["id"], spec, user.username)
+        await update_exam(conn, exam, [r["id"] for r in releases], spec, user.username)
     return redirect(request, "workspace_exam", code=exam["code"])
 
 
-async def update_exam(conn: asyncpg.Connection, exam, release_id: int, spec: exams.ExamSpec, by: str) -> None:
-    """Store a draft exam's new spec, audited like its creation."""
+async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], spec: exams.ExamSpec,
+                      by: str) -> None:
+    """Store a draft exam's new spec and releases, audited like its creation."""
     late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
     async with conn.transaction():
         done = await conn.execute(
@@ -233,22 +290,25 @@ async def update_exam(conn: asyncpg.Connection, exam, release_id: int, spec: exa
                    time_zone = $12
             WHERE id = $1 AND status = 'draft'
             """,
-            exam["id"], spec.title, spec.subject, release_id, json.dumps(spec.to_json()), spec.duration_minutes * 60,
-            spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score, spec.time_zone or None)
+            exam["id"], spec.title, spec.subject, release_ids[0], json.dumps(spec.to_json()),
+            spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score,
+            spec.time_zone or None)
         if done != "UPDATE 1":
             raise Conflict("exam_not_draft", f"exam {exam['code']} was opened meanwhile: it can no longer be edited")
+        await exams.set_releases(conn, exam["id"], release_ids)
         await audit.append(conn, exam["id"], "staff", "exam_edit",
                            {"edit": "update", "by": by, "spec_sha256": exams.sha256_hex(spec.to_json())})
 
 
 async def blueprint_json(request: web.Request) -> web.Response:
-    """Live counts for the matrix: what each cell's release has, the short cells, the totals."""
+    """Live counts for the matrix: what each cell's releases have together, the short cells, the totals."""
     async with request.app[keys.POOL].acquire() as conn:
         try:
-            release = await _release(conn, request.query.get("release", ""), await _release_orgs(conn, request))
+            releases = await _releases(conn, _chosen(request.query.getall("release", [])),
+                                       await _release_orgs(conn, request))
         except UserError as e:  # a .json address answers JSON, whatever the Accept header says
             return web.json_response(e.to_json(), status=e.status)
-        avail = await builder.availability(conn, release["id"])
+        avail = await builder.availability(conn, [r["id"] for r in releases])
     return web.json_response(builder.blueprint_status(builder.sections_of(request.query), avail))
 
 
@@ -290,19 +350,15 @@ async def preview(request: web.Request) -> web.Response:
     async with request.app[keys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         spec = exams.spec_from_json(json.loads(exam["spec"]))
-        pool = await exams.load_pool(conn, exam["release_id"])
+        ids = await exams.release_ids(conn, exam["id"])
+        pool = await exams.load_pool(conn, ids)
         seed = hashlib.sha256(f"cbt-preview/{exam['code']}/{raw}".encode()).digest()
         try:
             form = assembly.draw_form(spec.blueprint, pool, seed, shuffle_items=spec.shuffle_items,
                                       shuffle_options=spec.shuffle_options)
         except assembly.InfeasibleBlueprint as e:
             raise UserError("infeasible_blueprint", str(e), count=len(e.shortfalls)) from None
-        pks = [fi.pk for fi in form.items]
-        media = {r["path"]: r["content"] for r in await conn.fetch(
-            "SELECT rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256 "
-            "WHERE rm.release_id = $1", exam["release_id"])}
-        items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
-        rendered = {pk: (item.type.value, exams.student_view(item, media)) for pk, item in items.items()}
+        rendered = await exams.render_items(conn, ids, [fi.pk for fi in form.items])
     payload, _ = delivery.build_form_payload(form, rendered)
     seed_number = int(raw)
     return render(request, "workspace/exams_preview.html", {

@@ -39,7 +39,8 @@ async def test_the_demo_bank_is_in_the_school_teachers_workspace(client, conn, d
     assert "Chưa có bản phát hành nào" not in page
     assert 'data-release="demo-thpt 2025.1"' in page and f'href="/workspace/exams/new?release={release_id}"' in page
     page = await (await client.get("/workspace/exams/new")).text()
-    assert f'<option value="{release_id}">demo-thpt 2025.1' in page
+    assert re.search(rf'id="release-{release_id}" name="release" value="{release_id}" checked>\s*'
+                     rf'<label for="release-{release_id}">demo-thpt 2025.1', page)
     await sign_in(client, demo, "reviewer")
     page = await (await client.get("/workspace/releases")).text()
     assert 'data-release="demo-thpt 2025.1"' in page and "/workspace/exams/new?release=" not in page

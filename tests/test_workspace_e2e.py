@@ -209,7 +209,7 @@ def whole_path(dsn: str) -> dict:
         # 5. The teacher builds the test: first a cell asks for more than the release has.
         sign_in(page, base, "teacher")
         page.goto(base + "/workspace/exams/new")
-        page.select_option("#release", str(bank_release))
+        page.check(f"#release-{bank_release}")
         page.click("button.primary")
         page.wait_for_selector("#builder")
         page.fill("#f-code", CODE)

@@ -5,12 +5,14 @@ import asyncio
 import datetime as dt
 import json
 import re
+from decimal import Decimal
 
 import aiohttp
 import pytest
 from conftest import CSRF_RE, login
 from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_builder import good_form
+from test_exams import folders, imported  # noqa: F401 - fixtures
 
 from cbt import audit, bank, builder, delivery, exams, roster
 from cbt.errors import UserError
@@ -210,7 +212,7 @@ async def test_editing_a_draft_and_not_after_it_opens(client, conn, staff, relea
     page = await (await client.get("/workspace/exams/TOAN-W/edit")).text()
     assert re.search(r'name="s0.c1.ham-so" value="2"', page)
     choose = await (await client.get("/workspace/exams/TOAN-W/edit?release=")).text()
-    assert 'id="release"' in choose and 'action="/workspace/exams/TOAN-W/edit"' in choose
+    assert 'id="release-choice"' in choose and 'action="/workspace/exams/TOAN-W/edit"' in choose
     data = form_for(release, title="Kiểm tra giữa kì", code="OTHER") | {"csrf_token": await csrf(client),
                                                                          "action": "save"}
     resp = await client.post("/workspace/exams/TOAN-W/edit", data=data, allow_redirects=False)
@@ -449,7 +451,7 @@ def build_in_chromium(dsn: str, release_id: int, roster_path: str) -> dict:
         page.click("button.primary")
         page.wait_for_url(base + "/staff")
         page.goto(base + "/workspace/exams/new")
-        page.select_option("#release", str(release_id))
+        page.check(f"#release-{release_id}")
         page.click("button.primary")
         page.wait_for_selector("#builder")
         page.fill("#f-code", "TOAN-B")
@@ -547,3 +549,146 @@ async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, s
     assert await delivery.close_expired_attempts(client.app) == 1
     assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 0
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
+
+
+# -- several releases ---------------------------------------------------------------------
+
+
+async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staff, imported):  # noqa: F811
+    await login(client, "teacher")
+    demo, school = imported["demo"], imported["school"]
+    choose = await (await client.get("/workspace/exams/new")).text()
+    assert f'id="release-{demo}"' in choose and f'id="release-{school}"' in choose
+    page = await (await client.get(f"/workspace/exams/new?release=&release={demo}&release={school}")).text()
+    assert page.count('name="release"') == 2 and "có 5" in page  # the demo's 3 and the school's 2 singles
+    resp = await client.get(f"/workspace/exams/blueprint.json?release={demo}&release={school}&s0.type=single"
+                            "&s0.c1.ham-so=5")
+    body = await resp.json()
+    assert body["sections"][0]["cells"]["1.ham-so"] == {"available": 5, "wanted": 5, "short": False}
+    assert body["shortfalls"] == [] and body["total_items"] == 5
+    # A release of another subject is refused on the chooser, saying why, with the ticks kept.
+    resp = await client.get(f"/workspace/exams/new?release={demo}&release={imported['physics']}")
+    page = await resp.text()
+    assert resp.status == 400 and 'data-code="release_subject_mismatch"' in page
+    assert "thuộc môn vat-li, còn đề thi thuộc môn toan" in page
+    assert re.search(rf'id="release-{imported["physics"]}"[^>]*checked', page)
+    # Saved with both; the exam page names both.
+    data = [(k, v) for k, v in form_for(demo, **{"s0.type": "single", "s0.c1.ham-so": "5"}).items()
+            if k != "release" and not (k.startswith("s0.c") and k != "s0.c1.ham-so")]
+    data += [("release", str(demo)), ("release", str(school)), ("csrf_token", await csrf(client)),
+             ("action", "save")]
+    resp = await client.post("/workspace/exams/new", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    exam_id = await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-W'")
+    assert await exams.release_ids(conn, exam_id) == [demo, school]
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    assert "demo-thpt 2025.1, thpt-a-toan 1" in page
+    # An item at two versions is refused when saving too, naming it.
+    data = [(k, v) for k, v in data if k != "release"] + [("release", str(demo)),
+                                                          ("release", str(imported["conflict"])),
+                                                          ("code", "TOAN-X")]
+    resp = await client.post("/workspace/exams/new", data=data, allow_redirects=False)
+    page = await resp.text()
+    assert resp.status == 400 and "HS-01 (1, 2)" in page
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 1
+
+
+def two_releases_in_chromium(dsn: str, demo: int, school: int, roster_path: str) -> dict:
+    from browser import chromium_page, live_server
+    from conftest import PASSWORD
+    from playwright.sync_api import expect
+    from test_server import free_port
+
+    out = {}
+    with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+        page.goto(base + "/login")
+        page.fill("#username", "teacher")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(base + "/staff")
+        page.goto(base + "/workspace/exams/new")
+        page.check(f"#release-{demo}")
+        page.check(f"#release-{school}")
+        page.click("button.primary")
+        page.wait_for_selector("#builder")
+        out["chosen"] = page.locator(".chosen-release").all_inner_texts()
+        page.fill("#f-code", "TOAN-2R")
+        page.fill("#f-title", "Kiểm tra Toán (hai gói)")
+        now = dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))
+        page.fill("#f-tz", "+07:00")
+        page.fill("#f-opens", (now - dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M"))
+        page.fill("#f-closes", (now + dt.timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M"))
+        page.select_option("#f-s0-type", "single")
+        cell = page.locator('td[data-cell="1.ham-so"]').first
+        expect(cell.locator(".avail")).to_have_text("có 5")
+        cell.locator("input").fill("5")  # more than either release has alone
+        expect(page.locator("#total-items")).to_have_text("5")
+        out["short"] = page.locator("td.short").count()
+        page.click("#save-exam")
+        page.wait_for_url(base + "/workspace/exams/TOAN-2R")
+        out["releases"] = page.inner_text("#exam-releases")
+        page.click("#preview-link")
+        page.wait_for_selector(".question")
+        out["preview_items"] = page.locator(".question").count()
+        out["preview_school"] = page.locator(".question", has_text="Câu của trường").count()
+        page.goto(base + "/workspace/exams/TOAN-2R")
+        page.set_input_files("#roster-file", roster_path)
+        page.click("#roster-submit")
+        page.wait_for_selector("#candidates")
+        page.click("#tickets-submit")
+        page.wait_for_selector(".ticket-slip")
+        slip = page.locator(".ticket-slip", has=page.locator(".ticket-name", has_text="Nguyễn Văn An"))
+        ticket = slip.locator(".ticket-code").inner_text().strip()
+        page.goto(base + "/workspace/exams/TOAN-2R")
+        page.check("#open-confirm")
+        page.click("#open-exam")
+        page.wait_for_selector('#exam-status[data-status="open"]')
+        out["problems"] = problems
+
+        # The student sits it: every question answered with its first option.
+        page.context.clear_cookies()
+        page.goto(base + "/exam")
+        page.fill("#ticket", ticket)
+        page.click("#login-form button")
+        page.wait_for_selector("#screen-confirm:not([hidden])")
+        page.click("#start")
+        page.wait_for_selector("#screen-exam:not([hidden])")
+        out["questions"] = page.locator(".qbtn").count()
+        stems = []
+        for i in range(out["questions"]):
+            page.locator(".qbtn").nth(i).click()
+            stems.append(page.locator("#question .stem").inner_text())
+            page.locator("#question label.option").first.click()
+            page.wait_for_selector(".qbtn.answered >> nth=" + str(i))
+        out["school_questions"] = sum("Câu của trường" in s for s in stems)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+        page.click("#submit")
+        page.click("#submit-yes")
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        out["receipt"] = page.inner_text("#d-receipt").strip()
+    return out
+
+
+async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported,  # noqa: F811
+                                                                                tmp_path):
+    from browser import require_chromium
+
+    require_chromium()
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER, encoding="utf-8")
+    out = await asyncio.to_thread(two_releases_in_chromium, dsn, imported["demo"], imported["school"],
+                                  str(roster_file))
+    assert out["chosen"] == ["demo-thpt 2025.1", "thpt-a-toan 1"] and out["short"] == 0
+    assert out["releases"] == "demo-thpt 2025.1, thpt-a-toan 1"
+    assert out["preview_items"] == 5 and out["preview_school"] == 2
+    assert out["questions"] == 5 and out["school_questions"] == 2
+    assert out["problems"] == []
+    exam_id = await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-2R'")
+    assert await exams.release_ids(conn, exam_id) == [imported["demo"], imported["school"]]
+    attempt = await conn.fetchrow("SELECT a.* FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
+                                  " WHERE c.code = '0000000001'")
+    assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
+    # Scored over the items of both releases: 5 x 0.25 points.
+    assert attempt["max_score"] == Decimal("1.25") and Decimal(0) <= attempt["score"] <= Decimal("1.25")
+    assert await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL",
+                               attempt["id"]) == 5

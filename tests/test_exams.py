@@ -1,0 +1,174 @@
+"""An exam drawing from several bank releases of its subject: the exam file's
+`releases:`, forms holding items of every release, the builder's counts
+summed over them, and the releases that cannot make one exam."""
+
+import dataclasses
+import datetime as dt
+import json
+
+import pytest
+
+from cbt import bank, builder, exams, releases
+from cbt.errors import NotFound, UserError
+from cbt.roster import Candidate
+from itembank import keys as ik
+from itembank import package
+from itembank.demo import BANK, GRAPH, graph_svg, single, write_demo_bank
+from itembank.model import BankInfo
+
+DEMO = f"{BANK.name} {BANK.version}"
+SCHOOL = "thpt-a-toan 1"
+
+
+def school_items():
+    """The school's own single-choice items of the demo's ham-so, level 1 (the demo has 3), one with a figure."""
+    return [
+        single("HS-A1", "ham-so", 1, f"Câu của trường A1: đồ thị nào dưới đây?\n\n![Đồ thị]({GRAPH})",
+               ["$y = x^3 - 3x$", "$y = -x^3 + 3x$", "$y = x^4$", "$y = x^2$"], media=(GRAPH,)),
+        single("HS-A2", "ham-so", 1, "Câu của trường A2: hàm số $y = 2x + 1$ đồng biến trên khoảng nào?",
+               ["$\\mathbb{R}$", "$(0; 1)$", "$(-\\infty; 0)$", "$(1; 2)$"]),
+    ]
+
+
+def write_release(folder, key, name: str, subject: str | None, items) -> None:
+    info = BankInfo(name=name.split()[0], version=name.split()[1], title=f"Bản {name}", subject=subject)
+    for path, data in releases.release_files(info, items, {GRAPH: graph_svg().encode()}).items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(data)
+    package.sign(folder, key)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Signed release folders by tag: the demo bank, the school's own, one of
+    another subject, and one holding the demo's HS-01 at version 2."""
+    root = tmp_path_factory.mktemp("releases")
+    made = ik.generate_key_files("exam-board", root / "keys")
+    key = ik.load_private_key(made.private_path)
+    out = {"pub": made.public_path, "demo": root / "demo"}
+    write_demo_bank(out["demo"])
+    package.sign(out["demo"], key)
+    changed = dataclasses.replace(single("HS-01", "ham-so", 1, "Câu HS-01, bản sửa lại.", ["1", "2", "3", "4"]),
+                                  version=2)
+    for tag, name, subject, items in (("school", SCHOOL, "toan", school_items()),
+                                      ("physics", "thpt-a-vat-li 1", "vat-li", school_items()),
+                                      ("conflict", "thpt-a-sua 1", "toan", [changed]),
+                                      ("other", "thpt-b-toan 1", "toan", school_items())):
+        out[tag] = root / tag
+        out[tag].mkdir()
+        write_release(out[tag], key, name, subject, items)
+    return out
+
+
+@pytest.fixture
+async def imported(conn, staff, folders):
+    """The releases in the bank: the demo for the department SGD-T, the others
+    for THPT-A, but 'other' for THPT-B. Their ids by tag."""
+    await bank.trust_key(conn, folders["pub"].read_bytes(), "exam board")
+    ids = {}
+    for tag, org in (("demo", "SGD-T"), ("school", "THPT-A"), ("physics", "THPT-A"), ("conflict", "THPT-A"),
+                     ("other", "THPT-B")):
+        org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org)
+        ids[tag] = (await bank.import_release(conn, folders[tag], org_id)).release_id
+    return ids
+
+
+def exam_yaml(release_lines: str, code="TOAN-2R", subject="toan", singles=5) -> str:
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
+    return f"""
+code: {code}
+title: Kiểm tra từ hai gói
+subject: {subject}
+{release_lines}
+duration_minutes: 45
+window: {{opens: {opens.isoformat()}, closes: {(opens + dt.timedelta(hours=3)).isoformat()}}}
+sections:
+  - title: Phần I
+    rows:
+      - {{topic: ham-so, level: 1, count: {singles}, points: 0.25, type: single}}
+"""
+
+
+TWO = f"releases: [{DEMO}, {SCHOOL}]"
+
+
+def test_the_exam_file_takes_a_list_of_releases():
+    spec = exams.parse_exam(exam_yaml(TWO))
+    assert spec.all_releases == (("demo-thpt", "2025.1"), ("thpt-a-toan", "1"))
+    assert (spec.release_name, spec.release_version) == ("demo-thpt", "2025.1")
+    assert exams.spec_from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    # One release is written and stored as it always was.
+    one = exams.parse_exam(exam_yaml(f"release: {DEMO}"))
+    assert one.all_releases == (("demo-thpt", "2025.1"),) and "releases" not in one.to_json()
+    assert exams.spec_from_json(json.loads(json.dumps(one.to_json()))) == one
+
+
+@pytest.mark.parametrize(("lines", "code", "where"), [
+    (f"release: {DEMO}\n{TWO}", "release_and_releases", "releases"),
+    ("releases: []", "releases_list", "releases"),
+    (f"releases: {DEMO}", "releases_list", "releases"),
+    (f"releases: [{DEMO}, thpt-a-toan]", "release_format", "releases[2]"),
+    (f"releases: [{DEMO}, {DEMO}]", "release_twice", "releases[2]"),
+])
+def test_a_bad_list_of_releases_is_refused_saying_where(lines, code, where):
+    with pytest.raises(exams.ExamFileError) as refused:
+        exams.parse_exam(exam_yaml(lines))
+    problems = refused.value.details["problems"]
+    assert [(p.code, p.where) for p in problems] == [(code, where)]
+
+
+async def test_forms_draw_from_both_releases(conn, imported):
+    """Five single-choice ham-so items: the demo's three and the school's two,
+    so every form holds items of both releases."""
+    ids = [imported["demo"], imported["school"]]
+    avail = await builder.availability(conn, ids)
+    assert avail.count("ham-so", 1, "single") == 3 + 2
+    assert (await builder.availability(conn, [imported["demo"]])).count("ham-so", 1, "single") == 3
+    # With the demo alone the blueprint cannot be filled.
+    with pytest.raises(UserError) as short:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml(f"release: {DEMO}", code="ONE")), "THPT-A")
+    assert short.value.code == "infeasible_blueprint"
+
+    exam_id = await exams.create_exam(conn, exams.parse_exam(exam_yaml(TWO)), "THPT-A")
+    assert await exams.release_ids(conn, exam_id) == ids
+    assert await conn.fetchval("SELECT release_id FROM exams WHERE id = $1", exam_id) == imported["demo"]
+    await exams.add_roster(conn, "TOAN-2R", [
+        Candidate(f"00000000{n:02d}", f"Học sinh {n}", dt.date(2008, 1, n), "12A1", "", "P01") for n in (1, 2, 3)])
+    await exams.open_exam(conn, "TOAN-2R")
+    source = {r["item_pk"]: r["release_id"] for r in await conn.fetch(
+        "SELECT item_pk, release_id FROM release_items WHERE release_id = ANY($1::bigint[])", ids)}
+    forms = await conn.fetch("SELECT c.code, f.form FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id")
+    assert len(forms) == 3
+    for row in forms:
+        pks = [item["pk"] for s in json.loads(row["form"])["sections"] for item in s["items"]]
+        assert len(pks) == 5 and {source[pk] for pk in pks} == set(ids)
+        # The exam board draws the same form again from the same releases.
+        _, same = await exams.rederive_form(conn, "TOAN-2R", row["code"])
+        assert same
+    # The school's item is rendered with its own release's figure.
+    a1 = await conn.fetchval("SELECT id FROM bank_items WHERE item_id = 'HS-A1'")
+    rendered = json.loads(await conn.fetchval(
+        "SELECT rendered FROM exam_items WHERE exam_id = $1 AND item_pk = $2", exam_id, a1))
+    assert "Câu của trường A1" in rendered["stem"] and "data:image/svg+xml;base64," in rendered["stem"]
+    assert await conn.fetchval("SELECT count(*) FROM exam_items WHERE exam_id = $1", exam_id) == 5
+
+
+@pytest.mark.parametrize(("lines", "subject", "code", "named"), [
+    (f"releases: [{DEMO}, thpt-a-vat-li 1]", "toan", "release_subject_mismatch", "thpt-a-vat-li 1"),
+    (TWO, "vat-li", "release_subject_mismatch", DEMO),
+    (f"releases: [{DEMO}, thpt-a-sua 1]", "toan", "release_item_conflict", "HS-01 (1, 2)"),
+])
+async def test_releases_that_cannot_make_one_exam_are_refused(conn, imported, lines, subject, code, named):
+    with pytest.raises(UserError) as refused:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml(lines, subject=subject)), "THPT-A")
+    assert refused.value.code == code
+    assert named in refused.value.message and named in json.dumps(refused.value.details, ensure_ascii=False)
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+@pytest.mark.parametrize("other", ["nope 1", "thpt-b-toan 1"])  # unknown; another school's
+async def test_an_unknown_or_another_schools_release_is_not_found(conn, imported, other):
+    with pytest.raises(NotFound) as refused:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml(f"releases: [{DEMO}, {other}]")), "THPT-A")
+    assert refused.value.code == "unknown_release" and other in refused.value.message
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
