@@ -10,6 +10,7 @@ different content is refused, so what an exam used can always be shown.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -237,12 +238,14 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
         release_id = await conn.fetchval(
             """
             INSERT INTO bank_releases (name, version, title, subject, description, publisher, signer,
-                                       signed_at, manifest, signature, manifest_sha256, item_count, org_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+                                       signed_at, manifest, signature, manifest_sha256, item_count, org_id,
+                                       topic_names)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
             """,
             info.name, info.version, info.title, info.subject, info.description, info.publisher,
             summary.signer, datetime.fromisoformat(summary.signed_at.replace("Z", "+00:00")),
             release.manifest, release.signature, manifest_sha, len(release.items), org_id,
+            json.dumps(dict(info.topics or {}), ensure_ascii=False),
         )
         # Bulk path: COPY into a scratch table, then set operations, so a
         # 10,000-item release is a handful of statements, not 10,000.
@@ -400,7 +403,8 @@ async def search_items(conn: asyncpg.Connection, f: ItemFilter, org_ids: list[in
 
 
 async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str, list]:
-    """Distinct subjects and topics of the items these organisations may read, for the filter menus."""
+    """Distinct subjects and topics of the items these organisations may read, for
+    the filter menus, and what their releases call the topics (oldest release first)."""
     rows = await conn.fetch(
         """
         SELECT DISTINCT b.subject, b.topic FROM bank_items b
@@ -409,7 +413,10 @@ async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str
         """,
         org_ids,
     )
-    return {"subjects": sorted({r["subject"] for r in rows}), "topics": sorted({r["topic"] for r in rows})}
+    releases = [r["id"] for r in await conn.fetch(
+        "SELECT id FROM bank_releases r WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[]) ORDER BY id", org_ids)]
+    return {"subjects": sorted({r["subject"] for r in rows}), "topics": sorted({r["topic"] for r in rows}),
+            "topic_names": await topic_names(conn, releases)}
 
 
 async def get_item(conn: asyncpg.Connection, item_id: str, version: int,
@@ -459,3 +466,15 @@ async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: st
     if content is None:
         raise NotFound("unknown_media", f"no media file {path!r} for this item", path=path)
     return content
+
+
+async def topic_names(conn, release_ids: list[int]) -> dict[str, str]:
+    """What the releases call their topics, the first release naming a topic
+    winning; a topic none of them names is left out (pages show its code)."""
+    names: dict[str, str] = {}
+    for r in await conn.fetch(
+            "SELECT r.topic_names FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position) "
+            "JOIN bank_releases r ON r.id = k.id ORDER BY k.position", release_ids):
+        for code, name in json.loads(r["topic_names"]).items():
+            names.setdefault(code, name)
+    return names

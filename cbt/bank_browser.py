@@ -91,6 +91,7 @@ async def item_page(request: web.Request) -> web.Response:
         orgs = await _orgs(conn, request)
         row, item = await bank.get_item(conn, item_id, version, orgs)
         versions = await bank.item_versions(conn, item_id, orgs)
+        topic = (await bank.topic_names(conn, list(row["release_ids"]))).get(item.topic, item.topic)
         # Statistics of this version in the exams the viewer's organisation may see.
         history = await results.item_history(conn, row["id"],
                                              await accounts.visible_org_ids(conn, require_user(request)))
@@ -101,7 +102,7 @@ async def item_page(request: web.Request) -> web.Response:
 
     rendered = render_item(item, media_url)
     return render(request, "bank/item.html", {
-        "row": row, "item": item, "r": rendered, "versions": versions, "letters": LETTERS,
+        "row": row, "item": item, "topic": topic, "r": rendered, "versions": versions, "letters": LETTERS,
         "history": history, "fmt": board_fmt,
         # Options are shown as A, B, C ... in authored order; the key in the same letters.
         "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],

@@ -129,6 +129,8 @@ async def _builder_page(request, conn, *, releases, form: dict, exam=None, probl
         "integrity_actions": INTEGRITY_ACTIONS,
         # A row names its subject as the organisation's list does ("Toán"), not by its code.
         "subject_names": await subject_list.names(conn, await _release_orgs(conn, request, exam)),
+        # And a topic by the name its release gives it ("Hàm số"), not by its code.
+        "topic_names": await bank.topic_names(conn, [r["id"] for r in releases]),
     }, status=status)
 
 

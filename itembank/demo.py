@@ -34,6 +34,18 @@ BANK = BankInfo(
         " Demo questions in the Vietnamese national exam format."
     ),
     publisher="cbt demo",
+    topics={
+        "ham-so": "Hàm số",
+        "mu-logarit": "Hàm số mũ và hàm số lôgarit",
+        "nguyen-ham-tich-phan": "Nguyên hàm và tích phân",
+        "toa-do-oxyz": "Phương pháp toạ độ trong không gian",
+        "vat-li-nhiet": "Vật lí nhiệt",
+        "khi-ly-tuong": "Khí lí tưởng",
+        "grammar": "Ngữ pháp",
+        "vocabulary": "Từ vựng",
+        "reading": "Đọc hiểu",
+        "writing": "Viết",
+    },
 )
 
 GRAPH = "media/do-thi-bac-ba.svg"

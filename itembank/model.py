@@ -8,6 +8,7 @@ on the first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -114,3 +115,6 @@ class BankInfo:
     subject: str | None = None
     description: str | None = None
     publisher: str | None = None
+    # What each topic code of the items is called, for people: {"ham-so": "Hàm số"}.
+    # A topic the release does not name is shown by its code.
+    topics: Mapping[str, str] | None = None

@@ -10,7 +10,7 @@ from cbt import bank
 from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as ik
 from itembank import package, seal
-from itembank.demo import write_demo_bank
+from itembank.demo import BANK, write_demo_bank
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +164,10 @@ async def test_bank_browser_lists_filters_and_previews(client, staff, conn, sign
     assert page.status == 200
     html = await page.text()
     assert "Thí sinh sẽ thấy" in html and "Đáp án" in html
+    assert f"· {BANK.topics[row['topic']]} ·" in html  # the topic as the release names it (bank.yaml topics:)
+    listing = await (await client.get("/bank")).text()
+    assert '<option value="ham-so" >Hàm số</option>' in listing and "<td>Hàm số</td>" in listing
+    assert "<td>ham-so</td>" not in listing
     assert (await client.get("/bank?level=9")).status == 400
     assert (await client.get("/bank/items/NOPE/1")).status == 404
     assert (await client.get("/bank/items/NOPE/abc")).status == 404

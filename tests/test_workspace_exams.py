@@ -57,8 +57,11 @@ async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release
     assert "demo-thpt 2025.1" in page and 'name="release"' in page
     page = await (await client.get(f"/workspace/exams/new?release={release}")).text()
     assert 'name="s0.c1.ham-so"' in page and "có 3" in page  # the matrix, with what each cell has
-    # A row names its subject as the organisation's list does, not by its code.
-    assert '<th scope="row">ham-so <span class="muted">Toán</span></th>' in page
+    # A row names its subject as the organisation's list does, and its topic as
+    # the release's bank.yaml does, not by their codes.
+    assert ('<th scope="row"><span class="topic-name" title="ham-so">Hàm số</span> <span class="muted">Toán</span></th>'
+            in page)
+    assert 'aria-label="Số câu: chủ đề Hàm số, mức 1"' in page
     resp = await create(client, release)
     assert resp.status == 303 and resp.headers["Location"] == "/workspace/exams/TOAN-W"
     row = await conn.fetchrow("SELECT e.*, o.code AS org FROM exams e JOIN orgs o ON o.id = e.org_id")

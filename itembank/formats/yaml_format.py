@@ -142,7 +142,8 @@ TYPE_FIELDS: dict[ItemType, tuple[str, ...]] = {
 _TYPE_SPECIFIC = ("options", "answer", "statements")
 STATEMENT_FIELDS = ("text", "answer")
 SHORT_ANSWER_FIELDS = ("key", "format", "tolerance")
-BANK_FIELDS = ("format", "name", "version", "title", "subject", "description", "publisher")
+BANK_FIELDS = ("format", "name", "version", "title", "subject", "description", "publisher", "topics")
+MAX_TOPIC_NAME = 200
 BANK_REQUIRED = ("format", "name", "version")
 
 _STR = "tag:yaml.org,2002:str"
@@ -254,9 +255,11 @@ def parse_bank_info(text: str, filename: str) -> tuple[BankInfo | None, list[Pro
         reader.report(line, "not-a-mapping", "bank.yaml must be a mapping with format, name, version")
         return None, reader.problems
     fields = reader.fields(root, BANK_FIELDS, "field")
-    values: dict[str, str | None] = {}
+    values: dict = {}
     for name in BANK_FIELDS:
-        if name in fields:
+        if name == "topics" and name in fields:
+            values[name] = reader.topic_names(fields[name])
+        elif name in fields:
             values[name] = reader.text(fields[name], name)
         elif name in BANK_REQUIRED:
             reader.report(
@@ -413,6 +416,26 @@ class _Reader:
             return tuple(values)  # type: ignore[arg-type]
         self.report(_line(node), "wrong-type", f"{name}: expected a list like [a, b]", name)
         return None
+
+    def topic_names(self, node: yaml.Node) -> dict[str, str] | None:
+        """bank.yaml's ``topics:``, a mapping of topic code to its name."""
+        if not isinstance(node, yaml.MappingNode):
+            self.report(_line(node), "wrong-type", "topics: expected a mapping like {ham-so: Hàm số}", "topics")
+            return None
+        names: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            code = self.text(key_node, "topics")
+            name = self.text(value_node, f"topics.{code}")
+            if code is None or name is None:
+                continue
+            if code in names:
+                self.report(_line(key_node), "duplicate-field", f"topics: '{code}' is named twice: keep one", "topics")
+            elif not name.strip() or len(name) > MAX_TOPIC_NAME:
+                self.report(_line(value_node), "bad-topic-name",
+                            f"topics.{code}: a name of 1 to {MAX_TOPIC_NAME} characters", "topics")
+            else:
+                names[code] = name.strip()
+        return names
 
     # -- items
 
@@ -716,4 +739,6 @@ def serialise_items(items: Iterable[Item]) -> str:
 
 def serialise_bank_info(info: BankInfo) -> str:
     data = {k: getattr(info, k) for k in BANK_FIELDS if getattr(info, k) is not None}
+    if "topics" in data:
+        data["topics"] = dict(data["topics"])
     return dump_yaml(data)

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from itembank_helpers import items
 
-from itembank.formats.yaml_format import parse_text, serialise_item, serialise_items
+from itembank.formats.yaml_format import (
+    parse_bank_info,
+    parse_text,
+    serialise_bank_info,
+    serialise_item,
+    serialise_items,
+)
 from itembank.model import ItemType, ShortFormat, ShortKey
 
 
@@ -154,3 +160,32 @@ def test_tabs_get_their_own_hint():
     assert problem.code == "yaml-syntax"
     assert problem.line == 2
     assert "indent with spaces, not tabs" in problem.message
+
+
+def test_bank_yaml_names_its_topics_and_round_trips():
+    text = textwrap.dedent("""\
+        format: cbt-bank/1
+        name: thpt-toan
+        version: "1"
+        topics:
+          ham-so: Hàm số
+          mu-logarit: "Hàm số mũ và lôgarit"
+        """)
+    info, problems = parse_bank_info(text, "bank.yaml")
+    assert problems == [] and dict(info.topics) == {"ham-so": "Hàm số", "mu-logarit": "Hàm số mũ và lôgarit"}
+    again, problems = parse_bank_info(serialise_bank_info(info), "bank.yaml")
+    assert problems == [] and again == info
+    assert parse_bank_info("format: cbt-bank/1\nname: a\nversion: '1'\n", "bank.yaml")[0].topics is None
+
+
+@pytest.mark.parametrize(("topics", "code"), [
+    ("topics: [ham-so, mu-logarit]", "wrong-type"),
+    ("topics:\n  ham-so: [Hàm số]", "wrong-type"),
+    ("topics:\n  ham-so: '  '", "bad-topic-name"),
+    ("topics:\n  ham-so: " + "x" * 201, "bad-topic-name"),
+    ("topics:\n  ham-so: Hàm số\n  ham-so: Hàm", "duplicate-field"),
+])
+def test_bad_topic_names_say_what_to_fix(topics, code):
+    info, problems = parse_bank_info(f"format: cbt-bank/1\nname: a\nversion: '1'\n{topics}\n", "bank.yaml")
+    assert info is None and [p.code for p in problems] == [code]
+    assert all("topics" in p.message for p in problems)
