@@ -269,7 +269,7 @@ async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_e
     locked = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
     err = (await locked.json())["error"]
     assert locked.status == 429 and err["code"] == "sign_in_locked"
-    assert err["details"]["minutes"] == 15 and "cán bộ coi thi mở khóa" in err["message"]
+    assert err["details"]["minutes"] == 15 and "cán bộ coi thi mở khoá" in err["message"]
     proctor, csrf = await proctor_client(aiohttp_client, settings)
     cleared = await (await proctor.post(ACT, json={"action": "clear_sign_in_lock", "room": "P01"},
                                         headers=csrf)).json()
