@@ -45,7 +45,7 @@ import asyncpg
 from cbt import accounts, uploads
 from cbt import subjects as subject_list
 from cbt.accounts import Staff
-from cbt.errors import Conflict, Forbidden, NotFound, UserError
+from cbt.errors import Conflict, FieldProblem, Forbidden, NotFound, UserError
 from cbt.roles import AUTHORS
 from cbt.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
@@ -68,20 +68,6 @@ _STATUS_OF_STATE = {"approved": Status.APPROVED, "retired": Status.RETIRED}
 
 
 # ---------------------------------------------------------------- form <-> item
-
-
-class FieldProblem(str):
-    """One problem of an editor field: the English line (the CLI's and the import
-    list's), and its code (itembank's, or the editor's own) and values, which the
-    page says in the reader's language through "item_problem.<code>"."""
-
-    code: str
-    params: dict
-
-    def __new__(cls, message: str, code: str, **params) -> FieldProblem:
-        self = super().__new__(cls, message)
-        self.code, self.params = code, params
-        return self
 
 
 @dataclass
@@ -712,12 +698,15 @@ async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple
     coded = []
     for item, where in items:
         if await id_taken(conn, item.id):
-            problems.append(f"{where}: the id {item.id} is already used in the workspace or the bank:"
-                            " give the item another id")
+            suggested = await suggest_id(conn, base=item.id)
+            problems.append(FieldProblem(f"the id {item.id} is already used in the workspace or the bank:"
+                                         f" give the item another id (e.g. {suggested})", "id-taken", where=where,
+                                         id=item.id, suggested=suggested))
         found = subject_list.find(listed, item.subject)
         if found is None:
-            problems.append(f"{where}: the subject {item.subject!r} is not in the list of subjects: write one of"
-                            f" {', '.join(s.code for s in listed)}")
+            problems.append(FieldProblem(f"the subject {item.subject!r} is not in the list of subjects: write one of"
+                                         f" {', '.join(s.code for s in listed)}", "subject-not-listed", where=where,
+                                         subject=item.subject))
         else:
             coded.append(replace(item, subject=found.code))
     if problems:

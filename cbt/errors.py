@@ -76,3 +76,28 @@ class Problem(str):
 
 def _problem(message: str, code: str, where: str, params: dict) -> Problem:
     return Problem(message, code, where, **params)
+
+
+class FieldProblem(str):
+    """One problem of an item's field, or of a line of an imported file: the
+    English line (what the CLI prints), and its code (itembank's, or cbt's
+    own) and values, which a page says in the reader's language through
+    "item_problem.<code>". ``where`` ("items.yaml:18", "mau.xlsx: row 3,
+    column 'level'") places a problem of an import; the line starts with it."""
+
+    code: str
+    params: dict
+    where: str
+
+    def __new__(cls, message: str, code: str, *, where: str = "", **params) -> FieldProblem:
+        self = super().__new__(cls, f"{where}: {message}" if where else message)
+        self.code, self.params, self.where, self.message = code, params, where, message
+        return self
+
+    def __reduce__(self) -> tuple:
+        # Read in the upload process and pickled back: rebuilt with its code and values.
+        return _field_problem, (self.message, self.code, self.where, self.params)
+
+
+def _field_problem(message: str, code: str, where: str, params: dict) -> FieldProblem:
+    return FieldProblem(message, code, where=where, **params)

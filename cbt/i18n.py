@@ -59,9 +59,11 @@ class Catalogs:
         if not text:
             return str(problem)
         try:
-            return text.format(**getattr(problem, "params", {}))
+            text = text.format(**getattr(problem, "params", {}))
         except (KeyError, IndexError):
             return str(problem)
+        where = getattr(problem, "where", "")
+        return f"{where}: {text}" if where else text
 
     def translator(self, lang: str):
         def t(key: str, **values) -> str:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from cbt.errors import UserError
+from cbt.errors import FieldProblem, UserError
 from itembank.limits import TooLarge, megabytes
 
 T = TypeVar("T")
@@ -202,7 +202,10 @@ MAX_LISTED = 200
 
 
 def import_failed(problems: list) -> UserError:
-    lines = [str(p) for p in problems[:MAX_LISTED]]
+    """import_failed listing the problems: itembank's keep their place and code,
+    so that a page says each in its reader's language."""
+    lines = [FieldProblem(p.message, p.code, where=p.where) if hasattr(p, "code") else str(p)
+             for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
         lines.append(f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again")
     return UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines,

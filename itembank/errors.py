@@ -30,13 +30,17 @@ class Problem:
     field: str | None = None
     column: str | None = None
 
-    def __str__(self) -> str:
+    @property
+    def where(self) -> str:
+        """``file:line``, or ``file: row N, column 'C'`` for a spreadsheet row."""
         if self.column is not None:  # a spreadsheet row; "" when no single column is at fault
-            where = f"row {self.line}" + (f", column '{self.column}'" if self.column else "")
-            return f"{self.file}: {where}: {self.message}"
+            return f"{self.file}: row {self.line}" + (f", column '{self.column}'" if self.column else "")
         if self.line is None:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}: {self.message}"
+            return self.file
+        return f"{self.file}:{self.line}"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
 
 
 class ItembankError(Exception):

@@ -415,16 +415,22 @@ def test_scores_and_points_on_pages_go_through_num():
 
 
 def test_every_item_problem_the_editor_can_show_has_a_vietnamese_text():
-    """The item editor says itembank's problems (and its own) through "item_problem.<code>"."""
+    """The item editor and the list of an import's problems say itembank's
+    problems (and cbt's own) through "item_problem.<code>"."""
     code = re.compile(r"[a-z0-9]+(-[a-z0-9]+)+")
     codes = {"bad-type", "bad-status"}  # the parser's f"bad-{name}" for its two choices
-    for path in (ITEMBANK / "validate.py", ITEMBANK / "formats" / "yaml_format.py", CBT / "authoring.py"):
+    # One-word codes, which the pattern cannot tell from a column's name (xlsx's report(column, code, ...)).
+    codes |= {"encoding", "unreadable", "exists"}
+    for path in (ITEMBANK / "validate.py", ITEMBANK / "formats" / "yaml_format.py", ITEMBANK / "formats" / "xlsx.py",
+                 CBT / "authoring.py"):
         for node in ast.walk(TREES[path]):
-            if isinstance(node, ast.Call) and _name(node.func) in ("report", "problem", "FieldProblem"):
+            if isinstance(node, ast.Call) and _name(node.func) in ("report", "problem", "FieldProblem", "Problem",
+                                                                   "_problem"):
                 found = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
                          and code.fullmatch(a.value)]
                 codes |= set(found[:1])
-    assert {"points-not-positive", "single-key-count", "wrong-type", "subject-not-listed", "id-taken"} <= codes
+    assert {"points-not-positive", "single-key-count", "wrong-type", "subject-not-listed", "id-taken",
+            "unknown-column", "missing-column"} <= codes
     missing = [c for c in sorted(codes) if not VIETNAMESE.search(CATALOGS["vi"].get("item_problem." + c, ""))
                or "item_problem." + c not in CATALOGS["en"]]
     assert not missing, missing

@@ -3,6 +3,7 @@ through them in Chromium: a teacher writes an item with math, watches the
 live preview, saves and submits it; a reviewer approves it."""
 
 import asyncio
+import html
 import io
 import re
 
@@ -11,6 +12,7 @@ from conftest import PASSWORD, csrf_of, login
 from test_authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
 from test_bank import signed_demo  # noqa: F401 - fixture
 from test_board import board_exam  # noqa: F401 - fixture
+from test_i18n import VIETNAMESE
 from test_server import free_port
 from test_staff import SCREENSHOTS
 
@@ -245,6 +247,36 @@ async def test_import_and_export_pages(client, conn, staff):
     assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
     text = await resp.text()
     assert "id: Y-1" in text and "id: Y-2" in text and text.count("- id:") == 2
+
+
+async def test_an_imports_problems_are_listed_in_the_readers_language(client, conn, staff):
+    await login(client, "teacher")
+    token = await csrf_of(client, "/workspace/items/import")
+
+    async def problems(name: str, content: bytes) -> list[str]:
+        resp = await client.post("/workspace/items/import", data=_files(
+            {"csrf_token": token, "file": io.BytesIO(content)}, name))
+        assert resp.status == 400
+        listed = re.search(r'<ul class="problems">(.*?)</ul>', await resp.text(), re.S).group(1)
+        return [html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", listed, re.S)]
+
+    # Each line keeps its place in the file and says the problem in Vietnamese.
+    lines = await problems("items.yaml", YAML_TWO.replace("level: 3", "level: 9").encode())
+    assert lines and all(VIETNAMESE.search(line) for line in lines), lines
+    assert any(line.startswith("items.yaml:18: ") for line in lines), lines
+    assert not any("outside 1-4" in line for line in lines)
+    lines = await problems("mau.xlsx", template_bytes(lambda ws: ws.cell(row=1, column=ws.max_column + 1,
+                                                                             value="cot-la")))
+    assert any(line.startswith("mau.xlsx: row 1, column 'cot-la': ") and "tệp mẫu" in line for line in lines), lines
+    # An id taken and a subject not in the list: cbt's own checks of an import.
+    assert (await client.post("/workspace/items/import", data=_files(
+        {"csrf_token": token, "file": io.BytesIO(YAML_TWO.encode())}, "items.yaml"))).status == 200
+    lines = await problems("items.yaml", YAML_TWO.replace("subject: toan", "subject: thien-van").encode())
+    assert any("đã có câu hỏi dùng" in line for line in lines) and any("thien-van" in line and "danh sách môn"
+                                                                       in line for line in lines), lines
+    await client.get("/lang/en")
+    lines = await problems("items.yaml", YAML_TWO.encode())
+    assert lines and not any(VIETNAMESE.search(line) for line in lines), lines
 
 
 async def test_admin_assigns_subjects_within_the_organisation(client, conn, staff):
