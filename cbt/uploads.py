@@ -207,7 +207,8 @@ def import_failed(problems: list) -> UserError:
     lines = [FieldProblem(p.message, p.code, where=p.where) if hasattr(p, "code") else str(p)
              for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
-        lines.append(f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again")
+        lines.append(FieldProblem(f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again",
+                                  "more-problems", n=len(problems) - MAX_LISTED))
     return UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines,
                      count=len(problems))
 
