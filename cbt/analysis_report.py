@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from cbt.analysis import ctt, irt
+from cbt.numbers import fmt
 
 if TYPE_CHECKING:
     from cbt.heads import SignedHead
@@ -42,19 +43,6 @@ FLAG_TEXT = {
     "too_hard": "too hard",
     "nonfunctioning_distractor": "a distractor almost nobody chooses",
 }
-
-
-def fmt(x, digits: int = 3) -> str:
-    """A number for people; an em dash for undefined (null)."""
-    if x is None:
-        return "\u2014"
-    if isinstance(x, bool):
-        return "yes" if x else ""
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e9:
-        return str(int(x))
-    return f"{x:.{digits}f}"
 
 
 # -- SVG charts ------------------------------------------------------------------------------

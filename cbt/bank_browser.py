@@ -16,7 +16,6 @@ from aiohttp import web
 
 from cbt import accounts, bank, keys, results
 from cbt.auth import require_user
-from cbt.board import fmt as board_fmt
 from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
 from cbt.templating import render
@@ -103,7 +102,7 @@ async def item_page(request: web.Request) -> web.Response:
     rendered = render_item(item, media_url)
     return render(request, "bank/item.html", {
         "row": row, "item": item, "topic": topic, "r": rendered, "versions": versions, "letters": LETTERS,
-        "history": history, "fmt": board_fmt,
+        "history": history,
         # Options are shown as A, B, C ... in authored order; the key in the same letters.
         "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
     })

@@ -92,7 +92,6 @@ async def exam_page(request: web.Request) -> web.Response:
         "sort_keys": SORT_KEYS, "number_columns": NUMBER_COLUMNS,
         "items": _sorted_items(report["items"], sort) if report else [],
         "histogram": histogram_svg(report["test"]["score_histogram"], chart_labels(request)) if report else None,
-        "fmt": fmt,
     })
 
 
@@ -117,7 +116,7 @@ async def item_page(request: web.Request) -> web.Response:
         # The traces are not stored: they come from the same matrix, now.
         trace = results.item_traces(await results.exam_matrix(conn, exam["id"]), item["pk"], report["omit_policy"])
     return render(request, "board/item.html", {
-        "exam": exam, "item": item, "bank_row": bank_row, "number_columns": NUMBER_COLUMNS, "fmt": fmt,
+        "exam": exam, "item": item, "bank_row": bank_row, "number_columns": NUMBER_COLUMNS,
         **item_charts(request, item, trace, report),
     })
 
@@ -167,10 +166,3 @@ async def report_xlsx(request: web.Request) -> web.Response:
     })
 
 
-def fmt(x, digits: int = 3) -> str:
-    """A statistic for a table cell: fixed decimals; an undefined one is a dash."""
-    if x is None:
-        return "–"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.{digits}f}"

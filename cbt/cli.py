@@ -477,8 +477,7 @@ def cmd_exam_analyze(args) -> int:
         test = report["test"]
         flagged = sum(bool(i["flags"]) for i in report["items"])
 
-        def fmt(x):
-            return "-" if x is None else f"{x:.3f}"
+        from cbt.numbers import fmt
 
         print(f"{args.exam}: {report['examinees']} candidates, {report['items_count']} items analysed; "
               f"mean {fmt(test['mean'])}, sd {fmt(test['sd'])}, alpha {fmt(test['alpha'])}, "

@@ -8,7 +8,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from cbt import keys
-from cbt.templating import DECIMAL_MARK, language, render
+from cbt.numbers import DECIMAL_MARK
+from cbt.templating import language, render
 
 # The strings the page's script shows, sent as JSON data (not script) so the
 # Content-Security-Policy needs no inline script.

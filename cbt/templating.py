@@ -10,6 +10,7 @@ from aiohttp import web
 
 from cbt import keys, times
 from cbt.i18n import LANG_COOKIE, request_language
+from cbt.numbers import DECIMAL_MARK, fmt, local_number
 
 
 def web_root() -> Path:
@@ -32,16 +33,6 @@ def make_jinja(root: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-# The one rule for writing a score or points: the templates' num() and the
-# exam page's script (sent as its "decimal_mark") both follow it.
-DECIMAL_MARK = {"vi": ",", "en": "."}
-
-
-def local_number(value, lang: str) -> str:
-    """A number as readers of lang write it: Vietnamese uses a decimal comma (0,5 điểm)."""
-    return str(value).replace(".", DECIMAL_MARK.get(lang, "."))
 
 
 def language(request: web.Request) -> str:
@@ -76,6 +67,7 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
+        "fmt": fmt,  # a statistic: num(fmt(x)) in the reader's decimal mark
         "decimal_mark": DECIMAL_MARK.get(lang, "."),  # for a page's script that writes numbers
         # Every time on a page: when(t) in the server's zone, when(t, exam.time_zone) in an exam's (None: the
         # server's), when(t, zone, seconds=True) to the second.

@@ -8,7 +8,6 @@ from aiohttp import web
 from cbt import accounts, authoring, keys, results
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
-from cbt.board import fmt as board_fmt
 from cbt.errors import NotFound, UserError
 from cbt.exams import student_view
 from cbt.inputs import path_id
@@ -50,7 +49,7 @@ async def index(request: web.Request) -> web.Response:
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
     return render(request, "workspace/items.html", {
         "items": items, "filter": f, "facets": facets, "levels": authoring.LEVELS, "types": authoring.TYPES,
-        "states": authoring.STATES, "fmt": board_fmt, "done": request.query.get("done", ""),
+        "states": authoring.STATES, "done": request.query.get("done", ""),
         "subject_names": names,
     })
 
@@ -77,7 +76,7 @@ def _editor(request: web.Request, *, values: dict, subjects: list[subject_list.S
         "subjects": subjects, "subject_codes": {s.code for s in subjects},
         "levels": authoring.LEVELS, "option_ids": authoring.OPTION_IDS, "statement_ids": authoring.STATEMENT_IDS,
         "short_formats": authoring.SHORT_FORMATS, "letters": LETTERS, "events": [], "media": {}, "history": [],
-        "versions": [], "fmt": board_fmt, "notice": request.query.get("done", ""), "may_edit": True,
+        "versions": [], "notice": request.query.get("done", ""), "may_edit": True,
         "error": None,
     }
     ctx.update(extra or {})

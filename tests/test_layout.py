@@ -108,3 +108,11 @@ def test_handlers_send_the_browser_on_by_route_name():
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if by_hand.search(line)]
     assert offenders == []
+
+
+def test_numbers_for_people_are_written_one_way():
+    # Three formatters once wrote "no value" with three different dashes.
+    defined = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in (ROOT / "cbt").rglob("*.py")
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.FunctionDef) and node.name in ("fmt", "local_number")]
+    assert defined == ["cbt/numbers.py:11", "cbt/numbers.py:16"]
