@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import audit, auth, autosave, db, delivery, keys, lockdown, middleware, proctor, receipts, uploads
+from cbt import appkeys, audit, auth, autosave, db, delivery, lockdown, middleware, proctor, receipts, uploads
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -19,9 +19,9 @@ CLIENT_MAX_SIZE = 4 * 1024 * 1024
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     async with db.pool_context(settings.database_url, settings) as pool:
-        app[keys.POOL] = pool
+        app[appkeys.POOL] = pool
         yield
 
 
@@ -44,14 +44,14 @@ def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=CLIENT_MAX_SIZE,
     )
-    app[keys.SETTINGS] = settings
-    app[keys.CSRF_EXEMPT] = CSRF_EXEMPT
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.CSRF_EXEMPT] = CSRF_EXEMPT
     app.on_response_prepare.append(middleware.security_headers)
-    app[keys.JINJA] = make_jinja(root)
-    app[keys.CATALOGS] = Catalogs(root / "i18n")
+    app[appkeys.JINJA] = make_jinja(root)
+    app[appkeys.CATALOGS] = Catalogs(root / "i18n")
     metrics = Metrics()
-    metrics.watch_pool(lambda: app.get(keys.POOL))
-    app[keys.METRICS] = metrics
+    metrics.watch_pool(lambda: app.get(appkeys.POOL))
+    app[appkeys.METRICS] = metrics
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(delivery.notifier_ctx)
     app.cleanup_ctx.append(autosave.group_commit_ctx)
@@ -62,6 +62,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(audit.chainer_ctx)
     app.cleanup_ctx.append(receipts.repair_ctx)
     app.cleanup_ctx.append(uploads.serving_ctx)
-    app[keys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
+    app[appkeys.DELIVERY_CACHE] = delivery.Cache(rendered={}, items={})
     add_routes(app, root / "static")
     return app

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from cbt import background, keys
+from cbt import appkeys, background
 
 ZERO_HASH = bytes(32)
 
@@ -227,7 +227,7 @@ async def chain_all(pool: asyncpg.Pool) -> int:
 
 
 # cleanup_ctx: every worker seals pending audit events a few times a second.
-chainer_ctx = background.periodic(lambda app: chain_all(app[keys.POOL]), lambda app: CHAIN_SECONDS,
+chainer_ctx = background.periodic(lambda app: chain_all(app[appkeys.POOL]), lambda app: CHAIN_SECONDS,
                                   "audit chaining")
 
 

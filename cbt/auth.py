@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from cbt import accounts, keys
+from cbt import accounts, appkeys
 from cbt.clientaddr import client_addr
 from cbt.errors import Forbidden, TooManyRequests, UserError
 from cbt.templating import render
@@ -44,7 +44,7 @@ def csrf_token_for(secret: str, basis: str) -> str:
 
 
 def _cookie_flags(request: web.Request) -> dict:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     return {
         "httponly": True,
         "samesite": "Lax",
@@ -66,39 +66,39 @@ WHERE s.token_hash = $1 AND s.expires_at > now() AND u.active
 @web.middleware
 async def session_middleware(request: web.Request, handler):
     """Attach the signed-in staff member (or None) and the CSRF token to the request."""
-    settings = request.app[keys.SETTINGS]
-    request[keys.USER] = None
+    settings = request.app[appkeys.SETTINGS]
+    request[appkeys.USER] = None
     token = request.cookies.get(SESSION_COOKIE)
     if token and not request.path.startswith("/static/"):
-        pool = request.app[keys.POOL]
+        pool = request.app[appkeys.POOL]
         row = await pool.fetchrow(_LOAD_SESSION, _token_hash(token))
         if row is not None:
-            request[keys.USER] = accounts.Staff(
+            request[appkeys.USER] = accounts.Staff(
                 row["id"], row["username"], row["display_name"], row["role"],
                 row["org_id"], row["org_code"], row["org_kind"],
             )
-            request[keys.SESSION_TOKEN] = token
+            request[appkeys.SESSION_TOKEN] = token
             if row["stale"]:
                 # last_seen is for the admin's view of who is signed in; one
                 # write a minute per session is enough.
                 await pool.execute("UPDATE sessions SET last_seen = now() WHERE token_hash = $1",
                                    _token_hash(token))
-    if request[keys.USER] is None and request.match_info.route.name in request.app[keys.CSRF_EXEMPT]:
+    if request[appkeys.USER] is None and request.match_info.route.name in request.app[appkeys.CSRF_EXEMPT]:
         # The candidate API: bearer-authenticated JSON, no form to protect. A
         # pre-session token and its HMAC per call were a few percent of a
         # worker's CPU under load.
-        request[keys.CSRF_BASIS_MISSING] = False
+        request[appkeys.CSRF_BASIS_MISSING] = False
         return await handler(request)
     new_pre = None
-    if request[keys.USER] is not None:
+    if request[appkeys.USER] is not None:
         basis = token
     else:
         basis = request.cookies.get(PRE_COOKIE, "")
         if not basis:
             new_pre = secrets.token_urlsafe(32)
             basis = new_pre
-    request[keys.CSRF_BASIS_MISSING] = new_pre is not None
-    request[keys.CSRF_TOKEN] = csrf_token_for(settings.secret_key, basis)
+    request[appkeys.CSRF_BASIS_MISSING] = new_pre is not None
+    request[appkeys.CSRF_TOKEN] = csrf_token_for(settings.secret_key, basis)
     response = await handler(request)
     # Only pages carry forms that need the pre-session token.
     if new_pre is not None and response.content_type == "text/html":
@@ -123,15 +123,15 @@ async def csrf_middleware(request: web.Request, handler):
     if request.method in SAFE_METHODS or unmatched:
         return await handler(request)
     route_name = request.match_info.route.name
-    if route_name in request.app[keys.CSRF_EXEMPT]:
+    if route_name in request.app[appkeys.CSRF_EXEMPT]:
         return await handler(request)
     sent = await _submitted_csrf(request)
-    if request[keys.CSRF_BASIS_MISSING]:
+    if request[appkeys.CSRF_BASIS_MISSING]:
         raise Forbidden(
             "csrf_no_cookie",
             "your browser did not send the security cookie: enable cookies for this site and reload the page",
         )
-    if not sent or not hmac.compare_digest(sent, request[keys.CSRF_TOKEN]):
+    if not sent or not hmac.compare_digest(sent, request[appkeys.CSRF_TOKEN]):
         raise Forbidden(
             "csrf_failed",
             "this form has expired or did not come from this site: reload the page and try again",
@@ -153,7 +153,7 @@ def access_middleware(access: dict[str, object]):
             raise Forbidden("route_not_authorised", "this address is not open to anyone")
         if rule == PUBLIC:
             return await handler(request)
-        user = request[keys.USER]
+        user = request[appkeys.USER]
         if user is None:
             if request.method in SAFE_METHODS and not _wants_json(request):
                 return redirect(request, "login", {"next": request.path_qs})
@@ -254,15 +254,15 @@ async def _failed(conn) -> None:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    if request[keys.USER] is not None:
+    if request[appkeys.USER] is not None:
         return see_other(safe_next(request.query.get("next")))
     return render(request, "login.html", {"next": safe_next(request.query.get("next")), "error": None,
                                           "username": ""})
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
-    pool = request.app[keys.POOL]
+    settings = request.app[appkeys.SETTINGS]
+    pool = request.app[appkeys.POOL]
     form = await request.post()
     username = str(form.get("username", "")).strip().lower()[:64]
     password = str(form.get("password", ""))
@@ -314,9 +314,9 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    token = request.get(keys.SESSION_TOKEN)
+    token = request.get(appkeys.SESSION_TOKEN)
     if token:
-        await request.app[keys.POOL].execute("DELETE FROM sessions WHERE token_hash = $1",
+        await request.app[appkeys.POOL].execute("DELETE FROM sessions WHERE token_hash = $1",
                                              _token_hash(token))
     response = redirect(request, "login")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -324,7 +324,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 def require_user(request: web.Request) -> accounts.Staff:
-    user = request[keys.USER]
+    user = request[appkeys.USER]
     if user is None:  # the access table should have stopped this already
         raise UserError("login_required", "sign in first", status=401)
     return user

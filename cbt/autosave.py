@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from cbt import audit, db, keys
+from cbt import appkeys, audit, db
 from cbt.clientaddr import client_addr
 from cbt.delivery import (
     Cache,
@@ -416,8 +416,8 @@ def _settle(future: asyncio.Future, saved: int | None = None, error: BaseExcepti
 
 async def group_commit_ctx(app: web.Application):
     """cleanup_ctx: this worker's GroupCommit, on a pool of its own (SAVE_SETTINGS)."""
-    pool = await db.create_pool(app[keys.SETTINGS].database_url, 1, MAX_INFLIGHT, SAVE_SETTINGS)
-    app[keys.SAVES] = saves = GroupCommit(pool, app[keys.METRICS])
+    pool = await db.create_pool(app[appkeys.SETTINGS].database_url, 1, MAX_INFLIGHT, SAVE_SETTINGS)
+    app[appkeys.SAVES] = saves = GroupCommit(pool, app[appkeys.METRICS])
     try:
         yield
     finally:
@@ -426,7 +426,7 @@ async def group_commit_ctx(app: web.Application):
 
 
 def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
-    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    request.app[appkeys.NOTIFIER].soon(me["exam_id"])
     return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
                       "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})
 
@@ -436,22 +436,22 @@ async def changes(request: web.Request) -> web.Response:
     # its seq, like a NUL, instead of the whole body as bad JSON.
     body, lone_surrogates = await read_json_lone_surrogates(request)
     token = bearer_hash(request)
-    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    addr = client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies)
     seen = Cache.of(request.app).seen
     me = seen.get(token)
     if me is not None and not lone_surrogates:
         rows = fast_rows(request, body, me, addr)
         if rows is not None:
-            saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
+            saved = await request.app[appkeys.SAVES].save(Save(me, token, rows, body["changes"], addr))
             if saved is not None:
                 return _saved(request, me, saved)
         seen.pop(token, None)
     # The slow path. Its own save can find the attempt changed in between
     # (a proctor's pause, say): then it reads again.
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         for _ in range(3):
             me, rows = await _checked(request, conn, body, lone_surrogates)
-            saved = await request.app[keys.SAVES].save(Save(me, token, rows, body["changes"], addr))
+            saved = await request.app[appkeys.SAVES].save(Save(me, token, rows, body["changes"], addr))
             if saved is not None:
                 if len(seen) > MAX_SEEN:
                     seen.clear()  # all take the slow path once, then the worker knows them again

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cbt import accounts, bank, keys, results
+from cbt import accounts, appkeys, bank, results
 from cbt.auth import require_user
 from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
@@ -66,7 +66,7 @@ async def _orgs(conn, request: web.Request) -> list[int]:
 
 async def index(request: web.Request) -> web.Response:
     f = _filter_from(request.query)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await _orgs(conn, request)
         if f.release_id is not None:
             await bank.get_release(conn, f.release_id, orgs)  # another school's release: 404, as if none
@@ -86,7 +86,7 @@ def _version(request: web.Request) -> int:
 async def item_page(request: web.Request) -> web.Response:
     item_id = request.match_info["item_id"]
     version = _version(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await _orgs(conn, request)
         row, item = await bank.get_item(conn, item_id, version, orgs)
         versions = await bank.item_versions(conn, item_id, orgs)
@@ -112,7 +112,7 @@ async def media(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     if not is_media_path(path):
         raise UserError("unknown_media", "no such media file", status=404)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         row, _ = await bank.get_item(conn, request.match_info["item_id"], _version(request),
                                      await _orgs(conn, request))
         content = await bank.media_for_item(conn, row, path)

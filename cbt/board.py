@@ -15,7 +15,7 @@ import math
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, exams, heads, keys, results
+from cbt import accounts, appkeys, exams, heads, results
 from cbt.analysis_report import (
     CHART_LABELS,
     catalog_words,
@@ -41,7 +41,7 @@ async def _visible_exam(conn: asyncpg.Connection, request: web.Request) -> async
 
 async def exams_list(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         rows = await conn.fetch(
             """
             SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.time_zone, o.code AS org_code,
@@ -83,7 +83,7 @@ async def exam_page(request: web.Request) -> web.Response:
     sort = request.query.get("sort", "id")
     if sort not in SORT_KEYS:
         raise UserError("bad_sort", f"sort must be one of {', '.join(SORT_KEYS)}")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         report, computed_at, problem = await _report(conn, exam)
         head = await heads.sign_current(conn, exam["code"])
@@ -96,7 +96,7 @@ async def exam_page(request: web.Request) -> web.Response:
 
 
 async def recompute(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         await results.analyze_exam(conn, exam["id"])
     return redirect(request, "board_exam", code=exam["code"])
@@ -104,7 +104,7 @@ async def recompute(request: web.Request) -> web.Response:
 
 async def item_page(request: web.Request) -> web.Response:
     raw = request.match_info["pk"]
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         report, _, problem = await _report(conn, exam)
         if problem:
@@ -123,7 +123,7 @@ async def item_page(request: web.Request) -> web.Response:
 
 def chart_labels(request: web.Request) -> dict:
     """The charts' words in the page's language."""
-    t = request.app[keys.CATALOGS].translator(language(request))
+    t = request.app[appkeys.CATALOGS].translator(language(request))
     words = {k: t("chart." + k) for k in CHART_LABELS if k not in ("histogram", "option_trace", "score_trace")}
     words["histogram"] = t("board.histogram")
     words["option_trace"] = t("board.option_trace") + " · {id}"
@@ -144,13 +144,13 @@ def item_charts(request: web.Request, item: dict, trace: dict | None, report: di
     rasch = report["test"].get("irt_reliability") or {}
     params = next((it for it in rasch.get("items", []) if it["id"] == item["id"]), None)
     if params is not None and params["b"] is not None:
-        t = request.app[keys.CATALOGS].translator(language(request))
+        t = request.app[appkeys.CATALOGS].translator(language(request))
         out["icc_chart"] = icc_svg([params], f"{t('board.icc')} · {item['id']}", labels)
     return out
 
 
 async def report_xlsx(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         report, _, problem = await _report(conn, exam)
         head = await heads.sign_current(conn, exam["code"])
@@ -158,7 +158,7 @@ async def report_xlsx(request: web.Request) -> web.Response:
         raise problem
     out = io.BytesIO()
     # In the reader's language, as the board's pages: sheet names, headers, flags and notes.
-    t = request.app[keys.CATALOGS].translator(language(request))
+    t = request.app[appkeys.CATALOGS].translator(language(request))
     write_xlsx(report, out, head, catalog_words(t), heads.row_words(t))
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from aiohttp import web
 
-from cbt import keys
+from cbt import appkeys
 
 
 @lru_cache(maxsize=64)
@@ -52,5 +52,5 @@ def client_addr(request: web.Request, trusted_proxies: tuple[str, ...]) -> str:
 def public_url(request: web.Request) -> str:
     """The address users type: the configured CBT_PUBLIC_URL; without it, what
     this server was asked for (fine for links on a page, never for SEB)."""
-    configured = request.app[keys.SETTINGS].public_url
+    configured = request.app[appkeys.SETTINGS].public_url
     return configured or f"{request.scheme}://{request.host}"

@@ -25,7 +25,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from cbt import assembly, audit, background, grading, keys, lockdown, receipts, scoring, seb
+from cbt import appkeys, assembly, audit, background, grading, lockdown, receipts, scoring, seb
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
@@ -150,7 +150,7 @@ async def _session_row(db, query: str, request: web.Request) -> asyncpg.Record:
 
 
 async def current_candidate(request: web.Request, conn=None) -> asyncpg.Record:
-    return await _session_row(conn or request.app[keys.POOL], _CANDIDATE, request)
+    return await _session_row(conn or request.app[appkeys.POOL], _CANDIDATE, request)
 
 
 async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict | None]:
@@ -220,7 +220,7 @@ def _seb_refusal(request: web.Request, me, rules: dict):
     """The failed SEB check for this request, or None if SEB lets it through."""
     if me["seb_override"]:
         return None
-    base = request.app[keys.SETTINGS].public_url
+    base = request.app[appkeys.SETTINGS].public_url
     if not base and (rules.get("seb") or {}).get("required"):
         return seb.SebCheck(False, "public_url_unset", {}, {})
     check = lockdown.check_seb(rules.get("seb"), base, request.raw_path, request.headers,
@@ -258,7 +258,7 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
     Reads (write=False) of a started attempt are held to its device as well:
     its answers are for the browser that sits it."""
     rules = policies(me)
-    addr = client_addr(request, request.app[keys.SETTINGS].trusted_proxies)
+    addr = client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies)
     if not _network_ok(me, rules, addr):
         await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
                            {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
@@ -300,7 +300,7 @@ async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, 
             "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
             "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
             me["attempt_id"], mine, addr)
-        request.app[keys.NOTIFIER].soon(me["exam_id"])
+        request.app[appkeys.NOTIFIER].soon(me["exam_id"])
     raise refusal
 
 
@@ -308,7 +308,7 @@ def seb_base_url(request: web.Request) -> str:
     """The address SEB's start and quit URLs and its hashes are built on:
     CBT_PUBLIC_URL only. Without it the Host header, which any client sets,
     would shape the .seb file and the URL every key hash covers."""
-    configured = request.app[keys.SETTINGS].public_url
+    configured = request.app[appkeys.SETTINGS].public_url
     if not configured:
         raise Conflict("public_url_needed",
                        "Safe Exam Browser needs this server's public address: the administrator sets "
@@ -335,7 +335,7 @@ async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
 async def seb_config(request: web.Request) -> web.Response:
     """The exam's .seb file (public: it holds only the start and quit addresses)."""
     base = seb_base_url(request)
-    exam = await request.app[keys.POOL].fetchrow("SELECT code, title, spec FROM exams WHERE code = $1",
+    exam = await request.app[appkeys.POOL].fetchrow("SELECT code, title, spec FROM exams WHERE code = $1",
                                                  request.match_info["code"])
     if exam is None:
         raise NotFound("unknown_exam", "no such exam")
@@ -384,7 +384,7 @@ class Notifier:
 
 async def notifier_ctx(app: web.Application):
     """cleanup_ctx (after the pool): this worker's Notifier."""
-    app[keys.NOTIFIER] = notifier = Notifier(app[keys.POOL])
+    app[appkeys.NOTIFIER] = notifier = Notifier(app[appkeys.POOL])
     yield
     for task in list(notifier.tasks):
         task.cancel()
@@ -509,10 +509,10 @@ def wait_details(until: dt.datetime) -> dict:
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     sent = body.get("ticket")
     ticket = normalise_ticket(sent) if isinstance(sent, str) and len(sent) <= MAX_TICKET_LENGTH else ""
-    pool = request.app[keys.POOL]
+    pool = request.app[appkeys.POOL]
     addr = client_addr(request, settings.trusted_proxies)
     # Per address, with a limit a lab behind one NAT does not reach by typing
     # mistakes (a proctor can clear it: proctor.clear_sign_in_lock); per exact
@@ -543,7 +543,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def current_candidate_by_token(request: web.Request, token: str) -> asyncpg.Record:
-    return await request.app[keys.POOL].fetchrow(_CANDIDATE, hashlib.sha256(token.encode()).digest())
+    return await request.app[appkeys.POOL].fetchrow(_CANDIDATE, hashlib.sha256(token.encode()).digest())
 
 
 async def session(request: web.Request) -> web.Response:
@@ -568,7 +568,7 @@ class Cache:
 
     @classmethod
     def of(cls, app: web.Application) -> Cache:
-        cache = app.get(keys.DELIVERY_CACHE)
+        cache = app.get(appkeys.DELIVERY_CACHE)
         if cache is None:  # pragma: no cover - set in create_app
             raise RuntimeError("delivery cache missing")
         return cache
@@ -625,7 +625,7 @@ SELECT id FROM started
 async def start(request: web.Request) -> web.Response:
     """Start (or resume) the attempt: one read of the pre-drawn form, one insert."""
     body = await read_json(request) if request.can_read_body else {}
-    pool = request.app[keys.POOL]
+    pool = request.app[appkeys.POOL]
     cache = Cache.of(request.app)
     async with pool.acquire() as conn:
         me = await current_candidate(request, conn)
@@ -680,7 +680,7 @@ async def start(request: web.Request) -> web.Response:
                 lockdown.ensure_device(request), f"candidate:{me['code']}",
                 audit.content_text("start", {"deadline": iso(deadline)}))
             me = await current_candidate(request, conn)
-            request.app[keys.NOTIFIER].soon(me["exam_id"])
+            request.app[appkeys.NOTIFIER].soon(me["exam_id"])
         me = await close_if_expired(request, me, conn)
         # An attempt created just now has no answers yet: no need to ask.
         answers = {} if created is not None and me["attempt_id"] == created else await _answers(conn, me["attempt_id"])
@@ -694,7 +694,7 @@ async def _check_access_code(request: web.Request, conn, me, body: dict) -> None
     """The room's access code, with wrong codes limited per candidate and per
     address (a lab behind one NAT shares one: a much higher limit) and each
     recorded in the audit chain."""
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     addr = client_addr(request, settings.trusted_proxies)
     window = settings.login_window_minutes
     scopes = [("access_code", str(me["candidate_id"]), settings.access_code_max_per_candidate),
@@ -722,7 +722,7 @@ async def _check_access_code(request: web.Request, conn, me, body: dict) -> None
         left = max(0, settings.access_code_max_per_candidate - failures)
         await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "access_code_refused",
                                  {"addr": addr, "failures": failures, "locked": left == 0})
-    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    request.app[appkeys.NOTIFIER].soon(me["exam_id"])
     raise Forbidden("bad_access_code", "that access code is not right: enter the code your proctor reads out",
                     tries_left=left)
 
@@ -734,7 +734,7 @@ async def _answers(conn, attempt_id: int) -> dict:
 
 
 async def state(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         if me["attempt_id"] is None:
             raise Conflict("not_started", "this attempt has not started: press Start")
@@ -748,7 +748,7 @@ async def state(request: web.Request) -> web.Response:
 async def next_section(request: web.Request) -> web.Response:
     """Close the current timed section and open the next (it cannot be reopened)."""
     body = await read_json(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         check_attempt_id(body, me)
         await guard(request, me, conn, write=True)
@@ -778,7 +778,7 @@ async def next_section(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     body = await read_json(request) if request.can_read_body else {}
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         check_attempt_id(body, me)
         if me["attempt_id"] is None:
@@ -786,7 +786,7 @@ async def submit(request: web.Request) -> web.Response:
         if me["attempt_status"] != "submitted":
             await guard(request, me, conn, write=True)
             await finalize(request.app, conn, me["attempt_id"], "candidate")
-            request.app[keys.NOTIFIER].soon(me["exam_id"])
+            request.app[appkeys.NOTIFIER].soon(me["exam_id"])
         elif me["receipt_token"] is None:
             # The worker that took the submission stopped before signing its receipt.
             await receipts.issue_for_attempt(conn, me["attempt_id"])
@@ -830,7 +830,7 @@ async def close_if_expired(request: web.Request, me, conn=None):
     if (me["attempt_id"] is not None and me["attempt_status"] == "in_progress" and me["paused_at"] is None
             and now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
         if conn is None:
-            async with request.app[keys.POOL].acquire() as c:
+            async with request.app[appkeys.POOL].acquire() as c:
                 await finalize(request.app, c, me["attempt_id"], "deadline")
                 return await current_candidate(request, c)
         await finalize(request.app, conn, me["attempt_id"], "deadline")
@@ -865,7 +865,7 @@ async def _submit(app: web.Application, conn, attempt_id: int, by: str) -> None:
 async def close_expired_attempts(app: web.Application) -> int:
     """Submit every attempt whose deadline and grace have passed (the page may be
     gone), and any left in progress in a closed exam (one started as it closed)."""
-    pool = app[keys.POOL]
+    pool = app[appkeys.POOL]
     ids = [tuple(r) for r in await pool.fetch(
         "SELECT a.id, e.status = 'closed' AS exam_closed FROM attempts a JOIN exams e ON e.id = a.exam_id "
         "WHERE a.status = 'in_progress' AND (e.status = 'closed' "
@@ -877,7 +877,7 @@ async def close_expired_attempts(app: web.Application) -> int:
 
 
 # cleanup_ctx: close expired attempts every few seconds in the background.
-deadline_sweeper = background.periodic(close_expired_attempts, lambda app: app[keys.SETTINGS].sweep_seconds,
+deadline_sweeper = background.periodic(close_expired_attempts, lambda app: app[appkeys.SETTINGS].sweep_seconds,
                                        "delivery deadline sweep")
 
 
@@ -895,7 +895,7 @@ async def integrity(request: web.Request) -> web.Response:
     kinds = [e.get("kind") if isinstance(e, dict) else None for e in events]
     if any(k not in lockdown.INTEGRITY_KINDS for k in kinds):
         raise UserError("bad_events", f"kind must be one of {', '.join(lockdown.INTEGRITY_KINDS)}")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         if me["attempt_id"] is None or me["attempt_status"] != "in_progress":
             return json_body({"recorded": 0, "action": "none"})
@@ -925,7 +925,7 @@ async def integrity(request: web.Request) -> web.Response:
             if action == "pause" and total >= rule["pause_after"]:
                 await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL",
                                    attempt_id)
-    request.app[keys.NOTIFIER].soon(me["exam_id"])
+    request.app[appkeys.NOTIFIER].soon(me["exam_id"])
     return json_body({"recorded": len(kept), "not_recorded": dropped, "total": total,
                       "action": action if action != "count" else "none"})
 
@@ -943,7 +943,7 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 async def seb_nonce(request: web.Request) -> web.Response:
     """A single-use nonce and the exam page URL that carries it: SEB computes its
     keys over that exact URL, so a hash seen once cannot be replayed."""
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         nonce = seb.new_nonce()
         page = seb.with_nonce("/exam", nonce)
@@ -969,7 +969,7 @@ async def seb_js_check(request: web.Request) -> web.Response:
     nonce = body.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         me = await current_candidate(request, conn)
         rules = policies(me).get("seb") or {}
         # Consumed whether or not the check passes: a nonce is good once.

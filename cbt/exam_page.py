@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import keys
+from cbt import appkeys
 from cbt.numbers import DECIMAL_MARK
 from cbt.templating import language, render
 
@@ -17,7 +17,7 @@ SCRIPT_STRING_PREFIX = "exam."
 
 
 async def page(request: web.Request) -> web.Response:
-    catalogs = request.app[keys.CATALOGS]
+    catalogs = request.app[appkeys.CATALOGS]
     lang = language(request)
     strings = {k[len(SCRIPT_STRING_PREFIX):]: catalogs.translate(lang, k)
                for k in catalogs.catalog("vi") if k.startswith(SCRIPT_STRING_PREFIX)}

@@ -25,7 +25,7 @@ from http.cookies import SimpleCookie
 import asyncpg
 from aiohttp import hdrs, web
 
-from cbt import keys, seb
+from cbt import appkeys, seb
 from cbt.errors import Forbidden, Problem
 
 DEVICE_COOKIE = "cbt_device"
@@ -143,14 +143,14 @@ def new_device_id() -> str:
 
 def device_of(request: web.Request) -> bytes | None:
     """This browser's device hash: its cookie's, or the one issued to it in this request."""
-    return device_hash(request.cookies.get(DEVICE_COOKIE) or request.get(keys.DEVICE_ISSUED))
+    return device_hash(request.cookies.get(DEVICE_COOKIE) or request.get(appkeys.DEVICE_ISSUED))
 
 
 def ensure_device(request: web.Request) -> bytes:
     """device_of, giving a browser that has no device id a new one (the
     response sets it as a cookie: set_device_cookie)."""
     if device_of(request) is None:
-        request[keys.DEVICE_ISSUED] = new_device_id()
+        request[appkeys.DEVICE_ISSUED] = new_device_id()
     return device_of(request)
 
 
@@ -158,7 +158,7 @@ async def set_device_cookie(request: web.Request, response: web.StreamResponse) 
     """on_response_prepare: the device id issued in this request, if any, goes
     out as a cookie, on a refusal as well as on success (the next request then
     carries it, and a proctor can move the attempt to it)."""
-    issued = request.get(keys.DEVICE_ISSUED)
+    issued = request.get(appkeys.DEVICE_ISSUED)
     if issued:
         # Identifies this browser for the one-device rule; no personal data.
         # The header itself: aiohttp has made headers of set_cookie() already.
@@ -166,7 +166,7 @@ async def set_device_cookie(request: web.Request, response: web.StreamResponse) 
         cookie[DEVICE_COOKIE] = issued
         morsel = cookie[DEVICE_COOKIE]
         morsel.update({"httponly": True, "samesite": "Strict", "path": "/api/", "max-age": str(7 * 24 * 3600)})
-        if request.app[keys.SETTINGS].secure_cookies or request.secure:
+        if request.app[appkeys.SETTINGS].secure_cookies or request.secure:
             morsel["secure"] = True
         response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 

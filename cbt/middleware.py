@@ -9,7 +9,7 @@ import time
 import asyncpg
 from aiohttp import web
 
-from cbt import keys, uploads
+from cbt import appkeys, uploads
 from cbt.errors import UserError
 from cbt.inputs import has_bad_characters
 from cbt.templating import language, render
@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
 async def observe_middleware(request: web.Request, handler):
     """One log line and one metrics sample per request."""
     start = time.perf_counter()
-    request[keys.REQUEST_ID] = secrets.token_hex(8)
+    request[appkeys.REQUEST_ID] = secrets.token_hex(8)
     status = 500
     try:
         response = await handler(request)
@@ -52,9 +52,9 @@ async def observe_middleware(request: web.Request, handler):
     finally:
         elapsed = time.perf_counter() - start
         route = request.match_info.route.name or ("unmatched" if status == 404 else "other")
-        request.app[keys.METRICS].observe(route, request.method, status, elapsed)
+        request.app[appkeys.METRICS].observe(route, request.method, status, elapsed)
         log.info("request", extra={"fields": {
-            "event": "http", "id": request[keys.REQUEST_ID], "method": request.method,
+            "event": "http", "id": request[appkeys.REQUEST_ID], "method": request.method,
             "path": request.path, "route": route, "status": status,
             "ms": round(elapsed * 1000, 2),
         }})
@@ -66,7 +66,7 @@ async def security_headers(request: web.BaseRequest, response: web.StreamRespons
     middleware would see only after a stream's headers had gone out."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.app[keys.SETTINGS].secure_cookies:
+    if request.app[appkeys.SETTINGS].secure_cookies:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     # Pages, JSON and every download (results, reports, releases, .seb files)
     # can hold exam content or personal data: never kept by a browser or a
@@ -99,7 +99,7 @@ def _is_api(request: web.Request) -> bool:
 
 def _error_response(request: web.Request, status: int, code: str, message: str,
                     details: dict | None = None) -> web.Response:
-    message = request.app[keys.CATALOGS].error_message(language(request), code, message, details)
+    message = request.app[appkeys.CATALOGS].error_message(language(request), code, message, details)
     if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
         body = {"code": code, "message": message}
         if details:
@@ -148,10 +148,10 @@ async def error_middleware(request: web.Request, handler):
         code = _HTTP_CODES.get(e.status, "http_error")
         return _error_response(request, e.status, code, e.reason)
     except DATABASE_DOWN as e:
-        log.error("database unavailable: %s", e, extra={"fields": {"id": request.get(keys.REQUEST_ID)}})
+        log.error("database unavailable: %s", e, extra={"fields": {"id": request.get(appkeys.REQUEST_ID)}})
         return _error_response(request, 503, "database_unavailable",
                                "the exam server cannot reach its database; try again in a moment")
     except Exception:
-        log.exception("unhandled error", extra={"fields": {"id": request.get(keys.REQUEST_ID)}})
+        log.exception("unhandled error", extra={"fields": {"id": request.get(appkeys.REQUEST_ID)}})
         return _error_response(request, 500, "internal_error",
-                               f"something went wrong on the server (reference {request.get(keys.REQUEST_ID)})")
+                               f"something went wrong on the server (reference {request.get(appkeys.REQUEST_ID)})")

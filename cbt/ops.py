@@ -8,13 +8,13 @@ import ipaddress
 
 from aiohttp import web
 
-from cbt import keys
+from cbt import appkeys
 
 
 async def healthz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(2):
-            await request.app[keys.POOL].fetchval("SELECT 1")
+            await request.app[appkeys.POOL].fetchval("SELECT 1")
     except Exception as e:
         return web.json_response(
             {"status": "unavailable", "database": f"{e.__class__.__name__}: {e}"[:200]}, status=503,
@@ -38,13 +38,13 @@ def metrics_allowed(remote: str | None, authorization: str, token: str) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    token = request.app[keys.SETTINGS].metrics_token
+    token = request.app[appkeys.SETTINGS].metrics_token
     if not metrics_allowed(request.remote, request.headers.get("Authorization", ""), token):
         return web.json_response(
             {"error": {"code": "metrics_forbidden",
                        "message": "metrics are served to loopback, or with CBT_METRICS_TOKEN as a bearer token"}},
             status=403,
         )
-    body = request.app[keys.METRICS].render()
+    body = request.app[appkeys.METRICS].render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

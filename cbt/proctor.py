@@ -19,7 +19,7 @@ from collections import defaultdict
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, audit, delivery, exams, keys, lockdown, times
+from cbt import accounts, appkeys, audit, delivery, exams, lockdown, times
 from cbt.auth import require_user
 from cbt.clientaddr import client_addr
 from cbt.errors import NotFound, UserError
@@ -59,14 +59,14 @@ async def end_streams(app: web.Application) -> None:
     """on_shutdown: the open consoles' streams end at once, cleanly, and their
     browsers reconnect to another worker. Left open, each would hold the
     worker's shutdown for its whole timeout and then be cut mid-stream."""
-    if keys.PROCTOR_HUB in app:
-        app[keys.PROCTOR_HUB].close()
+    if appkeys.PROCTOR_HUB in app:
+        app[appkeys.PROCTOR_HUB].close()
 
 
 async def listener_ctx(app: web.Application):
     """cleanup_ctx: one LISTEN connection per worker, reconnecting if the database restarts."""
     hub = Hub()
-    app[keys.PROCTOR_HUB] = hub
+    app[appkeys.PROCTOR_HUB] = hub
 
     def on_notify(conn, pid, channel, payload):
         hub.wake(payload)
@@ -75,7 +75,7 @@ async def listener_ctx(app: web.Application):
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(app[keys.SETTINGS].database_url)
+                conn = await asyncpg.connect(app[appkeys.SETTINGS].database_url)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, on_notify)
@@ -173,7 +173,7 @@ async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZON
 
 async def index(request: web.Request) -> web.Response:
     staff = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         rows = await conn.fetch(
             "SELECT code, title, status, opens_at, closes_at, time_zone FROM exams "
             "WHERE org_id = ANY($1::bigint[]) AND status = 'open' ORDER BY opens_at",
@@ -183,21 +183,21 @@ async def index(request: web.Request) -> web.Response:
 
 async def room_page(request: web.Request) -> web.Response:
     staff = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
-    strings = {k[len("proctor."):]: request.app[keys.CATALOGS].translate(language(request), k)
-               for k in request.app[keys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
+    strings = {k[len("proctor."):]: request.app[appkeys.CATALOGS].translate(language(request), k)
+               for k in request.app[appkeys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
     return render(request, "proctor/room.html", {"exam": exam, "strings": strings,
                                                  "room": request.query.get("room", "")})
 
 
 def _zone(request: web.Request, exam) -> str:
-    return times.exam_zone(exam, request.app[keys.SETTINGS].time_zone)
+    return times.exam_zone(exam, request.app[appkeys.SETTINGS].time_zone)
 
 
 async def state(request: web.Request) -> web.Response:
     staff = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         body = await room_state(conn, exam, request.query.get("room") or None, _zone(request, exam))
     return delivery.json_body(body)
@@ -206,7 +206,7 @@ async def state(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the room's state now, then again whenever it changes."""
     staff = require_user(request)
-    pool = request.app[keys.POOL]
+    pool = request.app[appkeys.POOL]
     room = request.query.get("room") or None
     async with pool.acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
@@ -214,7 +214,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     queue: asyncio.Queue = asyncio.Queue(maxsize=1)
-    hub = request.app[keys.PROCTOR_HUB]
+    hub = request.app[appkeys.PROCTOR_HUB]
     hub.watchers[str(exam["id"])].add(queue)
     try:
         while not hub.closed.is_set():
@@ -248,11 +248,11 @@ async def act(request: web.Request) -> web.Response:
     action = body.get("action")
     if action not in ACTIONS:
         raise UserError("bad_action", f"action must be one of {', '.join(ACTIONS)}")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         async with conn.transaction():
             result = await _apply(request.app, conn, exam, staff, action, body,
-                                  client_addr(request, request.app[keys.SETTINGS].trusted_proxies))
+                                  client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies))
         await delivery.notify(conn, exam["id"])
     return delivery.json_body({"ok": True, "action": action, **result})
 

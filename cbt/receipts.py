@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cbt import audit, background, keys
+from cbt import appkeys, audit, background
 from cbt.clientaddr import public_url
 from cbt.templating import render
 
@@ -232,7 +232,7 @@ async def issue_missing(pool: asyncpg.Pool) -> int:
 
 
 # cleanup_ctx: every worker issues missing receipts now and then (rarely any).
-repair_ctx = background.periodic(lambda app: issue_missing(app[keys.POOL]), lambda app: REPAIR_SECONDS,
+repair_ctx = background.periodic(lambda app: issue_missing(app[appkeys.POOL]), lambda app: REPAIR_SECONDS,
                                  "receipts repair")
 
 
@@ -369,7 +369,7 @@ async def verify_page(request: web.Request) -> web.Response:
         text = request.query.get("token", "")
     result = None
     if text.strip():
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             try:
                 payload, short = await verify_any(conn, text)
                 # Shown in the exam's time zone; a receipt of an exam this server does not hold, in its own.

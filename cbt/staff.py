@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, keys
+from cbt import accounts, appkeys
 from cbt.auth import redirect, require_user, safe_next, see_other
 from cbt.errors import UserError
 from cbt.i18n import LANG_COOKIE, LANGUAGES
@@ -14,7 +14,7 @@ from cbt.templating import render
 async def home(request: web.Request) -> web.Response:
     """Staff signed in go to their dashboard; anyone else chooses a way in.
     Students type the bare address too, and the staff sign-in is no use to them."""
-    if request[keys.USER]:
+    if request[appkeys.USER]:
         return redirect(request, "staff_dashboard")
     return render(request, "home.html")
 
@@ -27,7 +27,7 @@ async def dashboard(request: web.Request) -> web.Response:
 async def users_page(request: web.Request, *, error: UserError | None = None,
                      form: dict | None = None) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         users = await accounts.list_users(conn, user)
         orgs = await accounts.list_orgs(conn, user)
     return render(
@@ -43,7 +43,7 @@ async def users_create(request: web.Request) -> web.Response:
     form = await request.post()
     fields = {k: str(form.get(k, "")) for k in ("username", "display_name", "role", "org", "password")}
     try:
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             visible = {r["code"] for r in await accounts.list_orgs(conn, user)}
             # An administrator creates accounts only in organisations they see.
             if fields["org"] not in visible:

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 from aiohttp import web
 
-from cbt import keys, times
+from cbt import appkeys, times
 from cbt.i18n import LANG_COOKIE, request_language
 from cbt.numbers import DECIMAL_MARK, fmt, local_number
 
@@ -38,23 +38,23 @@ def make_jinja(root: Path) -> jinja2.Environment:
 def language(request: web.Request) -> str:
     """The reader's language (the cbt_lang cookie), read when first needed: most
     API calls never need it, and parsing cookies was a few percent of a busy worker."""
-    lang = request.get(keys.LANG)
+    lang = request.get(appkeys.LANG)
     if lang is None:
-        lang = request[keys.LANG] = request_language(request.cookies.get(LANG_COOKIE))
+        lang = request[appkeys.LANG] = request_language(request.cookies.get(LANG_COOKIE))
     return lang
 
 
 def error_text(request: web.Request, error) -> str:
     """A UserError's message in the reader's language, for a handler that shows it inside its page."""
-    return request.app[keys.CATALOGS].error_message(language(request), error.code, error.message, error.details)
+    return request.app[appkeys.CATALOGS].error_message(language(request), error.code, error.message, error.details)
 
 
 def render(request: web.Request, template: str, context: dict | None = None, *,
            status: int = 200) -> web.Response:
     app = request.app
     lang = language(request)
-    catalogs = app[keys.CATALOGS]
-    default_zone = app[keys.SETTINGS].time_zone
+    catalogs = app[appkeys.CATALOGS]
+    default_zone = app[appkeys.SETTINGS].time_zone
     ctx = {
         "t": catalogs.translator(lang),
         # A UserError shown inside a page (not as the error page) speaks the reader's language too.
@@ -62,8 +62,8 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         # An item field's problem (cbt.authoring.FieldProblem), likewise.
         "problem_text": lambda p: catalogs.field_problem(lang, p),
         "lang": lang,
-        "user": request.get(keys.USER),
-        "csrf_token": request.get(keys.CSRF_TOKEN, ""),
+        "user": request.get(appkeys.USER),
+        "csrf_token": request.get(appkeys.CSRF_TOKEN, ""),
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
@@ -80,5 +80,5 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
     }
     if context:
         ctx.update(context)
-    html = app[keys.JINJA].get_template(template).render(ctx)
+    html = app[appkeys.JINJA].get_template(template).render(ctx)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

@@ -21,7 +21,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cbt import accounts, assembly, audit, bank, builder, delivery, exams, keys, roster, seb, uploads
+from cbt import accounts, appkeys, assembly, audit, bank, builder, delivery, exams, roster, seb, uploads
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.clientaddr import public_url
@@ -100,7 +100,7 @@ _INDEX = (
 
 async def index(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         rows = await conn.fetch(_INDEX, await accounts.visible_org_ids(conn, user))
     return render(request, "workspace/exams.html", {"exams": rows})
 
@@ -120,7 +120,7 @@ async def _builder_page(request, conn, *, releases, form: dict, exam=None, probl
                         checked: bool = False) -> web.Response:
     avail = await builder.availability(conn, [r["id"] for r in releases])
     sections = builder.sections_of(form)
-    catalogs, lang = request.app[keys.CATALOGS], language(request)
+    catalogs, lang = request.app[appkeys.CATALOGS], language(request)
     return render(request, "workspace/exams_builder.html", {
         "exam": exam, "releases": releases, "form": form, "sections": sections, "topics": avail.topics,
         "status": builder.blueprint_status(sections, avail),
@@ -145,7 +145,7 @@ async def _chosen_releases(request, conn, raws: list[str], exam=None):
 
 
 async def new_page(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         raws = _chosen(request.query.getall("release", []))
         if not raws:
             return await _chooser(request, conn)
@@ -213,7 +213,7 @@ async def create(request: web.Request) -> web.Response:
     user = require_user(request)
     post = await request.post()
     form = _plain_form(post)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         releases = await _releases(conn, _chosen(post.getall("release", [])), await _release_orgs(conn, request))
         action, form = _form_action(form)
         if action != "save":
@@ -236,14 +236,14 @@ def _must_be_draft(exam) -> None:
 
 
 async def edit_page(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
         try:
             form = builder.form_from_spec(exams.spec_from_json(json.loads(exam["spec"])))
         except exams.ExamFileError as e:
             # The error page, with the problem said in the reader's language too.
-            catalogs, lang = request.app[keys.CATALOGS], language(request)
+            catalogs, lang = request.app[appkeys.CATALOGS], language(request)
             return render(request, "error.html", {
                 "status": e.status, "code": e.code, "message": error_text(request, e),
                 "problems": [builder.problem_text(catalogs, lang, p) for p in e.details["problems"]]},
@@ -262,7 +262,7 @@ async def update(request: web.Request) -> web.Response:
     user = require_user(request)
     post = await request.post()
     form = _plain_form(post)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
         form["code"] = exam["code"]  # the code names the exam everywhere: it stays
@@ -304,7 +304,7 @@ async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], sp
 
 async def blueprint_json(request: web.Request) -> web.Response:
     """Live counts for the matrix: what each cell's releases have together, the short cells, the totals."""
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             releases = await _releases(conn, _chosen(request.query.getall("release", [])),
                                        await _release_orgs(conn, request))
@@ -337,7 +337,7 @@ async def _exam_context(conn, exam) -> dict:
 
 
 async def exam_page(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         ctx = await _exam_context(conn, exam)
     return render(request, "workspace/exams_exam.html", ctx | {"problems": [], "notice": request.query.get("done")})
@@ -349,7 +349,7 @@ async def preview(request: web.Request) -> web.Response:
     raw = request.query.get("seed", "1")
     if whole(raw, 1_000_000, low=1) is None:
         raise UserError("bad_seed", "seed must be a whole number from 1 to 1000000")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         spec = exams.spec_from_json(json.loads(exam["spec"]))
         ids = await exams.release_ids(conn, exam["id"])
@@ -371,7 +371,7 @@ def _in_reader_language(request: web.Request, problems: list[dict]) -> list[dict
     """Roster problems as the page shows them: each in the reader's language
     (`roster.problem.<key>`, or `error.<code>` for a refusal that is not about
     a cell), the English message where the catalog has no text."""
-    catalogs, lang = request.app[keys.CATALOGS], language(request)
+    catalogs, lang = request.app[appkeys.CATALOGS], language(request)
     shown = []
     for p in problems:
         # The problem's own text, else its code's (a column of no text of its own), else the refusal's.
@@ -389,7 +389,7 @@ def _in_reader_language(request: web.Request, problems: list[dict]) -> list[dict
 async def roster_upload(request: web.Request) -> web.Response:
     post = await request.post()
     upload = post.get("roster")
-    pool = request.app[keys.POOL]
+    pool = request.app[appkeys.POOL]
     async with pool.acquire() as conn:
         exam = await _exam_for(conn, request)
     if exam["status"] == "closed":
@@ -480,7 +480,7 @@ async def tickets(request: web.Request) -> web.Response:
     user = require_user(request)
     post = await request.post()
     room = (post.get("room") or "").strip() or None
-    pool = request.app[keys.POOL]
+    pool = request.app[appkeys.POOL]
     async with pool.acquire() as conn:
         exam = await _exam_for(conn, request)
         if exam["status"] == "closed":
@@ -501,7 +501,7 @@ async def tickets(request: web.Request) -> web.Response:
 async def ticket_sheet(request: web.Request) -> web.Response:
     """The tickets just issued, shown once; after that (or SHEET_MINUTES) a page saying how to get new ones."""
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         rows = await _take_sheet(conn, exam["id"], user.id, request.match_info["sheet"])
     if rows is None:
@@ -514,7 +514,7 @@ async def ticket_sheet(request: web.Request) -> web.Response:
 
 async def open_(request: web.Request) -> web.Response:
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _confirmed(form)
         if exam["status"] == "open":
@@ -532,7 +532,7 @@ async def close(request: web.Request) -> web.Response:
     many they are (a closed exam must not leave students writing into it)."""
     user = require_user(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _exam_for(conn, request)
         _confirmed(form)
         if exam["status"] != "open":

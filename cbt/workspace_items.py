@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, authoring, keys, results
+from cbt import accounts, appkeys, authoring, results
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
@@ -43,7 +43,7 @@ def _filter(query) -> authoring.DraftFilter:
 async def index(request: web.Request) -> web.Response:
     user = require_user(request)
     f = _filter(request.query)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         items = await authoring.search(conn, user, f)
         facets = await authoring.facets(conn, user)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
@@ -86,7 +86,7 @@ def _editor(request: web.Request, *, values: dict, subjects: list[subject_list.S
 async def new_page(request: web.Request) -> web.Response:
     user = require_user(request)
     grade = request.query.get("grade", "").strip()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         listed = await subject_list.list_for(conn, user.org_id)
         # The subject asked for, else the first one the teacher writes for.
         found = subject_list.find(listed, request.query.get("subject", "")[:64])
@@ -101,7 +101,7 @@ async def new_page(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             pk = await authoring.create_item(conn, user, form)
         except authoring.InvalidItem as e:
@@ -139,7 +139,7 @@ async def _item_context(conn, user, row) -> dict:
 
 async def item_page(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         row = await authoring.get_draft(conn, user, _pk(request))
         extra = await _item_context(conn, user, row)
         listed = await subject_list.list_for(conn, row["org_id"])
@@ -152,7 +152,7 @@ async def save(request: web.Request) -> web.Response:
     user = require_user(request)
     pk = _pk(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             new_pk = await authoring.save_item(conn, user, pk, form)
         except authoring.InvalidItem as e:
@@ -173,7 +173,7 @@ async def preview(request: web.Request) -> web.Response:
     media: dict[str, bytes] = {}
     raw_pk = str(form.get("pk", ""))
     item_id = str(form.get("id", "")).strip() or "PREVIEW"
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         if raw_pk.isdigit() and len(raw_pk) < 19:
             row = await authoring.get_draft(conn, user, int(raw_pk))
             media = await authoring.media_of(conn, row["id"])
@@ -193,7 +193,7 @@ async def upload_media(request: web.Request) -> web.Response:
     if not hasattr(upload, "file"):
         raise UserError("empty_file", "choose an image file to upload")
     data = upload.file.read(authoring.MAX_MEDIA_BYTES + 1)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         await authoring.add_media(conn, user, pk, upload.filename or "", data)
     return redirect(request, "ws_item", {"done": "media"}, pk=pk)
 
@@ -201,7 +201,7 @@ async def upload_media(request: web.Request) -> web.Response:
 async def duplicate(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         new_pk = await authoring.duplicate_item(conn, user, _pk(request), str(form.get("new_id", "")))
     return redirect(request, "ws_item", {"done": "duplicated"}, pk=new_pk)
 
@@ -210,7 +210,7 @@ async def retire(request: web.Request) -> web.Response:
     user = require_user(request)
     pk = _pk(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         await authoring.retire_item(conn, user, pk, str(form.get("comment", "")))
     return redirect(request, "ws_item", {"done": "retired"}, pk=pk)
 
@@ -227,7 +227,7 @@ def _chosen(form) -> list[int]:
 async def submit(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         await authoring.submit_items(conn, user, _chosen(form))
     back = str(form.get("back", ""))
     if back.isdigit():
@@ -239,7 +239,7 @@ async def export(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
     chosen = _chosen(form)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         text = await authoring.export_yaml(conn, user, chosen or None)
     return web.Response(body=text.encode("utf-8"), headers={
         "Content-Type": "application/yaml; charset=utf-8",
@@ -262,7 +262,7 @@ async def import_submit(request: web.Request) -> web.Response:
             "imported": None}, status=400)
     name = upload.filename or ""
     data = upload.file.read(authoring.MAX_IMPORT_BYTES + 1)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             if name.lower().endswith(".xlsx") or data[:2] == b"PK":
                 pks = await authoring.import_xlsx(conn, user, data, name)
@@ -281,7 +281,7 @@ async def import_submit(request: web.Request) -> web.Response:
 
 async def review_queue(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         queue = await authoring.review_queue(conn, user)
         subjects = await authoring.subjects_of(conn, user.id)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
@@ -293,7 +293,7 @@ async def review_decide(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
     decision = str(form.get("decision", ""))
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         await authoring.review_item(conn, user, _pk(request), decision, str(form.get("comment", "")))
     return redirect(request, "ws_review", {"done": decision})
 
@@ -302,7 +302,7 @@ async def subjects_page(request: web.Request, *, error: UserError | None = None,
                         done: str = "", username: str = "") -> web.Response:
     """The organisation's list of subjects, what is in use but not on it, and who writes and reviews what."""
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await accounts.visible_org_ids(conn, user)
         staff = await authoring.staff_with_subjects(conn, user)
         listed = await subject_list.list_for(conn, user.org_id)
@@ -325,7 +325,7 @@ async def subjects_submit(request: web.Request) -> web.Response:
     username = str(form.get("username", ""))
     # The page's boxes, one per subject ticked; a text of codes or names from a script.
     chosen = str(form["subjects"]) if "subjects" in form else [str(v) for v in form.getall("subject", [])]
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             await authoring.set_subjects(conn, username, chosen, by=user)
         except UserError as e:
@@ -338,7 +338,7 @@ async def subject_list_submit(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
     code = str(form.get("code", ""))
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         try:
             if form.get("action") == "remove":
                 await subject_list.remove(conn, user.org_id, code)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, bank, keys, releases
+from cbt import accounts, appkeys, bank, releases
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
@@ -57,7 +57,7 @@ def _filters(query) -> dict:
 async def index(request: web.Request, *, error: UserError | None = None, form: dict | None = None) -> web.Response:
     user = require_user(request)
     f = _filters(request.query)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await _orgs(conn, user)
         items = await releases.approved_items(conn, orgs, f["subject"], f["topic"], f["level"])
         facets = await releases.approved_facets(conn, orgs)
@@ -89,7 +89,7 @@ async def create(request: web.Request) -> web.Response:
             pks.append(int(raw))
         build = releases.Build(form["name"], form["version"], form["title"], form["subject"],
                                tuple(dict.fromkeys(pks)))
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             release_id = await releases.create(conn, user, await _orgs(conn, user), build)
     except UserError as e:
         return await index(request, error=e, form=form)
@@ -99,7 +99,7 @@ async def create(request: web.Request) -> web.Response:
 async def page(request: web.Request, *, error: UserError | None = None) -> web.Response:
     user = require_user(request)
     release_id = _release_id(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await _orgs(conn, user)
         row = await releases.get(conn, release_id, orgs)
         items = await releases.items_of(conn, release_id)
@@ -118,14 +118,14 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
 
 async def download_unsigned(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         row = await releases.get(conn, _release_id(request), await _orgs(conn, user))
     return _attachment(bytes(row["package"]), f"{row['name']}-{row['version']}-unsigned.zip", "application/zip")
 
 
 async def download_signed(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         row = await releases.get(conn, _release_id(request), await _orgs(conn, user))
     body = releases.signed_package(row)
     return _attachment(body, f"{row['name']}-{row['version']}.cbtbank", "application/octet-stream")
@@ -149,7 +149,7 @@ async def upload_signature(request: web.Request) -> web.Response:
     release_id = _release_id(request)
     data = await request.post()
     try:
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             await releases.accept_upload(conn, release_id, await _orgs(conn, user), upload=_file(data, "package"),
                                          manifest=_file(data, "manifest"), signature=_file(data, "signature"))
     except UserError as e:
@@ -164,7 +164,7 @@ async def sign(request: web.Request) -> web.Response:
     release_id = _release_id(request)
     data = await request.post()
     try:
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             await releases.sign_on_server(conn, release_id, await _orgs(conn, user), str(data.get("key", "")),
                                           str(data.get("passphrase", "")),
                                           key_org_ids=await releases.signing_key_orgs(conn, user))
@@ -180,7 +180,7 @@ async def sign(request: web.Request) -> web.Response:
 
 async def keys_page(request: web.Request, *, error: UserError | None = None, done: str = "") -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         listed = await releases.list_keys(conn, user.org_id, await _orgs(conn, user))
     return render(request, "workspace/releases_keys.html", {
         "keys": listed, "error": error, "done": done or request.query.get("done", ""),
@@ -192,7 +192,7 @@ async def keys_create(request: web.Request) -> web.Response:
     user = require_user(request)
     data = await request.post()
     try:
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             fp = await releases.generate_key(conn, user, str(data.get("name", "")), str(data.get("passphrase", "")),
                                              str(data.get("passphrase2", "")))
     except UserError as e:
@@ -207,7 +207,7 @@ async def keys_upload(request: web.Request) -> web.Response:
         pem = _file(data, "key_file")
         if not pem:
             raise UserError("no_key_file", "choose the .key file made by cbt keys generate")
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             fp = await releases.upload_key(conn, user, str(data.get("name", "")), pem,
                                            str(data.get("passphrase", "")))
     except UserError as e:
@@ -219,7 +219,7 @@ async def keys_trust(request: web.Request) -> web.Response:
     user = require_user(request)
     fp = request.match_info["fp"]
     try:
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             await releases.trust(conn, user, fp, await _orgs(conn, user))
     except UserError as e:
         if e.status == 404:
@@ -236,7 +236,7 @@ async def keys_revoke(request: web.Request) -> web.Response:
     try:
         if data.get("confirm") != "1":
             raise UserError("confirm_required", "tick the confirmation box first: a revoked key stays revoked")
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             await releases.revoke(conn, user, fp, await _orgs(conn, user))
     except UserError as e:
         if e.status == 404:

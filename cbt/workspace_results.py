@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, exams, heads, keys, marking, results
+from cbt import accounts, appkeys, exams, heads, marking, results
 from cbt.auth import redirect, require_user
 from cbt.errors import NotFound, UserError
 from cbt.inputs import path_id
@@ -47,7 +47,7 @@ def _pk(request: web.Request) -> int:
 
 async def marking_index(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         listed = await conn.fetch(
             """
             SELECT e.code, e.title, e.subject, e.status, o.code AS org_code,
@@ -63,7 +63,7 @@ async def marking_index(request: web.Request) -> web.Response:
 
 
 async def marking_exam(request: web.Request) -> web.Response:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         items = await marking.essay_progress(conn, exam["id"])
     return render(request, "workspace/marking_exam.html", {"exam": exam, "items": items})
@@ -108,7 +108,7 @@ def _number(request: web.Request) -> int | None:
 async def marking_item(request: web.Request) -> web.Response:
     pk = _pk(request)
     number = _number(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         raw = request.query.get("saved", "")
         saved = int(raw) if raw.isdigit() and len(raw) < 10 else None
@@ -120,7 +120,7 @@ async def marking_save(request: web.Request) -> web.Response:
     form = await request.post()
     attempt_id, points, comment = form.get("attempt_id", ""), form.get("points", ""), form.get("comment", "")
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         try:
             await marking.record_mark(conn, exam, pk, attempt_id, points, str(comment), user)
@@ -146,7 +146,7 @@ async def marking_save(request: web.Request) -> web.Response:
 
 async def results_index(request: web.Request) -> web.Response:
     user = require_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         listed = await conn.fetch(
             """
             SELECT e.code, e.title, e.subject, e.status, o.code AS org_code,
@@ -161,9 +161,9 @@ async def results_index(request: web.Request) -> web.Response:
 async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[str], str | None, heads.SignedHead]:
     """The exam, its result rows (of the class asked for), every class, that
     class, and the exam's signed chain head as the rows were read."""
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
-        rows = await results.results_rows(conn, exam["code"], request.app[keys.SETTINGS].time_zone)
+        rows = await results.results_rows(conn, exam["code"], request.app[appkeys.SETTINGS].time_zone)
         head = await heads.sign_current(conn, exam["code"])
     classes = sorted({r["class"] for r in rows})
     chosen = request.query.get("class")
@@ -200,7 +200,7 @@ async def results_csv(request: web.Request) -> web.Response:
 
 async def results_head(request: web.Request) -> web.Response:
     """The exam's signed chain head as a file (`cbt audit verify EXAM --head FILE`)."""
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         head = await heads.sign_current(conn, exam["code"])
     return web.Response(body=head.text().encode("utf-8"), headers={
@@ -213,7 +213,7 @@ async def results_xlsx(request: web.Request) -> web.Response:
     exam, rows, _, chosen, head = await _rows(request)
     out = io.BytesIO()
     # For people: sheet names and headers in the reader's language (the CSV keeps its keys).
-    t = request.app[keys.CATALOGS].translator(language(request))
+    t = request.app[appkeys.CATALOGS].translator(language(request))
     results.write_results_xlsx(rows, out, head, results.xlsx_words(t), heads.row_words(t))
     return web.Response(body=out.getvalue(), headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -45,7 +45,7 @@ async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client
     client = await aiohttp_client(create_app(dataclasses.replace(settings, pool_min=1, pool_max=1)))
     headers, body, item = await primed(client, locked_exam["0000000001"])
     sent: list[str] = []
-    pool, saves = client.app[delivery.keys.POOL], client.app[delivery.keys.SAVES].pool
+    pool, saves = client.app[delivery.appkeys.POOL], client.app[delivery.appkeys.SAVES].pool
     assert saves.get_max_size() == autosave.MAX_INFLIGHT
     async with contextlib.AsyncExitStack() as stack:
         connections = [await stack.enter_async_context(p.acquire())
@@ -217,7 +217,7 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
         client, conn, staff, locked_exam):  # noqa: F811
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
     await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1", b[3])  # b's save must write nothing
-    pool = await db.create_pool(client.app[delivery.keys.SETTINGS].database_url, 1, 1)
+    pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
     sent: list[str] = []
     async with pool.acquire() as one:
         one.add_query_logger(lambda q: sent.append(q.query.strip()))
@@ -252,7 +252,7 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
 
 async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staff, locked_exam):  # noqa: F811
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
-    pool = await db.create_pool(client.app[delivery.keys.SETTINGS].database_url, 1, 1)
+    pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
     group = autosave.GroupCommit(pool, max_inflight=1)
     try:
         # b's value is not JSON (parse_changes never lets that through): the

@@ -19,7 +19,7 @@ from test_bank import signed_demo, trust  # noqa: F401 - fixture
 from test_delivery import changes_of, correct_answers, exam, started  # noqa: F401 - fixture
 from test_receipts import flip
 
-from cbt import audit, delivery, heads, keys, receipts
+from cbt import appkeys, audit, delivery, heads, receipts
 from cbt.errors import UserError
 
 
@@ -232,7 +232,7 @@ async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam
                                 "WHERE c.code = '0000000003'")
     await delivery._submit(client.server.app, conn, other, "deadline")
     await conn.execute("UPDATE attempts SET submitted_at = submitted_at - interval '1 minute' WHERE id = $1", other)
-    pool = client.server.app[keys.POOL]
+    pool = client.server.app[appkeys.POOL]
     assert await receipts.issue_missing(pool) == 1
     assert await conn.fetchval("SELECT receipt FROM attempts WHERE id = $1", other)
     assert await receipts.issue_missing(pool) == 0

@@ -1,7 +1,8 @@
 """The shape of the code: which module may import which. Read from the
 source, so a cycle is caught the day it is written, whether the import sits
 at the top of a module or inside a function (an import inside a function
-is still a dependency, only a hidden one)."""
+is still a dependency, only a hidden one). Imports for the type checker
+alone (`if TYPE_CHECKING:`) never run, and are no dependency."""
 
 from __future__ import annotations
 
@@ -26,7 +27,14 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The project modules ``name`` imports, anywhere in its source."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # Names imported for the type checker only (under `if TYPE_CHECKING:`) are not run.
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
         elif isinstance(node, ast.ImportFrom):
