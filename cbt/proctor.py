@@ -15,6 +15,8 @@ import datetime as dt
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
@@ -232,12 +234,6 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-ACTIONS = ("admit", "pause", "resume", "extend", "unlock", "allow_network", "allow_without_seb", "terminate", "void",
-           "rotate_code", "clear_sign_in_lock", "note")
-# Actions on a room or the whole exam, unless a candidate is named.
-_NOT_PER_CANDIDATE = ("rotate_code", "extend", "clear_sign_in_lock", "note")
-
-
 async def act(request: web.Request) -> web.Response:
     """One proctor action, confirmed in the page; recorded in proctor_actions."""
     staff = require_user(request)
@@ -316,75 +312,144 @@ async def clear_sign_in_lock(conn, exam, room: str | None, proctor_addr: str) ->
     return {"addresses": addresses, "cleared": cleared}
 
 
-async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict, addr: str) -> dict:
-    """`addr`: the proctor's address."""
-    result: dict = {}
-    cand = await _candidate(conn, exam, body.get("candidate")) if action not in _NOT_PER_CANDIDATE \
-        or body.get("candidate") else None
-    needs_attempt = action in ("pause", "resume", "unlock", "terminate", "void")
-    if needs_attempt and (cand is None or cand["attempt_id"] is None):
-        raise UserError("not_started", "this candidate has not started")
-    if action == "admit":
-        # 15 minutes unless the proctor says otherwise; a malformed value is refused, as for extend.
-        minutes = _minutes(body) if "minutes" in body else 15
-        until = await conn.fetchval("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) "
-                                    "WHERE id = $1 RETURNING admitted_until", cand["id"], minutes)
-        # The page says until when, in the exam's time zone.
-        result["admitted_until"] = delivery.iso(until)
-    elif action == "pause":
-        await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
-                           "AND paused_at IS NULL", cand["attempt_id"])
-    elif action == "resume":
-        # Time stops while paused: the deadline moves by exactly the paused time.
-        await conn.execute(
-            "UPDATE attempts SET deadline = deadline + (now() - paused_at), "
-            "section_deadline = section_deadline + (now() - paused_at), paused_at = NULL "
-            "WHERE id = $1 AND paused_at IS NOT NULL", cand["attempt_id"])
-    elif action == "extend":
-        minutes = _minutes(body)
-        if cand is not None:
-            ids = [cand["attempt_id"]] if cand["attempt_id"] else []
-        else:  # the whole room, e.g. after a power cut
-            ids = [r[0] for r in await conn.fetch(
-                "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                "WHERE c.exam_id = $1 AND c.room = $2 AND a.status = 'in_progress'", exam["id"], str(body.get("room")))]
-        await conn.execute(
-            "UPDATE attempts SET deadline = deadline + make_interval(mins => $2), "
-            "section_deadline = section_deadline + make_interval(mins => $2) "
-            "WHERE id = ANY($1::bigint[]) AND status = 'in_progress'", ids, minutes)
-        result["attempts"] = len(ids)
-    elif action == "unlock":
-        req = await conn.fetchrow("SELECT id, device_hash FROM device_requests WHERE attempt_id = $1 "
-                                  "AND resolved_at IS NULL ORDER BY requested_at DESC LIMIT 1", cand["attempt_id"])
-        if req is None:
-            raise UserError("no_device_request", "no other computer has asked for this attempt")
-        await conn.execute("UPDATE attempts SET device_hash = $2 WHERE id = $1", cand["attempt_id"], req["device_hash"])
-        await conn.execute("UPDATE device_requests SET resolved_at = now() WHERE attempt_id = $1 "
-                           "AND resolved_at IS NULL", cand["attempt_id"])
-    elif action == "allow_network":
-        await conn.execute("UPDATE candidates SET network_override = true WHERE id = $1", cand["id"])
-    elif action == "allow_without_seb":
-        await conn.execute("UPDATE candidates SET seb_override = true WHERE id = $1", cand["id"])
-    elif action in ("terminate", "void"):
-        if cand["status"] != "submitted":
-            await delivery.finalize(app, conn, cand["attempt_id"], "proctor")
-        if action == "void":
-            await conn.execute("UPDATE attempts SET voided = true WHERE id = $1", cand["attempt_id"])
-    elif action == "rotate_code":
-        result["access_code"] = await lockdown.rotate_code(conn, exam["id"], str(body.get("room")))
-    elif action == "clear_sign_in_lock":
-        room = body.get("room")
-        result.update(await clear_sign_in_lock(conn, exam, str(room) if room else None, addr))
-    note = str(body.get("note", ""))[:2000]
-    if action == "note" and not note.strip():
+@dataclass
+class Act:
+    """One proctor action as it is applied: what it acts on, and what it says back."""
+
+    app: web.Application
+    conn: asyncpg.Connection
+    exam: asyncpg.Record
+    body: dict
+    addr: str  # the proctor's address
+    cand: asyncpg.Record | None  # the candidate named, if any
+    result: dict = field(default_factory=dict)
+
+
+async def _admit(a: Act) -> None:
+    # 15 minutes unless the proctor says otherwise; a malformed value is refused, as for extend.
+    minutes = _minutes(a.body) if "minutes" in a.body else 15
+    until = await a.conn.fetchval("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) "
+                                  "WHERE id = $1 RETURNING admitted_until", a.cand["id"], minutes)
+    # The page says until when, in the exam's time zone.
+    a.result["admitted_until"] = delivery.iso(until)
+
+
+async def _pause(a: Act) -> None:
+    await a.conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
+                         "AND paused_at IS NULL", a.cand["attempt_id"])
+
+
+async def _resume(a: Act) -> None:
+    # Time stops while paused: the deadline moves by exactly the paused time.
+    await a.conn.execute(
+        "UPDATE attempts SET deadline = deadline + (now() - paused_at), "
+        "section_deadline = section_deadline + (now() - paused_at), paused_at = NULL "
+        "WHERE id = $1 AND paused_at IS NOT NULL", a.cand["attempt_id"])
+
+
+async def _extend(a: Act) -> None:
+    minutes = _minutes(a.body)
+    if a.cand is not None:
+        ids = [a.cand["attempt_id"]] if a.cand["attempt_id"] else []
+    else:  # the whole room, e.g. after a power cut
+        ids = [r[0] for r in await a.conn.fetch(
+            "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+            "WHERE c.exam_id = $1 AND c.room = $2 AND a.status = 'in_progress'", a.exam["id"], str(a.body.get("room")))]
+    await a.conn.execute(
+        "UPDATE attempts SET deadline = deadline + make_interval(mins => $2), "
+        "section_deadline = section_deadline + make_interval(mins => $2) "
+        "WHERE id = ANY($1::bigint[]) AND status = 'in_progress'", ids, minutes)
+    a.result["attempts"] = len(ids)
+
+
+async def _unlock(a: Act) -> None:
+    attempt_id = a.cand["attempt_id"]
+    req = await a.conn.fetchrow("SELECT id, device_hash FROM device_requests WHERE attempt_id = $1 "
+                                "AND resolved_at IS NULL ORDER BY requested_at DESC LIMIT 1", attempt_id)
+    if req is None:
+        raise UserError("no_device_request", "no other computer has asked for this attempt")
+    await a.conn.execute("UPDATE attempts SET device_hash = $2 WHERE id = $1", attempt_id, req["device_hash"])
+    await a.conn.execute("UPDATE device_requests SET resolved_at = now() WHERE attempt_id = $1 "
+                         "AND resolved_at IS NULL", attempt_id)
+
+
+async def _allow_network(a: Act) -> None:
+    await a.conn.execute("UPDATE candidates SET network_override = true WHERE id = $1", a.cand["id"])
+
+
+async def _allow_without_seb(a: Act) -> None:
+    await a.conn.execute("UPDATE candidates SET seb_override = true WHERE id = $1", a.cand["id"])
+
+
+async def _terminate(a: Act) -> None:
+    if a.cand["status"] != "submitted":
+        await delivery.finalize(a.app, a.conn, a.cand["attempt_id"], "proctor")
+
+
+async def _void(a: Act) -> None:
+    await _terminate(a)
+    await a.conn.execute("UPDATE attempts SET voided = true WHERE id = $1", a.cand["attempt_id"])
+
+
+async def _rotate_code(a: Act) -> None:
+    a.result["access_code"] = await lockdown.rotate_code(a.conn, a.exam["id"], str(a.body.get("room")))
+
+
+async def _clear_sign_in_lock(a: Act) -> None:
+    room = a.body.get("room")
+    a.result.update(await clear_sign_in_lock(a.conn, a.exam, str(room) if room else None, a.addr))
+
+
+async def _note(a: Act) -> None:
+    if not str(a.body.get("note", ""))[:2000].strip():
         raise UserError("empty_note", "write the note")
+
+
+@dataclass(frozen=True)
+class Action:
+    apply: Callable[[Act], Awaitable[None]]
+    # On the candidate the body names; when False, on a room or the whole exam unless one is named.
+    per_candidate: bool = True
+    # Only for a candidate who has started.
+    needs_attempt: bool = False
+    # What the record keeps besides the request: clear_sign_in_lock's addresses.
+    records_result: bool = False
+
+
+# Every proctor action, by the name the console sends.
+ACTION_TABLE: dict[str, Action] = {
+    "admit": Action(_admit),
+    "pause": Action(_pause, needs_attempt=True),
+    "resume": Action(_resume, needs_attempt=True),
+    "extend": Action(_extend, per_candidate=False),
+    "unlock": Action(_unlock, needs_attempt=True),
+    "allow_network": Action(_allow_network),
+    "allow_without_seb": Action(_allow_without_seb),
+    "terminate": Action(_terminate, needs_attempt=True),
+    "void": Action(_void, needs_attempt=True),
+    "rotate_code": Action(_rotate_code, per_candidate=False),
+    "clear_sign_in_lock": Action(_clear_sign_in_lock, per_candidate=False, records_result=True),
+    "note": Action(_note, per_candidate=False),
+}
+ACTIONS = tuple(ACTION_TABLE)
+
+
+async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict, addr: str) -> dict:
+    """Apply one action of ACTION_TABLE; record it in the audit chain and proctor_actions."""
+    spec = ACTION_TABLE[action]
+    named = body.get("candidate")
+    cand = await _candidate(conn, exam, named) if spec.per_candidate or named else None
+    if spec.needs_attempt and (cand is None or cand["attempt_id"] is None):
+        raise UserError("not_started", "this candidate has not started")
+    act = Act(app, conn, exam, body, addr, cand)
+    await spec.apply(act)
     detail = {k: v for k, v in body.items() if k != "action"}
-    if action == "clear_sign_in_lock":
-        detail = {**detail, **result}  # which addresses, for the record
+    if spec.records_result:
+        detail = {**detail, **act.result}
     await audit.append(conn, exam["id"], f"staff:{staff.username}", "proctor_action", {"action": action, **detail},
                        attempt_id=cand["attempt_id"] if cand else None)
     await conn.execute(
         "INSERT INTO proctor_actions (exam_id, candidate_id, staff_id, action, detail) VALUES ($1, $2, $3, $4, $5)",
         exam["id"], cand["id"] if cand else None, staff.id, action,
         json.dumps(detail, ensure_ascii=False, default=str))
-    return result
+    return act.result
