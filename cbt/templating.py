@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from cbt import appkeys, times
 from cbt.i18n import LANG_COOKIE, request_language
@@ -64,6 +65,9 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "lang": lang,
         "user": request.get(appkeys.USER),
         "csrf_token": request.get(appkeys.CSRF_TOKEN, ""),
+        # Every form that changes something carries the token: {{ csrf_field() }}.
+        "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">').format(
+            request.get(appkeys.CSRF_TOKEN, "")),
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
