@@ -37,6 +37,11 @@ class ArchiveLimits:
     ratio_applies_above: int = 1024 * 1024  # tiny files can have any ratio
 
 
+# What zipfile raises on a damaged or hostile archive, besides BadZipFile: a
+# flipped byte in a directory entry can claim "zip file version 8.4", which
+# zipfile answers with NotImplementedError.
+UNREADABLE_ZIP = (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error, NotImplementedError)
+
 # The same code as the web's refusal of a request body over its limit.
 TOO_LARGE = "too_large"
 
@@ -100,7 +105,7 @@ def declared_total(data: bytes) -> int | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error):
+    except UNREADABLE_ZIP:
         return None
 
 
@@ -125,7 +130,7 @@ def check_zip(data: bytes, label: str, limits: ArchiveLimits) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error):
+    except UNREADABLE_ZIP:
         return  # not a readable zip: the reader says so
     for info in infos:
         if info.file_size > limits.max_entry_bytes:

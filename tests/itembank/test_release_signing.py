@@ -222,6 +222,17 @@ def test_a_damaged_archive_is_refused_or_still_holds_exactly_the_signed_files(si
     assert {name: damaged.read(name) for name in damaged.names()} == original
 
 
+def test_an_entry_claiming_a_zip_version_from_the_future_is_refused(signed_release):
+    """Found by the property above: a byte flipped in a directory entry's
+    "version needed to extract" makes zipfile raise NotImplementedError
+    ("zip file version 8.4"), which must be a refusal like any other damage."""
+    data = bytearray(signed_release.packed)
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6] = 84
+    with pytest.raises(VerifyError):
+        verify(bytes(data), [signed_release.public_key])
+
+
 # ---------------------------------------------------------------- packing
 
 
