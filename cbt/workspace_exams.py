@@ -227,7 +227,7 @@ async def create(request: web.Request) -> web.Response:
         if problems:
             return await _builder_page(request, conn, releases=releases, form=form, problems=problems, status=400,
                                        checked=True)
-    return redirect(request, "workspace_exam", code=spec.code)
+    return redirect(request, "ws_exam", code=spec.code)
 
 
 def _must_be_draft(exam) -> None:
@@ -277,7 +277,7 @@ async def update(request: web.Request) -> web.Response:
             return await _builder_page(request, conn, releases=releases, form=form, exam=exam, problems=problems,
                                        status=400, checked=True)
         await update_exam(conn, exam, [r["id"] for r in releases], spec, user.username)
-    return redirect(request, "workspace_exam", code=exam["code"])
+    return redirect(request, "ws_exam", code=exam["code"])
 
 
 async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], spec: exams.ExamSpec,
@@ -417,7 +417,7 @@ async def roster_upload(request: web.Request) -> web.Response:
         return render(request, "workspace/exams_exam.html",
                       ctx | {"problems": _in_reader_language(request, problems), "notice": None,
                              "more_problems": max(0, total - len(problems))}, status=400)
-    return redirect(request, "workspace_exam", {"done": "roster", "n": count}, code=exam["code"])
+    return redirect(request, "ws_exam", {"done": "roster", "n": count}, code=exam["code"])
 
 
 async def roster_template(request: web.Request) -> web.Response:
@@ -495,7 +495,7 @@ async def tickets(request: web.Request) -> web.Response:
             return render(request, "workspace/exams_exam.html", ctx | {
                 "problems": [], "notice": None, "tickets_error": e,
                 "tickets_error_text": error_text(request, e)}, status=e.status)
-    return redirect(request, "workspace_exam_ticket_sheet", code=exam["code"], sheet=sheet_id)
+    return redirect(request, "ws_exam_ticket_sheet", code=exam["code"], sheet=sheet_id)
 
 
 async def ticket_sheet(request: web.Request) -> web.Response:
@@ -520,7 +520,7 @@ async def open_(request: web.Request) -> web.Response:
         if exam["status"] == "open":
             raise Conflict("exam_open", f"exam {exam['code']} is already open")
         await exams.open_exam(conn, exam["code"])
-    return redirect(request, "workspace_exam", {"done": "open"}, code=exam["code"])
+    return redirect(request, "ws_exam", {"done": "open"}, code=exam["code"])
 
 
 _IN_PROGRESS = "SELECT id FROM attempts WHERE exam_id = $1 AND status = 'in_progress' ORDER BY id"
@@ -552,4 +552,4 @@ async def close(request: web.Request) -> web.Response:
         for row in await conn.fetch(_IN_PROGRESS, exam["id"]):
             await delivery.finalize(request.app, conn, row["id"], "close")
         await delivery.notify(conn, exam["id"])
-    return redirect(request, "workspace_exam", {"done": "close"}, code=exam["code"])
+    return redirect(request, "ws_exam", {"done": "close"}, code=exam["code"])

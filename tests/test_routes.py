@@ -152,3 +152,13 @@ def test_only_the_candidate_api_goes_without_a_csrf_token():
     assert exempt and all(p.startswith("/api/v1/") for p in exempt)
     assert routes.CSRF_EXEMPT == {r.name for r in routes.ROUTES if not r.csrf}
     assert {r.name for r in routes.ROUTES if r.method == "POST" and r.path.startswith("/api/v1/")} == routes.CSRF_EXEMPT
+
+
+def test_route_names_say_their_area_by_one_prefix():
+    # The workspace's routes were named ws_item... and workspace_exam...: one prefix per area now.
+    prefixes = {"/workspace/": "ws_", "/board/": "board_", "/proctor/": "proctor_", "/api/v1/": "api_",
+                "/bank": "bank_", "/staff": "staff_"}
+    odd = [r.name for r in routes.ROUTES for path, prefix in prefixes.items()
+           if r.path.startswith(path) and not r.name.startswith(prefix)]
+    assert odd == []
+    assert len({r.name for r in routes.ROUTES}) == len(routes.ROUTES)
