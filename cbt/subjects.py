@@ -3,7 +3,7 @@
 Items, and the subjects teachers write for and reviewers review, are chosen
 from this list, never typed: a review queue matches an item's subject to a
 reviewer's exactly, so an item saved as "Toán" while its reviewer reviews
-"toan" would wait for ever (issue 16). What a person or a file names a
+"toan" would wait for ever. What a person or a file names a
 subject by is looked up by its code or its name, ignoring case, accents,
 spaces and punctuation, and i for y ("Vật lý" is "Vật lí"): :func:`key`.
 

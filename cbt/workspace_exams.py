@@ -431,8 +431,8 @@ async def roster_template(request: web.Request) -> web.Response:
 # -- tickets ----------------------------------------------------------------------------
 #
 # Issuing is a POST that redirects to a page showing the tickets once: reloading
-# that page issues nothing (issue 16: a reload issued new tickets and the
-# printed ones stopped working). The server keeps no ticket, only its hash, so
+# that page issues nothing (were it the POST's answer, a reload would issue
+# new tickets and the printed ones would stop working). The server keeps no ticket, only its hash, so
 # the new tickets travel to that page in a ticket_sheets row (migration 018):
 # encrypted under a key derived from a random id that only the redirect
 # carries, found by the id's hash, for the teacher who issued them, deleted
