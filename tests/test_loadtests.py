@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import STUDENTS, exam, started  # noqa: F401 - fixture
+from support.delivery import STUDENTS, started
+from support.paths import REPO
 
 from loadtests import run
 
 
-async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam):  # noqa: F811
+async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam):
     headers, body = await started(client, exam[STUDENTS[0].code])
     attempt_id = body["attempt"]["id"]
     refs = [q["ref"] for s in body["form"]["sections"] for q in s["items"]][:3]

@@ -14,10 +14,9 @@ import re
 from decimal import Decimal
 
 import asyncpg
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD
-from test_server import free_port
-from test_staff import SCREENSHOTS
+from support.accounts import PASSWORD
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
 
 PASSPHRASE = "to toan thpt a 2026"
 KEY_NAME = "Tổ Toán THPT A"
