@@ -192,6 +192,7 @@ async def test_template_download(client, staff):
     assert "attachment" in resp.headers["Content-Disposition"]
 
 
+@pytest.mark.slow
 async def test_bank_commands(dsn, tmp_path, signed_demo):
     from support.cli import cbt, env_for, one_line_error
 

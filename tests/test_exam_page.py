@@ -150,6 +150,7 @@ def sit_until_time_is_up(base: str, ticket: str, dsn: str) -> dict:
         return {"problems": problems, "receipt": page.locator("#d-receipt").inner_text()}
 
 
+@pytest.mark.slow
 async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):
     require_chromium()
 
@@ -465,6 +466,7 @@ def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):
     require_chromium()
 
@@ -544,6 +546,7 @@ def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
         return {"problems": problems, "answered": answered, "quiet": [r["kind"] for r in quiet], "left": left}
 
 
+@pytest.mark.slow
 async def test_ten_answers_by_keyboard_a_reload_and_a_language_switch_report_nothing(conn, dsn, lab_exam):
     require_chromium()
 
@@ -644,6 +647,7 @@ def reload_and_drop_the_network(base: str, ticket: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):
     require_chromium()
 

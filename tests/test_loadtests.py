@@ -80,6 +80,7 @@ def test_the_server_logs_errors_are_found(tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
                     reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
+@pytest.mark.slow
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}

@@ -336,6 +336,7 @@ def watch_a_student(base: str, ticket: str) -> dict:
         return {"problems": problems, "paused": state["attempt"]["paused"], "integrity": integrity}
 
 
+@pytest.mark.slow
 async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, locked_exam):
     from support.browser import live_server, require_chromium
     from support.cli import free_port
@@ -469,6 +470,7 @@ def run_the_room(base: str, ticket: str) -> dict:
         return out
 
 
+@pytest.mark.slow
 async def test_the_console_admits_visibly_counts_down_and_names_who_in_chromium(staff, dsn, locked_exam):
     from support.browser import live_server, require_chromium
     from support.cli import free_port

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 
 import asyncpg
+import pytest
 from support.accounts import PASSWORD
 from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
 from support.cli import free_port
@@ -357,6 +358,7 @@ def whole_path(dsn: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
     require_chromium()
     out = await asyncio.to_thread(whole_path, dsn)

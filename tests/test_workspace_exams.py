@@ -641,6 +641,7 @@ def two_releases_in_chromium(dsn: str, demo: int, school: int, roster_path: str)
     return out
 
 
+@pytest.mark.slow
 async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported,
                                                                                 tmp_path):
     from support.browser import require_chromium
