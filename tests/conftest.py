@@ -15,7 +15,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -24,11 +23,22 @@ from cbt import accounts, db
 from cbt.app import create_app
 from cbt.config import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+# Before the first import from support/, so its helpers' failed asserts say
+# what they compared, as a test module's do.
+pytest.register_assert_rewrite("support")
 
+from support.accounts import PASSWORD, STAFF_USERS  # noqa: E402
+from support.database import with_database  # noqa: E402
 
-def with_database(dsn: str, name: str) -> str:
-    return urlsplit(dsn)._replace(path="/" + name).geturl()
+# The fixtures that many test modules use; a test module asks for one by name
+# and never imports another test module.
+pytest_plugins = [
+    "support.bank",
+    "support.delivery",
+    "support.proctor",
+    "support.results",
+    "support.workspace",
+]
 
 
 @pytest.fixture(scope="session")
@@ -170,40 +180,9 @@ async def client(settings, aiohttp_client):
     return await aiohttp_client(create_app(settings))
 
 
-PASSWORD = "correct horse battery"
-
-
-# A department SGD-T with schools THPT-A and THPT-B; one account per role in
-# THPT-A (named after the role), a department admin and a teacher of THPT-B.
-STAFF_USERS = (
-    *((role, role, "THPT-A") for role in accounts.ROLES),
-    ("sgd-admin", "admin", "SGD-T"),
-    ("b-admin", "admin", "THPT-B"),
-    ("b-teacher", "teacher", "THPT-B"),
-)
-
-
 @pytest.fixture
 def staff(dsn):
     """Ask for this to get a database that holds STAFF_USERS (see dsn)."""
     return {username: role for username, role, _ in STAFF_USERS}
 
 
-CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-
-
-async def csrf_of(client, path: str = "/login") -> str:
-    resp = await client.get(path)
-    html = await resp.text()
-    m = CSRF_RE.search(html)
-    assert m, f"no CSRF token on {path}"
-    return m.group(1)
-
-
-async def login(client, username: str, password: str = PASSWORD):
-    token = await csrf_of(client)
-    return await client.post(
-        "/login",
-        data={"username": username, "password": password, "csrf_token": token, "next": "/staff"},
-        allow_redirects=False,
-    )

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD, csrf_of, login
+from support.accounts import PASSWORD, csrf_of, login
 
 from cbt import accounts
 from cbt.errors import Conflict, NotFound, UserError

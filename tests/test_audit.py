@@ -11,39 +11,13 @@ import json
 
 import asyncpg
 import pytest
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import exam, started  # noqa: F401 - fixture
+from support.audit import exam_id, some_events, tamper
+from support.delivery import started
 
 from cbt import audit
 
 
-async def exam_id(conn) -> int:
-    """A fresh exam whose chain is empty (TOAN-T's own chain already holds its
-    creation, roster, opening and tickets)."""
-    return await conn.fetchval(
-        """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
-                              late_entry_until)
-           SELECT org_id, 'AUDIT-T', title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
-                  late_entry_until FROM exams WHERE code = 'TOAN-T' RETURNING id""")
-
-
-async def some_events(conn, eid, n=6) -> None:
-    kinds = ["login", "start", "changes", "submit", "proctor_action", "exam_edit"]
-    for i in range(n):
-        await audit.append(conn, eid, f"candidate:000000000{i % 3 + 1}", kinds[i % len(kinds)],
-                           {"i": i, "note": "Nguyễn Văn An", "nested": {"b": [1, 2.5, None], "a": True}})
-
-
-async def tamper(conn, sql, *args) -> None:
-    """What only the table's owner or a superuser can do: switch the guard off."""
-    await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.execute("ALTER TABLE audit_events ENABLE TRIGGER USER")
-
-
-async def test_a_chain_of_events_verifies(conn, exam):  # noqa: F811
+async def test_a_chain_of_events_verifies(conn, exam):
     eid = await exam_id(conn)
     assert await audit.verify(conn, eid) == audit.VerifyResult(True, 0)
     await some_events(conn, eid)
@@ -56,7 +30,7 @@ async def test_a_chain_of_events_verifies(conn, exam):  # noqa: F811
         assert b["prev_hash"] == a["hash"]
 
 
-async def test_hash_is_computed_as_documented(conn, exam):  # noqa: F811
+async def test_hash_is_computed_as_documented(conn, exam):
     """Recompute the first row's hash independently of cbt.audit."""
     eid = await exam_id(conn)
     await audit.append(conn, eid, "staff:admin", "exam_edit", {"field": "title", "to": "Toán 12 — đề chính thức"})
@@ -70,7 +44,7 @@ async def test_hash_is_computed_as_documented(conn, exam):  # noqa: F811
     assert row["hash"] == hashlib.sha256(bytes(32) + text).digest()
 
 
-async def test_an_edited_row_is_found_and_named(conn, exam):  # noqa: F811
+async def test_an_edited_row_is_found_and_named(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
     await tamper(conn, """UPDATE audit_events SET content = jsonb_set(content, '{i}', '99')
@@ -80,7 +54,7 @@ async def test_an_edited_row_is_found_and_named(conn, exam):  # noqa: F811
     assert "4" in result.reason
 
 
-async def test_an_edited_actor_or_time_is_found(conn, exam):  # noqa: F811
+async def test_an_edited_actor_or_time_is_found(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
     await tamper(conn, "UPDATE audit_events SET actor = 'staff:admin' WHERE exam_id = $1 AND seq = 2", eid)
@@ -89,7 +63,7 @@ async def test_an_edited_actor_or_time_is_found(conn, exam):  # noqa: F811
     assert eid_rows == 6
 
 
-async def test_a_deleted_row_is_found(conn, exam):  # noqa: F811
+async def test_a_deleted_row_is_found(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
     await tamper(conn, "DELETE FROM audit_events WHERE exam_id = $1 AND seq = 3", eid)
@@ -97,7 +71,7 @@ async def test_a_deleted_row_is_found(conn, exam):  # noqa: F811
     assert not result.ok and result.first_bad_seq == 3 and "missing" in result.reason
 
 
-async def test_rows_deleted_and_renumbered_are_found(conn, exam):  # noqa: F811
+async def test_rows_deleted_and_renumbered_are_found(conn, exam):
     """Hiding a deletion by renumbering the rows after it still breaks the chain."""
     eid = await exam_id(conn)
     await some_events(conn, eid)
@@ -110,7 +84,7 @@ async def test_rows_deleted_and_renumbered_are_found(conn, exam):  # noqa: F811
     assert not result.ok and result.first_bad_seq == 3
 
 
-async def test_swapped_rows_are_found(conn, exam):  # noqa: F811
+async def test_swapped_rows_are_found(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
     await tamper(conn, "UPDATE audit_events SET seq = seq + 1000 WHERE exam_id = $1 AND seq IN (2, 5)", eid)
@@ -120,7 +94,7 @@ async def test_swapped_rows_are_found(conn, exam):  # noqa: F811
     assert not result.ok and result.first_bad_seq == 2
 
 
-async def test_the_table_refuses_update_delete_and_truncate(conn, exam):  # noqa: F811
+async def test_the_table_refuses_update_delete_and_truncate(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid, 2)
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
@@ -132,14 +106,14 @@ async def test_the_table_refuses_update_delete_and_truncate(conn, exam):  # noqa
     assert (await audit.verify(conn, eid)).ok
 
 
-async def test_unknown_kind_is_refused(conn, exam):  # noqa: F811
+async def test_unknown_kind_is_refused(conn, exam):
     eid = await exam_id(conn)
     with pytest.raises(audit.AuditError):
         await audit.append(conn, eid, "system", "lgoin", {})
     assert await conn.fetchval("SELECT count(*) FROM audit_events WHERE exam_id = $1", eid) == 0
 
 
-async def test_an_event_rolls_back_with_its_transaction(conn, exam):  # noqa: F811
+async def test_an_event_rolls_back_with_its_transaction(conn, exam):
     eid = await exam_id(conn)
     await audit.append(conn, eid, "system", "exam_edit", {"n": 1})
     with pytest.raises(RuntimeError):
@@ -150,7 +124,7 @@ async def test_an_event_rolls_back_with_its_transaction(conn, exam):  # noqa: F8
     assert (await audit.verify(conn, eid)) == audit.VerifyResult(True, 2)
 
 
-async def test_concurrent_appends_make_one_gap_free_chain(dsn, conn, exam):  # noqa: F811
+async def test_concurrent_appends_make_one_gap_free_chain(dsn, conn, exam):
     eid = await exam_id(conn)
     conns = [await asyncpg.connect(dsn) for _ in range(5)]
     try:
@@ -170,7 +144,7 @@ async def test_concurrent_appends_make_one_gap_free_chain(dsn, conn, exam):  # n
     assert await audit.verify(conn, eid) == audit.VerifyResult(True, 100)
 
 
-async def test_chains_are_per_exam(conn, exam):  # noqa: F811
+async def test_chains_are_per_exam(conn, exam):
     eid = await exam_id(conn)
     other = await conn.fetchval(
         """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
@@ -183,7 +157,7 @@ async def test_chains_are_per_exam(conn, exam):  # noqa: F811
     assert (await audit.verify(conn, eid)).count == 2 and (await audit.verify(conn, other)).count == 1
 
 
-async def test_export_round_trips_and_its_hashes_match(client, conn, exam):  # noqa: F811
+async def test_export_round_trips_and_its_hashes_match(client, conn, exam):
     eid = await audit.exam_id_of(conn, "TOAN-T")
     await started(client, exam["0000000001"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts WHERE exam_id = $1", eid)
@@ -211,7 +185,7 @@ async def test_export_round_trips_and_its_hashes_match(client, conn, exam):  # n
     assert audit.check_export(edited).first_bad_seq == 3
 
 
-async def test_command_line_verify_and_export(conn, exam):  # noqa: F811
+async def test_command_line_verify_and_export(conn, exam):
     eid = await audit.exam_id_of(conn, "TOAN-T")
     await some_events(conn, eid, 3)
     out = io.StringIO()
@@ -228,7 +202,7 @@ async def test_command_line_verify_and_export(conn, exam):  # noqa: F811
         await audit.verify_command(conn, "NO-SUCH", out)
 
 
-async def test_pending_events_are_sealed_in_order_and_before_a_synchronous_append(conn, exam):  # noqa: F811
+async def test_pending_events_are_sealed_in_order_and_before_a_synchronous_append(conn, exam):
     eid = await exam_id(conn)
     async with conn.transaction():
         await audit.append_later(conn, eid, "candidate:0000000001", "login", {"addr": "10.0.0.1"})
@@ -246,7 +220,7 @@ async def test_pending_events_are_sealed_in_order_and_before_a_synchronous_appen
     assert await audit.chain(conn, eid) == 0
 
 
-async def test_a_rolled_back_save_leaves_no_pending_event(conn, exam):  # noqa: F811
+async def test_a_rolled_back_save_leaves_no_pending_event(conn, exam):
     eid = await exam_id(conn)
     with pytest.raises(RuntimeError):
         async with conn.transaction():
@@ -257,7 +231,7 @@ async def test_a_rolled_back_save_leaves_no_pending_event(conn, exam):  # noqa: 
         await audit.append_later(conn, eid, "x", "no_such_kind", {})
 
 
-async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, exam):  # noqa: F811
+async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, exam):
     eid = await exam_id(conn)
     pool = await asyncpg.create_pool(dsn, min_size=8, max_size=8)
     try:
@@ -285,7 +259,7 @@ async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, e
     assert seen == {(i, j) for i in range(6) for j in range(25)}
 
 
-async def test_the_server_seals_saved_batches_within_a_second(client, conn, exam):  # noqa: F811
+async def test_the_server_seals_saved_batches_within_a_second(client, conn, exam):
     eid = await audit.exam_id_of(conn, "TOAN-T")
     await started(client, exam["0000000001"])
     for _ in range(40):

@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 
 import aiohttp
-from conftest import CSRF_RE, PASSWORD, csrf_of, login
+from support.accounts import CSRF_RE, PASSWORD, csrf_of, login
 
 from cbt.auth import PRE_COOKIE, SESSION_COOKIE, safe_next
 

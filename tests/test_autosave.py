@@ -13,9 +13,8 @@ import re
 import aiohttp
 import asyncpg
 import pytest
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import single_item, started
-from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
+from support.delivery import single_item, started
+from support.proctor import proctor_client
 
 from cbt import autosave, db, delivery
 from cbt.app import create_app
@@ -40,7 +39,7 @@ async def history(conn, attempt_id: int) -> list[int]:
         "SELECT seq FROM response_history WHERE attempt_id = $1 ORDER BY seq", attempt_id)]
 
 
-async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client, conn, staff, locked_exam):  # noqa: F811
+async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client, conn, staff, locked_exam):
     # One pooled connection, and all of GroupCommit's, so every statement the handler sends passes a logger.
     client = await aiohttp_client(create_app(dataclasses.replace(settings, pool_min=1, pool_max=1)))
     headers, body, item = await primed(client, locked_exam["0000000001"])
@@ -62,7 +61,7 @@ async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client
     assert value == item["options"][1]["id"]
 
 
-async def test_the_save_reads_every_table_by_key_while_the_tables_are_tiny(conn, staff, locked_exam):  # noqa: F811
+async def test_the_save_reads_every_table_by_key_while_the_tables_are_tiny(conn, staff, locked_exam):
     # The suite's tables hold a few rows, as an exam's do when it starts, and the
     # generic plan made then is kept while they grow (PLANS in autosave.py). A
     # plan that scans them, or reads a whole index to hash-join it, fails here.
@@ -74,7 +73,7 @@ async def test_the_save_reads_every_table_by_key_while_the_tables_are_tiny(conn,
     assert all("Index Cond:" in plan[i + 1] for i in scans), "\n".join(plan)
 
 
-async def test_pause_is_seen_by_the_next_batch(client, conn, staff, locked_exam, settings, aiohttp_client):  # noqa: F811
+async def test_pause_is_seen_by_the_next_batch(client, conn, staff, locked_exam, settings, aiohttp_client):
     headers, body, item = await primed(client, locked_exam["0000000001"])
     proctor, csrf = await proctor_client(aiohttp_client, settings)
     act = "/proctor/exams/LOCK-T/actions"
@@ -84,7 +83,7 @@ async def test_pause_is_seen_by_the_next_batch(client, conn, staff, locked_exam,
     assert await history(conn, body["attempt"]["id"]) == [1]
 
 
-async def test_terminate_and_extend_are_seen_by_the_next_batch(client, conn, staff, locked_exam, settings,  # noqa: F811
+async def test_terminate_and_extend_are_seen_by_the_next_batch(client, conn, staff, locked_exam, settings,
                                                                aiohttp_client):
     act = "/proctor/exams/LOCK-T/actions"
     proctor, csrf = await proctor_client(aiohttp_client, settings)
@@ -104,7 +103,7 @@ async def test_terminate_and_extend_are_seen_by_the_next_batch(client, conn, sta
     assert await conn.fetchval("SELECT reason FROM refused_changes") == "attempt_submitted"
 
 
-async def test_moving_the_attempt_to_another_browser_locks_out_the_first(client, conn, staff, locked_exam,  # noqa: F811
+async def test_moving_the_attempt_to_another_browser_locks_out_the_first(client, conn, staff, locked_exam,
                                                                          settings, aiohttp_client):
     headers, body, item = await primed(client, locked_exam["0000000001"])
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
@@ -123,7 +122,7 @@ async def test_moving_the_attempt_to_another_browser_locks_out_the_first(client,
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
 
 
-async def test_an_expired_or_removed_session_is_seen_by_the_next_batch(client, conn, staff, locked_exam):  # noqa: F811
+async def test_an_expired_or_removed_session_is_seen_by_the_next_batch(client, conn, staff, locked_exam):
     headers, _, item = await primed(client, locked_exam["0000000001"])
     await conn.execute("UPDATE candidate_sessions SET expires_at = now() - interval '1 second'")
     expired = await client.post("/api/v1/changes", json=batch(item, 2), headers=headers)
@@ -135,7 +134,7 @@ async def test_an_expired_or_removed_session_is_seen_by_the_next_batch(client, c
     assert await conn.fetchval("SELECT count(*) FROM response_history WHERE seq = 2") == 0
 
 
-async def test_a_deadline_moved_into_the_past_is_seen_by_the_next_batch(client, conn, staff, locked_exam):  # noqa: F811
+async def test_a_deadline_moved_into_the_past_is_seen_by_the_next_batch(client, conn, staff, locked_exam):
     headers, body, item = await primed(client, locked_exam["0000000001"])
     await conn.execute("UPDATE attempts SET deadline = now() - interval '1 hour'")
     late = await client.post("/api/v1/changes", json=batch(item, 2), headers=headers)
@@ -160,7 +159,7 @@ STALE = {
 
 
 @pytest.mark.parametrize("what", sorted(STALE))
-async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client, conn, staff, locked_exam,  # noqa: F811
+async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client, conn, staff, locked_exam,
                                                                          what):
     headers, _, item = await primed(client, locked_exam["0000000001"])
     token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
@@ -179,7 +178,7 @@ async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client,
     assert await conn.fetchval("SELECT saved_seq FROM attempts") == 1
 
 
-async def test_the_save_goes_through_when_nothing_changed(client, conn, staff, locked_exam):  # noqa: F811
+async def test_the_save_goes_through_when_nothing_changed(client, conn, staff, locked_exam):
     """The control for the test above: the same call, nothing changed, saves."""
     headers, body, item = await primed(client, locked_exam["0000000001"])
     token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
@@ -214,7 +213,7 @@ def _save(who: tuple, seq: int, choice: int = 1, value: str | None = None) -> au
 
 
 async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_alone(
-        client, conn, staff, locked_exam):  # noqa: F811
+        client, conn, staff, locked_exam):
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
     await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1", b[3])  # b's save must write nothing
     pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
@@ -250,7 +249,7 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
     assert sorted(r["attempt_id"] for r in events) == sorted([a[3]] * 3 + [b[3]] + [c[3]] * 3)
 
 
-async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staff, locked_exam):  # noqa: F811
+async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staff, locked_exam):
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
     pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
     group = autosave.GroupCommit(pool, max_inflight=1)

@@ -4,30 +4,14 @@ read-only bank browser."""
 import shutil
 
 import pytest
-from conftest import login
+from support.accounts import login
+from support.bank import trust
 
 from cbt import bank
 from cbt.errors import Conflict, NotFound, UserError
 from itembank import keys as ik
 from itembank import package, seal
-from itembank.demo import BANK, write_demo_bank
-
-
-@pytest.fixture(scope="module")
-def signed_demo(tmp_path_factory):
-    """The demo bank, signed by a fresh key: (release folder, .cbtbank bytes, .pub path)."""
-    root = tmp_path_factory.mktemp("bank")
-    folder = root / "demo"
-    write_demo_bank(folder)
-    made = ik.generate_key_files("demo-signer", root / "keys")
-    package.sign(folder, ik.load_private_key(made.private_path))
-    packed = root / "demo.cbtbank"
-    package.pack(folder, packed)
-    return folder, packed.read_bytes(), made.public_path
-
-
-async def trust(conn, pub_path, name="demo signer"):
-    return await bank.trust_key(conn, pub_path.read_bytes(), name)
+from itembank.demo import BANK
 
 
 async def test_import_needs_a_trusted_key(conn, signed_demo):
@@ -208,8 +192,9 @@ async def test_template_download(client, staff):
     assert "attachment" in resp.headers["Content-Disposition"]
 
 
+@pytest.mark.slow
 async def test_bank_commands(dsn, tmp_path, signed_demo):
-    from test_server import cbt, env_for, one_line_error
+    from support.cli import cbt, env_for, one_line_error
 
     folder, packed, pub = signed_demo
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
@@ -250,7 +235,7 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
 
 
 async def test_bank_import_and_exam_create_commands_follow_the_organisation(conn, staff, dsn, tmp_path, signed_demo):
-    from test_server import cbt, env_for, one_line_error
+    from support.cli import cbt, env_for, one_line_error
 
     folder, _, pub = signed_demo
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)

@@ -3,11 +3,10 @@ student will see them, with no script error and no CSP violation."""
 
 import asyncio
 
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_server import free_port
-from test_staff import SCREENSHOTS
+from support.accounts import PASSWORD
+from support.bank import trust
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
 
 from cbt import bank
 
@@ -32,7 +31,7 @@ def look_at_items(dsn: str, with_image: str, with_math: str) -> list[str]:
         return problems
 
 
-async def test_item_preview_in_chromium(staff, conn, dsn, signed_demo):  # noqa: F811
+async def test_item_preview_in_chromium(staff, conn, dsn, signed_demo):
     require_chromium()
     folder, _, pub = signed_demo
     await trust(conn, pub)

@@ -8,7 +8,7 @@ import re
 
 import asyncpg
 import pytest
-from conftest import CSRF_RE, login
+from support.accounts import CSRF_RE, login
 
 from cbt import bank, db, exams, releases
 from cbt.errors import Conflict, NotFound, UserError
@@ -281,7 +281,7 @@ async def test_the_keys_page_shows_who_trusted_and_who_revoked(client, conn, sta
 
 
 async def test_the_sign_form_says_whether_the_releases_own_school_trusts_a_key(client, conn, staff):
-    from test_releases import approved, built
+    from support.releases import approved, built
 
     admin = await staff_user(conn, "admin")
     fp = await releases.generate_key(conn, admin, "Tổ Toán", "mot cum mat khau dai", "mot cum mat khau dai")
@@ -318,14 +318,14 @@ async def key_row(client, fp: str) -> str:
 
 
 async def staff_user(conn, username):
-    from test_releases import staff_user as find
+    from support.releases import staff_user as find
 
     return await find(conn, username)
 
 
 async def signed_for(client, conn, tmp_path, key, *, user: str, pks_org: str, name: str):
     """A workspace release of `user`'s school, signed offline with `key`: (release id, .cbtbank bytes)."""
-    from test_releases import add_draft, built, unsigned_folder
+    from support.releases import add_draft, built, unsigned_folder
 
     author = "teacher" if pks_org == "THPT-A" else "b-teacher"
     # Without the item that shows a picture: a draft's media is not what is tested here.
@@ -339,7 +339,7 @@ async def signed_for(client, conn, tmp_path, key, *, user: str, pks_org: str, na
 
 
 async def test_a_key_trusted_by_one_school_does_not_import_for_another(client, conn, staff, tmp_path):
-    from test_releases import error_code, upload
+    from support.releases import error_code, upload
 
     made = ik.generate_key_files("to-toan-a", tmp_path / "k")
     key = ik.load_private_key(made.private_path)
@@ -372,7 +372,7 @@ async def test_a_release_is_verified_against_its_own_schools_trust(client, conn,
     a, b = await org_id(conn, "THPT-A"), await org_id(conn, "THPT-B")
     await bank.trust_key(conn, made.public_path.read_bytes(), "Tổ Toán A", org_id=a)
     release_id, packed = await signed_for(client, conn, tmp_path, key, user="teacher", pks_org="THPT-A", name="y")
-    from test_releases import upload
+    from support.releases import upload
 
     resp = await upload(client, release_id, package=("y.cbtbank", packed))
     assert resp.status == 303, await resp.text()

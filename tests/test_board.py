@@ -6,20 +6,9 @@ import json
 import re
 
 import openpyxl
-import pytest
-from conftest import csrf_of, login
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_results import make_exam, sit_all
+from support.accounts import csrf_of, login
 
 from cbt import accounts
-
-
-@pytest.fixture
-async def board_exam(client, conn, staff, signed_demo):  # noqa: F811
-    """An exam of THPT-A, sat by eight candidates (not analysed yet)."""
-    tickets = await make_exam(conn, signed_demo, "THPT-A")
-    await sit_all(client, conn, tickets)
-    return "TOAN-T"
 
 
 async def test_board_sees_the_analysis_computed_on_first_view(client, conn, board_exam):

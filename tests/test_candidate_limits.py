@@ -8,9 +8,8 @@ import json
 
 import aiohttp
 import pytest
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import exam, sign_in, single_item, started  # noqa: F401 - fixture
-from test_proctor import locked_exam, proctor_client  # noqa: F401 - fixture
+from support.delivery import sign_in, single_item, started
+from support.proctor import proctor_client
 
 from cbt import audit, lockdown
 from cbt.app import create_app
@@ -32,7 +31,7 @@ async def audited(conn, kind: str) -> list[dict]:
 # -- one device per attempt ------------------------------------------------------------
 
 
-async def test_start_without_the_device_cookie_is_refused_before_the_clock_starts(locked_exam,  # noqa: F811
+async def test_start_without_the_device_cookie_is_refused_before_the_clock_starts(locked_exam,
                                                                                   client, conn, staff):
     # A client that keeps no cookies: before, its Start stored the attempt with
     # no device, and any browser could then answer for it.
@@ -59,7 +58,7 @@ async def test_start_without_the_device_cookie_is_refused_before_the_clock_start
     assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
 
 
-async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_exam, client, conn, staff):  # noqa: F811
+async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_exam, client, conn, staff):
     _, body = await started(client, locked_exam["0000000001"])
     item = single_item(body)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
@@ -81,7 +80,7 @@ async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_e
     assert await conn.fetchval("SELECT count(*) FROM device_requests") == 1
 
 
-async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_comes(locked_exam,  # noqa: F811
+async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_comes(locked_exam,
                                                                                       client, conn, staff):
     # As an attempt started before Start always bound one.
     headers, body = await started(client, locked_exam["0000000001"])
@@ -102,7 +101,7 @@ async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_
 
 @pytest.mark.parametrize("kind", ["short", "essay"])
 @pytest.mark.parametrize("text", ["a\\u0000b", "a\\ud800b", "\\udfff"])
-async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, client, conn, kind, text):  # noqa: F811
+async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, client, conn, kind, text):
     headers, body = await started(client, exam["0000000001"])
     ref = item_of(body, kind)["ref"]
     # Raw JSON: "\ud800" as the browser's JSON.stringify writes an unpaired surrogate.
@@ -116,7 +115,7 @@ async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, 
     assert await conn.fetchval("SELECT count(*) FROM response_history") == 0
 
 
-async def test_a_withdrawn_change_holds_its_seq_and_changes_no_answer(exam, client, conn):  # noqa: F811
+async def test_a_withdrawn_change_holds_its_seq_and_changes_no_answer(exam, client, conn):
     headers, body = await started(client, exam["0000000001"])
     item = single_item(body)
     first, second = item["options"][0]["id"], item["options"][1]["id"]
@@ -136,7 +135,7 @@ async def test_a_withdrawn_change_holds_its_seq_and_changes_no_answer(exam, clie
     assert bad.status == 400 and (await bad.json())["error"]["details"]["seq"] == 5
 
 
-async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, conn):  # noqa: F811
+async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, conn):
     headers, body = await started(client, exam["0000000001"])
     ref = item_of(body, "essay")["ref"]
     await conn.execute("UPDATE attempts SET deadline = now() - interval '5 minutes'")
@@ -151,7 +150,7 @@ async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, con
 # -- integrity reports -----------------------------------------------------------------
 
 
-async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,  # noqa: F811
+async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,
                                                                  client, conn, staff, settings, aiohttp_client):
     headers, _ = await started(client, locked_exam["0000000001"])
     for _ in range(40):  # 2,000 events as fast as the client can send them
@@ -178,7 +177,7 @@ async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,  #
 
 
 @pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 40}\n"], indirect=True)
-async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, conn, staff):  # noqa: F811
+async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, conn, staff):
     headers, _ = await started(client, locked_exam["0000000001"])
     first = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 35},
                                      headers=headers)).json()
@@ -193,7 +192,7 @@ async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
 async def test_wrong_access_codes_are_limited_per_candidate_audited_and_the_proctor_can_clear(
-        locked_exam, conn, staff, settings, aiohttp_client):  # noqa: F811
+        locked_exam, conn, staff, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3)))
     code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
     headers, _ = await sign_in(client, locked_exam["0000000001"])
@@ -223,7 +222,7 @@ async def test_wrong_access_codes_are_limited_per_candidate_audited_and_the_proc
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
-async def test_wrong_access_codes_from_one_address_are_limited_much_higher(locked_exam,  # noqa: F811
+async def test_wrong_access_codes_from_one_address_are_limited_much_higher(locked_exam,
                                                                            conn, staff, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3,
                                                               access_code_max_per_ip=4)))
@@ -237,7 +236,7 @@ async def test_wrong_access_codes_from_one_address_are_limited_much_higher(locke
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
-async def test_an_access_code_typed_in_vietnamese_is_wrong_not_a_server_error(locked_exam, client, staff):  # noqa: F811
+async def test_an_access_code_typed_in_vietnamese_is_wrong_not_a_server_error(locked_exam, client, staff):
     headers, _ = await sign_in(client, locked_exam["0000000001"])
     for typed in ("MÃ PHÒNG", "Đ\u0000", "x" * 100_000, 12, ["A"]):
         resp = await client.post("/api/v1/start", json={"access_code": typed}, headers=headers)
@@ -251,7 +250,7 @@ def wrong_ticket(n: int) -> str:
     return f"{n:04d}-XXXX-XXXX-XXXX"
 
 
-async def test_a_lab_behind_one_address_is_not_locked_out_by_typing_mistakes(exam, client):  # noqa: F811
+async def test_a_lab_behind_one_address_is_not_locked_out_by_typing_mistakes(exam, client):
     # Forty students, each typing a ticket wrong once: before, the 31st wrong
     # ticket from the lab's one address locked everyone out for 15 minutes.
     for n in range(40):
@@ -260,7 +259,7 @@ async def test_a_lab_behind_one_address_is_not_locked_out_by_typing_mistakes(exa
     assert (await client.post("/api/v1/login", json={"ticket": exam["0000000001"]})).status == 200
 
 
-async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_exam,  # noqa: F811
+async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_exam,
                                                                         conn, staff, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ip=5)))
     for n in range(5):
@@ -279,7 +278,7 @@ async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_e
     assert action["room"] == "P01" and action["addresses"] == ["127.0.0.1"] and action["cleared"] == 5
 
 
-async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam,  # noqa: F811
+async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam,
                                                                            conn, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ticket=3)))
     same = {"ticket": wrong_ticket(1)}
@@ -293,7 +292,7 @@ async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam,
     assert keys and not any("XXXX" in k for k in keys)
 
 
-async def test_the_lock_queries_read_by_key_while_the_tables_are_tiny(exam, conn):  # noqa: F811
+async def test_the_lock_queries_read_by_key_while_the_tables_are_tiny(exam, conn):
     from cbt import db, delivery
 
     plan = await db.generic_plan(conn, delivery._LOCKED_UNTIL)
@@ -337,7 +336,7 @@ ABSURD = [
 
 
 @pytest.mark.parametrize(("path", "payload"), ABSURD)
-async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,  # noqa: F811
+async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,
                                                            client, conn, staff, path, payload):
     headers, _ = await started(client, locked_exam["0000000002"])
     resp = await client.post(path, json=payload, headers=headers)
@@ -347,7 +346,7 @@ async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,  # noqa:
 
 @pytest.mark.parametrize("locked_exam", ["  seb: {required: true, browser_exam_keys: [" + "a" * 64 + "]}\n"],
                          indirect=True)
-async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, conn, staff, settings,  # noqa: F811
+async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, conn, staff, settings,
                                                                    aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(public_url="https://thi.example.edu.vn")))
     headers, _ = await sign_in(client, locked_exam["0000000001"])

@@ -97,7 +97,7 @@ async def test_connect_errors_are_one_clear_line(url, fragment):
 
 
 async def test_wrong_database_name_is_explained(pg_admin_dsn):
-    from conftest import with_database
+    from support.database import with_database
 
     with pytest.raises(db.DatabaseError, match="does not exist"):
         await db.connect(with_database(pg_admin_dsn, "no_such_db_here"))

@@ -5,7 +5,7 @@ the school's release on the server with the department's key."""
 import re
 
 import pytest
-from conftest import CSRF_RE
+from support.accounts import CSRF_RE
 
 from cbt.demo import DEPARTMENT, SCHOOL, seed_demo
 

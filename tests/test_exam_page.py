@@ -11,13 +11,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from browser import chromium_page, live_server, require_chromium
-from conftest import CSRF_RE, PASSWORD
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import NOW, STUDENTS, exam  # noqa: F401 - fixture
-from test_proctor import locked_exam  # noqa: F401 - fixture
-from test_server import free_port
-from test_staff import SCREENSHOTS
+from support.accounts import CSRF_RE, PASSWORD
+from support.bank import trust
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
+from support.delivery import NOW, STUDENTS
 
 from cbt import bank, exams
 
@@ -100,7 +98,7 @@ def sit(base: str, ticket: str) -> dict:
         return {"types": types, "receipt": receipt, "score": score, "problems": real}
 
 
-async def test_whole_sitting_in_chromium(conn, dsn, exam):  # noqa: F811
+async def test_whole_sitting_in_chromium(conn, dsn, exam):
     require_chromium()
 
     def run():
@@ -152,7 +150,8 @@ def sit_until_time_is_up(base: str, ticket: str, dsn: str) -> dict:
         return {"problems": problems, "receipt": page.locator("#d-receipt").inner_text()}
 
 
-async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):  # noqa: F811
+@pytest.mark.slow
+async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):
     require_chromium()
 
     def run():
@@ -195,7 +194,7 @@ def sit_by_keyboard(base: str, ticket: str) -> dict:
         return {"problems": problems, "focused": focused, "answered": answered, "current": current}
 
 
-async def test_the_exam_is_usable_by_keyboard_alone(dsn, exam):  # noqa: F811
+async def test_the_exam_is_usable_by_keyboard_alone(dsn, exam):
     require_chromium()
 
     def run():
@@ -223,7 +222,7 @@ def open_twice(base: str, ticket: str) -> list:
         return problems
 
 
-async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):  # noqa: F811
+async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):
     require_chromium()
 
     def run():
@@ -318,7 +317,7 @@ def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
     return out
 
 
-async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):  # noqa: F811
+async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):
     require_chromium()
 
     def run():
@@ -369,7 +368,7 @@ sections:
 
 
 @pytest.fixture
-async def lab_exam(conn, staff, signed_demo):  # noqa: F811
+async def lab_exam(conn, staff, signed_demo):
     """Ten single-choice questions, every one of the bank's (-oo; 2) and inline-fraction items among them, then a
     true/false one; in THPT-A, where the proctor account works. Returns {code: ticket}."""
     folder, _, pub = signed_demo
@@ -467,7 +466,8 @@ def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
     return out
 
 
-async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):  # noqa: F811
+@pytest.mark.slow
+async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):
     require_chromium()
 
     def run():
@@ -546,6 +546,7 @@ def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
         return {"problems": problems, "answered": answered, "quiet": [r["kind"] for r in quiet], "left": left}
 
 
+@pytest.mark.slow
 async def test_ten_answers_by_keyboard_a_reload_and_a_language_switch_report_nothing(conn, dsn, lab_exam):
     require_chromium()
 
@@ -577,7 +578,7 @@ def find_the_way_in(base: str, ticket: str) -> dict:
         return {"problems": problems, "focused": focused, "name": page.locator("#c-name").inner_text()}
 
 
-async def test_students_find_their_way_in_from_the_front_page(dsn, exam):  # noqa: F811
+async def test_students_find_their_way_in_from_the_front_page(dsn, exam):
     require_chromium()
 
     def run():
@@ -607,7 +608,7 @@ def open_on_a_second_computer(base: str, ticket: str) -> dict:
     return out
 
 
-async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):  # noqa: F811
+async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):
     require_chromium()
 
     def run():
@@ -646,7 +647,8 @@ def reload_and_drop_the_network(base: str, ticket: str) -> dict:
     return out
 
 
-async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):  # noqa: F811
+@pytest.mark.slow
+async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):
     require_chromium()
 
     def run():
@@ -745,7 +747,7 @@ def read_points(base: str, ticket: str, lang: str) -> dict:
         return {"titles": titles, "score": page.locator("#d-score").inner_text(), "problems": problems}
 
 
-async def test_points_and_scores_are_written_in_the_readers_way(dsn, exam):  # noqa: F811
+async def test_points_and_scores_are_written_in_the_readers_way(dsn, exam):
     """0,25 điểm in Vietnamese, 0.25 points in English: the page writes numbers as the templates do."""
     require_chromium()
 

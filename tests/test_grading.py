@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import changes_of, correct_answers, started
-from test_results import make_exam, sit_all
+from support.delivery import changes_of, correct_answers, started
+from support.results import make_exam, sit_all
 
 from cbt import delivery, grading, marking
 from cbt.errors import Conflict
@@ -50,7 +49,7 @@ async def _scores(conn) -> list[tuple]:
         " WHERE r.attempt_id = a.id) FROM attempts a ORDER BY a.id")]
 
 
-async def test_scoring_again_gives_what_the_submit_stored(client, conn, signed_demo):  # noqa: F811
+async def test_scoring_again_gives_what_the_submit_stored(client, conn, signed_demo):
     await sit_all(client, conn, await make_exam(conn, signed_demo, "THPT-G"))
     submitted = await _scores(conn)
     assert len({row[1] for row in submitted}) > 2  # the candidates' totals differ
@@ -65,7 +64,7 @@ async def test_scoring_again_gives_what_the_submit_stored(client, conn, signed_d
     assert await _scores(conn) == submitted
 
 
-async def test_every_submitter_stores_the_same_score_for_the_same_answers(client, conn, signed_demo):  # noqa: F811
+async def test_every_submitter_stores_the_same_score_for_the_same_answers(client, conn, signed_demo):
     tickets = await make_exam(conn, signed_demo, "THPT-G")
     codes = sorted(tickets)[:3]
     for code in codes:
@@ -95,7 +94,7 @@ async def test_every_submitter_stores_the_same_score_for_the_same_answers(client
     assert named == {r["id"]: r["responses_sha256"] for r in rows}
 
 
-async def test_a_submit_scores_once_and_a_rescore_needs_a_submitted_attempt(client, conn, signed_demo):  # noqa: F811
+async def test_a_submit_scores_once_and_a_rescore_needs_a_submitted_attempt(client, conn, signed_demo):
     tickets = await make_exam(conn, signed_demo, "THPT-G")
     await started(client, tickets[sorted(tickets)[0]])
     attempt_id = await conn.fetchval("SELECT id FROM attempts")

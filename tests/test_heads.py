@@ -11,13 +11,11 @@ import re
 
 import openpyxl
 import pytest
-from conftest import login
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_audit import exam_id, some_events, tamper
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import changes_of, correct_answers, exam, started  # noqa: F401 - fixture
-from test_receipts import flip
+from support.accounts import login
+from support.audit import exam_id, flip, some_events, tamper
+from support.delivery import changes_of, correct_answers, started
 
 from cbt import appkeys, audit, delivery, heads, receipts
 from cbt.errors import UserError
@@ -40,7 +38,7 @@ async def cut_tail(conn, eid, after_seq) -> None:
     await tamper(conn, "DELETE FROM audit_events WHERE exam_id = $1 AND seq > $2", eid, after_seq)
 
 
-async def test_a_cut_off_tail_passes_alone_and_fails_against_the_published_head(conn, exam):  # noqa: F811
+async def test_a_cut_off_tail_passes_alone_and_fails_against_the_published_head(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid, 6)
     published = await signed(conn)
@@ -62,7 +60,7 @@ async def test_a_cut_off_tail_passes_alone_and_fails_against_the_published_head(
     assert (await check(conn, "AUDIT-T", f"6:{published.head.hash.hex()}"))[0] == 1
 
 
-async def test_events_after_the_last_published_head_are_not_covered(conn, exam):  # noqa: F811
+async def test_events_after_the_last_published_head_are_not_covered(conn, exam):
     """What a head does not prove: a cut after it goes unseen."""
     eid = await exam_id(conn)
     await some_events(conn, eid, 5)
@@ -72,7 +70,7 @@ async def test_events_after_the_last_published_head_are_not_covered(conn, exam):
     assert (await check(conn, "AUDIT-T", published.token))[0] == 0
 
 
-async def test_a_consistent_rewrite_fails_against_the_published_head(conn, exam):  # noqa: F811
+async def test_a_consistent_rewrite_fails_against_the_published_head(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid, 6)
     published = await signed(conn)
@@ -88,7 +86,7 @@ async def test_a_consistent_rewrite_fails_against_the_published_head(conn, exam)
     assert rc == 1 and "no event has the published hash" in said
 
 
-async def test_an_intact_chain_reaches_every_head_and_a_head_file_holds_many(conn, exam, tmp_path):  # noqa: F811
+async def test_an_intact_chain_reaches_every_head_and_a_head_file_holds_many(conn, exam, tmp_path):
     eid = await exam_id(conn)
     tokens = []
     for _ in range(3):
@@ -113,7 +111,7 @@ async def test_an_intact_chain_reaches_every_head_and_a_head_file_holds_many(con
                                   f"# hash: {last.head.hash.hex()}\n# signed at: ")
 
 
-async def test_a_forged_head_is_refused_with_a_clear_message(conn, exam):  # noqa: F811
+async def test_a_forged_head_is_refused_with_a_clear_message(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid, 3)
     genuine = await signed(conn)
@@ -148,7 +146,7 @@ async def test_a_forged_head_is_refused_with_a_clear_message(conn, exam):  # noq
         assert e.value.code == "bad_head"
 
 
-async def test_a_replaced_receipt_key_is_named(conn, exam):  # noqa: F811
+async def test_a_replaced_receipt_key_is_named(conn, exam):
     """Someone with the database swaps in their own key and signs a new head:
     the head people kept still names the old one."""
     eid = await exam_id(conn)
@@ -181,7 +179,7 @@ async def submit(client, conn, ticket) -> dict:
     return await press_submit(client, await answered(client, conn, ticket))
 
 
-async def test_receipts_name_the_chain_up_to_their_own_submission(client, conn, exam):  # noqa: F811
+async def test_receipts_name_the_chain_up_to_their_own_submission(client, conn, exam):
     result = await submit(client, conn, exam["0000000001"])
     payload = receipts.verify_token(result["receipt_token"], await receipts.public_keys(conn))
     assert payload["v"] == 2 and payload["kind"] == "receipt"
@@ -200,7 +198,7 @@ async def test_receipts_name_the_chain_up_to_their_own_submission(client, conn, 
     assert rc == 1 and f"receipt {result['receipt']}: the published head names event {head.seq}" in said
 
 
-async def test_concurrent_submissions_each_get_their_own_head(client, conn, exam):  # noqa: F811
+async def test_concurrent_submissions_each_get_their_own_head(client, conn, exam):
     sitting = [await answered(client, conn, exam[code]) for code in sorted(exam)]
     results = await asyncio.gather(*(press_submit(client, headers) for headers in sitting))
     keys = await receipts.public_keys(conn)
@@ -216,7 +214,7 @@ async def test_concurrent_submissions_each_get_their_own_head(client, conn, exam
     assert (await check(conn, "TOAN-T", *(r["receipt_token"] for r in results)))[0] == 0
 
 
-async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam):  # noqa: F811
+async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam):
     """The worker stopped between the submission's commit and its receipt."""
     headers, _ = await started(client, exam["0000000002"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts")
@@ -238,7 +236,7 @@ async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam
     assert await receipts.issue_missing(pool) == 0
 
 
-async def test_the_receipt_page_shows_the_head_and_refuses_a_head_token(client, conn, exam):  # noqa: F811
+async def test_the_receipt_page_shows_the_head_and_refuses_a_head_token(client, conn, exam):
     result = await submit(client, conn, exam["0000000001"])
     head = receipts.receipt_head(receipts.verify_token(result["receipt_token"], await receipts.public_keys(conn)))
     html = await (await client.get("/receipt", params={"token": result["receipt_token"]})).text()
@@ -251,7 +249,7 @@ async def test_the_receipt_page_shows_the_head_and_refuses_a_head_token(client, 
     assert f"audit chain head: event {head.seq}, hash {head.hash.hex()}" in out.getvalue()
 
 
-async def test_an_old_receipt_without_a_head_still_verifies(client, conn, exam):  # noqa: F811
+async def test_an_old_receipt_without_a_head_still_verifies(client, conn, exam):
     await started(client, exam["0000000001"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts")
     key = await receipts.server_key(conn)
@@ -271,7 +269,7 @@ async def test_an_old_receipt_without_a_head_still_verifies(client, conn, exam):
     assert e.value.code == "receipt_without_head"
 
 
-async def test_results_and_reports_carry_the_signed_head(client, conn, staff, exam, tmp_path):  # noqa: F811
+async def test_results_and_reports_carry_the_signed_head(client, conn, staff, exam, tmp_path):
     await conn.execute("UPDATE exams SET org_id = (SELECT id FROM orgs WHERE code = 'THPT-A')")
     await submit(client, conn, exam["0000000001"])
     now = await audit.current_head(conn, await audit.exam_id_of(conn, "TOAN-T"))
@@ -308,8 +306,8 @@ async def test_results_and_reports_carry_the_signed_head(client, conn, staff, ex
         assert (await check(conn, "TOAN-T", str(tmp_path / "source")))[0] == 0
 
 
-async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):  # noqa: F811
-    from test_server import cbt, env_for, one_line_error
+async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):
+    from support.cli import cbt, env_for, one_line_error
 
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
     eid = await exam_id(conn)
@@ -345,7 +343,7 @@ async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):  # noqa:
     (audit, "_SUBMIT_EVENT", {"audit_events_attempt_idx"}),
     (receipts, "_SUBMITTED", {"attempts_pkey", "exams_pkey", "candidates_pkey", "receipts_pkey"}),
 ])
-async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement,  # noqa: F811
+async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement,
                                                                        indexes):
     """Every submission runs these; the pool keeps the generic plan made when
     an exam's tables hold a few rows (see test_delivery)."""

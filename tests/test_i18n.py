@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import REPO, login
+from support.accounts import login
+from support.i18n import VIETNAMESE
+from support.paths import REPO
 
 from cbt.i18n import request_language
 
@@ -94,7 +96,6 @@ async def test_english_browser_still_gets_vietnamese(client):
 CBT, ITEMBANK = REPO / "cbt", REPO / "itembank"
 TREES = {path: ast.parse(path.read_text("utf-8"), str(path))
          for root in (CBT, ITEMBANK) for path in sorted(root.rglob("*.py"))}
-VIETNAMESE = re.compile(r"[àáạảãâầấậẩẫăằắặẳẵèéẹẻẽêềếệểễìíịỉĩòóọỏõôồốộổỗơờớợởỡùúụủũưừứựửữỳýỵỷỹđ]", re.I)
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def test_every_problem_code_has_a_vietnamese_text_and_every_field_a_label():
 
 
 async def test_an_error_shown_inside_a_page_speaks_the_readers_language(client, conn, staff):
-    from test_releases import approved, build
+    from support.releases import approved, build
 
     await approved(conn)
     await login(client, "teacher")

@@ -134,3 +134,33 @@ def test_forms_carry_the_csrf_token_through_one_helper():
     forms = sum(path.read_text(encoding="utf-8").count("csrf_field()")
                 for path in (ROOT / "web" / "templates").rglob("*.html"))
     assert forms >= 29
+
+
+TESTS = ROOT / "tests"
+
+
+def imports_of_test_modules(path: Path) -> list[str]:
+    """The test modules (test_*.py) and conftest that ``path`` imports,
+    anywhere in its source."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        found += [n for n in names if re.fullmatch(r"(tests\.)?(test_\w+|conftest)(\..+)?", n)]
+    return found
+
+
+def test_the_test_import_finder_finds_one(tmp_path):
+    path = tmp_path / "test_x.py"
+    path.write_text("import os\nfrom aiohttp.test_utils import TestClient\nfrom support.cli import cbt\n\n"
+                    "def test_y():\n    from test_server import free_port\n    import conftest\n")
+    assert imports_of_test_modules(path) == ["test_server", "conftest"]
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/support (fixtures through conftest's
+    pytest_plugins); a test module that imported another would run that
+    module's fixtures under its own name and tie the two together."""
+    found = {str(p.relative_to(TESTS)): names for p in sorted(TESTS.rglob("*.py"))
+             if (names := imports_of_test_modules(p))}
+    assert found == {}

@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import STUDENTS, exam, started  # noqa: F401 - fixture
+from support.delivery import STUDENTS, started
+from support.paths import REPO
 
 from loadtests import run
 
 
-async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam):  # noqa: F811
+async def test_the_check_finds_a_lost_or_changed_answer(client, conn, dsn, exam):
     headers, body = await started(client, exam[STUDENTS[0].code])
     attempt_id = body["attempt"]["id"]
     refs = [q["ref"] for s in body["form"]["sections"] for q in s["items"]][:3]
@@ -81,6 +80,7 @@ def test_the_server_logs_errors_are_found(tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
                     reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
+@pytest.mark.slow
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}

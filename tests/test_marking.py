@@ -6,9 +6,8 @@ import json
 from decimal import Decimal
 
 import pytest
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import STUDENTS, changes_of, correct_answers, exam_yaml, started
-from test_results import make_exam, sit_all
+from support.delivery import STUDENTS, changes_of, correct_answers, exam_yaml, started
+from support.results import essay_pk, make_exam, sit_all
 
 from cbt import accounts, audit, exams, marking, results
 from cbt.errors import UserError
@@ -21,14 +20,8 @@ async def staff_member(conn, username: str) -> accounts.Staff:
     return accounts.Staff(**dict(r))
 
 
-async def essay_pk(conn, code="TOAN-T") -> int:
-    return await conn.fetchval(
-        "SELECT ei.item_pk FROM exam_items ei JOIN exams e ON e.id = ei.exam_id "
-        "WHERE e.code = $1 AND ei.type = 'essay'", code)
-
-
 @pytest.fixture
-async def sat_exam(client, conn, staff, signed_demo):  # noqa: F811
+async def sat_exam(client, conn, staff, signed_demo):
     """TOAN-T of THPT-A, sat and submitted by eight candidates (essays unmarked)."""
     tickets = await make_exam(conn, signed_demo, "THPT-A")
     await sit_all(client, conn, tickets)

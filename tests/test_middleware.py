@@ -5,9 +5,8 @@ import json
 import asyncpg
 import pytest
 from aiohttp import web
-from conftest import login
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_results import make_exam, sit_all
+from support.accounts import login
+from support.results import make_exam, sit_all
 
 from cbt import middleware, routes
 from cbt.app import create_app
@@ -125,7 +124,7 @@ async def test_a_database_restarting_is_503_to_retry_not_500(settings, error):
     assert json.loads(resp.body)["error"]["code"] == "database_unavailable"
 
 
-async def test_downloads_and_streams_carry_no_store_and_the_security_headers(client, conn, staff, signed_demo):  # noqa: F811
+async def test_downloads_and_streams_carry_no_store_and_the_security_headers(client, conn, staff, signed_demo):
     """Results, reports and the proctor's live stream hold personal data: no
     browser or proxy may keep them, and the stream (whose headers go out before
     its handler returns) has the headers every other response has."""

@@ -3,7 +3,7 @@
 from urllib.parse import urlsplit
 
 import asyncpg
-from conftest import login
+from support.accounts import login
 
 from cbt.ops import metrics_allowed
 

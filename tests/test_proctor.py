@@ -10,43 +10,19 @@ import urllib.request
 
 import aiohttp
 import pytest
-from conftest import csrf_of, login
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import STUDENTS, exam_yaml, sign_in, single_item, started
+from support.accounts import login
+from support.delivery import sign_in, single_item, started
+from support.proctor import proctor_client
 
-from cbt import bank, db, exams, lockdown
+from cbt import db, lockdown
 from cbt import proctor as proctor_module
 from cbt.app import create_app
-
-
-def with_policies(policies: str, code="LOCK-T") -> str:
-    return exam_yaml(code=code) + "policies:\n" + policies
-
-
-@pytest.fixture
-async def locked_exam(conn, signed_demo, request):  # noqa: F811
-    """An open exam in THPT-A (the staff fixture's school) with the given policies."""
-    folder, _, pub = signed_demo
-    await trust(conn, pub)
-    await bank.import_release(conn, folder)
-    policies = getattr(request, "param", "  one_device: true\n")
-    await exams.create_exam(conn, exams.parse_exam(with_policies(policies)), "THPT-A")
-    await exams.add_roster(conn, "LOCK-T", STUDENTS)
-    await exams.open_exam(conn, "LOCK-T")
-    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "LOCK-T")}
 
 
 def device_cookie(resp) -> dict:
     """The device cookie a sign-in set, as a header: for a client that cannot
     keep it (another test client, or a Secure cookie over the test's http)."""
     return {"Cookie": f"cbt_device={resp.cookies['cbt_device'].value}"}
-
-
-async def proctor_client(aiohttp_client, settings, who="proctor"):
-    client = await aiohttp_client(create_app(settings))
-    assert (await login(client, who)).status == 303
-    token = await csrf_of(client, "/staff")
-    return client, {"X-CSRF-Token": token}
 
 
 async def test_a_room_view_holds_that_room_only_and_reads_it_by_index(client, conn, staff, locked_exam, settings,
@@ -322,9 +298,8 @@ def api_call(opener, base: str, path: str, body=None, token=None) -> dict:
 
 
 def watch_a_student(base: str, ticket: str) -> dict:
-    from browser import chromium_page
-    from conftest import PASSWORD
-    from test_staff import SCREENSHOTS
+    from support.accounts import PASSWORD
+    from support.browser import SCREENSHOTS, chromium_page
 
     with chromium_page() as (page, problems):
         page.goto(base + "/login")
@@ -361,9 +336,10 @@ def watch_a_student(base: str, ticket: str) -> dict:
         return {"problems": problems, "paused": state["attempt"]["paused"], "integrity": integrity}
 
 
+@pytest.mark.slow
 async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, locked_exam):
-    from browser import live_server, require_chromium
-    from test_server import free_port
+    from support.browser import live_server, require_chromium
+    from support.cli import free_port
 
     require_chromium()
 
@@ -389,7 +365,7 @@ async def test_the_proctor_list_shows_the_exams_own_time_zone(client, conn, staf
 
 
 def sign_in_proctor(page, base: str) -> None:
-    from conftest import PASSWORD
+    from support.accounts import PASSWORD
 
     page.goto(base + "/login")
     page.fill("#username", "proctor")
@@ -403,7 +379,7 @@ def tokyo_clock(base: str) -> dict:
     import re
     from zoneinfo import ZoneInfo
 
-    from browser import chromium_page
+    from support.browser import chromium_page
 
     with chromium_page(timezone_id="America/New_York") as (page, problems):
         sign_in_proctor(page, base)
@@ -424,8 +400,8 @@ def tokyo_clock(base: str) -> dict:
 async def test_the_console_says_when_it_was_updated_in_the_exams_zone_in_chromium(staff, dsn, conn, locked_exam):
     from zoneinfo import ZoneInfo
 
-    from browser import live_server, require_chromium
-    from test_server import free_port
+    from support.browser import live_server, require_chromium
+    from support.cli import free_port
 
     require_chromium()
     await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'LOCK-T'")
@@ -446,7 +422,7 @@ async def test_the_console_says_when_it_was_updated_in_the_exams_zone_in_chromiu
 def run_the_room(base: str, ticket: str) -> dict:
     import re
 
-    from browser import chromium_page
+    from support.browser import chromium_page
 
     with chromium_page() as (page, problems):
         sign_in_proctor(page, base)
@@ -494,9 +470,10 @@ def run_the_room(base: str, ticket: str) -> dict:
         return out
 
 
+@pytest.mark.slow
 async def test_the_console_admits_visibly_counts_down_and_names_who_in_chromium(staff, dsn, locked_exam):
-    from browser import live_server, require_chromium
-    from test_server import free_port
+    from support.browser import live_server, require_chromium
+    from support.cli import free_port
 
     require_chromium()
 

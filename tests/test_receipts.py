@@ -10,10 +10,10 @@ import json
 
 import asyncpg
 import pytest
-from conftest import csrf_of
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import exam, started  # noqa: F401 - fixture
+from support.accounts import csrf_of
+from support.audit import flip
+from support.delivery import started
 
 from cbt import receipts
 from cbt.app import create_app
@@ -29,22 +29,13 @@ async def receipt_client(settings, aiohttp_client):
     return await aiohttp_client(create_app(settings))
 
 
-async def an_attempt(client, conn, exam, code="0000000001") -> int:  # noqa: F811
+async def an_attempt(client, conn, exam, code="0000000001") -> int:
     await started(client, exam[code])
     return await conn.fetchval(
         "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = $1", code)
 
 
-def flip(token: str, part: int, index: int = 10) -> str:
-    """Flip one bit of the decoded payload (part 0) or signature (part 1)."""
-    pieces = token.split(".")
-    raw = bytearray(base64.urlsafe_b64decode(pieces[part] + "=" * (-len(pieces[part]) % 4)))
-    raw[index] ^= 0x01
-    pieces[part] = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
-    return ".".join(pieces)
-
-
-async def test_issue_then_verify(receipt_client, conn, exam):  # noqa: F811
+async def test_issue_then_verify(receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     r = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN)
     payload = receipts.verify_token(r.token, await receipts.public_keys(conn))
@@ -65,7 +56,7 @@ async def test_issue_then_verify(receipt_client, conn, exam):  # noqa: F811
 
 
 @pytest.mark.parametrize("part", [0, 1])
-async def test_a_flipped_bit_is_refused(receipt_client, conn, exam, part):  # noqa: F811
+async def test_a_flipped_bit_is_refused(receipt_client, conn, exam, part):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     r = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN)
     keys = await receipts.public_keys(conn)
@@ -75,7 +66,7 @@ async def test_a_flipped_bit_is_refused(receipt_client, conn, exam, part):  # no
         assert e.value.code == "bad_signature"
 
 
-async def test_a_receipt_signed_by_another_key_is_refused(receipt_client, conn, exam):  # noqa: F811
+async def test_a_receipt_signed_by_another_key_is_refused(receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     forger = Ed25519PrivateKey.generate()
     payload = receipts.make_payload("TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN,
@@ -107,7 +98,7 @@ async def test_concurrent_workers_agree_on_one_key(dsn, conn):
 
 
 async def test_the_page_says_valid_for_a_real_receipt_and_invalid_for_a_tampered_one(
-        receipt_client, conn, exam):  # noqa: F811
+        receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     r = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN)
     client = receipt_client
@@ -154,7 +145,7 @@ async def test_the_page_says_valid_for_a_real_receipt_and_invalid_for_a_tampered
     assert 'data-code="malformed"' in html and "<script>" not in html
 
 
-async def test_command_line_verify_online_and_offline(receipt_client, conn, exam):  # noqa: F811
+async def test_command_line_verify_online_and_offline(receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     r = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN)
     out = io.StringIO()

@@ -11,59 +11,17 @@ from decimal import Decimal
 import numpy as np
 import openpyxl
 import pytest
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import STUDENTS, changes_of, correct_answers, exam_yaml, started
+from support.delivery import STUDENTS
+from support.results import MORE, make_exam, sit_all
 
-from cbt import bank, exams, results
+from cbt import results
 from cbt.analysis import analyze_matrix
 from cbt.errors import UserError
-from cbt.roster import Candidate
 from itembank.formats.yaml_format import parse_text
-
-MORE = [Candidate(f"00000000{i:02d}", f"Học sinh {i}", STUDENTS[0].date_of_birth, "12A3", "THPT A", "P03")
-        for i in range(4, 9)]
-
-
-async def make_exam(conn, signed_demo, org: str, code="TOAN-T") -> dict:  # noqa: F811
-    """An open exam of ``org`` with eight candidates; returns {student code: ticket}."""
-    folder, _, pub = signed_demo
-    await trust(conn, pub)
-    await bank.import_release(conn, folder)
-    if not await conn.fetchval("SELECT 1 FROM orgs WHERE code = $1", org):
-        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ($1, $1, 'school')", org)
-    await exams.create_exam(conn, exams.parse_exam(exam_yaml(code=code)), org)
-    await exams.add_roster(conn, code, STUDENTS + MORE)
-    await exams.open_exam(conn, code)
-    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, code)}
-
-
-async def _wrong_single(conn, body, ref) -> str:
-    """An alias of a wrong option of the single-choice question ``ref``."""
-    fi = next(i for s in body["form"]["sections"] for i in s["items"] if i["ref"] == ref)
-    right = (await correct_answers(conn, body))[ref]
-    return next(o["id"] for o in fi["options"] if o["id"] != right)
-
-
-async def sit_all(client, conn, tickets: dict) -> None:
-    """Every candidate sits the exam: candidate number i gets the first i
-    single-choice questions wrong (by position on the form), leaves question
-    q1 blank when i is even, and answers the rest right."""
-    for n, code in enumerate(sorted(tickets)):
-        headers, body = await started(client, tickets[code])
-        answers = await correct_answers(conn, body)
-        singles = [i["ref"] for s in body["form"]["sections"] for i in s["items"] if i["type"] == "single"]
-        for ref in singles[: n % (len(singles) + 1)]:
-            answers[ref] = await _wrong_single(conn, body, ref)
-        if n % 2 == 0:
-            answers.pop("q1")
-        resp = await client.post("/api/v1/changes", json={"changes": changes_of(answers)}, headers=headers)
-        assert resp.status == 200, await resp.text()
-        resp = await client.post("/api/v1/submit", json={}, headers=headers)
-        assert resp.status == 200, await resp.text()
 
 
 @pytest.fixture
-async def sat(client, conn, signed_demo):  # noqa: F811
+async def sat(client, conn, signed_demo):
     tickets = await make_exam(conn, signed_demo, "THPT-X")
     await sit_all(client, conn, tickets)
     return await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-T'")
@@ -142,7 +100,7 @@ async def test_option_tables_use_the_banks_option_ids_across_forms(conn, sat):
         assert sum(o["count"] for o in it["options"]) + it["omitted"] == it["n"]
 
 
-async def test_nothing_to_analyse_without_submissions(conn, signed_demo):  # noqa: F811
+async def test_nothing_to_analyse_without_submissions(conn, signed_demo):
     await make_exam(conn, signed_demo, "THPT-X")
     exam_id = await conn.fetchval("SELECT id FROM exams")
     with pytest.raises(UserError) as info:
@@ -197,7 +155,7 @@ async def test_results_csv_is_formula_safe(conn, sat):
 
 
 async def test_cli_results_and_analyze(dsn, sat, tmp_path):
-    from test_server import cbt, env_for, one_line_error
+    from support.cli import cbt, env_for, one_line_error
 
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
     out = tmp_path / "results.csv"

@@ -10,10 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import login
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import sign_in
-from test_results import make_exam
+from support.accounts import login
+from support.delivery import sign_in
+from support.results import make_exam
 
 from cbt import roles, routes
 from cbt.app import create_app
@@ -53,7 +52,7 @@ def good_path(route: routes.Route, known: dict) -> str:
 
 
 @pytest.fixture
-async def fuzz_setup(client, conn, staff, signed_demo, settings, aiohttp_client):  # noqa: F811
+async def fuzz_setup(client, conn, staff, signed_demo, settings, aiohttp_client):
     tickets = await make_exam(conn, signed_demo, "THPT-A")
     known = {"code": "TOAN-T", "lang": "vi",
              "release_id": str(await conn.fetchval("SELECT id FROM bank_releases")),

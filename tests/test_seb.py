@@ -16,8 +16,11 @@ import json
 import plistlib
 
 import pytest
+from support.accounts import login
+from support.delivery import sign_in
 
 from cbt import seb
+from cbt.app import create_app
 
 # printf 'ck' | sha256sum ; printf 'bek' | sha256sum
 CK = "d93beca6efd0421b314c081066064ac0e371b306f715cc0935b2879e249ba9df"
@@ -452,18 +455,11 @@ def test_parse_seb_policy():
 
 # --------------------------------------------------------------------------- on the server
 
-from conftest import login  # noqa: E402
-from test_bank import signed_demo  # noqa: E402, F401 - fixture
-from test_delivery import sign_in  # noqa: E402
-from test_proctor import locked_exam  # noqa: E402, F401 - fixture
-
-from cbt.app import create_app  # noqa: E402
-
 SEB_CONFIG_ONLY = ["  seb: {required: true}\n"]
 
 
 @pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
-async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, staff, locked_exam, settings,  # noqa: F811
+async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, staff, locked_exam, settings,
                                                                      aiohttp_client):
     """Without CBT_PUBLIC_URL, the Host header (any client's to set) would
     shape the .seb file's start and quit addresses and the URL every hash covers."""
@@ -484,7 +480,7 @@ async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, sta
 
 
 @pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
-async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, dsn, staff, locked_exam,  # noqa: F811
+async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, dsn, staff, locked_exam,
                                                                    tmp_path):
     assert seb.assurance({"required": True, "config_keys": [CK]}) == "config"
     assert seb.assurance({"required": True, "browser_exam_keys": [BEK]}) == "client"
@@ -493,7 +489,7 @@ async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, 
     page = await (await client.get("/workspace/exams/LOCK-T")).text()
     assert 'data-assurance="config"' in page and "không chứng minh máy dùng SEB" in page
     # The teacher's form says so while the exam is being written.
-    from test_workspace_exams import csrf, form_for
+    from support.workspace import csrf, form_for
 
     release_id = await conn.fetchval("SELECT id FROM bank_releases")
     data = form_for(release_id, code="SEB-D", seb_required="1") | {"csrf_token": await csrf(client), "action": "check"}
@@ -501,7 +497,7 @@ async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, 
     assert 'id="seb-config-only"' in form and "Browser Exam Key" in form
     data["seb_browser_exam_keys"] = BEK
     assert 'id="seb-config-only"' not in await (await client.post("/workspace/exams/new", data=data)).text()
-    from test_server import cbt, env_for
+    from support.cli import cbt, env_for
 
     shown = cbt("exam", "seb", "LOCK-T", env=env_for(tmp_path / "d", CBT_DATABASE_URL=dsn, CBT_PUBLIC_URL=PUBLIC))
     assert shown.returncode == 0, shown.stderr

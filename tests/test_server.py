@@ -6,7 +6,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -14,25 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
-PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def env_for(data_dir: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
-    env.update({"CBT_DATA_DIR": str(data_dir), "CBT_LOG_LEVEL": "WARNING"}, **extra)
-    return env
-
-
-def cbt(*args, env, timeout=120, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "cbt", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, input=input)
+from support.cli import PY, cbt, env_for, free_port, one_line_error
 
 
 def postgres_pids_for(data_dir: Path) -> list[int]:
@@ -105,15 +86,6 @@ def start_serve(data_dir: Path, port: int, workers: int = 2, **extra) -> subproc
         env=env_for(data_dir, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("{")]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("cbt: error: ")
-    return lines[0]
 
 
 def test_serve_ctrl_c_leaves_no_postgres(data_dir):

@@ -1,14 +1,10 @@
 """The staff shell in a real browser: sign in, navigate by keyboard, switch
 language, create an account, sign out; no CSP violation or script error."""
 
-from pathlib import Path
 
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD
-from test_server import free_port
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results"
-SCREENSHOTS.mkdir(exist_ok=True)
+from support.accounts import PASSWORD
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
 
 
 def test_staff_shell_in_chromium(staff, dsn, tmp_path):
@@ -61,7 +57,7 @@ def test_staff_shell_in_chromium(staff, dsn, tmp_path):
 
 
 async def test_the_front_page_is_a_way_in_for_students_and_staff(client, staff):
-    from conftest import login
+    from support.accounts import login
 
     resp = await client.get("/", allow_redirects=False)
     page = await resp.text()

@@ -13,12 +13,12 @@ import time
 import aiohttp
 import pytest
 from bombs import alias_tags_yaml, deep_yaml, laughs_yaml, row_bomb, unsafe_release, zip_of
-from conftest import login
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_releases import approved, built, error_code, release_row
-from test_releases import upload as upload_signature
-from test_server import cbt, env_for
-from test_workspace_exams import create, csrf, release  # noqa: F401 - fixture
+from support.accounts import login
+from support.bank import trust
+from support.cli import cbt, env_for
+from support.releases import approved, built, error_code, release_row
+from support.releases import upload as upload_signature
+from support.workspace import create, csrf
 
 from cbt import roster, uploads
 from cbt.errors import UserError
@@ -65,7 +65,7 @@ def assert_loop_was_free(timing: dict) -> None:
 # ---------------------------------------------------------------- roster
 
 
-async def test_roster_upload_refuses_a_bomb_while_the_worker_answers_others(client, conn, staff, release):  # noqa: F811
+async def test_roster_upload_refuses_a_bomb_while_the_worker_answers_others(client, conn, staff, release):
     await login(client, "teacher")
     await create(client, release)
     token = await csrf(client, "/workspace/exams/TOAN-W")
@@ -82,7 +82,7 @@ async def test_roster_upload_refuses_a_bomb_while_the_worker_answers_others(clie
     assert_loop_was_free(timing)
 
 
-async def test_roster_body_over_its_limit_is_refused_with_the_limit(client, conn, staff, release):  # noqa: F811
+async def test_roster_body_over_its_limit_is_refused_with_the_limit(client, conn, staff, release):
     await login(client, "teacher")
     await create(client, release)
     token = await csrf(client, "/workspace/exams/TOAN-W")
@@ -97,7 +97,7 @@ async def test_roster_body_over_its_limit_is_refused_with_the_limit(client, conn
     assert (await client.get("/workspace/exams/TOAN-W")).status == 200
 
 
-async def test_cli_roster_refuses_a_bomb_and_adds_no_one(client, conn, staff, release, tmp_path, dsn):  # noqa: F811
+async def test_cli_roster_refuses_a_bomb_and_adds_no_one(client, conn, staff, release, tmp_path, dsn):
     await login(client, "teacher")
     await create(client, release)
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
@@ -204,7 +204,7 @@ async def test_key_upload_is_read_in_the_reading_process(client, conn, staff, tm
     assert await conn.fetchval("SELECT fingerprint FROM signing_keys") == made.fingerprint
 
 
-async def test_cli_bank_import_refuses_a_bomb_and_stores_nothing(tmp_path, conn, dsn, signed_demo):  # noqa: F811
+async def test_cli_bank_import_refuses_a_bomb_and_stores_nothing(tmp_path, conn, dsn, signed_demo):
     _, _, pub = signed_demo
     await trust(conn, pub)
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)

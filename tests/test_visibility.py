@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, login
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_results import make_exam
+from support.accounts import PASSWORD, login
+from support.results import make_exam
 
 from cbt import accounts, routes
 from cbt.auth import PUBLIC, STAFF
@@ -57,7 +56,7 @@ def _allowed(route: routes.Route, role: str) -> bool:
 
 
 @pytest.fixture
-async def exam_of_school_a(client, conn, staff, signed_demo):  # noqa: F811
+async def exam_of_school_a(client, conn, staff, signed_demo):
     await make_exam(conn, signed_demo, "THPT-A")
     # Every role in the other school and in the department, besides the suite's accounts.
     for role in accounts.ROLES:

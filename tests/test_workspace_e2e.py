@@ -14,10 +14,10 @@ import re
 from decimal import Decimal
 
 import asyncpg
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD
-from test_server import free_port
-from test_staff import SCREENSHOTS
+import pytest
+from support.accounts import PASSWORD
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
 
 PASSPHRASE = "to toan thpt a 2026"
 KEY_NAME = "Tổ Toán THPT A"
@@ -358,6 +358,7 @@ def whole_path(dsn: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
     require_chromium()
     out = await asyncio.to_thread(whole_path, dsn)

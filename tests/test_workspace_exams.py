@@ -9,46 +9,16 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from conftest import CSRF_RE, login
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_builder import good_form
-from test_exams import folders, imported  # noqa: F401 - fixtures
+from support.accounts import login
+from support.workspace import create, csrf, form_for
 
-from cbt import audit, bank, builder, delivery, exams, roster
+from cbt import audit, builder, delivery, exams, roster
 from cbt.errors import UserError
 
 ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
           "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
           "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n"
           "0000000003,Lê Hoàng Cường,02/07/2008,12A2,THPT A,P02\n")
-
-
-@pytest.fixture
-async def release(conn, signed_demo):  # noqa: F811
-    folder, _, pub = signed_demo
-    await trust(conn, pub)
-    await bank.import_release(conn, folder)
-    return await conn.fetchval("SELECT id FROM bank_releases")
-
-
-def form_for(release_id: int, **changes) -> dict:
-    form = good_form(**changes)
-    # The demo bank's Phần II cell has a truefalse4 and singles: ask for any type there.
-    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    form.update(release=str(release_id), opens=f"{tomorrow}T07:30", closes=f"{tomorrow}T10:00")
-    form.update({k: v for k, v in changes.items() if k in ("opens", "closes")})
-    return form
-
-
-async def csrf(client, path="/workspace/exams") -> str:
-    m = CSRF_RE.search(await (await client.get(path)).text())
-    assert m
-    return m.group(1)
-
-
-async def create(client, release_id, **changes):
-    data = form_for(release_id, **changes) | {"csrf_token": await csrf(client), "action": "save"}
-    return await client.post("/workspace/exams/new", data=data, allow_redirects=False)
 
 
 async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release):
@@ -120,7 +90,7 @@ async def test_the_problems_speak_the_readers_language(client, staff, release):
 
 
 async def test_an_exam_the_matrix_cannot_show_says_why_in_the_readers_language(client, conn, staff, release):
-    from test_builder import EXAM_YAML
+    from support.workspace import EXAM_YAML
 
     mixed = EXAM_YAML.replace("count: 1, points: 0.25, type: single", "count: 1, type: single")
     await exams.create_exam(conn, exams.parse_exam(mixed), "THPT-A")
@@ -413,9 +383,9 @@ async def test_issued_tickets_are_shown_once_on_a_page_of_their_own(client, conn
     assert await conn.fetchval("SELECT count(*) FROM ticket_sheets") == 0
 
 
-async def test_tickets_when_nobody_needs_one_say_why(client, conn, staff, signed_demo):  # noqa: F811
+async def test_tickets_when_nobody_needs_one_say_why(client, conn, staff, signed_demo):
     """Issue 16: with every candidate submitted, issuing said the exam had no candidates."""
-    from test_results import make_exam, sit_all
+    from support.results import make_exam, sit_all
 
     await login(client, "teacher")
     tickets = await make_exam(conn, signed_demo, "THPT-A")
@@ -440,11 +410,10 @@ async def test_tickets_when_nobody_needs_one_say_why(client, conn, staff, signed
 
 
 def build_in_chromium(dsn: str, release_id: int, roster_path: str) -> dict:
-    from browser import chromium_page, live_server
-    from conftest import PASSWORD
     from playwright.sync_api import expect
-    from test_server import free_port
-    from test_staff import SCREENSHOTS
+    from support.accounts import PASSWORD
+    from support.browser import SCREENSHOTS, chromium_page, live_server
+    from support.cli import free_port
 
     out = {}
     with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
@@ -497,7 +466,7 @@ def build_in_chromium(dsn: str, release_id: int, roster_path: str) -> dict:
 
 
 async def test_a_teacher_builds_and_opens_an_exam_in_chromium(staff, conn, dsn, release, tmp_path):
-    from browser import require_chromium
+    from support.browser import require_chromium
 
     require_chromium()
     roster_file = tmp_path / "roster.csv"
@@ -511,11 +480,11 @@ async def test_a_teacher_builds_and_opens_an_exam_in_chromium(staff, conn, dsn, 
     assert await conn.fetchval("SELECT count(*) FROM candidate_forms") == 3
 
 
-async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, staff, signed_demo):  # noqa: F811
+async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, staff, signed_demo):
     """Close means nobody writes any more: the teacher is told how many are
     still writing, must confirm, and their attempts are submitted as saved."""
-    from test_delivery import changes_of, started
-    from test_results import correct_answers, make_exam
+    from support.delivery import changes_of, correct_answers, started
+    from support.results import make_exam
 
     tickets = await make_exam(conn, signed_demo, "THPT-A")
     writing, body = await started(client, tickets["0000000001"])
@@ -557,7 +526,7 @@ async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, s
 # -- several releases ---------------------------------------------------------------------
 
 
-async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staff, imported):  # noqa: F811
+async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staff, imported):
     await login(client, "teacher")
     demo, school = imported["demo"], imported["school"]
     choose = await (await client.get("/workspace/exams/new")).text()
@@ -597,10 +566,10 @@ async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staf
 
 
 def two_releases_in_chromium(dsn: str, demo: int, school: int, roster_path: str) -> dict:
-    from browser import chromium_page, live_server
-    from conftest import PASSWORD
     from playwright.sync_api import expect
-    from test_server import free_port
+    from support.accounts import PASSWORD
+    from support.browser import chromium_page, live_server
+    from support.cli import free_port
 
     out = {}
     with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
@@ -672,9 +641,10 @@ def two_releases_in_chromium(dsn: str, demo: int, school: int, roster_path: str)
     return out
 
 
-async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported,  # noqa: F811
+@pytest.mark.slow
+async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported,
                                                                                 tmp_path):
-    from browser import require_chromium
+    from support.browser import require_chromium
 
     require_chromium()
     roster_file = tmp_path / "roster.csv"

@@ -7,13 +7,12 @@ import asyncio
 import re
 
 import pytest
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD
-from test_authoring import who
-from test_bank import signed_demo, trust  # noqa: F401 - fixture
-from test_delivery import exam_yaml
-from test_server import free_port
-from test_staff import SCREENSHOTS
+from support.accounts import PASSWORD
+from support.authoring import who
+from support.bank import trust
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
+from support.delivery import exam_yaml
 
 from cbt import authoring, bank, exams, releases
 from cbt.demo import seed_demo
@@ -24,7 +23,7 @@ BAD_ROSTER = "Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n12345;L�
 
 
 @pytest.fixture
-async def draft_exam(conn, staff, signed_demo):  # noqa: F811
+async def draft_exam(conn, staff, signed_demo):
     folder, _, pub = signed_demo
     await trust(conn, pub)
     await bank.import_release(conn, folder)

@@ -7,14 +7,11 @@ import html
 import io
 import re
 
-from browser import chromium_page, live_server, require_chromium
-from conftest import PASSWORD, csrf_of, login
-from test_authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_board import board_exam  # noqa: F401 - fixture
-from test_i18n import VIETNAMESE
-from test_server import free_port
-from test_staff import SCREENSHOTS
+from support.accounts import PASSWORD, csrf_of, login
+from support.authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
+from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
+from support.cli import free_port
+from support.i18n import VIETNAMESE
 
 from cbt import authoring
 
@@ -352,7 +349,7 @@ async def test_admin_keeps_the_list_of_subjects(client, conn, staff):
                             token_from="/workspace/subjects")).status == 400
 
 
-async def test_list_shows_statistics_of_a_version_used_in_exams(client, conn, board_exam):  # noqa: F811
+async def test_list_shows_statistics_of_a_version_used_in_exams(client, conn, board_exam):
     await login(client, "board")
     await client.get("/board/exams/TOAN-T")  # computes the item statistics
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})

@@ -11,11 +11,9 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
-from conftest import PASSWORD, csrf_of, login
-from test_bank import signed_demo  # noqa: F401 - fixture
-from test_delivery import STUDENTS
-from test_marking import essay_pk
-from test_results import MORE, make_exam, sit_all
+from support.accounts import PASSWORD, csrf_of, login
+from support.delivery import STUDENTS
+from support.results import MORE, essay_pk, make_exam, sit_all
 
 from cbt import results
 
@@ -24,7 +22,7 @@ CODES = [s.code for s in STUDENTS + MORE]
 
 
 @pytest.fixture
-async def sat_exam(client, conn, staff, signed_demo):  # noqa: F811
+async def sat_exam(client, conn, staff, signed_demo):
     """TOAN-T of THPT-A, sat and submitted by eight candidates (essays unmarked)."""
     tickets = await make_exam(conn, signed_demo, "THPT-A")
     await sit_all(client, conn, tickets)
@@ -223,8 +221,7 @@ async def test_other_school_and_other_roles_are_refused(client, conn, sat_exam):
 
 
 def mark_and_download(base: str, pk: int, downloads) -> dict:
-    from browser import chromium_page
-    from test_staff import SCREENSHOTS
+    from support.browser import SCREENSHOTS, chromium_page
 
     with chromium_page() as (page, problems):
         page.goto(base + "/login")
@@ -264,8 +261,8 @@ def mark_and_download(base: str, pk: int, downloads) -> dict:
 
 
 async def test_teacher_marks_and_downloads_in_chromium(staff, dsn, conn, sat_exam, tmp_path):
-    from browser import live_server, require_chromium
-    from test_server import free_port
+    from support.browser import live_server, require_chromium
+    from support.cli import free_port
 
     require_chromium()
     pk = await essay_pk(conn)

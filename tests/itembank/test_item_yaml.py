@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itembank_helpers import items
+from support.items import items
 
 from itembank.formats.yaml_format import (
     parse_bank_info,

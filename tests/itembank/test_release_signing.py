@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from itembank_helpers import SignedRelease, make_signed_release
+from support.items import SignedRelease, make_signed_release
 
 from itembank import package
 from itembank.archive import ZipFiles

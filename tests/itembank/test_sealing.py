@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itembank_helpers import SignedRelease, make_signed_release
+from support.items import SignedRelease, make_signed_release
 
 from itembank.errors import SealError
 from itembank.seal import (

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from bombs import cell_bomb, deep_yaml, dimension_liar, laughs_yaml, lying_member, row_bomb, unsafe_release, zip_of
+from bombs import (
+    cell_bomb,
+    deep_yaml,
+    dimension_liar,
+    laughs_yaml,
+    lying_member,
+    row_bomb,
+    unsafe_release,
+    zip_of,
+)
 
 from itembank.archive import ArchiveLimits, open_release
 from itembank.errors import ItembankError, VerifyError, XlsxError

@@ -1,7 +1,4 @@
-"""Helpers shared by the item bank tests: item strategies and a signed release.
-
-(Not a conftest.py: the top-level tests import their own conftest by name,
-and a second one here would shadow it.)"""
+"""The item bank tests' helpers: item strategies and a signed release."""
 
 from __future__ import annotations
 

@@ -12,6 +12,12 @@ from contextlib import contextmanager
 
 import pytest
 
+from support.paths import REPO
+
+# Screenshots of the pages under test, for a person to look at after a run.
+SCREENSHOTS = REPO / "test-results"
+SCREENSHOTS.mkdir(exist_ok=True)
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium keeps trying to reach Google's services, which this
 # closed network refuses.
