@@ -32,8 +32,18 @@ def commands(tmp: Path) -> dict[str, list[str]]:
         "cbt --help": [sys.executable, "-m", "cbt", "--help"],
         "cbt exam --help": [sys.executable, "-m", "cbt", "exam", "--help"],
         "cbt bank validate --help": [sys.executable, "-m", "cbt", "bank", "validate", "--help"],
-        "cbt keys generate": [sys.executable, "-m", "cbt", "keys", "generate", "bench", "--out", str(tmp / "k"),
-                              "--passphrase-file", str(tmp / "pass")],
+        "cbt keys generate": [
+            sys.executable,
+            "-m",
+            "cbt",
+            "keys",
+            "generate",
+            "bench",
+            "--out",
+            str(tmp / "k"),
+            "--passphrase-file",
+            str(tmp / "pass"),
+        ],
         "cbt bank validate (21 problems)": [sys.executable, "-m", "cbt", "bank", "validate", str(BROKEN)],
     }
 
@@ -60,8 +70,13 @@ def main() -> None:
                     cmd[-3] = str(tmp / f"k{i}")
                 times.append(timed(cmd, env))
             print(f"{name:34} {statistics.median(times):7.3f}s {min(times):7.3f}s")
-    trace = subprocess.run([sys.executable, "-X", "importtime", "-m", "cbt", "--help"], env=env,
-                           capture_output=True, text=True, check=False).stderr
+    trace = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cbt", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stderr
     rows = []
     for line in trace.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)

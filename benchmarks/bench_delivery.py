@@ -87,11 +87,23 @@ async def prepare(dsn: str, root: Path, n: int) -> tuple[list[str], float]:
         await bank.import_release(conn, folder)
         await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('B', 'Bench', 'department')")
         now = dt.datetime.now(dt.UTC)
-        await exams.create_exam(conn, exams.parse_exam(EXAM.format(
-            opens=(now - dt.timedelta(minutes=5)).isoformat(), closes=(now + dt.timedelta(hours=5)).isoformat())), "B")
-        await exams.add_roster(conn, "BENCH", [
-            Candidate(f"{i:010d}", f"Thí sinh {i}", dt.date(2008, 1, 1), "12A", "S", f"P{i // 40:02d}")
-            for i in range(1, n + 1)])
+        await exams.create_exam(
+            conn,
+            exams.parse_exam(
+                EXAM.format(
+                    opens=(now - dt.timedelta(minutes=5)).isoformat(), closes=(now + dt.timedelta(hours=5)).isoformat()
+                )
+            ),
+            "B",
+        )
+        await exams.add_roster(
+            conn,
+            "BENCH",
+            [
+                Candidate(f"{i:010d}", f"Thí sinh {i}", dt.date(2008, 1, 1), "12A", "S", f"P{i // 40:02d}")
+                for i in range(1, n + 1)
+            ],
+        )
         start = time.perf_counter()
         await exams.open_exam(conn, "BENCH")
         opened = time.perf_counter() - start
@@ -109,10 +121,13 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
     connector = aiohttp.TCPConnector(limit=concurrency)
     # No shared cookie jar: each candidate is a browser of its own, with its own device cookie.
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+
         async def login(ticket):
             async with limit, http.post(base + "/api/v1/login", json={"ticket": ticket}) as r:
-                return {"Authorization": f"Bearer {(await r.json())['token']}",
-                        "Cookie": f"cbt_device={r.cookies['cbt_device'].value}"}
+                return {
+                    "Authorization": f"Bearer {(await r.json())['token']}",
+                    "Cookie": f"cbt_device={r.cookies['cbt_device'].value}",
+                }
 
         signed_in = await asyncio.gather(*(login(t) for t in tickets))
 
@@ -167,8 +182,11 @@ def serving(dsn: str, workers: int) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
     env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="bench-" + "z" * 40, CBT_LOG_LEVEL="WARNING")
-    server = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
-                              env=env, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        start_new_session=True,
+    )
     try:
         for _ in range(300):
             try:
@@ -196,12 +214,16 @@ def main() -> None:
         with serving(dsn, args.workers) as base:
             out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
         t = out["timings"]
-        print(f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
-              f"p99 {pct(t['start'], 99):.0f} ms "
-              f"(all {len(tickets)} pressed at once, concurrency {args.concurrency})")
-        print(f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
-              f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
-              f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s")
+        print(
+            f"start: n={len(t['start'])} p50 {pct(t['start'], 50):.0f} ms, p95 {pct(t['start'], 95):.0f} ms, "
+            f"p99 {pct(t['start'], 99):.0f} ms "
+            f"(all {len(tickets)} pressed at once, concurrency {args.concurrency})"
+        )
+        print(
+            f"5-change batch: n={len(t['changes'])} p50 {pct(t['changes'], 50):.0f} ms, "
+            f"p95 {pct(t['changes'], 95):.0f} ms, p99 {pct(t['changes'], 99):.0f} ms; "
+            f"{len(t['changes']) / out['autosave_seconds']:.0f} batches/s"
+        )
         print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
 
         async def lost() -> int:
@@ -210,8 +232,8 @@ def main() -> None:
                 missing = 0
                 for attempt_id, saved in out["acked"].items():
                     stored = await conn.fetchval(
-                        "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2",
-                        attempt_id, saved)
+                        "SELECT count(*) FROM response_history WHERE attempt_id = $1 AND seq <= $2", attempt_id, saved
+                    )
                     missing += saved - stored
                 return missing
             finally:

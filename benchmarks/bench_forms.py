@@ -47,7 +47,8 @@ def exam_yaml() -> str:
     for topic in TOPICS:
         for level, count in zip((1, 2, 3, 4), counts, strict=True):
             rows.append(f"      - {{topic: {topic}, level: {level}, count: {count}}}")
-    return f"""
+    return (
+        f"""
 code: FORMS
 title: Forms benchmark
 release: bench-forms 1
@@ -56,7 +57,10 @@ window: {{opens: {(now - dt.timedelta(minutes=5)).isoformat()}, closes: {(now + 
 sections:
   - title: All
     rows:
-""" + "\n".join(rows) + "\n"
+"""
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 async def run(dsn: str, root: Path, n_items: int, n_candidates: int) -> None:
@@ -78,20 +82,29 @@ async def run(dsn: str, root: Path, n_items: int, n_candidates: int) -> None:
         await bank.import_release(conn, folder)
         await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('B', 'Bench', 'department')")
         await exams.create_exam(conn, exams.parse_exam(exam_yaml()), "B")
-        await exams.add_roster(conn, "FORMS", [
-            Candidate(f"{i:010d}", f"Thí sinh {i}", dt.date(2008, 1, 1), "12A", "S", f"P{i // 40:03d}")
-            for i in range(1, n_candidates + 1)])
+        await exams.add_roster(
+            conn,
+            "FORMS",
+            [
+                Candidate(f"{i:010d}", f"Thí sinh {i}", dt.date(2008, 1, 1), "12A", "S", f"P{i // 40:03d}")
+                for i in range(1, n_candidates + 1)
+            ],
+        )
         exam = await exams.get_exam(conn, "FORMS")
         start = time.perf_counter()
         async with conn.transaction():
             count = await exams.generate_forms(conn, exam)
         forms_s = time.perf_counter() - start
-        print(f"generate_forms: {count} forms of 40 items from {n_items} items, drawn and stored in {forms_s:.2f} s "
-              f"(target < 5 s: {'met' if forms_s < 5 else 'MISSED'})")
+        print(
+            f"generate_forms: {count} forms of 40 items from {n_items} items, drawn and stored in {forms_s:.2f} s "
+            f"(target < 5 s: {'met' if forms_s < 5 else 'MISSED'})"
+        )
         start = time.perf_counter()
         rendered = await exams.render_exam_items(conn, exam)
-        print(f"render_exam_items: {rendered} distinct items rendered to student HTML in "
-              f"{time.perf_counter() - start:.2f} s")
+        print(
+            f"render_exam_items: {rendered} distinct items rendered to student HTML in "
+            f"{time.perf_counter() - start:.2f} s"
+        )
         digests = await conn.fetchval("SELECT count(DISTINCT digest) FROM candidate_forms")
         sample = json.loads(await conn.fetchval("SELECT form FROM candidate_forms LIMIT 1"))
         print(f"distinct forms: {digests}; items per form: {sum(len(s['items']) for s in sample['sections'])}")

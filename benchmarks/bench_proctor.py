@@ -37,10 +37,16 @@ async def time_reads(dsn: str, repeat: int) -> None:
     try:
         async with pool.acquire() as conn:
             exam = await conn.fetchrow("SELECT * FROM exams WHERE code = 'BENCH'")
-            rooms = [r[0] for r in await conn.fetch(
-                "SELECT DISTINCT room FROM candidates WHERE exam_id = $1 ORDER BY 1", exam["id"])]
-            for label, room, n in (("one room", rooms[len(rooms) // 2], repeat),
-                                   ("whole exam", None, max(3, repeat // 20))):
+            rooms = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT room FROM candidates WHERE exam_id = $1 ORDER BY 1", exam["id"]
+                )
+            ]
+            for label, room, n in (
+                ("one room", rooms[len(rooms) // 2], repeat),
+                ("whole exam", None, max(3, repeat // 20)),
+            ):
                 await proctor.room_state(conn, exam, room)  # the plan is made on first use, as in a worker
                 before = await _blocks(conn)
                 times = []
@@ -49,9 +55,11 @@ async def time_reads(dsn: str, repeat: int) -> None:
                     body = await proctor.room_state(conn, exam, room)
                     times.append(time.perf_counter() - t0)
                 touched = (await _blocks(conn) - before) / n
-                print(f"{label}: {len(body['candidates'])} candidates, {n} reads: "
-                      f"median {statistics.median(times) * 1000:.2f} ms, "
-                      f"max {max(times) * 1000:.2f} ms; {touched:.0f} buffer pages a read")
+                print(
+                    f"{label}: {len(body['candidates'])} candidates, {n} reads: "
+                    f"median {statistics.median(times) * 1000:.2f} ms, "
+                    f"max {max(times) * 1000:.2f} ms; {touched:.0f} buffer pages a read"
+                )
     finally:
         await pool.close()
 
@@ -60,8 +68,7 @@ async def _blocks(conn: asyncpg.Connection) -> int:
     # Buffer pages read by this database (hits and reads): the work a read did,
     # independent of how busy the machine is. The statistics lag until flushed.
     await conn.execute("SELECT pg_stat_force_next_flush()")
-    return await conn.fetchval(
-        "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()")
+    return await conn.fetchval("SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()")
 
 
 def main() -> None:
@@ -74,8 +81,10 @@ def main() -> None:
         tickets, _ = asyncio.run(prepare(dsn, root, args.candidates))
         with serving(dsn, 2) as base:
             out = asyncio.run(drive(base, tickets, 100, args.rounds))
-        print(f"{args.candidates} candidates started and saved {len(out['timings']['changes'])} batches "
-              f"({len(out['errors'])} errors)")
+        print(
+            f"{args.candidates} candidates started and saved {len(out['timings']['changes'])} batches "
+            f"({len(out['errors'])} errors)"
+        )
         asyncio.run(time_reads(dsn, args.repeat))
 
 

@@ -34,9 +34,13 @@ def one_run(data_dir: Path, workers: int) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
     env.update(CBT_DATA_DIR=str(data_dir), CBT_LOG_LEVEL="WARNING")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port),
-                             "--workers", str(workers)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"cbt serve exited with {proc.returncode}")
@@ -69,9 +73,11 @@ def main() -> None:
         up, down = one_run(data_dir, args.workers)
         ups.append(up)
         downs.append(down)
-    print(f"existing data dir, {args.runs} runs, {args.workers} workers: "
-          f"start median {statistics.median(ups):.2f} s (min {min(ups):.2f}, max {max(ups):.2f}); "
-          f"stop median {statistics.median(downs):.2f} s")
+    print(
+        f"existing data dir, {args.runs} runs, {args.workers} workers: "
+        f"start median {statistics.median(ups):.2f} s (min {min(ups):.2f}, max {max(ups):.2f}); "
+        f"stop median {statistics.median(downs):.2f} s"
+    )
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 

@@ -36,6 +36,7 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
     errors: list[str] = []
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
+
         async def sit(ticket):
             async with limit:
                 async with http.post(base + "/api/v1/login", json={"ticket": ticket}) as r:
@@ -45,8 +46,10 @@ async def drive(base: str, tickets: list[str], concurrency: int, rounds: int) ->
                 rng = random.Random(ticket)
                 singles = [i for s in body["form"]["sections"] for i in s["items"] if i["type"] == "single"]
                 for n in range(rounds):
-                    batch = [{"seq": n * 5 + k + 1, "item": q["ref"], "value": rng.choice(q["options"])["id"]}
-                             for k, q in enumerate(rng.sample(singles, 5))]
+                    batch = [
+                        {"seq": n * 5 + k + 1, "item": q["ref"], "value": rng.choice(q["options"])["id"]}
+                        for k, q in enumerate(rng.sample(singles, 5))
+                    ]
                     async with http.post(base + "/api/v1/changes", json={"changes": batch}, headers=headers) as r:
                         if r.status != 200:
                             errors.append(f"changes {r.status}")
@@ -89,9 +92,16 @@ async def check_heads(dsn: str, tokens: list[str | None]) -> tuple[int, int, int
             with_head += 1
             row = await conn.fetchrow(
                 "SELECT kind, attempt_id, hash FROM audit_events e JOIN exams x ON x.id = e.exam_id "
-                "WHERE x.code = $1 AND e.seq = $2", payload["exam"], head["seq"])
-            own += row is not None and row["kind"] == "submit" and row["attempt_id"] == payload["attempt"] \
+                "WHERE x.code = $1 AND e.seq = $2",
+                payload["exam"],
+                head["seq"],
+            )
+            own += (
+                row is not None
+                and row["kind"] == "submit"
+                and row["attempt_id"] == payload["attempt"]
                 and bytes(row["hash"]).hex() == head["hash"]
+            )
         return sum(1 for t in tokens if t), with_head, own
     finally:
         await conn.close()
@@ -109,13 +119,17 @@ def main() -> None:
         with serving(dsn, args.workers) as base:
             out = asyncio.run(drive(base, tickets, args.concurrency, args.rounds))
         t = out["timings"]
-        print(f"submit: n={len(t)} p50 {pct(t, 50):.0f} ms, p95 {pct(t, 95):.0f} ms, p99 {pct(t, 99):.0f} ms; "
-              f"all {len(tickets)} submitted in {out['elapsed']:.2f} s (concurrency {args.concurrency}, "
-              f"{args.workers} workers)")
+        print(
+            f"submit: n={len(t)} p50 {pct(t, 50):.0f} ms, p95 {pct(t, 95):.0f} ms, p99 {pct(t, 99):.0f} ms; "
+            f"all {len(tickets)} submitted in {out['elapsed']:.2f} s (concurrency {args.concurrency}, "
+            f"{args.workers} workers)"
+        )
         print(f"errors: {len(out['errors'])} {sorted(set(out['errors']))[:5]}")
         issued, with_head, own = asyncio.run(check_heads(dsn, out["tokens"]))
-        print(f"receipts: {issued} of {len(tickets)}; naming a chain head: {with_head}; "
-              f"that head is the candidate's own submit event: {own}")
+        print(
+            f"receipts: {issued} of {len(tickets)}; naming a chain head: {with_head}; "
+            f"that head is the candidate's own submit event: {own}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,17 @@ def legit_roster(rows: int) -> bytes:
     sheet = workbook.create_sheet()
     sheet.append([*ROSTER_HEADER, "Ghi chú"])
     for i in range(rows):
-        sheet.append([f"{i + 1:010d}", f"Nguyễn Văn {i}", datetime.date(2008, 1 + i % 12, 1 + i % 28), f"12A{i % 9}",
-                      "THPT Demo", f"P{i % 40:02d}", None])
+        sheet.append(
+            [
+                f"{i + 1:010d}",
+                f"Nguyễn Văn {i}",
+                datetime.date(2008, 1 + i % 12, 1 + i % 28),
+                f"12A{i % 9}",
+                "THPT Demo",
+                f"P{i % 40:02d}",
+                None,
+            ]
+        )
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -72,14 +81,26 @@ def files() -> list[tuple[str, str, str, bytes]]:
         ("roster: 300,000 empty rows", "roster", "rows.xlsx", bombs.row_bomb(300_000)),
         ("roster: 20,000 real candidates", "roster", "real.xlsx", legit_roster(20_000)),
         ("items: dimension A1:XFD1048576", "items", "liar.xlsx", bombs.dimension_liar(item_columns(), [])),
-        ("items: 8,000 rows x XFD declared", "items", "wide.xlsx",
-         bombs.xlsx(bombs.sheet([item_columns()] + [["x"]] * 8000, dimension="A1:XFD8001"))),
-        ("items: zip of 300 MB of zeros", "items", "zeros.xlsx",
-         bombs.zip_of([], [(f"xl/media/i{i}.png", 60 * 1024 * 1024) for i in range(5)])),
+        (
+            "items: 8,000 rows x XFD declared",
+            "items",
+            "wide.xlsx",
+            bombs.xlsx(bombs.sheet([item_columns()] + [["x"]] * 8000, dimension="A1:XFD8001")),
+        ),
+        (
+            "items: zip of 300 MB of zeros",
+            "items",
+            "zeros.xlsx",
+            bombs.zip_of([], [(f"xl/media/i{i}.png", 60 * 1024 * 1024) for i in range(5)]),
+        ),
         ("items: YAML nested 100,000 deep", "items", "deep.yaml", bombs.deep_yaml(100_000).encode()),
         ("items: YAML billion laughs", "items", "laughs.yaml", bombs.laughs_yaml(9).encode()),
-        ("items: YAML tags aliasing a 10 KB stem", "items", "tags.yaml",
-         bombs.alias_tags_yaml(10_000, 60_000).encode()),
+        (
+            "items: YAML tags aliasing a 10 KB stem",
+            "items",
+            "tags.yaml",
+            bombs.alias_tags_yaml(10_000, 60_000).encode(),
+        ),
     ]
 
 
@@ -126,10 +147,14 @@ def parsers(scratch: Path) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
         try:
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                                  preexec_fn=cap)
-            out = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
-                "outcome": f"exit {done.returncode}", "seconds": float("nan"), "mb": float("nan")}
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=cap
+            )
+            out = (
+                json.loads(done.stdout.strip().splitlines()[-1])
+                if done.returncode == 0
+                else {"outcome": f"exit {done.returncode}", "seconds": float("nan"), "mb": float("nan")}
+            )
         except subprocess.TimeoutExpired:
             out = {"outcome": "timeout", "seconds": 120.0, "mb": float("nan")}
         print(f"  {label:<38} {len(data):>9,} {out['outcome']:>20} {out['seconds']:>8.2f} {out['mb']:>9.1f}")
@@ -173,8 +198,12 @@ def memory_of(pid: int) -> tuple[float, float]:
 
 def start_server(mode: str, env: dict) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", LAUNCH.format(repo=str(REPO), mode=mode, port=str(port))],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH.format(repo=str(REPO), mode=mode, port=str(port))],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return server, port
 
 
@@ -184,8 +213,10 @@ async def run_server(mode: str, server: subprocess.Popen, port: int, password: s
     base = f"http://127.0.0.1:{port}"
     try:
         # unsafe=True: keep cookies from an IP address (127.0.0.1), as a browser does.
-        async with aiohttp.ClientSession() as probe, \
-                aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as teacher:
+        async with (
+            aiohttp.ClientSession() as probe,
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as teacher,
+        ):
             for _ in range(300):
                 try:
                     if (await probe.get(base + "/healthz")).status == 200:
@@ -196,8 +227,10 @@ async def run_server(mode: str, server: subprocess.Popen, port: int, password: s
             worker = server.pid  # with one worker, `cbt serve` is the worker itself
             html = await (await teacher.get(base + "/login")).text()
             token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
-            signed_in = await teacher.post(base + "/login", data={"username": "teacher", "password": password,
-                                                                  "csrf_token": token, "next": "/staff"})
+            signed_in = await teacher.post(
+                base + "/login",
+                data={"username": "teacher", "password": password, "csrf_token": token, "next": "/staff"},
+            )
             assert 'action="/logout"' in await signed_in.text(), "the teacher could not sign in"
             idle = []
             for _ in range(50):
@@ -205,15 +238,20 @@ async def run_server(mode: str, server: subprocess.Popen, port: int, password: s
                 await (await probe.get(base + "/healthz")).read()
                 idle.append(time.perf_counter() - start)
                 await asyncio.sleep(0.01)
-            print(f"\n  mode {mode}: worker RSS {memory_of(worker)[0]:.0f} MB; /healthz idle p50"
-                  f" {statistics.median(idle) * 1000:.1f} ms, max {max(idle) * 1000:.1f} ms")
-            print(f"  {'file':<38} {'answer':>24} {'upload s':>9} {'/healthz p50':>13} {'max':>8} {'n':>4}"
-                  f" {'worker peak +MB':>16}")
+            print(
+                f"\n  mode {mode}: worker RSS {memory_of(worker)[0]:.0f} MB; /healthz idle p50"
+                f" {statistics.median(idle) * 1000:.1f} ms, max {max(idle) * 1000:.1f} ms"
+            )
+            print(
+                f"  {'file':<38} {'answer':>24} {'upload s':>9} {'/healthz p50':>13} {'max':>8} {'n':>4}"
+                f" {'worker peak +MB':>16}"
+            )
             for label, kind, name, data in files():
                 page = "/workspace/exams/DEMO-TOAN12" if kind == "roster" else "/workspace/items/import"
                 target = page + "/roster" if kind == "roster" else page
-                token = re.search(r'name="csrf_token" value="([0-9a-f]+)"',
-                                  await (await teacher.get(base + page)).text()).group(1)
+                token = re.search(
+                    r'name="csrf_token" value="([0-9a-f]+)"', await (await teacher.get(base + page)).text()
+                ).group(1)
                 form = aiohttp.FormData()
                 form.add_field("csrf_token", token)
                 form.add_field("roster" if kind == "roster" else "file", data, filename=name)
@@ -232,8 +270,10 @@ async def run_server(mode: str, server: subprocess.Popen, port: int, password: s
                 code = re.search(r'data-code="([a-z_-]+)"', body)
                 answer = f"{resp.status} {code.group(1) if code else ''}".strip()
                 grew = memory_of(worker)[1] - peak_before
-                print(f"  {label:<38} {answer:>24} {seconds:>9.2f} {statistics.median(during) * 1000:>10.1f} ms"
-                      f" {max(during) * 1000:>5.0f} ms {len(during):>4} {grew:>16.1f}")
+                print(
+                    f"  {label:<38} {answer:>24} {seconds:>9.2f} {statistics.median(during) * 1000:>10.1f} ms"
+                    f" {max(during) * 1000:>5.0f} ms {len(during):>4} {grew:>16.1f}"
+                )
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -246,8 +286,14 @@ def servers(modes: list[str]) -> None:
     with throwaway_postgres("cbt-bench-uploads-") as (dsn, scratch):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
         env.update(CBT_DATABASE_URL=dsn, CBT_DATA_DIR=str(scratch / "data"), CBT_LOG_LEVEL="WARNING")
-        demo = subprocess.run([sys.executable, "-m", "cbt", "demo", "--no-serve"], env=env, capture_output=True,
-                              text=True, timeout=300, cwd=REPO)
+        demo = subprocess.run(
+            [sys.executable, "-m", "cbt", "demo", "--no-serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
         password = re.search(r"teacher\s+teacher\s+password: (\S+)", demo.stdout).group(1)
         for mode in modes:
             server, port = start_server(mode, env)

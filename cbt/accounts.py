@@ -89,8 +89,7 @@ def hash_password(password: str) -> str:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise UserError("weak_password", f"the password must have at least {MIN_PASSWORD} characters",
-                        min=MIN_PASSWORD)
+        raise UserError("weak_password", f"the password must have at least {MIN_PASSWORD} characters", min=MIN_PASSWORD)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
@@ -107,14 +106,18 @@ def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
 
 
-async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
-                  parent_code: str | None = None) -> int:
+async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str, parent_code: str | None = None) -> int:
     if not _ORG_CODE.match(code):
-        raise UserError("bad_org_code",
-                        f"organisation code {code!r} must be letters, digits, '.', '_' or '-' (up to 64)", org=code)
+        raise UserError(
+            "bad_org_code", f"organisation code {code!r} must be letters, digits, '.', '_' or '-' (up to 64)", org=code
+        )
     if kind not in ORG_KINDS:
-        raise UserError("bad_org_kind", f"organisation kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}",
-                        kind=kind, kinds=", ".join(ORG_KINDS))
+        raise UserError(
+            "bad_org_kind",
+            f"organisation kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}",
+            kind=kind,
+            kinds=", ".join(ORG_KINDS),
+        )
     if not name.strip():
         raise UserError("bad_org_name", "give the organisation a name (--name)")
     parent_id = None
@@ -123,18 +126,26 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
             raise UserError("bad_org_parent", "only a school can belong to a department (--parent)")
         parent = await conn.fetchrow("SELECT id, kind FROM orgs WHERE code = $1", parent_code)
         if parent is None:
-            raise NotFound("unknown_org",
-                           f"no organisation with code {parent_code!r}: create it first with `cbt org add`",
-                           org=parent_code)
+            raise NotFound(
+                "unknown_org",
+                f"no organisation with code {parent_code!r}: create it first with `cbt org add`",
+                org=parent_code,
+            )
         if parent["kind"] != "department":
-            raise UserError("bad_org_parent", f"{parent_code!r} is a school; a school's parent must be a department",
-                            org=parent_code)
+            raise UserError(
+                "bad_org_parent",
+                f"{parent_code!r} is a school; a school's parent must be a department",
+                org=parent_code,
+            )
         parent_id = parent["id"]
     try:
         async with conn.transaction():
             org_id = await conn.fetchval(
                 "INSERT INTO orgs (code, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING id",
-                code, name.strip(), kind, parent_id,
+                code,
+                name.strip(),
+                kind,
+                parent_id,
             )
             if parent_id is None:  # a department's schools use its subjects
                 await subjects.seed(conn, org_id)
@@ -143,21 +154,25 @@ async def add_org(conn: asyncpg.Connection, code: str, name: str, kind: str,
         raise Conflict("org_exists", f"an organisation with code {code!r} already exists", org=code) from None
 
 
-async def add_user(conn: asyncpg.Connection, username: str, role: str, org_code: str | None,
-                   password: str, display_name: str = "") -> int:
+async def add_user(
+    conn: asyncpg.Connection, username: str, role: str, org_code: str | None, password: str, display_name: str = ""
+) -> int:
     username = username.strip().lower()
     if not _USERNAME.match(username):
         raise UserError("bad_username", "a username is 2-64 characters: lower-case letters, digits, '.', '_', '-'")
     if role not in ROLES:
-        raise UserError("bad_role", f"role must be one of {', '.join(ROLES)}, not {role!r}", role=role,
-                        roles=", ".join(ROLES))
+        raise UserError(
+            "bad_role", f"role must be one of {', '.join(ROLES)}, not {role!r}", role=role, roles=", ".join(ROLES)
+        )
     check_password_rules(password)
     if org_code:
         org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org_code)
         if org_id is None:
-            raise NotFound("unknown_org",
-                           f"no organisation with code {org_code!r}: create it with `cbt org add` or check --org",
-                           org=org_code)
+            raise NotFound(
+                "unknown_org",
+                f"no organisation with code {org_code!r}: create it with `cbt org add` or check --org",
+                org=org_code,
+            )
     else:
         rows = await conn.fetch("SELECT id FROM orgs ORDER BY id LIMIT 2")
         if len(rows) != 1:
@@ -172,11 +187,16 @@ async def add_user(conn: asyncpg.Connection, username: str, role: str, org_code:
         return await conn.fetchval(
             "INSERT INTO users (username, display_name, role, org_id, password_hash)"
             " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            username, display_name.strip(), role, org_id, password_hash,
+            username,
+            display_name.strip(),
+            role,
+            org_id,
+            password_hash,
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("user_exists", f"the username {username!r} is taken; choose another",
-                       username=username) from None
+        raise Conflict(
+            "user_exists", f"the username {username!r} is taken; choose another", username=username
+        ) from None
 
 
 # The org itself, and its schools when it is a department.

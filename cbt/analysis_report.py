@@ -235,9 +235,7 @@ def icc_svg(irt_items: list[dict], label: str, labels: dict | None = None) -> Ma
     if not series:
         return Markup("<p>No estimated items.</p>")
     words = _labels(labels)
-    return _lines_svg(
-        [float(t) for t in theta], series, words["ability"], words["p_right"], label, x_range=(-4.0, 4.0)
-    )
+    return _lines_svg([float(t) for t in theta], series, words["ability"], words["p_right"], label, x_range=(-4.0, 4.0))
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -338,8 +336,20 @@ omitted {{ it.omitted }} of {{ it.n if r.omit_policy == "wrong" else it.n + it.o
 </body></html>
 """
 
-_ITEM_COLUMNS = ("id", "max_points", "n", "p", "sd", "r_pb", "r_pb_total", "r_bis", "d_upper_lower",
-                 "alpha_if_deleted", "omitted", "flags")
+_ITEM_COLUMNS = (
+    "id",
+    "max_points",
+    "n",
+    "p",
+    "sd",
+    "r_pb",
+    "r_pb_total",
+    "r_bis",
+    "d_upper_lower",
+    "alpha_if_deleted",
+    "omitted",
+    "flags",
+)
 _SUMMARY_ROWS = [
     ("examinees with a total", "n"),
     ("mean", "mean"),
@@ -374,14 +384,27 @@ XLSX_WORDS = {
     **{f"abilities.{c}": c for c in _ABILITY_COLUMNS},
     **{f"dif.{c}": c for c in _DIF_COLUMNS},
     **{f"summary.{key}": label for label, key in _SUMMARY_ROWS},
-    "summary.examinees": "examinees", "summary.items": "items", "summary.omit_policy": "omit policy",
-    "summary.reliability_n": "examinees in reliability (every item)", "summary.score_from": "score from",
-    "summary.score_to": "score to", "summary.score_examinees": "examinees",
-    "omit.wrong": "wrong", "omit.missing": "missing",
-    "items.id": "item", "items.max_points": "max_points", "items.n": "n", "items.p": "p", "items.sd": "sd",
-    "items.r_pb": "r_pb (rest)", "items.r_pb_total": "r_pb_total", "items.r_bis": "r_bis",
-    "items.d_upper_lower": "d_upper_lower", "items.alpha_if_deleted": "alpha_if_deleted",
-    "items.omitted": "omitted", "items.flags": "flags",
+    "summary.examinees": "examinees",
+    "summary.items": "items",
+    "summary.omit_policy": "omit policy",
+    "summary.reliability_n": "examinees in reliability (every item)",
+    "summary.score_from": "score from",
+    "summary.score_to": "score to",
+    "summary.score_examinees": "examinees",
+    "omit.wrong": "wrong",
+    "omit.missing": "missing",
+    "items.id": "item",
+    "items.max_points": "max_points",
+    "items.n": "n",
+    "items.p": "p",
+    "items.sd": "sd",
+    "items.r_pb": "r_pb (rest)",
+    "items.r_pb_total": "r_pb_total",
+    "items.r_bis": "r_bis",
+    "items.d_upper_lower": "d_upper_lower",
+    "items.alpha_if_deleted": "alpha_if_deleted",
+    "items.omitted": "omitted",
+    "items.flags": "flags",
     "note.empty": "Empty cells are undefined statistics (e.g. zero variance), not zeros.",
     "note.p": "p = mean score / max points; r_pb (rest) = correlation with the total without the item.",
     "note.d": "D: top minus bottom 27% by total; examinees tied at a cut share the places equally.",
@@ -399,7 +422,8 @@ XLSX_WORDS = {
 
 # Words the board pages already say: the same catalog texts in the workbook.
 _CATALOG_KEYS = {
-    "items.max_points": "board.max_points", "items.sd": "board.sd",
+    "items.max_points": "board.max_points",
+    "items.sd": "board.sd",
     **{f"items.{key}": f"stat.{key}" for key in _ITEM_COLUMNS if key not in ("max_points", "sd")},
     **{f"flag.{code}": f"flag.{code}" for code in FLAG_TEXT},
 }
@@ -452,8 +476,13 @@ def render_html(report: dict, traces: dict | None = None, title: str = "response
 # -- xlsx ------------------------------------------------------------------------------------
 
 
-def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = None,
-               words: dict | None = None, head_words: dict | None = None) -> None:
+def write_xlsx(
+    report: dict,
+    out: IO[bytes] | str,
+    head: SignedHead | None = None,
+    words: dict | None = None,
+    head_words: dict | None = None,
+) -> None:
     """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF,
     Notes; and Audit, the exam's signed chain head, when given (cbt.heads).
 
@@ -549,8 +578,11 @@ def write_xlsx(report: dict, out: IO[bytes] | str, head: SignedHead | None = Non
         ws.append([])
         for name in _IRT_FIT:
             ws.append([w[f"irt.{name}"], r[name]])
-        sheet(w["sheet.abilities"], [w[f"abilities.{c}"] for c in _ABILITY_COLUMNS],
-              [[a["id"], a["eap"], a["se"]] for a in r["abilities"]])
+        sheet(
+            w["sheet.abilities"],
+            [w[f"abilities.{c}"] for c in _ABILITY_COLUMNS],
+            [[a["id"], a["eap"], a["se"]] for a in r["abilities"]],
+        )
     if "dif" in report:
         d = report["dif"]
         sheet(

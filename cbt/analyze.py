@@ -104,11 +104,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         + ", ".join(f"{f.name} (default {f.default})" for f in fields(ctt.FlagThresholds)),
     )
     p.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="the report")
-    p.add_argument("--xlsx", type=Path, metavar="OUT.xlsx",
-                   help="the report as a workbook, in English (with CBT_LANG=vi its labels, flags and notes are in"
-                   " Vietnamese, as the exam board's download)")
-    p.add_argument("--html", type=Path, metavar="OUT.html",
-                   help="the report as one printable page with charts, in English")
+    p.add_argument(
+        "--xlsx",
+        type=Path,
+        metavar="OUT.xlsx",
+        help="the report as a workbook, in English (with CBT_LANG=vi its labels, flags and notes are in"
+        " Vietnamese, as the exam board's download)",
+    )
+    p.add_argument(
+        "--html", type=Path, metavar="OUT.html", help="the report as one printable page with charts, in English"
+    )
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -42,10 +42,19 @@ from cbt import appkeys, background
 ZERO_HASH = bytes(32)
 
 # The event kinds cbt writes. Others are refused, so a typo cannot slip in.
-KINDS = frozenset({
-    "login", "start", "changes", "submit", "refused_changes", "policy_refused",
-    "proctor_action", "exam_edit", "access_code_refused",
-})
+KINDS = frozenset(
+    {
+        "login",
+        "start",
+        "changes",
+        "submit",
+        "refused_changes",
+        "policy_refused",
+        "proctor_action",
+        "exam_edit",
+        "access_code_refused",
+    }
+)
 
 # Advisory locks: the two-int form lives apart from the one-bigint keys used
 # elsewhere (migrations); the first int says "audit chain of exam N".
@@ -73,6 +82,7 @@ class Head:
     """The chain up to and including event seq, whose hash is `hash` (seq 0:
     the empty chain). seq None: only the hash is known (a hash published on
     its own), and the chain must hold an event with it."""
+
     seq: int | None
     hash: bytes
     # Where the head came from, to name it in a verdict ("receipt ABCDE-...").
@@ -86,8 +96,7 @@ class Head:
 
 
 def canonical_json(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def format_at(at: dt.datetime) -> str:
@@ -97,8 +106,17 @@ def format_at(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def event_hash(prev_hash: bytes, *, exam_id: int, seq: int, at: dt.datetime | str, actor: str, kind: str,
-               attempt_id: int | None, content) -> bytes:
+def event_hash(
+    prev_hash: bytes,
+    *,
+    exam_id: int,
+    seq: int,
+    at: dt.datetime | str,
+    actor: str,
+    kind: str,
+    attempt_id: int | None,
+    content,
+) -> bytes:
     body = {
         "exam_id": exam_id,
         "seq": seq,
@@ -123,8 +141,9 @@ def batch_digest(changes: list[dict]) -> dict:
     }
 
 
-async def append(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict,
-                 attempt_id: int | None = None) -> int:
+async def append(
+    conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict, attempt_id: int | None = None
+) -> int:
     """Append one event to the exam's chain and return its seq.
 
     Runs inside the caller's transaction when there is one (a savepoint),
@@ -141,15 +160,20 @@ async def append(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, 
     return prev_seq + 1
 
 
-async def append_later(conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict,
-                       attempt_id: int | None = None) -> None:
+async def append_later(
+    conn: asyncpg.Connection, exam_id: int, actor: str, kind: str, content: dict, attempt_id: int | None = None
+) -> None:
     """Record an event for the chain without waiting for the exam's lock.
 
     One INSERT in the caller's transaction; `chain` seals it within a second."""
     await conn.execute(
         """INSERT INTO audit_pending (exam_id, actor, kind, attempt_id, content)
            VALUES ($1, $2, $3, $4, $5::jsonb)""",
-        exam_id, actor, kind, attempt_id, content_text(kind, content),
+        exam_id,
+        actor,
+        kind,
+        attempt_id,
+        content_text(kind, content),
     )
 
 
@@ -161,8 +185,7 @@ async def chain(conn: asyncpg.Connection, exam_id: int, wait: bool = True) -> in
     async with conn.transaction():
         if wait:
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id))
-        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE,
-                                     _lock_key(exam_id)):
+        elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_NAMESPACE, _lock_key(exam_id)):
             return 0
         _, _, sealed = await _chain_pending(conn, exam_id)
     return sealed
@@ -172,13 +195,17 @@ async def _chain_pending(conn: asyncpg.Connection, exam_id: int) -> tuple[int, b
     """Under the exam's lock: move its pending events into the chain, oldest
     first; return the chain's last seq and hash, and how many were sealed."""
     last = await conn.fetchrow(
-        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id)
+        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id
+    )
     seq, prev = (last["seq"], bytes(last["hash"])) if last is not None else (0, ZERO_HASH)
     pending = await conn.fetch(
         """DELETE FROM audit_pending WHERE id IN (SELECT id FROM audit_pending WHERE exam_id = $1)
-           RETURNING id, at, actor, kind, attempt_id, content::text AS content""", exam_id)
-    rows = [(p["at"], p["actor"], p["kind"], p["attempt_id"], p["content"])
-            for p in sorted(pending, key=lambda r: r["id"])]
+           RETURNING id, at, actor, kind, attempt_id, content::text AS content""",
+        exam_id,
+    )
+    rows = [
+        (p["at"], p["actor"], p["kind"], p["attempt_id"], p["content"]) for p in sorted(pending, key=lambda r: r["id"])
+    ]
     if rows:
         prev = await _insert(conn, exam_id, seq, prev, rows)
     return seq + len(rows), prev, len(rows)
@@ -189,8 +216,16 @@ async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: b
     last hash."""
     out = []
     for seq, (at, actor, kind, attempt_id, content) in enumerate(rows, start=last_seq + 1):
-        digest = event_hash(prev, exam_id=exam_id, seq=seq, at=at, actor=actor, kind=kind, attempt_id=attempt_id,
-                            content=json.loads(content))
+        digest = event_hash(
+            prev,
+            exam_id=exam_id,
+            seq=seq,
+            at=at,
+            actor=actor,
+            kind=kind,
+            attempt_id=attempt_id,
+            content=json.loads(content),
+        )
         out.append((exam_id, seq, at, actor, kind, attempt_id, content, prev, digest))
         prev = digest
     # One statement for the whole batch, its rows as one JSON document: asyncpg
@@ -201,10 +236,23 @@ async def _insert(conn: asyncpg.Connection, exam_id: int, last_seq: int, prev: b
                   decode(r.hash, 'hex')
            FROM jsonb_to_recordset($2::jsonb) AS r(seq bigint, at timestamptz, actor text, kind text,
                                                    attempt_id bigint, content text, prev_hash text, hash text)""",
-        exam_id, orjson.dumps([{"seq": seq, "at": at.isoformat(), "actor": actor, "kind": kind,
-                                "attempt_id": attempt_id, "content": content, "prev_hash": prev_hash.hex(),
-                                "hash": digest.hex()}
-                               for _, seq, at, actor, kind, attempt_id, content, prev_hash, digest in out]).decode())
+        exam_id,
+        orjson.dumps(
+            [
+                {
+                    "seq": seq,
+                    "at": at.isoformat(),
+                    "actor": actor,
+                    "kind": kind,
+                    "attempt_id": attempt_id,
+                    "content": content,
+                    "prev_hash": prev_hash.hex(),
+                    "hash": digest.hex(),
+                }
+                for _, seq, at, actor, kind, attempt_id, content, prev_hash, digest in out
+            ]
+        ).decode(),
+    )
     return prev
 
 
@@ -227,8 +275,7 @@ async def chain_all(pool: asyncpg.Pool) -> int:
 
 
 # cleanup_ctx: every worker seals pending audit events a few times a second.
-chainer_ctx = background.periodic(lambda app: chain_all(app[appkeys.POOL]), lambda app: CHAIN_SECONDS,
-                                  "audit chaining")
+chainer_ctx = background.periodic(lambda app: chain_all(app[appkeys.POOL]), lambda app: CHAIN_SECONDS, "audit chaining")
 
 
 def _lock_key(exam_id: int) -> int:
@@ -258,13 +305,20 @@ def check_chain(records: Iterable[dict], heads: Iterable[Head] = ()) -> VerifyRe
             return VerifyResult(False, count, seq, f"row {seq} belongs to exam {r['exam_id']}, not {exam_id}")
         if seq != expected_seq:
             if seq > expected_seq:
-                return VerifyResult(False, count, expected_seq,
-                                    f"row {expected_seq} is missing (next row is {seq})")
+                return VerifyResult(False, count, expected_seq, f"row {expected_seq} is missing (next row is {seq})")
             return VerifyResult(False, count, seq, f"row {seq} is out of order (expected {expected_seq})")
         if bytes(r["prev_hash"]) != prev:
             return VerifyResult(False, count, seq, f"row {seq} does not chain onto row {seq - 1}")
-        digest = event_hash(prev, exam_id=r["exam_id"], seq=seq, at=r["at"], actor=r["actor"], kind=r["kind"],
-                            attempt_id=r["attempt_id"], content=r["content"])
+        digest = event_hash(
+            prev,
+            exam_id=r["exam_id"],
+            seq=seq,
+            at=r["at"],
+            actor=r["actor"],
+            kind=r["kind"],
+            attempt_id=r["attempt_id"],
+            content=r["content"],
+        )
         if digest != bytes(r["hash"]):
             return VerifyResult(False, count, seq, f"row {seq} was altered: its content does not match its hash")
         if seq in by_seq:
@@ -286,14 +340,20 @@ def _unreached(h: Head, count: int, seen: dict[int, bytes], found: set[bytes]) -
     if h.seq is None:
         if h.hash in found:
             return ""
-        return (f"{named}no event has the published hash {h.hash.hex()}: the chain of {count} events was cut "
-                "short or rewritten after that hash was published")
+        return (
+            f"{named}no event has the published hash {h.hash.hex()}: the chain of {count} events was cut "
+            "short or rewritten after that hash was published"
+        )
     if h.seq > count:
-        return (f"{named}the published head names event {h.seq}, but the chain ends at event {count}: "
-                "events were removed from its end")
+        return (
+            f"{named}the published head names event {h.seq}, but the chain ends at event {count}: "
+            "events were removed from its end"
+        )
     if seen[h.seq] != h.hash:
-        return (f"{named}event {h.seq} has hash {seen[h.seq].hex()}, not the published {h.hash.hex()}: "
-                "the chain was rewritten")
+        return (
+            f"{named}event {h.seq} has hash {seen[h.seq].hex()}, not the published {h.hash.hex()}: "
+            "the chain was rewritten"
+        )
     return ""
 
 
@@ -308,8 +368,11 @@ def _record(row) -> dict:
 
 
 async def _rows(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[dict]:
-    async with conn.transaction(readonly=True, isolation="repeatable_read") if not conn.is_in_transaction() \
-            else conn.transaction():
+    async with (
+        conn.transaction(readonly=True, isolation="repeatable_read")
+        if not conn.is_in_transaction()
+        else conn.transaction()
+    ):
         async for row in conn.cursor(_SELECT, exam_id, prefetch=500):
             yield _record(row)
 
@@ -326,7 +389,8 @@ async def current_head(conn: asyncpg.Connection, exam_id: int) -> Head:
     """The exam's chain head now, after sealing its pending events."""
     await chain(conn, exam_id)
     row = await conn.fetchrow(
-        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id)
+        "SELECT seq, hash FROM audit_events WHERE exam_id = $1 ORDER BY seq DESC LIMIT 1", exam_id
+    )
     return Head(row["seq"], bytes(row["hash"])) if row is not None else Head(0, ZERO_HASH)
 
 
@@ -353,22 +417,28 @@ async def export(conn: asyncpg.Connection, exam_id: int) -> AsyncIterator[str]:
     """The exam's events as JSON Lines (one line each, no newline), hashes in hex."""
     await chain(conn, exam_id)
     async for r in _rows(conn, exam_id):
-        yield json.dumps({
-            "exam_id": r["exam_id"],
-            "seq": r["seq"],
-            "at": format_at(r["at"]),
-            "actor": r["actor"],
-            "kind": r["kind"],
-            "attempt_id": r["attempt_id"],
-            "content": r["content"],
-            "prev_hash": bytes(r["prev_hash"]).hex(),
-            "hash": bytes(r["hash"]).hex(),
-        }, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        yield json.dumps(
+            {
+                "exam_id": r["exam_id"],
+                "seq": r["seq"],
+                "at": format_at(r["at"]),
+                "actor": r["actor"],
+                "kind": r["kind"],
+                "attempt_id": r["attempt_id"],
+                "content": r["content"],
+                "prev_hash": bytes(r["prev_hash"]).hex(),
+                "hash": bytes(r["hash"]).hex(),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
 
 def check_export(lines: Iterable[str], heads: Iterable[Head] = ()) -> VerifyResult:
     """Verify an exported JSON Lines file on its own, without the database
     (and against heads kept apart from it)."""
+
     def records():
         for line in lines:
             if not line.strip():
@@ -401,7 +471,8 @@ async def verify_command(conn: asyncpg.Connection, code: str, out, heads: Iterab
         if heads:
             latest = max((h.seq for h in heads if h.seq is not None), default=None)
             reached = f"; reaches all {len(heads)} heads kept outside the database" + (
-                f" (the latest: event {latest})" if latest is not None else "")
+                f" (the latest: event {latest})" if latest is not None else ""
+            )
         print(f"audit log of {code} intact: {result.count} events{reached}", file=out)
         return 0
     if result.heads:

@@ -74,15 +74,19 @@ async def session_middleware(request: web.Request, handler):
         row = await pool.fetchrow(_LOAD_SESSION, _token_hash(token))
         if row is not None:
             request[appkeys.USER] = accounts.Staff(
-                row["id"], row["username"], row["display_name"], row["role"],
-                row["org_id"], row["org_code"], row["org_kind"],
+                row["id"],
+                row["username"],
+                row["display_name"],
+                row["role"],
+                row["org_id"],
+                row["org_code"],
+                row["org_kind"],
             )
             request[appkeys.SESSION_TOKEN] = token
             if row["stale"]:
                 # last_seen is for the admin's view of who is signed in; one
                 # write a minute per session is enough.
-                await pool.execute("UPDATE sessions SET last_seen = now() WHERE token_hash = $1",
-                                   _token_hash(token))
+                await pool.execute("UPDATE sessions SET last_seen = now() WHERE token_hash = $1", _token_hash(token))
     if request[appkeys.USER] is None and request.match_info.route.name in request.app[appkeys.CSRF_EXEMPT]:
         # The candidate API: bearer-authenticated JSON, no form to protect. A
         # pre-session token and its HMAC per call were a few percent of a
@@ -160,9 +164,12 @@ def access_middleware(access: dict[str, object]):
             raise Forbidden("login_required", "sign in first", status=401)
         if rule != STAFF and user.role not in rule:
             allowed = ", ".join(sorted(rule))
-            raise Forbidden("role_refused",
-                            f"your role ({user.role}) cannot use this page; it is for: {allowed}",
-                            role=user.role, allowed=allowed)
+            raise Forbidden(
+                "role_refused",
+                f"your role ({user.role}) cannot use this page; it is for: {allowed}",
+                role=user.role,
+                allowed=allowed,
+            )
         return await handler(request)
 
     return middleware
@@ -256,8 +263,7 @@ async def _failed(conn) -> None:
 async def login_page(request: web.Request) -> web.Response:
     if request[appkeys.USER] is not None:
         return see_other(safe_next(request.query.get("next")))
-    return render(request, "login.html", {"next": safe_next(request.query.get("next")), "error": None,
-                                          "username": ""})
+    return render(request, "login.html", {"next": safe_next(request.query.get("next")), "error": None, "username": ""})
 
 
 async def login_submit(request: web.Request) -> web.Response:
@@ -270,8 +276,7 @@ async def login_submit(request: web.Request) -> web.Response:
     addr = client_addr(request, settings.trusted_proxies)
 
     def again(code: str, status: int) -> web.Response:
-        return render(request, "login.html", {"next": target, "error": code, "username": username},
-                      status=status)
+        return render(request, "login.html", {"next": target, "error": code, "username": username}, status=status)
 
     if not username or not password:
         return again("login_missing", 400)
@@ -284,11 +289,15 @@ async def login_submit(request: web.Request) -> web.Response:
         async with pool.acquire() as conn:
             reserved = await _reserve_attempt(conn, settings, addr, username)
             row = await conn.fetchrow(
-                "SELECT id, password_hash FROM users WHERE lower(username) = $1 AND active", username,
+                "SELECT id, password_hash FROM users WHERE lower(username) = $1 AND active",
+                username,
             )
         ok = await accounts.off_loop(accounts.verify_password, row and row["password_hash"], password)
-    rehashed = (await accounts.off_loop(accounts.hash_password, password)
-                if ok and accounts.needs_rehash(row["password_hash"]) else None)
+    rehashed = (
+        await accounts.off_loop(accounts.hash_password, password)
+        if ok and accounts.needs_rehash(row["password_hash"])
+        else None
+    )
     async with pool.acquire() as conn:
         if not ok:
             await _failed(conn)
@@ -296,7 +305,8 @@ async def login_submit(request: web.Request) -> web.Response:
         # Signed in: the account's failures no longer count, and this attempt was none.
         await conn.execute(
             "DELETE FROM login_failures WHERE (scope = 'account' AND key = $1) OR id = ANY($2::bigint[])",
-            username, reserved,
+            username,
+            reserved,
         )
         if rehashed is not None:
             await conn.execute("UPDATE users SET password_hash = $1 WHERE id = $2", rehashed, row["id"])
@@ -304,20 +314,21 @@ async def login_submit(request: web.Request) -> web.Response:
         await conn.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at, client_addr)"
             " VALUES ($1, $2, now() + $3::interval, $4)",
-            _token_hash(token), row["id"], timedelta(hours=settings.session_hours), addr,
+            _token_hash(token),
+            row["id"],
+            timedelta(hours=settings.session_hours),
+            addr,
         )
         await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
     response = see_other(target)
-    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_hours * 3600,
-                        **_cookie_flags(request))
+    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_hours * 3600, **_cookie_flags(request))
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
     token = request.get(appkeys.SESSION_TOKEN)
     if token:
-        await request.app[appkeys.POOL].execute("DELETE FROM sessions WHERE token_hash = $1",
-                                             _token_hash(token))
+        await request.app[appkeys.POOL].execute("DELETE FROM sessions WHERE token_hash = $1", _token_hash(token))
     response = redirect(request, "login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response

@@ -101,8 +101,13 @@ def fields_to_data(fields: Mapping[str, Any], *, item_id: str, version: int, sta
     data: dict[str, Any] = {"id": item_id, "version": version, "type": kind, "subject": _text(fields, "subject")}
     if _text(fields, "grade"):
         data["grade"] = _text(fields, "grade")
-    data.update(topic=_text(fields, "topic"), level=_text(fields, "level"), points=_text(fields, "points"),
-                lang=_text(fields, "lang") or "vi", status=status.value)
+    data.update(
+        topic=_text(fields, "topic"),
+        level=_text(fields, "level"),
+        points=_text(fields, "points"),
+        lang=_text(fields, "lang") or "vi",
+        status=status.value,
+    )
     tags = [t.strip() for t in _text(fields, "tags").split(",") if t.strip()]
     if tags:
         data["tags"] = tags
@@ -114,8 +119,9 @@ def fields_to_data(fields: Mapping[str, Any], *, item_id: str, version: int, sta
         keys = _keys(fields)
         data["answer"] = keys[0] if kind == "single" and len(keys) == 1 else keys
     elif kind == "truefalse4":
-        data["statements"] = {s: {"text": _text(fields, f"st_{s}"), "answer": _text(fields, f"st_{s}_answer")}
-                              for s in STATEMENT_IDS}
+        data["statements"] = {
+            s: {"text": _text(fields, f"st_{s}"), "answer": _text(fields, f"st_{s}_answer")} for s in STATEMENT_IDS
+        }
     elif kind == "short":
         answer = {"key": _text(fields, "short_key"), "format": _text(fields, "short_format") or "vn-numeric"}
         if _text(fields, "short_tolerance"):
@@ -150,8 +156,14 @@ def _form_field(problem_field: str | None, kind: str) -> str:
     return head
 
 
-def check_fields(fields: Mapping[str, Any], *, item_id: str, version: int, status: Status = Status.DRAFT,
-                 media_paths: set[str] | None = None) -> Checked:
+def check_fields(
+    fields: Mapping[str, Any],
+    *,
+    item_id: str,
+    version: int,
+    status: Status = Status.DRAFT,
+    media_paths: set[str] | None = None,
+) -> Checked:
     """Parse and check the editor's fields with itembank's own rules."""
     if _text(fields, "type") not in TYPES:
         return Checked(None, {"type": [FieldProblem(f"choose the item type: {', '.join(TYPES)}", "bad-type")]})
@@ -169,17 +181,26 @@ def check_source(text: str, media_paths: set[str] | None, *, kind: str = "") -> 
     by_field: dict[str, list[str]] = {}
     for p in problems:
         by_field.setdefault(_form_field(p.field, kind or (item.type.value if item else "")), []).append(
-            FieldProblem(p.message, p.code))
+            FieldProblem(p.message, p.code)
+        )
     return Checked(item, by_field)
 
 
 def item_to_fields(item: Item) -> dict[str, str]:
     """The editor's fields of a stored item."""
     out = {
-        "type": item.type.value, "subject": item.subject, "grade": "" if item.grade is None else str(item.grade),
-        "topic": item.topic, "level": str(item.level), "points": format(item.points, "f"), "lang": item.lang,
-        "tags": ", ".join(item.tags), "shuffle": "on" if item.shuffle else "", "stem": item.stem,
-        "explanation": item.explanation or "", "media": ", ".join(item.media),
+        "type": item.type.value,
+        "subject": item.subject,
+        "grade": "" if item.grade is None else str(item.grade),
+        "topic": item.topic,
+        "level": str(item.level),
+        "points": format(item.points, "f"),
+        "lang": item.lang,
+        "tags": ", ".join(item.tags),
+        "shuffle": "on" if item.shuffle else "",
+        "stem": item.stem,
+        "explanation": item.explanation or "",
+        "media": ", ".join(item.media),
     }
     for o in item.options:
         out[f"opt_{o.id}"] = o.text
@@ -198,8 +219,9 @@ def item_from_draft(source: str) -> Item:
     """The item stored in a draft_items row (its canonical YAML)."""
     result = parse_text(source, "draft")
     if result.problems or len(result.items) != 1:
-        raise UserError("bad_draft_source", "the stored item cannot be read: " +
-                        "; ".join(str(p) for p in result.problems))
+        raise UserError(
+            "bad_draft_source", "the stored item cannot be read: " + "; ".join(str(p) for p in result.problems)
+        )
     return result.items[0].item
 
 
@@ -254,12 +276,16 @@ async def facets(conn: asyncpg.Connection, user: Staff) -> dict[str, list]:
         "SELECT array(SELECT DISTINCT subject FROM draft_items WHERE org_id = ANY($1::bigint[]) ORDER BY 1) AS s,"
         " array(SELECT DISTINCT topic FROM draft_items WHERE org_id = ANY($1::bigint[]) ORDER BY 1) AS t,"
         " array(SELECT DISTINCT grade FROM draft_items WHERE org_id = ANY($1::bigint[]) AND grade IS NOT NULL"
-        " ORDER BY 1) AS g", orgs)
+        " ORDER BY 1) AS g",
+        orgs,
+    )
     return {"subjects": list(row["s"]), "topics": list(row["t"]), "grades": list(row["g"])}
 
 
-_GET = ("SELECT d.*, u.username AS author FROM draft_items d JOIN users u ON u.id = d.author_id"
-        " WHERE d.id = $1 AND d.org_id = ANY($2::bigint[])")
+_GET = (
+    "SELECT d.*, u.username AS author FROM draft_items d JOIN users u ON u.id = d.author_id"
+    " WHERE d.id = $1 AND d.org_id = ANY($2::bigint[])"
+)
 _GET_LOCKED = _GET + " FOR UPDATE OF d"
 
 
@@ -275,18 +301,26 @@ async def get_draft(conn: asyncpg.Connection, user: Staff, pk: int, *, lock: boo
 async def events(conn: asyncpg.Connection, pk: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT e.action, e.comment, e.at, u.username FROM review_events e JOIN users u ON u.id = e.actor_id"
-        " WHERE e.draft_pk = $1 ORDER BY e.at, e.id", pk)
+        " WHERE e.draft_pk = $1 ORDER BY e.at, e.id",
+        pk,
+    )
 
 
 async def versions(conn: asyncpg.Connection, user: Staff, item_id: str) -> list[asyncpg.Record]:
     orgs = await accounts.visible_org_ids(conn, user)
-    return await conn.fetch("SELECT id, version, state FROM draft_items WHERE item_id = $1"
-                            " AND org_id = ANY($2::bigint[]) ORDER BY version", item_id, orgs)
+    return await conn.fetch(
+        "SELECT id, version, state FROM draft_items WHERE item_id = $1 AND org_id = ANY($2::bigint[]) ORDER BY version",
+        item_id,
+        orgs,
+    )
 
 
 async def media_of(conn: asyncpg.Connection, pk: int) -> dict[str, bytes]:
-    rows = await conn.fetch("SELECT dm.path, m.content FROM draft_media dm JOIN media_blobs m ON m.sha256 = dm.sha256"
-                            " WHERE dm.draft_pk = $1 ORDER BY dm.path", pk)
+    rows = await conn.fetch(
+        "SELECT dm.path, m.content FROM draft_media dm JOIN media_blobs m ON m.sha256 = dm.sha256"
+        " WHERE dm.draft_pk = $1 ORDER BY dm.path",
+        pk,
+    )
     return {r["path"]: bytes(r["content"]) for r in rows}
 
 
@@ -300,8 +334,12 @@ async def bank_pk(conn: asyncpg.Connection, item_id: str, version: int) -> int |
 
 def _require_author_role(user: Staff) -> None:
     if user.role not in AUTHORS:
-        raise Forbidden("role_refused", f"your role ({user.role}) cannot write items", role=user.role,
-                        allowed=", ".join(sorted(AUTHORS)))
+        raise Forbidden(
+            "role_refused",
+            f"your role ({user.role}) cannot write items",
+            role=user.role,
+            allowed=", ".join(sorted(AUTHORS)),
+        )
 
 
 def _comment(comment: str, *, required: bool, what: str) -> str:
@@ -309,24 +347,31 @@ def _comment(comment: str, *, required: bool, what: str) -> str:
     if required and not comment:
         raise UserError("comment_required", f"write a comment saying why you {what} it")
     if len(comment) > MAX_COMMENT:
-        raise UserError("comment_too_long", f"a comment may have at most {MAX_COMMENT} characters",
-                        max=MAX_COMMENT)
+        raise UserError("comment_too_long", f"a comment may have at most {MAX_COMMENT} characters", max=MAX_COMMENT)
     return comment
 
 
 async def _event(conn: asyncpg.Connection, pk: int, user: Staff, action: str, comment: str = "") -> None:
-    await conn.execute("INSERT INTO review_events (draft_pk, actor_id, action, comment) VALUES ($1, $2, $3, $4)",
-                       pk, user.id, action, comment)
+    await conn.execute(
+        "INSERT INTO review_events (draft_pk, actor_id, action, comment) VALUES ($1, $2, $3, $4)",
+        pk,
+        user.id,
+        action,
+        comment,
+    )
 
 
 async def id_taken(conn: asyncpg.Connection, item_id: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM draft_items WHERE item_id = $1)"
-        " OR EXISTS (SELECT 1 FROM bank_items WHERE item_id = $1)", item_id))
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM draft_items WHERE item_id = $1)"
+            " OR EXISTS (SELECT 1 FROM bank_items WHERE item_id = $1)",
+            item_id,
+        )
+    )
 
 
-async def suggest_id(conn: asyncpg.Connection, subject: str = "", grade: int | None = None,
-                     base: str = "") -> str:
+async def suggest_id(conn: asyncpg.Connection, subject: str = "", grade: int | None = None, base: str = "") -> str:
     """A free item id such as TOAN12-001 (or BASE-2 for a copy)."""
     if base:
         stem, n, width = base, 2, 1
@@ -345,11 +390,27 @@ async def _insert(conn: asyncpg.Connection, user: Staff, org_id: int, item: Item
         return await conn.fetchval(
             "INSERT INTO draft_items (org_id, item_id, version, type, subject, grade, topic, level, points, stem,"
             " source, state, author_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            org_id, item.id, item.version, item.type.value, item.subject, item.grade, item.topic, item.level,
-            item.points, item.stem, serialise_item(item), state, user.id)
+            org_id,
+            item.id,
+            item.version,
+            item.type.value,
+            item.subject,
+            item.grade,
+            item.topic,
+            item.level,
+            item.points,
+            item.stem,
+            serialise_item(item),
+            state,
+            user.id,
+        )
     except asyncpg.UniqueViolationError:
-        raise Conflict("item_exists", f"item {item.id} version {item.version} already exists: choose another id",
-                       field="id", item=item.id) from None
+        raise Conflict(
+            "item_exists",
+            f"item {item.id} version {item.version} already exists: choose another id",
+            field="id",
+            item=item.id,
+        ) from None
 
 
 async def _listed_subject(conn: asyncpg.Connection, org_id: int, checked: Checked, keep: str | None = None) -> Checked:
@@ -363,9 +424,14 @@ async def _listed_subject(conn: asyncpg.Connection, org_id: int, checked: Checke
     if found is not None:
         checked.item = replace(checked.item, subject=found.code)
     elif typed != keep:
-        checked.problems.setdefault("subject", []).append(FieldProblem(
-            f"the subject {typed!r} is not in the list of subjects: choose one from the list (an administrator"
-            " adds subjects on the Subjects page)", "subject-not-listed", subject=typed))
+        checked.problems.setdefault("subject", []).append(
+            FieldProblem(
+                f"the subject {typed!r} is not in the list of subjects: choose one from the list (an administrator"
+                " adds subjects on the Subjects page)",
+                "subject-not-listed",
+                subject=typed,
+            )
+        )
     return checked
 
 
@@ -381,8 +447,19 @@ class InvalidItem(UserError):
 def _valid_id(item_id: str) -> str:
     item_id = (item_id or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", item_id):
-        raise InvalidItem(Checked(None, {"id": [FieldProblem(
-            f"id '{item_id}': use up to 64 letters, digits, . _ or - (no spaces), e.g. M12-HS-001", "bad-id")]}))
+        raise InvalidItem(
+            Checked(
+                None,
+                {
+                    "id": [
+                        FieldProblem(
+                            f"id '{item_id}': use up to 64 letters, digits, . _ or - (no spaces), e.g. M12-HS-001",
+                            "bad-id",
+                        )
+                    ]
+                },
+            )
+        )
     return item_id
 
 
@@ -390,13 +467,19 @@ async def create_item(conn: asyncpg.Connection, user: Staff, fields: Mapping[str
     """A new item (version 1, draft) from the editor's fields."""
     _require_author_role(user)
     item_id = _valid_id(_text(fields, "id"))
-    checked = await _listed_subject(conn, user.org_id, check_fields(fields, item_id=item_id, version=1,
-                                                                    media_paths=set()))
+    checked = await _listed_subject(
+        conn, user.org_id, check_fields(fields, item_id=item_id, version=1, media_paths=set())
+    )
     if await id_taken(conn, item_id):
         suggested = await suggest_id(conn, base=item_id)
-        checked.problems.setdefault("id", []).append(FieldProblem(
-            f"the id {item_id} is already used: choose another (e.g. {suggested})", "id-taken", id=item_id,
-            suggested=suggested))
+        checked.problems.setdefault("id", []).append(
+            FieldProblem(
+                f"the id {item_id} is already used: choose another (e.g. {suggested})",
+                "id-taken",
+                id=item_id,
+                suggested=suggested,
+            )
+        )
     if not checked.ok:
         raise InvalidItem(checked)
     async with conn.transaction():
@@ -412,13 +495,17 @@ def _frozen(row: asyncpg.Record, in_bank: bool) -> bool:
 async def _next_version(conn: asyncpg.Connection, item_id: str) -> int:
     return 1 + await conn.fetchval(
         "SELECT greatest((SELECT coalesce(max(version), 0) FROM draft_items WHERE item_id = $1),"
-        " (SELECT coalesce(max(version), 0) FROM bank_items WHERE item_id = $1))", item_id)
+        " (SELECT coalesce(max(version), 0) FROM bank_items WHERE item_id = $1))",
+        item_id,
+    )
 
 
 def _check_may_change(user: Staff, row: asyncpg.Record) -> None:
     if row["author_id"] != user.id and user.role != "admin":
-        raise Forbidden("not_your_item", "only its author or an administrator may change this draft;"
-                        " duplicate it to write your own version")
+        raise Forbidden(
+            "not_your_item",
+            "only its author or an administrator may change this draft; duplicate it to write your own version",
+        )
 
 
 async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapping[str, Any]) -> int:
@@ -428,9 +515,15 @@ async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapp
     async with conn.transaction():
         row = await get_draft(conn, user, pk, lock=True)
         if row["state"] in ("submitted", "retired"):
-            raise Conflict("item_not_editable", f"this item is {row['state']}: "
-                           + ("wait for the review, or ask the reviewer to return it" if row["state"] == "submitted"
-                              else "duplicate it to write a new item"))
+            raise Conflict(
+                "item_not_editable",
+                f"this item is {row['state']}: "
+                + (
+                    "wait for the review, or ask the reviewer to return it"
+                    if row["state"] == "submitted"
+                    else "duplicate it to write a new item"
+                ),
+            )
         in_bank = await bank_pk(conn, row["item_id"], row["version"]) is not None
         new_version = _frozen(row, in_bank)
         if not new_version:
@@ -438,8 +531,11 @@ async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapp
         media = await media_of(conn, pk)
         version = await _next_version(conn, row["item_id"]) if new_version else row["version"]
         checked = await _listed_subject(
-            conn, row["org_id"], check_fields(fields, item_id=row["item_id"], version=version,
-                                              media_paths=set(media)), keep=row["subject"])
+            conn,
+            row["org_id"],
+            check_fields(fields, item_id=row["item_id"], version=version, media_paths=set(media)),
+            keep=row["subject"],
+        )
         if not checked.ok:
             raise InvalidItem(checked)
         item = checked.item
@@ -452,15 +548,26 @@ async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapp
         await conn.execute(
             "UPDATE draft_items SET type = $2, subject = $3, grade = $4, topic = $5, level = $6, points = $7,"
             " stem = $8, source = $9, updated_at = now() WHERE id = $1",
-            pk, item.type.value, item.subject, item.grade, item.topic, item.level, item.points, item.stem,
-            serialise_item(with_status(item, Status.DRAFT)))
+            pk,
+            item.type.value,
+            item.subject,
+            item.grade,
+            item.topic,
+            item.level,
+            item.points,
+            item.stem,
+            serialise_item(with_status(item, Status.DRAFT)),
+        )
         await _event(conn, pk, user, "edit")
         return pk
 
 
 async def _copy_media(conn: asyncpg.Connection, from_pk: int, to_pk: int) -> None:
-    await conn.execute("INSERT INTO draft_media (draft_pk, path, sha256) SELECT $2, path, sha256 FROM draft_media"
-                       " WHERE draft_pk = $1", from_pk, to_pk)
+    await conn.execute(
+        "INSERT INTO draft_media (draft_pk, path, sha256) SELECT $2, path, sha256 FROM draft_media WHERE draft_pk = $1",
+        from_pk,
+        to_pk,
+    )
 
 
 async def duplicate_item(conn: asyncpg.Connection, user: Staff, pk: int, new_id: str = "") -> int:
@@ -470,8 +577,7 @@ async def duplicate_item(conn: asyncpg.Connection, user: Staff, pk: int, new_id:
         row = await get_draft(conn, user, pk)
         item_id = _valid_id(new_id) if new_id.strip() else await suggest_id(conn, base=row["item_id"])
         if await id_taken(conn, item_id):
-            raise Conflict("item_exists", f"the id {item_id} is already used: choose another", field="id",
-                           item=item_id)
+            raise Conflict("item_exists", f"the id {item_id} is already used: choose another", field="id", item=item_id)
         item = replace(item_from_draft(row["source"]), id=item_id, version=1)
         new_pk = await _insert(conn, user, row["org_id"], item)
         await _copy_media(conn, pk, new_pk)
@@ -488,8 +594,11 @@ async def retire_item(conn: asyncpg.Connection, user: Staff, pk: int, comment: s
         if row["state"] == "retired":
             raise Conflict("already_retired", "this item is already retired")
         item = with_status(item_from_draft(row["source"]), Status.RETIRED)
-        await conn.execute("UPDATE draft_items SET state = 'retired', source = $2, updated_at = now() WHERE id = $1",
-                           pk, serialise_item(item))
+        await conn.execute(
+            "UPDATE draft_items SET state = 'retired', source = $2, updated_at = now() WHERE id = $1",
+            pk,
+            serialise_item(item),
+        )
         await _event(conn, pk, user, "retire", comment)
 
 
@@ -502,11 +611,15 @@ async def submit_items(conn: asyncpg.Connection, user: Staff, pks: list[int]) ->
             row = await get_draft(conn, user, pk, lock=True)
             _check_may_change(user, row)
             if row["state"] not in EDITABLE:
-                raise Conflict("bad_state", f"{row['item_id']}@{row['version']} is {row['state']}:"
-                               " only drafts and returned items can be submitted",
-                               item=f"{row['item_id']}@{row['version']}")
-            await conn.execute("UPDATE draft_items SET state = 'submitted', reviewer_id = NULL, updated_at = now()"
-                               " WHERE id = $1", pk)
+                raise Conflict(
+                    "bad_state",
+                    f"{row['item_id']}@{row['version']} is {row['state']}:"
+                    " only drafts and returned items can be submitted",
+                    item=f"{row['item_id']}@{row['version']}",
+                )
+            await conn.execute(
+                "UPDATE draft_items SET state = 'submitted', reviewer_id = NULL, updated_at = now() WHERE id = $1", pk
+            )
             await _event(conn, pk, user, "submit")
     return len(pks)
 
@@ -523,18 +636,29 @@ async def review_item(conn: asyncpg.Connection, user: Staff, pk: int, decision: 
         if row["author_id"] == user.id:
             raise Forbidden("own_item", "you wrote this item: another reviewer of the subject must review it")
         if row["subject"] not in await subjects_of(conn, user.id):
-            raise Forbidden("not_your_subject", f"you do not review the subject {row['subject']}:"
-                            " ask an administrator to assign it to you")
+            raise Forbidden(
+                "not_your_subject",
+                f"you do not review the subject {row['subject']}: ask an administrator to assign it to you",
+            )
         if row["state"] != "submitted":
-            raise Conflict("bad_state", f"this item is {row['state']}, not waiting for review",
-                           item=f"{row['item_id']}@{row['version']}")
+            raise Conflict(
+                "bad_state",
+                f"this item is {row['state']}, not waiting for review",
+                item=f"{row['item_id']}@{row['version']}",
+            )
         if decision == "approve":
             item = with_status(item_from_draft(row["source"]), Status.APPROVED)
-            await conn.execute("UPDATE draft_items SET state = 'approved', reviewer_id = $2, source = $3,"
-                               " updated_at = now() WHERE id = $1", pk, user.id, serialise_item(item))
+            await conn.execute(
+                "UPDATE draft_items SET state = 'approved', reviewer_id = $2, source = $3,"
+                " updated_at = now() WHERE id = $1",
+                pk,
+                user.id,
+                serialise_item(item),
+            )
         else:
-            await conn.execute("UPDATE draft_items SET state = 'returned', reviewer_id = NULL, updated_at = now()"
-                               " WHERE id = $1", pk)
+            await conn.execute(
+                "UPDATE draft_items SET state = 'returned', reviewer_id = NULL, updated_at = now() WHERE id = $1", pk
+            )
         await _event(conn, pk, user, decision, comment)
 
 
@@ -547,7 +671,8 @@ FROM draft_items d JOIN users u ON u.id = d.author_id
 """
 _TO_REVIEW = _QUEUE + (  # noqa: S608 - module constants only
     "WHERE d.state = 'submitted' AND d.org_id = ANY($1::bigint[]) AND d.author_id <> $2"
-    " AND d.subject IN (SELECT subject FROM staff_subjects WHERE user_id = $2) ORDER BY d.updated_at")
+    " AND d.subject IN (SELECT subject FROM staff_subjects WHERE user_id = $2) ORDER BY d.updated_at"
+)
 _MINE = _QUEUE + "WHERE d.author_id = $1 AND d.state IN ('returned', 'submitted') ORDER BY d.state, d.updated_at"
 
 
@@ -558,16 +683,18 @@ async def review_queue(conn: asyncpg.Connection, user: Staff) -> dict[str, list[
     if user.role == "reviewer":
         to_review = await conn.fetch(_TO_REVIEW, orgs, user.id)
     mine = await conn.fetch(_MINE, user.id)
-    return {"to_review": to_review, "returned": [r for r in mine if r["state"] == "returned"],
-            "waiting": [r for r in mine if r["state"] == "submitted"]}
+    return {
+        "to_review": to_review,
+        "returned": [r for r in mine if r["state"] == "returned"],
+        "waiting": [r for r in mine if r["state"] == "submitted"],
+    }
 
 
 # ---------------------------------------------------------------- subjects
 
 
 async def subjects_of(conn: asyncpg.Connection, user_id: int) -> list[str]:
-    return [r[0] for r in await conn.fetch("SELECT subject FROM staff_subjects WHERE user_id = $1 ORDER BY 1",
-                                           user_id)]
+    return [r[0] for r in await conn.fetch("SELECT subject FROM staff_subjects WHERE user_id = $1 ORDER BY 1", user_id)]
 
 
 def parse_subjects(subjects: list[str] | str) -> list[str]:
@@ -577,8 +704,9 @@ def parse_subjects(subjects: list[str] | str) -> list[str]:
     return list(dict.fromkeys(s.strip() for s in subjects if s.strip()))
 
 
-async def set_subjects(conn: asyncpg.Connection, username: str, subjects: list[str] | str,
-                       by: Staff | None = None) -> list[str]:
+async def set_subjects(
+    conn: asyncpg.Connection, username: str, subjects: list[str] | str, by: Staff | None = None
+) -> list[str]:
     """Replace the subjects a staff member writes and reviews (`by`: the administrator
     doing it on the web, who may only touch their own organisation's staff; None from the CLI).
 
@@ -591,8 +719,9 @@ async def set_subjects(conn: asyncpg.Connection, username: str, subjects: list[s
     wanted = sorted({await subject_list.resolve(conn, user["org_id"], s) for s in parse_subjects(subjects)})
     async with conn.transaction():
         await conn.execute("DELETE FROM staff_subjects WHERE user_id = $1", user["id"])
-        await conn.executemany("INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)",
-                               [(user["id"], s) for s in wanted])
+        await conn.executemany(
+            "INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)", [(user["id"], s) for s in wanted]
+        )
     return wanted
 
 
@@ -602,7 +731,8 @@ async def staff_with_subjects(conn: asyncpg.Connection, by: Staff) -> list[async
         " array(SELECT subject FROM staff_subjects s WHERE s.user_id = u.id ORDER BY 1) AS subjects"
         " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.org_id = ANY($1::bigint[])"
         " AND u.role IN ('teacher', 'reviewer', 'admin') AND u.active ORDER BY o.code, u.username",
-        await accounts.visible_org_ids(conn, by))
+        await accounts.visible_org_ids(conn, by),
+    )
 
 
 # ---------------------------------------------------------------- media
@@ -633,8 +763,11 @@ async def add_media(conn: asyncpg.Connection, user: Staff, pk: int, filename: st
     if not data:
         raise UserError("empty_file", "choose an image file to upload")
     if len(data) > MAX_MEDIA_BYTES:
-        raise UserError("media_too_large", f"the image is larger than {MAX_MEDIA_BYTES // (1024 * 1024)} MB:"
-                        " make it smaller and upload it again", limit=f"{MAX_MEDIA_BYTES // (1024 * 1024)} MB")
+        raise UserError(
+            "media_too_large",
+            f"the image is larger than {MAX_MEDIA_BYTES // (1024 * 1024)} MB: make it smaller and upload it again",
+            limit=f"{MAX_MEDIA_BYTES // (1024 * 1024)} MB",
+        )
     kind = sniff_image(data)
     if kind == "svg":
         # An SVG can carry script; rather than trust a sanitiser with it, ask for a raster image.
@@ -648,12 +781,19 @@ async def add_media(conn: asyncpg.Connection, user: Staff, pk: int, filename: st
         row = await get_draft(conn, user, pk, lock=True)
         _check_may_change(user, row)
         if row["state"] not in EDITABLE:
-            raise Conflict("item_not_editable", f"this item is {row['state']}: save a new version first,"
-                           " then add images to it")
-        await conn.execute("INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                           digest, data)
-        await conn.execute("INSERT INTO draft_media (draft_pk, path, sha256) VALUES ($1, $2, $3)"
-                           " ON CONFLICT (draft_pk, path) DO UPDATE SET sha256 = EXCLUDED.sha256", pk, path, digest)
+            raise Conflict(
+                "item_not_editable", f"this item is {row['state']}: save a new version first, then add images to it"
+            )
+        await conn.execute(
+            "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING", digest, data
+        )
+        await conn.execute(
+            "INSERT INTO draft_media (draft_pk, path, sha256) VALUES ($1, $2, $3)"
+            " ON CONFLICT (draft_pk, path) DO UPDATE SET sha256 = EXCLUDED.sha256",
+            pk,
+            path,
+            digest,
+        )
     return path
 
 
@@ -663,13 +803,18 @@ async def draft_media_files(conn: asyncpg.Connection, draft_pks: list[int]) -> d
     Two items may use the same path only for the same content."""
     rows = await conn.fetch(
         "SELECT DISTINCT dm.path, dm.sha256, m.content FROM draft_media dm JOIN media_blobs m ON m.sha256 = dm.sha256"
-        " WHERE dm.draft_pk = ANY($1::bigint[]) ORDER BY dm.path", draft_pks)
+        " WHERE dm.draft_pk = ANY($1::bigint[]) ORDER BY dm.path",
+        draft_pks,
+    )
     out: dict[str, bytes] = {}
     seen: dict[str, str] = {}
     for r in rows:
         if seen.setdefault(r["path"], r["sha256"]) != r["sha256"]:
-            raise Conflict("media_conflict", f"two items use different images named {r['path']}:"
-                           " rename one of them (upload it under another name)", path=r["path"])
+            raise Conflict(
+                "media_conflict",
+                f"two items use different images named {r['path']}: rename one of them (upload it under another name)",
+                path=r["path"],
+            )
         out[r["path"]] = bytes(r["content"])
     return out
 
@@ -677,13 +822,17 @@ async def draft_media_files(conn: asyncpg.Connection, draft_pks: list[int]) -> d
 # ---------------------------------------------------------------- releases
 
 
-async def approved_items(conn: asyncpg.Connection, org_ids: list[int], subject: str | None = None
-                         ) -> list[asyncpg.Record]:
+async def approved_items(
+    conn: asyncpg.Connection, org_ids: list[int], subject: str | None = None
+) -> list[asyncpg.Record]:
     """The approved item versions of these organisations (for the release builder)."""
     return await conn.fetch(
         "SELECT id, item_id, version, subject, topic, level, type, source FROM draft_items"
         " WHERE state = 'approved' AND org_id = ANY($1::bigint[]) AND ($2::text IS NULL OR subject = $2)"
-        " ORDER BY subject, topic, level, item_id, version", org_ids, subject)
+        " ORDER BY subject, topic, level, item_id, version",
+        org_ids,
+        subject,
+    )
 
 
 # ---------------------------------------------------------------- import / export
@@ -699,19 +848,33 @@ async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple
     for item, where in items:
         if await id_taken(conn, item.id):
             suggested = await suggest_id(conn, base=item.id)
-            problems.append(FieldProblem(f"the id {item.id} is already used in the workspace or the bank:"
-                                         f" give the item another id (e.g. {suggested})", "id-taken", where=where,
-                                         id=item.id, suggested=suggested))
+            problems.append(
+                FieldProblem(
+                    f"the id {item.id} is already used in the workspace or the bank:"
+                    f" give the item another id (e.g. {suggested})",
+                    "id-taken",
+                    where=where,
+                    id=item.id,
+                    suggested=suggested,
+                )
+            )
         found = subject_list.find(listed, item.subject)
         if found is None:
-            problems.append(FieldProblem(f"the subject {item.subject!r} is not in the list of subjects: write one of"
-                                         f" {', '.join(s.code for s in listed)}", "subject-not-listed", where=where,
-                                         subject=item.subject))
+            problems.append(
+                FieldProblem(
+                    f"the subject {item.subject!r} is not in the list of subjects: write one of"
+                    f" {', '.join(s.code for s in listed)}",
+                    "subject-not-listed",
+                    where=where,
+                    subject=item.subject,
+                )
+            )
         else:
             coded.append(replace(item, subject=found.code))
     if problems:
-        raise UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems,
-                        count=len(problems))
+        raise UserError(
+            "import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems, count=len(problems)
+        )
     pks = []
     async with conn.transaction():
         for item in coded:
@@ -729,8 +892,12 @@ async def import_yaml(conn: asyncpg.Connection, user: Staff, data: bytes, filena
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError("import_failed", "nothing was imported: the file is not UTF-8 text",
-                        problems=[f"{filename}: save the file with UTF-8 encoding"], count=1) from None
+        raise UserError(
+            "import_failed",
+            "nothing was imported: the file is not UTF-8 text",
+            problems=[f"{filename}: save the file with UTF-8 encoding"],
+            count=1,
+        ) from None
     return await _import_items(conn, user, await uploads.off_loop(uploads.read_yaml_items, text, filename))
 
 
@@ -748,7 +915,10 @@ async def export_yaml(conn: asyncpg.Connection, user: Staff, pks: list[int] | No
     orgs = await accounts.visible_org_ids(conn, user)
     rows = await conn.fetch(
         "SELECT source FROM draft_items WHERE org_id = ANY($1::bigint[])"
-        " AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) ORDER BY item_id, version", orgs, pks)
+        " AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) ORDER BY item_id, version",
+        orgs,
+        pks,
+    )
     if not rows:
         raise UserError("nothing_chosen", "there is no item to export: choose items in the list")
     return serialise_items(item_from_draft(r["source"]) for r in rows)

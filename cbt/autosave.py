@@ -216,8 +216,9 @@ def check_value(seq, kind: str, value, entry: dict, lone_surrogates: bool = Fals
         if not isinstance(value, list) or any(v not in entry["o"] for v in value) or len(set(value)) != len(value):
             raise _bad(seq, "a list of this question's options, each once")
     elif t == "truefalse4":
-        if not isinstance(value, dict) or any(k not in entry["s"] or not isinstance(v, bool | None)
-                                              for k, v in value.items()):
+        if not isinstance(value, dict) or any(
+            k not in entry["s"] or not isinstance(v, bool | None) for k, v in value.items()
+        ):
             raise _bad(seq, "statements a-d, each true, false or null")
     elif t == "short":
         if not isinstance(value, str) or len(value) > MAX_SHORT:
@@ -306,18 +307,34 @@ async def save_many(conn, saves: list[Save]) -> list[int | None]:
     req = []
     for i, s in enumerate(saves, 1):
         m = s.me
-        req.append({
-            "i": i, "attempt_id": m["attempt_id"], "token_hash": s.token.hex(), "session_version": m["session_version"],
-            "candidate_version": m["candidate_version"], "exam_version": m["spec_version"], "voided": m["voided"],
-            "deadline": m["deadline"].isoformat(), "section_index": m["section_index"],
-            "section_deadline": m["section_deadline"] and m["section_deadline"].isoformat(),
-            "device_hash": m["device_hash"] and m["device_hash"].hex(), "exam_id": m["exam_id"],
-            "candidate_id": m["candidate_id"], "actor": f"candidate:{m['code']}", "addr": s.addr,
-            "content": audit.content_text("changes", audit.batch_digest(s.changes))})
-    changes = [{"i": i, "seq": r[0], "item_ref": r[1], "kind": r[2], "value": r[3]}
-               for i, s in enumerate(saves, 1) for r in s.rows]
-    result = await conn.fetch(_SAVE, json_bytes(req).decode(), json_bytes(changes).decode(),
-                              [s.me["attempt_id"] for s in saves])
+        req.append(
+            {
+                "i": i,
+                "attempt_id": m["attempt_id"],
+                "token_hash": s.token.hex(),
+                "session_version": m["session_version"],
+                "candidate_version": m["candidate_version"],
+                "exam_version": m["spec_version"],
+                "voided": m["voided"],
+                "deadline": m["deadline"].isoformat(),
+                "section_index": m["section_index"],
+                "section_deadline": m["section_deadline"] and m["section_deadline"].isoformat(),
+                "device_hash": m["device_hash"] and m["device_hash"].hex(),
+                "exam_id": m["exam_id"],
+                "candidate_id": m["candidate_id"],
+                "actor": f"candidate:{m['code']}",
+                "addr": s.addr,
+                "content": audit.content_text("changes", audit.batch_digest(s.changes)),
+            }
+        )
+    changes = [
+        {"i": i, "seq": r[0], "item_ref": r[1], "kind": r[2], "value": r[3]}
+        for i, s in enumerate(saves, 1)
+        for r in s.rows
+    ]
+    result = await conn.fetch(
+        _SAVE, json_bytes(req).decode(), json_bytes(changes).decode(), [s.me["attempt_id"] for s in saves]
+    )
     saved = dict(result)
     return [saved.get(i) for i in range(1, len(saves) + 1)]
 
@@ -344,8 +361,9 @@ class GroupCommit:
     worker adds no wait, and a busy one sends fewer, larger statements. Each
     save still writes or not on its own (see _SAVE)."""
 
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None, max_inflight: int = MAX_INFLIGHT,
-                 max_saves: int = 64) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, metrics: Metrics | None = None, max_inflight: int = MAX_INFLIGHT, max_saves: int = 64
+    ) -> None:
         self.pool, self.metrics = pool, metrics
         self.max_inflight, self.max_saves = max_inflight, max_saves
         self.queue: list[tuple[Save, asyncio.Future]] = []
@@ -427,8 +445,15 @@ async def group_commit_ctx(app: web.Application):
 
 def _saved(request: web.Request, me: dict, saved: int) -> web.Response:
     request.app[appkeys.NOTIFIER].soon(me["exam_id"])
-    return json_body({"saved_seq": saved, "server_now": iso(now_utc()), "deadline": iso(me["deadline"]),
-                      "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"])})
+    return json_body(
+        {
+            "saved_seq": saved,
+            "server_now": iso(now_utc()),
+            "deadline": iso(me["deadline"]),
+            "section_index": me["section_index"],
+            "section_deadline": iso(me["section_deadline"]),
+        }
+    )
 
 
 async def changes(request: web.Request) -> web.Response:
@@ -457,8 +482,9 @@ async def changes(request: web.Request) -> web.Response:
                     seen.clear()  # all take the slow path once, then the worker knows them again
                 seen[token] = me
                 return _saved(request, me, saved)
-    raise UserError("save_contended", "the exam changed while saving: the page sends the change again by itself",
-                    status=503)
+    raise UserError(
+        "save_contended", "the exam changed while saving: the page sends the change again by itself", status=503
+    )
 
 
 # The most of a refused batch kept in refused_changes, in characters.
@@ -474,8 +500,9 @@ def refused_record(rows: list, changes: list) -> str:
         if size > MAX_REFUSED_RECORD:
             break
         kept.append({"seq": seq, "item": item, "kind": kind, "value": json.loads(value)})
-    return json.dumps({"changes": kept, "omitted": len(rows) - len(kept), **audit.batch_digest(changes)},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"changes": kept, "omitted": len(rows) - len(kept), **audit.batch_digest(changes)}, ensure_ascii=False
+    )
 
 
 async def _checked(request: web.Request, conn, body: dict, lone_surrogates: bool) -> tuple[dict, list]:
@@ -496,17 +523,38 @@ async def _checked(request: web.Request, conn, body: dict, lone_surrogates: bool
         # Timed sections run one after another: only the current one takes answers.
         section_closed = any(r[2] == "answer" and layout[r[1]]["sec"] != me["section_index"] for r in rows)
     if me["attempt_status"] != "in_progress" or late or section_closed:
-        reason = ("after_deadline" if late else "attempt_submitted" if me["attempt_status"] != "in_progress"
-                  else "section_closed")
-        await conn.execute("INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
-                           me["attempt_id"], reason, refused_record(rows, body["changes"]))
-        await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "refused_changes",
-                           {"reason": reason, **audit.batch_digest(body["changes"])},
-                           attempt_id=me["attempt_id"])
+        reason = (
+            "after_deadline"
+            if late
+            else "attempt_submitted"
+            if me["attempt_status"] != "in_progress"
+            else "section_closed"
+        )
+        await conn.execute(
+            "INSERT INTO refused_changes (attempt_id, reason, body) VALUES ($1, $2, $3)",
+            me["attempt_id"],
+            reason,
+            refused_record(rows, body["changes"]),
+        )
+        await audit.append(
+            conn,
+            me["exam_id"],
+            f"candidate:{me['code']}",
+            "refused_changes",
+            {"reason": reason, **audit.batch_digest(body["changes"])},
+            attempt_id=me["attempt_id"],
+        )
         me = await close_if_expired(request, me, conn)
         if reason == "section_closed":
-            raise Conflict("section_closed", "that question's section is not open: changes were not saved",
-                           saved_seq=me["saved_seq"])
-        raise Conflict("attempt_closed", "time is up: this attempt is closed and the change was not saved",
-                       saved_seq=me["saved_seq"], deadline=iso(me["deadline"]))
+            raise Conflict(
+                "section_closed",
+                "that question's section is not open: changes were not saved",
+                saved_seq=me["saved_seq"],
+            )
+        raise Conflict(
+            "attempt_closed",
+            "time is up: this attempt is closed and the change was not saved",
+            saved_seq=me["saved_seq"],
+            deadline=iso(me["deadline"]),
+        )
     return me, rows

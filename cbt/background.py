@@ -11,8 +11,9 @@ import asyncpg
 from aiohttp import web
 
 
-def periodic(work: Callable[[web.Application], Awaitable[object]], seconds: Callable[[web.Application], float],
-             what: str):
+def periodic(
+    work: Callable[[web.Application], Awaitable[object]], seconds: Callable[[web.Application], float], what: str
+):
     """A cleanup_ctx running work(app) every seconds(app) while the app runs.
 
     A failure (the database may be restarting) is logged and the loop goes
@@ -24,8 +25,12 @@ def periodic(work: Callable[[web.Application], Awaitable[object]], seconds: Call
             while True:
                 try:
                     await work(app)
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
-                        OSError) as e:
+                except (
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError,
+                    OSError,
+                ) as e:
                     log.warning("%s failed: %s", what, e)
                 except Exception:
                     # Never let the loop die: its work (sealing audit events,

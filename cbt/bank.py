@@ -42,8 +42,7 @@ def bank_error(e: ItembankError) -> UserError:
         if more > 0:
             shown.append(f"... and {more} more")
         message += ":\n  " + "\n  ".join(shown)
-    return UserError(e.code, message, files=", ".join(getattr(e, "files", ())[:10]),
-                     problem_lines="; ".join(shown))
+    return UserError(e.code, message, files=", ".join(getattr(e, "files", ())[:10]), problem_lines="; ".join(shown))
 
 
 # An organisation uses keys trusted by itself, by its department, or by the
@@ -68,8 +67,15 @@ def key_fingerprint(pem: bytes, name: str) -> str:
     return itembank_keys.fingerprint(_public_key(pem, name))
 
 
-async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str, *, org_id: int | None = None,
-                    by: int | None = None, unrevoke: bool = False) -> str:
+async def trust_key(
+    conn: asyncpg.Connection,
+    pem: bytes,
+    name: str,
+    *,
+    org_id: int | None = None,
+    by: int | None = None,
+    unrevoke: bool = False,
+) -> str:
     """Trust a public key for an organisation (and its schools), or with org_id
     None for the whole server, as the operator's `cbt keys trust` does; returns
     its fingerprint.
@@ -87,27 +93,41 @@ async def trust_key(conn: asyncpg.Connection, pem: bytes, name: str, *, org_id: 
             ON CONFLICT (fingerprint) DO UPDATE SET name = CASE WHEN $4 THEN EXCLUDED.name ELSE trusted_keys.name END
             RETURNING revoked_at
             """,
-            fp, name, text, org_id is None,
+            fp,
+            name,
+            text,
+            org_id is None,
         )
         if key["revoked_at"] is not None:
             if not unrevoke or org_id is not None:
-                way_back = (" (or, if revoking it was a mistake, run cbt keys trust FILE.pub --unrevoke)"
-                            if org_id is None else "")
-                raise Conflict("key_revoked", f"the key {fp} was revoked on {key['revoked_at']:%Y-%m-%d} and stays"
-                               " revoked: sign with a new key (cbt keys generate, or Create a key on the Signing"
-                               f" keys page) and trust that one instead{way_back}", fingerprint=fp)
-            await conn.execute("UPDATE trusted_keys SET revoked_at = NULL, revoked_by = NULL WHERE fingerprint = $1",
-                               fp)
+                way_back = (
+                    " (or, if revoking it was a mistake, run cbt keys trust FILE.pub --unrevoke)"
+                    if org_id is None
+                    else ""
+                )
+                raise Conflict(
+                    "key_revoked",
+                    f"the key {fp} was revoked on {key['revoked_at']:%Y-%m-%d} and stays"
+                    " revoked: sign with a new key (cbt keys generate, or Create a key on the Signing"
+                    f" keys page) and trust that one instead{way_back}",
+                    fingerprint=fp,
+                )
+            await conn.execute(
+                "UPDATE trusted_keys SET revoked_at = NULL, revoked_by = NULL WHERE fingerprint = $1", fp
+            )
         await conn.execute(
             "INSERT INTO key_trust (fingerprint, org_id, trusted_by) VALUES ($1, $2, $3)"
             " ON CONFLICT (fingerprint, org_id) DO NOTHING",
-            fp, org_id, by,
+            fp,
+            org_id,
+            by,
         )
     return fp
 
 
-async def revoke_key(conn: asyncpg.Connection, fp: str, *, by: int | None = None,
-                     public_key_pem: str | None = None, name: str = "") -> None:
+async def revoke_key(
+    conn: asyncpg.Connection, fp: str, *, by: int | None = None, public_key_pem: str | None = None, name: str = ""
+) -> None:
     """Revoke a key for everyone who trusts it, for good (by: the staff member;
     None: the operator). With its public key, a key nobody trusts yet is
     revoked too, so that nobody can trust it later."""
@@ -119,13 +139,16 @@ async def revoke_key(conn: asyncpg.Connection, fp: str, *, by: int | None = None
             ON CONFLICT (fingerprint) DO UPDATE SET revoked_at = now(), revoked_by = $4
             WHERE trusted_keys.revoked_at IS NULL
             """,
-            fp.lower(), name, public_key_pem, by,
+            fp.lower(),
+            name,
+            public_key_pem,
+            by,
         )
     else:
         done = await conn.execute(
-            "UPDATE trusted_keys SET revoked_at = now(), revoked_by = $2"
-            " WHERE fingerprint = $1 AND revoked_at IS NULL",
-            fp.lower(), by,
+            "UPDATE trusted_keys SET revoked_at = now(), revoked_by = $2 WHERE fingerprint = $1 AND revoked_at IS NULL",
+            fp.lower(),
+            by,
         )
     if done in ("UPDATE 0", "INSERT 0 0"):
         raise NotFound("unknown_key", f"no trusted key with fingerprint {fp!r}: see `cbt keys list`", fingerprint=fp)
@@ -167,31 +190,61 @@ class ImportResult:
     def __str__(self) -> str:
         if self.already_imported:
             return f"{self.name} {self.version} is already imported (release {self.release_id}); nothing changed"
-        return (f"imported {self.name} {self.version} as release {self.release_id}: {self.items} items "
-                f"({self.new_items} new versions), {self.media} media files")
+        return (
+            f"imported {self.name} {self.version} as release {self.release_id}: {self.items} items "
+            f"({self.new_items} new versions), {self.media} media files"
+        )
 
 
 def _item_row(item: Item) -> tuple:
     source = serialise_item(item)
     return (
-        item.id, item.version, item.type.value, item.subject, item.grade, item.topic, item.level,
-        item.points, item.lang, item.status.value, list(item.tags), item.stem, source,
+        item.id,
+        item.version,
+        item.type.value,
+        item.subject,
+        item.grade,
+        item.topic,
+        item.level,
+        item.points,
+        item.lang,
+        item.status.value,
+        list(item.tags),
+        item.stem,
+        source,
         hashlib.sha256(source.encode()).hexdigest(),
     )
 
 
-_ITEM_COLUMNS = ["item_id", "version", "type", "subject", "grade", "topic", "level", "points", "lang",
-                 "status", "tags", "stem", "source", "content_sha256"]
+_ITEM_COLUMNS = [
+    "item_id",
+    "version",
+    "type",
+    "subject",
+    "grade",
+    "topic",
+    "level",
+    "points",
+    "lang",
+    "status",
+    "tags",
+    "stem",
+    "source",
+    "content_sha256",
+]
 _COLUMN_LIST = ", ".join(_ITEM_COLUMNS)
 # Built from the constant column list above, never from input.
 # A scratch table without bank_items' NOT NULL id and release columns:
 _CREATE_INCOMING = (
     "CREATE TEMP TABLE incoming_items ON COMMIT DROP AS SELECT "  # noqa: S608
-    + _COLUMN_LIST + " FROM bank_items WITH NO DATA"
+    + _COLUMN_LIST
+    + " FROM bank_items WITH NO DATA"
 )
 _INSERT_NEW_ITEMS = (
     "WITH added AS (INSERT INTO bank_items ("  # noqa: S608
-    + _COLUMN_LIST + ", first_release_id) SELECT " + _COLUMN_LIST
+    + _COLUMN_LIST
+    + ", first_release_id) SELECT "
+    + _COLUMN_LIST
     + ", $1 FROM incoming_items ON CONFLICT (item_id, version) DO NOTHING RETURNING 1) SELECT count(*) FROM added"
 )
 
@@ -202,9 +255,11 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
     organisation, checked against the operator's server-wide trust only."""
     trusted = await trusted_public_keys(conn, org_id)
     if not trusted:
-        raise UserError("no_trusted_keys",
-                        "no signing key is trusted here yet: the operator adds the signer's public key with "
-                        "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page")
+        raise UserError(
+            "no_trusted_keys",
+            "no signing key is trusted here yet: the operator adds the signer's public key with "
+            "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page",
+        )
     try:
         # Read (verify, parse, check every item) off the event loop: see cbt.uploads.
         release = await uploads.off_loop(uploads.load_release, source, uploads.raw_public_keys(trusted))
@@ -215,7 +270,8 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
     async with conn.transaction():
         existing = await conn.fetchrow(
             "SELECT id, manifest_sha256, org_id FROM bank_releases WHERE name = $1 AND version = $2",
-            info.name, info.version,
+            info.name,
+            info.version,
         )
         if existing is not None:
             if existing["org_id"] != org_id:
@@ -227,8 +283,15 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                     release=f"{info.name} {info.version}",
                 )
             if existing["manifest_sha256"] == manifest_sha:
-                return ImportResult(existing["id"], info.name, info.version, len(release.items), 0,
-                                    len(release.media), already_imported=True)
+                return ImportResult(
+                    existing["id"],
+                    info.name,
+                    info.version,
+                    len(release.items),
+                    0,
+                    len(release.media),
+                    already_imported=True,
+                )
             raise Conflict(
                 "release_conflict",
                 f"a different release named {info.name} {info.version} is already imported: "
@@ -242,16 +305,28 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
                                        topic_names)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
             """,
-            info.name, info.version, info.title, info.subject, info.description, info.publisher,
-            summary.signer, datetime.fromisoformat(summary.signed_at.replace("Z", "+00:00")),
-            release.manifest, release.signature, manifest_sha, len(release.items), org_id,
+            info.name,
+            info.version,
+            info.title,
+            info.subject,
+            info.description,
+            info.publisher,
+            summary.signer,
+            datetime.fromisoformat(summary.signed_at.replace("Z", "+00:00")),
+            release.manifest,
+            release.signature,
+            manifest_sha,
+            len(release.items),
+            org_id,
             json.dumps(dict(info.topics or {}), ensure_ascii=False),
         )
         # Bulk path: COPY into a scratch table, then set operations, so a
         # 10,000-item release is a handful of statements, not 10,000.
         await conn.execute(_CREATE_INCOMING)
         await conn.copy_records_to_table(
-            "incoming_items", records=[_item_row(i) for i in release.items], columns=_ITEM_COLUMNS,
+            "incoming_items",
+            records=[_item_row(i) for i in release.items],
+            columns=_ITEM_COLUMNS,
         )
         clashes = await conn.fetch(
             """
@@ -280,13 +355,19 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
         for path, data in release.media.items():
             digest = hashlib.sha256(data).hexdigest()
             await conn.execute(
-                "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING", digest, data,
+                "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                digest,
+                data,
             )
             await conn.execute(
-                "INSERT INTO release_media (release_id, path, sha256) VALUES ($1, $2, $3)", release_id, path, digest,
+                "INSERT INTO release_media (release_id, path, sha256) VALUES ($1, $2, $3)",
+                release_id,
+                path,
+                digest,
             )
-    return ImportResult(release_id, info.name, info.version, len(release.items), new_items,
-                        len(release.media), already_imported=False)
+    return ImportResult(
+        release_id, info.name, info.version, len(release.items), new_items, len(release.media), already_imported=False
+    )
 
 
 # -- reading -------------------------------------------------------------------
@@ -347,20 +428,22 @@ async def get_release(conn: asyncpg.Connection, release_id: int, org_ids: list[i
     row = await conn.fetchrow(
         "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
         " WHERE id = $1 AND (org_id IS NULL OR org_id = ANY($2::bigint[]))",
-        release_id, org_ids,
+        release_id,
+        org_ids,
     )
     if row is None:
         raise NotFound("unknown_release", "no such bank release for your organisation: choose one from the list")
     return row
 
 
-async def find_release(conn: asyncpg.Connection, name: str, version: str,
-                       org_ids: list[int]) -> asyncpg.Record | None:
+async def find_release(conn: asyncpg.Connection, name: str, version: str, org_ids: list[int]) -> asyncpg.Record | None:
     """The release NAME VERSION if these organisations may use it."""
     return await conn.fetchrow(
         "SELECT id, name, version, title, subject, item_count, org_id FROM bank_releases"
         " WHERE name = $1 AND version = $2 AND (org_id IS NULL OR org_id = ANY($3::bigint[]))",
-        name, version, org_ids,
+        name,
+        version,
+        org_ids,
     )
 
 
@@ -394,12 +477,12 @@ LIMIT $8
 """
 
 
-async def search_items(conn: asyncpg.Connection, f: ItemFilter, org_ids: list[int],
-                       limit: int = 500) -> list[asyncpg.Record]:
+async def search_items(
+    conn: asyncpg.Connection, f: ItemFilter, org_ids: list[int], limit: int = 500
+) -> list[asyncpg.Record]:
     # The text is matched literally: escape LIKE's wildcards.
     text = f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit,
-                            org_ids)
+    return await conn.fetch(_SEARCH, f.release_id, f.subject, f.topic, f.level, f.type, f.status, text, limit, org_ids)
 
 
 async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str, list]:
@@ -413,14 +496,22 @@ async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str
         """,
         org_ids,
     )
-    releases = [r["id"] for r in await conn.fetch(
-        "SELECT id FROM bank_releases r WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[]) ORDER BY id", org_ids)]
-    return {"subjects": sorted({r["subject"] for r in rows}), "topics": sorted({r["topic"] for r in rows}),
-            "topic_names": await topic_names(conn, releases)}
+    releases = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM bank_releases r WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[]) ORDER BY id", org_ids
+        )
+    ]
+    return {
+        "subjects": sorted({r["subject"] for r in rows}),
+        "topics": sorted({r["topic"] for r in rows}),
+        "topic_names": await topic_names(conn, releases),
+    }
 
 
-async def get_item(conn: asyncpg.Connection, item_id: str, version: int,
-                   org_ids: list[int]) -> tuple[asyncpg.Record, Item]:
+async def get_item(
+    conn: asyncpg.Connection, item_id: str, version: int, org_ids: list[int]
+) -> tuple[asyncpg.Record, Item]:
     """An item version as these organisations may read it, with the releases they
     may use that hold it (releases: [(id, 'name version')], oldest first); any
     other is 'not found', whether it exists or not."""
@@ -432,7 +523,9 @@ async def get_item(conn: asyncpg.Connection, item_id: str, version: int,
         WHERE b.item_id = $1 AND b.version = $2 AND (r.org_id IS NULL OR r.org_id = ANY($3::bigint[]))
         GROUP BY b.id
         """,
-        item_id, version, org_ids,
+        item_id,
+        version,
+        org_ids,
     )
     if row is None:
         raise NotFound("unknown_item", f"no item {item_id} version {version} in the bank of your organisation")
@@ -448,7 +541,8 @@ async def item_versions(conn: asyncpg.Connection, item_id: str, org_ids: list[in
             WHERE ri.item_pk = b.id AND (r.org_id IS NULL OR r.org_id = ANY($2::bigint[])))
         ORDER BY b.version
         """,
-        item_id, org_ids,
+        item_id,
+        org_ids,
     )
 
 
@@ -461,7 +555,9 @@ async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: st
         WHERE rm.release_id = ANY($1::bigint[]) AND rm.path = $2
         ORDER BY rm.release_id = $3 DESC, rm.release_id LIMIT 1
         """,
-        list(row["release_ids"]), path, row["first_release_id"],
+        list(row["release_ids"]),
+        path,
+        row["first_release_id"],
     )
     if content is None:
         raise NotFound("unknown_media", f"no media file {path!r} for this item", path=path)
@@ -473,8 +569,10 @@ async def topic_names(conn, release_ids: list[int]) -> dict[str, str]:
     winning; a topic none of them names is left out (pages show its code)."""
     names: dict[str, str] = {}
     for r in await conn.fetch(
-            "SELECT r.topic_names FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position) "
-            "JOIN bank_releases r ON r.id = k.id ORDER BY k.position", release_ids):
+        "SELECT r.topic_names FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position) "
+        "JOIN bank_releases r ON r.id = k.id ORDER BY k.position",
+        release_ids,
+    ):
         for code, name in json.loads(r["topic_names"]).items():
             names.setdefault(code, name)
     return names

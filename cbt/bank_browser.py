@@ -73,10 +73,19 @@ async def index(request: web.Request) -> web.Response:
         releases = await bank.list_releases(conn, orgs)
         items = await bank.search_items(conn, f, orgs)
         facets = await bank.facet_values(conn, orgs)
-    return render(request, "bank/index.html", {
-        "releases": releases, "items": items, "filter": f, "facets": facets, "levels": LEVELS,
-        "types": [t.value for t in ItemType], "statuses": [s.value for s in Status],
-    })
+    return render(
+        request,
+        "bank/index.html",
+        {
+            "releases": releases,
+            "items": items,
+            "filter": f,
+            "facets": facets,
+            "levels": LEVELS,
+            "types": [t.value for t in ItemType],
+            "statuses": [s.value for s in Status],
+        },
+    )
 
 
 def _version(request: web.Request) -> int:
@@ -92,20 +101,30 @@ async def item_page(request: web.Request) -> web.Response:
         versions = await bank.item_versions(conn, item_id, orgs)
         topic = (await bank.topic_names(conn, list(row["release_ids"]))).get(item.topic, item.topic)
         # Statistics of this version in the exams the viewer's organisation may see.
-        history = await results.item_history(conn, row["id"],
-                                             await accounts.visible_org_ids(conn, require_user(request)))
+        history = await results.item_history(
+            conn, row["id"], await accounts.visible_org_ids(conn, require_user(request))
+        )
     base = request.app.router["bank_media"]
 
     def media_url(path: str) -> str:
         return str(base.url_for(item_id=item_id, version=str(version), path=path))
 
     rendered = render_item(item, media_url)
-    return render(request, "bank/item.html", {
-        "row": row, "item": item, "topic": topic, "r": rendered, "versions": versions, "letters": LETTERS,
-        "history": history,
-        # Options are shown as A, B, C ... in authored order; the key in the same letters.
-        "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
-    })
+    return render(
+        request,
+        "bank/item.html",
+        {
+            "row": row,
+            "item": item,
+            "topic": topic,
+            "r": rendered,
+            "versions": versions,
+            "letters": LETTERS,
+            "history": history,
+            # Options are shown as A, B, C ... in authored order; the key in the same letters.
+            "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
+        },
+    )
 
 
 async def media(request: web.Request) -> web.Response:
@@ -113,13 +132,17 @@ async def media(request: web.Request) -> web.Response:
     if not is_media_path(path):
         raise UserError("unknown_media", "no such media file", status=404)
     async with request.app[appkeys.POOL].acquire() as conn:
-        row, _ = await bank.get_item(conn, request.match_info["item_id"], _version(request),
-                                     await _orgs(conn, request))
+        row, _ = await bank.get_item(conn, request.match_info["item_id"], _version(request), await _orgs(conn, request))
         content = await bank.media_for_item(conn, row, path)
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return web.Response(body=content, content_type=content_type, headers={
-        "Content-Security-Policy": MEDIA_CSP, "Cache-Control": "private, max-age=3600",
-    })
+    return web.Response(
+        body=content,
+        content_type=content_type,
+        headers={
+            "Content-Security-Policy": MEDIA_CSP,
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 async def template_xlsx(request: web.Request) -> web.Response:
@@ -128,7 +151,10 @@ async def template_xlsx(request: web.Request) -> web.Response:
         path = Path(tmp) / "cbt-items-template.xlsx"
         write_template(path)
         body = path.read_bytes()
-    return web.Response(body=body, headers={
-        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "Content-Disposition": 'attachment; filename="cbt-items-template.xlsx"',
-    })
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": 'attachment; filename="cbt-items-template.xlsx"',
+        },
+    )

@@ -30,8 +30,7 @@ from cbt.errors import NotFound, UserError
 from cbt.templating import language, render
 
 # ?sort= on the item table: the report's item fields (default: bank order).
-SORT_KEYS = ("id", "n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted",
-             "flags")
+SORT_KEYS = ("id", "n", "p", "r_pb", "r_pb_total", "r_bis", "d_upper_lower", "alpha_if_deleted", "omitted", "flags")
 NUMBER_COLUMNS = SORT_KEYS[1:-1]
 
 
@@ -50,7 +49,9 @@ async def exams_list(request: web.Request) -> web.Response:
                    s.computed_at
             FROM exams e JOIN orgs o ON o.id = e.org_id LEFT JOIN exam_stats s ON s.exam_id = e.id
             WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
-            """, await accounts.visible_org_ids(conn, user))
+            """,
+            await accounts.visible_org_ids(conn, user),
+        )
     return render(request, "board/exams.html", {"exams": rows})
 
 
@@ -87,12 +88,22 @@ async def exam_page(request: web.Request) -> web.Response:
         exam = await _visible_exam(conn, request)
         report, computed_at, problem = await _report(conn, exam)
         head = await heads.sign_current(conn, exam["code"])
-    return render(request, "board/exam.html", {
-        "exam": exam, "report": report, "computed_at": computed_at, "problem": problem, "sort": sort, "head": head,
-        "sort_keys": SORT_KEYS, "number_columns": NUMBER_COLUMNS,
-        "items": _sorted_items(report["items"], sort) if report else [],
-        "histogram": histogram_svg(report["test"]["score_histogram"], chart_labels(request)) if report else None,
-    })
+    return render(
+        request,
+        "board/exam.html",
+        {
+            "exam": exam,
+            "report": report,
+            "computed_at": computed_at,
+            "problem": problem,
+            "sort": sort,
+            "head": head,
+            "sort_keys": SORT_KEYS,
+            "number_columns": NUMBER_COLUMNS,
+            "items": _sorted_items(report["items"], sort) if report else [],
+            "histogram": histogram_svg(report["test"]["score_histogram"], chart_labels(request)) if report else None,
+        },
+    )
 
 
 async def recompute(request: web.Request) -> web.Response:
@@ -115,10 +126,17 @@ async def item_page(request: web.Request) -> web.Response:
         bank_row = await conn.fetchrow("SELECT item_id, version FROM bank_items WHERE id = $1", item["pk"])
         # The traces are not stored: they come from the same matrix, now.
         trace = results.item_traces(await results.exam_matrix(conn, exam["id"]), item["pk"], report["omit_policy"])
-    return render(request, "board/item.html", {
-        "exam": exam, "item": item, "bank_row": bank_row, "number_columns": NUMBER_COLUMNS,
-        **item_charts(request, item, trace, report),
-    })
+    return render(
+        request,
+        "board/item.html",
+        {
+            "exam": exam,
+            "item": item,
+            "bank_row": bank_row,
+            "number_columns": NUMBER_COLUMNS,
+            **item_charts(request, item, trace, report),
+        },
+    )
 
 
 def chart_labels(request: web.Request) -> dict:
@@ -160,9 +178,10 @@ async def report_xlsx(request: web.Request) -> web.Response:
     # In the reader's language, as the board's pages: sheet names, headers, flags and notes.
     t = request.app[appkeys.CATALOGS].translator(language(request))
     write_xlsx(report, out, head, catalog_words(t), heads.row_words(t))
-    return web.Response(body=out.getvalue(), headers={
-        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',
-    })
-
-
+    return web.Response(
+        body=out.getvalue(),
+        headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": f'attachment; filename="{exam["code"]}-item-analysis.xlsx"',
+        },
+    )

@@ -66,8 +66,16 @@ def _checked(form: Mapping, name: str) -> bool:
 def sections_of(form: Mapping) -> list[Section]:
     """The sections as typed in the form, in page order."""
     n = max(1, min(whole(_get(form, "section_count", "1"), MAX_SECTIONS) or 1, MAX_SECTIONS))
-    sections = [Section(_get(form, f"s{i}.title"), _get(form, f"s{i}.time_limit"), _get(form, f"s{i}.type"),
-                        _get(form, f"s{i}.points"), {}) for i in range(n)]
+    sections = [
+        Section(
+            _get(form, f"s{i}.title"),
+            _get(form, f"s{i}.time_limit"),
+            _get(form, f"s{i}.type"),
+            _get(form, f"s{i}.points"),
+            {},
+        )
+        for i in range(n)
+    ]
     for key in form:
         m = _CELL.match(key)
         if m and int(m.group(1)) < n:
@@ -77,20 +85,39 @@ def sections_of(form: Mapping) -> list[Section]:
     return sections
 
 
-def _whole(text: str, where: str, problems: list[Problem], low: int, high: int, *, field: str = "",
-           **params) -> int | None:
+def _whole(
+    text: str, where: str, problems: list[Problem], low: int, high: int, *, field: str = "", **params
+) -> int | None:
     """text as a whole number from low to high; `where` prefixes the English line,
     `field` (where, unless given) and params name the field for the page."""
     field = field or where
     try:
         value = int(text)
     except ValueError:
-        problems.append(Problem(f"{where}: write a whole number from {low} to {high}, got {text!r}", "not_whole",
-                                field, low=low, high=high, got=text, **params))
+        problems.append(
+            Problem(
+                f"{where}: write a whole number from {low} to {high}, got {text!r}",
+                "not_whole",
+                field,
+                low=low,
+                high=high,
+                got=text,
+                **params,
+            )
+        )
         return None
     if not low <= value <= high:
-        problems.append(Problem(f"{where}: must be from {low} to {high}, got {value}", "out_of_range", field,
-                                low=low, high=high, got=value, **params))
+        problems.append(
+            Problem(
+                f"{where}: must be from {low} to {high}, got {value}",
+                "out_of_range",
+                field,
+                low=low,
+                high=high,
+                got=value,
+                **params,
+            )
+        )
         return None
     return value
 
@@ -115,8 +142,9 @@ def _time(form: Mapping, name: str, tz: str, problems: list[Problem]) -> str | N
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
-        problems.append(Problem(f"{where}: {text!r} is not a date and time like 2025-12-20T07:30", "time_invalid",
-                                where, got=text))
+        problems.append(
+            Problem(f"{where}: {text!r} is not a date and time like 2025-12-20T07:30", "time_invalid", where, got=text)
+        )
         return None
     if t.tzinfo is None:
         t = dt.datetime.fromisoformat(t.isoformat() + tz)
@@ -135,9 +163,16 @@ def _networks(form: Mapping, problems: list[Problem]) -> dict | None:
             continue
         room, sep, cidrs = line.partition(":")
         if not sep or not room.strip():
-            problems.append(Problem(f"policies.networks.rooms line {n}: write ROOM: CIDR, CIDR (e.g. P01: 10.1.1.0/24),"
-                                    f" got {line.strip()!r}", "rooms_line", "policies.networks.rooms", line=n,
-                                    got=line.strip()))
+            problems.append(
+                Problem(
+                    f"policies.networks.rooms line {n}: write ROOM: CIDR, CIDR (e.g. P01: 10.1.1.0/24),"
+                    f" got {line.strip()!r}",
+                    "rooms_line",
+                    "policies.networks.rooms",
+                    line=n,
+                    got=line.strip(),
+                )
+            )
             continue
         rooms[room.strip()] = _words(cidrs)
     if not allow and not rooms:
@@ -157,12 +192,14 @@ def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, 
     problems: list[Problem] = []
     tz = _get(form, "tz") or DEFAULT_TZ
     if not _TZ.match(tz):
-        problems.append(Problem(f"window.tz: a time zone offset like +07:00, got {tz!r}", "tz_invalid", "window.tz",
-                                got=tz))
+        problems.append(
+            Problem(f"window.tz: a time zone offset like +07:00, got {tz!r}", "tz_invalid", "window.tz", got=tz)
+        )
         tz = DEFAULT_TZ
     window: dict = {"opens": _time(form, "opens", tz, problems), "closes": _time(form, "closes", tz, problems)}
-    late = _whole(_get(form, "late_entry_minutes", "15") or "15", "window.late_entry_minutes", problems, 0,
-                  366 * 24 * 60)
+    late = _whole(
+        _get(form, "late_entry_minutes", "15") or "15", "window.late_entry_minutes", problems, 0, 366 * 24 * 60
+    )
     window["late_entry_minutes"] = late if late is not None else 15
     duration = _whole(_get(form, "duration_minutes"), "duration_minutes", problems, 1, 24 * 60)
     grace = _whole(_get(form, "grace_seconds", "30") or "30", "grace_seconds", problems, 0, 600)
@@ -186,16 +223,32 @@ def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, 
         if sec.points:
             points = _number(sec.points, f"{where}.points", problems)
             if points is not None and points <= 0:
-                problems.append(Problem(f"{where}.points: must be more than 0, got {sec.points}", "not_positive",
-                                        f"{where}.points"))
+                problems.append(
+                    Problem(f"{where}.points: must be more than 0, got {sec.points}", "not_positive", f"{where}.points")
+                )
                 points = None
         if sec.type and sec.type not in ITEM_TYPES:
-            problems.append(Problem(f"{where}.type: one of {', '.join(ITEM_TYPES)}, got {sec.type!r}", "not_one_of",
-                                    f"{where}.type", allowed=", ".join(ITEM_TYPES), got=sec.type))
+            problems.append(
+                Problem(
+                    f"{where}.type: one of {', '.join(ITEM_TYPES)}, got {sec.type!r}",
+                    "not_one_of",
+                    f"{where}.type",
+                    allowed=", ".join(ITEM_TYPES),
+                    got=sec.type,
+                )
+            )
         rows = []
         for (topic, level), text in sec.cells.items():
-            count = _whole(text, f"{where}: topic {topic}, level {level}", problems, 0, MAX_COUNT,
-                           field=f"{where}.cell", topic=topic, level=level)
+            count = _whole(
+                text,
+                f"{where}: topic {topic}, level {level}",
+                problems,
+                0,
+                MAX_COUNT,
+                field=f"{where}.cell",
+                topic=topic,
+                level=level,
+            )
             if not count:
                 continue
             row: dict = {"topic": topic, "level": level, "count": count}
@@ -211,9 +264,13 @@ def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, 
         "networks": _networks(form, problems),
         "access_code": _checked(form, "access_code"),
         "one_device": _checked(form, "one_device"),
-        "integrity": {"action": _get(form, "integrity_action", "count") or "count",
-                      "pause_after": _whole(_get(form, "integrity_pause_after", "3") or "3",
-                                            "policies.integrity.pause_after", problems, 1, 1000) or 3},
+        "integrity": {
+            "action": _get(form, "integrity_action", "count") or "count",
+            "pause_after": _whole(
+                _get(form, "integrity_pause_after", "3") or "3", "policies.integrity.pause_after", problems, 1, 1000
+            )
+            or 3,
+        },
     }
     if policies["networks"] is None:
         del policies["networks"]
@@ -242,9 +299,11 @@ def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, 
         "window": window,
         "shuffle": {"items": _checked(form, "shuffle_items"), "options": _checked(form, "shuffle_options")},
         "forms": forms,
-        "scoring": {"multiple_partial": _checked(form, "multiple_partial"),
-                    "single_penalty": str(penalty if penalty is not None else 0),
-                    "report_decimals": decimals if decimals is not None else 2},
+        "scoring": {
+            "multiple_partial": _checked(form, "multiple_partial"),
+            "single_penalty": str(penalty if penalty is not None else 0),
+            "report_decimals": decimals if decimals is not None else 2,
+        },
         "show_score": _checked(form, "show_score"),
         "grace_seconds": grace if grace is not None else 30,
         "instructions": _get(form, "instructions"),
@@ -257,9 +316,15 @@ def exam_data(form: Mapping, release_label: str | Sequence[str]) -> tuple[dict, 
     if not data["code"]:
         problems.append(Problem("code: give the exam a code, e.g. TOAN12-HK1", "code_missing", "code"))
     elif not _CODE.match(data["code"]):
-        problems.append(Problem(f"code: only letters without accents, digits, '.', '_' and '-', at most 64, starting"
-                                f" with a letter or digit (e.g. TOAN12-HK1), got {data['code']!r}", "code_invalid",
-                                "code", got=data["code"]))
+        problems.append(
+            Problem(
+                f"code: only letters without accents, digits, '.', '_' and '-', at most 64, starting"
+                f" with a letter or digit (e.g. TOAN12-HK1), got {data['code']!r}",
+                "code_invalid",
+                "code",
+                got=data["code"],
+            )
+        )
     if not data["title"]:
         problems.append(Problem("title: give the exam a title", "title_missing", "title"))
     return data, problems
@@ -278,8 +343,9 @@ def build_spec(form: Mapping, release_label: str | Sequence[str]) -> tuple[str, 
     except exams.ExamFileError as e:
         # A field the form already faulted need not be faulted twice.
         faulted = {p.split(":")[0] for p in problems}
-        raise exams.ExamFileError(problems + [p for p in e.details["problems"]
-                                              if p.split(":")[0] not in faulted]) from None
+        raise exams.ExamFileError(
+            problems + [p for p in e.details["problems"] if p.split(":")[0] not in faulted]
+        ) from None
     if problems:
         raise exams.ExamFileError(problems)
     return text, spec
@@ -291,26 +357,48 @@ def build_spec(form: Mapping, release_label: str | Sequence[str]) -> tuple[str, 
 # the field as the teacher sees it on the page (the file's path is the
 # fallback, for fields only a YAML file has).
 FIELD_LABELS = {
-    "code": "ws.exams.code", "title": "ws.exams.exam_title", "subject": "ws.exams.subject",
-    "release": "ws.exams.release", "releases": "ws.exams.release", "instructions": "ws.exams.instructions",
+    "code": "ws.exams.code",
+    "title": "ws.exams.exam_title",
+    "subject": "ws.exams.subject",
+    "release": "ws.exams.release",
+    "releases": "ws.exams.release",
+    "instructions": "ws.exams.instructions",
     "duration_minutes": "ws.exams.duration",
-    "window": "ws.exams.window", "window.opens": "ws.exams.opens", "window.closes": "ws.exams.closes",
-    "window.tz": "ws.exams.tz", "window.late_entry_minutes": "ws.exams.late_entry", "grace_seconds": "ws.exams.grace",
-    "forms.mode": "ws.exams.form_mode", "forms.count": "ws.exams.form_count",
-    "scoring.single_penalty": "ws.exams.single_penalty", "scoring.report_decimals": "ws.exams.report_decimals",
-    "sections": "ws.exams.blueprint", "policies": "ws.exams.policies", "policies.networks": "ws.exams.networks_allow",
-    "policies.networks.allow": "ws.exams.networks_allow", "policies.networks.rooms": "ws.exams.networks_rooms",
-    "policies.access_code": "ws.exams.access_code", "policies.one_device": "ws.exams.one_device",
-    "policies.integrity.action": "ws.exams.integrity_action", "policies.integrity.pause_after": "ws.exams.pause_after",
+    "window": "ws.exams.window",
+    "window.opens": "ws.exams.opens",
+    "window.closes": "ws.exams.closes",
+    "window.tz": "ws.exams.tz",
+    "window.late_entry_minutes": "ws.exams.late_entry",
+    "grace_seconds": "ws.exams.grace",
+    "forms.mode": "ws.exams.form_mode",
+    "forms.count": "ws.exams.form_count",
+    "scoring.single_penalty": "ws.exams.single_penalty",
+    "scoring.report_decimals": "ws.exams.report_decimals",
+    "sections": "ws.exams.blueprint",
+    "policies": "ws.exams.policies",
+    "policies.networks": "ws.exams.networks_allow",
+    "policies.networks.allow": "ws.exams.networks_allow",
+    "policies.networks.rooms": "ws.exams.networks_rooms",
+    "policies.access_code": "ws.exams.access_code",
+    "policies.one_device": "ws.exams.one_device",
+    "policies.integrity.action": "ws.exams.integrity_action",
+    "policies.integrity.pause_after": "ws.exams.pause_after",
     "policies.admission.rate_per_second": "ws.exams.admission_rate",
-    "policies.admission.burst": "ws.exams.admission_burst", "policies.seb": "ws.exams.seb",
-    "policies.seb.required": "ws.exams.seb_required", "policies.seb.browser_exam_keys": "ws.exams.seb_bek",
-    "policies.seb.config_keys": "ws.exams.seb_ck", "policies.seb.serve_config": "ws.exams.seb_serve_config",
-    "policies.seb.js_api": "ws.exams.seb_js_api", "policies.seb.allow_quit": "ws.exams.seb_allow_quit",
+    "policies.admission.burst": "ws.exams.admission_burst",
+    "policies.seb": "ws.exams.seb",
+    "policies.seb.required": "ws.exams.seb_required",
+    "policies.seb.browser_exam_keys": "ws.exams.seb_bek",
+    "policies.seb.config_keys": "ws.exams.seb_ck",
+    "policies.seb.serve_config": "ws.exams.seb_serve_config",
+    "policies.seb.js_api": "ws.exams.seb_js_api",
+    "policies.seb.allow_quit": "ws.exams.seb_allow_quit",
 }
 SECTION_FIELD_LABELS = {
-    "title": "ws.exams.section_title", "time_limit_minutes": "ws.exams.section_limit",
-    "points": "ws.exams.points_each", "type": "ws.exams.item_type", "cell": "ws.exams.cell_label",
+    "title": "ws.exams.section_title",
+    "time_limit_minutes": "ws.exams.section_limit",
+    "points": "ws.exams.points_each",
+    "type": "ws.exams.item_type",
+    "cell": "ws.exams.cell_label",
 }
 _SECTION_FIELD = re.compile(r"sections\[(\d+)\](?:\.(.+))?")
 
@@ -358,36 +446,59 @@ def form_from_spec(spec: exams.ExamSpec) -> dict:
     seb = p.get("seb") or {}
     admission = p.get("admission") or {}
     form = {
-        "code": spec.code, "title": spec.title, "subject": spec.subject,
-        "duration_minutes": str(spec.duration_minutes), "tz": tz, "time_zone": spec.time_zone,
-        "opens": spec.opens_at.strftime("%Y-%m-%dT%H:%M"), "closes": spec.closes_at.strftime("%Y-%m-%dT%H:%M"),
-        "late_entry_minutes": str(spec.late_entry_minutes), "grace_seconds": str(spec.grace_seconds),
-        "instructions": spec.instructions, "form_mode": spec.form_mode, "form_count": str(spec.form_count),
-        "single_penalty": str(spec.single_penalty), "report_decimals": str(spec.report_decimals),
+        "code": spec.code,
+        "title": spec.title,
+        "subject": spec.subject,
+        "duration_minutes": str(spec.duration_minutes),
+        "tz": tz,
+        "time_zone": spec.time_zone,
+        "opens": spec.opens_at.strftime("%Y-%m-%dT%H:%M"),
+        "closes": spec.closes_at.strftime("%Y-%m-%dT%H:%M"),
+        "late_entry_minutes": str(spec.late_entry_minutes),
+        "grace_seconds": str(spec.grace_seconds),
+        "instructions": spec.instructions,
+        "form_mode": spec.form_mode,
+        "form_count": str(spec.form_count),
+        "single_penalty": str(spec.single_penalty),
+        "report_decimals": str(spec.report_decimals),
         "networks_allow": "\n".join(nets["allow"]),
         "networks_rooms": "\n".join(f"{room}: {', '.join(c)}" for room, c in nets["rooms"].items()),
-        "integrity_action": p["integrity"]["action"], "integrity_pause_after": str(p["integrity"]["pause_after"]),
+        "integrity_action": p["integrity"]["action"],
+        "integrity_pause_after": str(p["integrity"]["pause_after"]),
         "seb_browser_exam_keys": "\n".join(seb.get("browser_exam_keys") or []),
         "seb_config_keys": "\n".join(seb.get("config_keys") or []),
         "admission_rate": _plain(admission.get("rate_per_second")),
         "admission_burst": _plain(admission.get("burst")),
         "section_count": str(len(spec.blueprint.sections)),
     }
-    flags = {"shuffle_items": spec.shuffle_items, "shuffle_options": spec.shuffle_options,
-             "multiple_partial": spec.multiple_partial, "show_score": spec.show_score,
-             "access_code": p["access_code"], "one_device": p["one_device"], "seb_required": bool(seb.get("required")),
-             "seb_serve_config": bool(seb.get("serve_config")), "seb_js_api": bool(seb.get("js_api")),
-             "seb_allow_quit": bool(seb.get("allow_quit"))}
+    flags = {
+        "shuffle_items": spec.shuffle_items,
+        "shuffle_options": spec.shuffle_options,
+        "multiple_partial": spec.multiple_partial,
+        "show_score": spec.show_score,
+        "access_code": p["access_code"],
+        "one_device": p["one_device"],
+        "seb_required": bool(seb.get("required")),
+        "seb_serve_config": bool(seb.get("serve_config")),
+        "seb_js_api": bool(seb.get("js_api")),
+        "seb_allow_quit": bool(seb.get("allow_quit")),
+    }
     form.update({k: "1" for k, v in flags.items() if v})
     for si, sec in enumerate(spec.blueprint.sections):
         types = {r.type for r in sec.rows}
         points = {r.points for r in sec.rows}
         cells = [(r.topic, r.level) for r in sec.rows]
         if len(types) > 1 or len(points) > 1 or len(set(cells)) != len(cells):
-            raise exams.ExamFileError([Problem(
-                f"sections[{si + 1}]: its rows differ in type or points, or repeat a cell, which the matrix cannot "
-                "show; edit this exam with its YAML file (cbt exam create)", "matrix_cannot_show",
-                f"sections[{si + 1}]")])
+            raise exams.ExamFileError(
+                [
+                    Problem(
+                        f"sections[{si + 1}]: its rows differ in type or points, or repeat a cell, which the "
+                        "matrix cannot show; edit this exam with its YAML file (cbt exam create)",
+                        "matrix_cannot_show",
+                        f"sections[{si + 1}]",
+                    )
+                ]
+            )
         form[f"s{si}.title"] = sec.title
         form[f"s{si}.time_limit"] = str(sec.time_limit_minutes or "")
         form[f"s{si}.type"] = next(iter(types)) or ""
@@ -450,8 +561,11 @@ class Availability:
         for topic, _, level, kind, points, n in self.groups:
             for _ in range(n):
                 pk += 1
-                out.append(assembly.PoolItem(pk=pk, item_id=f"{pk:08d}", version=1, topic=topic, level=level,
-                                             type=kind, points=points))
+                out.append(
+                    assembly.PoolItem(
+                        pk=pk, item_id=f"{pk:08d}", version=1, topic=topic, level=level, type=kind, points=points
+                    )
+                )
         return out
 
 
@@ -507,12 +621,26 @@ def blueprint_status(sections: list[Section], avail: Availability) -> dict:
             cell = out_sections[si]["cells"][key]
             cell["short"] = True
             cell["left"] = s.available
-            problems.append({"section": si, "cell": key, "topic": s.topic, "level": s.level, "type": s.type,
-                             "wanted": s.wanted, "available": s.available})
+            problems.append(
+                {
+                    "section": si,
+                    "cell": key,
+                    "topic": s.topic,
+                    "level": s.level,
+                    "type": s.type,
+                    "wanted": s.wanted,
+                    "available": s.available,
+                }
+            )
     for sec in out_sections:
         del sec["bad_count"]
-    return {"sections": out_sections, "total_items": total_items,
-            "total_points": _points_text(total_points), "points_exact": exact, "shortfalls": problems}
+    return {
+        "sections": out_sections,
+        "total_items": total_items,
+        "total_points": _points_text(total_points),
+        "points_exact": exact,
+        "shortfalls": problems,
+    }
 
 
 def _points_text(value: Decimal) -> str:
@@ -523,19 +651,32 @@ def _points_text(value: Decimal) -> str:
 
 def describe(shortfall: dict) -> str:
     kind = f", type {shortfall['type']}" if shortfall["type"] else ""
-    return (f"section {shortfall['section'] + 1}: topic {shortfall['topic']}, level {shortfall['level']}{kind}: "
-            f"wants {shortfall['wanted']} approved items, the release has {shortfall['available']}")
+    return (
+        f"section {shortfall['section'] + 1}: topic {shortfall['topic']}, level {shortfall['level']}{kind}: "
+        f"wants {shortfall['wanted']} approved items, the release has {shortfall['available']}"
+    )
 
 
 def default_form(subject: str = "") -> dict:
     """A new exam: tomorrow morning, 45 minutes, Vietnamese time."""
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     return {
-        "subject": subject, "duration_minutes": "45", "tz": DEFAULT_TZ,
-        "opens": f"{tomorrow.isoformat()}T07:30", "closes": f"{tomorrow.isoformat()}T10:00",
-        "late_entry_minutes": "15", "grace_seconds": "30", "form_mode": "per-candidate", "form_count": "4",
-        "single_penalty": "0", "report_decimals": "2", "integrity_action": "count", "integrity_pause_after": "3",
-        "shuffle_items": "1", "shuffle_options": "1", "one_device": "1", "section_count": "1",
+        "subject": subject,
+        "duration_minutes": "45",
+        "tz": DEFAULT_TZ,
+        "opens": f"{tomorrow.isoformat()}T07:30",
+        "closes": f"{tomorrow.isoformat()}T10:00",
+        "late_entry_minutes": "15",
+        "grace_seconds": "30",
+        "form_mode": "per-candidate",
+        "form_count": "4",
+        "single_penalty": "0",
+        "report_decimals": "2",
+        "integrity_action": "count",
+        "integrity_pause_after": "3",
+        "shuffle_items": "1",
+        "shuffle_options": "1",
+        "one_device": "1",
+        "section_count": "1",
         "s0.title": "Phần I",
     }
-

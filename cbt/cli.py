@@ -27,19 +27,20 @@ def _settings(args) -> Settings:
     from cbt.config import load_settings
 
     settings = load_settings()
-    changes = {k: getattr(args, k) for k in ("host", "port", "workers")
-               if getattr(args, k, None) is not None}
+    changes = {k: getattr(args, k) for k in ("host", "port", "workers") if getattr(args, k, None) is not None}
     return settings.replace(**changes) if changes else settings
 
 
-def with_database(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]],
-                  *, migrate: bool = True) -> int:
+def with_database(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]], *, migrate: bool = True
+) -> int:
     """Run work(conn) against cbt's database, starting the embedded one if needed."""
     import asyncio
 
     from cbt import db
 
     with db.database(settings, exclusive=False) as dsn:
+
         async def run() -> int:
             conn = await db.connect(dsn)
             try:
@@ -143,13 +144,13 @@ def read_new_password(password_file: str | None) -> str:
         try:
             text = Path(password_file).read_text(encoding="utf-8")
         except OSError as e:
-            raise UserError("password_file", f"cannot read {password_file}: {e.strerror}",
-                            path=str(password_file)) from None
+            raise UserError(
+                "password_file", f"cannot read {password_file}: {e.strerror}", path=str(password_file)
+            ) from None
         password = text.splitlines()[0] if text else ""
     else:
         if not sys.stdin.isatty():
-            raise UserError("password_needed",
-                            "no terminal to ask for the password: give it with --password-file FILE")
+            raise UserError("password_needed", "no terminal to ask for the password: give it with --password-file FILE")
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise UserError("password_mismatch", "the two passwords differ; run the command again")
@@ -189,7 +190,8 @@ def cmd_user_passwd(args) -> int:
     async def work(conn) -> int:
         done = await conn.execute(
             "UPDATE users SET password_hash = $1 WHERE lower(username) = $2",
-            accounts.hash_password(password), args.username.lower(),
+            accounts.hash_password(password),
+            args.username.lower(),
         )
         if done == "UPDATE 0":
             raise UserError("unknown_user", f"no user named {args.username!r}")
@@ -218,12 +220,16 @@ def cmd_keys_trust(args) -> int:
         name = args.name or args.file.stem
         before = await conn.fetchrow(
             "SELECT k.revoked_at, r.username AS revoked_by FROM trusted_keys k LEFT JOIN users r ON r.id = k.revoked_by"
-            " WHERE k.fingerprint = $1", bank.key_fingerprint(pem, name))
+            " WHERE k.fingerprint = $1",
+            bank.key_fingerprint(pem, name),
+        )
         fp = await bank.trust_key(conn, pem, name, unrevoke=args.unrevoke)
         if before is not None and before["revoked_at"] is not None:
             who = before["revoked_by"] or "the operator"
-            print(f"key {fp} ({name}) was revoked on {before['revoked_at']:%Y-%m-%d} by {who}; --unrevoke lifted"
-                  " the revocation: it is trusted again by every organisation that trusted it, and server-wide")
+            print(
+                f"key {fp} ({name}) was revoked on {before['revoked_at']:%Y-%m-%d} by {who}; --unrevoke lifted"
+                " the revocation: it is trusted again by every organisation that trusted it, and server-wide"
+            )
         else:
             print(f"trusted key {fp} ({name}) for every organisation on this server")
         return 0
@@ -255,8 +261,10 @@ def cmd_keys_revoke(args) -> int:
 
     async def work(conn) -> int:
         await bank.revoke_key(conn, args.fingerprint)
-        print(f"key {args.fingerprint} revoked for every organisation: releases it signs are no longer imported,"
-              " and only `cbt keys trust FILE.pub --unrevoke` trusts it again")
+        print(
+            f"key {args.fingerprint} revoked for every organisation: releases it signs are no longer imported,"
+            " and only `cbt keys trust FILE.pub --unrevoke` trusts it again"
+        )
         return 0
 
     return with_database(_settings(args), work)
@@ -269,16 +277,17 @@ async def _import_org(conn, args) -> int | None:
     if args.org:
         org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", args.org)
         if org_id is None:
-            raise NotFound("unknown_org", f"no organisation with code {args.org!r}: see `cbt org add`",
-                           org=args.org)
+            raise NotFound("unknown_org", f"no organisation with code {args.org!r}: see `cbt org add`", org=args.org)
         return org_id
     orgs = await conn.fetch("SELECT id FROM orgs ORDER BY id LIMIT 2")
     if len(orgs) == 1:
         return orgs[0]["id"]
-    raise UserError("org_required",
-                    "say which organisation the release is for with --org CODE (a department's releases are"
-                    " shared with its schools), or share it with every organisation on this server with --all-orgs"
-                    + ("" if orgs else "; create the organisation first with `cbt org add`"))
+    raise UserError(
+        "org_required",
+        "say which organisation the release is for with --org CODE (a department's releases are"
+        " shared with its schools), or share it with every organisation on this server with --all-orgs"
+        + ("" if orgs else "; create the organisation first with `cbt org add`"),
+    )
 
 
 def cmd_bank_import(args) -> int:
@@ -291,14 +300,18 @@ def cmd_bank_import(args) -> int:
     source: Path | bytes = args.path
     if args.path.suffix == ".sealed" or args.key:
         if not args.key:
-            raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key",
-                                path=str(args.path))
+            raise UserError("unseal_key_needed", f"{args.path} is sealed: give its key with --key", path=str(args.path))
         key_text = sys.stdin.readline().strip() if args.key == "-" else args.key
         try:
             most = ArchiveLimits().max_total_bytes
             if args.path.stat().st_size > most:  # before reading it all in
-                raise uploads.too_large(TooLarge(f"{args.path} is larger than a release may unpack to"
-                                                 f" ({megabytes(most)}): is it the right file?", megabytes(most)))
+                raise uploads.too_large(
+                    TooLarge(
+                        f"{args.path} is larger than a release may unpack to"
+                        f" ({megabytes(most)}): is it the right file?",
+                        megabytes(most),
+                    )
+                )
             source = seal.unseal(args.path.read_bytes(), key_text)
         except OSError as e:
             raise UserError("bank_file", f"cannot read {args.path}: {e.strerror}", path=str(args.path)) from None
@@ -308,8 +321,11 @@ def cmd_bank_import(args) -> int:
     async def work(conn) -> int:
         org_id = await _import_org(conn, args)
         result = await bank.import_release(conn, source, org_id)
-        whose = "every organisation" if org_id is None else await conn.fetchval(
-            "SELECT code FROM orgs WHERE id = $1", org_id)
+        whose = (
+            "every organisation"
+            if org_id is None
+            else await conn.fetchval("SELECT code FROM orgs WHERE id = $1", org_id)
+        )
         print(f"{result} (for {whose})")
         return 0
 
@@ -325,9 +341,13 @@ def _read(path: Path, what: str, max_bytes: int | None = None) -> bytes:
             from cbt import uploads
             from itembank.limits import TooLarge, megabytes
 
-            raise uploads.too_large(TooLarge(f"the {what} {path} is {megabytes(size)}, more than the"
-                                             f" {megabytes(max_bytes)} allowed: split it into several files",
-                                             megabytes(max_bytes)))
+            raise uploads.too_large(
+                TooLarge(
+                    f"the {what} {path} is {megabytes(size)}, more than the"
+                    f" {megabytes(max_bytes)} allowed: split it into several files",
+                    megabytes(max_bytes),
+                )
+            )
         return path.read_bytes()
     except OSError as e:
         raise UserError("file_unreadable", f"cannot read the {what} {path}: {e.strerror}", path=str(path)) from None
@@ -349,8 +369,10 @@ def cmd_exam_create(args) -> int:
         await exams.create_exam(conn, spec, org)
         cells = sum(len(s.rows) for s in spec.blueprint.sections)
         count = sum(r.count for s in spec.blueprint.sections for r in s.rows)
-        print(f"exam {spec.code} created: {count} questions from {cells} blueprint cells, "
-              f"{spec.duration_minutes} minutes; next: `cbt exam roster {spec.code} FILE`")
+        print(
+            f"exam {spec.code} created: {count} questions from {cells} blueprint cells, "
+            f"{spec.duration_minutes} minutes; next: `cbt exam roster {spec.code} FILE`"
+        )
         _warn_seb_config_only(spec.policies.get("seb"))
         return 0
 
@@ -385,9 +407,12 @@ def cmd_exam_tickets(args) -> int:
         else:
             out = exams.tickets_html(exam, rows, load_settings_lang(), address)
             if address is None:
-                print(f"the tickets do not say where to sit the exam: cbt listens on every address of this "
-                      f"machine ({settings.host}), so which one students type is yours to say: set CBT_PUBLIC_URL "
-                      "(e.g. http://192.168.1.10:8080) and print them again", file=sys.stderr)
+                print(
+                    f"the tickets do not say where to sit the exam: cbt listens on every address of this "
+                    f"machine ({settings.host}), so which one students type is yours to say: set CBT_PUBLIC_URL "
+                    "(e.g. http://192.168.1.10:8080) and print them again",
+                    file=sys.stderr,
+                )
         if args.out:
             args.out.write_text(out, encoding="utf-8")
             print(f"{len(rows)} new tickets written to {args.out}; earlier tickets of these candidates no longer work")
@@ -454,8 +479,9 @@ def cmd_exam_results(args) -> int:
             if args.xlsx:
                 # A workbook is for people: English, or Vietnamese with CBT_LANG=vi (as `cbt analyze`'s).
                 t = _workbook_translator()
-                results.write_results_xlsx(rows, args.xlsx, signed, *(
-                    (results.xlsx_words(t), heads.row_words(t)) if t else ()))
+                results.write_results_xlsx(
+                    rows, args.xlsx, signed, *((results.xlsx_words(t), heads.row_words(t)) if t else ())
+                )
             else:
                 args.csv.write_text(results.results_csv(rows, signed), encoding="utf-8", newline="")
         except OSError as e:
@@ -479,9 +505,11 @@ def cmd_exam_analyze(args) -> int:
 
         from cbt.numbers import fmt
 
-        print(f"{args.exam}: {report['examinees']} candidates, {report['items_count']} items analysed; "
-              f"mean {fmt(test['mean'])}, sd {fmt(test['sd'])}, alpha {fmt(test['alpha'])}, "
-              f"{flagged} items flagged; stored for the exam board and the bank")
+        print(
+            f"{args.exam}: {report['examinees']} candidates, {report['items_count']} items analysed; "
+            f"mean {fmt(test['mean'])}, sd {fmt(test['sd'])}, alpha {fmt(test['alpha'])}, "
+            f"{flagged} items flagged; stored for the exam board and the bank"
+        )
         return 0
 
     return with_database(_settings(args), work)
@@ -550,11 +578,14 @@ def cmd_audit_head(args) -> int:
         try:
             args.output.write_text(signed.text(), encoding="utf-8")
         except OSError as e:
-            raise UserError("file_unwritable", f"cannot write {args.output}: {e.strerror}",
-                            path=str(args.output)) from None
-        print(f"signed audit chain head of {args.exam} (event {signed.head.seq}, hash {signed.head.hash.hex()}) "
-              f"written to {args.output}; keep it apart from the server: `cbt audit verify {args.exam} --head "
-              f"{args.output}` checks the chain against it")
+            raise UserError(
+                "file_unwritable", f"cannot write {args.output}: {e.strerror}", path=str(args.output)
+            ) from None
+        print(
+            f"signed audit chain head of {args.exam} (event {signed.head.seq}, hash {signed.head.hash.hex()}) "
+            f"written to {args.output}; keep it apart from the server: `cbt audit verify {args.exam} --head "
+            f"{args.output}` checks the chain against it"
+        )
         return 0
 
     return with_database(_settings(args), work)
@@ -644,8 +675,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_user_passwd)
     sp = userp.add_parser("subjects", help="set the subjects a teacher writes for or a reviewer reviews")
     sp.add_argument("username")
-    sp.add_argument("subject", nargs="*", help="codes or names from the organisation's list of subjects, e.g. toan"
-                    " \"Vật lí\"; none removes them all")
+    sp.add_argument(
+        "subject",
+        nargs="*",
+        help='codes or names from the organisation\'s list of subjects, e.g. toan "Vật lí"; none removes them all',
+    )
     sp.set_defaults(func=cmd_user_subjects)
 
     _register_bank(sub)
@@ -657,7 +691,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         sub.add_parser("analyze", help=ANALYZE_HELP)
 
     examp = sub.add_parser("exam", help="exams: create, roster, tickets, open, results, analyze").add_subparsers(
-        dest="exam_command", required=True, metavar="COMMAND")
+        dest="exam_command", required=True, metavar="COMMAND"
+    )
     sp = examp.add_parser("create", help="create an exam from its YAML file")
     sp.add_argument("file", type=Path)
     sp.add_argument("--org", help="organisation code (may be left out when there is only one)")
@@ -686,16 +721,28 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_exam_seb)
 
     auditp = sub.add_parser("audit", help="the exam's hash-chained audit log").add_subparsers(
-        dest="audit_command", required=True, metavar="COMMAND")
-    sp = auditp.add_parser("verify", help="check the chain, and that it reaches the heads kept outside the "
-                                          "database; exit 1 naming the first problem")
+        dest="audit_command", required=True, metavar="COMMAND"
+    )
+    sp = auditp.add_parser(
+        "verify",
+        help="check the chain, and that it reaches the heads kept outside the "
+        "database; exit 1 naming the first problem",
+    )
     sp.add_argument("exam", help="exam code")
-    sp.add_argument("--head", action="append", metavar="FILE|HASH|TOKEN",
-                    help="a published head: a head file (every head and receipt token in it), a signed head or "
-                         "receipt token, a hash, or SEQ:HASH; repeatable")
-    sp.add_argument("--key", type=Path, metavar="PUB.pem",
-                    help="check head tokens against this public key (`cbt receipt public-key`, kept apart) instead "
-                         "of the database's")
+    sp.add_argument(
+        "--head",
+        action="append",
+        metavar="FILE|HASH|TOKEN",
+        help="a published head: a head file (every head and receipt token in it), a signed head or "
+        "receipt token, a hash, or SEQ:HASH; repeatable",
+    )
+    sp.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUB.pem",
+        help="check head tokens against this public key (`cbt receipt public-key`, kept apart) instead "
+        "of the database's",
+    )
     sp.set_defaults(func=cmd_audit_verify)
     sp = auditp.add_parser("head", help="print (or write) the exam's current chain head, signed")
     sp.add_argument("exam", help="exam code")
@@ -707,13 +754,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_audit_export)
 
     receiptp = sub.add_parser("receipt", help="submission receipts").add_subparsers(
-        dest="receipt_command", required=True, metavar="COMMAND")
+        dest="receipt_command", required=True, metavar="COMMAND"
+    )
     sp = receiptp.add_parser("verify", help="check a receipt token or short code (exit 1 if invalid)")
     sp.add_argument("token", help="the token, a short code, or - to read standard input")
     sp.add_argument("--key", type=Path, help="the server's public key (PEM): check offline, no database")
     sp.set_defaults(func=cmd_receipt_verify)
     receiptp.add_parser("public-key", help="print the server's receipt public key (PEM)").set_defaults(
-        func=cmd_receipt_public_key)
+        func=cmd_receipt_public_key
+    )
     sp = examp.add_parser("results", help="export results for gradebooks (keyed by student code)")
     sp.add_argument("exam")
     fmt = sp.add_mutually_exclusive_group(required=True)
@@ -735,8 +784,11 @@ def _register_bank(sub) -> None:
     sp = keys_commands.add_parser("trust", help="trust a public key for bank imports, for every organisation")
     sp.add_argument("file", type=Path, help="FILE.pub")
     sp.add_argument("--name", help="a label, e.g. the exam board's name (default: the file name)")
-    sp.add_argument("--unrevoke", action="store_true",
-                    help="trust a revoked key again (a revocation is otherwise final: make a new key)")
+    sp.add_argument(
+        "--unrevoke",
+        action="store_true",
+        help="trust a revoked key again (a revocation is otherwise final: make a new key)",
+    )
     sp.set_defaults(func=cmd_keys_trust)
     keys_commands.add_parser("list", help="the trusted keys").set_defaults(func=cmd_keys_list)
     sp = keys_commands.add_parser("revoke", help="stop trusting a key, for every organisation, for good")
@@ -754,13 +806,18 @@ def _register_bank(sub) -> None:
 
 # The errors a user can fix, by module: one line, exit 1. A module this
 # command never imported raised none of them.
-_USER_ERRORS = (("cbt.errors", "UserError"), ("cbt.config", "ConfigError"), ("cbt.db", "DatabaseError"),
-                ("cbt.server", "ServeError"))
+_USER_ERRORS = (
+    ("cbt.errors", "UserError"),
+    ("cbt.config", "ConfigError"),
+    ("cbt.db", "DatabaseError"),
+    ("cbt.server", "ServeError"),
+)
 
 
 def _users_to_fix(e: Exception) -> bool:
-    return any(module in sys.modules and isinstance(e, getattr(sys.modules[module], name))
-               for module, name in _USER_ERRORS)
+    return any(
+        module in sys.modules and isinstance(e, getattr(sys.modules[module], name)) for module, name in _USER_ERRORS
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -780,8 +837,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("CBT_DEBUG"):
             raise
         # A bug, not a user mistake: still one line, with a way to see more.
-        print(f"cbt: internal error ({e.__class__.__name__}: {e}); run again with CBT_DEBUG=1 "
-              "for the details and report them", file=sys.stderr)
+        print(
+            f"cbt: internal error ({e.__class__.__name__}: {e}); run again with CBT_DEBUG=1 "
+            "for the details and report them",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -136,9 +136,7 @@ def settings_from(env: dict[str, str], toml_path: Path | None = None) -> Setting
             raise ConfigError(f"{toml_path}: not valid TOML ({e}); fix the file or remove it") from None
         for key, raw in data.items():
             if key not in _FIELDS:
-                raise ConfigError(
-                    f"{toml_path}: unknown setting {key!r}; known settings: {', '.join(sorted(_FIELDS))}"
-                )
+                raise ConfigError(f"{toml_path}: unknown setting {key!r}; known settings: {', '.join(sorted(_FIELDS))}")
             values[key] = _FIELDS[key](f"{key} in {toml_path}", raw)
     for key, parse in _FIELDS.items():
         env_name = "CBT_" + key.upper()
@@ -170,13 +168,18 @@ def check(s: Settings) -> None:
         raise ConfigError(f"CBT_WORKERS must be 0 (one per core) or more, got {s.workers}")
     if s.pool_min < 1 or s.pool_max < s.pool_min:
         raise ConfigError("CBT_POOL_MIN must be >= 1 and CBT_POOL_MAX >= CBT_POOL_MIN")
-    for name in ("ticket_max_per_ip", "ticket_max_per_ticket", "access_code_max_per_ip",
-                 "access_code_max_per_candidate"):
+    for name in (
+        "ticket_max_per_ip",
+        "ticket_max_per_ticket",
+        "access_code_max_per_ip",
+        "access_code_max_per_candidate",
+    ):
         if getattr(s, name) < 1:
             raise ConfigError(f"CBT_{name.upper()} must be 1 or more (wrong tries allowed), got {getattr(s, name)}")
     if not times.is_zone(s.time_zone):
-        raise ConfigError(f"CBT_TIME_ZONE: {s.time_zone!r} is not a time zone: give an IANA name such as"
-                          " Asia/Ho_Chi_Minh")
+        raise ConfigError(
+            f"CBT_TIME_ZONE: {s.time_zone!r} is not a time zone: give an IANA name such as Asia/Ho_Chi_Minh"
+        )
     for cidr in s.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)

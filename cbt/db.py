@@ -150,8 +150,7 @@ class EmbeddedPostgres:
             )
         except subprocess.TimeoutExpired:
             raise DatabaseError(
-                f"PostgreSQL did not answer `{args[0]}` within {timeout:.0f} s; "
-                f"see {self.pgdata / 'log'}"
+                f"PostgreSQL did not answer `{args[0]}` within {timeout:.0f} s; see {self.pgdata / 'log'}"
             ) from None
 
     def _prepare_root(self) -> None:
@@ -162,9 +161,10 @@ class EmbeddedPostgres:
             pw = pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
             res = subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 PG_SYSTEM_USER],
-                capture_output=True, text=True, check=False,
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if res.returncode != 0:
                 raise DatabaseError(
@@ -179,16 +179,22 @@ class EmbeddedPostgres:
         # directory and finds its libraries beside its binary), so there is no
         # way round a folder it cannot pass: such a folder gets search (x) for
         # others, never read, and the person running cbt is told which.
-        opened = [p for p in (*self.pgdata.parents, *_pg_bin().parent.parents, _pg_bin().parent)
-                  if not _can_pass(p, pw.pw_uid, pw.pw_gid)]
+        opened = [
+            p
+            for p in (*self.pgdata.parents, *_pg_bin().parent.parents, _pg_bin().parent)
+            if not _can_pass(p, pw.pw_uid, pw.pw_gid)
+        ]
         for parent in dict.fromkeys(opened):
             os.chmod(parent, parent.stat().st_mode | stat.S_IXOTH)
         if opened:
             names = ", ".join(str(p) for p in dict.fromkeys(opened))
-            print(f"cbt: gave others search permission (chmod o+x, not read) on {names} so that "
-                  f"PostgreSQL, which runs as the user {PG_SYSTEM_USER} when cbt runs as root, can reach "
-                  f"{self.pgdata}; to avoid this, run cbt as a normal user or put CBT_DATA_DIR in a "
-                  "folder others may pass through", file=sys.stderr)
+            print(
+                f"cbt: gave others search permission (chmod o+x, not read) on {names} so that "
+                f"PostgreSQL, which runs as the user {PG_SYSTEM_USER} when cbt runs as root, can reach "
+                f"{self.pgdata}; to avoid this, run cbt as a normal user or put CBT_DATA_DIR in a "
+                "folder others may pass through",
+                file=sys.stderr,
+            )
 
     def socket_dir(self) -> Path:
         if len(str(self.pgdata / ".s.PGSQL.5432")) <= _MAX_SOCKET_PATH:
@@ -229,8 +235,18 @@ class EmbeddedPostgres:
                     "move it away or set CBT_DATA_DIR to a new folder"
                 )
             log.info("initialising PostgreSQL in %s", self.pgdata)
-            res = self._run(["initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                             "--encoding=UTF8", "--locale=C.UTF-8"])
+            res = self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
             if res.returncode != 0:
                 raise DatabaseError(f"initdb failed in {self.pgdata}: {_last_line(res.stderr)}")
         sock = self.running_socket_dir()
@@ -248,8 +264,9 @@ class EmbeddedPostgres:
                 pw = pwd.getpwnam(PG_SYSTEM_USER)
                 os.chown(sock, pw.pw_uid, pw.pw_gid)
         opts = f"-h '' -k {sock} -c max_connections=300 -c shared_buffers=128MB {self.options}".strip()
-        res = self._run(["pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "log"),
-                         "-w", "-t", "60", "-o", opts, "start"])
+        res = self._run(
+            ["pg_ctl", "-D", str(self.pgdata), "-l", str(self.pgdata / "log"), "-w", "-t", "60", "-o", opts, "start"]
+        )
         if res.returncode != 0:
             tail = _log_tail(self.pgdata / "log")
             raise DatabaseError(f"PostgreSQL did not start in {self.pgdata}: {tail}")
@@ -319,8 +336,7 @@ def database(settings, *, exclusive: bool) -> Iterator[str]:
         sock = pg.start() if owner else pg.running_socket_dir()
         if sock is None:
             raise DatabaseError(
-                f"a cbt server holds {settings.data_dir} but its PostgreSQL is not running; "
-                "restart that server"
+                f"a cbt server holds {settings.data_dir} but its PostgreSQL is not running; restart that server"
             )
         asyncio.run(_retrying(ensure_database, pg.dsn(sock, "postgres")))
         yield pg.dsn(sock)
@@ -359,10 +375,14 @@ def describe_connect_error(exc: BaseException, dsn: str) -> str:
     if isinstance(exc, ConnectionRefusedError | FileNotFoundError):
         return f"nothing is listening at {where}: start PostgreSQL there or fix CBT_DATABASE_URL"
     if isinstance(exc, OSError | TimeoutError):
-        return (f"cannot reach PostgreSQL at {where} ({exc.__class__.__name__}: {exc}): "
-                "check the host and port in CBT_DATABASE_URL")
+        return (
+            f"cannot reach PostgreSQL at {where} ({exc.__class__.__name__}: {exc}): "
+            "check the host and port in CBT_DATABASE_URL"
+        )
     if isinstance(exc, ValueError | asyncpg.ClientConfigurationError):
-        return f"CBT_DATABASE_URL is not a valid PostgreSQL URL ({exc}); use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        return (
+            f"CBT_DATABASE_URL is not a valid PostgreSQL URL ({exc}); use postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+        )
     return f"cannot connect to PostgreSQL at {where}: {exc}"
 
 
@@ -413,9 +433,14 @@ async def create_pool(dsn: str, min_size: int, max_size: int, server_settings: d
         return await asyncio.wait_for(
             # Generic plans: the hot statements are key lookups whose custom
             # re-planning cost more than running them (pg_stat_statements).
-            asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=60,
-                                connection_class=PooledConnection,
-                                server_settings={"plan_cache_mode": "force_generic_plan", **(server_settings or {})}),
+            asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=60,
+                connection_class=PooledConnection,
+                server_settings={"plan_cache_mode": "force_generic_plan", **(server_settings or {})},
+            ),
             timeout=30,
         )
     except DatabaseError:
@@ -435,7 +460,8 @@ async def generic_plan(conn: asyncpg.Connection, sql: str, settings: dict | None
         await conn.execute(f"PREPARE cbt_generic_plan AS {sql}")
         try:
             count = await conn.fetchval(
-                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_generic_plan'")
+                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'cbt_generic_plan'"
+            )
             args = f"({', '.join(['NULL'] * count)})" if count else ""
             plan = await conn.fetch(f"EXPLAIN EXECUTE cbt_generic_plan{args}")
         finally:
@@ -497,8 +523,9 @@ async def schema_status(conn: asyncpg.Connection) -> SchemaStatus:
     table = await conn.fetchval("SELECT to_regclass('schema_migrations')")
     applied = {}
     if table is not None:
-        applied = {r["version"]: r["checksum"] for r in
-                   await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        applied = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
     current = max(applied, default=0)
     latest = known[-1].version if known else 0
     pending = [m for m in known if m.version not in applied]
@@ -530,7 +557,9 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum,
+                    m.version,
+                    m.name,
+                    m.checksum,
                 )
             log.info("applied migration %03d_%s", m.version, m.name)
         return status.pending
@@ -544,8 +573,7 @@ async def check_schema(conn: asyncpg.Connection) -> None:
     _refuse_if_newer(status)
     if status.pending:
         raise DatabaseError(
-            f"the database schema is at version {status.current}, this cbt needs {status.latest}: "
-            "run `cbt db upgrade`"
+            f"the database schema is at version {status.current}, this cbt needs {status.latest}: run `cbt db upgrade`"
         )
 
 

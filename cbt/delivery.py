@@ -122,8 +122,7 @@ _COLUMNS = """
        (SELECT r.token FROM receipts r WHERE r.attempt_id = a.id) AS receipt_token,
        s.token_hash, s.seb_verified_at"""
 _FULL_COLUMNS = ", e.spec, a.layout"
-_LEAN_COLUMNS = (", e.xmin::text AS spec_version, s.xmin::text AS session_version, "
-                 "c.xmin::text AS candidate_version")
+_LEAN_COLUMNS = ", e.xmin::text AS spec_version, s.xmin::text AS session_version, c.xmin::text AS candidate_version"
 _FROM = """
 FROM candidate_sessions s
 JOIN candidates c ON c.id = s.candidate_id
@@ -175,7 +174,8 @@ async def current_candidate_lean(request: web.Request, conn) -> tuple[dict, dict
             if len(cache.layouts) > 50_000:
                 cache.layouts.clear()
             text = cache.layouts[me["attempt_id"]] = await conn.fetchval(
-                "SELECT layout FROM attempts WHERE id = $1", me["attempt_id"])
+                "SELECT layout FROM attempts WHERE id = $1", me["attempt_id"]
+            )
         layout = json.loads(text)
     return me, layout
 
@@ -223,12 +223,14 @@ def _seb_refusal(request: web.Request, me, rules: dict):
     base = request.app[appkeys.SETTINGS].public_url
     if not base and (rules.get("seb") or {}).get("required"):
         return seb.SebCheck(False, "public_url_unset", {}, {})
-    check = lockdown.check_seb(rules.get("seb"), base, request.raw_path, request.headers,
-                               me["exam_code"], me["title"])
+    check = lockdown.check_seb(rules.get("seb"), base, request.raw_path, request.headers, me["exam_code"], me["title"])
     if check is None or check.ok:
         return None
-    if (check.reason == "missing_headers" and (rules.get("seb") or {}).get("js_api", True)
-            and me["seb_verified_at"] is not None):
+    if (
+        check.reason == "missing_headers"
+        and (rules.get("seb") or {}).get("js_api", True)
+        and me["seb_verified_at"] is not None
+    ):
         return None  # this sign-in proved itself through SEB's JavaScript API
     return check
 
@@ -248,8 +250,12 @@ def guard_passes(request: web.Request, me, addr: str) -> bool:
     through, by `me` as given? No side effects: for autosave's fast path,
     which verifies `me` in SQL."""
     rules = policies(me)
-    return (_network_ok(me, rules, addr) and _seb_refusal(request, me, rules) is None
-            and _device_passes(request, me, rules) and me["paused_at"] is None)
+    return (
+        _network_ok(me, rules, addr)
+        and _seb_refusal(request, me, rules) is None
+        and _device_passes(request, me, rules)
+        and me["paused_at"] is None
+    )
 
 
 async def guard(request: web.Request, me, conn, *, write: bool) -> None:
@@ -260,8 +266,14 @@ async def guard(request: web.Request, me, conn, *, write: bool) -> None:
     rules = policies(me)
     addr = client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies)
     if not _network_ok(me, rules, addr):
-        await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
-                           {"policy": "network", "addr": addr}, attempt_id=me["attempt_id"])
+        await audit.append(
+            conn,
+            me["exam_id"],
+            f"candidate:{me['code']}",
+            "policy_refused",
+            {"policy": "network", "addr": addr},
+            attempt_id=me["attempt_id"],
+        )
         lockdown.check_network(addr, rules, me["room"], False)
     await _check_seb(request, me, conn, rules)
     if me["attempt_id"] is None:
@@ -282,7 +294,9 @@ async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, 
         # first browser to come with its device cookie takes it.
         bound = await conn.fetchval(
             "UPDATE attempts SET device_hash = coalesce(device_hash, $2) WHERE id = $1 RETURNING device_hash",
-            me["attempt_id"], mine)
+            me["attempt_id"],
+            mine,
+        )
         if bound == mine:
             return
     if mine is None:
@@ -290,16 +304,21 @@ async def _check_device(request: web.Request, me, conn, rules: dict, addr: str, 
         # A new id goes out with the refusal; if the browser keeps it, the
         # proctor can move the attempt to it.
         mine = lockdown.ensure_device(request)
-        refusal = Forbidden("device_cookie_missing",
-                            "this browser did not send its exam cookie: allow cookies for this site, then ask your "
-                            "proctor to move the exam to this computer")
+        refusal = Forbidden(
+            "device_cookie_missing",
+            "this browser did not send its exam cookie: allow cookies for this site, then ask your "
+            "proctor to move the exam to this computer",
+        )
     else:
         refusal = Forbidden("device_locked", "this exam is open on another computer: ask your proctor to move it here")
     if ask:
         await conn.execute(
             "INSERT INTO device_requests (attempt_id, device_hash, addr) VALUES ($1, $2, $3) "
             "ON CONFLICT (attempt_id, device_hash) DO UPDATE SET requested_at = now(), resolved_at = NULL",
-            me["attempt_id"], mine, addr)
+            me["attempt_id"],
+            mine,
+            addr,
+        )
         request.app[appkeys.NOTIFIER].soon(me["exam_id"])
     raise refusal
 
@@ -310,9 +329,11 @@ def seb_base_url(request: web.Request) -> str:
     would shape the .seb file and the URL every key hash covers."""
     configured = request.app[appkeys.SETTINGS].public_url
     if not configured:
-        raise Conflict("public_url_needed",
-                       "Safe Exam Browser needs this server's public address: the administrator sets "
-                       "CBT_PUBLIC_URL to the address students type (e.g. https://thi.truong.edu.vn) and restarts cbt")
+        raise Conflict(
+            "public_url_needed",
+            "Safe Exam Browser needs this server's public address: the administrator sets "
+            "CBT_PUBLIC_URL to the address students type (e.g. https://thi.truong.edu.vn) and restarts cbt",
+        )
     return configured
 
 
@@ -325,24 +346,38 @@ async def _check_seb(request: web.Request, me, conn, rules: dict) -> None:
     # Expected and received hashes go to the log and the audit chain, so an
     # administrator can see a proxy, http/https or key-list mismatch at once.
     logging.getLogger("cbt.seb").warning("seb refused", extra={"fields": check.log_fields()})
-    await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
-                       {"policy": "seb", **check.log_fields()}, attempt_id=me["attempt_id"])
+    await audit.append(
+        conn,
+        me["exam_id"],
+        f"candidate:{me['code']}",
+        "policy_refused",
+        {"policy": "seb", **check.log_fields()},
+        attempt_id=me["attempt_id"],
+    )
     await notify(conn, me["exam_id"])
-    raise Forbidden("seb_required", "open this exam in Safe Exam Browser with the exam's configuration",
-                    reason=check.reason, config_url=f"{seb_base_url(request)}/exam/{me['exam_code']}/config.seb")
+    raise Forbidden(
+        "seb_required",
+        "open this exam in Safe Exam Browser with the exam's configuration",
+        reason=check.reason,
+        config_url=f"{seb_base_url(request)}/exam/{me['exam_code']}/config.seb",
+    )
 
 
 async def seb_config(request: web.Request) -> web.Response:
     """The exam's .seb file (public: it holds only the start and quit addresses)."""
     base = seb_base_url(request)
-    exam = await request.app[appkeys.POOL].fetchrow("SELECT code, title, spec FROM exams WHERE code = $1",
-                                                 request.match_info["code"])
+    exam = await request.app[appkeys.POOL].fetchrow(
+        "SELECT code, title, spec FROM exams WHERE code = $1", request.match_info["code"]
+    )
     if exam is None:
         raise NotFound("unknown_exam", "no such exam")
     rules = (json.loads(exam["spec"]).get("policies") or {}).get("seb") or {}
     body = lockdown.seb_config_file(base, exam["code"], exam["title"], rules)
-    return web.Response(body=body, content_type="application/seb",
-                        headers={"Content-Disposition": f'attachment; filename="{exam["code"]}.seb"'})
+    return web.Response(
+        body=body,
+        content_type="application/seb",
+        headers={"Content-Disposition": f'attachment; filename="{exam["code"]}.seb"'},
+    )
 
 
 async def notify(conn, exam_id: int) -> None:
@@ -396,14 +431,21 @@ async def notifier_ctx(app: web.Application):
 def exam_summary(me: asyncpg.Record) -> dict:
     spec = exam_spec(me)
     return {
-        "code": me["exam_code"], "title": me["title"], "subject": me["subject"],
+        "code": me["exam_code"],
+        "title": me["title"],
+        "subject": me["subject"],
         "duration_minutes": me["duration_seconds"] // 60,
         "time_allowed_minutes": float(Decimal(me["duration_seconds"]) * me["time_multiplier"] / 60),
-        "opens_at": iso(me["opens_at"]), "closes_at": iso(me["closes_at"]),
-        "late_entry_until": iso(me["late_entry_until"]), "instructions": spec.get("instructions", ""),
+        "opens_at": iso(me["opens_at"]),
+        "closes_at": iso(me["closes_at"]),
+        "late_entry_until": iso(me["late_entry_until"]),
+        "instructions": spec.get("instructions", ""),
         "sections": [
-            {"title": s["title"], "count": sum(r["count"] for r in s["rows"]),
-             "time_limit_minutes": s["time_limit_minutes"]}
+            {
+                "title": s["title"],
+                "count": sum(r["count"] for r in s["rows"]),
+                "time_limit_minutes": s["time_limit_minutes"],
+            }
             for s in spec["blueprint"]["sections"]
         ],
         "show_score": me["show_score"],
@@ -413,17 +455,28 @@ def exam_summary(me: asyncpg.Record) -> dict:
 
 
 def candidate_summary(me: asyncpg.Record) -> dict:
-    return {"code": me["code"], "full_name": me["full_name"], "date_of_birth": me["date_of_birth"].isoformat(),
-            "class_name": me["class_name"], "school": me["school"], "room": me["room"]}
+    return {
+        "code": me["code"],
+        "full_name": me["full_name"],
+        "date_of_birth": me["date_of_birth"].isoformat(),
+        "class_name": me["class_name"],
+        "school": me["school"],
+        "room": me["room"],
+    }
 
 
 def attempt_summary(me, now: dt.datetime) -> dict | None:
     if me["attempt_id"] is None:
         return None
     return {
-        "id": me["attempt_id"], "status": me["attempt_status"], "deadline": iso(me["deadline"]),
-        "section_index": me["section_index"], "section_deadline": iso(me["section_deadline"]),
-        "saved_seq": me["saved_seq"], "server_now": iso(now), "paused": me["paused_at"] is not None,
+        "id": me["attempt_id"],
+        "status": me["attempt_status"],
+        "deadline": iso(me["deadline"]),
+        "section_index": me["section_index"],
+        "section_deadline": iso(me["section_deadline"]),
+        "saved_seq": me["saved_seq"],
+        "server_now": iso(now),
+        "paused": me["paused_at"] is not None,
         # The page stops its clock where the server's stopped: deadline - paused_at is the time left.
         "paused_at": iso(me["paused_at"]),
     }
@@ -431,8 +484,12 @@ def attempt_summary(me, now: dt.datetime) -> dict | None:
 
 def session_body(me: asyncpg.Record, token: str | None = None) -> dict:
     now = now_utc()
-    body = {"server_now": iso(now), "candidate": candidate_summary(me), "exam": exam_summary(me),
-            "attempt": attempt_summary(me, now)}
+    body = {
+        "server_now": iso(now),
+        "candidate": candidate_summary(me),
+        "exam": exam_summary(me),
+        "attempt": attempt_summary(me, now),
+    }
     if me["attempt_status"] == "submitted":
         body["result"] = result_body(me)
     if token:
@@ -441,13 +498,14 @@ def session_body(me: asyncpg.Record, token: str | None = None) -> dict:
 
 
 def result_body(me) -> dict:
-    body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"],
-            "receipt_token": me["receipt_token"]}
+    body = {"submitted_at": iso(me["submitted_at"]), "receipt": me["receipt"], "receipt_token": me["receipt_token"]}
     if me["show_score"] and me["score"] is not None:
         decimals = exam_spec(me).get("report_decimals", 2)
-        body["score"] = {"total": str(scoring.round_half_up(me["score"], decimals)),
-                         "max": str(scoring.round_half_up(me["max_score"], decimals)),
-                         "provisional": me["provisional"]}
+        body["score"] = {
+            "total": str(scoring.round_half_up(me["score"], decimals)),
+            "max": str(scoring.round_half_up(me["max_score"], decimals)),
+            "provisional": me["provisional"],
+        }
     return body
 
 
@@ -488,15 +546,19 @@ CROSS JOIN LATERAL (SELECT f.failed_at + make_interval(mins => $4) AS until FROM
 
 async def locked_until(db, checks: list[tuple[str, str, int]], window_minutes: int) -> list[dt.datetime | None]:
     """For each (scope, key, failures allowed) in `checks`: when its lock ends, or None if not locked."""
-    rows = await db.fetch(_LOCKED_UNTIL, [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks],
-                          window_minutes)
+    rows = await db.fetch(
+        _LOCKED_UNTIL, [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks], window_minutes
+    )
     until = {r["i"]: r["until"] for r in rows}
     return [until.get(i) for i in range(1, len(checks) + 1)]
 
 
 async def record_failures(db, failures: list[tuple[str, str]]) -> None:
-    await db.execute("INSERT INTO login_failures (scope, key) SELECT * FROM unnest($1::text[], $2::text[])",
-                     [f[0] for f in failures], [f[1] for f in failures])
+    await db.execute(
+        "INSERT INTO login_failures (scope, key) SELECT * FROM unnest($1::text[], $2::text[])",
+        [f[0] for f in failures],
+        [f[1] for f in failures],
+    )
     # Keep the table small, as the staff sign-in does: a day-old failure no longer counts.
     await db.execute("DELETE FROM login_failures WHERE failed_at < now() - interval '1 day'")
 
@@ -518,15 +580,23 @@ async def login(request: web.Request) -> web.Response:
     # mistakes (a proctor can clear it: proctor.clear_sign_in_lock); per exact
     # ticket typed, by its hash: the typed text is never stored.
     typed = ticket_hash(ticket)
-    by_addr, by_ticket = await locked_until(pool, [("ticket_addr", addr, settings.ticket_max_per_ip),
-                                                   ("ticket", typed.hex(), settings.ticket_max_per_ticket)],
-                                            settings.login_window_minutes)
+    by_addr, by_ticket = await locked_until(
+        pool,
+        [("ticket_addr", addr, settings.ticket_max_per_ip), ("ticket", typed.hex(), settings.ticket_max_per_ticket)],
+        settings.login_window_minutes,
+    )
     if by_addr:
-        raise TooManyRequests("sign_in_locked", "too many wrong tickets were typed on this network: ask your proctor "
-                              "to clear the sign-in lock, or wait", **wait_details(by_addr))
+        raise TooManyRequests(
+            "sign_in_locked",
+            "too many wrong tickets were typed on this network: ask your proctor to clear the sign-in lock, or wait",
+            **wait_details(by_addr),
+        )
     if by_ticket:
-        raise TooManyRequests("ticket_locked", "this ticket was typed wrong too many times: check it against your "
-                              "slip, or ask your proctor", **wait_details(by_ticket))
+        raise TooManyRequests(
+            "ticket_locked",
+            "this ticket was typed wrong too many times: check it against your slip, or ask your proctor",
+            **wait_details(by_ticket),
+        )
     row = await pool.fetchrow(_TICKET, typed) if ticket else None
     if row is None:
         await record_failures(pool, [("ticket_addr", addr), ("ticket", typed.hex())])
@@ -534,8 +604,16 @@ async def login(request: web.Request) -> web.Response:
     if row["status"] == "closed" or row["closes_at"] <= now_utc():
         raise Forbidden("exam_closed", "this exam has closed")
     token = secrets.token_urlsafe(32)
-    await pool.execute(_SIGN_IN, hashlib.sha256(token.encode()).digest(), row["id"], dt.timedelta(hours=TOKEN_HOURS),
-                       row["exam_id"], f"candidate:{row['code']}", audit.content_text("login", {"addr": addr}), addr)
+    await pool.execute(
+        _SIGN_IN,
+        hashlib.sha256(token.encode()).digest(),
+        row["id"],
+        dt.timedelta(hours=TOKEN_HOURS),
+        row["exam_id"],
+        f"candidate:{row['code']}",
+        audit.content_text("login", {"addr": addr}),
+        addr,
+    )
     me = await current_candidate_by_token(request, token)
     # A device id for the one-device rule, if this browser has none yet.
     lockdown.ensure_device(request)
@@ -578,8 +656,10 @@ async def _rendered(conn, exam_id: int, pks: list[int], cache: dict) -> dict[int
     missing = [pk for pk in pks if (exam_id, pk) not in cache]
     if missing:
         for r in await conn.fetch(
-                "SELECT item_pk, type, rendered FROM exam_items WHERE exam_id = $1 AND item_pk = ANY($2::bigint[])",
-                exam_id, missing):
+            "SELECT item_pk, type, rendered FROM exam_items WHERE exam_id = $1 AND item_pk = ANY($2::bigint[])",
+            exam_id,
+            missing,
+        ):
             cache[(exam_id, r["item_pk"])] = (r["type"], json.loads(r["rendered"]))
     return {pk: cache[(exam_id, pk)] for pk in pks}
 
@@ -595,14 +675,17 @@ def build_form_payload(form: assembly.Form, rendered: dict[int, tuple[str, dict]
             if view.get("format"):
                 entry["format"] = view["format"]
             if fi.option_order:
-                entry["options"] = [{"id": alias, "html": view["options"][orig]}
-                                    for orig, alias in zip(fi.option_order, fi.option_aliases, strict=True)]
+                entry["options"] = [
+                    {"id": alias, "html": view["options"][orig]}
+                    for orig, alias in zip(fi.option_order, fi.option_aliases, strict=True)
+                ]
             if fi.statement_order:
                 entry["statements"] = [{"id": sid, "html": view["statements"][sid]} for sid in fi.statement_order]
             items.append(entry)
             layout[fi.ref] = {"t": kind, "o": list(fi.option_aliases), "s": list(fi.statement_order), "sec": si}
-        sections.append({"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes,
-                         "items": items})
+        sections.append(
+            {"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes, "items": items}
+        )
     return {"sections": sections}, layout
 
 
@@ -635,8 +718,9 @@ async def start(request: web.Request) -> web.Response:
         created = None  # the attempt's id if this request creates it
         if me["attempt_id"] is None:
             if me["exam_status"] != "open":
-                raise Forbidden("exam_not_open", "this exam is not open yet: wait for your proctor",
-                                opens_at=iso(me["opens_at"]))
+                raise Forbidden(
+                    "exam_not_open", "this exam is not open yet: wait for your proctor", opens_at=iso(me["opens_at"])
+                )
             if now < me["opens_at"]:
                 raise Forbidden("exam_not_open", "this exam has not started yet", opens_at=iso(me["opens_at"]))
             admitted = me["admitted_until"] is not None and now <= me["admitted_until"]
@@ -647,12 +731,13 @@ async def start(request: web.Request) -> web.Response:
                 # the device cookie (set at sign-in). Refused before the clock
                 # starts, with a new cookie: the page presses Start once more.
                 lockdown.ensure_device(request)
-                raise Forbidden("device_cookie_missing", "this browser did not send its exam cookie: allow cookies "
-                                "for this site and press Start again")
+                raise Forbidden(
+                    "device_cookie_missing",
+                    "this browser did not send its exam cookie: allow cookies for this site and press Start again",
+                )
             if policies(me).get("access_code"):
                 await _check_access_code(request, conn, me, body)
-        form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1",
-                                       me["candidate_id"])
+        form_row = await conn.fetchrow("SELECT form FROM candidate_forms WHERE candidate_id = $1", me["candidate_id"])
         if form_row is None:
             raise NotFound("no_form", "there is no form for you yet: ask your proctor")
         form = assembly.form_from_json(json.loads(form_row["form"]))
@@ -663,22 +748,38 @@ async def start(request: web.Request) -> web.Response:
             # A whole province pressing Start at once waits in line; each
             # candidate's time starts when they are admitted, not when they clicked.
             async with conn.transaction():
-                admitted, place, wait = await lockdown.admit(conn, me["exam_id"], me["candidate_id"],
-                                                             policies(me)["admission"])
+                admitted, place, wait = await lockdown.admit(
+                    conn, me["exam_id"], me["candidate_id"], policies(me)["admission"]
+                )
             if not admitted:
-                raise TooManyRequests("admission_wait", "many candidates are starting: you are in line",
-                                      place=place, retry_after=round(wait, 1))
+                raise TooManyRequests(
+                    "admission_wait",
+                    "many candidates are starting: you are in line",
+                    place=place,
+                    retry_after=round(wait, 1),
+                )
             now = now_utc()
         if me["attempt_id"] is None:
             allowed = dt.timedelta(seconds=float(Decimal(me["duration_seconds"]) * me["time_multiplier"]))
             deadline = min(now + allowed, me["closes_at"])
             first = form.sections[0]
-            section_deadline = (min(now + dt.timedelta(minutes=float(first.time_limit_minutes * me["time_multiplier"])),
-                                    deadline) if first.time_limit_minutes else None)
+            section_deadline = (
+                min(now + dt.timedelta(minutes=float(first.time_limit_minutes * me["time_multiplier"])), deadline)
+                if first.time_limit_minutes
+                else None
+            )
             created = await conn.fetchval(
-                _START, me["exam_id"], me["candidate_id"], now, deadline, section_deadline, json.dumps(layout),
-                lockdown.ensure_device(request), f"candidate:{me['code']}",
-                audit.content_text("start", {"deadline": iso(deadline)}))
+                _START,
+                me["exam_id"],
+                me["candidate_id"],
+                now,
+                deadline,
+                section_deadline,
+                json.dumps(layout),
+                lockdown.ensure_device(request),
+                f"candidate:{me['code']}",
+                audit.content_text("start", {"deadline": iso(deadline)}),
+            )
             me = await current_candidate(request, conn)
             request.app[appkeys.NOTIFIER].soon(me["exam_id"])
         me = await close_if_expired(request, me, conn)
@@ -697,16 +798,22 @@ async def _check_access_code(request: web.Request, conn, me, body: dict) -> None
     settings = request.app[appkeys.SETTINGS]
     addr = client_addr(request, settings.trusted_proxies)
     window = settings.login_window_minutes
-    scopes = [("access_code", str(me["candidate_id"]), settings.access_code_max_per_candidate),
-              ("access_code_addr", addr, settings.access_code_max_per_ip)]
+    scopes = [
+        ("access_code", str(me["candidate_id"]), settings.access_code_max_per_candidate),
+        ("access_code_addr", addr, settings.access_code_max_per_ip),
+    ]
     locked = [u for u in await locked_until(conn, scopes, window) if u is not None]
     if locked:
         # Not audited one by one: the wrong code that began the lock was, and
         # a script kept waiting would otherwise write the chain without end.
-        raise TooManyRequests("access_code_locked", "too many wrong access codes: wait, or ask your proctor to clear "
-                              "the lock", **wait_details(max(locked)))
-    code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2",
-                               me["exam_id"], me["room"])
+        raise TooManyRequests(
+            "access_code_locked",
+            "too many wrong access codes: wait, or ask your proctor to clear the lock",
+            **wait_details(max(locked)),
+        )
+    code = await conn.fetchval(
+        "SELECT access_code FROM exam_rooms WHERE exam_id = $1 AND room = $2", me["exam_id"], me["room"]
+    )
     sent = body.get("access_code")
     sent = sent.strip().upper() if isinstance(sent, str) else ""
     if not sent:
@@ -718,19 +825,30 @@ async def _check_access_code(request: web.Request, conn, me, body: dict) -> None
         await record_failures(conn, [(scope, key) for scope, key, _ in scopes])
         failures = await conn.fetchval(
             "SELECT count(*) FROM login_failures WHERE scope = 'access_code' AND key = $1 "
-            "AND failed_at > now() - make_interval(mins => $2)", scopes[0][1], window)
+            "AND failed_at > now() - make_interval(mins => $2)",
+            scopes[0][1],
+            window,
+        )
         left = max(0, settings.access_code_max_per_candidate - failures)
-        await audit.append_later(conn, me["exam_id"], f"candidate:{me['code']}", "access_code_refused",
-                                 {"addr": addr, "failures": failures, "locked": left == 0})
+        await audit.append_later(
+            conn,
+            me["exam_id"],
+            f"candidate:{me['code']}",
+            "access_code_refused",
+            {"addr": addr, "failures": failures, "locked": left == 0},
+        )
     request.app[appkeys.NOTIFIER].soon(me["exam_id"])
-    raise Forbidden("bad_access_code", "that access code is not right: enter the code your proctor reads out",
-                    tries_left=left)
+    raise Forbidden(
+        "bad_access_code", "that access code is not right: enter the code your proctor reads out", tries_left=left
+    )
 
 
 async def _answers(conn, attempt_id: int) -> dict:
     rows = await conn.fetch("SELECT item_ref, value, flagged FROM responses WHERE attempt_id = $1", attempt_id)
-    return {r["item_ref"]: {"value": json.loads(r["value"]) if r["value"] is not None else None,
-                            "flagged": r["flagged"]} for r in rows}
+    return {
+        r["item_ref"]: {"value": json.loads(r["value"]) if r["value"] is not None else None, "flagged": r["flagged"]}
+        for r in rows
+    }
 
 
 async def state(request: web.Request) -> web.Response:
@@ -767,11 +885,18 @@ async def next_section(request: web.Request) -> web.Response:
             raise Conflict("last_section", "this is the last section: submit instead")
         nxt = sections[me["section_index"] + 1]
         now = now_utc()
-        limit = (min(now + dt.timedelta(minutes=float(nxt.time_limit_minutes * me["time_multiplier"])),
-                     me["deadline"]) if nxt.time_limit_minutes else None)
+        limit = (
+            min(now + dt.timedelta(minutes=float(nxt.time_limit_minutes * me["time_multiplier"])), me["deadline"])
+            if nxt.time_limit_minutes
+            else None
+        )
         await conn.execute(
             "UPDATE attempts SET section_index = section_index + 1, section_deadline = $2 "
-            "WHERE id = $1 AND section_index = $3", me["attempt_id"], limit, me["section_index"])
+            "WHERE id = $1 AND section_index = $3",
+            me["attempt_id"],
+            limit,
+            me["section_index"],
+        )
         me = await current_candidate(request, conn)
     return json_body(session_body(me))
 
@@ -805,8 +930,12 @@ def sequential(me) -> bool:
 
 async def _advance_expired_section(conn, me) -> bool:
     """A timed section whose time (and grace) is over closes; the next one opens."""
-    if (me["attempt_status"] != "in_progress" or me["section_deadline"] is None or me["paused_at"] is not None
-            or now_utc() <= me["section_deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
+    if (
+        me["attempt_status"] != "in_progress"
+        or me["section_deadline"] is None
+        or me["paused_at"] is not None
+        or now_utc() <= me["section_deadline"] + dt.timedelta(seconds=me["grace_seconds"])
+    ):
         return False
     sections = exam_spec(me)["blueprint"]["sections"]
     if me["section_index"] + 1 >= len(sections):
@@ -815,10 +944,17 @@ async def _advance_expired_section(conn, me) -> bool:
     limit = None
     if nxt["time_limit_minutes"]:
         # The next section's clock starts when the previous one ended.
-        limit = min(me["section_deadline"] + dt.timedelta(
-            minutes=float(nxt["time_limit_minutes"] * me["time_multiplier"])), me["deadline"])
-    await conn.execute("UPDATE attempts SET section_index = section_index + 1, section_deadline = $2 "
-                       "WHERE id = $1 AND section_index = $3", me["attempt_id"], limit, me["section_index"])
+        limit = min(
+            me["section_deadline"] + dt.timedelta(minutes=float(nxt["time_limit_minutes"] * me["time_multiplier"])),
+            me["deadline"],
+        )
+    await conn.execute(
+        "UPDATE attempts SET section_index = section_index + 1, section_deadline = $2 "
+        "WHERE id = $1 AND section_index = $3",
+        me["attempt_id"],
+        limit,
+        me["section_index"],
+    )
     return True
 
 
@@ -827,8 +963,12 @@ async def close_if_expired(request: web.Request, me, conn=None):
     a timed section past its time moves on to the next."""
     if conn is not None and me["attempt_id"] is not None and await _advance_expired_section(conn, me):
         me = await current_candidate(request, conn)
-    if (me["attempt_id"] is not None and me["attempt_status"] == "in_progress" and me["paused_at"] is None
-            and now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])):
+    if (
+        me["attempt_id"] is not None
+        and me["attempt_status"] == "in_progress"
+        and me["paused_at"] is None
+        and now_utc() > me["deadline"] + dt.timedelta(seconds=me["grace_seconds"])
+    ):
         if conn is None:
             async with request.app[appkeys.POOL].acquire() as c:
                 await finalize(request.app, c, me["attempt_id"], "deadline")
@@ -851,25 +991,36 @@ async def _submit(app: web.Application, conn, attempt_id: int, by: str) -> None:
         if graded is None:
             return
         attempt = graded.attempt
-        actor = {"candidate": f"candidate:{attempt['candidate_code']}", "deadline": "system",
-                 "close": "staff"}.get(by, "proctor")
+        actor = {"candidate": f"candidate:{attempt['candidate_code']}", "deadline": "system", "close": "staff"}.get(
+            by, "proctor"
+        )
         # Pending, in this transaction: the chainer seals it within a second. With
         # append, every submission of an exam would wait for the chain's lock until
         # its transaction committed, so an exam's submissions would go one at a time.
         # No receipt code in it: the receipt, signed after this commits, names this
         # event's hash.
-        await audit.append_later(conn, attempt["exam_id"], actor, "submit",
-                                 {"by": by, "responses_sha256": graded.responses_sha256}, attempt_id=attempt_id)
+        await audit.append_later(
+            conn,
+            attempt["exam_id"],
+            actor,
+            "submit",
+            {"by": by, "responses_sha256": graded.responses_sha256},
+            attempt_id=attempt_id,
+        )
 
 
 async def close_expired_attempts(app: web.Application) -> int:
     """Submit every attempt whose deadline and grace have passed (the page may be
     gone), and any left in progress in a closed exam (one started as it closed)."""
     pool = app[appkeys.POOL]
-    ids = [tuple(r) for r in await pool.fetch(
-        "SELECT a.id, e.status = 'closed' AS exam_closed FROM attempts a JOIN exams e ON e.id = a.exam_id "
-        "WHERE a.status = 'in_progress' AND (e.status = 'closed' "
-        "OR a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now()) LIMIT 500")]
+    ids = [
+        tuple(r)
+        for r in await pool.fetch(
+            "SELECT a.id, e.status = 'closed' AS exam_closed FROM attempts a JOIN exams e ON e.id = a.exam_id "
+            "WHERE a.status = 'in_progress' AND (e.status = 'closed' "
+            "OR a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now()) LIMIT 500"
+        )
+    ]
     for attempt_id, exam_closed in ids:
         async with pool.acquire() as conn:
             await finalize(app, conn, attempt_id, "close" if exam_closed else "deadline")
@@ -877,8 +1028,9 @@ async def close_expired_attempts(app: web.Application) -> int:
 
 
 # cleanup_ctx: close expired attempts every few seconds in the background.
-deadline_sweeper = background.periodic(close_expired_attempts, lambda app: app[appkeys.SETTINGS].sweep_seconds,
-                                       "delivery deadline sweep")
+deadline_sweeper = background.periodic(
+    close_expired_attempts, lambda app: app[appkeys.SETTINGS].sweep_seconds, "delivery deadline sweep"
+)
 
 
 async def integrity(request: web.Request) -> web.Response:
@@ -907,27 +1059,44 @@ async def integrity(request: web.Request) -> web.Response:
             # cannot both take the last places under the caps.
             dropped_before = await conn.fetchval(
                 "INSERT INTO integrity_overflow AS o (attempt_id) VALUES ($1) ON CONFLICT (attempt_id) "
-                "DO UPDATE SET dropped = o.dropped RETURNING dropped", attempt_id)
+                "DO UPDATE SET dropped = o.dropped RETURNING dropped",
+                attempt_id,
+            )
             stored, last_minute = await conn.fetchrow(
                 "SELECT count(*), count(*) FILTER (WHERE at > now() - interval '1 minute') FROM integrity_events "
-                "WHERE attempt_id = $1", attempt_id)
-            places = max(0, min(lockdown.INTEGRITY_MAX_PER_ATTEMPT - stored,
-                                lockdown.INTEGRITY_MAX_PER_MINUTE - last_minute))
+                "WHERE attempt_id = $1",
+                attempt_id,
+            )
+            places = max(
+                0, min(lockdown.INTEGRITY_MAX_PER_ATTEMPT - stored, lockdown.INTEGRITY_MAX_PER_MINUTE - last_minute)
+            )
             kept, dropped = kinds[:places], len(kinds[places:])
             if kept:
-                await conn.executemany("INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)",
-                                       [(attempt_id, k) for k in kept])
+                await conn.executemany(
+                    "INSERT INTO integrity_events (attempt_id, kind) VALUES ($1, $2)", [(attempt_id, k) for k in kept]
+                )
             if dropped:
-                await conn.execute("UPDATE integrity_overflow SET dropped = dropped + $2, last_dropped_at = now() "
-                                   "WHERE attempt_id = $1", attempt_id, dropped)
+                await conn.execute(
+                    "UPDATE integrity_overflow SET dropped = dropped + $2, last_dropped_at = now() "
+                    "WHERE attempt_id = $1",
+                    attempt_id,
+                    dropped,
+                )
             total = stored + len(kept) + dropped_before + dropped
             action = rule["action"]
             if action == "pause" and total >= rule["pause_after"]:
-                await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL",
-                                   attempt_id)
+                await conn.execute(
+                    "UPDATE attempts SET paused_at = now() WHERE id = $1 AND paused_at IS NULL", attempt_id
+                )
     request.app[appkeys.NOTIFIER].soon(me["exam_id"])
-    return json_body({"recorded": len(kept), "not_recorded": dropped, "total": total,
-                      "action": action if action != "count" else "none"})
+    return json_body(
+        {
+            "recorded": len(kept),
+            "not_recorded": dropped,
+            "total": total,
+            "action": action if action != "count" else "none",
+        }
+    )
 
 
 # -- Safe Exam Browser's JavaScript-API path ----------------------------------------------
@@ -947,14 +1116,19 @@ async def seb_nonce(request: web.Request) -> web.Response:
         me = await current_candidate(request, conn)
         nonce = seb.new_nonce()
         page = seb.with_nonce("/exam", nonce)
-        await conn.execute("DELETE FROM seb_nonces WHERE issued_at < now() - make_interval(secs => $1)",
-                           seb.NONCE_TTL_SECONDS)
+        await conn.execute(
+            "DELETE FROM seb_nonces WHERE issued_at < now() - make_interval(secs => $1)", seb.NONCE_TTL_SECONDS
+        )
         # A page needs one at a time; a script asking without end keeps only the latest few.
-        await conn.execute("DELETE FROM seb_nonces WHERE candidate_id = $1 AND nonce NOT IN "
-                           "(SELECT nonce FROM seb_nonces WHERE candidate_id = $1 ORDER BY issued_at DESC LIMIT $2)",
-                           me["candidate_id"], MAX_SEB_NONCES - 1)
-        await conn.execute("INSERT INTO seb_nonces (nonce, candidate_id, path) VALUES ($1, $2, $3)",
-                           nonce, me["candidate_id"], page)
+        await conn.execute(
+            "DELETE FROM seb_nonces WHERE candidate_id = $1 AND nonce NOT IN "
+            "(SELECT nonce FROM seb_nonces WHERE candidate_id = $1 ORDER BY issued_at DESC LIMIT $2)",
+            me["candidate_id"],
+            MAX_SEB_NONCES - 1,
+        )
+        await conn.execute(
+            "INSERT INTO seb_nonces (nonce, candidate_id, path) VALUES ($1, $2, $3)", nonce, me["candidate_id"], page
+        )
     return json_body({"nonce": nonce, "page": page})
 
 
@@ -976,22 +1150,37 @@ async def seb_js_check(request: web.Request) -> web.Response:
         row = await conn.fetchrow(
             "DELETE FROM seb_nonces WHERE nonce = $1 AND candidate_id = $2 "
             "AND issued_at > now() - make_interval(secs => $3) RETURNING path",
-            nonce, me["candidate_id"], seb.NONCE_TTL_SECONDS)
+            nonce,
+            me["candidate_id"],
+            seb.NONCE_TTL_SECONDS,
+        )
         if row is None:
             raise Forbidden("seb_nonce", "this check has expired or was used: reload the page")
         base = seb_base_url(request)
         config_keys = list(rules.get("config_keys") or [])
         if rules.get("serve_config", True):
-            config_keys.append(seb.config_key_for_file(
-                lockdown.seb_config_file(base, me["exam_code"], me["title"], rules)))
-        check = seb.check_js_keys(seb.absolute_url(base, row["path"]), _seb_key_hash(body.get("config_key")),
-                                  _seb_key_hash(body.get("browser_exam_key")), nonce, config_keys,
-                                  list(rules.get("browser_exam_keys") or []))
+            config_keys.append(
+                seb.config_key_for_file(lockdown.seb_config_file(base, me["exam_code"], me["title"], rules))
+            )
+        check = seb.check_js_keys(
+            seb.absolute_url(base, row["path"]),
+            _seb_key_hash(body.get("config_key")),
+            _seb_key_hash(body.get("browser_exam_key")),
+            nonce,
+            config_keys,
+            list(rules.get("browser_exam_keys") or []),
+        )
         if not check.ok:
-            await audit.append(conn, me["exam_id"], f"candidate:{me['code']}", "policy_refused",
-                               {"policy": "seb_js", **check.log_fields()}, attempt_id=me["attempt_id"])
-            raise Forbidden("seb_required", "Safe Exam Browser's keys did not match this exam",
-                            reason=check.reason)
-        await conn.execute("UPDATE candidate_sessions SET seb_verified_at = now() WHERE token_hash = $1",
-                           me["token_hash"])
+            await audit.append(
+                conn,
+                me["exam_id"],
+                f"candidate:{me['code']}",
+                "policy_refused",
+                {"policy": "seb_js", **check.log_fields()},
+                attempt_id=me["attempt_id"],
+            )
+            raise Forbidden("seb_required", "Safe Exam Browser's keys did not match this exam", reason=check.reason)
+        await conn.execute(
+            "UPDATE candidate_sessions SET seb_verified_at = now() WHERE token_hash = $1", me["token_hash"]
+        )
     return json_body({"ok": True})

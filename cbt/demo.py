@@ -46,8 +46,9 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                 await accounts.add_org(conn, SCHOOL[0], SCHOOL[1], "school", DEPARTMENT[0])
             for username, role, org, name in DEMO_USERS:
                 if await conn.fetchval("SELECT 1 FROM users WHERE lower(username) = $1", username):
-                    lines.append(f"  {username:<9} {role:<9} (exists; `cbt user passwd {username}` "
-                                 "sets a new password)")
+                    lines.append(
+                        f"  {username:<9} {role:<9} (exists; `cbt user passwd {username}` sets a new password)"
+                    )
                     continue
                 password = _password()
                 await accounts.add_user(conn, username, role, org, password, name)
@@ -67,8 +68,7 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
 
 async def _demo_bank(conn, data_dir: Path) -> str:
     """Sign the demo bank with a key made here and now, trust it, import it."""
-    if await conn.fetchval("SELECT 1 FROM bank_releases WHERE name = $1 AND version = $2",
-                           BANK.name, BANK.version):
+    if await conn.fetchval("SELECT 1 FROM bank_releases WHERE name = $1 AND version = $2", BANK.name, BANK.version):
         return f"Demo bank {BANK.name} {BANK.version}: already imported"
     folder = data_dir / "demo-bank"
     shutil.rmtree(folder, ignore_errors=True)
@@ -97,12 +97,14 @@ async def _demo_signing_key(conn) -> str:
     administrator as on the Signing keys page: the school's reviewer signs the
     school's releases with it (a department's keys serve its schools)."""
     department = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", DEPARTMENT[0])
-    fp = await conn.fetchval("SELECT fingerprint FROM signing_keys WHERE org_id = $1 AND name = $2", department,
-                             DEMO_KEY_NAME)
+    fp = await conn.fetchval(
+        "SELECT fingerprint FROM signing_keys WHERE org_id = $1 AND name = $2", department, DEMO_KEY_NAME
+    )
     if fp is not None:
         return f"Demo signing key {fp} ({DEPARTMENT[0]}): exists (its passphrase was shown when it was made)"
-    admin = await conn.fetchrow("SELECT id, org_id FROM users WHERE lower(username) = 'admin' AND org_id = $1",
-                                department)
+    admin = await conn.fetchrow(
+        "SELECT id, org_id FROM users WHERE lower(username) = 'admin' AND org_id = $1", department
+    )
     if admin is None:  # an older demo's admin was renamed or moved: nobody to make the key as
         return "Demo signing key: not made (no demo admin in the department)"
     maker = SimpleNamespace(id=admin["id"], org_id=department)
@@ -110,15 +112,20 @@ async def _demo_signing_key(conn) -> str:
     async with conn.transaction():
         fp = await releases.generate_key(conn, maker, DEMO_KEY_NAME, passphrase, passphrase)
         await releases.trust(conn, maker, fp, [department])
-    return (f"Demo signing key {fp} of {DEPARTMENT[0]}, kept on the server and trusted for its schools: the"
-            f" reviewer signs releases with it, passphrase: {passphrase}")
+    return (
+        f"Demo signing key {fp} of {DEPARTMENT[0]}, kept on the server and trusted for its schools: the"
+        f" reviewer signs releases with it, passphrase: {passphrase}"
+    )
 
 
 DEMO_EXAM = "DEMO-TOAN12"
 DEMO_STUDENTS = (
-    ("0100000001", "Nguyễn Văn An", "2008-03-01"), ("0100000002", "Trần Thị Bình", "2008-05-09"),
-    ("0100000003", "Lê Hoàng Cường", "2008-07-02"), ("0100000004", "Phạm Thu Dung", "2008-01-15"),
-    ("0100000005", "Hoàng Minh Đức", "2008-11-30"), ("0100000006", "Vũ Ngọc Hà", "2008-09-21"),
+    ("0100000001", "Nguyễn Văn An", "2008-03-01"),
+    ("0100000002", "Trần Thị Bình", "2008-05-09"),
+    ("0100000003", "Lê Hoàng Cường", "2008-07-02"),
+    ("0100000004", "Phạm Thu Dung", "2008-01-15"),
+    ("0100000005", "Hoàng Minh Đức", "2008-11-30"),
+    ("0100000006", "Vũ Ngọc Hà", "2008-09-21"),
 )
 
 
@@ -164,14 +171,21 @@ async def _demo_exam(conn, data_dir: Path, settings: Settings) -> str:
     if await conn.fetchval("SELECT 1 FROM exams WHERE code = $1", DEMO_EXAM):
         return f"Demo exam {DEMO_EXAM}: exists (new tickets: `cbt exam tickets {DEMO_EXAM}`)"
     await exams.create_exam(conn, exams.parse_exam(_demo_exam_yaml()), SCHOOL[0])
-    await exams.add_roster(conn, DEMO_EXAM, [
-        Candidate(code, name, dt.date.fromisoformat(dob), "12A1", SCHOOL[1], "P01")
-        for code, name, dob in DEMO_STUDENTS])
+    await exams.add_roster(
+        conn,
+        DEMO_EXAM,
+        [
+            Candidate(code, name, dt.date.fromisoformat(dob), "12A1", SCHOOL[1], "P01")
+            for code, name, dob in DEMO_STUDENTS
+        ],
+    )
     await exams.open_exam(conn, DEMO_EXAM)
     tickets = await exams.issue_tickets(conn, DEMO_EXAM)
     sheet = data_dir / "demo-tickets.html"
     # The address printed on every slip: where this demo serves.
-    sheet.write_text(exams.tickets_html(await exams.get_exam(conn, DEMO_EXAM), tickets,
-                                        address=exams.exam_address(settings)), encoding="utf-8")
+    sheet.write_text(
+        exams.tickets_html(await exams.get_exam(conn, DEMO_EXAM), tickets, address=exams.exam_address(settings)),
+        encoding="utf-8",
+    )
     shown = "\n".join(f"    {t['full_name']:<18} {t['ticket']}" for t in tickets[:3])
-    return (f"Demo exam {DEMO_EXAM}: open at /exam for a month; tickets in {sheet}, for example:\n{shown}")
+    return f"Demo exam {DEMO_EXAM}: open at /exam for a month; tickets in {sheet}, for example:\n{shown}"

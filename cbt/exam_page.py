@@ -19,8 +19,11 @@ SCRIPT_STRING_PREFIX = "exam."
 async def page(request: web.Request) -> web.Response:
     catalogs = request.app[appkeys.CATALOGS]
     lang = language(request)
-    strings = {k[len(SCRIPT_STRING_PREFIX):]: catalogs.translate(lang, k)
-               for k in catalogs.catalog("vi") if k.startswith(SCRIPT_STRING_PREFIX)}
+    strings = {
+        k[len(SCRIPT_STRING_PREFIX) :]: catalogs.translate(lang, k)
+        for k in catalogs.catalog("vi")
+        if k.startswith(SCRIPT_STRING_PREFIX)
+    }
     # Points and scores in the reader's way, as the templates' num() writes them.
     strings["decimal_mark"] = DECIMAL_MARK[lang]
     return render(request, "exam/page.html", {"strings": strings})

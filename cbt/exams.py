@@ -47,8 +47,24 @@ from cbt import subjects as subject_list
 from cbt.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 
-EXAM_FIELDS = {"code", "title", "subject", "release", "releases", "duration_minutes", "window", "shuffle", "forms",
-               "scoring", "show_score", "grace_seconds", "instructions", "sections", "policies", "time_zone"}
+EXAM_FIELDS = {
+    "code",
+    "title",
+    "subject",
+    "release",
+    "releases",
+    "duration_minutes",
+    "window",
+    "shuffle",
+    "forms",
+    "scoring",
+    "show_score",
+    "grace_seconds",
+    "instructions",
+    "sections",
+    "policies",
+    "time_zone",
+}
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 
 
@@ -57,8 +73,12 @@ class ExamFileError(UserError):
 
     def __init__(self, problems: list[Problem]):
         shown = "\n  ".join(problems)
-        super().__init__("bad_exam_file", f"the exam file has {len(problems)} problem(s):\n  {shown}",
-                         problems=problems, count=len(problems))
+        super().__init__(
+            "bad_exam_file",
+            f"the exam file has {len(problems)} problem(s):\n  {shown}",
+            problems=problems,
+            count=len(problems),
+        )
 
 
 @dataclass(frozen=True)
@@ -118,8 +138,16 @@ def _decimal(value, where: str, problems: list[Problem]) -> Decimal | None:
 
 def _int(value, where: str, problems: list[Problem], low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        problems.append(Problem(f"{where}: must be a whole number from {low} to {high}, got {value!r}", "not_whole",
-                                where, low=low, high=high, got=value))
+        problems.append(
+            Problem(
+                f"{where}: must be a whole number from {low} to {high}, got {value!r}",
+                "not_whole",
+                where,
+                low=low,
+                high=high,
+                got=value,
+            )
+        )
         return low
     return value
 
@@ -131,12 +159,19 @@ def _time(value, where: str, problems: list[Problem]) -> dt.datetime | None:
         try:
             t = dt.datetime.fromisoformat(str(value))
         except ValueError:
-            problems.append(Problem(f"{where}: {value!r} is not a date and time like 2025-12-20T07:30:00+07:00",
-                                    "time_invalid", where, got=value))
+            problems.append(
+                Problem(
+                    f"{where}: {value!r} is not a date and time like 2025-12-20T07:30:00+07:00",
+                    "time_invalid",
+                    where,
+                    got=value,
+                )
+            )
             return None
     if t.tzinfo is None:
-        problems.append(Problem(f"{where}: give the time zone, e.g. 2025-12-20T07:30:00+07:00", "time_zone_missing",
-                                where))
+        problems.append(
+            Problem(f"{where}: give the time zone, e.g. 2025-12-20T07:30:00+07:00", "time_zone_missing", where)
+        )
         return None
     return t
 
@@ -149,26 +184,45 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         mark = getattr(e, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename
         why = getattr(e, "problem", e)
-        raise ExamFileError([Problem(f"{where}: not valid YAML ({why})", "yaml_invalid", where,
-                                     why=str(why))]) from None
+        raise ExamFileError(
+            [Problem(f"{where}: not valid YAML ({why})", "yaml_invalid", where, why=str(why))]
+        ) from None
     if not isinstance(data, dict):
-        raise ExamFileError([Problem(f"{filename}: the file must be a mapping of fields (code:, title:, ...)",
-                                     "file_not_mapping", filename)])
+        raise ExamFileError(
+            [
+                Problem(
+                    f"{filename}: the file must be a mapping of fields (code:, title:, ...)",
+                    "file_not_mapping",
+                    filename,
+                )
+            ]
+        )
     problems: list[Problem] = []
     for key in data:
         if key not in EXAM_FIELDS:
             import difflib
 
             near = difflib.get_close_matches(str(key), EXAM_FIELDS, n=1)
-            problems.append(Problem(f"unknown field {key!r} — did you mean {near[0]!r}?", "unknown_field_near",
-                                    field=str(key), near=near[0]) if near
-                            else Problem(f"unknown field {key!r}", "unknown_field", field=str(key)))
-    missing = [key for key in ("code", "title", "release", "duration_minutes", "window", "sections")
-               if key not in data and not (key == "release" and "releases" in data)]
+            problems.append(
+                Problem(
+                    f"unknown field {key!r} — did you mean {near[0]!r}?",
+                    "unknown_field_near",
+                    field=str(key),
+                    near=near[0],
+                )
+                if near
+                else Problem(f"unknown field {key!r}", "unknown_field", field=str(key))
+            )
+    missing = [
+        key
+        for key in ("code", "title", "release", "duration_minutes", "window", "sections")
+        if key not in data and not (key == "release" and "releases" in data)
+    ]
     if missing:
         # Without these nothing else can be checked meaningfully.
-        raise ExamFileError(problems + [Problem(f"missing field {key!r}", "missing_field", field=key)
-                                        for key in missing])
+        raise ExamFileError(
+            problems + [Problem(f"missing field {key!r}", "missing_field", field=key) for key in missing]
+        )
 
     code = str(data["code"])
     releases = _releases(data, problems)
@@ -187,26 +241,38 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
     forms = data.get("forms", {}) or {"mode": "per-candidate"}
     mode = forms.get("mode", "per-candidate")
     if mode not in ("per-candidate", "fixed"):
-        problems.append(Problem(f"forms.mode: 'per-candidate' or 'fixed', got {mode!r}", "not_one_of", "forms.mode",
-                                allowed="per-candidate, fixed", got=mode))
+        problems.append(
+            Problem(
+                f"forms.mode: 'per-candidate' or 'fixed', got {mode!r}",
+                "not_one_of",
+                "forms.mode",
+                allowed="per-candidate, fixed",
+                got=mode,
+            )
+        )
     count = _int(forms.get("count", 1), "forms.count", problems, 1, 99) if mode == "fixed" else 1
     scoring = data.get("scoring", {}) or {}
     penalty = _decimal(scoring.get("single_penalty", 0), "scoring.single_penalty", problems) or Decimal(0)
     if not Decimal(0) <= penalty <= Decimal(1):
-        problems.append(Problem("scoring.single_penalty: a fraction of the item's points from 0 to 1", "penalty_range",
-                                "scoring.single_penalty"))
+        problems.append(
+            Problem(
+                "scoring.single_penalty: a fraction of the item's points from 0 to 1",
+                "penalty_range",
+                "scoring.single_penalty",
+            )
+        )
     decimals = _int(scoring.get("report_decimals", 2), "scoring.report_decimals", problems, 0, 4)
 
     sections = []
     raw_sections = data["sections"] if isinstance(data["sections"], list) else []
     if not raw_sections:
-        problems.append(Problem("sections: give at least one section with rows of (topic, level, count)",
-                                "no_sections", "sections"))
+        problems.append(
+            Problem("sections: give at least one section with rows of (topic, level, count)", "no_sections", "sections")
+        )
     for si, sec in enumerate(raw_sections, 1):
         where = f"sections[{si}]"
         if not isinstance(sec, dict):
-            problems.append(Problem(f"{where}: must be a mapping with title: and rows:", "section_not_mapping",
-                                    where))
+            problems.append(Problem(f"{where}: must be a mapping with title: and rows:", "section_not_mapping", where))
             continue
         limit = sec.get("time_limit_minutes")
         if limit is not None:
@@ -219,42 +285,83 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
                 continue
             unknown = set(row) - {"topic", "level", "count", "points", "type"}
             if unknown:
-                problems.append(Problem(f"{rw}: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields", rw,
-                                        fields=", ".join(sorted(unknown))))
+                problems.append(
+                    Problem(
+                        f"{rw}: unknown field(s) {', '.join(sorted(unknown))}",
+                        "unknown_fields",
+                        rw,
+                        fields=", ".join(sorted(unknown)),
+                    )
+                )
             kind = row.get("type")
             if kind is not None and kind not in ITEM_TYPES:
-                problems.append(Problem(f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}", "not_one_of",
-                                        f"{rw}.type", allowed=", ".join(ITEM_TYPES), got=kind))
+                problems.append(
+                    Problem(
+                        f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}",
+                        "not_one_of",
+                        f"{rw}.type",
+                        allowed=", ".join(ITEM_TYPES),
+                        got=kind,
+                    )
+                )
             points = None
             if row.get("points") is not None:
                 points = _decimal(row["points"], f"{rw}.points", problems)
                 if points is not None and points <= 0:
                     problems.append(Problem(f"{rw}.points: must be more than 0", "not_positive", f"{rw}.points"))
-            rows.append(assembly.BlueprintRow(
-                topic=str(row["topic"]), level=_int(row["level"], f"{rw}.level", problems, 1, 4),
-                count=_int(row["count"], f"{rw}.count", problems, 1, 500), points=points, type=kind,
-            ))
+            rows.append(
+                assembly.BlueprintRow(
+                    topic=str(row["topic"]),
+                    level=_int(row["level"], f"{rw}.level", problems, 1, 4),
+                    count=_int(row["count"], f"{rw}.count", problems, 1, 500),
+                    points=points,
+                    type=kind,
+                )
+            )
         if not rows:
             problems.append(Problem(f"{where}: has no rows", "no_rows", where))
-        sections.append(assembly.BlueprintSection(title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows),
-                                                  time_limit_minutes=limit))
+        sections.append(
+            assembly.BlueprintSection(
+                title=str(sec.get("title", f"Phần {si}")), rows=tuple(rows), time_limit_minutes=limit
+            )
+        )
     grace = _int(data.get("grace_seconds", 30), "grace_seconds", problems, 0, 600)
     time_zone = str(data.get("time_zone") or "").strip()
     if time_zone and not times.is_zone(time_zone):
-        problems.append(Problem(f"time_zone: {time_zone!r} is not a time zone: give an IANA name such as"
-                                " Asia/Ho_Chi_Minh", "time_zone_unknown", "time_zone", got=time_zone))
+        problems.append(
+            Problem(
+                f"time_zone: {time_zone!r} is not a time zone: give an IANA name such as Asia/Ho_Chi_Minh",
+                "time_zone_unknown",
+                "time_zone",
+                got=time_zone,
+            )
+        )
     policies = lockdown.parse_policies(data.get("policies"), problems)
     if problems:
         raise ExamFileError(problems)
     return ExamSpec(
-        code=code, title=str(data["title"]), subject=str(data.get("subject", "")),
-        release_name=release[0], release_version=release[1], duration_minutes=duration,
-        opens_at=opens, closes_at=closes, late_entry_minutes=late,
-        shuffle_items=bool(shuffle.get("items", True)), shuffle_options=bool(shuffle.get("options", True)),
-        form_mode=mode, form_count=count, multiple_partial=bool(scoring.get("multiple_partial", False)),
-        single_penalty=penalty, report_decimals=decimals, show_score=bool(data.get("show_score", False)),
-        grace_seconds=grace, instructions=str(data.get("instructions", "")),
-        blueprint=assembly.Blueprint(sections=tuple(sections)), policies=policies, time_zone=time_zone,
+        code=code,
+        title=str(data["title"]),
+        subject=str(data.get("subject", "")),
+        release_name=release[0],
+        release_version=release[1],
+        duration_minutes=duration,
+        opens_at=opens,
+        closes_at=closes,
+        late_entry_minutes=late,
+        shuffle_items=bool(shuffle.get("items", True)),
+        shuffle_options=bool(shuffle.get("options", True)),
+        form_mode=mode,
+        form_count=count,
+        multiple_partial=bool(scoring.get("multiple_partial", False)),
+        single_penalty=penalty,
+        report_decimals=decimals,
+        show_score=bool(data.get("show_score", False)),
+        grace_seconds=grace,
+        instructions=str(data.get("instructions", "")),
+        blueprint=assembly.Blueprint(sections=tuple(sections)),
+        policies=policies,
+        time_zone=time_zone,
         releases=releases if len(releases) > 1 else (),
     )
 
@@ -262,27 +369,45 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
 def _releases(data: dict, problems: list[Problem]) -> tuple[tuple[str, str], ...]:
     """The exam's releases as (name, version): `release:` one, or `releases:` a list."""
     if "release" in data and "releases" in data:
-        problems.append(Problem("release, releases: give one release with release: or a list with releases:, not both",
-                                "release_and_releases", "releases"))
+        problems.append(
+            Problem(
+                "release, releases: give one release with release: or a list with releases:, not both",
+                "release_and_releases",
+                "releases",
+            )
+        )
         return ()
     if "release" in data:
         entries = [("release", data["release"])]
     elif isinstance(data["releases"], list) and data["releases"]:
         entries = [(f"releases[{i}]", value) for i, value in enumerate(data["releases"], 1)]
     else:
-        problems.append(Problem("releases: a list of bank releases 'NAME VERSION', e.g. [demo-thpt 2025.1,"
-                                f" thpt-a-toan 2025.1], got {data['releases']!r}", "releases_list", "releases",
-                                got=data["releases"]))
+        problems.append(
+            Problem(
+                "releases: a list of bank releases 'NAME VERSION', e.g. [demo-thpt 2025.1,"
+                f" thpt-a-toan 2025.1], got {data['releases']!r}",
+                "releases_list",
+                "releases",
+                got=data["releases"],
+            )
+        )
         return ()
     out: list[tuple[str, str]] = []
     for where, value in entries:
         words = str(value).split()
         if len(words) != 2:
-            problems.append(Problem(f"{where}: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', "
-                                    f"got {value!r}", "release_format", where, got=value))
+            problems.append(
+                Problem(
+                    f"{where}: write the bank release as 'NAME VERSION', e.g. 'demo-thpt 2025.1', got {value!r}",
+                    "release_format",
+                    where,
+                    got=value,
+                )
+            )
         elif tuple(words) in out:
-            problems.append(Problem(f"{where}: {value} is listed twice", "release_twice", where,
-                                    release=" ".join(words)))
+            problems.append(
+                Problem(f"{where}: {value} is listed twice", "release_twice", where, release=" ".join(words))
+            )
         else:
             out.append((words[0], words[1]))
     return tuple(out)
@@ -290,15 +415,25 @@ def _releases(data: dict, problems: list[Problem]) -> tuple[tuple[str, str], ...
 
 def spec_from_json(data: dict) -> ExamSpec:
     """Rebuild the spec stored with an exam."""
-    bp = assembly.Blueprint(sections=tuple(
-        assembly.BlueprintSection(
-            title=s["title"], time_limit_minutes=s["time_limit_minutes"],
-            rows=tuple(assembly.BlueprintRow(
-                topic=r["topic"], level=r["level"], count=r["count"],
-                points=Decimal(r["points"]) if r["points"] is not None else None, type=r["type"],
-            ) for r in s["rows"]),
-        ) for s in data["blueprint"]["sections"]
-    ))
+    bp = assembly.Blueprint(
+        sections=tuple(
+            assembly.BlueprintSection(
+                title=s["title"],
+                time_limit_minutes=s["time_limit_minutes"],
+                rows=tuple(
+                    assembly.BlueprintRow(
+                        topic=r["topic"],
+                        level=r["level"],
+                        count=r["count"],
+                        points=Decimal(r["points"]) if r["points"] is not None else None,
+                        type=r["type"],
+                    )
+                    for r in s["rows"]
+                ),
+            )
+            for s in data["blueprint"]["sections"]
+        )
+    )
     fields = dict(data)
     fields["blueprint"] = bp
     fields["opens_at"] = dt.datetime.fromisoformat(data["opens_at"])
@@ -335,8 +470,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 async def release_ids(conn: asyncpg.Connection, exam_id: int) -> list[int]:
     """The releases an exam draws from, in the order the exam names them."""
-    return [r[0] for r in await conn.fetch(
-        "SELECT release_id FROM exam_releases WHERE exam_id = $1 ORDER BY position", exam_id)]
+    return [
+        r[0]
+        for r in await conn.fetch("SELECT release_id FROM exam_releases WHERE exam_id = $1 ORDER BY position", exam_id)
+    ]
 
 
 async def check_releases(conn: asyncpg.Connection, releases: list, subject: str) -> None:
@@ -352,17 +489,24 @@ async def check_releases(conn: asyncpg.Connection, releases: list, subject: str)
     for r in releases:
         if not subject_list.key(r["subject"] or "") or subject_list.key(r["subject"]) != subject_list.key(expected):
             label, got = f"{r['name']} {r['version']}", r["subject"] or "(none)"
-            raise UserError("release_subject_mismatch",
-                            f"release {label} is of subject {got}, the exam of {expected or '(none)'}:"
-                            " an exam draws only from releases of its own subject; leave that release out",
-                            release=label, subject=r["subject"] or "-", expected=expected or "-")
+            raise UserError(
+                "release_subject_mismatch",
+                f"release {label} is of subject {got}, the exam of {expected or '(none)'}:"
+                " an exam draws only from releases of its own subject; leave that release out",
+                release=label,
+                subject=r["subject"] or "-",
+                expected=expected or "-",
+            )
     conflicts = await conn.fetch(_CONFLICTS, [r["id"] for r in releases])
     if conflicts:
         listed = ", ".join(f"{c['item_id']} ({', '.join(map(str, c['versions']))})" for c in conflicts)
-        raise UserError("release_item_conflict",
-                        f"these items are in the chosen releases at different versions: {listed}; an exam holds one"
-                        " version of each item: leave out the release with the version you do not want",
-                        items=listed, count=len(conflicts))
+        raise UserError(
+            "release_item_conflict",
+            f"these items are in the chosen releases at different versions: {listed}; an exam holds one"
+            " version of each item: leave out the release with the version you do not want",
+            items=listed,
+            count=len(conflicts),
+        )
 
 
 async def load_pool(conn: asyncpg.Connection, release_ids: list[int]) -> list[assembly.PoolItem]:
@@ -371,11 +515,20 @@ async def load_pool(conn: asyncpg.Connection, release_ids: list[int]) -> list[as
         # The stored source is itembank's canonical YAML of a validated item,
         # so the plain mapping is enough here (no need for itembank's checks).
         data = yaml.load(r["source"], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
-        pool.append(assembly.PoolItem(
-            pk=r["id"], item_id=r["item_id"], version=r["version"], topic=r["topic"], level=r["level"],
-            type=r["type"], points=r["points"], option_ids=tuple(str(k) for k in data.get("options") or {}),
-            statement_ids=tuple(str(k) for k in data.get("statements") or {}), shuffle=data.get("shuffle", True),
-        ))
+        pool.append(
+            assembly.PoolItem(
+                pk=r["id"],
+                item_id=r["item_id"],
+                version=r["version"],
+                topic=r["topic"],
+                level=r["level"],
+                type=r["type"],
+                points=r["points"],
+                option_ids=tuple(str(k) for k in data.get("options") or {}),
+                statement_ids=tuple(str(k) for k in data.get("statements") or {}),
+                shuffle=data.get("shuffle", True),
+            )
+        )
     return pool
 
 
@@ -386,11 +539,25 @@ def describe_shortfalls(shortfalls) -> list[Problem]:
 def _shortfall(s: assembly.Shortfall) -> Problem:
     where, wants = f"sections[{s.section + 1}]", f"wants {s.wanted} approved items, the release has {s.available}"
     if s.type:
-        return Problem(f"section {s.section + 1}: topic {s.topic}, level {s.level}, type {s.type}: {wants}",
-                       "cell_short_type", where, topic=s.topic, level=s.level, type=s.type, wanted=s.wanted,
-                       available=s.available)
-    return Problem(f"section {s.section + 1}: topic {s.topic}, level {s.level}: {wants}", "cell_short", where,
-                   topic=s.topic, level=s.level, wanted=s.wanted, available=s.available)
+        return Problem(
+            f"section {s.section + 1}: topic {s.topic}, level {s.level}, type {s.type}: {wants}",
+            "cell_short_type",
+            where,
+            topic=s.topic,
+            level=s.level,
+            type=s.type,
+            wanted=s.wanted,
+            available=s.available,
+        )
+    return Problem(
+        f"section {s.section + 1}: topic {s.topic}, level {s.level}: {wants}",
+        "cell_short",
+        where,
+        topic=s.topic,
+        level=s.level,
+        wanted=s.wanted,
+        available=s.available,
+    )
 
 
 # -- creating, roster, opening ------------------------------------------------------
@@ -407,19 +574,25 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
     for name, version in spec.all_releases:
         release = await bank.find_release(conn, name, version, org_ids)
         if release is None:
-            raise NotFound("unknown_release",
-                           f"no bank release {name} {version} for {org_code}: import it with"
-                           f" `cbt bank import --org {org_code}` (or into its department)", release=f"{name} {version}")
+            raise NotFound(
+                "unknown_release",
+                f"no bank release {name} {version} for {org_code}: import it with"
+                f" `cbt bank import --org {org_code}` (or into its department)",
+                release=f"{name} {version}",
+            )
         found.append(release)
     await check_releases(conn, found, spec.subject)
     ids = [r["id"] for r in found]
     pool = await load_pool(conn, ids)
     short = assembly.shortfalls(spec.blueprint, pool)
     if short:
-        raise UserError("infeasible_blueprint",
-                        "the blueprint asks for more approved items than the release has:\n  "
-                        + "\n  ".join(describe_shortfalls(short)),
-                        shortfalls=describe_shortfalls(short), count=len(short))
+        raise UserError(
+            "infeasible_blueprint",
+            "the blueprint asks for more approved items than the release has:\n  "
+            + "\n  ".join(describe_shortfalls(short)),
+            shortfalls=describe_shortfalls(short),
+            count=len(short),
+        )
     late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
     try:
         async with conn.transaction():
@@ -429,25 +602,40 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
                                    opens_at, closes_at, late_entry_until, grace_seconds, show_score, time_zone)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
                 """,
-                org_id, spec.code, spec.title, spec.subject, ids[0], json.dumps(spec.to_json()),
-                secrets.token_bytes(32), spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until,
-                spec.grace_seconds, spec.show_score, spec.time_zone or None,
+                org_id,
+                spec.code,
+                spec.title,
+                spec.subject,
+                ids[0],
+                json.dumps(spec.to_json()),
+                secrets.token_bytes(32),
+                spec.duration_minutes * 60,
+                spec.opens_at,
+                spec.closes_at,
+                late_until,
+                spec.grace_seconds,
+                spec.show_score,
+                spec.time_zone or None,
             )
             await set_releases(conn, exam_id, ids)
             # The exam's own history starts its audit chain.
-            await audit.append(conn, exam_id, "staff", "exam_edit",
-                               {"edit": "create", "spec_sha256": sha256_hex(spec.to_json())})
+            await audit.append(
+                conn, exam_id, "staff", "exam_edit", {"edit": "create", "spec_sha256": sha256_hex(spec.to_json())}
+            )
             return exam_id
     except asyncpg.UniqueViolationError:
-        raise Conflict("exam_exists", f"an exam with code {spec.code!r} already exists; choose another code",
-                       exam=spec.code) from None
+        raise Conflict(
+            "exam_exists", f"an exam with code {spec.code!r} already exists; choose another code", exam=spec.code
+        ) from None
 
 
 async def set_releases(conn: asyncpg.Connection, exam_id: int, ids: list[int]) -> None:
     """Record the releases a (draft) exam draws from; exams.release_id is the first."""
     await conn.execute("DELETE FROM exam_releases WHERE exam_id = $1", exam_id)
-    await conn.executemany("INSERT INTO exam_releases (exam_id, release_id, position) VALUES ($1, $2, $3)",
-                           [(exam_id, rid, n) for n, rid in enumerate(ids)])
+    await conn.executemany(
+        "INSERT INTO exam_releases (exam_id, release_id, position) VALUES ($1, $2, $3)",
+        [(exam_id, rid, n) for n, rid in enumerate(ids)],
+    )
 
 
 async def get_exam(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
@@ -482,31 +670,64 @@ async def add_roster(conn: asyncpg.Connection, exam_code: str, candidates: list[
     exam = await get_exam(conn, exam_code)
     org_name = await conn.fetchval("SELECT name FROM orgs WHERE id = $1", exam["org_id"])
     async with conn.transaction():
-        existing = {r["code"] for r in await conn.fetch(
-            "SELECT code FROM candidates WHERE exam_id = $1 AND code = ANY($2::text[])",
-            exam["id"], [c.code for c in candidates])}
+        existing = {
+            r["code"]
+            for r in await conn.fetch(
+                "SELECT code FROM candidates WHERE exam_id = $1 AND code = ANY($2::text[])",
+                exam["id"],
+                [c.code for c in candidates],
+            )
+        }
         if existing:
             listed = ", ".join(sorted(existing)[:10])
-            raise Conflict("candidate_exists", f"already on this exam's roster: {listed}; remove them from the file",
-                           candidates=listed)
+            raise Conflict(
+                "candidate_exists",
+                f"already on this exam's roster: {listed}; remove them from the file",
+                candidates=listed,
+            )
         await conn.copy_records_to_table(
             "candidates",
-            records=[(exam["id"], c.code, c.full_name, c.date_of_birth, c.class_name, c.school or org_name, c.room,
-                      c.time_multiplier) for c in candidates],
-            columns=["exam_id", "code", "full_name", "date_of_birth", "class_name", "school", "room",
-                     "time_multiplier"],
+            records=[
+                (
+                    exam["id"],
+                    c.code,
+                    c.full_name,
+                    c.date_of_birth,
+                    c.class_name,
+                    c.school or org_name,
+                    c.room,
+                    c.time_multiplier,
+                )
+                for c in candidates
+            ],
+            columns=[
+                "exam_id",
+                "code",
+                "full_name",
+                "date_of_birth",
+                "class_name",
+                "school",
+                "room",
+                "time_multiplier",
+            ],
         )
         if exam["status"] == "open":
             await generate_forms(conn, exam)
             await render_exam_items(conn, exam)
             await lockdown.ensure_room_codes(conn, exam["id"])
-        await audit.append(conn, exam["id"], "staff", "exam_edit",
-                           {"edit": "roster_add", "candidates": sorted(c.code for c in candidates)})
+        await audit.append(
+            conn,
+            exam["id"],
+            "staff",
+            "exam_edit",
+            {"edit": "roster_add", "candidates": sorted(c.code for c in candidates)},
+        )
     return len(candidates)
 
 
-async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | None = None, *,
-                        reissue: bool = True) -> list[dict]:
+async def issue_tickets(
+    conn: asyncpg.Connection, exam_code: str, room: str | None = None, *, reissue: bool = True
+) -> list[dict]:
     """New tickets for candidates who have not started; old tickets stop working.
 
     Tickets are stored only as hashes, so printing them again means issuing
@@ -527,25 +748,41 @@ async def issue_tickets(conn: asyncpg.Connection, exam_code: str, room: str | No
             ORDER BY c.room, c.full_name
             FOR UPDATE OF c
             """,
-            exam["id"], room,
+            exam["id"],
+            room,
         )
         waiting = [r for r in rows if r["attempt"] is None]
         if not waiting:
             _nobody_waits(rows, room)
         ticketed = sum(r["has_ticket"] for r in waiting)
         if ticketed and not reissue:
-            raise Conflict("tickets_reissue_unconfirmed",
-                           f"{ticketed} of these candidates already have tickets: issuing again makes their old"
-                           " tickets stop working; confirm that you mean it", count=ticketed)
+            raise Conflict(
+                "tickets_reissue_unconfirmed",
+                f"{ticketed} of these candidates already have tickets: issuing again makes their old"
+                " tickets stop working; confirm that you mean it",
+                count=ticketed,
+            )
         issued, updates = [], []
         for r in waiting:
             ticket = generate_ticket()
             updates.append((r["id"], ticket_hash(ticket)))
-            issued.append({"code": r["code"], "full_name": r["full_name"], "class_name": r["class_name"],
-                           "room": r["room"], "ticket": ticket})
+            issued.append(
+                {
+                    "code": r["code"],
+                    "full_name": r["full_name"],
+                    "class_name": r["class_name"],
+                    "room": r["room"],
+                    "ticket": ticket,
+                }
+            )
         await conn.executemany("UPDATE candidates SET ticket_hash = $2 WHERE id = $1", updates)
-        await audit.append(conn, exam["id"], "staff", "exam_edit",
-                           {"edit": "tickets_issued", "candidates": [i["code"] for i in issued]})
+        await audit.append(
+            conn,
+            exam["id"],
+            "staff",
+            "exam_edit",
+            {"edit": "tickets_issued", "candidates": [i["code"] for i in issued]},
+        )
     return issued
 
 
@@ -554,23 +791,34 @@ def _nobody_waits(rows, room: str | None) -> None:
     if not rows:
         if room is None:
             raise UserError("no_candidates", "nobody to print a ticket for: import the roster first")
-        raise UserError("no_candidates_in_room", f"room {room} has no candidates: choose another room, or all rooms",
-                        room=room)
+        raise UserError(
+            "no_candidates_in_room", f"room {room} has no candidates: choose another room, or all rooms", room=room
+        )
     submitted = sum(r["attempt"] == "submitted" for r in rows)
     if submitted == len(rows):
-        raise UserError("all_submitted", f"all {len(rows)} candidates have submitted: no ticket is needed",
-                        count=len(rows))
-    raise UserError("all_started", f"all {len(rows)} candidates have started ({submitted} have submitted): no new"
-                    " tickets are issued, and the tickets they have stay as they are", count=len(rows),
-                    submitted=submitted)
+        raise UserError(
+            "all_submitted", f"all {len(rows)} candidates have submitted: no ticket is needed", count=len(rows)
+        )
+    raise UserError(
+        "all_started",
+        f"all {len(rows)} candidates have started ({submitted} have submitted): no new"
+        " tickets are issued, and the tickets they have stay as they are",
+        count=len(rows),
+        submitted=submitted,
+    )
 
 
 def _form_for(exam, spec: ExamSpec, index, code: str, fixed: list | None):
     if fixed is not None:
         number = assembly.form_number_for(exam["secret"], code, spec.form_count)
         return fixed[number - 1]
-    return assembly.draw_form(spec.blueprint, index, assembly.candidate_seed(exam["secret"], code),
-                              shuffle_items=spec.shuffle_items, shuffle_options=spec.shuffle_options)
+    return assembly.draw_form(
+        spec.blueprint,
+        index,
+        assembly.candidate_seed(exam["secret"], code),
+        shuffle_items=spec.shuffle_items,
+        shuffle_options=spec.shuffle_options,
+    )
 
 
 # Below this many candidates, starting worker processes costs more than it saves.
@@ -581,8 +829,11 @@ def draw_forms(exam: dict, spec_json: dict, pool: list[assembly.PoolItem], codes
     """(form_number, form JSON text, digest) for each code. Pure; runs in worker processes too."""
     spec = spec_from_json(spec_json)
     index = assembly.index_pool(pool)
-    fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
-             if spec.form_mode == "fixed" else None)
+    fixed = (
+        assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
+        if spec.form_mode == "fixed"
+        else None
+    )
     out = []
     for code in codes:
         form = _form_for(exam, spec, index, code, fixed)
@@ -600,12 +851,13 @@ async def _draw_in_processes(exam: dict, spec_json: dict, pool: list, codes: lis
     if workers < 2 or len(codes) < PARALLEL_FORMS_FROM:
         return draw_forms(exam, spec_json, pool, codes)
     size = -(-len(codes) // workers)
-    chunks = [codes[i:i + size] for i in range(0, len(codes), size)]
+    chunks = [codes[i : i + size] for i in range(0, len(codes), size)]
     loop = asyncio.get_running_loop()
     # spawn, not fork: this may run inside the server, whose threads a fork would copy half-way.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        parts = await asyncio.gather(*(loop.run_in_executor(ex, draw_forms, exam, spec_json, pool, chunk)
-                                       for chunk in chunks))
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(ex, draw_forms, exam, spec_json, pool, chunk) for chunk in chunks)
+        )
     return [row for part in parts for row in part]
 
 
@@ -615,12 +867,16 @@ async def generate_forms(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
     pool = await load_pool(conn, await release_ids(conn, exam["id"]))
     todo = await conn.fetch(
         "SELECT c.id, c.code FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
-        "WHERE c.exam_id = $1 AND f.candidate_id IS NULL ORDER BY c.id", exam["id"])
-    drawn = await _draw_in_processes({"secret": bytes(exam["secret"])}, json.loads(exam["spec"]), pool,
-                                     [r["code"] for r in todo])
+        "WHERE c.exam_id = $1 AND f.candidate_id IS NULL ORDER BY c.id",
+        exam["id"],
+    )
+    drawn = await _draw_in_processes(
+        {"secret": bytes(exam["secret"])}, json.loads(exam["spec"]), pool, [r["code"] for r in todo]
+    )
     records = [(r["id"], *row) for r, row in zip(todo, drawn, strict=True)]
-    await conn.copy_records_to_table("candidate_forms", records=records,
-                                     columns=["candidate_id", "form_number", "form", "digest"])
+    await conn.copy_records_to_table(
+        "candidate_forms", records=records, columns=["candidate_id", "form_number", "form", "digest"]
+    )
     return len(records)
 
 
@@ -642,16 +898,23 @@ async def rederive_form(conn: asyncpg.Connection, exam_code: str, candidate_code
     exam = await get_exam(conn, exam_code)
     row = await conn.fetchrow(
         "SELECT c.id, f.digest, f.form FROM candidates c LEFT JOIN candidate_forms f ON f.candidate_id = c.id "
-        "WHERE c.exam_id = $1 AND c.code = $2", exam["id"], candidate_code)
+        "WHERE c.exam_id = $1 AND c.code = $2",
+        exam["id"],
+        candidate_code,
+    )
     if row is None:
-        raise NotFound("unknown_candidate", f"no candidate {candidate_code} on exam {exam_code}",
-                       candidate=candidate_code)
+        raise NotFound(
+            "unknown_candidate", f"no candidate {candidate_code} on exam {exam_code}", candidate=candidate_code
+        )
     if row["digest"] is None:
         raise NotFound("no_form", f"candidate {candidate_code} has no form yet: open the exam first")
     spec = spec_from_json(json.loads(exam["spec"]))
     pool = await load_pool(conn, await release_ids(conn, exam["id"]))
-    fixed = (assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
-             if spec.form_mode == "fixed" else None)
+    fixed = (
+        assembly.fixed_forms(spec.blueprint, pool, exam["secret"], spec.form_count)
+        if spec.form_mode == "fixed"
+        else None
+    )
     form = _form_for(exam, spec, assembly.index_pool(pool), candidate_code, fixed)
     return assembly.form_to_json(form), assembly.form_digest(form) == row["digest"]
 
@@ -693,33 +956,45 @@ def student_view(item, media: dict[str, bytes]) -> dict:
 
 async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
     """Render every item that appears on some form of the exam, once."""
-    pks = [r[0] for r in await conn.fetch(
-        """
+    pks = [
+        r[0]
+        for r in await conn.fetch(
+            """
         SELECT DISTINCT (jsonb_array_elements(jsonb_path_query_array(f.form, '$.sections[*].items[*].pk')))::bigint
         FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id
         WHERE c.exam_id = $1
         EXCEPT SELECT item_pk FROM exam_items WHERE exam_id = $1
-        """, exam["id"])]
+        """,
+            exam["id"],
+        )
+    ]
     if not pks:
         return 0
     rendered = await render_items(conn, await release_ids(conn, exam["id"]), pks)
     records = [(exam["id"], pk, kind, json.dumps(view)) for pk, (kind, view) in rendered.items()]
-    await conn.copy_records_to_table("exam_items", records=records,
-                                     columns=["exam_id", "item_pk", "type", "rendered"])
+    await conn.copy_records_to_table("exam_items", records=records, columns=["exam_id", "item_pk", "type", "rendered"])
     return len(records)
 
 
 async def render_items(conn: asyncpg.Connection, release_ids: list[int], pks: list[int]) -> dict[int, tuple]:
     """pk -> (type, student_view) for these items of the releases, each with
     its media as the first of the releases that holds it has them."""
-    holder = {r["item_pk"]: r["release_id"] for r in await conn.fetch(
-        "SELECT DISTINCT ON (ri.item_pk) ri.item_pk, ri.release_id FROM release_items ri"
-        " JOIN unnest($1::bigint[]) WITH ORDINALITY AS o(release_id, position) ON o.release_id = ri.release_id"
-        " WHERE ri.item_pk = ANY($2::bigint[]) ORDER BY ri.item_pk, o.position", list(release_ids), pks)}
+    holder = {
+        r["item_pk"]: r["release_id"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT ON (ri.item_pk) ri.item_pk, ri.release_id FROM release_items ri"
+            " JOIN unnest($1::bigint[]) WITH ORDINALITY AS o(release_id, position) ON o.release_id = ri.release_id"
+            " WHERE ri.item_pk = ANY($2::bigint[]) ORDER BY ri.item_pk, o.position",
+            list(release_ids),
+            pks,
+        )
+    }
     media: dict[int, dict[str, bytes]] = {}
     for r in await conn.fetch(
-            "SELECT rm.release_id, rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256"
-            " WHERE rm.release_id = ANY($1::bigint[])", sorted(set(holder.values()))):
+        "SELECT rm.release_id, rm.path, m.content FROM release_media rm JOIN media_blobs m ON m.sha256 = rm.sha256"
+        " WHERE rm.release_id = ANY($1::bigint[])",
+        sorted(set(holder.values())),
+    ):
         media.setdefault(r["release_id"], {})[r["path"]] = r["content"]
     items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
     return {pk: (item.type.value, student_view(item, media.get(holder.get(pk), {}))) for pk, item in items.items()}
@@ -754,8 +1029,15 @@ def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi", addre
     t = Catalogs(root / "i18n").translator(lang)
     css = (root / "static" / "cbt.css").read_text(encoding="utf-8")
     html = env.get_template("exam/tickets.html").render(
-        t=t, lang=lang, user=None, csrf_token="", path="/", url=lambda name, **kw: "",
-        exam={"title": exam["title"]}, rooms=tickets_by_room(rows), address=address,
+        t=t,
+        lang=lang,
+        user=None,
+        csrf_token="",
+        path="/",
+        url=lambda name, **kw: "",
+        exam={"title": exam["title"]},
+        rooms=tickets_by_room(rows),
+        address=address,
     )
     # A file opened straight from disk has no server for /static/: carry the CSS along.
     return html.replace('<link rel="stylesheet" href="">', f"<style>{css}</style>", 1)

@@ -85,8 +85,9 @@ async def form_items(conn, pks: list[int], cache: dict | None = None) -> dict[in
     return {pk: cache[pk] for pk in pks}
 
 
-async def score_attempt(conn, attempt_id: int, *, submit_by: str | None = None,
-                        items: dict | None = None) -> Graded | None:
+async def score_attempt(
+    conn, attempt_id: int, *, submit_by: str | None = None, items: dict | None = None
+) -> Graded | None:
     """Score attempt ``attempt_id`` from its stored responses and essay marks,
     and store the result (per-question scores, total, max, provisional while
     an essay is unmarked, section totals).
@@ -110,13 +111,17 @@ async def score_attempt(conn, attempt_id: int, *, submit_by: str | None = None,
     form = assembly.form_from_json(json.loads(attempt["form"]))
     layout = json.loads(attempt["layout"])
     parsed = await form_items(conn, [fi.pk for s in form.sections for fi in s.items], items)
-    raw = {r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None for r in await conn.fetch(
-        "SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)}
+    raw = {
+        r["item_ref"]: json.loads(r["value"]) if r["value"] is not None else None
+        for r in await conn.fetch("SELECT item_ref, value FROM responses WHERE attempt_id = $1", attempt_id)
+    }
     # Only a form with essays has marks to read: most submits skip the query.
     marks = {}
     if any(item.type == ItemType.ESSAY for item in parsed.values()):
-        marks = {r["item_ref"]: r["points"] for r in await conn.fetch(
-            "SELECT item_ref, points FROM essay_marks WHERE attempt_id = $1", attempt_id)}
+        marks = {
+            r["item_ref"]: r["points"]
+            for r in await conn.fetch("SELECT item_ref, points FROM essay_marks WHERE attempt_id = $1", attempt_id)
+        }
     responses, sections = {}, []
     for s in form.sections:
         entries = []
@@ -129,11 +134,19 @@ async def score_attempt(conn, attempt_id: int, *, submit_by: str | None = None,
     section_scores = json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections])
     await conn.executemany(_STORE_ITEMS, [(attempt_id, ref, s) for ref, s in result.items.items()])
     if submit_by is None:
-        await conn.execute(_STORE_SCORE, attempt_id, result.total, result.max_total, result.provisional,
-                           section_scores)
+        await conn.execute(_STORE_SCORE, attempt_id, result.total, result.max_total, result.provisional, section_scores)
         return Graded(attempt, result)
     final = {ref: raw.get(ref) for ref in sorted(layout)}
     digest = hashlib.sha256(json.dumps(final, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    await conn.execute(_STORE_SUBMISSION, attempt_id, result.total, result.max_total, result.provisional,
-                       section_scores, submit_by, digest, dt.datetime.now(dt.UTC))
+    await conn.execute(
+        _STORE_SUBMISSION,
+        attempt_id,
+        result.total,
+        result.max_total,
+        result.provisional,
+        section_scores,
+        submit_by,
+        digest,
+        dt.datetime.now(dt.UTC),
+    )
     return Graded(attempt, result, digest)

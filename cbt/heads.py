@@ -58,17 +58,21 @@ class SignedHead:
 
     def text(self) -> str:
         """The head file: comment lines for people, then the token."""
-        return (f"# Signed audit chain head of exam {self.exam}\n"
-                f"# event: {self.head.seq}\n"
-                f"# hash: {self.head.hash.hex()}\n"
-                f"# signed at: {self.signed_at.astimezone(dt.UTC).isoformat(timespec='seconds')} "
-                f"with receipt key {self.kid}\n"
-                f"{self.token}\n")
+        return (
+            f"# Signed audit chain head of exam {self.exam}\n"
+            f"# event: {self.head.seq}\n"
+            f"# hash: {self.head.hash.hex()}\n"
+            f"# signed at: {self.signed_at.astimezone(dt.UTC).isoformat(timespec='seconds')} "
+            f"with receipt key {self.kid}\n"
+            f"{self.token}\n"
+        )
 
     def line(self) -> str:
         """One line, for a terminal."""
-        return (f"# signed audit chain head of {self.exam}: event {self.head.seq}; hash {self.head.hash.hex()}; "
-                f"token {self.token}")
+        return (
+            f"# signed audit chain head of {self.exam}: event {self.head.seq}; hash {self.head.hash.hex()}; "
+            f"token {self.token}"
+        )
 
     def rows(self, words: dict | None = None) -> list[list]:
         """Label and value rows, for a spreadsheet's sheet; words: ROW_WORDS in
@@ -98,10 +102,16 @@ class SignedHead:
 # The labels of a head's sheet in a workbook, in English; "head.sheet.<key>"
 # in web/i18n says them in the reader's language.
 ROW_WORDS = {
-    "title": "signed audit chain head", "exam": "exam", "event": "event (seq)", "hash": "hash",
-    "signed_at": "signed at (UTC)", "key": "receipt key", "token": "token", "proves": "what it proves",
+    "title": "signed audit chain head",
+    "exam": "exam",
+    "event": "event (seq)",
+    "hash": "hash",
+    "signed_at": "signed at (UTC)",
+    "key": "receipt key",
+    "token": "token",
+    "proves": "what it proves",
     "proves_text": "`cbt audit verify EXAM --head TOKEN` fails if any event up to this one was later removed or"
-                   " altered",
+    " altered",
 }
 
 
@@ -127,13 +137,15 @@ def parse_heads(arg: str) -> list[str | audit.Head]:
         return [single]
     path = Path(arg)
     if not path.is_file():
-        raise UserError("bad_head", f"{arg[:80]!r} is neither a file nor a chain head: give a head file, a signed "
-                        "head or receipt token, a hash (64 hex digits) or SEQ:HASH")
+        raise UserError(
+            "bad_head",
+            f"{arg[:80]!r} is neither a file nor a chain head: give a head file, a signed "
+            "head or receipt token, a hash (64 hex digits) or SEQ:HASH",
+        )
     try:
         content = path.read_text("utf-8", errors="replace")
     except OSError as e:
-        raise UserError("file_unreadable", f"cannot read the head file {path}: {e.strerror}",
-                        path=str(path)) from None
+        raise UserError("file_unreadable", f"cannot read the head file {path}: {e.strerror}", path=str(path)) from None
     # Once each: a results.csv repeats its head in every row.
     found: list[str | audit.Head] = list(dict.fromkeys(_TOKEN.findall(content)))
     for n, line in enumerate(content.splitlines(), start=1):
@@ -141,8 +153,10 @@ def parse_heads(arg: str) -> list[str | audit.Head]:
         if _HASH.fullmatch(line) or _SEQ_HASH.fullmatch(line):
             found.append(_plain(line, f"{path.name}:{n}"))
     if not found:
-        raise UserError("no_heads", f"{path} holds no chain head: no signed head or receipt token, and no line "
-                        "that is a hash or SEQ:HASH")
+        raise UserError(
+            "no_heads",
+            f"{path} holds no chain head: no signed head or receipt token, and no line that is a hash or SEQ:HASH",
+        )
     return found
 
 
@@ -165,8 +179,9 @@ def _plain(text: str, where: str) -> audit.Head:
         raise UserError("bad_head", f"{where or text[:80]}: {e}") from None
 
 
-async def resolve(conn: asyncpg.Connection, exam_code: str, items: Iterable[str | audit.Head],
-                  key_pem: str | None = None) -> list[audit.Head]:
+async def resolve(
+    conn: asyncpg.Connection, exam_code: str, items: Iterable[str | audit.Head], key_pem: str | None = None
+) -> list[audit.Head]:
     """The heads parse_heads found, tokens checked: signed by this server's
     receipt key (or by key_pem, a public key kept apart from the database),
     and of this exam."""
@@ -183,24 +198,36 @@ def _from_token(token: str, exam_code: str, keys: list, server) -> audit.Head:
         if e.code != "bad_signature":
             raise UserError("bad_head", f"{named} is not a chain head: {e.message}") from None
         kid = _claimed_kid(token)
-        why = (f"it says it was signed with key {kid}, and the database's receipt key is {receipts.key_id(server)}: "
-               "the key was replaced, or the head comes from another server" if kid and kid != receipts.key_id(server)
-               else "it was altered, or not signed by this server")
+        why = (
+            f"it says it was signed with key {kid}, and the database's receipt key is {receipts.key_id(server)}: "
+            "the key was replaced, or the head comes from another server"
+            if kid and kid != receipts.key_id(server)
+            else "it was altered, or not signed by this server"
+        )
         raise UserError("head_bad_signature", f"{named} is refused: its signature does not match ({why})") from None
     if payload.get("kind") == receipts.HEAD_KIND:
         seq, digest = payload.get("seq"), payload.get("hash")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str) \
-                or not _HASH.fullmatch(digest):
+        if (
+            isinstance(seq, bool)
+            or not isinstance(seq, int)
+            or not isinstance(digest, str)
+            or not _HASH.fullmatch(digest)
+        ):
             raise UserError("bad_head", f"{named}: its head is unreadable")
         head = audit.Head(seq, bytes.fromhex(digest), f"head signed {payload.get('signed_at')}")
     else:
         head = receipts.receipt_head(payload)
         if head is None:
-            raise UserError("receipt_without_head", f"{named} is a receipt issued before receipts carried the chain "
-                            "head: it anchors nothing; leave it out")
+            raise UserError(
+                "receipt_without_head",
+                f"{named} is a receipt issued before receipts carried the chain head: it anchors nothing; leave it out",
+            )
     if payload.get("exam") != exam_code:
-        raise UserError("head_other_exam", f"{head.source or named} is of exam {payload.get('exam')}, not "
-                        f"{exam_code}: give the heads of {exam_code}", exam=exam_code)
+        raise UserError(
+            "head_other_exam",
+            f"{head.source or named} is of exam {payload.get('exam')}, not {exam_code}: give the heads of {exam_code}",
+            exam=exam_code,
+        )
     return head
 
 
@@ -213,7 +240,8 @@ def _claimed_kid(token: str) -> str | None:
 # -- for the command line (cbt audit verify --head / cbt audit head) ------------------
 
 
-async def verify_command(conn: asyncpg.Connection, code: str, out, items: Iterable[str | audit.Head] = (),
-                         key_pem: str | None = None) -> int:
+async def verify_command(
+    conn: asyncpg.Connection, code: str, out, items: Iterable[str | audit.Head] = (), key_pem: str | None = None
+) -> int:
     """audit.verify_command against the heads parse_heads found."""
     return await audit.verify_command(conn, code, out, await resolve(conn, code, items, key_pem))

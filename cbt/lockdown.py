@@ -40,8 +40,14 @@ INTEGRITY_MAX_PER_MINUTE = 30
 # Easy to read aloud in a room: no vowels (Vietnamese input methods), no look-alikes.
 _CODE_ALPHABET = "34679CFHJKMNPRTX"
 
-DEFAULT_POLICIES = {"networks": None, "access_code": False, "one_device": True,
-                    "integrity": {"action": "count", "pause_after": 3}, "seb": None, "admission": None}
+DEFAULT_POLICIES = {
+    "networks": None,
+    "access_code": False,
+    "one_device": True,
+    "integrity": {"action": "count", "pause_after": 3},
+    "seb": None,
+    "admission": None,
+}
 
 
 def parse_policies(raw, problems: list[Problem]) -> dict:
@@ -49,19 +55,35 @@ def parse_policies(raw, problems: list[Problem]) -> dict:
     if raw is None:
         return dict(DEFAULT_POLICIES)
     if not isinstance(raw, dict):
-        problems.append(Problem("policies: must be a mapping (networks:, access_code:, one_device:, integrity:)",
-                                "policies_not_mapping", "policies"))
+        problems.append(
+            Problem(
+                "policies: must be a mapping (networks:, access_code:, one_device:, integrity:)",
+                "policies_not_mapping",
+                "policies",
+            )
+        )
         return dict(DEFAULT_POLICIES)
     out = dict(DEFAULT_POLICIES)
     unknown = set(raw) - set(DEFAULT_POLICIES)
     if unknown:
-        problems.append(Problem(f"policies: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields",
-                                "policies", fields=", ".join(sorted(unknown))))
+        problems.append(
+            Problem(
+                f"policies: unknown field(s) {', '.join(sorted(unknown))}",
+                "unknown_fields",
+                "policies",
+                fields=", ".join(sorted(unknown)),
+            )
+        )
     nets = raw.get("networks")
     if nets is not None:
         if not isinstance(nets, dict):
-            problems.append(Problem("policies.networks: give allow: [CIDR, ...] and/or rooms: {ROOM: [CIDR, ...]}",
-                                    "networks_shape", "policies.networks"))
+            problems.append(
+                Problem(
+                    "policies.networks: give allow: [CIDR, ...] and/or rooms: {ROOM: [CIDR, ...]}",
+                    "networks_shape",
+                    "policies.networks",
+                )
+            )
         else:
             allow = [str(c) for c in nets.get("allow") or []]
             rooms = {str(k): [str(c) for c in v or []] for k, v in (nets.get("rooms") or {}).items()}
@@ -70,8 +92,14 @@ def parse_policies(raw, problems: list[Problem]) -> dict:
                     try:
                         ipaddress.ip_network(cidr, strict=False)
                     except ValueError:
-                        problems.append(Problem(f"policies.networks.{where}: {cidr!r} is not an address or CIDR"
-                                                " network", "not_network", f"policies.networks.{where}", got=cidr))
+                        problems.append(
+                            Problem(
+                                f"policies.networks.{where}: {cidr!r} is not an address or CIDR network",
+                                "not_network",
+                                f"policies.networks.{where}",
+                                got=cidr,
+                            )
+                        )
             out["networks"] = {"allow": allow, "rooms": rooms}
     for flag in ("access_code", "one_device"):
         if flag in raw:
@@ -84,11 +112,21 @@ def parse_policies(raw, problems: list[Problem]) -> dict:
         rate = (admission or {}).get("rate_per_second") if isinstance(admission, dict) else None
         burst = (admission or {}).get("burst", rate) if isinstance(admission, dict) else None
         if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 10_000:
-            problems.append(Problem("policies.admission.rate_per_second: how many Starts per second to let through,"
-                                    " e.g. 20", "admission_rate", "policies.admission.rate_per_second"))
+            problems.append(
+                Problem(
+                    "policies.admission.rate_per_second: how many Starts per second to let through, e.g. 20",
+                    "admission_rate",
+                    "policies.admission.rate_per_second",
+                )
+            )
         elif not isinstance(burst, int | float) or isinstance(burst, bool) or burst < 1:
-            problems.append(Problem("policies.admission.burst: how many Starts may pass at once, 1 or more",
-                                    "admission_burst", "policies.admission.burst"))
+            problems.append(
+                Problem(
+                    "policies.admission.burst: how many Starts may pass at once, 1 or more",
+                    "admission_burst",
+                    "policies.admission.burst",
+                )
+            )
         else:
             out["admission"] = {"rate_per_second": float(rate), "burst": float(burst)}
     if raw.get("seb") is not None:
@@ -98,12 +136,23 @@ def parse_policies(raw, problems: list[Problem]) -> dict:
         action = (integrity or {}).get("action", "count")
         after = (integrity or {}).get("pause_after", 3)
         if action not in INTEGRITY_ACTIONS:
-            problems.append(Problem(f"policies.integrity.action: one of {', '.join(INTEGRITY_ACTIONS)}, got {action!r}",
-                                    "not_one_of", "policies.integrity.action", allowed=", ".join(INTEGRITY_ACTIONS),
-                                    got=action))
+            problems.append(
+                Problem(
+                    f"policies.integrity.action: one of {', '.join(INTEGRITY_ACTIONS)}, got {action!r}",
+                    "not_one_of",
+                    "policies.integrity.action",
+                    allowed=", ".join(INTEGRITY_ACTIONS),
+                    got=action,
+                )
+            )
         if not isinstance(after, int) or isinstance(after, bool) or after < 1:
-            problems.append(Problem("policies.integrity.pause_after: a whole number of events, 1 or more",
-                                    "pause_after", "policies.integrity.pause_after"))
+            problems.append(
+                Problem(
+                    "policies.integrity.pause_after: a whole number of events, 1 or more",
+                    "pause_after",
+                    "policies.integrity.pause_after",
+                )
+            )
         out["integrity"] = {"action": action, "pause_after": after}
     return out
 
@@ -128,9 +177,11 @@ def address_allowed(addr: str, policies: dict, room: str) -> bool:
 def check_network(addr: str, policies: dict, room: str, override: bool) -> None:
     if override or address_allowed(addr, policies, room):
         return
-    raise Forbidden("network_refused",
-                    "this computer is not on the exam room's network: sit the exam from a lab computer, "
-                    "or ask your proctor", addr=addr)
+    raise Forbidden(
+        "network_refused",
+        "this computer is not on the exam room's network: sit the exam from a lab computer, or ask your proctor",
+        addr=addr,
+    )
 
 
 def device_hash(cookie: str | None) -> bytes | None:
@@ -177,17 +228,28 @@ def new_access_code() -> str:
 
 async def ensure_room_codes(conn: asyncpg.Connection, exam_id: int) -> None:
     """Give every room of the roster an access code (rooms added later too)."""
-    rooms = [r[0] for r in await conn.fetch(
-        "SELECT DISTINCT room FROM candidates WHERE exam_id = $1 AND room NOT IN "
-        "(SELECT room FROM exam_rooms WHERE exam_id = $1)", exam_id)]
-    await conn.executemany("INSERT INTO exam_rooms (exam_id, room, access_code) VALUES ($1, $2, $3) "
-                           "ON CONFLICT DO NOTHING", [(exam_id, room, new_access_code()) for room in rooms])
+    rooms = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT DISTINCT room FROM candidates WHERE exam_id = $1 AND room NOT IN "
+            "(SELECT room FROM exam_rooms WHERE exam_id = $1)",
+            exam_id,
+        )
+    ]
+    await conn.executemany(
+        "INSERT INTO exam_rooms (exam_id, room, access_code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [(exam_id, room, new_access_code()) for room in rooms],
+    )
 
 
 async def rotate_code(conn: asyncpg.Connection, exam_id: int, room: str) -> str:
     code = new_access_code()
-    done = await conn.execute("UPDATE exam_rooms SET access_code = $3, rotated_at = now() "
-                              "WHERE exam_id = $1 AND room = $2", exam_id, room, code)
+    done = await conn.execute(
+        "UPDATE exam_rooms SET access_code = $3, rotated_at = now() WHERE exam_id = $1 AND room = $2",
+        exam_id,
+        room,
+        code,
+    )
     if done == "UPDATE 0":
         raise Forbidden("unknown_room", f"no room {room!r} in this exam", room=room)
     return code
@@ -195,8 +257,12 @@ async def rotate_code(conn: asyncpg.Connection, exam_id: int, room: str) -> str:
 
 def seb_config_file(public_url: str, exam_code: str, title: str, rules: dict) -> bytes:
     """The .seb settings cbt offers for this exam (its Config Key is accepted)."""
-    return seb.seb_config(f"{public_url}/exam", f"{public_url}/exam/done", exam_title=title,
-                          allow_quit=(rules or {}).get("allow_quit", True))
+    return seb.seb_config(
+        f"{public_url}/exam",
+        f"{public_url}/exam/done",
+        exam_title=title,
+        allow_quit=(rules or {}).get("allow_quit", True),
+    )
 
 
 @lru_cache(maxsize=64)
@@ -204,8 +270,9 @@ def _served_config_key(public_url: str, exam_code: str, title: str, allow_quit: 
     return seb.config_key_for_file(seb_config_file(public_url, exam_code, title, {"allow_quit": allow_quit}))
 
 
-def check_seb(rules: dict | None, public_url: str, raw_path: str, headers, exam_code: str,
-              title: str) -> seb.SebCheck | None:
+def check_seb(
+    rules: dict | None, public_url: str, raw_path: str, headers, exam_code: str, title: str
+) -> seb.SebCheck | None:
     """None when the exam does not require SEB; else the check of this request's headers."""
     if not rules or not rules.get("required"):
         return None
@@ -213,8 +280,13 @@ def check_seb(rules: dict | None, public_url: str, raw_path: str, headers, exam_
     if rules.get("serve_config", True):
         config_keys.append(_served_config_key(public_url, exam_code, title, rules.get("allow_quit", True)))
     url = seb.absolute_url(public_url, raw_path)
-    return seb.check_headers(url, headers.get(seb.CONFIG_KEY_HEADER), headers.get(seb.REQUEST_HASH_HEADER),
-                             config_keys, list(rules.get("browser_exam_keys") or []))
+    return seb.check_headers(
+        url,
+        headers.get(seb.CONFIG_KEY_HEADER),
+        headers.get(seb.REQUEST_HASH_HEADER),
+        config_keys,
+        list(rules.get("browser_exam_keys") or []),
+    )
 
 
 _REFILL_BUCKET = """
@@ -237,16 +309,23 @@ async def admit(conn: asyncpg.Connection, exam_id: int, candidate_id: int, rule:
     a transaction: the bucket row lock orders concurrent Starts.
     """
     rate, burst = rule["rate_per_second"], rule["burst"]
-    await conn.execute("INSERT INTO admission_queue (exam_id, candidate_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                       exam_id, candidate_id)
+    await conn.execute(
+        "INSERT INTO admission_queue (exam_id, candidate_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        exam_id,
+        candidate_id,
+    )
     tokens = await conn.fetchval(_REFILL_BUCKET, exam_id, rate, burst)
     place = await conn.fetchval(
         "SELECT count(*) FROM admission_queue q WHERE q.exam_id = $1 AND q.enqueued_at <= "
-        "(SELECT enqueued_at FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2)", exam_id, candidate_id)
+        "(SELECT enqueued_at FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2)",
+        exam_id,
+        candidate_id,
+    )
     if place <= int(tokens):
         await conn.execute("UPDATE admission_buckets SET tokens = tokens - 1 WHERE exam_id = $1", exam_id)
-        await conn.execute("DELETE FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2", exam_id,
-                           candidate_id)
+        await conn.execute(
+            "DELETE FROM admission_queue WHERE exam_id = $1 AND candidate_id = $2", exam_id, candidate_id
+        )
         return True, 0, 0.0
     wait = max(0.5, (place - tokens) / rate)
     return False, place, wait

@@ -109,16 +109,21 @@ def parse_mark(raw: object, max_points: Decimal, decimals: int) -> Decimal:
     if not mark.is_finite():
         raise UserError("bad_mark", f"{text!r} is not a number: enter points such as 0.5")
     if mark < 0 or mark > max_points:
-        raise UserError("mark_out_of_range", f"the points must be from 0 to {max_points}, not {text}",
-                        max_points=str(max_points))
+        raise UserError(
+            "mark_out_of_range", f"the points must be from 0 to {max_points}, not {text}", max_points=str(max_points)
+        )
     if mark != mark.quantize(step_of(decimals)):
-        raise UserError("mark_step", f"this exam counts points in steps of {step_of(decimals)}: {text} has "
-                        "too many decimals", step=str(step_of(decimals)))
+        raise UserError(
+            "mark_step",
+            f"this exam counts points in steps of {step_of(decimals)}: {text} has too many decimals",
+            step=str(step_of(decimals)),
+        )
     return mark
 
 
 def anonymous_numbers(secret: bytes, attempt_ids: list[int]) -> dict[int, int]:
     """attempt id -> 1, 2, 3 ... in an order fixed by the exam secret."""
+
     def key(attempt_id: int) -> bytes:
         return hmac.new(bytes(secret), _NUMBER_DOMAIN + str(attempt_id).encode(), hashlib.sha256).digest()
 
@@ -142,12 +147,17 @@ async def essay_item(conn: asyncpg.Connection, exam_id: int, pk: int) -> tuple[a
     """The bank row and item of an essay question of this exam."""
     row = await conn.fetchrow(
         "SELECT b.id, b.item_id, b.version, b.type, b.source FROM exam_items ei "
-        "JOIN bank_items b ON b.id = ei.item_pk WHERE ei.exam_id = $1 AND ei.item_pk = $2", exam_id, pk)
+        "JOIN bank_items b ON b.id = ei.item_pk WHERE ei.exam_id = $1 AND ei.item_pk = $2",
+        exam_id,
+        pk,
+    )
     if row is None:
         raise NotFound("unknown_item", f"item {pk} is not a question of this exam")
     if row["type"] != "essay":
-        raise UserError("not_essay", f"item {row['item_id']} is a {row['type']} question, scored automatically: "
-                        "only essays are marked by hand")
+        raise UserError(
+            "not_essay",
+            f"item {row['item_id']} is a {row['type']} question, scored automatically: only essays are marked by hand",
+        )
     return row, parse_text(row["source"], "bank").items[0].item
 
 
@@ -158,13 +168,30 @@ async def scripts(conn: asyncpg.Connection, exam: asyncpg.Record, pk: int) -> li
     out = []
     for r in rows:
         value = json.loads(r["value"]) if r["value"] is not None else None
-        out.append(Script(r["attempt_id"], numbers[r["attempt_id"]], r["ref"], r["max_points"],
-                          value if isinstance(value, str) else None, r["mark"], r["comment"] or "", r["marked_at"]))
+        out.append(
+            Script(
+                r["attempt_id"],
+                numbers[r["attempt_id"]],
+                r["ref"],
+                r["max_points"],
+                value if isinstance(value, str) else None,
+                r["mark"],
+                r["comment"] or "",
+                r["marked_at"],
+            )
+        )
     return sorted(out, key=lambda s: s.number)
 
 
-async def record_mark(conn: asyncpg.Connection, exam: asyncpg.Record, pk: int, attempt_id: object,
-                      raw_points: object, comment: str, staff: Staff) -> scoring.AttemptScore:
+async def record_mark(
+    conn: asyncpg.Connection,
+    exam: asyncpg.Record,
+    pk: int,
+    attempt_id: object,
+    raw_points: object,
+    comment: str,
+    staff: Staff,
+) -> scoring.AttemptScore:
     """Store a mark (replacing an earlier one, keeping it in the history),
     audit it and re-score the attempt, all in one transaction."""
     await essay_item(conn, exam["id"], pk)
@@ -174,13 +201,16 @@ async def record_mark(conn: asyncpg.Connection, exam: asyncpg.Record, pk: int, a
         raise NotFound("unknown_attempt", "no such script in this exam") from None
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT:
-        raise UserError("comment_too_long", f"the comment has {len(comment)} characters: keep it to {MAX_COMMENT}",
-                        max=MAX_COMMENT)
+        raise UserError(
+            "comment_too_long", f"the comment has {len(comment)} characters: keep it to {MAX_COMMENT}", max=MAX_COMMENT
+        )
     async with conn.transaction():
         # Locked: two markers on two essays of one attempt re-score one after the other.
         attempt = await conn.fetchrow(
             "SELECT id, status, voided FROM attempts WHERE id = $1 AND exam_id = $2 FOR NO KEY UPDATE",
-            attempt_id, exam["id"])
+            attempt_id,
+            exam["id"],
+        )
         if attempt is None:
             raise NotFound("unknown_attempt", "no such script in this exam")
         if attempt["status"] != "submitted" or attempt["voided"]:
@@ -190,20 +220,44 @@ async def record_mark(conn: asyncpg.Connection, exam: asyncpg.Record, pk: int, a
             raise NotFound("unknown_attempt", "this script does not have that question on its form")
         mark = parse_mark(raw_points, question["max_points"], report_decimals(exam))
         previous = await conn.fetchval(
-            "SELECT points FROM essay_marks WHERE attempt_id = $1 AND item_ref = $2", attempt_id, question["ref"])
+            "SELECT points FROM essay_marks WHERE attempt_id = $1 AND item_ref = $2", attempt_id, question["ref"]
+        )
         await conn.execute(
             """
             INSERT INTO essay_marks (attempt_id, item_ref, points, comment, marker_id) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (attempt_id, item_ref) DO UPDATE SET points = EXCLUDED.points, comment = EXCLUDED.comment,
                 marker_id = EXCLUDED.marker_id, marked_at = now()
-            """, attempt_id, question["ref"], mark, comment, staff.id)
+            """,
+            attempt_id,
+            question["ref"],
+            mark,
+            comment,
+            staff.id,
+        )
         await conn.execute(
             "INSERT INTO essay_mark_history (attempt_id, item_ref, points, comment, marker_id) "
-            "VALUES ($1, $2, $3, $4, $5)", attempt_id, question["ref"], mark, comment, staff.id)
-        await audit.append(conn, exam["id"], f"staff:{staff.username}", "exam_edit", {
-            "edit": "essay_mark", "item_ref": question["ref"], "item_pk": pk, "points": str(mark),
-            "previous": None if previous is None else str(previous), "comment": comment,
-        }, attempt_id=attempt_id)
+            "VALUES ($1, $2, $3, $4, $5)",
+            attempt_id,
+            question["ref"],
+            mark,
+            comment,
+            staff.id,
+        )
+        await audit.append(
+            conn,
+            exam["id"],
+            f"staff:{staff.username}",
+            "exam_edit",
+            {
+                "edit": "essay_mark",
+                "item_ref": question["ref"],
+                "item_pk": pk,
+                "points": str(mark),
+                "previous": None if previous is None else str(previous),
+                "comment": comment,
+            },
+            attempt_id=attempt_id,
+        )
         return await rescore(conn, attempt_id)
 
 
@@ -219,4 +273,6 @@ async def mark_history(conn: asyncpg.Connection, attempt_id: int, ref: str) -> l
     return await conn.fetch(
         "SELECT h.points, h.comment, h.marked_at, u.username FROM essay_mark_history h "
         "JOIN users u ON u.id = h.marker_id WHERE h.attempt_id = $1 AND h.item_ref = $2 ORDER BY h.id",
-        attempt_id, ref)
+        attempt_id,
+        ref,
+    )

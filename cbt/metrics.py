@@ -36,16 +36,23 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "cbt_http_requests", "HTTP requests handled", ["route", "method", "status"],
+            "cbt_http_requests",
+            "HTTP requests handled",
+            ["route", "method", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "cbt_http_request_duration_seconds", "Time to handle a request", ["route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "cbt_http_request_duration_seconds",
+            "Time to handle a request",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.save_groups = Histogram(
-            "cbt_autosave_saves_per_statement", "Candidates' batches saved by one statement (autosave.GroupCommit)",
-            buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,
+            "cbt_autosave_saves_per_statement",
+            "Candidates' batches saved by one statement (autosave.GroupCommit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
         )
 
     def save_group(self, saves: int) -> None:

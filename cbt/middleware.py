@@ -53,11 +53,20 @@ async def observe_middleware(request: web.Request, handler):
         elapsed = time.perf_counter() - start
         route = request.match_info.route.name or ("unmatched" if status == 404 else "other")
         request.app[appkeys.METRICS].observe(route, request.method, status, elapsed)
-        log.info("request", extra={"fields": {
-            "event": "http", "id": request[appkeys.REQUEST_ID], "method": request.method,
-            "path": request.path, "route": route, "status": status,
-            "ms": round(elapsed * 1000, 2),
-        }})
+        log.info(
+            "request",
+            extra={
+                "fields": {
+                    "event": "http",
+                    "id": request[appkeys.REQUEST_ID],
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                }
+            },
+        )
 
 
 async def security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -80,38 +89,50 @@ async def input_middleware(request: web.Request, handler):
     """Refuse a NUL (or half a character) in the address or a plain form before
     any handler sees it: PostgreSQL would refuse it with an error, not a message."""
     if has_bad_characters(request.path) or any(
-            has_bad_characters(k) or has_bad_characters(v) for k, v in request.query.items()):
-        raise UserError("bad_characters", "the address holds a character no field may hold (a NUL, or half of "
-                        "a character): correct the address, or go back and follow the link again")
+        has_bad_characters(k) or has_bad_characters(v) for k, v in request.query.items()
+    ):
+        raise UserError(
+            "bad_characters",
+            "the address holds a character no field may hold (a NUL, or half of "
+            "a character): correct the address, or go back and follow the link again",
+        )
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         if any(has_bad_characters(k) or (isinstance(v, str) and has_bad_characters(v)) for k, v in form.items()):
-            raise UserError("bad_characters", "a field of this form holds a character no text may hold (a NUL, "
-                            "or half of a character): remove it and send the form again")
+            raise UserError(
+                "bad_characters",
+                "a field of this form holds a character no text may hold (a NUL, "
+                "or half of a character): remove it and send the form again",
+            )
     return await handler(request)
 
 
 def _is_api(request: web.Request) -> bool:
     # A JSON call (the proctor console's actions, say) gets a JSON error too.
-    return (request.path.startswith("/api/") or request.path in ("/healthz",)
-            or request.content_type == "application/json")
+    return (
+        request.path.startswith("/api/") or request.path in ("/healthz",) or request.content_type == "application/json"
+    )
 
 
-def _error_response(request: web.Request, status: int, code: str, message: str,
-                    details: dict | None = None) -> web.Response:
+def _error_response(
+    request: web.Request, status: int, code: str, message: str, details: dict | None = None
+) -> web.Response:
     message = request.app[appkeys.CATALOGS].error_message(language(request), code, message, details)
     if _is_api(request) or "application/json" in request.headers.get("Accept", ""):
         body = {"code": code, "message": message}
         if details:
             body["details"] = details
         return web.json_response({"error": body}, status=status)
-    return render(request, "error.html", {"status": status, "code": code, "message": message},
-                  status=status)
+    return render(request, "error.html", {"status": status, "code": code, "message": message}, status=status)
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 429: "too_many_requests",
+    400: "bad_request",
+    401: "login_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "too_many_requests",
 }
 
 
@@ -149,9 +170,14 @@ async def error_middleware(request: web.Request, handler):
         return _error_response(request, e.status, code, e.reason)
     except DATABASE_DOWN as e:
         log.error("database unavailable: %s", e, extra={"fields": {"id": request.get(appkeys.REQUEST_ID)}})
-        return _error_response(request, 503, "database_unavailable",
-                               "the exam server cannot reach its database; try again in a moment")
+        return _error_response(
+            request, 503, "database_unavailable", "the exam server cannot reach its database; try again in a moment"
+        )
     except Exception:
         log.exception("unhandled error", extra={"fields": {"id": request.get(appkeys.REQUEST_ID)}})
-        return _error_response(request, 500, "internal_error",
-                               f"something went wrong on the server (reference {request.get(appkeys.REQUEST_ID)})")
+        return _error_response(
+            request,
+            500,
+            "internal_error",
+            f"something went wrong on the server (reference {request.get(appkeys.REQUEST_ID)})",
+        )

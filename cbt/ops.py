@@ -17,7 +17,8 @@ async def healthz(request: web.Request) -> web.Response:
             await request.app[appkeys.POOL].fetchval("SELECT 1")
     except Exception as e:
         return web.json_response(
-            {"status": "unavailable", "database": f"{e.__class__.__name__}: {e}"[:200]}, status=503,
+            {"status": "unavailable", "database": f"{e.__class__.__name__}: {e}"[:200]},
+            status=503,
         )
     return web.json_response({"status": "ok", "database": "ok"})
 
@@ -41,10 +42,15 @@ async def metrics(request: web.Request) -> web.Response:
     token = request.app[appkeys.SETTINGS].metrics_token
     if not metrics_allowed(request.remote, request.headers.get("Authorization", ""), token):
         return web.json_response(
-            {"error": {"code": "metrics_forbidden",
-                       "message": "metrics are served to loopback, or with CBT_METRICS_TOKEN as a bearer token"}},
+            {
+                "error": {
+                    "code": "metrics_forbidden",
+                    "message": "metrics are served to loopback, or with CBT_METRICS_TOKEN as a bearer token",
+                }
+            },
             status=403,
         )
     body = request.app[appkeys.METRICS].render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        body=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
+    )

@@ -136,8 +136,9 @@ async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZON
     """`zone`: the exam's time zone (times.exam_zone), in which the page shows times."""
     now = delivery.now_utc()
     rows = await (conn.fetch(_ROOM, exam["id"], room) if room is not None else conn.fetch(_EXAM, exam["id"]))
-    rooms = await conn.fetch("SELECT room, access_code, rotated_at FROM exam_rooms WHERE exam_id = $1 ORDER BY room",
-                             exam["id"])
+    rooms = await conn.fetch(
+        "SELECT room, access_code, rotated_at FROM exam_rooms WHERE exam_id = $1 ORDER BY room", exam["id"]
+    )
     candidates = []
     for r in rows:
         kinds = json.loads(r["integrity_kinds"]) if r["integrity_kinds"] else {}
@@ -145,33 +146,47 @@ async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZON
         if r["attempt_id"] is not None and r["status"] == "in_progress":
             end = r["deadline"] + (now - r["paused_at"] if r["paused_at"] else dt.timedelta())
             left = max(0, int((end - now).total_seconds()))
-        candidates.append({
-            "code": r["code"], "full_name": r["full_name"], "room": r["room"], "state": _state_of(r),
-            "answered": r["answered"], "total": r["total"], "seconds_left": left,
-            "last_seen": delivery.iso(r["last_seen"]),
-            # Until when a late admission lets a candidate who has not started in.
-            "admitted_until": delivery.iso(r["admitted_until"])
-            if r["attempt_id"] is None and r["admitted_until"] is not None and r["admitted_until"] > now else None,
-            # Past the caps of what is stored, events are only counted (delivery.integrity).
-            "integrity_events": sum(kinds.values()) + (r["integrity_dropped"] or 0),
-            "integrity_not_recorded": r["integrity_dropped"] or 0,
-            # How many of each kind (lockdown.INTEGRITY_KINDS): leaving the page is not pasting.
-            "integrity_kinds": kinds,
-            "device_requests": r["device_requests"], "network_override": r["network_override"],
-            "addr": r["last_addr"], "addr_changes": r["addr_changes"] or 0,
-            # Network or Safe Exam Browser refusals (details in the audit chain).
-            "policy_refusals": r["policy_refusals"],
-        })
-    return {"exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
-            "server_now": delivery.iso(now),
-            # The page formats times in the exam's zone (Intl.DateTimeFormat) and labels them with its offset.
-            "time_zone": {"name": zone, "label": times.zone_label(zone, now)},
-            "rooms": [{"room": r["room"], "access_code": r["access_code"]} for r in rooms
-                      if room is None or r["room"] == room],
-            "candidates": candidates}
+        candidates.append(
+            {
+                "code": r["code"],
+                "full_name": r["full_name"],
+                "room": r["room"],
+                "state": _state_of(r),
+                "answered": r["answered"],
+                "total": r["total"],
+                "seconds_left": left,
+                "last_seen": delivery.iso(r["last_seen"]),
+                # Until when a late admission lets a candidate who has not started in.
+                "admitted_until": delivery.iso(r["admitted_until"])
+                if r["attempt_id"] is None and r["admitted_until"] is not None and r["admitted_until"] > now
+                else None,
+                # Past the caps of what is stored, events are only counted (delivery.integrity).
+                "integrity_events": sum(kinds.values()) + (r["integrity_dropped"] or 0),
+                "integrity_not_recorded": r["integrity_dropped"] or 0,
+                # How many of each kind (lockdown.INTEGRITY_KINDS): leaving the page is not pasting.
+                "integrity_kinds": kinds,
+                "device_requests": r["device_requests"],
+                "network_override": r["network_override"],
+                "addr": r["last_addr"],
+                "addr_changes": r["addr_changes"] or 0,
+                # Network or Safe Exam Browser refusals (details in the audit chain).
+                "policy_refusals": r["policy_refusals"],
+            }
+        )
+    return {
+        "exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
+        "server_now": delivery.iso(now),
+        # The page formats times in the exam's zone (Intl.DateTimeFormat) and labels them with its offset.
+        "time_zone": {"name": zone, "label": times.zone_label(zone, now)},
+        "rooms": [
+            {"room": r["room"], "access_code": r["access_code"]} for r in rooms if room is None or r["room"] == room
+        ],
+        "candidates": candidates,
+    }
 
 
 # -- handlers ----------------------------------------------------------------------------
+
 
 async def index(request: web.Request) -> web.Response:
     staff = require_user(request)
@@ -179,7 +194,8 @@ async def index(request: web.Request) -> web.Response:
         rows = await conn.fetch(
             "SELECT code, title, status, opens_at, closes_at, time_zone FROM exams "
             "WHERE org_id = ANY($1::bigint[]) AND status = 'open' ORDER BY opens_at",
-            await accounts.visible_org_ids(conn, staff))
+            await accounts.visible_org_ids(conn, staff),
+        )
     return render(request, "proctor/index.html", {"exams": rows})
 
 
@@ -187,10 +203,14 @@ async def room_page(request: web.Request) -> web.Response:
     staff = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
-    strings = {k[len("proctor."):]: request.app[appkeys.CATALOGS].translate(language(request), k)
-               for k in request.app[appkeys.CATALOGS].catalog("vi") if k.startswith("proctor.")}
-    return render(request, "proctor/room.html", {"exam": exam, "strings": strings,
-                                                 "room": request.query.get("room", "")})
+    strings = {
+        k[len("proctor.") :]: request.app[appkeys.CATALOGS].translate(language(request), k)
+        for k in request.app[appkeys.CATALOGS].catalog("vi")
+        if k.startswith("proctor.")
+    }
+    return render(
+        request, "proctor/room.html", {"exam": exam, "strings": strings, "room": request.query.get("room", "")}
+    )
 
 
 def _zone(request: web.Request, exam) -> str:
@@ -247,8 +267,15 @@ async def act(request: web.Request) -> web.Response:
     async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         async with conn.transaction():
-            result = await _apply(request.app, conn, exam, staff, action, body,
-                                  client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies))
+            result = await _apply(
+                request.app,
+                conn,
+                exam,
+                staff,
+                action,
+                body,
+                client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies),
+            )
         await delivery.notify(conn, exam["id"])
     return delivery.json_body({"ok": True, "action": action, **result})
 
@@ -266,7 +293,10 @@ def _holds_nul(value) -> bool:
 async def _candidate(conn, exam, code) -> asyncpg.Record:
     row = await conn.fetchrow(
         "SELECT c.id, c.code, a.id AS attempt_id, a.status, a.paused_at FROM candidates c "
-        "LEFT JOIN attempts a ON a.candidate_id = c.id WHERE c.exam_id = $1 AND c.code = $2", exam["id"], str(code))
+        "LEFT JOIN attempts a ON a.candidate_id = c.id WHERE c.exam_id = $1 AND c.code = $2",
+        exam["id"],
+        str(code),
+    )
     if row is None:
         raise NotFound("unknown_candidate", f"no candidate {code!r} in this exam", candidate=str(code))
     return row
@@ -328,15 +358,21 @@ class Act:
 async def _admit(a: Act) -> None:
     # 15 minutes unless the proctor says otherwise; a malformed value is refused, as for extend.
     minutes = _minutes(a.body) if "minutes" in a.body else 15
-    until = await a.conn.fetchval("UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) "
-                                  "WHERE id = $1 RETURNING admitted_until", a.cand["id"], minutes)
+    until = await a.conn.fetchval(
+        "UPDATE candidates SET admitted_until = now() + make_interval(mins => $2) "
+        "WHERE id = $1 RETURNING admitted_until",
+        a.cand["id"],
+        minutes,
+    )
     # The page says until when, in the exam's time zone.
     a.result["admitted_until"] = delivery.iso(until)
 
 
 async def _pause(a: Act) -> None:
-    await a.conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' "
-                         "AND paused_at IS NULL", a.cand["attempt_id"])
+    await a.conn.execute(
+        "UPDATE attempts SET paused_at = now() WHERE id = $1 AND status = 'in_progress' AND paused_at IS NULL",
+        a.cand["attempt_id"],
+    )
 
 
 async def _resume(a: Act) -> None:
@@ -344,7 +380,9 @@ async def _resume(a: Act) -> None:
     await a.conn.execute(
         "UPDATE attempts SET deadline = deadline + (now() - paused_at), "
         "section_deadline = section_deadline + (now() - paused_at), paused_at = NULL "
-        "WHERE id = $1 AND paused_at IS NOT NULL", a.cand["attempt_id"])
+        "WHERE id = $1 AND paused_at IS NOT NULL",
+        a.cand["attempt_id"],
+    )
 
 
 async def _extend(a: Act) -> None:
@@ -352,25 +390,38 @@ async def _extend(a: Act) -> None:
     if a.cand is not None:
         ids = [a.cand["attempt_id"]] if a.cand["attempt_id"] else []
     else:  # the whole room, e.g. after a power cut
-        ids = [r[0] for r in await a.conn.fetch(
-            "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-            "WHERE c.exam_id = $1 AND c.room = $2 AND a.status = 'in_progress'", a.exam["id"], str(a.body.get("room")))]
+        ids = [
+            r[0]
+            for r in await a.conn.fetch(
+                "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+                "WHERE c.exam_id = $1 AND c.room = $2 AND a.status = 'in_progress'",
+                a.exam["id"],
+                str(a.body.get("room")),
+            )
+        ]
     await a.conn.execute(
         "UPDATE attempts SET deadline = deadline + make_interval(mins => $2), "
         "section_deadline = section_deadline + make_interval(mins => $2) "
-        "WHERE id = ANY($1::bigint[]) AND status = 'in_progress'", ids, minutes)
+        "WHERE id = ANY($1::bigint[]) AND status = 'in_progress'",
+        ids,
+        minutes,
+    )
     a.result["attempts"] = len(ids)
 
 
 async def _unlock(a: Act) -> None:
     attempt_id = a.cand["attempt_id"]
-    req = await a.conn.fetchrow("SELECT id, device_hash FROM device_requests WHERE attempt_id = $1 "
-                                "AND resolved_at IS NULL ORDER BY requested_at DESC LIMIT 1", attempt_id)
+    req = await a.conn.fetchrow(
+        "SELECT id, device_hash FROM device_requests WHERE attempt_id = $1 "
+        "AND resolved_at IS NULL ORDER BY requested_at DESC LIMIT 1",
+        attempt_id,
+    )
     if req is None:
         raise UserError("no_device_request", "no other computer has asked for this attempt")
     await a.conn.execute("UPDATE attempts SET device_hash = $2 WHERE id = $1", attempt_id, req["device_hash"])
-    await a.conn.execute("UPDATE device_requests SET resolved_at = now() WHERE attempt_id = $1 "
-                         "AND resolved_at IS NULL", attempt_id)
+    await a.conn.execute(
+        "UPDATE device_requests SET resolved_at = now() WHERE attempt_id = $1 AND resolved_at IS NULL", attempt_id
+    )
 
 
 async def _allow_network(a: Act) -> None:
@@ -446,10 +497,20 @@ async def _apply(app, conn, exam, staff: accounts.Staff, action: str, body: dict
     detail = {k: v for k, v in body.items() if k != "action"}
     if spec.records_result:
         detail = {**detail, **act.result}
-    await audit.append(conn, exam["id"], f"staff:{staff.username}", "proctor_action", {"action": action, **detail},
-                       attempt_id=cand["attempt_id"] if cand else None)
+    await audit.append(
+        conn,
+        exam["id"],
+        f"staff:{staff.username}",
+        "proctor_action",
+        {"action": action, **detail},
+        attempt_id=cand["attempt_id"] if cand else None,
+    )
     await conn.execute(
         "INSERT INTO proctor_actions (exam_id, candidate_id, staff_id, action, detail) VALUES ($1, $2, $3, $4, $5)",
-        exam["id"], cand["id"] if cand else None, staff.id, action,
-        json.dumps(detail, ensure_ascii=False, default=str))
+        exam["id"],
+        cand["id"] if cand else None,
+        staff.id,
+        action,
+        json.dumps(detail, ensure_ascii=False, default=str),
+    )
     return act.result

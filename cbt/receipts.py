@@ -80,7 +80,7 @@ def canonical(payload: dict) -> bytes:
 
 def short_code_of(payload_bytes: bytes) -> str:
     code = base64.b32encode(hashlib.sha256(payload_bytes).digest()).decode("ascii")[:20]
-    return "-".join(code[i:i + 5] for i in range(0, 20, 5))
+    return "-".join(code[i : i + 5] for i in range(0, 20, 5))
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -92,12 +92,19 @@ async def server_key(conn: asyncpg.Connection) -> Ed25519PrivateKey:
     """The server's receipt key, generated on first use; concurrent workers agree on one."""
     pem = await conn.fetchval("SELECT private_pem FROM server_keys WHERE name = $1", KEY_NAME)
     if pem is None:
-        fresh = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
-        ).decode("ascii")
+        fresh = (
+            Ed25519PrivateKey.generate()
+            .private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            .decode("ascii")
+        )
         await conn.execute(
             "INSERT INTO server_keys (name, private_pem) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            KEY_NAME, fresh,
+            KEY_NAME,
+            fresh,
         )
         pem = await conn.fetchval("SELECT private_pem FROM server_keys WHERE name = $1", KEY_NAME)
     key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
@@ -119,8 +126,15 @@ def sign(private_key: Ed25519PrivateKey, payload: dict) -> Receipt:
     return Receipt(_b64e(data) + "." + _b64e(private_key.sign(data)), short_code_of(data), payload)
 
 
-def make_payload(exam_code: str, candidate_code: str, attempt_id: int, responses_sha256: str,
-                 submitted_at: dt.datetime, kid: str, head: audit.Head | None = None) -> dict:
+def make_payload(
+    exam_code: str,
+    candidate_code: str,
+    attempt_id: int,
+    responses_sha256: str,
+    submitted_at: dt.datetime,
+    kid: str,
+    head: audit.Head | None = None,
+) -> dict:
     """A receipt's payload; without head, the version 1 payload (as issued
     before receipts carried the chain head)."""
     if not _SHA256_HEX.fullmatch(responses_sha256):
@@ -148,16 +162,26 @@ def _stored(token: str) -> Receipt:
     return Receipt(token, short_code_of(data), json.loads(data))
 
 
-async def issue(conn: asyncpg.Connection, exam_code: str, candidate_code: str, attempt_id: int,
-                responses_sha256: str, submitted_at: dt.datetime, head: audit.Head | None = None) -> Receipt:
+async def issue(
+    conn: asyncpg.Connection,
+    exam_code: str,
+    candidate_code: str,
+    attempt_id: int,
+    responses_sha256: str,
+    submitted_at: dt.datetime,
+    head: audit.Head | None = None,
+) -> Receipt:
     """Sign and store the attempt's receipt; a second call returns the first receipt."""
     key = await server_key(conn)
-    payload = make_payload(exam_code, candidate_code, attempt_id, responses_sha256, submitted_at,
-                           key_id(key.public_key()), head)
+    payload = make_payload(
+        exam_code, candidate_code, attempt_id, responses_sha256, submitted_at, key_id(key.public_key()), head
+    )
     receipt = sign(key, payload)
     await conn.execute(
         "INSERT INTO receipts (attempt_id, short_code, token) VALUES ($1, $2, $3) ON CONFLICT (attempt_id) DO NOTHING",
-        attempt_id, receipt.short_code, receipt.token,
+        attempt_id,
+        receipt.short_code,
+        receipt.token,
     )
     token = await conn.fetchval("SELECT token FROM receipts WHERE attempt_id = $1", attempt_id)
     if token != receipt.token:
@@ -200,8 +224,18 @@ async def issue_for_attempt(conn: asyncpg.Connection, attempt_id: int) -> Receip
         return None
     head = await audit.submission_head(conn, a["exam_id"], attempt_id)
     key = await server_key(conn)
-    receipt = sign(key, make_payload(a["exam_code"], a["candidate_code"], attempt_id, a["responses_sha256"],
-                                     a["submitted_at"], key_id(key.public_key()), head))
+    receipt = sign(
+        key,
+        make_payload(
+            a["exam_code"],
+            a["candidate_code"],
+            attempt_id,
+            a["responses_sha256"],
+            a["submitted_at"],
+            key_id(key.public_key()),
+            head,
+        ),
+    )
     await conn.execute(_STORE, attempt_id, receipt.short_code, receipt.token)
     return receipt
 
@@ -232,8 +266,9 @@ async def issue_missing(pool: asyncpg.Pool) -> int:
 
 
 # cleanup_ctx: every worker issues missing receipts now and then (rarely any).
-repair_ctx = background.periodic(lambda app: issue_missing(app[appkeys.POOL]), lambda app: REPAIR_SECONDS,
-                                 "receipts repair")
+repair_ctx = background.periodic(
+    lambda app: issue_missing(app[appkeys.POOL]), lambda app: REPAIR_SECONDS, "receipts repair"
+)
 
 
 def _as_public(k) -> Ed25519PublicKey:
@@ -273,8 +308,9 @@ def open_token(token: str, public_keys: Iterable) -> dict:
         except InvalidSignature:
             continue
     else:
-        raise ReceiptError("bad_signature", "the signature does not match: this receipt was altered or not issued "
-                                            "by this server")
+        raise ReceiptError(
+            "bad_signature", "the signature does not match: this receipt was altered or not issued by this server"
+        )
     try:
         payload = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -300,8 +336,11 @@ def verify_token(token: str, public_keys: Iterable) -> dict:
     payload = open_token(token, public_keys)
     kind = payload.get("kind", "receipt" if payload["v"] == 1 else None)
     if kind == HEAD_KIND:
-        raise ReceiptError("not_a_receipt", "this is an exam's signed audit chain head, not a receipt: check it "
-                                            "with `cbt audit verify EXAM --head TOKEN`")
+        raise ReceiptError(
+            "not_a_receipt",
+            "this is an exam's signed audit chain head, not a receipt: check it "
+            "with `cbt audit verify EXAM --head TOKEN`",
+        )
     if kind != "receipt" or (payload["v"] == VERSION and receipt_head(payload) is None):
         raise ReceiptError("bad_payload", "the receipt's content is unreadable")
     return payload
@@ -314,8 +353,13 @@ def receipt_head(payload: dict) -> audit.Head | None:
     if not isinstance(head, dict):
         return None
     seq, digest = head.get("seq"), head.get("hash")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1 or not isinstance(digest, str) \
-            or not _SHA256_HEX.fullmatch(digest):
+    if (
+        isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or seq < 1
+        or not isinstance(digest, str)
+        or not _SHA256_HEX.fullmatch(digest)
+    ):
         return None
     return audit.Head(seq, bytes.fromhex(digest), f"receipt {short_code_of(canonical(payload))}")
 
@@ -329,15 +373,18 @@ def sign_head(private_key: Ed25519PrivateKey, exam_code: str, head: audit.Head, 
     """A token for the exam's chain head: {v, kind: audit_head, exam, seq, hash, signed_at, kid}."""
     if head.seq is None:
         raise ReceiptError("bad_head", "a signed head names its seq")
-    return sign(private_key, {
-        "v": VERSION,
-        "kind": HEAD_KIND,
-        "exam": exam_code,
-        "seq": head.seq,
-        "hash": head.hash.hex(),
-        "signed_at": signed_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
-        "kid": key_id(private_key.public_key()),
-    }).token
+    return sign(
+        private_key,
+        {
+            "v": VERSION,
+            "kind": HEAD_KIND,
+            "exam": exam_code,
+            "seq": head.seq,
+            "hash": head.hash.hex(),
+            "signed_at": signed_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
+            "kid": key_id(private_key.public_key()),
+        },
+    ).token
 
 
 async def verify_any(conn: asyncpg.Connection, text: str) -> tuple[dict, str]:
@@ -374,8 +421,14 @@ async def verify_page(request: web.Request) -> web.Response:
                 payload, short = await verify_any(conn, text)
                 # Shown in the exam's time zone; a receipt of an exam this server does not hold, in its own.
                 zone = await conn.fetchval("SELECT time_zone FROM exams WHERE code = $1", payload["exam"])
-                result = {"ok": True, "payload": payload, "short_code": short, "head": receipt_head(payload),
-                          "submitted_at": _instant(payload["submitted_at"]), "zone": zone}
+                result = {
+                    "ok": True,
+                    "payload": payload,
+                    "short_code": short,
+                    "head": receipt_head(payload),
+                    "submitted_at": _instant(payload["submitted_at"]),
+                    "zone": zone,
+                }
             except ReceiptError as e:
                 result = {"ok": False, "code": e.code}
     return render(request, "receipt/verify.html", {"token": text, "result": result})
@@ -390,8 +443,11 @@ def print_payload(payload: dict, out) -> None:
         print(f"  {name}: {payload.get(name)}", file=out)
     head = receipt_head(payload)
     if head is not None:
-        print(f"  audit chain head: event {head.seq}, hash {head.hash.hex()} (check it with "
-              f"`cbt audit verify {payload.get('exam')} --head TOKEN`)", file=out)
+        print(
+            f"  audit chain head: event {head.seq}, hash {head.hash.hex()} (check it with "
+            f"`cbt audit verify {payload.get('exam')} --head TOKEN`)",
+            file=out,
+        )
     else:
         print("  audit chain head: none (a receipt issued before receipts carried it)", file=out)
 
@@ -426,5 +482,6 @@ async def qr_svg(request: web.Request) -> web.Response:
     link = f"{public_url(request)}/receipt?token={urllib.parse.quote(token, safe='')}"
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="svg", scale=4, xmldecl=False, svgns=True)
-    return web.Response(body=out.getvalue(), content_type="image/svg+xml",
-                        headers={"Cache-Control": "private, max-age=86400"})
+    return web.Response(
+        body=out.getvalue(), content_type="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"}
+    )

@@ -67,8 +67,9 @@ LIMIT 2000
 """
 
 
-async def approved_items(conn: asyncpg.Connection, org_ids: list[int], subject: str = "", topic: str = "",
-                         level: int | None = None) -> list[asyncpg.Record]:
+async def approved_items(
+    conn: asyncpg.Connection, org_ids: list[int], subject: str = "", topic: str = "", level: int | None = None
+) -> list[asyncpg.Record]:
     return await conn.fetch(_APPROVED, org_ids, subject, topic, level)
 
 
@@ -91,9 +92,11 @@ def _check_build(b: Build) -> None:
     if not b.draft_pks:
         raise UserError("no_items_chosen", "choose at least one approved item for the release")
     if not _VERSION.fullmatch(b.version):
-        raise UserError("bad_release_version",
-                        f"version '{b.version}': write it like 2025.1, with letters, digits, . _ and - only",
-                        version=b.version)
+        raise UserError(
+            "bad_release_version",
+            f"version '{b.version}': write it like 2025.1, with letters, digits, . _ and - only",
+            version=b.version,
+        )
     if len(b.title) > 200:
         raise UserError("bad_release_title", "the title is too long: keep it under 200 characters")
 
@@ -102,17 +105,24 @@ async def _chosen_items(conn: asyncpg.Connection, org_ids: list[int], draft_pks:
     rows = await conn.fetch(
         "SELECT id, item_id, version, state, source FROM draft_items WHERE id = ANY($1::bigint[])"
         " AND org_id = ANY($2::bigint[]) ORDER BY item_id, version",
-        list(draft_pks), org_ids,
+        list(draft_pks),
+        org_ids,
     )
     found = {r["id"] for r in rows}
     unknown = [pk for pk in draft_pks if pk not in found]
     if unknown:
-        raise NotFound("unknown_items", f"items {', '.join(map(str, unknown[:10]))} do not exist in your school;"
-                                        " reload the page and choose again")
+        raise NotFound(
+            "unknown_items",
+            f"items {', '.join(map(str, unknown[:10]))} do not exist in your school; reload the page and choose again",
+        )
     waiting = [f"{r['item_id']}@{r['version']} ({r['state']})" for r in rows if r["state"] != "approved"]
     if waiting:
-        raise UserError("not_approved", "only approved items may enter a release; these are not: "
-                        + ", ".join(waiting[:10]) + ("..." if len(waiting) > 10 else ""))
+        raise UserError(
+            "not_approved",
+            "only approved items may enter a release; these are not: "
+            + ", ".join(waiting[:10])
+            + ("..." if len(waiting) > 10 else ""),
+        )
     return rows
 
 
@@ -120,9 +130,12 @@ def _item(row):
     try:
         return bank.item_from_source(row["source"])
     except RuntimeError:
-        raise UserError("bad_item_source", f"item {row['item_id']}@{row['version']} cannot be read:"
-                        " open it in the editor, fix it and have it approved again",
-                        item=f"{row['item_id']}@{row['version']}") from None
+        raise UserError(
+            "bad_item_source",
+            f"item {row['item_id']}@{row['version']} cannot be read:"
+            " open it in the editor, fix it and have it approved again",
+            item=f"{row['item_id']}@{row['version']}",
+        ) from None
 
 
 async def _draft_media(conn: asyncpg.Connection, draft_pks: list[int]) -> dict[str, bytes]:
@@ -148,8 +161,9 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
     _check_build(b)
     if b.subject:  # one of the organisation's subjects, as its code
         b = dataclasses.replace(b, subject=await subject_list.resolve(conn, user.org_id, b.subject))
-    info = BankInfo(name=b.name, version=b.version, title=b.title or None, subject=b.subject or None,
-                    publisher=user.org_code)
+    info = BankInfo(
+        name=b.name, version=b.version, title=b.title or None, subject=b.subject or None, publisher=user.org_code
+    )
     async with conn.transaction():
         rows = await _chosen_items(conn, org_ids, b.draft_pks)
         # The workspace state is what approves an item; the YAML says so too
@@ -158,8 +172,11 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
         ids = [item.id for item in items]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
-            raise UserError("item_twice", f"choose one version of each item; more than one of: {', '.join(twice)}",
-                            items=", ".join(twice))
+            raise UserError(
+                "item_twice",
+                f"choose one version of each item; more than one of: {', '.join(twice)}",
+                items=", ".join(twice),
+            )
         files = release_files(info, items, await _draft_media(conn, [r["id"] for r in rows]))
         memory = MemoryFiles(files, "release")
         check = check_release(memory)
@@ -174,11 +191,19 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
                 INSERT INTO workspace_releases (org_id, name, version, title, subject, created_by, package, manifest)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
                 """,
-                user.org_id, b.name, b.version, b.title, b.subject, user.id, package.pack_bytes(files), manifest,
+                user.org_id,
+                b.name,
+                b.version,
+                b.title,
+                b.subject,
+                user.id,
+                package.pack_bytes(files),
+                manifest,
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict("release_exists",
-                           f"a release named {b.name} {b.version} already exists: choose a new version") from None
+            raise Conflict(
+                "release_exists", f"a release named {b.name} {b.version} already exists: choose a new version"
+            ) from None
         await conn.executemany(
             "INSERT INTO workspace_release_items (release_id, draft_pk) VALUES ($1, $2)",
             [(release_id, r["id"]) for r in rows],
@@ -268,18 +293,27 @@ async def verification(conn: asyncpg.Connection, row) -> tuple[str, str]:
 def _manifest_without_signer(manifest_bytes: bytes) -> bytes:
     """The signed manifest with who and when taken out, to compare with the stored one."""
     doc = json.loads(manifest_bytes.decode("utf-8"))
-    return package.Manifest(name=doc["release"]["name"], version=doc["release"]["version"], files=doc["files"],
-                            item_count=doc["item_count"], signer="", signed_at="").to_bytes()
+    return package.Manifest(
+        name=doc["release"]["name"],
+        version=doc["release"]["version"],
+        files=doc["files"],
+        item_count=doc["item_count"],
+        signer="",
+        signed_at="",
+    ).to_bytes()
 
 
 async def _lock_unsigned(conn: asyncpg.Connection, release_id: int, org_ids: list[int]) -> asyncpg.Record:
     # Two signers at once: the second waits here, then sees the first's signature.
-    await conn.execute("SELECT 1 FROM workspace_releases WHERE id = $1 AND org_id = ANY($2::bigint[]) FOR UPDATE",
-                       release_id, org_ids)
+    await conn.execute(
+        "SELECT 1 FROM workspace_releases WHERE id = $1 AND org_id = ANY($2::bigint[]) FOR UPDATE", release_id, org_ids
+    )
     row = await get(conn, release_id, org_ids)
     if row["signature"] is not None:
-        raise Conflict("already_signed", f"{row['name']} {row['version']} is already signed and in the bank;"
-                                         " build a new version to change it")
+        raise Conflict(
+            "already_signed",
+            f"{row['name']} {row['version']} is already signed and in the bank; build a new version to change it",
+        )
     return row
 
 
@@ -295,8 +329,11 @@ async def _accept(conn: asyncpg.Connection, row, manifest_bytes: bytes, signatur
     result = await bank.import_release(conn, signed, row["org_id"])
     # Verified, so the manifest is well formed; it must be the one built here.
     if _manifest_without_signer(manifest_bytes) != bytes(row["manifest"]):
-        raise UserError("other_manifest", "the signature is over a different manifest than the one built for"
-                        " this release: sign the unsigned download of this very release")
+        raise UserError(
+            "other_manifest",
+            "the signature is over a different manifest than the one built for"
+            " this release: sign the unsigned download of this very release",
+        )
     signer = json.loads(manifest_bytes)["signer"]
     signed_at = json.loads(manifest_bytes)["signed_at"]
     await conn.execute(
@@ -304,8 +341,12 @@ async def _accept(conn: asyncpg.Connection, row, manifest_bytes: bytes, signatur
         UPDATE workspace_releases SET manifest = $2, signature = $3, signer = $4, signed_at = $5, bank_release_id = $6
         WHERE id = $1 AND signature IS NULL
         """,
-        row["id"], manifest_bytes, signature, signer,
-        datetime.fromisoformat(signed_at.replace("Z", "+00:00")), result.release_id,
+        row["id"],
+        manifest_bytes,
+        signature,
+        signer,
+        datetime.fromisoformat(signed_at.replace("Z", "+00:00")),
+        result.release_id,
     )
     return result
 
@@ -326,22 +367,28 @@ async def _require_trusted(conn: asyncpg.Connection, manifest_bytes: bytes, org_
         ) AS trusted
         FROM trusted_keys k WHERE k.fingerprint = $1
         """,
-        signer, org_id,
+        signer,
+        org_id,
     )
     if state is not None and state["revoked_at"] is not None:
-        raise UserError("untrusted-signer", f"the release is signed with key {signer}, which was revoked: sign it"
-                        " with another key, one that your school or its department trusts")
+        raise UserError(
+            "untrusted-signer",
+            f"the release is signed with key {signer}, which was revoked: sign it"
+            " with another key, one that your school or its department trusts",
+        )
     if state is None or not state["trusted"]:
-        raise UserError("untrusted-signer", f"the release is signed with key {signer}, which is not trusted by your"
-                        " school or its department: an administrator trusts a key on the Signing keys page (or the"
-                        " operator with cbt keys trust FILE.pub) only if it belongs to the subject group or the"
-                        " exam board")
+        raise UserError(
+            "untrusted-signer",
+            f"the release is signed with key {signer}, which is not trusted by your"
+            " school or its department: an administrator trusts a key on the Signing keys page (or the"
+            " operator with cbt keys trust FILE.pub) only if it belongs to the subject group or the"
+            " exam board",
+        )
 
 
 # What a signed .cbtbank uploaded to the workspace may hold; the release it
 # must match was built here, so anything much bigger is not it.
-UPLOAD_ARCHIVE = ArchiveLimits(max_entries=20_000, max_entry_bytes=16 * 1024 * 1024,
-                               max_total_bytes=256 * 1024 * 1024)
+UPLOAD_ARCHIVE = ArchiveLimits(max_entries=20_000, max_entry_bytes=16 * 1024 * 1024, max_total_bytes=256 * 1024 * 1024)
 
 
 def read_signed_upload(upload: bytes) -> tuple[dict[str, str], bytes, bytes]:
@@ -356,10 +403,14 @@ def read_signed_upload(upload: bytes) -> tuple[dict[str, str], bytes, bytes]:
         files = ZipFiles(upload, label, UPLOAD_ARCHIVE)
         names = files.names()
         if MANIFEST not in names or SIGNATURE not in names:
-            raise UserError("upload_unsigned", "the uploaded file holds no MANIFEST.json and MANIFEST.sig:"
-                            " run cbt bank sign on the folder, then cbt bank pack, and upload the .cbtbank")
-        hashes = {name: hashlib.sha256(files.read(name)).hexdigest()
-                  for name in names if name not in (MANIFEST, SIGNATURE)}
+            raise UserError(
+                "upload_unsigned",
+                "the uploaded file holds no MANIFEST.json and MANIFEST.sig:"
+                " run cbt bank sign on the folder, then cbt bank pack, and upload the .cbtbank",
+            )
+        hashes = {
+            name: hashlib.sha256(files.read(name)).hexdigest() for name in names if name not in (MANIFEST, SIGNATURE)
+        }
         return hashes, files.read(MANIFEST), files.read(SIGNATURE)
     except TooLarge:
         raise
@@ -367,27 +418,42 @@ def read_signed_upload(upload: bytes) -> tuple[dict[str, str], bytes, bytes]:
         raise _itembank_error(e) from None
 
 
-def _upload_parts(upload: tuple[dict[str, str], bytes, bytes] | None, manifest: bytes | None,
-                  signature: bytes | None, built: Mapping[str, bytes]) -> tuple[bytes, bytes]:
+def _upload_parts(
+    upload: tuple[dict[str, str], bytes, bytes] | None,
+    manifest: bytes | None,
+    signature: bytes | None,
+    built: Mapping[str, bytes],
+) -> tuple[bytes, bytes]:
     """MANIFEST.json and MANIFEST.sig from a signed .cbtbank (as read_signed_upload gives it) or two files."""
     if upload:
         hashes, manifest, signature = upload
         built_hashes = {name: hashlib.sha256(data).hexdigest() for name, data in built.items()}
         changed = sorted(n for n in set(hashes) | set(built_hashes) if hashes.get(n) != built_hashes.get(n))
         if changed:
-            raise UserError("upload_changed", "the uploaded release is not the one built here; these files differ: "
-                            + ", ".join(changed[:10]) + ". Sign the unsigned download of this release unchanged",
-                            files=", ".join(changed[:10]))
+            raise UserError(
+                "upload_changed",
+                "the uploaded release is not the one built here; these files differ: "
+                + ", ".join(changed[:10])
+                + ". Sign the unsigned download of this release unchanged",
+                files=", ".join(changed[:10]),
+            )
         return manifest, signature
     if manifest and signature:
         return manifest, signature
-    raise UserError("no_signature", "upload the signed .cbtbank, or both MANIFEST.json and MANIFEST.sig"
-                                    " from the signed folder")
+    raise UserError(
+        "no_signature", "upload the signed .cbtbank, or both MANIFEST.json and MANIFEST.sig from the signed folder"
+    )
 
 
-async def accept_upload(conn: asyncpg.Connection, release_id: int, org_ids: list[int], *,
-                        upload: bytes | None = None, manifest: bytes | None = None,
-                        signature: bytes | None = None) -> bank.ImportResult:
+async def accept_upload(
+    conn: asyncpg.Connection,
+    release_id: int,
+    org_ids: list[int],
+    *,
+    upload: bytes | None = None,
+    manifest: bytes | None = None,
+    signature: bytes | None = None,
+) -> bank.ImportResult:
     await get(conn, release_id, org_ids)  # another school's release is not even read
     parts = await uploads.off_loop(read_signed_upload, upload) if upload else None
     async with conn.transaction():
@@ -396,8 +462,15 @@ async def accept_upload(conn: asyncpg.Connection, release_id: int, org_ids: list
         return await _accept(conn, row, manifest_bytes, signature_bytes)
 
 
-async def sign_on_server(conn: asyncpg.Connection, release_id: int, org_ids: list[int], fp: str,
-                         passphrase: str, *, key_org_ids: list[int] | None = None) -> bank.ImportResult:
+async def sign_on_server(
+    conn: asyncpg.Connection,
+    release_id: int,
+    org_ids: list[int],
+    fp: str,
+    passphrase: str,
+    *,
+    key_org_ids: list[int] | None = None,
+) -> bank.ImportResult:
     """Sign a release of `org_ids` with a key kept on the server, of `key_org_ids`
     (default: the same organisations; see signing_key_orgs), and import it."""
     async with conn.transaction():
@@ -438,19 +511,26 @@ def unlock(pem: bytes, passphrase: str) -> Ed25519PrivateKey:
 def _check_new_key(name: str, passphrase: str, repeat: str | None) -> str:
     name = name.strip()
     if not name or len(name) > MAX_KEY_NAME:
-        raise UserError("bad_key_name", f"give the key a name of 1 to {MAX_KEY_NAME} characters, such as to-toan-2025",
-                        max=MAX_KEY_NAME)
+        raise UserError(
+            "bad_key_name",
+            f"give the key a name of 1 to {MAX_KEY_NAME} characters, such as to-toan-2025",
+            max=MAX_KEY_NAME,
+        )
     if len(passphrase) < MIN_PASSPHRASE:
-        raise UserError("weak_passphrase", f"the passphrase needs at least {MIN_PASSPHRASE} characters",
-                        min=MIN_PASSPHRASE)
+        raise UserError(
+            "weak_passphrase", f"the passphrase needs at least {MIN_PASSPHRASE} characters", min=MIN_PASSPHRASE
+        )
     if repeat is not None and repeat != passphrase:
         raise UserError("passphrase_mismatch", "the two passphrases differ: type the same passphrase twice")
     return name
 
 
 async def _store_key(conn: asyncpg.Connection, user, name: str, key: Ed25519PrivateKey, passphrase: str) -> str:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(passphrase.encode()))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    )
     fp = itembank_keys.fingerprint(key.public_key())
     try:
         await conn.execute(
@@ -458,7 +538,12 @@ async def _store_key(conn: asyncpg.Connection, user, name: str, key: Ed25519Priv
             INSERT INTO signing_keys (fingerprint, org_id, name, private_key_pem, public_key_pem, created_by)
             VALUES ($1, $2, $3, $4, $5, $6)
             """,
-            fp, user.org_id, name, pem, itembank_keys.public_key_pem(key.public_key()).decode(), user.id,
+            fp,
+            user.org_id,
+            name,
+            pem,
+            itembank_keys.public_key_pem(key.public_key()).decode(),
+            user.id,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("key_exists", f"the key {fp} is already stored on this server") from None
@@ -483,15 +568,15 @@ def read_key_file(pem: bytes, passphrase: str) -> bytes:
             raise UserError("not_a_key", "the file is not a PEM private key made by cbt keys generate") from None
     except ValueError:
         if b"ENCRYPTED" in pem:
-            raise UserError("wrong_passphrase", "wrong passphrase for the uploaded key: give the one it was"
-                            " made with") from None
+            raise UserError(
+                "wrong_passphrase", "wrong passphrase for the uploaded key: give the one it was made with"
+            ) from None
         raise UserError("not_a_key", "the file is not a PEM private key made by cbt keys generate") from None
     except Exception:
         raise UserError("not_a_key", "the file is not a PEM private key made by cbt keys generate") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError("not_ed25519", "the key is not an Ed25519 key: make one with cbt keys generate")
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
 
 
 async def upload_key(conn: asyncpg.Connection, user, name: str, pem: bytes, passphrase: str) -> str:
@@ -505,7 +590,8 @@ async def _signing_key(conn: asyncpg.Connection, fp: str, org_ids: list[int]) ->
     row = await conn.fetchrow(
         "SELECT fingerprint, name, private_key_pem, public_key_pem FROM signing_keys"
         " WHERE fingerprint = $1 AND org_id = ANY($2::bigint[])",
-        fp, org_ids,
+        fp,
+        org_ids,
     )
     if row is None:
         raise NotFound("unknown_signing_key", "no such signing key on this server: choose one from the list")
@@ -532,7 +618,8 @@ async def list_keys(conn: asyncpg.Connection, for_org: int, org_ids: list[int]) 
         LEFT JOIN users r ON r.id = t.revoked_by LEFT JOIN orgs ro ON ro.id = r.org_id
         WHERE s.org_id = ANY($1::bigint[]) ORDER BY s.created_at, s.fingerprint
         """,
-        org_ids, for_org,
+        org_ids,
+        for_org,
     )
 
 
@@ -548,8 +635,10 @@ async def revoke(conn: asyncpg.Connection, user, fp: str, org_ids: list[int]) ->
     signatures are refused wherever it was trusted, and nobody here trusts it again."""
     row = await _signing_key(conn, fp, org_ids)
     try:
-        await bank.revoke_key(conn, row["fingerprint"], by=user.id, public_key_pem=row["public_key_pem"],
-                              name=row["name"])
+        await bank.revoke_key(
+            conn, row["fingerprint"], by=user.id, public_key_pem=row["public_key_pem"], name=row["name"]
+        )
     except NotFound:
-        raise Conflict("key_revoked", f"the key {fp} is revoked already: make a new key to sign with",
-                       fingerprint=fp) from None
+        raise Conflict(
+            "key_revoked", f"the key {fp} is revoked already: make a new key to sign with", fingerprint=fp
+        ) from None

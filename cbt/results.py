@@ -80,7 +80,9 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
     attempts = await conn.fetch(
         "SELECT a.id, c.code, f.form FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
         "JOIN candidate_forms f ON f.candidate_id = a.candidate_id "
-        "WHERE a.exam_id = $1 AND a.status = 'submitted' ORDER BY c.code", exam_id)
+        "WHERE a.exam_id = $1 AND a.status = 'submitted' ORDER BY c.code",
+        exam_id,
+    )
     forms = [json.loads(a["form"]) for a in attempts]
     points: dict[int, float] = {}
     for form in forms:
@@ -93,8 +95,10 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
     types = [items[pk].type.value for pk in pks]
     single = np.array([t == "single" for t in types], dtype=bool)
     options = [[o.id for o in items[pk].options] if single[j] else [] for j, pk in enumerate(pks)]
-    key = np.array([options[j].index(items[pk].correct_option_ids[0]) if single[j] else 0
-                    for j, pk in enumerate(pks)], dtype=np.int64)
+    key = np.array(
+        [options[j].index(items[pk].correct_option_ids[0]) if single[j] else 0 for j, pk in enumerate(pks)],
+        dtype=np.int64,
+    )
 
     n, k = len(attempts), len(pks)
     scores = np.full((n, k), np.nan)
@@ -102,7 +106,8 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
     choices = np.full((n, k), ctt.NOT_PRESENTED, dtype=np.int64)
     responses = await conn.fetch(
         "SELECT attempt_id, item_ref, value, score FROM responses WHERE attempt_id = ANY($1::bigint[])",
-        [a["id"] for a in attempts])
+        [a["id"] for a in attempts],
+    )
     by_attempt: dict[int, dict[str, asyncpg.Record]] = {}
     for r in responses:
         by_attempt.setdefault(r["attempt_id"], {})[r["item_ref"]] = r
@@ -128,11 +133,19 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
                         original = back.get(value)
                         choices[i, j] = options[j].index(original) if original in options[j] else ctt.OMITTED
     return ExamMatrix(
-        candidate_codes=[a["code"] for a in attempts], item_pks=pks,
-        item_labels=[f"{items[pk].id}@{items[pk].version}" for pk in pks], item_types=types,
-        scores=scores, omitted=omitted, max_points=np.array([points[pk] for pk in pks]),
-        choices=choices, single=single, key=key, options=options,
-        form_items=[tuple(sorted({fi["pk"] for sec in f["sections"] for fi in sec["items"]})) for f in forms])
+        candidate_codes=[a["code"] for a in attempts],
+        item_pks=pks,
+        item_labels=[f"{items[pk].id}@{items[pk].version}" for pk in pks],
+        item_types=types,
+        scores=scores,
+        omitted=omitted,
+        max_points=np.array([points[pk] for pk in pks]),
+        choices=choices,
+        single=single,
+        key=key,
+        options=options,
+        form_items=[tuple(sorted({fi["pk"] for sec in f["sections"] for fi in sec["items"]})) for f in forms],
+    )
 
 
 def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict:
@@ -143,9 +156,14 @@ def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict
         raise Conflict("no_results", "no submitted attempts with scores yet: nothing to analyse")
     scores, omitted, mp = m.scores[:, cols], m.omitted[:, cols], m.max_points[cols]
     try:
-        report = analyze_matrix(scores, omitted=omitted, max_points=mp,
-                                item_ids=[m.item_labels[j] for j in cols], examinee_ids=m.candidate_codes,
-                                thresholds=thresholds)
+        report = analyze_matrix(
+            scores,
+            omitted=omitted,
+            max_points=mp,
+            item_ids=[m.item_labels[j] for j in cols],
+            examinee_ids=m.candidate_codes,
+            thresholds=thresholds,
+        )
     except AnalysisInputError as e:
         raise Conflict("analysis_failed", str(e)) from None
     for item, j in zip(report["items"], cols, strict=True):
@@ -163,9 +181,14 @@ def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict
         for s, i in enumerate(sel):
             j = cols[i]
             report["items"][i]["options"] = [
-                {"option": m.options[j][o], "is_key": o == int(m.key[j]), "count": int(d.count[s, o]),
-                 "proportion": _num(d.proportion[s, o]), "r_pb_rest": _num(d.r_pb_rest[s, o]),
-                 "mean_total": _num(d.mean_total[s, o])}
+                {
+                    "option": m.options[j][o],
+                    "is_key": o == int(m.key[j]),
+                    "count": int(d.count[s, o]),
+                    "proportion": _num(d.proportion[s, o]),
+                    "r_pb_rest": _num(d.r_pb_rest[s, o]),
+                    "mean_total": _num(d.mean_total[s, o]),
+                }
                 for o in range(int(n_opt[s]))
             ]
             report["items"][i]["flags"] = flags[s]
@@ -227,11 +250,17 @@ def form_reliability(m: ExamMatrix, cols: np.ndarray, scores: np.ndarray, max_po
         rel = ctt.reliability(s, max_points[fcols])
         complete = s[~np.isnan(s).any(axis=1)]
         sd = ctt.describe_totals(complete.sum(axis=1)).sd if complete.shape[0] else math.nan
-        forms.append({
-            "form": number, "n": len(rows), "items_count": len(fcols), "reliability_n": rel.n,
-            "alpha": _num(rel.alpha), "kr20": _num(rel.kr20),
-            "sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
-        })
+        forms.append(
+            {
+                "form": number,
+                "n": len(rows),
+                "items_count": len(fcols),
+                "reliability_n": rel.n,
+                "alpha": _num(rel.alpha),
+                "kr20": _num(rel.kr20),
+                "sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
+            }
+        )
     return {"form_groups": len(groups), "forms": forms}
 
 
@@ -249,8 +278,14 @@ def rasch_reliability(scores: np.ndarray, max_points: np.ndarray, item_ids: list
     rows = ~np.all(np.isnan(resp), axis=1)
     resp = resp[rows]
     ids = [str(j + 1) for j in range(scores.shape[1])] if item_ids is None else list(item_ids)
-    out = {"model": "rasch", "marginal_reliability": None, "n": int(resp.shape[0]),
-           "items_count": 0, "excluded_items": int((~dich).sum()), "items": []}
+    out = {
+        "model": "rasch",
+        "marginal_reliability": None,
+        "n": int(resp.shape[0]),
+        "items_count": 0,
+        "excluded_items": int((~dich).sum()),
+        "items": [],
+    }
     if resp.shape[0] < 2 or resp.shape[1] < 2:
         return out
     try:
@@ -258,8 +293,10 @@ def rasch_reliability(scores: np.ndarray, max_points: np.ndarray, item_ids: list
     except ValueError:
         return out
     out["items_count"] = int(fit.estimated.sum())
-    out["items"] = [{"id": ids[j], "a": 1.0, "b": _num(b), "se_b": _num(se)}
-                    for j, b, se in zip(np.flatnonzero(dich), fit.b, fit.se_b, strict=True)]
+    out["items"] = [
+        {"id": ids[j], "a": 1.0, "b": _num(b), "se_b": _num(se)}
+        for j, b, se in zip(np.flatnonzero(dich), fit.b, fit.se_b, strict=True)
+    ]
     if out["items_count"] >= 2:
         out["marginal_reliability"] = _num(irt.marginal_reliability(fit.theta, fit.theta_se))
     return out
@@ -284,10 +321,14 @@ async def analyze_exam(conn: asyncpg.Connection, exam_id: int) -> dict:
         await conn.executemany(
             "INSERT INTO item_stats (exam_id, item_pk, n, p, r_pb, r_pb_total, r_bis, d_upper_lower, "
             "alpha_if_deleted, omitted, flags) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            [(exam_id, it["pk"], *(it[c] for c in STAT_COLUMNS), it["flags"]) for it in report["items"]])
+            [(exam_id, it["pk"], *(it[c] for c in STAT_COLUMNS), it["flags"]) for it in report["items"]],
+        )
         await conn.execute(
             "INSERT INTO exam_stats (exam_id, report) VALUES ($1, $2) ON CONFLICT (exam_id) "
-            "DO UPDATE SET report = EXCLUDED.report, computed_at = now()", exam_id, json.dumps(report))
+            "DO UPDATE SET report = EXCLUDED.report, computed_at = now()",
+            exam_id,
+            json.dumps(report),
+        )
     return report
 
 
@@ -302,7 +343,10 @@ async def item_history(conn: asyncpg.Connection, item_pk: int, org_ids: list[int
     return await conn.fetch(
         "SELECT e.code AS exam_code, e.title, s.n, s.p, s.r_pb, s.flags, s.computed_at "
         "FROM item_stats s JOIN exams e ON e.id = s.exam_id "
-        "WHERE s.item_pk = $1 AND e.org_id = ANY($2::bigint[]) ORDER BY e.opens_at, e.code", item_pk, org_ids)
+        "WHERE s.item_pk = $1 AND e.org_id = ANY($2::bigint[]) ORDER BY e.opens_at, e.code",
+        item_pk,
+        org_ids,
+    )
 
 
 # -- results for gradebooks ----------------------------------------------------------
@@ -310,8 +354,18 @@ async def item_history(conn: asyncpg.Connection, item_pk: int, org_ids: list[int
 # submitted_at is in the exam's time zone, as ISO 8601 text with its offset
 # (2026-12-02T07:30:00+07:00) in the CSV and the workbook alike: a spreadsheet's
 # date cell holds no zone, and a bare hour was read as local when it was UTC.
-RESULT_COLUMNS = ("student_code", "full_name", "class", "school", "subject", "score", "max_score",
-                  "gradebook_10", "provisional", "submitted_at")
+RESULT_COLUMNS = (
+    "student_code",
+    "full_name",
+    "class",
+    "school",
+    "subject",
+    "score",
+    "max_score",
+    "gradebook_10",
+    "provisional",
+    "submitted_at",
+)
 
 
 def gradebook_score(score: Decimal, max_score: Decimal) -> Decimal:
@@ -321,8 +375,7 @@ def gradebook_score(score: Decimal, max_score: Decimal) -> Decimal:
     return round_half_up(Decimal(score) * 10 / Decimal(max_score), 1)
 
 
-async def results_rows(conn: asyncpg.Connection, exam_code: str,
-                       default_zone: str = times.DEFAULT_ZONE) -> list[dict]:
+async def results_rows(conn: asyncpg.Connection, exam_code: str, default_zone: str = times.DEFAULT_ZONE) -> list[dict]:
     """One row per candidate (by student code): scores as Decimal, blank
     (None) for a candidate with no submitted attempt; submitted_at in the
     exam's time zone (`default_zone`, the server's, when it names none)."""
@@ -331,22 +384,26 @@ async def results_rows(conn: asyncpg.Connection, exam_code: str,
     rows = await conn.fetch(
         "SELECT c.code, c.full_name, c.class_name, c.school, a.status, a.score, a.max_score, a.provisional, "
         "a.submitted_at FROM candidates c LEFT JOIN attempts a ON a.candidate_id = c.id "
-        "WHERE c.exam_id = $1 ORDER BY c.class_name, c.code", exam["id"])
+        "WHERE c.exam_id = $1 ORDER BY c.class_name, c.code",
+        exam["id"],
+    )
     out = []
     for r in rows:
         done = r["status"] == "submitted" and r["score"] is not None and r["max_score"]
-        out.append({
-            "student_code": r["code"],
-            "full_name": r["full_name"],
-            "class": r["class_name"],
-            "school": r["school"],
-            "subject": exam["subject"],
-            "score": round_half_up(r["score"], 2) if done else None,
-            "max_score": round_half_up(r["max_score"], 2) if done else None,
-            "gradebook_10": gradebook_score(r["score"], r["max_score"]) if done else None,
-            "provisional": bool(r["provisional"]) if done else None,
-            "submitted_at": times.local(r["submitted_at"], zone) if done else None,
-        })
+        out.append(
+            {
+                "student_code": r["code"],
+                "full_name": r["full_name"],
+                "class": r["class_name"],
+                "school": r["school"],
+                "subject": exam["subject"],
+                "score": round_half_up(r["score"], 2) if done else None,
+                "max_score": round_half_up(r["max_score"], 2) if done else None,
+                "gradebook_10": gradebook_score(r["score"], r["max_score"]) if done else None,
+                "provisional": bool(r["provisional"]) if done else None,
+                "submitted_at": times.local(r["submitted_at"], zone) if done else None,
+            }
+        )
     return out
 
 
@@ -381,10 +438,20 @@ def results_csv(rows: Iterable[dict], head: SignedHead | None = None) -> str:
 # RESULT_COLUMNS, stable keys for scripts (docs/design.md). These are the
 # English words, for a caller without catalogs.
 XLSX_WORDS = {
-    "sheet": "Results", "audit_sheet": "Audit", "student_code": "Candidate number", "full_name": "Full name",
-    "class": "Class", "school": "School", "subject": "Subject", "score": "Score", "max_score": "Maximum score",
-    "gradebook_10": "Score out of 10", "provisional": "Score status", "submitted_at": "Submitted at",
-    "is_provisional": "Provisional", "is_final": "Final",
+    "sheet": "Results",
+    "audit_sheet": "Audit",
+    "student_code": "Candidate number",
+    "full_name": "Full name",
+    "class": "Class",
+    "school": "School",
+    "subject": "Subject",
+    "score": "Score",
+    "max_score": "Maximum score",
+    "gradebook_10": "Score out of 10",
+    "provisional": "Score status",
+    "submitted_at": "Submitted at",
+    "is_provisional": "Provisional",
+    "is_final": "Final",
 }
 
 
@@ -393,8 +460,13 @@ def xlsx_words(t) -> dict:
     return {key: t("results.xlsx." + key) for key in XLSX_WORDS}
 
 
-def write_results_xlsx(rows: Iterable[dict], out: Path | io.BytesIO, head: SignedHead | None = None,
-                       words: dict | None = None, head_words: dict | None = None) -> None:
+def write_results_xlsx(
+    rows: Iterable[dict],
+    out: Path | io.BytesIO,
+    head: SignedHead | None = None,
+    words: dict | None = None,
+    head_words: dict | None = None,
+) -> None:
     """The results sheet: the student code is a text cell (leading zeros kept),
     scores numbers. With head, a second sheet holds the exam's signed audit
     chain head (gradebooks import the first sheet). words: XLSX_WORDS in the

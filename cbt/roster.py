@@ -165,8 +165,14 @@ class RosterProblem:
         return ", ".join(where) + ": " + self.message if where else self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {"row": self.row, "column": self.column, "code": self.code, "message": self.message,
-                "key": self.key or self.code, "details": self.details}
+        return {
+            "row": self.row,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+            "key": self.key or self.code,
+            "details": self.details,
+        }
 
 
 class RosterError(UserError):
@@ -324,12 +330,19 @@ def parse_roster(
     """
     today = today or datetime.date.today()
     if not data:
-        raise _file_error("roster_empty", "the file is empty: choose the roster file (CSV or .xlsx with a "
-                          "header row and one row per candidate)")
+        raise _file_error(
+            "roster_empty",
+            "the file is empty: choose the roster file (CSV or .xlsx with a header row and one row per candidate)",
+        )
     if len(data) > max_bytes:
-        raise _file_error("roster_too_large", f"the file is {megabytes(len(data))}, more than the "
-                          f"{megabytes(max_bytes)} allowed: delete unused sheets and columns, or split the roster "
-                          "into several files", size=megabytes(len(data)), limit=megabytes(max_bytes))
+        raise _file_error(
+            "roster_too_large",
+            f"the file is {megabytes(len(data))}, more than the "
+            f"{megabytes(max_bytes)} allowed: delete unused sheets and columns, or split the roster "
+            "into several files",
+            size=megabytes(len(data)),
+            limit=megabytes(max_bytes),
+        )
     rows = _read_rows(data, filename, max_rows)
     return _parse_rows(rows, today=today, max_rows=max_rows)
 
@@ -348,9 +361,13 @@ def _rows_allowed(max_rows: int) -> int:
 
 
 def _too_many_rows(limit: int) -> RosterError:
-    return _file_error("roster_too_large", f"the file has more than {limit:,} rows, counting empty ones: delete "
-                       "the empty rows below the candidates, or split the roster into several files",
-                       key="roster_too_large.rows", limit=limit)
+    return _file_error(
+        "roster_too_large",
+        f"the file has more than {limit:,} rows, counting empty ones: delete "
+        "the empty rows below the candidates, or split the roster into several files",
+        key="roster_too_large.rows",
+        limit=limit,
+    )
 
 
 def _read_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]:
@@ -359,13 +376,19 @@ def _read_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int,
     if data.startswith(b"PK\x03\x04"):  # a zip: an .xlsx, whatever its name says
         return _xlsx_rows(data, filename, max_rows)
     if data.startswith(b"\xd0\xcf\x11\xe0") or name.endswith(".xls"):  # the old binary Excel format
-        raise _file_error("roster_file_type", "this is an old Excel .xls file: open it in Excel and save it as "
-                          ".xlsx (Excel Workbook), then import that", key="roster_file_type.xls")
+        raise _file_error(
+            "roster_file_type",
+            "this is an old Excel .xls file: open it in Excel and save it as .xlsx (Excel Workbook), then import that",
+            key="roster_file_type.xls",
+        )
     if name.endswith((".xlsx", ".xlsm")):
         raise _file_error("roster_xlsx_unreadable", _UNREADABLE_XLSX)
     if not name.endswith((".csv", ".txt")) and "." in name.rsplit("/", 1)[-1]:
-        raise _file_error("roster_file_type", f"cannot read '{_clip(filename)}': import the roster as CSV (UTF-8) "
-                          "or as an Excel .xlsx workbook", filename=_clip(filename))
+        raise _file_error(
+            "roster_file_type",
+            f"cannot read '{_clip(filename)}': import the roster as CSV (UTF-8) or as an Excel .xlsx workbook",
+            filename=_clip(filename),
+        )
     return _csv_rows(data, max_rows)
 
 
@@ -377,9 +400,14 @@ def _csv_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             row = data[: e.start].count(b"\n") + 1
-            problem = RosterProblem(row, None, "roster_encoding", "the file is not UTF-8 text: in Excel choose "
-                                    "File > Save As > 'CSV UTF-8 (Comma delimited)' or save it as .xlsx, then "
-                                    "import that")
+            problem = RosterProblem(
+                row,
+                None,
+                "roster_encoding",
+                "the file is not UTF-8 text: in Excel choose "
+                "File > Save As > 'CSV UTF-8 (Comma delimited)' or save it as .xlsx, then "
+                "import that",
+            )
             raise RosterError([problem]) from None
     delimiter = _guess_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -390,8 +418,13 @@ def _csv_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, Sequence[Any]]]
                 raise _too_many_rows(limit)
             yield number, cells[:MAX_COLUMNS]
     except csv.Error as e:
-        problem = RosterProblem(number + 1, None, "roster_csv_malformed", f"this row cannot be read as CSV ({e}): "
-                                "check its quotes, or save the file again from Excel", details={"error": str(e)})
+        problem = RosterProblem(
+            number + 1,
+            None,
+            "roster_csv_malformed",
+            f"this row cannot be read as CSV ({e}): check its quotes, or save the file again from Excel",
+            details={"error": str(e)},
+        )
         raise RosterError([problem]) from None
 
 
@@ -408,8 +441,13 @@ def _xlsx_rows(data: bytes, filename: str, max_rows: int) -> Iterator[tuple[int,
 
     # Rows and cells as the sheet really has them, not as its dimension
     # declares: room for as many blank or formatted rows as candidates.
-    limits = sheet.SheetLimits(max_bytes=len(data), archive=XLSX_ARCHIVE, max_rows=_rows_allowed(max_rows),
-                               max_cells=MAX_CELLS_PER_ROW * max_rows + 10_000, max_columns=MAX_COLUMNS)
+    limits = sheet.SheetLimits(
+        max_bytes=len(data),
+        archive=XLSX_ARCHIVE,
+        max_rows=_rows_allowed(max_rows),
+        max_cells=MAX_CELLS_PER_ROW * max_rows + 10_000,
+        max_columns=MAX_COLUMNS,
+    )
     try:
         yield from sheet.rows(data, _clip(filename), limits)
     except TooLarge as e:
@@ -435,8 +473,12 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
             break
     header = _find_header(head)
     if header is None:
-        raise _file_error("roster_empty", "the file has no rows: put a header row (Số báo danh, Họ và tên, "
-                          "Ngày sinh, Lớp, Trường, Phòng thi) and one row per candidate", key="roster_empty.no_rows")
+        raise _file_error(
+            "roster_empty",
+            "the file has no rows: put a header row (Số báo danh, Họ và tên, "
+            "Ngày sinh, Lớp, Trường, Phòng thi) and one row per candidate",
+            key="roster_empty.no_rows",
+        )
     header_row, header_cells = header
     columns, problems = _map_header(header_row, header_cells)
     if problems:
@@ -455,8 +497,12 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
             continue
         count += 1
         if count > max_rows:
-            raise _file_error("roster_too_many_rows", f"the file has more than {max_rows:,} candidates: split it "
-                              "into several files (for example one per school) and import each", limit=max_rows)
+            raise _file_error(
+                "roster_too_many_rows",
+                f"the file has more than {max_rows:,} candidates: split it "
+                "into several files (for example one per school) and import each",
+                limit=max_rows,
+            )
         values, row_problems = _parse_row(number, cells, columns, today)
         if "code" in values:
             first = seen.setdefault(values["code"], number)
@@ -474,8 +520,10 @@ def _parse_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, today: datetime.da
     if problems:
         raise RosterError(problems)
     if not candidates:
-        raise _file_error("roster_no_candidates", "the file has a header row but no candidates: add one row "
-                          "per candidate below the header")
+        raise _file_error(
+            "roster_no_candidates",
+            "the file has a header row but no candidates: add one row per candidate below the header",
+        )
     return candidates
 
 
@@ -541,8 +589,12 @@ def _text(field: str, value: Any) -> str:
     if not text and field != "school":  # no school: the exam's organisation (see add_roster)
         raise _CellError("roster_value_missing", f"the {_WHAT[field]} is empty: fill it in")
     if len(text) > MAX_TEXT[field]:
-        raise _CellError("roster_value_too_long", f"the {_WHAT[field]} is {len(text)} characters long; at most "
-                         f"{MAX_TEXT[field]} are allowed: shorten it", length=len(text), limit=MAX_TEXT[field])
+        raise _CellError(
+            "roster_value_too_long",
+            f"the {_WHAT[field]} is {len(text)} characters long; at most {MAX_TEXT[field]} are allowed: shorten it",
+            length=len(text),
+            limit=MAX_TEXT[field],
+        )
     return text
 
 
@@ -560,30 +612,54 @@ def _code(value: Any) -> str:
             if len(digits) == CODE_DIGITS:
                 return digits
             if len(digits) < CODE_DIGITS:
-                raise _CellError("roster_code_number", f"student code {digits} is stored as a number and has "
-                                 f"lost its leading zero? {_TEXT_ADVICE}", key="roster_code_number.lost_zero",
-                                 value=digits)
-        raise _CellError("roster_code_number", f"student code {_cell_text(value)} is stored as a number, not as "
-                         f"text: {_TEXT_ADVICE}", value=_cell_text(value))
+                raise _CellError(
+                    "roster_code_number",
+                    f"student code {digits} is stored as a number and has lost its leading zero? {_TEXT_ADVICE}",
+                    key="roster_code_number.lost_zero",
+                    value=digits,
+                )
+        raise _CellError(
+            "roster_code_number",
+            f"student code {_cell_text(value)} is stored as a number, not as text: {_TEXT_ADVICE}",
+            value=_cell_text(value),
+        )
     text = _cell_text(value)
     if not text:
         raise _CellError("roster_code_missing", "the student code is empty: type the 10-digit student code")
     if _SCIENTIFIC.fullmatch(text):
-        raise _CellError("roster_code_number", f"student code '{_clip(text)}' was turned into a number by a "
-                         f"spreadsheet program: {_TEXT_ADVICE}", key="roster_code_number.scientific",
-                         value=_clip(text))
+        raise _CellError(
+            "roster_code_number",
+            f"student code '{_clip(text)}' was turned into a number by a spreadsheet program: {_TEXT_ADVICE}",
+            key="roster_code_number.scientific",
+            value=_clip(text),
+        )
     if not text.isascii() or not text.isdigit():
         bad = "".join(dict.fromkeys(ch for ch in text if not ("0" <= ch <= "9")))
-        raise _CellError("roster_code_not_digits", f"student code '{_clip(text)}' must contain only digits 0-9, "
-                         f"not '{_clip(bad, 10)}': type the 10-digit student code", value=_clip(text),
-                         bad=_clip(bad, 10))
+        raise _CellError(
+            "roster_code_not_digits",
+            f"student code '{_clip(text)}' must contain only digits 0-9, "
+            f"not '{_clip(bad, 10)}': type the 10-digit student code",
+            value=_clip(text),
+            bad=_clip(bad, 10),
+        )
     if len(text) != CODE_DIGITS:
         short = len(text) < CODE_DIGITS
-        hint = ("; if it began with 0, the spreadsheet program dropped the zero: format the column as Text "
-                "and type the code again") if short else ""
-        raise _CellError("roster_code_length", f"student code '{_clip(text)}' has {len(text)} digits; it must "
-                         f"have exactly {CODE_DIGITS}{hint}", key="roster_code_length.short" if short else "",
-                         value=_clip(text), length=len(text), digits=CODE_DIGITS)
+        hint = (
+            (
+                "; if it began with 0, the spreadsheet program dropped the zero: format the column as Text "
+                "and type the code again"
+            )
+            if short
+            else ""
+        )
+        raise _CellError(
+            "roster_code_length",
+            f"student code '{_clip(text)}' has {len(text)} digits; it must have exactly {CODE_DIGITS}{hint}",
+            key="roster_code_length.short" if short else "",
+            value=_clip(text),
+            length=len(text),
+            digits=CODE_DIGITS,
+        )
     return text
 
 
@@ -599,9 +675,12 @@ def _date_of_birth(value: Any, today: datetime.date) -> datetime.date:
     elif isinstance(value, datetime.date):
         day = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        raise _CellError("roster_date_invalid", f"date of birth {_cell_text(value)} is a number, not a date: "
-                         f"format the cell as a date or {_DATE_ADVICE}", key="roster_date_invalid.number",
-                         value=_cell_text(value))
+        raise _CellError(
+            "roster_date_invalid",
+            f"date of birth {_cell_text(value)} is a number, not a date: format the cell as a date or {_DATE_ADVICE}",
+            key="roster_date_invalid.number",
+            value=_cell_text(value),
+        )
     else:
         text = _cell_text(value)
         if not text:
@@ -611,25 +690,43 @@ def _date_of_birth(value: Any, today: datetime.date) -> datetime.date:
         elif m := _DMY.fullmatch(text):
             dd, month, year = (int(g) for g in m.groups())
             if len(m.group(3)) != 4:
-                raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' needs a 4-digit year: "
-                                 f"{_DATE_ADVICE}", key="roster_date_invalid.year", value=_clip(text))
+                raise _CellError(
+                    "roster_date_invalid",
+                    f"date of birth '{_clip(text)}' needs a 4-digit year: {_DATE_ADVICE}",
+                    key="roster_date_invalid.year",
+                    value=_clip(text),
+                )
         else:
-            raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' is not a date: {_DATE_ADVICE}",
-                             value=_clip(text))
+            raise _CellError(
+                "roster_date_invalid", f"date of birth '{_clip(text)}' is not a date: {_DATE_ADVICE}", value=_clip(text)
+            )
         try:
             day = datetime.date(year, month, dd)
         except ValueError:
-            raise _CellError("roster_date_invalid", f"date of birth '{_clip(text)}' is not a real day (dates are "
-                             "day/month/year): check the day and month, e.g. 25/12/2010",
-                             key="roster_date_invalid.day", value=_clip(text)) from None
+            raise _CellError(
+                "roster_date_invalid",
+                f"date of birth '{_clip(text)}' is not a real day (dates are "
+                "day/month/year): check the day and month, e.g. 25/12/2010",
+                key="roster_date_invalid.day",
+                value=_clip(text),
+            ) from None
     if day > today:
-        raise _CellError("roster_date_future", f"date of birth {day:%d/%m/%Y} is in the future: check the year",
-                         date=f"{day:%d/%m/%Y}")
+        raise _CellError(
+            "roster_date_future",
+            f"date of birth {day:%d/%m/%Y} is in the future: check the year",
+            date=f"{day:%d/%m/%Y}",
+        )
     age = today.year - day.year - ((today.month, today.day) < (day.month, day.day))
     if not MIN_AGE_YEARS <= age <= MAX_AGE_YEARS:
-        raise _CellError("roster_date_implausible", f"date of birth {day:%d/%m/%Y} makes the candidate {age} "
-                         f"years old: check the year (candidates are {MIN_AGE_YEARS} to {MAX_AGE_YEARS} years old)",
-                         date=f"{day:%d/%m/%Y}", age=age, min=MIN_AGE_YEARS, max=MAX_AGE_YEARS)
+        raise _CellError(
+            "roster_date_implausible",
+            f"date of birth {day:%d/%m/%Y} makes the candidate {age} "
+            f"years old: check the year (candidates are {MIN_AGE_YEARS} to {MAX_AGE_YEARS} years old)",
+            date=f"{day:%d/%m/%Y}",
+            age=age,
+            min=MIN_AGE_YEARS,
+            max=MAX_AGE_YEARS,
+        )
     return day
 
 
@@ -645,16 +742,25 @@ def _time_multiplier(value: Any) -> Decimal:
     if not text:
         return Decimal(1)
     if not _MULTIPLIER.fullmatch(text):
-        raise _CellError("roster_multiplier_invalid", f"time multiplier '{_clip(text)}' is not a number: write "
-                         "e.g. 1,5 for 50% extra time, or leave it empty for normal time", value=_clip(text))
+        raise _CellError(
+            "roster_multiplier_invalid",
+            f"time multiplier '{_clip(text)}' is not a number: write "
+            "e.g. 1,5 for 50% extra time, or leave it empty for normal time",
+            value=_clip(text),
+        )
     try:
         multiplier = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern admits only plain numbers
         raise _CellError("roster_multiplier_invalid", f"time multiplier '{_clip(text)}' is not a number") from None
     if not MIN_MULTIPLIER <= multiplier <= MAX_MULTIPLIER:
-        raise _CellError("roster_multiplier_range", f"time multiplier {text} must be between {MIN_MULTIPLIER} and "
-                         f"{MAX_MULTIPLIER}: write 1 (or leave it empty) for normal time, e.g. 1,5 for 50% extra",
-                         value=_clip(text), min=str(MIN_MULTIPLIER), max=str(MAX_MULTIPLIER))
+        raise _CellError(
+            "roster_multiplier_range",
+            f"time multiplier {text} must be between {MIN_MULTIPLIER} and "
+            f"{MAX_MULTIPLIER}: write 1 (or leave it empty) for normal time, e.g. 1,5 for 50% extra",
+            value=_clip(text),
+            min=str(MIN_MULTIPLIER),
+            max=str(MAX_MULTIPLIER),
+        )
     return multiplier.normalize()
 
 
@@ -665,15 +771,17 @@ TEMPLATE_HEADERS = ("Số báo danh", "Họ và tên", "Ngày sinh", "Lớp", "P
 TEMPLATE_EXAMPLE = ("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "P.101", "", None)
 # What each column asks for, on the workbook's second sheet.
 TEMPLATE_NOTES = (
-    ("Số báo danh", "Bắt buộc. Đúng 10 chữ số (mã học sinh của Bộ), giữ cả số 0 ở đầu: cột này đã định dạng "
-     "là Văn bản (Text). Cũng nhận tiêu đề Mã học sinh, SBD, Mã định danh."),
+    (
+        "Số báo danh",
+        "Bắt buộc. Đúng 10 chữ số (mã học sinh của Bộ), giữ cả số 0 ở đầu: cột này đã định dạng "
+        "là Văn bản (Text). Cũng nhận tiêu đề Mã học sinh, SBD, Mã định danh.",
+    ),
     ("Họ và tên", "Bắt buộc. Cũng nhận tiêu đề Họ tên."),
     ("Ngày sinh", "Bắt buộc. Ngày/tháng/năm, ví dụ 25/12/2010, hoặc ô kiểu ngày."),
     ("Lớp", "Bắt buộc."),
     ("Phòng thi", "Bắt buộc. Phiếu dự thi được in theo từng phòng. Cũng nhận tiêu đề Phòng."),
     ("Trường", "Không bắt buộc: để trống thì lấy tên trường (đơn vị) của kỳ thi. Có thể xoá cả cột."),
-    ("Hệ số thời gian", "Không bắt buộc: để trống là thời gian bình thường; 1,5 là thêm 50% thời gian "
-     "(từ 1 đến 3)."),
+    ("Hệ số thời gian", "Không bắt buộc: để trống là thời gian bình thường; 1,5 là thêm 50% thời gian (từ 1 đến 3)."),
 )
 
 

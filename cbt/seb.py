@@ -75,6 +75,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 # --------------------------------------------------------------------------- request hashes
 
+
 def _strip_fragment(url: str) -> str:
     return url.split("#", 1)[0]
 
@@ -127,8 +128,12 @@ class SebCheck:
 
     def log_fields(self) -> dict:
         """Flat, JSON-able fields for a log line or an audit event."""
-        return {"seb_ok": self.ok, "seb_reason": self.reason, "seb_expected": self.expected,
-                "seb_received": self.received}
+        return {
+            "seb_ok": self.ok,
+            "seb_reason": self.reason,
+            "seb_expected": self.expected,
+            "seb_received": self.received,
+        }
 
 
 def _as_bytes(s: str) -> bytes:
@@ -150,8 +155,14 @@ def _short(h: str | None) -> str | None:
     return None if h is None else h.strip()[:TRUNCATE]
 
 
-def _check(url: str, ck_hash: str | None, bek_hash: str | None, accepted_config_keys: list[str],
-           accepted_browser_exam_keys: list[str], missing_reason: str) -> SebCheck:
+def _check(
+    url: str,
+    ck_hash: str | None,
+    bek_hash: str | None,
+    accepted_config_keys: list[str],
+    accepted_browser_exam_keys: list[str],
+    missing_reason: str,
+) -> SebCheck:
     ck_keys = [k for k in accepted_config_keys if k and k.strip()]
     bek_keys = [k for k in accepted_browser_exam_keys if k and k.strip()]
     ck_hash = ck_hash.strip() if ck_hash and ck_hash.strip() else None
@@ -177,8 +188,13 @@ def _check(url: str, ck_hash: str | None, bek_hash: str | None, accepted_config_
     return SebCheck(True, None, expected, received)
 
 
-def check_headers(url: str, config_key_header: str | None, request_hash_header: str | None,
-                  accepted_config_keys: list[str], accepted_browser_exam_keys: list[str]) -> SebCheck:
+def check_headers(
+    url: str,
+    config_key_header: str | None,
+    request_hash_header: str | None,
+    accepted_config_keys: list[str],
+    accepted_browser_exam_keys: list[str],
+) -> SebCheck:
     """Check SEB's request headers for ``url`` (built by :func:`absolute_url`).
 
     Each non-empty list must be matched by its header (Config Key list by
@@ -187,8 +203,9 @@ def check_headers(url: str, config_key_header: str | None, request_hash_header: 
     empty is refused (``no_keys_configured``). Reasons: ``missing_headers``,
     ``config_key_mismatch``, ``browser_exam_key_mismatch``.
     """
-    return _check(url, config_key_header, request_hash_header, accepted_config_keys,
-                  accepted_browser_exam_keys, "missing_headers")
+    return _check(
+        url, config_key_header, request_hash_header, accepted_config_keys, accepted_browser_exam_keys, "missing_headers"
+    )
 
 
 def new_nonce() -> str:
@@ -210,8 +227,14 @@ def nonce_of(url: str) -> str | None:
     return values[-1] if values else None
 
 
-def check_js_keys(page_url: str, config_key_hash: str | None, browser_exam_key_hash: str | None, nonce: str,
-                  accepted_config_keys: list[str], accepted_browser_exam_keys: list[str]) -> SebCheck:
+def check_js_keys(
+    page_url: str,
+    config_key_hash: str | None,
+    browser_exam_key_hash: str | None,
+    nonce: str,
+    accepted_config_keys: list[str],
+    accepted_browser_exam_keys: list[str],
+) -> SebCheck:
     """Check the keys read from ``SafeExamBrowser.security`` on the page at ``page_url``.
 
     ``page_url`` is the absolute page URL rebuilt by the server from the
@@ -223,10 +246,15 @@ def check_js_keys(page_url: str, config_key_hash: str | None, browser_exam_key_h
     """
     got = nonce_of(page_url)
     if not nonce or got is None or not hmac.compare_digest(got.encode(), nonce.encode()):
-        return SebCheck(False, "nonce_mismatch", {"url": _strip_fragment(page_url)},
-                        {"nonce": (got or "")[:8] or None})
-    return _check(_strip_fragment(page_url), config_key_hash, browser_exam_key_hash, accepted_config_keys,
-                  accepted_browser_exam_keys, "missing_js_keys")
+        return SebCheck(False, "nonce_mismatch", {"url": _strip_fragment(page_url)}, {"nonce": (got or "")[:8] or None})
+    return _check(
+        _strip_fragment(page_url),
+        config_key_hash,
+        browser_exam_key_hash,
+        accepted_config_keys,
+        accepted_browser_exam_keys,
+        "missing_js_keys",
+    )
 
 
 def _variants(url: str) -> list[tuple[str, str]]:
@@ -262,6 +290,7 @@ def diagnose(url: str, received_hash: str | None, keys: list[str]) -> str | None
 
 
 # --------------------------------------------------------------------------- Config Key
+
 
 def _sort_key(k: str):
     # Case-insensitive, culture-invariant; on a tie lower case first (allowWlan before allowWLAN),
@@ -347,9 +376,17 @@ def _safe_text(s: str) -> str:
     return _UNSAFE_TEXT.sub(lambda m: "'" if m.group() == '"' else " ", s).strip()
 
 
-def seb_settings(start_url: str, quit_url: str, *, exam_title: str, allow_quit: bool = True,
-                 quit_password: str | None = None, url_filter_hosts: list[str] | None = None,
-                 browser_view_mode: int = 1, web_view_policy: int | None = None) -> dict:
+def seb_settings(
+    start_url: str,
+    quit_url: str,
+    *,
+    exam_title: str,
+    allow_quit: bool = True,
+    quit_password: str | None = None,
+    url_filter_hosts: list[str] | None = None,
+    browser_view_mode: int = 1,
+    web_view_policy: int | None = None,
+) -> dict:
     """The settings dict behind :func:`seb_config` (handy for :func:`config_key`).
 
     Lockdown defaults: fullscreen, no switching to other applications, no
@@ -405,8 +442,10 @@ def seb_settings(start_url: str, quit_url: str, *, exam_title: str, allow_quit: 
         rules = []
         for host in url_filter_hosts:
             h = _safe_text(host)
-            rules += [{"action": 1, "active": True, "expression": h, "regex": False},
-                      {"action": 1, "active": True, "expression": f"{h}/*", "regex": False}]
+            rules += [
+                {"action": 1, "active": True, "expression": h, "regex": False},
+                {"action": 1, "active": True, "expression": f"{h}/*", "regex": False},
+            ]
         s["URLFilterEnable"] = True
         s["URLFilterEnableContentFilter"] = False
         s["URLFilterRules"] = rules
@@ -431,7 +470,7 @@ def seb_link(url: str) -> str:
     scheme = {"http": "seb", "https": "sebs"}.get(p.scheme.lower())
     if scheme is None:
         raise ValueError(f"only http(s) URLs have a seb:// form: {url!r}")
-    return scheme + url[len(p.scheme):]
+    return scheme + url[len(p.scheme) :]
 
 
 def http_link(seb_url: str) -> str:
@@ -440,13 +479,19 @@ def http_link(seb_url: str) -> str:
     scheme = {"seb": "http", "sebs": "https"}.get(p.scheme.lower())
     if scheme is None:
         raise ValueError(f"not a seb:// or sebs:// URL: {seb_url!r}")
-    return scheme + seb_url[len(p.scheme):]
+    return scheme + seb_url[len(p.scheme) :]
 
 
 # --------------------------------------------------------------------------- exam policy
 
-DEFAULT_SEB_POLICY = {"required": False, "config_keys": [], "browser_exam_keys": [], "serve_config": True,
-                      "js_api": True, "allow_quit": True}
+DEFAULT_SEB_POLICY = {
+    "required": False,
+    "config_keys": [],
+    "browser_exam_keys": [],
+    "serve_config": True,
+    "js_api": True,
+    "allow_quit": True,
+}
 
 
 # A Config Key is SHA-256 over the settings in the .seb file, and cbt serves that
@@ -494,18 +539,30 @@ def parse_seb_policy(raw, problems: list[Problem]) -> dict:
     if raw is True:
         raw = {"required": True}
     if not isinstance(raw, dict):
-        problems.append(Problem("policies.seb: give true or a mapping (required:, config_keys:, browser_exam_keys:,"
-                                " ...)", "seb_shape", "policies.seb"))
+        problems.append(
+            Problem(
+                "policies.seb: give true or a mapping (required:, config_keys:, browser_exam_keys:, ...)",
+                "seb_shape",
+                "policies.seb",
+            )
+        )
         return out
     unknown = set(raw) - set(DEFAULT_SEB_POLICY)
     if unknown:
-        problems.append(Problem(f"policies.seb: unknown field(s) {', '.join(sorted(unknown))}", "unknown_fields",
-                                "policies.seb", fields=", ".join(sorted(unknown))))
+        problems.append(
+            Problem(
+                f"policies.seb: unknown field(s) {', '.join(sorted(unknown))}",
+                "unknown_fields",
+                "policies.seb",
+                fields=", ".join(sorted(unknown)),
+            )
+        )
     for name in ("required", "serve_config", "js_api", "allow_quit"):
         if name in raw:
             if not isinstance(raw[name], bool):
-                problems.append(Problem(f"policies.seb.{name}: must be true or false", "not_bool",
-                                        f"policies.seb.{name}"))
+                problems.append(
+                    Problem(f"policies.seb.{name}: must be true or false", "not_bool", f"policies.seb.{name}")
+                )
             else:
                 out[name] = raw[name]
     for name in ("config_keys", "browser_exam_keys"):
@@ -513,8 +570,13 @@ def parse_seb_policy(raw, problems: list[Problem]) -> dict:
         if isinstance(vals, str):
             vals = [vals]
         if not isinstance(vals, list):
-            problems.append(Problem(f"policies.seb.{name}: must be a list of 64-hex-character keys", "seb_keys_list",
-                                    f"policies.seb.{name}"))
+            problems.append(
+                Problem(
+                    f"policies.seb.{name}: must be a list of 64-hex-character keys",
+                    "seb_keys_list",
+                    f"policies.seb.{name}",
+                )
+            )
             continue
         for v in vals:
             try:
@@ -522,6 +584,12 @@ def parse_seb_policy(raw, problems: list[Problem]) -> dict:
             except ValueError as e:
                 problems.append(Problem(f"policies.seb.{name}: {e}", "seb_key_invalid", f"policies.seb.{name}", got=v))
     if out["required"] and not (out["config_keys"] or out["browser_exam_keys"] or out["serve_config"]):
-        problems.append(Problem("policies.seb: required but no key to check (give config_keys, browser_exam_keys "
-                                "or serve_config: true)", "seb_no_key", "policies.seb"))
+        problems.append(
+            Problem(
+                "policies.seb: required but no key to check (give config_keys, browser_exam_keys "
+                "or serve_config: true)",
+                "seb_no_key",
+                "policies.seb",
+            )
+        )
     return out

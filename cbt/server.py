@@ -97,8 +97,15 @@ def run_app(app: web.Application, host: str, port: int, reuse_port: bool) -> Non
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, _stop_once, loop)
     web.run_app(
-        app, host=host, port=port, reuse_port=reuse_port, access_log=None, print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=False, loop=loop,
+        app,
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        handle_signals=False,
+        loop=loop,
     )
 
 
@@ -140,8 +147,11 @@ def serve(settings: Settings, dsn: str, host: str, port: int, workers: int) -> i
     asyncio.run(prepare_database(settings))
     url_host = f"[{host}]" if ":" in host else host
     log.info("serving", extra={"fields": {"url": f"http://{url_host}:{port}/", "workers": workers}})
-    print(f"cbt is serving on http://{url_host}:{port}/ with {workers} worker(s); Ctrl-C stops it",
-          file=sys.stderr, flush=True)
+    print(
+        f"cbt is serving on http://{url_host}:{port}/ with {workers} worker(s); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
     if workers == 1:
         run_worker(settings, host, port, reuse_port=False)
         return 0

@@ -24,16 +24,22 @@ async def dashboard(request: web.Request) -> web.Response:
     return render(request, "staff/dashboard.html", {"me": user})
 
 
-async def users_page(request: web.Request, *, error: UserError | None = None,
-                     form: dict | None = None) -> web.Response:
+async def users_page(request: web.Request, *, error: UserError | None = None, form: dict | None = None) -> web.Response:
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         users = await accounts.list_users(conn, user)
         orgs = await accounts.list_orgs(conn, user)
     return render(
-        request, "staff/users.html",
-        {"users": users, "orgs": orgs, "roles": accounts.ROLES, "error": error,
-         "form": form or {}, "created": request.query.get("created", "")},
+        request,
+        "staff/users.html",
+        {
+            "users": users,
+            "orgs": orgs,
+            "roles": accounts.ROLES,
+            "error": error,
+            "form": form or {},
+            "created": request.query.get("created", ""),
+        },
         status=error.status if error else 200,
     )
 
@@ -48,8 +54,9 @@ async def users_create(request: web.Request) -> web.Response:
             # An administrator creates accounts only in organisations they see.
             if fields["org"] not in visible:
                 raise UserError("unknown_org", "choose one of the organisations in the list", org=fields["org"])
-            await accounts.add_user(conn, fields["username"], fields["role"], fields["org"],
-                                    fields["password"], fields["display_name"])
+            await accounts.add_user(
+                conn, fields["username"], fields["role"], fields["org"], fields["password"], fields["display_name"]
+            )
     except UserError as e:
         fields.pop("password")
         return await users_page(request, error=e, form=fields)
@@ -61,6 +68,5 @@ async def set_language(request: web.Request) -> web.Response:
     if lang not in LANGUAGES:
         raise UserError("unknown_language", f"choose one of: {', '.join(LANGUAGES)}", status=404)
     response = see_other(safe_next(request.query.get("next"), default="/"))
-    response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, path="/", samesite="Lax",
-                        httponly=True)
+    response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, path="/", samesite="Lax", httponly=True)
     return response

@@ -95,8 +95,10 @@ def _sorted(rows) -> list[Subject]:
 
 async def seed(conn: asyncpg.Connection, org_id: int) -> None:
     """Give a new department, or a school without one, the usual subjects."""
-    await conn.executemany("INSERT INTO subjects (org_id, code, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                           [(org_id, code, name) for code, name in STANDARD])
+    await conn.executemany(
+        "INSERT INTO subjects (org_id, code, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [(org_id, code, name) for code, name in STANDARD],
+    )
 
 
 _LIST = """
@@ -114,7 +116,9 @@ async def names(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str, str]:
     """code -> Vietnamese name, for showing the subjects of these organisations' items and staff."""
     rows = await conn.fetch(
         "SELECT code, name FROM subjects WHERE org_id = ANY($1::bigint[])"
-        " OR org_id IN (SELECT parent_id FROM orgs WHERE id = ANY($1::bigint[]))", org_ids)
+        " OR org_id IN (SELECT parent_id FROM orgs WHERE id = ANY($1::bigint[]))",
+        org_ids,
+    )
     return {r["code"]: r["name"] for r in rows}
 
 
@@ -127,9 +131,12 @@ async def resolve(conn: asyncpg.Connection, org_id: int, text: str) -> str:
     subjects = await list_for(conn, org_id)
     found = find(subjects, text)
     if found is None:
-        raise UserError("subject_not_in_list",
-                        f"the subject {text!r} is not in the list of subjects: choose one of {_listed(subjects)}"
-                        " (an administrator adds subjects on the Subjects page)", subject=text)
+        raise UserError(
+            "subject_not_in_list",
+            f"the subject {text!r} is not in the list of subjects: choose one of {_listed(subjects)}"
+            " (an administrator adds subjects on the Subjects page)",
+            subject=text,
+        )
     return found.code
 
 
@@ -137,11 +144,18 @@ async def save(conn: asyncpg.Connection, org_id: int, code: str, name: str) -> s
     """Add a subject to this organisation's own list, or rename one of its own."""
     code, name = code.strip().lower(), " ".join(name.split())
     if not CODE.fullmatch(code):
-        raise UserError("bad_subject_code", f"subject code {code!r}: use up to 32 lower-case letters without"
-                        " accents, digits and -, starting with a letter (e.g. toan, vat-li)", subject=code)
+        raise UserError(
+            "bad_subject_code",
+            f"subject code {code!r}: use up to 32 lower-case letters without"
+            " accents, digits and -, starting with a letter (e.g. toan, vat-li)",
+            subject=code,
+        )
     if not name or len(name) > MAX_NAME:
-        raise UserError("bad_subject_name", f"give the subject its Vietnamese name, 1 to {MAX_NAME} characters"
-                        " (e.g. Vật lí)", limit=MAX_NAME)
+        raise UserError(
+            "bad_subject_name",
+            f"give the subject its Vietnamese name, 1 to {MAX_NAME} characters (e.g. Vật lí)",
+            limit=MAX_NAME,
+        )
     name = unicodedata.normalize("NFC", name)
     async with conn.transaction():
         # One list at a time, so that two additions cannot both pass the clash check below.
@@ -149,14 +163,27 @@ async def save(conn: asyncpg.Connection, org_id: int, code: str, name: str) -> s
         subjects = await list_for(conn, org_id)
         for s in subjects:
             if s.code != code and {key(code), key(name)} & {key(s.code), key(s.name)}:
-                raise Conflict("subject_exists", f"the list already has {s.code} ({s.name}), which reads the same:"
-                               " use it, or rename it", subject=s.code, name=s.name)
+                raise Conflict(
+                    "subject_exists",
+                    f"the list already has {s.code} ({s.name}), which reads the same: use it, or rename it",
+                    subject=s.code,
+                    name=s.name,
+                )
         mine = next((s for s in subjects if s.code == code), None)
         if mine is not None and mine.org_id != org_id:
-            raise Conflict("subject_of_department", f"{code} ({mine.name}) is on your department's list: only its"
-                           " administrators rename it", subject=code, name=mine.name)
-        await conn.execute("INSERT INTO subjects (org_id, code, name) VALUES ($1, $2, $3)"
-                           " ON CONFLICT (org_id, code) DO UPDATE SET name = EXCLUDED.name", org_id, code, name)
+            raise Conflict(
+                "subject_of_department",
+                f"{code} ({mine.name}) is on your department's list: only its administrators rename it",
+                subject=code,
+                name=mine.name,
+            )
+        await conn.execute(
+            "INSERT INTO subjects (org_id, code, name) VALUES ($1, $2, $3)"
+            " ON CONFLICT (org_id, code) DO UPDATE SET name = EXCLUDED.name",
+            org_id,
+            code,
+            name,
+        )
     return code
 
 
@@ -174,11 +201,20 @@ async def remove(conn: asyncpg.Connection, org_id: int, code: str) -> None:
                    (SELECT count(*) FROM staff_subjects ss JOIN users u ON u.id = ss.user_id
                     JOIN orgs o ON o.id = u.org_id
                     WHERE ss.subject = $2 AND (o.id = $1 OR o.parent_id = $1)) AS staff
-            """, org_id, code)
+            """,
+            org_id,
+            code,
+        )
         if used["items"] or used["staff"]:
-            raise Conflict("subject_in_use", f"{code} ({row['name']}) is the subject of {used['items']} item(s) and"
-                           f" {used['staff']} staff member(s): it stays on the list", subject=code, name=row["name"],
-                           items=used["items"], staff=used["staff"])
+            raise Conflict(
+                "subject_in_use",
+                f"{code} ({row['name']}) is the subject of {used['items']} item(s) and"
+                f" {used['staff']} staff member(s): it stays on the list",
+                subject=code,
+                name=row["name"],
+                items=used["items"],
+                staff=used["staff"],
+            )
         await conn.execute("DELETE FROM subjects WHERE org_id = $1 AND code = $2", org_id, code)
 
 
@@ -198,4 +234,6 @@ async def not_in_list(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyn
         WHERE NOT EXISTS (SELECT 1 FROM subjects s WHERE s.code = used.subject
                           AND (s.org_id = o.id OR s.org_id = o.parent_id))
         GROUP BY o.code, used.subject ORDER BY o.code, used.subject
-        """, org_ids)
+        """,
+        org_ids,
+    )

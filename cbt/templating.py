@@ -50,8 +50,7 @@ def error_text(request: web.Request, error) -> str:
     return request.app[appkeys.CATALOGS].error_message(language(request), error.code, error.message, error.details)
 
 
-def render(request: web.Request, template: str, context: dict | None = None, *,
-           status: int = 200) -> web.Response:
+def render(request: web.Request, template: str, context: dict | None = None, *, status: int = 200) -> web.Response:
     app = request.app
     lang = language(request)
     catalogs = app[appkeys.CATALOGS]
@@ -67,7 +66,8 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "csrf_token": request.get(appkeys.CSRF_TOKEN, ""),
         # Every form that changes something carries the token: {{ csrf_field() }}.
         "csrf_field": lambda: Markup('<input type="hidden" name="csrf_token" value="{}">').format(
-            request.get(appkeys.CSRF_TOKEN, "")),
+            request.get(appkeys.CSRF_TOKEN, "")
+        ),
         "path": request.path_qs,
         "url": lambda name, **parts: str(app.router[name].url_for(**parts)),
         "num": lambda value: local_number(value, lang),
@@ -75,11 +75,11 @@ def render(request: web.Request, template: str, context: dict | None = None, *,
         "decimal_mark": DECIMAL_MARK.get(lang, "."),  # for a page's script that writes numbers
         # Every time on a page: when(t) in the server's zone, when(t, exam.time_zone) in an exam's (None: the
         # server's), when(t, zone, seconds=True) to the second.
-        "when": lambda value, zone=None, seconds=False: times.html(value, zone or default_zone, lang,
-                                                                   seconds=seconds),
+        "when": lambda value, zone=None, seconds=False: times.html(value, zone or default_zone, lang, seconds=seconds),
         # The same as text, for a time inside a sentence of the catalog.
-        "when_text": lambda value, zone=None, seconds=False: times.text(value, zone or default_zone, lang,
-                                                                        seconds=seconds),
+        "when_text": lambda value, zone=None, seconds=False: times.text(
+            value, zone or default_zone, lang, seconds=seconds
+        ),
         "time_zone": default_zone,
     }
     if context:

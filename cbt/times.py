@@ -90,4 +90,5 @@ def html(value: dt.datetime | None, zone_name: str, lang: str = "vi", *, seconds
     if value is None:
         return Markup("")
     return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        iso(value, zone_name), zone_name, escape(text(value, zone_name, lang, seconds=seconds)))
+        iso(value, zone_name), zone_name, escape(text(value, zone_name, lang, seconds=seconds))
+    )

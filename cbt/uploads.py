@@ -114,13 +114,23 @@ def _pool() -> ProcessPoolExecutor:
         # One read per process: a read's memory goes back to the system when it
         # ends, and the next read finds a fresh process already started, its
         # readers imported.
-        _executor = (os.getpid(), ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                      initializer=_warm, max_tasks_per_child=1))
+        _executor = (
+            os.getpid(),
+            ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm, max_tasks_per_child=1
+            ),
+        )
     return _executor[1]
 
 
-_READERS = ("cbt.roster", "cbt.releases", "itembank.formats.sheet", "itembank.formats.xlsx", "itembank.package",
-            "openpyxl.reader.excel")
+_READERS = (
+    "cbt.roster",
+    "cbt.releases",
+    "itembank.formats.sheet",
+    "itembank.formats.xlsx",
+    "itembank.package",
+    "openpyxl.reader.excel",
+)
 
 
 def _warm() -> None:
@@ -130,8 +140,9 @@ def _warm() -> None:
         importlib.import_module(name)
 
 
-async def off_loop(fn: Callable[..., T], *args: Any, cpu_seconds: int = CPU_SECONDS,
-                   memory_bytes: int = MEMORY_BYTES) -> T:
+async def off_loop(
+    fn: Callable[..., T], *args: Any, cpu_seconds: int = CPU_SECONDS, memory_bytes: int = MEMORY_BYTES
+) -> T:
     """fn(*args) in this worker's reading process; its result, or its exception raised here.
 
     fn and its arguments and result must pickle (module-level functions,
@@ -181,11 +192,15 @@ def _limited(fn: Callable[..., T], args: tuple, cpu_seconds: int, memory_bytes: 
     try:
         return fn(*args)
     except _OutOfTime:
-        raise TooLarge(f"reading the file took more than {cpu_seconds} s of processor time: split it into"
-                       " smaller files", f"{cpu_seconds} s") from None
+        raise TooLarge(
+            f"reading the file took more than {cpu_seconds} s of processor time: split it into smaller files",
+            f"{cpu_seconds} s",
+        ) from None
     except MemoryError:
-        raise TooLarge(f"reading the file needs more than {megabytes(memory_bytes)} of memory: split it into"
-                       " smaller files", megabytes(memory_bytes)) from None
+        raise TooLarge(
+            f"reading the file needs more than {megabytes(memory_bytes)} of memory: split it into smaller files",
+            megabytes(memory_bytes),
+        ) from None
 
 
 # ---------------------------------------------------------------- readers run in that process
@@ -204,13 +219,20 @@ MAX_LISTED = 200
 def import_failed(problems: list) -> UserError:
     """import_failed listing the problems: itembank's keep their place and code,
     so that a page says each in its reader's language."""
-    lines = [FieldProblem(p.message, p.code, where=p.where) if hasattr(p, "code") else str(p)
-             for p in problems[:MAX_LISTED]]
+    lines = [
+        FieldProblem(p.message, p.code, where=p.where) if hasattr(p, "code") else str(p) for p in problems[:MAX_LISTED]
+    ]
     if len(problems) > MAX_LISTED:
-        lines.append(FieldProblem(f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again",
-                                  "more-problems", n=len(problems) - MAX_LISTED))
-    return UserError("import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines,
-                     count=len(problems))
+        lines.append(
+            FieldProblem(
+                f"... and {len(problems) - MAX_LISTED:,} more: fix these first, then import again",
+                "more-problems",
+                n=len(problems) - MAX_LISTED,
+            )
+        )
+    return UserError(
+        "import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=lines, count=len(problems)
+    )
 
 
 def read_yaml_items(text: str, filename: str) -> list[tuple[Any, str]]:
@@ -236,8 +258,12 @@ def read_xlsx_items(data: bytes, name: str) -> list[tuple[Any, str]]:
     except XlsxError as e:
         raise (import_failed(e.problems) if e.problems else import_failed([e.message])) from None
     if not items:
-        raise UserError("import_failed", "nothing was imported: the spreadsheet has no item rows",
-                        problems=[f"{name}: fill in one row per item below the header"], count=1)
+        raise UserError(
+            "import_failed",
+            "nothing was imported: the spreadsheet has no item rows",
+            problems=[f"{name}: fill in one row per item below the header"],
+            count=1,
+        )
     return [(item, f"{name}: item {item.id}") for item in items]
 
 

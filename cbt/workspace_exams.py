@@ -38,8 +38,10 @@ def _plain_form(form) -> dict:
 
 # The exam's releases as the pages name them: "demo-thpt 2025.1, thpt-a-toan 1",
 # for one exam (by id) and in the exam list (a subquery per row).
-_RELEASES_OF = ("SELECT string_agg(r.name || ' ' || r.version, ', ' ORDER BY x.position) FROM exam_releases x"
-                " JOIN bank_releases r ON r.id = x.release_id WHERE x.exam_id = ")
+_RELEASES_OF = (
+    "SELECT string_agg(r.name || ' ' || r.version, ', ' ORDER BY x.position) FROM exam_releases x"
+    " JOIN bank_releases r ON r.id = x.release_id WHERE x.exam_id = "
+)
 _RELEASES_LABEL = "(" + _RELEASES_OF + "e.id)"
 
 
@@ -91,7 +93,8 @@ def _labels(releases) -> list[str]:
 
 _INDEX = (
     "SELECT e.code, e.title, e.subject, e.status, e.opens_at, e.closes_at, e.time_zone, o.code AS org_code, "  # noqa: S608
-    + _RELEASES_LABEL + " AS release,"
+    + _RELEASES_LABEL
+    + " AS release,"
     " (SELECT count(*) FROM candidates c WHERE c.exam_id = e.id) AS candidates"
     " FROM exams e JOIN orgs o ON o.id = e.org_id"
     " WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code"
@@ -110,28 +113,49 @@ async def index(request: web.Request) -> web.Response:
 
 async def _chooser(request, conn, *, exam=None, chosen=(), error: UserError | None = None) -> web.Response:
     """The releases to tick (the exam's, or those just tried, ticked), with why the choice was refused."""
-    return render(request, "workspace/exams_release.html", {
-        "releases": await bank.list_releases(conn, await _release_orgs(conn, request, exam)), "exam": exam,
-        "chosen": set(chosen), "error": error, "error_text": error_text(request, error) if error else ""},
-        status=error.status if error else 200)
+    return render(
+        request,
+        "workspace/exams_release.html",
+        {
+            "releases": await bank.list_releases(conn, await _release_orgs(conn, request, exam)),
+            "exam": exam,
+            "chosen": set(chosen),
+            "error": error,
+            "error_text": error_text(request, error) if error else "",
+        },
+        status=error.status if error else 200,
+    )
 
 
-async def _builder_page(request, conn, *, releases, form: dict, exam=None, problems=(), status: int = 200,
-                        checked: bool = False) -> web.Response:
+async def _builder_page(
+    request, conn, *, releases, form: dict, exam=None, problems=(), status: int = 200, checked: bool = False
+) -> web.Response:
     avail = await builder.availability(conn, [r["id"] for r in releases])
     sections = builder.sections_of(form)
     catalogs, lang = request.app[appkeys.CATALOGS], language(request)
-    return render(request, "workspace/exams_builder.html", {
-        "exam": exam, "releases": releases, "form": form, "sections": sections, "topics": avail.topics,
-        "status": builder.blueprint_status(sections, avail),
-        "problems": [builder.problem_text(catalogs, lang, p) for p in problems], "checked": checked,
-        "levels": builder.LEVELS, "item_types": builder.ITEM_TYPES, "form_modes": builder.FORM_MODES,
-        "integrity_actions": INTEGRITY_ACTIONS,
-        # A row names its subject as the organisation's list does ("Toán"), not by its code.
-        "subject_names": await subject_list.names(conn, await _release_orgs(conn, request, exam)),
-        # And a topic by the name its release gives it ("Hàm số"), not by its code.
-        "topic_names": await bank.topic_names(conn, [r["id"] for r in releases]),
-    }, status=status)
+    return render(
+        request,
+        "workspace/exams_builder.html",
+        {
+            "exam": exam,
+            "releases": releases,
+            "form": form,
+            "sections": sections,
+            "topics": avail.topics,
+            "status": builder.blueprint_status(sections, avail),
+            "problems": [builder.problem_text(catalogs, lang, p) for p in problems],
+            "checked": checked,
+            "levels": builder.LEVELS,
+            "item_types": builder.ITEM_TYPES,
+            "form_modes": builder.FORM_MODES,
+            "integrity_actions": INTEGRITY_ACTIONS,
+            # A row names its subject as the organisation's list does ("Toán"), not by its code.
+            "subject_names": await subject_list.names(conn, await _release_orgs(conn, request, exam)),
+            # And a topic by the name its release gives it ("Hàm số"), not by its code.
+            "topic_names": await bank.topic_names(conn, [r["id"] for r in releases]),
+        },
+        status=status,
+    )
 
 
 async def _chosen_releases(request, conn, raws: list[str], exam=None):
@@ -160,8 +184,11 @@ def _remove_section(form: dict, index: int) -> dict:
     n = whole(form.get("section_count"), builder.MAX_SECTIONS) or 1
     if n <= 1 or not 0 <= index < n:
         return form
-    out = {k: v for k, v in form.items()
-           if not k.startswith("s") or "." not in k or whole(k[1:k.index(".")], builder.MAX_SECTIONS) is None}
+    out = {
+        k: v
+        for k, v in form.items()
+        if not k.startswith("s") or "." not in k or whole(k[1 : k.index(".")], builder.MAX_SECTIONS) is None
+    }
     for key, value in form.items():
         head, dot, rest = key.partition(".")
         si = whole(head[1:], builder.MAX_SECTIONS) if dot and head[:1] == "s" else None
@@ -204,8 +231,10 @@ async def _checked_spec(request, conn, releases, form: dict) -> tuple[exams.Exam
     pool = (await builder.availability(conn, [r["id"] for r in releases])).pool()
     short = exams.describe_shortfalls(assembly.shortfalls(spec.blueprint, pool))
     if short:
-        return None, [Problem("the blueprint asks for more approved items than the release has:", "blueprint_short"),
-                      *short]
+        return None, [
+            Problem("the blueprint asks for more approved items than the release has:", "blueprint_short"),
+            *short,
+        ]
     return spec, []
 
 
@@ -225,8 +254,9 @@ async def create(request: web.Request) -> web.Response:
             except UserError as e:
                 problems = [error_text(request, e)]
         if problems:
-            return await _builder_page(request, conn, releases=releases, form=form, problems=problems, status=400,
-                                       checked=True)
+            return await _builder_page(
+                request, conn, releases=releases, form=form, problems=problems, status=400, checked=True
+            )
     return redirect(request, "ws_exam", code=spec.code)
 
 
@@ -244,10 +274,17 @@ async def edit_page(request: web.Request) -> web.Response:
         except exams.ExamFileError as e:
             # The error page, with the problem said in the reader's language too.
             catalogs, lang = request.app[appkeys.CATALOGS], language(request)
-            return render(request, "error.html", {
-                "status": e.status, "code": e.code, "message": error_text(request, e),
-                "problems": [builder.problem_text(catalogs, lang, p) for p in e.details["problems"]]},
-                status=e.status)
+            return render(
+                request,
+                "error.html",
+                {
+                    "status": e.status,
+                    "code": e.code,
+                    "message": error_text(request, e),
+                    "problems": [builder.problem_text(catalogs, lang, p) for p in e.details["problems"]],
+                },
+                status=e.status,
+            )
         current = await exams.release_ids(conn, exam["id"])
         raws = _chosen(request.query.getall("release", []))
         if "release" in request.query and not raws:
@@ -266,22 +303,22 @@ async def update(request: web.Request) -> web.Response:
         exam = await _exam_for(conn, request)
         _must_be_draft(exam)
         form["code"] = exam["code"]  # the code names the exam everywhere: it stays
-        releases = await _releases(conn, _chosen(post.getall("release", [])),
-                                   await _release_orgs(conn, request, exam))
+        releases = await _releases(conn, _chosen(post.getall("release", [])), await _release_orgs(conn, request, exam))
         action, form = _form_action(form)
         if action != "save":
-            return await _builder_page(request, conn, releases=releases, form=form, exam=exam,
-                                       checked=action == "check")
+            return await _builder_page(
+                request, conn, releases=releases, form=form, exam=exam, checked=action == "check"
+            )
         spec, problems = await _checked_spec(request, conn, releases, form)
         if problems:
-            return await _builder_page(request, conn, releases=releases, form=form, exam=exam, problems=problems,
-                                       status=400, checked=True)
+            return await _builder_page(
+                request, conn, releases=releases, form=form, exam=exam, problems=problems, status=400, checked=True
+            )
         await update_exam(conn, exam, [r["id"] for r in releases], spec, user.username)
     return redirect(request, "ws_exam", code=exam["code"])
 
 
-async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], spec: exams.ExamSpec,
-                      by: str) -> None:
+async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], spec: exams.ExamSpec, by: str) -> None:
     """Store a draft exam's new spec and releases, audited like its creation."""
     late_until = min(spec.opens_at + dt.timedelta(minutes=spec.late_entry_minutes), spec.closes_at)
     async with conn.transaction():
@@ -292,22 +329,38 @@ async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], sp
                    time_zone = $12
             WHERE id = $1 AND status = 'draft'
             """,
-            exam["id"], spec.title, spec.subject, release_ids[0], json.dumps(spec.to_json()),
-            spec.duration_minutes * 60, spec.opens_at, spec.closes_at, late_until, spec.grace_seconds, spec.show_score,
-            spec.time_zone or None)
+            exam["id"],
+            spec.title,
+            spec.subject,
+            release_ids[0],
+            json.dumps(spec.to_json()),
+            spec.duration_minutes * 60,
+            spec.opens_at,
+            spec.closes_at,
+            late_until,
+            spec.grace_seconds,
+            spec.show_score,
+            spec.time_zone or None,
+        )
         if done != "UPDATE 1":
             raise Conflict("exam_not_draft", f"exam {exam['code']} was opened meanwhile: it can no longer be edited")
         await exams.set_releases(conn, exam["id"], release_ids)
-        await audit.append(conn, exam["id"], "staff", "exam_edit",
-                           {"edit": "update", "by": by, "spec_sha256": exams.sha256_hex(spec.to_json())})
+        await audit.append(
+            conn,
+            exam["id"],
+            "staff",
+            "exam_edit",
+            {"edit": "update", "by": by, "spec_sha256": exams.sha256_hex(spec.to_json())},
+        )
 
 
 async def blueprint_json(request: web.Request) -> web.Response:
     """Live counts for the matrix: what each cell's releases have together, the short cells, the totals."""
     async with request.app[appkeys.POOL].acquire() as conn:
         try:
-            releases = await _releases(conn, _chosen(request.query.getall("release", [])),
-                                       await _release_orgs(conn, request))
+            releases = await _releases(
+                conn, _chosen(request.query.getall("release", [])), await _release_orgs(conn, request)
+            )
         except UserError as e:  # a .json address answers JSON, whatever the Accept header says
             return web.json_response(e.to_json(), status=e.status)
         avail = await builder.availability(conn, [r["id"] for r in releases])
@@ -326,14 +379,24 @@ async def _exam_context(conn, exam) -> dict:
                EXISTS (SELECT 1 FROM candidate_forms f WHERE f.candidate_id = c.id) AS has_form,
                (SELECT a.status FROM attempts a WHERE a.candidate_id = c.id ORDER BY a.id DESC LIMIT 1) AS attempt
         FROM candidates c WHERE c.exam_id = $1 ORDER BY c.room, c.full_name, c.code
-        """, exam["id"])
+        """,
+        exam["id"],
+    )
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
     items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
     running = sum(c["attempt"] == "in_progress" for c in candidates)
     # Who would lose a printed ticket if tickets were issued again (those who started keep theirs).
     ticketed = sum(c["has_ticket"] and c["attempt"] is None for c in candidates)
-    return {"exam": exam, "spec": spec, "candidates": candidates, "rooms": rooms, "item_count": items,
-            "running": running, "ticketed": ticketed, "seb_assurance": seb.assurance(spec.policies.get("seb"))}
+    return {
+        "exam": exam,
+        "spec": spec,
+        "candidates": candidates,
+        "rooms": rooms,
+        "item_count": items,
+        "running": running,
+        "ticketed": ticketed,
+        "seb_assurance": seb.assurance(spec.policies.get("seb")),
+    }
 
 
 async def exam_page(request: web.Request) -> web.Response:
@@ -356,15 +419,19 @@ async def preview(request: web.Request) -> web.Response:
         pool = await exams.load_pool(conn, ids)
         seed = hashlib.sha256(f"cbt-preview/{exam['code']}/{raw}".encode()).digest()
         try:
-            form = assembly.draw_form(spec.blueprint, pool, seed, shuffle_items=spec.shuffle_items,
-                                      shuffle_options=spec.shuffle_options)
+            form = assembly.draw_form(
+                spec.blueprint, pool, seed, shuffle_items=spec.shuffle_items, shuffle_options=spec.shuffle_options
+            )
         except assembly.InfeasibleBlueprint as e:
             raise UserError("infeasible_blueprint", str(e), count=len(e.shortfalls)) from None
         rendered = await exams.render_items(conn, ids, [fi.pk for fi in form.items])
     payload, _ = delivery.build_form_payload(form, rendered)
     seed_number = int(raw)
-    return render(request, "workspace/exams_preview.html", {
-        "exam": exam, "spec": spec, "form": payload, "seed": seed_number, "next_seed": seed_number % 1_000_000 + 1})
+    return render(
+        request,
+        "workspace/exams_preview.html",
+        {"exam": exam, "spec": spec, "form": payload, "seed": seed_number, "next_seed": seed_number % 1_000_000 + 1},
+    )
 
 
 def _in_reader_language(request: web.Request, problems: list[dict]) -> list[dict]:
@@ -396,36 +463,55 @@ async def roster_upload(request: web.Request) -> web.Response:
         raise Conflict("exam_closed", f"exam {exam['code']} is closed: its roster cannot change")
     problems, total = [], 0
     if upload is None or isinstance(upload, str):
-        problems = [{"row": None, "column": None, "message": "choose the roster file (CSV or .xlsx) to import",
-                     "code": "no_roster_file"}]
+        problems = [
+            {
+                "row": None,
+                "column": None,
+                "message": "choose the roster file (CSV or .xlsx) to import",
+                "code": "no_roster_file",
+            }
+        ]
     else:
         try:
             # Read in the reading process, holding no database connection meanwhile.
-            candidates = await uploads.off_loop(roster.parse_roster, upload.file.read(),
-                                                upload.filename or "roster.csv")
+            candidates = await uploads.off_loop(
+                roster.parse_roster, upload.file.read(), upload.filename or "roster.csv"
+            )
             async with pool.acquire() as conn:
                 count = await exams.add_roster(conn, exam["code"], candidates)
         except roster.RosterError as e:
-            problems = [p.to_json() for p in e.problems[:roster.MAX_REPORTED]]
+            problems = [p.to_json() for p in e.problems[: roster.MAX_REPORTED]]
             total = e.details["problem_count"]
         except UserError as e:
-            problems = [{"row": None, "column": None, "message": error_text(request, e), "code": e.code,
-                         "details": e.details}]
+            problems = [
+                {"row": None, "column": None, "message": error_text(request, e), "code": e.code, "details": e.details}
+            ]
     if problems:
         async with pool.acquire() as conn:
             ctx = await _exam_context(conn, exam)
-        return render(request, "workspace/exams_exam.html",
-                      ctx | {"problems": _in_reader_language(request, problems), "notice": None,
-                             "more_problems": max(0, total - len(problems))}, status=400)
+        return render(
+            request,
+            "workspace/exams_exam.html",
+            ctx
+            | {
+                "problems": _in_reader_language(request, problems),
+                "notice": None,
+                "more_problems": max(0, total - len(problems)),
+            },
+            status=400,
+        )
     return redirect(request, "ws_exam", {"done": "roster", "n": count}, code=exam["code"])
 
 
 async def roster_template(request: web.Request) -> web.Response:
     """The roster workbook to fill in (the headers the import takes, an example row)."""
-    return web.Response(body=roster.template_xlsx(), headers={
-        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "Content-Disposition": 'attachment; filename="danh-sach-thi-sinh.xlsx"',
-    })
+    return web.Response(
+        body=roster.template_xlsx(),
+        headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": 'attachment; filename="danh-sach-thi-sinh.xlsx"',
+        },
+    )
 
 
 # -- tickets ----------------------------------------------------------------------------
@@ -444,8 +530,10 @@ SHEET_MINUTES = 10
 def _sheet_keys(sheet_id: str) -> tuple[bytes, bytes]:
     """(the row's key, the encryption key) of a sheet id."""
     raw = sheet_id.encode()
-    return (hashlib.sha256(b"cbt ticket sheet row\x00" + raw).digest(),
-            hashlib.sha256(b"cbt ticket sheet key\x00" + raw).digest())
+    return (
+        hashlib.sha256(b"cbt ticket sheet row\x00" + raw).digest(),
+        hashlib.sha256(b"cbt ticket sheet key\x00" + raw).digest(),
+    )
 
 
 async def _keep_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, rows: list[dict]) -> str:
@@ -457,7 +545,12 @@ async def _keep_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, rows
     await conn.execute(
         "INSERT INTO ticket_sheets (id_sha256, exam_id, issued_by, sheet, expires_at)"
         " VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))",
-        row_key, exam_id, user_id, sheet, SHEET_MINUTES)
+        row_key,
+        exam_id,
+        user_id,
+        sheet,
+        SHEET_MINUTES,
+    )
     return sheet_id
 
 
@@ -467,7 +560,11 @@ async def _take_sheet(conn: asyncpg.Connection, exam_id: int, user_id: int, shee
     await conn.execute("DELETE FROM ticket_sheets WHERE expires_at < now()")
     sheet = await conn.fetchval(
         "DELETE FROM ticket_sheets WHERE id_sha256 = $1 AND exam_id = $2 AND issued_by = $3 AND expires_at >= now()"
-        " RETURNING sheet", row_key, exam_id, user_id)
+        " RETURNING sheet",
+        row_key,
+        exam_id,
+        user_id,
+    )
     if sheet is None:
         return None
     try:
@@ -492,9 +589,13 @@ async def tickets(request: web.Request) -> web.Response:
                 sheet_id = await _keep_sheet(conn, exam["id"], user.id, rows)
         except UserError as e:
             ctx = await _exam_context(conn, exam)
-            return render(request, "workspace/exams_exam.html", ctx | {
-                "problems": [], "notice": None, "tickets_error": e,
-                "tickets_error_text": error_text(request, e)}, status=e.status)
+            return render(
+                request,
+                "workspace/exams_exam.html",
+                ctx
+                | {"problems": [], "notice": None, "tickets_error": e, "tickets_error_text": error_text(request, e)},
+                status=e.status,
+            )
     return redirect(request, "ws_exam_ticket_sheet", code=exam["code"], sheet=sheet_id)
 
 
@@ -505,11 +606,18 @@ async def ticket_sheet(request: web.Request) -> web.Response:
         exam = await _exam_for(conn, request)
         rows = await _take_sheet(conn, exam["id"], user.id, request.match_info["sheet"])
     if rows is None:
-        return render(request, "workspace/exams_tickets_gone.html", {"exam": exam, "minutes": SHEET_MINUTES},
-                      status=410)
-    return render(request, "exam/tickets.html", {"exam": {"title": exam["title"]},
-                                                 "rooms": roster.tickets_by_room(rows),
-                                                 "address": public_url(request) + "/exam"})
+        return render(
+            request, "workspace/exams_tickets_gone.html", {"exam": exam, "minutes": SHEET_MINUTES}, status=410
+        )
+    return render(
+        request,
+        "exam/tickets.html",
+        {
+            "exam": {"title": exam["title"]},
+            "rooms": roster.tickets_by_room(rows),
+            "address": public_url(request) + "/exam",
+        },
+    )
 
 
 async def open_(request: web.Request) -> web.Response:
@@ -539,14 +647,22 @@ async def close(request: web.Request) -> web.Response:
             raise Conflict("exam_not_open", f"exam {exam['code']} is {exam['status']}: only an open exam can be closed")
         running = len(await conn.fetch(_IN_PROGRESS, exam["id"]))
         if running and form.get("submit_running") != "1":
-            raise Conflict("attempts_in_progress",
-                           f"{running} candidate(s) are still writing exam {exam['code']}: tick the box that submits "
-                           "their answers as they are now, or wait until they have finished",
-                           running=running, exam=exam["code"])
+            raise Conflict(
+                "attempts_in_progress",
+                f"{running} candidate(s) are still writing exam {exam['code']}: tick the box that submits "
+                "their answers as they are now, or wait until they have finished",
+                running=running,
+                exam=exam["code"],
+            )
         async with conn.transaction():
             await conn.execute("UPDATE exams SET status = 'closed' WHERE id = $1", exam["id"])
-            await audit.append(conn, exam["id"], "staff", "exam_edit",
-                               {"edit": "close", "by": user.username, "submitted_running": running})
+            await audit.append(
+                conn,
+                exam["id"],
+                "staff",
+                "exam_edit",
+                {"edit": "close", "by": user.username, "submitted_running": running},
+            )
         # After the commit: a Start racing with the close may still create an
         # attempt; the deadline sweep submits those of a closed exam too.
         for row in await conn.fetch(_IN_PROGRESS, exam["id"]):

@@ -35,9 +35,14 @@ def _filter(query) -> authoring.DraftFilter:
     if state and state not in authoring.STATES:
         raise UserError("bad_filter", f"state must be one of {', '.join(authoring.STATES)}")
     return authoring.DraftFilter(
-        subject=query.get("subject", "").strip()[:64], grade=number("grade", range(1, 13)),
-        topic=query.get("topic", "").strip()[:100], level=number("level", range(1, 5)), type=kind, state=state,
-        text=query.get("q", "").strip()[:200])
+        subject=query.get("subject", "").strip()[:64],
+        grade=number("grade", range(1, 13)),
+        topic=query.get("topic", "").strip()[:100],
+        level=number("level", range(1, 5)),
+        type=kind,
+        state=state,
+        text=query.get("q", "").strip()[:200],
+    )
 
 
 async def index(request: web.Request) -> web.Response:
@@ -47,11 +52,20 @@ async def index(request: web.Request) -> web.Response:
         items = await authoring.search(conn, user, f)
         facets = await authoring.facets(conn, user)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
-    return render(request, "workspace/items.html", {
-        "items": items, "filter": f, "facets": facets, "levels": authoring.LEVELS, "types": authoring.TYPES,
-        "states": authoring.STATES, "done": request.query.get("done", ""),
-        "subject_names": names,
-    })
+    return render(
+        request,
+        "workspace/items.html",
+        {
+            "items": items,
+            "filter": f,
+            "facets": facets,
+            "levels": authoring.LEVELS,
+            "types": authoring.TYPES,
+            "states": authoring.STATES,
+            "done": request.query.get("done", ""),
+            "subject_names": names,
+        },
+    )
 
 
 # ---------------------------------------------------------------- editor
@@ -68,15 +82,37 @@ def _preview(item, media: dict[str, bytes]) -> dict | None:
     return None if item is None else {"item": item, "view": student_view(item, media)}
 
 
-def _editor(request: web.Request, *, values: dict, subjects: list[subject_list.Subject], row=None, problems=None,
-            preview=None, status: int = 200, extra: dict | None = None) -> web.Response:
+def _editor(
+    request: web.Request,
+    *,
+    values: dict,
+    subjects: list[subject_list.Subject],
+    row=None,
+    problems=None,
+    preview=None,
+    status: int = 200,
+    extra: dict | None = None,
+) -> web.Response:
     ctx = {
-        "v": values, "row": row, "problems": problems or {}, "preview": preview, "types": authoring.TYPES,
+        "v": values,
+        "row": row,
+        "problems": problems or {},
+        "preview": preview,
+        "types": authoring.TYPES,
         # Chosen from the organisation's list (the item's, when it exists), never typed.
-        "subjects": subjects, "subject_codes": {s.code for s in subjects},
-        "levels": authoring.LEVELS, "option_ids": authoring.OPTION_IDS, "statement_ids": authoring.STATEMENT_IDS,
-        "short_formats": authoring.SHORT_FORMATS, "letters": LETTERS, "events": [], "media": {}, "history": [],
-        "versions": [], "notice": request.query.get("done", ""), "may_edit": True,
+        "subjects": subjects,
+        "subject_codes": {s.code for s in subjects},
+        "levels": authoring.LEVELS,
+        "option_ids": authoring.OPTION_IDS,
+        "statement_ids": authoring.STATEMENT_IDS,
+        "short_formats": authoring.SHORT_FORMATS,
+        "letters": LETTERS,
+        "events": [],
+        "media": {},
+        "history": [],
+        "versions": [],
+        "notice": request.query.get("done", ""),
+        "may_edit": True,
         "error": None,
     }
     ctx.update(extra or {})
@@ -93,8 +129,17 @@ async def new_page(request: web.Request) -> web.Response:
         mine = await authoring.subjects_of(conn, user.id)
         subject = found.code if found else next((s.code for s in listed if s.code in mine), "")
         suggested = await authoring.suggest_id(conn, subject, int(grade) if grade.isdigit() else None)
-    values = {"id": suggested, "type": "single", "subject": subject, "grade": grade, "level": "1",
-              "points": "0.25", "lang": "vi", "shuffle": "on", "short_format": "vn-numeric"}
+    values = {
+        "id": suggested,
+        "type": "single",
+        "subject": subject,
+        "grade": grade,
+        "level": "1",
+        "points": "0.25",
+        "lang": "vi",
+        "shuffle": "on",
+        "short_format": "vn-numeric",
+    }
     return _editor(request, values=values, subjects=listed)
 
 
@@ -105,14 +150,24 @@ async def create(request: web.Request) -> web.Response:
         try:
             pk = await authoring.create_item(conn, user, form)
         except authoring.InvalidItem as e:
-            return _editor(request, values=_form_values(form), problems=e.checked.problems,
-                           preview=_preview(e.checked.item, {}), status=400,
-                           subjects=await subject_list.list_for(conn, user.org_id))
+            return _editor(
+                request,
+                values=_form_values(form),
+                problems=e.checked.problems,
+                preview=_preview(e.checked.item, {}),
+                status=400,
+                subjects=await subject_list.list_for(conn, user.org_id),
+            )
         except UserError as e:
             if e.details.get("field") != "id":
                 raise
-            return _editor(request, values=_form_values(form), problems={"id": [error_text(request, e)]}, status=409,
-                           subjects=await subject_list.list_for(conn, user.org_id))
+            return _editor(
+                request,
+                values=_form_values(form),
+                problems={"id": [error_text(request, e)]},
+                status=409,
+                subjects=await subject_list.list_for(conn, user.org_id),
+            )
     return redirect(request, "ws_item", {"done": "saved"}, pk=pk)
 
 
@@ -125,14 +180,22 @@ async def _item_context(conn, user, row) -> dict:
         history = await results.item_history(conn, bank_pk, await accounts.visible_org_ids(conn, user))
     may_change = row["author_id"] == user.id or user.role == "admin"
     return {
-        "item": item, "media": media, "history": history, "events": await authoring.events(conn, row["id"]),
-        "versions": await authoring.versions(conn, user, row["item_id"]), "in_bank": bank_pk is not None,
+        "item": item,
+        "media": media,
+        "history": history,
+        "events": await authoring.events(conn, row["id"]),
+        "versions": await authoring.versions(conn, user, row["item_id"]),
+        "in_bank": bank_pk is not None,
         "may_change": may_change and row["state"] in authoring.EDITABLE,
         # Approved (or imported) versions are frozen: saving makes the next version.
         "may_edit": (may_change and row["state"] in authoring.EDITABLE) or row["state"] == "approved",
         "may_retire": may_change and row["state"] != "retired",
-        "may_review": (user.role == "reviewer" and row["state"] == "submitted" and row["author_id"] != user.id
-                       and row["subject"] in await authoring.subjects_of(conn, user.id)),
+        "may_review": (
+            user.role == "reviewer"
+            and row["state"] == "submitted"
+            and row["author_id"] != user.id
+            and row["subject"] in await authoring.subjects_of(conn, user.id)
+        ),
         "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
     }
 
@@ -144,8 +207,9 @@ async def item_page(request: web.Request) -> web.Response:
         extra = await _item_context(conn, user, row)
         listed = await subject_list.list_for(conn, row["org_id"])
     values = {"id": row["item_id"], **authoring.item_to_fields(extra["item"])}
-    return _editor(request, values=values, row=row, preview=_preview(extra["item"], extra["media"]), extra=extra,
-                   subjects=listed)
+    return _editor(
+        request, values=values, row=row, preview=_preview(extra["item"], extra["media"]), extra=extra, subjects=listed
+    )
 
 
 async def save(request: web.Request) -> web.Response:
@@ -159,9 +223,16 @@ async def save(request: web.Request) -> web.Response:
             row = await authoring.get_draft(conn, user, pk)
             extra = await _item_context(conn, user, row)
             values = {**_form_values(form), "id": row["item_id"]}
-            return _editor(request, values=values, row=row, problems=e.checked.problems,
-                           preview=_preview(e.checked.item, extra["media"]), status=400, extra=extra,
-                           subjects=await subject_list.list_for(conn, row["org_id"]))
+            return _editor(
+                request,
+                values=values,
+                row=row,
+                problems=e.checked.problems,
+                preview=_preview(e.checked.item, extra["media"]),
+                status=400,
+                extra=extra,
+                subjects=await subject_list.list_for(conn, row["org_id"]),
+            )
     done = "new_version" if new_pk != pk else "saved"
     return redirect(request, "ws_item", {"done": done}, pk=new_pk)
 
@@ -178,11 +249,19 @@ async def preview(request: web.Request) -> web.Response:
             row = await authoring.get_draft(conn, user, int(raw_pk))
             media = await authoring.media_of(conn, row["id"])
             item_id = row["item_id"]
-    checked = authoring.check_fields(form, item_id=item_id if len(item_id) <= 64 else "PREVIEW", version=1,
-                                     media_paths=set(media))
-    return render(request, "workspace/items_preview.html", {
-        "preview": _preview(checked.item, media), "problems": checked.problems, "letters": LETTERS, "fragment": True,
-    })
+    checked = authoring.check_fields(
+        form, item_id=item_id if len(item_id) <= 64 else "PREVIEW", version=1, media_paths=set(media)
+    )
+    return render(
+        request,
+        "workspace/items_preview.html",
+        {
+            "preview": _preview(checked.item, media),
+            "problems": checked.problems,
+            "letters": LETTERS,
+            "fragment": True,
+        },
+    )
 
 
 async def upload_media(request: web.Request) -> web.Response:
@@ -241,10 +320,13 @@ async def export(request: web.Request) -> web.Response:
     chosen = _chosen(form)
     async with request.app[appkeys.POOL].acquire() as conn:
         text = await authoring.export_yaml(conn, user, chosen or None)
-    return web.Response(body=text.encode("utf-8"), headers={
-        "Content-Type": "application/yaml; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="cbt-items.yaml"',
-    })
+    return web.Response(
+        body=text.encode("utf-8"),
+        headers={
+            "Content-Type": "application/yaml; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="cbt-items.yaml"',
+        },
+    )
 
 
 async def import_page(request: web.Request) -> web.Response:
@@ -257,9 +339,16 @@ async def import_submit(request: web.Request) -> web.Response:
     form = await request.post()
     upload = form.get("file")
     if not hasattr(upload, "file"):
-        return render(request, "workspace/items_import.html", {
-            "error": UserError("empty_file", "choose a .xlsx or .yaml file to import"), "problems": [],
-            "imported": None}, status=400)
+        return render(
+            request,
+            "workspace/items_import.html",
+            {
+                "error": UserError("empty_file", "choose a .xlsx or .yaml file to import"),
+                "problems": [],
+                "imported": None,
+            },
+            status=400,
+        )
     name = upload.filename or ""
     data = upload.file.read(authoring.MAX_IMPORT_BYTES + 1)
     async with request.app[appkeys.POOL].acquire() as conn:
@@ -271,8 +360,12 @@ async def import_submit(request: web.Request) -> web.Response:
             else:
                 raise UserError("bad_file_type", "import a spreadsheet (.xlsx, from the template) or a .yaml file")
         except UserError as e:
-            return render(request, "workspace/items_import.html", {
-                "error": e, "problems": e.details.get("problems", []), "imported": None}, status=e.status)
+            return render(
+                request,
+                "workspace/items_import.html",
+                {"error": e, "problems": e.details.get("problems", []), "imported": None},
+                status=e.status,
+            )
     return render(request, "workspace/items_import.html", {"error": None, "problems": [], "imported": len(pks)})
 
 
@@ -285,8 +378,11 @@ async def review_queue(request: web.Request) -> web.Response:
         queue = await authoring.review_queue(conn, user)
         subjects = await authoring.subjects_of(conn, user.id)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
-    return render(request, "workspace/review.html", {"queue": queue, "subjects": subjects, "subject_names": names,
-                                                    "done": request.query.get("done", "")})
+    return render(
+        request,
+        "workspace/review.html",
+        {"queue": queue, "subjects": subjects, "subject_names": names, "done": request.query.get("done", "")},
+    )
 
 
 async def review_decide(request: web.Request) -> web.Response:
@@ -298,25 +394,37 @@ async def review_decide(request: web.Request) -> web.Response:
     return redirect(request, "ws_review", {"done": decision})
 
 
-async def subjects_page(request: web.Request, *, error: UserError | None = None, status: int = 200,
-                        done: str = "", username: str = "") -> web.Response:
+async def subjects_page(
+    request: web.Request, *, error: UserError | None = None, status: int = 200, done: str = "", username: str = ""
+) -> web.Response:
     """The organisation's list of subjects, what is in use but not on it, and who writes and reviews what."""
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await accounts.visible_org_ids(conn, user)
         staff = await authoring.staff_with_subjects(conn, user)
         listed = await subject_list.list_for(conn, user.org_id)
-        org_codes = dict(await conn.fetch("SELECT id, code FROM orgs WHERE id = ANY($1::bigint[])",
-                                          list({s.org_id for s in listed})))
+        org_codes = dict(
+            await conn.fetch("SELECT id, code FROM orgs WHERE id = ANY($1::bigint[])", list({s.org_id for s in listed}))
+        )
         missing = await subject_list.not_in_list(conn, orgs)
         names = await subject_list.names(conn, orgs)
     wanted = (username or request.query.get("user", "")).lower()
     chosen = next((s for s in staff if s["username"] == wanted), staff[0] if staff else None)
-    return render(request, "workspace/review_subjects.html", {
-        "staff": staff, "listed": listed, "org_codes": org_codes, "missing": missing, "subject_names": names,
-        "chosen": chosen, "error": error,
-        "done": done or request.query.get("done", ""),
-    }, status=status)
+    return render(
+        request,
+        "workspace/review_subjects.html",
+        {
+            "staff": staff,
+            "listed": listed,
+            "org_codes": org_codes,
+            "missing": missing,
+            "subject_names": names,
+            "chosen": chosen,
+            "error": error,
+            "done": done or request.query.get("done", ""),
+        },
+        status=status,
+    )
 
 
 async def subjects_submit(request: web.Request) -> web.Response:

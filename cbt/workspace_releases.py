@@ -42,16 +42,20 @@ async def _orgs(conn, user) -> list[int]:
 
 
 def _release_id(request: web.Request) -> int:
-    return path_id(request, "release_id",
-                   NotFound("unknown_release", "no such release: choose one from the list of releases"))
+    return path_id(
+        request, "release_id", NotFound("unknown_release", "no such release: choose one from the list of releases")
+    )
 
 
 def _filters(query) -> dict:
     level = query.get("level", "").strip()
     if level and (not level.isdigit() or int(level) not in LEVELS):
         raise UserError("bad_filter", "level must be one of 1, 2, 3, 4")
-    return {"subject": query.get("subject", "").strip()[:64], "topic": query.get("topic", "").strip()[:200],
-            "level": int(level) if level else None}
+    return {
+        "subject": query.get("subject", "").strip()[:64],
+        "topic": query.get("topic", "").strip()[:200],
+        "level": int(level) if level else None,
+    }
 
 
 async def index(request: web.Request, *, error: UserError | None = None, form: dict | None = None) -> web.Response:
@@ -64,16 +68,32 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
         listed = await releases.list_for(conn, orgs)
         # The bank's releases this organisation may use, by the bank's own rule; those built here are listed above.
         built = {r["bank_release_id"] for r in listed}
-        in_bank = [r for r in await bank.list_releases(conn, await bank.release_org_ids(conn, user.org_id))
-                   if r["id"] not in built]
+        in_bank = [
+            r
+            for r in await bank.list_releases(conn, await bank.release_org_ids(conn, user.org_id))
+            if r["id"] not in built
+        ]
         listed_subjects = await subject_list.list_for(conn, user.org_id)
         names = await subject_list.names(conn, orgs)
     chosen = {int(pk) for pk in (form or {}).get("items", ()) if pk.isdigit()}
-    return render(request, "workspace/releases.html", {
-        "items": items, "facets": facets, "filter": f, "levels": LEVELS, "releases": listed,
-        "bank_releases": in_bank, "error": error, "form": form or {}, "chosen": chosen,
-        "subjects": listed_subjects, "subject_names": names,
-    }, status=error.status if error else 200)
+    return render(
+        request,
+        "workspace/releases.html",
+        {
+            "items": items,
+            "facets": facets,
+            "filter": f,
+            "levels": LEVELS,
+            "releases": listed,
+            "bank_releases": in_bank,
+            "error": error,
+            "form": form or {},
+            "chosen": chosen,
+            "subjects": listed_subjects,
+            "subject_names": names,
+        },
+        status=error.status if error else 200,
+    )
 
 
 async def create(request: web.Request) -> web.Response:
@@ -87,8 +107,7 @@ async def create(request: web.Request) -> web.Response:
             if not raw.isdigit() or len(raw) > 18:
                 raise UserError("unknown_items", "the chosen items are not valid: reload the page and choose again")
             pks.append(int(raw))
-        build = releases.Build(form["name"], form["version"], form["title"], form["subject"],
-                               tuple(dict.fromkeys(pks)))
+        build = releases.Build(form["name"], form["version"], form["title"], form["subject"], tuple(dict.fromkeys(pks)))
         async with request.app[appkeys.POOL].acquire() as conn:
             release_id = await releases.create(conn, user, await _orgs(conn, user), build)
     except UserError as e:
@@ -106,14 +125,28 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
         status, detail = await releases.verification(conn, row)
         # Trusted or not for the release's own organisation: a department's admin may sign a school's,
         # and a school's reviewer with the department's keys.
-        server_keys = (await releases.list_keys(conn, row["org_id"], await releases.signing_key_orgs(conn, user))
-                       if user.role in SIGNERS else [])
-    return render(request, "workspace/releases_detail.html", {
-        "r": row, "items": items, "status": status, "detail": detail, "server_keys": server_keys,
-        "can_sign": user.role in SIGNERS, "error": error,
-        "folder": f"{row['name']}-{row['version']}", "built": request.query.get("built") == "1",
-        "signed": request.query.get("signed") == "1",
-    }, status=error.status if error else 200)
+        server_keys = (
+            await releases.list_keys(conn, row["org_id"], await releases.signing_key_orgs(conn, user))
+            if user.role in SIGNERS
+            else []
+        )
+    return render(
+        request,
+        "workspace/releases_detail.html",
+        {
+            "r": row,
+            "items": items,
+            "status": status,
+            "detail": detail,
+            "server_keys": server_keys,
+            "can_sign": user.role in SIGNERS,
+            "error": error,
+            "folder": f"{row['name']}-{row['version']}",
+            "built": request.query.get("built") == "1",
+            "signed": request.query.get("signed") == "1",
+        },
+        status=error.status if error else 200,
+    )
 
 
 async def download_unsigned(request: web.Request) -> web.Response:
@@ -133,8 +166,9 @@ async def download_signed(request: web.Request) -> web.Response:
 
 def _attachment(body: bytes, filename: str, content_type: str) -> web.Response:
     # Names and versions allow only letters, digits, . _ and -, so the header needs no quoting.
-    return web.Response(body=body, content_type=content_type,
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return web.Response(
+        body=body, content_type=content_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 def _file(data, name: str) -> bytes | None:
@@ -150,8 +184,14 @@ async def upload_signature(request: web.Request) -> web.Response:
     data = await request.post()
     try:
         async with request.app[appkeys.POOL].acquire() as conn:
-            await releases.accept_upload(conn, release_id, await _orgs(conn, user), upload=_file(data, "package"),
-                                         manifest=_file(data, "manifest"), signature=_file(data, "signature"))
+            await releases.accept_upload(
+                conn,
+                release_id,
+                await _orgs(conn, user),
+                upload=_file(data, "package"),
+                manifest=_file(data, "manifest"),
+                signature=_file(data, "signature"),
+            )
     except UserError as e:
         if e.status == 404:
             raise
@@ -165,9 +205,14 @@ async def sign(request: web.Request) -> web.Response:
     data = await request.post()
     try:
         async with request.app[appkeys.POOL].acquire() as conn:
-            await releases.sign_on_server(conn, release_id, await _orgs(conn, user), str(data.get("key", "")),
-                                          str(data.get("passphrase", "")),
-                                          key_org_ids=await releases.signing_key_orgs(conn, user))
+            await releases.sign_on_server(
+                conn,
+                release_id,
+                await _orgs(conn, user),
+                str(data.get("key", "")),
+                str(data.get("passphrase", "")),
+                key_org_ids=await releases.signing_key_orgs(conn, user),
+            )
     except UserError as e:
         if e.code == "unknown_release":
             raise
@@ -182,10 +227,17 @@ async def keys_page(request: web.Request, *, error: UserError | None = None, don
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         listed = await releases.list_keys(conn, user.org_id, await _orgs(conn, user))
-    return render(request, "workspace/releases_keys.html", {
-        "keys": listed, "error": error, "done": done or request.query.get("done", ""),
-        "fp": request.query.get("fp", "")[:16],
-    }, status=error.status if error else 200)
+    return render(
+        request,
+        "workspace/releases_keys.html",
+        {
+            "keys": listed,
+            "error": error,
+            "done": done or request.query.get("done", ""),
+            "fp": request.query.get("fp", "")[:16],
+        },
+        status=error.status if error else 200,
+    )
 
 
 async def keys_create(request: web.Request) -> web.Response:
@@ -193,8 +245,9 @@ async def keys_create(request: web.Request) -> web.Response:
     data = await request.post()
     try:
         async with request.app[appkeys.POOL].acquire() as conn:
-            fp = await releases.generate_key(conn, user, str(data.get("name", "")), str(data.get("passphrase", "")),
-                                             str(data.get("passphrase2", "")))
+            fp = await releases.generate_key(
+                conn, user, str(data.get("name", "")), str(data.get("passphrase", "")), str(data.get("passphrase2", ""))
+            )
     except UserError as e:
         return await keys_page(request, error=e)
     return redirect(request, "ws_keys", {"done": "created", "fp": fp})
@@ -208,8 +261,7 @@ async def keys_upload(request: web.Request) -> web.Response:
         if not pem:
             raise UserError("no_key_file", "choose the .key file made by cbt keys generate")
         async with request.app[appkeys.POOL].acquire() as conn:
-            fp = await releases.upload_key(conn, user, str(data.get("name", "")), pem,
-                                           str(data.get("passphrase", "")))
+            fp = await releases.upload_key(conn, user, str(data.get("name", "")), pem, str(data.get("passphrase", "")))
     except UserError as e:
         return await keys_page(request, error=e)
     return redirect(request, "ws_keys", {"done": "created", "fp": fp})

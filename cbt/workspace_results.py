@@ -45,6 +45,7 @@ def _pk(request: web.Request) -> int:
 
 # -- marking ------------------------------------------------------------------------
 
+
 async def marking_index(request: web.Request) -> web.Response:
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
@@ -58,7 +59,9 @@ async def marking_index(request: web.Request) -> web.Response:
                                                      AND NOT a.voided AND a.provisional) AS provisional
             FROM exams e JOIN orgs o ON o.id = e.org_id
             WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
-            """, await accounts.visible_org_ids(conn, user))
+            """,
+            await accounts.visible_org_ids(conn, user),
+        )
     return render(request, "workspace/marking_index.html", {"exams": listed})
 
 
@@ -69,9 +72,17 @@ async def marking_exam(request: web.Request) -> web.Response:
     return render(request, "workspace/marking_exam.html", {"exam": exam, "items": items})
 
 
-async def _item_page(request: web.Request, conn, exam, pk: int, *, number: int | None,
-                     error: UserError | None = None, typed: dict | None = None,
-                     saved: int | None = None) -> web.Response:
+async def _item_page(
+    request: web.Request,
+    conn,
+    exam,
+    pk: int,
+    *,
+    number: int | None,
+    error: UserError | None = None,
+    typed: dict | None = None,
+    saved: int | None = None,
+) -> web.Response:
     row, item = await marking.essay_item(conn, exam["id"], pk)
     queue = await marking.scripts(conn, exam, pk)
     script = None
@@ -88,12 +99,25 @@ async def _item_page(request: web.Request, conn, exam, pk: int, *, number: int |
         return str(base.url_for(item_id=row["item_id"], version=str(row["version"]), path=path))
 
     decimals = marking.report_decimals(exam)
-    return render(request, "workspace/marking_item.html", {
-        "exam": exam, "row": row, "item": item, "r": render_item(item, media_url), "queue": queue,
-        "script": script, "history": history, "marked": sum(s.mark is not None for s in queue),
-        "step": marking.step_of(decimals), "error": error, "typed": typed or {},
-        "saved": saved if saved and not error else None,
-    }, status=error.status if error else 200)
+    return render(
+        request,
+        "workspace/marking_item.html",
+        {
+            "exam": exam,
+            "row": row,
+            "item": item,
+            "r": render_item(item, media_url),
+            "queue": queue,
+            "script": script,
+            "history": history,
+            "marked": sum(s.mark is not None for s in queue),
+            "step": marking.step_of(decimals),
+            "error": error,
+            "typed": typed or {},
+            "saved": saved if saved and not error else None,
+        },
+        status=error.status if error else 200,
+    )
 
 
 def _number(request: web.Request) -> int | None:
@@ -130,8 +154,9 @@ async def marking_save(request: web.Request) -> web.Response:
             # The marker sees the same script again, with what they typed and what to fix.
             queue = await marking.scripts(conn, exam, pk)
             shown = next((s.number for s in queue if str(s.attempt_id) == str(attempt_id)), None)
-            return await _item_page(request, conn, exam, pk, number=shown, error=e,
-                                    typed={"points": str(points), "comment": str(comment)})
+            return await _item_page(
+                request, conn, exam, pk, number=shown, error=e, typed={"points": str(points), "comment": str(comment)}
+            )
         queue = await marking.scripts(conn, exam, pk)
     done = next((s for s in queue if str(s.attempt_id) == str(attempt_id)), None)
     # On to the next unmarked script after this one (wrapping round), else stay.
@@ -144,6 +169,7 @@ async def marking_save(request: web.Request) -> web.Response:
 
 # -- results ------------------------------------------------------------------------
 
+
 async def results_index(request: web.Request) -> web.Response:
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
@@ -154,7 +180,9 @@ async def results_index(request: web.Request) -> web.Response:
                    (SELECT count(*) FROM attempts a WHERE a.exam_id = e.id AND a.status = 'submitted') AS submitted
             FROM exams e JOIN orgs o ON o.id = e.org_id
             WHERE e.org_id = ANY($1::bigint[]) ORDER BY e.opens_at DESC, e.code
-            """, await accounts.visible_org_ids(conn, user))
+            """,
+            await accounts.visible_org_ids(conn, user),
+        )
     return render(request, "workspace/results_index.html", {"exams": listed})
 
 
@@ -177,12 +205,21 @@ async def _rows(request: web.Request) -> tuple[asyncpg.Record, list[dict], list[
 async def results_exam(request: web.Request) -> web.Response:
     exam, rows, classes, chosen, head = await _rows(request)
     scored = [r["score"] for r in rows if r["score"] is not None]
-    return render(request, "workspace/results_exam.html", {
-        "exam": exam, "rows": rows, "classes": classes, "chosen": chosen,
-        "submitted": len(scored), "provisional": sum(1 for r in rows if r["provisional"]),
-        "mean": round_half_up(sum(scored, Decimal(0)) / len(scored), 2) if scored else None,
-        "query": "?" + urlencode({"class": chosen}) if chosen else "", "head": head,
-    })
+    return render(
+        request,
+        "workspace/results_exam.html",
+        {
+            "exam": exam,
+            "rows": rows,
+            "classes": classes,
+            "chosen": chosen,
+            "submitted": len(scored),
+            "provisional": sum(1 for r in rows if r["provisional"]),
+            "mean": round_half_up(sum(scored, Decimal(0)) / len(scored), 2) if scored else None,
+            "query": "?" + urlencode({"class": chosen}) if chosen else "",
+            "head": head,
+        },
+    )
 
 
 def _filename(exam: asyncpg.Record, chosen: str | None, ext: str) -> str:
@@ -192,10 +229,13 @@ def _filename(exam: asyncpg.Record, chosen: str | None, ext: str) -> str:
 
 async def results_csv(request: web.Request) -> web.Response:
     exam, rows, _, chosen, head = await _rows(request)
-    return web.Response(body=results.results_csv(rows, head).encode("utf-8"), headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "csv")}"',
-    })
+    return web.Response(
+        body=results.results_csv(rows, head).encode("utf-8"),
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "csv")}"',
+        },
+    )
 
 
 async def results_head(request: web.Request) -> web.Response:
@@ -203,10 +243,13 @@ async def results_head(request: web.Request) -> web.Response:
     async with request.app[appkeys.POOL].acquire() as conn:
         exam = await _visible_exam(conn, request)
         head = await heads.sign_current(conn, exam["code"])
-    return web.Response(body=head.text().encode("utf-8"), headers={
-        "Content-Type": "text/plain; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{exam["code"]}-audit-head-{head.head.seq}.txt"',
-    })
+    return web.Response(
+        body=head.text().encode("utf-8"),
+        headers={
+            "Content-Type": "text/plain; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{exam["code"]}-audit-head-{head.head.seq}.txt"',
+        },
+    )
 
 
 async def results_xlsx(request: web.Request) -> web.Response:
@@ -215,7 +258,10 @@ async def results_xlsx(request: web.Request) -> web.Response:
     # For people: sheet names and headers in the reader's language (the CSV keeps its keys).
     t = request.app[appkeys.CATALOGS].translator(language(request))
     results.write_results_xlsx(rows, out, head, results.xlsx_words(t), heads.row_words(t))
-    return web.Response(body=out.getvalue(), headers={
-        "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "xlsx")}"',
-    })
+    return web.Response(
+        body=out.getvalue(),
+        headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": f'attachment; filename="{_filename(exam, chosen, "xlsx")}"',
+        },
+    )

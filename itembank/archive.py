@@ -184,8 +184,11 @@ def open_release(source: Path | bytes, limits: ArchiveLimits | None = None) -> R
         try:
             # A zip is never much larger than what it unpacks to.
             if source.stat().st_size > limits.max_total_bytes:
-                raise TooLarge(f"{label}: the file is larger than {megabytes(limits.max_total_bytes)}, the most"
-                               " a release may unpack to", megabytes(limits.max_total_bytes))
+                raise TooLarge(
+                    f"{label}: the file is larger than {megabytes(limits.max_total_bytes)}, the most"
+                    " a release may unpack to",
+                    megabytes(limits.max_total_bytes),
+                )
             data = source.read_bytes()
         except FileNotFoundError:
             raise VerifyError("not-found", f"{source}: no such file or folder") from None

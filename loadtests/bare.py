@@ -36,8 +36,9 @@ UPSERT = """INSERT INTO bare_saves (key, seq, changes, at) VALUES ($1, $2, $3::j
 async def save(request: web.Request) -> web.Response:
     body = await read_json(request)
     changes = body["changes"]
-    seq = await request.app[POOL].fetchval(UPSERT, int(body["key"]), max(c["seq"] for c in changes),
-                                           json_bytes(changes).decode())
+    seq = await request.app[POOL].fetchval(
+        UPSERT, int(body["key"]), max(c["seq"] for c in changes), json_bytes(changes).decode()
+    )
     return json_body({"saved_seq": seq})
 
 
@@ -58,8 +59,9 @@ def make_app(dsn: str) -> web.Application:
 
 def worker(dsn: str, port: int) -> None:
     # As cbt's workers run (cbt/server.py run_worker).
-    web.run_app(make_app(dsn), host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=None,
-                loop=event_loop())
+    web.run_app(
+        make_app(dsn), host="127.0.0.1", port=port, reuse_port=True, access_log=None, print=None, loop=event_loop()
+    )
 
 
 def main() -> None:

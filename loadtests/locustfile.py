@@ -129,8 +129,12 @@ class Question(NamedTuple):
 
     @classmethod
     def of(cls, item: dict) -> Question:
-        return cls(item["ref"], item["type"], tuple(o["id"] for o in item.get("options") or ()),
-                   tuple(s["id"] for s in item.get("statements") or ()))
+        return cls(
+            item["ref"],
+            item["type"],
+            tuple(o["id"] for o in item.get("options") or ()),
+            tuple(s["id"] for s in item.get("statements") or ()),
+        )
 
 
 def value_for(q: Question, rng: random.Random):
@@ -154,8 +158,15 @@ def value_for(q: Question, rng: random.Random):
 # count and every batch's (time, ms) go to CBT_LOAD_RECORD-window.PID, so the harness can give the rate
 # and the latency, 10 s by 10 s, while every student sits.
 SEATED_NAME = "POST /api/v1/changes"
-_SEATED = {"spawned_at": None, "arriving": 0, "last_arrived": 0.0, "from": None, "closed_at": None, "count": 0,
-           "samples": []}
+_SEATED = {
+    "spawned_at": None,
+    "arriving": 0,
+    "last_arrived": 0.0,
+    "from": None,
+    "closed_at": None,
+    "count": 0,
+    "samples": [],
+}
 SETTLE_SECONDS = 10.0
 
 
@@ -192,9 +203,16 @@ def close_window() -> None:
     _SEATED["closed_at"] = time.time()
     target = os.environ.get("CBT_LOAD_RECORD")
     if target and _SEATED["count"]:
-        Path(f"{target}-window.{os.getpid()}").write_text(json.dumps(
-            {"from": _SEATED["from"], "to": _SEATED["closed_at"], "batches": _SEATED["count"],
-             "samples": _SEATED["samples"]}))
+        Path(f"{target}-window.{os.getpid()}").write_text(
+            json.dumps(
+                {
+                    "from": _SEATED["from"],
+                    "to": _SEATED["closed_at"],
+                    "batches": _SEATED["count"],
+                    "samples": _SEATED["samples"],
+                }
+            )
+        )
 
 
 @events.test_stopping.add_listener
@@ -204,14 +222,16 @@ def _stopping(**_kw) -> None:
 
 def _count(kind: str, name: str, ms: float, length: int = 0) -> None:
     """Something that is not a request, counted in Locust's table (as a success) under kind and name."""
-    events.request.fire(request_type=kind, name=name, response_time=ms, response_length=length, exception=None,
-                        context={})
+    events.request.fire(
+        request_type=kind, name=name, response_time=ms, response_length=length, exception=None, context={}
+    )
 
 
 def _fail(kind: str, name: str, message: str) -> None:
     """A failure that is not a request's, counted in Locust's table as an error under kind and name."""
-    events.request.fire(request_type=kind, name=name, response_time=0, response_length=0,
-                        exception=RuntimeError(message), context={})
+    events.request.fire(
+        request_type=kind, name=name, response_time=0, response_length=0, exception=RuntimeError(message), context={}
+    )
 
 
 def _count_retry(name: str, elapsed_ms: float) -> None:
@@ -240,15 +260,15 @@ class Candidate(FastHttpUser):
     def _auth(self) -> dict | None:
         return {"Authorization": f"Bearer {self.token}"} if self.token else None
 
-    def _request(self, method: str, path: str, body: dict | None = None, name: str | None = None,
-                 retry: bool = True) -> dict | None:
+    def _request(
+        self, method: str, path: str, body: dict | None = None, name: str | None = None, retry: bool = True
+    ) -> dict | None:
         """One API call, retried on transient failures as the exam page does; None if it failed for good."""
         name = name or path
         waited, attempt = 0.0, 0
         while True:
             kwargs = {"json": body} if method == "POST" else {}
-            with self.client.request(method, path, headers=self._auth(), name=name, catch_response=True,
-                                     **kwargs) as r:
+            with self.client.request(method, path, headers=self._auth(), name=name, catch_response=True, **kwargs) as r:
                 if r.status_code == 200:
                     return r.json()
                 transient = r.status_code in TRANSIENT
@@ -256,7 +276,7 @@ class Candidate(FastHttpUser):
                     r.failure(f"{r.status_code} {(r.text or '')[:200]}")
                     return None
                 r.success()
-                pause = min(8.0, 0.5 * 2 ** attempt) * (0.5 + self.rng.random())
+                pause = min(8.0, 0.5 * 2**attempt) * (0.5 + self.rng.random())
                 if r.status_code == 429:
                     try:
                         pause = max(0.5, float(r.json()["error"]["details"]["retry_after"]))
@@ -430,8 +450,15 @@ class BareUser(FastHttpUser):
     @task
     def save(self) -> None:
         self.seq += BATCH
-        changes = [{"seq": self.seq - i, "item": f"q{self.rng.randrange(30)}", "kind": "answer",
-                    "value": self.rng.choice("ABCD")} for i in range(BATCH)]
+        changes = [
+            {
+                "seq": self.seq - i,
+                "item": f"q{self.rng.randrange(30)}",
+                "kind": "answer",
+                "value": self.rng.choice("ABCD"),
+            }
+            for i in range(BATCH)
+        ]
         with self.client.post("/bare", json={"key": self.key, "changes": changes}, catch_response=True) as r:
             if r.status_code != 200:
                 r.failure(f"{r.status_code} {(r.text or '')[:200]}")
@@ -459,10 +486,13 @@ class ProctorUser(FastHttpUser):
         page = self.client.get("/login", name="/login (page)")
         marker = 'name="csrf_token" value="'
         at = page.text.find(marker)
-        csrf = page.text[at + len(marker):page.text.find('"', at + len(marker))] if at >= 0 else ""
-        with self.client.post("/login", data={"username": username, "password": password, "csrf_token": csrf,
-                                              "next": "/proctor"},
-                              allow_redirects=False, catch_response=True) as r:
+        csrf = page.text[at + len(marker) : page.text.find('"', at + len(marker))] if at >= 0 else ""
+        with self.client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": csrf, "next": "/proctor"},
+            allow_redirects=False,
+            catch_response=True,
+        ) as r:
             if r.status_code not in (302, 303):
                 r.failure(f"proctor login: {r.status_code}")
                 raise StopUser()
@@ -480,11 +510,14 @@ class ProctorUser(FastHttpUser):
                 # A room may be empty (more proctors than rooms), never hold another room's students.
                 strangers = [c["code"] for c in state["candidates"] if c["room"] != self.room]
                 if strangers:
-                    _fail("SSE", "room update", f"room {self.room}: {len(strangers)} of "
-                                                f"{len(state['candidates'])} candidates are of other rooms")
+                    _fail(
+                        "SSE",
+                        "room update",
+                        f"room {self.room}: {len(strangers)} of "
+                        f"{len(state['candidates'])} candidates are of other rooms",
+                    )
                     return
-                _count("SSE", "room update" if updates else f"{name} (first update)", (now - last) * 1000,
-                       len(data))
+                _count("SSE", "room update" if updates else f"{name} (first update)", (now - last) * 1000, len(data))
                 updates += 1
                 last = now
         except SSERefused as e:
@@ -510,8 +543,10 @@ def sse_data(base: str, path: str, cookie: str) -> Iterator[bytes]:
     url = urlsplit(base)
     sock = socket.create_connection((url.hostname, url.port or 80), timeout=60)
     try:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAccept: text/event-stream\r\n"
-                     f"Cookie: {cookie}\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAccept: text/event-stream\r\n"
+            f"Cookie: {cookie}\r\n\r\n".encode()
+        )
         stream = sock.makefile("rb")
         status = stream.readline()
         headers = {}

@@ -104,11 +104,13 @@ def dimension_liar(header: list[str], rows: list[list[str]]) -> bytes:
 
 def cell_bomb(cells: int, per_row: int = 100, *, header: list[str] | None = None) -> bytes:
     """`cells` real cells, `per_row` to a row: tens of MB of XML in a zip of tens of KB."""
+
     def chunks() -> Iterator[bytes]:
         yield f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{MAIN_NS}"><sheetData>'.encode()
         if header:
-            yield ("<row>" + "".join(_text_cell(f"{_column(i)}1", h) for i, h in enumerate(header, 1))
-                   + "</row>").encode()
+            yield (
+                "<row>" + "".join(_text_cell(f"{_column(i)}1", h) for i, h in enumerate(header, 1)) + "</row>"
+            ).encode()
         row = b"<row>" + b"<c><v>1</v></c>" * per_row + b"</row>"
         for _ in range(-(-cells // per_row)):
             yield row
@@ -119,6 +121,7 @@ def cell_bomb(cells: int, per_row: int = 100, *, header: list[str] | None = None
 
 def row_bomb(rows: int) -> bytes:
     """`rows` empty <row/> elements: nothing to read, a lot to walk through."""
+
     def chunks() -> Iterator[bytes]:
         yield f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{MAIN_NS}"><sheetData>'.encode()
         for _ in range(rows // 1000):
@@ -158,10 +161,34 @@ def zip_of(members: list[tuple[str, bytes]], zeros: list[tuple[str, int]] = ()) 
     def add(name: str, method: int, data: bytes, crc: int, size: int) -> None:
         encoded = name.encode()
         offset = out.tell()
-        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size,
-                              len(encoded), 0) + encoded + data)
-        directory.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc, len(data),
-                                     size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded)
+        out.write(
+            struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), size, len(encoded), 0)
+            + encoded
+            + data
+        )
+        directory.append(
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + encoded
+        )
 
     for name, data in members:
         add(name, 0, data, zlib.crc32(data), len(data))
@@ -171,8 +198,9 @@ def zip_of(members: list[tuple[str, bytes]], zeros: list[tuple[str, int]] = ()) 
     start = out.tell()
     for entry in directory:
         out.write(entry)
-    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(directory), len(directory), out.tell() - start,
-                          start, 0))
+    out.write(
+        struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(directory), len(directory), out.tell() - start, start, 0)
+    )
     return out.getvalue()
 
 
@@ -223,6 +251,7 @@ def allocate(size: int) -> int:
 
 # ---------------------------------------------------------------- releases
 
+
 def sign_unchecked(folder: Path, key: Any) -> None:
     """Sign a release folder as another tool (or an older cbt) might: without cbt's checks."""
     from itembank import package
@@ -255,8 +284,7 @@ def unsafe_release(root: Path) -> tuple[Path, Path, Any]:
     write_demo_bank(folder)
     first = sorted((folder / "items").iterdir())[0]
     text = first.read_text(encoding="utf-8")
-    first.write_text(re.sub(r"^stem: .*$", "stem: '" + UNSAFE_STEM + "'", text, count=1, flags=re.M),
-                     encoding="utf-8")
+    first.write_text(re.sub(r"^stem: .*$", "stem: '" + UNSAFE_STEM + "'", text, count=1, flags=re.M), encoding="utf-8")
     key = Ed25519PrivateKey.generate()
     sign_unchecked(folder, key)
     package.pack(folder, root / "unsafe.cbtbank")

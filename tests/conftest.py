@@ -184,5 +184,3 @@ async def client(settings, aiohttp_client):
 def staff(dsn):
     """Ask for this to get a database that holds STAFF_USERS (see dsn)."""
     return {username: role for username, role, _ in STAFF_USERS}
-
-

@@ -16,7 +16,9 @@ from cbt.errors import Conflict, NotFound, UserError
 async def staff_of(conn, username):
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.display_name, u.role, u.org_id, o.code, o.kind "
-        "FROM users u JOIN orgs o ON o.id = u.org_id WHERE username = $1", username)
+        "FROM users u JOIN orgs o ON o.id = u.org_id WHERE username = $1",
+        username,
+    )
     return accounts.Staff(*row.values())
 
 
@@ -42,9 +44,18 @@ async def test_users_page_shows_only_visible_accounts(client, staff):
 async def test_admin_creates_account_in_own_school(client, staff, conn):
     await login(client, "admin")
     token = await csrf_of(client, "/staff/users")
-    resp = await client.post("/staff/users", data={
-        "csrf_token": token, "username": "New.Teacher", "display_name": "Phạm Thị Mới",
-        "role": "teacher", "org": "THPT-A", "password": "a long password"}, allow_redirects=False)
+    resp = await client.post(
+        "/staff/users",
+        data={
+            "csrf_token": token,
+            "username": "New.Teacher",
+            "display_name": "Phạm Thị Mới",
+            "role": "teacher",
+            "org": "THPT-A",
+            "password": "a long password",
+        },
+        allow_redirects=False,
+    )
     assert resp.status == 303
     row = await conn.fetchrow("SELECT role, display_name FROM users WHERE username = 'new.teacher'")
     assert row["role"] == "teacher" and row["display_name"] == "Phạm Thị Mới"
@@ -54,20 +65,30 @@ async def test_admin_creates_account_in_own_school(client, staff, conn):
 async def test_school_admin_cannot_create_account_in_another_school(client, staff, conn):
     await login(client, "admin")
     token = await csrf_of(client, "/staff/users")
-    resp = await client.post("/staff/users", data={
-        "csrf_token": token, "username": "intruder", "role": "admin", "org": "THPT-B",
-        "password": "a long password"})
+    resp = await client.post(
+        "/staff/users",
+        data={
+            "csrf_token": token,
+            "username": "intruder",
+            "role": "admin",
+            "org": "THPT-B",
+            "password": "a long password",
+        },
+    )
     assert resp.status == 400
     assert 'data-code="unknown_org"' in await resp.text()
     assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'intruder'") == 0
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"username": "x", "role": "teacher", "password": "a long password"}, "bad_username"),
-    ({"username": "ok-name", "role": "superuser", "password": "a long password"}, "bad_role"),
-    ({"username": "ok-name", "role": "teacher", "password": "short"}, "weak_password"),
-    ({"username": "teacher", "role": "teacher", "password": "a long password"}, "user_exists"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"username": "x", "role": "teacher", "password": "a long password"}, "bad_username"),
+        ({"username": "ok-name", "role": "superuser", "password": "a long password"}, "bad_role"),
+        ({"username": "ok-name", "role": "teacher", "password": "short"}, "weak_password"),
+        ({"username": "teacher", "role": "teacher", "password": "a long password"}, "user_exists"),
+    ],
+)
 async def test_bad_account_form_says_what_to_fix(client, staff, conn, fields, code):
     await login(client, "admin")
     token = await csrf_of(client, "/staff/users")

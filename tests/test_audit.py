@@ -36,8 +36,13 @@ async def test_hash_is_computed_as_documented(conn, exam):
     await audit.append(conn, eid, "staff:admin", "exam_edit", {"field": "title", "to": "Toán 12 — đề chính thức"})
     row = await conn.fetchrow("SELECT at, content::text AS content, hash FROM audit_events WHERE exam_id = $1", eid)
     body = {
-        "exam_id": eid, "seq": 1, "at": row["at"].astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        "actor": "staff:admin", "kind": "exam_edit", "attempt_id": None, "content": json.loads(row["content"]),
+        "exam_id": eid,
+        "seq": 1,
+        "at": row["at"].astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor": "staff:admin",
+        "kind": "exam_edit",
+        "attempt_id": None,
+        "content": json.loads(row["content"]),
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     assert "Toán".encode() in text
@@ -47,8 +52,12 @@ async def test_hash_is_computed_as_documented(conn, exam):
 async def test_an_edited_row_is_found_and_named(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
-    await tamper(conn, """UPDATE audit_events SET content = jsonb_set(content, '{i}', '99')
-                          WHERE exam_id = $1 AND seq = 4""", eid)
+    await tamper(
+        conn,
+        """UPDATE audit_events SET content = jsonb_set(content, '{i}', '99')
+                          WHERE exam_id = $1 AND seq = 4""",
+        eid,
+    )
     result = await audit.verify(conn, eid)
     assert not result.ok and result.first_bad_seq == 4
     assert "4" in result.reason
@@ -78,8 +87,13 @@ async def test_rows_deleted_and_renumbered_are_found(conn, exam):
     await tamper(conn, "DELETE FROM audit_events WHERE exam_id = $1 AND seq = 3", eid)
     await tamper(conn, "UPDATE audit_events SET seq = seq + 1000 WHERE exam_id = $1 AND seq > 3", eid)
     await tamper(conn, "UPDATE audit_events SET seq = seq - 1001 WHERE exam_id = $1 AND seq > 1000", eid)
-    assert await conn.fetchval("SELECT array_agg(seq ORDER BY seq) FROM audit_events WHERE exam_id = $1",
-                               eid) == [1, 2, 3, 4, 5]
+    assert await conn.fetchval("SELECT array_agg(seq ORDER BY seq) FROM audit_events WHERE exam_id = $1", eid) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     result = await audit.verify(conn, eid)
     assert not result.ok and result.first_bad_seq == 3
 
@@ -88,8 +102,12 @@ async def test_swapped_rows_are_found(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid)
     await tamper(conn, "UPDATE audit_events SET seq = seq + 1000 WHERE exam_id = $1 AND seq IN (2, 5)", eid)
-    await tamper(conn, """UPDATE audit_events SET seq = CASE seq WHEN 1002 THEN 5 ELSE 2 END
-                          WHERE exam_id = $1 AND seq > 1000""", eid)
+    await tamper(
+        conn,
+        """UPDATE audit_events SET seq = CASE seq WHEN 1002 THEN 5 ELSE 2 END
+                          WHERE exam_id = $1 AND seq > 1000""",
+        eid,
+    )
     result = await audit.verify(conn, eid)
     assert not result.ok and result.first_bad_seq == 2
 
@@ -128,10 +146,18 @@ async def test_concurrent_appends_make_one_gap_free_chain(dsn, conn, exam):
     eid = await exam_id(conn)
     conns = [await asyncpg.connect(dsn) for _ in range(5)]
     try:
+
         async def writer(c, w):
-            return [await audit.append(c, eid, f"candidate:{w:010d}", "changes",
-                                       {"count": 1, "first_seq": i, "last_seq": i, "sha256": "0" * 64})
-                    for i in range(20)]
+            return [
+                await audit.append(
+                    c,
+                    eid,
+                    f"candidate:{w:010d}",
+                    "changes",
+                    {"count": 1, "first_seq": i, "last_seq": i, "sha256": "0" * 64},
+                )
+                for i in range(20)
+            ]
 
         seqs = await asyncio.gather(*(writer(c, w) for w, c in enumerate(conns)))
     finally:
@@ -150,7 +176,9 @@ async def test_chains_are_per_exam(conn, exam):
         """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
                               late_entry_until)
            SELECT org_id, 'KHAC', title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
-                  late_entry_until FROM exams WHERE id = $1 RETURNING id""", eid)
+                  late_entry_until FROM exams WHERE id = $1 RETURNING id""",
+        eid,
+    )
     assert await audit.append(conn, eid, "system", "exam_edit", {}) == 1
     assert await audit.append(conn, other, "system", "exam_edit", {}) == 1
     assert await audit.append(conn, eid, "system", "exam_edit", {}) == 2
@@ -162,8 +190,7 @@ async def test_export_round_trips_and_its_hashes_match(client, conn, exam):
     await started(client, exam["0000000001"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts WHERE exam_id = $1", eid)
     logged = (await audit.verify(conn, eid)).count
-    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq",
-                                                 eid)]
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)]
     # Created, roster added, opened, tickets issued; then the sign-in and the start.
     assert kinds == ["exam_edit"] * 4 + ["login", "start"] and logged == 6
     await some_events(conn, eid, 4)
@@ -210,8 +237,7 @@ async def test_pending_events_are_sealed_in_order_and_before_a_synchronous_appen
     assert await conn.fetchval("SELECT count(*) FROM audit_events WHERE exam_id = $1", eid) == 0
     # A synchronous append seals what is pending first, so the chain keeps the order of events.
     assert await audit.append(conn, eid, "staff:proctor", "proctor_action", {"action": "pause"}) == 3
-    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq",
-                                                 eid)]
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)]
     assert kinds == ["login", "changes", "proctor_action"]
     assert await conn.fetchval("SELECT count(*) FROM audit_pending") == 0
     await audit.append_later(conn, eid, "candidate:0000000002", "start", {"deadline": "x"})
@@ -235,6 +261,7 @@ async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, e
     eid = await exam_id(conn)
     pool = await asyncpg.create_pool(dsn, min_size=8, max_size=8)
     try:
+
         async def saver(i):
             async with pool.acquire() as c:
                 for j in range(25):
@@ -254,8 +281,15 @@ async def test_concurrent_saves_and_chainers_give_one_gapless_chain(dsn, conn, e
         await pool.close()
     result = await audit.verify(conn, eid)
     assert result == audit.VerifyResult(True, 6 * 25 + 10)
-    seen = {(r["i"], r["j"]) for r in [json.loads(x["content"]) for x in await conn.fetch(
-        "SELECT content::text AS content FROM audit_events WHERE exam_id = $1 AND kind = 'changes'", eid)]}
+    seen = {
+        (r["i"], r["j"])
+        for r in [
+            json.loads(x["content"])
+            for x in await conn.fetch(
+                "SELECT content::text AS content FROM audit_events WHERE exam_id = $1 AND kind = 'changes'", eid
+            )
+        ]
+    }
     assert seen == {(i, j) for i in range(6) for j in range(25)}
 
 
@@ -263,8 +297,9 @@ async def test_the_server_seals_saved_batches_within_a_second(client, conn, exam
     eid = await audit.exam_id_of(conn, "TOAN-T")
     await started(client, exam["0000000001"])
     for _ in range(40):
-        kinds = [r["kind"] for r in await conn.fetch(
-            "SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)]
+        kinds = [
+            r["kind"] for r in await conn.fetch("SELECT kind FROM audit_events WHERE exam_id = $1 ORDER BY seq", eid)
+        ]
         if "start" in kinds:
             break
         await asyncio.sleep(0.05)

@@ -19,11 +19,11 @@ async def test_login_sets_httponly_samesite_session_cookie(client, staff, conn):
     assert not cookie["secure"]  # plain http in tests; see the https test below
     # Only the hash of the token is stored.
     token = cookie.value
-    stored = await conn.fetchval("SELECT count(*) FROM sessions WHERE token_hash = $1",
-                                 hashlib.sha256(token.encode()).digest())
+    stored = await conn.fetchval(
+        "SELECT count(*) FROM sessions WHERE token_hash = $1", hashlib.sha256(token.encode()).digest()
+    )
     assert stored == 1
-    assert await conn.fetchval("SELECT count(*) FROM sessions WHERE token_hash = $1",
-                               token.encode()) == 0
+    assert await conn.fetchval("SELECT count(*) FROM sessions WHERE token_hash = $1", token.encode()) == 0
     page = await client.get("/staff")
     assert page.status == 200
     assert "teacher" in await page.text()
@@ -39,9 +39,12 @@ async def test_session_cookie_is_secure_behind_https_public_url(settings, aiohtt
     token = CSRF_RE.search(await page.text()).group(1)
     # The test client speaks plain http, so its jar would not send a Secure
     # cookie back: send it by hand, as a browser behind the https proxy would.
-    resp = await client.post("/login", data={"username": "teacher", "password": PASSWORD,
-                                             "csrf_token": token},
-                             headers={"Cookie": f"{PRE_COOKIE}={pre.value}"}, allow_redirects=False)
+    resp = await client.post(
+        "/login",
+        data={"username": "teacher", "password": PASSWORD, "csrf_token": token},
+        headers={"Cookie": f"{PRE_COOKIE}={pre.value}"},
+        allow_redirects=False,
+    )
     assert resp.status == 303
     assert resp.cookies[SESSION_COOKIE]["secure"] is True
     assert "max-age=31536000" in resp.headers["Strict-Transport-Security"]
@@ -86,8 +89,9 @@ async def test_stolen_cookie_is_useless_after_logout(client, staff):
     csrf = await csrf_of(client, "/staff")
     await client.post("/logout", data={"csrf_token": csrf})
     async with aiohttp.ClientSession() as other:
-        resp = await other.get(client.make_url("/staff"), allow_redirects=False,
-                               headers={"Cookie": f"{SESSION_COOKIE}={token}"})
+        resp = await other.get(
+            client.make_url("/staff"), allow_redirects=False, headers={"Cookie": f"{SESSION_COOKIE}={token}"}
+        )
         assert resp.status == 303
 
 
@@ -110,15 +114,15 @@ async def test_parallel_wrong_passwords_count_as_sequential_ones(client, staff, 
     token = await csrf_of(client)
 
     async def attempt(password: str) -> int:
-        resp = await client.post("/login", data={"username": "teacher", "password": password, "csrf_token": token},
-                                 allow_redirects=False)
+        resp = await client.post(
+            "/login", data={"username": "teacher", "password": password, "csrf_token": token}, allow_redirects=False
+        )
         return resp.status
 
     statuses = await asyncio.gather(*(attempt(f"wrong password {i}") for i in range(30)))
     assert statuses.count(401) == settings.login_max_per_account, statuses
     assert statuses.count(429) == 30 - settings.login_max_per_account, statuses
-    assert await conn.fetchval(
-        "SELECT count(*) FROM login_failures WHERE scope = 'account' AND key = 'teacher'") == 5
+    assert await conn.fetchval("SELECT count(*) FROM login_failures WHERE scope = 'account' AND key = 'teacher'") == 5
     # The right password waits for the window too.
     assert await attempt(PASSWORD) == 429
 
@@ -129,8 +133,9 @@ async def test_a_crowd_signing_in_at_once_with_the_right_password_is_let_in(clie
     token = await csrf_of(client)
 
     async def attempt() -> int:
-        resp = await client.post("/login", data={"username": "proctor", "password": PASSWORD, "csrf_token": token},
-                                 allow_redirects=False)
+        resp = await client.post(
+            "/login", data={"username": "proctor", "password": PASSWORD, "csrf_token": token}, allow_redirects=False
+        )
         return resp.status
 
     assert await asyncio.gather(*(attempt() for _ in range(12))) == [303] * 12
@@ -168,9 +173,16 @@ async def test_csrf_missing_token_is_refused(client, staff):
 
 async def test_csrf_wrong_token_is_refused_after_login(client, staff, conn):
     await login(client, "admin")
-    resp = await client.post("/staff/users", data={
-        "csrf_token": "0" * 64, "username": "x-new", "role": "teacher", "org": "THPT-A",
-        "password": "long enough password"})
+    resp = await client.post(
+        "/staff/users",
+        data={
+            "csrf_token": "0" * 64,
+            "username": "x-new",
+            "role": "teacher",
+            "org": "THPT-A",
+            "password": "long enough password",
+        },
+    )
     assert resp.status == 403
     assert 'data-code="csrf_failed"' in await resp.text()
     assert await conn.fetchval("SELECT count(*) FROM users WHERE username = 'x-new'") == 0
@@ -180,15 +192,15 @@ async def test_csrf_token_of_another_browser_is_refused(client, staff):
     token_a = await csrf_of(client)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
         await other.get(client.make_url("/login"))  # its own pre-session cookie
-        resp = await other.post(client.make_url("/login"), data={
-            "username": "teacher", "password": PASSWORD, "csrf_token": token_a})
+        resp = await other.post(
+            client.make_url("/login"), data={"username": "teacher", "password": PASSWORD, "csrf_token": token_a}
+        )
         assert resp.status == 403
         assert 'data-code="csrf_failed"' in await resp.text()
 
 
 async def test_csrf_without_cookie_says_to_enable_cookies(client, staff):
-    resp = await client.post("/login", data={"username": "teacher", "password": PASSWORD,
-                                             "csrf_token": "abc"})
+    resp = await client.post("/login", data={"username": "teacher", "password": PASSWORD, "csrf_token": "abc"})
     assert resp.status == 403
     assert 'data-code="csrf_no_cookie"' in await resp.text()
     assert PRE_COOKIE not in client.session.cookie_jar.filter_cookies(client.make_url("/"))
@@ -224,9 +236,11 @@ async def test_anonymous_is_sent_to_login_and_back(client, staff):
     assert resp.status == 303
     assert resp.headers["Location"] == "/login?next=%2Fstaff%2Fusers"
     token = await csrf_of(client)
-    resp = await client.post("/login", data={"username": "admin", "password": PASSWORD,
-                                             "csrf_token": token, "next": "/staff/users"},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORD, "csrf_token": token, "next": "/staff/users"},
+        allow_redirects=False,
+    )
     assert resp.headers["Location"] == "/staff/users"
 
 
@@ -244,6 +258,5 @@ async def test_inactive_account_cannot_sign_in(client, staff, conn):
 
 def test_safe_next_refuses_open_redirects():
     assert safe_next("/staff/users?x=1") == "/staff/users?x=1"
-    for bad in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)",
-                "staff", ""):
+    for bad in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "staff", ""):
         assert safe_next(bad) == "/staff"

@@ -109,7 +109,15 @@ async def test_review_flow_submit_return_edit_submit_approve(conn, staff):
     assert actions == ["create", "submit", "return", "edit", "submit", "approve"]
     approved = await authoring.approved_items(conn, [teacher.org_id], "toan")
     assert [r["id"] for r in approved] == [pk] and set(approved[0].keys()) >= {
-        "id", "item_id", "version", "subject", "topic", "level", "type", "source"}
+        "id",
+        "item_id",
+        "version",
+        "subject",
+        "topic",
+        "level",
+        "type",
+        "source",
+    }
     assert await authoring.approved_items(conn, [teacher.org_id], "vat-li") == []
 
 
@@ -152,9 +160,13 @@ async def test_another_school_cannot_see_change_or_review(conn, staff):
     with pytest.raises(UserError) as e:
         await authoring.get_draft(conn, other, pk)
     assert e.value.status == 404
-    for call in (authoring.save_item(conn, other, pk, {**BASE, **FIELDS["single"]}),
-                 authoring.submit_items(conn, other, [pk]), authoring.duplicate_item(conn, other, pk),
-                 authoring.retire_item(conn, other, pk, "x"), authoring.add_media(conn, other, pk, "a.png", PNG)):
+    for call in (
+        authoring.save_item(conn, other, pk, {**BASE, **FIELDS["single"]}),
+        authoring.submit_items(conn, other, [pk]),
+        authoring.duplicate_item(conn, other, pk),
+        authoring.retire_item(conn, other, pk, "x"),
+        authoring.add_media(conn, other, pk, "a.png", PNG),
+    ):
         with pytest.raises(UserError) as e:
             await call
         assert e.value.status == 404
@@ -189,15 +201,19 @@ async def test_a_version_already_in_the_bank_is_never_changed(conn, staff):
     teacher = await who(conn, "teacher")
     pk = await write(conn, teacher, "single", item_id="M-BANK")
     # As if a signed release had brought this very version into the bank.
-    await conn.execute("INSERT INTO trusted_keys (fingerprint, name, public_key_pem)"
-                       " VALUES ('00112233aabbccdd', 'k', 'x')")
+    await conn.execute(
+        "INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES ('00112233aabbccdd', 'k', 'x')"
+    )
     release = await conn.fetchval(
         "INSERT INTO bank_releases (name, version, signer, signed_at, manifest, signature, manifest_sha256,"
-        " item_count) VALUES ('r', '1', '00112233aabbccdd', now(), '', '', 'h', 1) RETURNING id")
+        " item_count) VALUES ('r', '1', '00112233aabbccdd', now(), '', '', 'h', 1) RETURNING id"
+    )
     await conn.execute(
         "INSERT INTO bank_items (item_id, version, type, subject, topic, level, points, lang, status, stem, source,"
         " content_sha256, first_release_id) VALUES ('M-BANK', 1, 'single', 'toan', 't', 1, 1, 'vi', 'approved',"
-        " 's', 'x', 'h', $1)", release)
+        " 's', 'x', 'h', $1)",
+        release,
+    )
     new_pk = await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"]})
     assert new_pk != pk
     assert await conn.fetchval("SELECT version FROM draft_items WHERE id = $1", new_pk) == 2
@@ -316,7 +332,10 @@ async def test_subjects_are_assigned_within_the_admins_organisation(conn, staff)
     assert e.value.code == "unknown_user"
     # Named by code or name, whatever the case and accents; never anything off the list.
     assert await authoring.set_subjects(conn, "reviewer", ["Toán", "Vật lý", "HOÁ HỌC"], by=admin) == [
-        "hoa-hoc", "toan", "vat-li"]
+        "hoa-hoc",
+        "toan",
+        "vat-li",
+    ]
     with pytest.raises(UserError) as e:
         await authoring.set_subjects(conn, "reviewer", ["toan", "Toán 12"], by=admin)
     assert e.value.code == "subject_not_in_list" and e.value.details["subject"] == "Toán 12"
@@ -331,9 +350,13 @@ async def test_cli_sets_a_reviewers_subjects(dsn, conn, staff, tmp_path):
     done = cbt("user", "subjects", "Reviewer", "toan", "vat-li", env=env)
     assert done.returncode == 0, done.stderr
     assert "reviewer: toan, vat-li" in done.stdout
-    assert [r["subject"] for r in await conn.fetch(
-        "SELECT subject FROM staff_subjects s JOIN users u ON u.id = s.user_id WHERE u.username = 'reviewer' "
-        "ORDER BY subject")] == ["toan", "vat-li"]
+    assert [
+        r["subject"]
+        for r in await conn.fetch(
+            "SELECT subject FROM staff_subjects s JOIN users u ON u.id = s.user_id WHERE u.username = 'reviewer' "
+            "ORDER BY subject"
+        )
+    ] == ["toan", "vat-li"]
     assert "no staff member" in one_line_error(cbt("user", "subjects", "nobody", "toan", env=env))
     done = cbt("user", "subjects", "reviewer", env=env)
     assert done.returncode == 0 and await conn.fetchval("SELECT count(*) FROM staff_subjects") == 0
@@ -349,15 +372,18 @@ async def test_an_item_saved_with_a_typed_subject_reaches_its_reviewers_queue(co
     await authoring.set_subjects(conn, "reviewer", ["toan"])
     pk = await write(conn, teacher, "single", subject="Toán")
     assert await conn.fetchval("SELECT subject FROM draft_items WHERE id = $1", pk) == "toan"
-    assert authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)).subject \
+    assert (
+        authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)).subject
         == "toan"
+    )
     await authoring.submit_items(conn, teacher, [pk])
     assert [r["id"] for r in (await authoring.review_queue(conn, reviewer))["to_review"]] == [pk]
     with pytest.raises(authoring.InvalidItem) as refused:
         await write(conn, teacher, "single", item_id="T-2", subject="Toán 12")
     assert refused.value.checked.problems["subject"] == [
         "the subject 'Toán 12' is not in the list of subjects: choose one from the list (an administrator adds"
-        " subjects on the Subjects page)"]
+        " subjects on the Subjects page)"
+    ]
     # Saving again maps a typed subject too.
     await authoring.review_item(conn, reviewer, pk, "return", "sửa lại")
     assert await authoring.save_item(conn, teacher, pk, {**BASE, **FIELDS["single"], "subject": "TOÁN"}) == pk
@@ -368,13 +394,16 @@ async def test_an_item_from_before_the_list_keeps_its_subject_until_changed(conn
     teacher = await who(conn, "teacher")
     pk = await write(conn, teacher, "single")
     legacy = (await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)).replace(
-        "subject: toan", "subject: Đại số")
+        "subject: toan", "subject: Đại số"
+    )
     await conn.execute("UPDATE draft_items SET subject = 'Đại số', source = $2 WHERE id = $1", pk, legacy)
     # Other edits save; the subject it had is kept, and only a subject of the list replaces it.
     fields = {**BASE, **FIELDS["single"], "subject": "Đại số", "topic": "dai-so"}
     assert await authoring.save_item(conn, teacher, pk, fields) == pk
     assert tuple(await conn.fetchrow("SELECT subject, topic FROM draft_items WHERE id = $1", pk)) == (
-        "Đại số", "dai-so")
+        "Đại số",
+        "dai-so",
+    )
     with pytest.raises(authoring.InvalidItem):
         await authoring.save_item(conn, teacher, pk, {**fields, "subject": "Hình học"})
     from cbt import subjects
@@ -410,9 +439,13 @@ async def test_a_department_keeps_the_list_its_schools_use(conn, staff):
     assert subjects.find(await subjects.list_for(conn, admin.org_id), "giao duc dia phuong").code == "gd-dia-phuong"
     b_teacher = await who(conn, "b-teacher")
     assert subjects.find(await subjects.list_for(conn, b_teacher.org_id), "gd-dia-phuong") is None
-    for code, name, refusal in [("Vat Li", "x", "bad_subject_code"), ("vat-ly", "Vật lý", "subject_exists"),
-                                ("li", "Vật lí", "subject_exists"), ("toan", "Toán học", "subject_of_department"),
-                                ("ok", "", "bad_subject_name")]:
+    for code, name, refusal in [
+        ("Vat Li", "x", "bad_subject_code"),
+        ("vat-ly", "Vật lý", "subject_exists"),
+        ("li", "Vật lí", "subject_exists"),
+        ("toan", "Toán học", "subject_of_department"),
+        ("ok", "", "bad_subject_name"),
+    ]:
         with pytest.raises(UserError) as refused:
             await subjects.save(conn, admin.org_id, code, name)
         assert refused.value.code == refusal, (code, name)
@@ -443,36 +476,64 @@ async def test_the_migration_maps_typed_subjects_to_the_list_and_keeps_the_rest(
     try:
         await db.migrate(conn)
         sgd = await conn.fetchval("INSERT INTO orgs (code, name, kind) VALUES ('SGD', 'Sở', 'department') RETURNING id")
-        school = await conn.fetchval("INSERT INTO orgs (code, name, kind, parent_id) VALUES ('A', 'Trường A',"
-                                     " 'school', $1) RETURNING id", sgd)
+        school = await conn.fetchval(
+            "INSERT INTO orgs (code, name, kind, parent_id) VALUES ('A', 'Trường A', 'school', $1) RETURNING id", sgd
+        )
         users = {}
         for name, role in (("gv", "teacher"), ("tt", "reviewer")):
-            users[name] = await conn.fetchval("INSERT INTO users (username, role, org_id, password_hash)"
-                                              " VALUES ($1, $2, $3, 'x') RETURNING id", name, role, school)
-        await conn.executemany("INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)",
-                               [(users["tt"], "toan"), (users["tt"], "vat-ly"), (users["gv"], "toan"),
-                                (users["gv"], "Toan")])
+            users[name] = await conn.fetchval(
+                "INSERT INTO users (username, role, org_id, password_hash) VALUES ($1, $2, $3, 'x') RETURNING id",
+                name,
+                role,
+                school,
+            )
+        await conn.executemany(
+            "INSERT INTO staff_subjects (user_id, subject) VALUES ($1, $2)",
+            [(users["tt"], "toan"), (users["tt"], "vat-ly"), (users["gv"], "toan"), (users["gv"], "Toan")],
+        )
         base = parse_text(YAML_TWO, "x.yaml").items[0].item
-        for item_id, subject, state in (("M-1", "Toán", "submitted"), ("M-2", "Vật lý", "draft"),
-                                        ("M-3", "Toán 12", "submitted"), ("M-4", "toan", "draft")):
+        for item_id, subject, state in (
+            ("M-1", "Toán", "submitted"),
+            ("M-2", "Vật lý", "draft"),
+            ("M-3", "Toán 12", "submitted"),
+            ("M-4", "toan", "draft"),
+        ):
             item = replace(base, id=item_id, subject=subject)
             await conn.execute(
                 "INSERT INTO draft_items (org_id, item_id, version, type, subject, topic, level, points, stem,"
                 " source, state, author_id) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                school, item_id, item.type.value, subject, item.topic, item.level, item.points, item.stem,
-                serialise_item(item), state, users["gv"])
+                school,
+                item_id,
+                item.type.value,
+                subject,
+                item.topic,
+                item.level,
+                item.points,
+                item.stem,
+                serialise_item(item),
+                state,
+                users["gv"],
+            )
         monkeypatch.setattr(db, "migrations", lambda: every)
         await db.migrate(conn)
 
         rows = {r["item_id"]: r for r in await conn.fetch("SELECT item_id, subject, source FROM draft_items")}
-        assert {k: r["subject"] for k, r in rows.items()} == {"M-1": "toan", "M-2": "vat-li", "M-3": "Toán 12",
-                                                             "M-4": "toan"}
+        assert {k: r["subject"] for k, r in rows.items()} == {
+            "M-1": "toan",
+            "M-2": "vat-li",
+            "M-3": "Toán 12",
+            "M-4": "toan",
+        }
         for r in rows.values():  # the stored YAML says the same, and still reads
             assert authoring.item_from_draft(r["source"]).subject == r["subject"]
-        assert dict(await conn.fetchrow("SELECT array_agg(subject ORDER BY subject) AS s FROM staff_subjects"
-                                         " WHERE user_id = $1", users["tt"])) == {"s": ["toan", "vat-li"]}
-        assert [r[0] for r in await conn.fetch("SELECT subject FROM staff_subjects WHERE user_id = $1",
-                                               users["gv"])] == ["toan"]
+        assert dict(
+            await conn.fetchrow(
+                "SELECT array_agg(subject ORDER BY subject) AS s FROM staff_subjects WHERE user_id = $1", users["tt"]
+            )
+        ) == {"s": ["toan", "vat-li"]}
+        assert [
+            r[0] for r in await conn.fetch("SELECT subject FROM staff_subjects WHERE user_id = $1", users["gv"])
+        ] == ["toan"]
         reviewer = accounts.Staff(users["tt"], "tt", "", "reviewer", school, "A", "school")
         assert [r["item_id"] for r in (await authoring.review_queue(conn, reviewer))["to_review"]] == ["M-1"]
         # What names nothing on the list stays, and is reported.

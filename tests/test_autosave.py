@@ -35,8 +35,10 @@ async def primed(client, ticket) -> tuple[dict, dict, dict]:
 
 
 async def history(conn, attempt_id: int) -> list[int]:
-    return [r["seq"] for r in await conn.fetch(
-        "SELECT seq FROM response_history WHERE attempt_id = $1 ORDER BY seq", attempt_id)]
+    return [
+        r["seq"]
+        for r in await conn.fetch("SELECT seq FROM response_history WHERE attempt_id = $1 ORDER BY seq", attempt_id)
+    ]
 
 
 async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client, conn, staff, locked_exam):
@@ -47,8 +49,7 @@ async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client
     pool, saves = client.app[delivery.appkeys.POOL], client.app[delivery.appkeys.SAVES].pool
     assert saves.get_max_size() == autosave.MAX_INFLIGHT
     async with contextlib.AsyncExitStack() as stack:
-        connections = [await stack.enter_async_context(p.acquire())
-                       for p in [pool] + [saves] * autosave.MAX_INFLIGHT]
+        connections = [await stack.enter_async_context(p.acquire()) for p in [pool] + [saves] * autosave.MAX_INFLIGHT]
         for connection in connections:
             connection.add_query_logger(lambda q: sent.append(q.query.strip()))
         assert await connections[-1].fetchval("SHOW enable_seqscan") == "off"  # autosave.SAVE_SETTINGS
@@ -83,28 +84,32 @@ async def test_pause_is_seen_by_the_next_batch(client, conn, staff, locked_exam,
     assert await history(conn, body["attempt"]["id"]) == [1]
 
 
-async def test_terminate_and_extend_are_seen_by_the_next_batch(client, conn, staff, locked_exam, settings,
-                                                               aiohttp_client):
+async def test_terminate_and_extend_are_seen_by_the_next_batch(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     act = "/proctor/exams/LOCK-T/actions"
     proctor, csrf = await proctor_client(aiohttp_client, settings)
     # Extend: the next batch is saved and answers with the new deadline.
     headers, body, item = await primed(client, locked_exam["0000000001"])
     before = await conn.fetchval("SELECT deadline FROM attempts WHERE id = $1", body["attempt"]["id"])
-    assert (await proctor.post(act, json={"action": "extend", "candidate": "0000000001", "minutes": 7},
-                               headers=csrf)).status == 200
+    assert (
+        await proctor.post(act, json={"action": "extend", "candidate": "0000000001", "minutes": 7}, headers=csrf)
+    ).status == 200
     extended = await (await client.post("/api/v1/changes", json=batch(item, 2), headers=headers)).json()
     assert extended["deadline"] == delivery.iso(before + dt.timedelta(minutes=7))
     # Terminate: the next batch is refused and kept in refused_changes.
-    assert (await proctor.post(act, json={"action": "terminate", "candidate": "0000000001"},
-                               headers=csrf)).status == 200
+    assert (
+        await proctor.post(act, json={"action": "terminate", "candidate": "0000000001"}, headers=csrf)
+    ).status == 200
     closed = await client.post("/api/v1/changes", json=batch(item, 3), headers=headers)
     assert closed.status == 409 and (await closed.json())["error"]["code"] == "attempt_closed"
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
     assert await conn.fetchval("SELECT reason FROM refused_changes") == "attempt_submitted"
 
 
-async def test_moving_the_attempt_to_another_browser_locks_out_the_first(client, conn, staff, locked_exam,
-                                                                         settings, aiohttp_client):
+async def test_moving_the_attempt_to_another_browser_locks_out_the_first(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     headers, body, item = await primed(client, locked_exam["0000000001"])
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
         login = await other.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
@@ -112,11 +117,14 @@ async def test_moving_the_attempt_to_another_browser_locks_out_the_first(client,
         refused = await other.post(client.make_url("/api/v1/changes"), json=batch(item, 2), headers=other_headers)
         assert refused.status == 403
         proctor, csrf = await proctor_client(aiohttp_client, settings)
-        assert (await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "unlock",
-                                                                         "candidate": "0000000001"},
-                                   headers=csrf)).status == 200
-        assert (await other.post(client.make_url("/api/v1/changes"), json=batch(item, 2),
-                                 headers=other_headers)).status == 200
+        assert (
+            await proctor.post(
+                "/proctor/exams/LOCK-T/actions", json={"action": "unlock", "candidate": "0000000001"}, headers=csrf
+            )
+        ).status == 200
+        assert (
+            await other.post(client.make_url("/api/v1/changes"), json=batch(item, 2), headers=other_headers)
+        ).status == 200
     locked = await client.post("/api/v1/changes", json=batch(item, 3), headers=headers)
     assert locked.status == 403 and (await locked.json())["error"]["code"] == "device_locked"
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
@@ -159,21 +167,22 @@ STALE = {
 
 
 @pytest.mark.parametrize("what", sorted(STALE))
-async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client, conn, staff, locked_exam,
-                                                                         what):
+async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client, conn, staff, locked_exam, what):
     headers, _, item = await primed(client, locked_exam["0000000001"])
-    token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
+    token = hashlib.sha256(headers["Authorization"][len("Bearer ") :].encode()).digest()
     me = dict(await conn.fetchrow(delivery._CANDIDATE_LEAN, token))
     rows = [(2, item["ref"], "answer", f'"{item["options"][1]["id"]}"')]
     changes = [{"seq": 2, "item": item["ref"], "kind": "answer", "value": item["options"][1]["id"]}]
     before = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM response_history) AS history, (SELECT count(*) FROM audit_pending) "
-        "+ (SELECT count(*) FROM audit_events) AS audit, (SELECT value::text FROM responses) AS value")
+        "+ (SELECT count(*) FROM audit_events) AS audit, (SELECT value::text FROM responses) AS value"
+    )
     await conn.execute(STALE[what])
     assert await autosave.save(conn, me, token, rows, changes, "127.0.0.1") is None
     after = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM response_history) AS history, (SELECT count(*) FROM audit_pending) "
-        "+ (SELECT count(*) FROM audit_events) AS audit, (SELECT value::text FROM responses) AS value")
+        "+ (SELECT count(*) FROM audit_events) AS audit, (SELECT value::text FROM responses) AS value"
+    )
     assert after == before
     assert await conn.fetchval("SELECT saved_seq FROM attempts") == 1
 
@@ -181,7 +190,7 @@ async def test_the_save_writes_nothing_when_what_was_checked_has_changed(client,
 async def test_the_save_goes_through_when_nothing_changed(client, conn, staff, locked_exam):
     """The control for the test above: the same call, nothing changed, saves."""
     headers, body, item = await primed(client, locked_exam["0000000001"])
-    token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
+    token = hashlib.sha256(headers["Authorization"][len("Bearer ") :].encode()).digest()
     me = dict(await conn.fetchrow(delivery._CANDIDATE_LEAN, token))
     rows = [(2, item["ref"], "answer", f'"{item["options"][1]["id"]}"')]
     changes = [{"seq": 2, "item": item["ref"], "kind": "answer", "value": item["options"][1]["id"]}]
@@ -189,7 +198,7 @@ async def test_the_save_goes_through_when_nothing_changed(client, conn, staff, l
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
     # Another candidate's token with this attempt's fields saves nothing.
     other, _ = await started(client, locked_exam["0000000002"])
-    other_token = hashlib.sha256(other["Authorization"][len("Bearer "):].encode()).digest()
+    other_token = hashlib.sha256(other["Authorization"][len("Bearer ") :].encode()).digest()
     assert await autosave.save(conn, me, other_token, [(3, *rows[0][1:])], changes, "127.0.0.1") is None
     assert await history(conn, body["attempt"]["id"]) == [1, 2]
 
@@ -199,7 +208,7 @@ async def _saves_for(client, conn, tickets: dict, codes: list[str]) -> dict[str,
     out = {}
     for code in codes:
         headers, body, item = await primed(client, tickets[code])
-        token = hashlib.sha256(headers["Authorization"][len("Bearer "):].encode()).digest()
+        token = hashlib.sha256(headers["Authorization"][len("Bearer ") :].encode()).digest()
         me = dict(await conn.fetchrow(delivery._CANDIDATE_LEAN, token))
         out[code] = (me, token, item, body["attempt"]["id"])
     return out
@@ -212,8 +221,7 @@ def _save(who: tuple, seq: int, choice: int = 1, value: str | None = None) -> au
     return autosave.Save(me, token, [(seq, item["ref"], "answer", value or f'"{option}"')], [change], "127.0.0.1")
 
 
-async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_alone(
-        client, conn, staff, locked_exam):
+async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_alone(client, conn, staff, locked_exam):
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
     await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1", b[3])  # b's save must write nothing
     pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
@@ -225,8 +233,12 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
     try:
         # c's first save goes at once; the rest arrive while it runs, so they go
         # together, except a's second, which waits for a's first.
-        results = await asyncio.gather(*(group.save(s) for s in (
-            _save(c, 2), _save(a, 2), _save(b, 2), _save(a, 3, choice=2), _save(c, 3, choice=0))))
+        results = await asyncio.gather(
+            *(
+                group.save(s)
+                for s in (_save(c, 2), _save(a, 2), _save(b, 2), _save(a, 3, choice=2), _save(c, 3, choice=0))
+            )
+        )
     finally:
         await group.close()
         await pool.close()
@@ -238,14 +250,17 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
         assert "cbt_autosave_saves_per_statement" + line in rendered
     for who, last in ((a, 2), (c, 0)):
         assert await history(conn, who[3]) == [1, 2, 3]
-        value = await conn.fetchval("SELECT value #>> '{}' FROM responses WHERE attempt_id = $1 AND item_ref = $2",
-                                    who[3], who[2]["ref"])
+        value = await conn.fetchval(
+            "SELECT value #>> '{}' FROM responses WHERE attempt_id = $1 AND item_ref = $2", who[3], who[2]["ref"]
+        )
         assert value == who[2]["options"][last]["id"]
     assert await history(conn, b[3]) == [1]
     assert await conn.fetchval("SELECT saved_seq FROM attempts WHERE id = $1", b[3]) == 1
     # One audit event per save written, none for the refused one.
-    events = await conn.fetch("SELECT attempt_id FROM audit_pending WHERE kind = 'changes' UNION ALL "
-                              "SELECT attempt_id FROM audit_events WHERE kind = 'changes'")
+    events = await conn.fetch(
+        "SELECT attempt_id FROM audit_pending WHERE kind = 'changes' UNION ALL "
+        "SELECT attempt_id FROM audit_events WHERE kind = 'changes'"
+    )
     assert sorted(r["attempt_id"] for r in events) == sorted([a[3]] * 3 + [b[3]] + [c[3]] * 3)
 
 
@@ -256,8 +271,10 @@ async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staf
     try:
         # b's value is not JSON (parse_changes never lets that through): the
         # statement carrying a, b and c fails, then a and c are saved on their own.
-        results = await asyncio.gather(*(group.save(s) for s in (
-            _save(c, 2), _save(a, 2), _save(b, 2, value="not json"), _save(c, 3))), return_exceptions=True)
+        results = await asyncio.gather(
+            *(group.save(s) for s in (_save(c, 2), _save(a, 2), _save(b, 2, value="not json"), _save(c, 3))),
+            return_exceptions=True,
+        )
     finally:
         await group.close()
         await pool.close()

@@ -55,8 +55,9 @@ async def edited_copy(conn, folder, tmp_path, release_version=None):
     shutil.copytree(folder, changed)
     if release_version:
         bank_yaml = changed / "bank.yaml"
-        bank_yaml.write_text(bank_yaml.read_text("utf-8").replace("version:", f"version: '{release_version}'\n#", 1),
-                             "utf-8")
+        bank_yaml.write_text(
+            bank_yaml.read_text("utf-8").replace("version:", f"version: '{release_version}'\n#", 1), "utf-8"
+        )
     item_file = sorted((changed / "items").glob("*.yaml"))[0]
     item_file.write_text(item_file.read_text("utf-8").replace("points:", "tags: [edited]\npoints:", 1), "utf-8")
     other = ik.generate_key_files("other", tmp_path / "k")
@@ -137,12 +138,15 @@ async def test_bank_browser_lists_filters_and_previews(client, staff, conn, sign
     html = await (await client.get("/bank")).text()
     assert "Chữ ký hợp lệ khi nhập" in html
     row = await conn.fetchrow(
-        "SELECT item_id, version, topic, level FROM bank_items WHERE type = 'single' ORDER BY item_id LIMIT 1")
+        "SELECT item_id, version, topic, level FROM bank_items WHERE type = 'single' ORDER BY item_id LIMIT 1"
+    )
     html = await (await client.get(f"/bank?topic={row['topic']}&level={row['level']}&type=single")).text()
     assert f">{row['item_id']}@{row['version']}<" in html
     others = await conn.fetchval(
         "SELECT count(*) FROM bank_items WHERE NOT (topic = $1 AND level = $2 AND type = 'single')",
-        row["topic"], row["level"])
+        row["topic"],
+        row["level"],
+    )
     assert others > 0
     page = await client.get(f"/bank/items/{row['item_id']}/{row['version']}")
     assert page.status == 200
@@ -167,7 +171,8 @@ async def test_math_renders_as_mathml_and_media_is_served_safely(client, staff, 
     assert "<math" in html
     media_row = await conn.fetchrow(
         "SELECT b.item_id, b.version, rm.path FROM bank_items b JOIN release_media rm "
-        "ON rm.release_id = b.first_release_id WHERE b.source LIKE '%' || rm.path || '%' LIMIT 1")
+        "ON rm.release_id = b.first_release_id WHERE b.source LIKE '%' || rm.path || '%' LIMIT 1"
+    )
     url = f"/bank/items/{media_row['item_id']}/{media_row['version']}/{media_row['path']}"
     resp = await client.get(url)
     assert resp.status == 200
@@ -214,8 +219,10 @@ async def test_bank_commands(dsn, tmp_path, signed_demo):
     sealed, key = seal.seal(packed)
     sealed_path.write_bytes(sealed)
     wrong_key = seal.seal(packed)[1]
-    assert "key" in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, "--all-orgs",
-                                       env=env)).lower()
+    assert (
+        "key"
+        in one_line_error(cbt("bank", "import", str(sealed_path), "--key", wrong_key, "--all-orgs", env=env)).lower()
+    )
     assert "--key" in one_line_error(cbt("bank", "import", str(sealed_path), env=env))
     ok = cbt("bank", "import", str(sealed_path), "--key", key, "--all-orgs", env=env)
     assert ok.returncode == 0 and "imported demo-thpt" in ok.stdout and "for every organisation" in ok.stdout

@@ -38,7 +38,8 @@ async def test_item_preview_in_chromium(staff, conn, dsn, signed_demo):
     await bank.import_release(conn, folder)
     image = await conn.fetchrow(
         "SELECT b.item_id || '/' || b.version FROM bank_items b JOIN release_media rm "
-        "ON rm.release_id = b.first_release_id WHERE b.source LIKE '%' || rm.path || '%' ORDER BY 1 LIMIT 1")
+        "ON rm.release_id = b.first_release_id WHERE b.source LIKE '%' || rm.path || '%' ORDER BY 1 LIMIT 1"
+    )
     math = await conn.fetchrow("SELECT item_id || '/' || version FROM bank_items WHERE stem LIKE '%$%' ORDER BY 1")
     assert image and math, "the demo bank has an item with an image and one with math"
     # Playwright's sync API cannot run inside this test's event loop: use a thread.

@@ -24,18 +24,34 @@ OWNERS = {"d": "SGD-T", "a": "THPT-A", "b": "THPT-B"}
 def items_for(tag: str):
     t = tag.upper()
     return [
-        single(f"HS-{t}1", "ham-so", 1, f"Câu {t}1: đồ thị nào dưới đây?\n\n![Đồ thị]({GRAPH})",
-               ["$y = x^3 - 3x$", "$y = -x^3 + 3x$", "$y = x^4$", "$y = x^2$"], media=(GRAPH,)),
-        truefalse4(f"HS-{t}2", "ham-so", 2, f"Câu {t}2: cho hàm số $y = x^3 - 3x$.",
-                   [("Có hai cực trị.", True), ("Đi qua gốc toạ độ.", True), ("Đồng biến trên R.", False),
-                    ("$y(1) = -2$.", True)]),
+        single(
+            f"HS-{t}1",
+            "ham-so",
+            1,
+            f"Câu {t}1: đồ thị nào dưới đây?\n\n![Đồ thị]({GRAPH})",
+            ["$y = x^3 - 3x$", "$y = -x^3 + 3x$", "$y = x^4$", "$y = x^2$"],
+            media=(GRAPH,),
+        ),
+        truefalse4(
+            f"HS-{t}2",
+            "ham-so",
+            2,
+            f"Câu {t}2: cho hàm số $y = x^3 - 3x$.",
+            [
+                ("Có hai cực trị.", True),
+                ("Đi qua gốc toạ độ.", True),
+                ("Đồng biến trên R.", False),
+                ("$y(1) = -2$.", True),
+            ],
+        ),
         essay(f"HS-{t}3", "tich-phan", 3, f"Câu {t}3: tính $\\int_0^1 2x\\,dx$.", "Bằng 1."),
     ]
 
 
 def write_release(folder, tag: str, key) -> None:
-    files = releases.release_files(BankInfo(name=f"rel-{tag}", version="1", title=f"Release {tag}"),
-                                   items_for(tag), {GRAPH: graph_svg().encode()})
+    files = releases.release_files(
+        BankInfo(name=f"rel-{tag}", version="1", title=f"Release {tag}"), items_for(tag), {GRAPH: graph_svg().encode()}
+    )
     for name, data in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +88,12 @@ async def scoped(conn, staff, signer):
 
 def bank_paths(tag: str, release_id: int) -> list[str]:
     t = tag.upper()
-    return [f"/bank?release={release_id}", f"/bank/items/HS-{t}1/1", f"/bank/items/HS-{t}3/1",
-            f"/bank/items/HS-{t}1/1/{GRAPH}"]
+    return [
+        f"/bank?release={release_id}",
+        f"/bank/items/HS-{t}1/1",
+        f"/bank/items/HS-{t}3/1",
+        f"/bank/items/HS-{t}1/1/{GRAPH}",
+    ]
 
 
 async def test_another_schools_release_and_items_are_not_found_in_the_bank(client, staff, scoped):
@@ -153,9 +173,20 @@ sections:
 
 def builder_form(release_id: int, code: str = "KT-1") -> dict:
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
-    return {"release": str(release_id), "code": code, "title": "Kiểm tra", "subject": "toan",
-            "duration_minutes": "30", "opens": f"{tomorrow}T07:30", "closes": f"{tomorrow}T10:00", "tz": "+07:00",
-            "section_count": "1", "s0.title": "Phần I", "s0.c1.ham-so": "1", "action": "save"}
+    return {
+        "release": str(release_id),
+        "code": code,
+        "title": "Kiểm tra",
+        "subject": "toan",
+        "duration_minutes": "30",
+        "opens": f"{tomorrow}T07:30",
+        "closes": f"{tomorrow}T10:00",
+        "tz": "+07:00",
+        "section_count": "1",
+        "s0.title": "Phần I",
+        "s0.c1.ham-so": "1",
+        "action": "save",
+    }
 
 
 async def csrf(client, path="/workspace/exams") -> str:
@@ -176,24 +207,32 @@ async def test_the_builder_offers_and_takes_only_releases_the_school_may_use(cli
         resp = await client.get(f"/workspace/exams/blueprint.json?release={scoped['a']}&s0.c1.ham-so=1")
         assert resp.status == 200
         token = await csrf(client)
-        resp = await client.post("/workspace/exams/new", data=builder_form(scoped["b"], f"KT-B-{user}")
-                                 | {"csrf_token": token}, allow_redirects=False)
+        resp = await client.post(
+            "/workspace/exams/new",
+            data=builder_form(scoped["b"], f"KT-B-{user}") | {"csrf_token": token},
+            allow_redirects=False,
+        )
         assert resp.status == 404
         for action in ("check", "add_section"):
-            resp = await client.post("/workspace/exams/new", data=builder_form(scoped["b"]) | {
-                "csrf_token": token, "action": action}, allow_redirects=False)
+            resp = await client.post(
+                "/workspace/exams/new",
+                data=builder_form(scoped["b"]) | {"csrf_token": token, "action": action},
+                allow_redirects=False,
+            )
             assert resp.status == 404, action
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
     # A school builds from its department's release.
-    resp = await client.post("/workspace/exams/new", data=builder_form(scoped["d"]) | {"csrf_token": token},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/new", data=builder_form(scoped["d"]) | {"csrf_token": token}, allow_redirects=False
+    )
     assert resp.status == 303, await resp.text()
     # Its own exam cannot be moved onto another school's release either.
     assert (await client.get(f"/workspace/exams/KT-1/edit?release={scoped['b']}")).status == 404
     page = await (await client.get("/workspace/exams/KT-1/edit?release=")).text()
     assert "rel-a 1" in page and "rel-b" not in page
-    resp = await client.post("/workspace/exams/KT-1/edit", data=builder_form(scoped["b"]) | {
-        "csrf_token": token}, allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/KT-1/edit", data=builder_form(scoped["b"]) | {"csrf_token": token}, allow_redirects=False
+    )
     assert resp.status == 404
     assert await conn.fetchval("SELECT release_id FROM exams WHERE code = 'KT-1'") == scoped["d"]
 
@@ -218,8 +257,9 @@ async def test_an_exam_may_only_use_a_release_its_organisation_may_use(conn, sta
     assert missing.value.message == refused.value.message.replace("rel-b", "rel-nowhere")
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
     for code, release in (("KT-1", "rel-b"), ("KT-2", "rel-d"), ("KT-3", "rel-a")):
-        await exams.create_exam(conn, exams.parse_exam(exam_yaml(code, release)), "SGD-T" if code == "KT-3"
-                                else "THPT-B")
+        await exams.create_exam(
+            conn, exams.parse_exam(exam_yaml(code, release)), "SGD-T" if code == "KT-3" else "THPT-B"
+        )
     assert await conn.fetchval("SELECT count(*) FROM exams") == 3
 
 
@@ -243,9 +283,13 @@ async def test_a_school_cannot_undo_a_revocation(client, conn, staff):
     assert await bank.trusted_public_keys(conn, await org_id(conn, "THPT-A")) == []
     # Nor with the library's own call on behalf of an organisation, whatever it asks.
     with pytest.raises(Conflict):
-        await bank.trust_key(conn, (await conn.fetchval(
-            "SELECT public_key_pem FROM signing_keys WHERE fingerprint = $1", fp)).encode(), "x",
-            org_id=await org_id(conn, "THPT-A"), unrevoke=True)
+        await bank.trust_key(
+            conn,
+            (await conn.fetchval("SELECT public_key_pem FROM signing_keys WHERE fingerprint = $1", fp)).encode(),
+            "x",
+            org_id=await org_id(conn, "THPT-A"),
+            unrevoke=True,
+        )
     assert await conn.fetchval("SELECT revoked_at FROM trusted_keys WHERE fingerprint = $1", fp) is not None
 
 
@@ -257,13 +301,14 @@ async def test_the_keys_page_shows_who_trusted_and_who_revoked(client, conn, sta
     await client.post(f"/workspace/keys/{fp}/trust", data={"csrf_token": token})
     await login(client, "admin")
     row = await key_row(client, fp)
-    assert "SGD-T" in row and 'badge ok' in row  # the department's trust covers its school
+    assert "SGD-T" in row and "badge ok" in row  # the department's trust covers its school
     token = await csrf(client, "/workspace/keys")
     resp = await client.post(f"/workspace/keys/{fp}/revoke", data={"csrf_token": token}, allow_redirects=False)
     assert resp.status == 400 and 'data-code="confirm_required"' in await resp.text()
     assert await conn.fetchval("SELECT revoked_at FROM trusted_keys WHERE fingerprint = $1", fp) is None
-    resp = await client.post(f"/workspace/keys/{fp}/revoke", data={"csrf_token": token, "confirm": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/workspace/keys/{fp}/revoke", data={"csrf_token": token, "confirm": "1"}, allow_redirects=False
+    )
     assert resp.status == 303
     await login(client, "sgd-admin")
     row = await key_row(client, fp)
@@ -299,8 +344,9 @@ async def test_revoking_a_key_nobody_trusts_yet_keeps_it_out(client, conn, staff
     fp = await releases.generate_key(conn, admin, "Tổ Toán", "mot cum mat khau dai", "mot cum mat khau dai")
     await login(client, "admin")
     token = await csrf(client, "/workspace/keys")
-    resp = await client.post(f"/workspace/keys/{fp}/revoke", data={"csrf_token": token, "confirm": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/workspace/keys/{fp}/revoke", data={"csrf_token": token, "confirm": "1"}, allow_redirects=False
+    )
     assert resp.status == 303
     resp = await client.post(f"/workspace/keys/{fp}/trust", data={"csrf_token": token})
     assert resp.status == 409 and 'data-code="key_revoked"' in await resp.text()
@@ -335,7 +381,8 @@ async def signed_for(client, conn, tmp_path, key, *, user: str, pks_org: str, na
     folder = await unsigned_folder(client, release_id, tmp_path)
     package.sign(folder, key)
     return release_id, package.pack_bytes(
-        {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()})
+        {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    )
 
 
 async def test_a_key_trusted_by_one_school_does_not_import_for_another(client, conn, staff, tmp_path):
@@ -412,24 +459,43 @@ async def before_scopes(dsn: str, monkeypatch) -> asyncpg.Connection:
 async def legacy_rows(conn, orgs: list[tuple[str, str, str | None]]) -> dict[str, int]:
     ids = {}
     for code, kind, parent in orgs:
-        ids[code] = await conn.fetchval("INSERT INTO orgs (code, name, kind, parent_id) VALUES ($1, $1, $2, $3)"
-                                        " RETURNING id", code, kind, ids.get(parent))
+        ids[code] = await conn.fetchval(
+            "INSERT INTO orgs (code, name, kind, parent_id) VALUES ($1, $1, $2, $3) RETURNING id",
+            code,
+            kind,
+            ids.get(parent),
+        )
     first = orgs[-1][0]
-    user = await conn.fetchval("INSERT INTO users (username, role, org_id, password_hash) VALUES ('ad', 'admin', $1,"
-                               " 'x') RETURNING id", ids[first])
+    user = await conn.fetchval(
+        "INSERT INTO users (username, role, org_id, password_hash) VALUES ('ad', 'admin', $1, 'x') RETURNING id",
+        ids[first],
+    )
     # A key kept on the server (trusted on its keys page, as it may have been), a revoked one from the CLI.
-    await conn.execute("INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES"
-                       " ('00000000000000aa', 'web', 'pem'), ('00000000000000bb', 'cli', 'pem')")
+    await conn.execute(
+        "INSERT INTO trusted_keys (fingerprint, name, public_key_pem) VALUES"
+        " ('00000000000000aa', 'web', 'pem'), ('00000000000000bb', 'cli', 'pem')"
+    )
     await conn.execute("UPDATE trusted_keys SET revoked_at = now() WHERE fingerprint = '00000000000000bb'")
-    await conn.execute("INSERT INTO signing_keys (fingerprint, org_id, name, private_key_pem, public_key_pem,"
-                       " created_by) VALUES ('00000000000000aa', $1, 'web', 'k', 'pem', $2)", ids[first], user)
+    await conn.execute(
+        "INSERT INTO signing_keys (fingerprint, org_id, name, private_key_pem, public_key_pem,"
+        " created_by) VALUES ('00000000000000aa', $1, 'web', 'k', 'pem', $2)",
+        ids[first],
+        user,
+    )
     for name, signer in (("from-workspace", "00000000000000aa"), ("from-cli", "00000000000000bb")):
         ids[name] = await conn.fetchval(
             "INSERT INTO bank_releases (name, version, signer, signed_at, manifest, signature, manifest_sha256,"
-            " item_count) VALUES ($1, '1', $2, now(), 'm', 's', 'h', 0) RETURNING id", name, signer)
-    await conn.execute("INSERT INTO workspace_releases (org_id, name, version, created_by, package, manifest,"
-                       " bank_release_id) VALUES ($1, 'from-workspace', '1', $2, 'p', 'm', $3)",
-                       ids[first], user, ids["from-workspace"])
+            " item_count) VALUES ($1, '1', $2, now(), 'm', 's', 'h', 0) RETURNING id",
+            name,
+            signer,
+        )
+    await conn.execute(
+        "INSERT INTO workspace_releases (org_id, name, version, created_by, package, manifest,"
+        " bank_release_id) VALUES ($1, 'from-workspace', '1', $2, 'p', 'm', $3)",
+        ids[first],
+        user,
+        ids["from-workspace"],
+    )
     return ids
 
 
@@ -444,8 +510,7 @@ async def test_the_migration_gives_existing_releases_and_trust_an_owner(empty_ds
         trust = dict(await conn.fetch("SELECT fingerprint, org_id FROM key_trust"))
         assert trust == {"00000000000000aa": ids["B"], "00000000000000bb": None}
         # Revoked before: by the operator, the only one who could.
-        assert await conn.fetchval("SELECT revoked_by FROM trusted_keys WHERE fingerprint = '00000000000000bb'") \
-            is None
+        assert await conn.fetchval("SELECT revoked_by FROM trusted_keys WHERE fingerprint = '00000000000000bb'") is None
     finally:
         await conn.close()
 

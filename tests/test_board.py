@@ -47,7 +47,8 @@ async def test_item_page_shows_the_option_table(client, conn, board_exam):
     await client.get("/board/exams/TOAN-T")
     pk = await conn.fetchval(
         "SELECT s.item_pk FROM item_stats s JOIN exam_items i ON i.item_pk = s.item_pk AND i.exam_id = s.exam_id "
-        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1")
+        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1"
+    )
     resp = await client.get(f"/board/exams/TOAN-T/items/{pk}")
     assert resp.status == 200
     html = await resp.text()
@@ -76,9 +77,14 @@ async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam)
         return list(wb[items].iter_rows(values_only=True)), [r[0] for r in wb[notes].iter_rows(values_only=True)]
 
     items, notes = sheets(await (await client.get("/board/exams/TOAN-T/report.xlsx")).read())
-    vi = {"too_easy": "quá dễ", "too_hard": "quá khó", "low_discrimination": "phân biệt thấp",
-          "negative_discrimination": "phân biệt âm", "possible_miskey": "có thể sai đáp án",
-          "nonfunctioning_distractor": "phương án nhiễu không hiệu quả"}
+    vi = {
+        "too_easy": "quá dễ",
+        "too_hard": "quá khó",
+        "low_discrimination": "phân biệt thấp",
+        "negative_discrimination": "phân biệt âm",
+        "possible_miskey": "có thể sai đáp án",
+        "nonfunctioning_distractor": "phương án nhiễu không hiệu quả",
+    }
     assert items[0][0] == "Câu hỏi" and items[0][-1] == "Cờ"
     shown = {f for row in items[1:] if row[-1] for f in row[-1].split(", ")}
     assert shown == {vi[f] for f in flags}
@@ -128,7 +134,8 @@ async def test_bank_item_page_shows_the_items_history(client, conn, board_exam):
     await client.get("/board/exams/TOAN-T")
     row = await conn.fetchrow(
         "SELECT b.item_id, b.version, s.p, s.n FROM item_stats s JOIN bank_items b ON b.id = s.item_pk "
-        "ORDER BY s.item_pk LIMIT 1")
+        "ORDER BY s.item_pk LIMIT 1"
+    )
     html = await (await client.get(f"/bank/items/{row['item_id']}/{row['version']}")).text()
     assert 'id="history-h"' in html and "TOAN-T" in html and f"{row['p']:.3f}".replace(".", ",") in html
     # A teacher of another school sees the item, not the other school's statistics.
@@ -151,12 +158,13 @@ async def test_item_page_shows_option_trace_lines_and_the_item_curve(client, con
     await client.get("/board/exams/TOAN-T")
     pk = await conn.fetchval(
         "SELECT s.item_pk FROM item_stats s JOIN exam_items i ON i.item_pk = s.item_pk AND i.exam_id = s.exam_id "
-        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1")
+        "WHERE i.type = 'single' ORDER BY s.item_pk LIMIT 1"
+    )
     report = json.loads(await conn.fetchval("SELECT report FROM exam_stats"))
     item = next(it for it in report["items"] if it["pk"] == pk)
     html = await (await client.get(f"/board/exams/TOAN-T/items/{pk}")).text()
     svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
-    trace = next(s for s in svgs if "aria-label=\"Đường chọn phương án" in s)
+    trace = next(s for s in svgs if 'aria-label="Đường chọn phương án' in s)
     assert trace.count("<polyline") == len(item["options"])  # one line per option
     for o in item["options"]:
         assert f"<title>{o['option']}" in trace

@@ -23,16 +23,17 @@ def item_of(body: dict, kind: str) -> dict:
 
 async def audited(conn, kind: str) -> list[dict]:
     """The exam's events of this kind, chained or still pending."""
-    rows = await conn.fetch("SELECT content FROM audit_events WHERE kind = $1 UNION ALL "
-                            "SELECT content FROM audit_pending WHERE kind = $1", kind)
+    rows = await conn.fetch(
+        "SELECT content FROM audit_events WHERE kind = $1 UNION ALL SELECT content FROM audit_pending WHERE kind = $1",
+        kind,
+    )
     return [json.loads(r["content"]) for r in rows]
 
 
 # -- one device per attempt ------------------------------------------------------------
 
 
-async def test_start_without_the_device_cookie_is_refused_before_the_clock_starts(locked_exam,
-                                                                                  client, conn, staff):
+async def test_start_without_the_device_cookie_is_refused_before_the_clock_starts(locked_exam, client, conn, staff):
     # A client that keeps no cookies: before, its Start stored the attempt with
     # no device, and any browser could then answer for it.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as bare:
@@ -43,8 +44,9 @@ async def test_start_without_the_device_cookie_is_refused_before_the_clock_start
         assert await conn.fetchval("SELECT count(*) FROM attempts") == 0
         # The refusal carries a new device cookie: with it, Start binds the attempt to it.
         issued = refused.cookies[lockdown.DEVICE_COOKIE].value
-        ok = await bare.post(client.make_url("/api/v1/start"), json={},
-                             headers={**token, "Cookie": f"{lockdown.DEVICE_COOKIE}={issued}"})
+        ok = await bare.post(
+            client.make_url("/api/v1/start"), json={}, headers={**token, "Cookie": f"{lockdown.DEVICE_COOKIE}={issued}"}
+        )
         assert ok.status == 200
         assert await conn.fetchval("SELECT device_hash FROM attempts") == hashlib.sha256(issued.encode()).digest()
         item = single_item(await ok.json())
@@ -64,12 +66,14 @@ async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_e
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
         login = await other.post(client.make_url("/api/v1/login"), json={"ticket": locked_exam["0000000001"]})
         headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
-        calls = [("GET", "/api/v1/state", None),
-                 ("POST", "/api/v1/integrity", {"events": [{"kind": "blur"}]}),
-                 ("POST", "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"], "value": None}]}),
-                 ("POST", "/api/v1/sections/next", {"from_section": 0}),
-                 ("POST", "/api/v1/submit", {}),
-                 ("POST", "/api/v1/start", {})]
+        calls = [
+            ("GET", "/api/v1/state", None),
+            ("POST", "/api/v1/integrity", {"events": [{"kind": "blur"}]}),
+            ("POST", "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"], "value": None}]}),
+            ("POST", "/api/v1/sections/next", {"from_section": 0}),
+            ("POST", "/api/v1/submit", {}),
+            ("POST", "/api/v1/start", {}),
+        ]
         for method, path, payload in calls:
             resp = await other.request(method, client.make_url(path), json=payload, headers=headers)
             assert resp.status == 403 and (await resp.json())["error"]["code"] == "device_locked", path
@@ -80,8 +84,7 @@ async def test_a_second_browser_can_neither_read_nor_change_the_attempt(locked_e
     assert await conn.fetchval("SELECT count(*) FROM device_requests") == 1
 
 
-async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_comes(locked_exam,
-                                                                                      client, conn, staff):
+async def test_an_attempt_started_with_no_device_goes_to_the_first_browser_that_comes(locked_exam, client, conn, staff):
     # As an attempt started before Start always bound one.
     headers, body = await started(client, locked_exam["0000000001"])
     await conn.execute("UPDATE attempts SET device_hash = NULL")
@@ -105,10 +108,12 @@ async def test_text_postgresql_cannot_hold_is_a_bad_change_naming_its_seq(exam, 
     headers, body = await started(client, exam["0000000001"])
     ref = item_of(body, kind)["ref"]
     # Raw JSON: "\ud800" as the browser's JSON.stringify writes an unpaired surrogate.
-    raw = json.dumps({"changes": [{"seq": 1, "item": ref, "value": "fine"},
-                                  {"seq": 2, "item": ref, "value": "TEXT"}]}).replace("TEXT", text)
-    resp = await client.post("/api/v1/changes", data=raw.encode(),
-                             headers={**headers, "Content-Type": "application/json"})
+    raw = json.dumps(
+        {"changes": [{"seq": 1, "item": ref, "value": "fine"}, {"seq": 2, "item": ref, "value": "TEXT"}]}
+    ).replace("TEXT", text)
+    resp = await client.post(
+        "/api/v1/changes", data=raw.encode(), headers={**headers, "Content-Type": "application/json"}
+    )
     assert resp.status == 400, await resp.text()
     err = (await resp.json())["error"]
     assert err["code"] == "bad_change" and err["details"]["seq"] == 2 and "cannot be saved" in err["details"]["reason"]
@@ -119,19 +124,28 @@ async def test_a_withdrawn_change_holds_its_seq_and_changes_no_answer(exam, clie
     headers, body = await started(client, exam["0000000001"])
     item = single_item(body)
     first, second = item["options"][0]["id"], item["options"][1]["id"]
-    changes = [{"seq": 1, "item": item["ref"], "value": first},
-               {"seq": 2, "item": item["ref"], "kind": "withdrawn", "value": None},
-               {"seq": 3, "item": None, "kind": "withdrawn", "value": None},
-               {"seq": 4, "item": item["ref"], "kind": "flag", "value": True}]
+    changes = [
+        {"seq": 1, "item": item["ref"], "value": first},
+        {"seq": 2, "item": item["ref"], "kind": "withdrawn", "value": None},
+        {"seq": 3, "item": None, "kind": "withdrawn", "value": None},
+        {"seq": 4, "item": item["ref"], "kind": "flag", "value": True},
+    ]
     resp = await client.post("/api/v1/changes", json={"changes": changes}, headers=headers)
     assert resp.status == 200 and (await resp.json())["saved_seq"] == 4
     state = await (await client.get("/api/v1/state", headers=headers)).json()
     assert state["answers"] == {item["ref"]: {"value": first, "flagged": True}}
     kinds = [tuple(r) for r in await conn.fetch("SELECT seq, kind, item_ref FROM response_history ORDER BY seq")]
-    assert kinds == [(1, "answer", item["ref"]), (2, "withdrawn", item["ref"]), (3, "withdrawn", ""),
-                     (4, "flag", item["ref"])]
-    bad = await client.post("/api/v1/changes", headers=headers, json={"changes": [
-        {"seq": 5, "item": item["ref"], "kind": "withdrawn", "value": second}]})
+    assert kinds == [
+        (1, "answer", item["ref"]),
+        (2, "withdrawn", item["ref"]),
+        (3, "withdrawn", ""),
+        (4, "flag", item["ref"]),
+    ]
+    bad = await client.post(
+        "/api/v1/changes",
+        headers=headers,
+        json={"changes": [{"seq": 5, "item": item["ref"], "kind": "withdrawn", "value": second}]},
+    )
     assert bad.status == 400 and (await bad.json())["error"]["details"]["seq"] == 5
 
 
@@ -150,8 +164,9 @@ async def test_a_late_batch_of_long_essays_is_refused_and_kept(exam, client, con
 # -- integrity reports -----------------------------------------------------------------
 
 
-async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,
-                                                                 client, conn, staff, settings, aiohttp_client):
+async def test_integrity_reports_are_capped_and_the_rest_counted(
+    locked_exam, client, conn, staff, settings, aiohttp_client
+):
     headers, _ = await started(client, locked_exam["0000000001"])
     for _ in range(40):  # 2,000 events as fast as the client can send them
         resp = await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 50}, headers=headers)
@@ -167,11 +182,13 @@ async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,
     # A minute on, more are stored, up to the cap per attempt.
     attempt = await conn.fetchval("SELECT id FROM attempts")
     await conn.execute("UPDATE integrity_events SET at = at - interval '2 minutes'")
-    await conn.executemany("INSERT INTO integrity_events (attempt_id, kind, at) VALUES ($1, 'blur', now() - "
-                           "interval '2 minutes')",
-                           [(attempt,)] * (lockdown.INTEGRITY_MAX_PER_ATTEMPT - 1 - lockdown.INTEGRITY_MAX_PER_MINUTE))
-    last = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "copy"}] * 3},
-                                    headers=headers)).json()
+    await conn.executemany(
+        "INSERT INTO integrity_events (attempt_id, kind, at) VALUES ($1, 'blur', now() - interval '2 minutes')",
+        [(attempt,)] * (lockdown.INTEGRITY_MAX_PER_ATTEMPT - 1 - lockdown.INTEGRITY_MAX_PER_MINUTE),
+    )
+    last = await (
+        await client.post("/api/v1/integrity", json={"events": [{"kind": "copy"}] * 3}, headers=headers)
+    ).json()
     assert last["recorded"] == 1 and last["not_recorded"] == 2
     assert await conn.fetchval("SELECT count(*) FROM integrity_events") == lockdown.INTEGRITY_MAX_PER_ATTEMPT
 
@@ -179,8 +196,9 @@ async def test_integrity_reports_are_capped_and_the_rest_counted(locked_exam,
 @pytest.mark.parametrize("locked_exam", ["  integrity: {action: pause, pause_after: 40}\n"], indirect=True)
 async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, conn, staff):
     headers, _ = await started(client, locked_exam["0000000001"])
-    first = await (await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 35},
-                                     headers=headers)).json()
+    first = await (
+        await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 35}, headers=headers)
+    ).json()
     assert first["action"] == "pause" and first["not_recorded"] == 5
     assert await conn.fetchval("SELECT paused_at FROM attempts") is None
     await client.post("/api/v1/integrity", json={"events": [{"kind": "blur"}] * 5}, headers=headers)
@@ -192,7 +210,8 @@ async def test_events_only_counted_still_pause_the_attempt(locked_exam, client, 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
 async def test_wrong_access_codes_are_limited_per_candidate_audited_and_the_proctor_can_clear(
-        locked_exam, conn, staff, settings, aiohttp_client):
+    locked_exam, conn, staff, settings, aiohttp_client
+):
     client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3)))
     code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
     headers, _ = await sign_in(client, locked_exam["0000000001"])
@@ -222,14 +241,18 @@ async def test_wrong_access_codes_are_limited_per_candidate_audited_and_the_proc
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
-async def test_wrong_access_codes_from_one_address_are_limited_much_higher(locked_exam,
-                                                                           conn, staff, settings, aiohttp_client):
-    client = await aiohttp_client(create_app(settings.replace(access_code_max_per_candidate=3,
-                                                              access_code_max_per_ip=4)))
+async def test_wrong_access_codes_from_one_address_are_limited_much_higher(
+    locked_exam, conn, staff, settings, aiohttp_client
+):
+    client = await aiohttp_client(
+        create_app(settings.replace(access_code_max_per_candidate=3, access_code_max_per_ip=4))
+    )
     code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
     headers = [(await sign_in(client, locked_exam[c]))[0] for c in ("0000000001", "0000000002")]
-    statuses = [(await client.post("/api/v1/start", json={"access_code": "XXXXXX"}, headers=h)).status
-                for h in (headers[0], headers[0], headers[1], headers[1], headers[1])]
+    statuses = [
+        (await client.post("/api/v1/start", json={"access_code": "XXXXXX"}, headers=h)).status
+        for h in (headers[0], headers[0], headers[1], headers[1], headers[1])
+    ]
     assert statuses == [403, 403, 403, 403, 429]
     resp = await client.post("/api/v1/start", json={"access_code": code}, headers=headers[0])
     assert resp.status == 429 and (await resp.json())["error"]["code"] == "access_code_locked"
@@ -259,8 +282,9 @@ async def test_a_lab_behind_one_address_is_not_locked_out_by_typing_mistakes(exa
     assert (await client.post("/api/v1/login", json={"ticket": exam["0000000001"]})).status == 200
 
 
-async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_exam,
-                                                                        conn, staff, settings, aiohttp_client):
+async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(
+    locked_exam, conn, staff, settings, aiohttp_client
+):
     client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ip=5)))
     for n in range(5):
         assert (await client.post("/api/v1/login", json={"ticket": wrong_ticket(n)})).status == 401
@@ -270,16 +294,14 @@ async def test_the_address_lock_says_what_to_do_and_a_proctor_clears_it(locked_e
     assert locked.status == 429 and err["code"] == "sign_in_locked"
     assert err["details"]["minutes"] == 15 and "cán bộ coi thi mở khoá" in err["message"]
     proctor, csrf = await proctor_client(aiohttp_client, settings)
-    cleared = await (await proctor.post(ACT, json={"action": "clear_sign_in_lock", "room": "P01"},
-                                        headers=csrf)).json()
+    cleared = await (await proctor.post(ACT, json={"action": "clear_sign_in_lock", "room": "P01"}, headers=csrf)).json()
     assert cleared["addresses"] == ["127.0.0.1"] and cleared["cleared"] == 5
     assert (await client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})).status == 200
     action = next(e for e in await audited(conn, "proctor_action") if e["action"] == "clear_sign_in_lock")
     assert action["room"] == "P01" and action["addresses"] == ["127.0.0.1"] and action["cleared"] == 5
 
 
-async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam,
-                                                                           conn, settings, aiohttp_client):
+async def test_one_ticket_typed_wrong_again_and_again_is_limited_by_itself(exam, conn, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(ticket_max_per_ticket=3)))
     same = {"ticket": wrong_ticket(1)}
     assert [(await client.post("/api/v1/login", json=same)).status for _ in range(4)] == [401, 401, 401, 429]
@@ -336,18 +358,17 @@ ABSURD = [
 
 
 @pytest.mark.parametrize(("path", "payload"), ABSURD)
-async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam,
-                                                           client, conn, staff, path, payload):
+async def test_nul_and_absurd_values_in_any_body_get_a_4xx(locked_exam, client, conn, staff, path, payload):
     headers, _ = await started(client, locked_exam["0000000002"])
     resp = await client.post(path, json=payload, headers=headers)
     assert 400 <= resp.status < 500, (resp.status, await resp.text())
     assert (await resp.json())["error"]["code"]
 
 
-@pytest.mark.parametrize("locked_exam", ["  seb: {required: true, browser_exam_keys: [" + "a" * 64 + "]}\n"],
-                         indirect=True)
-async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, conn, staff, settings,
-                                                                   aiohttp_client):
+@pytest.mark.parametrize(
+    "locked_exam", ["  seb: {required: true, browser_exam_keys: [" + "a" * 64 + "]}\n"], indirect=True
+)
+async def test_seb_keys_that_are_not_hashes_are_refused_not_stored(locked_exam, conn, staff, settings, aiohttp_client):
     client = await aiohttp_client(create_app(settings.replace(public_url="https://thi.example.edu.vn")))
     headers, _ = await sign_in(client, locked_exam["0000000001"])
     for keys in ({"config_key": 5, "browser_exam_key": ["x"]}, {"config_key": "\u0000" * 64}):

@@ -12,13 +12,22 @@ HEAVY = ("aiohttp", "asyncpg", "argon2", "numpy", "openpyxl", "jinja2", "cryptog
 
 
 def imported_by(*args: str) -> set[str]:
-    trace = subprocess.run([sys.executable, "-X", "importtime", "-m", "cbt", *args], capture_output=True,
-                           text=True, check=False).stderr
+    trace = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cbt", *args], capture_output=True, text=True, check=False
+    ).stderr
     return {m.group(1).split(".")[0] for m in re.finditer(r"^import time:.*\|\s*([\w.]+)$", trace, flags=re.M)}
 
 
-@pytest.mark.parametrize("args", [("--help",), ("exam", "--help"), ("bank", "validate", "--help"),
-                                  ("audit", "verify", "--help"), ("keys", "--help")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("exam", "--help"),
+        ("bank", "validate", "--help"),
+        ("audit", "verify", "--help"),
+        ("keys", "--help"),
+    ],
+)
 def test_help_loads_no_heavy_library(args):
     loaded = imported_by(*args)
     assert "cbt" in loaded  # the trace was read
@@ -26,9 +35,9 @@ def test_help_loads_no_heavy_library(args):
 
 
 def test_analyze_help_still_describes_its_options():
-    out = subprocess.run([sys.executable, "-m", "cbt", "analyze", "--help"], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "cbt", "analyze", "--help"], capture_output=True, text=True, check=False
+    ).stdout
     assert "--threshold" in out and "default" in out
-    listed = subprocess.run([sys.executable, "-m", "cbt", "--help"], capture_output=True, text=True,
-                            check=False).stdout
+    listed = subprocess.run([sys.executable, "-m", "cbt", "--help"], capture_output=True, text=True, check=False).stdout
     assert re.search(r"analyze\s+item analysis of a responses CSV", listed)

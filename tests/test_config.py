@@ -28,17 +28,20 @@ def test_https_public_url_means_secure_cookies():
     assert settings_from({"CBT_PUBLIC_URL": "https://thi.sgd.edu.vn/"}).secure_cookies
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"CBT_PORT": "eighty"}, "CBT_PORT must be a whole number"),
-    ({"CBT_PORT": "70000"}, "between 1 and 65535"),
-    ({"CBT_DATABASE_URL": "mysql://x@y/z"}, "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
-    ({"CBT_PUBLIC_URL": "thi.example.vn"}, "absolute http(s) URL"),
-    ({"CBT_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"}, "'nonsense' is not an address"),
-    ({"CBT_POOL_MIN": "5", "CBT_POOL_MAX": "2"}, "CBT_POOL_MAX"),
-    ({"CBT_WORKERS": "-1"}, "CBT_WORKERS"),
-    ({"CBT_TIME_ZONE": "GMT+7"}, "CBT_TIME_ZONE: 'GMT+7' is not a time zone: give an IANA name such as"),
-    ({"CBT_TIME_ZONE": "../../etc/passwd"}, "CBT_TIME_ZONE"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"CBT_PORT": "eighty"}, "CBT_PORT must be a whole number"),
+        ({"CBT_PORT": "70000"}, "between 1 and 65535"),
+        ({"CBT_DATABASE_URL": "mysql://x@y/z"}, "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
+        ({"CBT_PUBLIC_URL": "thi.example.vn"}, "absolute http(s) URL"),
+        ({"CBT_TRUSTED_PROXIES": "10.0.0.0/8, nonsense"}, "'nonsense' is not an address"),
+        ({"CBT_POOL_MIN": "5", "CBT_POOL_MAX": "2"}, "CBT_POOL_MAX"),
+        ({"CBT_WORKERS": "-1"}, "CBT_WORKERS"),
+        ({"CBT_TIME_ZONE": "GMT+7"}, "CBT_TIME_ZONE: 'GMT+7' is not a time zone: give an IANA name such as"),
+        ({"CBT_TIME_ZONE": "../../etc/passwd"}, "CBT_TIME_ZONE"),
+    ],
+)
 def test_bad_settings_say_what_to_fix(env, fragment):
     with pytest.raises(ConfigError, match=None) as info:
         settings_from(env)

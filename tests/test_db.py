@@ -17,8 +17,9 @@ async def test_fresh_database_migrates_to_latest(empty_dsn):
         assert [m.version for m in applied] == [m.version for m in db.migrations()]
         status = await db.schema_status(conn)
         assert status.current == status.latest and not status.pending
-        tables = {r["tablename"] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        tables = {
+            r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
         assert {"orgs", "users", "sessions", "login_failures", "schema_migrations"} <= tables
     finally:
         await conn.close()
@@ -82,11 +83,14 @@ def test_migration_files_are_numbered_without_gaps():
     assert versions == list(range(1, len(versions) + 1))
 
 
-@pytest.mark.parametrize(("url", "fragment"), [
-    ("postgresql://cbt:pw@127.0.0.1:1/cbt", "nothing is listening"),
-    ("postgresql://cbt:pw@[::1]:1/cbt", "nothing is listening"),
-    ("postgresql://cbt:pw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("postgresql://cbt:pw@127.0.0.1:1/cbt", "nothing is listening"),
+        ("postgresql://cbt:pw@[::1]:1/cbt", "nothing is listening"),
+        ("postgresql://cbt:pw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
+    ],
+)
 async def test_connect_errors_are_one_clear_line(url, fragment):
     with pytest.raises(db.DatabaseError) as info:
         await db.connect(url)
@@ -146,19 +150,32 @@ async def test_the_tables_every_save_writes_are_kept_cheap_to_vacuum(conn):
     # Migration 013: no statistics on answer and event bodies (ANALYZE sorted
     # sampled jsonb for nothing, stalling saves once a minute under load), and
     # no truncation of the audit queue (an exclusive lock every save waits on).
-    targets = {(r["table"], r["column"]): r["target"] for r in await conn.fetch(
-        """SELECT c.relname AS table, a.attname AS column, a.attstattarget AS target
+    targets = {
+        (r["table"], r["column"]): r["target"]
+        for r in await conn.fetch(
+            """SELECT c.relname AS table, a.attname AS column, a.attstattarget AS target
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
            WHERE c.relname IN ('response_history', 'responses', 'audit_events', 'audit_pending', 'attempts')
-             AND a.attname IN ('value', 'content', 'layout')""")}
-    assert targets == {("response_history", "value"): 0, ("responses", "value"): 0, ("audit_events", "content"): 0,
-                       ("audit_pending", "content"): 0, ("attempts", "layout"): 0}
+             AND a.attname IN ('value', 'content', 'layout')"""
+        )
+    }
+    assert targets == {
+        ("response_history", "value"): 0,
+        ("responses", "value"): 0,
+        ("audit_events", "content"): 0,
+        ("audit_pending", "content"): 0,
+        ("attempts", "layout"): 0,
+    }
     # ANALYZE samples 300 rows per unit of the largest target: 3,000 on the tables that grow with every save.
-    largest = {r["table"]: r["target"] for r in await conn.fetch(
-        """SELECT c.relname AS table, max(a.attstattarget) AS target FROM pg_attribute a
+    largest = {
+        r["table"]: r["target"]
+        for r in await conn.fetch(
+            """SELECT c.relname AS table, max(a.attstattarget) AS target FROM pg_attribute a
            JOIN pg_class c ON c.oid = a.attrelid
            WHERE c.relname IN ('response_history', 'responses', 'audit_events') AND a.attnum > 0
-             AND NOT a.attisdropped GROUP BY c.relname""")}
+             AND NOT a.attisdropped GROUP BY c.relname"""
+        )
+    }
     assert largest == {"response_history": 10, "responses": 10, "audit_events": 10}
     options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'audit_pending'")
     assert options == ["vacuum_truncate=off"]

@@ -32,11 +32,15 @@ async def test_infeasible_blueprint_lists_every_short_cell(conn, signed_demo):
     await trust(conn, pub)
     await bank.import_release(conn, folder)
     await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-E', 'Sở E', 'department')")
-    spec = exams.parse_exam(exam_yaml(rows_extra="""  - title: Thêm
+    spec = exams.parse_exam(
+        exam_yaml(
+            rows_extra="""  - title: Thêm
     rows:
       - {topic: ham-so, level: 1, count: 5, type: single}
       - {topic: khong-co, level: 2, count: 1}
-"""))
+"""
+        )
+    )
     with pytest.raises(UserError) as info:
         await exams.create_exam(conn, spec, "SGD-E")
     assert info.value.code == "infeasible_blueprint"
@@ -90,8 +94,9 @@ async def test_out_of_order_and_duplicate_batches(client, conn, exam):
     assert dup["saved_seq"] == 4
     state = await (await client.get("/api/v1/state", headers=headers)).json()
     assert state["answers"][ref] == {"value": options[2], "flagged": True}  # the newest seq wins
-    assert await conn.fetchval("SELECT count(*) FROM response_history WHERE attempt_id = $1",
-                               body["attempt"]["id"]) == 4
+    assert (
+        await conn.fetchval("SELECT count(*) FROM response_history WHERE attempt_id = $1", body["attempt"]["id"]) == 4
+    )
 
 
 async def test_resume_after_reload_returns_answers_and_same_deadline(client, exam):
@@ -120,42 +125,51 @@ async def test_changes_after_deadline_and_grace_are_refused_and_logged(client, c
     ref = single_item(body)["ref"]
     alias = single_item(body)["options"][0]["id"]
     # Inside the grace period: still saved.
-    await conn.execute("UPDATE attempts SET deadline = now() - interval '10 seconds' WHERE id = $1",
-                       body["attempt"]["id"])
-    ok = await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": ref, "value": alias}]},
-                           headers=headers)
+    await conn.execute(
+        "UPDATE attempts SET deadline = now() - interval '10 seconds' WHERE id = $1", body["attempt"]["id"]
+    )
+    ok = await client.post(
+        "/api/v1/changes", json={"changes": [{"seq": 1, "item": ref, "value": alias}]}, headers=headers
+    )
     assert ok.status == 200
     # Past the grace: refused, kept in the record, and the attempt is closed by the deadline.
-    await conn.execute("UPDATE attempts SET deadline = now() - interval '31 seconds' WHERE id = $1",
-                       body["attempt"]["id"])
-    late = await client.post("/api/v1/changes", json={"changes": [{"seq": 2, "item": ref, "value": None}]},
-                             headers=headers)
+    await conn.execute(
+        "UPDATE attempts SET deadline = now() - interval '31 seconds' WHERE id = $1", body["attempt"]["id"]
+    )
+    late = await client.post(
+        "/api/v1/changes", json={"changes": [{"seq": 2, "item": ref, "value": None}]}, headers=headers
+    )
     assert late.status == 409
     assert (await late.json())["error"]["code"] == "attempt_closed"
     assert await conn.fetchval("SELECT reason FROM refused_changes") == "after_deadline"
     row = await conn.fetchrow("SELECT status, submitted_by FROM attempts WHERE id = $1", body["attempt"]["id"])
     assert dict(row) == {"status": "submitted", "submitted_by": "deadline"}
-    assert await conn.fetchval("SELECT value FROM responses WHERE attempt_id = $1 AND item_ref = $2",
-                               body["attempt"]["id"], ref) == json.dumps(alias)
+    assert await conn.fetchval(
+        "SELECT value FROM responses WHERE attempt_id = $1 AND item_ref = $2", body["attempt"]["id"], ref
+    ) == json.dumps(alias)
 
 
 async def test_sweeper_submits_abandoned_attempts(client, conn, exam):
     from cbt.delivery import close_expired_attempts
 
     _, body = await started(client, exam["0000000002"])
-    await conn.execute("UPDATE attempts SET deadline = now() - interval '5 minutes' WHERE id = $1",
-                       body["attempt"]["id"])
+    await conn.execute(
+        "UPDATE attempts SET deadline = now() - interval '5 minutes' WHERE id = $1", body["attempt"]["id"]
+    )
     assert await close_expired_attempts(client.server.app) == 1
     assert await conn.fetchval("SELECT submitted_by FROM attempts WHERE id = $1", body["attempt"]["id"]) == "deadline"
 
 
-@pytest.mark.parametrize(("statement", "tables"), [
-    ("delivery._CANDIDATE", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
-    ("delivery._CANDIDATE_LEAN", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
-    ("delivery._TICKET", {"candidates", "exams"}),
-    ("bank.ITEM_SOURCES", {"bank_items"}),
-    ("grading._ATTEMPT", {"attempts", "exams", "candidates", "candidate_forms"}),
-])
+@pytest.mark.parametrize(
+    ("statement", "tables"),
+    [
+        ("delivery._CANDIDATE", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+        ("delivery._CANDIDATE_LEAN", {"candidate_sessions", "candidates", "exams", "attempts", "receipts"}),
+        ("delivery._TICKET", {"candidates", "exams"}),
+        ("bank.ITEM_SOURCES", {"bank_items"}),
+        ("grading._ATTEMPT", {"attempts", "exams", "candidates", "candidate_forms"}),
+    ],
+)
 async def test_every_candidate_lookup_reads_by_key_while_the_tables_are_tiny(conn, exam, statement, tables):
     # The pool keeps the generic plan made at a statement's first use, when an
     # exam's tables hold a few rows, as the suite's do (db.create_pool). A plan
@@ -173,8 +187,9 @@ async def test_late_entry_and_not_yet_open(client, conn, exam):
     headers, _ = await sign_in(client, exam["0000000001"])
     resp = await client.post("/api/v1/start", json={}, headers=headers)
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "late_entry_closed"
-    await conn.execute("UPDATE exams SET opens_at = now() + interval '1 hour', "
-                       "late_entry_until = now() + interval '2 hours'")
+    await conn.execute(
+        "UPDATE exams SET opens_at = now() + interval '1 hour', late_entry_until = now() + interval '2 hours'"
+    )
     resp = await client.post("/api/v1/start", json={}, headers=headers)
     body = await resp.json()
     assert resp.status == 403 and body["error"]["code"] == "exam_not_open" and body["error"]["details"]["opens_at"]
@@ -203,10 +218,11 @@ async def test_a_candidate_cannot_touch_another_candidates_attempt(client, conn,
     _, a = await started(client, exam["0000000001"])
     headers_b, _ = await started(client, exam["0000000002"])
     ref = a["form"]["sections"][0]["items"][0]["ref"]
-    for path, body in (("/api/v1/changes", {"attempt_id": a["attempt"]["id"],
-                                            "changes": [{"seq": 1, "item": ref, "value": None}]}),
-                       ("/api/v1/submit", {"attempt_id": a["attempt"]["id"]}),
-                       ("/api/v1/start", {"attempt_id": a["attempt"]["id"]})):
+    for path, body in (
+        ("/api/v1/changes", {"attempt_id": a["attempt"]["id"], "changes": [{"seq": 1, "item": ref, "value": None}]}),
+        ("/api/v1/submit", {"attempt_id": a["attempt"]["id"]}),
+        ("/api/v1/start", {"attempt_id": a["attempt"]["id"]}),
+    ):
         resp = await client.post(path, json=body, headers=headers_b)
         assert resp.status == 403, path
         assert (await resp.json())["error"]["code"] == "not_your_attempt"
@@ -214,13 +230,16 @@ async def test_a_candidate_cannot_touch_another_candidates_attempt(client, conn,
     assert await conn.fetchval("SELECT status FROM attempts WHERE id = $1", a["attempt"]["id"]) == "in_progress"
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    ({"seq": 0, "item": "q1", "value": None}, "positive whole number"),
-    ({"seq": 1, "item": "q999", "value": None}, "no question"),
-    ({"seq": 1, "item": "q1", "value": "not-an-alias"}, "not one of this question's options"),
-    ({"seq": 1, "item": "q1", "kind": "flag", "value": "yes"}, "true or false"),
-    ({"seq": 1, "item": "q1", "kind": "erase", "value": None}, "kind is"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"seq": 0, "item": "q1", "value": None}, "positive whole number"),
+        ({"seq": 1, "item": "q999", "value": None}, "no question"),
+        ({"seq": 1, "item": "q1", "value": "not-an-alias"}, "not one of this question's options"),
+        ({"seq": 1, "item": "q1", "kind": "flag", "value": "yes"}, "true or false"),
+        ({"seq": 1, "item": "q1", "kind": "erase", "value": None}, "kind is"),
+    ],
+)
 async def test_malformed_changes_are_refused_whole(client, conn, exam, change, fragment):
     headers, body = await started(client, exam["0000000001"])
     first = single_item(body)
@@ -243,8 +262,18 @@ async def test_nothing_a_candidate_receives_holds_key_material(client, conn, exa
     texts.append(await (await client.get("/api/v1/state", headers=headers)).text())
     texts.append(await (await client.get("/api/v1/session", headers=headers)).text())
     blob = "\n".join(texts)
-    for word in ('"correct"', '"answer"', '"explanation"', '"key"', '"item_id"', '"pk"', '"secret"',
-                 '"seed', '"option_order"', '"source"'):
+    for word in (
+        '"correct"',
+        '"answer"',
+        '"explanation"',
+        '"key"',
+        '"item_id"',
+        '"pk"',
+        '"secret"',
+        '"seed',
+        '"option_order"',
+        '"source"',
+    ):
         assert word not in blob, word
     rows = await conn.fetch("SELECT b.item_id, b.source FROM bank_items b")
     for r in rows:
@@ -264,9 +293,12 @@ async def test_nothing_a_candidate_receives_holds_key_material(client, conn, exa
 async def test_rederived_form_equals_the_served_one(conn, exam):
     form, same = await exams.rederive_form(conn, "TOAN-T", "0000000002")
     assert same
-    stored = json.loads(await conn.fetchval(
-        "SELECT f.form FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id WHERE c.code = $1",
-        "0000000002"))
+    stored = json.loads(
+        await conn.fetchval(
+            "SELECT f.form FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id WHERE c.code = $1",
+            "0000000002",
+        )
+    )
     assert form == stored
     other, _ = await exams.rederive_form(conn, "TOAN-T", "0000000001")
     assert other != form  # per-candidate forms differ
@@ -275,8 +307,10 @@ async def test_rederived_form_equals_the_served_one(conn, exam):
 async def test_bad_roster_imports_nothing(conn, exam):
     from cbt.roster import RosterError, parse_roster
 
-    csv = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng thi\n"
-           "0000000009,Phạm D,01/02/2008,12A3,A,P03\n12345,X,32/13/2008,12A3,A,P03\n")
+    csv = (
+        "Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng thi\n"
+        "0000000009,Phạm D,01/02/2008,12A3,A,P03\n12345,X,32/13/2008,12A3,A,P03\n"
+    )
     with pytest.raises(RosterError) as info:
         parse_roster(csv.encode(), "roster.csv")
     assert "row 3" in str(info.value)
@@ -299,18 +333,25 @@ async def test_timed_sections_run_in_order_and_cannot_be_reopened(client, conn, 
     assert body["attempt"]["section_index"] == 0 and body["attempt"]["section_deadline"]
     s1 = single_item(body)
     s2 = body["form"]["sections"][1]["items"][0]
-    resp = await client.post("/api/v1/changes", json={"changes": [
-        {"seq": 1, "item": s2["ref"], "value": {"a": True}}]}, headers=headers)
+    resp = await client.post(
+        "/api/v1/changes", json={"changes": [{"seq": 1, "item": s2["ref"], "value": {"a": True}}]}, headers=headers
+    )
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "section_closed"
     moved = await (await client.post("/api/v1/sections/next", json={"from_section": 0}, headers=headers)).json()
     assert moved["attempt"]["section_index"] == 1
     again = await (await client.post("/api/v1/sections/next", json={"from_section": 0}, headers=headers)).json()
     assert again["attempt"]["section_index"] == 1  # a retried request does not skip a section
-    resp = await client.post("/api/v1/changes", json={"changes": [
-        {"seq": 2, "item": s1["ref"], "value": s1["options"][0]["id"]}]}, headers=headers)
+    resp = await client.post(
+        "/api/v1/changes",
+        json={"changes": [{"seq": 2, "item": s1["ref"], "value": s1["options"][0]["id"]}]},
+        headers=headers,
+    )
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "section_closed"
-    resp = await client.post("/api/v1/changes", json={"changes": [
-        {"seq": 3, "item": s2["ref"], "value": {"a": True, "b": False}}]}, headers=headers)
+    resp = await client.post(
+        "/api/v1/changes",
+        json={"changes": [{"seq": 3, "item": s2["ref"], "value": {"a": True, "b": False}}]},
+        headers=headers,
+    )
     assert resp.status == 200
     # A section whose time ran out moves on by itself.
     await conn.execute("UPDATE attempts SET section_deadline = now() - interval '1 minute'")
@@ -321,8 +362,7 @@ async def test_timed_sections_run_in_order_and_cannot_be_reopened(client, conn, 
 async def test_openapi_document_lists_the_candidate_api(client):
     doc = await (await client.get("/api/v1/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
-    assert {"/api/v1/login", "/api/v1/start", "/api/v1/changes", "/api/v1/state",
-            "/api/v1/submit"} <= set(doc["paths"])
+    assert {"/api/v1/login", "/api/v1/start", "/api/v1/changes", "/api/v1/state", "/api/v1/submit"} <= set(doc["paths"])
 
 
 async def test_exam_commands(dsn, conn, tmp_path, signed_demo):
@@ -339,14 +379,18 @@ async def test_exam_commands(dsn, conn, tmp_path, signed_demo):
     assert made.returncode == 0 and "exam CLI-T created" in made.stdout, made.stderr
     assert "already exists" in one_line_error(cbt("exam", "create", str(exam_file), env=env))
     roster = tmp_path / "roster.csv"
-    roster.write_text("Mã học sinh;Họ và tên;Ngày sinh;Lớp;Trường;Phòng thi\n"
-                      "0123456789;Đỗ Thị Em;02/03/2008;12A5;THPT A;P07\n"
-                      "0123456780;Ngô Văn Phúc;12/12/2007;12A5;THPT A;P08\n", encoding="utf-8")
+    roster.write_text(
+        "Mã học sinh;Họ và tên;Ngày sinh;Lớp;Trường;Phòng thi\n"
+        "0123456789;Đỗ Thị Em;02/03/2008;12A5;THPT A;P07\n"
+        "0123456780;Ngô Văn Phúc;12/12/2007;12A5;THPT A;P08\n",
+        encoding="utf-8",
+    )
     added = cbt("exam", "roster", "CLI-T", str(roster), env=env)
     assert added.returncode == 0 and "2 candidates added" in added.stdout, added.stderr
     bad = tmp_path / "bad.csv"
-    bad.write_text("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng thi\n123,X,01/01/2008,12A5,A,P07\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng thi\n123,X,01/01/2008,12A5,A,P07\n", encoding="utf-8"
+    )
     failed = cbt("exam", "roster", "CLI-T", str(bad), env=env)
     assert failed.returncode == 1 and "row 2" in failed.stderr and "Traceback" not in failed.stderr
     opened = cbt("exam", "open", "CLI-T", env=env)
@@ -363,8 +407,13 @@ async def test_exam_commands(dsn, conn, tmp_path, signed_demo):
     csv = cbt("exam", "tickets", "CLI-T", "--format", "csv", "--room", "P08", env=env)
     assert csv.returncode == 0 and "Ngô Văn Phúc" in csv.stdout and "Đỗ Thị Em" not in csv.stdout
     ticket = csv.stdout.strip().splitlines()[-1].split(",")[-1]
-    assert await conn.fetchval("SELECT count(*) FROM candidates WHERE ticket_hash = $1",
-                               __import__("cbt.roster", fromlist=["ticket_hash"]).ticket_hash(ticket)) == 1
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM candidates WHERE ticket_hash = $1",
+            __import__("cbt.roster", fromlist=["ticket_hash"]).ticket_hash(ticket),
+        )
+        == 1
+    )
     same = cbt("exam", "form", "CLI-T", "0123456789", env=env)
     assert same.returncode == 0 and "equals the form served" in same.stdout
     assert "no candidate" in one_line_error(cbt("exam", "form", "CLI-T", "9999999999", env=env))

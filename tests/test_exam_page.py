@@ -93,8 +93,11 @@ def sit(base: str, ticket: str) -> dict:
         score = page.locator("#d-score").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "exam-done-vi.png"))
         # The problems the page met: only the aborted saves may appear.
-        real = [p for p in problems if "ERR_FAILED" not in p and "ERR_INTERNET_DISCONNECTED" not in p
-                and "Failed to fetch" not in p]
+        real = [
+            p
+            for p in problems
+            if "ERR_FAILED" not in p and "ERR_INTERNET_DISCONNECTED" not in p and "Failed to fetch" not in p
+        ]
         return {"types": types, "receipt": receipt, "score": score, "problems": real}
 
 
@@ -110,8 +113,7 @@ async def test_whole_sitting_in_chromium(conn, dsn, exam):
     attempt = await conn.fetchrow("SELECT * FROM attempts")
     assert attempt["status"] == "submitted" and attempt["submitted_by"] == "candidate"
     assert out["receipt"] == attempt["receipt"]
-    rows = {r["item_ref"]: r for r in await conn.fetch("SELECT * FROM responses WHERE attempt_id = $1",
-                                                       attempt["id"])}
+    rows = {r["item_ref"]: r for r in await conn.fetch("SELECT * FROM responses WHERE attempt_id = $1", attempt["id"])}
     answered = [ref for ref, r in rows.items() if r["value"] is not None]
     assert len(answered) == 6, sorted(answered)
     assert sum(1 for r in rows.values() if r["flagged"]) == 1
@@ -180,8 +182,9 @@ def sit_by_keyboard(base: str, ticket: str) -> dict:
         page.focus("#question")
         for _ in range(30):
             page.keyboard.press("Tab")
-            if page.evaluate("document.activeElement.closest('#question') !== null "
-                             "&& document.activeElement.tagName === 'INPUT'"):
+            if page.evaluate(
+                "document.activeElement.closest('#question') !== null && document.activeElement.tagName === 'INPUT'"
+            ):
                 break
         focused = page.evaluate("document.activeElement.type")
         page.keyboard.press("Space")
@@ -253,8 +256,11 @@ def go_to(page, kind: str) -> int:
 
 def type_into_essay(page, text: str) -> None:
     # As a keyboard, a paste or an input method would: the value changes, then an input event.
-    page.evaluate("""(text) => { const a = document.querySelector('#question textarea'); a.value = text;
-                                 a.dispatchEvent(new Event('input', {bubbles: true})); }""", text)
+    page.evaluate(
+        """(text) => { const a = document.querySelector('#question textarea'); a.value = text;
+                                 a.dispatchEvent(new Event('input', {bubbles: true})); }""",
+        text,
+    )
 
 
 def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
@@ -309,8 +315,10 @@ def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
         page.locator(".qbtn:not(.answered)").first.click()
         answer_current(page)
         page.wait_for_selector("#save-state[data-state=saved]", timeout=15000)
-        out["kept"] = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('cbt.refused.'))"
-                                    ".map(k => JSON.parse(localStorage.getItem(k)))")
+        out["kept"] = page.evaluate(
+            "Object.keys(localStorage).filter(k => k.startsWith('cbt.refused.'))"
+            ".map(k => JSON.parse(localStorage.getItem(k)))"
+        )
         page.screenshot(path=str(SCREENSHOTS / "exam-refused-vi.png"))
         # The refusals above are the only failed requests the console may show.
         out["problems"] = [p for p in problems if not any(f"status of {n}" in p for n in (400, 401, 403, 429))]
@@ -330,8 +338,12 @@ async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):
     attempt = await conn.fetchrow("SELECT id, layout, device_hash FROM attempts")
     assert out["starts"] == [403, 200] and attempt["device_hash"] is not None
     layout = json.loads(attempt["layout"])
-    values = {r["item_ref"]: json.loads(r["value"]) for r in await conn.fetch(
-        "SELECT item_ref, value FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"])}
+    values = {
+        r["item_ref"]: json.loads(r["value"])
+        for r in await conn.fetch(
+            "SELECT item_ref, value FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"]
+        )
+    }
     essay = next(ref for ref, e in layout.items() if e["t"] == "essay")
     assert values[essay] == "Bài làm có ký tự NUL"  # the NUL left out, the rest saved, not the refused text
     assert len(values) == 3  # the essay, the first single-choice answer, and the answer after the refusal
@@ -387,15 +399,19 @@ class StaffBrowserless:
         self.base = base
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         token = CSRF_RE.search(self.opener.open(base + "/login").read().decode()).group(1)
-        form = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token,
-                                       "next": "/staff"}).encode()
+        form = urllib.parse.urlencode(
+            {"username": username, "password": PASSWORD, "csrf_token": token, "next": "/staff"}
+        ).encode()
         page = self.opener.open(urllib.request.Request(base + "/login", data=form)).read().decode()
         self.csrf = CSRF_RE.search(page).group(1)
 
     def act(self, code: str, action: str, **body) -> dict:
-        req = urllib.request.Request(f"{self.base}/proctor/exams/{code}/actions", method="POST",
-                                     data=json.dumps({"action": action, **body}).encode(),
-                                     headers={"Content-Type": "application/json", "X-CSRF-Token": self.csrf})
+        req = urllib.request.Request(
+            f"{self.base}/proctor/exams/{code}/actions",
+            method="POST",
+            data=json.dumps({"action": action, **body}).encode(),
+            headers={"Content-Type": "application/json", "X-CSRF-Token": self.csrf},
+        )
         with self.opener.open(req, timeout=10) as resp:
             return json.loads(resp.read())
 
@@ -411,7 +427,7 @@ def sign_in_and_start(page, base: str, ticket: str) -> None:
 
 def seconds(timer: str) -> int:
     parts = [int(p) for p in timer.split(":")]
-    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return sum(p * 60**i for i, p in enumerate(reversed(parts)))
 
 
 def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
@@ -421,7 +437,8 @@ def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
         conn = await asyncpg.connect(dsn)
         try:  # a short exam: its time nearly over
             return await conn.fetchval(
-                "UPDATE attempts SET deadline = now() + interval '10 seconds' RETURNING deadline")
+                "UPDATE attempts SET deadline = now() + interval '10 seconds' RETURNING deadline"
+            )
         finally:
             await conn.close()
 
@@ -447,8 +464,10 @@ def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
         out["frozen"], out["still"] = frozen, page.locator("#timer").inner_text()
         out["screen_while_paused"] = page.evaluate("document.body.dataset.screen")
         out["status_while_paused"] = run_in_thread(status)
-        out["inert"] = page.evaluate("[...document.querySelectorAll('#screen-exam .exam-body, #screen-exam .qfoot')]"
-                                     ".map(e => e.inert && getComputedStyle(e).opacity < 0.5)")
+        out["inert"] = page.evaluate(
+            "[...document.querySelectorAll('#screen-exam .exam-body, #screen-exam .qfoot')]"
+            ".map(e => e.inert && getComputedStyle(e).opacity < 0.5)"
+        )
         out["paused_text"] = page.locator("#paused").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "exam-paused-vi.png"))
         if out["screen_while_paused"] != "exam":
@@ -521,8 +540,9 @@ def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
         left = 0
         for n in range(1, 11):
             assert page.evaluate("document.querySelector('.qbtn.current').textContent") == str(n)
-            left += tab_to(page, "document.activeElement.closest('#question') !== null "
-                                 "&& document.activeElement.type === 'radio'")
+            left += tab_to(
+                page, "document.activeElement.closest('#question') !== null && document.activeElement.type === 'radio'"
+            )
             page.keyboard.press("Space")
             # On to "Câu sau →", the last control of the page, and past it.
             left += tab_to(page, "document.activeElement.id === 'next'")
@@ -618,8 +638,13 @@ async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):
     out = await asyncio.to_thread(run)
     assert out["problems"] == [], out["problems"]
     assert out["screen"] == "confirm" and "máy khác" in out["error"]
-    assert out["facts"] == {"name": "Trần Thị Bình", "code": "0000000002", "dob": "09/05/2008",
-                            "exam": "Kiểm tra Toán 12 (thử)", "time": "90 phút"}
+    assert out["facts"] == {
+        "name": "Trần Thị Bình",
+        "code": "0000000002",
+        "dob": "09/05/2008",
+        "exam": "Kiểm tra Toán 12 (thử)",
+        "time": "90 phút",
+    }
 
 
 def reload_and_drop_the_network(base: str, ticket: str) -> dict:
@@ -703,8 +728,9 @@ def read_a_lab_screen(base: str, ticket: str) -> dict:
                 row = page.locator("#question .choice").nth(1)
                 b = row.bounding_box()
                 row.click(position={"x": b["width"] - 6, "y": b["height"] / 2})
-                out["row_click"] = page.evaluate("[...document.querySelectorAll('#question input')]"
-                                                 ".map(i => i.checked)")
+                out["row_click"] = page.evaluate(
+                    "[...document.querySelectorAll('#question input')].map(i => i.checked)"
+                )
         out["problems"] = problems
     return out
 

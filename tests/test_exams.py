@@ -46,13 +46,16 @@ def test_the_exam_file_takes_a_list_of_releases():
     assert exams.spec_from_json(json.loads(json.dumps(one.to_json()))) == one
 
 
-@pytest.mark.parametrize(("lines", "code", "where"), [
-    (f"release: {DEMO}\n{TWO}", "release_and_releases", "releases"),
-    ("releases: []", "releases_list", "releases"),
-    (f"releases: {DEMO}", "releases_list", "releases"),
-    (f"releases: [{DEMO}, thpt-a-toan]", "release_format", "releases[2]"),
-    (f"releases: [{DEMO}, {DEMO}]", "release_twice", "releases[2]"),
-])
+@pytest.mark.parametrize(
+    ("lines", "code", "where"),
+    [
+        (f"release: {DEMO}\n{TWO}", "release_and_releases", "releases"),
+        ("releases: []", "releases_list", "releases"),
+        (f"releases: {DEMO}", "releases_list", "releases"),
+        (f"releases: [{DEMO}, thpt-a-toan]", "release_format", "releases[2]"),
+        (f"releases: [{DEMO}, {DEMO}]", "release_twice", "releases[2]"),
+    ],
+)
 def test_a_bad_list_of_releases_is_refused_saying_where(lines, code, where):
     with pytest.raises(exams.ExamFileError) as refused:
         exams.parse_exam(exam_yaml(lines))
@@ -75,11 +78,18 @@ async def test_forms_draw_from_both_releases(conn, imported):
     exam_id = await exams.create_exam(conn, exams.parse_exam(exam_yaml(TWO)), "THPT-A")
     assert await exams.release_ids(conn, exam_id) == ids
     assert await conn.fetchval("SELECT release_id FROM exams WHERE id = $1", exam_id) == imported["demo"]
-    await exams.add_roster(conn, "TOAN-2R", [
-        Candidate(f"00000000{n:02d}", f"Học sinh {n}", dt.date(2008, 1, n), "12A1", "", "P01") for n in (1, 2, 3)])
+    await exams.add_roster(
+        conn,
+        "TOAN-2R",
+        [Candidate(f"00000000{n:02d}", f"Học sinh {n}", dt.date(2008, 1, n), "12A1", "", "P01") for n in (1, 2, 3)],
+    )
     await exams.open_exam(conn, "TOAN-2R")
-    source = {r["item_pk"]: r["release_id"] for r in await conn.fetch(
-        "SELECT item_pk, release_id FROM release_items WHERE release_id = ANY($1::bigint[])", ids)}
+    source = {
+        r["item_pk"]: r["release_id"]
+        for r in await conn.fetch(
+            "SELECT item_pk, release_id FROM release_items WHERE release_id = ANY($1::bigint[])", ids
+        )
+    }
     forms = await conn.fetch("SELECT c.code, f.form FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id")
     assert len(forms) == 3
     for row in forms:
@@ -90,17 +100,21 @@ async def test_forms_draw_from_both_releases(conn, imported):
         assert same
     # The school's item is rendered with its own release's figure.
     a1 = await conn.fetchval("SELECT id FROM bank_items WHERE item_id = 'HS-A1'")
-    rendered = json.loads(await conn.fetchval(
-        "SELECT rendered FROM exam_items WHERE exam_id = $1 AND item_pk = $2", exam_id, a1))
+    rendered = json.loads(
+        await conn.fetchval("SELECT rendered FROM exam_items WHERE exam_id = $1 AND item_pk = $2", exam_id, a1)
+    )
     assert "Câu của trường A1" in rendered["stem"] and "data:image/svg+xml;base64," in rendered["stem"]
     assert await conn.fetchval("SELECT count(*) FROM exam_items WHERE exam_id = $1", exam_id) == 5
 
 
-@pytest.mark.parametrize(("lines", "subject", "code", "named"), [
-    (f"releases: [{DEMO}, thpt-a-vat-li 1]", "toan", "release_subject_mismatch", "thpt-a-vat-li 1"),
-    (TWO, "vat-li", "release_subject_mismatch", DEMO),
-    (f"releases: [{DEMO}, thpt-a-sua 1]", "toan", "release_item_conflict", "HS-01 (1, 2)"),
-])
+@pytest.mark.parametrize(
+    ("lines", "subject", "code", "named"),
+    [
+        (f"releases: [{DEMO}, thpt-a-vat-li 1]", "toan", "release_subject_mismatch", "thpt-a-vat-li 1"),
+        (TWO, "vat-li", "release_subject_mismatch", DEMO),
+        (f"releases: [{DEMO}, thpt-a-sua 1]", "toan", "release_item_conflict", "HS-01 (1, 2)"),
+    ],
+)
 async def test_releases_that_cannot_make_one_exam_are_refused(conn, imported, lines, subject, code, named):
     with pytest.raises(UserError) as refused:
         await exams.create_exam(conn, exams.parse_exam(exam_yaml(lines, subject=subject)), "THPT-A")

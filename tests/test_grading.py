@@ -18,9 +18,15 @@ CBT = Path(__file__).resolve().parent.parent / "cbt"
 
 
 def _calls(tree: ast.AST, module: str, name: str) -> list[int]:
-    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute) and node.func.attr == name
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == module]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == module
+    ]
 
 
 def test_only_grading_scores_attempts():
@@ -37,16 +43,23 @@ def test_only_grading_scores_attempts():
 def test_bank_items_are_read_by_key_everywhere():
     # `id = ANY($1)` gets a generic plan that scans bank_items when a
     # connection first planned it on a small bank; bank.item_sources does not.
-    offenders = [path.relative_to(CBT).as_posix() for path in CBT.rglob("*.py")
-                 if "bank_items WHERE id = ANY" in path.read_text(encoding="utf-8")]
+    offenders = [
+        path.relative_to(CBT).as_posix()
+        for path in CBT.rglob("*.py")
+        if "bank_items WHERE id = ANY" in path.read_text(encoding="utf-8")
+    ]
     assert offenders == []
 
 
 async def _scores(conn) -> list[tuple]:
-    return [tuple(r) for r in await conn.fetch(
-        "SELECT a.id, a.score, a.max_score, a.provisional, a.section_scores, "
-        "(SELECT json_agg(json_build_array(item_ref, score) ORDER BY item_ref) FROM responses r "
-        " WHERE r.attempt_id = a.id) FROM attempts a ORDER BY a.id")]
+    return [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT a.id, a.score, a.max_score, a.provisional, a.section_scores, "
+            "(SELECT json_agg(json_build_array(item_ref, score) ORDER BY item_ref) FROM responses r "
+            " WHERE r.attempt_id = a.id) FROM attempts a ORDER BY a.id"
+        )
+    ]
 
 
 async def test_scoring_again_gives_what_the_submit_stored(client, conn, signed_demo):
@@ -72,16 +85,23 @@ async def test_every_submitter_stores_the_same_score_for_the_same_answers(client
         answers = await correct_answers(conn, body)  # forms differ in order; every answer is right
         resp = await client.post("/api/v1/changes", json={"changes": changes_of(answers)}, headers=headers)
         assert resp.status == 200
-    ids = {code: await conn.fetchval("SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                                     "WHERE c.code = $1", code) for code in codes}
+    ids = {
+        code: await conn.fetchval(
+            "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = $1", code
+        )
+        for code in codes
+    }
     # the student, the deadline sweep and a proctor submit one each
     headers, _ = await started(client, tickets[codes[0]])
     assert (await client.post("/api/v1/submit", json={}, headers=headers)).status == 200
     await conn.execute("UPDATE attempts SET deadline = now() - interval '1 hour' WHERE id = $1", ids[codes[1]])
     assert await delivery.close_expired_attempts(client.server.app) == 1
     await delivery.finalize(client.server.app, conn, ids[codes[2]], "proctor")
-    rows = await conn.fetch("SELECT id, submitted_by, score, max_score, provisional, responses_sha256 "
-                            "FROM attempts WHERE id = ANY($1::bigint[])", list(ids.values()))
+    rows = await conn.fetch(
+        "SELECT id, submitted_by, score, max_score, provisional, responses_sha256 "
+        "FROM attempts WHERE id = ANY($1::bigint[])",
+        list(ids.values()),
+    )
     assert sorted(r["submitted_by"] for r in rows) == ["candidate", "deadline", "proctor"]
     assert len({(r["score"], r["max_score"], r["provisional"]) for r in rows}) == 1
     # The essay waits for its marker: the same provisional score, below the maximum, for all three.
@@ -89,7 +109,8 @@ async def test_every_submitter_stores_the_same_score_for_the_same_answers(client
     # each submission's audit event names the digest it stored
     events = await conn.fetch(
         "SELECT attempt_id, content FROM audit_events WHERE kind = 'submit' UNION ALL "
-        "SELECT attempt_id, content FROM audit_pending WHERE kind = 'submit'")
+        "SELECT attempt_id, content FROM audit_pending WHERE kind = 'submit'"
+    )
     named = {e["attempt_id"]: json.loads(e["content"])["responses_sha256"] for e in events}
     assert named == {r["id"]: r["responses_sha256"] for r in rows}
 

@@ -45,8 +45,9 @@ async def test_a_cut_off_tail_passes_alone_and_fails_against_the_published_head(
     assert (published.head.seq, published.exam) == (6, "AUDIT-T")
     await some_events(conn, eid, 3)
     assert await check(conn, "AUDIT-T", published.token) == (
-        0, "audit log of AUDIT-T intact: 9 events; reaches all 1 heads kept outside the database "
-           "(the latest: event 6)\n")
+        0,
+        "audit log of AUDIT-T intact: 9 events; reaches all 1 heads kept outside the database (the latest: event 6)\n",
+    )
 
     await cut_tail(conn, eid, 4)
     # The weakness: the shortened chain still recomputes.
@@ -99,16 +100,19 @@ async def test_an_intact_chain_reaches_every_head_and_a_head_file_holds_many(con
     found = heads.parse_heads(str(path))
     assert set(found) == {last.token, *tokens}  # each token once
     assert await check(conn, "AUDIT-T", str(path)) == (
-        0, f"audit log of AUDIT-T intact: 6 events; reaches all {len(found)} heads kept outside the database "
-           "(the latest: event 6)\n")
+        0,
+        f"audit log of AUDIT-T intact: 6 events; reaches all {len(found)} heads kept outside the database "
+        "(the latest: event 6)\n",
+    )
     # A line SEQ:HASH in the file is a head too: event 4 does not have event 6's hash.
     path.write_text(last.text() + f"4:{last.head.hash.hex()}\n", "utf-8")
     assert audit.Head(4, last.head.hash, "head heads.txt:6") in heads.parse_heads(str(path))
     rc, said = await check(conn, "AUDIT-T", str(path))
     assert rc == 1 and "head heads.txt:6: event 4 has hash" in said
     # The file form is what a person reads.
-    assert last.text().startswith(f"# Signed audit chain head of exam AUDIT-T\n# event: 6\n"
-                                  f"# hash: {last.head.hash.hex()}\n# signed at: ")
+    assert last.text().startswith(
+        f"# Signed audit chain head of exam AUDIT-T\n# event: 6\n# hash: {last.head.hash.hex()}\n# signed at: "
+    )
 
 
 async def test_a_forged_head_is_refused_with_a_clear_message(conn, exam):
@@ -152,8 +156,11 @@ async def test_a_replaced_receipt_key_is_named(conn, exam):
     eid = await exam_id(conn)
     await some_events(conn, eid, 3)
     kept = await signed(conn)
-    fresh = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    fresh = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     await conn.execute("UPDATE server_keys SET private_pem = $1 WHERE name = 'receipt'", fresh)
     with pytest.raises(UserError) as e:
         await check(conn, "AUDIT-T", kept.token)
@@ -184,8 +191,11 @@ async def test_receipts_name_the_chain_up_to_their_own_submission(client, conn, 
     payload = receipts.verify_token(result["receipt_token"], await receipts.public_keys(conn))
     assert payload["v"] == 2 and payload["kind"] == "receipt"
     head = receipts.receipt_head(payload)
-    event = await conn.fetchrow("SELECT kind, attempt_id, content::text AS content, hash FROM audit_events "
-                                "WHERE exam_id = (SELECT id FROM exams WHERE code = 'TOAN-T') AND seq = $1", head.seq)
+    event = await conn.fetchrow(
+        "SELECT kind, attempt_id, content::text AS content, hash FROM audit_events "
+        "WHERE exam_id = (SELECT id FROM exams WHERE code = 'TOAN-T') AND seq = $1",
+        head.seq,
+    )
     # The head's last event is this candidate's submission, of the very responses the receipt names.
     assert event["kind"] == "submit" and event["attempt_id"] == payload["attempt"]
     assert json.loads(event["content"])["responses_sha256"] == payload["responses_sha256"]
@@ -206,8 +216,11 @@ async def test_concurrent_submissions_each_get_their_own_head(client, conn, exam
     for result in results:
         payload = receipts.verify_token(result["receipt_token"], keys)
         head = receipts.receipt_head(payload)
-        row = await conn.fetchrow("SELECT kind, attempt_id, hash FROM audit_events WHERE seq = $1 AND exam_id = "
-                                  "(SELECT id FROM exams WHERE code = 'TOAN-T')", head.seq)
+        row = await conn.fetchrow(
+            "SELECT kind, attempt_id, hash FROM audit_events WHERE seq = $1 AND exam_id = "
+            "(SELECT id FROM exams WHERE code = 'TOAN-T')",
+            head.seq,
+        )
         assert (row["kind"], row["attempt_id"], bytes(row["hash"])) == ("submit", payload["attempt"], head.hash)
         seen.add(head.seq)
     assert len(seen) == 3
@@ -226,8 +239,9 @@ async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam
     assert receipts.receipt_head(receipts.verify_token(result["receipt_token"], await receipts.public_keys(conn)))
     # Or, the page gone, every worker's repair round finds it.
     headers, _ = await started(client, exam["0000000003"])
-    other = await conn.fetchval("SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                                "WHERE c.code = '0000000003'")
+    other = await conn.fetchval(
+        "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000003'"
+    )
     await delivery._submit(client.server.app, conn, other, "deadline")
     await conn.execute("UPDATE attempts SET submitted_at = submitted_at - interval '1 minute' WHERE id = $1", other)
     pool = client.server.app[appkeys.POOL]
@@ -254,8 +268,15 @@ async def test_an_old_receipt_without_a_head_still_verifies(client, conn, exam):
     attempt_id = await conn.fetchval("SELECT id FROM attempts")
     key = await receipts.server_key(conn)
     # Byte for byte what cbt signed before receipts carried the head.
-    old = {"v": 1, "exam": "TOAN-T", "candidate": "0000000001", "attempt": attempt_id, "responses_sha256": "ab" * 32,
-           "submitted_at": "2025-06-26T01:30:05.123456+00:00", "kid": receipts.key_id(key.public_key())}
+    old = {
+        "v": 1,
+        "exam": "TOAN-T",
+        "candidate": "0000000001",
+        "attempt": attempt_id,
+        "responses_sha256": "ab" * 32,
+        "submitted_at": "2025-06-26T01:30:05.123456+00:00",
+        "kid": receipts.key_id(key.public_key()),
+    }
     token = receipts.sign(key, old).token
     assert receipts.verify_token(token, await receipts.public_keys(conn)) == old
     html = await (await client.get("/receipt", params={"token": token})).text()
@@ -320,10 +341,13 @@ async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):
     assert printed.stdout.startswith("# Signed audit chain head of exam AUDIT-T\n# event: 5\n")
     token = printed.stdout.splitlines()[-1]
 
-    done = await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", str(head_file), "--head", token,
-                                   env=env)
-    assert (done.returncode, done.stdout) == (0, "audit log of AUDIT-T intact: 5 events; reaches all 2 heads kept "
-                                                 "outside the database (the latest: event 5)\n")
+    done = await asyncio.to_thread(
+        cbt, "audit", "verify", "AUDIT-T", "--head", str(head_file), "--head", token, env=env
+    )
+    assert (done.returncode, done.stdout) == (
+        0,
+        "audit log of AUDIT-T intact: 5 events; reaches all 2 heads kept outside the database (the latest: event 5)\n",
+    )
     await cut_tail(conn, eid, 3)
     done = await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", str(head_file), env=env)
     assert done.returncode == 1 and done.stdout.count("\n") == 1 and "Traceback" not in done.stderr
@@ -331,20 +355,23 @@ async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):
     # Without a head, the cut goes unseen: what the heads are for.
     assert (await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", env=env)).returncode == 0
 
-    forged = receipts.sign_head(Ed25519PrivateKey.generate(), "AUDIT-T", audit.Head(3, bytes(range(32))),
-                                dt.datetime.now(dt.UTC))
+    forged = receipts.sign_head(
+        Ed25519PrivateKey.generate(), "AUDIT-T", audit.Head(3, bytes(range(32))), dt.datetime.now(dt.UTC)
+    )
     line = one_line_error(await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", forged, env=env))
     assert "is refused: its signature does not match" in line
     line = one_line_error(await asyncio.to_thread(cbt, "audit", "verify", "AUDIT-T", "--head", "nonsense", env=env))
     assert "'nonsense' is neither a file nor a chain head: give a head file" in line
 
 
-@pytest.mark.parametrize(("module", "statement", "indexes"), [
-    (audit, "_SUBMIT_EVENT", {"audit_events_attempt_idx"}),
-    (receipts, "_SUBMITTED", {"attempts_pkey", "exams_pkey", "candidates_pkey", "receipts_pkey"}),
-])
-async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement,
-                                                                       indexes):
+@pytest.mark.parametrize(
+    ("module", "statement", "indexes"),
+    [
+        (audit, "_SUBMIT_EVENT", {"audit_events_attempt_idx"}),
+        (receipts, "_SUBMITTED", {"attempts_pkey", "exams_pkey", "candidates_pkey", "receipts_pkey"}),
+    ],
+)
+async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement, indexes):
     """Every submission runs these; the pool keeps the generic plan made when
     an exam's tables hold a few rows (see test_delivery)."""
     from cbt import db

@@ -14,8 +14,7 @@ from support.paths import REPO
 from cbt.i18n import request_language
 
 TEMPLATES = REPO / "web" / "templates"
-CATALOGS = {lang: json.loads((REPO / "web" / "i18n" / f"{lang}.json").read_text("utf-8"))
-            for lang in ("vi", "en")}
+CATALOGS = {lang: json.loads((REPO / "web" / "i18n" / f"{lang}.json").read_text("utf-8")) for lang in ("vi", "en")}
 
 
 def test_catalogs_have_the_same_keys():
@@ -94,8 +93,11 @@ async def test_english_browser_still_gets_vietnamese(client):
 # a new subclass of UserError is covered without anyone listing it here.
 
 CBT, ITEMBANK = REPO / "cbt", REPO / "itembank"
-TREES = {path: ast.parse(path.read_text("utf-8"), str(path))
-         for root in (CBT, ITEMBANK) for path in sorted(root.rglob("*.py"))}
+TREES = {
+    path: ast.parse(path.read_text("utf-8"), str(path))
+    for root in (CBT, ITEMBANK)
+    for path in sorted(root.rglob("*.py"))
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,11 @@ def error_classes(base: str) -> set[str]:
         grew = False
         for tree in TREES.values():
             for node in ast.walk(tree):
-                if (isinstance(node, ast.ClassDef) and node.name not in names
-                        and any(_name(b) in names for b in node.bases)):
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and node.name not in names
+                    and any(_name(b) in names for b in node.bases)
+                ):
                     names.add(node.name)
                     grew = True
     return names
@@ -138,8 +143,13 @@ def _fixed_code(classdef: ast.ClassDef) -> ast.Call | None:
     if init is None or "code" in [a.arg for a in init.args.args]:
         return None
     for node in ast.walk(init):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__init__"
-                and isinstance(node.func.value, ast.Call) and _name(node.func.value.func) == "super"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "__init__"
+            and isinstance(node.func.value, ast.Call)
+            and _name(node.func.value.func) == "super"
+        ):
             return node
     return None
 
@@ -152,8 +162,13 @@ def _detail_names(call: ast.Call, tree: ast.Module, where: str) -> frozenset:
             continue
         # **helper(...): the keys of the dict the helper returns.
         helper = _name(kw.value.func) if isinstance(kw.value, ast.Call) else None
-        returns = [r.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == helper
-                   for r in ast.walk(f) if isinstance(r, ast.Return)]
+        returns = [
+            r.value
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef) and f.name == helper
+            for r in ast.walk(f)
+            if isinstance(r, ast.Return)
+        ]
         assert returns and all(isinstance(r, ast.Dict) for r in returns), f"{where}: cannot see the details"
         names |= {k.value for r in returns for k in r.keys}
     return frozenset(names - {"status"})
@@ -167,9 +182,13 @@ def _code_values(arg: ast.AST, tree: ast.Module, where: str) -> list[str] | None
         return None
     assert isinstance(arg, ast.Name), f"{where}: a code this test cannot read: {ast.unparse(arg)}"
     # A name: every string its assignments in the module can give it.
-    values = [n.value for a in ast.walk(tree) if isinstance(a, ast.Assign) and any(_name(t) == arg.id
-                                                                                    for t in a.targets)
-              for n in ast.walk(a.value) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    values = [
+        n.value
+        for a in ast.walk(tree)
+        if isinstance(a, ast.Assign) and any(_name(t) == arg.id for t in a.targets)
+        for n in ast.walk(a.value)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
     assert values, f"{where}: cannot see what {arg.id} holds"
     return values
 
@@ -178,8 +197,12 @@ def raised(base: str, but: str | None = None) -> tuple[dict[str, list[Site]], li
     """code -> the sites that construct an error of base's family (but not of but's) with
     it; and the sites that pass another error's code on."""
     classes = error_classes(base) - (error_classes(but) if but else set())
-    fixed = {node.name: (call, tree) for tree in TREES.values() for node in ast.walk(tree)
-             if isinstance(node, ast.ClassDef) and node.name in classes and (call := _fixed_code(node))}
+    fixed = {
+        node.name: (call, tree)
+        for tree in TREES.values()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name in classes and (call := _fixed_code(node))
+    }
     codes: dict[str, list[Site]] = {}
     passed_on = []
     for path, tree in TREES.items():
@@ -222,8 +245,9 @@ def all_error_codes() -> dict[str, list[Site]]:
     # a TooLarge it turns into uploads.too_large, which is seen above with its `limit`.
     assert [s.where.split(":")[0] for s in passed_on] == ["cbt/bank.py"], passed_on
     for code, sites in raised("ItembankError", but="TooLarge")[0].items():
-        codes.setdefault(code, []).extend(Site(f"{s.where} via {passed_on[0].where}", passed_on[0].details)
-                                          for s in sites)
+        codes.setdefault(code, []).extend(
+            Site(f"{s.where} via {passed_on[0].where}", passed_on[0].details) for s in sites
+        )
     for code, sites in middleware_codes().items():
         codes.setdefault(code, []).extend(sites)
     return codes
@@ -235,12 +259,26 @@ def test_the_collector_sees_every_error_class_and_code():
     text = "\n".join(path.read_text("utf-8") for path in TREES)
     for base in ("UserError", "ItembankError"):
         classes = error_classes(base)
-        by_regex = {base} | {name for name, bases in re.findall(r"^class (\w+)\(([^)]*)\)", text, re.M)
-                             if any(b.strip().split(".")[-1] in classes for b in bases.split(","))}
+        by_regex = {base} | {
+            name
+            for name, bases in re.findall(r"^class (\w+)\(([^)]*)\)", text, re.M)
+            if any(b.strip().split(".")[-1] in classes for b in bases.split(","))
+        }
         assert by_regex == classes
     codes = all_error_codes()
-    assert {"weak_password", "infeasible_blueprint", "roster_invalid", "bad_exam_file", "invalid_item",
-            "bad-signature", "changed-file", "too_large", "bad_request", "http_error", "internal_error"} <= set(codes)
+    assert {
+        "weak_password",
+        "infeasible_blueprint",
+        "roster_invalid",
+        "bad_exam_file",
+        "invalid_item",
+        "bad-signature",
+        "changed-file",
+        "too_large",
+        "bad_request",
+        "http_error",
+        "internal_error",
+    } <= set(codes)
     assert len(codes) > 150
 
 
@@ -337,8 +375,9 @@ async def test_a_new_account_refused_on_the_users_page_says_why_in_vietnamese(cl
     fields = {"csrf_token": token, "username": "moi", "display_name": "", "role": "teacher", "org": "THPT-A"}
     html = await (await client.post("/staff/users", data=fields | {"password": "ngan"})).text()
     assert 'data-code="weak_password"' in html and "Mật khẩu phải có ít nhất 10 ký tự." in html
-    html = await (await client.post("/staff/users", data=fields | {"username": "teacher",
-                                                                   "password": "mat khau du dai"})).text()
+    html = await (
+        await client.post("/staff/users", data=fields | {"username": "teacher", "password": "mat khau du dai"})
+    ).text()
     assert 'data-code="user_exists"' in html and "Tên đăng nhập teacher đã có người dùng" in html
 
 
@@ -378,8 +417,13 @@ def test_the_report_workbook_has_its_words_in_both_catalogs():
 # -- one word for each thing (docs/glossary.md) -------------------------------------------------
 
 REJECTED = {
-    r"\b[Kk]ì\b": "Kỳ", r"\b[Kk]hóa\b": "Khoá", r"\b[Xx]óa\b": "Xoá", r"\b[Hh]óa\b": "Hoá", r"\b[Tt]ùy\b": "Tuỳ",
-    r"\bMột đáp án\b": "Một lựa chọn", r"(?i)\bmã học sinh\b": "Số báo danh",
+    r"\b[Kk]ì\b": "Kỳ",
+    r"\b[Kk]hóa\b": "Khoá",
+    r"\b[Xx]óa\b": "Xoá",
+    r"\b[Hh]óa\b": "Hoá",
+    r"\b[Tt]ùy\b": "Tuỳ",
+    r"\bMột đáp án\b": "Một lựa chọn",
+    r"(?i)\bmã học sinh\b": "Số báo danh",
 }
 # These list the headers a roster may have, which schools write in many ways.
 ROSTER_ALIASES = {"ws.exams.roster_help", "roster.problem.roster_column_missing.code"}
@@ -390,11 +434,17 @@ def test_the_vietnamese_interface_says_each_thing_with_one_word():
 
     texts = [(f"vi.json {key}", text) for key, text in CATALOGS["vi"].items() if key not in ROSTER_ALIASES]
     texts += [(str(path.relative_to(REPO)), path.read_text("utf-8")) for path in TEMPLATES.rglob("*.html")]
-    texts += [("roster.TICKET_CSV_HEADERS", " ".join(roster.TICKET_CSV_HEADERS["vi"])),
-              ("roster.TEMPLATE_HEADERS", " ".join(roster.TEMPLATE_HEADERS)),
-              ("roster.COLUMNS", " ".join(c.label for c in roster.COLUMNS))]
-    faults = [f"{where}: {re.search(pattern, text).group(0)!r}, say {word}"
-              for where, text in texts for pattern, word in REJECTED.items() if re.search(pattern, text)]
+    texts += [
+        ("roster.TICKET_CSV_HEADERS", " ".join(roster.TICKET_CSV_HEADERS["vi"])),
+        ("roster.TEMPLATE_HEADERS", " ".join(roster.TEMPLATE_HEADERS)),
+        ("roster.COLUMNS", " ".join(c.label for c in roster.COLUMNS)),
+    ]
+    faults = [
+        f"{where}: {re.search(pattern, text).group(0)!r}, say {word}"
+        for where, text in texts
+        for pattern, word in REJECTED.items()
+        if re.search(pattern, text)
+    ]
     assert not faults, "\n".join(faults)
     assert CATALOGS["vi"]["type.single"] == CATALOGS["vi"]["ws.exams.type.single"] == "Một lựa chọn"
 
@@ -422,16 +472,40 @@ def test_every_item_problem_the_editor_can_show_has_a_vietnamese_text():
     codes = {"bad-type", "bad-status"}  # the parser's f"bad-{name}" for its two choices
     # One-word codes, which the pattern cannot tell from a column's name (xlsx's report(column, code, ...)).
     codes |= {"encoding", "unreadable", "exists"}
-    for path in (ITEMBANK / "validate.py", ITEMBANK / "formats" / "yaml_format.py", ITEMBANK / "formats" / "xlsx.py",
-                 CBT / "authoring.py", CBT / "uploads.py"):
+    for path in (
+        ITEMBANK / "validate.py",
+        ITEMBANK / "formats" / "yaml_format.py",
+        ITEMBANK / "formats" / "xlsx.py",
+        CBT / "authoring.py",
+        CBT / "uploads.py",
+    ):
         for node in ast.walk(TREES[path]):
-            if isinstance(node, ast.Call) and _name(node.func) in ("report", "problem", "FieldProblem", "Problem",
-                                                                   "_problem"):
-                found = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
-                         and code.fullmatch(a.value)]
+            if isinstance(node, ast.Call) and _name(node.func) in (
+                "report",
+                "problem",
+                "FieldProblem",
+                "Problem",
+                "_problem",
+            ):
+                found = [
+                    a.value
+                    for a in node.args
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str) and code.fullmatch(a.value)
+                ]
                 codes |= set(found[:1])
-    assert {"points-not-positive", "single-key-count", "wrong-type", "subject-not-listed", "id-taken",
-            "unknown-column", "missing-column"} <= codes
-    missing = [c for c in sorted(codes) if not VIETNAMESE.search(CATALOGS["vi"].get("item_problem." + c, ""))
-               or "item_problem." + c not in CATALOGS["en"]]
+    assert {
+        "points-not-positive",
+        "single-key-count",
+        "wrong-type",
+        "subject-not-listed",
+        "id-taken",
+        "unknown-column",
+        "missing-column",
+    } <= codes
+    missing = [
+        c
+        for c in sorted(codes)
+        if not VIETNAMESE.search(CATALOGS["vi"].get("item_problem." + c, ""))
+        or "item_problem." + c not in CATALOGS["en"]
+    ]
     assert not missing, missing

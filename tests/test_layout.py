@@ -29,9 +29,13 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     found = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     # Names imported for the type checker only (under `if TYPE_CHECKING:`) are not run.
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-                   for stmt in block.body for n in ast.walk(stmt)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
@@ -102,8 +106,11 @@ def test_the_domain_does_not_depend_on_the_question_bank_tools_the_other_way():
     # itembank is the bank's file format and signing, usable without a server:
     # it must never import cbt.
     known = module_names()
-    offenders = {name: sorted(d for d in imports_of(name, path, known) if d.startswith("cbt"))
-                 for name, path in known.items() if name.startswith("itembank")}
+    offenders = {
+        name: sorted(d for d in imports_of(name, path, known) if d.startswith("cbt"))
+        for name, path in known.items()
+        if name.startswith("itembank")
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
@@ -112,27 +119,38 @@ def test_handlers_send_the_browser_on_by_route_name():
     # changes; auth.redirect builds it from the route's name. see_other is
     # left for a `next` target that safe_next has checked.
     by_hand = re.compile(r"see_other\((?!safe_next\()")
-    offenders = [f"{path.name}:{n}" for path in (ROOT / "cbt").rglob("*.py") if path.name != "auth.py"
-                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-                 if by_hand.search(line)]
+    offenders = [
+        f"{path.name}:{n}"
+        for path in (ROOT / "cbt").rglob("*.py")
+        if path.name != "auth.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if by_hand.search(line)
+    ]
     assert offenders == []
 
 
 def test_numbers_for_people_are_written_one_way():
     # Three formatters once wrote "no value" with three different dashes.
-    defined = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in (ROOT / "cbt").rglob("*.py")
-               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-               if isinstance(node, ast.FunctionDef) and node.name in ("fmt", "local_number")]
+    defined = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in (ROOT / "cbt").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name in ("fmt", "local_number")
+    ]
     assert defined == ["cbt/numbers.py:11", "cbt/numbers.py:16"]
 
 
 def test_forms_carry_the_csrf_token_through_one_helper():
     # 29 forms once wrote the hidden input by hand; csrf_field() writes it for all.
-    by_hand = [str(path.relative_to(ROOT)) for path in (ROOT / "web" / "templates").rglob("*.html")
-               if 'name="csrf_token"' in path.read_text(encoding="utf-8")]
+    by_hand = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "web" / "templates").rglob("*.html")
+        if 'name="csrf_token"' in path.read_text(encoding="utf-8")
+    ]
     assert by_hand == []
-    forms = sum(path.read_text(encoding="utf-8").count("csrf_field()")
-                for path in (ROOT / "web" / "templates").rglob("*.html"))
+    forms = sum(
+        path.read_text(encoding="utf-8").count("csrf_field()") for path in (ROOT / "web" / "templates").rglob("*.html")
+    )
     assert forms >= 29
 
 
@@ -144,16 +162,23 @@ def imports_of_test_modules(path: Path) -> list[str]:
     anywhere in its source."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
         found += [n for n in names if re.fullmatch(r"(tests\.)?(test_\w+|conftest)(\..+)?", n)]
     return found
 
 
 def test_the_test_import_finder_finds_one(tmp_path):
     path = tmp_path / "test_x.py"
-    path.write_text("import os\nfrom aiohttp.test_utils import TestClient\nfrom support.cli import cbt\n\n"
-                    "def test_y():\n    from test_server import free_port\n    import conftest\n")
+    path.write_text(
+        "import os\nfrom aiohttp.test_utils import TestClient\nfrom support.cli import cbt\n\n"
+        "def test_y():\n    from test_server import free_port\n    import conftest\n"
+    )
     assert imports_of_test_modules(path) == ["test_server", "conftest"]
 
 
@@ -161,6 +186,7 @@ def test_no_test_module_imports_another():
     """What tests share lives in tests/support (fixtures through conftest's
     pytest_plugins); a test module that imported another would run that
     module's fixtures under its own name and tie the two together."""
-    found = {str(p.relative_to(TESTS)): names for p in sorted(TESTS.rglob("*.py"))
-             if (names := imports_of_test_modules(p))}
+    found = {
+        str(p.relative_to(TESTS)): names for p in sorted(TESTS.rglob("*.py")) if (names := imports_of_test_modules(p))
+    }
     assert found == {}

@@ -44,15 +44,23 @@ def test_latest_records_merges_every_process_file(tmp_path):
     """Each line holds what one acknowledgement newly covered; a student may have moved between
     Locust processes (files), so per question the highest seq wins, whatever the file order."""
     base = tmp_path / "acked.jsonl"
-    line = lambda attempt, saved, acked, submitted=False: json.dumps(  # noqa: E731
-        {"attempt_id": attempt, "saved_seq": saved, "acked": acked, "submitted": submitted}) + "\n"
+
+    def line(attempt, saved, acked, submitted=False):
+        return json.dumps({"attempt_id": attempt, "saved_seq": saved, "acked": acked, "submitted": submitted}) + "\n"
+
     (tmp_path / "acked.jsonl.1").write_text(
-        line(7, 9, {"answer:q1": [9, "C"], "flag:q1": [8, True]}) + line(8, 1, {"answer:q5": [1, "D"]}))
+        line(7, 9, {"answer:q1": [9, "C"], "flag:q1": [8, True]}) + line(8, 1, {"answer:q5": [1, "D"]})
+    )
     (tmp_path / "acked.jsonl.2").write_text(
-        line(7, 4, {"answer:q1": [2, "A"], "answer:q2": [4, "B"]}) + line(7, 9, {}, submitted=True))
+        line(7, 4, {"answer:q1": [2, "A"], "answer:q2": [4, "B"]}) + line(7, 9, {}, submitted=True)
+    )
     got = run.latest_records(base)
-    assert got[7] == {"attempt_id": 7, "saved_seq": 9, "submitted": True,
-                      "acked": {"answer:q1": [9, "C"], "flag:q1": [8, True], "answer:q2": [4, "B"]}}
+    assert got[7] == {
+        "attempt_id": 7,
+        "saved_seq": 9,
+        "submitted": True,
+        "acked": {"answer:q1": [9, "C"], "flag:q1": [8, True], "answer:q2": [4, "B"]},
+    }
     assert got[8] == {"attempt_id": 8, "saved_seq": 1, "submitted": False, "acked": {"answer:q5": [1, "D"]}}
 
 
@@ -63,30 +71,54 @@ def test_seated_latency_is_exact_and_split_by_ten_seconds():
     b = {"from": 1000.5, "to": 1030.0, "batches": 2, "samples": [[1012.0, 30.0], [1029.9, 40.0]]}
     got = run.seated_latency([a, b])
     assert got["count"] == 5 and got["p50_ms"] == 30.0 and got["max_ms"] == 900.0
-    assert [(x["from_s"], x["count"], x["max_ms"]) for x in got["buckets"]] == [(0, 2, 900.0), (10, 1, 30.0),
-                                                                               (20, 2, 40.0)]
+    assert [(x["from_s"], x["count"], x["max_ms"]) for x in got["buckets"]] == [
+        (0, 2, 900.0),
+        (10, 1, 30.0),
+        (20, 2, 40.0),
+    ]
     assert run.seated_latency([{"from": 1.0, "to": 2.0, "batches": 0}]) == {}
 
 
 def test_the_server_logs_errors_are_found(tmp_path):
     log = tmp_path / "server.log"
-    log.write_text("cbt is serving on http://127.0.0.1:1/ with 2 worker(s); Ctrl-C stops it\n"
-                   '{"level": "warning", "logger": "cbt.server", "msg": "worker 7 exited (-9); starting another"}\n'
-                   '{"level": "error", "logger": "asyncio", "msg": "an error occurred during closing"}\n'
-                   "Traceback (most recent call last):\n  File \"x.py\", line 1\n")
+    log.write_text(
+        "cbt is serving on http://127.0.0.1:1/ with 2 worker(s); Ctrl-C stops it\n"
+        '{"level": "warning", "logger": "cbt.server", "msg": "worker 7 exited (-9); starting another"}\n'
+        '{"level": "error", "logger": "asyncio", "msg": "an error occurred during closing"}\n'
+        'Traceback (most recent call last):\n  File "x.py", line 1\n'
+    )
     assert run.logged_errors(log) == ["asyncio: an error occurred during closing", "Traceback (most recent call last):"]
     assert run.logged_errors(tmp_path / "missing.log") == []
 
 
-@pytest.mark.skipif(bool(os.environ.get("CBT_DATABASE_URL")),
-                    reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass")
+@pytest.mark.skipif(
+    bool(os.environ.get("CBT_DATABASE_URL")),
+    reason="the smoke run starts its own embedded PostgreSQL; it runs once, in the embedded pass",
+)
 @pytest.mark.slow
 def test_lab_profile_smoke_run_loses_nothing(tmp_path):
     """What CI runs: `python -m loadtests.run --profile lab --duration 30`, failing only on errors or loss."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
-    done = subprocess.run([sys.executable, "-m", "loadtests.run", "--profile", "lab", "--duration", "30",
-                           "--ceiling", "0", "--out", str(tmp_path)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.run",
+            "--profile",
+            "lab",
+            "--duration",
+            "30",
+            "--ceiling",
+            "0",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(next(tmp_path.glob("lab-*/summary.json")).read_text())
     assert summary["errors"] == 0 and summary["lost"] == 0
@@ -112,7 +144,13 @@ print(pool._is_socket_alive(high))
 
 
 def test_an_idle_connection_above_descriptor_1024_is_reused():
-    done = subprocess.run([sys.executable, "-c", KEEP_ALIVE_CHECK], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "CBT_LOAD_TICKETS": "unused"}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KEEP_ALIVE_CHECK],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CBT_LOAD_TICKETS": "unused"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "False"]

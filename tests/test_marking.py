@@ -16,7 +16,9 @@ from cbt.errors import UserError
 async def staff_member(conn, username: str) -> accounts.Staff:
     r = await conn.fetchrow(
         "SELECT u.id, u.username, u.display_name, u.role, u.org_id, o.code AS org_code, o.kind AS org_kind "
-        "FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.username = $1", username)
+        "FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.username = $1",
+        username,
+    )
     return accounts.Staff(**dict(r))
 
 
@@ -31,33 +33,53 @@ async def sat_exam(client, conn, staff, signed_demo):
 async def snapshot(conn) -> dict:
     """Everything a refused mark must leave as it was."""
     return {
-        "attempts": [tuple(r) for r in await conn.fetch(
-            "SELECT id, score, provisional, section_scores FROM attempts ORDER BY id")],
-        "scores": [tuple(r) for r in await conn.fetch(
-            "SELECT attempt_id, item_ref, score FROM responses ORDER BY 1, 2")],
+        "attempts": [
+            tuple(r)
+            for r in await conn.fetch("SELECT id, score, provisional, section_scores FROM attempts ORDER BY id")
+        ],
+        "scores": [
+            tuple(r) for r in await conn.fetch("SELECT attempt_id, item_ref, score FROM responses ORDER BY 1, 2")
+        ],
         "marks": await conn.fetchval("SELECT count(*) FROM essay_marks"),
         "history": await conn.fetchval("SELECT count(*) FROM essay_mark_history"),
         # Submits queue their events for the audit chainer, which may move them into audit_events
         # between two snapshots; the sum, read in one statement, is what a refused mark must not change.
         "audit": await conn.fetchval(
-            "SELECT (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM audit_pending)"),
+            "SELECT (SELECT count(*) FROM audit_events) + (SELECT count(*) FROM audit_pending)"
+        ),
     }
 
 
-@pytest.mark.parametrize(("typed", "expected"), [
-    ("0.75", Decimal("0.75")), ("0,75", Decimal("0.75")), (" 1 ", Decimal("1")), ("0", Decimal("0")),
-    ("1.00", Decimal("1")),
-])
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("0.75", Decimal("0.75")),
+        ("0,75", Decimal("0.75")),
+        (" 1 ", Decimal("1")),
+        ("0", Decimal("0")),
+        ("1.00", Decimal("1")),
+    ],
+)
 def test_marks_are_exact_decimals(typed, expected):
     mark = marking.parse_mark(typed, Decimal("1"), 2)
     assert isinstance(mark, Decimal) and mark == expected
 
 
-@pytest.mark.parametrize(("typed", "decimals", "code"), [
-    ("-0.25", 2, "mark_out_of_range"), ("1.25", 2, "mark_out_of_range"), ("abc", 2, "bad_mark"),
-    ("NaN", 2, "bad_mark"), ("Infinity", 2, "bad_mark"), ("", 2, "mark_missing"), (None, 2, "mark_missing"),
-    ("0.125", 2, "mark_step"), ("0.5", 0, "mark_step"), ("1e400", 2, "mark_out_of_range"),
-])
+@pytest.mark.parametrize(
+    ("typed", "decimals", "code"),
+    [
+        ("-0.25", 2, "mark_out_of_range"),
+        ("1.25", 2, "mark_out_of_range"),
+        ("abc", 2, "bad_mark"),
+        ("NaN", 2, "bad_mark"),
+        ("Infinity", 2, "bad_mark"),
+        ("", 2, "mark_missing"),
+        (None, 2, "mark_missing"),
+        ("0.125", 2, "mark_step"),
+        ("0.5", 0, "mark_step"),
+        ("1e400", 2, "mark_out_of_range"),
+    ],
+)
 def test_bad_marks_are_refused_with_a_code(typed, decimals, code):
     with pytest.raises(UserError) as info:
         marking.parse_mark(typed, Decimal("1"), decimals)
@@ -91,14 +113,18 @@ async def test_marking_every_essay_makes_totals_final_and_exact(conn, sat_exam):
         mark = Decimal("0.25") * (i % 5)  # 0, 0.25, ... 1
         result = await marking.record_mark(conn, sat_exam, pk, script.attempt_id, str(mark), "Ý đúng.", teacher)
         assert result.provisional is False
-        row = await conn.fetchrow("SELECT score, max_score, provisional FROM attempts WHERE id = $1",
-                                  script.attempt_id)
+        row = await conn.fetchrow("SELECT score, max_score, provisional FROM attempts WHERE id = $1", script.attempt_id)
         assert row["provisional"] is False
         assert row["score"] == before[script.attempt_id] + mark  # exact, not a float
-        assert await conn.fetchval("SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2",
-                                   script.attempt_id, script.ref) == mark
-        sections = json.loads(await conn.fetchval("SELECT section_scores FROM attempts WHERE id = $1",
-                                                  script.attempt_id))
+        assert (
+            await conn.fetchval(
+                "SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2", script.attempt_id, script.ref
+            )
+            == mark
+        )
+        sections = json.loads(
+            await conn.fetchval("SELECT section_scores FROM attempts WHERE id = $1", script.attempt_id)
+        )
         assert sum(Decimal(s["total"]) for s in sections) == row["score"]
     progress = await marking.essay_progress(conn, sat_exam["id"])
     assert [(p.marked, p.total) for p in progress] == [(8, 8)]
@@ -106,8 +132,9 @@ async def test_marking_every_essay_makes_totals_final_and_exact(conn, sat_exam):
     rows = await results.results_rows(conn, "TOAN-T")
     assert all(r["provisional"] is False for r in rows)
     first = next(r for r in rows if r["student_code"] == "0000000001")
-    score = await conn.fetchval("SELECT a.score FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                                "WHERE c.code = '0000000001'")
+    score = await conn.fetchval(
+        "SELECT a.score FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000001'"
+    )
     assert first["score"] == score.quantize(Decimal("0.01"))
     assert first["gradebook_10"] == results.gradebook_score(score, Decimal(4))
 
@@ -120,18 +147,24 @@ async def test_remarking_overwrites_keeps_history_and_is_audited(conn, sat_exam)
     await marking.record_mark(conn, sat_exam, pk, script.attempt_id, "0.5", "Thiếu lập luận.", teacher)
     await marking.record_mark(conn, sat_exam, pk, script.attempt_id, "1", "Chấm lại: đủ ý.", admin)
     current = await conn.fetch("SELECT points, comment, marker_id FROM essay_marks")
-    assert [(r["points"], r["comment"], r["marker_id"]) for r in current] == [(Decimal("1"), "Chấm lại: đủ ý.",
-                                                                              admin.id)]
+    assert [(r["points"], r["comment"], r["marker_id"]) for r in current] == [
+        (Decimal("1"), "Chấm lại: đủ ý.", admin.id)
+    ]
     history = await marking.mark_history(conn, script.attempt_id, script.ref)
     assert [(h["points"], h["username"]) for h in history] == [(Decimal("0.5"), "teacher"), (Decimal("1"), "admin")]
     assert await conn.fetchval("SELECT score FROM attempts WHERE id = $1", script.attempt_id) == base + 1
     events = await conn.fetch(
         "SELECT actor, content::text AS content FROM audit_events WHERE exam_id = $1 AND kind = 'exam_edit' "
-        "AND attempt_id = $2 ORDER BY seq", sat_exam["id"], script.attempt_id)
+        "AND attempt_id = $2 ORDER BY seq",
+        sat_exam["id"],
+        script.attempt_id,
+    )
     contents = [json.loads(e["content"]) for e in events]
     assert [e["actor"] for e in events] == ["staff:teacher", "staff:admin"]
-    assert [(c["edit"], c["points"], c["previous"]) for c in contents] == [("essay_mark", "0.5", None),
-                                                                          ("essay_mark", "1", "0.5")]
+    assert [(c["edit"], c["points"], c["previous"]) for c in contents] == [
+        ("essay_mark", "0.5", None),
+        ("essay_mark", "1", "0.5"),
+    ]
     assert (await audit.verify(conn, sat_exam["id"])).ok
 
 
@@ -139,16 +172,18 @@ async def test_refused_marks_change_nothing(client, conn, sat_exam):
     pk = await essay_pk(conn)
     teacher = await staff_member(conn, "teacher")
     script = (await marking.scripts(conn, sat_exam, pk))[0]
-    single_pk = await conn.fetchval("SELECT item_pk FROM exam_items WHERE exam_id = $1 AND type = 'single' "
-                                    "ORDER BY item_pk LIMIT 1", sat_exam["id"])
+    single_pk = await conn.fetchval(
+        "SELECT item_pk FROM exam_items WHERE exam_id = $1 AND type = 'single' ORDER BY item_pk LIMIT 1", sat_exam["id"]
+    )
     # An attempt of another exam (same school), sat and submitted.
     await exams.create_exam(conn, exams.parse_exam(exam_yaml(code="TOAN-U")), "THPT-A")
     await exams.add_roster(conn, "TOAN-U", STUDENTS[:1])
     await exams.open_exam(conn, "TOAN-U")
     ticket = (await exams.issue_tickets(conn, "TOAN-U"))[0]["ticket"]
     headers, body = await started(client, ticket)
-    await client.post("/api/v1/changes", json={"changes": changes_of(await correct_answers(conn, body))},
-                      headers=headers)
+    await client.post(
+        "/api/v1/changes", json={"changes": changes_of(await correct_answers(conn, body))}, headers=headers
+    )
     await client.post("/api/v1/submit", json={}, headers=headers)
     other_attempt = body["attempt"]["id"]
     before = await snapshot(conn)

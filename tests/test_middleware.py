@@ -103,13 +103,16 @@ async def test_500_page_has_no_traceback(settings, aiohttp_client, monkeypatch):
     assert "secret internal detail" not in body["error"]["message"]
 
 
-@pytest.mark.parametrize("error", [
-    asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
-    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
-    asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
-    ConnectionRefusedError(111, "Connection refused"),
-    asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        ConnectionRefusedError(111, "Connection refused"),
+        asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+    ],
+)
 async def test_a_database_restarting_is_503_to_retry_not_500(settings, error):
     """While PostgreSQL restarts, a request fails with a code the exam page retries."""
     from aiohttp.test_utils import make_mocked_request
@@ -130,8 +133,11 @@ async def test_downloads_and_streams_carry_no_store_and_the_security_headers(cli
     its handler returns) has the headers every other response has."""
     await sit_all(client, conn, await make_exam(conn, signed_demo, "THPT-A"))
     await login(client, "admin")
-    for path in ("/workspace/results/TOAN-T/results.csv", "/workspace/results/TOAN-T/results.xlsx",
-                 "/board/exams/TOAN-T/report.xlsx"):
+    for path in (
+        "/workspace/results/TOAN-T/results.csv",
+        "/workspace/results/TOAN-T/results.xlsx",
+        "/board/exams/TOAN-T/report.xlsx",
+    ):
         resp = await client.get(path)
         assert resp.status == 200, path
         assert "attachment" in resp.headers["Content-Disposition"], path

@@ -19,8 +19,7 @@ async def test_healthz_503_when_the_database_is_gone(client, dsn, pg_admin_dsn):
     admin = await asyncpg.connect(pg_admin_dsn)
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
         resp = await client.get("/healthz")
         assert resp.status == 503
         body = await resp.json()

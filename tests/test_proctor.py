@@ -25,8 +25,9 @@ def device_cookie(resp) -> dict:
     return {"Cookie": f"cbt_device={resp.cookies['cbt_device'].value}"}
 
 
-async def test_a_room_view_holds_that_room_only_and_reads_it_by_index(client, conn, staff, locked_exam, settings,
-                                                                       aiohttp_client):
+async def test_a_room_view_holds_that_room_only_and_reads_it_by_index(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     proctor, _ = await proctor_client(aiohttp_client, settings)
     await started(client, locked_exam["0000000001"])
 
@@ -56,8 +57,11 @@ async def test_network_refused_and_forged_forwarded_for_ignored(client, staff, l
     forged = await client.post("/api/v1/start", json={}, headers={**headers, "X-Forwarded-For": "10.1.2.3"})
     assert forged.status == 403
     state_client, _ = await proctor_client(aiohttp_client, settings)
-    row = next(c for c in (await (await state_client.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
-               if c["code"] == "0000000001")
+    row = next(
+        c
+        for c in (await (await state_client.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
+        if c["code"] == "0000000001"
+    )
     assert row["policy_refusals"] == 2  # both refusals are on the proctor's screen
     # Behind a configured proxy the header is believed.
     behind = await aiohttp_client(create_app(settings.replace(trusted_proxies=("127.0.0.0/8",))))
@@ -68,14 +72,16 @@ async def test_network_refused_and_forged_forwarded_for_ignored(client, staff, l
     resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
     headers2 = {"Authorization": f"Bearer {(await resp.json())['token']}"}
     assert (await client.post("/api/v1/start", json={}, headers=headers2)).status == 403
-    act = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "allow_network",
-                                                                    "candidate": "0000000002"}, headers=csrf)
+    act = await proctor.post(
+        "/proctor/exams/LOCK-T/actions", json={"action": "allow_network", "candidate": "0000000002"}, headers=csrf
+    )
     assert act.status == 200
     assert (await client.post("/api/v1/start", json={}, headers=headers2)).status == 200
 
 
-@pytest.mark.parametrize("locked_exam", ["  networks: {allow: [10.0.0.0/8], rooms: {P01: [127.0.0.0/8]}}\n"],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "locked_exam", ["  networks: {allow: [10.0.0.0/8], rooms: {P01: [127.0.0.0/8]}}\n"], indirect=True
+)
 async def test_a_rooms_own_network_list(client, staff, locked_exam):
     headers, _ = await sign_in(client, locked_exam["0000000001"])  # room P01
     assert (await client.post("/api/v1/start", json={}, headers=headers)).status == 200
@@ -84,16 +90,16 @@ async def test_a_rooms_own_network_list(client, staff, locked_exam):
 
 
 @pytest.mark.parametrize("locked_exam", ["  access_code: true\n"], indirect=True)
-async def test_access_code_is_required_and_can_be_rotated(client, conn, staff, locked_exam, settings,
-                                                          aiohttp_client):
+async def test_access_code_is_required_and_can_be_rotated(client, conn, staff, locked_exam, settings, aiohttp_client):
     headers, body = await sign_in(client, locked_exam["0000000001"])
     assert body["exam"]["access_code_required"] is True
     resp = await client.post("/api/v1/start", json={}, headers=headers)
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "bad_access_code"
     code = await conn.fetchval("SELECT access_code FROM exam_rooms WHERE room = 'P01'")
     proctor, csrf = await proctor_client(aiohttp_client, settings)
-    rotated = await (await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "rotate_code", "room": "P01"},
-                                        headers=csrf)).json()
+    rotated = await (
+        await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "rotate_code", "room": "P01"}, headers=csrf)
+    ).json()
     assert rotated["access_code"] != code
     old = await client.post("/api/v1/start", json={"access_code": code.lower()}, headers=headers)
     assert old.status == 403
@@ -101,8 +107,9 @@ async def test_access_code_is_required_and_can_be_rotated(client, conn, staff, l
     assert ok.status == 200
 
 
-async def test_second_browser_is_locked_until_the_proctor_moves_the_attempt(client, conn, staff, locked_exam, settings,
-                                                                          aiohttp_client):
+async def test_second_browser_is_locked_until_the_proctor_moves_the_attempt(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     headers, body = await started(client, locked_exam["0000000001"])
     item = single_item(body)
     change = {"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][0]["id"]}]}
@@ -117,38 +124,46 @@ async def test_second_browser_is_locked_until_the_proctor_moves_the_attempt(clie
         row = next(c for c in state["candidates"] if c["code"] == "0000000001")
         assert row["device_requests"] == 1
         assert row["addr"] is None and row["addr_changes"] == 0  # nothing saved yet
-        moved = await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "unlock",
-                                                                          "candidate": "0000000001"}, headers=csrf)
+        moved = await proctor.post(
+            "/proctor/exams/LOCK-T/actions", json={"action": "unlock", "candidate": "0000000001"}, headers=csrf
+        )
         assert moved.status == 200
         ok = await other.post(client.make_url("/api/v1/changes"), json=change, headers=other_headers)
         assert ok.status == 200
     # The first browser is now the locked-out one.
-    again = await client.post("/api/v1/changes", json={"changes": [{"seq": 2, "item": item["ref"], "value": None}]},
-                              headers=headers)
+    again = await client.post(
+        "/api/v1/changes", json={"changes": [{"seq": 2, "item": item["ref"], "value": None}]}, headers=headers
+    )
     assert again.status == 403
 
 
-async def test_pause_moves_the_deadline_by_exactly_the_paused_time(client, conn, staff, locked_exam, settings,
-                                                                 aiohttp_client):
+async def test_pause_moves_the_deadline_by_exactly_the_paused_time(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     headers, body = await started(client, locked_exam["0000000002"])
     proctor, csrf = await proctor_client(aiohttp_client, settings)
     act = "/proctor/exams/LOCK-T/actions"
     assert (await proctor.post(act, json={"action": "pause", "candidate": "0000000002"}, headers=csrf)).status == 200
     item = single_item(body)
-    paused = await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]},
-                               headers=headers)
+    paused = await client.post(
+        "/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]}, headers=headers
+    )
     assert paused.status == 409 and (await paused.json())["error"]["code"] == "paused"
     state = await (await client.get("/api/v1/state", headers=headers)).json()
     assert state["attempt"]["paused"] is True
     # Make the pause two minutes long, then resume.
-    before = await conn.fetchrow("UPDATE attempts SET paused_at = paused_at - interval '2 minutes' "
-                                 "RETURNING deadline, paused_at")
+    before = await conn.fetchrow(
+        "UPDATE attempts SET paused_at = paused_at - interval '2 minutes' RETURNING deadline, paused_at"
+    )
     assert (await proctor.post(act, json={"action": "resume", "candidate": "0000000002"}, headers=csrf)).status == 200
     after = await conn.fetchval("SELECT deadline FROM attempts")
     resumed_at = await conn.fetchval("SELECT at FROM proctor_actions WHERE action = 'resume'")
     assert after - before["deadline"] == resumed_at - before["paused_at"]
-    assert (await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]},
-                              headers=headers)).status == 200
+    assert (
+        await client.post(
+            "/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"], "value": None}]}, headers=headers
+        )
+    ).status == 200
 
 
 async def test_extend_terminate_void_admit(client, conn, staff, locked_exam, settings, aiohttp_client):
@@ -173,8 +188,9 @@ async def test_extend_terminate_void_admit(client, conn, staff, locked_exam, set
     assert (await client.post("/api/v1/start", json={}, headers=headers3)).status == 403
     # A malformed number of minutes is refused, as for extend, not silently taken as 15.
     for minutes in ("ten", 0, 601, True):
-        bad = await proctor.post(act, json={"action": "admit", "candidate": "0000000003", "minutes": minutes},
-                                 headers=csrf)
+        bad = await proctor.post(
+            act, json={"action": "admit", "candidate": "0000000003", "minutes": minutes}, headers=csrf
+        )
         assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_minutes", minutes
     assert await conn.fetchval("SELECT admitted_until FROM candidates WHERE code = '0000000003'") is None
     await proctor.post(act, json={"action": "admit", "candidate": "0000000003"}, headers=csrf)
@@ -185,12 +201,17 @@ async def test_extend_terminate_void_admit(client, conn, staff, locked_exam, set
     assert await conn.fetchval("SELECT count(*) FROM proctor_actions") == 4
 
 
-async def test_candidates_and_teachers_cannot_use_proctor_endpoints(client, staff, locked_exam, settings,
-                                                                    aiohttp_client):
+async def test_candidates_and_teachers_cannot_use_proctor_endpoints(
+    client, staff, locked_exam, settings, aiohttp_client
+):
     headers, _ = await started(client, locked_exam["0000000001"])
     for method, path in (("GET", "/proctor/exams/LOCK-T/state"), ("POST", "/proctor/exams/LOCK-T/actions")):
-        resp = await client.request(method, path, headers={**headers, "Accept": "application/json"},
-                                    json={"action": "terminate", "candidate": "0000000001"})
+        resp = await client.request(
+            method,
+            path,
+            headers={**headers, "Accept": "application/json"},
+            json={"action": "terminate", "candidate": "0000000001"},
+        )
         assert resp.status in (401, 403), path
     teacher = await aiohttp_client(create_app(settings))
     await login(teacher, "teacher")
@@ -203,11 +224,12 @@ async def test_candidates_and_teachers_cannot_use_proctor_endpoints(client, staf
     assert no_csrf.status == 403
 
 
-async def test_a_proctor_note_with_a_nul_is_refused_not_a_server_error(staff, locked_exam, settings,
-                                                                       aiohttp_client):
+async def test_a_proctor_note_with_a_nul_is_refused_not_a_server_error(staff, locked_exam, settings, aiohttp_client):
     proctor, csrf = await proctor_client(aiohttp_client, settings)
-    for body in ({"action": "note", "note": "a\u0000b"}, {"action": "extend", "room": "P01", "minutes": 5,
-                                                          "why": ["\u0000"]}):
+    for body in (
+        {"action": "note", "note": "a\u0000b"},
+        {"action": "extend", "room": "P01", "minutes": 5, "why": ["\u0000"]},
+    ):
         resp = await proctor.post("/proctor/exams/LOCK-T/actions", json=body, headers=csrf)
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "unstorable_text"
 
@@ -238,8 +260,11 @@ async def test_live_room_view_follows_a_student(client, staff, locked_exam, sett
     assert {c["state"] for c in first["candidates"]} == {"not_started"}
     headers, body = await started(client, locked_exam["0000000002"])
     item = single_item(body)
-    await client.post("/api/v1/changes", json={"changes": [{"seq": 1, "item": item["ref"],
-                                                            "value": item["options"][1]["id"]}]}, headers=headers)
+    await client.post(
+        "/api/v1/changes",
+        json={"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][1]["id"]}]},
+        headers=headers,
+    )
     deadline = asyncio.get_running_loop().time() + 10
     while asyncio.get_running_loop().time() < deadline:
         event = await next_event()
@@ -264,18 +289,28 @@ async def test_open_consoles_end_cleanly_when_the_worker_stops(staff, locked_exa
         await asyncio.wait_for(reader, 30)  # the rest of each stream, up to its clean end
 
 
-async def test_the_console_counts_each_kind_of_report_in_either_language(client, staff, locked_exam, settings,
-                                                                          aiohttp_client):
+async def test_the_console_counts_each_kind_of_report_in_either_language(
+    client, staff, locked_exam, settings, aiohttp_client
+):
     headers, _ = await started(client, locked_exam["0000000001"])
     kinds = ["visibility_hidden", "blur", "blur", "fullscreen_exit", "copy", "paste", "contextmenu", "second_tab"]
     resp = await client.post("/api/v1/integrity", json={"events": [{"kind": k} for k in kinds]}, headers=headers)
     assert resp.status == 200
     proctor, _ = await proctor_client(aiohttp_client, settings)
-    row = next(c for c in (await (await proctor.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
-               if c["code"] == "0000000001")
+    row = next(
+        c
+        for c in (await (await proctor.get("/proctor/exams/LOCK-T/state")).json())["candidates"]
+        if c["code"] == "0000000001"
+    )
     assert row["integrity_events"] == 8 and row["integrity_kinds"] == {
-        "visibility_hidden": 1, "blur": 2, "fullscreen_exit": 1, "copy": 1, "paste": 1, "contextmenu": 1,
-        "second_tab": 1}
+        "visibility_hidden": 1,
+        "blur": 2,
+        "fullscreen_exit": 1,
+        "copy": 1,
+        "paste": 1,
+        "contextmenu": 1,
+        "second_tab": 1,
+    }
     # Every kind has its name on the console, in Vietnamese and in English.
     for lang, left in (("vi", "rời trang thi: {n} lần"), ("en", "left the page: {n}")):
         await proctor.get(f"/lang/{lang}")
@@ -291,8 +326,12 @@ def api_call(opener, base: str, path: str, body=None, token=None) -> dict:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(base + path, data=json.dumps(body or {}).encode() if body is not None else None,
-                                 headers=headers, method="POST" if body is not None else "GET")
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body or {}).encode() if body is not None else None,
+        headers=headers,
+        method="POST" if body is not None else "GET",
+    )
     with opener.open(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -316,15 +355,26 @@ def watch_a_student(base: str, ticket: str) -> dict:
         token = api_call(student, base, "/api/v1/login", {"ticket": ticket})["token"]
         start = api_call(student, base, "/api/v1/start", {}, token)
         item = next(i for s in start["form"]["sections"] for i in s["items"] if i["type"] == "single")
-        api_call(student, base, "/api/v1/changes", {"changes": [{"seq": 1, "item": item["ref"],
-                                                        "value": item["options"][0]["id"]}]}, token)
+        api_call(
+            student,
+            base,
+            "/api/v1/changes",
+            {"changes": [{"seq": 1, "item": item["ref"], "value": item["options"][0]["id"]}]},
+            token,
+        )
         page.wait_for_selector("tr[data-code='0000000001'][data-state='in_progress']", timeout=15000)
         page.wait_for_function(
             "document.querySelector(\"tr[data-code='0000000001'] td:nth-child(4)\").textContent.startsWith('1/')",
-            timeout=15000)
+            timeout=15000,
+        )
         # What the page reports, each kind by its name.
-        api_call(student, base, "/api/v1/integrity", {"events": [{"kind": "visibility_hidden"}, {"kind": "blur"},
-                                                                  {"kind": "blur"}, {"kind": "paste"}]}, token)
+        api_call(
+            student,
+            base,
+            "/api/v1/integrity",
+            {"events": [{"kind": "visibility_hidden"}, {"kind": "blur"}, {"kind": "blur"}, {"kind": "paste"}]},
+            token,
+        )
         alerts = row.locator("td.alerting", has_text="dán")
         alerts.wait_for(timeout=15000)
         integrity = alerts.inner_text()
@@ -360,8 +410,10 @@ async def test_the_proctor_list_shows_the_exams_own_time_zone(client, conn, staf
     await login(client, "proctor")
     html = await (await client.get("/proctor")).text()
     local = opens.astimezone(ZoneInfo("Asia/Tokyo"))
-    assert f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">' \
-           f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in html
+    assert (
+        f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">'
+        f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in html
+    )
 
 
 def sign_in_proctor(page, base: str) -> None:
@@ -386,15 +438,22 @@ def tokyo_clock(base: str) -> dict:
         page.goto(base + "/proctor")
         listed = page.locator("ul.tiles li").first.inner_text()
         page.goto(base + "/proctor/exams/LOCK-T")
-        page.wait_for_function("/\\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('live').textContent)",
-                               timeout=15000)
+        page.wait_for_function(
+            "/\\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('live').textContent)", timeout=15000
+        )
         now = dt.datetime.now(ZoneInfo("Asia/Tokyo"))
         live = page.locator("#live").inner_text()
         shown = re.search(r"(\d\d):(\d\d):\d\d", live)
         minutes = int(shown.group(1)) * 60 + int(shown.group(2))
-        return {"problems": problems, "listed": listed, "live": live,
-                "skew": min(abs(minutes - (now.hour * 60 + now.minute)) % 1440,
-                            1440 - abs(minutes - (now.hour * 60 + now.minute)) % 1440)}
+        return {
+            "problems": problems,
+            "listed": listed,
+            "live": live,
+            "skew": min(
+                abs(minutes - (now.hour * 60 + now.minute)) % 1440,
+                1440 - abs(minutes - (now.hour * 60 + now.minute)) % 1440,
+            ),
+        }
 
 
 async def test_the_console_says_when_it_was_updated_in_the_exams_zone_in_chromium(staff, dsn, conn, locked_exam):
@@ -497,10 +556,10 @@ async def test_the_console_admits_visibly_counts_down_and_names_who_in_chromium(
 BEK = "a" * 64  # a Browser Exam Key as an admin would paste it
 
 
-@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"],
-                         indirect=True)
-async def test_safe_exam_browser_headers_are_checked_on_every_request(client, conn, staff, locked_exam, settings,
-                                                                     aiohttp_client):
+@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"], indirect=True)
+async def test_safe_exam_browser_headers_are_checked_on_every_request(
+    client, conn, staff, locked_exam, settings, aiohttp_client
+):
     from cbt import lockdown, seb
 
     public = "https://thi.example.edu.vn"
@@ -511,8 +570,10 @@ async def test_safe_exam_browser_headers_are_checked_on_every_request(client, co
 
     def seb_headers(path: str) -> dict:
         url = seb.absolute_url(public, path)
-        return {seb.CONFIG_KEY_HEADER: seb.request_hash(url, config_key),
-                seb.REQUEST_HASH_HEADER: seb.request_hash(url, BEK)}
+        return {
+            seb.CONFIG_KEY_HEADER: seb.request_hash(url, config_key),
+            seb.REQUEST_HASH_HEADER: seb.request_hash(url, BEK),
+        }
 
     resp = await app_client.post("/api/v1/login", json={"ticket": locked_exam["0000000001"]})
     token = {"Authorization": f"Bearer {(await resp.json())['token']}", **device_cookie(resp)}
@@ -531,8 +592,9 @@ async def test_safe_exam_browser_headers_are_checked_on_every_request(client, co
     assert logged["policy"] == "seb" and logged["seb_reason"] == "config_key_mismatch" and logged["seb_expected"]
     # The proctor may let one candidate sit without SEB.
     proctor, csrf = await proctor_client(aiohttp_client, settings)
-    await proctor.post("/proctor/exams/LOCK-T/actions", json={"action": "allow_without_seb",
-                                                              "candidate": "0000000001"}, headers=csrf)
+    await proctor.post(
+        "/proctor/exams/LOCK-T/actions", json={"action": "allow_without_seb", "candidate": "0000000001"}, headers=csrf
+    )
     assert (await app_client.get("/api/v1/state", headers=token)).status == 200
     assert lockdown.check_seb(None, public, "/x", {}, "X", "t") is None
 
@@ -554,17 +616,18 @@ async def test_start_storm_waits_in_line_and_time_starts_on_admission(client, co
     assert second.status == 200
     started_at, admitted_deadline = await conn.fetchrow(
         "SELECT a.started_at, a.deadline FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-        "WHERE c.code = '0000000002'")
+        "WHERE c.code = '0000000002'"
+    )
     assert admitted_deadline - started_at == dt.timedelta(minutes=90)
-    first = await conn.fetchval("SELECT a.started_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                                "WHERE c.code = '0000000001'")
+    first = await conn.fetchval(
+        "SELECT a.started_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000001'"
+    )
     # Both pressed Start together; the second's clock began when admitted, later.
     assert started_at - first >= dt.timedelta(seconds=0.4)
     assert await conn.fetchval("SELECT count(*) FROM admission_queue") == 1  # the third is still in line
 
 
-@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"],
-                         indirect=True)
+@pytest.mark.parametrize("locked_exam", [f"  seb: {{required: true, browser_exam_keys: [{BEK}]}}\n"], indirect=True)
 async def test_seb_javascript_api_path_with_a_single_use_nonce(conn, staff, locked_exam, settings, aiohttp_client):
     from cbt import seb
 
@@ -585,18 +648,22 @@ async def test_seb_javascript_api_path_with_a_single_use_nonce(conn, staff, lock
     first = await (await client.post("/api/v1/seb/nonce", json={}, headers=token)).json()
     second = await (await client.post("/api/v1/seb/nonce", json={}, headers=token)).json()
     # Hashes made for one nonce's page do not verify another nonce.
-    wrong = await client.post("/api/v1/seb/js-check", json={"nonce": second["nonce"], **await js_keys(first["page"])},
-                              headers=token)
+    wrong = await client.post(
+        "/api/v1/seb/js-check", json={"nonce": second["nonce"], **await js_keys(first["page"])}, headers=token
+    )
     assert wrong.status == 403
-    ok = await client.post("/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])},
-                           headers=token)
+    ok = await client.post(
+        "/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])}, headers=token
+    )
     assert ok.status == 200, await ok.text()
-    replay = await client.post("/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])},
-                               headers=token)
+    replay = await client.post(
+        "/api/v1/seb/js-check", json={"nonce": first["nonce"], **await js_keys(first["page"])}, headers=token
+    )
     assert replay.status == 403 and (await replay.json())["error"]["code"] == "seb_nonce"
     # This sign-in is now trusted without headers; a new sign-in is not.
     assert (await client.post("/api/v1/start", json={}, headers=token)).status == 200
     resp = await client.post("/api/v1/login", json={"ticket": locked_exam["0000000002"]})
-    again = await client.get("/api/v1/state", headers={"Authorization": f"Bearer {(await resp.json())['token']}",
-                                                       **device_cookie(resp)})
+    again = await client.get(
+        "/api/v1/state", headers={"Authorization": f"Bearer {(await resp.json())['token']}", **device_cookie(resp)}
+    )
     assert again.status == 403 and (await again.json())["error"]["code"] == "seb_required"

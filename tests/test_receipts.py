@@ -32,7 +32,8 @@ async def receipt_client(settings, aiohttp_client):
 async def an_attempt(client, conn, exam, code="0000000001") -> int:
     await started(client, exam[code])
     return await conn.fetchval(
-        "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = $1", code)
+        "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = $1", code
+    )
 
 
 async def test_issue_then_verify(receipt_client, conn, exam):
@@ -47,7 +48,7 @@ async def test_issue_then_verify(receipt_client, conn, exam):
     data = base64.urlsafe_b64decode(r.token.split(".")[0] + "==")
     assert json.loads(data) == payload
     expect = base64.b32encode(hashlib.sha256(data).digest()).decode()[:20]
-    assert r.short_code == "-".join(expect[i:i + 5] for i in range(0, 20, 5))
+    assert r.short_code == "-".join(expect[i : i + 5] for i in range(0, 20, 5))
     # A retried submit gets the very same receipt back.
     again = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN + dt.timedelta(seconds=9))
     assert again == r
@@ -69,8 +70,14 @@ async def test_a_flipped_bit_is_refused(receipt_client, conn, exam, part):
 async def test_a_receipt_signed_by_another_key_is_refused(receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     forger = Ed25519PrivateKey.generate()
-    payload = receipts.make_payload("TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN,
-                                    receipts.key_id((await receipts.server_key(conn)).public_key()))
+    payload = receipts.make_payload(
+        "TOAN-T",
+        "0000000001",
+        attempt_id,
+        RESPONSES,
+        WHEN,
+        receipts.key_id((await receipts.server_key(conn)).public_key()),
+    )
     forged = receipts.sign(forger, payload)
     assert receipts.verify_token(forged.token, [forger.public_key()]) == payload
     with pytest.raises(ReceiptError) as e:
@@ -97,8 +104,7 @@ async def test_concurrent_workers_agree_on_one_key(dsn, conn):
     assert await conn.fetchval("SELECT count(*) FROM server_keys") == 1
 
 
-async def test_the_page_says_valid_for_a_real_receipt_and_invalid_for_a_tampered_one(
-        receipt_client, conn, exam):
+async def test_the_page_says_valid_for_a_real_receipt_and_invalid_for_a_tampered_one(receipt_client, conn, exam):
     attempt_id = await an_attempt(receipt_client, conn, exam)
     r = await receipts.issue(conn, "TOAN-T", "0000000001", attempt_id, RESPONSES, WHEN)
     client = receipt_client
@@ -116,8 +122,10 @@ async def test_the_page_says_valid_for_a_real_receipt_and_invalid_for_a_tampered
         assert shown in html
     # The time in the exam's zone (the server's, Asia/Ho_Chi_Minh, as the exam names none), labelled: not the raw
     # UTC of the signed receipt.
-    assert '<dd class="submitted-at"><time datetime="2025-06-26T08:30:05+07:00" title="Asia/Ho_Chi_Minh">' \
-           "08:30:05 26/06/2025 (GMT+7)</time></dd>" in html
+    assert (
+        '<dd class="submitted-at"><time datetime="2025-06-26T08:30:05+07:00" title="Asia/Ho_Chi_Minh">'
+        "08:30:05 26/06/2025 (GMT+7)</time></dd>" in html
+    )
     assert "01:30:05" not in html
     # An exam of its own zone shows it in that one.
     await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'TOAN-T'")

@@ -124,8 +124,7 @@ async def test_offline_signature_imports_into_the_bank(client, conn, staff, tmp_
     assert bytes(row["manifest"]) == (folder / "MANIFEST.json").read_bytes()
     stored = await conn.fetchrow("SELECT * FROM bank_releases WHERE id = $1", row["bank_release_id"])
     assert (stored["name"], stored["version"], stored["item_count"]) == ("thpt-a-toan", "2025.1", 3)
-    assert await conn.fetchval(
-        "SELECT count(*) FROM release_items WHERE release_id = $1", row["bank_release_id"]) == 3
+    assert await conn.fetchval("SELECT count(*) FROM release_items WHERE release_id = $1", row["bank_release_id"]) == 3
     assert await conn.fetchval("SELECT count(*) FROM bank_items WHERE item_id LIKE 'HS-A%'") == 3
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="verified"' in page
@@ -146,8 +145,12 @@ async def test_manifest_and_signature_files_are_enough(client, conn, staff, tmp_
     key, made = new_key(tmp_path)
     await bank.trust_key(conn, made.public_path.read_bytes(), "board")
     package.sign(folder, key)
-    resp = await upload(client, release_id, manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
-                        signature=("MANIFEST.sig", (folder / "MANIFEST.sig").read_bytes()))
+    resp = await upload(
+        client,
+        release_id,
+        manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
+        signature=("MANIFEST.sig", (folder / "MANIFEST.sig").read_bytes()),
+    )
     assert resp.status == 303, await resp.text()
     assert (await release_row(conn, release_id))["bank_release_id"] is not None
     resp = await upload(client, release_id + 1000, manifest=("MANIFEST.json", b"{}"), signature=("MANIFEST.sig", b""))
@@ -181,18 +184,32 @@ async def test_signature_over_other_bytes_refused(client, conn, staff, tmp_path)
     await bank.trust_key(conn, made.public_path.read_bytes(), "board")
     package.sign(folder, key)
     other = base64.b64encode(key.sign(b"some other bytes")) + b"\n"
-    resp = await upload(client, release_id, manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
-                        signature=("MANIFEST.sig", other))
+    resp = await upload(
+        client,
+        release_id,
+        manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
+        signature=("MANIFEST.sig", other),
+    )
     assert resp.status == 400 and error_code(await resp.text()) == "bad-signature"
     # A good signature of another release's manifest (a second release with the same items) is refused too.
     second = await built(client, pks, version="2025.2")
-    resp = await upload(client, second, manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
-                        signature=("MANIFEST.sig", (folder / "MANIFEST.sig").read_bytes()))
+    resp = await upload(
+        client,
+        second,
+        manifest=("MANIFEST.json", (folder / "MANIFEST.json").read_bytes()),
+        signature=("MANIFEST.sig", (folder / "MANIFEST.sig").read_bytes()),
+    )
     assert resp.status == 400 and error_code(await resp.text()) == "changed-file"
     # A manifest over exactly these files, well signed, but naming another release.
     stored = json.loads((await release_row(conn, release_id))["manifest"])
-    forged = package.Manifest(name="other-release", version="9", files=stored["files"], item_count=3,
-                              signer=made.fingerprint, signed_at="2025-01-01T00:00:00Z")
+    forged = package.Manifest(
+        name="other-release",
+        version="9",
+        files=stored["files"],
+        item_count=3,
+        signer=made.fingerprint,
+        signed_at="2025-01-01T00:00:00Z",
+    )
     data, signature = package.sign_manifest(forged, key)
     resp = await upload(client, release_id, manifest=("MANIFEST.json", data), signature=("MANIFEST.sig", signature))
     assert resp.status == 400 and error_code(await resp.text()) == "other_manifest"
@@ -243,8 +260,11 @@ async def test_another_schools_release_is_not_found(client, conn, staff, aiohttp
 
     other = await aiohttp_client(create_app(settings))
     await login(other, "b-teacher")
-    for path in (f"/workspace/releases/{release_id}", f"/workspace/releases/{release_id}/unsigned.zip",
-                 f"/workspace/releases/{release_id}/signed.cbtbank"):
+    for path in (
+        f"/workspace/releases/{release_id}",
+        f"/workspace/releases/{release_id}/unsigned.zip",
+        f"/workspace/releases/{release_id}/signed.cbtbank",
+    ):
         assert (await other.get(path)).status == 404, path
     assert f'href="/workspace/releases/{release_id}"' in await (await client.get("/workspace/releases")).text()
     assert f'href="/workspace/releases/{release_id}"' not in await (await other.get("/workspace/releases")).text()
@@ -257,8 +277,10 @@ async def test_another_schools_release_is_not_found(client, conn, staff, aiohttp
     await login(client, "admin")
     key_fp = await releases.generate_key(conn, await staff_user(conn, "admin"), "to-toan", PASSPHRASE, PASSPHRASE)
     await login(other, "b-admin")
-    resp = await other.post(f"/workspace/releases/{release_id}/sign", data={
-        "csrf_token": await csrf(other), "key": key_fp, "passphrase": PASSPHRASE})
+    resp = await other.post(
+        f"/workspace/releases/{release_id}/sign",
+        data={"csrf_token": await csrf(other), "key": key_fp, "passphrase": PASSPHRASE},
+    )
     assert resp.status == 404
     resp = await other.post(f"/workspace/keys/{key_fp}/trust", data={"csrf_token": await csrf(other)})
     assert resp.status == 404
@@ -271,11 +293,13 @@ async def test_roles(client, conn, staff):
     release_id = await built(client, pks)
     assert (await client.get("/workspace/keys")).status == 403
     token = await csrf(client)
-    resp = await client.post(f"/workspace/releases/{release_id}/sign",
-                             data={"csrf_token": token, "key": "0" * 16, "passphrase": PASSPHRASE})
+    resp = await client.post(
+        f"/workspace/releases/{release_id}/sign", data={"csrf_token": token, "key": "0" * 16, "passphrase": PASSPHRASE}
+    )
     assert resp.status == 403
-    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": "x", "passphrase": PASSPHRASE,
-                                                      "passphrase2": PASSPHRASE})
+    resp = await client.post(
+        "/workspace/keys", data={"csrf_token": token, "name": "x", "passphrase": PASSPHRASE, "passphrase2": PASSPHRASE}
+    )
     assert resp.status == 403 and await conn.fetchval("SELECT count(*) FROM signing_keys") == 0
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'id="sign-form"' not in page and 'id="upload-form"' in page
@@ -288,23 +312,31 @@ async def test_roles(client, conn, staff):
 
 async def sign_on_server(client, release_id, fp, passphrase):
     token = await csrf(client, f"/workspace/releases/{release_id}")
-    return await client.post(f"/workspace/releases/{release_id}/sign",
-                             data={"csrf_token": token, "key": fp, "passphrase": passphrase},
-                             allow_redirects=False)
+    return await client.post(
+        f"/workspace/releases/{release_id}/sign",
+        data={"csrf_token": token, "key": fp, "passphrase": passphrase},
+        allow_redirects=False,
+    )
 
 
 async def test_server_signing_with_right_and_wrong_passphrase(client, conn, staff):
     pks = await approved(conn)
     await login(client, "admin")
     token = await csrf(client, "/workspace/keys")
-    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": "Tổ Toán", "passphrase": "short",
-                                                      "passphrase2": "short"})
+    resp = await client.post(
+        "/workspace/keys", data={"csrf_token": token, "name": "Tổ Toán", "passphrase": "short", "passphrase2": "short"}
+    )
     assert resp.status == 400 and error_code(await resp.text()) == "weak_passphrase"
-    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": "Tổ Toán", "passphrase": PASSPHRASE,
-                                                      "passphrase2": PASSPHRASE + "x"})
+    resp = await client.post(
+        "/workspace/keys",
+        data={"csrf_token": token, "name": "Tổ Toán", "passphrase": PASSPHRASE, "passphrase2": PASSPHRASE + "x"},
+    )
     assert resp.status == 400 and error_code(await resp.text()) == "passphrase_mismatch"
-    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": "Tổ Toán", "passphrase": PASSPHRASE,
-                                                      "passphrase2": PASSPHRASE}, allow_redirects=False)
+    resp = await client.post(
+        "/workspace/keys",
+        data={"csrf_token": token, "name": "Tổ Toán", "passphrase": PASSPHRASE, "passphrase2": PASSPHRASE},
+        allow_redirects=False,
+    )
     assert resp.status == 303
     key = await conn.fetchrow("SELECT * FROM signing_keys")
     assert b"ENCRYPTED PRIVATE KEY" in key["private_key_pem"]
@@ -328,7 +360,7 @@ async def test_server_signing_with_right_and_wrong_passphrase(client, conn, staf
     assert row["signer"] == fp and row["bank_release_id"] is not None
     # The signed release verifies with itembank against the key's public half.
     public = ik.public_key_from_pem(key["public_key_pem"].encode())
-    signed = (await client.get(f"/workspace/releases/{release_id}/signed.cbtbank"))
+    signed = await client.get(f"/workspace/releases/{release_id}/signed.cbtbank")
     summary = package.verify(await signed.read(), [public])
     assert summary.item_count == 3 and summary.signer == fp
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
@@ -340,8 +372,9 @@ async def test_server_signing_with_right_and_wrong_passphrase(client, conn, staf
     # A stored signature that no longer matches is shown as invalid (the operator
     # lifts the revocation, the only one who may).
     await bank.trust_key(conn, key["public_key_pem"].encode(), "Tổ Toán", unrevoke=True)
-    await conn.execute("UPDATE workspace_releases SET signature = $2 WHERE id = $1", release_id,
-                       base64.b64encode(bytes(64)) + b"\n")
+    await conn.execute(
+        "UPDATE workspace_releases SET signature = $2 WHERE id = $1", release_id, base64.b64encode(bytes(64)) + b"\n"
+    )
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="invalid"' in page
 
@@ -350,8 +383,11 @@ async def make_key(client, conn, admin: str, name: str) -> str:
     """A key kept on the server, made and trusted by this administrator; its fingerprint."""
     await login(client, admin)
     token = await csrf(client, "/workspace/keys")
-    resp = await client.post("/workspace/keys", data={"csrf_token": token, "name": name, "passphrase": PASSPHRASE,
-                                                      "passphrase2": PASSPHRASE}, allow_redirects=False)
+    resp = await client.post(
+        "/workspace/keys",
+        data={"csrf_token": token, "name": name, "passphrase": PASSPHRASE, "passphrase2": PASSPHRASE},
+        allow_redirects=False,
+    )
     assert resp.status == 303
     fp = await conn.fetchval("SELECT fingerprint FROM signing_keys WHERE name = $1", name)
     resp = await client.post(f"/workspace/keys/{fp}/trust", data={"csrf_token": token}, allow_redirects=False)
@@ -378,8 +414,12 @@ async def test_a_schools_reviewer_signs_with_its_departments_key(client, conn, s
     row = await release_row(conn, release_id)
     assert row["signer"] == department_fp
     # In the bank for the school that built it, verified against what the school trusts.
-    assert await conn.fetchval("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1",
-                               row["bank_release_id"]) == "THPT-A"
+    assert (
+        await conn.fetchval(
+            "SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id WHERE r.id = $1", row["bank_release_id"]
+        )
+        == "THPT-A"
+    )
     assert 'data-status="verified"' in await (await client.get(f"/workspace/releases/{release_id}")).text()
     # A teacher builds, but does not sign on the server.
     await login(client, "teacher")

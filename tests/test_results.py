@@ -33,14 +33,16 @@ async def independent_matrix(conn, exam_id):
     rows = await conn.fetch(
         "SELECT c.code, f.form, a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
         "JOIN candidate_forms f ON f.candidate_id = c.id WHERE a.exam_id = $1 AND a.status = 'submitted'",
-        exam_id)
+        exam_id,
+    )
     cells, points = {}, {}
     for r in rows:
         form = json.loads(r["form"])
         for s in form["sections"]:
             for fi in s["items"]:
                 score = await conn.fetchval(
-                    "SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2", r["id"], fi["ref"])
+                    "SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2", r["id"], fi["ref"]
+                )
                 points[fi["pk"]] = float(fi["points"])
                 if score is not None:
                     cells[(r["code"], fi["pk"])] = float(score)
@@ -118,8 +120,10 @@ def test_gradebook_rounds_half_up():
 
 async def test_results_csv_and_xlsx(conn, sat, tmp_path):
     # A worked case: 3.30 of 4.00 is 8.25 on the 0-10 scale -> 8.3 in the gradebook.
-    await conn.execute("UPDATE attempts SET score = 3.3, max_score = 4 WHERE candidate_id = "
-                       "(SELECT id FROM candidates WHERE code = '0000000001')")
+    await conn.execute(
+        "UPDATE attempts SET score = 3.3, max_score = 4 WHERE candidate_id = "
+        "(SELECT id FROM candidates WHERE code = '0000000001')"
+    )
     rows = await results.results_rows(conn, "TOAN-T")
     assert len(rows) == 8
     first = next(r for r in rows if r["student_code"] == "0000000001")
@@ -196,10 +200,19 @@ def _forms_matrix(per_candidate: bool = False, n: int = 60, k: int = 8, seed: in
         s[i, [j for j in range(k) if j not in on]] = np.nan
         forms.append(tuple(pks[j] for j in on))
     return results.ExamMatrix(
-        candidate_codes=[f"{i:04d}" for i in range(n)], item_pks=pks, item_labels=[f"I{j}@1" for j in range(k)],
-        item_types=["numeric"] * k, scores=s, omitted=np.zeros((n, k), bool), max_points=np.ones(k),
-        choices=np.full((n, k), ctt.NOT_PRESENTED), single=np.zeros(k, bool), key=np.zeros(k, np.int64),
-        options=[[] for _ in range(k)], form_items=forms)
+        candidate_codes=[f"{i:04d}" for i in range(n)],
+        item_pks=pks,
+        item_labels=[f"I{j}@1" for j in range(k)],
+        item_types=["numeric"] * k,
+        scores=s,
+        omitted=np.zeros((n, k), bool),
+        max_points=np.ones(k),
+        choices=np.full((n, k), ctt.NOT_PRESENTED),
+        single=np.zeros(k, bool),
+        key=np.zeros(k, np.int64),
+        options=[[] for _ in range(k)],
+        form_items=forms,
+    )
 
 
 def test_fixed_forms_get_alpha_per_form_equal_to_ctt_on_the_forms_rows():

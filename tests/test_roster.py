@@ -150,7 +150,8 @@ def test_the_template_is_a_roster_the_import_reads():
     assert "Hướng dẫn" in book.sheetnames
     # Every header it offers is one the import takes, and its example row is a candidate.
     assert parse_roster(data, "danh-sach-thi-sinh.xlsx", today=TODAY) == [
-        Candidate("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "", "P.101")]
+        Candidate("0123456789", "Nguyễn Văn An", datetime.date(2010, 3, 5), "9A1", "", "P.101")
+    ]
 
 
 ROSTER_SOURCE = (REPO / "cbt" / "roster.py").read_text("utf-8")
@@ -301,8 +302,7 @@ def test_good_xlsx_with_date_cells_number_cells_and_a_title_row():
         ),
         (
             {"dob": ""},
-            "row 2, column 'Ngày sinh': the date of birth is empty: write it as dd/mm/yyyy, day first, e.g. "
-            "25/12/2010",
+            "row 2, column 'Ngày sinh': the date of birth is empty: write it as dd/mm/yyyy, day first, e.g. 25/12/2010",
             "roster_date_missing",
         ),
         (
@@ -429,8 +429,7 @@ def test_a_misspelt_column_is_reported_rather_than_ignored():
 
 def test_a_column_given_twice():
     assert problems("Mã HS;Mã học sinh;" + VI_HEADER.split(";", 1)[1] + "\n") == [
-        "row 1, column 'Mã học sinh': this is the same column as 'Mã HS' (Số báo danh): delete one of the two "
-        "columns"
+        "row 1, column 'Mã học sinh': this is the same column as 'Mã HS' (Số báo danh): delete one of the two columns"
     ]
 
 
@@ -512,8 +511,7 @@ def test_too_large_a_file():
 def test_xlsx_rows_beyond_the_limit():
     rows = [XLSX_HEADER] + [[f"{i:010d}", "An", "01/01/2010", "A", "B", "C", None] for i in range(4)]
     assert problems(xlsx_bytes(rows), "r.xlsx", max_rows=3) == [
-        "the file has more than 3 candidates: split it into several files (for example one per school) and "
-        "import each"
+        "the file has more than 3 candidates: split it into several files (for example one per school) and import each"
     ]
 
 
@@ -598,7 +596,7 @@ def ticket_rows() -> list[SimpleNamespace]:
         ("0000000003", "Trần Thị Bình", "9A2", "P.10"),
         ("0000000001", "Nguyễn Văn An", "9A1", "P.2"),
         ("0000000002", "Lê Văn Cường", "9A1", "P.2"),
-        ("0000000004", "=HYPERLINK(\"http://x\")", "9A3", "P.10"),
+        ("0000000004", '=HYPERLINK("http://x")', "9A3", "P.10"),
         ("0000000005", "Hoàng An", "9A1", "P.2"),
     ]
     return [SimpleNamespace(code=c, full_name=n, class_name=k, room=r, ticket=generate_ticket())
@@ -610,7 +608,7 @@ def test_tickets_by_room_sorts_rooms_naturally_and_names_vietnamese_style():
     grouped = tickets_by_room(rows)
     assert [(room, [r.full_name for r in members]) for room, members in grouped] == [
         ("P.2", ["Hoàng An", "Nguyễn Văn An", "Lê Văn Cường"]),
-        ("P.10", ["=HYPERLINK(\"http://x\")", "Trần Thị Bình"]),
+        ("P.10", ['=HYPERLINK("http://x")', "Trần Thị Bình"]),
     ]
     # Mappings (database records) work as well as objects.
     assert tickets_by_room([vars(r) for r in rows])[0][1][0]["full_name"] == "Hoàng An"
@@ -623,7 +621,7 @@ def test_tickets_csv_is_sorted_excel_friendly_and_formula_safe():
     table = list(csv.reader(io.StringIO(text[1:])))
     assert table[0] == ["Phòng thi", "Số báo danh", "Họ và tên", "Lớp", "Mã dự thi"]
     assert [r[1] for r in table[1:]] == ["0000000005", "0000000001", "0000000002", "0000000004", "0000000003"]
-    assert table[4][2] == "'=HYPERLINK(\"http://x\")"  # would otherwise run as a formula in Excel
+    assert table[4][2] == '\'=HYPERLINK("http://x")'  # would otherwise run as a formula in Excel
     by_code = {r.code: r.ticket for r in rows}
     assert all(line[4] == by_code[line[1]] for line in table[1:])
     assert tickets_csv(rows, lang="en").splitlines()[0] == "\ufeffRoom,Student code,Full name,Class,Ticket"

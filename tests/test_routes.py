@@ -21,8 +21,10 @@ from cbt.auth import PUBLIC, STAFF
 CBT = Path(__file__).resolve().parent.parent / "cbt"
 
 # What the handlers read: collected from their source, so a field added later is fuzzed too.
-_READS = re.compile(r"""(?:query|form|post|data|body|raw|args|params)\.get\(\s*["']([a-z_0-9.]+)["']"""
-                    r"""|_get\(form, ["']([a-z_0-9.]+)["']|(?:query|body|form|post)\[["']([a-z_0-9.]+)["']\]""")
+_READS = re.compile(
+    r"""(?:query|form|post|data|body|raw|args|params)\.get\(\s*["']([a-z_0-9.]+)["']"""
+    r"""|_get\(form, ["']([a-z_0-9.]+)["']|(?:query|body|form|post)\[["']([a-z_0-9.]+)["']\]"""
+)
 
 
 def field_names() -> list[str]:
@@ -38,7 +40,7 @@ def field_names() -> list[str]:
 BIG = "99999999999999999999"
 BAD_TEXT = ["\x00", "teacher\x00", BIG, "-1", "1e999", "NaN", "\ud800"]
 BAD_PATH = ["%00", "ESS%00AY", BIG, "-1"]
-BAD_JSON = ["\u0000", "x\u0000y", int(BIG), -(2 ** 70), 1e308, [1], {"a": [1]}, None, True, "\ud800"]
+BAD_JSON = ["\u0000", "x\u0000y", int(BIG), -(2**70), 1e308, [1], {"a": [1]}, None, True, "\ud800"]
 
 
 def path_with(route: routes.Route, value: str) -> str:
@@ -54,11 +56,15 @@ def good_path(route: routes.Route, known: dict) -> str:
 @pytest.fixture
 async def fuzz_setup(client, conn, staff, signed_demo, settings, aiohttp_client):
     tickets = await make_exam(conn, signed_demo, "THPT-A")
-    known = {"code": "TOAN-T", "lang": "vi",
-             "release_id": str(await conn.fetchval("SELECT id FROM bank_releases")),
-             "item_id": await conn.fetchval("SELECT item_id FROM bank_items ORDER BY id LIMIT 1"),
-             "version": "1", "pk": str(await conn.fetchval("SELECT id FROM bank_items ORDER BY id LIMIT 1")),
-             "fp": "0" * 64}
+    known = {
+        "code": "TOAN-T",
+        "lang": "vi",
+        "release_id": str(await conn.fetchval("SELECT id FROM bank_releases")),
+        "item_id": await conn.fetchval("SELECT item_id FROM bank_items ORDER BY id LIMIT 1"),
+        "version": "1",
+        "pk": str(await conn.fetchval("SELECT id FROM bank_items ORDER BY id LIMIT 1")),
+        "fp": "0" * 64,
+    }
     candidate, _ = await sign_in(client, tickets["0000000001"])
     return known, candidate
 
@@ -95,8 +101,10 @@ async def test_no_route_answers_bad_values_with_a_500(fuzz_setup, settings, aioh
     known, candidate = fuzz_setup
     names = field_names()
     problems: list[str] = []
-    callers = {"admin": await _staff_client(aiohttp_client, settings, "admin"),
-               "reviewer": await _staff_client(aiohttp_client, settings, "reviewer")}
+    callers = {
+        "admin": await _staff_client(aiohttp_client, settings, "admin"),
+        "reviewer": await _staff_client(aiohttp_client, settings, "reviewer"),
+    }
     for route in routes.ROUTES:
         if route.name in ("logout",):
             continue
@@ -155,9 +163,19 @@ def test_only_the_candidate_api_goes_without_a_csrf_token():
 
 def test_route_names_say_their_area_by_one_prefix():
     # The workspace's routes were named ws_item... and workspace_exam...: one prefix per area now.
-    prefixes = {"/workspace/": "ws_", "/board/": "board_", "/proctor/": "proctor_", "/api/v1/": "api_",
-                "/bank": "bank_", "/staff": "staff_"}
-    odd = [r.name for r in routes.ROUTES for path, prefix in prefixes.items()
-           if r.path.startswith(path) and not r.name.startswith(prefix)]
+    prefixes = {
+        "/workspace/": "ws_",
+        "/board/": "board_",
+        "/proctor/": "proctor_",
+        "/api/v1/": "api_",
+        "/bank": "bank_",
+        "/staff": "staff_",
+    }
+    odd = [
+        r.name
+        for r in routes.ROUTES
+        for path, prefix in prefixes.items()
+        if r.path.startswith(path) and not r.name.startswith(prefix)
+    ]
     assert odd == []
     assert len({r.name for r in routes.ROUTES}) == len(routes.ROUTES)

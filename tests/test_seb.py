@@ -31,16 +31,23 @@ URL = "https://thi.example.edu.vn/exam/DEMO/attempt?q=3"
 # printf '%s' "$URL$KEY" | sha256sum
 VECTORS = [
     (URL, CK, "fbce22b1be9bb0f9686df978fe1b65065b3c44fe33683b132a3241e5870a4495"),
-    ("http://thi.example.edu.vn/exam/DEMO/attempt?q=3", CK,
-     "1762971c73a754a5d594903ea661a98571d345574e23160f45b2963de1de68f8"),
-    ("https://thi.example.edu.vn/exam/DEMO/attempt/?q=3", CK,
-     "583ccb41c92e3ab8c26226fd082ba6c9377c7013d8e2b97dcf1e93f74b8f1b42"),
+    (
+        "http://thi.example.edu.vn/exam/DEMO/attempt?q=3",
+        CK,
+        "1762971c73a754a5d594903ea661a98571d345574e23160f45b2963de1de68f8",
+    ),
+    (
+        "https://thi.example.edu.vn/exam/DEMO/attempt/?q=3",
+        CK,
+        "583ccb41c92e3ab8c26226fd082ba6c9377c7013d8e2b97dcf1e93f74b8f1b42",
+    ),
     ("https://www.safeexambrowser.org/exams", BEK, "85286a253096028e506dfd74fe5d2efde760cf98cd191f60f84014fe12faea32"),
     ("https://thi.example.edu.vn/thi/Đề?x=1", CK, "293f5cf69587474e80657a3cb1476d255adcbb95b3be1d5bb179f1834f829ce9"),
 ]
 
 
 # --------------------------------------------------------------------------- request hash
+
 
 @pytest.mark.parametrize(("url", "key", "want"), VECTORS)
 def test_request_hash_known_answers(url, key, want):
@@ -64,10 +71,12 @@ def test_absolute_url_uses_public_url_not_host():
     class Req:  # what aiohttp gives: raw_path = path + query as sent, percent-encoding untouched
         raw_path = "/exam/DEMO/attempt?q=3"
         host = "evil.example"  # never used
+
     assert seb.url_from_request(Req(), PUBLIC) == URL
 
 
 # --------------------------------------------------------------------------- headers
+
 
 def h(url, key):
     return hashlib.sha256((url + key).encode()).hexdigest()
@@ -79,9 +88,11 @@ def test_correct_headers_accepted():
 
 
 def test_header_replayed_on_another_url_is_refused():
-    for other in ("https://thi.example.edu.vn/exam/DEMO/attempt?q=4",   # other query
-                  "https://thi.example.edu.vn/exam/DEMO/submit?q=3",    # other path
-                  "https://thi.example.edu.vn/exam/OTHER/attempt?q=3"):
+    for other in (
+        "https://thi.example.edu.vn/exam/DEMO/attempt?q=4",  # other query
+        "https://thi.example.edu.vn/exam/DEMO/submit?q=3",  # other path
+        "https://thi.example.edu.vn/exam/OTHER/attempt?q=3",
+    ):
         r = seb.check_headers(other, h(URL, CK), h(URL, BEK), [CK], [BEK])
         assert not r.ok and r.reason == "config_key_mismatch"
         r = seb.check_headers(other, h(other, CK), h(URL, BEK), [CK], [BEK])
@@ -154,6 +165,7 @@ def test_normalize_key():
 
 # --------------------------------------------------------------------------- JavaScript API + nonce
 
+
 def test_js_api_with_nonce():
     n = seb.new_nonce()
     assert n != seb.new_nonce() and len(n) >= 32
@@ -194,6 +206,7 @@ def test_with_nonce_replaces_and_keeps_query():
 
 
 # --------------------------------------------------------------------------- Config Key
+
 
 def plain_seb_json(settings: dict) -> str:
     """A second, straightforward SEB-JSON, in the way Moodle's property_list::to_json works.
@@ -246,8 +259,10 @@ MOODLE_JSON_CASES = [
     ({"bool": True, "array": []}, '{"array":[],"bool":true}'),
     ({"dict": {"dictbool": False, "dictbool2": True}}, '{"dict":{"dictbool":false,"dictbool2":true}}'),
     ({"bool": True, "emptydict": {}}, '{"bool":true}'),
-    ({"testKey": "testValue", "allowWLAN": "testValue2", "allowWlan": "testValue3"},
-     '{"allowWlan":"testValue3","allowWLAN":"testValue2","testKey":"testValue"}'),
+    (
+        {"testKey": "testValue", "allowWLAN": "testValue2", "allowWlan": "testValue3"},
+        '{"allowWlan":"testValue3","allowWLAN":"testValue2","testKey":"testValue"}',
+    ),
     ({"url": "http://test.com"}, '{"url":"http://test.com"}'),
     ({"dict": {"banana": False, "apple": True}}, '{"dict":{"apple":true,"banana":false}}'),
 ]
@@ -394,6 +409,7 @@ def test_config_key_rejects_unknown_types():
 
 # --------------------------------------------------------------------------- .seb file and links
 
+
 def test_generated_seb_parses_and_has_stable_key():
     start, quit_ = "https://thi.example.edu.vn/exam/DEMO/start", "https://thi.example.edu.vn/exam/DEMO/done"
     raw = seb.seb_config(start, quit_, exam_title='Toán "cuối kỳ"\n10A')
@@ -408,14 +424,24 @@ def test_generated_seb_parses_and_has_stable_key():
     assert key == seb.config_key_for_file(seb.seb_config(start, quit_, exam_title='Toán "cuối kỳ"\n10A'))
     assert key == hashlib.sha256(plain_seb_json(s).encode()).hexdigest()
     assert key != seb.config_key_for_file(seb.seb_config(start, quit_, exam_title="x"))
-    assert seb.config_key_for_file(seb.seb_config(start, quit_, exam_title="x", allow_quit=False)) != \
-        seb.config_key_for_file(seb.seb_config(start, quit_, exam_title="x"))
+    assert seb.config_key_for_file(
+        seb.seb_config(start, quit_, exam_title="x", allow_quit=False)
+    ) != seb.config_key_for_file(seb.seb_config(start, quit_, exam_title="x"))
     assert seb.MIME_TYPE == "application/seb"
 
 
 def test_generated_seb_options():
-    s = plistlib.loads(seb.seb_config("https://h.vn/s", "https://h.vn/q", exam_title="T", allow_quit=False,
-                                      quit_password="secret", url_filter_hosts=["h.vn"], web_view_policy=3))
+    s = plistlib.loads(
+        seb.seb_config(
+            "https://h.vn/s",
+            "https://h.vn/q",
+            exam_title="T",
+            allow_quit=False,
+            quit_password="secret",
+            url_filter_hosts=["h.vn"],
+            web_view_policy=3,
+        )
+    )
     assert s["allowQuit"] is False
     assert s["hashedQuitPassword"] == hashlib.sha256(b"secret").hexdigest()
     assert s["URLFilterEnable"] is True and {r["expression"] for r in s["URLFilterRules"]} == {"h.vn", "h.vn/*"}
@@ -425,8 +451,10 @@ def test_generated_seb_options():
 
 
 def test_seb_links():
-    assert seb.seb_link("https://thi.example.edu.vn/exam/DEMO/config.seb?x=1") == \
-        "sebs://thi.example.edu.vn/exam/DEMO/config.seb?x=1"
+    assert (
+        seb.seb_link("https://thi.example.edu.vn/exam/DEMO/config.seb?x=1")
+        == "sebs://thi.example.edu.vn/exam/DEMO/config.seb?x=1"
+    )
     assert seb.seb_link("http://10.0.0.5:8080/c.seb") == "seb://10.0.0.5:8080/c.seb"
     assert seb.http_link("sebs://h.vn/c.seb") == "https://h.vn/c.seb"
     assert seb.http_link(seb.seb_link("http://h.vn/c.seb")) == "http://h.vn/c.seb"
@@ -438,6 +466,7 @@ def test_seb_links():
 
 
 # --------------------------------------------------------------------------- policy
+
 
 def test_parse_seb_policy():
     problems: list[str] = []
@@ -459,13 +488,15 @@ SEB_CONFIG_ONLY = ["  seb: {required: true}\n"]
 
 
 @pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
-async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, staff, locked_exam, settings,
-                                                                     aiohttp_client):
+async def test_seb_waits_for_the_public_url_instead_of_trusting_host(
+    client, staff, locked_exam, settings, aiohttp_client
+):
     """Without CBT_PUBLIC_URL, the Host header (any client's to set) would
     shape the .seb file's start and quit addresses and the URL every hash covers."""
     assert not settings.public_url
-    resp = await client.get("/exam/LOCK-T/config.seb",
-                            headers={"Host": "attacker.example", "Accept": "application/json"})
+    resp = await client.get(
+        "/exam/LOCK-T/config.seb", headers={"Host": "attacker.example", "Accept": "application/json"}
+    )
     error = (await resp.json())["error"]
     assert resp.status == 409 and error["code"] == "public_url_needed" and "CBT_PUBLIC_URL" in error["message"]
     headers, _ = await sign_in(client, locked_exam["0000000001"])
@@ -480,8 +511,7 @@ async def test_seb_waits_for_the_public_url_instead_of_trusting_host(client, sta
 
 
 @pytest.mark.parametrize("locked_exam", SEB_CONFIG_ONLY, indirect=True)
-async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, dsn, staff, locked_exam,
-                                                                   tmp_path):
+async def test_a_config_key_alone_is_called_a_configuration_check(client, conn, dsn, staff, locked_exam, tmp_path):
     assert seb.assurance({"required": True, "config_keys": [CK]}) == "config"
     assert seb.assurance({"required": True, "browser_exam_keys": [BEK]}) == "client"
     assert seb.assurance({"required": False, "browser_exam_keys": [BEK]}) == "none"

@@ -24,8 +24,7 @@ def postgres_pids_for(data_dir: Path) -> list[int]:
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = next((ln for ln in (entry / "status").read_text().splitlines()
-                          if ln.startswith("State:")), "")
+            state = next((ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("State:")), "")
         except OSError:
             continue
         if str(data_dir) in cmd and "postgres" in cmd and "zombie" not in state:
@@ -83,7 +82,10 @@ def data_dir():
 def start_serve(data_dir: Path, port: int, workers: int = 2, **extra) -> subprocess.Popen:
     return subprocess.Popen(
         [PY, "-m", "cbt", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env_for(data_dir, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env_for(data_dir, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
 
@@ -116,8 +118,16 @@ def test_sigterm_to_the_supervisor_stops_workers_and_postgres(data_dir):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert wait_gone(lambda: [p for p in workers if Path(f"/proc/{p}").exists()
-                              and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]) == []
+    assert (
+        wait_gone(
+            lambda: [
+                p
+                for p in workers
+                if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
+            ]
+        )
+        == []
+    )
     assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
 
 
@@ -133,10 +143,10 @@ def test_second_server_on_the_same_data_dir_is_refused_and_a_killed_worker_is_re
         # Commands other than serve borrow the running server's PostgreSQL.
         pw = data_dir.parent / "pw.txt"
         pw.write_text("a long enough password\n")
-        assert cbt("org", "add", "SGD-Z", "--name", "Sở Z", "--kind", "department",
-                   env=env_for(data_dir)).returncode == 0
-        added = cbt("user", "add", "zadmin", "--role", "admin", "--password-file", str(pw),
-                    env=env_for(data_dir))
+        assert (
+            cbt("org", "add", "SGD-Z", "--name", "Sở Z", "--kind", "department", env=env_for(data_dir)).returncode == 0
+        )
+        added = cbt("user", "add", "zadmin", "--role", "admin", "--password-file", str(pw), env=env_for(data_dir))
         assert added.returncode == 0, added.stderr
         assert healthz(port) == 200
 
@@ -166,11 +176,14 @@ def test_port_in_use_is_one_clear_line(data_dir):
     assert wait_gone(lambda: postgres_pids_for(data_dir)) == []
 
 
-@pytest.mark.parametrize(("url", "fragment"), [
-    ("postgresql://cbt:secretpw@127.0.0.1:1/cbt", "nothing is listening"),
-    ("mysql://cbt@127.0.0.1/cbt", "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
-    ("postgresql://cbt:secretpw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("postgresql://cbt:secretpw@127.0.0.1:1/cbt", "nothing is listening"),
+        ("mysql://cbt@127.0.0.1/cbt", "postgresql://USER:PASSWORD@HOST:PORT/DBNAME"),
+        ("postgresql://cbt:secretpw@127.0.0.1:notaport/cbt", "not a valid PostgreSQL URL"),
+    ],
+)
 def test_bad_database_url_is_one_clear_line(tmp_path, url, fragment):
     result = cbt("serve", "--port", str(free_port()), env=env_for(tmp_path / "d", CBT_DATABASE_URL=url))
     line = one_line_error(result)
@@ -206,25 +219,26 @@ async def test_user_and_org_commands(dsn, tmp_path):
     pw.write_text("mật khẩu đủ dài\n")
     assert cbt("org", "add", "SGD-Q", "--name", "Sở Q", "--kind", "department", env=env).returncode == 0
     assert cbt("org", "add", "THPT-Q", "--name", "Trường Q", "--parent", "SGD-Q", env=env).returncode == 0
-    ok = cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw),
-             env=env)
+    ok = cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw), env=env)
     assert ok.returncode == 0 and "qteacher (teacher) created" in ok.stdout
-    assert "exists" in one_line_error(
-        cbt("org", "add", "SGD-Q", "--name", "again", "--kind", "department", env=env))
+    assert "exists" in one_line_error(cbt("org", "add", "SGD-Q", "--name", "again", "--kind", "department", env=env))
     assert "taken" in one_line_error(
-        cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw),
-            env=env))
+        cbt("user", "add", "qteacher", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(pw), env=env)
+    )
     assert "no organisation with code 'NOPE'" in one_line_error(
-        cbt("user", "add", "x2", "--role", "teacher", "--org", "NOPE", "--password-file", str(pw), env=env))
+        cbt("user", "add", "x2", "--role", "teacher", "--org", "NOPE", "--password-file", str(pw), env=env)
+    )
     assert "--password-file" in one_line_error(
-        cbt("user", "add", "x3", "--role", "teacher", "--org", "THPT-Q", env=env, input=""))
+        cbt("user", "add", "x3", "--role", "teacher", "--org", "THPT-Q", env=env, input="")
+    )
     short = tmp_path / "short"
     short.write_text("abc\n")
     assert "at least 10 characters" in one_line_error(
-        cbt("user", "add", "x4", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(short),
-            env=env))
+        cbt("user", "add", "x4", "--role", "teacher", "--org", "THPT-Q", "--password-file", str(short), env=env)
+    )
     assert "cannot read" in one_line_error(
-        cbt("user", "add", "x5", "--role", "teacher", "--password-file", str(tmp_path / "nope"), env=env))
+        cbt("user", "add", "x5", "--role", "teacher", "--password-file", str(tmp_path / "nope"), env=env)
+    )
     conn = await asyncpg.connect(dsn)
     try:
         assert await conn.fetchval("SELECT count(*) FROM users") == 1
@@ -277,8 +291,9 @@ run_app(app, "127.0.0.1", {port}, reuse_port=False)
 
 
 def test_a_second_stop_signal_does_not_cut_the_stop_short():
-    result = subprocess.run([PY, "-c", STOPPED_TWICE.format(port=free_port())], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [PY, "-c", STOPPED_TWICE.format(port=free_port())], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["cleanup finished"], result.stderr
     assert "Traceback" not in result.stderr
@@ -305,23 +320,31 @@ def test_first_command_as_root_in_a_private_folder(where):
         if where == "mktemp-data-dir":
             env["CBT_DATA_DIR"] = str(data_dir)
 
-        first = subprocess.run([PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd,
-                               capture_output=True, text=True, timeout=180)
+        first = subprocess.run(
+            [PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd, capture_output=True, text=True, timeout=180
+        )
         assert first.returncode == 0, first.stderr
         # The one folder PostgreSQL's user could not pass got search permission for
         # others, nothing more, and the person running cbt was told in one line.
         assert private.stat().st_mode & 0o777 == 0o701
         told = [ln for ln in first.stderr.splitlines() if "chmod o+x" in ln]
         assert len(told) == 1 and str(private) in told[0], first.stderr
-        again = subprocess.run([PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd,
-                               capture_output=True, text=True, timeout=180)
+        again = subprocess.run(
+            [PY, "-m", "cbt", "demo", "--no-serve"], env=env, cwd=cwd, capture_output=True, text=True, timeout=180
+        )
         assert again.returncode == 0, again.stderr
         assert "chmod" not in again.stderr
 
         port = free_port()
-        proc = subprocess.Popen([PY, "-m", "cbt", "serve", "--port", str(port), "--workers", "1"], env=env,
-                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [PY, "-m", "cbt", "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             wait_healthy(proc, port)
         finally:

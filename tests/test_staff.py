@@ -1,7 +1,6 @@
 """The staff shell in a real browser: sign in, navigate by keyboard, switch
 language, create an account, sign out; no CSP violation or script error."""
 
-
 from support.accounts import PASSWORD
 from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
 from support.cli import free_port

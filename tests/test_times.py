@@ -26,7 +26,8 @@ def test_files_get_iso_8601_with_the_offset():
 
 def test_the_page_element_carries_the_instant_and_the_zone_name():
     assert str(times.html(T, "Asia/Ho_Chi_Minh")) == (
-        '<time datetime="2026-12-02T07:30:05+07:00" title="Asia/Ho_Chi_Minh">07:30 02/12/2026 (GMT+7)</time>')
+        '<time datetime="2026-12-02T07:30:05+07:00" title="Asia/Ho_Chi_Minh">07:30 02/12/2026 (GMT+7)</time>'
+    )
     assert str(times.html(None, "Asia/Ho_Chi_Minh")) == ""
 
 

@@ -72,8 +72,12 @@ async def test_roster_upload_refuses_a_bomb_while_the_worker_answers_others(clie
     bomb = row_bomb(300_000)  # 9 KB of empty rows: openpyxl walked them all on the event loop
     assert len(bomb) < 20_000
 
-    resp, html, timing = await while_polling(client, lambda: client.post(
-        "/workspace/exams/TOAN-W/roster", data=form({"csrf_token": token}, "roster", "roster.xlsx", bomb)))
+    resp, html, timing = await while_polling(
+        client,
+        lambda: client.post(
+            "/workspace/exams/TOAN-W/roster", data=form({"csrf_token": token}, "roster", "roster.xlsx", bomb)
+        ),
+    )
     assert resp.status == 400
     assert 'data-code="roster_too_large"' in html
     # Said in the page's language, with the limit reached.
@@ -87,8 +91,9 @@ async def test_roster_body_over_its_limit_is_refused_with_the_limit(client, conn
     await create(client, release)
     token = await csrf(client, "/workspace/exams/TOAN-W")
     big = b"x" * (roster.MAX_BYTES + 100 * 1024)
-    resp = await client.post("/workspace/exams/TOAN-W/roster", data=form({"csrf_token": token}, "roster",
-                                                                        "roster.csv", big))
+    resp = await client.post(
+        "/workspace/exams/TOAN-W/roster", data=form({"csrf_token": token}, "roster", "roster.csv", big)
+    )
     html = await resp.text()
     assert resp.status == 413 and 'data-code="too_large"' in html
     assert "(giới hạn: 5.1 MB)" in html  # the Vietnamese page, with the limit
@@ -119,14 +124,17 @@ async def test_cli_roster_refuses_a_bomb_and_adds_no_one(client, conn, staff, re
 
 
 # The page speaks Vietnamese: the limit each file reached, in the too_large text.
-@pytest.mark.parametrize(("name", "content", "says"), [
-    ("laughs.yaml", laughs_yaml(9).encode(), "(giới hạn: 2000000)"),
-    ("deep.yaml", deep_yaml(100_000).encode(), "(giới hạn: 32)"),
-    ("tags.yaml", alias_tags_yaml(10_000, 6_000).encode(), "(giới hạn: 50000000)"),
-    ("rows.xlsx", row_bomb(60_000), "(giới hạn: 50000)"),
-    ("zeros.xlsx", zip_of([], [(f"xl/media/i{i}.png", 60 * 1024 * 1024) for i in range(5)]), "(giới hạn: 256 MB)"),
-    ("release.zip", zip_of([], [("media/zeros.bin", 100 * 1024 * 1024)]), "(giới hạn: 64 MB)"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("laughs.yaml", laughs_yaml(9).encode(), "(giới hạn: 2000000)"),
+        ("deep.yaml", deep_yaml(100_000).encode(), "(giới hạn: 32)"),
+        ("tags.yaml", alias_tags_yaml(10_000, 6_000).encode(), "(giới hạn: 50000000)"),
+        ("rows.xlsx", row_bomb(60_000), "(giới hạn: 50000)"),
+        ("zeros.xlsx", zip_of([], [(f"xl/media/i{i}.png", 60 * 1024 * 1024) for i in range(5)]), "(giới hạn: 256 MB)"),
+        ("release.zip", zip_of([], [("media/zeros.bin", 100 * 1024 * 1024)]), "(giới hạn: 64 MB)"),
+    ],
+)
 async def test_item_import_refuses_bombs(client, conn, staff, name, content, says):
     await login(client, "teacher")
     token = await csrf(client, "/workspace/items/import")
@@ -141,8 +149,10 @@ async def test_item_import_is_read_off_the_event_loop(client, conn, staff):
     await login(client, "teacher")
     token = await csrf(client, "/workspace/items/import")
     bomb = row_bomb(300_000)
-    resp, html, timing = await while_polling(client, lambda: client.post(
-        "/workspace/items/import", data=form({"csrf_token": token}, "file", "items.xlsx", bomb)))
+    resp, html, timing = await while_polling(
+        client,
+        lambda: client.post("/workspace/items/import", data=form({"csrf_token": token}, "file", "items.xlsx", bomb)),
+    )
     assert resp.status == 413 and error_code(html) == "too_large"
     assert_loop_was_free(timing)
 
@@ -172,8 +182,10 @@ async def test_signature_upload_refuses_a_bomb_and_signs_nothing(client, conn, s
     pks = await approved(conn)
     await login(client, "teacher")
     release_id = await built(client, pks)
-    bomb = zip_of([("MANIFEST.json", b"{}"), ("MANIFEST.sig", b"x")],
-                  [(f"media/zeros-{i}.bin", 15 * 1024 * 1024) for i in range(20)])
+    bomb = zip_of(
+        [("MANIFEST.json", b"{}"), ("MANIFEST.sig", b"x")],
+        [(f"media/zeros-{i}.bin", 15 * 1024 * 1024) for i in range(20)],
+    )
     resp = await upload_signature(client, release_id, package=("bomb.cbtbank", bomb))
     html = await resp.text()
     assert resp.status == 413 and error_code(html) == "too_large"
@@ -197,9 +209,11 @@ async def test_key_upload_is_read_in_the_reading_process(client, conn, staff, tm
     await login(client, "admin")
     token = await csrf(client, "/workspace/keys")
     fields = {"csrf_token": token, "name": "board", "passphrase": "ngan hang cau hoi 2025"}
-    resp = await client.post("/workspace/keys/upload",
-                             data=form(fields, "key_file", "board.key", made.private_path.read_bytes()),
-                             allow_redirects=False)
+    resp = await client.post(
+        "/workspace/keys/upload",
+        data=form(fields, "key_file", "board.key", made.private_path.read_bytes()),
+        allow_redirects=False,
+    )
     assert resp.status == 303
     assert await conn.fetchval("SELECT fingerprint FROM signing_keys") == made.fingerprint
 
@@ -209,8 +223,11 @@ async def test_cli_bank_import_refuses_a_bomb_and_stores_nothing(tmp_path, conn,
     await trust(conn, pub)
     env = env_for(tmp_path / "d", CBT_DATABASE_URL=dsn)
     path = tmp_path / "bomb.cbtbank"
-    path.write_bytes(zip_of([("bank.yaml", b"format: cbt-bank/1\n")],
-                            [(f"media/zeros-{i}.bin", 60 * 1024 * 1024) for i in range(40)]))
+    path.write_bytes(
+        zip_of(
+            [("bank.yaml", b"format: cbt-bank/1\n")], [(f"media/zeros-{i}.bin", 60 * 1024 * 1024) for i in range(40)]
+        )
+    )
     assert path.stat().st_size < 3_000_000  # unpacks to 2.4 GB
     done = await asyncio.to_thread(cbt, "bank", "import", str(path), "--all-orgs", env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -228,9 +245,11 @@ async def test_bank_import_reports_html_the_sanitiser_would_strip(tmp_path, conn
     assert error.value.code == "invalid-release"
     lines = error.value.message.splitlines()
     assert lines[0] == f"{archive}: signed, but its items have problems:"
-    assert lines[1].strip() == (f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: image 'x' from"
-                                " outside the release: copy the file into media/ and write"
-                                " ![description](media/NAME.png)")
+    assert lines[1].strip() == (
+        f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: image 'x' from"
+        " outside the release: copy the file into media/ and write"
+        " ![description](media/NAME.png)"
+    )
     assert any("event handler onerror= on <img>: scripts are not allowed" in line for line in lines)
     assert any("<script> element" in line for line in lines)
     assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
@@ -251,8 +270,11 @@ async def test_cli_bank_validate_and_import_list_unsafe_html(tmp_path, conn, dsn
     assert f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: <script> element" in validated.stdout
     imported = await asyncio.to_thread(cbt, "bank", "import", str(archive), "--all-orgs", env=env)
     assert imported.returncode == 1 and "Traceback" not in imported.stderr
-    assert re.search(rf"{re.escape(str(archive))}/items/hs-01\.yaml:11: stem: unsafe content removed: event handler"
-                     " onerror= on <img>", imported.stderr)
+    assert re.search(
+        rf"{re.escape(str(archive))}/items/hs-01\.yaml:11: stem: unsafe content removed: event handler"
+        " onerror= on <img>",
+        imported.stderr,
+    )
     assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 0
 
 
@@ -280,10 +302,14 @@ async def test_a_file_with_hundreds_of_problems_lists_the_first_and_counts_all(c
     """What comes back from the reading process, and is rendered, is bounded too."""
     await login(client, "teacher")
     token = await csrf(client, "/workspace/items/import")
-    bad = "".join(f"- id: BAD-{i}\n  version: 1\n  type: essay\n  subject: toan\n  topic: t\n  level: 9\n"
-                  "  points: 1\n  lang: vi\n  status: draft\n  stem: x\n" for i in range(300))
-    resp = await client.post("/workspace/items/import",
-                             data=form({"csrf_token": token}, "file", "bad.yaml", bad.encode()))
+    bad = "".join(
+        f"- id: BAD-{i}\n  version: 1\n  type: essay\n  subject: toan\n  topic: t\n  level: 9\n"
+        "  points: 1\n  lang: vi\n  status: draft\n  stem: x\n"
+        for i in range(300)
+    )
+    resp = await client.post(
+        "/workspace/items/import", data=form({"csrf_token": token}, "file", "bad.yaml", bad.encode())
+    )
     html = await resp.text()
     assert resp.status == 400 and error_code(html) == "import_failed"
     assert "Chưa nhập câu hỏi nào: tệp có 300 lỗi" in html

@@ -22,9 +22,19 @@ JSON_BODIES = {"proctor_act": {"action": "pause", "candidate": "0000000001"}}
 
 
 async def _snapshot(conn) -> list:
-    return [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in (
-        "attempts", "candidates", "candidate_forms", "essay_marks", "exam_stats", "audit_pending", "audit_events",
-        "ticket_sheets")] + [tuple(await conn.fetchrow("SELECT status, spec, xmin::text FROM exams"))]
+    return [
+        await conn.fetchval(f"SELECT count(*) FROM {t}")
+        for t in (
+            "attempts",
+            "candidates",
+            "candidate_forms",
+            "essay_marks",
+            "exam_stats",
+            "audit_pending",
+            "audit_events",
+            "ticket_sheets",
+        )
+    ] + [tuple(await conn.fetchrow("SELECT status, spec, xmin::text FROM exams"))]
 
 
 def _path(route: routes.Route, known: dict) -> str:
@@ -38,8 +48,9 @@ async def _ask(client, route: routes.Route, path: str):
     else:
         token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', await (await client.get("/staff")).text()).group(1)
         if route.name in JSON_BODIES:
-            resp = await client.post(path, json=JSON_BODIES[route.name], headers={**headers, "X-CSRF-Token": token},
-                                     allow_redirects=False)
+            resp = await client.post(
+                path, json=JSON_BODIES[route.name], headers={**headers, "X-CSRF-Token": token}, allow_redirects=False
+            )
         else:
             resp = await client.post(path, data={"csrf_token": token}, headers=headers, allow_redirects=False)
     # A live stream (the proctor's events) answers with its headers and then
@@ -104,6 +115,9 @@ def test_staff_pages_find_an_exam_only_through_the_one_rule():
     cbt = Path(routes.__file__).parent
     by_code = re.compile(r"FROM exams\b[^\"']*?\bcode\s*=\s*\$\d", re.S)
     staff_modules = {r.handler.__module__ for r in routes.ROUTES if r.access is not PUBLIC}
-    offenders = [m for m in sorted(staff_modules)
-                 if by_code.search((cbt / (m.split(".")[-1] + ".py")).read_text(encoding="utf-8"))]
+    offenders = [
+        m
+        for m in sorted(staff_modules)
+        if by_code.search((cbt / (m.split(".")[-1] + ".py")).read_text(encoding="utf-8"))
+    ]
     assert offenders == []

@@ -23,23 +23,43 @@ PASSPHRASE = "to toan thpt a 2026"
 KEY_NAME = "Tổ Toán THPT A"
 CODE = "E2E-TOAN"
 ESSAY_TEXT = "Tập xác định R. Đạo hàm y' = 3x^2 - 3, bảng biến thiên, cực trị tại x = 1 và x = -1."
-ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
-          "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
-          "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n")
+ROSTER = (
+    "Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
+    "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
+    "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n"
+)
 # What the teacher writes: two single-choice items (the key is option A) and an essay.
 ITEMS = (
-    {"id": "E2E-1", "type": "single", "level": "1", "points": "0.5",
-     "stem": "Đạo hàm của $y = x^3$ tại $x = 1$ bằng", "options": ("3", "1", "0", "6")},
-    {"id": "E2E-2", "type": "single", "level": "1", "points": "0.5",
-     "stem": "Giá trị nhỏ nhất của $y = x^2 + 1$ trên $\\mathbb{R}$ bằng", "options": ("1", "0", "2", "4")},
-    {"id": "E2E-3", "type": "essay", "level": "3", "points": "2",
-     "stem": "Khảo sát sự biến thiên của hàm số $y = x^3 - 3x$.",
-     "explanation": "Tập xác định, đạo hàm, bảng biến thiên, cực trị: mỗi ý 0,5 điểm."},
+    {
+        "id": "E2E-1",
+        "type": "single",
+        "level": "1",
+        "points": "0.5",
+        "stem": "Đạo hàm của $y = x^3$ tại $x = 1$ bằng",
+        "options": ("3", "1", "0", "6"),
+    },
+    {
+        "id": "E2E-2",
+        "type": "single",
+        "level": "1",
+        "points": "0.5",
+        "stem": "Giá trị nhỏ nhất của $y = x^2 + 1$ trên $\\mathbb{R}$ bằng",
+        "options": ("1", "0", "2", "4"),
+    },
+    {
+        "id": "E2E-3",
+        "type": "essay",
+        "level": "3",
+        "points": "2",
+        "stem": "Khảo sát sự biến thiên của hàm số $y = x^3 - 3x$.",
+        "explanation": "Tập xác định, đạo hàm, bảng biến thiên, cực trị: mỗi ý 0,5 điểm.",
+    },
 )
 
 
 def query(dsn: str, sql: str, *args):
     """One value from the database, from the browser's thread (whose event loop Playwright holds)."""
+
     async def run():
         conn = await asyncpg.connect(dsn)
         try:
@@ -143,8 +163,10 @@ def whole_path(dsn: str) -> dict:
         pks = [write_item(page, base, item) for item in ITEMS]
         out["pks"] = pks
         # 3a. The teacher may not approve (not even her own item): the form post is refused.
-        resp = page.request.post(f"{base}/workspace/review/{pks[0]}",
-                                 form={"csrf_token": csrf_on(page), "decision": "approve", "comment": ""})
+        resp = page.request.post(
+            f"{base}/workspace/review/{pks[0]}",
+            form={"csrf_token": csrf_on(page), "decision": "approve", "comment": ""},
+        )
         out["teacher_approve"] = (resp.status, resp.text())
         page.goto(base + "/workspace/review")
         assert all(page.locator(f"a[href='/workspace/items/{pk}']").count() == 1 for pk in pks)
@@ -165,17 +187,34 @@ def whole_path(dsn: str) -> dict:
         assert page.locator("section[aria-labelledby=to-review-h] a[href^='/workspace/items/']").count() == 0
         shot(page, "03-review-done")
         token = csrf_on(page)
-        resp = page.request.post(f"{base}/workspace/items/new", form={
-            "csrf_token": token, "id": "E2E-R", "type": "single", "subject": "toan", "grade": "12",
-            "topic": "ham-so", "level": "2", "points": "0.5", "lang": "vi", "stem": "Câu của người duyệt",
-            "opt_A": "có", "opt_B": "không", "key": "A"}, max_redirects=0)
+        resp = page.request.post(
+            f"{base}/workspace/items/new",
+            form={
+                "csrf_token": token,
+                "id": "E2E-R",
+                "type": "single",
+                "subject": "toan",
+                "grade": "12",
+                "topic": "ham-so",
+                "level": "2",
+                "points": "0.5",
+                "lang": "vi",
+                "stem": "Câu của người duyệt",
+                "opt_A": "có",
+                "opt_B": "không",
+                "key": "A",
+            },
+            max_redirects=0,
+        )
         assert resp.status == 303, resp.text()
         own = int(re.search(r"/workspace/items/(\d+)", resp.headers["location"]).group(1))
-        resp = page.request.post(f"{base}/workspace/items/submit", form={"csrf_token": token, "pk": str(own)},
-                                 max_redirects=0)
+        resp = page.request.post(
+            f"{base}/workspace/items/submit", form={"csrf_token": token, "pk": str(own)}, max_redirects=0
+        )
         assert resp.status == 303
-        resp = page.request.post(f"{base}/workspace/review/{own}",
-                                 form={"csrf_token": token, "decision": "approve", "comment": ""})
+        resp = page.request.post(
+            f"{base}/workspace/review/{own}", form={"csrf_token": token, "decision": "approve", "comment": ""}
+        )
         out["own_approve"] = (resp.status, resp.text())
         page.goto(f"{base}/workspace/items/{own}")
         out["own_review_form"] = page.locator("button[value=approve]").count()
@@ -258,21 +297,26 @@ def whole_path(dsn: str) -> dict:
         b_page = other.new_page()
         sign_in(b_page, base, "b-teacher")
         b_token = csrf_on(b_page)
-        out["b_pages"] = [b_page.goto(f"{base}/workspace/exams/{CODE}{tail}").status
-                          for tail in ("", "/edit", "/preview")]
+        out["b_pages"] = [
+            b_page.goto(f"{base}/workspace/exams/{CODE}{tail}").status for tail in ("", "/edit", "/preview")
+        ]
         shot(b_page, "05-other-school-404")
-        out["b_edit"] = b_page.request.post(f"{base}/workspace/exams/{CODE}/edit", form={
-            **full_form, "csrf_token": b_token, "action": "save", "title": "Đổi tên"}).status
-        out["b_open"] = b_page.request.post(f"{base}/workspace/exams/{CODE}/open",
-                                            form={"csrf_token": b_token, "confirm": "1"}).status
+        out["b_edit"] = b_page.request.post(
+            f"{base}/workspace/exams/{CODE}/edit",
+            form={**full_form, "csrf_token": b_token, "action": "save", "title": "Đổi tên"},
+        ).status
+        out["b_open"] = b_page.request.post(
+            f"{base}/workspace/exams/{CODE}/open", form={"csrf_token": b_token, "confirm": "1"}
+        ).status
         b_page.goto(base + "/workspace/exams")
         out["b_list_has_exam"] = CODE in b_page.content()
         other.close()
 
         # Roster, tickets, open.
         page.goto(f"{base}/workspace/exams/{CODE}")
-        page.set_input_files("#roster-file", files=[{"name": "danh-sach.csv", "mimeType": "text/csv",
-                                                     "buffer": ROSTER.encode("utf-8")}])
+        page.set_input_files(
+            "#roster-file", files=[{"name": "danh-sach.csv", "mimeType": "text/csv", "buffer": ROSTER.encode("utf-8")}]
+        )
         page.click("#roster-submit")
         page.wait_for_selector("#candidates")
         out["candidates"] = page.locator("#candidates tbody tr").count()
@@ -331,7 +375,8 @@ def whole_path(dsn: str) -> dict:
         # 7. The teacher sees the total provisional, marks the essay (names hidden), and it is final.
         page.goto(f"{base}/workspace/results/{CODE}")
         out["provisional_before"] = page.locator('tr[data-code="0000000001"] [data-provisional]').get_attribute(
-            "data-provisional")
+            "data-provisional"
+        )
         page.goto(base + "/workspace/marking")
         page.click(f"a[href='/workspace/marking/{CODE}']")
         page.click(f"a[href^='/workspace/marking/{CODE}/items/']")
@@ -348,7 +393,8 @@ def whole_path(dsn: str) -> dict:
         # 8. The results page and its CSV download.
         page.goto(f"{base}/workspace/results/{CODE}")
         out["provisional_after"] = page.locator('tr[data-code="0000000001"] [data-provisional]').get_attribute(
-            "data-provisional")
+            "data-provisional"
+        )
         with page.expect_download() as info:
             page.click("#download-csv")
         out["csv"] = open(info.value.path(), encoding="utf-8-sig").read()
@@ -364,21 +410,28 @@ async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
     out = await asyncio.to_thread(whole_path, dsn)
 
     # 1. Subjects and the trusted server key.
-    subjects = await conn.fetch("SELECT u.username, s.subject FROM staff_subjects s JOIN users u ON u.id = s.user_id"
-                                " ORDER BY u.username")
+    subjects = await conn.fetch(
+        "SELECT u.username, s.subject FROM staff_subjects s JOIN users u ON u.id = s.user_id ORDER BY u.username"
+    )
     assert [(r["username"], r["subject"]) for r in subjects] == [("reviewer", "toan"), ("teacher", "toan")]
     key = await conn.fetchrow("SELECT * FROM signing_keys")
     assert key["fingerprint"] == out["fp"] and key["name"] == KEY_NAME
     assert b"ENCRYPTED PRIVATE KEY" in key["private_key_pem"]
 
     # 2-3. Three items written, approved by the reviewer; the refusals.
-    rows = await conn.fetch("SELECT id, item_id, type, state FROM draft_items WHERE id = ANY($1::bigint[])"
-                            " ORDER BY item_id", out["pks"])
+    rows = await conn.fetch(
+        "SELECT id, item_id, type, state FROM draft_items WHERE id = ANY($1::bigint[]) ORDER BY item_id", out["pks"]
+    )
     assert [(r["item_id"], r["type"], r["state"]) for r in rows] == [
-        ("E2E-1", "single", "approved"), ("E2E-2", "single", "approved"), ("E2E-3", "essay", "approved")]
+        ("E2E-1", "single", "approved"),
+        ("E2E-2", "single", "approved"),
+        ("E2E-3", "essay", "approved"),
+    ]
     for pk in out["pks"]:
-        actions = [r["action"] for r in await conn.fetch(
-            "SELECT action FROM review_events WHERE draft_pk = $1 ORDER BY id", pk)]
+        actions = [
+            r["action"]
+            for r in await conn.fetch("SELECT action FROM review_events WHERE draft_pk = $1 ORDER BY id", pk)
+        ]
         assert actions == ["create", "submit", "approve"], actions
     status, text = out["teacher_approve"]
     assert status == 403 and "role_refused" in text, (status, text[:300])
@@ -393,8 +446,9 @@ async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
     assert out["release_fits"]
     release = await conn.fetchrow("SELECT * FROM workspace_releases")
     assert release["signer"] == out["fp"] and release["bank_release_id"] is not None
-    assert await conn.fetchval("SELECT count(*) FROM release_items WHERE release_id = $1",
-                               release["bank_release_id"]) == 3
+    assert (
+        await conn.fetchval("SELECT count(*) FROM release_items WHERE release_id = $1", release["bank_release_id"]) == 3
+    )
 
     # 5. The builder's refusal named the cell; the exam was built, previewed, opened.
     assert out["cell_warning"]
@@ -413,11 +467,14 @@ async def test_the_whole_workspace_path_in_chromium(conn, dsn, staff):
     assert out["student_name"] == "Nguyễn Văn An" and out["questions"] == 3
     assert out["answered"] == ["essay", "right", "wrong"]
     assert out["student_problems"] == [], out["student_problems"]
-    attempt = await conn.fetchrow("SELECT a.* FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
-                                  " WHERE c.code = '0000000001'")
+    attempt = await conn.fetchrow(
+        "SELECT a.* FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000001'"
+    )
     assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
-    assert await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL",
-                               attempt["id"]) == 3
+    assert (
+        await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"])
+        == 3
+    )
 
     # 7. Marked anonymously; the total is no longer provisional.
     assert out["provisional_before"] == "1" and out["provisional_after"] == "0"

@@ -15,10 +15,12 @@ from support.workspace import create, csrf, form_for
 from cbt import audit, builder, delivery, exams, roster
 from cbt.errors import UserError
 
-ROSTER = ("Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
-          "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
-          "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n"
-          "0000000003,Lê Hoàng Cường,02/07/2008,12A2,THPT A,P02\n")
+ROSTER = (
+    "Mã học sinh,Họ và tên,Ngày sinh,Lớp,Trường,Phòng\n"
+    "0000000001,Nguyễn Văn An,05/03/2008,12A1,THPT A,P01\n"
+    "0000000002,Trần Thị Bình,25/12/2008,12A1,THPT A,P01\n"
+    "0000000003,Lê Hoàng Cường,02/07/2008,12A2,THPT A,P02\n"
+)
 
 
 async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release):
@@ -29,8 +31,10 @@ async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release
     assert 'name="s0.c1.ham-so"' in page and "có 3" in page  # the matrix, with what each cell has
     # A row names its subject as the organisation's list does, and its topic as
     # the release's bank.yaml does, not by their codes.
-    assert ('<th scope="row"><span class="topic-name" title="ham-so">Hàm số</span> <span class="muted">Toán</span></th>'
-            in page)
+    assert (
+        '<th scope="row"><span class="topic-name" title="ham-so">Hàm số</span> <span class="muted">Toán</span></th>'
+        in page
+    )
     assert 'aria-label="Số câu: chủ đề Hàm số, mức 1"' in page
     resp = await create(client, release)
     assert resp.status == 303 and resp.headers["Location"] == "/workspace/exams/TOAN-W"
@@ -57,12 +61,15 @@ async def test_a_blueprint_that_cannot_be_filled_is_refused_with_its_cells(clien
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ({"s0.c1.ham-so": "-2"}, "Phần 1 · Số câu: chủ đề ham-so, mức 1: phải từ 0 đến 500 (đã nhập: -2)."),
-    ({"closes": "2020-01-01T07:00"}, "Thời gian mở đề: giờ đóng đề phải sau giờ mở đề."),
-    ({"networks_allow": "10.0.0.0/33"}, "không phải địa chỉ hay dải mạng CIDR hợp lệ"),
-    ({"code": "TOÁN 12"}, "Mã đề kiểm tra: chỉ dùng chữ cái không dấu"),
-])
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"s0.c1.ham-so": "-2"}, "Phần 1 · Số câu: chủ đề ham-so, mức 1: phải từ 0 đến 500 (đã nhập: -2)."),
+        ({"closes": "2020-01-01T07:00"}, "Thời gian mở đề: giờ đóng đề phải sau giờ mở đề."),
+        ({"networks_allow": "10.0.0.0/33"}, "không phải địa chỉ hay dải mạng CIDR hợp lệ"),
+        ({"code": "TOÁN 12"}, "Mã đề kiểm tra: chỉ dùng chữ cái không dấu"),
+    ],
+)
 async def test_bad_input_is_refused_and_nothing_is_stored(client, conn, staff, release, changes, expected):
     await login(client, "teacher")
     resp = await create(client, release, **changes)
@@ -141,9 +148,16 @@ async def test_adding_and_removing_sections_keeps_the_other_cells(client, staff,
 
 async def test_live_counts_from_the_json_endpoint(client, staff, release):
     await login(client, "teacher")
-    resp = await client.get("/workspace/exams/blueprint.json", params={
-        "release": str(release), "section_count": "1", "s0.type": "single", "s0.c1.ham-so": "5",
-        "s0.c2.ham-so": "1"})
+    resp = await client.get(
+        "/workspace/exams/blueprint.json",
+        params={
+            "release": str(release),
+            "section_count": "1",
+            "s0.type": "single",
+            "s0.c1.ham-so": "5",
+            "s0.c2.ham-so": "1",
+        },
+    )
     body = await resp.json()
     cells = body["sections"][0]["cells"]
     assert cells["1.ham-so"]["available"] == 3 and cells["1.ham-so"]["short"]
@@ -165,8 +179,9 @@ async def test_another_schools_teacher_can_neither_see_nor_change_the_exam(clien
         text = await resp.text()
         assert resp.status == 404 and "Không tìm thấy đề thi này trong đơn vị của bạn" in text, path
     for action in ("edit", "open", "close", "tickets"):
-        resp = await client.post(f"/workspace/exams/TOAN-W/{action}",
-                                 data=form_for(release) | {"csrf_token": token, "confirm": "1"})
+        resp = await client.post(
+            f"/workspace/exams/TOAN-W/{action}", data=form_for(release) | {"csrf_token": token, "confirm": "1"}
+        )
         assert resp.status == 404, action
     assert await conn.fetchval("SELECT status FROM exams") == "draft"
     assert await conn.fetchval("SELECT title FROM exams") == "Kiểm tra Toán 12"
@@ -186,8 +201,10 @@ async def test_editing_a_draft_and_not_after_it_opens(client, conn, staff, relea
     assert re.search(r'name="s0.c1.ham-so" value="2"', page)
     choose = await (await client.get("/workspace/exams/TOAN-W/edit?release=")).text()
     assert 'id="release-choice"' in choose and 'action="/workspace/exams/TOAN-W/edit"' in choose
-    data = form_for(release, title="Kiểm tra giữa kì", code="OTHER") | {"csrf_token": await csrf(client),
-                                                                         "action": "save"}
+    data = form_for(release, title="Kiểm tra giữa kì", code="OTHER") | {
+        "csrf_token": await csrf(client),
+        "action": "save",
+    }
     resp = await client.post("/workspace/exams/TOAN-W/edit", data=data, allow_redirects=False)
     assert resp.status == 303
     assert await conn.fetchval("SELECT code || '/' || title FROM exams") == "TOAN-W/Kiểm tra giữa kì"
@@ -245,17 +262,21 @@ async def test_roster_tickets_open_and_close(client, conn, staff, release):
     # Each state change must be confirmed.
     resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token})
     assert resp.status == 400 and await conn.fetchval("SELECT status FROM exams") == "draft"
-    resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"}, allow_redirects=False
+    )
     assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "open"
     assert await conn.fetchval("SELECT count(*) FROM candidate_forms") == 3
-    resp = await client.post("/workspace/exams/TOAN-W/close", data={"csrf_token": token, "confirm": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/TOAN-W/close", data={"csrf_token": token, "confirm": "1"}, allow_redirects=False
+    )
     assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "closed"
     resp = await client.post("/workspace/exams/TOAN-W/open", data={"csrf_token": token, "confirm": "1"})
     assert resp.status == 409
-    edits = [json.loads(r["content"])["edit"] for r in await conn.fetch(
-        "SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq")]
+    edits = [
+        json.loads(r["content"])["edit"]
+        for r in await conn.fetch("SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq")
+    ]
     assert edits == ["create", "roster_add", "tickets_issued", "open", "close"]
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
 
@@ -267,19 +288,26 @@ async def test_a_roster_with_the_pages_own_headers_and_no_school_column(client, 
     # The hint names what the import takes, Trường as optional, and offers the template.
     assert "Số báo danh (10 chữ số" in page and "Không bắt buộc: Trường" in page and "Trường A" in page
     assert 'href="/workspace/roster-template.xlsx"' in page
-    text = ("Số báo danh,Họ và tên,Ngày sinh,Lớp,Phòng thi\n"
-            "0000000001,Nguyễn Văn An,05/03/2008,12A1,P01\n0000000002,Trần Thị Bình,25/12/2008,12A1,P01\n")
-    resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), text),
-                             allow_redirects=False)
+    text = (
+        "Số báo danh,Họ và tên,Ngày sinh,Lớp,Phòng thi\n"
+        "0000000001,Nguyễn Văn An,05/03/2008,12A1,P01\n0000000002,Trần Thị Bình,25/12/2008,12A1,P01\n"
+    )
+    resp = await client.post(
+        "/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), text), allow_redirects=False
+    )
     assert resp.status == 303, await resp.text()
     # Without a Trường column, the candidates are of the exam's school.
     assert [tuple(r) for r in await conn.fetch("SELECT code, school FROM candidates ORDER BY code")] == [
-        ("0000000001", "Trường A"), ("0000000002", "Trường A")]
+        ("0000000001", "Trường A"),
+        ("0000000002", "Trường A"),
+    ]
 
 
-BAD_ROSTER = ("Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
-              "12345;Nguyễn Văn An;31/02/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n"
-              "0000000002;Lê Văn Cường;02/07/2008;12A2;P02\n")
+BAD_ROSTER = (
+    "Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
+    "12345;Nguyễn Văn An;31/02/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n"
+    "0000000002;Lê Văn Cường;02/07/2008;12A2;P02\n"
+)
 
 
 async def test_roster_problems_are_said_in_the_readers_language(client, conn, staff, release):
@@ -288,21 +316,27 @@ async def test_roster_problems_are_said_in_the_readers_language(client, conn, st
     resp = await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), BAD_ROSTER))
     page = await resp.text()
     assert resp.status == 400
-    for vi in ("Số báo danh &#39;12345&#39; có 5 chữ số; phải có đúng 10 chữ số.",
-               "Ngày sinh &#39;31/02/2008&#39; không phải ngày có thật",
-               "Số báo danh 0000000002 đã có ở dòng 3"):
+    for vi in (
+        "Số báo danh &#39;12345&#39; có 5 chữ số; phải có đúng 10 chữ số.",
+        "Ngày sinh &#39;31/02/2008&#39; không phải ngày có thật",
+        "Số báo danh 0000000002 đã có ở dòng 3",
+    ):
         assert vi in page, vi
     assert "student code" not in page and "is not a real day" not in page
     await client.get("/lang/en")
-    page = await (await client.post("/workspace/exams/TOAN-W/roster",
-                                    data=upload(await csrf(client), BAD_ROSTER))).text()
+    page = await (
+        await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), BAD_ROSTER))
+    ).text()
     assert "Student code &#39;12345&#39; has 5 digits; it must have exactly 10" in page
     assert "Student code 0000000002 is also in row 3" in page and "Số báo danh 0000000002" not in page
     # A refusal that is not about a cell is said in the reader's language too.
     await client.get("/lang/vi")
     good = BAD_ROSTER.replace("12345", "0000000001").replace("31/02", "28/02").replace("0000000002;Lê", "0000000003;Lê")
-    assert (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good),
-                              allow_redirects=False)).status == 303
+    assert (
+        await client.post(
+            "/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good), allow_redirects=False
+        )
+    ).status == 303
     page = await (await client.post("/workspace/exams/TOAN-W/roster", data=upload(await csrf(client), good))).text()
     assert "Các thí sinh sau đã có trong danh sách của đề thi: 0000000001, 0000000002, 0000000003" in page
     assert await conn.fetchval("SELECT count(*) FROM candidates") == 3
@@ -323,7 +357,11 @@ async def test_the_roster_template_downloads_and_imports(client, conn, staff, re
     resp = await client.post("/workspace/exams/TOAN-W/roster", data=data, allow_redirects=False)
     assert resp.status == 303, await resp.text()
     assert tuple(await conn.fetchrow("SELECT code, full_name, school, room FROM candidates")) == (
-        "0123456789", "Nguyễn Văn An", "Trường A", "P.101")
+        "0123456789",
+        "Nguyễn Văn An",
+        "Trường A",
+        "P.101",
+    )
 
 
 async def hashes(conn) -> dict:
@@ -372,8 +410,9 @@ async def test_issued_tickets_are_shown_once_on_a_page_of_their_own(client, conn
     assert refused.status == 409 and 'data-code="tickets_reissue_unconfirmed"' in page
     assert "3 thí sinh đã có phiếu: cấp lại thì phiếu cũ của họ hết hiệu lực" in page
     assert await hashes(conn) == issued
-    resp = await client.post("/workspace/exams/TOAN-W/tickets", data={"csrf_token": token, "confirm": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/TOAN-W/tickets", data={"csrf_token": token, "confirm": "1"}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"] != sheet_url
     renewed = await hashes(conn)
     assert all(renewed[c] != issued[c] for c in issued)
@@ -398,8 +437,10 @@ async def test_tickets_when_nobody_needs_one_say_why(client, conn, staff, signed
     resp = await client.post("/workspace/exams/TOAN-T/tickets", data={"csrf_token": token, "room": "P99"})
     assert resp.status == 400 and "Phòng P99 không có thí sinh nào" in await resp.text()
     # Someone still writing: said too.
-    await conn.execute("UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL"
-                       " WHERE id = (SELECT min(id) FROM attempts)")
+    await conn.execute(
+        "UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL"
+        " WHERE id = (SELECT min(id) FROM attempts)"
+    )
     with pytest.raises(UserError) as refused:
         await exams.issue_tickets(conn, "TOAN-T")
     assert refused.value.code == "all_started" and refused.value.details == {"count": 8, "submitted": 7}
@@ -495,29 +536,39 @@ async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, s
     page = await (await client.get("/workspace/exams/TOAN-T")).text()
     assert 'data-running="2"' in page and 'name="submit_running"' in page
     token = await csrf(client)
-    refused = await client.post("/workspace/exams/TOAN-T/close", data={"csrf_token": token, "confirm": "1"},
-                                headers={"Accept": "application/json"})
+    refused = await client.post(
+        "/workspace/exams/TOAN-T/close",
+        data={"csrf_token": token, "confirm": "1"},
+        headers={"Accept": "application/json"},
+    )
     error = (await refused.json())["error"]
     assert refused.status == 409 and error["code"] == "attempts_in_progress" and error["details"]["running"] == 2
     assert await conn.fetchval("SELECT status FROM exams") == "open"
     assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 2
 
-    resp = await client.post("/workspace/exams/TOAN-T/close",
-                             data={"csrf_token": token, "confirm": "1", "submit_running": "1"}, allow_redirects=False)
+    resp = await client.post(
+        "/workspace/exams/TOAN-T/close",
+        data={"csrf_token": token, "confirm": "1", "submit_running": "1"},
+        allow_redirects=False,
+    )
     assert resp.status == 303 and await conn.fetchval("SELECT status FROM exams") == "closed"
-    assert [tuple(r) for r in await conn.fetch("SELECT status, submitted_by FROM attempts")] == \
-        [("submitted", "close")] * 2
+    assert [tuple(r) for r in await conn.fetch("SELECT status, submitted_by FROM attempts")] == [
+        ("submitted", "close")
+    ] * 2
     # What was saved before the close is in the submission; nothing more is taken.
     assert save.status == 200
     assert await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL") == 3
     late = await client.post("/api/v1/changes", json={"changes": answers[3:]}, headers=writing)
     assert late.status == 409
-    closed = json.loads(await conn.fetchval(
-        "SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq DESC LIMIT 1"))
+    closed = json.loads(
+        await conn.fetchval("SELECT content FROM audit_events WHERE kind = 'exam_edit' ORDER BY seq DESC LIMIT 1")
+    )
     assert closed["edit"] == "close" and closed["submitted_running"] == 2
     # A Start that raced with the close and left an attempt in progress: the sweep submits it.
-    await conn.execute("UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL "
-                       "WHERE id = (SELECT min(id) FROM attempts)")
+    await conn.execute(
+        "UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL "
+        "WHERE id = (SELECT min(id) FROM attempts)"
+    )
     assert await delivery.close_expired_attempts(client.app) == 1
     assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 0
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
@@ -533,8 +584,9 @@ async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staf
     assert f'id="release-{demo}"' in choose and f'id="release-{school}"' in choose
     page = await (await client.get(f"/workspace/exams/new?release=&release={demo}&release={school}")).text()
     assert page.count('name="release"') == 2 and "có 5" in page  # the demo's 3 and the school's 2 singles
-    resp = await client.get(f"/workspace/exams/blueprint.json?release={demo}&release={school}&s0.type=single"
-                            "&s0.c1.ham-so=5")
+    resp = await client.get(
+        f"/workspace/exams/blueprint.json?release={demo}&release={school}&s0.type=single&s0.c1.ham-so=5"
+    )
     body = await resp.json()
     assert body["sections"][0]["cells"]["1.ham-so"] == {"available": 5, "wanted": 5, "short": False}
     assert body["shortfalls"] == [] and body["total_items"] == 5
@@ -545,10 +597,12 @@ async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staf
     assert "thuộc môn vat-li, còn đề thi thuộc môn toan" in page
     assert re.search(rf'id="release-{imported["physics"]}"[^>]*checked', page)
     # Saved with both; the exam page names both.
-    data = [(k, v) for k, v in form_for(demo, **{"s0.type": "single", "s0.c1.ham-so": "5"}).items()
-            if k != "release" and not (k.startswith("s0.c") and k != "s0.c1.ham-so")]
-    data += [("release", str(demo)), ("release", str(school)), ("csrf_token", await csrf(client)),
-             ("action", "save")]
+    data = [
+        (k, v)
+        for k, v in form_for(demo, **{"s0.type": "single", "s0.c1.ham-so": "5"}).items()
+        if k != "release" and not (k.startswith("s0.c") and k != "s0.c1.ham-so")
+    ]
+    data += [("release", str(demo)), ("release", str(school)), ("csrf_token", await csrf(client)), ("action", "save")]
     resp = await client.post("/workspace/exams/new", data=data, allow_redirects=False)
     assert resp.status == 303, await resp.text()
     exam_id = await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-W'")
@@ -556,9 +610,11 @@ async def test_the_builder_counts_and_saves_over_two_releases(client, conn, staf
     page = await (await client.get("/workspace/exams/TOAN-W")).text()
     assert "demo-thpt 2025.1, thpt-a-toan 1" in page
     # An item at two versions is refused when saving too, naming it.
-    data = [(k, v) for k, v in data if k != "release"] + [("release", str(demo)),
-                                                          ("release", str(imported["conflict"])),
-                                                          ("code", "TOAN-X")]
+    data = [(k, v) for k, v in data if k != "release"] + [
+        ("release", str(demo)),
+        ("release", str(imported["conflict"])),
+        ("code", "TOAN-X"),
+    ]
     resp = await client.post("/workspace/exams/new", data=data, allow_redirects=False)
     page = await resp.text()
     assert resp.status == 400 and "HS-01 (1, 2)" in page
@@ -642,15 +698,13 @@ def two_releases_in_chromium(dsn: str, demo: int, school: int, roster_path: str)
 
 
 @pytest.mark.slow
-async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported,
-                                                                                tmp_path):
+async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(staff, conn, dsn, imported, tmp_path):
     from support.browser import require_chromium
 
     require_chromium()
     roster_file = tmp_path / "roster.csv"
     roster_file.write_text(ROSTER, encoding="utf-8")
-    out = await asyncio.to_thread(two_releases_in_chromium, dsn, imported["demo"], imported["school"],
-                                  str(roster_file))
+    out = await asyncio.to_thread(two_releases_in_chromium, dsn, imported["demo"], imported["school"], str(roster_file))
     assert out["chosen"] == ["demo-thpt 2025.1", "thpt-a-toan 1"] and out["short"] == 0
     assert out["releases"] == "demo-thpt 2025.1, thpt-a-toan 1"
     assert out["preview_items"] == 5 and out["preview_school"] == 2
@@ -658,10 +712,13 @@ async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(s
     assert out["problems"] == []
     exam_id = await conn.fetchval("SELECT id FROM exams WHERE code = 'TOAN-2R'")
     assert await exams.release_ids(conn, exam_id) == [imported["demo"], imported["school"]]
-    attempt = await conn.fetchrow("SELECT a.* FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
-                                  " WHERE c.code = '0000000001'")
+    attempt = await conn.fetchrow(
+        "SELECT a.* FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000001'"
+    )
     assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
     # Scored over the items of both releases: 5 x 0.25 points.
     assert attempt["max_score"] == Decimal("1.25") and Decimal(0) <= attempt["score"] <= Decimal("1.25")
-    assert await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL",
-                               attempt["id"]) == 5
+    assert (
+        await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"])
+        == 5
+    )

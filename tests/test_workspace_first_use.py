@@ -17,8 +17,10 @@ from support.delivery import exam_yaml
 from cbt import authoring, bank, exams, releases
 from cbt.demo import seed_demo
 
-ROSTER = ("Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
-          "0000000001;Nguyễn Văn An;05/03/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n")
+ROSTER = (
+    "Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n"
+    "0000000001;Nguyễn Văn An;05/03/2008;12A1;P01\n0000000002;Trần Thị Bình;25/12/2008;12A1;P01\n"
+)
 BAD_ROSTER = "Số báo danh;Họ và tên;Ngày sinh;Lớp;Phòng thi\n12345;Lê Văn Cường;31/02/2008;12A2;P02\n"
 
 
@@ -180,19 +182,33 @@ async def test_the_demo_reviewer_signs_on_the_server_in_chromium(conn, dsn, sett
     passphrase = re.search(r"passphrase: (\S+)", printed).group(1)
     # A release of the school, built from an item the reviewer approved.
     teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
-    fields = {"id": "DEMO-1", "type": "single", "subject": "Toán", "topic": "ham-so", "level": "1",
-              "points": "0.25", "lang": "vi", "stem": "Đạo hàm của $y = x^2$ là", "opt_A": "$2x$", "opt_B": "$x$",
-              "key": "A"}
+    fields = {
+        "id": "DEMO-1",
+        "type": "single",
+        "subject": "Toán",
+        "topic": "ham-so",
+        "level": "1",
+        "points": "0.25",
+        "lang": "vi",
+        "stem": "Đạo hàm của $y = x^2$ là",
+        "opt_A": "$2x$",
+        "opt_B": "$x$",
+        "key": "A",
+    }
     pk = await authoring.create_item(conn, teacher, fields)
     await authoring.submit_items(conn, teacher, [pk])
     await authoring.review_item(conn, reviewer, pk, "approve", "")
-    release_id = await releases.create(conn, teacher, [teacher.org_id],
-                                       releases.Build("demo-thpt-toan", "2025.1", "Toán 12", "toan", (pk,)))
+    release_id = await releases.create(
+        conn, teacher, [teacher.org_id], releases.Build("demo-thpt-toan", "2025.1", "Toán 12", "toan", (pk,))
+    )
     out = await asyncio.to_thread(reviewer_signs, dsn, password, passphrase, release_id)
     assert "demo-thpt 2025.1" in out["bank"] and "DEMO-SGD" in out["bank"]
     assert len(out["keys"]) == 1 and out["keys"][0].startswith("Khoá ký của Sở (demo)")
     assert out["status"] == "verified" and out["problems"] == []
     # Issue 16 item 7: a wrong passphrase is said in Vietnamese, at the passphrase field.
     assert out["wrong"] == "Mật khẩu của khoá ký không đúng: hãy nhập lại." and not ENGLISH.search(out["wrong"])
-    assert out["wrong_focus"] == {"id": "sign-pass", "invalid": "true",
-                                  "said": out["wrong"] + " | " + out["wrong_focus"]["said"].split(" | ")[1]}
+    assert out["wrong_focus"] == {
+        "id": "sign-pass",
+        "invalid": "true",
+        "said": out["wrong"] + " | " + out["wrong_focus"]["said"].split(" | ")[1],
+    }

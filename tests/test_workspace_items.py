@@ -58,8 +58,9 @@ async def test_create_needs_csrf_and_saves_nothing_without_it(client, conn, staf
 
 async def test_errors_are_shown_next_to_their_fields_and_the_typing_is_kept(client, conn, staff):
     await login(client, "teacher")
-    resp = await post_form(client, NEW, {**form_of("single", level="9", opt_B="$3x^2$"), "id": "W-1",
-                                         "stem": "Câu hỏi của tôi $x^2$"})
+    resp = await post_form(
+        client, NEW, {**form_of("single", level="9", opt_B="$3x^2$"), "id": "W-1", "stem": "Câu hỏi của tôi $x^2$"}
+    )
     html = await resp.text()
     assert resp.status == 400
     assert 'id="err-level"' in html and 'id="err-opt_B"' in html and 'aria-invalid="true"' in html
@@ -73,8 +74,11 @@ async def test_write_every_type_then_page_preview_and_key(client, conn, staff):
         if kind == "multiple":
             token = await csrf_of(client, NEW)
             pairs = [(k, v) for k, v in {**BASE, **FIELDS[kind]}.items() if k != "key"]
-            resp = await client.post(NEW, data=[*pairs, ("key", "A"), ("key", "C"), ("id", f"W-{n}"),
-                                                ("csrf_token", token)], allow_redirects=False)
+            resp = await client.post(
+                NEW,
+                data=[*pairs, ("key", "A"), ("key", "C"), ("id", f"W-{n}"), ("csrf_token", token)],
+                allow_redirects=False,
+            )
             assert resp.status == 303
             continue
         pk = await create(client, kind, f"W-{n}")
@@ -160,8 +164,10 @@ async def test_an_items_history_shows_times_in_the_servers_zone(settings, aiohtt
     html = await (await client.get(f"/workspace/items/{pk}")).text()
     history = html.split('id="events-h"', 1)[1].split("</table>", 1)[0]
     local = at.astimezone(ZoneInfo("Asia/Tokyo"))
-    assert f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">' \
-           f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in history
+    assert (
+        f'<time datetime="{local.isoformat(timespec="seconds")}" title="Asia/Tokyo">'
+        f"{local:%H:%M %d/%m/%Y} (GMT+9)</time>" in history
+    )
     assert "UTC" not in history
 
 
@@ -226,8 +232,9 @@ async def test_import_and_export_pages(client, conn, staff):
     token = await csrf_of(client, "/workspace/items/import")
 
     def send(name, content):
-        return client.post("/workspace/items/import", data=_files({"csrf_token": token, "file": io.BytesIO(content)},
-                                                                  name))
+        return client.post(
+            "/workspace/items/import", data=_files({"csrf_token": token, "file": io.BytesIO(content)}, name)
+        )
 
     bad = await send("items.yaml", YAML_TWO.replace("level: 3", "level: 9").encode())
     html = await bad.text()
@@ -251,8 +258,9 @@ async def test_an_imports_problems_are_listed_in_the_readers_language(client, co
     token = await csrf_of(client, "/workspace/items/import")
 
     async def problems(name: str, content: bytes) -> list[str]:
-        resp = await client.post("/workspace/items/import", data=_files(
-            {"csrf_token": token, "file": io.BytesIO(content)}, name))
+        resp = await client.post(
+            "/workspace/items/import", data=_files({"csrf_token": token, "file": io.BytesIO(content)}, name)
+        )
         assert resp.status == 400
         listed = re.search(r'<ul class="problems">(.*?)</ul>', await resp.text(), re.S).group(1)
         return [html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", listed, re.S)]
@@ -262,15 +270,21 @@ async def test_an_imports_problems_are_listed_in_the_readers_language(client, co
     assert lines and all(VIETNAMESE.search(line) for line in lines), lines
     assert any(line.startswith("items.yaml:18: ") for line in lines), lines
     assert not any("outside 1-4" in line for line in lines)
-    lines = await problems("mau.xlsx", template_bytes(lambda ws: ws.cell(row=1, column=ws.max_column + 1,
-                                                                             value="cot-la")))
+    lines = await problems(
+        "mau.xlsx", template_bytes(lambda ws: ws.cell(row=1, column=ws.max_column + 1, value="cot-la"))
+    )
     assert any(line.startswith("mau.xlsx: row 1, column 'cot-la': ") and "tệp mẫu" in line for line in lines), lines
     # An id taken and a subject not in the list: cbt's own checks of an import.
-    assert (await client.post("/workspace/items/import", data=_files(
-        {"csrf_token": token, "file": io.BytesIO(YAML_TWO.encode())}, "items.yaml"))).status == 200
+    assert (
+        await client.post(
+            "/workspace/items/import",
+            data=_files({"csrf_token": token, "file": io.BytesIO(YAML_TWO.encode())}, "items.yaml"),
+        )
+    ).status == 200
     lines = await problems("items.yaml", YAML_TWO.replace("subject: toan", "subject: thien-van").encode())
-    assert any("đã có câu hỏi dùng" in line for line in lines) and any("thien-van" in line and "danh sách môn"
-                                                                       in line for line in lines), lines
+    assert any("đã có câu hỏi dùng" in line for line in lines) and any(
+        "thien-van" in line and "danh sách môn" in line for line in lines
+    ), lines
     await client.get("/lang/en")
     lines = await problems("items.yaml", YAML_TWO.encode())
     assert lines and not any(VIETNAMESE.search(line) for line in lines), lines
@@ -280,12 +294,17 @@ async def test_admin_assigns_subjects_within_the_organisation(client, conn, staf
     await login(client, "admin")
     html = await (await client.get("/workspace/subjects")).text()
     assert "reviewer" in html and "b-teacher" not in html
-    resp = await post_form(client, "/workspace/subjects", {"username": "reviewer", "subjects": "toan, hoa-hoc"},
-                           token_from="/workspace/subjects")
+    resp = await post_form(
+        client,
+        "/workspace/subjects",
+        {"username": "reviewer", "subjects": "toan, hoa-hoc"},
+        token_from="/workspace/subjects",
+    )
     assert resp.status == 303
     assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["hoa-hoc", "toan"]
-    resp = await post_form(client, "/workspace/subjects", {"username": "b-teacher", "subjects": "toan"},
-                           token_from="/workspace/subjects")
+    resp = await post_form(
+        client, "/workspace/subjects", {"username": "b-teacher", "subjects": "toan"}, token_from="/workspace/subjects"
+    )
     assert resp.status == 404 and "unknown_user" in await resp.text()
 
 
@@ -317,50 +336,78 @@ async def test_admin_keeps_the_list_of_subjects(client, conn, staff):
     page = await (await client.get("/workspace/subjects")).text()
     assert 'id="subject-list"' in page and '<tr data-code="vat-li"><td>Vật lí</td>' in page
     assert "SGD-T" in page  # the school uses its department's list
-    resp = await post_form(client, "/workspace/subjects/list", {"action": "save", "code": "gd-dia-phuong",
-                                                                "name": "Giáo dục địa phương"},
-                           token_from="/workspace/subjects")
+    resp = await post_form(
+        client,
+        "/workspace/subjects/list",
+        {"action": "save", "code": "gd-dia-phuong", "name": "Giáo dục địa phương"},
+        token_from="/workspace/subjects",
+    )
     assert resp.status == 303 and resp.headers["Location"].endswith("done=list_saved")
     page = await (await client.get("/workspace/subjects")).text()
     assert '<tr data-code="gd-dia-phuong"><td>Giáo dục địa phương</td>' in page
-    refused = await post_form(client, "/workspace/subjects/list", {"action": "save", "code": "vat-ly",
-                                                                   "name": "Vật lý"}, token_from="/workspace/subjects")
+    refused = await post_form(
+        client,
+        "/workspace/subjects/list",
+        {"action": "save", "code": "vat-ly", "name": "Vật lý"},
+        token_from="/workspace/subjects",
+    )
     page = await refused.text()
     assert refused.status == 409 and 'data-code="subject_exists"' in page
     assert "Danh sách đã có môn Vật lí (vat-li), đọc giống môn này" in page
     # Assigned with the page's boxes; the assignment shows names.
-    data = [("csrf_token", await csrf_of(client, "/workspace/subjects")), ("username", "reviewer"),
-            ("subject", "toan"), ("subject", "gd-dia-phuong")]
+    data = [
+        ("csrf_token", await csrf_of(client, "/workspace/subjects")),
+        ("username", "reviewer"),
+        ("subject", "toan"),
+        ("subject", "gd-dia-phuong"),
+    ]
     resp = await client.post("/workspace/subjects", data=data, allow_redirects=False)
     assert resp.status == 303
     assert await authoring.subjects_of(conn, (await who(conn, "reviewer")).id) == ["gd-dia-phuong", "toan"]
     page = await (await client.get("/workspace/subjects?user=reviewer")).text()
     assert 'id="as-toan" name="subject" value="toan" checked' in page
     assert 'id="as-vat-li" name="subject" value="vat-li" >' in page
-    refused = await post_form(client, "/workspace/subjects/list", {"action": "remove", "code": "gd-dia-phuong"},
-                              token_from="/workspace/subjects")
+    refused = await post_form(
+        client,
+        "/workspace/subjects/list",
+        {"action": "remove", "code": "gd-dia-phuong"},
+        token_from="/workspace/subjects",
+    )
     assert refused.status == 409 and "đang là môn của 0 câu hỏi và 1 cán bộ" in await refused.text()
     # What was typed before the list and names nothing on it is shown, to be put right.
-    await conn.execute("INSERT INTO staff_subjects (user_id, subject) SELECT id, 'toan-hinh' FROM users"
-                       " WHERE username = 'teacher'")
+    await conn.execute(
+        "INSERT INTO staff_subjects (user_id, subject) SELECT id, 'toan-hinh' FROM users WHERE username = 'teacher'"
+    )
     page = await (await client.get("/workspace/subjects")).text()
     assert 'id="subjects-missing"' in page and "<td>toan-hinh</td>" in page
-    assert (await post_form(client, "/workspace/subjects", {"username": "teacher", "subjects": "toan-hinh"},
-                            token_from="/workspace/subjects")).status == 400
+    assert (
+        await post_form(
+            client,
+            "/workspace/subjects",
+            {"username": "teacher", "subjects": "toan-hinh"},
+            token_from="/workspace/subjects",
+        )
+    ).status == 400
 
 
 async def test_list_shows_statistics_of_a_version_used_in_exams(client, conn, board_exam):
     await login(client, "board")
     await client.get("/board/exams/TOAN-T")  # computes the item statistics
     await client.post("/logout", data={"csrf_token": await csrf_of(client, "/staff")})
-    row = await conn.fetchrow("SELECT b.item_id, b.version, b.source, s.n FROM item_stats s"
-                              " JOIN bank_items b ON b.id = s.item_pk ORDER BY s.item_pk LIMIT 1")
+    row = await conn.fetchrow(
+        "SELECT b.item_id, b.version, b.source, s.n FROM item_stats s"
+        " JOIN bank_items b ON b.id = s.item_pk ORDER BY s.item_pk LIMIT 1"
+    )
     teacher = await who(conn, "teacher")
     await conn.execute(
         "INSERT INTO draft_items (org_id, item_id, version, type, subject, topic, level, points, stem, source, state,"
         " author_id) SELECT $1, item_id, version, type, subject, topic, level, points, stem, source, 'approved', $2"
-        " FROM bank_items WHERE item_id = $3 AND version = $4", teacher.org_id, teacher.id, row["item_id"],
-        row["version"])
+        " FROM bank_items WHERE item_id = $3 AND version = $4",
+        teacher.org_id,
+        teacher.id,
+        row["item_id"],
+        row["version"],
+    )
     await login(client, "teacher")
     html = await (await client.get("/workspace/items")).text()
     assert f"{row['item_id']}@{row['version']}" in html and f'<td class="num">{row["n"]}</td>' in html
@@ -374,6 +421,7 @@ async def test_list_shows_statistics_of_a_version_used_in_exams(client, conn, bo
 
 def write_review_in_chromium(dsn: str) -> list[str]:
     with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+
         def sign_in(name):
             page.goto(base + "/login")
             page.fill("#username", name)
@@ -423,6 +471,8 @@ async def test_teacher_writes_with_live_preview_and_reviewer_approves_in_chromiu
     problems = await asyncio.to_thread(write_review_in_chromium, dsn)
     assert problems == [], problems
     assert await conn.fetchval("SELECT state FROM draft_items WHERE item_id = 'WEB-1'") == "approved"
-    assert [r["action"] for r in await conn.fetch(
-        "SELECT action FROM review_events ORDER BY id")] == ["create", "submit", "approve"]
-
+    assert [r["action"] for r in await conn.fetch("SELECT action FROM review_events ORDER BY id")] == [
+        "create",
+        "submit",
+        "approve",
+    ]

@@ -36,8 +36,11 @@ def attempt_ids(html: str) -> list[int]:
 async def post_mark(client, pk, attempt_id, points, comment="", code="TOAN-T"):
     path = f"/workspace/marking/{code}/items/{pk}"
     token = await csrf_of(client, path)
-    return await client.post(path, data={"csrf_token": token, "attempt_id": str(attempt_id), "points": points,
-                                         "comment": comment}, allow_redirects=False)
+    return await client.post(
+        path,
+        data={"csrf_token": token, "attempt_id": str(attempt_id), "points": points, "comment": comment},
+        allow_redirects=False,
+    )
 
 
 async def test_teacher_marks_anonymously_until_totals_are_final(client, conn, sat_exam):
@@ -74,8 +77,10 @@ async def test_teacher_marks_anonymously_until_totals_are_final(client, conn, sa
     # Results reflect the marks at once: final scores, 2 and 1 decimals.
     html = await (await client.get("/workspace/results/TOAN-T")).text()
     assert 'data-provisional="1"' not in html and html.count('data-provisional="0"') == 8
-    a = await conn.fetchrow("SELECT a.score, a.max_score FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                            "WHERE c.code = '0000000001'")
+    a = await conn.fetchrow(
+        "SELECT a.score, a.max_score FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
+        "WHERE c.code = '0000000001'"
+    )
     assert a["max_score"] == 4
     # Vietnamese writes a decimal comma.
     assert f"{a['score'].quantize(Decimal('0.01'))} / 4,00".replace(".", ",") in html
@@ -128,8 +133,9 @@ async def test_results_show_and_export_times_in_the_exams_zone(client, conn, sat
     from zoneinfo import ZoneInfo
 
     await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'TOAN-T'")
-    at = await conn.fetchval("SELECT a.submitted_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id "
-                             "WHERE c.code = '0000000001'")
+    at = await conn.fetchval(
+        "SELECT a.submitted_at FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000001'"
+    )
     tokyo = at.astimezone(ZoneInfo("Asia/Tokyo"))
     await login(client, "teacher")
     html = await (await client.get("/workspace/results/TOAN-T")).text()
@@ -153,14 +159,19 @@ async def test_results_show_and_export_times_in_the_exams_zone(client, conn, sat
 
 async def test_bad_marks_are_refused_and_change_nothing(client, conn, sat_exam):
     pk = await essay_pk(conn)
-    single_pk = await conn.fetchval("SELECT item_pk FROM exam_items WHERE exam_id = $1 AND type = 'single' "
-                                    "ORDER BY item_pk LIMIT 1", sat_exam["id"])
+    single_pk = await conn.fetchval(
+        "SELECT item_pk FROM exam_items WHERE exam_id = $1 AND type = 'single' ORDER BY item_pk LIMIT 1", sat_exam["id"]
+    )
     await login(client, "teacher")
     [attempt_id] = attempt_ids(await (await client.get(f"/workspace/marking/TOAN-T/items/{pk}")).text())
     before = await conn.fetch("SELECT id, score, provisional FROM attempts ORDER BY id")
-    for points, status, code in [("-0.5", 400, "mark_out_of_range"), ("2", 400, "mark_out_of_range"),
-                                 ("abc", 400, "bad_mark"), ("", 400, "mark_missing"),
-                                 ("0.001", 400, "mark_step")]:
+    for points, status, code in [
+        ("-0.5", 400, "mark_out_of_range"),
+        ("2", 400, "mark_out_of_range"),
+        ("abc", 400, "bad_mark"),
+        ("", 400, "mark_missing"),
+        ("0.001", 400, "mark_step"),
+    ]:
         resp = await post_mark(client, pk, attempt_id, points)
         html = await resp.text()
         assert resp.status == status and f'data-code="{code}"' in html, (points, resp.status)
@@ -173,8 +184,11 @@ async def test_bad_marks_are_refused_and_change_nothing(client, conn, sat_exam):
     assert (await client.get(f"/workspace/marking/TOAN-T/items/{pk}?script=99")).status == 404
     assert (await client.get("/workspace/marking/TOAN-T/items/abc")).status == 404
     # No CSRF token: refused before anything is read.
-    resp = await client.post(f"/workspace/marking/TOAN-T/items/{pk}",
-                             data={"attempt_id": str(attempt_id), "points": "1"}, allow_redirects=False)
+    resp = await client.post(
+        f"/workspace/marking/TOAN-T/items/{pk}",
+        data={"attempt_id": str(attempt_id), "points": "1"},
+        allow_redirects=False,
+    )
     assert resp.status == 403
     assert await conn.fetch("SELECT id, score, provisional FROM attempts ORDER BY id") == before
     assert await conn.fetchval("SELECT count(*) FROM essay_marks") == 0
@@ -185,18 +199,24 @@ async def test_other_school_and_other_roles_are_refused(client, conn, sat_exam):
     pk = await essay_pk(conn)
     attempt_id = await conn.fetchval("SELECT min(id) FROM attempts")
     await login(client, "b-teacher")
-    for path in ("/workspace/marking/TOAN-T", f"/workspace/marking/TOAN-T/items/{pk}",
-                 "/workspace/results/TOAN-T", "/workspace/results/TOAN-T/results.csv",
-                 "/workspace/results/TOAN-T/results.xlsx"):
+    for path in (
+        "/workspace/marking/TOAN-T",
+        f"/workspace/marking/TOAN-T/items/{pk}",
+        "/workspace/results/TOAN-T",
+        "/workspace/results/TOAN-T/results.csv",
+        "/workspace/results/TOAN-T/results.xlsx",
+    ):
         resp = await client.get(path)
         assert resp.status == 404, path
         assert 'data-code="unknown_exam"' in await resp.text()
     assert "TOAN-T" not in await (await client.get("/workspace/marking")).text()
     assert "TOAN-T" not in await (await client.get("/workspace/results")).text()
     token = await csrf_of(client, "/workspace/marking")
-    resp = await client.post(f"/workspace/marking/TOAN-T/items/{pk}",
-                             data={"csrf_token": token, "attempt_id": str(attempt_id), "points": "1"},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/workspace/marking/TOAN-T/items/{pk}",
+        data={"csrf_token": token, "attempt_id": str(attempt_id), "points": "1"},
+        allow_redirects=False,
+    )
     assert resp.status == 404
     assert await conn.fetchval("SELECT count(*) FROM essay_marks") == 0
     await client.post("/logout", data={"csrf_token": token})
@@ -278,8 +298,10 @@ async def test_teacher_marks_and_downloads_in_chromium(staff, dsn, conn, sat_exa
     assert mark["points"] == Decimal("0.5") and mark["comment"] == "Lập luận còn thiếu bước cuối."
     rows = list(csv.DictReader(io.StringIO((tmp_path / "class.csv").read_text("utf-8-sig"))))
     assert [r["student_code"] for r in rows] == ["0000000001", "0000000002"]
-    marked = await conn.fetchval("SELECT c.code FROM essay_marks m JOIN attempts a ON a.id = m.attempt_id "
-                                 "JOIN candidates c ON c.id = a.candidate_id")
+    marked = await conn.fetchval(
+        "SELECT c.code FROM essay_marks m JOIN attempts a ON a.id = m.attempt_id "
+        "JOIN candidates c ON c.id = a.candidate_id"
+    )
     values = list(openpyxl.load_workbook(tmp_path / "class.xlsx").active.values)
     assert len(values) == 3
     # The marked candidate, if in 12A1, is final; the other still provisional.
@@ -305,8 +327,18 @@ async def test_workbooks_speak_the_readers_language_and_the_csv_keeps_its_keys(c
     wb = await book("/workspace/results/TOAN-T/results.xlsx")
     assert wb.sheetnames == ["Kết quả", "Nhật ký"]
     header = [c.value for c in wb["Kết quả"][1]]
-    assert header == ["Số báo danh", "Họ và tên", "Lớp", "Trường", "Môn", "Điểm", "Điểm tối đa", "Điểm hệ 10",
-                      "Tình trạng điểm", "Nộp lúc"]
+    assert header == [
+        "Số báo danh",
+        "Họ và tên",
+        "Lớp",
+        "Trường",
+        "Môn",
+        "Điểm",
+        "Điểm tối đa",
+        "Điểm hệ 10",
+        "Tình trạng điểm",
+        "Nộp lúc",
+    ]
     assert {r[8] for r in wb["Kết quả"].iter_rows(min_row=2, values_only=True)} == {"Tạm tính"}
     assert wb["Nhật ký"]["A1"].value == "Mốc nhật ký kỳ thi có chữ ký số"
     assert await csv_header() == [*results.RESULT_COLUMNS, "audit_head"]

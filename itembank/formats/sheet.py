@@ -72,8 +72,14 @@ def rows(data: bytes, label: str, limits: SheetLimits) -> Iterator[tuple[int, tu
         reader.read_strings()
         reader.read_workbook()
         apply_stylesheet(reader.archive, reader.wb)
-        path = next((rel.target for _, rel in reader.parser.find_sheets()
-                     if rel.target in reader.valid_files and "chartsheet" not in rel.Type), None)
+        path = next(
+            (
+                rel.target
+                for _, rel in reader.parser.find_sheets()
+                if rel.target in reader.valid_files and "chartsheet" not in rel.Type
+            ),
+            None,
+        )
         if path is None:
             raise unreadable(label, "it has no worksheet")
         # What openpyxl's own read-only sheet gives this parser (names of

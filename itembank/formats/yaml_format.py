@@ -115,8 +115,11 @@ class _Loader(yaml.composer.Composer, _Base):
         self._nodes += nodes
         self._text += text
         if self._nodes > YAML_MAX_NODES or self._text > YAML_MAX_TEXT:
-            what, limit = ((f"{YAML_MAX_NODES:,} values", YAML_MAX_NODES) if self._nodes > YAML_MAX_NODES
-                           else (f"{YAML_MAX_TEXT:,} characters", YAML_MAX_TEXT))
+            what, limit = (
+                (f"{YAML_MAX_NODES:,} values", YAML_MAX_NODES)
+                if self._nodes > YAML_MAX_NODES
+                else (f"{YAML_MAX_TEXT:,} characters", YAML_MAX_TEXT)
+            )
             raise _Bound(
                 f"the file expands to more than {what} (anchors & and aliases * repeat what they name):"
                 " write each value out once, or split the file",
@@ -431,8 +434,12 @@ class _Reader:
             if code in names:
                 self.report(_line(key_node), "duplicate-field", f"topics: '{code}' is named twice: keep one", "topics")
             elif not name.strip() or len(name) > MAX_TOPIC_NAME:
-                self.report(_line(value_node), "bad-topic-name",
-                            f"topics.{code}: a name of 1 to {MAX_TOPIC_NAME} characters", "topics")
+                self.report(
+                    _line(value_node),
+                    "bad-topic-name",
+                    f"topics.{code}: a name of 1 to {MAX_TOPIC_NAME} characters",
+                    "topics",
+                )
             else:
                 names[code] = name.strip()
         return names

@@ -348,5 +348,7 @@ def test_the_workbook_is_english_unless_cbt_lang_asks_for_vietnamese(tmp_path, c
     assert next(vi["Câu hỏi"].iter_rows(values_only=True))[0] == "Câu hỏi"
     notes = [r[0] for r in vi["Ghi chú"].iter_rows(values_only=True)]
     assert any(n.startswith("có thể sai đáp án (possible_miskey): ") for n in notes)
-    assert any(n.startswith("possible_miskey: possible miskey") for n in [r[0] for r in en["Notes"].iter_rows(
-        values_only=True)])
+    assert any(
+        n.startswith("possible_miskey: possible miskey")
+        for n in [r[0] for r in en["Notes"].iter_rows(values_only=True)]
+    )

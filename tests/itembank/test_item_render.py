@@ -140,10 +140,19 @@ def test_math_to_mathml():
 def test_signs_before_an_operand_are_unary_and_infinity_is_a_symbol():
     # ( - \infty ; 2) as a lab screen showed it: "( − ∞ ;2)", the minus spaced as a subtraction.
     interval = math_to_mathml(r"( - \infty ; 2)")
-    assert ('<mo stretchy="false">(</mo><mo form="prefix">−</mo><mi>∞</mi><mo separator="true">;</mo><mn>2</mn>'
-            in interval)
-    for unary in (r"-x^2 + 1", r"y = -2x", r"(1, -2)", r"|-x|", r"x^{-1}", r"\sin -x", r"x \in (-\infty; +\infty)",
-                  r"\pm 2"):
+    assert (
+        '<mo stretchy="false">(</mo><mo form="prefix">−</mo><mi>∞</mi><mo separator="true">;</mo><mn>2</mn>' in interval
+    )
+    for unary in (
+        r"-x^2 + 1",
+        r"y = -2x",
+        r"(1, -2)",
+        r"|-x|",
+        r"x^{-1}",
+        r"\sin -x",
+        r"x \in (-\infty; +\infty)",
+        r"\pm 2",
+    ):
         assert 'form="prefix"' in math_to_mathml(unary), unary
     # After an operand, a sign is the binary operator it looks like.
     for binary in (r"x - 1", r"(x + 1) - 2", r"|a| - 1", r"5! - 1", r"a_{n} - 1", r"a \pm b"):

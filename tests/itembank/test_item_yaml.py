@@ -178,13 +178,16 @@ def test_bank_yaml_names_its_topics_and_round_trips():
     assert parse_bank_info("format: cbt-bank/1\nname: a\nversion: '1'\n", "bank.yaml")[0].topics is None
 
 
-@pytest.mark.parametrize(("topics", "code"), [
-    ("topics: [ham-so, mu-logarit]", "wrong-type"),
-    ("topics:\n  ham-so: [Hàm số]", "wrong-type"),
-    ("topics:\n  ham-so: '  '", "bad-topic-name"),
-    ("topics:\n  ham-so: " + "x" * 201, "bad-topic-name"),
-    ("topics:\n  ham-so: Hàm số\n  ham-so: Hàm", "duplicate-field"),
-])
+@pytest.mark.parametrize(
+    ("topics", "code"),
+    [
+        ("topics: [ham-so, mu-logarit]", "wrong-type"),
+        ("topics:\n  ham-so: [Hàm số]", "wrong-type"),
+        ("topics:\n  ham-so: '  '", "bad-topic-name"),
+        ("topics:\n  ham-so: " + "x" * 201, "bad-topic-name"),
+        ("topics:\n  ham-so: Hàm số\n  ham-so: Hàm", "duplicate-field"),
+    ],
+)
 def test_bad_topic_names_say_what_to_fix(topics, code):
     info, problems = parse_bank_info(f"format: cbt-bank/1\nname: a\nversion: '1'\n{topics}\n", "bank.yaml")
     assert info is None and [p.code for p in problems] == [code]

@@ -42,25 +42,28 @@ ROSTER_ROW = ["0000000001", "Nguyễn Văn An", "05/03/2008", "12A1", "THPT A", 
 
 def run_bounded(code: str, memory_mb: int = 400) -> dict:
     """Run `code` in a fresh Python under a memory cap; it prints a JSON line, returned with its peak RSS growth."""
-    script = textwrap.dedent("""
+    script = (
+        textwrap.dedent("""
         import json, resource, sys, time
         sys.path[:0] = [{tests!r}, {repo!r}]
         import openpyxl, yaml, cbt.roster, itembank.formats.xlsx  # the baseline includes the libraries
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         result = {{}}
-    """).format(tests=str(REPO / "tests"), repo=str(REPO)) + textwrap.dedent(code) + textwrap.dedent("""
+    """).format(tests=str(REPO / "tests"), repo=str(REPO))
+        + textwrap.dedent(code)
+        + textwrap.dedent("""
         result["seconds"] = time.perf_counter() - start
         result["rss_growth_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
         print(json.dumps(result))
     """)
+    )
 
     def cap() -> None:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          preexec_fn=cap)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, preexec_fn=cap)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -91,8 +94,9 @@ def test_a_sheet_that_declares_a1_to_xfd1048576_costs_only_its_real_cells(tmp_pa
     """)
     assert out["size"] < 5000 and out["candidates"] == 1
     # Its one far cell holds a value beyond the template's columns: said, not padded to.
-    assert out["items"] == (f"{liar}: cell XFD1048576 is beyond column IV, the last one read: delete the columns"
-                            " to the right of the table")
+    assert out["items"] == (
+        f"{liar}: cell XFD1048576 is beyond column IV, the last one read: delete the columns to the right of the table"
+    )
     assert out["rss_growth_mb"] < 50
 
 
@@ -115,12 +119,15 @@ def test_a_lying_dimension_takes_no_longer_than_a_truthful_one():
 
 
 def test_rows_and_cells_are_counted_as_they_are_really_there():
-    limits = sheet.SheetLimits(max_bytes=10**8, archive=xlsx.SHEET_LIMITS.archive, max_rows=1000, max_cells=5000,
-                               max_columns=50)
+    limits = sheet.SheetLimits(
+        max_bytes=10**8, archive=xlsx.SHEET_LIMITS.archive, max_rows=1000, max_cells=5000, max_columns=50
+    )
     with pytest.raises(TooLarge) as error:
         list(sheet.rows(row_bomb(2000), "rows.xlsx", limits))
-    assert error.value.message == ("rows.xlsx: the first sheet has more than 1,000 rows: delete empty and unused"
-                                   " rows, or split it into several files")
+    assert error.value.message == (
+        "rows.xlsx: the first sheet has more than 1,000 rows: delete empty and unused"
+        " rows, or split it into several files"
+    )
     assert error.value.limit == "1000"
     with pytest.raises(TooLarge) as error:
         list(sheet.rows(cell_bomb(6000, per_row=10), "cells.xlsx", limits))
@@ -146,7 +153,7 @@ def test_cells_read_as_openpyxl_reads_them():
     got = dict(sheet.rows(data, "t.xlsx", xlsx.SHEET_LIMITS))
     assert set(got) == set(expected) == {1, 2}
     for number, cells in got.items():  # openpyxl pads rows to the sheet's width; here they end at their last cell
-        assert cells == expected[number][: len(cells)] and not any(expected[number][len(cells):])
+        assert cells == expected[number][: len(cells)] and not any(expected[number][len(cells) :])
     assert got[1][4] == datetime.datetime(2010, 3, 5) and got[2] == (None, None, "after a gap", "0012")
 
 
@@ -180,8 +187,10 @@ def test_a_member_that_inflates_past_its_declared_size_is_cut_there():
 
 def test_xml_entity_expansion_is_refused_by_the_parser():
     entities = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 10))
-    strings = (f'<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY e0 "lol">{entities}]>'
-               '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>&e9;</t></si></sst>')
+    strings = (
+        f'<?xml version="1.0"?><!DOCTYPE sst [<!ENTITY e0 "lol">{entities}]>'
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>&e9;</t></si></sst>'
+    )
     from bombs import sheet as sheet_xml
     from bombs import xlsx as workbook
 
@@ -226,7 +235,8 @@ def test_yaml_aliases_count_at_the_size_they_expand_to():
         parse_text(laughs_yaml(9), "lol.yaml")
     assert error.value.message.startswith("lol.yaml:")
     assert "expands to more than 2,000,000 values (anchors & and aliases * repeat what they name)" in (
-        error.value.message)
+        error.value.message
+    )
     # A few aliases are still fine.
     result = parse_text("id: &i A-1\nversion: 1\ntopic: *i\n", "few.yaml")
     assert all(p.code != "too_large" for p in result.problems)
@@ -236,8 +246,10 @@ def test_yaml_aliases_count_at_the_size_they_expand_to():
 
 
 def test_a_release_that_unpacks_past_its_limit_is_refused_before_unpacking(tmp_path):
-    bomb = zip_of([("bank.yaml", b"format: cbt-bank/1\nname: x\nversion: '1'\n")],
-                  [(f"media/zeros-{i}.bin", 60 * 1024 * 1024) for i in range(40)])
+    bomb = zip_of(
+        [("bank.yaml", b"format: cbt-bank/1\nname: x\nversion: '1'\n")],
+        [(f"media/zeros-{i}.bin", 60 * 1024 * 1024) for i in range(40)],
+    )
     assert len(bomb) < 3_000_000
     with pytest.raises(TooLarge) as error:
         load_release(bomb, [], ArchiveLimits(max_total_bytes=2 * 1024 * 1024 * 1024))
@@ -287,7 +299,8 @@ def test_unsafe_html_in_a_signed_release_is_a_validation_problem(tmp_path):
         load_release(archive, [key.public_key()])
     messages = [str(p) for p in error.value.problems]
     assert messages == [
-        f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: {what}" for what in (
+        f"{archive}/items/hs-01.yaml:11: stem: unsafe content removed: {what}"
+        for what in (
             "image 'x' from outside the release: copy the file into media/ and write ![description](media/NAME.png)",
             "event handler onerror= on <img>: scripts are not allowed",
             "<script> element: script elements are not allowed in items",

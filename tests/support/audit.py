@@ -12,14 +12,20 @@ async def exam_id(conn) -> int:
         """INSERT INTO exams (org_id, code, title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
                               late_entry_until)
            SELECT org_id, 'AUDIT-T', title, release_id, spec, secret, duration_seconds, opens_at, closes_at,
-                  late_entry_until FROM exams WHERE code = 'TOAN-T' RETURNING id""")
+                  late_entry_until FROM exams WHERE code = 'TOAN-T' RETURNING id"""
+    )
 
 
 async def some_events(conn, eid, n=6) -> None:
     kinds = ["login", "start", "changes", "submit", "proctor_action", "exam_edit"]
     for i in range(n):
-        await audit.append(conn, eid, f"candidate:000000000{i % 3 + 1}", kinds[i % len(kinds)],
-                           {"i": i, "note": "Nguyễn Văn An", "nested": {"b": [1, 2.5, None], "a": True}})
+        await audit.append(
+            conn,
+            eid,
+            f"candidate:000000000{i % 3 + 1}",
+            kinds[i % len(kinds)],
+            {"i": i, "note": "Nguyễn Văn An", "nested": {"b": [1, 2.5, None], "a": True}},
+        )
 
 
 async def tamper(conn, sql, *args) -> None:

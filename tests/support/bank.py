@@ -34,10 +34,21 @@ SCHOOL = "thpt-a-toan 1"
 def school_items():
     """The school's own single-choice items of the demo's ham-so, level 1 (the demo has 3), one with a figure."""
     return [
-        single("HS-A1", "ham-so", 1, f"Câu của trường A1: đồ thị nào dưới đây?\n\n![Đồ thị]({GRAPH})",
-               ["$y = x^3 - 3x$", "$y = -x^3 + 3x$", "$y = x^4$", "$y = x^2$"], media=(GRAPH,)),
-        single("HS-A2", "ham-so", 1, "Câu của trường A2: hàm số $y = 2x + 1$ đồng biến trên khoảng nào?",
-               ["$\\mathbb{R}$", "$(0; 1)$", "$(-\\infty; 0)$", "$(1; 2)$"]),
+        single(
+            "HS-A1",
+            "ham-so",
+            1,
+            f"Câu của trường A1: đồ thị nào dưới đây?\n\n![Đồ thị]({GRAPH})",
+            ["$y = x^3 - 3x$", "$y = -x^3 + 3x$", "$y = x^4$", "$y = x^2$"],
+            media=(GRAPH,),
+        ),
+        single(
+            "HS-A2",
+            "ham-so",
+            1,
+            "Câu của trường A2: hàm số $y = 2x + 1$ đồng biến trên khoảng nào?",
+            ["$\\mathbb{R}$", "$(0; 1)$", "$(-\\infty; 0)$", "$(1; 2)$"],
+        ),
     ]
 
 
@@ -59,12 +70,15 @@ def folders(tmp_path_factory):
     out = {"pub": made.public_path, "demo": root / "demo"}
     write_demo_bank(out["demo"])
     package.sign(out["demo"], key)
-    changed = dataclasses.replace(single("HS-01", "ham-so", 1, "Câu HS-01, bản sửa lại.", ["1", "2", "3", "4"]),
-                                  version=2)
-    for tag, name, subject, items in (("school", SCHOOL, "toan", school_items()),
-                                      ("physics", "thpt-a-vat-li 1", "vat-li", school_items()),
-                                      ("conflict", "thpt-a-sua 1", "toan", [changed]),
-                                      ("other", "thpt-b-toan 1", "toan", school_items())):
+    changed = dataclasses.replace(
+        single("HS-01", "ham-so", 1, "Câu HS-01, bản sửa lại.", ["1", "2", "3", "4"]), version=2
+    )
+    for tag, name, subject, items in (
+        ("school", SCHOOL, "toan", school_items()),
+        ("physics", "thpt-a-vat-li 1", "vat-li", school_items()),
+        ("conflict", "thpt-a-sua 1", "toan", [changed]),
+        ("other", "thpt-b-toan 1", "toan", school_items()),
+    ):
         out[tag] = root / tag
         out[tag].mkdir()
         write_release(out[tag], key, name, subject, items)
@@ -77,8 +91,13 @@ async def imported(conn, staff, folders):
     for THPT-A, but 'other' for THPT-B. Their ids by tag."""
     await bank.trust_key(conn, folders["pub"].read_bytes(), "exam board")
     ids = {}
-    for tag, org in (("demo", "SGD-T"), ("school", "THPT-A"), ("physics", "THPT-A"), ("conflict", "THPT-A"),
-                     ("other", "THPT-B")):
+    for tag, org in (
+        ("demo", "SGD-T"),
+        ("school", "THPT-A"),
+        ("physics", "THPT-A"),
+        ("conflict", "THPT-A"),
+        ("other", "THPT-B"),
+    ):
         org_id = await conn.fetchval("SELECT id FROM orgs WHERE code = $1", org)
         ids[tag] = (await bank.import_release(conn, folders[tag], org_id)).release_id
     return ids

@@ -21,8 +21,15 @@ SCREENSHOTS.mkdir(exist_ok=True)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium keeps trying to reach Google's services, which this
 # closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def require_chromium() -> None:
@@ -36,10 +43,16 @@ def require_chromium() -> None:
 @contextmanager
 def live_server(dsn: str, port: int, **env_extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBT_")}
-    env.update(CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="browser-test-secret-" + "y" * 30,
-               CBT_LOG_LEVEL="WARNING", **env_extra)
-    proc = subprocess.Popen([sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", "1"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env.update(
+        CBT_DATABASE_URL=dsn, CBT_SECRET_KEY="browser-test-secret-" + "y" * 30, CBT_LOG_LEVEL="WARNING", **env_extra
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cbt", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

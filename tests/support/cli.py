@@ -22,8 +22,9 @@ def env_for(data_dir: Path, **extra) -> dict:
 
 
 def cbt(*args, env, timeout=120, input=None) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "cbt", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, input=input)
+    return subprocess.run(
+        [PY, "-m", "cbt", *args], env=env, capture_output=True, text=True, timeout=timeout, input=input
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -81,8 +81,9 @@ async def started(client, ticket):
 async def correct_answers(conn, start_body) -> dict:
     """The right answer for every question, in the form's aliases (what a perfect student sends)."""
     attempt = await conn.fetchrow("SELECT a.candidate_id FROM attempts a WHERE a.id = $1", start_body["attempt"]["id"])
-    form = json.loads(await conn.fetchval("SELECT form FROM candidate_forms WHERE candidate_id = $1",
-                                          attempt["candidate_id"]))
+    form = json.loads(
+        await conn.fetchval("SELECT form FROM candidate_forms WHERE candidate_id = $1", attempt["candidate_id"])
+    )
     answers = {}
     for section in form["sections"]:
         for fi in section["items"]:
@@ -108,5 +109,7 @@ def single_item(body) -> dict:
 
 
 def changes_of(answers: dict, first_seq=1) -> list[dict]:
-    return [{"seq": first_seq + i, "item": ref, "kind": "answer", "value": v}
-            for i, (ref, v) in enumerate(sorted(answers.items()))]
+    return [
+        {"seq": first_seq + i, "item": ref, "kind": "answer", "value": v}
+        for i, (ref, v) in enumerate(sorted(answers.items()))
+    ]

@@ -12,11 +12,25 @@ from itembank.formats.yaml_format import serialise_item
 
 def items_for(prefix: str):
     return [
-        single(f"HS-{prefix}1", "ham-so", 1, "Hàm số $y = x^2$ đồng biến trên khoảng nào?",
-               ["$(0; +\\infty)$", "$(-\\infty; 0)$", "$\\mathbb{R}$", "$(-1; 1)$"]),
-        truefalse4(f"HS-{prefix}2", "ham-so", 2, "Cho hàm số $y = x^3 - 3x$.",
-                   [("Hàm số có hai cực trị.", True), ("Đồ thị đi qua gốc toạ độ.", True),
-                    ("Hàm số đồng biến trên $\\mathbb{R}$.", False), ("$y(1) = -2$.", True)]),
+        single(
+            f"HS-{prefix}1",
+            "ham-so",
+            1,
+            "Hàm số $y = x^2$ đồng biến trên khoảng nào?",
+            ["$(0; +\\infty)$", "$(-\\infty; 0)$", "$\\mathbb{R}$", "$(-1; 1)$"],
+        ),
+        truefalse4(
+            f"HS-{prefix}2",
+            "ham-so",
+            2,
+            "Cho hàm số $y = x^3 - 3x$.",
+            [
+                ("Hàm số có hai cực trị.", True),
+                ("Đồ thị đi qua gốc toạ độ.", True),
+                ("Hàm số đồng biến trên $\\mathbb{R}$.", False),
+                ("$y(1) = -2$.", True),
+            ],
+        ),
         essay(f"HS-{prefix}3", "tich-phan", 3, "Tính $\\int_0^1 2x\\,dx$.", "Bằng 1."),
     ]
 
@@ -30,8 +44,19 @@ async def add_draft(conn, item, *, org="THPT-A", author="teacher", state="approv
                                  state, author_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
         """,
-        org_id, item.id, item.version, item.type.value, item.subject, item.grade, item.topic, item.level,
-        item.points, item.stem, serialise_item(item), state, author_id,
+        org_id,
+        item.id,
+        item.version,
+        item.type.value,
+        item.subject,
+        item.grade,
+        item.topic,
+        item.level,
+        item.points,
+        item.stem,
+        serialise_item(item),
+        state,
+        author_id,
     )
 
 
@@ -47,8 +72,13 @@ async def csrf(client, path="/workspace/releases") -> str:
 
 
 async def build(client, pks, name="thpt-a-toan", version="2025.1", **more):
-    data = [("csrf_token", await csrf(client)), ("name", name), ("version", version),
-            ("title", more.get("title", "Toán 12 học kì I")), ("subject", more.get("subject", "toan"))]
+    data = [
+        ("csrf_token", await csrf(client)),
+        ("name", name),
+        ("version", version),
+        ("title", more.get("title", "Toán 12 học kì I")),
+        ("subject", more.get("subject", "toan")),
+    ]
     data += [("item", str(pk)) for pk in pks]
     return await client.post("/workspace/releases", data=data, allow_redirects=False)
 
@@ -91,7 +121,9 @@ async def release_row(conn, release_id):
 async def staff_user(conn, username):
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.display_name, u.role, u.org_id, o.code AS org_code, o.kind AS org_kind"
-        " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.username = $1", username)
+        " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.username = $1",
+        username,
+    )
     from cbt.accounts import Staff
 
     return Staff(**dict(row))

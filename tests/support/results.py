@@ -7,8 +7,10 @@ from cbt.roster import Candidate
 from support.bank import trust
 from support.delivery import STUDENTS, changes_of, correct_answers, exam_yaml, started
 
-MORE = [Candidate(f"00000000{i:02d}", f"Học sinh {i}", STUDENTS[0].date_of_birth, "12A3", "THPT A", "P03")
-        for i in range(4, 9)]
+MORE = [
+    Candidate(f"00000000{i:02d}", f"Học sinh {i}", STUDENTS[0].date_of_birth, "12A3", "THPT A", "P03")
+    for i in range(4, 9)
+]
 
 
 async def make_exam(conn, signed_demo, org: str, code="TOAN-T") -> dict:
@@ -60,4 +62,6 @@ async def board_exam(client, conn, staff, signed_demo):
 async def essay_pk(conn, code="TOAN-T") -> int:
     return await conn.fetchval(
         "SELECT ei.item_pk FROM exam_items ei JOIN exams e ON e.id = ei.exam_id "
-        "WHERE e.code = $1 AND ei.type = 'essay'", code)
+        "WHERE e.code = $1 AND ei.type = 'essay'",
+        code,
+    )
