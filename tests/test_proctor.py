@@ -337,6 +337,9 @@ def api_call(opener, base: str, path: str, body=None, token=None) -> dict:
 
 
 def watch_a_student(base: str, ticket: str) -> dict:
+    import re
+
+    from playwright.sync_api import expect
     from support.accounts import PASSWORD
     from support.browser import SCREENSHOTS, chromium_page
 
@@ -363,9 +366,9 @@ def watch_a_student(base: str, ticket: str) -> dict:
             token,
         )
         page.wait_for_selector("tr[data-code='0000000001'][data-state='in_progress']", timeout=15000)
-        page.wait_for_function(
-            "document.querySelector(\"tr[data-code='0000000001'] td:nth-child(4)\").textContent.startsWith('1/')",
-            timeout=15000,
+        # Not wait_for_function: the page's CSP forbids the eval its polling needs.
+        expect(page.locator("tr[data-code='0000000001'] td:nth-child(4)")).to_have_text(
+            re.compile(r"^1/"), timeout=15000
         )
         # What the page reports, each kind by its name.
         api_call(
@@ -431,6 +434,7 @@ def tokyo_clock(base: str) -> dict:
     import re
     from zoneinfo import ZoneInfo
 
+    from playwright.sync_api import expect
     from support.browser import chromium_page
 
     with chromium_page(timezone_id="America/New_York") as (page, problems):
@@ -438,9 +442,7 @@ def tokyo_clock(base: str) -> dict:
         page.goto(base + "/proctor")
         listed = page.locator("ul.tiles li").first.inner_text()
         page.goto(base + "/proctor/exams/LOCK-T")
-        page.wait_for_function(
-            "/\\d\\d:\\d\\d:\\d\\d/.test(document.getElementById('live').textContent)", timeout=15000
-        )
+        expect(page.locator("#live")).to_contain_text(re.compile(r"\d\d:\d\d:\d\d"), timeout=15000)
         now = dt.datetime.now(ZoneInfo("Asia/Tokyo"))
         live = page.locator("#live").inner_text()
         shown = re.search(r"(\d\d):(\d\d):\d\d", live)
