@@ -172,3 +172,25 @@ async def test_a_corrupt_journal_is_recovered(dsn):
         assert out[stored] == [0, 1], stored
     assert out["seq"] == [7, 8, "8"]
     assert out["refused"] == [0, [7]]
+
+
+async def test_the_modules_exam_js_imports_are_never_older_than_it(dsn):
+    def steps(page, base):
+        out = {}
+        for name in ("exam.js", "journal.js", "questions.js"):
+            # As exam.js imports them: no version in the address.
+            resp = page.request.get(f"{base}/static/{name}")
+            # A module must come as JavaScript (the page asks for nosniff).
+            kind = resp.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
+            out[name] = [resp.status, kind, resp.headers.get("cache-control")]
+        page.goto(base + "/exam")
+        versioned = page.locator("script[type=module]").get_attribute("src")
+        out["versioned"] = [versioned.split("?")[0], page.request.get(base + versioned).headers.get("cache-control")]
+        return out
+
+    out = await in_chromium(dsn, steps)
+    # A browser keeps a file without Cache-Control as long as it guesses fit:
+    # after an upgrade, an old journal.js under a new exam.js.
+    for name in ("exam.js", "journal.js", "questions.js"):
+        assert out[name] == [200, True, "no-cache"], name
+    assert out["versioned"] == ["/static/exam.js", None]
