@@ -82,6 +82,11 @@ async def security_headers(request: web.BaseRequest, response: web.StreamRespons
     # proxy. Only our versioned static files may be cached.
     if request.match_info.route.name != STATIC_ROUTE:
         response.headers.setdefault("Cache-Control", "no-store")
+    elif "v" not in request.query:
+        # Asked for without its version: a module imported by another
+        # (exam.js imports "./journal.js"). Checked again on every load (a 304
+        # while unchanged), so that it is never older than its importer.
+        response.headers.setdefault("Cache-Control", "no-cache")
 
 
 @web.middleware

@@ -2,6 +2,9 @@
 // with a journal that survives reloads and network drops, and submission.
 // Talks only to the candidate API (docs/api.md). No framework, no build.
 
+import * as J from "./journal.js";
+import { RENDERERS, el, html } from "./questions.js";
+
 const S = JSON.parse(document.getElementById("cbt-strings").textContent);
 const $ = (id) => document.getElementById(id);
 // Points and scores as the reader writes them (cbt.templating.DECIMAL_MARK): 0,25 in Vietnamese.
@@ -225,7 +228,7 @@ async function onStart() {
   // after a reload or a network drop, nothing the student did is lost.
   for (const entry of journal()) applyLocal(entry);
   showRefused();
-  nextSeq(Math.max(lastSeq(), data.attempt.saved_seq));
+  J.nextSeq(localStorage, attemptId(), data.attempt.saved_seq);
   $("x-title").textContent = data.exam.title;
   show("exam");
   buildNav();
@@ -348,43 +351,13 @@ function keepFocusInside() {
 // ---------------------------------------------------------------- journal
 
 const attemptId = () => state.session.attempt.id;
-const journalKey = () => `cbt.journal.${attemptId()}`;
-const seqKey = () => `cbt.seq.${attemptId()}`;
 // The question on screen, so that a reload comes back to it.
 const currentKey = () => `cbt.current.${attemptId()}`;
-// Changes the server refused as malformed, kept on this computer (and shown)
-// after the page withdrew them from the journal.
-const refusedKey = () => `cbt.refused.${attemptId()}`;
-// A batch stays well under the server's request limit (4 MB), however long the essays in it.
-const MAX_BATCH_CHANGES = 200;
-const MAX_BATCH_CHARS = 500000;
 
-function journal() {
-  try {
-    return JSON.parse(localStorage.getItem(journalKey()) || "[]");
-  } catch {
-    return [];
-  }
-}
-
-function saveJournal(entries) {
-  localStorage.setItem(journalKey(), JSON.stringify(entries));
-}
-
-const lastSeq = () => Number(localStorage.getItem(seqKey()) || 0);
-
-function nextSeq(atLeast) {
-  const seq = Math.max(lastSeq(), atLeast || 0) + (atLeast === undefined ? 1 : 0);
-  localStorage.setItem(seqKey(), String(seq));
-  return seq;
-}
+const journal = () => J.entries(localStorage, attemptId());
 
 function record(item, kind, value) {
-  const entry = { seq: nextSeq(), item, kind, value };
-  const entries = journal();
-  entries.push(entry);
-  saveJournal(entries); // written before anything is sent: a reload keeps it
-  applyLocal(entry);
+  applyLocal(J.record(localStorage, attemptId(), item, kind, value));
   updateNav();
   setSaveState("pending");
   scheduleFlush();
@@ -396,63 +369,17 @@ function applyLocal(entry) {
   else a.value = entry.value;
 }
 
-// Typed text loses what PostgreSQL cannot store (NUL, and UTF-16 surrogates
-// without their pair) before it is recorded, so what the student sees is what
-// the server keeps. (No look-behind: older Safari-based exam browsers lack it.)
-function storable(text) {
-  return text.replace(/\u0000/g, "").replace(/[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]/g,
-    (m) => (m.length === 2 ? m : ""));
-}
-
-function keepStorable(field) {
-  const clean = storable(field.value);
-  if (clean !== field.value) field.value = clean;
-}
-
-function refused() {
-  try {
-    return JSON.parse(localStorage.getItem(refusedKey()) || "[]");
-  } catch {
-    return [];
-  }
-}
-
-// The server refused these entries as malformed (it names the change by
-// seq; without one, the whole batch): each is kept aside and shown, and
-// replaced in the journal by its withdrawal, which holds its seq so that
-// everything after it is acknowledged, and changes no answer.
+// The server refused changes as malformed: they leave the journal, kept aside and shown.
 function withdraw(batch, err) {
-  const named = batch.filter((e) => e.seq === err.details.seq);
-  const bad = named.length ? named : batch;
-  const seqs = new Set(bad.map((e) => e.seq));
-  const onForm = (ref) => state.items.some((q) => q.ref === ref);
-  // A withdrawal refused in turn (it should not be) is dropped: nothing of it is left to send.
-  const entries = journal().filter((e) => !(seqs.has(e.seq) && e.kind === "withdrawn"));
-  saveJournal(entries.map((e) => (seqs.has(e.seq)
-    ? { seq: e.seq, item: onForm(e.item) ? e.item : null, kind: "withdrawn", value: null }
-    : e)));
-  const kept = refused();
-  for (const e of bad) if (e.kind !== "withdrawn") kept.push({ ...e, code: err.code, reason: err.message });
-  localStorage.setItem(refusedKey(), JSON.stringify(kept));
+  J.withdraw(localStorage, attemptId(), batch, err, (ref) => state.items.some((q) => q.ref === ref));
   showRefused();
 }
 
 function showRefused() {
-  const numbers = [...new Set(refused().map((e) => state.items.findIndex((q) => q.ref === e.item) + 1))]
+  const numbers = [...new Set(J.refused(localStorage, attemptId()).map((e) => state.items.findIndex((q) => q.ref === e.item) + 1))]
     .filter((n) => n > 0).sort((a, b) => a - b);
   $("refused").textContent = numbers.length ? S.refused.replace("{list}", numbers.join(", ")) : "";
   $("refused").hidden = !numbers.length;
-}
-
-function batchOf(entries) {
-  const batch = [];
-  let chars = 0;
-  for (const e of entries.slice(0, MAX_BATCH_CHANGES)) {
-    chars += JSON.stringify(e).length;
-    if (batch.length && chars > MAX_BATCH_CHARS) break;
-    batch.push(e);
-  }
-  return batch;
 }
 
 let flushTimer = null;
@@ -466,11 +393,10 @@ async function flush() {
   const entries = journal();
   if (!entries.length) return setSaveState("saved");
   state.sending = true;
-  const batch = batchOf(entries);
+  const batch = J.batchOf(entries);
   try {
     const data = await api("POST", "/api/v1/changes", { attempt_id: attemptId(), changes: batch });
-    const left = journal().filter((e) => e.seq > data.saved_seq);
-    saveJournal(left);
+    const left = J.acknowledge(localStorage, attemptId(), data.saved_seq);
     applyTimes(data);
     setOffline(false);
     // Saved: nothing holds this attempt back any more (a pause, another computer).
@@ -495,7 +421,7 @@ async function flush() {
       await finishUp(err);
     } else if (err.code === "section_closed") {
       // Those answers belong to a section that has ended: they cannot count.
-      saveJournal(journal().filter((e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex));
+      J.keepOnly(localStorage, attemptId(), (e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex);
       await refreshState();
     } else if (err.status === 401) {
       setSaveState("pending");
@@ -684,23 +610,6 @@ function go(i) {
   $("next").disabled = !state.items[i + 1] || !visible(state.items[i + 1]);
 }
 
-function html(el, markup) {
-  // The server sends sanitised HTML (allow-listed tags, MathML, no script).
-  el.innerHTML = markup;
-  return el;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
-
 function renderQuestion(q, i) {
   const box = $("question");
   box.textContent = "";
@@ -709,79 +618,13 @@ function renderQuestion(q, i) {
   box.append(html(el("div", { class: "stem", id: "stem-" + q.ref }), q.stem));
   const group = el("fieldset", { class: "answer", "aria-describedby": "stem-" + q.ref });
   group.append(el("legend", { class: "visually-hidden", text: S["type_" + q.type] }));
-  if (q.type === "single" || q.type === "multiple") {
-    const kind = q.type === "single" ? "radio" : "checkbox";
-    const chosen = q.type === "single" ? [a.value] : a.value || [];
-    q.options.forEach((o, k) => {
-      const id = `${q.ref}-${o.id}`;
-      const input = el("input", { type: kind, name: q.ref, id, value: o.id });
-      input.checked = chosen.includes(o.id);
-      input.addEventListener("change", () => {
-        if (q.type === "single") record(q.ref, "answer", o.id);
-        else {
-          const picked = [...group.querySelectorAll("input:checked")].map((x) => x.value);
-          record(q.ref, "answer", picked);
-        }
-      });
-      // The whole row is the target, not only the circle: the label holds the control.
-      group.append(el("label", { class: "choice option" }, input,
-        el("span", { class: "letter", text: "ABCDEFGH"[k] + "." }), html(el("span", { class: "option-text" }), o.html)));
+  const render = RENDERERS[q.type];
+  if (render) {
+    render(group, q, a.value, {
+      S,
+      answer: (value) => record(q.ref, "answer", value),
+      now: () => (state.answers[q.ref] || {}).value,
     });
-  } else if (q.type === "truefalse4") {
-    const value = a.value || {};
-    const table = el("table", { class: "grid statements" });
-    table.append(el("thead", {}, el("tr", {}, el("th", { text: S.statement }), el("th", { text: S.true }), el("th", { text: S.false }))));
-    const body = el("tbody");
-    for (const s of q.statements) {
-      const row = el("tr");
-      const text = el("td", { id: `${q.ref}-st-${s.id}` }, s.id + ") ");
-      text.append(html(el("span"), s.html));
-      row.append(text);
-      for (const [truth, word] of [[true, S.true], [false, S.false]]) {
-        const input = el("input", { type: "radio", name: `${q.ref}-${s.id}`, "aria-label": `${s.id}) ${word}` });
-        input.checked = value[s.id] === truth;
-        input.addEventListener("change", () => {
-          const now = { ...((state.answers[q.ref] || {}).value || {}) };
-          now[s.id] = truth;
-          record(q.ref, "answer", now);
-        });
-        row.append(el("td", { class: "tf" }, el("label", { class: "tf-target" }, input)));
-      }
-      body.append(row);
-    }
-    table.append(body);
-    group.append(table);
-  } else if (q.type === "short") {
-    const numeric = q.format !== "text";
-    const input = el("input", { id: q.ref + "-short", class: "short-input", autocomplete: "off", spellcheck: "false",
-      inputmode: numeric ? "decimal" : "text", maxlength: numeric && q.format !== "number" ? "4" : "100" });
-    input.value = a.value || "";
-    input.addEventListener("input", () => {
-      keepStorable(input);
-      if (numeric) {
-        // Part III: only digits, one leading minus and one decimal comma.
-        let v = input.value.replace(/\./g, ",").replace(/[^0-9,-]/g, "");
-        v = v.replace(/(?!^)-/g, "");
-        const first = v.indexOf(",");
-        if (first >= 0) v = v.slice(0, first + 1) + v.slice(first + 1).replace(/,/g, "");
-        if (input.value !== v) input.value = v;
-      }
-      record(q.ref, "answer", input.value === "" ? null : input.value);
-    });
-    group.append(el("label", { for: input.id, text: numeric ? S.short_label : S.text_label }), input);
-  } else if (q.type === "essay") {
-    // The server keeps an essay of up to 20,000 characters (autosave.MAX_ESSAY).
-    const area = el("textarea", { id: q.ref + "-essay", rows: "12", class: "essay", maxlength: "20000" });
-    area.value = a.value || "";
-    const count = el("p", { class: "muted", "aria-live": "polite" });
-    const words = () => (count.textContent = S.words.replace("{n}", String((area.value.match(/\S+/g) || []).length)));
-    area.addEventListener("input", () => {
-      keepStorable(area);
-      words();
-      record(q.ref, "answer", area.value);
-    });
-    words();
-    group.append(el("label", { for: area.id, text: S.essay_label }), area, count);
   }
   box.append(group);
   $("flag").setAttribute("aria-pressed", String(!!a.flagged));
@@ -886,8 +729,7 @@ function showDone(data) {
   }
   if (state.session && state.session.attempt) {
     // A lab computer serves the next student too: nothing of these answers stays.
-    localStorage.removeItem(journalKey());
-    localStorage.removeItem(refusedKey());
+    J.forget(localStorage, attemptId());
     localStorage.removeItem(currentKey());
     localStorage.removeItem(goneKey());
   }
