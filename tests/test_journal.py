@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from browser import chromium_page, live_server, require_chromium
-from test_server import free_port
+from support.browser import chromium_page, live_server, require_chromium
+from support.cli import free_port
 
 # Evaluated in the page: `J` is the module, `S` the page's localStorage.
 PRELUDE = "const J = await import('/static/journal.js'); const S = window.localStorage;"
@@ -48,9 +48,14 @@ async def test_seq_numbers_only_grow_and_survive_a_reload(dsn):
     out = await in_chromium(dsn, steps)
     assert out["first"] == [1, 2, 3]
     # The storage format pages have always written: a journal left by an older page is read as it is.
-    assert out["stored"] == ["3", [{"seq": 1, "item": "q1", "kind": "answer", "value": "x"},
-                                   {"seq": 2, "item": "q2", "kind": "answer", "value": "x"},
-                                   {"seq": 3, "item": "q1", "kind": "answer", "value": "x"}]]
+    assert out["stored"] == [
+        "3",
+        [
+            {"seq": 1, "item": "q1", "kind": "answer", "value": "x"},
+            {"seq": 2, "item": "q2", "kind": "answer", "value": "x"},
+            {"seq": 3, "item": "q1", "kind": "answer", "value": "x"},
+        ],
+    ]
     assert out["after_reload"] == 4
     assert out["raised"] == 11
     assert out["not_lowered"] == 12
@@ -60,7 +65,9 @@ async def test_seq_numbers_only_grow_and_survive_a_reload(dsn):
 
 async def test_a_batch_stays_within_the_request_limit(dsn):
     def steps(page, base):
-        return run(page, """
+        return run(
+            page,
+            """
             const small = Array.from({ length: 450 },
                 (_, i) => ({ seq: i + 1, item: 'q1', kind: 'answer', value: 'a' }));
             const essay = (seq, n) => ({ seq, item: 'q9', kind: 'answer', value: 'x'.repeat(n) });
@@ -73,7 +80,8 @@ async def test_a_batch_stays_within_the_request_limit(dsn):
                 essays: sizes([essay(1, 200000), essay(2, 200000), essay(3, 200000), essay(4, 10)]),
                 huge: sizes([essay(1, 600000), essay(2, 10)]),
                 empty: J.batchOf([]).length,
-            };""")
+            };""",
+        )
 
     out = await in_chromium(dsn, steps)
     assert out["limits"] == [200, 500000]
@@ -85,7 +93,9 @@ async def test_a_batch_stays_within_the_request_limit(dsn):
 
 async def test_a_refused_change_is_withdrawn_keeping_its_seq(dsn):
     def steps(page, base):
-        return run(page, """
+        return run(
+            page,
+            """
             for (const [q, v] of [['q1', 'A'], ['q2', '\\u0007bad'], ['q3', 'C'], ['gone', 'D']]) {
                 J.record(S, 'A', q, 'answer', v);
             }
@@ -99,21 +109,32 @@ async def test_a_refused_change_is_withdrawn_keeping_its_seq(dsn):
             // A withdrawal refused in turn leaves the journal and is not kept as refused.
             J.withdraw(S, 'A', J.entries(S, 'A').slice(1, 2), err('bad_change', { seq: 2 }), onForm);
             const again = { journal: J.entries(S, 'A').map((e) => e.seq), refused: J.refused(S, 'A').length };
-            return { named, whole, again, stored: JSON.parse(S.getItem('cbt.refused.A')).length };""")
+            return { named, whole, again, stored: JSON.parse(S.getItem('cbt.refused.A')).length };""",
+        )
 
     out = await in_chromium(dsn, steps)
     assert out["named"]["journal"] == [
         {"seq": 1, "item": "q1", "kind": "answer", "value": "A"},
         {"seq": 2, "item": "q2", "kind": "withdrawn", "value": None},
         {"seq": 3, "item": "q3", "kind": "answer", "value": "C"},
-        {"seq": 4, "item": "gone", "kind": "answer", "value": "D"}]
-    assert out["named"]["refused"] == [{"seq": 2, "item": "q2", "kind": "answer", "value": "\x07bad",
-                                        "code": "bad_change", "reason": "refused: bad_change"}]
+        {"seq": 4, "item": "gone", "kind": "answer", "value": "D"},
+    ]
+    assert out["named"]["refused"] == [
+        {
+            "seq": 2,
+            "item": "q2",
+            "kind": "answer",
+            "value": "\x07bad",
+            "code": "bad_change",
+            "reason": "refused: bad_change",
+        }
+    ]
     assert out["whole"]["journal"] == [
         {"seq": 1, "item": "q1", "kind": "answer", "value": "A"},
         {"seq": 2, "item": "q2", "kind": "withdrawn", "value": None},
         {"seq": 3, "item": "q3", "kind": "withdrawn", "value": None},
-        {"seq": 4, "item": None, "kind": "withdrawn", "value": None}]  # not on the form: names no item
+        {"seq": 4, "item": None, "kind": "withdrawn", "value": None},
+    ]  # not on the form: names no item
     assert out["whole"]["refused"] == [[2, "bad_change"], [3, "bad_json"], [4, "bad_json"]]
     assert out["again"] == {"journal": [1, 3, 4], "refused": 3}
     assert out["stored"] == 3
@@ -121,20 +142,29 @@ async def test_a_refused_change_is_withdrawn_keeping_its_seq(dsn):
 
 async def test_acknowledged_changes_leave_the_journal_and_the_rest_stays(dsn):
     def steps(page, base):
-        out = {"left": run(page, """
+        out = {
+            "left": run(
+                page,
+                """
             for (let i = 1; i <= 5; i++) J.record(S, 'A', 'q' + i, 'answer', String(i));
-            return J.acknowledge(S, 'A', 3).map((e) => e.seq);""")}
+            return J.acknowledge(S, 'A', 3).map((e) => e.seq);""",
+            )
+        }
         page.reload()
         out["after_reload"] = run(page, "return J.entries(S, 'A').map((e) => e.seq);")
-        out["section"] = run(page, "J.keepOnly(S, 'A', (e) => e.item !== 'q4');"
-                                   "return J.entries(S, 'A').map((e) => e.seq);")
+        out["section"] = run(
+            page, "J.keepOnly(S, 'A', (e) => e.item !== 'q4');return J.entries(S, 'A').map((e) => e.seq);"
+        )
         out["all_saved"] = run(page, "return [J.acknowledge(S, 'A', 5).length, J.entries(S, 'A').length];")
-        out["handed_in"] = run(page, """
+        out["handed_in"] = run(
+            page,
+            """
             J.record(S, 'A', 'q1', 'answer', 'late');
             S.setItem('cbt.refused.A', '[{"seq": 1}]');
             J.forget(S, 'A');
             return [S.getItem('cbt.journal.A'), S.getItem('cbt.refused.A'),
-                    J.record(S, 'A', 'q1', 'answer', 'x').seq];""")
+                    J.record(S, 'A', 'q1', 'answer', 'x').seq];""",
+        )
         return out
 
     out = await in_chromium(dsn, steps)
@@ -149,22 +179,32 @@ async def test_a_corrupt_journal_is_recovered(dsn):
     def steps(page, base):
         out = {}
         for stored in ['[{"seq": 1, "item": "q1"', "null", '{"seq": 1}', '"text"', "[null, 3]"]:
-            out[stored] = run(page, """
+            out[stored] = run(
+                page,
+                """
                 S.setItem('cbt.journal.A', arg);
                 const read = J.entries(S, 'A').length;
                 J.record(S, 'A', 'q1', 'answer', 'x');
-                return [read, J.entries(S, 'A').length];""", stored)
+                return [read, J.entries(S, 'A').length];""",
+                stored,
+            )
         # The counter unreadable: no seq still in the journal is handed out again.
-        out["seq"] = run(page, """
+        out["seq"] = run(
+            page,
+            """
             S.setItem('cbt.journal.A', JSON.stringify([{ seq: 7, item: 'q1', kind: 'answer', value: 'x' }]));
             S.setItem('cbt.seq.A', 'seven');
-            return [J.lastSeq(S, 'A'), J.record(S, 'A', 'q2', 'answer', 'y').seq, S.getItem('cbt.seq.A')];""")
-        out["refused"] = run(page, """
+            return [J.lastSeq(S, 'A'), J.record(S, 'A', 'q2', 'answer', 'y').seq, S.getItem('cbt.seq.A')];""",
+        )
+        out["refused"] = run(
+            page,
+            """
             S.setItem('cbt.refused.A', '{broken');
             const read = J.refused(S, 'A').length;
             const err = { code: 'bad_change', details: { seq: 7 }, message: 'm' };
             J.withdraw(S, 'A', J.entries(S, 'A').slice(0, 1), err, () => true);
-            return [read, J.refused(S, 'A').map((e) => e.seq)];""")
+            return [read, J.refused(S, 'A').map((e) => e.seq)];""",
+        )
         return out
 
     out = await in_chromium(dsn, steps)
