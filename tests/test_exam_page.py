@@ -15,7 +15,7 @@ from support.accounts import CSRF_RE, PASSWORD
 from support.bank import trust
 from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
 from support.cli import free_port
-from support.delivery import NOW, STUDENTS
+from support.delivery import NOW, STUDENTS, exam_yaml
 
 from cbt import bank, exams
 
@@ -788,3 +788,71 @@ async def test_points_and_scores_are_written_in_the_readers_way(dsn, exam):
     assert any(t.endswith("· 0.25 points") for t in en["titles"]), en["titles"]
     assert vi["score"].startswith("Điểm: 0,00 / ") and "." not in vi["score"], vi["score"]
     assert en["score"].startswith("Score: 0.00 / "), en["score"]
+
+
+@pytest.fixture
+async def timed_exam(conn, signed_demo):
+    """The demo exam with each section timed (one after another), three candidates."""
+    folder, _, pub = signed_demo
+    await trust(conn, pub)
+    await bank.import_release(conn, folder)
+    await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-E', 'Sở E', 'department')")
+    await exams.create_exam(conn, exams.parse_exam(exam_yaml(timed=True)), "SGD-E")
+    await exams.add_roster(conn, "TOAN-T", STUDENTS)
+    await exams.open_exam(conn, "TOAN-T")
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "TOAN-T")}
+
+
+def answer_while_the_section_ends_offline(base: str, ticket: str, dsn: str) -> dict:
+    """Part I answered, then one more answer written offline while Part I's time
+    and grace run out: the server refuses it (section_closed) when the network is back."""
+    out = {}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]")
+        page.context.set_offline(True)
+        page.click("#next")
+        answer_current(page)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(
+                asyncio.run, db(dsn, "UPDATE attempts SET section_deadline = now() - interval '2 minutes'")
+            ).result()
+        page.context.set_offline(False)
+        # The page moves on to Part II, says what was not saved, and saves what follows.
+        page.wait_for_selector("#refused:not([hidden])", timeout=20000)
+        out["refused"] = page.locator("#refused").inner_text()
+        answer_current(page)
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=20000)
+        out["seq"] = page.evaluate(
+            "() => Number(Object.entries(localStorage).find(([k]) => k.startsWith('cbt.seq.'))[1])"
+        )
+        out["journal"] = page.evaluate(
+            "() => Object.keys(localStorage).filter((k) => k.startsWith('cbt.journal.'))"
+            ".map((k) => JSON.parse(localStorage.getItem(k)).length)"
+        )
+        # The 409 is the refusal itself, which the browser logs.
+        out["problems"] = [
+            p
+            for p in problems
+            if not any(s in p for s in ("ERR_INTERNET_DISCONNECTED", "Failed to fetch", "status of 409"))
+        ]
+    return out
+
+
+async def test_an_answer_to_a_section_that_ended_offline_is_withdrawn_and_the_rest_saved(conn, dsn, timed_exam):
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port()) as base:
+            return answer_while_the_section_ends_offline(base, timed_exam["0000000001"], dsn)
+
+    out = await asyncio.to_thread(run)
+    assert out["problems"] == [], out["problems"]
+    assert "2" in out["refused"], out["refused"]  # question 2, written after Part I ended, is named
+    assert out["journal"] == [0]  # everything acknowledged, the withdrawal included
+    attempt = await conn.fetchrow("SELECT section_index, saved_seq FROM attempts")
+    # Every change is acknowledged, the withdrawn one (seq 2) included: nothing waits behind it.
+    assert attempt["section_index"] == 1 and attempt["saved_seq"] == out["seq"] > 2
+    saved = await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL")
+    assert saved == 2  # Part I's first answer and Part II's; not the one written too late

@@ -152,8 +152,14 @@ async def test_acknowledged_changes_leave_the_journal_and_the_rest_stays(dsn):
         }
         page.reload()
         out["after_reload"] = run(page, "return J.entries(S, 'A').map((e) => e.seq);")
+        # An answer to a section that has ended: withdrawn, keeping its seq, and kept among the refused.
         out["section"] = run(
-            page, "J.keepOnly(S, 'A', (e) => e.item !== 'q4');return J.entries(S, 'A').map((e) => e.seq);"
+            page,
+            """
+            J.withdrawWhere(S, 'A', (e) => e.item === 'q4', {code: 'section_closed', message: 'not open'});
+            J.withdrawWhere(S, 'A', (e) => e.item === 'q4', {code: 'section_closed', message: 'not open'});
+            return [J.entries(S, 'A').map((e) => [e.seq, e.item, e.kind, e.value]),
+                    J.refused(S, 'A').map((e) => [e.seq, e.code, e.value])];""",
         )
         out["all_saved"] = run(page, "return [J.acknowledge(S, 'A', 5).length, J.entries(S, 'A').length];")
         out["handed_in"] = run(
@@ -170,7 +176,10 @@ async def test_acknowledged_changes_leave_the_journal_and_the_rest_stays(dsn):
     out = await in_chromium(dsn, steps)
     assert out["left"] == [4, 5]
     assert out["after_reload"] == [4, 5]
-    assert out["section"] == [5]
+    assert out["section"] == [
+        [[4, "q4", "withdrawn", None], [5, "q5", "answer", "5"]],
+        [[4, "section_closed", "4"]],  # once, though asked twice
+    ]
     assert out["all_saved"] == [0, 0]
     assert out["handed_in"] == [None, None, 7]  # nothing of the answers stays; seq numbers are not reused
 

@@ -420,9 +420,13 @@ async function flush() {
     } else if (err.code === "attempt_closed") {
       await finishUp(err);
     } else if (err.code === "section_closed") {
-      // Those answers belong to a section that has ended: they cannot count.
-      J.keepOnly(localStorage, attemptId(), (e) => state.items.find((q) => q.ref === e.item).section === state.sectionIndex);
+      // Answers to a section that has ended cannot count: withdrawn, keeping
+      // their seq, and shown as not saved. Flags and withdrawals go on.
       await refreshState();
+      const sectionOf = (ref) => state.items.find((q) => q.ref === ref)?.section;
+      J.withdrawWhere(localStorage, attemptId(), (e) => e.kind === "answer" && sectionOf(e.item) !== state.sectionIndex, err);
+      showRefused();
+      scheduleFlush();
     } else if (err.status === 401) {
       setSaveState("pending");
       signOut(); // the journal stays in this browser and is sent after signing in again

@@ -71,9 +71,18 @@ export function acknowledge(storage, attemptId, savedSeq) {
   return left;
 }
 
-// Only the changes `keep` says yes to stay (those of a section that has ended cannot count).
-export function keepOnly(storage, attemptId, keep) {
-  save(storage, attemptId, entries(storage, attemptId).filter(keep));
+// The changes `refuse` picks can never count (answers to a section that has
+// ended): each becomes a withdrawal holding its seq, so that the server's
+// saved_seq moves past it at once and the changes after it are not held up,
+// and is kept, with why, among the refused ones the page shows.
+export function withdrawWhere(storage, attemptId, refuse, err) {
+  const kept = refused(storage, attemptId);
+  save(storage, attemptId, entries(storage, attemptId).map((e) => {
+    if (e.kind === "withdrawn" || !refuse(e)) return e;
+    kept.push({ ...e, code: err.code, reason: err.message });
+    return { seq: e.seq, item: e.item, kind: "withdrawn", value: null };
+  }));
+  storage.setItem(refusedKey(attemptId), JSON.stringify(kept));
 }
 
 // The first changes of the journal, as many as one request may carry; at
