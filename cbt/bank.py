@@ -496,16 +496,14 @@ async def facet_values(conn: asyncpg.Connection, org_ids: list[int]) -> dict[str
         """,
         org_ids,
     )
-    releases = [
-        r["id"]
-        for r in await conn.fetch(
-            "SELECT id FROM bank_releases r WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[]) ORDER BY id", org_ids
-        )
-    ]
+    named = await conn.fetch(
+        "SELECT r.topic_names FROM bank_releases r WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[]) ORDER BY id",
+        org_ids,
+    )
     return {
         "subjects": sorted({r["subject"] for r in rows}),
         "topics": sorted({r["topic"] for r in rows}),
-        "topic_names": await topic_names(conn, releases),
+        "topic_names": _first_names(named),
     }
 
 
@@ -567,12 +565,19 @@ async def media_for_item(conn: asyncpg.Connection, row: asyncpg.Record, path: st
 async def topic_names(conn, release_ids: list[int]) -> dict[str, str]:
     """What the releases call their topics, the first release naming a topic
     winning; a topic none of them names is left out (pages show its code)."""
+    return _first_names(
+        await conn.fetch(
+            "SELECT r.topic_names FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position) "
+            "JOIN bank_releases r ON r.id = k.id ORDER BY k.position",
+            release_ids,
+        )
+    )
+
+
+def _first_names(rows) -> dict[str, str]:
+    """Rows of bank_releases.topic_names, in order: each topic by the first name given it."""
     names: dict[str, str] = {}
-    for r in await conn.fetch(
-        "SELECT r.topic_names FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position) "
-        "JOIN bank_releases r ON r.id = k.id ORDER BY k.position",
-        release_ids,
-    ):
+    for r in rows:
         for code, name in json.loads(r["topic_names"]).items():
             names.setdefault(code, name)
     return names
