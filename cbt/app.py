@@ -7,7 +7,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cbt import appkeys, audit, auth, autosave, db, delivery, lockdown, middleware, proctor, receipts, uploads
+from cbt import (
+    appkeys,
+    audit,
+    auth,
+    autosave,
+    db,
+    delivery,
+    lockdown,
+    middleware,
+    notify,
+    proctor,
+    receipts,
+    submission,
+    uploads,
+)
 from cbt.config import Settings
 from cbt.i18n import Catalogs
 from cbt.metrics import Metrics
@@ -53,9 +67,9 @@ def create_app(settings: Settings) -> web.Application:
     metrics.watch_pool(lambda: app.get(appkeys.POOL))
     app[appkeys.METRICS] = metrics
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(delivery.notifier_ctx)
+    app.cleanup_ctx.append(notify.notifier_ctx)
     app.cleanup_ctx.append(autosave.group_commit_ctx)
-    app.cleanup_ctx.append(delivery.deadline_sweeper)
+    app.cleanup_ctx.append(submission.deadline_sweeper)
     app.cleanup_ctx.append(proctor.listener_ctx)
     app.on_shutdown.append(proctor.end_streams)
     app.on_response_prepare.append(lockdown.set_device_cookie)

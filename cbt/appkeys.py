@@ -20,7 +20,8 @@ from cbt.metrics import Metrics
 if TYPE_CHECKING:
     from cbt.accounts import Staff
     from cbt.autosave import GroupCommit
-    from cbt.delivery import Cache, Notifier
+    from cbt.delivery import Cache
+    from cbt.notify import Notifier
     from cbt.proctor import Hub
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -34,7 +35,7 @@ CSRF_EXEMPT = web.AppKey("csrf_exempt", frozenset)
 DELIVERY_CACHE: web.AppKey[Cache] = web.AppKey("delivery_cache")
 # This worker's subscribers to live exam updates (proctor consoles).
 PROCTOR_HUB: web.AppKey[Hub] = web.AppKey("proctor_hub")
-# Coalesces this worker's wake-ups of proctor consoles (delivery.Notifier).
+# Coalesces this worker's wake-ups of proctor consoles (notify.Notifier).
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 # Sends this worker's fast-path saves that arrive together as one statement (autosave.GroupCommit).
 SAVES: web.AppKey[GroupCommit] = web.AppKey("saves")

@@ -841,3 +841,28 @@ def _canonical_decimal(value: Decimal) -> str:
     """
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
+
+
+def build_form_payload(form: Form, rendered: dict[int, tuple[str, dict]]) -> tuple[dict, dict]:
+    """The form as the page gets it (aliases, no key), and the layout autosave checks against."""
+    sections, layout = [], {}
+    for si, section in enumerate(form.sections):
+        items = []
+        for fi in section.items:
+            kind, view = rendered[fi.pk]
+            entry = {"ref": fi.ref, "type": kind, "points": str(fi.points), "stem": view["stem"]}
+            if view.get("format"):
+                entry["format"] = view["format"]
+            if fi.option_order:
+                entry["options"] = [
+                    {"id": alias, "html": view["options"][orig]}
+                    for orig, alias in zip(fi.option_order, fi.option_aliases, strict=True)
+                ]
+            if fi.statement_order:
+                entry["statements"] = [{"id": sid, "html": view["statements"][sid]} for sid in fi.statement_order]
+            items.append(entry)
+            layout[fi.ref] = {"t": kind, "o": list(fi.option_aliases), "s": list(fi.statement_order), "sec": si}
+        sections.append(
+            {"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes, "items": items}
+        )
+    return {"sections": sections}, layout

@@ -39,14 +39,10 @@ from cbt.delivery import (
     current_candidate_lean,
     guard,
     guard_passes,
-    iso,
-    json_body,
-    json_bytes,
-    now_utc,
-    read_json_lone_surrogates,
     sequential,
 )
 from cbt.errors import Conflict, UserError
+from cbt.jsonio import iso, json_body, json_bytes, now_utc, read_json_lone_surrogates
 from cbt.metrics import Metrics
 
 MAX_CHANGES = 500
@@ -68,7 +64,7 @@ MAX_ESSAY = 20_000
 # trip (under load, round trips are what a save costs): the changes go to the
 # history, the current answers and flags are updated, the batch's audit event
 # is recorded and saved_seq advances. (The proctor consoles are woken after
-# it, coalesced: see delivery.Notifier.) One statement carries the saves of
+# it, coalesced: see notify.Notifier.) One statement carries the saves of
 # several candidates when they arrive together (GroupCommit below): `req` has
 # a row per save, i its position; the changes carry the i of their save.
 #

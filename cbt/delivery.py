@@ -9,7 +9,6 @@ the deadline. Answer changes are in autosave.py.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -22,83 +21,22 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
-import orjson
 from aiohttp import web
 
-from cbt import appkeys, assembly, audit, background, grading, lockdown, receipts, scoring, seb
+from cbt import appkeys, assembly, audit, lockdown, receipts, scoring, seb
 from cbt.clientaddr import client_addr
 from cbt.errors import Conflict, Forbidden, NotFound, TooManyRequests, UserError
 from cbt.exams import spec_from_json
+from cbt.jsonio import iso, json_body, now_utc, read_json
+from cbt.notify import notify
 from cbt.roster import normalise_ticket, ticket_hash
+from cbt.submission import finalize
 
 TOKEN_HOURS = 12
 
 
 class Unauthorised(UserError):
     status = 401
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso(t: dt.datetime | None) -> str | None:
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t else None
-
-
-# orjson: the candidate API encodes a 30 KB form on every Start and decodes a
-# batch on every save; the standard library took a tenth of a worker for that
-# under 5,000 students. Datetimes and dataclasses still go through str(), as
-# with json.dumps(default=str); NaN becomes null, which is valid JSON.
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def json_bytes(data) -> bytes:
-    """UTF-8 JSON (non-ASCII as is), anything unusual as its str()."""
-    return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
-
-
-def json_body(data: dict, status: int = 200) -> web.Response:
-    return web.Response(body=json_bytes(data), status=status, content_type="application/json")
-
-
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-async def read_json(request: web.Request) -> dict:
-    """The body as a JSON object, or bad_json."""
-    return (await _read_json(request, lone_surrogates=False))[0]
-
-
-async def read_json_lone_surrogates(request: web.Request) -> tuple[dict, bool]:
-    """read_json, but text holding an unpaired UTF-16 surrogate escape
-    ("\\ud800", as a browser's JSON.stringify writes such a string) is read
-    rather than refused: for a handler that checks its strings and can say
-    which one is wrong (autosave names the change). (body, whether its strings
-    may hold unpaired surrogates: only if the strict parser refused it)."""
-    return await _read_json(request, lone_surrogates=True)
-
-
-async def _read_json(request: web.Request, *, lone_surrogates: bool) -> tuple[dict, bool]:
-    raw = await request.read()
-    lenient = False
-    try:
-        # Strict JSON: NaN and Infinity, which json.loads lets through, are refused too.
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = None
-        if lone_surrogates:
-            # Only after orjson refused: the standard library is slower, and reads such escapes.
-            try:
-                body, lenient = json.loads(raw, parse_constant=_no_constants), True
-            except (ValueError, RecursionError):
-                pass
-        if body is None:
-            raise UserError("bad_json", "the request body must be JSON") from None
-    if not isinstance(body, dict):
-        raise UserError("bad_json", "the request body must be a JSON object")
-    return body, lenient
 
 
 # -- who is asking ------------------------------------------------------------------
@@ -380,51 +318,6 @@ async def seb_config(request: web.Request) -> web.Response:
     )
 
 
-async def notify(conn, exam_id: int) -> None:
-    """Wake the proctor consoles of this exam (every worker process listens)."""
-    await conn.execute("SELECT pg_notify('cbt_exam', $1)", str(exam_id))
-
-
-class Notifier:
-    """Wakes proctor consoles after saves, starts and submits, at most once per
-    exam every `delay` seconds from each worker.
-
-    Why not a NOTIFY in each save's transaction: PostgreSQL takes one
-    cluster-wide lock to queue notifications at commit and holds it through
-    the commit's WAL flush, so a NOTIFY in every save serialises all saves
-    (measured: a quarter of the throughput of the same save without it). The
-    consoles redraw at most every proctor.UPDATE_SECONDS anyway."""
-
-    def __init__(self, pool: asyncpg.Pool, delay: float = 0.5) -> None:
-        self.pool, self.delay = pool, delay
-        self.pending: set[int] = set()
-        self.tasks: set[asyncio.Task] = set()
-
-    def soon(self, exam_id: int) -> None:
-        if exam_id in self.pending:
-            return
-        self.pending.add(exam_id)
-        task = asyncio.get_running_loop().create_task(self._fire(exam_id))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _fire(self, exam_id: int) -> None:
-        await asyncio.sleep(self.delay)
-        self.pending.discard(exam_id)
-        try:
-            await self.pool.execute("SELECT pg_notify('cbt_exam', $1)", str(exam_id))
-        except (asyncpg.PostgresError, OSError) as e:  # the consoles also refresh on their own
-            logging.getLogger("cbt.delivery").warning("proctor notify failed: %s", e)
-
-
-async def notifier_ctx(app: web.Application):
-    """cleanup_ctx (after the pool): this worker's Notifier."""
-    app[appkeys.NOTIFIER] = notifier = Notifier(app[appkeys.POOL])
-    yield
-    for task in list(notifier.tasks):
-        task.cancel()
-
-
 # -- what the page is told --------------------------------------------------------------
 
 
@@ -664,31 +557,6 @@ async def _rendered(conn, exam_id: int, pks: list[int], cache: dict) -> dict[int
     return {pk: cache[(exam_id, pk)] for pk in pks}
 
 
-def build_form_payload(form: assembly.Form, rendered: dict[int, tuple[str, dict]]) -> tuple[dict, dict]:
-    """The form as the page gets it (aliases, no key), and the layout autosave checks against."""
-    sections, layout = [], {}
-    for si, section in enumerate(form.sections):
-        items = []
-        for fi in section.items:
-            kind, view = rendered[fi.pk]
-            entry = {"ref": fi.ref, "type": kind, "points": str(fi.points), "stem": view["stem"]}
-            if view.get("format"):
-                entry["format"] = view["format"]
-            if fi.option_order:
-                entry["options"] = [
-                    {"id": alias, "html": view["options"][orig]}
-                    for orig, alias in zip(fi.option_order, fi.option_aliases, strict=True)
-                ]
-            if fi.statement_order:
-                entry["statements"] = [{"id": sid, "html": view["statements"][sid]} for sid in fi.statement_order]
-            items.append(entry)
-            layout[fi.ref] = {"t": kind, "o": list(fi.option_aliases), "s": list(fi.statement_order), "sec": si}
-        sections.append(
-            {"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes, "items": items}
-        )
-    return {"sections": sections}, layout
-
-
 # The attempt and its audit event in one statement. ON CONFLICT: two Start
 # presses at once create one attempt, and only its creator records "start".
 _START = """
@@ -743,7 +611,7 @@ async def start(request: web.Request) -> web.Response:
         form = assembly.form_from_json(json.loads(form_row["form"]))
         pks = [fi.pk for s in form.sections for fi in s.items]
         rendered = await _rendered(conn, me["exam_id"], pks, cache.rendered)
-        payload, layout = build_form_payload(form, rendered)
+        payload, layout = assembly.build_form_payload(form, rendered)
         if me["attempt_id"] is None and policies(me).get("admission"):
             # A whole province pressing Start at once waits in line; each
             # candidate's time starts when they are admitted, not when they clicked.
@@ -976,61 +844,6 @@ async def close_if_expired(request: web.Request, me, conn=None):
         await finalize(request.app, conn, me["attempt_id"], "deadline")
         return await current_candidate(request, conn)
     return me
-
-
-async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None:
-    """Score and submit an attempt, once, then sign its receipt. Safe to call twice or concurrently."""
-    await _submit(app, conn, attempt_id, by)
-    # After the submission commits: the receipt names the chain up to its submit event.
-    await receipts.issue_for_attempt(conn, attempt_id)
-
-
-async def _submit(app: web.Application, conn, attempt_id: int, by: str) -> None:
-    async with conn.transaction():
-        graded = await grading.score_attempt(conn, attempt_id, submit_by=by, items=Cache.of(app).items)
-        if graded is None:
-            return
-        attempt = graded.attempt
-        actor = {"candidate": f"candidate:{attempt['candidate_code']}", "deadline": "system", "close": "staff"}.get(
-            by, "proctor"
-        )
-        # Pending, in this transaction: the chainer seals it within a second. With
-        # append, every submission of an exam would wait for the chain's lock until
-        # its transaction committed, so an exam's submissions would go one at a time.
-        # No receipt code in it: the receipt, signed after this commits, names this
-        # event's hash.
-        await audit.append_later(
-            conn,
-            attempt["exam_id"],
-            actor,
-            "submit",
-            {"by": by, "responses_sha256": graded.responses_sha256},
-            attempt_id=attempt_id,
-        )
-
-
-async def close_expired_attempts(app: web.Application) -> int:
-    """Submit every attempt whose deadline and grace have passed (the page may be
-    gone), and any left in progress in a closed exam (one started as it closed)."""
-    pool = app[appkeys.POOL]
-    ids = [
-        tuple(r)
-        for r in await pool.fetch(
-            "SELECT a.id, e.status = 'closed' AS exam_closed FROM attempts a JOIN exams e ON e.id = a.exam_id "
-            "WHERE a.status = 'in_progress' AND (e.status = 'closed' "
-            "OR a.paused_at IS NULL AND a.deadline + make_interval(secs => e.grace_seconds) < now()) LIMIT 500"
-        )
-    ]
-    for attempt_id, exam_closed in ids:
-        async with pool.acquire() as conn:
-            await finalize(app, conn, attempt_id, "close" if exam_closed else "deadline")
-    return len(ids)
-
-
-# cleanup_ctx: close expired attempts every few seconds in the background.
-deadline_sweeper = background.periodic(
-    close_expired_attempts, lambda app: app[appkeys.SETTINGS].sweep_seconds, "delivery deadline sweep"
-)
 
 
 async def integrity(request: web.Request) -> web.Response:

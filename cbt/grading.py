@@ -2,7 +2,7 @@
 stored scores, used by every caller that scores.
 
 A student's submit, the deadline sweep, a proctor's or a close's submit
-(delivery.finalize) and an essay mark (marking.record_mark) all come here, so
+(submission.finalize) and an essay mark (marking.record_mark) all come here, so
 a rule about how an attempt is scored lives in one place: the form's items
 read by key, the page's option aliases turned back into the item's own
 option ids, `scoring.score_attempt` with the exam's rules and any essay marks,

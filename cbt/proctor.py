@@ -2,7 +2,7 @@
 
 Live updates work across worker processes: the candidate API sends
 `pg_notify('cbt_exam', exam_id)` after starts, saves and submits (at most
-twice a second per exam from each worker: delivery.Notifier); each
+twice a second per exam from each worker: notify.Notifier); each
 worker keeps ONE listening connection (in cleanup_ctx) and wakes the
 Server-Sent-Events streams of that exam's open consoles.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiohttp import web
 
-from cbt import accounts, appkeys, audit, delivery, exams, lockdown, times
+from cbt import accounts, appkeys, audit, exams, jsonio, lockdown, notify, submission, times
 from cbt.auth import require_user
 from cbt.clientaddr import client_addr
 from cbt.errors import NotFound, UserError
@@ -134,7 +134,7 @@ def _state_of(r) -> str:
 
 async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZONE) -> dict:
     """`zone`: the exam's time zone (times.exam_zone), in which the page shows times."""
-    now = delivery.now_utc()
+    now = jsonio.now_utc()
     rows = await (conn.fetch(_ROOM, exam["id"], room) if room is not None else conn.fetch(_EXAM, exam["id"]))
     rooms = await conn.fetch(
         "SELECT room, access_code, rotated_at FROM exam_rooms WHERE exam_id = $1 ORDER BY room", exam["id"]
@@ -155,9 +155,9 @@ async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZON
                 "answered": r["answered"],
                 "total": r["total"],
                 "seconds_left": left,
-                "last_seen": delivery.iso(r["last_seen"]),
+                "last_seen": jsonio.iso(r["last_seen"]),
                 # Until when a late admission lets a candidate who has not started in.
-                "admitted_until": delivery.iso(r["admitted_until"])
+                "admitted_until": jsonio.iso(r["admitted_until"])
                 if r["attempt_id"] is None and r["admitted_until"] is not None and r["admitted_until"] > now
                 else None,
                 # Past the caps of what is stored, events are only counted (delivery.integrity).
@@ -175,7 +175,7 @@ async def room_state(conn, exam, room: str | None, zone: str = times.DEFAULT_ZON
         )
     return {
         "exam": {"code": exam["code"], "title": exam["title"], "status": exam["status"]},
-        "server_now": delivery.iso(now),
+        "server_now": jsonio.iso(now),
         # The page formats times in the exam's zone (Intl.DateTimeFormat) and labels them with its offset.
         "time_zone": {"name": zone, "label": times.zone_label(zone, now)},
         "rooms": [
@@ -222,7 +222,7 @@ async def state(request: web.Request) -> web.Response:
     async with request.app[appkeys.POOL].acquire() as conn:
         exam = await exams.visible_exam(conn, staff, request.match_info["code"])
         body = await room_state(conn, exam, request.query.get("room") or None, _zone(request, exam))
-    return delivery.json_body(body)
+    return jsonio.json_body(body)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -242,7 +242,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         while not hub.closed.is_set():
             async with pool.acquire() as conn:
                 body = await room_state(conn, exam, room, zone)
-            await response.write(b"data: " + delivery.json_bytes(body) + b"\n\n")
+            await response.write(b"data: " + jsonio.json_bytes(body) + b"\n\n")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
             with contextlib.suppress(TimeoutError):
@@ -257,7 +257,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def act(request: web.Request) -> web.Response:
     """One proctor action, confirmed in the page; recorded in proctor_actions."""
     staff = require_user(request)
-    body = await delivery.read_json(request)
+    body = await jsonio.read_json(request)
     if _holds_nul(body):
         # Its text goes to the audit chain and proctor_actions, as jsonb, which cannot hold it.
         raise UserError("unstorable_text", "the text holds a NUL character, which cannot be saved: remove it")
@@ -276,8 +276,8 @@ async def act(request: web.Request) -> web.Response:
                 body,
                 client_addr(request, request.app[appkeys.SETTINGS].trusted_proxies),
             )
-        await delivery.notify(conn, exam["id"])
-    return delivery.json_body({"ok": True, "action": action, **result})
+        await notify.notify(conn, exam["id"])
+    return jsonio.json_body({"ok": True, "action": action, **result})
 
 
 def _holds_nul(value) -> bool:
@@ -365,7 +365,7 @@ async def _admit(a: Act) -> None:
         minutes,
     )
     # The page says until when, in the exam's time zone.
-    a.result["admitted_until"] = delivery.iso(until)
+    a.result["admitted_until"] = jsonio.iso(until)
 
 
 async def _pause(a: Act) -> None:
@@ -434,7 +434,7 @@ async def _allow_without_seb(a: Act) -> None:
 
 async def _terminate(a: Act) -> None:
     if a.cand["status"] != "submitted":
-        await delivery.finalize(a.app, a.conn, a.cand["attempt_id"], "proctor")
+        await submission.finalize(a.app, a.conn, a.cand["attempt_id"], "proctor")
 
 
 async def _void(a: Act) -> None:

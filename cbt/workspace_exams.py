@@ -21,7 +21,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cbt import accounts, appkeys, assembly, audit, bank, builder, delivery, exams, roster, seb, uploads
+from cbt import accounts, appkeys, assembly, audit, bank, builder, exams, notify, roster, seb, submission, uploads
 from cbt import subjects as subject_list
 from cbt.auth import redirect, require_user
 from cbt.clientaddr import public_url
@@ -425,7 +425,7 @@ async def preview(request: web.Request) -> web.Response:
         except assembly.InfeasibleBlueprint as e:
             raise UserError("infeasible_blueprint", str(e), count=len(e.shortfalls)) from None
         rendered = await exams.render_items(conn, ids, [fi.pk for fi in form.items])
-    payload, _ = delivery.build_form_payload(form, rendered)
+    payload, _ = assembly.build_form_payload(form, rendered)
     seed_number = int(raw)
     return render(
         request,
@@ -666,6 +666,6 @@ async def close(request: web.Request) -> web.Response:
         # After the commit: a Start racing with the close may still create an
         # attempt; the deadline sweep submits those of a closed exam too.
         for row in await conn.fetch(_IN_PROGRESS, exam["id"]):
-            await delivery.finalize(request.app, conn, row["id"], "close")
-        await delivery.notify(conn, exam["id"])
+            await submission.finalize(request.app, conn, row["id"], "close")
+        await notify.notify(conn, exam["id"])
     return redirect(request, "ws_exam", {"done": "close"}, code=exam["code"])

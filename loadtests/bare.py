@@ -22,7 +22,7 @@ from aiohttp import web
 
 from cbt import db
 from cbt.config import Settings
-from cbt.delivery import json_body, json_bytes, read_json
+from cbt.jsonio import json_body, json_bytes, read_json
 from cbt.server import event_loop
 
 POOL = web.AppKey("pool", asyncpg.Pool)

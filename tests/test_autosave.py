@@ -16,7 +16,7 @@ import pytest
 from support.delivery import single_item, started
 from support.proctor import proctor_client
 
-from cbt import autosave, db, delivery
+from cbt import appkeys, autosave, db, delivery, jsonio
 from cbt.app import create_app
 from cbt.metrics import Metrics
 
@@ -46,7 +46,7 @@ async def test_a_batch_after_the_first_is_one_statement(settings, aiohttp_client
     client = await aiohttp_client(create_app(dataclasses.replace(settings, pool_min=1, pool_max=1)))
     headers, body, item = await primed(client, locked_exam["0000000001"])
     sent: list[str] = []
-    pool, saves = client.app[delivery.appkeys.POOL], client.app[delivery.appkeys.SAVES].pool
+    pool, saves = client.app[appkeys.POOL], client.app[appkeys.SAVES].pool
     assert saves.get_max_size() == autosave.MAX_INFLIGHT
     async with contextlib.AsyncExitStack() as stack:
         connections = [await stack.enter_async_context(p.acquire()) for p in [pool] + [saves] * autosave.MAX_INFLIGHT]
@@ -96,7 +96,7 @@ async def test_terminate_and_extend_are_seen_by_the_next_batch(
         await proctor.post(act, json={"action": "extend", "candidate": "0000000001", "minutes": 7}, headers=csrf)
     ).status == 200
     extended = await (await client.post("/api/v1/changes", json=batch(item, 2), headers=headers)).json()
-    assert extended["deadline"] == delivery.iso(before + dt.timedelta(minutes=7))
+    assert extended["deadline"] == jsonio.iso(before + dt.timedelta(minutes=7))
     # Terminate: the next batch is refused and kept in refused_changes.
     assert (
         await proctor.post(act, json={"action": "terminate", "candidate": "0000000001"}, headers=csrf)
@@ -224,7 +224,7 @@ def _save(who: tuple, seq: int, choice: int = 1, value: str | None = None) -> au
 async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_alone(client, conn, staff, locked_exam):
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
     await conn.execute("UPDATE attempts SET paused_at = now() WHERE id = $1", b[3])  # b's save must write nothing
-    pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
+    pool = await db.create_pool(client.app[appkeys.SETTINGS].database_url, 1, 1)
     sent: list[str] = []
     async with pool.acquire() as one:
         one.add_query_logger(lambda q: sent.append(q.query.strip()))
@@ -266,7 +266,7 @@ async def test_saves_that_arrive_together_go_as_one_statement_and_each_stands_al
 
 async def test_a_statement_that_fails_is_retried_save_by_save(client, conn, staff, locked_exam):
     a, b, c = (await _saves_for(client, conn, locked_exam, ["0000000001", "0000000002", "0000000003"])).values()
-    pool = await db.create_pool(client.app[delivery.appkeys.SETTINGS].database_url, 1, 1)
+    pool = await db.create_pool(client.app[appkeys.SETTINGS].database_url, 1, 1)
     group = autosave.GroupCommit(pool, max_inflight=1)
     try:
         # b's value is not JSON (parse_changes never lets that through): the

@@ -150,7 +150,7 @@ async def test_changes_after_deadline_and_grace_are_refused_and_logged(client, c
 
 
 async def test_sweeper_submits_abandoned_attempts(client, conn, exam):
-    from cbt.delivery import close_expired_attempts
+    from cbt.submission import close_expired_attempts
 
     _, body = await started(client, exam["0000000002"])
     await conn.execute(

@@ -11,7 +11,7 @@ import pytest
 from support.delivery import changes_of, correct_answers, started
 from support.results import make_exam, sit_all
 
-from cbt import delivery, grading, marking
+from cbt import grading, marking, submission
 from cbt.errors import Conflict
 
 CBT = Path(__file__).resolve().parent.parent / "cbt"
@@ -95,8 +95,8 @@ async def test_every_submitter_stores_the_same_score_for_the_same_answers(client
     headers, _ = await started(client, tickets[codes[0]])
     assert (await client.post("/api/v1/submit", json={}, headers=headers)).status == 200
     await conn.execute("UPDATE attempts SET deadline = now() - interval '1 hour' WHERE id = $1", ids[codes[1]])
-    assert await delivery.close_expired_attempts(client.server.app) == 1
-    await delivery.finalize(client.server.app, conn, ids[codes[2]], "proctor")
+    assert await submission.close_expired_attempts(client.server.app) == 1
+    await submission.finalize(client.server.app, conn, ids[codes[2]], "proctor")
     rows = await conn.fetch(
         "SELECT id, submitted_by, score, max_score, provisional, responses_sha256 "
         "FROM attempts WHERE id = ANY($1::bigint[])",

@@ -17,7 +17,7 @@ from support.accounts import login
 from support.audit import exam_id, flip, some_events, tamper
 from support.delivery import changes_of, correct_answers, started
 
-from cbt import appkeys, audit, delivery, heads, receipts
+from cbt import appkeys, audit, heads, receipts, submission
 from cbt.errors import UserError
 
 
@@ -231,7 +231,7 @@ async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam
     """The worker stopped between the submission's commit and its receipt."""
     headers, _ = await started(client, exam["0000000002"])
     attempt_id = await conn.fetchval("SELECT id FROM attempts")
-    await delivery._submit(client.server.app, conn, attempt_id, "candidate")
+    await submission._submit(client.server.app, conn, attempt_id, "candidate")
     assert await conn.fetchval("SELECT receipt FROM attempts") is None
     # The page retries its submit: the receipt is signed then.
     result = (await (await client.post("/api/v1/submit", json={}, headers=headers)).json())["result"]
@@ -242,7 +242,7 @@ async def test_a_submission_left_without_its_receipt_gets_one(client, conn, exam
     other = await conn.fetchval(
         "SELECT a.id FROM attempts a JOIN candidates c ON c.id = a.candidate_id WHERE c.code = '0000000003'"
     )
-    await delivery._submit(client.server.app, conn, other, "deadline")
+    await submission._submit(client.server.app, conn, other, "deadline")
     await conn.execute("UPDATE attempts SET submitted_at = submitted_at - interval '1 minute' WHERE id = $1", other)
     pool = client.server.app[appkeys.POOL]
     assert await receipts.issue_missing(pool) == 1

@@ -12,7 +12,7 @@ import pytest
 from support.accounts import login
 from support.workspace import create, csrf, form_for
 
-from cbt import audit, builder, delivery, exams, roster
+from cbt import audit, builder, exams, roster, submission
 from cbt.errors import UserError
 
 ROSTER = (
@@ -569,7 +569,7 @@ async def test_closing_stops_attempts_in_progress_once_confirmed(client, conn, s
         "UPDATE attempts SET status = 'in_progress', submitted_at = NULL, submitted_by = NULL "
         "WHERE id = (SELECT min(id) FROM attempts)"
     )
-    assert await delivery.close_expired_attempts(client.app) == 1
+    assert await submission.close_expired_attempts(client.app) == 1
     assert await conn.fetchval("SELECT count(*) FROM attempts WHERE status = 'in_progress'") == 0
     assert (await audit.verify(conn, await conn.fetchval("SELECT id FROM exams"))).ok
 
