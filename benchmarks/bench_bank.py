@@ -123,7 +123,8 @@ def import_into_postgres(archive: Path, key: Ed25519PrivateKey) -> float:
 
     import asyncpg
 
-    from cbt import bank, db
+    from cbt import bank
+    from cbt.platform import db
     from itembank.keys import public_key_pem
 
     async def run(dsn: str) -> float:

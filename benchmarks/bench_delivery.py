@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from throwaway_pg import throwaway_postgres
 
-from cbt import bank, db, exams
+from cbt import bank, exams
+from cbt.platform import db
 from cbt.roster import Candidate
 from itembank import keys as ik
 from itembank import package

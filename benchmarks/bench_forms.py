@@ -30,7 +30,8 @@ from bench_bank import make_item
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from throwaway_pg import throwaway_postgres
 
-from cbt import bank, db, exams
+from cbt import bank, exams
+from cbt.platform import db
 from cbt.roster import Candidate
 from itembank import package
 from itembank.formats.yaml_format import serialise_bank_info, serialise_item

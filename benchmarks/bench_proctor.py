@@ -2,7 +2,7 @@
 
     python benchmarks/bench_proctor.py [--candidates 5000] [--rounds 3] [--repeat 200]
 
-Every open console re-reads its room's state (cbt.proctor.room_state) when
+Every open console re-reads its room's state (cbt.delivery.proctor.room_state) when
 the exam changes, at most every 2 s (proctor.UPDATE_SECONDS), so a school
 with a proctor per room of 40 runs one such read per room every 2 s while
 students save. This sets up a throw-away embedded PostgreSQL, an exam of N
@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_delivery import drive, prepare, serving
 from throwaway_pg import throwaway_postgres
 
-from cbt import db, proctor
+from cbt.delivery import proctor
+from cbt.platform import db
 
 
 async def time_reads(dsn: str, repeat: int) -> None:

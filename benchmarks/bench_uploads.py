@@ -13,7 +13,7 @@
    upload against idle, and the worker's peak RSS growth. The server reads
    uploads as cbt does (`process`: a separate process), or, to compare, on a
    thread (`thread`) or on the event loop (`inline`), by replacing
-   cbt.uploads.off_loop before it starts.
+   cbt.platform.uploads.off_loop before it starts.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def parsers(scratch: Path) -> None:
 LAUNCH = textwrap.dedent("""
     import asyncio, sys
     sys.path.insert(0, {repo!r})
-    import cbt.uploads as uploads
+    import cbt.platform.uploads as uploads
     mode = {mode!r}
     if mode != "process":
         from concurrent.futures import ThreadPoolExecutor

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from cbt import subjects
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform.errors import Conflict, NotFound, UserError
 from cbt.roles import ORG_KINDS, ROLES
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")

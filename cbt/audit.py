@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from cbt import appkeys, background
+from cbt.platform import appkeys, background
 
 ZERO_HASH = bytes(32)
 

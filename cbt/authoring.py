@@ -42,12 +42,13 @@ from typing import Any
 
 import asyncpg
 
-from cbt import accounts, uploads
+from cbt import accounts
 from cbt import subjects as subject_list
 from cbt.accounts import Staff
-from cbt.errors import Conflict, FieldProblem, Forbidden, NotFound, UserError
+from cbt.platform import uploads
+from cbt.platform.errors import Conflict, FieldProblem, Forbidden, NotFound, UserError
+from cbt.platform.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from cbt.roles import AUTHORS
-from cbt.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
 from itembank.model import Item, ItemType, ShortFormat, Status
 from itembank.validate import check_item

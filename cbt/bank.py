@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cbt import uploads
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform import uploads
+from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank.errors import ItembankError, ProblemsError
 from itembank.formats.yaml_format import parse_text, serialise_item
@@ -261,7 +261,7 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
             "`cbt keys trust FILE.pub`, or an administrator trusts a key on the Signing keys page",
         )
     try:
-        # Read (verify, parse, check every item) off the event loop: see cbt.uploads.
+        # Read (verify, parse, check every item) off the event loop: see cbt.platform.uploads.
         release = await uploads.off_loop(uploads.load_release, source, uploads.raw_public_keys(trusted))
     except ItembankError as e:
         raise bank_error(e) from None

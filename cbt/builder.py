@@ -25,8 +25,8 @@ import asyncpg
 import yaml
 
 from cbt import assembly, exams
-from cbt.errors import Problem
-from cbt.inputs import whole
+from cbt.platform.errors import Problem
+from cbt.platform.inputs import whole
 
 LEVELS = (1, 2, 3, 4)
 ITEM_TYPES = exams.ITEM_TYPES

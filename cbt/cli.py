@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cbt.errors import NotFound, UserError
+from cbt.platform.errors import NotFound, UserError
 from cbt.roles import ORG_KINDS, ROLES
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from cbt.config import Settings
+    from cbt.platform.config import Settings
 
 # Every command imports what it uses when it runs: `cbt --help`, `cbt bank
 # validate` and the other commands that need no database must not pay for
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def _settings(args) -> Settings:
-    from cbt.config import load_settings
+    from cbt.platform.config import load_settings
 
     settings = load_settings()
     changes = {k: getattr(args, k) for k in ("host", "port", "workers") if getattr(args, k, None) is not None}
@@ -37,7 +37,7 @@ def with_database(
     """Run work(conn) against cbt's database, starting the embedded one if needed."""
     import asyncio
 
-    from cbt import db
+    from cbt.platform import db
 
     with db.database(settings, exclusive=False) as dsn:
 
@@ -61,9 +61,9 @@ def _workers(settings: Settings) -> int:
 
 
 def cmd_serve(args) -> int:
-    from cbt import db
-    from cbt.config import ensure_secret_key
-    from cbt.server import serve
+    from cbt.platform import db
+    from cbt.platform.config import ensure_secret_key
+    from cbt.platform.server import serve
 
     settings = ensure_secret_key(_settings(args))
     with db.database(settings, exclusive=True) as dsn:
@@ -73,10 +73,10 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     import asyncio
 
-    from cbt import db
-    from cbt.config import ensure_secret_key
     from cbt.demo import seed_demo
-    from cbt.server import serve
+    from cbt.platform import db
+    from cbt.platform.config import ensure_secret_key
+    from cbt.platform.server import serve
 
     settings = ensure_secret_key(_settings(args))
     with db.database(settings, exclusive=True) as dsn:
@@ -91,7 +91,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_db_status(args) -> int:
-    from cbt import db
+    from cbt.platform import db
 
     async def work(conn) -> int:
         st = await db.schema_status(conn)
@@ -109,7 +109,7 @@ def cmd_db_status(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
-    from cbt import db
+    from cbt.platform import db
 
     async def work(conn) -> int:
         applied = await db.migrate(conn)
@@ -291,7 +291,8 @@ async def _import_org(conn, args) -> int | None:
 
 
 def cmd_bank_import(args) -> int:
-    from cbt import bank, uploads
+    from cbt import bank
+    from cbt.platform import uploads
     from itembank import seal
     from itembank.archive import ArchiveLimits
     from itembank.errors import ItembankError
@@ -338,7 +339,7 @@ def cmd_bank_import(args) -> int:
 def _read(path: Path, what: str, max_bytes: int | None = None) -> bytes:
     try:
         if max_bytes is not None and (size := path.stat().st_size) > max_bytes:  # before reading it all in
-            from cbt import uploads
+            from cbt.platform import uploads
             from itembank.limits import TooLarge, megabytes
 
             raise uploads.too_large(
@@ -460,8 +461,8 @@ def _workbook_translator():
     """The Vietnamese catalog's translator when CBT_LANG=vi asks for it, else None (English)."""
     if os.environ.get("CBT_LANG") != "vi":
         return None
-    from cbt.i18n import Catalogs
-    from cbt.templating import web_root
+    from cbt.platform.i18n import Catalogs
+    from cbt.platform.templating import web_root
 
     return Catalogs(web_root() / "i18n").translator("vi")
 
@@ -684,9 +685,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     _register_bank(sub)
     if argv[:1] == ["analyze"]:
-        from cbt import analyze
+        from cbt.analysis import csvfile
 
-        analyze.register(sub)
+        csvfile.register(sub)
     else:
         sub.add_parser("analyze", help=ANALYZE_HELP)
 
@@ -807,10 +808,10 @@ def _register_bank(sub) -> None:
 # The errors a user can fix, by module: one line, exit 1. A module this
 # command never imported raised none of them.
 _USER_ERRORS = (
-    ("cbt.errors", "UserError"),
-    ("cbt.config", "ConfigError"),
-    ("cbt.db", "DatabaseError"),
-    ("cbt.server", "ServeError"),
+    ("cbt.platform.errors", "UserError"),
+    ("cbt.platform.config", "ConfigError"),
+    ("cbt.platform.db", "DatabaseError"),
+    ("cbt.platform.server", "ServeError"),
 )
 
 
@@ -823,7 +824,7 @@ def _users_to_fix(e: Exception) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     try:
-        from cbt.logs import setup_logging
+        from cbt.platform.logs import setup_logging
 
         settings_level = os.environ.get("CBT_LOG_LEVEL", "INFO").upper()
         setup_logging(settings_level if args.command in ("serve", "demo") else "WARNING")

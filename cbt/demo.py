@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from cbt import accounts, authoring, bank, db, releases
-from cbt.config import Settings
+from cbt import accounts, authoring, bank, releases
+from cbt.platform import db
+from cbt.platform.config import Settings
 from itembank import keys as itembank_keys
 from itembank import package
 from itembank.demo import BANK, write_demo_bank

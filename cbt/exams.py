@@ -44,7 +44,7 @@ import yaml
 
 from cbt import accounts, assembly, audit, bank, lockdown, times
 from cbt import subjects as subject_list
-from cbt.errors import Conflict, NotFound, Problem, UserError
+from cbt.platform.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
 
 EXAM_FIELDS = {
@@ -1020,9 +1020,9 @@ def exam_address(settings) -> str | None:
 def tickets_html(exam: asyncpg.Record, rows: list[dict], lang: str = "vi", address: str | None = None) -> str:
     """The printable ticket sheet (one page per room), outside any web request.
     `address`: the exam page's address to print on every slip (exam_address)."""
-    from cbt.i18n import Catalogs
+    from cbt.platform.i18n import Catalogs
+    from cbt.platform.templating import make_jinja, web_root
     from cbt.roster import tickets_by_room
-    from cbt.templating import make_jinja, web_root
 
     root = web_root()
     env = make_jinja(root)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from cbt import assembly, bank, scoring
-from cbt.errors import Conflict
 from cbt.exams import spec_from_json
+from cbt.platform.errors import Conflict
 from itembank.model import Item, ItemType
 
 # Locked as FOR NO KEY UPDATE, not FOR UPDATE: that would block the audit

@@ -39,7 +39,7 @@ from pathlib import Path
 import asyncpg
 
 from cbt import audit, receipts
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 from cbt.roster import safe_cell
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
@@ -116,7 +116,7 @@ ROW_WORDS = {
 
 
 def row_words(t) -> dict:
-    """ROW_WORDS from the catalogs, with t a cbt.i18n translator."""
+    """ROW_WORDS from the catalogs, with t a cbt.platform.i18n translator."""
     return {key: t("head.sheet." + key) for key in ROW_WORDS}
 
 

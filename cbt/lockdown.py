@@ -25,8 +25,9 @@ from http.cookies import SimpleCookie
 import asyncpg
 from aiohttp import hdrs, web
 
-from cbt import appkeys, seb
-from cbt.errors import Forbidden, Problem
+from cbt import seb
+from cbt.platform import appkeys
+from cbt.platform.errors import Forbidden, Problem
 
 DEVICE_COOKIE = "cbt_device"
 INTEGRITY_ACTIONS = ("count", "warn", "pause")

@@ -27,7 +27,7 @@ import asyncpg
 
 from cbt import audit, grading, scoring
 from cbt.accounts import Staff
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank.formats.yaml_format import parse_text
 from itembank.model import Item
 

@@ -9,7 +9,7 @@ import logging
 import asyncpg
 from aiohttp import web
 
-from cbt import appkeys
+from cbt.platform import appkeys
 
 
 async def notify(conn, exam_id: int) -> None:

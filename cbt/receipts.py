@@ -33,7 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from cbt import appkeys, audit, background
+from cbt import audit
+from cbt.platform import appkeys, background
 
 KEY_NAME = "receipt"
 VERSION = 2

@@ -24,9 +24,10 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cbt import bank, uploads
+from cbt import bank
 from cbt import subjects as subject_list
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform import uploads
+from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank import package
 from itembank.archive import MANIFEST, SIGNATURE, ArchiveLimits, MemoryFiles, ZipFiles
@@ -394,7 +395,7 @@ UPLOAD_ARCHIVE = ArchiveLimits(max_entries=20_000, max_entry_bytes=16 * 1024 * 1
 def read_signed_upload(upload: bytes) -> tuple[dict[str, str], bytes, bytes]:
     """(SHA-256 of each file, MANIFEST.json, MANIFEST.sig) of an uploaded signed release.
 
-    Runs in the reading process (cbt.uploads): only the hashes come back,
+    Runs in the reading process (cbt.platform.uploads): only the hashes come back,
     not what the files unpack to.
     """
     label = "uploaded release"

@@ -1,7 +1,7 @@
 """Results of an exam: the examinee x item matrix, the item analysis stored
 per item version per administration, and the gradebook export.
 
-No aiohttp here: the exam board's pages (cbt.board) and the CLI
+No aiohttp here: the exam board's pages (cbt.workspace.board) and the CLI
 (`cbt exam analyze`, `cbt exam results`) call these functions.
 
 The matrix is keyed by bank item (``bank_items.id``), not by the form's
@@ -29,7 +29,7 @@ import numpy as np
 
 from cbt import bank, exams, times
 from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
-from cbt.errors import Conflict
+from cbt.platform.errors import Conflict
 from cbt.roster import safe_cell
 from cbt.scoring import round_half_up
 
@@ -456,7 +456,7 @@ XLSX_WORDS = {
 
 
 def xlsx_words(t) -> dict:
-    """XLSX_WORDS from the catalogs, with t a cbt.i18n translator (the reader's language)."""
+    """XLSX_WORDS from the catalogs, with t a cbt.platform.i18n translator (the reader's language)."""
     return {key: t("results.xlsx." + key) for key in XLSX_WORDS}
 
 

@@ -76,7 +76,7 @@ from dataclasses import field as dataclass_field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 from itembank.archive import ArchiveLimits
 from itembank.errors import ItembankError
 from itembank.limits import TooLarge, megabytes
@@ -200,7 +200,7 @@ class RosterError(UserError):
         return self.message
 
     def __reduce__(self) -> tuple:
-        # Sent from the reading process (cbt.uploads) with the problems shown, not every one of a bad file:
+        # Sent from the reading process (cbt.platform.uploads) with the problems shown, not every one of a bad file:
         # the message and details already count them all.
         rebuild, (cls, state) = super().__reduce__()
         return rebuild, (cls, {**state, "problems": self.problems[:MAX_REPORTED]})

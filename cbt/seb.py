@@ -61,7 +61,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from cbt.errors import Problem
+from cbt.platform.errors import Problem
 
 MIME_TYPE = "application/seb"
 CONFIG_KEY_HEADER = "X-SafeExamBrowser-ConfigKeyHash"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform.errors import Conflict, NotFound, UserError
 from cbt.roster import sort_fold
 
 # The usual subjects of lower and upper secondary school (GDPT 2018), with the

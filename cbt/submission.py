@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import appkeys, audit, background, grading, receipts
+from cbt import audit, grading, receipts
+from cbt.platform import appkeys, background
 
 
 async def finalize(app: web.Application, conn, attempt_id: int, by: str) -> None:

@@ -56,7 +56,7 @@ class ItembankError(Exception):
 
     def __reduce__(self) -> tuple:
         # Pickled whole (code, message and any subclass's fields), so that an
-        # error raised in another process (cbt.uploads) arrives as it was.
+        # error raised in another process (cbt.platform.uploads) arrives as it was.
         return _rebuild, (type(self), self.__dict__)
 
 

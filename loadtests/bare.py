@@ -6,7 +6,7 @@ POST /bare with {"key": int, "changes": [...]} parses the JSON and does one upse
 nothing else: no authentication, no validation, no audit, no notification. It runs like
 `cbt serve`: W processes sharing the port with SO_REUSEPORT, on the same event loop (uvloop) and
 with the same JSON helpers (orjson), each with the same asyncpg pool as cbt's
-(cbt.db.create_pool), so the ratio of the two throughputs is what cbt's own work costs.
+(cbt.platform.db.create_pool), so the ratio of the two throughputs is what cbt's own work costs.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import signal
 import asyncpg
 from aiohttp import web
 
-from cbt import db
-from cbt.config import Settings
-from cbt.jsonio import json_body, json_bytes, read_json
-from cbt.server import event_loop
+from cbt.platform import db
+from cbt.platform.config import Settings
+from cbt.platform.jsonio import json_body, json_bytes, read_json
+from cbt.platform.server import event_loop
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 TABLE = """CREATE TABLE IF NOT EXISTS bare_saves (key bigint PRIMARY KEY, seq integer NOT NULL,

@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 import bench_delivery  # noqa: E402
 from throwaway_pg import throwaway_postgres  # noqa: E402
 
-from cbt import accounts, autosave, db  # noqa: E402
+from cbt import accounts  # noqa: E402
+from cbt.delivery import autosave  # noqa: E402
+from cbt.platform import db  # noqa: E402
 
 # The benchmark exam plus the two types it lacks (multiple choice, essay).
 EXAM = (

@@ -19,9 +19,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from cbt import accounts, db
-from cbt.app import create_app
-from cbt.config import Settings
+from cbt import accounts
+from cbt.platform import db
+from cbt.platform.app import create_app
+from cbt.platform.config import Settings
 
 # Before the first import from support/, so its helpers' failed asserts say
 # what they compared, as a test module's do.

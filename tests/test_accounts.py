@@ -10,7 +10,7 @@ import pytest
 from support.accounts import PASSWORD, csrf_of, login
 
 from cbt import accounts
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform.errors import Conflict, NotFound, UserError
 
 
 async def staff_of(conn, username):

@@ -7,7 +7,7 @@ import pytest
 from support.authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
 
 from cbt import accounts, authoring
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 from itembank.formats.yaml_format import parse_text, serialise_item
 from itembank.model import ItemType, Status
 from itembank.validate import check_item
@@ -468,7 +468,8 @@ async def test_the_migration_maps_typed_subjects_to_the_list_and_keeps_the_rest(
     where they name one (accents and case aside), so the "Toán" item reaches the "toan" reviewer."""
     import asyncpg
 
-    from cbt import db, subjects
+    from cbt import subjects
+    from cbt.platform import db
 
     every = db.migrations()
     monkeypatch.setattr(db, "migrations", lambda: [m for m in every if m.version < 18])

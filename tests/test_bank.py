@@ -8,7 +8,7 @@ from support.accounts import login
 from support.bank import trust
 
 from cbt import bank
-from cbt.errors import Conflict, NotFound, UserError
+from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as ik
 from itembank import package, seal
 from itembank.demo import BANK

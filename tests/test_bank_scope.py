@@ -10,8 +10,9 @@ import asyncpg
 import pytest
 from support.accounts import CSRF_RE, login
 
-from cbt import bank, db, exams, releases
-from cbt.errors import Conflict, NotFound, UserError
+from cbt import bank, exams, releases
+from cbt.platform import db
+from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as ik
 from itembank import package
 from itembank.demo import GRAPH, essay, graph_svg, single, truefalse4

@@ -9,7 +9,7 @@ import pytest
 from support.bank import SCHOOL
 
 from cbt import builder, exams
-from cbt.errors import NotFound, UserError
+from cbt.platform.errors import NotFound, UserError
 from cbt.roster import Candidate
 from itembank.demo import BANK
 

@@ -5,16 +5,16 @@ whoever submits (the student, the deadline sweep, a proctor) and whenever
 
 import ast
 import json
-from pathlib import Path
 
 import pytest
 from support.delivery import changes_of, correct_answers, started
+from support.paths import REPO
 from support.results import make_exam, sit_all
 
 from cbt import grading, marking, submission
-from cbt.errors import Conflict
+from cbt.platform.errors import Conflict
 
-CBT = Path(__file__).resolve().parent.parent / "cbt"
+CBT = REPO / "cbt"
 
 
 def _calls(tree: ast.AST, module: str, name: str) -> list[int]:

@@ -17,8 +17,9 @@ from support.accounts import login
 from support.audit import exam_id, flip, some_events, tamper
 from support.delivery import changes_of, correct_answers, started
 
-from cbt import appkeys, audit, heads, receipts, submission
-from cbt.errors import UserError
+from cbt import audit, heads, receipts, submission
+from cbt.platform import appkeys
+from cbt.platform.errors import UserError
 
 
 async def signed(conn, code="AUDIT-T") -> heads.SignedHead:
@@ -374,7 +375,7 @@ async def test_command_line_head_and_verify(dsn, conn, exam, tmp_path):
 async def test_a_receipts_lookups_read_by_key_while_the_tables_are_tiny(conn, exam, module, statement, indexes):
     """Every submission runs these; the pool keeps the generic plan made when
     an exam's tables hold a few rows (see test_delivery)."""
-    from cbt import db
+    from cbt.platform import db
 
     plan = "\n".join(await db.generic_plan(conn, getattr(module, statement)))
     assert "Seq Scan" not in plan, plan

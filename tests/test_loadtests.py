@@ -83,7 +83,7 @@ def test_the_server_logs_errors_are_found(tmp_path):
     log = tmp_path / "server.log"
     log.write_text(
         "cbt is serving on http://127.0.0.1:1/ with 2 worker(s); Ctrl-C stops it\n"
-        '{"level": "warning", "logger": "cbt.server", "msg": "worker 7 exited (-9); starting another"}\n'
+        '{"level": "warning", "logger": "cbt.platform.server", "msg": "worker 7 exited (-9); starting another"}\n'
         '{"level": "error", "logger": "asyncio", "msg": "an error occurred during closing"}\n'
         'Traceback (most recent call last):\n  File "x.py", line 1\n'
     )

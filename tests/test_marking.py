@@ -10,7 +10,7 @@ from support.delivery import STUDENTS, changes_of, correct_answers, exam_yaml, s
 from support.results import essay_pk, make_exam, sit_all
 
 from cbt import accounts, audit, exams, marking, results
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 
 
 async def staff_member(conn, username: str) -> accounts.Staff:

@@ -16,7 +16,7 @@ from support.audit import flip
 from support.delivery import started
 
 from cbt import receipts
-from cbt.app import create_app
+from cbt.platform.app import create_app
 from cbt.receipts import ReceiptError
 
 RESPONSES = hashlib.sha256(b"the final responses").hexdigest()

@@ -256,7 +256,7 @@ async def test_another_schools_release_is_not_found(client, conn, staff, aiohttp
     release_id = await built(client, pks)
     html = await (await client.get("/workspace/releases")).text()
     assert "HS-B1@1" not in html
-    from cbt.app import create_app
+    from cbt.platform.app import create_app
 
     other = await aiohttp_client(create_app(settings))
     await login(other, "b-teacher")

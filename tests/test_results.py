@@ -16,7 +16,7 @@ from support.results import MORE, make_exam, sit_all
 
 from cbt import results
 from cbt.analysis import analyze_matrix
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 from itembank.formats.yaml_format import parse_text
 
 

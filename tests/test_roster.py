@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cbt import roster
-from cbt.errors import UserError
+from cbt.platform.errors import UserError
 from cbt.roster import (
     MAX_ROWS,
     TICKET_ALPHABET,
@@ -673,8 +673,8 @@ def test_blank_lines_before_the_header_do_not_hide_the_separator():
 
 
 def test_printed_tickets_say_where_to_sit_the_exam():
-    from cbt.config import Settings
     from cbt.exams import exam_address, tickets_html
+    from cbt.platform.config import Settings
 
     assert exam_address(Settings(public_url="https://thi.truong.edu.vn")) == "https://thi.truong.edu.vn/exam"
     assert exam_address(Settings(host="192.168.1.10", port=8080)) == "http://192.168.1.10:8080/exam"

@@ -20,7 +20,7 @@ from support.accounts import login
 from support.delivery import sign_in
 
 from cbt import seb
-from cbt.app import create_app
+from cbt.platform.app import create_app
 
 # printf 'ck' | sha256sum ; printf 'bek' | sha256sum
 CK = "d93beca6efd0421b314c081066064ac0e371b306f715cc0935b2879e249ba9df"

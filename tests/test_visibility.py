@@ -6,6 +6,7 @@ unknown_exam) and change nothing; a role the route is not for is refused
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from support.accounts import PASSWORD, login
 from support.results import make_exam
 
-from cbt import accounts, routes
-from cbt.auth import PUBLIC, STAFF
+from cbt import accounts
+from cbt.platform import routes
+from cbt.platform.auth import PUBLIC, STAFF
 
 EXAM_ROUTES = [r for r in routes.ROUTES if "{code}" in r.path and r.access is not PUBLIC]
 # Routes that take JSON get a well-formed body, so that what is refused is the exam, not the body.
@@ -112,12 +114,11 @@ async def test_an_exam_is_its_schools_and_its_departments_and_nobody_elses(clien
 def test_staff_pages_find_an_exam_only_through_the_one_rule():
     # An exam looked up by its code in a staff page's own SQL would be a second
     # visibility rule, free to drift from exams.visible_exam.
-    cbt = Path(routes.__file__).parent
     by_code = re.compile(r"FROM exams\b[^\"']*?\bcode\s*=\s*\$\d", re.S)
     staff_modules = {r.handler.__module__ for r in routes.ROUTES if r.access is not PUBLIC}
     offenders = [
         m
         for m in sorted(staff_modules)
-        if by_code.search((cbt / (m.split(".")[-1] + ".py")).read_text(encoding="utf-8"))
+        if by_code.search(Path(importlib.import_module(m).__file__).read_text(encoding="utf-8"))
     ]
     assert offenders == []

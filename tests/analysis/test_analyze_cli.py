@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from cbt import analyze
-from cbt.analysis import OMITTED, analyze_matrix
+from cbt.analysis import OMITTED, analyze_matrix, csvfile
 
 DATASETS = Path(__file__).parents[1] / "data"
 REPO = Path(__file__).parents[2]
@@ -24,7 +23,7 @@ def need(name: str) -> Path:
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = analyze.main([str(a) for a in argv])
+    code = csvfile.main([str(a) for a in argv])
     return code, capsys.readouterr().err
 
 
@@ -325,7 +324,7 @@ def test_unwritable_output_is_one_line(tmp_path, capsys):
 def test_real_process_prints_no_traceback(tmp_path):
     responses = write(tmp_path / "r.csv", "Q1,Q2\n1,zz\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "cbt.analyze", str(responses), "--json", str(tmp_path / "o.json")],
+        [sys.executable, "-m", "cbt.analysis.csvfile", str(responses), "--json", str(tmp_path / "o.json")],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -3,7 +3,7 @@
 import pytest
 
 from cbt import bank, exams
-from cbt.app import create_app
+from cbt.platform.app import create_app
 from support.accounts import csrf_of, login
 from support.bank import trust
 from support.delivery import STUDENTS, exam_yaml
