@@ -13,8 +13,7 @@ import urllib.request
 import pytest
 from support.accounts import CSRF_RE, PASSWORD
 from support.bank import trust
-from support.browser import SCREENSHOTS, chromium_page, live_server, require_chromium
-from support.cli import free_port
+from support.browser import SCREENSHOTS, chromium_page, on_live_server
 from support.delivery import NOW, STUDENTS, exam_yaml
 
 from cbt import bank, exams
@@ -102,13 +101,7 @@ def sit(base: str, ticket: str) -> dict:
 
 
 async def test_whole_sitting_in_chromium(conn, dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return sit(base, exam["0000000001"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, sit, exam["0000000001"])
     assert out["problems"] == [], out["problems"]
     attempt = await conn.fetchrow("SELECT * FROM attempts")
     assert attempt["status"] == "submitted" and attempt["submitted_by"] == "candidate"
@@ -154,13 +147,7 @@ def sit_until_time_is_up(base: str, ticket: str, dsn: str) -> dict:
 
 @pytest.mark.slow
 async def test_the_page_submits_by_itself_when_time_is_up(conn, dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return sit_until_time_is_up(base, exam["0000000002"], dsn)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, sit_until_time_is_up, exam["0000000002"], dsn)
     assert out["problems"] == [], out["problems"]
     attempt = await conn.fetchrow("SELECT status, submitted_at, deadline, receipt FROM attempts")
     assert attempt["status"] == "submitted" and attempt["receipt"] == out["receipt"]
@@ -198,13 +185,7 @@ def sit_by_keyboard(base: str, ticket: str) -> dict:
 
 
 async def test_the_exam_is_usable_by_keyboard_alone(dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return sit_by_keyboard(base, exam["0000000003"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, sit_by_keyboard, exam["0000000003"])
     assert out["problems"] == []
     assert out["focused"] in ("radio", "checkbox", "text")
     assert out["answered"] == 1
@@ -226,13 +207,7 @@ def open_twice(base: str, ticket: str) -> list:
 
 
 async def test_a_second_tab_of_the_same_attempt_is_reported(conn, dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return open_twice(base, exam["0000000001"])
-
-    problems = await asyncio.to_thread(run)
+    problems = await on_live_server(dsn, open_twice, exam["0000000001"])
     assert problems == []
     kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM integrity_events")]
     assert "second_tab" in kinds
@@ -326,13 +301,7 @@ def sit_through_refusals(base: str, ticket: str, dsn: str) -> dict:
 
 
 async def test_the_page_gets_past_what_the_server_refuses(conn, dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port(), CBT_TICKET_MAX_PER_IP="3") as base:
-            return sit_through_refusals(base, exam["0000000001"], dsn)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, sit_through_refusals, exam["0000000001"], dsn, CBT_TICKET_MAX_PER_IP="3")
     assert out["problems"] == [], out["problems"]
     assert "cán bộ coi thi mở khoá" in out["locked_message"] and "15 phút" in out["locked_message"]
     attempt = await conn.fetchrow("SELECT id, layout, device_hash FROM attempts")
@@ -487,13 +456,7 @@ def sit_through_a_pause(base: str, ticket: str, dsn: str) -> dict:
 
 @pytest.mark.slow
 async def test_a_paused_page_stops_its_clock_and_never_says_submitted(conn, dsn, staff, locked_exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return sit_through_a_pause(base, locked_exam["0000000001"], dsn)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, sit_through_a_pause, locked_exam["0000000001"], dsn)
     assert out["screen_while_paused"] == "exam" and out["status_while_paused"] == "in_progress", out
     assert out["still"] == out["frozen"] and seconds(out["frozen"]) > 0, out
     assert out["problems"] == [], out["problems"]
@@ -568,13 +531,7 @@ def answer_ten_by_keyboard(base: str, ticket: str, dsn: str) -> dict:
 
 @pytest.mark.slow
 async def test_ten_answers_by_keyboard_a_reload_and_a_language_switch_report_nothing(conn, dsn, lab_exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return answer_ten_by_keyboard(base, lab_exam["0000000001"], dsn)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, answer_ten_by_keyboard, lab_exam["0000000001"], dsn)
     assert out["quiet"] == []  # Tab past the last control, a reload, the language switch: nobody left
     assert out["left"] == 0  # focus stayed in the page at every Tab
     assert out["problems"] == [], out["problems"]
@@ -599,13 +556,7 @@ def find_the_way_in(base: str, ticket: str) -> dict:
 
 
 async def test_students_find_their_way_in_from_the_front_page(dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return find_the_way_in(base, exam["0000000001"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, find_the_way_in, exam["0000000001"])
     assert out == {"problems": [], "focused": "ticket", "name": "Nguyễn Văn An"}
 
 
@@ -629,13 +580,7 @@ def open_on_a_second_computer(base: str, ticket: str) -> dict:
 
 
 async def test_the_second_computer_screen_says_whose_exam_it_is(dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return open_on_a_second_computer(base, exam["0000000002"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, open_on_a_second_computer, exam["0000000002"])
     assert out["problems"] == [], out["problems"]
     assert out["screen"] == "confirm" and "máy khác" in out["error"]
     assert out["facts"] == {
@@ -674,13 +619,7 @@ def reload_and_drop_the_network(base: str, ticket: str) -> dict:
 
 @pytest.mark.slow
 async def test_a_reload_comes_back_to_the_question_and_offline_is_said_as_it_is(conn, dsn, exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return reload_and_drop_the_network(base, exam["0000000003"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, reload_and_drop_the_network, exam["0000000003"])
     assert out["problems"] == [], out["problems"]
     assert out["after_reload"] == "3"
     assert out["offline_text"] == out["still_offline_text"] == "Chưa lưu được, sẽ gửi lại khi có mạng"
@@ -736,13 +675,7 @@ def read_a_lab_screen(base: str, ticket: str) -> dict:
 
 
 async def test_a_lab_screen_reads_minus_signs_fractions_and_takes_whole_rows(dsn, lab_exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return read_a_lab_screen(base, lab_exam["0000000002"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, read_a_lab_screen, lab_exam["0000000002"])
     assert out["problems"] == [], out["problems"]
     # (−∞; 2): the minus is unary, set against the symbols on both sides, not spaced as a binary operator.
     interval = out["interval"]
@@ -775,13 +708,11 @@ def read_points(base: str, ticket: str, lang: str) -> dict:
 
 async def test_points_and_scores_are_written_in_the_readers_way(dsn, exam):
     """0,25 điểm in Vietnamese, 0.25 points in English: the page writes numbers as the templates do."""
-    require_chromium()
 
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return read_points(base, exam["0000000001"], "vi"), read_points(base, exam["0000000002"], "en")
+    def both(base):
+        return read_points(base, exam["0000000001"], "vi"), read_points(base, exam["0000000002"], "en")
 
-    vi, en = await asyncio.to_thread(run)
+    vi, en = await on_live_server(dsn, both)
     assert vi["problems"] == [] and en["problems"] == []
     assert any(t.endswith("· 0,25 điểm") for t in vi["titles"]), vi["titles"]
     assert not any("." in t.split("·")[-1] for t in vi["titles"])
@@ -841,13 +772,7 @@ def answer_while_the_section_ends_offline(base: str, ticket: str, dsn: str) -> d
 
 
 async def test_an_answer_to_a_section_that_ended_offline_is_withdrawn_and_the_rest_saved(conn, dsn, timed_exam):
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return answer_while_the_section_ends_offline(base, timed_exam["0000000001"], dsn)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, answer_while_the_section_ends_offline, timed_exam["0000000001"], dsn)
     assert out["problems"] == [], out["problems"]
     assert "2" in out["refused"], out["refused"]  # question 2, written after Part I ended, is named
     assert out["journal"] == [0]  # everything acknowledged, the withdrawal included

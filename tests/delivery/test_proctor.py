@@ -392,16 +392,9 @@ def watch_a_student(base: str, ticket: str) -> dict:
 
 @pytest.mark.slow
 async def test_proctor_console_follows_a_live_student_in_chromium(staff, dsn, locked_exam):
-    from support.browser import live_server, require_chromium
-    from support.cli import free_port
+    from support.browser import on_live_server
 
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return watch_a_student(base, locked_exam["0000000001"])
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, watch_a_student, locked_exam["0000000001"])
     assert out["problems"] == [] and out["paused"] is True
     assert sorted(out["integrity"].split(", ")) == ["dán: 1 lần", "rời trang thi: 1 lần", "sang cửa sổ khác: 2 lần"]
 
@@ -462,18 +455,12 @@ def tokyo_clock(base: str) -> dict:
 async def test_the_console_says_when_it_was_updated_in_the_exams_zone_in_chromium(staff, dsn, conn, locked_exam):
     from zoneinfo import ZoneInfo
 
-    from support.browser import live_server, require_chromium
-    from support.cli import free_port
+    from support.browser import on_live_server
 
-    require_chromium()
     await conn.execute("UPDATE exams SET time_zone = 'Asia/Tokyo' WHERE code = 'LOCK-T'")
     opens = await conn.fetchval("SELECT opens_at FROM exams WHERE code = 'LOCK-T'")
 
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return tokyo_clock(base)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, tokyo_clock)
     assert out["problems"] == []
     assert f"{opens.astimezone(ZoneInfo('Asia/Tokyo')):%H:%M %d/%m/%Y} (GMT+9)" in out["listed"]
     # Tokyo's hour, labelled; not the browser's (New York) nor UTC.
@@ -534,17 +521,10 @@ def run_the_room(base: str, ticket: str) -> dict:
 
 @pytest.mark.slow
 async def test_the_console_admits_visibly_counts_down_and_names_who_in_chromium(staff, dsn, locked_exam):
-    from support.browser import live_server, require_chromium
-    from support.cli import free_port
-
-    require_chromium()
-
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return run_the_room(base, locked_exam["0000000001"])
+    from support.browser import on_live_server
 
     now = dt.datetime.now(dt.UTC)
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, run_the_room, locked_exam["0000000001"])
     assert out["problems"] == []
     assert out["admit_buttons"] == 1 and out["room_buttons"] == 1 and out["pause_buttons"] == 1
     # Until 15 minutes from now, in the exam's zone (the server's: GMT+7).

@@ -193,3 +193,51 @@ def test_no_test_module_imports_another():
         str(p.relative_to(TESTS)): names for p in sorted(TESTS.rglob("*.py")) if (names := imports_of_test_modules(p))
     }
     assert found == {}
+
+
+def _package_of(name: str) -> str:
+    """cbt.workspace.exams -> workspace; cbt.exams -> domain; itembank.x -> itembank."""
+    parts = name.split(".")
+    if parts[0] != "cbt":
+        return parts[0]
+    if len(parts) > 2 and parts[1] in {"analysis", "delivery", "platform", "workspace"}:
+        return parts[1]
+    return "entry" if parts[-1] in {"cli", "demo", "__main__"} else "domain"
+
+
+def test_handlers_stand_on_the_domain_and_the_platform_never_on_each_other():
+    # What the README's Layout promises: the exam day's handlers (delivery/) and
+    # the staff pages (workspace/) share code only through the domain modules
+    # and platform/; no domain module reaches up into a handler package; and of
+    # platform/ only the two modules that assemble the application (app, routes)
+    # know the handlers.
+    known = module_names()
+    allowed = {
+        "domain": {"domain", "analysis", "platform", "itembank"},
+        "analysis": {"analysis", "platform", "domain"},
+        "delivery": {"delivery", "domain", "analysis", "platform", "itembank"},
+        "workspace": {"workspace", "domain", "analysis", "platform", "itembank"},
+        "platform": {"platform", "domain", "analysis", "itembank"},
+    }
+    assemblers = {"cbt.platform.app", "cbt.platform.routes"}
+    offenders = sorted(
+        f"{name} -> {dep}"
+        for name, path in known.items()
+        if name.startswith("cbt.") and name not in assemblers and _package_of(name) in allowed
+        for dep in imports_of(name, path, known)
+        if _package_of(dep) not in allowed[_package_of(name)]
+    )
+    assert offenders == []
+
+
+def test_the_numbers_of_the_analysis_need_only_numpy():
+    # `cbt analyze` and the benchmarks run the statistics without a server:
+    # ctt, irt, dif and report import nothing of cbt outside cbt.analysis.
+    known = module_names()
+    numeric = [n for n in known if n.startswith("cbt.analysis.") and n.split(".")[-1] not in {"render", "csvfile"}]
+    assert "cbt.analysis.ctt" in numeric
+    offenders = {
+        name: sorted(d for d in imports_of(name, known[name], known) if not d.startswith("cbt.analysis"))
+        for name in numeric
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from support.cli import free_port
 from support.paths import REPO
 
 # Screenshots of the pages under test, for a person to look at after a run.
@@ -88,3 +90,17 @@ def chromium_page(viewport=(1366, 768), **context_options):
             yield page, problems
         finally:
             browser.close()
+
+
+async def on_live_server(dsn: str, scenario, *args, **server_env):
+    """scenario(base, *args) in a thread, against a fresh `cbt serve` on dsn
+    (server_env: extra CBT_* settings); skipped where Chromium cannot run.
+    The scenario drives Chromium synchronously (Playwright's sync API), so
+    it runs beside the test's event loop, not on it."""
+    require_chromium()
+
+    def run():
+        with live_server(dsn, free_port(), **server_env) as base:
+            return scenario(base, *args)
+
+    return await asyncio.to_thread(run)

@@ -2,7 +2,6 @@
 who wrote them, totals become final, results and downloads follow; bad
 marks, other schools and other roles are refused."""
 
-import asyncio
 import csv
 import datetime as dt
 import io
@@ -281,17 +280,11 @@ def mark_and_download(base: str, pk: int, downloads) -> dict:
 
 
 async def test_teacher_marks_and_downloads_in_chromium(staff, dsn, conn, sat_exam, tmp_path):
-    from support.browser import live_server, require_chromium
-    from support.cli import free_port
+    from support.browser import on_live_server
 
-    require_chromium()
     pk = await essay_pk(conn)
 
-    def run():
-        with live_server(dsn, free_port()) as base:
-            return mark_and_download(base, pk, tmp_path)
-
-    out = await asyncio.to_thread(run)
+    out = await on_live_server(dsn, mark_and_download, pk, tmp_path)
     assert out["problems"] == [] and out["hidden"] and out["fits"] and out["focus"]
     assert out["rows"] == 2
     mark = await conn.fetchrow("SELECT points, comment FROM essay_marks")
