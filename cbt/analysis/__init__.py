@@ -3,6 +3,7 @@
 - :mod:`cbt.analysis.ctt`: classical statistics, reliability, distractors, flags
 - :mod:`cbt.analysis.irt`: Rasch and 2PL by marginal maximum likelihood, EAP
 - :mod:`cbt.analysis.dif`: Mantel-Haenszel DIF with ETS A/B/C classes
+- :mod:`cbt.analysis.testlets`: item sets (passages): per-set statistics, testlet alpha
 - :func:`analyze_matrix`: all of it as the JSON-shaped report that
   ``cbt analyze`` writes and the exam board's pages show
 

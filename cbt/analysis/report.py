@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-from cbt.analysis import ctt, dif, irt
+from cbt.analysis import ctt, dif, irt, testlets
+
+TESTLET_NOTE = (
+    "children of one passage are not independent; alpha on sets as testlets "
+    "(each set summed into one unit) is the safer estimate"
+)
 
 
 class AnalysisInputError(ValueError):
-    """The arrays cannot be analysed as asked; the message says why."""
+    """The arrays cannot be analysed as asked; the message says why and
+    ``code`` names the kind of problem for scripts ("analysis_input" unless
+    a raise site says otherwise)."""
+
+    def __init__(self, message: str, code: str = "analysis_input"):
+        super().__init__(message)
+        self.code = code
 
 
 def _num(x) -> float | None:
@@ -44,6 +56,7 @@ def analyze_matrix(
     thresholds: ctt.FlagThresholds | None = None,
     traces: bool = False,
     n_quad: int = irt.DEFAULT_QUADRATURE,
+    sets: Sequence[str | int | None] | None = None,
 ) -> dict:
     """Classical statistics, flags and optionally IRT and DIF, as a dict.
 
@@ -63,6 +76,9 @@ def analyze_matrix(
     thresholds: flag thresholds (ctt.FlagThresholds defaults).
     traces: add per item "trace" (score-group curves for charts; not part
         of the JSON file).
+    sets: [k] the item set (passage) of each item: a set id (text or whole
+        number), None for a standalone item -> adds "sets" (per set
+        statistics) and the testlet alpha to "test" (see testlets).
 
     Raises AnalysisInputError when the inputs do not fit together.
     """
@@ -109,6 +125,7 @@ def analyze_matrix(
     ids = [str(j + 1) for j in range(k)] if item_ids is None else [str(i) for i in item_ids]
     if len(ids) != k:
         raise AnalysisInputError(f"{len(ids)} item ids for {k} items")
+    set_index, set_ids = (None, []) if sets is None else _set_index(sets, ids)
 
     # Scores made from choices are right/wrong by construction: no check.
     cl = ctt.classical(s, mp, dichotomous=np.ones(k, bool) if choices is not None else None)
@@ -175,6 +192,9 @@ def analyze_matrix(
         item["flags"] = flags[j]
         report["items"].append(item)
 
+    if set_index is not None:
+        report["sets"], testlet = _sets_section(s, mp, set_index, set_ids, ids, totals, summary.sd)
+        report["test"].update(testlet)
     if irt_model is not None:
         report["irt"] = _irt_section(s, mp, stats, ids, examinee_ids, irt_model, n_quad)
     if group is not None:
@@ -188,6 +208,73 @@ def analyze_matrix(
             for j, item in enumerate(report["items"]):
                 item["trace"]["options"] = {labels[j][o]: [_num(x) for x in share[j, o]] for o in range(int(n_opt[j]))}
     return report
+
+
+def _set_index(sets, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The set index per item ([k] int, testlets.STANDALONE for None) and
+    the sets' ids in order of first appearance, or AnalysisInputError."""
+    k = len(ids)
+    how = "give one set id per item (a text or whole number; None for an item in no set)"
+    if isinstance(sets, str | bytes) or not isinstance(sets, Sequence | np.ndarray):
+        raise AnalysisInputError(f"sets must be a list: {how}", "bad_sets")
+    if isinstance(sets, np.ndarray) and sets.ndim != 1:
+        raise AnalysisInputError(f"sets has shape {sets.shape}: {how}", "bad_sets")
+    if len(sets) != k:
+        raise AnalysisInputError(f"sets has {len(sets)} entries for {k} items: {how}", "bad_sets")
+    index = np.full(k, testlets.STANDALONE, dtype=np.int64)
+    order: dict[str, int] = {}
+    spelt: dict[str, object] = {}
+    for j, raw in enumerate(sets):
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str | numbers.Integral):
+            raise AnalysisInputError(f"item {ids[j]}: set id {raw!r} is not a text or whole number; {how}", "bad_sets")
+        if isinstance(raw, numbers.Integral) and raw < 0:
+            # testlets' index arrays mark a standalone item -1; taken here as
+            # an id, it would quietly make the standalone items one set.
+            raise AnalysisInputError(
+                f"item {ids[j]}: set id {raw} is negative; use None for an item in no set", "bad_sets"
+            )
+        name = str(raw)
+        if not name.strip():
+            raise AnalysisInputError(f"item {ids[j]}: empty set id; use None for an item in no set", "bad_sets")
+        if name in spelt and spelt[name] != raw:
+            raise AnalysisInputError(
+                f"set ids {spelt[name]!r} and {raw!r} both read {name!r} in the report; spell each set one way",
+                "bad_sets",
+            )
+        spelt[name] = raw
+        index[j] = order.setdefault(name, len(order))
+    return index, list(order)
+
+
+def _sets_section(s, mp, set_index, set_ids, ids, totals, sd) -> tuple[list[dict], dict]:
+    """Per set statistics, and the testlet alpha's keys for "test"."""
+    per_set, rel = testlets.analyze_sets(s, mp, set_index, totals)
+    testlet = {
+        "testlet_alpha": _num(rel.alpha),
+        "testlet_units": rel.units,
+        "testlet_sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
+        "testlet_note": TESTLET_NOTE,
+    }
+    children = testlets.set_children(set_index)
+    per_set_rows = [
+        {
+            "id": set_ids[j],
+            "items": [ids[c] for c in children[j]],
+            "children": int(per_set.children[j]),
+            "max_points": float(per_set.max_points[j]),
+            "n": int(per_set.n[j]),
+            "n_partial": int(per_set.n_partial[j]),
+            "mean": _num(per_set.mean[j]),
+            "p": _num(per_set.p[j]),
+            "sd": _num(per_set.sd[j]),
+            "r_rest": _num(per_set.r_rest[j]),
+            "alpha": _num(per_set.alpha[j]),
+        }
+        for j in range(len(set_ids))
+    ]
+    return per_set_rows, testlet
 
 
 def _irt_section(s, mp, stats, ids, examinee_ids, model, n_quad) -> dict:
