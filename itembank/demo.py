@@ -9,20 +9,32 @@ blueprint demos), every item type appears, and every key has been worked out
 by hand (the working is in each item's explanation). ``cbt demo`` signs it
 with a fresh key.
 
+``itembank/demo_bank_2025/`` is a second, smaller bank in the 2025 scheme
+(``levels: 2025``: Biết, Hiểu, Vận dụng): math items on two topics at the
+three levels, written by level id and by number, an option that stays in
+place ("Tất cả các ý trên"), and two item sets, an English reading passage
+with five questions and a physics data table with a truefalse4 and two
+short questions. `demo_2025` reads it (on first use) and
+`write_demo_bank_2025` copies it, as `write_demo_bank` does the first.
+
 The functions below build items the same way in code, for tests that need a
 release of their own.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from itembank.formats.yaml_format import parse_bank_bytes, parse_file
+from itembank.levels import LEGACY
 from itembank.model import (
     BankInfo,
     Item,
+    ItemSet,
     ItemType,
     Option,
     ShortKey,
@@ -31,6 +43,7 @@ from itembank.model import (
 )
 
 FOLDER = Path(__file__).resolve().parent / "demo_bank"
+FOLDER_2025 = Path(__file__).resolve().parent / "demo_bank_2025"
 GRAPH = "media/do-thi-bac-ba.svg"
 LETTERS = "ABCDEFGH"
 
@@ -98,22 +111,47 @@ def graph_svg() -> str:
     return (FOLDER / GRAPH).read_text(encoding="utf-8")
 
 
-def _load() -> tuple[BankInfo, tuple[Item, ...]]:
-    info, problems = parse_bank_bytes((FOLDER / "bank.yaml").read_bytes(), "bank.yaml")
-    items = []
-    for path in sorted((FOLDER / "items").glob("*.yaml")):
-        parsed = parse_file(path)
+@dataclass(frozen=True)
+class DemoBank:
+    """A demo bank as read from its files."""
+
+    info: BankInfo
+    items: tuple[Item, ...]  # every item, the sets' children among them
+    sets: tuple[ItemSet, ...]
+
+
+def _load(folder: Path) -> DemoBank:
+    info, problems = parse_bank_bytes((folder / "bank.yaml").read_bytes(), "bank.yaml")
+    levels = info.levels if info is not None else LEGACY
+    items: list[Item] = []
+    sets: list[ItemSet] = []
+    for path in sorted((folder / "items").glob("*.yaml")):
+        parsed = parse_file(path, levels=levels)
         problems += parsed.problems
         items += [s.item for s in parsed.items]
+        sets += [s.set for s in parsed.sets]
     if problems or info is None:  # the package's own files: a broken install
-        raise RuntimeError(f"the demo bank does not read: {problems}")
-    return info, tuple(items)
+        raise RuntimeError(f"the demo bank {folder.name} does not read: {problems}")
+    return DemoBank(info, tuple(items), tuple(sets))
 
 
-BANK, ITEMS = _load()
+_LEGACY_BANK = _load(FOLDER)
+BANK, ITEMS = _LEGACY_BANK.info, _LEGACY_BANK.items
+
+
+@functools.cache
+def demo_2025() -> DemoBank:
+    """The 2025 demo bank (levels Biết, Hiểu, Vận dụng; item sets), read once."""
+    return _load(FOLDER_2025)
 
 
 def write_demo_bank(folder: Path) -> int:
     """Write the demo release (unsigned) into `folder`; returns the item count."""
     shutil.copytree(FOLDER, folder, dirs_exist_ok=True)
     return len(ITEMS)
+
+
+def write_demo_bank_2025(folder: Path) -> int:
+    """Write the 2025 demo release (unsigned) into `folder`; returns the item count, sets' children included."""
+    shutil.copytree(FOLDER_2025, folder, dirs_exist_ok=True)
+    return len(demo_2025().items)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from itembank.levels import LEGACY, LevelScheme
+
 
 class ItemType(StrEnum):
     SINGLE = "single"  # one key among options (Vietnamese Part I)
@@ -57,6 +59,8 @@ class Option:
     id: str  # "A", "B" ... as written; the server sends per-form aliases instead
     text: str  # Markdown with $math$
     correct: bool
+    # Stays at its place when the options are shuffled: "Tất cả các ý trên" last.
+    fixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Item:
     type: ItemType
     subject: str
     topic: str
-    level: int  # 1 recall .. 4 high application (Nhận biết .. Vận dụng cao)
+    level: int  # 1-based position in the bank's level scheme (itembank.levels)
     points: Decimal
     lang: str  # "vi", "en" ...
     status: Status
@@ -93,6 +97,9 @@ class Item:
     shuffle: bool = True  # may the options (or statements) be shuffled?
     explanation: str | None = None  # never shown during an exam
     media: tuple[str, ...] = ()  # paths like "media/graph.png"
+    # The ItemSet this item is a child of; its subject, grade, lang, status
+    # and version are the set's.
+    set_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -102,6 +109,37 @@ class Item:
     @property
     def correct_option_ids(self) -> tuple[str, ...]:
         return tuple(option.id for option in self.options if option.correct)
+
+
+@dataclass(frozen=True)
+class ItemSet:
+    """Items sharing one stimulus (a reading passage, a data table), kept together.
+
+    The set is versioned and reviewed as one unit: its children are `Item`s
+    with ``set_id`` = this id and the set's subject, grade, lang, status and
+    version. `children` lists their ids in the order they are presented,
+    unless `shuffle` lets a form put them in another order among themselves.
+    """
+
+    id: str
+    version: int
+    subject: str
+    topic: str
+    lang: str
+    status: Status
+    stimulus: str  # Markdown with $math$ and media, as a stem
+    children: tuple[str, ...]  # child item ids, in order
+    grade: int | None = None
+    # The level children take when they give none; None when each gives its own.
+    level: int | None = None
+    shuffle: bool = False  # may a form shuffle the children among themselves?
+    media: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The identity of this set version, e.g. ``EN-READ-01@1``."""
+        return f"{self.id}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -118,3 +156,5 @@ class BankInfo:
     # What each topic code of the items is called, for people: {"ham-so": "Hàm số"}.
     # A topic the release does not name is shown by its code.
     topics: Mapping[str, str] | None = None
+    # The cognitive levels the items are written at; absent from bank.yaml: the legacy four.
+    levels: LevelScheme = LEGACY

@@ -22,7 +22,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +42,11 @@ from itembank.archive import (
     open_release,
     write_atomic,
 )
-from itembank.errors import PackError, ReleaseInvalidError, SignError, VerifyError
+from itembank.errors import PackError, Problem, ReleaseInvalidError, SignError, VerifyError
 from itembank.keys import fingerprint
-from itembank.model import BankInfo, Item, Status
+from itembank.model import BankInfo, Item, ItemSet, Status
 from itembank.seal import seal, unseal  # noqa: F401  (part of this module's API)
-from itembank.validate import check_release
+from itembank.validate import ReleaseCheck, check_release
 
 FORMAT = "cbt-bank/1"
 # Zip entries get this fixed time and mode, so that packing the same folder
@@ -101,11 +101,12 @@ class Release:
     """A verified, validated release, ready for the server to store."""
 
     info: BankInfo
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # every item, the sets' children among them (with set_id)
     media: Mapping[str, bytes]  # "media/graph.png" -> bytes
     summary: VerifySummary
     manifest: bytes  # exact MANIFEST.json bytes, kept as proof
     signature: bytes  # raw 64-byte Ed25519 signature
+    sets: tuple[ItemSet, ...] = ()
 
 
 # ---------------------------------------------------------------- signing
@@ -120,17 +121,13 @@ def sign(folder: Path, private_key: Ed25519PrivateKey, now: datetime | None = No
     files = FolderFiles(folder)
     check = check_release(files)
     problems = list(check.problems)
-    for source in check.items:
-        if source.item.status != Status.APPROVED:
-            problems.append(
-                source.problem(
-                    "not-approved",
-                    f"item {source.item.id} version {source.item.version} is"
-                    f" {source.item.status}: only approved items may enter a release;"
-                    " approve it after review, or move it out of items/",
-                    "status",
-                )
-            )
+    problems += _unapproved(
+        check,
+        lambda what, status: (
+            f"{what} is {status}: only approved items may enter a release;"
+            " approve it after review, or move it out of items/"
+        ),
+    )
     if problems or check.info is None:
         raise SignError("invalid-release", f"{folder}: not signed: fix the problems listed above", problems)
     manifest = build_manifest(files, check.info, len(check.items), private_key, now)
@@ -209,11 +206,7 @@ def load_release(
     # for a release, not that it was made (or checked) by cbt's own sign.
     check = check_release(memory)
     problems = list(check.problems)
-    problems += [
-        s.problem("not-approved", f"item {s.item.key} is {s.item.status}, not approved", "status")
-        for s in check.items
-        if s.item.status != Status.APPROVED
-    ]
+    problems += _unapproved(check, lambda what, status: f"{what} is {status}, not approved")
     if problems or check.info is None:
         raise ReleaseInvalidError("invalid-release", f"{files.label}: signed, but its items have problems", problems)
     media = {name: data for name, data in memory.contents.items() if name.startswith("media/")}
@@ -224,7 +217,27 @@ def load_release(
         summary=_summary(manifest),
         manifest=manifest_bytes,
         signature=signature,
+        sets=tuple(source.set for source in check.sets),
     )
+
+
+def _unapproved(check: ReleaseCheck, message: Callable[[str, str], str]) -> list[Problem]:
+    """A not-approved problem for each item and set that is not approved.
+
+    A set's children have the set's status: the set is reported once, where
+    its status is written, rather than once for each child.
+    """
+    problems = [
+        s.problem("not-approved", message(f"item {s.item.id} version {s.item.version}", s.item.status), "status")
+        for s in check.items
+        if s.item.status != Status.APPROVED and s.item.set_id is None
+    ]
+    problems += [
+        s.problem("not-approved", message(f"set {s.set.id} version {s.set.version}", s.set.status), "status")
+        for s in check.sets
+        if s.set.status != Status.APPROVED
+    ]
+    return sorted(problems, key=lambda p: (p.file, p.line or 0))
 
 
 def _verify_files(

@@ -29,7 +29,7 @@ from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-from itembank.model import Item
+from itembank.model import Item, ItemSet
 
 MediaUrl = Callable[[str], str]
 """Turns a release path such as ``media/graph.png`` into the URL the page uses."""
@@ -152,6 +152,21 @@ def render_item(item: Item, media_url: MediaUrl | None = None) -> RenderedItem:
         statements=tuple((s.id, render_markdown(s.text, media_url, inline=True)) for s in item.statements),
         explanation=(render_markdown(item.explanation, media_url) if item.explanation is not None else None),
     )
+
+
+@dataclass(frozen=True)
+class RenderedSet:
+    """A set's own text as safe HTML; its children are rendered as items (`render_item`)."""
+
+    stimulus: Rendered
+
+    def all_parts(self) -> list[tuple[str, Rendered]]:
+        return [("stimulus", self.stimulus)]
+
+
+def render_set(item_set: ItemSet, media_url: MediaUrl | None = None) -> RenderedSet:
+    """A set's stimulus, rendered as a stem is (Markdown, math, media)."""
+    return RenderedSet(stimulus=render_markdown(item_set.stimulus, media_url))
 
 
 def math_to_mathml(latex: str, *, display: bool = False) -> str:

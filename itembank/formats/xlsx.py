@@ -24,7 +24,9 @@ explanation      optional, never shown during an exam
 
 Each row is turned into the native YAML shape and read by the YAML parser,
 so spreadsheet and YAML items obey exactly the same rules; problems are then
-reported as ``row 7, column 'level': ...``.
+reported as ``row 7, column 'level': ...``. Item sets (a passage with its
+questions) do not fit one row: a row of type ``set`` is a problem saying to
+write the set in YAML.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from itembank.archive import ArchiveLimits, write_atomic
 from itembank.errors import ItembankError, Problem, XlsxError
 from itembank.formats import sheet
-from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item
+from itembank.formats.yaml_format import SET, dump_yaml, parse_text, serialise_item
+from itembank.levels import LEGACY, LevelScheme
 from itembank.limits import TooLarge, megabytes
 from itembank.model import Item, ItemType, Option, ShortFormat, ShortKey, Statement, Status
 from itembank.validate import check_items
@@ -101,8 +104,11 @@ _TRUE_WORDS = {"đ", "đúng", "t", "true", "yes", "y", "có", "1"}
 _FALSE_WORDS = {"s", "sai", "f", "false", "no", "n", "không", "0"}
 
 
-def read_xlsx(path: Path) -> list[Item]:
-    """The items of a spreadsheet; raises XlsxError listing every problem, TooLarge past a limit."""
+def read_xlsx(path: Path, *, levels: LevelScheme = LEGACY) -> list[Item]:
+    """The items of a spreadsheet; raises XlsxError listing every problem, TooLarge past a limit.
+
+    `levels` is the scheme of the bank the items are for (levels by id: ``hieu``).
+    """
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -113,10 +119,12 @@ def read_xlsx(path: Path) -> list[Item]:
             " split the items into several spreadsheets",
             megabytes(SHEET_LIMITS.max_bytes),
         )
-    return read_xlsx_bytes(path.read_bytes(), path.name, str(path))
+    return read_xlsx_bytes(path.read_bytes(), path.name, str(path), levels=levels)
 
 
-def read_xlsx_bytes(content: bytes, label: str, where: str | None = None) -> list[Item]:
+def read_xlsx_bytes(
+    content: bytes, label: str, where: str | None = None, *, levels: LevelScheme = LEGACY
+) -> list[Item]:
     """The items of a spreadsheet's bytes; problems name the file `label`, messages `where` (default: label)."""
     where = where or label
     try:
@@ -135,8 +143,20 @@ def read_xlsx_bytes(content: bytes, label: str, where: str | None = None) -> lis
         cells = {name: _cell(row[i]) for name, i in columns.items() if i < len(row)}
         if not any(cells.values()):
             continue  # blank row
+        if (cells.get("type") or "").strip().lower() == SET:
+            problems.append(
+                _problem(
+                    label,
+                    number,
+                    "type",
+                    "set-not-in-xlsx",
+                    "an item set (a passage or table with its questions) does not fit one row:"
+                    " write sets in YAML (cbt bank validate checks them), and keep the spreadsheet for lone items",
+                )
+            )
+            continue
         data, row_problems = _row_to_item_data(cells, label, number)
-        result = parse_text(dump_yaml(data), label)
+        result = parse_text(dump_yaml(data), label, levels=levels)
         # A cell already reported by the row reader would only echo here.
         reported = {p.column for p in row_problems} | {"statement a", "option A"}
         echoes = [_at_row(p, number) for p in result.problems]
@@ -148,16 +168,16 @@ def read_xlsx_bytes(content: bytes, label: str, where: str | None = None) -> lis
             # Every field of this item lives on the same row.
             lines = dict.fromkeys(source.field_lines, number)
             sources.append(type(source)(source.item, label, number, lines))
-    problems += [_at_row(p, p.line or 0) for p in check_items(sources, lambda _: True)]
+    problems += [_at_row(p, p.line or 0) for p in check_items(sources, lambda _: True, levels=levels)]
     problems.sort(key=lambda p: p.line or 0)
     if problems:
         raise XlsxError("invalid-rows", f"{where}: {len(problems)} problem(s)", problems)
     return [source.item for source in sources]
 
 
-def xlsx_to_yaml(path: Path, out_dir: Path, *, overwrite: bool = False) -> list[Path]:
+def xlsx_to_yaml(path: Path, out_dir: Path, *, overwrite: bool = False, levels: LevelScheme = LEGACY) -> list[Path]:
     """Write one YAML file per spreadsheet row into `out_dir`; all or nothing."""
-    items = read_xlsx(path)
+    items = read_xlsx(path, levels=levels)
     targets = [out_dir / _file_name(item) for item in items]
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
@@ -169,7 +189,17 @@ def xlsx_to_yaml(path: Path, out_dir: Path, *, overwrite: bool = False) -> list[
 
 
 def write_xlsx(path: Path, items: Iterable[Item]) -> None:
-    """A spreadsheet with one row per item, in the template's layout."""
+    """A spreadsheet with one row per item, in the template's layout.
+
+    The layout has no place for a set or a fixed option: an item that is a
+    set's child or has a fixed option is refused (ValueError) rather than
+    written without it.
+    """
+    items = list(items)
+    for item in items:
+        if item.set_id is not None or any(option.fixed for option in item.options):
+            what = f"is a child of set {item.set_id}" if item.set_id is not None else "has a fixed option"
+            raise ValueError(f"item {item.key} {what}, which a spreadsheet cannot hold: write it in YAML")
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = "items"

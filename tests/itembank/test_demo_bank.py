@@ -4,13 +4,20 @@ and with keys that are right (recomputed here numerically, independently)."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
+from fractions import Fraction
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from itembank import package
 from itembank.answers import check_short_answer
-from itembank.demo import ITEMS, write_demo_bank
+from itembank.archive import FolderFiles
+from itembank.demo import ITEMS, demo_2025, write_demo_bank, write_demo_bank_2025
 from itembank.formats.yaml_format import parse_file
+from itembank.levels import SCHEME_2025
 from itembank.model import ItemType, Status
-from itembank.validate import validate_path
+from itembank.validate import check_release, validate_path
 
 BY_ID = {item.id: item for item in ITEMS}
 
@@ -155,3 +162,106 @@ def test_multiple_keys_recomputed():
     assert keys("HS-11") == "ABD"
     assert keys("ML-11") == "ABC"
     assert keys("TP-11") == "BCD"
+
+
+# ---------------------------------------------------------------- the 2025 demo bank
+
+
+def test_the_2025_demo_bank_validates_clean_and_reads_back(tmp_path):
+    bank = demo_2025()
+    assert write_demo_bank_2025(tmp_path) == len(bank.items)
+    assert validate_path(tmp_path) == []
+    check = check_release(FolderFiles(tmp_path))
+    assert check.problems == [] and check.info == bank.info
+    assert [s.item for s in check.items] == list(bank.items)
+    assert [s.set for s in check.sets] == list(bank.sets)
+
+
+def test_the_2025_demo_bank_signs_and_verifies(tmp_path):
+    write_demo_bank_2025(tmp_path / "bank")
+    key = Ed25519PrivateKey.generate()
+    manifest = package.sign(tmp_path / "bank", key)
+    assert (manifest.name, manifest.item_count) == ("demo-2025", len(demo_2025().items))
+    summary = package.verify(tmp_path / "bank", [key.public_key()])
+    assert (summary.name, summary.version, summary.item_count) == ("demo-2025", "2025.1", 23)
+    assert package.load_release(tmp_path / "bank", [key.public_key()]).sets == demo_2025().sets
+
+
+def test_the_2025_demo_bank_covers_the_three_levels_sets_and_a_fixed_option():
+    bank = demo_2025()
+    assert bank.info.levels == SCHEME_2025
+    assert {item.status for item in bank.items} == {Status.APPROVED}
+    alone = [item for item in bank.items if item.set_id is None]
+    math_cells = Counter((item.topic, item.level) for item in alone if item.subject == "toan")
+    assert {topic for topic, _ in math_cells} == {"ham-so", "xac-suat"}
+    assert all(math_cells[(topic, level)] >= 2 for topic in ("ham-so", "xac-suat") for level in (1, 2, 3))
+    assert {item.level for item in bank.items if item.subject == "tieng-anh" and item.set_id is None} == {1, 2, 3}
+    children = {s.id: [i for i in bank.items if i.set_id == s.id] for s in bank.sets}
+    english = children["EN-DOC-01"]
+    assert 4 <= len(english) <= 5 and {c.type for c in english} == {ItemType.SINGLE}
+    assert {c.lang for c in english} == {"en"}
+    physics = children["VL-BANG-01"]
+    assert {ItemType.TRUEFALSE4, ItemType.SHORT} <= {c.type for c in physics}
+    assert [c.id for c in physics] == list(next(s for s in bank.sets if s.id == "VL-BANG-01").children)
+    fixed = [(item.id, o.text) for item in bank.items for o in item.options if o.fixed]
+    assert fixed == [("XS25-02", "Tất cả các ý trên.")]
+
+
+def test_the_2025_demo_bank_keys_recomputed():
+    bank = demo_2025()
+    by_id = {item.id: item for item in bank.items}
+
+    def short(item_id: str, value: float, places: int) -> bool:
+        return check_short_answer(f"{value:.{places}f}".replace(".", ","), by_id[item_id].answer)
+
+    def truths(item_id: str) -> list[bool]:
+        return [s.answer for s in by_id[item_id].statements]
+
+    # VL-BANG-01: the table in the stimulus, read back: pV is the same in every row.
+    stimulus = next(s for s in bank.sets if s.id == "VL-BANG-01").stimulus
+    rows = [
+        (float(v.replace(",", ".")), float(p))
+        for v, p in re.findall(r"\|\s*\d\s*\|\s*([\d,]+)\s*\|\s*(\d+)\s*\|", stimulus)
+    ]
+    assert len(rows) == 4
+    products = {v * p for v, p in rows}
+    assert products == {1200.0}
+    (v1, p1), (v4, p4) = rows[0], rows[-1]
+    on_a_line_through_the_origin = len({p / v for v, p in rows}) == 1
+    assert truths("VL-BANG-01-1") == [
+        True,
+        products == {1200.0},
+        v4 == v1 / 2 and p4 == 4 * p1,
+        on_a_line_through_the_origin,
+    ]
+    assert short("VL-BANG-01-2", 1200 / 4.0, 0)
+    assert short("VL-BANG-01-3", 1200 / (8.31 * 300), 2)
+    # HS25-05: the largest value of x^3 - 3x^2 + m on [1, 3] is m, so m = 5.
+    assert short("HS25-05", 5 - max(x**3 - 3 * x**2 for x in (1 + k / 1000 for k in range(2001))), 0)
+    # HS25-06: the least speed of v(t) = 3t^2 - 12t + 15.
+    assert short("HS25-06", min(3 * t * t - 12 * t + 15 for t in (k / 1000 for k in range(10_001))), 0)
+
+    def f(x: float) -> float:  # HS25-04
+        return x**3 - 3 * x
+
+    assert truths("HS25-04") == [True, f(-1) > f(-1.01) and f(-1) > f(-0.99), f(1) == -2, max(map(f, (0, 1, 2))) == 0]
+    # XS25-05: at least one blue marble among 3 of 5 red and 3 blue.
+    assert short("XS25-05", 1 - math.comb(5, 3) / math.comb(8, 3), 2)
+    # XS25-06: two shooters, 0.8 and 0.7, independent.
+    p, q = 0.8, 0.7
+    assert truths("XS25-06") == [
+        math.isclose(p * q, 0.56),
+        math.isclose((1 - p) * (1 - q), 0.06),
+        math.isclose(p * (1 - q) + (1 - p) * q, 0.38),
+        math.isclose(1 - (1 - p) * (1 - q), 0.96),
+    ]
+
+    # Part I keys.
+    def key(item_id: str) -> str:
+        [option] = [o for o in by_id[item_id].options if o.correct]
+        return option.text
+
+    red_pair = Fraction(math.comb(4, 2), math.comb(10, 2))
+    assert key("XS25-04") == f"$\\dfrac{{{red_pair.numerator}}}{{{red_pair.denominator}}}$"
+    assert key("XS25-01") == "$\\dfrac{1}{2}$" and key("XS25-03") == "$\\dfrac{1}{4}$"
+    assert key("HS25-01") == "$y' = 3x^2 - 3$"

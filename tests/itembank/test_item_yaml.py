@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from itembank.formats.yaml_format import (
     serialise_item,
     serialise_items,
 )
-from itembank.model import ItemType, ShortFormat, ShortKey
+from itembank.model import ItemType, Option, ShortFormat, ShortKey
 
 
 @pytest.mark.parametrize("kind", list(ItemType))
@@ -192,3 +193,70 @@ def test_bad_topic_names_say_what_to_fix(topics, code):
     info, problems = parse_bank_info(f"format: cbt-bank/1\nname: a\nversion: '1'\n{topics}\n", "bank.yaml")
     assert info is None and [p.code for p in problems] == [code]
     assert all("topics" in p.message for p in problems)
+
+
+# ---------------------------------------------------------------- fixed options
+
+
+def test_an_option_may_be_fixed_and_that_round_trips():
+    text = yaml(
+        """
+        id: F-1
+        version: 1
+        type: single
+        subject: toan
+        topic: t
+        level: 1
+        points: 0.25
+        lang: vi
+        status: draft
+        stem: s
+        options:
+          A: x
+          B: {text: y}
+          C: {text: Tất cả các ý trên, fixed: true}
+          D: {text: z, fixed: no}
+        answer: C
+        """
+    )
+    result = parse_text(text, "f.yaml")
+    assert result.problems == []
+    [source] = result.items
+    options = source.item.options
+    assert [(o.id, o.text, o.fixed) for o in options] == [
+        ("A", "x", False),
+        ("B", "y", False),
+        ("C", "Tất cả các ý trên", True),
+        ("D", "z", False),
+    ]
+    assert options[2].correct and source.line_of("options.C") == 14
+    written = serialise_item(source.item)
+    # Only the fixed option is written as a mapping; the others as before.
+    assert "  A: x\n  B: y\n  C:\n    text: Tất cả các ý trên\n    fixed: true\n  D: z\n" in written
+    assert [s.item for s in parse_text(written, "again.yaml").items] == [source.item]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_items_with_fixed_options_round_trip(data):
+    item = data.draw(items(ItemType.SINGLE) | items(ItemType.MULTIPLE))
+    flags = data.draw(st.lists(st.booleans(), min_size=len(item.options), max_size=len(item.options)))
+    options = tuple(Option(o.id, o.text, o.correct, f) for o, f in zip(item.options, flags, strict=True))
+    fixed = dataclasses.replace(item, options=options)
+    result = parse_text(serialise_item(fixed), "f.yaml")
+    assert [s.item for s in result.items] == [fixed]
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "line"),
+    [
+        ("  A: {fixed: true}\n  B: y\n", "missing-field", 12),
+        ("  A: {text: x, fixed: maybe}\n  B: y\n", "not-boolean", 12),
+        ("  A: {text: x, fixd: true}\n  B: y\n", "unknown-field", 12),
+    ],
+)
+def test_a_badly_written_fixed_option_says_where(options, code, line):
+    head = BASE.replace("type: short", "type: single").replace("answer: 0.50\n", "")
+    result = parse_text(head + "options:\n" + options + "answer: B\n", "f.yaml")
+    assert result.items == []
+    assert [(p.code, p.line) for p in result.problems] == [(code, line)]
