@@ -1,11 +1,15 @@
 """Drawing exam forms from a blueprint (the "ma trận đề").
 
 An exam's blueprint has sections; each section has rows ("cells") asking for
-``count`` items of one topic and level (and optionally one item type). A
-*form* is what one candidate sits: for every cell, ``count`` items drawn from
-the pool without replacement, items shuffled within each section, options
-shuffled within each item, and every option given a per-form *alias*, the
-only option id the browser ever sees.
+``count`` items of one topic and level (and optionally one item type), or
+``count`` item *sets* of one topic (a set row, ``type: set``). A set is one
+stimulus (a reading passage, a data table) shared by several child items,
+drawn whole and kept together in set order. A *form* is what one candidate
+sits: for every cell, ``count`` items (or sets) drawn from the pool without
+replacement, items and sets shuffled within each section, options shuffled
+within each item, and every option given a per-form *alias*, the only option
+id the browser ever sees. A row may be unscored (trial items): its items are
+delivered like the others and marked ``scored=False`` on the form.
 
 Everything here is pure and deterministic: the same blueprint, pool and seed
 give the identical form on any machine and any Python version, so the exam
@@ -27,21 +31,42 @@ and a number below ``n`` is the next word modulo ``n`` (the bias is below
 
 The algorithm, ``cbt-form/1`` (`FORM_FORMAT`), reads the words in this order:
 
-1. Draws. Rows naming a type, in blueprint order, then rows of any type, in
-   blueprint order. Rows of the same (topic, level, type) share one
+1. Draws. Item rows naming a type, in blueprint order, then item rows of any
+   type, in blueprint order. Rows of the same (topic, level, type) share one
    Fisher-Yates pass over that cell's items in pool order (topic, level,
    item_id, version): pick i reads one word w and takes position
    ``i + w mod (n - i)``. A row of any type passes over an item a typed row
-   already took, reading one more word.
-2. Sections, in order: the section's items shuffled by Fisher-Yates, last
-   position first, one word per position (unless ``shuffle_items`` is off).
-3. Items, in presented order: an item with n options reads n + 1 words, one
-   picking one of the n! orders (`itertools.permutations` order) and one
-   per alias (a rare repeated or clashing alias reads one more); then one
-   word for the statements' order if they are shuffled.
+   already took, reading one more word. Children of sets are never in these
+   cells.
+2. Set draws, after every item row: set rows naming a number of children, in
+   blueprint order, then set rows of any size, in blueprint order, exactly
+   as item rows are drawn, over the topic's sets in pool order (set_key):
+   rows of the same (topic, children) share one pass, and a row of any size
+   passes over a set a sized row already took, reading one more word.
+3. Sections, in order, each in three steps:
 
-If the algorithm ever changes it gets a new name; forms already served keep
-their stored JSON, and a test pins a digest so no change goes unnoticed.
+   a. the section's *units* shuffled by Fisher-Yates, last position first,
+      one word per position (unless ``shuffle_items`` is off). A standalone
+      item is a unit; a set is one unit, its children kept together;
+   b. the children of each set that allows it (``set_shuffle``), in
+      presented order, shuffled by Fisher-Yates as in (a) (only when
+      ``shuffle_items`` is on);
+   c. the section's items, in presented order: an item with n options reads
+      n + 1 words, one picking one of the n! orders (`itertools.permutations`
+      order) and one per alias (a rare repeated or clashing alias reads one
+      more); then one word for the statements' order if they are shuffled.
+      An item with *fixed* options reads the same n + 1 words, the first
+      picking one of the m! orders of its m movable options; fixed options
+      keep their index.
+
+Sets, set rows and fixed options extend cbt-form/1 compatibly: a blueprint
+and pool without them read exactly the words they always did (step 2 reads
+nothing; a section without sets has units = items; an item without fixed
+options is unchanged) and a form without sets or unscored rows has the same
+JSON, so forms served before re-derive bit for bit (the pinned digest test
+proves it). If the algorithm ever changes otherwise it gets a new name;
+forms already served keep their stored JSON, and a test pins a digest so no
+change goes unnoticed.
 
 Seeds
 -----
@@ -79,6 +104,9 @@ FORM_FORMAT = "cbt-form/1"
 MIN_SECRET_BYTES = 16
 """An exam secret shorter than this would let students guess the forms."""
 
+SET_ROW = "set"
+"""``BlueprintRow.type`` of a row that draws whole item sets."""
+
 # Aliases are six letters from 16 lowercase consonants: 16**6 = 16.7 million
 # possibilities, 24 random bits. No vowels, so an alias never spells a word
 # (nor a rude one); no b, c or d, so the usual option ids A-D never appear
@@ -105,7 +133,19 @@ class PoolItem:
 
     ``option_ids`` (single, multiple) and ``statement_ids`` (truefalse4) are
     the ids as written in the bank; ``shuffle`` is the item's own permission
-    to shuffle them. ``pk`` is the database key of this item version.
+    to shuffle them, and ``fixed_options`` the option ids that keep their
+    place when the others move ("Tất cả các ý trên" stays last). ``pk`` is
+    the database key of this item version.
+
+    A child of an item set has ``set_key``, the identity of the set version
+    it belongs to ("EN-R1@1"), shared by all the set's children; it is drawn
+    only with its set, by a set row, never by an item row. ``set_topic`` is
+    the set's topic, the one set rows ask for (None: the child's own
+    ``topic``); ``set_position`` the child's place in the set (children are
+    presented in this order); ``set_shuffle`` the set's permission to shuffle
+    its children among themselves. Every child of one set must agree on the
+    set's topic and ``set_shuffle``. The child's own ``topic``, ``level`` and
+    ``points`` are still its own: a matrix counts children by their level.
     """
 
     pk: int
@@ -118,6 +158,29 @@ class PoolItem:
     option_ids: tuple[str, ...] = ()
     statement_ids: tuple[str, ...] = ()
     shuffle: bool = True
+    fixed_options: tuple[str, ...] = ()
+    set_key: str | None = None
+    set_topic: str | None = None
+    set_position: int = 0
+    set_shuffle: bool = False
+
+
+@dataclass(frozen=True)
+class PoolSet:
+    """One item set of the pool, as a set row draws it: its children in set order.
+
+    Made by `index_pool` from the children's `PoolItem` fields.
+    """
+
+    key: str
+    topic: str
+    shuffle: bool
+    children: tuple[PoolItem, ...]
+
+    @property
+    def pk(self) -> str:
+        # The samplers pass over units already taken by ``pk``; a set's is its key.
+        return self.key
 
 
 @dataclass(frozen=True)
@@ -126,19 +189,43 @@ class BlueprintRow:
 
     With ``type`` set, only items of that type qualify; with ``points`` set,
     each drawn item is worth that much instead of the item's own points.
+
+    A *set row* (``type`` = `SET_ROW`) draws ``count`` whole sets whose set
+    topic is ``topic`` (with ``children`` set, only sets of exactly that many
+    children); it has no ``level`` (None), as each child keeps its own, and
+    ``points`` applies to each child. With ``scored`` False (trial items) the
+    row's items are delivered like any others, and marked unscored on the form.
     """
 
     topic: str
-    level: int
+    level: int | None
     count: int
     points: Decimal | None = None
     type: str | None = None
+    children: int | None = None
+    scored: bool = True
 
     def __post_init__(self) -> None:
+        name = f"set row {self.topic}" if self.type == SET_ROW else f"row {self.topic} level {self.level}"
         if self.count < 0:
-            raise ValueError(f"blueprint row {self.topic} level {self.level}: count {self.count} is negative")
+            raise ValueError(f"blueprint {name}: count {self.count} is negative")
         if self.points is not None and self.points < 0:
-            raise ValueError(f"blueprint row {self.topic} level {self.level}: points {self.points} are negative")
+            raise ValueError(f"blueprint {name}: points {self.points} are negative")
+        if self.type == SET_ROW:
+            if self.level is not None:
+                raise ValueError(f"blueprint {name}: a set row has no level (each child keeps its own): leave it None")
+            if self.children is not None and self.children < 1:
+                raise ValueError(f"blueprint {name}: children {self.children} must be at least 1")
+        else:
+            if self.level is None:
+                raise ValueError(f"blueprint {name}: give the level (only a set row has none)")
+            if self.children is not None:
+                raise ValueError(f"blueprint {name}: children is only for a set row (type {SET_ROW!r})")
+
+    @property
+    def is_set(self) -> bool:
+        """Whether the row draws whole sets."""
+        return self.type == SET_ROW
 
 
 @dataclass(frozen=True)
@@ -155,23 +242,34 @@ class Blueprint:
 
 @dataclass(frozen=True)
 class Shortfall:
-    """A cell that asks for more items than the pool can give it.
+    """A cell that asks for more items (or sets) than the pool can give it.
 
     ``section`` is the 0-based index into ``Blueprint.sections``; ``type`` is
     None for a row that accepts any type. ``available`` is what is left for
     this row after the rows that compete for the same items (see
-    `shortfalls`).
+    `shortfalls`). A set row's shortfall has ``type`` `SET_ROW`, no level,
+    ``children`` as the row asks, and counts sets, not items.
     """
 
     section: int
     topic: str
-    level: int
+    level: int | None
     type: str | None
     wanted: int
     available: int
+    children: int | None = None
 
     def describe(self) -> str:
         """One line for an error message, e.g. for ``cbt exam create``."""
+        if self.type == SET_ROW:
+            noun = "set" if self.wanted == 1 else "sets"
+            size = ""
+            if self.children is not None:
+                size = f" ({self.children} {'child' if self.children == 1 else 'children'})"
+            return (
+                f"section {self.section + 1}: wants {self.wanted} {noun} of topic {self.topic}{size},"
+                f" only {self.available} available"
+            )
         kind = f"{self.type} " if self.type else ""
         noun = "item" if self.wanted == 1 else "items"
         return (
@@ -201,6 +299,10 @@ class FormItem:
     ``option_order[i]`` is the bank's option id shown in position i, and
     ``option_aliases[i]`` the id the browser gets for it. ``statement_order``
     is the truefalse4 statements' ids in presented order (a-d by default).
+    ``scored`` is False for a trial item (an unscored row): delivered like
+    the others, never counted in the score. ``set_key`` names the set of a
+    set's child (`PoolItem.set_key`); a set's children are consecutive on
+    the form, so the page groups them under their stimulus by it.
     """
 
     ref: str
@@ -209,6 +311,8 @@ class FormItem:
     option_order: tuple[str, ...] = ()
     option_aliases: tuple[str, ...] = ()
     statement_order: tuple[str, ...] = ()
+    scored: bool = True
+    set_key: str | None = None
 
     def alias_to_option(self) -> dict[str, str]:
         """Alias sent to the browser -> the bank's option id (to map answers back)."""
@@ -240,15 +344,19 @@ class Form:
 
 @dataclass(frozen=True)
 class _Step:
-    """Draw ``count`` items for row ``row`` of section ``section``."""
+    """Draw ``count`` units (items, or sets for a set row) for row ``row`` of section ``section``."""
 
     section: int
     row: int
     count: int
-    source: tuple[PoolItem, ...]  # the items this row may take, in pool order
-    key: tuple[str, int, str | None]  # rows with the same key share one sampler
-    may_collide: bool  # an any-type row: it must pass over items a typed row took
-    record_taken: bool  # a typed row whose topic and level also has any-type rows
+    source: tuple[PoolItem, ...] | tuple[PoolSet, ...]  # what this row may take, in pool order
+    # Rows with the same key share one sampler: (topic, level, type) for item
+    # rows, (SET_ROW, topic, children) for set rows; an item key's second
+    # element is a level (an int), never a topic, so the two never meet.
+    key: tuple
+    may_collide: bool  # an any-type (any-size) row: it must pass over what a typed (sized) row took
+    record_taken: bool  # a typed (sized) row whose topic (and level) also has any-type (any-size) rows
+    sets: bool = False  # a set row
 
 
 @dataclass(frozen=True)
@@ -263,8 +371,9 @@ class _Plan:
 class PoolIndex:
     """The pool sorted by (topic, level, item_id, version) and grouped by cell.
 
-    Build it once per exam with `index_pool`, then draw any number of forms.
-    It caches one draw plan per blueprint.
+    Children of sets are kept out of the cells and grouped as sets, by set
+    topic, in set_key order. Build it once per exam with `index_pool`, then
+    draw any number of forms. It caches one draw plan per blueprint.
     """
 
     def __init__(
@@ -273,20 +382,32 @@ class PoolIndex:
         by_group: dict[tuple[str, int], tuple[PoolItem, ...]],
         by_cell: dict[tuple[str, int, str], tuple[PoolItem, ...]],
         alias_clashes: dict[int, tuple[str, ...]],
+        sets_by_topic: dict[str, tuple[PoolSet, ...]] | None = None,
     ):
         self.items = items
         self._by_group = by_group
         self._by_cell = by_cell
         # Option ids that could appear inside an alias, per item pk (usually none).
         self.alias_clashes = alias_clashes
+        self._sets = sets_by_topic or {}
+        self._sets_by_size: dict[tuple[str, int], tuple[PoolSet, ...]] = {}
+        for topic, sets in self._sets.items():
+            for size in {len(s.children) for s in sets}:
+                self._sets_by_size[(topic, size)] = tuple(s for s in sets if len(s.children) == size)
         self._plans: dict[Blueprint, _Plan] = {}
         self._last_plan: tuple[Blueprint, _Plan] | None = None
 
     def cell(self, topic: str, level: int, type: str | None = None) -> tuple[PoolItem, ...]:
-        """The pool's items of this topic and level (and type), in pool order."""
+        """The pool's standalone items of this topic and level (and type), in pool order."""
         if type is None:
             return self._by_group.get((topic, level), ())
         return self._by_cell.get((topic, level, type), ())
+
+    def sets(self, topic: str, children: int | None = None) -> tuple[PoolSet, ...]:
+        """The pool's sets of this set topic (with exactly ``children`` children), in set_key order."""
+        if children is None:
+            return self._sets.get(topic, ())
+        return self._sets_by_size.get((topic, children), ())
 
     def plan(self, blueprint: Blueprint) -> _Plan:
         """The draw plan for ``blueprint`` (made once, then cached)."""
@@ -306,8 +427,10 @@ class PoolIndex:
 def index_pool(pool: Sequence[PoolItem] | PoolIndex) -> PoolIndex:
     """Sort and group the pool once, so each form costs O(items in the form).
 
-    Raises ValueError if two entries share a ``pk`` or an ``item_id``: two
-    versions of one item would let a form show the same question twice.
+    Raises ValueError if two entries share a ``pk`` or an ``item_id`` (two
+    versions of one item would let a form show the same question twice), if
+    an item's fixed options are not among its options, or if the children of
+    one set disagree on the set's topic or shuffling, or share a position.
     """
     if isinstance(pool, PoolIndex):
         return pool
@@ -316,6 +439,7 @@ def index_pool(pool: Sequence[PoolItem] | PoolIndex) -> PoolIndex:
     seen_id: set[str] = set()
     by_group: dict[tuple[str, int], list[PoolItem]] = defaultdict(list)
     by_cell: dict[tuple[str, int, str], list[PoolItem]] = defaultdict(list)
+    members: dict[str, list[PoolItem]] = defaultdict(list)
     clashes: dict[int, tuple[str, ...]] = {}
     for item in items:
         if item.pk in seen_pk:
@@ -324,17 +448,43 @@ def index_pool(pool: Sequence[PoolItem] | PoolIndex) -> PoolIndex:
             raise ValueError(f"the pool holds item {item.item_id} twice: give the exam one version of each item")
         seen_pk.add(item.pk)
         seen_id.add(item.item_id)
-        by_group[(item.topic, item.level)].append(item)
-        by_cell[(item.topic, item.level, str(item.type))].append(item)
+        if item.set_key is not None:
+            # A child without its stimulus makes no sense: only set rows draw it.
+            members[item.set_key].append(item)
+        else:
+            by_group[(item.topic, item.level)].append(item)
+            by_cell[(item.topic, item.level, str(item.type))].append(item)
+        if item.fixed_options and not set(item.fixed_options) <= set(item.option_ids):
+            stray = ", ".join(o for o in item.fixed_options if o not in item.option_ids)
+            raise ValueError(f"item {item.item_id}: fixed option(s) {stray} are not among its options")
         clash = tuple(option.casefold() for option in item.option_ids if set(option.casefold()) <= set(_ALIAS_ALPHABET))
         if clash:
             clashes[item.pk] = clash
+    sets_by_topic: dict[str, list[PoolSet]] = defaultdict(list)
+    for key in sorted(members):
+        pool_set = _pool_set(key, members[key])
+        sets_by_topic[pool_set.topic].append(pool_set)
     return PoolIndex(
         items,
         {key: tuple(value) for key, value in by_group.items()},
         {key: tuple(value) for key, value in by_cell.items()},
         clashes,
+        {topic: tuple(sets) for topic, sets in sets_by_topic.items()},
     )
+
+
+def _pool_set(key: str, children: list[PoolItem]) -> PoolSet:
+    """The set ``key`` from its children, checking they agree on what belongs to the set."""
+    topics = {child.set_topic or child.topic for child in children}
+    if len(topics) > 1:
+        raise ValueError(f"set {key}: its children name different set topics ({', '.join(sorted(topics))})")
+    if len({child.set_shuffle for child in children}) > 1:
+        raise ValueError(f"set {key}: some children say the set shuffles, others that it does not")
+    positions = [child.set_position for child in children]
+    if len(set(positions)) < len(positions):
+        raise ValueError(f"set {key}: two children share one set_position")
+    ordered = tuple(sorted(children, key=lambda child: child.set_position))
+    return PoolSet(key, topics.pop(), children[0].set_shuffle, ordered)
 
 
 def _make_plan(index: PoolIndex, blueprint: Blueprint) -> _Plan:
@@ -343,19 +493,27 @@ def _make_plan(index: PoolIndex, blueprint: Blueprint) -> _Plan:
     Within one (topic, level), rows naming a type are drawn first, since only
     items of that type will do; rows accepting any type then take what is
     left. Rows with the same (topic, level, type) in several sections share
-    one sampler, so they never get the same item twice.
+    one sampler, so they never get the same item twice. Set rows come after
+    every item row, so a blueprint without them reads the words it always
+    did, and compete among themselves the same way: rows naming a number of
+    children first, then rows of any size.
     """
     typed: list[tuple[int, int, BlueprintRow]] = []
     untyped: list[tuple[int, int, BlueprintRow]] = []
+    sized: list[tuple[int, int, BlueprintRow]] = []
+    any_size: list[tuple[int, int, BlueprintRow]] = []
     for s, section in enumerate(blueprint.sections):
         for r, row in enumerate(section.rows):
-            (typed if row.type is not None else untyped).append((s, r, row))
+            if row.type == SET_ROW:
+                (sized if row.children is not None else any_size).append((s, r, row))
+            else:
+                (typed if row.type is not None else untyped).append((s, r, row))
 
     steps: list[_Step] = []
     short: list[Shortfall] = []
     used_typed: dict[tuple[str, int, str], int] = defaultdict(int)
     for s, r, row in typed:
-        assert row.type is not None
+        assert row.type is not None and row.level is not None
         key = (row.topic, row.level, str(row.type))
         source = index.cell(*key)
         available = max(0, len(source) - used_typed[key])
@@ -371,6 +529,7 @@ def _make_plan(index: PoolIndex, blueprint: Blueprint) -> _Plan:
         taken_by_typed[(topic, level)] += min(wanted, len(index.cell(topic, level, type_)))
     used_untyped: dict[tuple[str, int], int] = defaultdict(int)
     for s, r, row in untyped:
+        assert row.level is not None
         group = (row.topic, row.level)
         source = index.cell(*group)
         available = max(0, len(source) - taken_by_typed[group] - used_untyped[group])
@@ -381,12 +540,44 @@ def _make_plan(index: PoolIndex, blueprint: Blueprint) -> _Plan:
         key = (row.topic, row.level, None)
         steps.append(_Step(s, r, row.count, source, key, may_collide=collide, record_taken=False))
 
-    short.sort(key=lambda f: (f.section, f.topic, f.level, f.type or ""))
+    # Sets, the same way: sized rows first, then rows of any size take what is left.
+    used_sized: dict[tuple[str, str, int], int] = defaultdict(int)
+    for s, r, row in sized:
+        assert row.children is not None
+        key = (SET_ROW, row.topic, row.children)
+        source = index.sets(row.topic, row.children)
+        available = max(0, len(source) - used_sized[key])
+        if row.count > available:
+            short.append(Shortfall(s, row.topic, None, SET_ROW, row.count, available, row.children))
+        used_sized[key] += row.count
+        topic_has_any = any(other.topic == row.topic for _, _, other in any_size)
+        steps.append(_Step(s, r, row.count, source, key, False, topic_has_any, sets=True))
+    taken_by_sized: dict[str, int] = defaultdict(int)
+    for (_, topic, children), wanted in used_sized.items():
+        taken_by_sized[topic] += min(wanted, len(index.sets(topic, children)))
+    used_any: dict[str, int] = defaultdict(int)
+    for s, r, row in any_size:
+        source = index.sets(row.topic)
+        available = max(0, len(source) - taken_by_sized[row.topic] - used_any[row.topic])
+        if row.count > available:
+            short.append(Shortfall(s, row.topic, None, SET_ROW, row.count, available))
+        used_any[row.topic] += row.count
+        key = (SET_ROW, row.topic, None)
+        steps.append(_Step(s, r, row.count, source, key, taken_by_sized[row.topic] > 0, False, sets=True))
+
+    # Within a section, item rows' shortfalls first, as before sets existed.
+    short.sort(key=lambda f: (f.section, f.type == SET_ROW, f.topic, f.level or 0, f.type or "", f.children or 0))
     # Enough random words for the usual case: per item one to draw it, one
     # for the section shuffle, one for the option order and one per alias; one
-    # per item an any-type row passes over. A longer form just reads on.
+    # per item an any-type row passes over; per set one to draw it and what
+    # its children need. A longer form just reads on.
     per_item = 3 + max((len(p.option_ids) for p in index.items), default=0)
-    words = sum(step.count * per_item for step in steps) + sum(taken_by_typed.values()) + 16
+    words = sum(step.count * per_item for step in steps if not step.sets) + sum(taken_by_typed.values()) + 16
+    for step in steps:
+        if step.sets:
+            children = max((len(pool_set.children) for pool_set in step.source), default=0)
+            words += step.count * (1 + children * per_item)
+    words += sum(taken_by_sized.values())
     return _Plan(tuple(steps), tuple(short), words)
 
 
@@ -398,7 +589,9 @@ def shortfalls(blueprint: Blueprint, pool: Sequence[PoolItem] | PoolIndex) -> li
     in blueprint order; rows of any type share what the typed rows of their
     topic and level leave. Each short row is reported with what was left for
     it, e.g. a pool of 4 items and two sections asking for 3 and 2 gives one
-    shortfall: the second section wants 2, 1 available.
+    shortfall: the second section wants 2, 1 available. Set rows compete for
+    sets the same way: rows of one topic and number of children share those
+    sets, rows of any size what the sized rows leave.
     """
     return list(index_pool(pool).plan(blueprint).shortfalls)
 
@@ -507,25 +700,51 @@ def _permuted(values: tuple[str, ...], stream: _Stream) -> tuple[str, ...]:
 
 
 def _present_options(
-    options: tuple[str, ...], shuffle: bool, stream: _Stream, clashes: tuple[str, ...]
+    options: tuple[str, ...],
+    shuffle: bool,
+    stream: _Stream,
+    clashes: tuple[str, ...],
+    fixed: tuple[str, ...] = (),
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The options in presented order, and their aliases.
 
     An item with n options reads n + 1 words: the first picks one of the n!
     orders (unused when the options keep their order), the others make one
     alias each. More than 6 options (rare) are shuffled by Fisher-Yates.
+    With ``fixed`` options, the first word picks an order of the others
+    only, and the fixed ones keep their index.
     """
     n = len(options)
     if n == 0:
         return (), ()
     words = stream.take(n + 1)
     if shuffle and n > 1:
-        if n < len(_ORDERS):
+        if fixed:
+            options = _around_fixed(options, fixed, words[0], stream)
+        elif n < len(_ORDERS):
             orders = _ORDERS[n]
             options = orders[words[0] % len(orders)](options)
         else:
             options = tuple(_shuffled(options, stream))
     return options, _aliases(words[1:], stream, clashes)
+
+
+def _around_fixed(options: tuple[str, ...], fixed: tuple[str, ...], word: int, stream: _Stream) -> tuple[str, ...]:
+    """``options`` with the ``fixed`` ones at their index and the m others in one of their m! orders.
+
+    ``word`` picks the order, as for an item without fixed options; more
+    than 6 movable options are shuffled by Fisher-Yates, reading on.
+    """
+    movable = tuple(option for option in options if option not in fixed)
+    m = len(movable)
+    if m < 2:
+        return options
+    if m < len(_ORDERS):
+        orders = _ORDERS[m]
+        moved = iter(orders[word % len(orders)](movable))
+    else:
+        moved = iter(_shuffled(movable, stream))
+    return tuple(option if option in fixed else next(moved) for option in options)
 
 
 def _aliases(words: Sequence[int], stream: _Stream, clashes: tuple[str, ...]) -> tuple[str, ...]:
@@ -556,7 +775,7 @@ def _aliases(words: Sequence[int], stream: _Stream, clashes: tuple[str, ...]) ->
 
 
 class _Sampler:
-    """Draws from ``source`` without replacement: Fisher-Yates kept in a dict.
+    """Draws from ``source`` (items, or sets) without replacement: Fisher-Yates kept in a dict.
 
     Only the positions already swapped are stored, so each draw costs O(1)
     whatever the size of the cell.
@@ -564,20 +783,20 @@ class _Sampler:
 
     __slots__ = ("_drawn", "_source", "_swapped")
 
-    def __init__(self, source: tuple[PoolItem, ...]):
+    def __init__(self, source: tuple[PoolItem, ...] | tuple[PoolSet, ...]):
         self._source = source
         self._swapped: dict[int, int] = {}
         self._drawn = 0
 
-    def draw(self, count: int, stream: _Stream, skip: set[int] | None = None) -> list[PoolItem]:
-        """``count`` more items, passing over any whose pk is in ``skip``.
+    def draw(self, count: int, stream: _Stream, skip: set | None = None) -> list:
+        """``count`` more items (or sets), passing over any whose pk is in ``skip``.
 
         One word per item looked at, in order; an item passed over costs one
         more word. Feasibility was checked first, so the cell never runs dry.
         """
         source, swapped, i = self._source, self._swapped, self._drawn
         n = len(source)
-        picked: list[PoolItem] = []
+        picked: list = []
         while len(picked) < count:
             for word in stream.take(count - len(picked)):
                 # Position i takes a random one of positions i..n-1 (a
@@ -604,19 +823,27 @@ def draw_form(
 ) -> Form:
     """The form for ``seed``: every cell drawn without replacement, then shuffled.
 
-    1. Rows naming a type are drawn first, then rows of any type (which skip
-       items already taken), each group in blueprint order; no item appears
-       twice in the form.
-    2. Within each section, items are shuffled (``shuffle_items``); without
-       it they appear row by row in blueprint order, and within a row in pool
-       order (by item id), like a printed paper.
+    1. Item rows naming a type are drawn first, then rows of any type (which
+       skip items already taken), each group in blueprint order; no item
+       appears twice in the form. Set rows are drawn after them, the same
+       way: a set appears at most once, whole.
+    2. Within each section, units are shuffled (``shuffle_items``): a
+       standalone item is a unit, a set is one unit whose children stay
+       together in set order, unless the set allows shuffling them
+       (``PoolItem.set_shuffle``), when they are shuffled among themselves.
+       Without ``shuffle_items`` units appear row by row in blueprint order,
+       and within a row in pool order (items by item id, sets by set key),
+       like a printed paper, and no set's children move.
     3. Each item's options are shuffled when ``shuffle_options`` and the item
-       allows it (``PoolItem.shuffle``); each option gets a random alias.
+       allows it (``PoolItem.shuffle``), its fixed options staying where they
+       are; each option gets a random alias.
     4. Truefalse4 statements keep the order a-d, as on the Vietnamese paper,
        unless ``shuffle_statements`` (and the item allows it); their ids stay
        a-d either way.
 
-    Raises `InfeasibleBlueprint` listing every short cell.
+    An item is worth its row's ``points`` if the row gives them (each child,
+    for a set row), else its own; the items of an unscored row are marked
+    ``scored=False``. Raises `InfeasibleBlueprint` listing every short cell.
     """
     index = index_pool(pool)
     plan = index.plan(blueprint)
@@ -624,46 +851,75 @@ def draw_form(
         raise InfeasibleBlueprint(plan.shortfalls)
     stream = _Stream(seed, plan.words)
 
-    # drawn[section][row] = items drawn for that row
-    drawn: list[list[list[PoolItem]]] = [[[] for _ in section.rows] for section in blueprint.sections]
-    samplers: dict[tuple[str, int, str | None], _Sampler] = {}
-    taken: set[int] = set()
+    # drawn[section][row] = the items (or, for a set row, the sets) drawn for that row
+    drawn: list[list[list]] = [[[] for _ in section.rows] for section in blueprint.sections]
+    samplers: dict[tuple, _Sampler] = {}
+    taken_items: set[int] = set()
+    taken_sets: set[str] = set()
     for step in plan.steps:
         sampler = samplers.get(step.key)
         if sampler is None:
             sampler = samplers[step.key] = _Sampler(step.source)
-        # Passing over taken items keeps the draw uniform over the rest: the
-        # first k untaken items of a random order are a random k-subset.
-        items = sampler.draw(step.count, stream, taken if step.may_collide else None)
+        # Passing over taken units keeps the draw uniform over the rest: the
+        # first k untaken units of a random order are a random k-subset.
+        taken = taken_sets if step.sets else taken_items
+        units = sampler.draw(step.count, stream, taken if step.may_collide else None)
         if step.record_taken:
-            taken.update(item.pk for item in items)
-        drawn[step.section][step.row] = items
+            taken.update(unit.pk for unit in units)
+        drawn[step.section][step.row] = units
 
     clashes = index.alias_clashes
     sections: list[FormSection] = []
     number = 0
     for section, rows_drawn in zip(blueprint.sections, drawn, strict=True):
-        entries: list[tuple[PoolItem, Decimal]] = []
-        for row, items in zip(section.rows, rows_drawn, strict=True):
+        units: list[tuple[PoolItem | PoolSet, BlueprintRow]] = []
+        for row, row_units in zip(section.rows, rows_drawn, strict=True):
             if not shuffle_items:
-                items.sort(key=lambda p: (p.item_id, p.version))
-            entries.extend((item, item.points if row.points is None else row.points) for item in items)
+                row_units.sort(key=_set_order if row.type == SET_ROW else _item_order)
+            units.extend((unit, row) for unit in row_units)
         if shuffle_items:
-            entries = _shuffled(entries, stream)
+            units = _shuffled(units, stream)
+        # entries: (item, row, set key) in presented order, sets unfolded.
+        entries: list[tuple[PoolItem, BlueprintRow, str | None]] = []
+        for unit, row in units:
+            if type(unit) is PoolSet:
+                children = unit.children
+                if shuffle_items and unit.shuffle:
+                    children = _shuffled(children, stream)
+                entries.extend((child, row, unit.key) for child in children)
+            else:
+                entries.append((unit, row, None))
         form_items = []
-        for item, points in entries:
+        for item, row, set_key in entries:
             number += 1
             options = aliases = ()
             if item.option_ids:
                 options, aliases = _present_options(
-                    item.option_ids, shuffle_options and item.shuffle, stream, clashes.get(item.pk, ())
+                    item.option_ids,
+                    shuffle_options and item.shuffle,
+                    stream,
+                    clashes.get(item.pk, ()),
+                    item.fixed_options,
                 )
             statements = item.statement_ids
             if shuffle_statements and item.shuffle:
                 statements = _permuted(statements, stream)
-            form_items.append(FormItem(f"q{number}", item.pk, points, options, aliases, statements))
+            points = item.points if row.points is None else row.points
+            form_items.append(
+                FormItem(f"q{number}", item.pk, points, options, aliases, statements, row.scored, set_key)
+            )
         sections.append(FormSection(section.title, section.time_limit_minutes, tuple(form_items)))
     return Form(tuple(sections), seed.hex(), form_number)
+
+
+def _item_order(item: PoolItem) -> tuple[str, int]:
+    """An item's place in its row on a paper that is not shuffled: by item id."""
+    return item.item_id, item.version
+
+
+def _set_order(pool_set: PoolSet) -> str:
+    """A set's place in its row on a paper that is not shuffled: by set key."""
+    return pool_set.key
 
 
 def fixed_forms(
@@ -706,7 +962,9 @@ def form_to_json(form: Form) -> dict[str, Any]:
 
     This is the server's record of the form (it holds the seed, item pks and
     the bank's option ids); it is not for the browser, which gets only refs,
-    aliases and rendered content.
+    aliases and rendered content. An item's ``scored`` and ``set_key`` are
+    written only when they are not the defaults (True, None), so a form
+    without sets or trial items is written exactly as before they existed.
     """
     return _form_data(form, str, list)
 
@@ -721,21 +979,27 @@ def _form_data(form: Form, decimal_text: Callable[[Decimal], str], array: type[l
             {
                 "title": section.title,
                 "time_limit_minutes": section.time_limit_minutes,
-                "items": [
-                    {
-                        "ref": item.ref,
-                        "pk": item.pk,
-                        "points": decimal_text(item.points),
-                        "option_order": array(item.option_order),
-                        "option_aliases": array(item.option_aliases),
-                        "statement_order": array(item.statement_order),
-                    }
-                    for item in section.items
-                ],
+                "items": [_item_data(item, decimal_text, array) for item in section.items],
             }
             for section in form.sections
         ],
     }
+
+
+def _item_data(item: FormItem, decimal_text: Callable[[Decimal], str], array: type[list] | type[tuple]) -> dict:
+    data = {
+        "ref": item.ref,
+        "pk": item.pk,
+        "points": decimal_text(item.points),
+        "option_order": array(item.option_order),
+        "option_aliases": array(item.option_aliases),
+        "statement_order": array(item.statement_order),
+    }
+    if not item.scored:
+        data["scored"] = False
+    if item.set_key is not None:
+        data["set_key"] = item.set_key
+    return data
 
 
 def form_from_json(data: dict[str, Any]) -> Form:
@@ -748,17 +1012,7 @@ def form_from_json(data: dict[str, Any]) -> Form:
                 FormSection(
                     title=section["title"],
                     time_limit_minutes=section["time_limit_minutes"],
-                    items=tuple(
-                        FormItem(
-                            ref=item["ref"],
-                            pk=item["pk"],
-                            points=Decimal(item["points"]),
-                            option_order=tuple(item["option_order"]),
-                            option_aliases=tuple(item["option_aliases"]),
-                            statement_order=tuple(item["statement_order"]),
-                        )
-                        for item in section["items"]
-                    ),
+                    items=tuple(_form_item(item) for item in section["items"]),
                 )
                 for section in data["sections"]
             ),
@@ -767,6 +1021,22 @@ def form_from_json(data: dict[str, Any]) -> Form:
         )
     except (KeyError, TypeError, ArithmeticError) as exc:
         raise ValueError(f"malformed form JSON: {exc!r}") from exc
+
+
+def _form_item(item: dict[str, Any]) -> FormItem:
+    scored, set_key = item.get("scored", True), item.get("set_key")
+    if type(scored) is not bool or not (set_key is None or type(set_key) is str):
+        raise TypeError(f"item {item.get('ref')!r}: scored {scored!r} or set_key {set_key!r} of the wrong type")
+    return FormItem(
+        ref=item["ref"],
+        pk=item["pk"],
+        points=Decimal(item["points"]),
+        option_order=tuple(item["option_order"]),
+        option_aliases=tuple(item["option_aliases"]),
+        statement_order=tuple(item["statement_order"]),
+        scored=scored,
+        set_key=set_key,
+    )
 
 
 def form_digest(form: Form) -> str:
@@ -811,10 +1081,15 @@ def _fast_canonical_json(form: Form) -> str | None:
             if type(item.pk) is not int or _NEEDS_ESCAPE.search("".join(item.option_aliases)):
                 return None  # the slow path escapes whatever needs it
             alias_list = '["' + '","'.join(item.option_aliases) + '"]' if item.option_aliases else "[]"
+            # Keys in sorted order: "scored" and "set_key" sort between "ref" and
+            # "statement_order", and are written only when not the defaults.
+            extra = "" if item.scored else ',"scored":false'
+            if item.set_key is not None:
+                extra += f',"set_key":{_json_value(item.set_key)}'
             items.append(
                 f'{{"option_aliases":{alias_list},"option_order":{_json_value(item.option_order)},'
-                f'"pk":{item.pk},"points":"{_canonical_decimal(item.points)}","ref":{_json_value(item.ref)},'
-                f'"statement_order":{_json_value(item.statement_order)}}}'
+                f'"pk":{item.pk},"points":"{_canonical_decimal(item.points)}","ref":{_json_value(item.ref)}'
+                f'{extra},"statement_order":{_json_value(item.statement_order)}}}'
             )
         sections.append(
             f'{{"items":[{",".join(items)}],"time_limit_minutes":{_json_value(section.time_limit_minutes)},'

@@ -25,6 +25,14 @@ An exam file looks like::
         time_limit_minutes: 30          # optional; a timed section cannot be reopened
         rows:
           - {topic: ham-so, level: 1, count: 3, points: 0.25, type: single}
+          - {topic: ham-so, level: 2, count: 1, scored: false}   # trial items: never counted
+      - title: Phần II
+        rows:
+          # Whole item sets (a data table and its questions), by the set's
+          # topic: no level, as each question keeps its own; children
+          # (optional, 1-50) asks for sets of exactly that many questions,
+          # and points (optional) is each question's.
+          - {topic: thong-ke, type: set, count: 2, children: 4}
 """
 
 from __future__ import annotations
@@ -66,6 +74,9 @@ EXAM_FIELDS = {
     "time_zone",
 }
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
+ROW_TYPES = (*ITEM_TYPES, assembly.SET_ROW)
+ROW_FIELDS = {"topic", "level", "count", "points", "type", "children", "scored"}
+MAX_SET_CHILDREN = 50
 
 
 class ExamFileError(UserError):
@@ -120,6 +131,13 @@ class ExamSpec:
         if len(self.all_releases) < 2:
             # A one-release exam is stored exactly as before there could be several.
             del data["releases"]
+        for section in data["blueprint"]["sections"]:
+            for row in section["rows"]:
+                # Likewise a row that is not a set row, or is scored (spec_from_json reads absent as these).
+                if row["children"] is None:
+                    del row["children"]
+                if row["scored"] is True:
+                    del row["scored"]
         data["opens_at"] = self.opens_at.isoformat()
         data["closes_at"] = self.closes_at.isoformat()
         return json.loads(json.dumps(data, default=str))
@@ -279,45 +297,9 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
             limit = _int(limit, f"{where}.time_limit_minutes", problems, 1, 24 * 60)
         rows = []
         for ri, row in enumerate(sec.get("rows") or [], 1):
-            rw = f"{where}.rows[{ri}]"
-            if not isinstance(row, dict) or not {"topic", "level", "count"} <= row.keys():
-                problems.append(Problem(f"{rw}: each row needs topic, level and count", "row_incomplete", rw))
-                continue
-            unknown = set(row) - {"topic", "level", "count", "points", "type"}
-            if unknown:
-                problems.append(
-                    Problem(
-                        f"{rw}: unknown field(s) {', '.join(sorted(unknown))}",
-                        "unknown_fields",
-                        rw,
-                        fields=", ".join(sorted(unknown)),
-                    )
-                )
-            kind = row.get("type")
-            if kind is not None and kind not in ITEM_TYPES:
-                problems.append(
-                    Problem(
-                        f"{rw}.type: one of {', '.join(ITEM_TYPES)}, got {kind!r}",
-                        "not_one_of",
-                        f"{rw}.type",
-                        allowed=", ".join(ITEM_TYPES),
-                        got=kind,
-                    )
-                )
-            points = None
-            if row.get("points") is not None:
-                points = _decimal(row["points"], f"{rw}.points", problems)
-                if points is not None and points <= 0:
-                    problems.append(Problem(f"{rw}.points: must be more than 0", "not_positive", f"{rw}.points"))
-            rows.append(
-                assembly.BlueprintRow(
-                    topic=str(row["topic"]),
-                    level=_int(row["level"], f"{rw}.level", problems, 1, 4),
-                    count=_int(row["count"], f"{rw}.count", problems, 1, 500),
-                    points=points,
-                    type=kind,
-                )
-            )
+            parsed = _row(row, f"{where}.rows[{ri}]", problems)
+            if parsed is not None:
+                rows.append(parsed)
         if not rows:
             problems.append(Problem(f"{where}: has no rows", "no_rows", where))
         sections.append(
@@ -363,6 +345,92 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         policies=policies,
         time_zone=time_zone,
         releases=releases if len(releases) > 1 else (),
+    )
+
+
+def _row(row, rw: str, problems: list[Problem]) -> assembly.BlueprintRow | None:
+    """One blueprint row of the exam file, or None (with its problems added) if it cannot be one.
+
+    An item row is {topic, level, count, points?, type?}; a set row
+    {topic, type: set, count, children?, points?}: whole sets of that topic,
+    no level since each question of a set keeps its own. Any row may say
+    ``scored: false`` (trial items, never counted in the score)."""
+    is_set = isinstance(row, dict) and row.get("type") == assembly.SET_ROW
+    if is_set and not {"topic", "count"} <= row.keys():
+        problems.append(Problem(f"{rw}: a set row needs topic and count", "set_row_incomplete", rw))
+        return None
+    if not is_set and (not isinstance(row, dict) or not {"topic", "level", "count"} <= row.keys()):
+        problems.append(Problem(f"{rw}: each row needs topic, level and count", "row_incomplete", rw))
+        return None
+    unknown = set(row) - ROW_FIELDS
+    if unknown:
+        problems.append(
+            Problem(
+                f"{rw}: unknown field(s) {', '.join(sorted(unknown))}",
+                "unknown_fields",
+                rw,
+                fields=", ".join(sorted(unknown)),
+            )
+        )
+    kind = row.get("type")
+    if kind is not None and kind not in ROW_TYPES:
+        problems.append(
+            Problem(
+                f"{rw}.type: one of {', '.join(ROW_TYPES)}, got {kind!r}",
+                "not_one_of",
+                f"{rw}.type",
+                allowed=", ".join(ROW_TYPES),
+                got=kind,
+            )
+        )
+    points = None
+    if row.get("points") is not None:
+        points = _decimal(row["points"], f"{rw}.points", problems)
+        if points is not None and points <= 0:
+            problems.append(Problem(f"{rw}.points: must be more than 0", "not_positive", f"{rw}.points"))
+    scored = row.get("scored", True)
+    if not isinstance(scored, bool):
+        problems.append(
+            Problem(
+                f"{rw}.scored: true or false (false: trial items, never counted), got {scored!r}",
+                "not_bool",
+                f"{rw}.scored",
+            )
+        )
+    level = children = None
+    if is_set:
+        if row.get("level") is not None:
+            problems.append(
+                Problem(
+                    f"{rw}.level: a set row has no level, as each question of a set keeps its own level;"
+                    " remove level from this row",
+                    "set_row_level",
+                    f"{rw}.level",
+                )
+            )
+        if row.get("children") is not None:
+            children = _int(row["children"], f"{rw}.children", problems, 1, MAX_SET_CHILDREN)
+    else:
+        level = _int(row["level"], f"{rw}.level", problems, 1, 4)
+        if row.get("children") is not None:
+            problems.append(
+                Problem(
+                    f"{rw}.children: only a set row (type: set) has children; remove children,"
+                    " or make the row a set row",
+                    "children_not_set",
+                    f"{rw}.children",
+                )
+            )
+    # With problems the exam is refused anyway; the row still counts as one,
+    # so its section is not also said to have none.
+    return assembly.BlueprintRow(
+        topic=str(row["topic"]),
+        level=level,
+        count=_int(row["count"], f"{rw}.count", problems, 1, 500),
+        points=points,
+        type=kind,
+        children=children,
+        scored=scored if isinstance(scored, bool) else True,
     )
 
 
@@ -427,6 +495,9 @@ def spec_from_json(data: dict) -> ExamSpec:
                         count=r["count"],
                         points=Decimal(r["points"]) if r["points"] is not None else None,
                         type=r["type"],
+                        # Absent in exams stored before set rows and trial rows.
+                        children=r.get("children"),
+                        scored=r.get("scored", True),
                     )
                     for r in s["rows"]
                 ),
@@ -538,6 +609,27 @@ def describe_shortfalls(shortfalls) -> list[Problem]:
 
 def _shortfall(s: assembly.Shortfall) -> Problem:
     where, wants = f"sections[{s.section + 1}]", f"wants {s.wanted} approved items, the release has {s.available}"
+    if s.type == assembly.SET_ROW:
+        sets = f"{s.wanted} {'set' if s.wanted == 1 else 'sets'} of topic {s.topic}"
+        has = f"the release has {s.available} approved"
+        if s.children is not None:
+            return Problem(
+                f"section {s.section + 1}: wants {sets} with {s.children} questions each, {has}",
+                "sets_short_size",
+                where,
+                topic=s.topic,
+                children=s.children,
+                wanted=s.wanted,
+                available=s.available,
+            )
+        return Problem(
+            f"section {s.section + 1}: wants {sets}, {has}",
+            "sets_short",
+            where,
+            topic=s.topic,
+            wanted=s.wanted,
+            available=s.available,
+        )
     if s.type:
         return Problem(
             f"section {s.section + 1}: topic {s.topic}, level {s.level}, type {s.type}: {wants}",

@@ -4,11 +4,12 @@ summed over them, and the releases that cannot make one exam."""
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 from support.bank import SCHOOL
 
-from cbt import builder, exams
+from cbt import assembly, builder, exams
 from cbt.platform.errors import NotFound, UserError
 from cbt.roster import Candidate
 from itembank.demo import BANK
@@ -129,3 +130,90 @@ async def test_an_unknown_or_another_schools_release_is_not_found(conn, imported
         await exams.create_exam(conn, exams.parse_exam(exam_yaml(f"releases: [{DEMO}, {other}]")), "THPT-A")
     assert refused.value.code == "unknown_release" and other in refused.value.message
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+# -- set rows and trial rows in the exam file ---------------------------------------
+
+
+def exam_with_rows(*rows: str) -> str:
+    """exam_yaml's file with these rows (flow mappings) in its one section."""
+    head, _ = exam_yaml(f"release: {DEMO}").split("    rows:\n")
+    return head + "    rows:\n" + "".join(f"      - {row}\n" for row in rows)
+
+
+def test_set_rows_and_unscored_rows_are_read_and_stored():
+    spec = exams.parse_exam(
+        exam_with_rows(
+            "{topic: ham-so, level: 1, count: 2, type: single}",
+            "{topic: ham-so, level: 2, count: 1, scored: false}",
+            "{topic: doc-hieu, type: set, count: 2, children: 4, points: 0.5}",
+            "{topic: doc-hieu, type: set, count: 1, scored: false}",
+        )
+    )
+    rows = spec.blueprint.sections[0].rows
+    assert [(r.type, r.level, r.children, r.scored) for r in rows] == [
+        ("single", 1, None, True),
+        (None, 2, None, False),
+        (assembly.SET_ROW, None, 4, True),
+        (assembly.SET_ROW, None, None, False),
+    ]
+    assert rows[2].points == Decimal("0.5") and rows[2].is_set and not rows[0].is_set
+    stored = json.loads(json.dumps(spec.to_json()))
+    assert exams.spec_from_json(stored) == spec
+    written = stored["blueprint"]["sections"][0]["rows"]
+    # Defaults are left out: an ordinary scored row is stored as it always was.
+    assert written[0] == {"topic": "ham-so", "level": 1, "count": 2, "points": None, "type": "single"}
+    assert written[1]["scored"] is False and "children" not in written[1]
+    assert written[2]["children"] == 4 and "scored" not in written[2] and written[2]["level"] is None
+
+
+def test_an_exam_stored_before_set_rows_still_loads():
+    spec = exams.parse_exam(exam_yaml(f"release: {DEMO}"))
+    stored = json.loads(json.dumps(spec.to_json()))
+    (row,) = stored["blueprint"]["sections"][0]["rows"]
+    assert set(row) == {"topic", "level", "count", "points", "type"}
+    assert exams.spec_from_json(stored).blueprint.sections[0].rows[0].scored is True
+
+
+@pytest.mark.parametrize(
+    ("row", "code", "where", "says"),
+    [
+        (
+            "{topic: doc-hieu, type: set, level: 2, count: 1}",
+            "set_row_level",
+            "rows[2].level",
+            "a set row has no level",
+        ),
+        ("{topic: ham-so, level: 1, count: 1, children: 4}", "children_not_set", "rows[2].children", "only a set row"),
+        ("{topic: doc-hieu, type: set, count: 1, children: 0}", "not_whole", "rows[2].children", "from 1 to 50"),
+        ("{topic: doc-hieu, type: set, count: 1, children: 51}", "not_whole", "rows[2].children", "from 1 to 50"),
+        ("{topic: doc-hieu, type: set, count: 1, children: 2.5}", "not_whole", "rows[2].children", "got 2.5"),
+        ("{topic: ham-so, level: 1, count: 1, scored: 'no'}", "not_bool", "rows[2].scored", "true or false"),
+        ("{topic: doc-hieu, type: set, count: 1, scored: 0}", "not_bool", "rows[2].scored", "true or false"),
+        ("{topic: doc-hieu, type: set}", "set_row_incomplete", "rows[2]", "needs topic and count"),
+        ("{topic: doc-hieu, count: 2}", "row_incomplete", "rows[2]", "topic, level and count"),
+        ("{topic: doc-hieu, type: sets, count: 2, level: 1}", "not_one_of", "rows[2].type", "essay, set"),
+        ("{topic: doc-hieu, type: set, count: 1, points: 0}", "not_positive", "rows[2].points", "more than 0"),
+    ],
+)
+def test_a_bad_set_or_trial_row_is_refused_saying_where_and_why(row, code, where, says):
+    with pytest.raises(exams.ExamFileError) as refused:
+        # A good row first: the section is not empty whatever is wrong with the other.
+        exams.parse_exam(exam_with_rows("{topic: ham-so, level: 1, count: 1}", row))
+    problems = refused.value.details["problems"]
+    assert [(p.code, p.where) for p in problems] == [(code, f"sections[1].{where}")]
+    assert says in problems[0]
+
+
+def test_a_set_shortfall_becomes_a_problem_that_counts_sets():
+    sized = assembly.Shortfall(1, "doc-hieu", None, assembly.SET_ROW, wanted=3, available=2, children=4)
+    any_size = assembly.Shortfall(0, "doc-hieu", None, assembly.SET_ROW, wanted=1, available=0)
+    one, two = exams.describe_shortfalls([sized, any_size])
+    assert (one.code, one.where, one.params) == (
+        "sets_short_size",
+        "sections[2]",
+        {"topic": "doc-hieu", "children": 4, "wanted": 3, "available": 2},
+    )
+    assert one == "section 2: wants 3 sets of topic doc-hieu with 4 questions each, the release has 2 approved"
+    assert (two.code, two.params) == ("sets_short", {"topic": "doc-hieu", "wanted": 1, "available": 0})
+    assert two == "section 1: wants 1 set of topic doc-hieu, the release has 0 approved"
