@@ -227,6 +227,13 @@ class BlueprintRow:
         """Whether the row draws whole sets."""
         return self.type == SET_ROW
 
+    @property
+    def questions(self) -> int:
+        """The questions the row puts on a form: its count, or for a set row its
+        sets times their children (a set row of any size counts each set once,
+        the least it can be)."""
+        return self.count * (self.children or 1) if self.is_set else self.count
+
 
 @dataclass(frozen=True)
 class BlueprintSection:
@@ -1119,8 +1126,12 @@ def _canonical_decimal(value: Decimal) -> str:
 
 
 def build_form_payload(form: Form, rendered: dict[int, tuple[str, dict]]) -> tuple[dict, dict]:
-    """The form as the page gets it (aliases, no key), and the layout autosave checks against."""
-    sections, layout = [], {}
+    """The form as the page gets it (aliases, no key), and the layout autosave checks against.
+
+    A set's children name their passage by a per-form number ("p1", "p2" in
+    the order they first appear), never by the bank's set id, and the
+    passage's HTML is sent once under ``passages``."""
+    sections, layout, passages, passage_refs = [], {}, {}, {}
     for si, section in enumerate(form.sections):
         items = []
         for fi in section.items:
@@ -1135,9 +1146,13 @@ def build_form_payload(form: Form, rendered: dict[int, tuple[str, dict]]) -> tup
                 ]
             if fi.statement_order:
                 entry["statements"] = [{"id": sid, "html": view["statements"][sid]} for sid in fi.statement_order]
+            if fi.set_key is not None and "passage" in view:
+                ref = passage_refs.setdefault(fi.set_key, f"p{len(passage_refs) + 1}")
+                entry["passage"] = ref
+                passages[ref] = view["passage"]
             items.append(entry)
             layout[fi.ref] = {"t": kind, "o": list(fi.option_aliases), "s": list(fi.statement_order), "sec": si}
         sections.append(
             {"index": si, "title": section.title, "time_limit_minutes": section.time_limit_minutes, "items": items}
         )
-    return {"sections": sections}, layout
+    return ({"sections": sections, "passages": passages} if passages else {"sections": sections}), layout

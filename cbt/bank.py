@@ -22,9 +22,10 @@ from cbt.platform import uploads
 from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank.errors import ItembankError, ProblemsError
-from itembank.formats.yaml_format import parse_text, serialise_item
+from itembank.formats.yaml_format import parse_text, serialise_item, serialise_set
+from itembank.levels import LEGACY, LevelScheme, scheme_of
 from itembank.limits import TooLarge
-from itembank.model import Item
+from itembank.model import Item, ItemSet
 
 # -- the trust store -----------------------------------------------------------
 
@@ -196,8 +197,10 @@ class ImportResult:
         )
 
 
-def _item_row(item: Item) -> tuple:
+def _item_row(item: Item, set_place: dict[str, tuple[int, int]]) -> tuple:
+    """The item's bank_items columns; set_place: child id -> (its set's pk, its place in the set)."""
     source = serialise_item(item)
+    set_pk, position = set_place.get(item.id, (None, None)) if item.set_id is not None else (None, None)
     return (
         item.id,
         item.version,
@@ -213,6 +216,8 @@ def _item_row(item: Item) -> tuple:
         item.stem,
         source,
         hashlib.sha256(source.encode()).hexdigest(),
+        set_pk,
+        position,
     )
 
 
@@ -231,6 +236,8 @@ _ITEM_COLUMNS = [
     "stem",
     "source",
     "content_sha256",
+    "set_pk",
+    "set_position",
 ]
 _COLUMN_LIST = ", ".join(_ITEM_COLUMNS)
 # Built from the constant column list above, never from input.
@@ -302,8 +309,8 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
             """
             INSERT INTO bank_releases (name, version, title, subject, description, publisher, signer,
                                        signed_at, manifest, signature, manifest_sha256, item_count, org_id,
-                                       topic_names)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id
+                                       topic_names, levels)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id
             """,
             info.name,
             info.version,
@@ -319,20 +326,22 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
             len(release.items),
             org_id,
             json.dumps(dict(info.topics or {}), ensure_ascii=False),
+            levels_json(info.levels),
         )
+        set_place = await _store_sets(conn, release_id, release.sets, release.items)
         # Bulk path: COPY into a scratch table, then set operations, so a
         # 10,000-item release is a handful of statements, not 10,000.
         await conn.execute(_CREATE_INCOMING)
         await conn.copy_records_to_table(
             "incoming_items",
-            records=[_item_row(i) for i in release.items],
+            records=[_item_row(i, set_place) for i in release.items],
             columns=_ITEM_COLUMNS,
         )
         clashes = await conn.fetch(
             """
             SELECT i.item_id, i.version FROM incoming_items i
             JOIN bank_items b USING (item_id, version)
-            WHERE b.content_sha256 <> i.content_sha256
+            WHERE b.content_sha256 <> i.content_sha256 OR b.set_pk IS DISTINCT FROM i.set_pk
             ORDER BY i.item_id, i.version LIMIT 20
             """
         )
@@ -370,7 +379,83 @@ async def import_release(conn: asyncpg.Connection, source: Path | bytes, org_id:
     )
 
 
+def levels_json(scheme: LevelScheme) -> str | None:
+    """bank_releases.levels: [[id, name], ...], or None for the legacy four."""
+    if scheme == LEGACY:
+        return None
+    return json.dumps([[i, n] for i, n in zip(scheme.ids, scheme.names, strict=True)], ensure_ascii=False)
+
+
+def scheme_from_json(text: str | None) -> LevelScheme:
+    """The scheme stored by levels_json."""
+    return LEGACY if text is None else scheme_of([(i, n) for i, n in json.loads(text)])
+
+
+async def _store_sets(
+    conn: asyncpg.Connection, release_id: int, sets: tuple[ItemSet, ...], items: tuple[Item, ...]
+) -> dict[str, tuple[int, int]]:
+    """Store the release's sets (a set version once, whichever release brings it)
+    and say where each child goes: child id -> (set pk, place in the set)."""
+    place: dict[str, tuple[int, int]] = {}
+    for item_set in sets:
+        children = [i for i in items if i.set_id == item_set.id]
+        source = serialise_set(item_set, children)
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        row = await conn.fetchrow(
+            """
+            WITH added AS (
+                INSERT INTO bank_sets (set_id, version, subject, topic, shuffle, source, content_sha256,
+                                       first_release_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (set_id, version) DO NOTHING
+                RETURNING id, content_sha256
+            )
+            SELECT id, content_sha256 FROM added
+            UNION ALL SELECT id, content_sha256 FROM bank_sets WHERE set_id = $1 AND version = $2
+            LIMIT 1
+            """,
+            item_set.id,
+            item_set.version,
+            item_set.subject,
+            item_set.topic,
+            item_set.shuffle,
+            source,
+            digest,
+            release_id,
+        )
+        if row["content_sha256"] != digest:
+            raise Conflict(
+                "set_version_conflict",
+                f"the item set {item_set.key} is already in the bank with different content: "
+                "a set that changed (its passage or any of its questions) needs a new version number",
+                set=item_set.key,
+            )
+        await conn.execute("INSERT INTO release_sets (release_id, set_pk) VALUES ($1, $2)", release_id, row["id"])
+        for position, child in enumerate(item_set.children):
+            place[child] = (row["id"], position)
+    return place
+
+
+async def level_scheme(conn: asyncpg.Connection, release_ids: list[int]) -> LevelScheme:
+    """The level scheme these releases share; an exam draws from releases of one scheme
+    (exams.check_releases refuses a mix), so the first release's is everyone's."""
+    if not release_ids:
+        return LEGACY
+    text = await conn.fetchval(
+        "SELECT r.levels FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, position)"
+        " JOIN bank_releases r ON r.id = k.id ORDER BY k.position LIMIT 1",
+        list(release_ids),
+    )
+    return scheme_from_json(text)
+
+
 # -- reading -------------------------------------------------------------------
+
+
+def set_from_source(source: str) -> ItemSet:
+    parsed = parse_text(source, "bank")
+    if parsed.problems or len(parsed.sets) != 1:
+        raise RuntimeError(f"stored item set does not parse: {parsed.problems}")
+    return parsed.sets[0].set
 
 
 def item_from_source(source: str) -> Item:

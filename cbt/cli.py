@@ -369,7 +369,7 @@ def cmd_exam_create(args) -> int:
             org = orgs[0]["code"]
         await exams.create_exam(conn, spec, org)
         cells = sum(len(s.rows) for s in spec.blueprint.sections)
-        count = sum(r.count for s in spec.blueprint.sections for r in s.rows)
+        count = sum(r.questions for s in spec.blueprint.sections for r in s.rows)
         print(
             f"exam {spec.code} created: {count} questions from {cells} blueprint cells, "
             f"{spec.duration_minutes} minutes; next: `cbt exam roster {spec.code} FILE`"

@@ -518,8 +518,9 @@ def spec_from_json(data: dict) -> ExamSpec:
 
 # An item version in two of the releases is one row of bank_items: drawn once.
 _POOL = """
-SELECT b.id, b.item_id, b.version, b.topic, b.level, b.type, b.points, b.source
-FROM bank_items b
+SELECT b.id, b.item_id, b.version, b.topic, b.level, b.type, b.points, b.source, b.set_position,
+       s.set_id || '@' || s.version AS set_key, s.topic AS set_topic, s.shuffle AS set_shuffle
+FROM bank_items b LEFT JOIN bank_sets s ON s.id = b.set_pk
 WHERE b.status = 'approved'
   AND b.id IN (SELECT ri.item_pk FROM release_items ri WHERE ri.release_id = ANY($1::bigint[]))
 """
@@ -568,6 +569,16 @@ async def check_releases(conn: asyncpg.Connection, releases: list, subject: str)
                 subject=r["subject"] or "-",
                 expected=expected or "-",
             )
+    schemes = await conn.fetch(
+        "SELECT DISTINCT coalesce(levels::text, '') AS levels FROM bank_releases WHERE id = ANY($1::bigint[])",
+        [r["id"] for r in releases],
+    )
+    if len(schemes) > 1:
+        raise UserError(
+            "release_levels_mismatch",
+            "these releases write levels in different schemes (the 2025 three levels and the legacy four):"
+            " an exam's matrix counts one scheme; choose releases of one scheme",
+        )
     conflicts = await conn.fetch(_CONFLICTS, [r["id"] for r in releases])
     if conflicts:
         listed = ", ".join(f"{c['item_id']} ({', '.join(map(str, c['versions']))})" for c in conflicts)
@@ -598,6 +609,13 @@ async def load_pool(conn: asyncpg.Connection, release_ids: list[int]) -> list[as
                 option_ids=tuple(str(k) for k in data.get("options") or {}),
                 statement_ids=tuple(str(k) for k in data.get("statements") or {}),
                 shuffle=data.get("shuffle", True),
+                fixed_options=tuple(
+                    str(k) for k, v in (data.get("options") or {}).items() if isinstance(v, dict) and v.get("fixed")
+                ),
+                set_key=r["set_key"],
+                set_topic=r["set_topic"],
+                set_position=r["set_position"] or 0,
+                set_shuffle=bool(r["set_shuffle"]),
             )
         )
     return pool
@@ -1046,6 +1064,13 @@ def student_view(item, media: dict[str, bytes]) -> dict:
     }
 
 
+def passage_view(item_set, media: dict[str, bytes]) -> str:
+    """A set's stimulus as safe HTML, images inlined as a stem's are."""
+    from itembank.render import render_set
+
+    return render_set(item_set, lambda path: _data_uri(path, media[path]) if path in media else "").stimulus.html
+
+
 async def render_exam_items(conn: asyncpg.Connection, exam: asyncpg.Record) -> int:
     """Render every item that appears on some form of the exam, once."""
     pks = [
@@ -1089,7 +1114,18 @@ async def render_items(conn: asyncpg.Connection, release_ids: list[int], pks: li
     ):
         media.setdefault(r["release_id"], {})[r["path"]] = r["content"]
     items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
-    return {pk: (item.type.value, student_view(item, media.get(holder.get(pk), {}))) for pk, item in items.items()}
+    views = {pk: (item.type.value, student_view(item, media.get(holder.get(pk), {}))) for pk, item in items.items()}
+    # A set's child carries its set's passage (the stimulus), rendered once per set.
+    passages: dict[int, str] = {}
+    for r in await conn.fetch(
+        "SELECT b.id, b.set_pk, s.source FROM bank_items b JOIN bank_sets s ON s.id = b.set_pk"
+        " WHERE b.id = ANY($1::bigint[])",
+        pks,
+    ):
+        if r["set_pk"] not in passages:
+            passages[r["set_pk"]] = passage_view(bank.set_from_source(r["source"]), media.get(holder.get(r["id"]), {}))
+        views[r["id"]][1]["passage"] = passages[r["set_pk"]]
+    return views
 
 
 def exam_address(settings) -> str | None:

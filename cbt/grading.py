@@ -130,7 +130,8 @@ async def score_attempt(
             entries.append((fi.ref, parsed[fi.pk], fi.points))
         sections.append(entries)
     rules = scoring.ScoringRules(multiple_partial=spec.multiple_partial, single_penalty=spec.single_penalty)
-    result = scoring.score_attempt(sections, responses, rules, essay_marks=marks)
+    unscored = {fi.ref for fi in form.items if not fi.scored}
+    result = scoring.score_attempt(sections, responses, rules, essay_marks=marks, unscored=unscored)
     section_scores = json.dumps([{"total": str(s.total), "max": str(s.max_total)} for s in result.sections])
     await conn.executemany(_STORE_ITEMS, [(attempt_id, ref, s) for ref, s in result.items.items()])
     if submit_by is None:

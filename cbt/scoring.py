@@ -32,7 +32,7 @@ bool (a missing key is unanswered); short and essay, a string or None.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
 from types import MappingProxyType
@@ -177,13 +177,17 @@ def score_attempt(
     responses: Mapping[str, object],
     rules: ScoringRules = DEFAULT_RULES,
     essay_marks: Mapping[str, Decimal] | None = None,
+    unscored: Collection[str] = (),
 ) -> AttemptScore:
     """Score a whole attempt.
 
     ``sections`` lists, per section of the form, (ref, item, points) for each
     question; ``responses`` maps refs to response values (a ref missing from
     it is omitted); ``essay_marks`` maps essay refs to the marks a person
-    gave (0 to the item's points).
+    gave (0 to the item's points). ``unscored`` names trial questions (a
+    blueprint row with ``scored: false``): each is scored as any other, so
+    item analysis can calibrate it, but counts in no total, no maximum, and
+    never leaves the attempt provisional.
 
     Each section total is the sum of its items, but never below 0: negative
     marking can lower a section to 0, not beyond, so it cannot eat into
@@ -202,10 +206,12 @@ def score_attempt(
                     raise ValueError(f"ref {ref} appears twice in the form")
                 if item.type == ItemType.ESSAY:
                     score = _essay_mark(ref, marks.get(ref), points)
-                    provisional = provisional or score is None
+                    provisional = provisional or (score is None and ref not in unscored)
                 else:
                     score = score_item(item, responses.get(ref), points, rules)
                 items[ref] = score
+                if ref in unscored:
+                    continue
                 total += score or _ZERO
                 max_total += points
             section_scores.append(SectionScore(max(total, _ZERO), max_total))

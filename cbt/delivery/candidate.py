@@ -337,7 +337,7 @@ def exam_summary(me: asyncpg.Record) -> dict:
         "sections": [
             {
                 "title": s["title"],
-                "count": sum(r["count"] for r in s["rows"]),
+                "count": sum(r["count"] * (r.get("children") or 1) for r in s["rows"]),
                 "time_limit_minutes": s["time_limit_minutes"],
             }
             for s in spec["blueprint"]["sections"]

@@ -384,7 +384,7 @@ async def _exam_context(conn, exam) -> dict:
         exam["id"],
     )
     rooms = sorted({c["room"] for c in candidates}, key=roster.room_sort_key)
-    items = sum(r.count for s in spec.blueprint.sections for r in s.rows)
+    items = sum(r.questions for s in spec.blueprint.sections for r in s.rows)
     running = sum(c["attempt"] == "in_progress" for c in candidates)
     # Who would lose a printed ticket if tickets were issued again (those who started keep theirs).
     ticketed = sum(c["has_ticket"] and c["attempt"] is None for c in candidates)

@@ -1,0 +1,270 @@
+"""Item sets through the whole path: a signed release with passages and the
+2025 levels imports; an exam draws whole sets, in order, on every form; the
+page gets each passage once under a per-form name; trial rows score but
+never count; and bad input is refused with nothing half-written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from support.bank import trust
+from support.delivery import changes_of, started
+
+from cbt import assembly, bank, exams
+from cbt.platform.errors import Conflict, UserError
+from cbt.roster import Candidate
+from itembank import keys as ik
+from itembank import package
+
+NOW = dt.datetime.now(dt.UTC)
+OPENS, CLOSES = (NOW - dt.timedelta(hours=1)).isoformat(), (NOW + dt.timedelta(hours=3)).isoformat()
+# Every reading set has this level profile (2 Biết, 2 Hiểu, 1 Vận dụng), so a
+# form's points per level are the same whichever sets it draws.
+PROFILE = ("biet", "biet", "hieu", "hieu", "van-dung")
+
+
+def reading_set(n: int, *, shuffle: bool = False, version: int = 1, extra: str = "") -> str:
+    children = "\n".join(
+        f"""  - id: R{n}-{c}
+    type: single
+    level: {level}
+    points: 0.25
+    stem: Câu {c} của bài đọc {n}?{extra}
+    options: {{A: "đúng {c}", B: "sai", C: "sai nữa", D: "cũng sai"}}
+    answer: A"""
+        for c, level in enumerate(PROFILE, 1)
+    )
+    return f"""- id: R{n}
+  version: {version}
+  type: set
+  subject: tieng-anh
+  grade: 12
+  topic: reading
+  lang: en
+  status: approved
+  shuffle: {str(shuffle).lower()}
+  stimulus: |
+    **Passage {n}.** Students of school {n} counted the cups their canteen threw away.
+  items:
+{children}
+"""
+
+
+STANDALONE = """- id: G-{n}
+  version: 1
+  type: single
+  subject: tieng-anh
+  grade: 12
+  topic: grammar
+  level: {level}
+  points: 0.25
+  lang: en
+  status: approved
+  stem: Grammar question {n}?
+  options: {{A: "yes", B: "no", C: "maybe", D: {{text: "All of the above", fixed: true}}}}
+  answer: A
+"""
+
+
+def write_release(folder, key, *, version="1", sets=6, levels="2025", extra="") -> None:
+    (folder / "items").mkdir(parents=True, exist_ok=True)
+    (folder / "bank.yaml").write_text(
+        f"format: cbt-bank/1\nname: en-2025\nversion: '{version}'\nsubject: tieng-anh\n"
+        + (f"levels: {levels}\n" if levels else "")
+        + "topics: {reading: Đọc hiểu, grammar: Ngữ pháp}\n",
+        encoding="utf-8",
+    )
+    if sets:
+        (folder / "items" / "reading.yaml").write_text(
+            "".join(reading_set(n, shuffle=n == 1, extra=extra) for n in range(1, sets + 1)), encoding="utf-8"
+        )
+    level = "biet" if levels == "2025" else 1
+    (folder / "items" / "grammar.yaml").write_text(
+        "".join(STANDALONE.format(n=n, level=level) for n in range(1, 7)), encoding="utf-8"
+    )
+    package.sign(folder, key)
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sets")
+    made = ik.generate_key_files("set-signer", root / "keys")
+    key = ik.load_private_key(made.private_path)
+    out = {"pub": made.public_path}
+    for tag, kwargs in {
+        "good": {},
+        "changed": {"version": "2", "extra": " (sửa)"},
+        "legacy": {"version": "3", "levels": None, "sets": 0},
+    }.items():
+        out[tag] = root / tag
+        write_release(out[tag], key, **kwargs)
+    return out
+
+
+def exam_yaml(code="EN-S", release="release: en-2025 1", set_count=2, extra_section="") -> str:
+    return f"""
+code: {code}
+title: Tiếng Anh (thử)
+subject: tieng-anh
+{release}
+duration_minutes: 50
+window: {{opens: {OPENS}, closes: {CLOSES}, late_entry_minutes: 120}}
+show_score: true
+sections:
+  - title: Reading
+    rows:
+      - {{topic: reading, type: set, count: {set_count}, children: 5}}
+  - title: Grammar
+    rows:
+      - {{topic: grammar, level: 1, count: 2}}
+{extra_section}"""
+
+
+async def imported(conn, releases, *tags):
+    await trust(conn, releases["pub"])
+    if not await conn.fetchval("SELECT 1 FROM orgs WHERE code = 'SGD-S'"):
+        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-S', 'Sở S', 'department')")
+    return [await bank.import_release(conn, releases[tag]) for tag in tags]
+
+
+async def test_a_release_with_sets_and_the_2025_levels_imports_once(conn, releases):
+    (result,) = await imported(conn, releases, "good")
+    assert result.items == 36 and not result.already_imported
+    assert await conn.fetchval("SELECT count(*) FROM bank_sets") == 6
+    children = await conn.fetch(
+        "SELECT b.item_id, b.level, b.set_position, s.set_id FROM bank_items b JOIN bank_sets s ON s.id = b.set_pk"
+        " ORDER BY s.set_id, b.set_position"
+    )
+    assert [(r["item_id"], r["set_position"]) for r in children[:5]] == [(f"R1-{c}", c - 1) for c in range(1, 6)]
+    # Levels are stored as their place in the release's scheme: biet 1, hieu 2, van-dung 3.
+    assert [r["level"] for r in children[:5]] == [1, 1, 2, 2, 3]
+    scheme = await bank.level_scheme(conn, [result.release_id])
+    assert scheme.names == ("Biết", "Hiểu", "Vận dụng")
+    assert await conn.fetchval("SELECT count(*) FROM bank_items WHERE set_pk IS NULL") == 6
+    again = await bank.import_release(conn, releases["good"])
+    assert again.already_imported and await conn.fetchval("SELECT count(*) FROM bank_sets") == 6
+
+
+async def test_a_set_changed_under_the_same_version_is_refused_and_nothing_is_written(conn, releases):
+    await imported(conn, releases, "good")
+    before = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("bank_releases", "bank_sets", "bank_items")]
+    with pytest.raises(Conflict) as e:
+        await bank.import_release(conn, releases["changed"])
+    assert e.value.code == "set_version_conflict" and "R1@1" in e.value.message
+    after = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in ("bank_releases", "bank_sets", "bank_items")]
+    assert after == before
+
+
+async def test_every_form_keeps_each_set_whole_and_in_order_and_the_levels_add_up(conn, releases):
+    await imported(conn, releases, "good")
+    await exams.create_exam(conn, exams.parse_exam(exam_yaml()), "SGD-S")
+    roster = [
+        Candidate(f"{n:010d}", f"Học sinh {n}", dt.date(2008, 1, 1), "12A", "THPT S", f"P{n % 20:02d}")
+        for n in range(1000)
+    ]
+    await exams.add_roster(conn, "EN-S", roster)
+    await exams.open_exam(conn, "EN-S")
+    rows = await conn.fetch(
+        "SELECT f.form FROM candidate_forms f JOIN candidates c ON c.id = f.candidate_id"
+        " JOIN exams e ON e.id = c.exam_id WHERE e.code = 'EN-S'"
+    )
+    assert len(rows) == 1000
+    items = {
+        r["id"]: r
+        for r in await conn.fetch(
+            "SELECT b.id, b.item_id, b.level, b.points, b.set_position, s.set_id"
+            " FROM bank_items b LEFT JOIN bank_sets s ON s.id = b.set_pk"
+        )
+    }
+    drawn, orders = Counter(), Counter()
+    for row in rows:
+        form = assembly.form_from_json(json.loads(row["form"]))
+        reading, grammar = form.sections
+        assert len(reading.items) == 10 and len(grammar.items) == 2
+        assert all(items[fi.pk]["set_id"] is None for fi in grammar.items)  # no child drawn alone
+        sets_in_order = []
+        for fi in reading.items:
+            name = items[fi.pk]["set_id"]
+            assert name is not None and fi.set_key == f"{name}@1"
+            if not sets_in_order or sets_in_order[-1] != name:
+                sets_in_order.append(name)
+        # Two sets, each once and contiguous: its five children side by side.
+        assert len(sets_in_order) == 2 and len(set(sets_in_order)) == 2
+        for name in sets_in_order:
+            places = [items[fi.pk]["set_position"] for fi in reading.items if items[fi.pk]["set_id"] == name]
+            if name == "R1":  # R1 lets forms shuffle its children among themselves
+                assert sorted(places) == list(range(5))
+                orders[tuple(places)] += 1
+            else:
+                assert places == list(range(5))
+            drawn[name] += 1
+        # The matrix: per form 1 point of Biết, 1 of Hiểu and 0.5 of Vận dụng from the passages.
+        per_level = Counter()
+        for fi in reading.items:
+            per_level[items[fi.pk]["level"]] += fi.points
+        assert per_level == {1: Decimal("1.00"), 2: Decimal("1.00"), 3: Decimal("0.50")}
+    assert set(drawn) == {f"R{n}" for n in range(1, 7)}  # every set is drawn by some form
+    assert len(orders) > 1  # and R1's children come in more than one order
+
+
+async def test_the_page_gets_each_passage_once_by_a_name_of_its_form(conn, client, releases):
+    await imported(conn, releases, "good")
+    trial = "  - title: Trial\n    rows:\n      - {topic: grammar, level: 1, count: 1, scored: false}\n"
+    spec = exams.parse_exam(exam_yaml(extra_section=trial))
+    await exams.create_exam(conn, spec, "SGD-S")
+    await exams.add_roster(conn, "EN-S", [Candidate("0000000001", "An", dt.date(2008, 1, 1), "12A", "S", "P1")])
+    await exams.open_exam(conn, "EN-S")
+    ticket = (await exams.issue_tickets(conn, "EN-S"))[0]["ticket"]
+    headers, body = await started(client, ticket)
+    form = body["form"]
+    assert set(form["passages"]) == {"p1", "p2"}
+    reading = form["sections"][0]["items"]
+    assert [q["passage"] for q in reading] == ["p1"] * 5 + ["p2"] * 5
+    assert all("passage" not in q for s in form["sections"][1:] for q in s["items"])
+    assert "Passage" in form["passages"]["p1"] and "<strong>" in form["passages"]["p1"]
+    text = json.dumps(body)
+    assert '"R1' not in text and '"R2' not in text and "@1" not in text  # no bank id reaches the page
+    # The fixed option ("All of the above") stays last on every grammar question.
+    for q in form["sections"][1]["items"]:
+        assert "All of the above" in q["options"][-1]["html"]
+    # Answer everything right: the trial question scores but counts in no total.
+    answers = {}
+    for q in reading + form["sections"][1]["items"] + form["sections"][2]["items"]:
+        right = next(o["id"] for o in q["options"] if "đúng" in o["html"] or o["html"].strip() == "yes")
+        answers[q["ref"]] = right
+    resp = await client.post(
+        "/api/v1/changes", json={"attempt_id": body["attempt"]["id"], "changes": changes_of(answers)}, headers=headers
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/submit", json={"attempt_id": body["attempt"]["id"]}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    attempt = await conn.fetchrow("SELECT id, score, max_score FROM attempts")
+    assert attempt["score"] == attempt["max_score"] == Decimal("3.00")  # 12 questions of 0.25, not 13
+    trial_ref = form["sections"][2]["items"][0]["ref"]
+    stored = await conn.fetchval(
+        "SELECT score FROM responses WHERE attempt_id = $1 AND item_ref = $2", attempt["id"], trial_ref
+    )
+    assert stored == Decimal("0.25")  # scored, for the item analysis
+
+
+async def test_an_exam_asking_for_more_sets_than_exist_is_refused_with_nothing_written(conn, releases):
+    await imported(conn, releases, "good")
+    with pytest.raises(UserError) as e:
+        await exams.create_exam(conn, exams.parse_exam(exam_yaml(set_count=7)), "SGD-S")
+    assert e.value.code == "infeasible_blueprint"
+    assert e.value.details["count"] == 1
+    assert "wants 7 sets of topic reading with 5 questions each, the release has 6" in e.value.message
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+async def test_releases_of_two_level_schemes_make_no_exam(conn, releases):
+    await imported(conn, releases, "good", "legacy")
+    spec = exams.parse_exam(exam_yaml(release="releases: [en-2025 1, en-2025 3]"))
+    with pytest.raises(UserError) as e:
+        await exams.create_exam(conn, spec, "SGD-S")
+    assert e.value.code == "release_levels_mismatch"
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
