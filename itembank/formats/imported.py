@@ -1,0 +1,101 @@
+"""What the importers of other tools' files share (Word, LaTeX ex_test,
+Moodle XML, GIFT, Aiken, QTI).
+
+Such a file says what a question asks and which answer is right, but rarely
+what cbt also needs: the subject, grade, topic and level of each question.
+The teacher gives those once for the file (`ImportDefaults`); every question
+becomes a **draft** item carrying them, to be classified and reviewed in the
+workspace like any other. A question's id is made from the file's prefix
+and the question number as the teacher wrote it (``word-ly12-C7``), so a
+problem and an item both point back to the question in the file.
+
+Every importer returns a `ParseResult` (the native format's): the items, each
+a `SourceItem` whose ``line`` is the place in the file (a line, or for Word
+a paragraph number), and every problem as ``file:place: message``, never a
+guess. A question with a problem gives no item.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+
+from itembank.errors import Problem
+from itembank.formats.yaml_format import ParseResult, SourceItem
+from itembank.model import Item, ItemType, Option, ShortKey, Statement, Status
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class ImportDefaults:
+    """What the file does not say, given once for all its questions."""
+
+    subject: str
+    topic: str = "chua-phan-loai"
+    level: int = 1
+    points: Decimal = Decimal("0.25")
+    lang: str = "vi"
+    grade: int | None = None
+    # The start of every item id from this file: "word-ly12" makes "word-ly12-C7".
+    id_prefix: str = "imp"
+
+
+def item_id(defaults: ImportDefaults, number: str) -> str:
+    """The id of question `number` ("7", "II.3", "Câu 12") of the file.
+
+    Vietnamese letters are folded to ASCII (ids are ASCII), anything else
+    becomes "-": ``item_id(d, "II.3")`` is ``imp-CII-3``.
+    """
+    folded = unicodedata.normalize("NFKD", number.replace("đ", "d").replace("Đ", "D"))
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    tail = _NOT_ID.sub("-", folded).strip("-") or "x"
+    return f"{defaults.id_prefix}-C{tail}"
+
+
+def draft(
+    defaults: ImportDefaults,
+    number: str,
+    type: ItemType,
+    stem: str,
+    *,
+    options: tuple[Option, ...] = (),
+    statements: tuple[Statement, ...] = (),
+    answer: ShortKey | None = None,
+    points: Decimal | None = None,
+    explanation: str | None = None,
+    media: tuple[str, ...] = (),
+    shuffle: bool = True,
+) -> Item:
+    """A draft item of the file's defaults, version 1."""
+    return Item(
+        id=item_id(defaults, number),
+        version=1,
+        type=type,
+        subject=defaults.subject,
+        topic=defaults.topic,
+        level=defaults.level,
+        points=points if points is not None else defaults.points,
+        lang=defaults.lang,
+        status=Status.DRAFT,
+        stem=stem,
+        grade=defaults.grade,
+        options=options,
+        statements=statements,
+        answer=answer,
+        shuffle=shuffle,
+        explanation=explanation,
+        media=media,
+    )
+
+
+def problem(file: str, place: int | None, code: str, message: str) -> Problem:
+    """A problem at `place` (a line, or a Word paragraph number) of `file`."""
+    return Problem(file, place, code, message)
+
+
+def result(items: list[tuple[Item, str, int]], problems: list[Problem]) -> ParseResult:
+    """The ParseResult of an import: items as (item, file, place)."""
+    return ParseResult(items=[SourceItem(item, file, place) for item, file, place in items], problems=problems)
