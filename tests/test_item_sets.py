@@ -11,98 +11,15 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from support.bank import trust
 from support.delivery import changes_of, started
+from support.sets import imported
 
 from cbt import assembly, bank, exams
 from cbt.platform.errors import Conflict, UserError
 from cbt.roster import Candidate
-from itembank import keys as ik
-from itembank import package
 
 NOW = dt.datetime.now(dt.UTC)
 OPENS, CLOSES = (NOW - dt.timedelta(hours=1)).isoformat(), (NOW + dt.timedelta(hours=3)).isoformat()
-# Every reading set has this level profile (2 Biết, 2 Hiểu, 1 Vận dụng), so a
-# form's points per level are the same whichever sets it draws.
-PROFILE = ("biet", "biet", "hieu", "hieu", "van-dung")
-
-
-def reading_set(n: int, *, shuffle: bool = False, version: int = 1, extra: str = "") -> str:
-    children = "\n".join(
-        f"""  - id: R{n}-{c}
-    type: single
-    level: {level}
-    points: 0.25
-    stem: Câu {c} của bài đọc {n}?{extra}
-    options: {{A: "đúng {c}", B: "sai", C: "sai nữa", D: "cũng sai"}}
-    answer: A"""
-        for c, level in enumerate(PROFILE, 1)
-    )
-    return f"""- id: R{n}
-  version: {version}
-  type: set
-  subject: tieng-anh
-  grade: 12
-  topic: reading
-  lang: en
-  status: approved
-  shuffle: {str(shuffle).lower()}
-  stimulus: |
-    **Passage {n}.** Students of school {n} counted the cups their canteen threw away.
-  items:
-{children}
-"""
-
-
-STANDALONE = """- id: G-{n}
-  version: 1
-  type: single
-  subject: tieng-anh
-  grade: 12
-  topic: grammar
-  level: {level}
-  points: 0.25
-  lang: en
-  status: approved
-  stem: Grammar question {n}?
-  options: {{A: "yes", B: "no", C: "maybe", D: {{text: "All of the above", fixed: true}}}}
-  answer: A
-"""
-
-
-def write_release(folder, key, *, version="1", sets=6, levels="2025", extra="") -> None:
-    (folder / "items").mkdir(parents=True, exist_ok=True)
-    (folder / "bank.yaml").write_text(
-        f"format: cbt-bank/1\nname: en-2025\nversion: '{version}'\nsubject: tieng-anh\n"
-        + (f"levels: {levels}\n" if levels else "")
-        + "topics: {reading: Đọc hiểu, grammar: Ngữ pháp}\n",
-        encoding="utf-8",
-    )
-    if sets:
-        (folder / "items" / "reading.yaml").write_text(
-            "".join(reading_set(n, shuffle=n == 1, extra=extra) for n in range(1, sets + 1)), encoding="utf-8"
-        )
-    level = "biet" if levels == "2025" else 1
-    (folder / "items" / "grammar.yaml").write_text(
-        "".join(STANDALONE.format(n=n, level=level) for n in range(1, 7)), encoding="utf-8"
-    )
-    package.sign(folder, key)
-
-
-@pytest.fixture(scope="module")
-def releases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sets")
-    made = ik.generate_key_files("set-signer", root / "keys")
-    key = ik.load_private_key(made.private_path)
-    out = {"pub": made.public_path}
-    for tag, kwargs in {
-        "good": {},
-        "changed": {"version": "2", "extra": " (sửa)"},
-        "legacy": {"version": "3", "levels": None, "sets": 0},
-    }.items():
-        out[tag] = root / tag
-        write_release(out[tag], key, **kwargs)
-    return out
 
 
 def exam_yaml(code="EN-S", release="release: en-2025 1", set_count=2, extra_section="") -> str:
@@ -122,13 +39,6 @@ sections:
     rows:
       - {{topic: grammar, level: 1, count: 2}}
 {extra_section}"""
-
-
-async def imported(conn, releases, *tags):
-    await trust(conn, releases["pub"])
-    if not await conn.fetchval("SELECT 1 FROM orgs WHERE code = 'SGD-S'"):
-        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-S', 'Sở S', 'department')")
-    return [await bank.import_release(conn, releases[tag]) for tag in tags]
 
 
 async def test_a_release_with_sets_and_the_2025_levels_imports_once(conn, releases):
