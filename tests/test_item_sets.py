@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
+from support.accounts import login
 from support.delivery import changes_of, started
-from support.sets import imported
+from support.sets import imported, passages_exam_yaml
 
 from cbt import assembly, bank, exams
 from cbt.platform.errors import Conflict, UserError
@@ -178,3 +181,69 @@ async def test_releases_of_two_level_schemes_make_no_exam(conn, releases):
         await exams.create_exam(conn, spec, "SGD-S")
     assert e.value.code == "release_levels_mismatch"
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+class PreviewReader(HTMLParser):
+    """What a preview page says, each text with the passage group (preview-set) it stands in."""
+
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, dict]] = []
+        self.texts: list[tuple[str | None, str]] = []  # (the group's passage name or None, text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.open.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if data.strip():
+            group = next((a.get("data-passage") for t, a in self.open if "preview-set" in a.get("class", "")), None)
+            self.texts.append((group, data.strip()))
+
+
+async def test_the_staff_preview_shows_each_passage_once_before_its_questions(client, conn, staff, releases):
+    await imported(conn, releases, "pair")
+    await exams.create_exam(conn, exams.parse_exam(passages_exam_yaml()), "THPT-A")
+    await login(client, "teacher")
+    resp = await client.get("/workspace/exams/EN-P/preview?seed=2")
+    assert resp.status == 200
+    page = await resp.text()
+    reader = PreviewReader()
+    reader.feed(page)
+    said = []  # what the page says in order, as (group, what): a passage, a passage's question, a grammar question
+    for group, text in reader.texts:
+        if m := re.search(r"Students of school (\d) counted", text):
+            said.append((group, f"passage {m.group(1)}"))
+        elif m := re.search(r"Câu \d của bài đọc (\d)\?", text):
+            said.append((group, f"question of {m.group(1)}"))
+        elif text.startswith("Grammar question"):
+            said.append((group, "grammar"))
+    first, second = said[0][1][-1], said[6][1][-1]
+    assert {first, second} == {"1", "2"}
+    # Each passage once, then its five questions, all inside its group; the grammar questions in none.
+    assert said == [
+        ("p1", f"passage {first}"),
+        *[("p1", f"question of {first}")] * 5,
+        ("p2", f"passage {second}"),
+        *[("p2", f"question of {second}")] * 5,
+        (None, "grammar"),
+        (None, "grammar"),
+    ]
+    assert page.count("Paragraph 18.") == 1
+    # Named as the exam page names them, each passage a region with that name, the questions numbered on.
+    titles = [t for _, t in reader.texts if t.startswith(("Ngữ liệu", "· Dùng cho"))]
+    assert titles == ["Ngữ liệu 1", "· Dùng cho câu 1–5", "Ngữ liệu 2", "· Dùng cho câu 6–10"]
+    assert page.count('<section class="passage" aria-labelledby="preview-passage-') == 2
+    assert re.findall(r'<li class="question" data-ref="[^"]+" value="(\d+)"', page) == [
+        *map(str, range(1, 11)),
+        "1",
+        "2",
+    ]
