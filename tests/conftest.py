@@ -38,6 +38,7 @@ pytest_plugins = [
     "support.delivery",
     "support.proctor",
     "support.results",
+    "support.sets",
     "support.workspace",
 ]
 

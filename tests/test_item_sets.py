@@ -7,102 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
-from support.bank import trust
+from support.accounts import login
 from support.delivery import changes_of, started
+from support.sets import imported, passages_exam_yaml
 
 from cbt import assembly, bank, exams
 from cbt.platform.errors import Conflict, UserError
 from cbt.roster import Candidate
-from itembank import keys as ik
-from itembank import package
 
 NOW = dt.datetime.now(dt.UTC)
 OPENS, CLOSES = (NOW - dt.timedelta(hours=1)).isoformat(), (NOW + dt.timedelta(hours=3)).isoformat()
-# Every reading set has this level profile (2 Biết, 2 Hiểu, 1 Vận dụng), so a
-# form's points per level are the same whichever sets it draws.
-PROFILE = ("biet", "biet", "hieu", "hieu", "van-dung")
-
-
-def reading_set(n: int, *, shuffle: bool = False, version: int = 1, extra: str = "") -> str:
-    children = "\n".join(
-        f"""  - id: R{n}-{c}
-    type: single
-    level: {level}
-    points: 0.25
-    stem: Câu {c} của bài đọc {n}?{extra}
-    options: {{A: "đúng {c}", B: "sai", C: "sai nữa", D: "cũng sai"}}
-    answer: A"""
-        for c, level in enumerate(PROFILE, 1)
-    )
-    return f"""- id: R{n}
-  version: {version}
-  type: set
-  subject: tieng-anh
-  grade: 12
-  topic: reading
-  lang: en
-  status: approved
-  shuffle: {str(shuffle).lower()}
-  stimulus: |
-    **Passage {n}.** Students of school {n} counted the cups their canteen threw away.
-  items:
-{children}
-"""
-
-
-STANDALONE = """- id: G-{n}
-  version: 1
-  type: single
-  subject: tieng-anh
-  grade: 12
-  topic: grammar
-  level: {level}
-  points: 0.25
-  lang: en
-  status: approved
-  stem: Grammar question {n}?
-  options: {{A: "yes", B: "no", C: "maybe", D: {{text: "All of the above", fixed: true}}}}
-  answer: A
-"""
-
-
-def write_release(folder, key, *, version="1", sets=6, levels="2025", extra="") -> None:
-    (folder / "items").mkdir(parents=True, exist_ok=True)
-    (folder / "bank.yaml").write_text(
-        f"format: cbt-bank/1\nname: en-2025\nversion: '{version}'\nsubject: tieng-anh\n"
-        + (f"levels: {levels}\n" if levels else "")
-        + "topics: {reading: Đọc hiểu, grammar: Ngữ pháp}\n",
-        encoding="utf-8",
-    )
-    if sets:
-        (folder / "items" / "reading.yaml").write_text(
-            "".join(reading_set(n, shuffle=n == 1, extra=extra) for n in range(1, sets + 1)), encoding="utf-8"
-        )
-    level = "biet" if levels == "2025" else 1
-    (folder / "items" / "grammar.yaml").write_text(
-        "".join(STANDALONE.format(n=n, level=level) for n in range(1, 7)), encoding="utf-8"
-    )
-    package.sign(folder, key)
-
-
-@pytest.fixture(scope="module")
-def releases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sets")
-    made = ik.generate_key_files("set-signer", root / "keys")
-    key = ik.load_private_key(made.private_path)
-    out = {"pub": made.public_path}
-    for tag, kwargs in {
-        "good": {},
-        "changed": {"version": "2", "extra": " (sửa)"},
-        "legacy": {"version": "3", "levels": None, "sets": 0},
-    }.items():
-        out[tag] = root / tag
-        write_release(out[tag], key, **kwargs)
-    return out
 
 
 def exam_yaml(code="EN-S", release="release: en-2025 1", set_count=2, extra_section="") -> str:
@@ -122,13 +42,6 @@ sections:
     rows:
       - {{topic: grammar, level: 1, count: 2}}
 {extra_section}"""
-
-
-async def imported(conn, releases, *tags):
-    await trust(conn, releases["pub"])
-    if not await conn.fetchval("SELECT 1 FROM orgs WHERE code = 'SGD-S'"):
-        await conn.execute("INSERT INTO orgs (code, name, kind) VALUES ('SGD-S', 'Sở S', 'department')")
-    return [await bank.import_release(conn, releases[tag]) for tag in tags]
 
 
 async def test_a_release_with_sets_and_the_2025_levels_imports_once(conn, releases):
@@ -268,3 +181,69 @@ async def test_releases_of_two_level_schemes_make_no_exam(conn, releases):
         await exams.create_exam(conn, spec, "SGD-S")
     assert e.value.code == "release_levels_mismatch"
     assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+
+
+class PreviewReader(HTMLParser):
+    """What a preview page says, each text with the passage group (preview-set) it stands in."""
+
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[tuple[str, dict]] = []
+        self.texts: list[tuple[str | None, str]] = []  # (the group's passage name or None, text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.open.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if data.strip():
+            group = next((a.get("data-passage") for t, a in self.open if "preview-set" in a.get("class", "")), None)
+            self.texts.append((group, data.strip()))
+
+
+async def test_the_staff_preview_shows_each_passage_once_before_its_questions(client, conn, staff, releases):
+    await imported(conn, releases, "pair")
+    await exams.create_exam(conn, exams.parse_exam(passages_exam_yaml()), "THPT-A")
+    await login(client, "teacher")
+    resp = await client.get("/workspace/exams/EN-P/preview?seed=2")
+    assert resp.status == 200
+    page = await resp.text()
+    reader = PreviewReader()
+    reader.feed(page)
+    said = []  # what the page says in order, as (group, what): a passage, a passage's question, a grammar question
+    for group, text in reader.texts:
+        if m := re.search(r"Students of school (\d) counted", text):
+            said.append((group, f"passage {m.group(1)}"))
+        elif m := re.search(r"Câu \d của bài đọc (\d)\?", text):
+            said.append((group, f"question of {m.group(1)}"))
+        elif text.startswith("Grammar question"):
+            said.append((group, "grammar"))
+    first, second = said[0][1][-1], said[6][1][-1]
+    assert {first, second} == {"1", "2"}
+    # Each passage once, then its five questions, all inside its group; the grammar questions in none.
+    assert said == [
+        ("p1", f"passage {first}"),
+        *[("p1", f"question of {first}")] * 5,
+        ("p2", f"passage {second}"),
+        *[("p2", f"question of {second}")] * 5,
+        (None, "grammar"),
+        (None, "grammar"),
+    ]
+    assert page.count("Paragraph 18.") == 1
+    # Named as the exam page names them, each passage a region with that name, the questions numbered on.
+    titles = [t for _, t in reader.texts if t.startswith(("Ngữ liệu", "· Dùng cho"))]
+    assert titles == ["Ngữ liệu 1", "· Dùng cho câu 1–5", "Ngữ liệu 2", "· Dùng cho câu 6–10"]
+    assert page.count('<section class="passage" aria-labelledby="preview-passage-') == 2
+    assert re.findall(r'<li class="question" data-ref="[^"]+" value="(\d+)"', page) == [
+        *map(str, range(1, 11)),
+        "1",
+        "2",
+    ]

@@ -9,12 +9,14 @@ import http.cookiejar
 import json
 import urllib.parse
 import urllib.request
+from decimal import Decimal
 
 import pytest
 from support.accounts import CSRF_RE, PASSWORD
 from support.bank import trust
 from support.browser import SCREENSHOTS, chromium_page, on_live_server
 from support.delivery import NOW, STUDENTS, exam_yaml
+from support.sets import imported, passages_exam_yaml
 
 from cbt import bank, exams
 
@@ -781,3 +783,148 @@ async def test_an_answer_to_a_section_that_ended_offline_is_withdrawn_and_the_re
     assert attempt["section_index"] == 1 and attempt["saved_seq"] == out["seq"] > 2
     saved = await conn.fetchval("SELECT count(*) FROM responses WHERE value IS NOT NULL")
     assert saved == 2  # Part I's first answer and Part II's; not the one written too late
+
+
+# -- passages: a set's questions beside the text they share (issue 18) --------------------------------------
+
+
+@pytest.fixture
+async def passages_exam(conn, releases):
+    """Two passages of five questions each (the second longer than a lab screen), then two grammar
+    questions without one; three candidates. Returns {code: ticket}."""
+    await imported(conn, releases, "pair")
+    await exams.create_exam(conn, exams.parse_exam(passages_exam_yaml()), "SGD-S")
+    await exams.add_roster(conn, "EN-P", STUDENTS)
+    await exams.open_exam(conn, "EN-P")
+    return {r["code"]: r["ticket"] for r in await exams.issue_tickets(conn, "EN-P")}
+
+
+def regions(page) -> list[str]:
+    """The accessible names of the page's regions, as Chromium computes them for a screen reader."""
+    cdp = page.context.new_cdp_session(page)
+    nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    return [
+        n.get("name", {}).get("value", "")
+        for n in nodes
+        if n.get("role", {}).get("value") == "region" and not n.get("ignored")
+    ]
+
+
+def in_view(page, selector: str) -> bool:
+    """Every element the selector finds lies wholly inside the viewport, the window not scrolled."""
+    return page.evaluate(
+        """(sel) => window.scrollY === 0 && [...document.querySelectorAll(sel)].every((e) => {
+             const r = e.getBoundingClientRect();
+             return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; })""",
+        selector,
+    )
+
+
+# The passage panel as the student has it: what it says, how far it is scrolled, whether it is the
+# same drawing (a mark set on its text survives), and the columns beside it.
+PANEL = """() => { const p = document.querySelector('#passage'), $ = (s) => document.querySelector(s);
+  return {hidden: p.hidden, title: $('#passage-title').textContent, serves: $('#passage-serves').textContent,
+          text: $('#passage-text').textContent, marked: !!p.querySelector('[data-seen]'),
+          scrollTop: p.scrollTop, scrollHeight: p.scrollHeight, clientHeight: p.clientHeight,
+          columns: getComputedStyle($('#stage')).gridTemplateColumns.split(' ').length,
+          questionWidth: $('#question').getBoundingClientRect().width,
+          stageWidth: $('#stage').getBoundingClientRect().width}; }"""
+
+
+def read_a_passage_at_a_time(base: str, ticket: str, dsn: str) -> dict:
+    from playwright.sync_api import expect
+
+    out = {"passages": [], "kept": [], "controls_in_view": [], "quiet": []}
+    with chromium_page() as (page, problems):
+        sign_in_and_start(page, base, ticket)
+        out["regions"] = regions(page)
+        out["map"] = [b.get_attribute("aria-label") for b in page.locator(".qbtn").all()]
+        out["groups"] = [g.inner_text().split("\n")[0] for g in page.locator(".qnav-set").all()]
+        out["grouped"] = [g.locator(".qbtn").count() for g in page.locator(".qnav-set").all()]
+        for passage in (1, 2):
+            expect(page.locator("#passage")).to_be_visible()
+            out["passages"].append(page.evaluate(PANEL))
+            # Read to the end by keyboard: the panel takes focus and scrolls; the window does not.
+            page.focus("#passage")
+            page.keyboard.press("End")
+            for _ in range(50):
+                p = page.evaluate(PANEL)
+                if p["scrollTop"] + p["clientHeight"] >= p["scrollHeight"] - 1:
+                    break
+                page.wait_for_timeout(100)
+            out["controls_in_view"].append(in_view(page, "#question label.option, #prev, #flag, #next"))
+            if p["scrollHeight"] > p["clientHeight"]:  # the long one, read to its end
+                page.screenshot(path=str(SCREENSHOTS / "exam-passage-vi.png"))
+            page.evaluate("document.querySelector('#passage-text > *').dataset.seen = '1'")
+            scrolled = page.evaluate(PANEL)["scrollTop"]
+            for child in range(5):
+                page.locator("#question label.option", has_text="đúng").click()
+                if child == 0:
+                    page.evaluate("document.querySelector('#announce-polite').textContent = ''")
+                page.click("#next")
+                if child < 4:  # the next question of the same passage: the panel as the student left it
+                    now = page.evaluate(PANEL)
+                    out["kept"].append(now["marked"] and now["scrollTop"] == scrolled)
+                    out["quiet"].append(page.locator("#announce-polite").inner_text())
+            if passage == 1:  # on to the next passage: said once, politely
+                expect(page.locator("#announce-polite")).to_have_text("Ngữ liệu 2: Dùng cho câu 6–10.")
+        # Part II: questions without a passage take the whole width again.
+        out["after"] = page.evaluate(PANEL)
+        page.locator("#question label.option", has_text="yes").click()
+        page.click("#next")
+        page.locator("#question label.option", has_text="yes").click()
+        page.wait_for_selector("#save-state[data-state=saved]", timeout=15000)
+        saved = run_in_thread(lambda: db(dsn, "SELECT count(*) AS n FROM responses WHERE value IS NOT NULL"))
+        out["saved"] = saved[0]["n"]
+        out["answered"] = [b.get_attribute("aria-label") for b in page.locator(".qbtn").all()]
+        # On a narrower screen the (long) passage sits above its question, and still scrolls on its own.
+        page.locator(".qbtn").nth(0 if "Paragraph 18" in out["passages"][0]["text"] else 5).click()
+        page.set_viewport_size({"width": 1024, "height": 768})
+        out["narrow"] = page.evaluate(
+            """() => { const p = document.querySelector('#passage').getBoundingClientRect();
+                       const q = document.querySelector('#question').getBoundingClientRect();
+                       return {above: p.bottom <= q.top, scrolls: document.querySelector('#passage').scrollHeight >
+                               document.querySelector('#passage').clientHeight}; }"""
+        )
+        page.screenshot(path=str(SCREENSHOTS / "exam-passage-narrow-vi.png"))
+        page.set_viewport_size({"width": 1366, "height": 768})
+        page.click("#submit")
+        page.click("#submit-yes")
+        page.wait_for_selector("#screen-done:not([hidden])", timeout=30000)
+        out["score"] = page.locator("#d-score").inner_text()
+        out["problems"] = problems
+    return out
+
+
+@pytest.mark.slow
+async def test_a_student_reads_each_passage_beside_its_questions_and_answers_them(conn, dsn, passages_exam):
+    out = await on_live_server(dsn, read_a_passage_at_a_time, passages_exam["0000000001"], dsn)
+    assert out["problems"] == [], out["problems"]
+    first, second = out["passages"]
+    # Each passage in a region a screen reader names, beside its questions on a 1366x768 screen.
+    assert "Ngữ liệu 1 Dùng cho câu 1–5" in out["regions"], out["regions"]
+    assert (first["title"], first["serves"]) == ("Ngữ liệu 1", "Dùng cho câu 1–5")
+    assert (second["title"], second["serves"]) == ("Ngữ liệu 2", "Dùng cho câu 6–10")
+    assert first["columns"] == second["columns"] == 2 and not first["hidden"]
+    assert first["text"] != second["text"]  # the panel's text changed with the passage
+    # The long passage (its school's canteen, 18 paragraphs) scrolls inside its own panel.
+    long = next(p for p in (first, second) if "Paragraph 18" in p["text"])
+    assert long["scrollHeight"] > long["clientHeight"] + 200, long
+    # Scrolled to its end, the question's answer controls and the Previous/Next bar are all in view.
+    assert out["controls_in_view"] == [True, True]
+    # Between questions of one passage the panel is not drawn again, nor announced again.
+    assert out["kept"] == [True] * 8 and out["quiet"] == [""] * 8
+    # Questions without a passage use the whole width.
+    assert out["after"]["hidden"] and out["after"]["questionWidth"] == out["after"]["stageWidth"]
+    assert out["narrow"] == {"above": True, "scrolls": True}
+    # The map groups each passage's questions under its name, and says so to a screen reader.
+    assert out["groups"] == ["Ngữ liệu 1", "Ngữ liệu 2"] and out["grouped"] == [5, 5]
+    assert out["map"][2] == "Câu 3, thuộc ngữ liệu 1, chưa trả lời"
+    marks = [(True, False)] * 5 + [(False, True)] * 5 + [(False, False)] * 2
+    assert [("ngữ liệu 1" in a, "ngữ liệu 2" in a) for a in out["map"]] == marks
+    assert out["answered"][7] == "Câu 8, thuộc ngữ liệu 2, Đã trả lời"
+    # Autosaved as any answer, and scored on submit: twelve right answers of 0,25.
+    assert out["saved"] == 12
+    attempt = await conn.fetchrow("SELECT status, score, max_score FROM attempts")
+    assert attempt["status"] == "submitted" and attempt["score"] == attempt["max_score"] == Decimal("3.00")
+    assert out["score"].startswith("Điểm: 3,00 / 3,00"), out["score"]

@@ -17,6 +17,10 @@ const state = {
   session: null,
   form: null,
   items: [], // flat list of questions in order, with .section
+  passages: {}, // name ("p1") -> the passage's safe HTML, for questions of an item set
+  passageNumber: {}, // name -> 1, 2, ... in the order the form first shows them
+  passageQuestions: {}, // name -> indexes in items of the questions it serves
+  passageScroll: {}, // name -> how far the student had scrolled it
   answers: {}, // ref -> {value, flagged}
   current: 0,
   offset: 0, // server clock minus ours, in ms
@@ -78,9 +82,9 @@ function show(name) {
   document.body.dataset.screen = name;
 }
 
-function announce(text) {
-  $("announce").textContent = "";
-  setTimeout(() => ($("announce").textContent = text), 50);
+function announce(text, region = "announce") {
+  $(region).textContent = "";
+  setTimeout(() => ($(region).textContent = text), 50);
 }
 
 function errorText(err) {
@@ -97,6 +101,7 @@ async function boot() {
   $("prev").addEventListener("click", () => go(state.current - 1));
   $("next").addEventListener("click", () => go(state.current + 1));
   $("flag").addEventListener("click", toggleFlag);
+  window.addEventListener("resize", fitPassage);
   $("submit").addEventListener("click", askSubmit);
   $("submit-yes").addEventListener("click", () => { $("submit-dialog").close(); submit(); });
   $("submit-no").addEventListener("click", () => $("submit-dialog").close());
@@ -221,6 +226,7 @@ async function onStart() {
   for (const section of data.form.sections) {
     for (const item of section.items) state.items.push({ ...item, section: section.index });
   }
+  indexPassages(data.form.passages || {});
   state.sequential = data.form.sections.some((s) => s.time_limit_minutes);
   state.answers = data.answers || {};
   applyTimes(data.attempt);
@@ -568,14 +574,24 @@ function buildNav() {
   const nav = $("qnav");
   nav.textContent = "";
   let lastSection = -1;
+  let group = null; // the questions of one passage, marked together in the map
   state.items.forEach((q, i) => {
     if (!visible(q)) return;
     if (q.section !== lastSection) {
       lastSection = q.section;
+      group = null;
       const h = document.createElement("p");
       h.className = "qnav-section";
       h.textContent = state.form.sections[q.section].title;
       nav.append(h);
+    }
+    const name = passageOf(q);
+    if (name && (!group || group.dataset.passage !== name)) {
+      group = el("div", { class: "qnav-set", "data-passage": name },
+        el("p", { class: "qnav-set-label", text: passageTitle(name) }));
+      nav.append(group);
+    } else if (!name) {
+      group = null;
     }
     const b = document.createElement("button");
     b.type = "button";
@@ -583,7 +599,7 @@ function buildNav() {
     b.dataset.index = String(i);
     b.textContent = String(i + 1);
     b.addEventListener("click", () => go(i));
-    nav.append(b);
+    (group || nav).append(b);
   });
   $("finish-section").hidden = !(state.sequential && state.sectionIndex < state.form.sections.length - 1);
   updateNav();
@@ -596,7 +612,9 @@ function updateNav() {
     b.classList.toggle("answered", answered(q.ref));
     b.classList.toggle("flagged", !!a.flagged);
     b.classList.toggle("current", Number(b.dataset.index) === state.current);
-    const label = [S.question + " " + b.textContent, answered(q.ref) ? S.legend_answered : S.not_answered];
+    const label = [S.question + " " + b.textContent];
+    if (passageOf(q)) label.push(S.passage_of.replace("{n}", String(state.passageNumber[q.passage])));
+    label.push(answered(q.ref) ? S.legend_answered : S.not_answered);
     if (a.flagged) label.push(S.legend_flagged);
     b.setAttribute("aria-label", label.join(", "));
     if (Number(b.dataset.index) === state.current) b.setAttribute("aria-current", "true");
@@ -609,6 +627,7 @@ function go(i) {
   state.current = i;
   localStorage.setItem(currentKey(), state.items[i].ref);
   renderQuestion(state.items[i], i);
+  showPassage(state.items[i]);
   updateNav();
   $("prev").disabled = !state.items[i - 1] || !visible(state.items[i - 1]);
   $("next").disabled = !state.items[i + 1] || !visible(state.items[i + 1]);
@@ -633,6 +652,70 @@ function renderQuestion(q, i) {
   box.append(group);
   $("flag").setAttribute("aria-pressed", String(!!a.flagged));
   $("flag").textContent = a.flagged ? S.unflag : S.flag;
+}
+
+// ---------------------------------------------------------------- passages
+
+// A form's passages are numbered as the student meets them; each knows the
+// questions it serves (side by side, as forms keep a set's children).
+function indexPassages(passages) {
+  state.passages = passages;
+  state.passageNumber = Object.create(null);
+  state.passageQuestions = Object.create(null);
+  state.items.forEach((q, i) => {
+    if (!passageOf(q)) return;
+    if (!(q.passage in state.passageNumber)) {
+      state.passageNumber[q.passage] = Object.keys(state.passageNumber).length + 1;
+      state.passageQuestions[q.passage] = [];
+    }
+    state.passageQuestions[q.passage].push(i);
+  });
+}
+
+const passageOf = (q) => (q.passage && typeof state.passages[q.passage] === "string" ? q.passage : null);
+const passageTitle = (name) => S.passage.replace("{n}", String(state.passageNumber[name]));
+
+// "3–7" for questions side by side, else "3, 5, 8".
+function questionList(indexes) {
+  const numbers = indexes.map((i) => i + 1);
+  const run = numbers.every((n, k) => k === 0 || n === numbers[k - 1] + 1);
+  return run && numbers.length > 1 ? `${numbers[0]}–${numbers[numbers.length - 1]}` : numbers.join(", ");
+}
+
+// The passage beside (or, on a narrow screen, above) the question it serves.
+// Moving between questions of one passage leaves the panel alone, so the
+// student's place in the text stays; a change of passage is said once, politely.
+function showPassage(q) {
+  const panel = $("passage");
+  const name = passageOf(q);
+  const was = panel.hidden ? null : panel.dataset.passage;
+  if (name === was) return fitPassage();
+  if (was) state.passageScroll[was] = panel.scrollTop;
+  $("stage").classList.toggle("with-passage", !!name);
+  panel.hidden = !name;
+  if (!name) return;
+  const serves = S.passage_serves.replace("{list}", questionList(state.passageQuestions[name]));
+  if (panel.dataset.passage !== name) {
+    $("passage-title").textContent = passageTitle(name);
+    $("passage-serves").textContent = serves;
+    html($("passage-text"), state.passages[name]);
+    panel.dataset.passage = name;
+  }
+  fitPassage();
+  panel.scrollTop = state.passageScroll[name] || 0;
+  announce(`${passageTitle(name)}: ${serves}.`, "announce-polite");
+}
+
+// Beside the question, the panel reaches down to just above the Previous/Next
+// bar: on a lab screen the question, its answer controls and that bar stay in
+// view however far the passage is scrolled.
+function fitPassage() {
+  const panel = $("passage");
+  if (panel.hidden) return;
+  const foot = document.querySelector("#screen-exam .qfoot");
+  const top = $("stage").getBoundingClientRect().top + window.scrollY;
+  const below = foot.offsetHeight + parseFloat(getComputedStyle(foot).marginTop) + 12;
+  panel.style.setProperty("--passage-max", `${Math.max(240, Math.floor(window.innerHeight - top - below))}px`);
 }
 
 function toggleFlag() {
