@@ -9,6 +9,17 @@ question refs: the same item is "q3" on one form and "q17" on another.
 Single-choice answers are mapped back to the bank's own option ids (the
 form's ``option_order`` / ``option_aliases``), so the option table of an
 item adds up across forms.
+
+Two things on a form shape the analysis beyond the scores. A child of an
+item set carries its set ("R1@1"): the report then has per-set statistics
+and the testlet alpha (docs/item-analysis.md, "Passages (item sets)"). A
+trial question (a ``scored: false`` row) is scored but in no candidate's
+total: the totals every item is correlated with, the test's summary and its
+reliability are over the questions that counted, and a trial question's own
+statistics are taken against that total (see :func:`analyze`). Whether a
+question counted is a property of the candidate's form, not of the item: a
+trial row and a scored row of the same topic and level draw from one pool,
+so an item can be a trial question on one form and count on another.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import asyncpg
 import numpy as np
 
 from cbt import bank, exams, times
-from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt
+from cbt.analysis import AnalysisInputError, analyze_matrix, ctt, irt, testlets
 from cbt.platform.errors import Conflict
 from cbt.roster import safe_cell
 from cbt.scoring import round_half_up
@@ -69,6 +80,12 @@ class ExamMatrix:
     # The bank item pks on each candidate's form, sorted (None: infer from
     # the non-NaN scores). Candidates with the same tuple sat the same form.
     form_items: list[tuple[int, ...]] | None = None
+    # [N x k] True where the item was on the candidate's form as a trial
+    # question: scored, but not in the candidate's total (None: no trials).
+    trial: np.ndarray | None = None
+    # [k] the set key ("R1@1") of each child of an item set, None for a
+    # standalone item (None: no sets).
+    item_sets: list[str | None] | None = None
 
 
 def _is_omitted(value) -> bool:
@@ -85,10 +102,13 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
     )
     forms = [json.loads(a["form"]) for a in attempts]
     points: dict[int, float] = {}
+    set_of: dict[int, str] = {}
     for form in forms:
         for section in form["sections"]:
             for fi in section["items"]:
                 points[fi["pk"]] = max(points.get(fi["pk"], 0.0), float(Decimal(str(fi["points"]))))
+                if fi.get("set_key") is not None:
+                    set_of[fi["pk"]] = fi["set_key"]  # a bank item version is a child of one set version
     pks = sorted(points)
     col = {pk: j for j, pk in enumerate(pks)}
     items = {pk: bank.item_from_source(source) for pk, source in (await bank.item_sources(conn, pks)).items()}
@@ -103,6 +123,7 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
     n, k = len(attempts), len(pks)
     scores = np.full((n, k), np.nan)
     omitted = np.zeros((n, k), dtype=bool)
+    trial = np.zeros((n, k), dtype=bool)
     choices = np.full((n, k), ctt.NOT_PRESENTED, dtype=np.int64)
     responses = await conn.fetch(
         "SELECT attempt_id, item_ref, value, score FROM responses WHERE attempt_id = ANY($1::bigint[])",
@@ -116,6 +137,7 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
         for section in form["sections"]:
             for fi in section["items"]:
                 j = col[fi["pk"]]
+                trial[i, j] = fi.get("scored", True) is False
                 r = answers.get(fi["ref"])
                 value = json.loads(r["value"]) if r is not None and r["value"] is not None else None
                 blank = _is_omitted(value)
@@ -145,57 +167,227 @@ async def exam_matrix(conn: asyncpg.Connection, exam_id: int) -> ExamMatrix:
         key=key,
         options=options,
         form_items=[tuple(sorted({fi["pk"] for sec in f["sections"] for fi in sec["items"]})) for f in forms],
+        trial=trial if trial.any() else None,
+        item_sets=[set_of.get(pk) for pk in pks] if set_of else None,
     )
 
 
 def analyze(m: ExamMatrix, thresholds: ctt.FlagThresholds | None = None) -> dict:
-    """analyze_matrix on the scores, plus the option table of every
-    single-choice item (against the same totals) and its flags."""
+    """analyze_matrix on the scores that counted, plus the option table of
+    every single-choice item (against the same totals) and its flags, the
+    exam's item sets and its trial questions.
+
+    A candidate's total is the sum of the scores that counted in their
+    result: trial questions are left out. Everything compared with a total
+    uses it: the summary, alpha and the testlet alpha (over the questions
+    that counted), the upper-lower groups, the option tables.
+
+    An item that was a trial question for some candidates gets its row from
+    every candidate who had it, counted or not: that is how a new item gets
+    statistics before it counts. Its rest score is the total minus its own
+    score where it counted, and the whole total where it did not (the total
+    holds no part of it there). So a trial question's r_pb is its
+    correlation with the scored total; its r_pb_total, the correlation with
+    the total as if it had counted; it has no alpha if deleted, being in no
+    alpha. Such an item gets ``trial_n``, the number of candidates who had
+    it as a trial question; a set with trial children, the same.
+    """
     cols = _scored_columns(m)  # drop items nobody has a score on (unmarked essays)
     if len(m.candidate_codes) == 0 or cols.size == 0:
         raise Conflict("no_results", "no submitted attempts with scores yet: nothing to analyse")
-    scores, omitted, mp = m.scores[:, cols], m.omitted[:, cols], m.max_points[cols]
+    trial = _trial(m)[:, cols]
+    raw, om, mp = m.scores[:, cols], m.omitted[:, cols], m.max_points[cols]
+    # Positions (in cols) of the items that counted for at least one candidate.
+    op = np.flatnonzero(~np.all(np.isnan(raw) | trial, axis=0))
+    if op.size == 0:
+        raise Conflict(
+            "no_results",
+            "only trial questions have scores yet: no total to analyse them against; analyse again when"
+            " the scored questions are marked",
+        )
+    labels = [m.item_labels[j] for j in cols]
+    in_sets = m.item_sets is not None and any(m.item_sets[j] is not None for j in cols[op])
     try:
         report = analyze_matrix(
-            scores,
-            omitted=omitted,
-            max_points=mp,
-            item_ids=[m.item_labels[j] for j in cols],
+            np.where(trial, np.nan, raw)[:, op],
+            omitted=(om & ~trial)[:, op],
+            max_points=mp[op],
+            item_ids=[labels[c] for c in op],
             examinee_ids=m.candidate_codes,
             thresholds=thresholds,
+            sets=[m.item_sets[j] for j in cols[op]] if in_sets else None,
         )
     except AnalysisInputError as e:
         raise Conflict("analysis_failed", str(e)) from None
-    for item, j in zip(report["items"], cols, strict=True):
-        item["pk"] = m.item_pks[j]
-        item["type"] = m.item_types[j]
-    sel = [i for i, j in enumerate(cols) if m.single[j]]
-    if sel:
-        totals = ctt.total_scores(ctt.apply_omit_policy(scores, omitted, report["omit_policy"]))
-        js = cols[sel]
+    sc = ctt.apply_omit_policy(raw, om, report["omit_policy"])  # every candidate who had the item
+    counted = np.where(trial, np.nan, sc)
+    totals = ctt.total_scores(counted[:, op])  # the totals analyze_matrix used
+    items = {}
+    for it, c in zip(report["items"], op, strict=True):
+        it["pk"] = m.item_pks[cols[c]]
+        it["type"] = m.item_types[cols[c]]
+        items[int(c)] = it
+    single_op = [int(c) for c in op if m.single[cols[c]]]
+    if single_op:
+        js = cols[single_op]
         n_opt = np.array([len(m.options[j]) for j in js], dtype=np.int64)
-        d = ctt.distractor_analysis(m.choices[:, js], m.key[js], n_opt, totals, mp[sel])
-        p = np.array([_nan(report["items"][i]["p"]) for i in sel])
-        r = np.array([_nan(report["items"][i]["r_pb"]) for i in sel])
-        flags = ctt.flag_items(p, r, d, m.key[js], thresholds)
-        for s, i in enumerate(sel):
-            j = cols[i]
-            report["items"][i]["options"] = [
-                {
-                    "option": m.options[j][o],
-                    "is_key": o == int(m.key[j]),
-                    "count": int(d.count[s, o]),
-                    "proportion": _num(d.proportion[s, o]),
-                    "r_pb_rest": _num(d.r_pb_rest[s, o]),
-                    "mean_total": _num(d.mean_total[s, o]),
-                }
-                for o in range(int(n_opt[s]))
-            ]
-            report["items"][i]["flags"] = flags[s]
-    sc = ctt.apply_omit_policy(scores, omitted, report["omit_policy"])
-    report["test"].update(form_reliability(m, cols, sc, mp))
-    report["test"]["irt_reliability"] = rasch_reliability(sc, mp, [m.item_labels[j] for j in cols])
+        choices = np.where(trial[:, single_op], ctt.NOT_PRESENTED, m.choices[:, js])
+        d = ctt.distractor_analysis(choices, m.key[js], n_opt, totals, mp[single_op])
+        _add_options(m, [items[c] for c in single_op], js, d, thresholds)
+    _add_trials(m, cols, items, sc, trial, om, totals, thresholds)
+    report["items"] = [items[c] for c in sorted(items)]
+    report["items_count"] = len(report["items"])
+    trial_items = sum(1 for it in report["items"] if "trial_n" in it)
+    if trial_items:
+        report["trial_items"] = trial_items
+    if m.item_sets is not None and any(m.item_sets[j] is not None for j in cols):
+        report["sets"] = _sets_with_trials(m, cols, sc, trial, totals, report.get("sets", []), labels)
+    report["test"].update(form_reliability(m, cols, counted, mp))
+    report["test"]["irt_reliability"] = rasch_reliability(counted[:, op], mp[op], [labels[c] for c in op])
     return report
+
+
+def _trial(m: ExamMatrix) -> np.ndarray:
+    return np.zeros(m.scores.shape, dtype=bool) if m.trial is None else np.asarray(m.trial, dtype=bool)
+
+
+def _add_options(m: ExamMatrix, rows: list[dict], js, d: ctt.DistractorStatistics, thresholds) -> None:
+    """The option table of single-choice items (columns js of m) and their
+    flags from the distractor statistics d (one row of d per item)."""
+    p = np.array([_nan(it["p"]) for it in rows])
+    r = np.array([_nan(it["r_pb"]) for it in rows])
+    flags = ctt.flag_items(p, r, d, m.key[js], thresholds)
+    for s, (it, j) in enumerate(zip(rows, js, strict=True)):
+        it["options"] = [
+            {
+                "option": m.options[j][o],
+                "is_key": o == int(m.key[j]),
+                "count": int(d.count[s, o]),
+                "proportion": _num(d.proportion[s, o]),
+                "r_pb_rest": _num(d.r_pb_rest[s, o]),
+                "mean_total": _num(d.mean_total[s, o]),
+            }
+            for o in range(len(m.options[j]))
+        ]
+        it["flags"] = flags[s]
+
+
+def _add_trials(m, cols, items, sc, trial, om, totals, thresholds) -> None:
+    """Rows for the items that were a trial question for some candidate,
+    from every candidate who had them (see :func:`analyze`): new rows, or
+    replacing those made from the candidates for whom they counted."""
+    has_total = ~np.isnan(totals)
+    pos = np.flatnonzero((trial & ~np.isnan(sc) & has_total[:, None]).any(axis=0))
+    if pos.size == 0:
+        return
+    x = np.where(has_total[:, None], sc[:, pos], np.nan)
+    counted = ~trial[:, pos]
+    mp = m.max_points[cols[pos]]
+    st, d_index = trial_item_statistics(x, counted, mp, totals)
+    for t, c in enumerate(pos):
+        j = cols[c]
+        row = {
+            "id": m.item_labels[j],
+            "max_points": float(mp[t]),
+            "n": int(st.n[t]),
+            "p": _num(st.p[t]),
+            "sd": _num(st.sd[t]),
+            "r_pb": _num(st.r_pb_rest[t]),
+            "r_pb_total": _num(st.r_pb_total[t]),
+            "r_bis": _num(st.r_bis[t]),
+            "d_upper_lower": _num(d_index[t]),
+            # Only the alpha of the questions that counted exists; a trial question is in none.
+            "alpha_if_deleted": items[int(c)]["alpha_if_deleted"] if int(c) in items else None,
+            "omitted": int((om[:, c] & has_total).sum()),
+        }
+        if m.single[j]:
+            choices = np.where(has_total[:, None], m.choices[:, [j]], ctt.NOT_PRESENTED)
+            # The rest score as above: the total, plus the item's own score where it did not count.
+            rest_total = totals + np.where(counted[:, t], 0.0, np.nan_to_num(x[:, t]))
+            n_opt = np.array([len(m.options[j])])
+            d = ctt.distractor_analysis(choices, m.key[[j]], n_opt, rest_total, mp[[t]])
+            # mean_total: of the totals the candidates had, not of the rest-score helper.
+            mean = ctt.distractor_analysis(choices, m.key[[j]], n_opt, totals, mp[[t]]).mean_total
+            _add_options(m, [row], [j], dataclasses.replace(d, mean_total=mean), thresholds)
+        else:
+            row["flags"] = ctt.flag_items(st.p[[t]], st.r_pb_rest[[t]], thresholds=thresholds)[0]
+        row.update(pk=m.item_pks[j], type=m.item_types[j], trial_n=int((trial[:, c] & ~np.isnan(x[:, t])).sum()))
+        items[int(c)] = row
+
+
+def trial_item_statistics(
+    scores: np.ndarray, counted: np.ndarray, max_points: np.ndarray, totals: np.ndarray
+) -> tuple[ctt.ItemStatistics, np.ndarray]:
+    """Item statistics of items that did not count in every candidate's total.
+
+    scores: [N x t] item scores of every candidate who had the item, NaN =
+        not on the form or no score; counted: [N x t] bool, True where the
+        score counted in the candidate's total; max_points: [t];
+        totals: [N] the totals over the scores that counted (NaN = none:
+        the row is left out).
+
+    The rest score of candidate i on item j is totals[i] - scores[i, j]
+    where the score counted and totals[i] where it did not, so r_pb_rest is
+    the corrected item-total correlation of ctt.item_statistics in both
+    cases; r_pb_total correlates with the total as if the item had counted
+    for everyone (totals + the score where it did not). Returns the
+    statistics ([t] arrays) and the upper-lower index [t] by ``totals``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    totals = np.asarray(totals, dtype=np.float64)
+    mp = np.asarray(max_points, dtype=np.float64)
+    x = np.where(np.isnan(totals)[:, None], np.nan, scores)
+    parts = []
+    for j in range(x.shape[1]):
+        # item_statistics' rest is "its totals minus the item": give it the
+        # total with the item's score added back where it did not count.
+        with_item = totals + np.where(counted[:, j], 0.0, np.nan_to_num(x[:, j]))
+        parts.append(ctt.item_statistics(x[:, [j]], mp[[j]], with_item))
+    stats = ctt.ItemStatistics(
+        **{f.name: np.concatenate([getattr(s, f.name) for s in parts]) for f in dataclasses.fields(ctt.ItemStatistics)}
+    )
+    return stats, ctt.upper_lower_index(x, mp, totals)
+
+
+def _sets_with_trials(m, cols, sc, trial, totals, op_rows: list[dict], labels: list[str]) -> list[dict]:
+    """Every set's row, in the order of its first child: the one made by
+    analyze_matrix when the set always counted, else one from every
+    candidate who had the set, its rest score taken as for trial items."""
+    made = {row["id"]: row for row in op_rows}
+    children: dict[str, list[int]] = {}
+    for c, j in enumerate(cols):
+        if m.item_sets[j] is not None:
+            children.setdefault(m.item_sets[j], []).append(c)
+    has_total = ~np.isnan(totals)
+    out = []
+    for key, ch in children.items():
+        had_trial = (trial[:, ch] & ~np.isnan(sc[:, ch])).any(axis=1) & has_total
+        if not had_trial.any():
+            out.append(made[key])
+            continue
+        cs = np.where(has_total[:, None], sc[:, ch], np.nan)
+        one = np.zeros(len(ch), dtype=np.int64)
+        set_score = testlets.set_scores(cs, one)[:, 0]
+        counted = ~trial[:, ch].any(axis=1)
+        with_set = totals + np.where(counted, 0.0, np.nan_to_num(set_score))
+        st = testlets.set_statistics(cs, m.max_points[cols[ch]], one, with_set)
+        out.append(
+            {
+                "id": key,
+                "items": [labels[c] for c in ch],
+                "children": int(st.children[0]),
+                "max_points": float(st.max_points[0]),
+                "n": int(st.n[0]),
+                "n_partial": int(st.n_partial[0]),
+                "mean": _num(st.mean[0]),
+                "p": _num(st.p[0]),
+                "sd": _num(st.sd[0]),
+                "r_rest": _num(st.r_rest[0]),
+                "alpha": _num(st.alpha[0]),
+                "trial_n": int(had_trial.sum()),
+            }
+        )
+    return out
 
 
 def _scored_columns(m: ExamMatrix) -> np.ndarray:
@@ -203,16 +395,16 @@ def _scored_columns(m: ExamMatrix) -> np.ndarray:
 
 
 def item_traces(m: ExamMatrix, item_pk: int, omit: str = "wrong") -> dict | None:
-    """The chart data of one item, against the same totals as :func:`analyze`:
-    {"group_mean_total", "mean_score"} by total-score fifth, and for a
-    single-choice item "options": {option id: share choosing by fifth}.
-    None when the item has no scores."""
+    """The chart data of one item, against the same totals as :func:`analyze`
+    (the scores that counted): {"group_mean_total", "mean_score"} by
+    total-score fifth, and for a single-choice item "options": {option id:
+    share choosing by fifth}. None when the item has no scores."""
     cols = _scored_columns(m)
     if item_pk not in m.item_pks or m.item_pks.index(item_pk) not in cols:
         return None
     j = m.item_pks.index(item_pk)
     scores = ctt.apply_omit_policy(m.scores[:, cols], m.omitted[:, cols], omit)
-    totals = ctt.total_scores(scores)
+    totals = ctt.total_scores(np.where(_trial(m)[:, cols], np.nan, scores))
     c = int(np.flatnonzero(cols == j)[0])
     gmean, curve = ctt.score_trace(scores[:, [c]], m.max_points[[j]], totals)
     trace = {"group_mean_total": [_num(x) for x in gmean], "mean_score": [_num(x) for x in curve[0]]}
@@ -224,17 +416,20 @@ def item_traces(m: ExamMatrix, item_pk: int, omit: str = "wrong") -> dict | None
 
 def form_reliability(m: ExamMatrix, cols: np.ndarray, scores: np.ndarray, max_points: np.ndarray) -> dict:
     """Alpha, KR-20 and SEM per form: candidates are grouped by the set of
-    items on their form; a group shared by at least two candidates is a
-    (fixed) form and gets the statistics over its own rows and items (only
-    complete rows, as for the whole test). Returns {"form_groups": number
+    items that counted on their form (trial questions left out); a group
+    shared by at least two candidates is a (fixed) form and gets the
+    statistics over its own rows and items (only complete rows, as for the
+    whole test), and with item sets the testlet alpha of its units
+    (``testlet_alpha``, ``testlet_units``). Returns {"form_groups": number
     of distinct item sets, "forms": [...], one entry per shared form}.
 
-    scores: [N x len(cols)] after the omit policy; cols: the analysed
-    columns of ``m``.
+    scores: [N x len(cols)] after the omit policy, NaN where the item did
+    not count (trial questions); cols: the analysed columns of ``m``.
     """
     if m.form_items is not None:
-        known = set(m.item_pks)
-        keys = [tuple(pk for pk in f if pk in known) for f in m.form_items]
+        known = {pk: j for j, pk in enumerate(m.item_pks)}
+        trial = _trial(m)
+        keys = [tuple(pk for pk in f if pk in known and not trial[i, known[pk]]) for i, f in enumerate(m.form_items)]
     else:
         keys = [tuple(m.item_pks[j] for j in cols[~np.isnan(row)]) for row in scores]
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -250,18 +445,30 @@ def form_reliability(m: ExamMatrix, cols: np.ndarray, scores: np.ndarray, max_po
         rel = ctt.reliability(s, max_points[fcols])
         complete = s[~np.isnan(s).any(axis=1)]
         sd = ctt.describe_totals(complete.sum(axis=1)).sd if complete.shape[0] else math.nan
-        forms.append(
-            {
-                "form": number,
-                "n": len(rows),
-                "items_count": len(fcols),
-                "reliability_n": rel.n,
-                "alpha": _num(rel.alpha),
-                "kr20": _num(rel.kr20),
-                "sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
-            }
-        )
+        form = {
+            "form": number,
+            "n": len(rows),
+            "items_count": len(fcols),
+            "reliability_n": rel.n,
+            "alpha": _num(rel.alpha),
+            "kr20": _num(rel.kr20),
+            "sem": _num(ctt.standard_error_of_measurement(sd, rel.alpha)),
+        }
+        set_index = _set_index([m.item_sets[cols[c]] for c in fcols]) if m.item_sets is not None else None
+        if set_index is not None:
+            units = testlets.testlet_reliability(s, set_index)
+            form["testlet_alpha"] = _num(units.alpha)
+            form["testlet_units"] = units.units
+        forms.append(form)
     return {"form_groups": len(groups), "forms": forms}
+
+
+def _set_index(keys: list[str | None]) -> np.ndarray | None:
+    """testlets' [k] set index of these set keys (None = standalone), or
+    None when no item is in a set."""
+    order: dict[str, int] = {}
+    index = [testlets.STANDALONE if key is None else order.setdefault(key, len(order)) for key in keys]
+    return np.array(index, dtype=np.int64) if order else None
 
 
 def rasch_reliability(scores: np.ndarray, max_points: np.ndarray, item_ids: list[str] | None = None) -> dict:

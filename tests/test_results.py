@@ -62,6 +62,10 @@ async def test_stored_statistics_equal_analyze_matrix_on_an_independent_matrix(c
     expected = analyze_matrix(m, max_points=pts)
     assert report["examinees"] == len(codes) == 8
     assert [it["pk"] for it in report["items"]] == pks
+    # No item sets, no trial questions: the report is as it always was.
+    assert "sets" not in report and "trial_items" not in report
+    assert not any(k.startswith("testlet") for k in report["test"])
+    assert not any("trial_n" in it for it in report["items"])
     for name in ("mean", "sd", "alpha", "sem"):
         assert close(report["test"][name], expected["test"][name]), name
     stored = {r["item_pk"]: r for r in await conn.fetch("SELECT * FROM item_stats WHERE exam_id = $1", sat)}

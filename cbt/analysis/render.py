@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from cbt.analysis import ctt, irt
+from cbt.analysis.report import TESTLET_NOTE
 from cbt.numbers import fmt
 
 if TYPE_CHECKING:
@@ -275,6 +276,24 @@ A dash means the statistic is undefined for these data (for example a zero varia
 <p class="note">SD with n &minus; 1; skewness and kurtosis are the sample estimators G1 and G2.
 Reliability uses the {{ r.test.reliability_n }} examinees with a score on every item; KR-20 and KR-21
 only when every item is right/wrong (on the number-right score). A negative alpha is shown as it is.</p>
+{% if "testlet_units" in r.test %}<p class="note"><b>Passages:</b> {{ testlet_note }} The testlet alpha
+sums each item set into one unit ({{ r.test.testlet_units }} units: the sets and the standalone items).</p>{% endif %}
+{% if r.get("trial_items") %}<p class="note"><b>Trial questions</b> ({{ r.trial_items }}):
+{{ trial_note }}</p>{% endif %}
+
+{% if r.get("sets") %}<h2>Passages (item sets)</h2>
+<table>
+<tr><th class="l">set</th><th class="l">items</th><th>children</th><th>max</th><th>mean</th><th>p</th><th>sd</th>
+<th>r rest</th><th>&alpha; within</th><th>n</th><th>n partial</th></tr>
+{% for st in r.sets %}<tr><td class="l">{{ st.id }}{% if st.get("trial_n") %} (trial){% endif %}</td>
+<td class="l">{{ st["items"] | join(", ") }}</td><td>{{ st.children }}</td><td>{{ fmt(st.max_points) }}</td>
+<td>{{ fmt(st.mean) }}</td><td>{{ fmt(st.p) }}</td><td>{{ fmt(st.sd) }}</td><td>{{ fmt(st.r_rest) }}</td>
+<td>{{ fmt(st.alpha) }}</td><td>{{ st.n }}</td><td>{{ st.n_partial }}</td></tr>
+{% endfor %}</table>
+<p class="note">A set's score is the sum of its children, for the examinees with a score on every child
+(those with only some are counted in n partial and left out). r rest: correlation of the set score with
+the total without the set (the set's discrimination). &alpha; within: Cronbach's alpha of the set's
+children (internal consistency within the passage).</p>{% endif %}
 
 <h2>Items</h2>
 <table>
@@ -282,7 +301,8 @@ only when every item is right/wrong (on the number-right score). A negative alph
 <th>r<sub>pb</sub> total</th><th>r<sub>bis</sub></th><th>D (27%)</th><th>&alpha; if deleted</th>
 <th>omitted</th><th class="l">flags</th></tr>
 {% for it in r["items"] %}<tr{% if it.flags %} class="flagged"{% endif %}>
-<td class="l"><a href="#item-{{ loop.index }}">{{ it.id }}</a></td><td>{{ fmt(it.max_points) }}</td>
+<td class="l"><a href="#item-{{ loop.index }}">{{ it.id }}</a>{% if it.get("trial_n") %} (trial){% endif %}</td>
+<td>{{ fmt(it.max_points) }}</td>
 <td>{{ it.n }}</td><td>{{ fmt(it.p) }}</td><td>{{ fmt(it.sd) }}</td><td>{{ fmt(it.r_pb) }}</td>
 <td>{{ fmt(it.r_pb_total) }}</td><td>{{ fmt(it.r_bis) }}</td><td>{{ fmt(it.d_upper_lower) }}</td>
 <td>{{ fmt(it.alpha_if_deleted) }}</td><td>{{ it.omitted }}</td>
@@ -364,6 +384,25 @@ _SUMMARY_ROWS = [
     ("skewness (G1)", "skewness"),
     ("kurtosis (G2)", "kurtosis"),
 ]
+# Beside alpha when the items have sets (analyze_matrix's sets=): alpha with
+# each set summed into one unit, the safer figure (docs/item-analysis.md).
+_TESTLET_ROWS = [
+    ("testlet alpha (sets as units)", "testlet_alpha"),
+    ("testlet SEM", "testlet_sem"),
+]
+_SET_COLUMNS = ("id", "items", "children", "max_points", "mean", "p", "sd", "r_rest", "alpha", "n", "n_partial")
+TRIAL_NOTE = (
+    "scored as any question, in no examinee's total: the totals, the summary and the reliability are over"
+    " the questions that counted, and a trial question's r_pb is its correlation with that total"
+)
+
+
+def _summary_rows(report: dict) -> list[tuple[str, str]]:
+    """The summary's (label, key) rows: the testlet rows after alpha's when present."""
+    if "testlet_units" not in report["test"]:
+        return _SUMMARY_ROWS
+    at = [key for _, key in _SUMMARY_ROWS].index("sem") + 1
+    return _SUMMARY_ROWS[:at] + _TESTLET_ROWS + _SUMMARY_ROWS[at:]
 
 
 # The workbook's words for people, in English: the CLI's workbook. The board
@@ -371,7 +410,7 @@ _SUMMARY_ROWS = [
 # "report.*", "stat.*" and "flag.*"), sheet names and every header included:
 # the workbook is for people, and scripts read the JSON report. The English
 # defaults keep the statistics' own names, as the CLI's workbook always had.
-_SHEETS = ("summary", "items", "options", "irt", "abilities", "dif", "notes", "audit")
+_SHEETS = ("summary", "items", "sets", "options", "irt", "abilities", "dif", "notes", "audit")
 _OPTION_COLUMNS = ("item", "option", "is_key", "count", "proportion", "r_pb_rest", "mean_total")
 _IRT_COLUMNS = ("item", "a", "se_a", "b", "se_b")
 _IRT_FIT = ("model", "loglik", "converged")
@@ -379,11 +418,15 @@ _ABILITY_COLUMNS = ("examinee", "eap", "se")
 _DIF_COLUMNS = ("item", "mh_alpha", "mh_d_dif", "se_d_dif", "chi2", "p_value", "ets_class")
 XLSX_WORDS = {
     **{f"sheet.{name}": {"irt": "IRT", "dif": "DIF"}.get(name, name.capitalize()) for name in _SHEETS},
+    **{f"sets.{c}": {"id": "set", "r_rest": "r_rest (set)", "alpha": "alpha within"}.get(c, c) for c in _SET_COLUMNS},
+    "sets.trial_n": "trial for (examinees)",
     **{f"options.{c}": c for c in _OPTION_COLUMNS},
     **{f"irt.{c}": c for c in (*_IRT_COLUMNS, *_IRT_FIT)},
     **{f"abilities.{c}": c for c in _ABILITY_COLUMNS},
     **{f"dif.{c}": c for c in _DIF_COLUMNS},
-    **{f"summary.{key}": label for label, key in _SUMMARY_ROWS},
+    **{f"summary.{key}": label for label, key in _SUMMARY_ROWS + _TESTLET_ROWS},
+    "summary.testlet_units": "testlet units (sets and standalone items)",
+    "summary.trial_items": "trial questions (in no total)",
     "summary.examinees": "examinees",
     "summary.items": "items",
     "summary.omit_policy": "omit policy",
@@ -404,11 +447,16 @@ XLSX_WORDS = {
     "items.d_upper_lower": "d_upper_lower",
     "items.alpha_if_deleted": "alpha_if_deleted",
     "items.omitted": "omitted",
+    "items.trial_n": "trial for (examinees)",
     "items.flags": "flags",
     "note.empty": "Empty cells are undefined statistics (e.g. zero variance), not zeros.",
     "note.p": "p = mean score / max points; r_pb (rest) = correlation with the total without the item.",
     "note.d": "D: top minus bottom 27% by total; examinees tied at a cut share the places equally.",
     "note.reliability": "Reliability uses examinees with a score on every item; negative alpha is kept.",
+    "note.testlet": "Passages: " + TESTLET_NOTE + ".",
+    "note.sets": "A set's score sums its children, for examinees with every child; r_rest (set): with the total"
+    " without the set.",
+    "note.trial": "Trial questions: " + TRIAL_NOTE + ".",
     "note.flag": "{flag}: {text} ({rule})",
     **{f"flag.{code}": text for code, text in FLAG_TEXT.items()},
     "rule.possible_miskey": "a distractor's r_pb rest above {miskey_min_r:g} and the key's",
@@ -426,6 +474,26 @@ _CATALOG_KEYS = {
     "items.sd": "board.sd",
     **{f"items.{key}": f"stat.{key}" for key in _ITEM_COLUMNS if key not in ("max_points", "sd")},
     **{f"flag.{code}": f"flag.{code}" for code in FLAG_TEXT},
+    "sheet.sets": "board.sets_h",
+    "sets.id": "board.set",
+    "sets.items": "board.set_items",
+    "sets.children": "board.set_children",
+    "sets.max_points": "board.max_points",
+    "sets.mean": "board.mean",
+    "sets.p": "stat.p",
+    "sets.sd": "board.sd",
+    "sets.r_rest": "board.set_r_rest",
+    "sets.alpha": "board.set_alpha",
+    "sets.n": "stat.n",
+    "sets.n_partial": "board.set_n_partial",
+    "sets.trial_n": "board.trial_n",
+    "items.trial_n": "board.trial_n",
+    "summary.testlet_alpha": "board.testlet_alpha",
+    "summary.testlet_sem": "board.testlet_sem",
+    "summary.trial_items": "board.trial_items",
+    "note.testlet": "board.testlet_note",
+    "note.sets": "board.sets_note",
+    "note.trial": "board.trial_note",
 }
 
 
@@ -464,7 +532,9 @@ def render_html(report: dict, traces: dict | None = None, title: str = "response
         r=report,
         title=title,
         fmt=fmt,
-        summary_rows=_SUMMARY_ROWS,
+        summary_rows=_summary_rows(report),
+        testlet_note=TESTLET_NOTE[0].upper() + TESTLET_NOTE[1:] + ".",
+        trial_note=TRIAL_NOTE + ".",
         histogram=histogram_svg(report["test"]["score_histogram"]),
         icc_all=icc_svg(report["irt"]["items"], "item characteristic curves") if "irt" in report else None,
         charts=charts,
@@ -483,8 +553,9 @@ def write_xlsx(
     words: dict | None = None,
     head_words: dict | None = None,
 ) -> None:
-    """The report as a workbook: Summary, Items, Options, IRT, Abilities, DIF,
-    Notes; and Audit, the exam's signed chain head, when given (cbt.heads).
+    """The report as a workbook: Summary, Items, Sets (with item sets),
+    Options, IRT, Abilities, DIF, Notes; and Audit, the exam's signed chain
+    head, when given (cbt.heads).
 
     words: XLSX_WORDS in the reader's language. With them the Items sheet's
     flags column says each flag in words; in English (the default) it keeps
@@ -523,8 +594,12 @@ def write_xlsx(
         [w["summary.items"], report["items_count"]],
         [w["summary.omit_policy"], w.get(f"omit.{report['omit_policy']}", report["omit_policy"])],
     ]
-    rows += [[w[f"summary.{key}"], t[key]] for _, key in _SUMMARY_ROWS]
+    rows += [[w[f"summary.{key}"], t[key]] for _, key in _summary_rows(report)]
     rows += [[w["summary.reliability_n"], t["reliability_n"]]]
+    if "testlet_units" in t:
+        rows += [[w["summary.testlet_units"], t["testlet_units"]]]
+    if report.get("trial_items"):
+        rows += [[w["summary.trial_items"], report["trial_items"]]]
     for row in rows:
         ws.append(row)
     ws.column_dimensions["A"].width = 38
@@ -534,28 +609,26 @@ def write_xlsx(
         ws.append([b["low"], b["high"], b["count"]])
 
     items = report["items"]
+    # A trial column only when there are trial questions: other reports keep their columns.
+    trials = bool(report.get("trial_items"))
+    columns = [*_ITEM_COLUMNS[:-1], *(("trial_n",) if trials else ()), _ITEM_COLUMNS[-1]]
     sheet(
         w["sheet.items"],
-        [w[f"items.{key}"] for key in _ITEM_COLUMNS],
+        [w[f"items.{key}"] for key in columns],
         [
-            [
-                it["id"],
-                it["max_points"],
-                it["n"],
-                it["p"],
-                it["sd"],
-                it["r_pb"],
-                it["r_pb_total"],
-                it["r_bis"],
-                it["d_upper_lower"],
-                it["alpha_if_deleted"],
-                it["omitted"],
-                ", ".join(flag_words.get(f, f) for f in it["flags"]),
-            ]
+            [", ".join(flag_words.get(f, f) for f in it["flags"]) if key == "flags" else it.get(key) for key in columns]
             for it in items
         ],
         highlight=lambda i: bool(items[i]["flags"]),
     )
+    if report.get("sets"):
+        sets = report["sets"]
+        set_columns = [*_SET_COLUMNS, *(("trial_n",) if any("trial_n" in st for st in sets) else ())]
+        sheet(
+            w["sheet.sets"],
+            [w[f"sets.{c}"] for c in set_columns],
+            [[", ".join(st[c]) if c == "items" else st.get(c) for c in set_columns] for st in sets],
+        )
     if any("options" in it for it in items):
         opt_rows = [
             [it["id"], o["option"], o["is_key"], o["count"], o["proportion"], o["r_pb_rest"], o["mean_total"]]
@@ -600,6 +673,9 @@ def write_xlsx(
         w["note.p"],
         w["note.d"],
         w["note.reliability"],
+        *([w["note.testlet"]] if "testlet_units" in t else []),
+        *([w["note.sets"]] if report.get("sets") else []),
+        *([w["note.trial"]] if report.get("trial_items") else []),
         *[w["note.flag"].format(flag=k, text=w[f"flag.{k}"], rule=v) for k, v in _flag_rules(report, w).items()],
     ]:
         notes.append([line])

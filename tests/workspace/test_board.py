@@ -6,9 +6,12 @@ import json
 import re
 
 import openpyxl
+import pytest
 from support.accounts import csrf_of, login
+from support.results import SETS_CANDIDATES as CANDIDATES
 
 from cbt import accounts
+from cbt.numbers import fmt
 
 
 async def test_board_sees_the_analysis_computed_on_first_view(client, conn, board_exam):
@@ -30,6 +33,8 @@ async def test_board_sees_the_analysis_computed_on_first_view(client, conn, boar
     assert f"{mean:.3f}".replace(".", ",") in html  # the reader's decimal mark (vi)
     flagged = await conn.fetchval("SELECT count(*) FROM item_stats WHERE flags <> '{}'")
     assert html.count('<tr class="flagged">') == flagged
+    # No item sets, no trial questions: nothing about them on the page.
+    assert 'id="sets-h"' not in html and "testlet-note" not in html and "Câu thử nghiệm" not in html
 
 
 async def test_item_table_sorts_by_facility(client, conn, board_exam):
@@ -63,6 +68,7 @@ async def test_xlsx_report_downloads(client, board_exam):
     assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
     wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
     assert "Câu hỏi" in wb.sheetnames
+    assert "Ngữ liệu (nhóm câu hỏi)" not in wb.sheetnames  # no item sets, no sheet
 
 
 async def test_xlsx_report_speaks_the_readers_language(client, conn, board_exam):
@@ -191,3 +197,61 @@ async def test_exam_page_shows_the_irt_reliability(client, conn, board_exam):
     if report["test"]["form_groups"] > 1 and report["test"]["alpha"] is None:
         assert "Cronbach&#39;s alpha is not shown" in html or "Cronbach's alpha is not shown" in html
     assert "total score" in html  # the histogram's axis, in the page's language
+
+
+# -- an exam with passages and trial questions ----------------------------------------
+
+
+def _vi(x, digits=3) -> str:
+    return fmt(x, digits).replace(".", ",")
+
+
+async def test_the_exam_page_shows_the_passages_and_the_testlet_alpha_beside_alpha(client, conn, sets_exam):
+    await login(client, "board")
+    html = await (await client.get("/board/exams/EN-SETS")).text()
+    report = json.loads(await conn.fetchval("SELECT report FROM exam_stats WHERE exam_id = $1", sets_exam))
+    test = report["test"]
+    assert "Độ tin cậy theo nhóm câu hỏi (alpha, mỗi nhóm là một đơn vị)" in html
+    assert f"<dd>{_vi(test['testlet_alpha'])} " in html and f"<dd>{_vi(test['alpha'])} " in html
+    assert "Các câu cùng một ngữ liệu không độc lập với nhau: alpha tính theo nhóm là ước lượng an toàn hơn." in html
+    section = re.search(r'<section class="card" aria-labelledby="sets-h">.*?</section>', html, flags=re.S).group(0)
+    assert "Ngữ liệu (nhóm câu hỏi)" in section and "Độ phân biệt của nhóm câu hỏi (phần còn lại)" in section
+    rows = re.findall(r"<tr>\s*<td>(.*?)</tr>", section, flags=re.S)
+    assert len(rows) == len(report["sets"]) == 4
+    for row, st in zip(rows, report["sets"], strict=True):
+        assert row.startswith(st["id"]) and f">{_vi(st['r_rest'])}<" in row and f">{st['n']}<" in row
+        assert ("Nhóm câu hỏi thử nghiệm" in row) == ("trial_n" in st)
+    # Trial questions: marked in the item table, counted in the summary, explained.
+    items = re.search(r'<section aria-labelledby="items-h">.*?</section>', html, flags=re.S).group(0)
+    assert items.count('<span class="badge">Câu thử nghiệm</span>') == report["trial_items"] == 6
+    assert "không tính vào điểm của thí sinh" in html
+    trial = next(it for it in report["items"] if "trial_n" in it)
+    page = await (await client.get(f"/board/exams/EN-SETS/items/{trial['pk']}")).text()
+    assert '<span class="badge">Câu thử nghiệm</span>' in page
+    assert "mô hình Rasch chỉ được ước lượng trên các câu tính điểm" in page  # why it has no curve
+    await client.get("/lang/en")
+    html = await (await client.get("/board/exams/EN-SETS")).text()
+    assert "Questions on one passage are not independent of each other" in html and "Passages (item sets)" in html
+
+
+async def test_the_xlsx_report_has_the_sets_sheet_and_the_trial_column(client, conn, sets_exam):
+    await login(client, "board")
+    resp = await client.get("/board/exams/EN-SETS/report.xlsx")
+    assert resp.status == 200
+    wb = openpyxl.load_workbook(io.BytesIO(await resp.read()))
+    report = json.loads(await conn.fetchval("SELECT report FROM exam_stats WHERE exam_id = $1", sets_exam))
+    assert wb.sheetnames[:3] == ["Tổng quan", "Câu hỏi", "Ngữ liệu (nhóm câu hỏi)"]
+    sets = list(wb["Ngữ liệu (nhóm câu hỏi)"].iter_rows(values_only=True))
+    assert sets[0][:3] == ("Nhóm câu hỏi", "Các câu của nhóm", "Số câu")
+    assert [r[0] for r in sets[1:]] == [st["id"] for st in report["sets"]]
+    r_rest = sets[0].index("Độ phân biệt của nhóm câu hỏi (phần còn lại)")
+    assert [r[r_rest] for r in sets[1:]] == pytest.approx([st["r_rest"] for st in report["sets"]], abs=1e-12)
+    summary = {r[0]: r[1] for r in wb["Tổng quan"].iter_rows(values_only=True) if r and r[0]}
+    testlet = summary["Độ tin cậy theo nhóm câu hỏi (alpha, mỗi nhóm là một đơn vị)"]
+    assert testlet == pytest.approx(report["test"]["testlet_alpha"], abs=1e-12)
+    assert summary["Alpha Cronbach"] == pytest.approx(report["test"]["alpha"], abs=1e-12)
+    items = list(wb["Câu hỏi"].iter_rows(values_only=True))
+    trial = items[0].index("Số thí sinh có câu này là câu thử nghiệm")
+    assert items[0][-1] == "Cờ" and [r[trial] for r in items[1:]].count(CANDIDATES) == 6
+    notes = [r[0] for r in wb["Ghi chú"].iter_rows(values_only=True)]
+    assert "Các câu cùng một ngữ liệu không độc lập với nhau: alpha tính theo nhóm là ước lượng an toàn hơn." in notes
