@@ -4,7 +4,7 @@
                 [--group-column COL --focal VALUE] [--irt rasch|2pl]
                 [--omit wrong|missing] [--max-points ITEM=P ...]
                 [--ignore COL ...] [--options A,B,C,D]
-                [--threshold NAME=VALUE ...]
+                [--threshold NAME=VALUE ...] [--sets SETS.csv]
                 --json OUT.json [--xlsx OUT.xlsx] [--html OUT.html]
 
 The xlsx and html reports are in English; with CBT_LANG=vi the workbook is in
@@ -20,6 +20,15 @@ cell is an omitted response. A CSV cannot tell "not reached" from
 Every other column must be the id column, the group column or named with
 --ignore; anything unparseable is an error naming its row (as a
 spreadsheet numbers it: the header is row 1) and column.
+
+SETS.csv names the item sets (passages): ``item,set`` lines, with or
+without an ``item,set`` header, one line per child; an item not listed is
+standalone. The report then has per-set statistics and the testlet alpha.
+A file rather than a naming rule for the columns (say "R1.2" for child 2
+of set R1): item names come from whatever system wrote the responses, and
+a rule would quietly make sets of names such as "Q1.2" that are only a
+numbering; the file says which items share a passage, and its mistakes are
+errors that name its row, as KEY.csv's are.
 
 The numbers come from :func:`cbt.analysis.analyze_matrix`, the same
 function the exam board's pages use.
@@ -102,6 +111,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="change a flag threshold: "
         + ", ".join(f"{f.name} (default {f.default})" for f in fields(ctt.FlagThresholds)),
+    )
+    p.add_argument(
+        "--sets",
+        type=Path,
+        metavar="SETS.csv",
+        help="item,set lines naming the items that share a passage (an item set); items not listed stand alone",
     )
     p.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="the report")
     p.add_argument(
@@ -323,7 +338,58 @@ def read_inputs(args: argparse.Namespace) -> dict:
         if args.options is not None:
             raise AnalyzeError("--options needs --key (without a key the cells are scores)")
         out.update(_read_scores(args, path, rows, items, item_names, header))
+    if args.sets is not None:
+        out["sets"] = _read_sets(args.sets, item_names, path)
     return out
+
+
+def _read_sets(path: Path, item_names: list[str], responses: Path) -> list[str | None]:
+    """SETS.csv (item,set lines) as analyze_matrix's sets: [k] set name or None."""
+    try:
+        blank = not path.read_text(encoding="utf-8-sig").strip()
+    except UnicodeDecodeError:
+        blank = False  # _read_table says what is wrong with it
+    if blank:  # the header row is optional here, so say what the file needs
+        raise AnalyzeError(f"{path}: no sets; write one line per item of a set: item,set")
+    header, rows = _read_table(path, "sets file")
+    all_rows = [(1, header), *rows]
+    if [h.lower() for h in header] == ["item", "set"]:
+        all_rows = rows  # a header row
+    if not all_rows:
+        raise AnalyzeError(f"{path}: no sets; write one line per item of a set: item,set")
+    where: dict[str, tuple[str, int]] = {}
+    for line, cells in all_rows:
+        if len(cells) != 2:
+            raise AnalyzeError(f"{path} row {line}: expected item,set (two fields), found {len(cells)}")
+        item, name = cells
+        if item not in item_names:
+            raise AnalyzeError(
+                f"{path} row {line}: item {item!r} is not an item column of {responses}; "
+                "fix the name or remove the line"
+            )
+        if not name:
+            raise AnalyzeError(
+                f"{path} row {line}: item {item!r} has an empty set; name its set, or remove the line "
+                "for an item in no set"
+            )
+        if item in where:
+            other, first = where[item]
+            raise AnalyzeError(
+                f"{path} row {line}: item {item!r} is in set {other!r} already (row {first}); "
+                "an item belongs to one set: remove one of the lines"
+            )
+        where[item] = (name, line)
+    members: dict[str, list[str]] = {}
+    for item, (name, _) in where.items():
+        members.setdefault(name, []).append(item)
+    for name, children in members.items():
+        if len(children) == 1:
+            # Most likely a misspelt set name; a passage read for one item is a standalone item.
+            raise AnalyzeError(
+                f"{path} row {where[children[0]][1]}: set {name!r} has only item {children[0]!r}; "
+                "a set is a passage read for several items: check the set's name, or remove the line"
+            )
+    return [where[name][0] if name in where else None for name in item_names]
 
 
 def _group(path, rows, col, name, focal):

@@ -351,3 +351,97 @@ def test_the_workbook_is_english_unless_cbt_lang_asks_for_vietnamese(tmp_path, c
         n.startswith("possible_miskey: possible miskey")
         for n in [r[0] for r in en["Notes"].iter_rows(values_only=True)]
     )
+
+
+# -- item sets: --sets SETS.csv ------------------------------------------------------------------
+
+
+def passage_scores(tmp_path: Path, n: int = 300, seed: int = 7) -> tuple[Path, np.ndarray]:
+    """Right/wrong scores with a passage effect: P1-1..P1-4 and P2-1..P2-4
+    share their passage, S1..S3 stand alone."""
+    rng = np.random.default_rng(seed)
+    names = [f"P{s}-{c}" for s in (1, 2) for c in range(1, 5)] + ["S1", "S2", "S3"]
+    logit = rng.normal(size=(n, 1)) - rng.normal(scale=0.7, size=(1, len(names)))
+    logit[:, :4] += rng.normal(size=(n, 1))
+    logit[:, 4:8] += rng.normal(size=(n, 1))
+    scores = (rng.random(logit.shape) < 1 / (1 + np.exp(-logit))).astype(int)
+    text = ",".join(names) + "\n" + "\n".join(",".join(map(str, row)) for row in scores) + "\n"
+    return write(tmp_path / "passages.csv", text), scores
+
+
+def test_sets_file_adds_the_sets_and_the_testlet_alpha(tmp_path, capsys):
+    responses, scores = passage_scores(tmp_path)
+    sets = write(tmp_path / "sets.csv", "item,set\n" + "".join(f"P{s}-{c},P{s}\n" for s in (1, 2) for c in range(1, 5)))
+    out = tmp_path / "o"
+    code, err = run_cli(
+        capsys, responses, "--sets", sets, "--json", f"{out}.json", "--xlsx", f"{out}.xlsx", "--html", f"{out}.html"
+    )
+    assert (code, err) == (0, "")
+    report = json.loads(Path(f"{out}.json").read_text(encoding="utf-8"))
+    names = [f"P{s}-{c}" for s in (1, 2) for c in range(1, 5)] + ["S1", "S2", "S3"]
+    direct = analyze_matrix(scores.astype(float), item_ids=names, sets=["P1"] * 4 + ["P2"] * 4 + [None] * 3)
+    assert report["sets"] == direct["sets"] and report["test"] == direct["test"]
+    assert [s["id"] for s in report["sets"]] == ["P1", "P2"] and report["test"]["testlet_units"] == 2 + 3
+    assert report["test"]["testlet_alpha"] < report["test"]["alpha"]
+    book = load_workbook(f"{out}.xlsx")
+    rows = list(book["Sets"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("set", "items", "children") and [r[0] for r in rows[1:]] == ["P1", "P2"]
+    assert rows[1][1] == "P1-1, P1-2, P1-3, P1-4"
+    summary = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]}
+    assert summary["testlet alpha (sets as units)"] == pytest.approx(report["test"]["testlet_alpha"], abs=1e-12)
+    html = Path(f"{out}.html").read_text(encoding="utf-8")
+    assert "<h2>Passages (item sets)</h2>" in html and "Children of one passage are not independent" in html
+    # The same lines without the header row, in another order and with semicolons: the same report.
+    bare = write(tmp_path / "bare.csv", "".join(f"P{s}-{c};P{s}\n" for s in (2, 1) for c in range(4, 0, -1)))
+    assert run_cli(capsys, responses, "--sets", bare, "--json", tmp_path / "b.json") == (0, "")
+    again = json.loads((tmp_path / "b.json").read_text(encoding="utf-8"))
+    assert again["test"] == report["test"] and {s["id"] for s in again["sets"]} == {"P1", "P2"}
+
+
+def test_a_report_without_sets_says_nothing_of_them(tmp_path, capsys):
+    responses, _ = passage_scores(tmp_path, n=50)
+    out = tmp_path / "o"
+    assert run_cli(capsys, responses, "--json", f"{out}.json", "--xlsx", f"{out}.xlsx", "--html", f"{out}.html") == (
+        0,
+        "",
+    )
+    report = json.loads(Path(f"{out}.json").read_text(encoding="utf-8"))
+    assert "sets" not in report and not any(k.startswith("testlet") for k in report["test"])
+    assert "Sets" not in load_workbook(f"{out}.xlsx").sheetnames
+    assert "Passages" not in Path(f"{out}.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "item,set\nP1-1,P1\nQ9,P1\n",
+            "{s} row 3: item 'Q9' is not an item column of {r}; fix the name or remove the line",
+        ),
+        ("P1-1,P1\nP1-2,P1,x\n", "{s} row 2: 3 fields but the header has 2; check the delimiters and quotes"),
+        ("P1-1,P1,x\nP1-2,P1,y\n", "{s} row 1: expected item,set (two fields), found 3"),
+        (
+            "item,set\nP1-1,P1\nP1-2,P1\nP1-1,P2\nP1-3,P2\n",
+            "{s} row 4: item 'P1-1' is in set 'P1' already (row 2); an item belongs to one set: remove one of"
+            " the lines",
+        ),
+        (
+            "item,set\nP1-1,P1\nP1-2,\n",
+            "{s} row 3: item 'P1-2' has an empty set; name its set, or remove the line for an item in no set",
+        ),
+        (
+            "item,set\nP1-1,P1\nP1-2,P1\nP1-3,Pl\n",
+            "{s} row 4: set 'Pl' has only item 'P1-3'; a set is a passage read for several items: check the set's"
+            " name, or remove the line",
+        ),
+        ("item,set\n", "{s}: no sets; write one line per item of a set: item,set"),
+        ("\n", "{s}: no sets; write one line per item of a set: item,set"),
+    ],
+)
+def test_bad_sets_files(tmp_path, capsys, text, message):
+    responses, _ = passage_scores(tmp_path, n=20)
+    sets = write(tmp_path / "sets.csv", text)
+    code, err = run_cli(capsys, responses, "--sets", sets, "--json", tmp_path / "o.json")
+    assert code == 1
+    assert err == "cbt analyze: error: " + message.format(s=sets, r=responses) + "\n"
+    assert not (tmp_path / "o.json").exists()
