@@ -1,7 +1,10 @@
-"""`cbt demo`: a department, a school, one account per staff role, a signed
-demo bank, and a department signing key kept on the server, so a newcomer
-can sign in and look around, and the school's reviewer can sign the
-school's releases on the server. Running it again adds nothing twice."""
+"""`cbt demo`: a department, a school, one account per staff role, two signed
+demo banks (the legacy four levels, and the 2025 three with item sets), a
+department signing key kept on the server, an open exam on the first bank
+and a draft on the second (a set row, level targets and a bản đặc tả, to see
+the 2025 matrix in the builder), so a newcomer can sign in and look around,
+and the school's reviewer can sign the school's releases on the server.
+Running it again adds nothing twice."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from cbt.platform import db
 from cbt.platform.config import Settings
 from itembank import keys as itembank_keys
 from itembank import package
-from itembank.demo import BANK, write_demo_bank
+from itembank.demo import BANK, demo_2025, write_demo_bank, write_demo_bank_2025
 
 DEPARTMENT = ("DEMO-SGD", "Sở Giáo dục và Đào tạo (demo)")
 SCHOOL = ("DEMO-THPT", "Trường THPT Demo")
@@ -60,20 +63,26 @@ async def seed_demo(dsn: str, settings: Settings) -> str:
                     line += f"  (subject {BANK.subject})"
                 lines.append(line)
         lines.append(await _demo_bank(conn, settings.data_dir))
+        lines.append(
+            await _demo_bank(conn, settings.data_dir, demo_2025().info, write_demo_bank_2025, "demo-bank-2025")
+        )
         lines.append(await _demo_signing_key(conn))
         lines.append(await _demo_exam(conn, settings.data_dir, settings))
+        lines.append(await _demo_exam_2025(conn))
     finally:
         await conn.close()
     return "Demo accounts (passwords are shown only now):\n" + "\n".join(lines)
 
 
-async def _demo_bank(conn, data_dir: Path) -> str:
-    """Sign the demo bank with a key made here and now, trust it, import it."""
-    if await conn.fetchval("SELECT 1 FROM bank_releases WHERE name = $1 AND version = $2", BANK.name, BANK.version):
-        return f"Demo bank {BANK.name} {BANK.version}: already imported"
-    folder = data_dir / "demo-bank"
+async def _demo_bank(conn, data_dir: Path, info=BANK, write=write_demo_bank, name: str = "demo-bank") -> str:
+    """Sign a demo bank (the first, unless told another: its bank.yaml's info,
+    the function writing its folder, the folder's name) with a key made here
+    and now, trust it, import it."""
+    if await conn.fetchval("SELECT 1 FROM bank_releases WHERE name = $1 AND version = $2", info.name, info.version):
+        return f"Demo bank {info.name} {info.version}: already imported"
+    folder = data_dir / name
     shutil.rmtree(folder, ignore_errors=True)
-    write_demo_bank(folder)
+    write(folder)
     # The private key is generated, never committed: it lives in the data dir
     # (0600) so the demo release can be re-signed, and nowhere else.
     key_dir = data_dir / "demo-keys"
@@ -190,3 +199,58 @@ async def _demo_exam(conn, data_dir: Path, settings: Settings) -> str:
     )
     shown = "\n".join(f"    {t['full_name']:<18} {t['ticket']}" for t in tickets[:3])
     return f"Demo exam {DEMO_EXAM}: open at /exam for a month; tickets in {sheet}, for example:\n{shown}"
+
+
+DEMO_EXAM_2025 = "DEMO-ANH12-2025"
+
+
+def _demo_exam_2025_yaml() -> str:
+    import datetime as dt
+
+    info = demo_2025().info
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
+    closes = opens + dt.timedelta(days=30)
+    return f"""
+code: {DEMO_EXAM_2025}
+title: Đề kiểm tra mẫu theo ma trận 2025 — Tiếng Anh 12 (demo)
+subject: tieng-anh
+release: {info.name} {info.version}
+duration_minutes: 20
+window: {{opens: {opens.isoformat()}, closes: {closes.isoformat()}, late_entry_minutes: 60}}
+show_score: true
+instructions: Đề mẫu theo ba mức độ Biết, Hiểu, Vận dụng, với một bài đọc dùng chung cho năm câu hỏi.
+level_targets: {{1: 40, 2: 35, 3: 25}}
+specification:
+  grammar:
+    1: Nhận biết dạng đúng của động từ ở thì hiện tại đơn.
+    3: Chuyển câu trực tiếp sang câu gián tiếp, lùi thì đúng.
+  vocabulary:
+    2: Hiểu nghĩa của từ và chọn từ đồng nghĩa.
+  reading:
+    1: Tìm thông tin được nêu trực tiếp trong bài đọc.
+    2: Hiểu ý chính của bài và từ quy chiếu.
+    3: Suy luận điều bài đọc không nói thẳng.
+sections:
+  - title: Phần I. Ngữ pháp và từ vựng
+    rows:
+      - {{topic: grammar, level: 1, count: 1, points: 0.25, type: single}}
+      - {{topic: vocabulary, level: 2, count: 1, points: 0.25, type: single}}
+      - {{topic: grammar, level: 3, count: 1, points: 0.25, type: single}}
+  - title: Phần II. Đọc hiểu
+    rows:
+      - {{topic: reading, type: set, count: 1, children: 5, points: 0.25}}
+"""
+
+
+async def _demo_exam_2025(conn) -> str:
+    """A draft exam on the 2025 demo bank: a reading passage drawn whole (a set
+    row), level targets and a bản đặc tả, to open in the builder."""
+    from cbt import exams
+
+    if await conn.fetchval("SELECT 1 FROM exams WHERE code = $1", DEMO_EXAM_2025):
+        return f"Demo exam {DEMO_EXAM_2025}: exists"
+    await exams.create_exam(conn, exams.parse_exam(_demo_exam_2025_yaml()), SCHOOL[0])
+    return (
+        f"Demo exam {DEMO_EXAM_2025} (the 2025 matrix, a reading passage): a draft to see and edit in the builder,"
+        f" /workspace/exams/{DEMO_EXAM_2025}"
+    )

@@ -20,6 +20,11 @@ An exam file looks like::
     show_score: true
     grace_seconds: 30
     instructions: "..."
+    # Optional, for the 2025 matrix: the share of points the teacher aims at
+    # per level (percent, summing to 100), and the specification table (bản
+    # đặc tả): per topic and level, what the questions require.
+    level_targets: {1: 40, 2: 30, 3: 30}
+    specification: {ham-so: {1: "Nhận ra khoảng đồng biến của hàm số từ bảng biến thiên"}}
     sections:
       - title: Phần I
         time_limit_minutes: 30          # optional; a timed section cannot be reopened
@@ -54,6 +59,7 @@ from cbt import accounts, assembly, audit, bank, lockdown, times
 from cbt import subjects as subject_list
 from cbt.platform.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
+from itembank.levels import MAX_LEVELS
 
 EXAM_FIELDS = {
     "code",
@@ -72,6 +78,8 @@ EXAM_FIELDS = {
     "sections",
     "policies",
     "time_zone",
+    "level_targets",
+    "specification",
 }
 ITEM_TYPES = ("single", "multiple", "truefalse4", "short", "essay")
 ROW_TYPES = (*ITEM_TYPES, assembly.SET_ROW)
@@ -121,6 +129,10 @@ class ExamSpec:
     # Every release the exam draws from, (name, version), the first being
     # release_name/release_version; empty means that one alone.
     releases: tuple[tuple[str, str], ...] = ()
+    # level -> the percent of the points the teacher aims at (summing to 100); empty: no target.
+    level_targets: dict = dataclasses.field(default_factory=dict)
+    # topic -> level -> what the questions require (the bản đặc tả); empty: the topics' names.
+    specification: dict = dataclasses.field(default_factory=dict)
 
     @property
     def all_releases(self) -> tuple[tuple[str, str], ...]:
@@ -131,6 +143,9 @@ class ExamSpec:
         if len(self.all_releases) < 2:
             # A one-release exam is stored exactly as before there could be several.
             del data["releases"]
+        for name in ("level_targets", "specification"):
+            if not data[name]:
+                del data[name]  # an exam without them is stored exactly as before they existed
         for section in data["blueprint"]["sections"]:
             for row in section["rows"]:
                 # Likewise a row that is not a set row, or is scored (spec_from_json reads absent as these).
@@ -319,6 +334,8 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
             )
         )
     policies = lockdown.parse_policies(data.get("policies"), problems)
+    targets = _level_targets(data.get("level_targets"), problems)
+    specification = _specification(data.get("specification"), problems)
     if problems:
         raise ExamFileError(problems)
     return ExamSpec(
@@ -345,7 +362,112 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
         policies=policies,
         time_zone=time_zone,
         releases=releases if len(releases) > 1 else (),
+        level_targets=targets,
+        specification=specification,
     )
+
+
+def _level(value) -> int | None:
+    """A level as a mapping's key may give it (1 or "1"), or None. Whether the
+    bank's scheme has it is checked where the releases are known
+    (builder.scheme_problems)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LEVELS:
+        return None
+    return value
+
+
+def _level_targets(raw, problems: list[Problem]) -> dict[int, Decimal]:
+    """level_targets: {level: percent}, the percents summing to 100."""
+    if raw is None:
+        return {}
+    where = "level_targets"
+    if not isinstance(raw, dict):
+        problems.append(
+            Problem(
+                f"{where}: a mapping of level to percent of the points, e.g. {{1: 40, 2: 30, 3: 30}}, got {raw!r}",
+                "targets_not_mapping",
+                where,
+                got=raw,
+            )
+        )
+        return {}
+    out: dict[int, Decimal] = {}
+    for key, value in raw.items():
+        level = _level(key)
+        if level is None:
+            problems.append(
+                Problem(
+                    f"{where}: {key!r} is not a level: write the level's number, 1 to {MAX_LEVELS}",
+                    "not_a_level",
+                    where,
+                    got=key,
+                    high=MAX_LEVELS,
+                )
+            )
+            continue
+        try:
+            percent = None if isinstance(value, bool) else Decimal(str(value).replace(",", "."))
+        except InvalidOperation:
+            percent = None
+        if percent is None or not percent.is_finite() or not 0 <= percent <= 100:
+            problems.append(
+                Problem(
+                    f"{where}: level {level}: a percent from 0 to 100, got {value!r}",
+                    "target_percent",
+                    where,
+                    level=level,
+                    got=value,
+                )
+            )
+            continue
+        out[level] = percent
+    total = sum(out.values(), Decimal(0))
+    if out and len(out) == len(raw) and total != 100:
+        problems.append(
+            Problem(
+                f"{where}: the percents add up to {total}, not 100: {', '.join(f'{k}: {v}' for k, v in out.items())}",
+                "targets_sum",
+                where,
+                total=total,
+            )
+        )
+    return out
+
+
+def _specification(raw, problems: list[Problem]) -> dict[str, dict[int, str]]:
+    """specification: {topic: {level: text}}, the requirement of each topic at each level."""
+    if raw is None:
+        return {}
+    where = "specification"
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        problems.append(
+            Problem(
+                f"{where}: a mapping of topic to {{level: requirement}}, e.g."
+                " {ham-so: {1: Nhận ra khoảng đồng biến}}",
+                "specification_shape",
+                where,
+            )
+        )
+        return {}
+    out: dict[str, dict[int, str]] = {}
+    for topic, levels in raw.items():
+        for key, text in levels.items():
+            level = _level(key)
+            if level is None:
+                problems.append(
+                    Problem(
+                        f"{where}.{topic}: {key!r} is not a level: write the level's number, 1 to {MAX_LEVELS}",
+                        "not_a_level",
+                        where,
+                        got=key,
+                        high=MAX_LEVELS,
+                    )
+                )
+            elif text is not None and str(text).strip():
+                out.setdefault(str(topic), {})[level] = str(text).strip()
+    return out
 
 
 def _row(row, rw: str, problems: list[Problem]) -> assembly.BlueprintRow | None:
@@ -511,6 +633,11 @@ def spec_from_json(data: dict) -> ExamSpec:
     fields["closes_at"] = dt.datetime.fromisoformat(data["closes_at"])
     fields["single_penalty"] = Decimal(data["single_penalty"])
     fields["releases"] = tuple((name, version) for name, version in data.get("releases", ()))
+    # JSON keeps a mapping's keys as text: the levels come back as numbers.
+    fields["level_targets"] = {int(k): Decimal(v) for k, v in data.get("level_targets", {}).items()}
+    fields["specification"] = {
+        topic: {int(k): text for k, text in levels.items()} for topic, levels in data.get("specification", {}).items()
+    }
     return ExamSpec(**fields)
 
 

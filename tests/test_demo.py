@@ -2,6 +2,7 @@
 is in the school teacher's list of releases, and the school's reviewer signs
 the school's release on the server with the department's key."""
 
+import json
 import re
 
 import pytest
@@ -38,17 +39,21 @@ async def token_of(client, path: str) -> str:
 async def test_the_demo_bank_is_in_the_school_teachers_workspace(client, conn, demo):
     release_id = await conn.fetchval("SELECT id FROM bank_releases WHERE name = 'demo-thpt'")
     # The department's, as an exam board's release is, and so its school's too.
-    assert await conn.fetchval("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id") == DEPARTMENT[0]
+    assert {r[0] for r in await conn.fetch("SELECT o.code FROM bank_releases r JOIN orgs o ON o.id = r.org_id")} == {
+        DEPARTMENT[0]
+    }
     await sign_in(client, demo, "teacher")
     page = await (await client.get("/workspace/releases")).text()
     assert "Chưa có bản phát hành nào" not in page
     assert 'data-release="demo-thpt 2025.1"' in page and f'href="/workspace/exams/new?release={release_id}"' in page
     page = await (await client.get("/workspace/exams/new")).text()
+    # Beside the 2025 bank: two to choose from, so neither is ticked for the teacher.
     assert re.search(
-        rf'id="release-{release_id}" name="release" value="{release_id}" checked>\s*'
+        rf'id="release-{release_id}" name="release" value="{release_id}" >\s*'
         rf'<label for="release-{release_id}">demo-thpt 2025.1',
         page,
     )
+    assert '<label for="release-2">demo-2025 2025.1' in page
     await sign_in(client, demo, "reviewer")
     page = await (await client.get("/workspace/releases")).text()
     assert 'data-release="demo-thpt 2025.1"' in page and "/workspace/exams/new?release=" not in page
@@ -124,3 +129,33 @@ async def test_the_demo_reviewer_signs_the_schools_release_on_the_server(client,
     )
     assert tuple(signed) == (fp, SCHOOL[0])
     assert 'data-status="verified"' in await (await client.get(page_url)).text()
+
+
+async def test_the_demo_has_a_2025_exam_with_a_passage_to_open_in_the_builder(client, conn, demo, dsn, settings):
+    from cbt import exams
+    from cbt.demo import DEMO_EXAM, DEMO_EXAM_2025
+
+    # Both banks, each with its scheme: the 2025 one stores its three levels.
+    schemes = dict(await conn.fetch("SELECT name, levels::text FROM bank_releases"))
+    assert schemes["demo-thpt"] is None and "Vận dụng" in schemes["demo-2025"]
+    row = await conn.fetchrow("SELECT * FROM exams WHERE code = $1", DEMO_EXAM_2025)
+    assert row["status"] == "draft"
+    assert await conn.fetchval("SELECT status FROM exams WHERE code = $1", DEMO_EXAM) == "open"
+    spec = exams.spec_from_json(json.loads(row["spec"]))
+    reading = spec.blueprint.sections[1].rows[0]
+    assert (reading.type, reading.topic, reading.count, reading.children) == ("set", "reading", 1, 5)
+    assert spec.level_targets == {1: 40, 2: 35, 3: 25} and spec.specification["reading"][3]
+    release = await conn.fetchval("SELECT id FROM bank_releases WHERE name = 'demo-2025'")
+    assert await exams.release_ids(conn, row["id"]) == [release]
+    # The teacher opens it in the builder: three levels by the 2025 names, the passage a set cell.
+    await sign_in(client, demo, "teacher")
+    page = await (await client.get(f"/workspace/exams/{DEMO_EXAM_2025}/edit")).text()
+    assert re.findall(r'<th scope="col" data-level="\d">([^<]+)<', page)[:3] == ["Biết", "Hiểu", "Vận dụng"]
+    assert 'name="s1.sets.reading" value="1"' in page and 'name="s1.children.reading" value="5"' in page
+    # Its matrix meets the targets it sets (37,5 / 37,5 / 25 against 40 / 35 / 25): nothing to warn of.
+    assert 'id="target-status" role="status"></div>' in page
+    # And a second run adds nothing.
+    printed = await seed_demo(dsn, settings)
+    assert f"Demo exam {DEMO_EXAM_2025}: exists" in printed and "demo-2025 2025.1: already imported" in printed
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 2
+    assert await conn.fetchval("SELECT count(*) FROM bank_releases") == 2

@@ -191,6 +191,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/workspace/exams/{code}/edit", exams.edit_page, "ws_exam_edit", TEACHERS),
     Route("POST", "/workspace/exams/{code}/edit", exams.update, "ws_exam_update", TEACHERS),
     Route("GET", "/workspace/exams/{code}/preview", exams.preview, "ws_exam_preview", TEACHERS),
+    Route("GET", "/workspace/exams/{code}/matrix.xlsx", exams.matrix_xlsx, "ws_exam_matrix", TEACHERS),
     Route(
         "POST",
         "/workspace/exams/{code}/roster",

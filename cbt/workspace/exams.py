@@ -1,6 +1,7 @@
 """The teachers' exam pages: build an exam in the browser (cbt.builder turns
-the form into the exam file's spec), preview a form as a student, import the
-roster, print tickets, open and close the exam.
+the form into the exam file's spec, and reads it as the 2025 matrix),
+download its matrix and bản đặc tả as xlsx, preview a form as a student,
+import the roster, print tickets, open and close the exam.
 
 Every change goes through the same functions as the `cbt exam ...` commands
 (exams.create_exam, add_roster, issue_tickets, open_exam), so it is checked
@@ -131,9 +132,13 @@ async def _chooser(request, conn, *, exam=None, chosen=(), error: UserError | No
 async def _builder_page(
     request, conn, *, releases, form: dict, exam=None, problems=(), status: int = 200, checked: bool = False
 ) -> web.Response:
-    avail = await builder.availability(conn, [r["id"] for r in releases])
+    ids = [r["id"] for r in releases]
+    avail = await builder.availability(conn, ids)
+    scheme = await bank.level_scheme(conn, ids)
     sections = builder.sections_of(form)
     catalogs, lang = request.app[appkeys.CATALOGS], language(request)
+    names = builder.level_names(scheme, lang)
+    matrix = builder.matrix(builder.form_blueprint(sections)[0], avail, scheme, builder.targets_of(form))
     return render(
         request,
         "workspace/exams_builder.html",
@@ -143,17 +148,27 @@ async def _builder_page(
             "form": form,
             "sections": sections,
             "topics": avail.topics,
-            "status": builder.blueprint_status(sections, avail),
+            "status": builder.blueprint_status(sections, avail, scheme),
             "problems": [builder.problem_text(catalogs, lang, p) for p in problems],
             "checked": checked,
-            "levels": builder.LEVELS,
+            # The columns: the levels of the releases' scheme, by its names (Biết, Hiểu, Vận dụng).
+            "levels": list(scheme.numbers),
+            "level_names": names,
+            "set_topics": avail.set_topics,
+            "set_profiles": builder.set_profiles(avail, names),
+            "matrix": matrix,
+            "target_notes": builder.target_notes(matrix, catalogs.translator(lang), names, lang),
+            "tolerance": builder.percent_text(builder.TARGET_TOLERANCE),
+            "specification_given": any(k.startswith("specification.") and v for k, v in form.items()),
+            "points_text": builder.points_text,
+            "percent_text": builder.percent_text,
             "item_types": builder.ITEM_TYPES,
             "form_modes": builder.FORM_MODES,
             "integrity_actions": INTEGRITY_ACTIONS,
             # A row names its subject as the organisation's list does ("Toán"), not by its code.
             "subject_names": await subject_list.names(conn, await _release_orgs(conn, request, exam)),
             # And a topic by the name its release gives it ("Hàm số"), not by its code.
-            "topic_names": await bank.topic_names(conn, [r["id"] for r in releases]),
+            "topic_names": await bank.topic_names(conn, ids),
         },
         status=status,
     )
@@ -220,8 +235,10 @@ def _form_action(form: dict) -> tuple[str, dict]:
 
 async def _checked_spec(request, conn, releases, form: dict) -> tuple[exams.ExamSpec | None, list[Problem]]:
     """The spec for the form, or the problems that stop it (the blueprint's short cells too)."""
+    # Levels are checked against the releases' own scheme (no level 4 in a 2025 bank).
+    scheme = await bank.level_scheme(conn, [r["id"] for r in releases])
     try:
-        _, spec = builder.build_spec(form, _labels(releases))
+        _, spec = builder.build_spec(form, _labels(releases), scheme)
     except exams.ExamFileError as e:
         return None, list(e.details["problems"])
     try:
@@ -356,7 +373,9 @@ async def update_exam(conn: asyncpg.Connection, exam, release_ids: list[int], sp
 
 
 async def blueprint_json(request: web.Request) -> web.Response:
-    """Live counts for the matrix: what each cell's releases have together, the short cells, the totals."""
+    """Live counts for the matrix: what each cell's releases have together, the
+    short cells, the totals, and the summary as the 2025 template reads it
+    (`matrix_html`, the page's own fragment, and `target_notes`)."""
     async with request.app[appkeys.POOL].acquire() as conn:
         try:
             releases = await _releases(
@@ -364,8 +383,74 @@ async def blueprint_json(request: web.Request) -> web.Response:
             )
         except UserError as e:  # a .json address answers JSON, whatever the Accept header says
             return web.json_response(e.to_json(), status=e.status)
-        avail = await builder.availability(conn, [r["id"] for r in releases])
-    return web.json_response(builder.blueprint_status(builder.sections_of(request.query), avail))
+        ids = [r["id"] for r in releases]
+        avail = await builder.availability(conn, ids)
+        scheme = await bank.level_scheme(conn, ids)
+        topic_names = await bank.topic_names(conn, ids)
+    sections = builder.sections_of(request.query)
+    lang = language(request)
+    names = builder.level_names(scheme, lang)
+    matrix = builder.matrix(builder.form_blueprint(sections)[0], avail, scheme, builder.targets_of(request.query))
+    fragment = render(
+        request,
+        "workspace/exams_matrix.html",
+        {
+            "matrix": matrix,
+            "level_names": names,
+            "topic_names": topic_names,
+            "points_text": builder.points_text,
+            "percent_text": builder.percent_text,
+        },
+    )
+    body = builder.blueprint_status(sections, avail, scheme)
+    body["matrix_html"] = fragment.text
+    body["target_notes"] = builder.target_notes(matrix, request.app[appkeys.CATALOGS].translator(lang), names, lang)
+    return web.json_response(body)
+
+
+# The grades of the items a blueprint may draw, for the matrix's title block.
+_GRADES = """
+SELECT DISTINCT b.grade FROM bank_items b LEFT JOIN bank_sets s ON s.id = b.set_pk
+WHERE b.status = 'approved' AND b.grade IS NOT NULL AND coalesce(s.topic, b.topic) = ANY($2::text[])
+  AND b.id IN (SELECT ri.item_pk FROM release_items ri WHERE ri.release_id = ANY($1::bigint[]))
+ORDER BY b.grade
+"""
+
+
+async def matrix_xlsx(request: web.Request) -> web.Response:
+    """The exam's matrix and bản đặc tả as an xlsx workbook, in the layout schools
+    hand to the department: from the exam as saved, for whoever may see the exam."""
+    async with request.app[appkeys.POOL].acquire() as conn:
+        exam = await _exam_for(conn, request)
+        spec = exams.spec_from_json(json.loads(exam["spec"]))
+        ids = await exams.release_ids(conn, exam["id"])
+        avail = await builder.availability(conn, ids)
+        scheme = await bank.level_scheme(conn, ids)
+        topic_names = await bank.topic_names(conn, ids)
+        subject_names = await subject_list.names(conn, await _release_orgs(conn, request, exam))
+        topics = sorted({r.topic for s in spec.blueprint.sections for r in s.rows})
+        grades = [str(r["grade"]) for r in await conn.fetch(_GRADES, ids, topics)]
+    lang = language(request)
+    t = request.app[appkeys.CATALOGS].translator(lang)
+    matrix = builder.matrix(spec.blueprint, avail, scheme, spec.level_targets)
+    heading = builder.Heading(
+        school=exam["org_name"],
+        title=spec.title,
+        code=spec.code,
+        subject=subject_names.get(spec.subject, spec.subject) or "-",
+        grade=", ".join(grades) or "-",
+        minutes=spec.duration_minutes,
+    )
+    body = builder.matrix_xlsx(
+        matrix, heading, t, builder.level_names(scheme, lang), topic_names, spec.specification, lang
+    )
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": f'attachment; filename="{exam["code"]}-ma-tran.xlsx"',
+        },
+    )
 
 
 # -- one exam --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from support.accounts import login
 from support.workspace import create, csrf, form_for
 
-from cbt import audit, builder, exams, roster, submission
+from cbt import assembly, audit, builder, exams, roster, submission
 from cbt.platform.errors import UserError
 
 ROSTER = (
@@ -35,7 +35,14 @@ async def test_teacher_builds_an_exam_from_the_form(client, conn, staff, release
         '<th scope="row"><span class="topic-name" title="ham-so">Hàm số</span> <span class="muted">Toán</span></th>'
         in page
     )
-    assert 'aria-label="Số câu: chủ đề Hàm số, mức 1"' in page
+    # The levels are the release's scheme's, by its names: the demo bank has the legacy four.
+    assert 'aria-label="Số câu: chủ đề Hàm số, mức Nhận biết"' in page
+    assert re.findall(r'<th scope="col" data-level="\d">([^<]+)<', page)[:4] == [
+        "Nhận biết",
+        "Thông hiểu",
+        "Vận dụng",
+        "Vận dụng cao",
+    ]
     resp = await create(client, release)
     assert resp.status == 303 and resp.headers["Location"] == "/workspace/exams/TOAN-W"
     row = await conn.fetchrow("SELECT e.*, o.code AS org FROM exams e JOIN orgs o ON o.id = e.org_id")
@@ -124,7 +131,14 @@ async def test_the_builder_speaks_english_too(client, staff, release):
     await login(client, "teacher")
     await client.get("/lang/en")
     page = await (await client.get(f"/workspace/exams/new?release={release}")).text()
-    assert "Blueprint" in page and "Recognition" in page and "3 available" in page and "ws.exams." not in page
+    assert "Blueprint" in page and "3 available" in page and "ws.exams." not in page
+    # The level scheme's English glosses name the columns.
+    assert re.findall(r'<th scope="col" data-level="\d">([^<]+)<', page)[:4] == [
+        "Recall",
+        "Comprehension",
+        "Application",
+        "High application",
+    ]
 
 
 async def test_a_post_without_the_csrf_token_is_refused(client, conn, staff, release):
@@ -722,3 +736,332 @@ async def test_a_teacher_combines_the_bank_and_the_schools_release_in_chromium(s
         await conn.fetchval("SELECT count(*) FROM responses WHERE attempt_id = $1 AND value IS NOT NULL", attempt["id"])
         == 5
     )
+
+
+# -- the 2025 matrix ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_2025(tmp_path_factory):
+    """The 2025 demo bank (levels Biết, Hiểu, Vận dụng; a reading passage and a data table), signed."""
+    from itembank import keys as ik
+    from itembank import package
+    from itembank.demo import write_demo_bank_2025
+
+    root = tmp_path_factory.mktemp("bank-2025")
+    write_demo_bank_2025(root / "demo-2025")
+    made = ik.generate_key_files("demo-2025-signer", root / "keys")
+    package.sign(root / "demo-2025", ik.load_private_key(made.private_path))
+    return root / "demo-2025", made.public_path
+
+
+@pytest.fixture
+async def release_2025(conn, signed_2025):
+    from support.bank import trust
+
+    from cbt import bank
+
+    folder, pub = signed_2025
+    await trust(conn, pub)
+    return (await bank.import_release(conn, folder)).release_id
+
+
+def form_2025(release_id: int, **changes) -> dict:
+    """An exam on the 2025 demo bank, its figures worked out by hand:
+
+    Phần I, single at 0.25: Biết 2 ham-so + 2 xac-suat (1 point).
+    Phần II, truefalse4 at 1: Hiểu 1 ham-so (1 point).
+    Phần III, each item's own points: the reading passage (Biết 2, Hiểu 2, Vận dụng 1
+    at 0.25: 1.25 points), a short Vận dụng of ham-so (0.5) and a grammar Vận dụng (0.25).
+    Per level: Biết 6 questions, 1.5 points (37.5%); Hiểu 3, 1.5 (37.5%); Vận dụng 3, 1 (25%).
+    """
+    form = {k: v for k, v in form_for(release_id).items() if not re.match(r"s\d\.c", k)}
+    form |= {
+        "section_count": "3",
+        "s0.c1.ham-so": "2",
+        "s0.c1.xac-suat": "2",
+        "s1.type": "truefalse4",
+        "s1.points": "1",
+        "s1.c2.ham-so": "1",
+        "s2.title": "Phần III",
+        "s2.sets.reading": "1",
+        "s2.c3.ham-so": "1",
+        "s2.c3.grammar": "1",
+        "target.1": "40",
+        "target.2": "30",
+        "target.3": "30",
+        "specification.2.ham-so": "Xét tính đúng sai của các mệnh đề về bảng biến thiên",
+    }
+    return form | changes
+
+
+async def post_2025(client, release_id: int, **changes):
+    data = form_2025(release_id, **changes) | {"csrf_token": await csrf(client), "action": "save"}
+    return await client.post("/workspace/exams/new", data=data, allow_redirects=False)
+
+
+LEVEL_HEADS = r'<th scope="col" data-level="\d+">([^<]+)<'
+
+
+async def test_the_builder_on_a_2025_release_has_its_three_levels_and_its_sets(client, staff, release_2025):
+    await login(client, "teacher")
+    page = await (await client.get(f"/workspace/exams/new?release={release_2025}")).text()
+    assert re.findall(LEVEL_HEADS, page) == ["Biết", "Hiểu", "Vận dụng"]
+    assert 'name="s0.c3.ham-so"' in page and 'name="s0.c4.' not in page
+    assert 'aria-label="Số câu: chủ đề Hàm số, mức Vận dụng"' in page
+    # A topic with item sets has a cell for whole sets, and says what each set gives.
+    cell = re.search(r'<td class="cell" data-cell="set.reading">(.*?)</td>', page, re.S).group(1)
+    assert 'name="s0.sets.reading"' in cell and 'name="s0.children.reading"' in cell
+    assert "có 1 nhóm" in cell and "mỗi nhóm: 2 Biết, 2 Hiểu, 1 Vận dụng" in cell
+    # The summary reads as the 2025 template: four formats over the three levels, and the targets to set.
+    assert re.findall(r'<th scope="colgroup" colspan="3" data-format="(\w+)">', page) == [
+        "mcq",
+        "truefalse",
+        "short",
+        "essay",
+    ]
+    assert 'name="target.1"' in page and 'name="target.3"' in page and 'name="target.4"' not in page
+    assert 'name="specification.3.reading"' in page
+    await client.get("/lang/en")
+    page = await (await client.get(f"/workspace/exams/new?release={release_2025}")).text()
+    assert re.findall(LEVEL_HEADS, page) == ["Recall", "Comprehension", "Application"]
+    assert "each set: 2 Biết, 2 Hiểu, 1 Vận dụng" not in page and "each set: 2 Recall" in page
+
+
+async def test_the_live_summary_totals_and_warns_off_target(client, staff, release_2025):
+    await login(client, "teacher")
+    form = form_2025(release_2025)
+    params = [
+        (k, v) for k, v in form.items() if k == "release" or k == "section_count" or re.match(r"s\d\.|target\.", k)
+    ]
+    body = await (await client.get("/workspace/exams/blueprint.json", params=params)).json()
+    assert body["total_items"] == 12 and body["total_points"] == "4" and body["points_exact"]
+    assert body["shortfalls"] == [] and body["sections"][2]["cells"]["set.reading"]["wanted"] == 1
+    html = body["matrix_html"]
+    levels = re.search(r'<table class="grid" id="level-table">(.*?)</table>', html, re.S).group(1)
+    rows = {
+        m[0]: re.findall(r'data-m="\w+">([^<]*)<', m[1])
+        for m in re.findall(r'<tr data-level="(\d)"[^>]*>(.*?)</tr>', levels, re.S)
+    }
+    # Questions, points, share of the points, target: as worked out in form_2025.
+    assert rows == {
+        "1": ["6", "1,5", "37,5%", "40%"],
+        "2": ["3", "1,5", "37,5%", "30%"],
+        "3": ["3", "1", "25%", "30%"],
+    }
+    assert 'data-level="2" data-off-target="1"' in levels and 'data-level="3" data-off-target' not in levels
+    # The passage's five questions sit in their levels' multiple-choice cells.
+    reading = re.search(r'<tr data-topic="reading">(.*?)</tr>', html, re.S).group(1)
+    assert re.findall(r'data-m="mcq\.\d">(\d*)<', reading) == ["2", "2", "1"]
+    assert body["target_notes"] == ["Mức Hiểu: 37,5% số điểm, mục tiêu 30%: lệch quá 5 điểm phần trăm."]
+    # On target: nothing to say.
+    on = [(k, {"target.1": "35", "target.2": "40", "target.3": "25"}.get(k, v)) for k, v in params]
+    body = await (await client.get("/workspace/exams/blueprint.json", params=on)).json()
+    assert body["target_notes"] == []
+
+
+async def test_a_2025_exam_exports_its_matrix_and_specification_as_xlsx(client, conn, staff, release_2025):
+    import io
+
+    from openpyxl import load_workbook
+
+    await login(client, "teacher")
+    resp = await post_2025(client, release_2025)
+    assert resp.status == 303, await resp.text()
+    spec = exams.spec_from_json(json.loads(await conn.fetchval("SELECT spec FROM exams")))
+    assert spec.level_targets == {1: 40, 2: 30, 3: 30}
+    assert spec.blueprint.sections[2].rows[-1] == assembly.BlueprintRow("reading", None, 1, type="set")
+    page = await (await client.get("/workspace/exams/TOAN-W")).text()
+    assert 'href="/workspace/exams/TOAN-W/matrix.xlsx"' in page
+    resp = await client.get("/workspace/exams/TOAN-W/matrix.xlsx")
+    assert resp.status == 200 and resp.content_type.endswith("spreadsheetml.sheet")
+    assert 'filename="TOAN-W-ma-tran.xlsx"' in resp.headers["Content-Disposition"]
+    book = load_workbook(io.BytesIO(await resp.read()))
+    assert book.sheetnames == ["Ma trận", "Bản đặc tả"]
+    ws = book["Ma trận"]
+    # The title block: school, the matrix, the exam, subject, grade and time.
+    assert [ws.cell(r, 1).value for r in range(1, 5)] == [
+        "Trường A",
+        "MA TRẬN ĐỀ KIỂM TRA",
+        "Kiểm tra Toán 12 (mã đề kiểm tra: TOAN-W)",
+        "Môn: Toán · Lớp: 12 · Thời gian làm bài: 60 phút",
+    ]
+    # Two header rows: each format a merged group over its three levels, then the totals per level.
+    merged = {str(r) for r in ws.merged_cells.ranges}
+    assert {"C6:E6", "F6:H6", "I6:K6", "L6:N6", "O6:Q6", "A6:A7", "B6:B7"} <= merged
+    assert [ws.cell(6, c).value for c in (3, 6, 9, 12, 15)] == [
+        "Nhiều phương án lựa chọn",
+        "Đúng – Sai",
+        "Trả lời ngắn",
+        "Tự luận",
+        "Tổng",
+    ]
+    assert [ws.cell(7, c).value for c in range(3, 6)] == ["Biết", "Hiểu", "Vận dụng"]
+    assert [ws.cell(6, c).value for c in (18, 19, 20)] == ["Tổng số câu", "Tổng điểm", "Tỉ lệ % điểm"]
+    # A row per topic (the release's order: its subjects, then topics): TT, name, 12 cells, totals.
+    # By groups: multiple choice, true/false, short, essay and total (Biết, Hiểu, Vận dụng in each),
+    # then the topic's questions, points and share of the points.
+    table = {
+        ws.cell(r, 2).value: [[ws.cell(r, c).value for c in range(g, g + 3)] for g in range(3, 21, 3)]
+        for r in range(8, 12)
+    }
+    _ = None
+    assert table == {
+        "Ngữ pháp": [[_, _, 1], [_, _, _], [_, _, _], [_, _, _], [_, _, 1], [1, 0.25, 6.3]],
+        "Đọc hiểu": [[2, 2, 1], [_, _, _], [_, _, _], [_, _, _], [2, 2, 1], [5, 1.25, 31.3]],
+        "Hàm số": [[2, _, _], [_, 1, _], [_, _, 1], [_, _, _], [2, 1, 1], [4, 2.0, 50.0]],
+        "Xác suất": [[2, _, _], [_, _, _], [_, _, _], [_, _, _], [2, _, _], [2, 0.5, 12.5]],
+    }
+    # The totals: questions and points per column, the shares per format and per level, the targets.
+    assert ws.cell(12, 1).value == "Tổng số câu" and ws.cell(15, 1).value == "Mục tiêu (%)"
+    assert [ws.cell(12, c).value for c in range(3, 19)] == [6, 2, 2, 0, 1, 0, 0, 0, 1, 0, 0, 0, 6, 3, 3, 12]
+    assert [ws.cell(13, c).value for c in (3, 4, 5, 7, 11, 15, 16, 17, 19)] == [
+        1.5,
+        0.5,
+        0.5,
+        1.0,
+        0.5,
+        1.5,
+        1.5,
+        1.0,
+        4.0,
+    ]
+    assert [ws.cell(14, c).value for c in (3, 6, 9, 12, 15, 16, 17)] == [62.5, 25.0, 12.5, 0.0, 37.5, 37.5, 25.0]
+    assert [ws.cell(15, c).value for c in (15, 16, 17)] == [40.0, 30.0, 30.0]
+    assert ws.cell(17, 1).value == "Mức Hiểu: 37,5% số điểm, mục tiêu 30%: lệch quá 5 điểm phần trăm."
+    # The bản đặc tả: per topic and level the requirement (typed, else the topic's name) and its questions.
+    spec_sheet = book["Bản đặc tả"]
+    assert spec_sheet.cell(2, 1).value == "BẢN ĐẶC TẢ ĐỀ KIỂM TRA"
+    assert [spec_sheet.cell(6, c).value for c in range(1, 6)] == [
+        "TT",
+        "Chủ đề",
+        "Mức độ",
+        "Yêu cầu cần đạt",
+        "Số câu hỏi theo dạng",
+    ]
+    rows = [[spec_sheet.cell(r, c).value for c in range(2, 9)] for r in range(8, 20)]
+    assert rows[6:9] == [
+        ["Hàm số", "Biết", "Hàm số", 2, None, None, None],
+        [None, "Hiểu", "Xét tính đúng sai của các mệnh đề về bảng biến thiên", None, 1, None, None],
+        [None, "Vận dụng", "Hàm số", None, None, 1, None],
+    ]
+    assert "B14:B16" in {str(r) for r in spec_sheet.merged_cells.ranges}
+    assert [spec_sheet.cell(20, c).value for c in range(5, 9)] == [10, 1, 1, 0]
+    # In English, the same workbook in English words.
+    await client.get("/lang/en")
+    book = load_workbook(io.BytesIO(await (await client.get("/workspace/exams/TOAN-W/matrix.xlsx")).read()))
+    assert book.sheetnames == ["Matrix", "Specification"] and book["Matrix"].cell(7, 3).value == "Recall"
+
+
+async def test_a_legacy_exam_exports_its_four_levels_and_who_may_have_it(client, conn, staff, release):
+    import io
+
+    from openpyxl import load_workbook
+
+    await login(client, "teacher")
+    assert (await create(client, release)).status == 303
+    book = load_workbook(io.BytesIO(await (await client.get("/workspace/exams/TOAN-W/matrix.xlsx")).read()))
+    ws = book["Ma trận"]
+    assert [ws.cell(7, c).value for c in range(3, 7)] == ["Nhận biết", "Thông hiểu", "Vận dụng", "Vận dụng cao"]
+    # Phần II takes any type, and its cell holds single-choice and true/false items: a column group of its own.
+    groups = [ws.cell(6, c).value for c in range(3, 24, 4)]
+    assert groups == ["Nhiều phương án lựa chọn", "Đúng – Sai", "Trả lời ngắn", "Tự luận", "Dạng bất kỳ", "Tổng"]
+    assert ws.cell(8, 2).value == "Hàm số" and ws.cell(8, 3).value == 2 and ws.cell(8, 20).value == 1
+    await client.post("/logout", data={"csrf_token": await csrf(client)})
+    await login(client, "b-teacher")
+    assert (await client.get("/workspace/exams/TOAN-W/matrix.xlsx")).status == 404
+    await client.post("/logout", data={"csrf_token": await csrf(client)})
+    await login(client, "proctor")
+    assert (await client.get("/workspace/exams/TOAN-W/matrix.xlsx")).status == 403
+    await client.post("/logout", data={"csrf_token": await csrf(client, "/staff")})
+    assert (await client.get("/workspace/exams/TOAN-W/matrix.xlsx", allow_redirects=False)).status in (302, 303, 401)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"target.3": "20"},
+            "Tỉ lệ điểm mục tiêu theo mức độ: tổng các tỉ lệ là 90, phải bằng 100.",
+        ),
+        (
+            {"target.1": "bốn mươi"},
+            "Tỉ lệ điểm mục tiêu theo mức độ: mức 1: tỉ lệ phải là một số từ 0 đến 100 (đã nhập: &#39;bốn mươi&#39;).",
+        ),
+        (
+            {"s0.c4.ham-so": "1"},
+            "Phần 1 · Số câu: chủ đề ham-so, mức 4: thang mức độ của ngân hàng câu hỏi chỉ có các mức 1 Biết, 2 Hiểu,"
+            " 3 Vận dụng.",
+        ),
+        ({"s2.sets.reading": "2"}, "Phần 3: chủ đề reading: cần 2 nhóm câu hỏi đã duyệt, gói ngân hàng chỉ có 1."),
+        (
+            {"s2.children.reading": "4"},
+            "Phần 3: chủ đề reading: cần 1 nhóm câu hỏi đã duyệt, mỗi nhóm 4 câu, gói ngân hàng chỉ có 0.",
+        ),
+    ],
+)
+async def test_bad_matrix_input_is_said_on_the_form_and_nothing_is_saved(
+    client, conn, staff, release_2025, changes, expected
+):
+    await login(client, "teacher")
+    resp = await post_2025(client, release_2025, **changes)
+    page = await resp.text()
+    problems = re.search(r'<div class="alert" role="alert" id="problems">(.*?)</div>', page, re.S).group(1)
+    assert resp.status == 400 and expected in problems, problems
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
+    if "s2.sets.reading" in changes:
+        assert '<td class="cell short" data-cell="set.reading">' in page
+
+
+def summary_in_chromium(dsn: str, release_id: int) -> dict:
+    from playwright.sync_api import expect
+    from support.accounts import PASSWORD
+    from support.browser import SCREENSHOTS, chromium_page, live_server
+    from support.cli import free_port
+
+    out = {}
+    with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+        page.goto(base + "/login")
+        page.fill("#username", "teacher")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(base + "/staff")
+        page.goto(base + f"/workspace/exams/new?release={release_id}")
+        page.wait_for_selector("#builder")
+        out["levels"] = page.locator("#sec-h-0 ~ table thead th[data-level]").all_inner_texts()
+        # The reading passage, drawn whole: its five questions land in their levels' cells.
+        page.fill('input[name="s0.sets.reading"]', "1")
+        reading = page.locator('#matrix-table tr[data-topic="reading"] td[data-m^="mcq."]')
+        expect(reading).to_have_text(["2", "2", "1"])
+        page.fill('input[name="s0.c1.ham-so"]', "2")
+        expect(page.locator("#total-items")).to_have_text("7")
+        share = page.locator('#level-table tr[data-level="1"] td[data-m="share"]')
+        expect(share).to_have_text("57,1%")  # 1 of 1.75 points
+        # A target the test misses by more than 5 points: said at once, in the live region.
+        page.fill("#f-target-1", "40")
+        page.fill("#f-target-2", "30")
+        page.fill("#f-target-3", "30")
+        expect(page.locator("#target-status p")).to_have_count(2)
+        out["notes"] = page.locator("#target-status p").all_inner_texts()
+        # Asking more passages than the bank has marks the set cell.
+        page.fill('input[name="s0.sets.reading"]', "2")
+        page.wait_for_selector('td.short[data-cell="set.reading"]')
+        out["fits"] = page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(SCREENSHOTS / "workspace-builder-2025-vi.png"), full_page=True)
+        out["problems"] = problems
+    return out
+
+
+@pytest.mark.slow
+async def test_the_summary_follows_the_counts_in_chromium(staff, conn, dsn, release_2025):
+    from support.browser import require_chromium
+
+    require_chromium()
+    out = await asyncio.to_thread(summary_in_chromium, dsn, release_2025)
+    assert out["levels"] == ["Biết", "Hiểu", "Vận dụng"]
+    # 1, 0.5 and 0.25 of 1.75 points: Hiểu (28.6%) is within 5 points of its 30, the others are not.
+    assert out["notes"] == [
+        "Mức Biết: 57,1% số điểm, mục tiêu 40%: lệch quá 5 điểm phần trăm.",
+        "Mức Vận dụng: 14,3% số điểm, mục tiêu 30%: lệch quá 5 điểm phần trăm.",
+    ]
+    assert out["fits"] and out["problems"] == []

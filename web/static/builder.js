@@ -1,17 +1,24 @@
 // The test builder's live matrix: after each change (debounced), ask
 // blueprint.json what every cell's release has, mark the cells that cannot
-// be filled, and update the totals. The form works without this script.
+// be filled, and update the totals, the summary as the 2025 template reads
+// it (the server's own fragment) and what it says of the level targets. The
+// form works without this script.
 
 const form = document.getElementById("builder");
 const statusUrl = form && form.dataset.blueprintUrl;
 let timer = null;
 let latest = 0;
 
+// A field the counts, the summary or the level targets depend on.
+function counted(name) {
+  return /^s\d+\./.test(name) || /^target\.\d+$/.test(name);
+}
+
 function query() {
   const params = new URLSearchParams();
   for (const [name, value] of new FormData(form)) {
     // Only what the counts depend on; never the CSRF token in a URL.
-    if (name === "release" || name === "section_count" || /^s\d+\./.test(name)) params.append(name, value);
+    if (name === "release" || name === "section_count" || counted(name)) params.append(name, value);
   }
   return params;
 }
@@ -25,6 +32,20 @@ function show(body) {
   const shortCount = document.getElementById("short-count");
   shortCount.textContent = shortCount.textContent.replace(/\d+/, String(body.shortfalls.length));
   shortCount.classList.toggle("warn-text", body.shortfalls.length > 0);
+  const summary = document.getElementById("matrix-summary");
+  // The server's own rendering (escaped by its templates), so the page and this update agree.
+  if (summary && typeof body.matrix_html === "string") summary.innerHTML = body.matrix_html;
+  const notes = document.getElementById("target-status");
+  // Replaced only when they change: the region is read out on every change.
+  const said = notes ? Array.from(notes.children, (p) => p.textContent).join("\n") : "";
+  if (notes && Array.isArray(body.target_notes) && body.target_notes.join("\n") !== said) {
+    notes.replaceChildren(...body.target_notes.map((text) => {
+      const p = document.createElement("p");
+      p.className = "warn-text";
+      p.textContent = text;
+      return p;
+    }));
+  }
   body.sections.forEach((section, si) => {
     const box = form.querySelector(`.bp-section[data-section="${si}"]`);
     if (!box) return;
@@ -52,7 +73,7 @@ async function refresh() {
 
 if (form && statusUrl) {
   form.addEventListener("input", (event) => {
-    if (!event.target.name || !/^s\d+\./.test(event.target.name)) return;
+    if (!event.target.name || !counted(event.target.name)) return;
     clearTimeout(timer);
     timer = setTimeout(refresh, 300);
   });
