@@ -443,49 +443,10 @@ def build_spec(
         raise exams.ExamFileError(
             problems + [p for p in e.details["problems"] if p.split(":")[0] not in faulted]
         ) from None
-    problems += scheme_problems(spec, scheme)
+    problems += exams.scheme_problems(spec, scheme)
     if problems:
         raise exams.ExamFileError(problems)
     return text, spec
-
-
-def _level_listing(scheme: LevelScheme) -> str:
-    return ", ".join(f"{n} {scheme.name(n)}" for n in scheme.numbers)
-
-
-def scheme_problems(spec: exams.ExamSpec, scheme: LevelScheme) -> list[Problem]:
-    """Where the exam names a level its bank's scheme does not have: a row
-    (level 4 of a 2025 bank), a target, a requirement of the specification."""
-    problems = []
-    levels = _level_listing(scheme)
-    for si, section in enumerate(spec.blueprint.sections, 1):
-        for row in section.rows:
-            if row.level is not None and row.level not in scheme.numbers:
-                problems.append(
-                    Problem(
-                        f"sections[{si}]: topic {row.topic}, level {row.level}: the bank's levels are {levels}"
-                        f" ({scheme.source})",
-                        "row_level_not_in_scheme",
-                        f"sections[{si}].cell",
-                        topic=row.topic,
-                        level=row.level,
-                        levels=levels,
-                    )
-                )
-    named = [("level_targets", level) for level in spec.level_targets]
-    named += [("specification", level) for by_level in spec.specification.values() for level in by_level]
-    for where, level in dict.fromkeys(named):
-        if level not in scheme.numbers:
-            problems.append(
-                Problem(
-                    f"{where}: level {level} is not a level of the bank: its levels are {levels} ({scheme.source})",
-                    "level_not_in_scheme",
-                    where,
-                    level=level,
-                    levels=levels,
-                )
-            )
-    return problems
 
 
 # -- problems in the reader's language ----------------------------------------------

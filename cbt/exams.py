@@ -59,7 +59,7 @@ from cbt import accounts, assembly, audit, bank, lockdown, times
 from cbt import subjects as subject_list
 from cbt.platform.errors import Conflict, NotFound, Problem, UserError
 from cbt.roster import Candidate, generate_ticket, ticket_hash
-from itembank.levels import MAX_LEVELS
+from itembank.levels import MAX_LEVELS, LevelScheme
 
 EXAM_FIELDS = {
     "code",
@@ -370,7 +370,7 @@ def parse_exam(text: str, filename: str = "exam.yaml") -> ExamSpec:
 def _level(value) -> int | None:
     """A level as a mapping's key may give it (1 or "1"), or None. Whether the
     bank's scheme has it is checked where the releases are known
-    (builder.scheme_problems)."""
+    (scheme_problems)."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LEVELS:
@@ -797,6 +797,45 @@ def _shortfall(s: assembly.Shortfall) -> Problem:
     )
 
 
+def _level_listing(scheme: LevelScheme) -> str:
+    return ", ".join(f"{n} {scheme.name(n)}" for n in scheme.numbers)
+
+
+def scheme_problems(spec: ExamSpec, scheme: LevelScheme) -> list[Problem]:
+    """Where the exam names a level its bank's scheme does not have: a row
+    (level 4 of a 2025 bank), a target, a requirement of the specification."""
+    problems = []
+    levels = _level_listing(scheme)
+    for si, section in enumerate(spec.blueprint.sections, 1):
+        for row in section.rows:
+            if row.level is not None and row.level not in scheme.numbers:
+                problems.append(
+                    Problem(
+                        f"sections[{si}]: topic {row.topic}, level {row.level}: the bank's levels are {levels}"
+                        f" ({scheme.source})",
+                        "row_level_not_in_scheme",
+                        f"sections[{si}].cell",
+                        topic=row.topic,
+                        level=row.level,
+                        levels=levels,
+                    )
+                )
+    named = [("level_targets", level) for level in spec.level_targets]
+    named += [("specification", level) for by_level in spec.specification.values() for level in by_level]
+    for where, level in dict.fromkeys(named):
+        if level not in scheme.numbers:
+            problems.append(
+                Problem(
+                    f"{where}: level {level} is not a level of the bank: its levels are {levels} ({scheme.source})",
+                    "level_not_in_scheme",
+                    where,
+                    level=level,
+                    levels=levels,
+                )
+            )
+    return problems
+
+
 # -- creating, roster, opening ------------------------------------------------------
 
 
@@ -820,6 +859,9 @@ async def create_exam(conn: asyncpg.Connection, spec: ExamSpec, org_code: str) -
         found.append(release)
     await check_releases(conn, found, spec.subject)
     ids = [r["id"] for r in found]
+    wrong_levels = scheme_problems(spec, await bank.level_scheme(conn, ids))
+    if wrong_levels:
+        raise ExamFileError(wrong_levels)
     pool = await load_pool(conn, ids)
     short = assembly.shortfalls(spec.blueprint, pool)
     if short:

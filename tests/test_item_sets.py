@@ -247,3 +247,15 @@ async def test_the_staff_preview_shows_each_passage_once_before_its_questions(cl
         "1",
         "2",
     ]
+
+
+async def test_an_exam_file_naming_a_level_its_bank_lacks_is_refused_with_nothing_written(conn, releases):
+    # Level 4 (Vận dụng cao) is of the legacy scheme; a 2025 bank has three levels.
+    await imported(conn, releases, "good")
+    text = exam_yaml().replace("{topic: grammar, level: 1, count: 2}", "{topic: grammar, level: 4, count: 2}")
+    with pytest.raises(UserError) as e:
+        await exams.create_exam(conn, exams.parse_exam(text + "level_targets: {1: 50, 4: 50}\n"), "SGD-S")
+    assert e.value.code == "bad_exam_file" and e.value.details["count"] == 2
+    assert {p.code for p in e.value.details["problems"]} == {"row_level_not_in_scheme", "level_not_in_scheme"}
+    assert "level 4" in e.value.message and "Biết" in e.value.message
+    assert await conn.fetchval("SELECT count(*) FROM exams") == 0
