@@ -28,6 +28,18 @@ Subjects, of items and of staff, are codes from the organisation's list
 (cbt.subjects): whatever names one of them ("Toán", "toan") is stored as its
 code, and anything else is refused, so an item and its reviewer always meet.
 
+An item set (a passage and the questions on it) is a draft like an item: one
+draft_items row of type 'set' whose source is the set with its children, so
+it is written, submitted, reviewed, approved, versioned, retired and put
+into a release as one unit, by the same steps. Its children's ids are listed
+in draft_set_children: an id is one item's, one set's or one child's across
+the workspace and the bank, as a release requires.
+
+An organisation's teachers write at one level scheme (workspace_levels: the
+legacy four or the 2025 three), its own choice or else its department's.
+Teachers never choose a scheme: the editor's level menu names the scheme's
+levels, and a release built in the workspace carries it in its bank.yaml.
+
 Every step writes a review_events row in the same transaction.
 """
 
@@ -35,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,25 +55,29 @@ from typing import Any
 
 import asyncpg
 
-from cbt import accounts
+from cbt import accounts, releases
 from cbt import subjects as subject_list
 from cbt.accounts import Staff
 from cbt.platform import uploads
 from cbt.platform.errors import Conflict, FieldProblem, Forbidden, NotFound, UserError
 from cbt.platform.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from cbt.roles import AUTHORS
-from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items
-from itembank.model import Item, ItemType, ShortFormat, Status
-from itembank.validate import check_item
+from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items, serialise_set
+from itembank.levels import LEGACY, SCHEME_2025, LevelScheme
+from itembank.model import Item, ItemSet, ItemType, ShortFormat, Status
+from itembank.validate import check_item, check_items
 
 STATES = ("draft", "submitted", "returned", "approved", "retired")
 EDITABLE = ("draft", "returned")
 OPTION_IDS = "ABCDEF"
 STATEMENT_IDS = "abcd"
 TYPES = tuple(t.value for t in ItemType)
+SET = "set"  # a draft row's type when it holds an item set
+KINDS = (*TYPES, SET)  # what the lists filter by
 SHORT_FORMATS = tuple(f.value for f in ShortFormat)
-LEVELS = (1, 2, 3, 4)
 MAX_COMMENT = 2000
+# The level schemes a workspace writes at, by the name workspace_levels stores.
+SCHEMES: dict[str, LevelScheme] = {"legacy": LEGACY, "2025": SCHEME_2025}
 _MEDIA_NAME = re.compile(r"[^a-z0-9._-]+")
 
 # What the item's own status field says for each workspace state: only an
@@ -73,14 +90,17 @@ _STATUS_OF_STATE = {"approved": Status.APPROVED, "retired": Status.RETIRED}
 
 @dataclass
 class Checked:
-    """The outcome of checking editor fields: the item, or the problems per field."""
+    """The outcome of checking editor fields: the item (or the set and its
+    children), or the problems per field."""
 
     item: Item | None
     problems: dict[str, list[FieldProblem]] = field(default_factory=dict)  # form field ("" = general) -> problems
+    set: ItemSet | None = None  # an item set's editor: the set, and `children` in its order
+    children: tuple[Item, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.item is not None and not self.problems
+        return (self.item is not None or self.set is not None) and not self.problems
 
 
 def _text(fields: Mapping[str, Any], name: str) -> str:
@@ -88,12 +108,17 @@ def _text(fields: Mapping[str, Any], name: str) -> str:
     return value.replace("\r\n", "\n").strip() if isinstance(value, str) else ""
 
 
-def _keys(fields: Mapping[str, Any]) -> list[str]:
+def _values(fields: Mapping[str, Any], name: str) -> list[str]:
+    """Every value a form gives `name` (a repeated field), or a test's list."""
     getall = getattr(fields, "getall", None)
-    values = getall("key", []) if getall else fields.get("key", [])
+    values = getall(name, []) if getall else fields.get(name, [])
     if isinstance(values, str):
         values = [values]
-    return [v for v in values if isinstance(v, str) and v in OPTION_IDS]
+    return [v for v in values if isinstance(v, str)]
+
+
+def _keys(fields: Mapping[str, Any]) -> list[str]:
+    return [v for v in _values(fields, "key") if v in OPTION_IDS]
 
 
 def fields_to_data(fields: Mapping[str, Any], *, item_id: str, version: int, status: Status) -> dict[str, Any]:
@@ -164,27 +189,178 @@ def check_fields(
     version: int,
     status: Status = Status.DRAFT,
     media_paths: set[str] | None = None,
+    levels: LevelScheme = LEGACY,
 ) -> Checked:
-    """Parse and check the editor's fields with itembank's own rules."""
+    """Parse and check the editor's fields with itembank's own rules, levels
+    those of the workspace's scheme."""
     if _text(fields, "type") not in TYPES:
         return Checked(None, {"type": [FieldProblem(f"choose the item type: {', '.join(TYPES)}", "bad-type")]})
     data = fields_to_data(fields, item_id=item_id, version=version, status=status)
-    return check_source(dump_yaml(data), media_paths, kind=data["type"])
+    return check_source(dump_yaml(data), media_paths, kind=data["type"], levels=levels, typed_level=data["level"])
 
 
-def check_source(text: str, media_paths: set[str] | None, *, kind: str = "") -> Checked:
-    result = parse_text(text, "item")
+def check_source(
+    text: str,
+    media_paths: set[str] | None,
+    *,
+    kind: str = "",
+    levels: LevelScheme = LEGACY,
+    typed_level: str = "",
+) -> Checked:
+    result = parse_text(text, "item", levels=levels)
     problems = list(result.problems)
-    item = result.items[0].item if len(result.items) == 1 else None
+    item = result.items[0].item if len(result.items) == 1 and not result.sets else None
     if item is not None:
         exists = None if media_paths is None else media_paths.__contains__
-        problems += check_item(result.items[0], exists)
-    by_field: dict[str, list[str]] = {}
+        problems += check_item(result.items[0], exists, levels=levels)
+    by_field: dict[str, list[FieldProblem]] = {}
     for p in problems:
         by_field.setdefault(_form_field(p.field, kind or (item.type.value if item else "")), []).append(
-            FieldProblem(p.message, p.code)
+            _level_problem(typed_level, levels) if p.code == "level-range" else FieldProblem(p.message, p.code)
         )
     return Checked(item, by_field)
+
+
+def _level_problem(typed: str, levels: LevelScheme, where: str = "") -> FieldProblem:
+    """A level the workspace's scheme lacks, saying which levels it has (not bank.yaml's, as itembank would)."""
+    listing = level_listing(levels)
+    return FieldProblem(
+        f"level {typed} is not a level your workspace writes at ({listing}): choose one of them",
+        "level-not-in-scheme",
+        where=where,
+        level=typed,
+        levels=listing,
+    )
+
+
+def level_names(levels: LevelScheme) -> dict[int, str]:
+    """What pages call each level: the scheme's names, except the legacy four's,
+    which the catalogs name in each language (level.1 ...): {} for those."""
+    return {} if levels == LEGACY else {n: levels.name(n) for n in levels.numbers}
+
+
+def level_listing(levels: LevelScheme) -> str:
+    """The scheme's levels for a message: "1 Biết, 2 Hiểu, 3 Vận dụng"."""
+    return ", ".join(f"{n} {levels.name(n)}" for n in levels.numbers)
+
+
+# ---------------------------------------------------------------- an item set's fields
+#
+# The set editor's form holds the set's own fields (id, subject, grade, topic,
+# lang, tags, shuffle, stimulus, media) and, for each child, an item's fields
+# prefixed with "c<key>_" (c0_stem, c0_opt_A, c3_key ...), the key a number the
+# page gives each child once. A repeated "child" field lists the keys in the
+# children's order, so reordering, adding or removing a child on the page is
+# moving, adding or removing its fieldset; no field is renamed.
+
+_CHILD_KEY = re.compile(r"[0-9]{1,4}")
+# The set's own fields a problem may name, as the form calls them.
+_SET_FORM_FIELDS = {"id", "subject", "grade", "topic", "lang", "tags", "shuffle", "stimulus", "media"}
+
+
+class _Child:
+    """One child's fields of the set editor's form, read as an item editor's fields."""
+
+    def __init__(self, fields: Mapping[str, Any], key: str) -> None:
+        self._fields, self._prefix = fields, f"c{key}_"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._fields.get(self._prefix + name, default)
+
+    def getall(self, name: str, default: Any = ()) -> list[str]:
+        return _values(self._fields, self._prefix + name) or list(default)
+
+
+def child_keys(fields: Mapping[str, Any]) -> list[str]:
+    """The children's keys in the order the form gives them (each once)."""
+    return list(dict.fromkeys(k for k in _values(fields, "child") if _CHILD_KEY.fullmatch(k)))
+
+
+def set_fields_to_data(fields: Mapping[str, Any], *, set_id: str, version: int, status: Status) -> dict[str, Any]:
+    """The set editor's fields in the native YAML shape, children under ``items:`` in the form's order."""
+    data: dict[str, Any] = {"id": set_id, "version": version, "type": SET, "subject": _text(fields, "subject")}
+    if _text(fields, "grade"):
+        data["grade"] = _text(fields, "grade")
+    data.update(topic=_text(fields, "topic"), lang=_text(fields, "lang") or "vi", status=status.value)
+    tags = [t.strip() for t in _text(fields, "tags").split(",") if t.strip()]
+    if tags:
+        data["tags"] = tags
+    if fields.get("shuffle"):
+        data["shuffle"] = True
+    data["stimulus"] = _text(fields, "stimulus")
+    media = [m.strip() for m in _text(fields, "media").split(",") if m.strip()]
+    if media:
+        data["media"] = media
+    children = []
+    for key in child_keys(fields):
+        child = _Child(fields, key)
+        one = fields_to_data(child, item_id=_text(child, "id"), version=version, status=status)
+        for name in ("version", "subject", "grade", "lang", "status"):
+            one.pop(name, None)  # the set's
+        if not one["topic"]:
+            del one["topic"]  # the set's topic
+        children.append(one)
+    data["items"] = children  # last: the children's lines follow every field of the set's
+    return data
+
+
+def _child_lines(text: str, count: int) -> list[int]:
+    """The line each child starts on in `text`, dump_yaml's writing of set_fields_to_data
+    (items: last, a block list at the left margin); [] if they cannot be told apart."""
+    lines = text.split("\n")
+    if "items:" not in lines:
+        return []
+    start = lines.index("items:")
+    found = [n + 1 for n, line in enumerate(lines) if n > start and line.startswith("- ")]
+    return found if len(found) == count else []
+
+
+def check_set_fields(
+    fields: Mapping[str, Any],
+    *,
+    set_id: str,
+    version: int,
+    status: Status = Status.DRAFT,
+    media_paths: set[str] | None = None,
+    levels: LevelScheme = LEGACY,
+) -> Checked:
+    """Parse and check the set editor's fields as one set file, with itembank's
+    own rules; a child's problem belongs to that child's field (c3_stem)."""
+    keys = child_keys(fields)
+    data = set_fields_to_data(fields, set_id=set_id, version=version, status=status)
+    text = dump_yaml(data)
+    result = parse_text(text, "set", levels=levels)
+    problems = list(result.problems)
+    if result.sets:
+        exists = None if media_paths is None else media_paths.__contains__
+        problems += check_items(result.items, exists, levels=levels, sets=result.sets)
+    starts = _child_lines(text, len(keys))
+    by_field: dict[str, list[FieldProblem]] = {}
+    for p in problems:
+        place = bisect_right(starts, p.line or 0) - 1
+        if place < 0:
+            name = {"id": "id", "items": "children"}.get(p.field or "", p.field if p.field in _SET_FORM_FIELDS else "")
+            if p.code == "set-empty":
+                problem = FieldProblem("the set has no questions yet: add at least one", "set-no-questions")
+            else:
+                problem = FieldProblem(p.message, p.code)
+        else:
+            child = data["items"][place]
+            name = f"c{keys[place]}_" + ("id" if p.field == "id" else _form_field(p.field, child["type"]))
+            if p.code == "level-range":
+                problem = _level_problem(child["level"], levels)
+            elif p.code == "duplicate-id":
+                problem = FieldProblem(
+                    f"the id {child['id']} is used twice in this set: give each question an id of its own",
+                    "child-id-twice",
+                    id=child["id"],
+                )
+            else:
+                problem = FieldProblem(p.message, p.code)
+        by_field.setdefault(name, []).append(problem)
+    if not result.sets:
+        return Checked(None, by_field)
+    return Checked(None, by_field, set=result.sets[0].set, children=tuple(s.item for s in result.items))
 
 
 def item_to_fields(item: Item) -> dict[str, str]:
@@ -216,18 +392,116 @@ def item_to_fields(item: Item) -> dict[str, str]:
     return out
 
 
+def set_to_fields(item_set: ItemSet, children: tuple[Item, ...] | list[Item]) -> tuple[dict[str, str], list[dict]]:
+    """The set editor's fields of a stored set: its own, and each child's (with its key "k")."""
+    values = {
+        "type": SET,
+        "subject": item_set.subject,
+        "grade": "" if item_set.grade is None else str(item_set.grade),
+        "topic": item_set.topic,
+        "lang": item_set.lang,
+        "tags": ", ".join(item_set.tags),
+        "shuffle": "on" if item_set.shuffle else "",
+        "stimulus": item_set.stimulus,
+        "media": ", ".join(item_set.media),
+    }
+    kids = []
+    for n, child in enumerate(children):
+        one = item_to_fields(child)
+        for name in ("subject", "grade", "lang"):
+            del one[name]
+        one["topic"] = "" if child.topic == item_set.topic else child.topic
+        kids.append({"k": str(n), "id": child.id, **one})
+    return values, kids
+
+
+def children_values(fields: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each child's fields as typed (without the prefix), to show the set editor again."""
+    out = []
+    for key in child_keys(fields):
+        prefix = f"c{key}_"
+        one = {name[len(prefix) :]: v for name, v in fields.items() if name.startswith(prefix) and isinstance(v, str)}
+        one.pop("key", None)
+        one["keys"] = ",".join(_keys(_Child(fields, key)))
+        out.append({**one, "k": key})
+    return out
+
+
 def item_from_draft(source: str) -> Item:
     """The item stored in a draft_items row (its canonical YAML)."""
     result = parse_text(source, "draft")
-    if result.problems or len(result.items) != 1:
+    if result.problems or len(result.items) != 1 or result.sets:
         raise UserError(
             "bad_draft_source", "the stored item cannot be read: " + "; ".join(str(p) for p in result.problems)
         )
     return result.items[0].item
 
 
+def set_from_draft(source: str) -> tuple[ItemSet, tuple[Item, ...]]:
+    """The set and its children stored in a draft_items row of type 'set'."""
+    result = parse_text(source, "draft")
+    if result.problems or len(result.sets) != 1:
+        raise UserError(
+            "bad_draft_source", "the stored item cannot be read: " + "; ".join(str(p) for p in result.problems)
+        )
+    return result.sets[0].set, tuple(s.item for s in result.items)
+
+
 def with_status(item: Item, status: Status) -> Item:
     return replace(item, status=status)
+
+
+def _source_with_status(row: asyncpg.Record, status: Status) -> str:
+    """A row's source with its status (a set's, and its children's) set."""
+    if row["type"] == SET:
+        item_set, children = set_from_draft(row["source"])
+        return serialise_set(replace(item_set, status=status), [replace(c, status=status) for c in children])
+    return serialise_item(with_status(item_from_draft(row["source"]), status))
+
+
+# ---------------------------------------------------------------- level schemes
+
+_SCHEME = """
+SELECT w.scheme FROM orgs o JOIN workspace_levels w ON w.org_id = o.id OR w.org_id = o.parent_id
+WHERE o.id = $1 ORDER BY w.org_id = o.id DESC LIMIT 1
+"""
+
+
+async def level_scheme(conn: asyncpg.Connection, org_id: int) -> LevelScheme:
+    """The levels this organisation's teachers write at: its own choice, else its
+    department's, else the legacy four."""
+    return SCHEMES[await conn.fetchval(_SCHEME, org_id) or "legacy"]
+
+
+def scheme_name(levels: LevelScheme) -> str:
+    """The name workspace_levels stores for a scheme: "legacy" or "2025"."""
+    return next(name for name, scheme in SCHEMES.items() if scheme == levels)
+
+
+async def own_level_scheme(conn: asyncpg.Connection, org_id: int) -> str:
+    """The scheme this organisation chose itself ("" where it takes its department's)."""
+    return await conn.fetchval("SELECT scheme FROM workspace_levels WHERE org_id = $1", org_id) or ""
+
+
+async def set_level_scheme(conn: asyncpg.Connection, user: Staff, name: str) -> None:
+    """An administrator chooses the scheme their organisation writes at ("" : its department's)."""
+    name = (name or "").strip()
+    if name and name not in SCHEMES:
+        raise UserError(
+            "bad_level_scheme",
+            f"level scheme {name!r}: choose {' or '.join(SCHEMES)} (or your department's)",
+            scheme=name,
+        )
+    if not name:
+        await conn.execute("DELETE FROM workspace_levels WHERE org_id = $1", user.org_id)
+        return
+    await conn.execute(
+        "INSERT INTO workspace_levels (org_id, scheme, set_by) VALUES ($1, $2, $3)"
+        " ON CONFLICT (org_id) DO UPDATE SET scheme = EXCLUDED.scheme, set_by = EXCLUDED.set_by, set_at = now()",
+        user.org_id,
+        name,
+        user.id,
+    )
 
 
 # ---------------------------------------------------------------- reading
@@ -244,10 +518,14 @@ class DraftFilter:
     text: str = ""
 
 
+# A set's row also gives its children's ids and (distinct) levels, in order; a
+# set matches a level when a child has it, and a text when a child's id has it.
 _SEARCH = """
 SELECT d.id, d.item_id, d.version, d.type, d.subject, d.grade, d.topic, d.level, d.points, d.state,
        d.author_id, u.username AS author, o.code AS org_code, left(d.stem, 120) AS stem_start, d.updated_at,
-       st.exams, st.n, st.p, st.r_pb
+       st.exams, st.n, st.p, st.r_pb,
+       array(SELECT k.child_id FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY k.position) AS children,
+       array(SELECT DISTINCT k.level FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY 1) AS child_levels
 FROM draft_items d JOIN users u ON u.id = d.author_id JOIN orgs o ON o.id = d.org_id
 LEFT JOIN LATERAL (
     -- Statistics of this very version in the exams the viewer may see.
@@ -257,9 +535,12 @@ LEFT JOIN LATERAL (
 ) st ON true
 WHERE d.org_id = ANY($1::bigint[])
   AND ($2 = '' OR d.subject = $2) AND ($3::int IS NULL OR d.grade = $3) AND ($4 = '' OR d.topic = $4)
-  AND ($5::int IS NULL OR d.level = $5) AND ($6 = '' OR d.type = $6) AND ($7 = '' OR d.state = $7)
+  AND ($5::int IS NULL OR d.level = $5
+       OR EXISTS (SELECT 1 FROM draft_set_children k WHERE k.draft_pk = d.id AND k.level = $5))
+  AND ($6 = '' OR d.type = $6) AND ($7 = '' OR d.state = $7)
   AND ($8 = '' OR d.item_id ILIKE '%' || $8 || '%' OR d.stem ILIKE '%' || $8 || '%'
-       OR d.topic ILIKE '%' || $8 || '%')
+       OR d.topic ILIKE '%' || $8 || '%'
+       OR EXISTS (SELECT 1 FROM draft_set_children k WHERE k.draft_pk = d.id AND k.child_id ILIKE '%' || $8 || '%'))
 ORDER BY d.item_id, d.version DESC
 LIMIT 500
 """
@@ -330,6 +611,17 @@ async def bank_pk(conn: asyncpg.Connection, item_id: str, version: int) -> int |
     return await conn.fetchval("SELECT id FROM bank_items WHERE item_id = $1 AND version = $2", item_id, version)
 
 
+async def in_bank(conn: asyncpg.Connection, row: asyncpg.Record) -> bool:
+    """Did a signed release bring this draft's version (an item's, or a set's) into the bank?"""
+    if row["type"] == SET:
+        return bool(
+            await conn.fetchval(
+                "SELECT 1 FROM bank_sets WHERE set_id = $1 AND version = $2", row["item_id"], row["version"]
+            )
+        )
+    return await bank_pk(conn, row["item_id"], row["version"]) is not None
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -363,13 +655,34 @@ async def _event(conn: asyncpg.Connection, pk: int, user: Staff, action: str, co
 
 
 async def id_taken(conn: asyncpg.Connection, item_id: str) -> bool:
+    """Is the id an item's, a set's or a set's child's, in the workspace or the bank?"""
     return bool(
         await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM draft_items WHERE item_id = $1)"
-            " OR EXISTS (SELECT 1 FROM bank_items WHERE item_id = $1)",
+            " OR EXISTS (SELECT 1 FROM draft_set_children WHERE child_id = $1)"
+            " OR EXISTS (SELECT 1 FROM bank_items WHERE item_id = $1)"
+            " OR EXISTS (SELECT 1 FROM bank_sets WHERE set_id = $1)",
             item_id,
         )
     )
+
+
+# A child's id is its set's alone, in every version of that set: anything
+# else with the id (an item, a set, another set's child) takes it.
+_CHILD_IDS_TAKEN = """
+SELECT c FROM unnest($1::text[]) AS c
+WHERE EXISTS (SELECT 1 FROM draft_items d WHERE d.item_id = c)
+   OR EXISTS (SELECT 1 FROM draft_set_children k JOIN draft_items d ON d.id = k.draft_pk
+              WHERE k.child_id = c AND d.item_id <> $2)
+   OR EXISTS (SELECT 1 FROM bank_items b LEFT JOIN bank_sets s ON s.id = b.set_pk
+              WHERE b.item_id = c AND s.set_id IS DISTINCT FROM $2)
+   OR EXISTS (SELECT 1 FROM bank_sets s WHERE s.set_id = c)
+"""
+
+
+async def child_ids_taken(conn: asyncpg.Connection, set_id: str, child_ids: list[str]) -> set[str]:
+    """The ids among `child_ids` that something other than set `set_id` already has."""
+    return {r[0] for r in await conn.fetch(_CHILD_IDS_TAKEN, child_ids, set_id)}
 
 
 async def suggest_id(conn: asyncpg.Connection, subject: str = "", grade: int | None = None, base: str = "") -> str:
@@ -414,16 +727,71 @@ async def _insert(conn: asyncpg.Connection, user: Staff, org_id: int, item: Item
         ) from None
 
 
+async def _insert_set(
+    conn: asyncpg.Connection,
+    user: Staff,
+    org_id: int,
+    item_set: ItemSet,
+    children: tuple[Item, ...] | list[Item],
+    state: str = "draft",
+) -> int:
+    """A set's row (the set and its children in its source) and its children's ids."""
+    status = _STATUS_OF_STATE.get(state, Status.DRAFT)
+    item_set = replace(item_set, status=status)
+    children = [replace(c, status=status) for c in children]
+    try:
+        pk = await conn.fetchval(
+            "INSERT INTO draft_items (org_id, item_id, version, type, subject, grade, topic, level, points, stem,"
+            " source, state, author_id) VALUES ($1, $2, $3, 'set', $4, $5, $6, NULL, $7, $8, $9, $10, $11)"
+            " RETURNING id",
+            org_id,
+            item_set.id,
+            item_set.version,
+            item_set.subject,
+            item_set.grade,
+            item_set.topic,
+            sum(c.points for c in children),
+            item_set.stimulus,
+            serialise_set(item_set, children),
+            state,
+            user.id,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict(
+            "item_exists",
+            f"item {item_set.id} version {item_set.version} already exists: choose another id",
+            field="id",
+            item=item_set.id,
+        ) from None
+    await _write_children(conn, pk, children)
+    return pk
+
+
+async def _write_children(conn: asyncpg.Connection, pk: int, children: list[Item] | tuple[Item, ...]) -> None:
+    await conn.execute("DELETE FROM draft_set_children WHERE draft_pk = $1", pk)
+    await conn.executemany(
+        "INSERT INTO draft_set_children (draft_pk, position, child_id, type, level, points)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(pk, n, c.id, c.type.value, c.level, c.points) for n, c in enumerate(children)],
+    )
+
+
 async def _listed_subject(conn: asyncpg.Connection, org_id: int, checked: Checked, keep: str | None = None) -> Checked:
-    """The item with its subject as the code of the organisation's list; a subject the
-    list lacks is a problem of the subject field, unless the item already had it
-    (one from before the list keeps its subject until someone changes it)."""
-    if checked.item is None or checked.problems.get("subject"):
+    """The item (or set, and its children) with its subject as the code of the
+    organisation's list; a subject the list lacks is a problem of the subject
+    field, unless the item already had it (one from before the list keeps its
+    subject until someone changes it)."""
+    written = checked.item or checked.set
+    if written is None or checked.problems.get("subject"):
         return checked
-    typed = checked.item.subject
+    typed = written.subject
     found = subject_list.find(await subject_list.list_for(conn, org_id), typed)
     if found is not None:
-        checked.item = replace(checked.item, subject=found.code)
+        if checked.item is not None:
+            checked.item = replace(checked.item, subject=found.code)
+        else:
+            checked.set = replace(written, subject=found.code)
+            checked.children = tuple(replace(c, subject=found.code) for c in checked.children)
     elif typed != keep:
         checked.problems.setdefault("subject", []).append(
             FieldProblem(
@@ -464,13 +832,36 @@ def _valid_id(item_id: str) -> str:
     return item_id
 
 
+async def _children_free(conn: asyncpg.Connection, checked: Checked, fields: Mapping[str, Any]) -> None:
+    """Each child's id is the set's alone: an id something else has is a problem of that child's id field."""
+    if checked.set is None:
+        return
+    taken = await child_ids_taken(conn, checked.set.id, [c.id for c in checked.children])
+    for key, child in zip(child_keys(fields), checked.children, strict=True):
+        if child.id in taken:
+            suggested = await suggest_id(conn, base=child.id)
+            checked.problems.setdefault(f"c{key}_id", []).append(
+                FieldProblem(
+                    f"the id {child.id} is already used in the workspace or the bank: choose another"
+                    f" (e.g. {suggested})",
+                    "id-taken",
+                    id=child.id,
+                    suggested=suggested,
+                )
+            )
+
+
 async def create_item(conn: asyncpg.Connection, user: Staff, fields: Mapping[str, Any]) -> int:
-    """A new item (version 1, draft) from the editor's fields."""
+    """A new item or item set (version 1, draft) from the editor's fields."""
     _require_author_role(user)
     item_id = _valid_id(_text(fields, "id"))
-    checked = await _listed_subject(
-        conn, user.org_id, check_fields(fields, item_id=item_id, version=1, media_paths=set())
-    )
+    levels = await level_scheme(conn, user.org_id)
+    if _text(fields, "type") == SET:
+        checked = check_set_fields(fields, set_id=item_id, version=1, media_paths=set(), levels=levels)
+    else:
+        checked = check_fields(fields, item_id=item_id, version=1, media_paths=set(), levels=levels)
+    checked = await _listed_subject(conn, user.org_id, checked)
+    await _children_free(conn, checked, fields)
     if await id_taken(conn, item_id):
         suggested = await suggest_id(conn, base=item_id)
         checked.problems.setdefault("id", []).append(
@@ -484,7 +875,10 @@ async def create_item(conn: asyncpg.Connection, user: Staff, fields: Mapping[str
     if not checked.ok:
         raise InvalidItem(checked)
     async with conn.transaction():
-        pk = await _insert(conn, user, user.org_id, checked.item)
+        if checked.set is not None:
+            pk = await _insert_set(conn, user, user.org_id, checked.set, checked.children)
+        else:
+            pk = await _insert(conn, user, user.org_id, checked.item)
         await _event(conn, pk, user, "create")
     return pk
 
@@ -496,7 +890,8 @@ def _frozen(row: asyncpg.Record, in_bank: bool) -> bool:
 async def _next_version(conn: asyncpg.Connection, item_id: str) -> int:
     return 1 + await conn.fetchval(
         "SELECT greatest((SELECT coalesce(max(version), 0) FROM draft_items WHERE item_id = $1),"
-        " (SELECT coalesce(max(version), 0) FROM bank_items WHERE item_id = $1))",
+        " (SELECT coalesce(max(version), 0) FROM bank_items WHERE item_id = $1),"
+        " (SELECT coalesce(max(version), 0) FROM bank_sets WHERE set_id = $1))",
         item_id,
     )
 
@@ -511,7 +906,8 @@ def _check_may_change(user: Staff, row: asyncpg.Record) -> None:
 
 async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapping[str, Any]) -> int:
     """Save the editor's fields over a draft, or as the next version of an
-    approved (or already imported) one; returns the row that holds them."""
+    approved (or already imported) one; returns the row that holds them.
+    A set's row takes the set editor's fields: the set is saved whole."""
     _require_author_role(user)
     async with conn.transaction():
         row = await get_draft(conn, user, pk, lock=True)
@@ -525,26 +921,50 @@ async def save_item(conn: asyncpg.Connection, user: Staff, pk: int, fields: Mapp
                     else "duplicate it to write a new item"
                 ),
             )
-        in_bank = await bank_pk(conn, row["item_id"], row["version"]) is not None
-        new_version = _frozen(row, in_bank)
+        new_version = _frozen(row, await in_bank(conn, row))
         if not new_version:
             _check_may_change(user, row)
         media = await media_of(conn, pk)
         version = await _next_version(conn, row["item_id"]) if new_version else row["version"]
-        checked = await _listed_subject(
-            conn,
-            row["org_id"],
-            check_fields(fields, item_id=row["item_id"], version=version, media_paths=set(media)),
-            keep=row["subject"],
-        )
+        levels = await level_scheme(conn, row["org_id"])
+        if row["type"] == SET:
+            checked = check_set_fields(
+                fields, set_id=row["item_id"], version=version, media_paths=set(media), levels=levels
+            )
+        else:
+            checked = check_fields(
+                fields, item_id=row["item_id"], version=version, media_paths=set(media), levels=levels
+            )
+        checked = await _listed_subject(conn, row["org_id"], checked, keep=row["subject"])
+        await _children_free(conn, checked, fields)
         if not checked.ok:
             raise InvalidItem(checked)
-        item = checked.item
         if new_version:
-            new_pk = await _insert(conn, user, row["org_id"], item)
+            if checked.set is not None:
+                new_pk = await _insert_set(conn, user, row["org_id"], checked.set, checked.children)
+            else:
+                new_pk = await _insert(conn, user, row["org_id"], checked.item)
             await _copy_media(conn, pk, new_pk)
             await _event(conn, new_pk, user, "edit", f"version {version} from version {row['version']}")
             return new_pk
+        if checked.set is not None:
+            item_set = replace(checked.set, status=Status.DRAFT)
+            children = [replace(c, status=Status.DRAFT) for c in checked.children]
+            await conn.execute(
+                "UPDATE draft_items SET subject = $2, grade = $3, topic = $4, points = $5, stem = $6, source = $7,"
+                " updated_at = now() WHERE id = $1",
+                pk,
+                item_set.subject,
+                item_set.grade,
+                item_set.topic,
+                sum(c.points for c in children),
+                item_set.stimulus,
+                serialise_set(item_set, children),
+            )
+            await _write_children(conn, pk, children)
+            await _event(conn, pk, user, "edit")
+            return pk
+        item = checked.item
         # A returned item edited stays returned until it is submitted again.
         await conn.execute(
             "UPDATE draft_items SET type = $2, subject = $3, grade = $4, topic = $5, level = $6, points = $7,"
@@ -579,8 +999,21 @@ async def duplicate_item(conn: asyncpg.Connection, user: Staff, pk: int, new_id:
         item_id = _valid_id(new_id) if new_id.strip() else await suggest_id(conn, base=row["item_id"])
         if await id_taken(conn, item_id):
             raise Conflict("item_exists", f"the id {item_id} is already used: choose another", field="id", item=item_id)
-        item = replace(item_from_draft(row["source"]), id=item_id, version=1)
-        new_pk = await _insert(conn, user, row["org_id"], item)
+        if row["type"] == SET:
+            # The copy's children need ids of their own too: the new set's id, then -1, -2 ...
+            item_set, children = set_from_draft(row["source"])
+            ids: list[str] = []
+            for n in range(1, len(children) + 1):
+                child_id = f"{item_id}-{n}"
+                while child_id in ids or await id_taken(conn, child_id):
+                    child_id = await suggest_id(conn, base=child_id)
+                ids.append(child_id)
+            copy = replace(item_set, id=item_id, version=1, children=tuple(ids))
+            kids = [replace(c, id=i, version=1, set_id=item_id) for c, i in zip(children, ids, strict=True)]
+            new_pk = await _insert_set(conn, user, row["org_id"], copy, kids)
+        else:
+            item = replace(item_from_draft(row["source"]), id=item_id, version=1)
+            new_pk = await _insert(conn, user, row["org_id"], item)
         await _copy_media(conn, pk, new_pk)
         await _event(conn, new_pk, user, "duplicate", f"copy of {row['item_id']}@{row['version']}")
         return new_pk
@@ -594,11 +1027,10 @@ async def retire_item(conn: asyncpg.Connection, user: Staff, pk: int, comment: s
         _check_may_change(user, row)
         if row["state"] == "retired":
             raise Conflict("already_retired", "this item is already retired")
-        item = with_status(item_from_draft(row["source"]), Status.RETIRED)
         await conn.execute(
             "UPDATE draft_items SET state = 'retired', source = $2, updated_at = now() WHERE id = $1",
             pk,
-            serialise_item(item),
+            _source_with_status(row, Status.RETIRED),
         )
         await _event(conn, pk, user, "retire", comment)
 
@@ -626,7 +1058,8 @@ async def submit_items(conn: asyncpg.Connection, user: Staff, pks: list[int]) ->
 
 
 async def review_item(conn: asyncpg.Connection, user: Staff, pk: int, decision: str, comment: str) -> None:
-    """A reviewer approves or returns a submitted item."""
+    """A reviewer approves or returns a submitted item; a set is approved or
+    returned whole, its passage with every child."""
     if decision not in ("approve", "return"):
         raise UserError("bad_decision", "choose approve or return")
     comment = _comment(comment, required=decision == "return", what="return")
@@ -648,13 +1081,12 @@ async def review_item(conn: asyncpg.Connection, user: Staff, pk: int, decision: 
                 item=f"{row['item_id']}@{row['version']}",
             )
         if decision == "approve":
-            item = with_status(item_from_draft(row["source"]), Status.APPROVED)
             await conn.execute(
                 "UPDATE draft_items SET state = 'approved', reviewer_id = $2, source = $3,"
                 " updated_at = now() WHERE id = $1",
                 pk,
                 user.id,
-                serialise_item(item),
+                _source_with_status(row, Status.APPROVED),
             )
         else:
             await conn.execute(
@@ -666,8 +1098,12 @@ async def review_item(conn: asyncpg.Connection, user: Staff, pk: int, decision: 
 _QUEUE = """
 SELECT d.id, d.item_id, d.version, d.subject, d.topic, d.level, d.type, d.state, d.updated_at,
        u.username AS author, left(d.stem, 120) AS stem_start,
+       -- A set is reviewed whole: the page shows its passage and children from its source.
+       CASE WHEN d.type = 'set' THEN d.source END AS set_source,
        (SELECT e.comment FROM review_events e WHERE e.draft_pk = d.id AND e.action = 'return'
-        ORDER BY e.at DESC, e.id DESC LIMIT 1) AS last_comment
+        ORDER BY e.at DESC, e.id DESC LIMIT 1) AS last_comment,
+       array(SELECT k.child_id FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY k.position) AS children,
+       array(SELECT DISTINCT k.level FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY 1) AS child_levels
 FROM draft_items d JOIN users u ON u.id = d.author_id
 """
 _TO_REVIEW = _QUEUE + (  # noqa: S608 - module constants only
@@ -839,54 +1275,89 @@ async def approved_items(
 # ---------------------------------------------------------------- import / export
 
 
-async def _import_items(conn: asyncpg.Connection, user: Staff, items: list[tuple[Item, str]]) -> list[int]:
-    """Store parsed items as drafts (all or none); `where` says where each came from, for messages.
+async def _import_items(
+    conn: asyncpg.Connection, user: Staff, entries: list[tuple[Item, str] | releases.ReadSet]
+) -> list[int]:
+    """Store parsed items and sets as drafts (all or none); each entry says where it
+    came from, for messages.
 
-    Each item's subject is named by a code or name of the user's list of subjects, and stored as its code."""
+    Each subject is named by a code or name of the user's list of subjects, and
+    stored as its code; each id is free (a set's children's too: see
+    child_ids_taken); each level is one of the workspace's scheme."""
     problems = []
     listed = await subject_list.list_for(conn, user.org_id)
-    coded = []
-    for item, where in items:
-        if await id_taken(conn, item.id):
-            suggested = await suggest_id(conn, base=item.id)
-            problems.append(
-                FieldProblem(
-                    f"the id {item.id} is already used in the workspace or the bank:"
-                    f" give the item another id (e.g. {suggested})",
-                    "id-taken",
-                    where=where,
-                    id=item.id,
-                    suggested=suggested,
-                )
+    levels = await level_scheme(conn, user.org_id)
+    coded: list[Item | tuple[ItemSet, list[Item]]] = []
+
+    async def taken(item_id: str, where: str) -> None:
+        suggested = await suggest_id(conn, base=item_id)
+        problems.append(
+            FieldProblem(
+                f"the id {item_id} is already used in the workspace or the bank:"
+                f" give the item another id (e.g. {suggested})",
+                "id-taken",
+                where=where,
+                id=item_id,
+                suggested=suggested,
             )
-        found = subject_list.find(listed, item.subject)
+        )
+
+    def level_outside(item: Item, where: str) -> None:
+        # The spreadsheet is read at the legacy four; a YAML file at the scheme already.
+        if item.level not in levels.numbers:
+            problems.append(_level_problem(str(item.level), levels, where))
+
+    for entry in entries:
+        if isinstance(entry, releases.ReadSet):
+            written, where = entry.set, entry.where
+            if await id_taken(conn, written.id):
+                await taken(written.id, where)
+            free = await child_ids_taken(conn, written.id, [c.id for c in entry.children])
+            for child, child_where in zip(entry.children, entry.child_wheres, strict=True):
+                if child.id in free:
+                    await taken(child.id, child_where)
+                level_outside(child, child_where)
+        else:
+            written, where = entry
+            if await id_taken(conn, written.id):
+                await taken(written.id, where)
+            level_outside(written, where)
+        found = subject_list.find(listed, written.subject)
         if found is None:
             problems.append(
                 FieldProblem(
-                    f"the subject {item.subject!r} is not in the list of subjects: write one of"
+                    f"the subject {written.subject!r} is not in the list of subjects: write one of"
                     f" {', '.join(s.code for s in listed)}",
                     "subject-not-listed",
                     where=where,
-                    subject=item.subject,
+                    subject=written.subject,
                 )
             )
+        elif isinstance(entry, releases.ReadSet):
+            coded.append(
+                (replace(entry.set, subject=found.code), [replace(c, subject=found.code) for c in entry.children])
+            )
         else:
-            coded.append(replace(item, subject=found.code))
+            coded.append(replace(written, subject=found.code))
     if problems:
         raise UserError(
             "import_failed", f"nothing was imported: {len(problems)} problem(s)", problems=problems, count=len(problems)
         )
     pks = []
     async with conn.transaction():
-        for item in coded:
-            pk = await _insert(conn, user, user.org_id, item)
+        for one in coded:
+            if isinstance(one, tuple):
+                pk = await _insert_set(conn, user, user.org_id, *one)
+            else:
+                pk = await _insert(conn, user, user.org_id, one)
             await _event(conn, pk, user, "create", "imported")
             pks.append(pk)
     return pks
 
 
 async def import_yaml(conn: asyncpg.Connection, user: Staff, data: bytes, filename: str) -> list[int]:
-    """Items from a YAML file (one item or a list); every problem with its line, and nothing stored if any."""
+    """Items and item sets from a YAML file (one, or a list); every problem with its
+    line, and nothing stored if any."""
     _require_author_role(user)
     if len(data) > MAX_IMPORT_BYTES:
         raise UserError("file_too_large", "the file is larger than 3 MB: split it into several files")
@@ -899,7 +1370,8 @@ async def import_yaml(conn: asyncpg.Connection, user: Staff, data: bytes, filena
             problems=[f"{filename}: save the file with UTF-8 encoding"],
             count=1,
         ) from None
-    return await _import_items(conn, user, await uploads.off_loop(uploads.read_yaml_items, text, filename))
+    levels = await level_scheme(conn, user.org_id)
+    return await _import_items(conn, user, await uploads.off_loop(releases.read_item_file, text, filename, levels))
 
 
 async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filename: str) -> list[int]:
@@ -912,14 +1384,23 @@ async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filena
 
 
 async def export_yaml(conn: asyncpg.Connection, user: Staff, pks: list[int] | None = None) -> str:
-    """The chosen items (or every item the user may see) as one YAML file."""
+    """The chosen items and sets (or every one the user may see) as one YAML file, each set whole."""
     orgs = await accounts.visible_org_ids(conn, user)
     rows = await conn.fetch(
-        "SELECT source FROM draft_items WHERE org_id = ANY($1::bigint[])"
+        "SELECT type, source FROM draft_items WHERE org_id = ANY($1::bigint[])"
         " AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) ORDER BY item_id, version",
         orgs,
         pks,
     )
     if not rows:
         raise UserError("nothing_chosen", "there is no item to export: choose items in the list")
-    return serialise_items(item_from_draft(r["source"]) for r in rows)
+    items: list[Item] = []
+    sets: list[ItemSet] = []
+    for r in rows:
+        if r["type"] == SET:
+            item_set, children = set_from_draft(r["source"])
+            sets.append(item_set)
+            items += children
+        else:
+            items.append(item_from_draft(r["source"]))
+    return serialise_items(items, sets)

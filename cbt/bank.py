@@ -666,3 +666,81 @@ def _first_names(rows) -> dict[str, str]:
         for code, name in json.loads(r["topic_names"]).items():
             names.setdefault(code, name)
     return names
+
+
+# -- item sets in the browser ----------------------------------------------------
+
+
+def set_with_children(source: str) -> tuple[ItemSet, tuple[Item, ...]]:
+    """A stored set (bank_sets.source) and its children, in its order."""
+    parsed = parse_text(source, "bank")
+    if parsed.problems or len(parsed.sets) != 1:
+        raise RuntimeError(f"stored item set does not parse: {parsed.problems}")
+    return parsed.sets[0].set, tuple(s.item for s in parsed.items)
+
+
+async def get_set(
+    conn: asyncpg.Connection, set_id: str, version: int, org_ids: list[int]
+) -> tuple[asyncpg.Record, ItemSet, tuple[Item, ...]]:
+    """A set version as these organisations may read it, with the releases they may
+    use that hold it (as get_item gives an item's) and its children; any other is
+    'not found', whether it exists or not."""
+    row = await conn.fetchrow(
+        """
+        SELECT s.*, array_agg(r.id ORDER BY r.id) AS release_ids,
+               array_agg(r.name || ' ' || r.version ORDER BY r.id) AS release_names,
+               array(SELECT b.id FROM bank_items b WHERE b.set_pk = s.id ORDER BY b.set_position) AS child_pks
+        FROM bank_sets s JOIN release_sets rs ON rs.set_pk = s.id JOIN bank_releases r ON r.id = rs.release_id
+        WHERE s.set_id = $1 AND s.version = $2 AND (r.org_id IS NULL OR r.org_id = ANY($3::bigint[]))
+        GROUP BY s.id
+        """,
+        set_id,
+        version,
+        org_ids,
+    )
+    if row is None:
+        raise NotFound("unknown_item", f"no item {set_id} version {version} in the bank of your organisation")
+    item_set, children = set_with_children(row["source"])
+    return row, item_set, children
+
+
+async def set_versions(conn: asyncpg.Connection, set_id: str, org_ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT s.version, s.content_sha256 FROM bank_sets s
+        WHERE s.set_id = $1 AND EXISTS (
+            SELECT 1 FROM release_sets rs JOIN bank_releases r ON r.id = rs.release_id
+            WHERE rs.set_pk = s.id AND (r.org_id IS NULL OR r.org_id = ANY($2::bigint[])))
+        ORDER BY s.version
+        """,
+        set_id,
+        org_ids,
+    )
+
+
+async def item_places(conn: asyncpg.Connection, pks: list[int]) -> dict[int, asyncpg.Record]:
+    """For bank items by id: the set each child is in (set_id, set_version, its
+    place from 0, how many the set has; NULL for an item in no set) and the level
+    scheme of the release that brought it (bank_releases.levels)."""
+    rows = await conn.fetch(
+        """
+        SELECT b.id, s.set_id, s.version AS set_version, b.set_position,
+               (SELECT count(*) FROM bank_items c WHERE c.set_pk = b.set_pk) AS set_size, r.levels
+        FROM unnest($1::bigint[]) AS k(id)
+        CROSS JOIN LATERAL (SELECT * FROM bank_items WHERE id = k.id OFFSET 0) b
+        JOIN bank_releases r ON r.id = b.first_release_id
+        LEFT JOIN bank_sets s ON s.id = b.set_pk
+        """,
+        pks,
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def release_schemes(conn: asyncpg.Connection, org_ids: list[int]) -> list[LevelScheme]:
+    """The distinct level schemes of the releases these organisations may use, legacy first."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT r.levels::text AS levels FROM bank_releases r"
+        " WHERE r.org_id IS NULL OR r.org_id = ANY($1::bigint[])",
+        org_ids,
+    )
+    return sorted({scheme_from_json(r["levels"]) for r in rows}, key=lambda s: s != LEGACY)

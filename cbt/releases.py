@@ -8,6 +8,11 @@ covers equals that stored manifest in everything but who signed and when, so
 the bank receives exactly the items that were chosen, and nothing else. The
 signed release then goes through cbt.bank.import_release, the same path as
 `cbt bank import`, in the same transaction that records the signature.
+
+An item set chosen for a release comes whole: its passage and every child,
+in one file of its own. The release says in its bank.yaml the level scheme
+its organisation's workspace writes at (cbt.authoring.level_scheme), so
+its items' levels mean in the bank what they meant in the editor.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from itembank import keys as itembank_keys
 from itembank import package
 from itembank.archive import MANIFEST, SIGNATURE, ArchiveLimits, MemoryFiles, ZipFiles
 from itembank.errors import ItembankError, ProblemsError, VerifyError
-from itembank.formats.yaml_format import serialise_bank_info, serialise_item
+from itembank.formats.yaml_format import parse_text, serialise_bank_info, serialise_item, serialise_items
+from itembank.levels import LEGACY, LevelScheme
 from itembank.limits import TooLarge, check_zip
-from itembank.model import BankInfo, Status
-from itembank.validate import check_release
+from itembank.model import BankInfo, Item, ItemSet, Status
+from itembank.validate import check_items, check_release
 
 # Versions become part of download file names, so they follow the same
 # rule as release names (bank.yaml's own check covers the name).
@@ -54,16 +60,22 @@ class Build:
     title: str
     subject: str
     draft_pks: tuple[int, ...]
+    # The scheme the items were written at: the workspace's of the organisation building it.
+    levels: LevelScheme = LEGACY
 
 
 # -- choosing items -------------------------------------------------------------
 
+# A set is offered whole, by its passage; it matches a level when one of its children does.
 _APPROVED = """
-SELECT d.id, d.item_id, d.version, d.type, d.subject, d.grade, d.topic, d.level, d.points, left(d.stem, 160) AS stem
+SELECT d.id, d.item_id, d.version, d.type, d.subject, d.grade, d.topic, d.level, d.points, left(d.stem, 160) AS stem,
+       array(SELECT k.child_id FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY k.position) AS children
 FROM draft_items d
 WHERE d.state = 'approved' AND d.org_id = ANY($1::bigint[])
-  AND ($2 = '' OR d.subject = $2) AND ($3 = '' OR d.topic = $3) AND ($4::int IS NULL OR d.level = $4)
-ORDER BY d.subject, d.topic, d.level, d.item_id, d.version
+  AND ($2 = '' OR d.subject = $2) AND ($3 = '' OR d.topic = $3)
+  AND ($4::int IS NULL OR d.level = $4
+       OR EXISTS (SELECT 1 FROM draft_set_children k WHERE k.draft_pk = d.id AND k.level = $4))
+ORDER BY d.subject, d.topic, d.level NULLS FIRST, d.item_id, d.version
 LIMIT 2000
 """
 
@@ -104,7 +116,7 @@ def _check_build(b: Build) -> None:
 
 async def _chosen_items(conn: asyncpg.Connection, org_ids: list[int], draft_pks: tuple[int, ...]) -> list:
     rows = await conn.fetch(
-        "SELECT id, item_id, version, state, source FROM draft_items WHERE id = ANY($1::bigint[])"
+        "SELECT id, item_id, version, type, state, source FROM draft_items WHERE id = ANY($1::bigint[])"
         " AND org_id = ANY($2::bigint[]) ORDER BY item_id, version",
         list(draft_pks),
         org_ids,
@@ -127,9 +139,16 @@ async def _chosen_items(conn: asyncpg.Connection, org_ids: list[int], draft_pks:
     return rows
 
 
-def _item(row):
+def _content(row) -> tuple[list[Item], ItemSet | None]:
+    """A chosen row's items, approved: the item, or a set's children and the set."""
     try:
-        return bank.item_from_source(row["source"])
+        if row["type"] == "set":
+            parsed = parse_text(row["source"], "draft")
+            if parsed.problems or len(parsed.sets) != 1:
+                raise RuntimeError(f"stored item set does not parse: {parsed.problems}")
+            item_set = dataclasses.replace(parsed.sets[0].set, status=Status.APPROVED)
+            return [dataclasses.replace(s.item, status=Status.APPROVED) for s in parsed.items], item_set
+        return [dataclasses.replace(bank.item_from_source(row["source"]), status=Status.APPROVED)], None
     except RuntimeError:
         raise UserError(
             "bad_item_source",
@@ -148,11 +167,22 @@ async def _draft_media(conn: asyncpg.Connection, draft_pks: list[int]) -> dict[s
     return {r["path"]: bytes(r["content"]) for r in rows}
 
 
-def release_files(info: BankInfo, items: list, media: Mapping[str, bytes]) -> dict[str, bytes]:
-    """The files of the release folder: bank.yaml, one YAML file per item, media."""
+def release_files(
+    info: BankInfo, items: list[Item], media: Mapping[str, bytes], sets: list[ItemSet] | tuple = ()
+) -> dict[str, bytes]:
+    """The files of the release folder: bank.yaml, one YAML file per item and per
+    set (the set with its children, which `items` holds too, with ``set_id``), media."""
+    given = {(s.id, s.version) for s in sets}
+    alone = [i.key for i in items if i.set_id is not None and (i.set_id, i.version) not in given]
+    if alone:  # a question never leaves its passage behind
+        raise ValueError(f"items {', '.join(alone)} are questions of sets that were not given")
     files = {"bank.yaml": serialise_bank_info(info).encode()}
     for item in items:
-        files[f"items/{item.id}.v{item.version}.yaml"] = serialise_item(item).encode()
+        if item.set_id is None:
+            files[f"items/{item.id}.v{item.version}.yaml"] = serialise_item(item).encode()
+    for item_set in sets:
+        children = [i for i in items if (i.set_id, i.version) == (item_set.id, item_set.version)]
+        files[f"items/{item_set.id}.v{item_set.version}.yaml"] = serialise_items(children, [item_set]).encode()
     files.update(media)
     return files
 
@@ -163,14 +193,26 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
     if b.subject:  # one of the organisation's subjects, as its code
         b = dataclasses.replace(b, subject=await subject_list.resolve(conn, user.org_id, b.subject))
     info = BankInfo(
-        name=b.name, version=b.version, title=b.title or None, subject=b.subject or None, publisher=user.org_code
+        name=b.name,
+        version=b.version,
+        title=b.title or None,
+        subject=b.subject or None,
+        publisher=user.org_code,
+        levels=b.levels,
     )
     async with conn.transaction():
         rows = await _chosen_items(conn, org_ids, b.draft_pks)
         # The workspace state is what approves an item; the YAML says so too
         # inside the release, because `cbt bank sign` refuses anything else.
-        items = [dataclasses.replace(_item(r), status=Status.APPROVED) for r in rows]
-        ids = [item.id for item in items]
+        items: list[Item] = []
+        sets: list[ItemSet] = []
+        for r in rows:
+            content, item_set = _content(r)
+            items += content
+            if item_set is not None:
+                sets.append(item_set)
+        # Each id once, a set's and its children's among them: their files are named by id.
+        ids = [item.id for item in items] + [s.id for s in sets]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             raise UserError(
@@ -178,7 +220,7 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
                 f"choose one version of each item; more than one of: {', '.join(twice)}",
                 items=", ".join(twice),
             )
-        files = release_files(info, items, await _draft_media(conn, [r["id"] for r in rows]))
+        files = release_files(info, items, await _draft_media(conn, [r["id"] for r in rows]), sets)
         memory = MemoryFiles(files, "release")
         check = check_release(memory)
         if check.problems or check.info is None:
@@ -212,6 +254,54 @@ async def create(conn: asyncpg.Connection, user, org_ids: list[int], b: Build) -
     return release_id
 
 
+# -- item files uploaded to the workspace ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadSet:
+    """A set of an uploaded item file: the set, its children in order, and where each was written."""
+
+    set: ItemSet
+    children: tuple[Item, ...]
+    where: str
+    child_wheres: tuple[str, ...]
+
+
+def read_item_file(text: str, filename: str, levels: LevelScheme) -> list[tuple[Item, str] | ReadSet]:
+    """What an uploaded YAML file holds, in its order: each lone item with where it
+    was written, and each set whole; read at the workspace's level scheme. Or
+    import_failed naming every problem by file:line, sets and children included.
+
+    Runs in the reading process (cbt.platform.uploads.off_loop): kept here, as
+    light to import as read_signed_upload, rather than in cbt.authoring.
+    Images are uploaded into the workspace afterwards, so they are not looked for.
+    """
+    result = parse_text(text, filename, levels=levels)
+    problems = result.problems + check_items(result.items, None, levels=levels, sets=result.sets)
+    if problems:
+        raise uploads.import_failed(sorted(problems, key=lambda p: p.line or 0))
+    sets = {(s.set.id, s.set.version): s for s in result.sets}
+    entries: list[tuple[Item, str] | ReadSet] = []
+    for source in result.items:
+        item = source.item
+        if item.set_id is None:
+            entries.append((item, f"{filename}:{source.line}"))
+            continue
+        key = (item.set_id, item.version)
+        if key in sets:  # the set's first child: the set goes here, whole
+            source_set = sets.pop(key)
+            children = [s for s in result.items if (s.item.set_id, s.item.version) == key]
+            entries.append(
+                ReadSet(
+                    source_set.set,
+                    tuple(c.item for c in children),
+                    f"{filename}:{source_set.line}",
+                    tuple(f"{filename}:{c.line}" for c in children),
+                )
+            )
+    return entries
+
+
 # -- reading --------------------------------------------------------------------
 
 _RELEASE = """
@@ -240,7 +330,10 @@ async def list_for(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyncpg
         """
         SELECT w.id, w.name, w.version, w.title, w.subject, w.created_at, w.signer, w.signed_at,
                w.bank_release_id,
-               (SELECT count(*) FROM workspace_release_items i WHERE i.release_id = w.id) AS item_count
+               -- Items as the bank counts them: a set's children, not the set.
+               (SELECT count(*) FROM workspace_release_items i JOIN draft_items d ON d.id = i.draft_pk
+                LEFT JOIN draft_set_children k ON k.draft_pk = d.id
+                WHERE i.release_id = w.id AND (d.type <> 'set' OR k.draft_pk IS NOT NULL)) AS item_count
         FROM workspace_releases w WHERE w.org_id = ANY($1::bigint[])
         ORDER BY w.created_at DESC, w.id DESC
         """,
@@ -251,7 +344,9 @@ async def list_for(conn: asyncpg.Connection, org_ids: list[int]) -> list[asyncpg
 async def items_of(conn: asyncpg.Connection, release_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
-        SELECT d.id, d.item_id, d.version, d.type, d.subject, d.topic, d.level, d.points, left(d.stem, 160) AS stem
+        SELECT d.id, d.item_id, d.version, d.type, d.subject, d.topic, d.level, d.points, left(d.stem, 160) AS stem,
+               array(SELECT k.child_id FROM draft_set_children k WHERE k.draft_pk = d.id ORDER BY k.position)
+                 AS children
         FROM workspace_release_items i JOIN draft_items d ON d.id = i.draft_pk
         WHERE i.release_id = $1 ORDER BY d.item_id, d.version
         """,

@@ -9,8 +9,9 @@ from support.authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
 from cbt import accounts, authoring
 from cbt.platform.errors import UserError
 from itembank.formats.yaml_format import parse_text, serialise_item
+from itembank.levels import LEGACY, SCHEME_2025
 from itembank.model import ItemType, Status
-from itembank.validate import check_item
+from itembank.validate import check_item, check_items
 
 
 async def write(conn, user, kind: str = "single", item_id: str | None = None, **more) -> int:
@@ -49,7 +50,8 @@ async def test_bad_fields_report_each_problem_by_field_and_save_nothing(conn, st
         await write(conn, teacher, "single", stem="", opt_B="$3x^2$", level="7", points="-1", key=[])
     problems = e.value.checked.problems
     assert {"stem", "level", "points", "opt_B", "key"} <= set(problems)
-    assert "outside 1-4" in problems["level"][0]
+    # Named by the workspace's scheme (the legacy four here), not by bank.yaml as itembank says it.
+    assert problems["level"][0].code == "level-not-in-scheme" and "4 Vận dụng cao" in problems["level"][0]
     with pytest.raises(authoring.InvalidItem) as e:
         await write(conn, teacher, "short", short_key="12345")
     assert "short_key" in e.value.checked.problems
@@ -544,3 +546,261 @@ async def test_the_migration_maps_typed_subjects_to_the_list_and_keeps_the_rest(
         assert await conn.fetchval("SELECT count(*) FROM subjects WHERE org_id = $1", school) == 0
     finally:
         await conn.close()
+
+
+# -- item sets and level schemes (issue 18) ---------------------------------------------------
+
+# A set as the set editor sends it: the passage, then two questions keyed 0 and 1.
+SET = {
+    "type": "set",
+    "subject": "toan",
+    "grade": "12",
+    "topic": "ham-so",
+    "lang": "vi",
+    "stimulus": "Cho hàm số $y = x^3 - 3x$ có bảng giá trị:\n\n| $x$ | $-1$ | $1$ |\n|---|---|---|\n| $y$ | 2 | -2 |",
+    "child": ["0", "1"],
+    "c0_id": "S-1",
+    "c0_type": "single",
+    "c0_level": "1",
+    "c0_points": "0.25",
+    "c0_stem": "Hàm số đạt cực đại tại",
+    "c0_opt_A": "$x = -1$",
+    "c0_opt_B": "$x = 1$",
+    "c0_key": "A",
+    "c0_shuffle": "on",
+    "c1_id": "S-2",
+    "c1_type": "truefalse4",
+    "c1_level": "2",
+    "c1_points": "1",
+    "c1_stem": "Xét các mệnh đề sau.",
+    "c1_st_a": "Hàm số có hai cực trị.",
+    "c1_st_a_answer": "true",
+    "c1_st_b": "Giá trị cực tiểu là $-2$.",
+    "c1_st_b_answer": "true",
+    "c1_st_c": "Hàm số đồng biến trên $\\mathbb{R}$.",
+    "c1_st_c_answer": "false",
+    "c1_st_d": "Đồ thị đi qua gốc toạ độ.",
+    "c1_st_d_answer": "true",
+}
+
+
+async def write_set(conn, user, set_id: str = "S", **more) -> int:
+    return await authoring.create_item(conn, user, {**SET, **more, "id": set_id})
+
+
+async def test_a_set_is_one_draft_holding_its_passage_and_questions(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write_set(conn, teacher)
+    row = await conn.fetchrow("SELECT * FROM draft_items WHERE id = $1", pk)
+    assert (row["type"], row["level"], row["state"], row["version"]) == ("set", None, "draft", 1)
+    assert row["points"] == 1.25 and row["stem"].startswith("Cho hàm số")
+    item_set, children = authoring.set_from_draft(row["source"])
+    assert item_set.children == ("S-1", "S-2") and [c.type for c in children] == [ItemType.SINGLE, ItemType.TRUEFALSE4]
+    assert {c.status for c in children} == {Status.DRAFT} and item_set.status == Status.DRAFT
+    assert [c.set_id for c in children] == ["S", "S"] and children[0].correct_option_ids == ("A",)
+    kids = await conn.fetch("SELECT * FROM draft_set_children WHERE draft_pk = $1 ORDER BY position", pk)
+    assert [(k["child_id"], k["type"], k["level"]) for k in kids] == [("S-1", "single", 1), ("S-2", "truefalse4", 2)]
+    # The stored source is what cbt bank validate accepts, the set whole.
+    parsed = parse_text(row["source"], "x.yaml")
+    assert parsed.problems == [] and check_items(parsed.items, None, sets=parsed.sets) == []
+    # Reordered in the form (the "child" field's order): saved in that order.
+    assert await authoring.save_item(conn, teacher, pk, {**SET, "child": ["1", "0"]}) == pk
+    item_set, _ = authoring.set_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk))
+    assert item_set.children == ("S-2", "S-1")
+    # The list shows it once, with its questions; a level filter finds it by a question's level.
+    found = await authoring.search(conn, teacher, authoring.DraftFilter(level=2))
+    assert [(r["item_id"], r["children"], r["child_levels"]) for r in found] == [("S", ["S-2", "S-1"], [1, 2])]
+    assert [r["item_id"] for r in await authoring.search(conn, teacher, authoring.DraftFilter(text="S-2"))] == ["S"]
+    assert await authoring.search(conn, teacher, authoring.DraftFilter(level=3)) == []
+
+
+async def test_a_sets_problems_are_said_at_their_fields_and_nothing_is_written(conn, staff):
+    teacher = await who(conn, "teacher")
+    # No questions at all.
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write_set(conn, teacher, child=[])
+    assert [p.code for p in e.value.checked.problems["children"]] == ["set-no-questions"]
+    # One id for two questions: said at the second.
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write_set(conn, teacher, c1_id="S-1")
+    assert [p.code for p in e.value.checked.problems["c1_id"]] == ["child-id-twice"]
+    assert "c0_id" not in e.value.checked.problems
+    # A question's own problems are that question's: a key not ticked, an empty stem, a bad formula.
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write_set(conn, teacher, c0_key=[], c1_stem="", stimulus="Sai $\\foo{1}$")
+    problems = e.value.checked.problems
+    assert {"c0_key", "c1_stem", "stimulus"} <= set(problems) and "key" not in problems
+    # An id something else has, and a level the workspace does not write at.
+    await write(conn, teacher, "single", item_id="LONE-1")
+    await conn.execute(
+        "INSERT INTO workspace_levels (org_id, scheme) SELECT id, '2025' FROM orgs WHERE code = 'THPT-A'"
+    )
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write_set(conn, teacher, c0_id="LONE-1", c1_level="4")
+    problems = e.value.checked.problems
+    assert [p.code for p in problems["c0_id"]] == ["id-taken"]
+    assert [p.code for p in problems["c1_level"]] == ["level-not-in-scheme"]
+    assert problems["c1_level"][0].params == {"level": "4", "levels": "1 Biết, 2 Hiểu, 3 Vận dụng"}
+    assert await conn.fetchval("SELECT count(*) FROM draft_items WHERE type = 'set'") == 0
+    assert await conn.fetchval("SELECT count(*) FROM draft_set_children") == 0
+
+
+async def test_a_questions_id_is_its_sets_alone(conn, staff):
+    teacher = await who(conn, "teacher")
+    pk = await write_set(conn, teacher)
+    # Nothing else takes a question's id, nor the set's.
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "single", item_id="S-2")
+    assert [p.code for p in e.value.checked.problems["id"]] == ["id-taken"]
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write_set(conn, teacher, "T", c0_id="T-1", c1_id="S-1")
+    assert [p.code for p in e.value.checked.problems["c1_id"]] == ["id-taken"]
+    assert "c0_id" not in e.value.checked.problems
+    # The set's next version keeps its questions' ids.
+    await approve(conn, pk)
+    new_pk = await authoring.save_item(conn, teacher, pk, {**SET, "c1_points": "0.5"})
+    assert new_pk != pk
+    row = await conn.fetchrow("SELECT version, state, points FROM draft_items WHERE id = $1", new_pk)
+    assert (row["version"], row["state"], row["points"]) == (2, "draft", 0.75)
+    _, children = authoring.set_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", new_pk))
+    assert [(c.id, c.version) for c in children] == [("S-1", 2), ("S-2", 2)]
+    # A copy of the set gets ids of its own, its questions' too.
+    copy = await authoring.duplicate_item(conn, teacher, pk)
+    copied, children = authoring.set_from_draft(
+        await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", copy)
+    )
+    # S-2 is a question's id already: the copy is S-3.
+    assert (copied.id, copied.version, copied.children) == ("S-3", 1, ("S-3-1", "S-3-2"))
+    assert [(c.id, c.set_id, c.version) for c in children] == [("S-3-1", "S-3", 1), ("S-3-2", "S-3", 1)]
+
+
+async def test_a_set_is_reviewed_and_approved_as_one_unit(conn, staff):
+    teacher, reviewer = await who(conn, "teacher"), await who(conn, "reviewer")
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    pk = await write_set(conn, teacher)
+    await authoring.submit_items(conn, teacher, [pk])
+    queue = (await authoring.review_queue(conn, reviewer))["to_review"]
+    assert [(r["id"], r["type"], r["children"]) for r in queue] == [(pk, "set", ["S-1", "S-2"])]
+    assert authoring.set_from_draft(queue[0]["set_source"])[0].id == "S"
+    await authoring.review_item(conn, reviewer, pk, "approve", "")
+    row = await conn.fetchrow("SELECT state, reviewer_id, source FROM draft_items WHERE id = $1", pk)
+    item_set, children = authoring.set_from_draft(row["source"])
+    assert row["state"] == "approved" and row["reviewer_id"] == reviewer.id
+    assert item_set.status == Status.APPROVED and {c.status for c in children} == {Status.APPROVED}
+    # Nobody approves their own set.
+    own = await write_set(conn, reviewer, "R", c0_id="R-1", c1_id="R-2")
+    await authoring.submit_items(conn, reviewer, [own])
+    with pytest.raises(UserError) as e:
+        await authoring.review_item(conn, reviewer, own, "approve", "")
+    assert e.value.code == "own_item"
+    # Retired whole.
+    await authoring.retire_item(conn, teacher, pk, "Đề cũ")
+    item_set, children = authoring.set_from_draft(
+        await conn.fetchval("SELECT source FROM draft_items WHERE id = $1", pk)
+    )
+    assert item_set.status == Status.RETIRED and {c.status for c in children} == {Status.RETIRED}
+
+
+SET_YAML = """\
+- id: Y-SET
+  version: 1
+  type: set
+  subject: toan
+  topic: ham-so
+  lang: vi
+  status: draft
+  stimulus: Cho bảng số liệu.
+  items:
+    - id: Y-SET-1
+      type: single
+      level: {level}
+      points: 0.25
+      stem: Câu một?
+      options: {{A: có, B: không}}
+      answer: A
+    - id: Y-SET-2
+      type: short
+      level: 2
+      points: 0.5
+      stem: Câu hai?
+      answer: '1,5'
+- id: Y-LONE
+  version: 1
+  type: essay
+  subject: toan
+  topic: ham-so
+  level: 3
+  points: 1
+  lang: vi
+  status: draft
+  stem: Giải thích.
+"""
+
+
+async def test_yaml_import_takes_sets_whole_and_nothing_when_anything_is_wrong(conn, staff):
+    teacher = await who(conn, "teacher")
+
+    async def refused(text: str) -> list[str]:
+        before = await conn.fetchval("SELECT count(*) FROM draft_items")
+        with pytest.raises(UserError) as e:
+            await authoring.import_yaml(conn, teacher, text.encode(), "bo.yaml")
+        assert e.value.code == "import_failed"
+        assert await conn.fetchval("SELECT count(*) FROM draft_items") == before
+        return list(e.value.details["problems"])
+
+    # A set without questions, a question in two sets, a level the workspace lacks: each at its line.
+    empty = SET_YAML.format(level=1).split("  items:")[0] + "  items: []\n"
+    assert [(p.code, p.where) for p in await refused(empty)] == [("set-empty", "bo.yaml:9")]
+    twice = SET_YAML.format(level=1) + SET_YAML.format(level=1).replace("Y-SET\n", "Y-SET-B\n").split("- id: Y-LONE")[0]
+    assert ("duplicate-id", "bo.yaml:42") in [(p.code, p.where) for p in await refused(twice)]
+    await conn.execute("INSERT INTO workspace_levels (org_id, scheme) SELECT id, '2025' FROM orgs WHERE code = 'SGD-T'")
+    lines = await refused(SET_YAML.format(level="van-dung-cao"))
+    assert [(p.code, p.where) for p in lines] == [("level-range", "bo.yaml:12")]
+    # At the 2025 levels a question may name its level by id.
+    pks = await authoring.import_yaml(conn, teacher, SET_YAML.format(level="hieu").encode(), "bo.yaml")
+    rows = await conn.fetch("SELECT id, item_id, type, state FROM draft_items ORDER BY id")
+    assert [(r["item_id"], r["type"], r["state"]) for r in rows] == [
+        ("Y-SET", "set", "draft"),
+        ("Y-LONE", "essay", "draft"),
+    ]
+    assert [r["id"] for r in rows] == pks
+    assert [
+        (r["child_id"], r["level"])
+        for r in await conn.fetch("SELECT child_id, level FROM draft_set_children ORDER BY position")
+    ] == [("Y-SET-1", 2), ("Y-SET-2", 2)]
+    # Again: the ids are taken now; a question's id is its set's, so another set's question may not have it.
+    again = await refused(SET_YAML.format(level="hieu"))
+    assert {p.params["id"] for p in again if p.code == "id-taken"} == {"Y-SET", "Y-LONE"}
+    other = SET_YAML.format(level="hieu").replace("Y-SET\n", "Z-SET\n").replace("Y-SET-2", "Z-SET-2")
+    other = other.split("- id: Y-LONE")[0]
+    assert [(p.code, p.where, p.params["id"]) for p in await refused(other)] == [("id-taken", "bo.yaml:10", "Y-SET-1")]
+    # Exported whole: the set with its questions, which reads back as it was written.
+    text = await authoring.export_yaml(conn, teacher)
+    parsed = parse_text(text, "export.yaml", levels=SCHEME_2025)
+    assert parsed.problems == [] and [s.set.id for s in parsed.sets] == ["Y-SET"]
+    assert [s.item.id for s in parsed.items] == ["Y-LONE", "Y-SET-1", "Y-SET-2"]
+
+
+async def test_the_workspace_writes_at_its_organisations_level_scheme(conn, staff):
+    teacher, admin, sgd_admin = await who(conn, "teacher"), await who(conn, "admin"), await who(conn, "sgd-admin")
+    b_teacher = await who(conn, "b-teacher")
+    assert await authoring.level_scheme(conn, teacher.org_id) == LEGACY
+    # The department chooses for its schools; a school may choose its own.
+    await authoring.set_level_scheme(conn, sgd_admin, "2025")
+    assert await authoring.level_scheme(conn, teacher.org_id) == SCHEME_2025
+    assert await authoring.level_scheme(conn, b_teacher.org_id) == SCHEME_2025
+    assert await authoring.own_level_scheme(conn, admin.org_id) == ""
+    await authoring.set_level_scheme(conn, admin, "legacy")
+    assert await authoring.level_scheme(conn, teacher.org_id) == LEGACY
+    assert await authoring.level_scheme(conn, b_teacher.org_id) == SCHEME_2025
+    with pytest.raises(UserError) as e:
+        await authoring.set_level_scheme(conn, admin, "2018")
+    assert e.value.code == "bad_level_scheme"
+    await authoring.set_level_scheme(conn, admin, "")  # back to the department's
+    assert await authoring.level_scheme(conn, teacher.org_id) == SCHEME_2025
+    # Level 4 is the legacy Vận dụng cao: not a level of the 2025 three.
+    with pytest.raises(authoring.InvalidItem) as e:
+        await write(conn, teacher, "single", level="4")
+    assert e.value.checked.problems["level"][0].code == "level-not-in-scheme"
+    pk = await write(conn, teacher, "single", level="3")
+    assert await conn.fetchval("SELECT level FROM draft_items WHERE id = $1", pk) == 3

@@ -497,3 +497,132 @@ async def test_sign_on_the_server_in_chromium(staff, conn, dsn):
     # The one refusal (the wrong passphrase, answered 400) is expected; nothing else may go wrong.
     assert problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"], problems
     assert await conn.fetchval("SELECT count(*) FROM bank_items WHERE item_id LIKE 'HS-A%'") == 3
+
+
+# -- item sets and the workspace's level scheme (issue 18) ---------------------------------
+
+# A passage and two questions, as the set editor sends them.
+READING_SET = {
+    "type": "set",
+    "id": "DOC-1",
+    "subject": "toan",
+    "grade": "12",
+    "topic": "ham-so",
+    "lang": "vi",
+    "stimulus": "Bảng giá trị của hàm số $y = x^2$:\n\n| $x$ | 1 | 2 |\n|---|---|---|\n| $y$ | 1 | 4 |",
+    "child": ["0", "1"],
+    "c0_id": "DOC-1-1",
+    "c0_type": "single",
+    "c0_level": "1",
+    "c0_points": "0.25",
+    "c0_stem": "Giá trị của $y$ tại $x = 2$ là",
+    "c0_opt_A": "4",
+    "c0_opt_B": "2",
+    "c0_key": "A",
+    "c0_shuffle": "on",
+    "c1_id": "DOC-1-2",
+    "c1_type": "short",
+    "c1_level": "3",
+    "c1_points": "0.5",
+    "c1_stem": "Giá trị của $y$ tại $x = 1,5$ là",
+    "c1_short_key": "2,25",
+    "c1_short_format": "number",
+}
+LONE = {
+    "type": "essay",
+    "id": "LONE-1",
+    "subject": "toan",
+    "grade": "12",
+    "topic": "ham-so",
+    "level": "2",
+    "points": "1",
+    "lang": "vi",
+    "stem": "Giải thích vì sao $y = x^2$ là hàm số chẵn.",
+}
+
+
+async def written_and_approved(conn, fields: dict) -> int:
+    from cbt import authoring
+
+    teacher, reviewer = await staff_user(conn, "teacher"), await staff_user(conn, "reviewer")
+    pk = await authoring.create_item(conn, teacher, fields)
+    await authoring.submit_items(conn, teacher, [pk])
+    await authoring.review_item(conn, reviewer, pk, "approve", "")
+    return pk
+
+
+async def test_a_release_with_an_approved_set_validates_signs_and_imports_back(client, conn, staff, tmp_path):
+    from cbt import authoring
+
+    # The school writes at the 2025 levels (its department's choice).
+    await authoring.set_level_scheme(conn, await staff_user(conn, "sgd-admin"), "2025")
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    set_pk = await written_and_approved(conn, READING_SET)
+    item_pk = await written_and_approved(conn, LONE)
+    await login(client, "teacher")
+    page = await (await client.get("/workspace/releases")).text()
+    assert 'data-set="DOC-1"' in page and "2 câu" in page and "DOC-1-1@1" not in page  # chosen whole, by its passage
+    assert "Bản phát hành ghi thang mức độ mà đơn vị soạn câu hỏi: 1 Biết, 2 Hiểu, 3 Vận dụng." in page
+    assert ">Hiểu</option>" in page.split('id="rf-level"')[1].split("</select>")[0]
+    release_id = await built(client, [set_pk, item_pk])
+    row = await release_row(conn, release_id)
+    with zipfile.ZipFile(io.BytesIO(row["package"])) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    assert sorted(files) == ["bank.yaml", "items/DOC-1.v1.yaml", "items/LONE-1.v1.yaml"]
+    assert b"levels: '2025'" in files["bank.yaml"]
+    check = check_release(MemoryFiles(files, "built"))
+    assert check.problems == [] and check.info.levels.names == ("Biết", "Hiểu", "Vận dụng")
+    assert [s.set.id for s in check.sets] == ["DOC-1"] and len(check.items) == 3
+    assert [s.item.id for s in check.items if s.item.set_id == "DOC-1"] == ["DOC-1-1", "DOC-1-2"]
+    assert json.loads(row["manifest"])["item_count"] == 3
+    page = await (await client.get(f"/workspace/releases/{release_id}")).text()
+    assert 'data-set="DOC-1"' in page and "DOC-1-1, DOC-1-2" in page
+    assert re.search(r'<td class="num">3</td>', await (await client.get("/workspace/releases")).text())
+    # Signed offline as cbt bank sign does, and imported back into the bank: the set whole, at the 2025 levels.
+    folder = await unsigned_folder(client, release_id, tmp_path)
+    key, made = new_key(tmp_path)
+    await bank.trust_key(conn, made.public_path.read_bytes(), "Tổ Toán")
+    package.sign(folder, key)
+    package.pack(folder, tmp_path / "doc.cbtbank")
+    resp = await upload(client, release_id, package=("doc.cbtbank", (tmp_path / "doc.cbtbank").read_bytes()))
+    assert resp.status == 303, await resp.text()
+    bank_release = (await release_row(conn, release_id))["bank_release_id"]
+    assert (await bank.level_scheme(conn, [bank_release])).names == ("Biết", "Hiểu", "Vận dụng")
+    stored = await conn.fetch(
+        "SELECT b.item_id, b.level, b.set_position, s.set_id, s.version FROM bank_items b"
+        " JOIN bank_sets s ON s.id = b.set_pk JOIN release_sets rs ON rs.set_pk = s.id"
+        " WHERE rs.release_id = $1 ORDER BY b.set_position",
+        bank_release,
+    )
+    assert [tuple(r) for r in stored] == [("DOC-1-1", 1, 0, "DOC-1", 1), ("DOC-1-2", 3, 1, "DOC-1", 1)]
+    assert await conn.fetchval("SELECT set_pk FROM bank_items WHERE item_id = 'LONE-1'") is None
+    item_set = bank.set_from_source(await conn.fetchval("SELECT source FROM bank_sets WHERE set_id = 'DOC-1'"))
+    assert item_set.status.value == "approved" and item_set.children == ("DOC-1-1", "DOC-1-2")
+
+
+async def test_a_set_enters_a_release_approved_whole_and_once(client, conn, staff):
+    from cbt import authoring
+
+    await authoring.set_subjects(conn, "reviewer", ["toan"])
+    teacher = await staff_user(conn, "teacher")
+    set_pk = await written_and_approved(conn, READING_SET)
+    # Its next version, still being written: not approved, so refused.
+    draft = await authoring.save_item(conn, teacher, set_pk, {**READING_SET, "c1_points": "1"})
+    await login(client, "teacher")
+    resp = await build(client, [set_pk, draft])
+    assert resp.status == 400 and error_code(await resp.text()) == "not_approved"
+    # Approved too: two versions of one set are refused, naming it.
+    await authoring.submit_items(conn, teacher, [draft])
+    await authoring.review_item(conn, await staff_user(conn, "reviewer"), draft, "approve", "")
+    resp = await build(client, [set_pk, draft])
+    html = await resp.text()
+    assert resp.status == 400 and error_code(html) == "item_twice" and "DOC-1" in html
+    # An item approved at a level the scheme lost (the legacy Vận dụng cao, before the school chose
+    # the 2025 three) is refused with the file and line to fix.
+    old = await written_and_approved(conn, {**LONE, "level": "4"})
+    await authoring.set_level_scheme(conn, await staff_user(conn, "admin"), "2025")
+    resp = await build(client, [old])
+    html = await resp.text()
+    assert resp.status == 400 and error_code(html) == "invalid-release"
+    assert "items/LONE-1.v1.yaml:7: level 4 is outside 1-3" in html
+    assert await conn.fetchval("SELECT count(*) FROM workspace_releases") == 0

@@ -1,18 +1,28 @@
-"""The workspace pages: items written in the browser, the review queue and
-subject assignment. Handlers parse the request, call cbt.authoring, render."""
+"""The workspace pages: items and item sets written in the browser, the review
+queue, subject assignment and the level scheme. Handlers parse the request,
+call cbt.authoring, render.
+
+The set editor is the item editor's page in set mode (``?type=set``): the
+passage, then its questions, each with an item's fields. The page's script
+adds, removes and reorders questions in place; without it, the same buttons
+send the form back and the page comes back changed, nothing saved."""
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
 from cbt import accounts, authoring, results
 from cbt import subjects as subject_list
-from cbt.exams import student_view
+from cbt.exams import passage_view, student_view
 from cbt.platform import appkeys
 from cbt.platform.auth import redirect, require_user
 from cbt.platform.errors import NotFound, UserError
 from cbt.platform.inputs import path_id
 from cbt.platform.templating import error_text, render
+from itembank.levels import LEGACY, LevelScheme
+from itembank.model import ItemSet, Status
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 
@@ -31,8 +41,8 @@ def _filter(query) -> authoring.DraftFilter:
         return int(raw)
 
     kind, state = query.get("type", "").strip(), query.get("state", "").strip()
-    if kind and kind not in authoring.TYPES:
-        raise UserError("bad_filter", f"type must be one of {', '.join(authoring.TYPES)}")
+    if kind and kind not in authoring.KINDS:
+        raise UserError("bad_filter", f"type must be one of {', '.join(authoring.KINDS)}")
     if state and state not in authoring.STATES:
         raise UserError("bad_filter", f"state must be one of {', '.join(authoring.STATES)}")
     return authoring.DraftFilter(
@@ -46,6 +56,12 @@ def _filter(query) -> authoring.DraftFilter:
     )
 
 
+def level_context(levels: LevelScheme) -> dict:
+    """What a page needs to name levels: the scheme's numbers, and its names where
+    they are not the legacy four (which the catalogs name in both languages)."""
+    return {"levels": list(levels.numbers), "level_names": authoring.level_names(levels)}
+
+
 async def index(request: web.Request) -> web.Response:
     user = require_user(request)
     f = _filter(request.query)
@@ -53,6 +69,7 @@ async def index(request: web.Request) -> web.Response:
         items = await authoring.search(conn, user, f)
         facets = await authoring.facets(conn, user)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
+        levels = await authoring.level_scheme(conn, user.org_id)
     return render(
         request,
         "workspace/items.html",
@@ -60,8 +77,8 @@ async def index(request: web.Request) -> web.Response:
             "items": items,
             "filter": f,
             "facets": facets,
-            "levels": authoring.LEVELS,
-            "types": authoring.TYPES,
+            **level_context(levels),
+            "types": authoring.KINDS,
             "states": authoring.STATES,
             "done": request.query.get("done", ""),
             "subject_names": names,
@@ -73,14 +90,82 @@ async def index(request: web.Request) -> web.Response:
 
 
 def _form_values(form) -> dict:
-    """What the teacher typed, to show again after a refused save."""
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("csrf_token", "key")}
+    """What the teacher typed, to show again after a refused save (a set's children apart)."""
+    values = {
+        k: v
+        for k, v in form.items()
+        if isinstance(v, str) and k not in ("csrf_token", "key", "child", "child_action") and not _CHILD_FIELD.match(k)
+    }
     values["keys"] = ",".join(authoring._keys(form))
     return values
 
 
+_CHILD_FIELD = re.compile(r"c[0-9]+_")
+
+
 def _preview(item, media: dict[str, bytes]) -> dict | None:
     return None if item is None else {"item": item, "view": student_view(item, media)}
+
+
+def _set_preview(item_set: ItemSet | None, children, media: dict[str, bytes], stimulus: str = "") -> dict | None:
+    """The passage and every question as students see them; with no set (its fields
+    do not read yet), the passage alone, from what was typed."""
+    if item_set is None:
+        if not stimulus.strip():
+            return None
+        passage = ItemSet(
+            id="PREVIEW",
+            version=1,
+            subject="",
+            topic="",
+            lang="vi",
+            status=Status.DRAFT,
+            stimulus=stimulus,
+            children=(),
+        )
+        return {"set": None, "passage": passage_view(passage, media), "children": []}
+    return {
+        "set": item_set,
+        "passage": passage_view(item_set, media),
+        "children": [{"item": c, "view": student_view(c, media)} for c in children],
+    }
+
+
+def _new_child(key: str, set_id: str, children: list[dict], level: str) -> dict:
+    """A new question's fields: the next free id after the set's (SET-1, SET-2 ...)."""
+    taken = {c.get("id", "") for c in children}
+    n = len(children) + 1
+    while f"{set_id}-{n}" in taken:
+        n += 1
+    return {
+        "k": key,
+        "id": f"{set_id}-{n}",
+        "type": "single",
+        "level": level,
+        "points": "0.25",
+        "shuffle": "on",
+        "short_format": "vn-numeric",
+    }
+
+
+def _child_action(children: list[dict], action: str, set_id: str, level: str) -> list[dict]:
+    """The children after the page's add, remove, up or down button (sent without the page's script)."""
+    verb, _, key = action.partition(":")
+    keys = [c["k"] for c in children]
+    if verb == "add":
+        fresh = str(max((int(k) for k in keys), default=-1) + 1)
+        return [*children, _new_child(fresh, set_id, children, level)]
+    if key not in keys:
+        return children
+    i = keys.index(key)
+    children = list(children)
+    if verb == "remove":
+        del children[i]
+    elif verb == "up" and i > 0:
+        children[i - 1], children[i] = children[i], children[i - 1]
+    elif verb == "down" and i < len(children) - 1:
+        children[i + 1], children[i] = children[i], children[i + 1]
+    return children
 
 
 def _editor(
@@ -93,6 +178,8 @@ def _editor(
     preview=None,
     status: int = 200,
     extra: dict | None = None,
+    levels: LevelScheme = LEGACY,
+    children: list[dict] | None = None,
 ) -> web.Response:
     ctx = {
         "v": values,
@@ -103,7 +190,9 @@ def _editor(
         # Chosen from the organisation's list (the item's, when it exists), never typed.
         "subjects": subjects,
         "subject_codes": {s.code for s in subjects},
-        "levels": authoring.LEVELS,
+        **level_context(levels),
+        "is_set": values.get("type") == authoring.SET,
+        "children": children or [],
         "option_ids": authoring.OPTION_IDS,
         "statement_ids": authoring.STATEMENT_IDS,
         "short_formats": authoring.SHORT_FORMATS,
@@ -121,6 +210,7 @@ def _editor(
 
 
 async def new_page(request: web.Request) -> web.Response:
+    """The editor for a new item, or with ?type=set for a new item set (a passage and one question to start)."""
     user = require_user(request)
     grade = request.query.get("grade", "").strip()
     async with request.app[appkeys.POOL].acquire() as conn:
@@ -130,6 +220,11 @@ async def new_page(request: web.Request) -> web.Response:
         mine = await authoring.subjects_of(conn, user.id)
         subject = found.code if found else next((s.code for s in listed if s.code in mine), "")
         suggested = await authoring.suggest_id(conn, subject, int(grade) if grade.isdigit() else None)
+        levels = await authoring.level_scheme(conn, user.org_id)
+    if request.query.get("type") == authoring.SET:
+        values = {"id": suggested, "type": authoring.SET, "subject": subject, "grade": grade, "lang": "vi"}
+        children = [_new_child("0", suggested, [], "1")]
+        return _editor(request, values=values, subjects=listed, levels=levels, children=children)
     values = {
         "id": suggested,
         "type": "single",
@@ -141,52 +236,103 @@ async def new_page(request: web.Request) -> web.Response:
         "shuffle": "on",
         "short_format": "vn-numeric",
     }
-    return _editor(request, values=values, subjects=listed)
+    return _editor(request, values=values, subjects=listed, levels=levels)
+
+
+def _typed(form, row=None) -> tuple[dict, list[dict]]:
+    """The editor's values and a set's children as typed (the id of a stored row is its own)."""
+    values = _form_values(form)
+    if row is not None:
+        values["id"] = row["item_id"]
+        # A stored set is edited as a set, an item as an item, whatever the form says.
+        if row["type"] == authoring.SET:
+            values["type"] = authoring.SET
+        elif values.get("type") == authoring.SET:
+            values["type"] = ""
+    return values, authoring.children_values(form) if values.get("type") == authoring.SET else []
+
+
+def _typed_preview(checked: authoring.Checked, form, media: dict[str, bytes]) -> dict | None:
+    if checked.set is not None or str(form.get("type", "")) == authoring.SET:
+        return _set_preview(checked.set, checked.children, media, str(form.get("stimulus", "")))
+    return _preview(checked.item, media)
 
 
 async def create(request: web.Request) -> web.Response:
     user = require_user(request)
     form = await request.post()
     async with request.app[appkeys.POOL].acquire() as conn:
+        levels = await authoring.level_scheme(conn, user.org_id)
+        action = str(form.get("child_action", ""))
+        if action:  # a question added, removed or moved without the page's script: nothing is saved
+            values, children = _typed(form)
+            children = _child_action(children, action, values.get("id", ""), str(levels.numbers[0]))
+            return _editor(
+                request,
+                values=values,
+                children=children,
+                levels=levels,
+                subjects=await subject_list.list_for(conn, user.org_id),
+            )
         try:
             pk = await authoring.create_item(conn, user, form)
         except authoring.InvalidItem as e:
+            values, children = _typed(form)
             return _editor(
                 request,
-                values=_form_values(form),
+                values=values,
+                children=children,
                 problems=e.checked.problems,
-                preview=_preview(e.checked.item, {}),
+                preview=_typed_preview(e.checked, form, {}),
                 status=400,
+                levels=levels,
                 subjects=await subject_list.list_for(conn, user.org_id),
             )
         except UserError as e:
             if e.details.get("field") != "id":
                 raise
+            values, children = _typed(form)
             return _editor(
                 request,
-                values=_form_values(form),
+                values=values,
+                children=children,
                 problems={"id": [error_text(request, e)]},
                 status=409,
+                levels=levels,
                 subjects=await subject_list.list_for(conn, user.org_id),
             )
     return redirect(request, "ws_item", {"done": "saved"}, pk=pk)
 
 
+def _key_letters(item) -> list[str]:
+    # Options are shown as A, B, C ... in authored order; the key in the same letters.
+    return [LETTERS[i] for i, o in enumerate(item.options) if o.correct]
+
+
 async def _item_context(conn, user, row) -> dict:
-    item = authoring.item_from_draft(row["source"])
+    """What an item's (or a set's) page shows besides the editor: its content, keys, media, history."""
+    item, item_set, children = None, None, ()
+    if row["type"] == authoring.SET:
+        item_set, children = authoring.set_from_draft(row["source"])
+    else:
+        item = authoring.item_from_draft(row["source"])
     media = await authoring.media_of(conn, row["id"])
-    bank_pk = await authoring.bank_pk(conn, row["item_id"], row["version"])
+    bank_pk = await authoring.bank_pk(conn, row["item_id"], row["version"]) if item is not None else None
     history = []
     if bank_pk is not None:
         history = await results.item_history(conn, bank_pk, await accounts.visible_org_ids(conn, user))
     may_change = row["author_id"] == user.id or user.role == "admin"
     return {
         "item": item,
+        "item_set": item_set,
+        "set_children": children,
+        # Each question of a set with its key, for staff.
+        "child_keys": [{"item": c, "key_letters": _key_letters(c)} for c in children],
         "media": media,
         "history": history,
         "events": await authoring.events(conn, row["id"]),
         "versions": await authoring.versions(conn, user, row["item_id"]),
-        "in_bank": bank_pk is not None,
+        "in_bank": await authoring.in_bank(conn, row),
         "may_change": may_change and row["state"] in authoring.EDITABLE,
         # Approved (or imported) versions are frozen: saving makes the next version.
         "may_edit": (may_change and row["state"] in authoring.EDITABLE) or row["state"] == "approved",
@@ -197,8 +343,19 @@ async def _item_context(conn, user, row) -> dict:
             and row["author_id"] != user.id
             and row["subject"] in await authoring.subjects_of(conn, user.id)
         ),
-        "key_letters": [LETTERS[i] for i, o in enumerate(item.options) if o.correct],
+        "key_letters": _key_letters(item) if item is not None else [],
     }
+
+
+def _stored_values(row, extra: dict) -> tuple[dict, list[dict], dict | None]:
+    """The editor's values, a set's children and the preview of a stored row."""
+    if extra["item_set"] is not None:
+        values, children = authoring.set_to_fields(extra["item_set"], extra["set_children"])
+        preview = _set_preview(extra["item_set"], extra["set_children"], extra["media"])
+    else:
+        values, children = authoring.item_to_fields(extra["item"]), []
+        preview = _preview(extra["item"], extra["media"])
+    return {"id": row["item_id"], **values}, children, preview
 
 
 async def item_page(request: web.Request) -> web.Response:
@@ -207,9 +364,17 @@ async def item_page(request: web.Request) -> web.Response:
         row = await authoring.get_draft(conn, user, _pk(request))
         extra = await _item_context(conn, user, row)
         listed = await subject_list.list_for(conn, row["org_id"])
-    values = {"id": row["item_id"], **authoring.item_to_fields(extra["item"])}
+        levels = await authoring.level_scheme(conn, row["org_id"])
+    values, children, preview = _stored_values(row, extra)
     return _editor(
-        request, values=values, row=row, preview=_preview(extra["item"], extra["media"]), extra=extra, subjects=listed
+        request,
+        values=values,
+        children=children,
+        row=row,
+        preview=preview,
+        extra=extra,
+        subjects=listed,
+        levels=levels,
     )
 
 
@@ -218,24 +383,49 @@ async def save(request: web.Request) -> web.Response:
     pk = _pk(request)
     form = await request.post()
     async with request.app[appkeys.POOL].acquire() as conn:
+        action = str(form.get("child_action", ""))
+        if action:  # a question added, removed or moved without the page's script: nothing is saved
+            row = await authoring.get_draft(conn, user, pk)
+            levels = await authoring.level_scheme(conn, row["org_id"])
+            values, children = _typed(form, row)
+            children = _child_action(children, action, row["item_id"], str(levels.numbers[0]))
+            return await _stored_again(request, conn, user, row, values, children, levels=levels)
         try:
             new_pk = await authoring.save_item(conn, user, pk, form)
         except authoring.InvalidItem as e:
             row = await authoring.get_draft(conn, user, pk)
-            extra = await _item_context(conn, user, row)
-            values = {**_form_values(form), "id": row["item_id"]}
-            return _editor(
-                request,
-                values=values,
-                row=row,
-                problems=e.checked.problems,
-                preview=_preview(e.checked.item, extra["media"]),
-                status=400,
-                extra=extra,
-                subjects=await subject_list.list_for(conn, row["org_id"]),
-            )
+            values, children = _typed(form, row)
+            return await _stored_again(request, conn, user, row, values, children, checked=e.checked, form=form)
     done = "new_version" if new_pk != pk else "saved"
     return redirect(request, "ws_item", {"done": done}, pk=new_pk)
+
+
+async def _stored_again(
+    request: web.Request,
+    conn,
+    user,
+    row,
+    values: dict,
+    children: list[dict],
+    *,
+    checked: authoring.Checked | None = None,
+    form=None,
+    levels: LevelScheme | None = None,
+) -> web.Response:
+    """A stored row's editor showing what was typed: with its problems (400) after a refused save."""
+    extra = await _item_context(conn, user, row)
+    return _editor(
+        request,
+        values=values,
+        children=children,
+        row=row,
+        problems=checked.problems if checked else None,
+        preview=_typed_preview(checked, form, extra["media"]) if checked else None,
+        status=400 if checked else 200,
+        extra=extra,
+        levels=levels or await authoring.level_scheme(conn, row["org_id"]),
+        subjects=await subject_list.list_for(conn, row["org_id"]),
+    )
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -246,18 +436,22 @@ async def preview(request: web.Request) -> web.Response:
     raw_pk = str(form.get("pk", ""))
     item_id = str(form.get("id", "")).strip() or "PREVIEW"
     async with request.app[appkeys.POOL].acquire() as conn:
+        org_id = user.org_id
         if raw_pk.isdigit() and len(raw_pk) < 19:
             row = await authoring.get_draft(conn, user, int(raw_pk))
             media = await authoring.media_of(conn, row["id"])
-            item_id = row["item_id"]
-    checked = authoring.check_fields(
-        form, item_id=item_id if len(item_id) <= 64 else "PREVIEW", version=1, media_paths=set(media)
-    )
+            item_id, org_id = row["item_id"], row["org_id"]
+        levels = await authoring.level_scheme(conn, org_id)
+    item_id = item_id if len(item_id) <= 64 else "PREVIEW"
+    if str(form.get("type", "")) == authoring.SET:
+        checked = authoring.check_set_fields(form, set_id=item_id, version=1, media_paths=set(media), levels=levels)
+    else:
+        checked = authoring.check_fields(form, item_id=item_id, version=1, media_paths=set(media), levels=levels)
     return render(
         request,
         "workspace/items_preview.html",
         {
-            "preview": _preview(checked.item, media),
+            "preview": _typed_preview(checked, form, media),
             "problems": checked.problems,
             "letters": LETTERS,
             "fragment": True,
@@ -374,15 +568,29 @@ async def import_submit(request: web.Request) -> web.Response:
 
 
 async def review_queue(request: web.Request) -> web.Response:
+    """What waits for review; a set shows whole: its passage, then every question as students see it."""
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         queue = await authoring.review_queue(conn, user)
         subjects = await authoring.subjects_of(conn, user.id)
         names = await subject_list.names(conn, await accounts.visible_org_ids(conn, user))
+        levels = await authoring.level_scheme(conn, user.org_id)
+        previews = {}
+        for r in (r for rows in queue.values() for r in rows if r["set_source"] is not None):
+            item_set, children = authoring.set_from_draft(r["set_source"])
+            previews[r["id"]] = _set_preview(item_set, children, await authoring.media_of(conn, r["id"]))
     return render(
         request,
         "workspace/review.html",
-        {"queue": queue, "subjects": subjects, "subject_names": names, "done": request.query.get("done", "")},
+        {
+            "queue": queue,
+            "subjects": subjects,
+            "subject_names": names,
+            "done": request.query.get("done", ""),
+            "previews": previews,
+            "letters": LETTERS,
+            **level_context(levels),
+        },
     )
 
 
@@ -398,7 +606,8 @@ async def review_decide(request: web.Request) -> web.Response:
 async def subjects_page(
     request: web.Request, *, error: UserError | None = None, status: int = 200, done: str = "", username: str = ""
 ) -> web.Response:
-    """The organisation's list of subjects, what is in use but not on it, and who writes and reviews what."""
+    """The organisation's list of subjects, what is in use but not on it, who writes and
+    reviews what, and the level scheme its teachers write at."""
     user = require_user(request)
     async with request.app[appkeys.POOL].acquire() as conn:
         orgs = await accounts.visible_org_ids(conn, user)
@@ -409,6 +618,11 @@ async def subjects_page(
         )
         missing = await subject_list.not_in_list(conn, orgs)
         names = await subject_list.names(conn, orgs)
+        own_scheme = await authoring.own_level_scheme(conn, user.org_id)
+        levels = await authoring.level_scheme(conn, user.org_id)
+        has_department = user.org_kind == "school" and bool(
+            await conn.fetchval("SELECT parent_id FROM orgs WHERE id = $1", user.org_id)
+        )
     wanted = (username or request.query.get("user", "")).lower()
     chosen = next((s for s in staff if s["username"] == wanted), staff[0] if staff else None)
     return render(
@@ -423,6 +637,10 @@ async def subjects_page(
             "chosen": chosen,
             "error": error,
             "done": done or request.query.get("done", ""),
+            "own_scheme": own_scheme,
+            "scheme": authoring.scheme_name(levels),
+            "schemes": {name: authoring.level_listing(s) for name, s in authoring.SCHEMES.items()},
+            "has_department": has_department,
         },
         status=status,
     )
@@ -443,13 +661,17 @@ async def subjects_submit(request: web.Request) -> web.Response:
 
 
 async def subject_list_submit(request: web.Request) -> web.Response:
-    """Add or rename a subject of the administrator's own organisation, or remove one nobody uses."""
+    """Add or rename a subject of the administrator's own organisation, or remove one nobody uses;
+    or choose the level scheme the organisation writes at."""
     user = require_user(request)
     form = await request.post()
     code = str(form.get("code", ""))
     async with request.app[appkeys.POOL].acquire() as conn:
         try:
-            if form.get("action") == "remove":
+            if form.get("action") == "levels":
+                await authoring.set_level_scheme(conn, user, str(form.get("scheme", "")))
+                done = "levels_saved"
+            elif form.get("action") == "remove":
                 await subject_list.remove(conn, user.org_id, code)
                 done = "list_removed"
             else:

@@ -20,13 +20,17 @@ is never offered to another school (releases.signing_key_orgs).
 The list of releases shows those built here and those in the bank that the
 organisation may use (a department's are its schools' too), so a school sees
 its department's bank.
+
+A release is built at the level scheme the organisation's workspace writes
+at (cbt.authoring.level_scheme): the page names levels by it and says it,
+and the release's bank.yaml carries it. Item sets are chosen whole.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cbt import accounts, bank, releases
+from cbt import accounts, authoring, bank, releases
 from cbt import subjects as subject_list
 from cbt.platform import appkeys
 from cbt.platform.auth import redirect, require_user
@@ -76,6 +80,7 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
         ]
         listed_subjects = await subject_list.list_for(conn, user.org_id)
         names = await subject_list.names(conn, orgs)
+        levels = await authoring.level_scheme(conn, user.org_id)
     chosen = {int(pk) for pk in (form or {}).get("items", ()) if pk.isdigit()}
     return render(
         request,
@@ -84,7 +89,9 @@ async def index(request: web.Request, *, error: UserError | None = None, form: d
             "items": items,
             "facets": facets,
             "filter": f,
-            "levels": LEVELS,
+            "levels": list(levels.numbers),
+            "level_names": authoring.level_names(levels),
+            "scheme_listing": authoring.level_listing(levels),
             "releases": listed,
             "bank_releases": in_bank,
             "error": error,
@@ -108,8 +115,16 @@ async def create(request: web.Request) -> web.Response:
             if not raw.isdigit() or len(raw) > 18:
                 raise UserError("unknown_items", "the chosen items are not valid: reload the page and choose again")
             pks.append(int(raw))
-        build = releases.Build(form["name"], form["version"], form["title"], form["subject"], tuple(dict.fromkeys(pks)))
         async with request.app[appkeys.POOL].acquire() as conn:
+            # The levels the items were written at: the workspace's scheme, which bank.yaml then says.
+            build = releases.Build(
+                form["name"],
+                form["version"],
+                form["title"],
+                form["subject"],
+                tuple(dict.fromkeys(pks)),
+                levels=await authoring.level_scheme(conn, user.org_id),
+            )
             release_id = await releases.create(conn, user, await _orgs(conn, user), build)
     except UserError as e:
         return await index(request, error=e, form=form)
@@ -131,12 +146,16 @@ async def page(request: web.Request, *, error: UserError | None = None) -> web.R
             if user.role in SIGNERS
             else []
         )
+        levels = await authoring.level_scheme(conn, row["org_id"])
     return render(
         request,
         "workspace/releases_detail.html",
         {
             "r": row,
             "items": items,
+            # As the bank counts them: a set's questions, not the set.
+            "item_count": sum(len(i["children"]) if i["type"] == authoring.SET else 1 for i in items),
+            "level_names": authoring.level_names(levels),
             "status": status,
             "detail": detail,
             "server_keys": server_keys,
