@@ -314,6 +314,6 @@ async def test_a_file_with_hundreds_of_problems_lists_the_first_and_counts_all(c
     html = await resp.text()
     assert resp.status == 400 and error_code(html) == "import_failed"
     assert "Chưa nhập câu hỏi nào: tệp có 300 lỗi" in html
-    assert html.count("Mức độ phải từ 1 đến 4") == uploads.MAX_LISTED == 200
+    assert html.count("Mức độ không có trong thang mức độ của ngân hàng") == uploads.MAX_LISTED == 200
     assert "... và 100 lỗi nữa: hãy sửa các lỗi trên rồi nhập lại." in html
     assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
