@@ -37,8 +37,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from itembank.formats.imported import ImportDefaults, draft
-from itembank.formats.moodle import OPTION_LETTERS, Collector, ImportResult, decode_text, markdown_text
+from itembank.formats.imported import ImportDefaults, ImportResult, draft
+from itembank.formats.moodle import OPTION_LETTERS, Collector, decode_text, markdown_text
 from itembank.model import ItemType, Option
 
 # As Moodle reads them: a capital, "." or ")", then the text.

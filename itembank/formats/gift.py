@@ -67,10 +67,9 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from itembank.formats.imported import ImportDefaults, draft, item_id
+from itembank.formats.imported import ImportDefaults, ImportResult, draft, item_id
 from itembank.formats.moodle import (
     Collector,
-    ImportResult,
     Media,
     decode_text,
     markdown_text,

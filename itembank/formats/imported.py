@@ -9,17 +9,19 @@ workspace like any other. A question's id is made from the file's prefix
 and the question number as the teacher wrote it (``word-ly12-C7``), so a
 problem and an item both point back to the question in the file.
 
-Every importer returns a `ParseResult` (the native format's): the items, each
-a `SourceItem` whose ``line`` is the place in the file (a line, or for Word
-a paragraph number), and every problem as ``file:place: message``, never a
-guess. A question with a problem gives no item.
+Every importer returns an `ImportResult`, the native format's `ParseResult`
+with the file's pictures and notes: the items, each a `SourceItem` whose
+``line`` is the place in the file (a line, or for Word a paragraph number),
+and every problem as ``file:place: message``, never a guess. A question
+with a problem gives no item. Which importer reads a file is
+`itembank.formats.foreign`'s to say.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from itembank.errors import Problem
@@ -27,6 +29,24 @@ from itembank.formats.yaml_format import ParseResult, SourceItem
 from itembank.model import Item, ItemType, Option, ShortKey, Statement, Status
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass
+class ImportResult(ParseResult):
+    """A `ParseResult` with what a foreign file brings besides items.
+
+    `media` maps each picture's path as the items name it
+    (``media/imp-C3-graph.png``) to its bytes: the caller stores them with
+    the items (a release's ``media/`` folder). Only pictures of imported
+    items are in it. `notes` are ``file:place: message`` lines about what
+    an imported item leaves behind (feedback, weights, a second accepted
+    answer ...) or what was skipped on purpose (a category, a description):
+    the item is imported all the same, and the notes belong in the preview
+    beside it.
+    """
+
+    media: dict[str, bytes] = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

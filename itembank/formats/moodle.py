@@ -95,8 +95,8 @@ from html.parser import HTMLParser
 from xml.parsers import expat
 
 from itembank.errors import Problem
-from itembank.formats.imported import ImportDefaults, draft, item_id
-from itembank.formats.yaml_format import ParseResult, SourceItem
+from itembank.formats.imported import ImportDefaults, ImportResult, draft, item_id
+from itembank.formats.yaml_format import SourceItem
 from itembank.limits import YAML_MAX_TEXT, ArchiveLimits, megabytes
 from itembank.model import Item, ItemType, Option, ShortFormat, ShortKey
 from itembank.validate import check_item
@@ -123,24 +123,6 @@ UNSUPPORTED_TYPES = {
     "ordering": "ordering",
     "random": "random question",
 }
-
-
-@dataclass
-class ImportResult(ParseResult):
-    """A `ParseResult` with what a foreign file brings besides items.
-
-    `media` maps each picture's path as the items name it
-    (``media/imp-C3-graph.png``) to its bytes: the caller stores them with
-    the items (a release's ``media/`` folder). Only pictures of imported
-    items are in it. `notes` are ``file:place: message`` lines about what
-    an imported item leaves behind (feedback, weights, a second accepted
-    answer ...) or what was skipped on purpose (a category, a description):
-    the item is imported all the same, and the notes belong in the preview
-    beside it.
-    """
-
-    media: dict[str, bytes] = field(default_factory=dict)
-    notes: list[Problem] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- shared by the importers
