@@ -46,10 +46,13 @@ Every step writes a review_events row in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +63,12 @@ from cbt import subjects as subject_list
 from cbt.accounts import Staff
 from cbt.platform import uploads
 from cbt.platform.errors import Conflict, FieldProblem, Forbidden, NotFound, UserError
-from cbt.platform.uploads import MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
+from cbt.platform.inputs import has_bad_characters, whole
+from cbt.platform.uploads import FOREIGN_IMPORT_BYTES, MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from cbt.roles import AUTHORS
+from itembank.formats.imported import ImportDefaults
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items, serialise_set
-from itembank.levels import LEGACY, SCHEME_2025, LevelScheme
+from itembank.levels import LEGACY, SCHEME_2025, LevelError, LevelScheme
 from itembank.model import Item, ItemSet, ItemType, ShortFormat, Status
 from itembank.validate import check_item, check_items
 
@@ -1381,6 +1386,327 @@ async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filena
         raise UserError("file_too_large", "the file is larger than 3 MB: split it into several files")
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename or "items.xlsx").name) or "items.xlsx"
     return await _import_items(conn, user, await uploads.off_loop(uploads.read_xlsx_items, data, name))
+
+
+# ---------------------------------------------------------------- questions from other tools
+#
+# A file of another tool's questions (Moodle XML, GIFT, Aiken: the kinds of
+# itembank.formats.foreign) says what each question asks and its key, not what
+# the workspace also needs; the teacher gives that once for the file
+# (`foreign_defaults`). The first post shows a preview (`preview_foreign`):
+# every question as a student sees it with its key, the file's problems and
+# notes, and the workspace's own (an id already used, a level the scheme
+# lacks, a picture the workspace refuses); nothing is stored. Saving
+# (`import_foreign`) reads the same file again, sent back with the preview's
+# form, and stores the questions without problems as drafts in one
+# transaction, but only if they are exactly those the preview showed (its
+# digest): the file, the values given and the workspace all make the items,
+# and any of them may have changed in between.
+#
+# The file travels back with the form rather than waiting on the server: no
+# store to bound, expire and keep per user (a worker's memory is not shared
+# with the worker the next request reaches, and the database would need a
+# table for bytes that live a minute), and a teacher may save only what they
+# could import anyway, as everything is read and checked again.
+
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_NOT_PREFIX = re.compile(r"[^A-Za-z0-9._-]+")
+FOREIGN_TOPIC = "chua-phan-loai"  # a topic that says the questions are still to be classified
+MAX_POINTS = Decimal(100)
+
+
+class InvalidDefaults(UserError):
+    """The values given for a foreign file's questions have problems; `problems` per form field."""
+
+    def __init__(self, problems: dict[str, list[FieldProblem]]):
+        count = sum(len(v) for v in problems.values())
+        super().__init__(
+            "import_defaults_invalid",
+            f"{count} of the values given for the file's questions are not valid: fix them and import again",
+            count=count,
+        )
+        self.problems = problems
+
+
+class ImportChanged(UserError):
+    """The questions to save are not those the preview showed; `preview` is what they are now."""
+
+    def __init__(self, preview: ForeignPreview):
+        super().__init__(
+            "import_changed",
+            "the questions to save are not those the preview showed (the values given, or the workspace, changed):"
+            " check this preview and save again",
+            status=409,
+        )
+        self.preview = preview
+
+
+def prefix_from_name(filename: str) -> str:
+    """An id prefix from the file's name: "Đề kiểm tra 1.gift" -> "De-kiem-tra-1"."""
+    stem = Path(filename.replace("\\", "/") or "imp").stem
+    folded = unicodedata.normalize("NFKD", stem.replace("đ", "d").replace("Đ", "D"))
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    prefix = _NOT_PREFIX.sub("-", folded).strip("-._")[:40].strip("-._")
+    return prefix if _PREFIX.fullmatch(prefix) else "imp"
+
+
+async def foreign_prefill(conn: asyncpg.Connection, user: Staff) -> dict[str, str]:
+    """What the import form offers for a foreign file's questions before the teacher changes it."""
+    listed = await subject_list.list_for(conn, user.org_id)
+    mine = await subjects_of(conn, user.id)
+    levels = await level_scheme(conn, user.org_id)
+    return {
+        "subject": next((s.code for s in listed if s.code in mine), listed[0].code if listed else ""),
+        "grade": "",
+        "topic": FOREIGN_TOPIC,
+        "level": str(levels.numbers[0]),
+        "points": "0.25",
+        "id_prefix": "",
+    }
+
+
+async def foreign_defaults(
+    conn: asyncpg.Connection, user: Staff, fields: Mapping[str, Any], filename: str
+) -> ImportDefaults:
+    """The values given for a foreign file's questions, checked (InvalidDefaults);
+    the id prefix, when none is given, made from the file's name."""
+    problems: dict[str, list[FieldProblem]] = {}
+
+    def fault(name: str, message: str, code: str, **params) -> None:
+        problems.setdefault(name, []).append(FieldProblem(message, code, **params))
+
+    listed = await subject_list.list_for(conn, user.org_id)
+    subject = subject_list.find(listed, _text(fields, "subject")[:64])
+    if subject is None:
+        typed = _text(fields, "subject")[:64]
+        fault(
+            "subject",
+            f"the subject {typed!r} is not in the list of subjects: choose one from the list",
+            "subject-not-listed",
+            subject=typed,
+        )
+    grade = None
+    if _text(fields, "grade"):
+        grade = whole(_text(fields, "grade"), 12, 1)
+        if grade is None:
+            fault("grade", "the grade must be a number from 1 to 12, or left empty", "bad-grade")
+    topic = _text(fields, "topic") or FOREIGN_TOPIC
+    if len(topic) > 100 or has_bad_characters(topic):
+        fault("topic", "a topic is text of at most 100 characters", "bad-topic")
+    levels = await level_scheme(conn, user.org_id)
+    level = levels.numbers[0]
+    try:
+        level = levels.number(_text(fields, "level"))
+    except LevelError:
+        problems.setdefault("level", []).append(_level_problem(_text(fields, "level") or "-", levels))
+    points = None
+    try:
+        points = Decimal(_text(fields, "points").replace(",", "."))
+    except InvalidOperation:
+        pass
+    if points is None or not points.is_finite() or not 0 < points <= MAX_POINTS or points.as_tuple().exponent < -4:
+        points = None
+        fault("points", f"points must be a number more than 0 and at most {MAX_POINTS}, e.g. 0.25", "bad-points")
+    prefix = _text(fields, "id_prefix") or prefix_from_name(filename)
+    if not _PREFIX.fullmatch(prefix):
+        fault(
+            "id_prefix",
+            f"id prefix '{prefix[:60]}': use up to 40 letters, digits, . _ or - (no spaces), e.g. de-giua-ky-12",
+            "bad-id-prefix",
+        )
+    if problems:
+        raise InvalidDefaults(problems)
+    assert subject is not None and points is not None
+    return ImportDefaults(subject=subject.code, topic=topic, level=level, points=points, grade=grade, id_prefix=prefix)
+
+
+def defaults_fields(defaults: ImportDefaults) -> dict[str, str]:
+    """The form's fields that give these defaults (the preview's form shows them again)."""
+    return {
+        "subject": defaults.subject,
+        "grade": str(defaults.grade or ""),
+        "topic": defaults.topic,
+        "level": str(defaults.level),
+        "points": str(defaults.points),
+        "id_prefix": defaults.id_prefix,
+    }
+
+
+@dataclass
+class ForeignItem:
+    """A question of a foreign file that saving stores: the draft, where it was written, its student view."""
+
+    item: Item
+    where: str
+    view: dict
+
+
+@dataclass
+class ForeignPreview:
+    """What saving a foreign file would store, and what it leaves out and why."""
+
+    filename: str
+    kind: str | None  # the file's kind as teachers know it ("GIFT"); None when cbt reads no such file
+    defaults: ImportDefaults
+    items: list[ForeignItem]
+    media: dict[str, bytes]  # the pictures of `items`, by path
+    problems: list[FieldProblem]  # the first uploads.MAX_LISTED
+    problem_count: int
+    notes: list[FieldProblem]  # likewise
+    note_count: int
+    left_out: int  # questions (places in the file) that give no draft
+    digest: str  # of what saving stores: the form sends it back
+
+
+_IDS_TAKEN = """
+SELECT c FROM unnest($1::text[]) AS c
+WHERE EXISTS (SELECT 1 FROM draft_items WHERE item_id = c)
+   OR EXISTS (SELECT 1 FROM draft_set_children WHERE child_id = c)
+   OR EXISTS (SELECT 1 FROM bank_items WHERE item_id = c)
+   OR EXISTS (SELECT 1 FROM bank_sets WHERE set_id = c)
+"""
+
+
+async def ids_taken(conn: asyncpg.Connection, item_ids: list[str]) -> set[str]:
+    """The ids among `item_ids` that an item, a set or a set's child has, in the workspace or the bank."""
+    return {r[0] for r in await conn.fetch(_IDS_TAKEN, item_ids)}
+
+
+async def _free_prefix(conn: asyncpg.Connection, prefix: str, item_ids: list[str]) -> str:
+    """A prefix (prefix-2, prefix-3 ...) under which none of these ids (all of `prefix`) is taken."""
+    tails = [i.removeprefix(prefix) for i in item_ids]
+    for n in range(2, 50):
+        candidate = f"{prefix[:36]}-{n}"
+        if not await ids_taken(conn, [candidate + tail for tail in tails]):
+            return candidate
+    return f"{prefix[:32]}-{hashlib.sha256(prefix.encode()).hexdigest()[:6]}"
+
+
+def _picture_problem(path: str, content: bytes | None, where: str) -> FieldProblem | None:
+    """Why the workspace would not store this picture (as add_media would not), or None."""
+    if content is None:
+        return FieldProblem(f"the picture {path} is not in the file", "media-missing", where=where)
+    if len(content) > MAX_MEDIA_BYTES:
+        limit = f"{MAX_MEDIA_BYTES // (1024 * 1024)} MB"
+        return FieldProblem(
+            f"the picture {path} is larger than {limit}: make it smaller in the file and import again",
+            "picture-too-large",
+            where=where,
+            path=path,
+            limit=limit,
+        )
+    if sniff_image(content) in (None, "svg"):
+        return FieldProblem(
+            f"the picture {path} is not a PNG, JPEG, GIF or WebP image: put it in the file as one of those"
+            " and import again",
+            "picture-not-image",
+            where=where,
+            path=path,
+        )
+    return None
+
+
+def _listed(problem) -> FieldProblem:
+    """An itembank problem of the file, as the page lists it (its place first)."""
+    return FieldProblem(problem.message, problem.code, where=problem.where)
+
+
+async def preview_foreign(
+    conn: asyncpg.Connection, user: Staff, data: bytes, filename: str, defaults: ImportDefaults
+) -> ForeignPreview:
+    """What importing this foreign file would store as drafts, and what not and why; stores nothing.
+
+    The file is read off the event loop (cbt.platform.uploads.off_loop), within its bounds."""
+    _require_author_role(user)
+    if len(data) > FOREIGN_IMPORT_BYTES:
+        raise uploads.body_too_large(FOREIGN_IMPORT_BYTES)
+    levels = await level_scheme(conn, user.org_id)
+    read = await uploads.off_loop(releases.read_foreign_file, data, filename, defaults, levels)
+    # (line, problem) so that the workspace's problems take their places among the file's.
+    placed: list[tuple[int, FieldProblem]] = [(p.line or 0, _listed(p)) for p in read.problems]
+    taken = await ids_taken(conn, [item.id for item, _, _ in read.items])
+    suggested = await _free_prefix(conn, defaults.id_prefix, [i.id for i, _, _ in read.items]) if taken else ""
+    kept: list[ForeignItem] = []
+    seen: set[str] = set()
+    left_out = read.left_out
+    for item, where, view in read.items:
+        line = int(where.rpartition(":")[2] or 0)
+        why: list[FieldProblem] = []
+        if item.id in seen:
+            why.append(
+                FieldProblem(f"the id {item.id} is another question's of this file", "duplicate-id", where=where)
+            )
+        elif item.id in taken:
+            why.append(
+                FieldProblem(
+                    f"the id {item.id} is already used in the workspace or the bank: change the id prefix"
+                    f" ({defaults.id_prefix}) and preview again, e.g. to {suggested}",
+                    "prefix-taken",
+                    where=where,
+                    id=item.id,
+                    prefix=defaults.id_prefix,
+                    suggested=suggested,
+                )
+            )
+        seen.add(item.id)
+        if item.level not in levels.numbers:
+            why.append(_level_problem(str(item.level), levels, where))
+        why += [p for path in item.media if (p := _picture_problem(path, read.media.get(path), where))]
+        if why:
+            placed += [(line, p) for p in why]
+            left_out += 1
+        else:
+            kept.append(ForeignItem(item, where, view))
+    placed.sort(key=lambda pair: pair[0])
+    media = {path: read.media[path] for one in kept for path in one.item.media}
+    digest = hashlib.sha256(
+        json.dumps(
+            [[serialise_item(one.item) for one in kept], {p: hashlib.sha256(c).hexdigest() for p, c in media.items()}],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    count = read.problem_count + len(placed) - len(read.problems)
+    return ForeignPreview(
+        filename=filename,
+        kind=read.kind,
+        defaults=defaults,
+        items=kept,
+        media=media,
+        problems=[p for _, p in placed[: uploads.MAX_LISTED]],
+        problem_count=count,
+        notes=[_listed(n) for n in read.notes],
+        note_count=read.note_count,
+        left_out=left_out,
+        digest=digest,
+    )
+
+
+async def import_foreign(
+    conn: asyncpg.Connection, user: Staff, data: bytes, filename: str, defaults: ImportDefaults, digest: str
+) -> tuple[list[int], ForeignPreview]:
+    """Store a foreign file's questions without problems as drafts, their pictures with them, in one
+    transaction; only if they are those of the preview whose digest this is (else ImportChanged)."""
+    preview = await preview_foreign(conn, user, data, filename, defaults)
+    if preview.digest != digest:
+        raise ImportChanged(preview)
+    if not preview.items:
+        raise UserError("nothing_to_import", "no question of the file can be imported: fix the problems listed")
+    pks = []
+    async with conn.transaction():
+        for one in preview.items:
+            pk = await _insert(conn, user, user.org_id, one.item)
+            await _event(conn, pk, user, "create", "imported")
+            for path in one.item.media:
+                content = preview.media[path]
+                sha = hashlib.sha256(content).hexdigest()
+                await conn.execute(
+                    "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING", sha, content
+                )
+                await conn.execute(
+                    "INSERT INTO draft_media (draft_pk, path, sha256) VALUES ($1, $2, $3)", pk, path, sha
+                )
+            pks.append(pk)
+    return pks, preview
 
 
 async def export_yaml(conn: asyncpg.Connection, user: Staff, pks: list[int] | None = None) -> str:

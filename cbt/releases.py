@@ -36,7 +36,8 @@ from cbt.platform.errors import Conflict, NotFound, UserError
 from itembank import keys as itembank_keys
 from itembank import package
 from itembank.archive import MANIFEST, SIGNATURE, ArchiveLimits, MemoryFiles, ZipFiles
-from itembank.errors import ItembankError, ProblemsError, VerifyError
+from itembank.errors import ItembankError, Problem, ProblemsError, VerifyError
+from itembank.formats.imported import ImportDefaults
 from itembank.formats.yaml_format import parse_text, serialise_bank_info, serialise_item, serialise_items
 from itembank.levels import LEGACY, LevelScheme
 from itembank.limits import TooLarge, check_zip
@@ -300,6 +301,55 @@ def read_item_file(text: str, filename: str, levels: LevelScheme) -> list[tuple[
                 )
             )
     return entries
+
+
+@dataclass
+class ForeignFile:
+    """A file of another tool's questions as the reading process read it: what
+    the workspace's import previews (see cbt.authoring.preview_foreign)."""
+
+    kind: str | None  # how teachers know the file's kind ("GIFT"); None when no reader knows it
+    items: list[tuple[Item, str, dict]]  # each draft, where it was written ("de.gift:12"), its student view
+    media: dict[str, bytes]  # the drafts' pictures by the paths they name
+    problems: list[Problem]  # the first uploads.MAX_LISTED of them
+    problem_count: int
+    notes: list[Problem]  # likewise
+    note_count: int
+    left_out: int  # places in the file whose question gave no item
+
+
+def read_foreign_file(data: bytes, filename: str, defaults: ImportDefaults, levels: LevelScheme) -> ForeignFile:
+    """A foreign file's drafts (each with its student view), problems and notes
+    (itembank.formats.foreign); TooLarge past the readers' bounds or
+    uploads.FOREIGN_MAX_QUESTIONS.
+
+    Runs in the reading process, views included: rendering a thousand
+    questions' Markdown and math takes about a second, which the worker's event
+    loop must not spend.
+    """
+    from cbt.exams import student_view
+    from itembank.formats.foreign import read_foreign
+
+    reader, result = read_foreign(data, filename, defaults, levels)
+    if len(result.items) > uploads.FOREIGN_MAX_QUESTIONS:
+        raise TooLarge(
+            f"{filename} holds {len(result.items):,} questions, more than the {uploads.FOREIGN_MAX_QUESTIONS:,}"
+            " one import takes: split it into several files",
+            str(uploads.FOREIGN_MAX_QUESTIONS),
+        )
+    kept = {(s.file, s.line) for s in result.items}
+    # A problem at a kept item's place leaves its item in (a picture to add by hand).
+    left_out = {(p.file, p.line) for p in result.problems if (p.file, p.line) not in kept}
+    return ForeignFile(
+        kind=reader.name if reader is not None else None,
+        items=[(s.item, f"{s.file}:{s.line}", student_view(s.item, result.media)) for s in result.items],
+        media=result.media,
+        problems=result.problems[: uploads.MAX_LISTED],
+        problem_count=len(result.problems),
+        notes=result.notes[: uploads.MAX_LISTED],
+        note_count=len(result.notes),
+        left_out=len(left_out),
+    )
 
 
 # -- reading --------------------------------------------------------------------

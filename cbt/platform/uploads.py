@@ -42,6 +42,13 @@ log = logging.getLogger("cbt.uploads")
 FORM_SLACK = 64 * 1024
 MAX_MEDIA_BYTES = 2 * 1024 * 1024  # an image in an item
 MAX_IMPORT_BYTES = 3 * 1024 * 1024  # an item file (YAML or xlsx) imported in the workspace
+# Questions from another tool (Moodle XML, GIFT, Aiken ...): a Moodle export or
+# a Word file carries its pictures inside, so it may be larger than an item file.
+FOREIGN_IMPORT_BYTES = 16 * 1024 * 1024
+# The import's preview shows every question; more than this in one file is split.
+FOREIGN_MAX_QUESTIONS = 2000
+# The preview's form sends the file back in base64 (cbt.authoring says why).
+FOREIGN_CONFIRM_BYTES = (FOREIGN_IMPORT_BYTES + 2) // 3 * 4 + FORM_SLACK
 RELEASE_UPLOAD_BYTES = 32 * 1024 * 1024  # a signed .cbtbank built in the workspace, media included
 KEY_UPLOAD_BYTES = 64 * 1024  # a PEM key file is under 1 KB
 
@@ -124,8 +131,13 @@ def _pool() -> ProcessPoolExecutor:
 
 
 _READERS = (
+    "cbt.exams",  # student_view, for the preview of a foreign file
     "cbt.roster",
     "cbt.releases",
+    "itembank.formats.aiken",
+    "itembank.formats.foreign",
+    "itembank.formats.gift",
+    "itembank.formats.moodle",
     "itembank.formats.sheet",
     "itembank.formats.xlsx",
     "itembank.package",

@@ -9,7 +9,10 @@ send the form back and the page comes back changed, nothing saved."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import urllib.parse
 
 from aiohttp import web
 
@@ -21,6 +24,8 @@ from cbt.platform.auth import redirect, require_user
 from cbt.platform.errors import NotFound, UserError
 from cbt.platform.inputs import path_id
 from cbt.platform.templating import error_text, render
+from cbt.platform.uploads import FOREIGN_IMPORT_BYTES
+from itembank.formats import foreign
 from itembank.levels import LEGACY, LevelScheme
 from itembank.model import ItemSet, Status
 
@@ -524,44 +529,176 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def _import_context(conn, user, **more) -> dict:
+    """What the import page shows: its form, with the values for a foreign file's questions."""
+    levels = await authoring.level_scheme(conn, user.org_id)
+    ctx = {
+        "error": None,
+        "problems": [],
+        "imported": None,
+        "left_out": 0,
+        "v": await authoring.foreign_prefill(conn, user),
+        "field_problems": {},
+        "subjects": await subject_list.list_for(conn, user.org_id),
+        **level_context(levels),
+        "kinds": foreign.kinds(),
+        "accept": ",".join((".xlsx", ".yaml", ".yml", *foreign.EXTENSIONS)),
+    }
+    ctx.update(more)
+    return ctx
+
+
 async def import_page(request: web.Request) -> web.Response:
-    require_user(request)
-    return render(request, "workspace/items_import.html", {"error": None, "problems": [], "imported": None})
+    user = require_user(request)
+    async with request.app[appkeys.POOL].acquire() as conn:
+        ctx = await _import_context(conn, user)
+    return render(request, "workspace/items_import.html", ctx)
+
+
+def _upload_name(name: str) -> str:
+    """The uploaded file's name as messages show it: its last part, of printable characters, not too long."""
+    name = name.replace("\\", "/").rpartition("/")[2]
+    if name.isascii() and re.search(r"%[0-9A-Fa-f]{2}", name):  # sent percent-encoded, as some clients do
+        name = urllib.parse.unquote(name)
+    name = "".join(c for c in name if c.isprintable())[-120:]
+    return name or "file"
 
 
 async def import_submit(request: web.Request) -> web.Response:
+    """Items from a spreadsheet or YAML file (stored at once, all or nothing), or the preview of
+    a file of another tool's questions (stored by import_confirm)."""
     user = require_user(request)
     form = await request.post()
     upload = form.get("file")
-    if not hasattr(upload, "file"):
-        return render(
-            request,
-            "workspace/items_import.html",
-            {
-                "error": UserError("empty_file", "choose a .xlsx or .yaml file to import"),
-                "problems": [],
-                "imported": None,
-            },
-            status=400,
-        )
-    name = upload.filename or ""
-    data = upload.file.read(authoring.MAX_IMPORT_BYTES + 1)
     async with request.app[appkeys.POOL].acquire() as conn:
+        if not hasattr(upload, "file"):
+            error = UserError("empty_file", "choose a .xlsx or .yaml file to import")
+            ctx = await _import_context(conn, user, error=error, v=_typed_defaults(form))
+            return render(request, "workspace/items_import.html", ctx, status=400)
+        name = _upload_name(upload.filename or "")
+        data = upload.file.read(FOREIGN_IMPORT_BYTES + 1)
+        ending = foreign.extension(name)
         try:
-            if name.lower().endswith(".xlsx") or data[:2] == b"PK":
-                pks = await authoring.import_xlsx(conn, user, data, name)
-            elif name.lower().endswith((".yaml", ".yml")):
+            if ending in (".yaml", ".yml"):
                 pks = await authoring.import_yaml(conn, user, data, name)
+            elif ending == ".xlsx":
+                pks = await authoring.import_xlsx(conn, user, data, name)
+            elif foreign.reader_for(data, name) is not None:
+                return await _foreign_preview(request, conn, user, form, data, name)
+            elif data[:2] == b"PK":
+                pks = await authoring.import_xlsx(conn, user, data, name)
             else:
-                raise UserError("bad_file_type", "import a spreadsheet (.xlsx, from the template) or a .yaml file")
+                raise UserError(
+                    "bad_file_type",
+                    f"import a spreadsheet (.xlsx, from the template), a .yaml file, or questions as {foreign.kinds()}",
+                    kinds=foreign.kinds(),
+                )
+        except authoring.InvalidDefaults as e:
+            ctx = await _import_context(conn, user, error=e, v=_typed_defaults(form), field_problems=e.problems)
+            return render(request, "workspace/items_import.html", ctx, status=e.status)
         except UserError as e:
-            return render(
-                request,
-                "workspace/items_import.html",
-                {"error": e, "problems": e.details.get("problems", []), "imported": None},
-                status=e.status,
+            ctx = await _import_context(
+                conn, user, error=e, problems=e.details.get("problems", []), v=_typed_defaults(form)
             )
-    return render(request, "workspace/items_import.html", {"error": None, "problems": [], "imported": len(pks)})
+            return render(request, "workspace/items_import.html", ctx, status=e.status)
+        ctx = await _import_context(conn, user, imported=len(pks))
+    return render(request, "workspace/items_import.html", ctx)
+
+
+_DEFAULT_FIELDS = ("subject", "grade", "topic", "level", "points", "id_prefix")
+
+
+def _typed_defaults(form) -> dict[str, str]:
+    """The values typed for a foreign file's questions, to show again."""
+    return {k: str(form.get(k, ""))[:200] for k in _DEFAULT_FIELDS}
+
+
+async def _foreign_preview(request: web.Request, conn, user, form, data: bytes, name: str) -> web.Response:
+    """The preview of a foreign file's questions (nothing stored), or the form again with its problems."""
+    try:
+        defaults = await authoring.foreign_defaults(conn, user, form, name)
+        preview = await authoring.preview_foreign(conn, user, data, name, defaults)
+    except authoring.InvalidDefaults as e:
+        return await _preview_page(
+            request, conn, user, None, data, name, v=_typed_defaults(form), error=e, field_problems=e.problems
+        )
+    return await _preview_page(request, conn, user, preview, data, name)
+
+
+async def _preview_page(
+    request: web.Request,
+    conn,
+    user,
+    preview: authoring.ForeignPreview | None,
+    data: bytes,
+    name: str,
+    *,
+    v: dict | None = None,
+    error: UserError | None = None,
+    field_problems: dict | None = None,
+) -> web.Response:
+    """The preview: every question to be stored as a student sees it, with its key; what is left
+    out and why; and the form that stores them, carrying the file back (see cbt.authoring)."""
+    levels = await authoring.level_scheme(conn, user.org_id)
+    status = error.status if error is not None else 200 if preview is not None and preview.items else 400
+    return render(
+        request,
+        "workspace/items_import_preview.html",
+        {
+            # The page imports items_preview.html's question macro, which runs that template's
+            # own body too: its "preview" (one item's, or a set's) is none here.
+            "foreign": preview,
+            "preview": None,
+            "v": v or authoring.defaults_fields(preview.defaults),
+            "field_problems": field_problems or {},
+            "error": error,
+            "filename": name,
+            "file_data": base64.b64encode(data).decode("ascii"),
+            "subjects": await subject_list.list_for(conn, user.org_id),
+            **level_context(levels),
+            "letters": LETTERS,
+        },
+        status=status,
+    )
+
+
+async def import_confirm(request: web.Request) -> web.Response:
+    """The preview's form: preview again with the values given, or store the questions it showed."""
+    user = require_user(request)
+    form = await request.post()
+    name = _upload_name(str(form.get("filename", "")))
+    try:
+        data = base64.b64decode(str(form.get("file_data", "")), validate=True)
+    except binascii.Error:
+        data = b""
+    async with request.app[appkeys.POOL].acquire() as conn:
+        if not data:
+            error = UserError("import_file_lost", "the file did not come back with the form: choose it again")
+            ctx = await _import_context(conn, user, error=error)
+            return render(request, "workspace/items_import.html", ctx, status=400)
+        try:
+            if form.get("action") != "save":
+                return await _foreign_preview(request, conn, user, form, data, name)
+            defaults = await authoring.foreign_defaults(conn, user, form, name)
+            pks, preview = await authoring.import_foreign(conn, user, data, name, defaults, str(form.get("digest", "")))
+        except authoring.InvalidDefaults as e:
+            return await _preview_page(
+                request, conn, user, None, data, name, v=_typed_defaults(form), error=e, field_problems=e.problems
+            )
+        except authoring.ImportChanged as e:
+            return await _preview_page(request, conn, user, e.preview, data, name, error=e)
+        except UserError as e:
+            # Past a bound, nothing left to save, or an id taken while saving: said on the preview's page.
+            return await _preview_page(request, conn, user, None, data, name, v=_typed_defaults(form), error=e)
+        ctx = await _import_context(
+            conn,
+            user,
+            imported=len(pks),
+            left_out=preview.left_out,
+            problems=preview.problems,
+            problem_count=preview.problem_count,
+        )
+    return render(request, "workspace/items_import.html", ctx)
 
 
 # ---------------------------------------------------------------- review

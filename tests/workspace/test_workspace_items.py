@@ -6,6 +6,7 @@ import asyncio
 import html
 import io
 import re
+from decimal import Decimal
 
 from support.accounts import PASSWORD, csrf_of, login
 from support.authoring import BASE, FIELDS, PNG, YAML_TWO, template_bytes, who
@@ -669,6 +670,213 @@ async def test_importing_a_set_from_yaml_on_the_page(client, conn, staff):
             " JOIN draft_set_children k ON k.draft_pk = d.id ORDER BY k.position"
         )
     ] == [("IM-SET", "set", "IM-SET-1"), ("IM-SET", "set", "IM-SET-2")]
+
+
+# ---------------------------------------------------------------- questions from other tools
+
+
+async def send_foreign(client, name: str, content: bytes, **values):
+    """The import page's first post of a foreign file, with the values its questions lack."""
+    token = await csrf_of(client, "/workspace/items/import")
+    fields = {"subject": "toan", "grade": "12", "topic": "ham-so", "level": "2", "points": "0,5", "id_prefix": ""}
+    body = {"csrf_token": token, **fields, **values, "file": io.BytesIO(content)}
+    return await client.post("/workspace/items/import", data=_files(body, name))
+
+
+def confirm_fields(page: str) -> dict[str, str]:
+    """What the preview's form sends back, as the browser would send it."""
+    form = re.search(r'<form method="post" action="/workspace/items/import/confirm".*?</form>', page, re.S).group(0)
+    fields = {n: html.unescape(v) for n, v in re.findall(r'<input[^>]*\bname="([^"]+)"[^>]*\bvalue="([^"]*)"', form)}
+    for name, body in re.findall(r'<select[^>]*\bname="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', body)
+        fields[name] = chosen.group(1) if chosen else ""
+    return fields
+
+
+async def confirm(client, fields: dict[str, str], action: str = "save"):
+    from aiohttp import FormData
+
+    form = FormData(default_to_multipart=True)
+    for k, v in {**fields, "action": action}.items():
+        form.add_field(k, v)
+    return await client.post("/workspace/items/import/confirm", data=form)
+
+
+def previewed(page: str) -> dict[str, tuple[str, str]]:
+    """id -> (type as the page names it, key as its data-key says) of each question the preview shows."""
+    shown = {}
+    for section in re.findall(r'<section class="ws-import-item".*?</section>', page, re.S):
+        item_id = re.search(r'data-id="([^"]+)"', section).group(1)
+        heading = html.unescape(re.search(r'<h2 class="qhead">(.*?)</h2>', section, re.S).group(1))
+        shown[item_id] = (heading.split(" · ")[1], re.search(r'data-key="([^"]*)"', section).group(1))
+    return shown
+
+
+def listed_problems(page: str) -> list[str]:
+    found = re.search(r'<section class="card" id="import-problems">.*?<ul class="problems">(.*?)</ul>', page, re.S)
+    return [html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", found.group(1), re.S)] if found else []
+
+
+TYPE_NAMES = {"single": "Một lựa chọn", "multiple": "Nhiều đáp án", "short": "Trả lời ngắn"}
+
+
+async def drafts(conn) -> list[tuple]:
+    return [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT item_id, type, state, subject, grade, topic, level, points FROM draft_items ORDER BY item_id"
+        )
+    ]
+
+
+async def test_a_gift_file_is_previewed_with_its_keys_and_saving_stores_exactly_those_drafts(client, conn, staff):
+    from support.foreign import GIFT, GIFT_KEYS
+
+    await login(client, "teacher")
+    resp = await send_foreign(client, "Kiểm tra 15 phút.gift", GIFT.encode())
+    page = await resp.text()
+    assert resp.status == 200, page
+    # The prefix comes from the file's name; every question as students see it, with its key.
+    ids = {f"Kiem-tra-15-phut-{n}": (TYPE_NAMES[kind], key) for n, (kind, key) in GIFT_KEYS.items()}
+    assert previewed(page) == ids
+    assert "Hà Nội" in page and "<math" in page  # rendered as on the exam page, math included
+    assert 'data-saved="4" data-left-out="0"' in page and "GIFT" in page
+    # The notes say what the file lost (the weights of question 2), in Vietnamese, at its line.
+    notes = re.search(r'<ul class="notes">(.*?)</ul>', page, re.S).group(1)
+    assert "Kiểm tra 15 phút.gift:6: Trọng số điểm" in html.unescape(notes)
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0  # a preview stores nothing
+
+    fields = confirm_fields(page)
+    assert fields["id_prefix"] == "Kiem-tra-15-phut" and fields["points"] == "0.5" and fields["level"] == "2"
+    saved = await confirm(client, fields)
+    page = await saved.text()
+    assert saved.status == 200 and 'id="imported"' in page and "Đã nhập 4 câu hỏi" in page, page
+    rows = await drafts(conn)
+    assert [r[0] for r in rows] == sorted(ids)
+    assert {r[1:] for r in rows} >= {("single", "draft", "toan", 12, "ham-so", 2, Decimal("0.5"))}
+    events = await conn.fetch("SELECT action, comment FROM review_events")
+    assert [tuple(e) for e in events] == [("create", "imported")] * 4
+    short = authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE type = 'short'"))
+    assert short.answer.canonical == "1.5" and short.answer.tolerance == Decimal("0.1")
+
+
+async def test_an_aiken_file_saves_its_good_questions_and_says_why_one_is_left_out(client, conn, staff):
+    from support.foreign import AIKEN, AIKEN_BAD_LINE, AIKEN_KEYS
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "ak.txt", AIKEN.encode(), id_prefix="ak")).text()
+    assert previewed(page) == {f"ak-{n}": (TYPE_NAMES[kind], key) for n, (kind, key) in AIKEN_KEYS.items()}
+    assert 'data-saved="2" data-left-out="1"' in page and "1 câu có lỗi không được lưu" in page
+    (problem,) = listed_problems(page)
+    assert problem.startswith(f"ak.txt:{AIKEN_BAD_LINE}: ") and "không theo thứ tự A, B, C" in problem
+    saved = await confirm(client, confirm_fields(page))
+    page = await saved.text()
+    assert saved.status == 200 and "Đã nhập 2 câu hỏi" in page and "1 câu có lỗi không được lưu" in page
+    assert f"ak.txt:{AIKEN_BAD_LINE}: " in page
+    assert [r[0] for r in await drafts(conn)] == ["ak-C1", "ak-C3"]
+    # In English, the lines say the file's own message.
+    await client.get("/lang/en")
+    page = await (await send_foreign(client, "ak.txt", AIKEN.encode(), id_prefix="ak2")).text()
+    assert any("its options go A, B, D" in p for p in listed_problems(page))
+
+
+async def test_a_moodle_export_brings_its_picture_and_names_the_type_cbt_lacks(client, conn, staff):
+    from support.foreign import MOODLE, MOODLE_KEYS, MOODLE_PICTURE, PNG
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "ngan-hang.xml", MOODLE, id_prefix="mdl")).text()
+    assert previewed(page) == {f"mdl-{n}": (TYPE_NAMES[kind], key) for n, (kind, key) in MOODLE_KEYS.items()}
+    assert "data:image/png;base64," in page  # the picture shown in the preview
+    (problem,) = listed_problems(page)
+    assert problem.startswith("ngan-hang.xml:") and "ghép đôi" in problem
+    saved = await confirm(client, confirm_fields(page))
+    assert saved.status == 200
+    path = MOODLE_PICTURE.format(prefix="mdl")
+    stored = await conn.fetch(
+        "SELECT d.item_id, dm.path, m.content FROM draft_media dm JOIN draft_items d ON d.id = dm.draft_pk"
+        " JOIN media_blobs m ON m.sha256 = dm.sha256"
+    )
+    assert [(r["item_id"], r["path"], bytes(r["content"])) for r in stored] == [("mdl-C1", path, PNG)]
+    item = authoring.item_from_draft(await conn.fetchval("SELECT source FROM draft_items WHERE item_id = 'mdl-C1'"))
+    assert item.media == (path,) and path in item.stem
+    # The item's page shows the picture as any uploaded one.
+    pk = await conn.fetchval("SELECT id FROM draft_items WHERE item_id = 'mdl-C1'")
+    assert "data:image/png;base64," in await (await client.get(f"/workspace/items/{pk}")).text()
+
+
+async def test_ids_already_used_ask_for_another_prefix(client, conn, staff):
+    from support.foreign import GIFT
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "kt.gift", GIFT.encode(), id_prefix="kt")).text()
+    assert (await confirm(client, confirm_fields(page))).status == 200
+    again = await send_foreign(client, "kt.gift", GIFT.encode(), id_prefix="kt")
+    page = await again.text()
+    assert again.status == 400 and 'data-saved="0" data-left-out="4"' in page
+    assert 'value="save"' not in page  # nothing to save: no button
+    problems = listed_problems(page)
+    assert len(problems) == 4
+    assert all("Mã kt-C" in p and "hãy đổi tiền tố mã kt (ví dụ thành kt-2)" in p for p in problems), problems
+    # Previewing again with the prefix suggested, from the same page, the file sent back with it.
+    page = await (await confirm(client, {**confirm_fields(page), "id_prefix": "kt-2"}, action="preview")).text()
+    assert set(previewed(page)) == {f"kt-2-C{n}" for n in range(1, 5)}
+    assert (await confirm(client, confirm_fields(page))).status == 200
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 8
+
+
+async def test_saving_stores_nothing_unless_it_is_what_the_preview_showed(client, conn, staff):
+    from support.foreign import GIFT
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "kt.gift", GIFT.encode(), id_prefix="kt")).text()
+    fields = confirm_fields(page)
+    # The values changed on the page without a new preview: the preview is shown again.
+    changed = await confirm(client, {**fields, "points": "1"})
+    page = await changed.text()
+    assert changed.status == 409 and 'data-code="import_changed"' in page and 'data-saved="4"' in page
+    # Another teacher took an id meanwhile: the questions to save are no longer those shown.
+    await conn.execute(
+        "INSERT INTO draft_items (org_id, item_id, version, type, subject, topic, level, points, stem, source, state,"
+        " author_id) SELECT org_id, 'kt-C2', 1, 'essay', 'toan', 't', 1, 1, 'x', 'x', 'draft', id"
+        " FROM users WHERE username = 'teacher'"
+    )
+    raced = await confirm(client, fields)
+    page = await raced.text()
+    assert raced.status == 409 and 'data-saved="3" data-left-out="1"' in page
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 1
+    # The values given are checked as any form's, each at its field.
+    bad = await confirm(client, {**fields, "points": "0", "id_prefix": "có dấu", "subject": "thien-van"})
+    page = await bad.text()
+    assert bad.status == 400 and 'data-code="import_defaults_invalid"' in page
+    for name in ("points", "id_prefix", "subject"):
+        assert f'id="err-{name}"' in page and f'aria-describedby="err-{name}"' in page
+    # The file lost on its way back: said, nothing stored.
+    lost = await confirm(client, {**fields, "file_data": "not base64!"})
+    assert lost.status == 400 and 'data-code="import_file_lost"' in await lost.text()
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 1
+
+
+async def test_a_bomb_a_corrupt_file_and_an_unknown_kind_are_each_one_clear_message(client, conn, staff):
+    from support.foreign import MOODLE, XML_BOMB
+
+    await login(client, "teacher")
+    resp = await send_foreign(client, "bomb.xml", XML_BOMB)
+    page = await resp.text()
+    assert resp.status == 400 and 'data-saved="0"' in page
+    (problem,) = listed_problems(page)
+    assert problem.startswith("bomb.xml:2: ") and "<!DOCTYPE ...>" in problem
+    resp = await send_foreign(client, "cut.xml", MOODLE[: len(MOODLE) // 2])
+    (problem,) = listed_problems(await resp.text())
+    assert resp.status == 400 and problem.startswith("cut.xml:") and "XML bị hỏng" in problem
+    for name, content in (("de.pdf", b"%PDF-1.7\n"), ("ghi-chu.txt", "chỉ là ghi chú".encode())):
+        resp = await send_foreign(client, name, content)
+        page = await resp.text()
+        assert resp.status == 400 and 'data-code="bad_file_type"' in page
+        assert "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)" in page
+    huge = b"::Q:: x {T}\n\n" * (2 * 1024 * 1024)
+    resp = await send_foreign(client, "lon.gift", huge)
+    assert resp.status == 413 and 'data-code="too_large"' in await resp.text()
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
 
 
 def write_set_in_chromium(dsn: str) -> list[str]:

@@ -1,0 +1,189 @@
+"""Which importer reads a file of questions from another tool.
+
+`READERS` is the registry: one line per kind of file, naming the kind (a
+stable code), how teachers know it, the file name endings it has, the
+importer that reads it (``module:function``, imported only when a file of
+that kind is read) and how its content is recognised. Every importer has
+the signature ``parse(data, filename, defaults) -> ImportResult`` (see
+`itembank.formats.imported`); one that reads levels from the file (LaTeX
+ID codes) says ``takes_levels`` and is given the bank's scheme as
+``levels=``. Adding a kind is adding its line; the workspace's import page
+and ``cbt bank convert`` take it from here.
+
+How a file's kind is chosen (`reader_for`):
+
+- By its ending, when one kind alone has it: ``.xml`` is Moodle XML,
+  ``.gift`` GIFT (and ``.tex`` LaTeX, ``.docx`` Word once their lines are
+  in). A file with the ending but not the content (a ``.xml`` that is no
+  Moodle quiz) goes to that importer all the same, which says what is
+  wrong with it in its own words.
+- By its content, when several kinds share the ending: ``.txt`` is Aiken
+  when a line of it is Aiken's key line (``ANSWER: B``: a letter alone
+  after ``ANSWER:``, which GIFT never writes), else GIFT when it has GIFT's
+  answers in braces (``{=right ~wrong}``, ``{T}``, ``{#1.5}``, ``{}``);
+  braces in ``$...$`` math (``$\\frac{1}{2}$``) hold none of ``= ~ #`` and
+  do not count.
+- By its content alone, in the registry's order, when the ending is none
+  of these (``cau-hoi``, ``de.doc.txt.bak``).
+
+A file no kind recognises gets one ``unknown-kind`` problem naming the
+kinds accepted and what each looks like; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from itembank.errors import Problem
+from itembank.formats.imported import ImportDefaults, ImportResult
+from itembank.levels import LEGACY, LevelScheme
+
+# What sniffing reads of a file: the first question of any kind fits in it.
+SNIFF_BYTES = 64 * 1024
+
+# A comment cannot hold "-->", so the file's start is read one way only (no backtracking over comments).
+_XML_START = re.compile(rb"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--(?:(?!-->).)*-->\s*)*<quiz[\s>/]", re.S)
+_AIKEN_KEY = re.compile(r"^[ \t]*ANSWER[ \t]*:[ \t]*[A-Za-z][ \t]*$", re.M)
+# A GIFT answer block: {} (essay), {T} / {FALSE}, or braces holding = ~ or # (not escaped).
+_GIFT_ANSWERS = re.compile(r"(?<!\\)\{(?:\s*\}|\s*(?:T|F|TRUE|FALSE)\s*\}|(?:[^{}\\]|\\.)*?(?<!\\)[=~#])", re.I)
+_EX_TEST = re.compile(r"\\begin\s*\{(?:ex|bt)\}")
+
+
+def _head_text(data: bytes) -> str:
+    """The start of a text file, decoded as its importer would (UTF-8, or UTF-16 with its BOM);
+    nothing for a binary file (a zip, a picture: bytes 0 in it), whatever it happens to hold."""
+    head = data[:SNIFF_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", errors="replace")
+    if b"\x00" in head:
+        return ""
+    return head.decode("utf-8-sig", errors="replace")
+
+
+def is_moodle_xml(data: bytes) -> bool:
+    """An XML document whose root is Moodle's ``<quiz>``."""
+    head = data[:SNIFF_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        head = head.decode("utf-16", errors="replace").encode("utf-8")
+    return _XML_START.match(head.removeprefix(b"\xef\xbb\xbf")) is not None
+
+
+def is_aiken(data: bytes) -> bool:
+    """Text with Aiken's key line, ``ANSWER: B``."""
+    return _AIKEN_KEY.search(_head_text(data)) is not None
+
+
+def is_gift(data: bytes) -> bool:
+    """Text with GIFT's answers in braces."""
+    return _GIFT_ANSWERS.search(_head_text(data)) is not None
+
+
+def is_ex_test(data: bytes) -> bool:
+    """LaTeX with ex_test's questions (``\\begin{ex}``, ``\\begin{bt}``)."""
+    return _EX_TEST.search(_head_text(data)) is not None
+
+
+def is_word(data: bytes) -> bool:
+    """A zip holding a Word document's body (``word/document.xml``): a .docx.
+
+    The name is looked for in the bytes (a zip stores each name plainly),
+    not by opening the zip: sniffing must cost nothing whatever the file.
+    """
+    return data.startswith(b"PK\x03\x04") and b"word/document.xml" in data
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One kind of file and the importer that reads it."""
+
+    kind: str  # a stable code: "moodle", "gift" ...
+    name: str  # how teachers know it, for messages and pages
+    extensions: tuple[str, ...]  # lower case, with the dot
+    parser: str  # "module:function", imported when used
+    looks_like: Callable[[bytes], bool]
+    takes_levels: bool = False
+
+    def parse(self, data: bytes, filename: str, defaults: ImportDefaults, levels: LevelScheme) -> ImportResult:
+        module, _, function = self.parser.partition(":")
+        parse = getattr(importlib.import_module(module), function)
+        result = (
+            parse(data, filename, defaults, levels=levels) if self.takes_levels else parse(data, filename, defaults)
+        )
+        if isinstance(result, ImportResult):
+            return result
+        # An importer that has no pictures or notes to give may return a plain ParseResult.
+        return ImportResult(
+            result.items,
+            result.problems,
+            result.sets,
+            media=getattr(result, "media", {}),
+            notes=getattr(result, "notes", []),
+        )
+
+    @property
+    def label(self) -> str:
+        """ "GIFT (.gift, .txt)"."""
+        return f"{self.name} ({', '.join(self.extensions)})"
+
+
+# Aiken before GIFT: both are .txt, and only Aiken writes ANSWER: lines.
+READERS: tuple[Reader, ...] = (
+    Reader("moodle", "Moodle XML", (".xml",), "itembank.formats.moodle:parse_moodle", is_moodle_xml),
+    Reader("aiken", "Aiken", (".txt",), "itembank.formats.aiken:parse_aiken", is_aiken),
+    Reader("gift", "GIFT", (".gift", ".txt"), "itembank.formats.gift:parse_gift", is_gift),
+)
+
+EXTENSIONS: tuple[str, ...] = tuple(dict.fromkeys(e for r in READERS for e in r.extensions))
+
+
+def kinds() -> str:
+    """Every kind accepted, for messages: "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)"."""
+    return ", ".join(r.label for r in READERS)
+
+
+def extension(filename: str) -> str:
+    """The file name's ending, lower case ("de.GIFT" -> ".gift"; none: "")."""
+    return PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+
+
+def reader_for(data: bytes, filename: str) -> Reader | None:
+    """The reader of this file by its ending and content (see the module's docstring), or None."""
+    by_name = [r for r in READERS if extension(filename) in r.extensions]
+    if len(by_name) == 1:
+        return by_name[0]
+    return next((r for r in by_name or READERS if r.looks_like(data)), None)
+
+
+def unknown_kind(filename: str) -> Problem:
+    """The problem of a file no reader recognises."""
+    if extension(filename) == ".txt":
+        why = (
+            "a .txt file is read as Aiken (each question's options A. B. ... then a line ANSWER: B) or as GIFT"
+            " (answers in braces, {=right ~wrong}), and this one is neither"
+        )
+    else:
+        why = "cbt does not know this kind of file"
+    return Problem(
+        filename,
+        None,
+        "unknown-kind",
+        f"{why}: import questions as {kinds()}, or items as a spreadsheet (.xlsx) or YAML",
+    )
+
+
+def read_foreign(
+    data: bytes, filename: str, defaults: ImportDefaults, levels: LevelScheme = LEGACY
+) -> tuple[Reader | None, ImportResult]:
+    """The reader of a file and what it reads: the items as drafts of `defaults`, problems and notes.
+
+    Raises what the reader raises for a file past its bounds
+    (`itembank.limits.TooLarge`).
+    """
+    reader = reader_for(data, filename)
+    if reader is None:
+        return None, ImportResult([], [unknown_kind(filename)])
+    return reader, reader.parse(data, filename, defaults, levels)

@@ -1,0 +1,96 @@
+"""Files of other tools' questions, as those tools write them: a GIFT file, an
+Aiken file with a bad question, a Moodle XML export with an embedded picture
+and a type cbt lacks, and an XML bomb; and what each must import to."""
+
+from __future__ import annotations
+
+import base64
+
+from support.authoring import PNG
+
+# Moodle's GIFT: a title, answers in braces, weights, {T}, a number with its margin.
+GIFT = """\
+// Kiểm tra 15 phút, chương Hàm số
+$CATEGORY: $course$/top/Hàm số
+
+::Thủ đô:: Thủ đô của Việt Nam là {=Hà Nội ~Huế ~Đà Nẵng}
+
+::Chẵn:: Chọn các số chẵn {~%50%2 ~%50%4 ~%-100%3}
+
+Mặt trời mọc ở hướng đông. {T}
+
+::Tính:: Nghiệm dương của $x^2 = 2.25$ là {#1.5:0.1}
+"""
+# id -> (type, key as the preview's data-key says it: option letters, or the short answer)
+GIFT_KEYS = {"C1": ("single", "A"), "C2": ("multiple", "AB"), "C3": ("single", "A"), "C4": ("short", "1.5")}
+
+# Aiken as Moodle reads it; question 2 letters its options A, B, D.
+AIKEN = """\
+Thủ đô của Việt Nam là
+A. Hà Nội
+B. Huế
+C. Đà Nẵng
+ANSWER: A
+
+Số nguyên tố nhỏ nhất là
+A. 1
+B. 2
+D. 3
+ANSWER: B
+
+$2 + 2$ bằng
+A) 3
+B) 4
+ANSWER: B
+"""
+AIKEN_KEYS = {"C1": ("single", "A"), "C3": ("single", "B")}
+AIKEN_BAD_LINE = 10  # the option D of question 2
+
+
+def _question(kind: str, name: str, body: str) -> str:
+    return f'  <question type="{kind}">\n    <name><text>{name}</text></name>\n{body}  </question>\n'
+
+
+def _answer(fraction: str, text: str) -> str:
+    return f'    <answer fraction="{fraction}" format="html"><text><![CDATA[{text}]]></text></answer>\n'
+
+
+# A Moodle XML export: a category, a multichoice with a picture embedded as
+# @@PLUGINFILE@@, a true/false, a matching question (not imported).
+MOODLE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<quiz>\n'
+    + _question("category", "", "    <category><text>$course$/top/Hàm số</text></category>\n")
+    + _question(
+        "multichoice",
+        "Đồ thị",
+        '    <questiontext format="html"><text><![CDATA[<p>Đồ thị của hàm số \\(y = x^2\\) là'
+        ' <img src="@@PLUGINFILE@@/do%20thi.png" alt="Đồ thị"></p>]]></text>'
+        f'<file name="do thi.png" path="/" encoding="base64">{base64.b64encode(PNG).decode()}</file>'
+        "</questiontext>\n"
+        "    <single>true</single>\n    <shuffleanswers>true</shuffleanswers>\n"
+        + _answer("0", "Đường thẳng")
+        + _answer("100", "Parabol")
+        + _answer("0", "Đường tròn"),
+    )
+    + _question(
+        "truefalse",
+        "Đúng sai",
+        '    <questiontext format="html"><text>2 &gt; 1</text></questiontext>\n'
+        + _answer("0", "true")
+        + _answer("100", "false"),
+    )
+    + _question(
+        "matching",
+        "Ghép đôi",
+        '    <questiontext format="html"><text>Ghép thủ đô với nước</text></questiontext>\n',
+    )
+    + "</quiz>\n"
+).encode()
+MOODLE_KEYS = {"C1": ("single", "B"), "C2": ("single", "B")}
+MOODLE_PICTURE = "media/{prefix}-C1-do-thi.png"
+
+# Billion laughs: refused at its DOCTYPE, before anything is expanded.
+_ENTITIES = "".join(f' <!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">\n' for i in range(1, 10))
+XML_BOMB = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol0 "lol">\n' + _ENTITIES + "]>\n<quiz>&lol9;</quiz>\n"
+).encode()
