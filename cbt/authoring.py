@@ -48,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -66,7 +65,7 @@ from cbt.platform.errors import Conflict, FieldProblem, Forbidden, NotFound, Use
 from cbt.platform.inputs import has_bad_characters, whole
 from cbt.platform.uploads import FOREIGN_IMPORT_BYTES, MAX_IMPORT_BYTES, MAX_MEDIA_BYTES
 from cbt.roles import AUTHORS
-from itembank.formats.imported import ImportDefaults
+from itembank.formats.imported import ID_PREFIX, ImportDefaults, prefix_from_name
 from itembank.formats.yaml_format import dump_yaml, parse_text, serialise_item, serialise_items, serialise_set
 from itembank.levels import LEGACY, SCHEME_2025, LevelError, LevelScheme
 from itembank.model import Item, ItemSet, ItemType, ShortFormat, Status
@@ -1409,8 +1408,6 @@ async def import_xlsx(conn: asyncpg.Connection, user: Staff, data: bytes, filena
 # table for bytes that live a minute), and a teacher may save only what they
 # could import anyway, as everything is read and checked again.
 
-_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
-_NOT_PREFIX = re.compile(r"[^A-Za-z0-9._-]+")
 FOREIGN_TOPIC = "chua-phan-loai"  # a topic that says the questions are still to be classified
 MAX_POINTS = Decimal(100)
 
@@ -1439,15 +1436,6 @@ class ImportChanged(UserError):
             status=409,
         )
         self.preview = preview
-
-
-def prefix_from_name(filename: str) -> str:
-    """An id prefix from the file's name: "Đề kiểm tra 1.gift" -> "De-kiem-tra-1"."""
-    stem = Path(filename.replace("\\", "/") or "imp").stem
-    folded = unicodedata.normalize("NFKD", stem.replace("đ", "d").replace("Đ", "D"))
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    prefix = _NOT_PREFIX.sub("-", folded).strip("-._")[:40].strip("-._")
-    return prefix if _PREFIX.fullmatch(prefix) else "imp"
 
 
 async def foreign_prefill(conn: asyncpg.Connection, user: Staff) -> dict[str, str]:
@@ -1508,7 +1496,7 @@ async def foreign_defaults(
         points = None
         fault("points", f"points must be a number more than 0 and at most {MAX_POINTS}, e.g. 0.25", "bad-points")
     prefix = _text(fields, "id_prefix") or prefix_from_name(filename)
-    if not _PREFIX.fullmatch(prefix):
+    if not ID_PREFIX.fullmatch(prefix):
         fault(
             "id_prefix",
             f"id prefix '{prefix[:60]}': use up to 40 letters, digits, . _ or - (no spaces), e.g. de-giua-ky-12",

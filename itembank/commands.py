@@ -88,6 +88,22 @@ def register(subparsers: SubParsers) -> tuple[SubParsers, SubParsers]:
     command.add_argument("--force", action="store_true", help="replace existing item files")
     command.set_defaults(func=_guarded(bank_from_xlsx))
 
+    command = bank.add_parser(
+        "convert", help="turn another tool's questions (Moodle XML, GIFT, Aiken) into item files, as drafts"
+    )
+    command.add_argument("file", type=Path, help="the file of questions (.xml, .gift, .txt ...)")
+    command.add_argument("-o", "--out", type=Path, required=True, help="folder for the .yaml files and media/")
+    command.add_argument("--subject", required=True, help="the subject of every question, as a code (toan)")
+    command.add_argument("--grade", type=int, choices=range(1, 13), metavar="1-12", help="their grade")
+    command.add_argument("--topic", default="chua-phan-loai", help="their topic (default: chua-phan-loai)")
+    command.add_argument(
+        "--level", default="1", help="their level: a number or an id of the enclosing release's scheme (default: 1)"
+    )
+    command.add_argument("--points", default="0.25", help="the points of each (default: 0.25)")
+    command.add_argument("--id-prefix", help="the ids' start: PREFIX-C1, PREFIX-C2 ... (default: from the file name)")
+    command.add_argument("--force", action="store_true", help="replace existing item files")
+    command.set_defaults(func=_guarded(bank_convert))
+
     command = bank.add_parser("template", help="write the spreadsheet template for from-xlsx")
     command.add_argument("-o", "--out", type=Path, required=True, help="FILE.xlsx")
     command.set_defaults(func=_guarded(bank_template))
@@ -176,6 +192,60 @@ def bank_from_xlsx(args: argparse.Namespace) -> int:
     written = xlsx.xlsx_to_yaml(args.file, args.out, overwrite=args.force)
     print(f"wrote {len(written)} item file(s) into {args.out}")
     return 0
+
+
+def bank_convert(args: argparse.Namespace) -> int:
+    """Every problem and note as file:place: message; exit 1 when there was a problem."""
+    from decimal import Decimal, InvalidOperation
+
+    from itembank.formats import foreign
+    from itembank.formats.imported import ID_PREFIX, ImportDefaults, prefix_from_name
+    from itembank.levels import LevelError
+
+    levels = _scheme_around(args.out)
+    try:
+        level = levels.number(args.level)
+    except LevelError as e:
+        raise ItembankError("level-range", f"--level {args.level}: {e}") from None
+    try:
+        points = Decimal(args.points.replace(",", "."))
+    except InvalidOperation:
+        points = Decimal(0)
+    if not points.is_finite() or points <= 0:
+        raise ItembankError("points-not-positive", f"--points {args.points}: write a number more than 0, e.g. 0.25")
+    prefix = args.id_prefix or prefix_from_name(args.file.name)
+    if not ID_PREFIX.fullmatch(prefix):
+        raise ItembankError(
+            "bad-id-prefix", f"--id-prefix {prefix}: use up to 40 letters, digits, . _ or - (no spaces)"
+        )
+    defaults = ImportDefaults(
+        subject=args.subject, topic=args.topic, level=level, points=points, grade=args.grade, id_prefix=prefix
+    )
+    done = foreign.convert(args.file, args.out, defaults, levels=levels, overwrite=args.force)
+    lines = [(p.line or 0, str(p)) for p in done.problems]
+    lines += [(n.line or 0, f"{n.where}: note: {n.message}") for n in done.notes]
+    for _, line in sorted(lines, key=lambda pair: pair[0]):
+        print(line)
+    kind = f" ({done.kind})" if done.kind else ""
+    pictures = f" and {len(done.pictures)} picture(s) into {args.out / 'media'}" if done.pictures else ""
+    print(f"{args.file}{kind}: wrote {len(done.written)} item file(s) into {args.out}{pictures}")
+    if done.problems:
+        print(f"{args.file}: {len(done.problems)} problem(s): their questions were not written", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _scheme_around(folder: Path):
+    """The level scheme of the release `folder` is in (its bank.yaml's), else the legacy one."""
+    from itembank.formats.yaml_format import parse_bank_bytes
+    from itembank.levels import LEGACY
+
+    for place in (folder, *folder.resolve().parents):
+        bank = place / "bank.yaml"
+        if bank.is_file():
+            info, _ = parse_bank_bytes(bank.read_bytes(), str(bank))
+            return info.levels if info is not None else LEGACY
+    return LEGACY
 
 
 def bank_template(args: argparse.Namespace) -> int:

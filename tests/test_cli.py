@@ -24,6 +24,7 @@ def imported_by(*args: str) -> set[str]:
         ("--help",),
         ("exam", "--help"),
         ("bank", "validate", "--help"),
+        ("bank", "convert", "--help"),
         ("audit", "verify", "--help"),
         ("keys", "--help"),
     ],

@@ -28,6 +28,12 @@ How a file's kind is chosen (`reader_for`):
 
 A file no kind recognises gets one ``unknown-kind`` problem naming the
 kinds accepted and what each looks like; nothing is guessed.
+
+`convert` is ``cbt bank convert``: the questions of a file as native YAML
+item files, one a question (``<id>.yaml``, as ``cbt bank from-xlsx`` writes
+them), and their pictures in ``media/`` beside them, which is where ``cbt
+bank validate`` looks for a folder's pictures. A question with a problem is
+not written; the others are.
 """
 
 from __future__ import annotations
@@ -35,15 +41,22 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
-from itembank.errors import Problem
+from itembank.archive import write_atomic
+from itembank.errors import Problem, ProblemsError
 from itembank.formats.imported import ImportDefaults, ImportResult
+from itembank.formats.yaml_format import serialise_item
 from itembank.levels import LEGACY, LevelScheme
+from itembank.limits import ArchiveLimits, TooLarge, megabytes
 
 # What sniffing reads of a file: the first question of any kind fits in it.
 SNIFF_BYTES = 64 * 1024
+# The most any importer reads (a Moodle export with its pictures, as one part of a
+# release); `convert` refuses a larger file before reading it.
+MAX_BYTES = ArchiveLimits().max_entry_bytes
+_MEDIA_PATH = re.compile(r"media/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # A comment cannot hold "-->", so the file's start is read one way only (no backtracking over comments).
 _XML_START = re.compile(rb"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--(?:(?!-->).)*-->\s*)*<quiz[\s>/]", re.S)
@@ -187,3 +200,48 @@ def read_foreign(
     if reader is None:
         return None, ImportResult([], [unknown_kind(filename)])
     return reader, reader.parse(data, filename, defaults, levels)
+
+
+@dataclass
+class Converted:
+    """What `convert` wrote, and what it did not and why."""
+
+    kind: str | None  # the file's kind as teachers know it; None when no reader knows it
+    written: list[Path] = field(default_factory=list)  # item files
+    pictures: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+
+
+def convert(
+    path: Path, out: Path, defaults: ImportDefaults, *, levels: LevelScheme = LEGACY, overwrite: bool = False
+) -> Converted:
+    """Write the questions of `path` without problems as item files into `out`
+    (see the module's docstring); files already there are refused (ProblemsError,
+    code ``exists``, nothing written) unless `overwrite`."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise TooLarge(
+            f"{path}: the file is {megabytes(size)}, more than the {megabytes(MAX_BYTES)} a file of questions"
+            " may be: split it into several files",
+            megabytes(MAX_BYTES),
+        )
+    reader, result = read_foreign(path.read_bytes(), str(path), defaults, levels)
+    done = Converted(reader.name if reader else None, problems=result.problems, notes=result.notes)
+    files = {out / f"{s.item.id}.yaml": serialise_item(s.item).encode("utf-8") for s in result.items}
+    for media_path in result.media:
+        # The importers name pictures so; anything else would write outside `out`.
+        if not _MEDIA_PATH.fullmatch(media_path):
+            raise ValueError(f"an importer named a picture {media_path!r}")
+    pictures = {out / media_path: content for media_path, content in result.media.items()}
+    existing = [target for target in [*files, *pictures] if target.exists()]
+    if existing and not overwrite:
+        raise ProblemsError(
+            "exists",
+            f"{len(existing)} file(s) already exist in {out}: use --force to replace them, or another folder",
+            [Problem(str(t), None, "exists", "already exists (use --force to replace it)") for t in existing],
+        )
+    for target, data in [*files.items(), *pictures.items()]:
+        write_atomic(target, data)
+    done.written, done.pictures = list(files), list(pictures)
+    return done

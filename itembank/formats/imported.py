@@ -23,12 +23,16 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import PurePosixPath
 
 from itembank.errors import Problem
 from itembank.formats.yaml_format import ParseResult, SourceItem
 from itembank.model import Item, ItemType, Option, ShortKey, Statement, Status
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
+# An id prefix leaves room in an id's 64 characters for "-C" and the question's number.
+ID_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_NOT_PREFIX = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -63,15 +67,26 @@ class ImportDefaults:
     id_prefix: str = "imp"
 
 
+def _ascii(text: str) -> str:
+    """Vietnamese letters folded to ASCII: "Đề" -> "De"."""
+    folded = unicodedata.normalize("NFKD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in folded if not unicodedata.combining(c))
+
+
+def prefix_from_name(filename: str) -> str:
+    """An id prefix from a file's name, for when none is given: "Đề kiểm tra 1.gift" -> "De-kiem-tra-1"."""
+    stem = PurePosixPath(filename.replace("\\", "/")).stem
+    prefix = _NOT_PREFIX.sub("-", _ascii(stem)).strip("-._")[:40].strip("-._")
+    return prefix if ID_PREFIX.fullmatch(prefix) else "imp"
+
+
 def item_id(defaults: ImportDefaults, number: str) -> str:
     """The id of question `number` ("7", "II.3", "Câu 12") of the file.
 
     Vietnamese letters are folded to ASCII (ids are ASCII), anything else
     becomes "-": ``item_id(d, "II.3")`` is ``imp-CII-3``.
     """
-    folded = unicodedata.normalize("NFKD", number.replace("đ", "d").replace("Đ", "D"))
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    tail = _NOT_ID.sub("-", folded).strip("-") or "x"
+    tail = _NOT_ID.sub("-", _ascii(number)).strip("-") or "x"
     return f"{defaults.id_prefix}-C{tail}"
 
 

@@ -115,6 +115,92 @@ def test_template_and_from_xlsx(tmp_path, capsys):
     assert run("bank", "from-xlsx", tmp_path / "t.xlsx", "-o", tmp_path / "items", "--force") == 0
 
 
+def test_convert_writes_what_validate_accepts_and_every_problem_by_place(tmp_path, capsys):
+    from support.foreign import AIKEN, AIKEN_BAD_LINE, AIKEN_KEYS, GIFT, GIFT_KEYS, MOODLE, MOODLE_PICTURE, PNG
+
+    from itembank.formats.yaml_format import parse_file
+
+    out = tmp_path / "items"
+    (tmp_path / "kt.gift").write_text(GIFT)
+    (tmp_path / "ak.txt").write_text(AIKEN)
+    (tmp_path / "Ngân hàng.xml").write_bytes(MOODLE)
+    common = ("-o", out, "--subject", "toan", "--grade", "12", "--topic", "ham-so", "--level", "2")
+
+    assert run("bank", "convert", tmp_path / "kt.gift", *common, "--points", "0,5") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == f"{tmp_path / 'kt.gift'} (GIFT): wrote 4 item file(s) into {out}"
+    assert printed[1].startswith(f"{tmp_path / 'kt.gift'}:6: note: question 2 (::Chẵn::): option weights")
+    # A question with a problem is not written; the others are; the command says which and fails.
+    assert run("bank", "convert", tmp_path / "ak.txt", *common, "--id-prefix", "ak") == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith(f"{tmp_path / 'ak.txt'}:{AIKEN_BAD_LINE}: question 2: ")
+    assert captured.err == f"{tmp_path / 'ak.txt'}: 1 problem(s): their questions were not written\n"
+    assert run("bank", "convert", tmp_path / "Ngân hàng.xml", *common) == 1
+    assert "picture(s) into" in capsys.readouterr().out
+
+    written = {path.name for path in out.glob("*.yaml")}
+    assert written == {f"kt-{n}.yaml" for n in GIFT_KEYS} | {f"ak-{n}.yaml" for n in AIKEN_KEYS} | {
+        "Ngan-hang-C1.yaml",
+        "Ngan-hang-C2.yaml",
+    }
+    assert (out / MOODLE_PICTURE.format(prefix="Ngan-hang")).read_bytes() == PNG
+    (short,) = [s.item for s in parse_file(out / "kt-C4.yaml").items]
+    assert (short.type.value, short.answer.canonical, short.subject, short.grade, short.level, str(short.points)) == (
+        "short",
+        "1.5",
+        "toan",
+        12,
+        2,
+        "0.5",
+    )
+    assert run("bank", "validate", out) == 0
+    assert capsys.readouterr().out == f"{out}: no problems found\n"
+
+    # Nothing is replaced without --force; with it, the same files again.
+    assert run("bank", "convert", tmp_path / "kt.gift", *common) == 1
+    assert "4 file(s) already exist" in capsys.readouterr().err
+    assert run("bank", "convert", tmp_path / "kt.gift", *common, "--force") == 0
+
+
+def test_convert_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys):
+    from support.foreign import GIFT, XML_BOMB
+
+    (tmp_path / "ghi-chu.txt").write_text("chỉ là ghi chú")
+    (tmp_path / "bomb.xml").write_bytes(XML_BOMB)
+    (tmp_path / "kt.gift").write_text(GIFT)
+    out = tmp_path / "out"
+    assert run("bank", "convert", tmp_path / "ghi-chu.txt", "-o", out, "--subject", "toan") == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{tmp_path / 'ghi-chu.txt'}: a .txt file is read as Aiken")
+    assert "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)" in captured.out
+    assert run("bank", "convert", tmp_path / "bomb.xml", "-o", out, "--subject", "toan") == 1
+    assert f"{tmp_path / 'bomb.xml'}:2: the file declares a document type" in capsys.readouterr().out
+    assert not out.exists() or not any(out.iterdir())
+    for wrong, says in (
+        (("--level", "5"), "error: --level 5: level 5 is outside 1-4"),
+        (("--points", "0"), "error: --points 0: write a number more than 0"),
+        (("--id-prefix", "có dấu"), "error: --id-prefix có dấu: use up to 40 letters"),
+    ):
+        assert run("bank", "convert", tmp_path / "kt.gift", "-o", out, "--subject", "toan", *wrong) == 1
+        assert capsys.readouterr().err.startswith(says)
+    assert run("bank", "convert", tmp_path / "none.gift", "-o", out, "--subject", "toan") == 1
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_convert_into_a_release_folder_takes_its_level_scheme(tmp_path, capsys):
+    from support.foreign import GIFT
+
+    release = tmp_path / "bank"
+    (release / "items").mkdir(parents=True)
+    (release / "bank.yaml").write_text("format: cbt-bank/1\nname: b\nversion: '1'\nlevels: 2025\n")
+    (tmp_path / "kt.gift").write_text(GIFT)
+    args = ("bank", "convert", tmp_path / "kt.gift", "-o", release / "items", "--subject", "toan")
+    assert run(*args, "--level", "van-dung-cao") == 1
+    assert "'van-dung-cao' is not a level of this bank (bank.yaml says levels: 2025)" in capsys.readouterr().err
+    assert run(*args, "--level", "hieu") == 0
+    assert "level: 2\n" in (release / "items" / "kt-C1.yaml").read_text()
+
+
 @pytest.mark.parametrize("argv", [["bank"], ["keys"], ["bank", "verify", "x"]])
 def test_missing_arguments_are_usage_errors(argv):
     parser, _, _ = make_parser()
