@@ -804,3 +804,122 @@ async def test_the_workspace_writes_at_its_organisations_level_scheme(conn, staf
     assert e.value.checked.problems["level"][0].code == "level-not-in-scheme"
     pk = await write(conn, teacher, "single", level="3")
     assert await conn.fetchval("SELECT level FROM draft_items WHERE id = $1", pk) == 3
+
+
+# -- questions from other tools ------------------------------------------------------------------
+
+
+FOREIGN = {"subject": "Toán", "grade": "12", "topic": "ham-so", "level": "2", "points": "0,5", "id_prefix": ""}
+
+
+async def test_the_values_a_foreign_file_lacks_are_checked_each_at_its_field(conn, staff):
+    from decimal import Decimal
+
+    from itembank.formats.imported import ImportDefaults
+
+    teacher = await who(conn, "teacher")
+    prefill = await authoring.foreign_prefill(conn, teacher)
+    assert prefill["topic"] == "chua-phan-loai" and prefill["level"] == "1" and prefill["points"] == "0.25"
+    assert prefill["subject"] in {s.code for s in await authoring.subject_list.list_for(conn, teacher.org_id)}
+    defaults = await authoring.foreign_defaults(conn, teacher, FOREIGN, "Đề 15 phút.gift")
+    assert defaults == ImportDefaults(
+        subject="toan", topic="ham-so", level=2, points=Decimal("0.5"), grade=12, id_prefix="De-15-phut"
+    )
+    assert authoring.defaults_fields(defaults)["points"] == "0.5"
+    with pytest.raises(authoring.InvalidDefaults) as e:
+        bad = {"subject": "thien-van", "grade": "13", "topic": "x" * 101, "level": "5", "points": "1e-9"}
+        await authoring.foreign_defaults(conn, teacher, {**bad, "id_prefix": "có dấu"}, "a.gift")
+    assert e.value.code == "import_defaults_invalid" and e.value.details == {"count": 6}
+    codes = {name: [p.code for p in problems] for name, problems in e.value.problems.items()}
+    assert codes == {
+        "subject": ["subject-not-listed"],
+        "grade": ["bad-grade"],
+        "topic": ["bad-topic"],
+        "level": ["level-not-in-scheme"],
+        "points": ["bad-points"],
+        "id_prefix": ["bad-id-prefix"],
+    }
+    # At the 2025 scheme, a level is one of its three, by number or id.
+    await authoring.set_level_scheme(conn, await who(conn, "admin"), "2025")
+    assert (await authoring.foreign_defaults(conn, teacher, {**FOREIGN, "level": "hieu"}, "a.gift")).level == 2
+    with pytest.raises(authoring.InvalidDefaults):
+        await authoring.foreign_defaults(conn, teacher, {**FOREIGN, "level": "4"}, "a.gift")
+
+
+async def test_a_preview_stores_nothing_and_saving_stores_exactly_what_it_showed(conn, staff):
+    from support.foreign import GIFT, GIFT_KEYS
+
+    teacher = await who(conn, "teacher")
+    defaults = await authoring.foreign_defaults(conn, teacher, {**FOREIGN, "id_prefix": "kt"}, "kt.gift")
+    preview = await authoring.preview_foreign(conn, teacher, GIFT.encode(), "kt.gift", defaults)
+    assert preview.kind == "GIFT" and preview.left_out == 0 and preview.problems == []
+    assert [one.item.id for one in preview.items] == [f"kt-{n}" for n in GIFT_KEYS]
+    assert [one.where for one in preview.items] == ["kt.gift:4", "kt.gift:6", "kt.gift:8", "kt.gift:10"]
+    assert [n.code for n in preview.notes] == ["category-ignored", "weights-not-kept"]
+    assert "<math" in preview.items[3].view["stem"]  # rendered as the exam page renders it
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+    with pytest.raises(authoring.ImportChanged):
+        await authoring.import_foreign(conn, teacher, GIFT.encode(), "kt.gift", defaults, "not the digest")
+    pks, saved = await authoring.import_foreign(conn, teacher, GIFT.encode(), "kt.gift", defaults, preview.digest)
+    assert saved.digest == preview.digest and len(pks) == 4
+    rows = await conn.fetch("SELECT id, item_id, source, state FROM draft_items ORDER BY id")
+    assert [r["id"] for r in rows] == pks and {r["state"] for r in rows} == {"draft"}
+    assert [authoring.item_from_draft(r["source"]) for r in rows] == [
+        authoring.with_status(one.item, Status.DRAFT) for one in preview.items
+    ]
+    # A reader cannot import: the workspace's rule for every item.
+    with pytest.raises(UserError) as e:
+        await authoring.preview_foreign(conn, await who(conn, "proctor"), GIFT.encode(), "kt.gift", defaults)
+    assert e.value.code == "role_refused"
+
+
+async def test_the_workspaces_own_checks_leave_questions_out_and_say_why(conn, staff):
+    from dataclasses import replace as changed
+
+    from support.foreign import AIKEN, moodle_export
+
+    teacher = await who(conn, "teacher")
+    defaults = await authoring.foreign_defaults(conn, teacher, {**FOREIGN, "id_prefix": "mdl"}, "ngan-hang.xml")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    large = b"\x89PNG\r\n\x1a\n" + bytes(authoring.MAX_MEDIA_BYTES)
+    for picture, code in ((svg, "picture-not-image"), (large, "picture-too-large")):
+        preview = await authoring.preview_foreign(conn, teacher, moodle_export(picture), "nh.xml", defaults)
+        assert [one.item.id for one in preview.items] == ["mdl-C2"] and preview.media == {}
+        assert [(p.code, p.where) for p in preview.problems if p.code != "not-imported"] == [(code, "nh.xml:7")]
+        assert preview.left_out == 2 and preview.problem_count == 2  # the picture, and the matching question
+    # A level outside the workspace's scheme (an importer may read levels from the file).
+    await authoring.set_level_scheme(conn, await who(conn, "admin"), "2025")
+    preview = await authoring.preview_foreign(conn, teacher, AIKEN.encode(), "ak.txt", changed(defaults, level=4))
+    assert preview.items == [] and preview.left_out == 3
+    assert [p.code for p in preview.problems] == ["level-not-in-scheme", "options-out-of-order", "level-not-in-scheme"]
+    with pytest.raises(UserError) as e:
+        await authoring.import_foreign(
+            conn, teacher, AIKEN.encode(), "ak.txt", changed(defaults, level=4), preview.digest
+        )
+    assert e.value.code == "nothing_to_import"
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+
+
+async def test_two_teachers_saving_one_file_at_once_store_it_once(dsn, conn, staff):
+    import asyncio
+
+    import asyncpg
+    from support.foreign import GIFT
+
+    teacher, colleague = await who(conn, "teacher"), await who(conn, "b-teacher")
+    defaults = await authoring.foreign_defaults(conn, teacher, {**FOREIGN, "id_prefix": "kt"}, "kt.gift")
+    digest = (await authoring.preview_foreign(conn, teacher, GIFT.encode(), "kt.gift", defaults)).digest
+    other = await asyncpg.connect(dsn)
+    try:
+        outcomes = await asyncio.gather(
+            authoring.import_foreign(conn, teacher, GIFT.encode(), "kt.gift", defaults, digest),
+            authoring.import_foreign(other, colleague, GIFT.encode(), "kt.gift", defaults, digest),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    # One stores all four; the other is told the ids are taken (before or while saving) and stores none.
+    assert len(refused) == 1 and isinstance(refused[0], UserError), outcomes
+    assert refused[0].code in ("import_changed", "item_exists")
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 4

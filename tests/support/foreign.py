@@ -56,37 +56,41 @@ def _answer(fraction: str, text: str) -> str:
     return f'    <answer fraction="{fraction}" format="html"><text><![CDATA[{text}]]></text></answer>\n'
 
 
-# A Moodle XML export: a category, a multichoice with a picture embedded as
-# @@PLUGINFILE@@, a true/false, a matching question (Moodle's type match: not imported).
-MOODLE = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<quiz>\n'
-    + _question("category", "", "    <category><text>$course$/top/Hàm số</text></category>\n")
-    + _question(
-        "multichoice",
-        "Đồ thị",
-        '    <questiontext format="html"><text><![CDATA[<p>Đồ thị của hàm số \\(y = x^2\\) là'
-        ' <img src="@@PLUGINFILE@@/do%20thi.png" alt="Đồ thị"></p>]]></text>'
-        f'<file name="do thi.png" path="/" encoding="base64">{base64.b64encode(PNG).decode()}</file>'
-        "</questiontext>\n"
-        "    <single>true</single>\n    <shuffleanswers>true</shuffleanswers>\n"
-        + _answer("0", "Đường thẳng")
-        + _answer("100", "Parabol")
-        + _answer("0", "Đường tròn"),
-    )
-    + _question(
-        "truefalse",
-        "Đúng sai",
-        '    <questiontext format="html"><text>2 &gt; 1</text></questiontext>\n'
-        + _answer("0", "true")
-        + _answer("100", "false"),
-    )
-    + _question(
-        "match",
-        "Ghép đôi",
-        '    <questiontext format="html"><text>Ghép thủ đô với nước</text></questiontext>\n',
-    )
-    + "</quiz>\n"
-).encode()
+def moodle_export(picture: bytes = PNG) -> bytes:
+    """A Moodle XML export: a category, a multichoice with `picture` embedded as
+    @@PLUGINFILE@@, a true/false, a matching question (Moodle's type match: not imported)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<quiz>\n'
+        + _question("category", "", "    <category><text>$course$/top/Hàm số</text></category>\n")
+        + _question(
+            "multichoice",
+            "Đồ thị",
+            '    <questiontext format="html"><text><![CDATA[<p>Đồ thị của hàm số \\(y = x^2\\) là'
+            ' <img src="@@PLUGINFILE@@/do%20thi.png" alt="Đồ thị"></p>]]></text>'
+            f'<file name="do thi.png" path="/" encoding="base64">{base64.b64encode(picture).decode()}</file>'
+            "</questiontext>\n"
+            "    <single>true</single>\n    <shuffleanswers>true</shuffleanswers>\n"
+            + _answer("0", "Đường thẳng")
+            + _answer("100", "Parabol")
+            + _answer("0", "Đường tròn"),
+        )
+        + _question(
+            "truefalse",
+            "Đúng sai",
+            '    <questiontext format="html"><text>2 &gt; 1</text></questiontext>\n'
+            + _answer("0", "true")
+            + _answer("100", "false"),
+        )
+        + _question(
+            "match",
+            "Ghép đôi",
+            '    <questiontext format="html"><text>Ghép thủ đô với nước</text></questiontext>\n',
+        )
+        + "</quiz>\n"
+    ).encode()
+
+
+MOODLE = moodle_export()
 MOODLE_KEYS = {"C1": ("single", "B"), "C2": ("single", "B")}
 MOODLE_PICTURE = "media/{prefix}-C1-do-thi.png"
 
