@@ -19,12 +19,11 @@ from aiohttp import web
 from cbt import accounts, authoring, results
 from cbt import subjects as subject_list
 from cbt.exams import passage_view, student_view
-from cbt.platform import appkeys
+from cbt.platform import appkeys, uploads
 from cbt.platform.auth import redirect, require_user
 from cbt.platform.errors import NotFound, UserError
 from cbt.platform.inputs import path_id
 from cbt.platform.templating import error_text, render
-from cbt.platform.uploads import FOREIGN_IMPORT_BYTES
 from itembank.formats import foreign
 from itembank.levels import LEGACY, LevelScheme
 from itembank.model import ItemSet, Status
@@ -576,7 +575,7 @@ async def import_submit(request: web.Request) -> web.Response:
             ctx = await _import_context(conn, user, error=error, v=_typed_defaults(form))
             return render(request, "workspace/items_import.html", ctx, status=400)
         name = _upload_name(upload.filename or "")
-        data = upload.file.read(FOREIGN_IMPORT_BYTES + 1)
+        data = upload.file.read(uploads.FOREIGN_IMPORT_BYTES + 1)
         ending = foreign.extension(name)
         try:
             if ending in (".yaml", ".yml"):
@@ -615,6 +614,8 @@ def _typed_defaults(form) -> dict[str, str]:
 
 async def _foreign_preview(request: web.Request, conn, user, form, data: bytes, name: str) -> web.Response:
     """The preview of a foreign file's questions (nothing stored), or the form again with its problems."""
+    if len(data) > uploads.FOREIGN_IMPORT_BYTES:  # the route's limit leaves room for the form's other fields
+        raise uploads.body_too_large(uploads.FOREIGN_IMPORT_BYTES)
     try:
         defaults = await authoring.foreign_defaults(conn, user, form, name)
         preview = await authoring.preview_foreign(conn, user, data, name, defaults)

@@ -158,6 +158,39 @@ async def test_item_import_is_read_off_the_event_loop(client, conn, staff):
     assert_loop_was_free(timing)
 
 
+async def test_a_foreign_file_is_read_off_the_event_loop_within_its_bounds(client, conn, staff):
+    """Another tool's questions are read, and rendered for the preview, in the reading process:
+    past the number of questions one import takes, `too_large` naming it."""
+    await login(client, "teacher")
+    token = await csrf(client, "/workspace/items/import")
+    many = "\n\n".join(f"::Q{n}:: Tính ${n} + x^2$ {{=a ~b ~c}}" for n in range(uploads.FOREIGN_MAX_QUESTIONS + 1))
+    fields = {"csrf_token": token, "subject": "toan", "level": "1", "points": "1", "id_prefix": "nhieu"}
+    resp, html, timing = await while_polling(
+        client, lambda: client.post("/workspace/items/import", data=form(fields, "file", "nhieu.gift", many.encode()))
+    )
+    assert resp.status == 413 and error_code(html) == "too_large"
+    assert f"(giới hạn: {uploads.FOREIGN_MAX_QUESTIONS})" in html
+    assert_loop_was_free(timing)
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "size", "says"),
+    [
+        ("/workspace/items/import", uploads.FOREIGN_IMPORT_BYTES + 1, "(giới hạn: 16 MB)"),
+        ("/workspace/items/import", uploads.FOREIGN_IMPORT_BYTES + uploads.FORM_SLACK, "(giới hạn: 16.1 MB)"),
+        ("/workspace/items/import/confirm", uploads.FOREIGN_CONFIRM_BYTES, "(giới hạn: 21.4 MB)"),
+    ],
+)
+async def test_foreign_imports_bound_their_bodies(client, conn, staff, path, size, says):
+    await login(client, "teacher")
+    token = await csrf(client, "/workspace/items/import")
+    resp = await client.post(path, data=form({"csrf_token": token}, "file", "lon.gift", bytes(size)))
+    html = await resp.text()
+    assert resp.status == 413 and error_code(html) == "too_large" and says in html
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+
+
 async def test_media_upload_over_its_limit(client, conn, staff):
     await login(client, "teacher")
     token = await csrf(client, "/workspace/items/new")
