@@ -206,18 +206,16 @@ def bank_convert(args: argparse.Namespace) -> int:
     try:
         level = levels.number(args.level)
     except LevelError as e:
-        raise ItembankError("level-range", f"--level {args.level}: {e}") from None
+        return _usage_error(f"--level {args.level}: {e}")
     try:
         points = Decimal(args.points.replace(",", "."))
     except InvalidOperation:
         points = Decimal(0)
     if not points.is_finite() or points <= 0:
-        raise ItembankError("points-not-positive", f"--points {args.points}: write a number more than 0, e.g. 0.25")
+        return _usage_error(f"--points {args.points}: write a number more than 0, e.g. 0.25")
     prefix = args.id_prefix or prefix_from_name(args.file.name)
     if not ID_PREFIX.fullmatch(prefix):
-        raise ItembankError(
-            "bad-id-prefix", f"--id-prefix {prefix}: use up to 40 letters, digits, . _ or - (no spaces)"
-        )
+        return _usage_error(f"--id-prefix {prefix}: use up to 40 letters, digits, . _ or - (no spaces)")
     defaults = ImportDefaults(
         subject=args.subject, topic=args.topic, level=level, points=points, grade=args.grade, id_prefix=prefix
     )
@@ -233,6 +231,11 @@ def bank_convert(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(done.problems)} problem(s): their questions were not written", file=sys.stderr)
         return 1
     return 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 def _scheme_around(folder: Path):
