@@ -879,6 +879,47 @@ async def test_a_bomb_a_corrupt_file_and_an_unknown_kind_are_each_one_clear_mess
     assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
 
 
+def import_moodle_in_chromium(dsn: str, folder) -> list[str]:
+    from playwright.sync_api import expect
+    from support.foreign import MOODLE
+
+    upload = folder / "Ngân hàng câu hỏi.xml"
+    upload.write_bytes(MOODLE)
+    with live_server(dsn, free_port()) as base, chromium_page() as (page, problems):
+        page.goto(base + "/login")
+        page.fill("#username", "teacher")
+        page.fill("#password", PASSWORD)
+        page.click("button.primary")
+        page.wait_for_url(base + "/staff")
+        page.goto(base + "/workspace/items/import")
+        page.set_input_files("#f-file", str(upload))
+        page.select_option("#f-subject", "toan")
+        page.fill("#f-topic", "ham-so")
+        page.click("button.primary")
+        # The preview: each question as students see it (the picture, the formula), its key beside it.
+        expect(page.locator("#summary")).to_have_attribute("data-saved", "2")
+        expect(page.locator(".ws-import-item")).to_have_count(2)
+        expect(page.locator("#q-Ngan-hang-cau-hoi-C1 img")).to_be_visible()
+        expect(page.locator("#q-Ngan-hang-cau-hoi-C1 math").first).to_be_attached()
+        expect(page.locator("#q-Ngan-hang-cau-hoi-C1 .key")).to_contain_text("B")
+        expect(page.locator("#import-problems li")).to_contain_text("Ngân hàng câu hỏi.xml:")
+        page.screenshot(path=str(SCREENSHOTS / "items-import-preview.png"), full_page=True)
+        # The form carries the file back: saving stores the two drafts.
+        page.click("button[value=save]")
+        expect(page.locator("#imported")).to_contain_text("Đã nhập 2 câu hỏi")
+        expect(page.locator("#left-out")).to_contain_text("1 câu có lỗi")
+        page.screenshot(path=str(SCREENSHOTS / "items-import-moodle.png"), full_page=True)
+    return problems
+
+
+async def test_a_teacher_previews_and_saves_a_moodle_export_in_chromium(conn, dsn, staff, tmp_path):
+    require_chromium()
+    problems = await asyncio.to_thread(import_moodle_in_chromium, dsn, tmp_path)
+    assert problems == [], problems
+    assert [r[0] for r in await drafts(conn)] == ["Ngan-hang-cau-hoi-C1", "Ngan-hang-cau-hoi-C2"]
+    assert await conn.fetchval("SELECT count(*) FROM draft_media") == 1
+
+
 def write_set_in_chromium(dsn: str) -> list[str]:
     from playwright.sync_api import expect
 
