@@ -1043,15 +1043,21 @@ class _Reader:
             self.problems += found
         if not found:
             return item
-        if stimulus is not None and stimulus.item_set is not None:
-            self.problem(
-                where,
-                line,
-                "set-not-imported",
-                f"set {stimulus.item_set.id} is not imported either: a set comes whole, so fix {reading.label} first",
-            )
-            stimulus.item_set = None
+        if stimulus is not None:
+            self.drop_set(stimulus, reading)
         return None
+
+    def drop_set(self, stimulus: _Stimulus, reading: _ItemReading) -> None:
+        """A child of `stimulus` has problems: its set is not imported (once said)."""
+        if stimulus.item_set is None:
+            return
+        self.problem(
+            reading.document.where,
+            reading.document.line(reading.document.root),
+            "set-not-imported",
+            f"set {stimulus.item_set.id} is not imported either: a set comes whole, so fix {reading.label} first",
+        )
+        stimulus.item_set = None
 
     def _free_id(self, wanted: str) -> str:
         for n in range(1, len(self.ids) + 2):
@@ -1238,13 +1244,6 @@ class _ItemReading:
             self.reader.problem(self.document.where, line, code, f"{self.label}: {message}")
 
     def read(self) -> tuple[Item, _Stimulus | None] | None:
-        item = self._read()
-        self.errors += self.converter.errors
-        for code, message in self.converter.notes:
-            self.reader.note(self.document.where, self.document.line(self.root), code, f"{self.label}: {message}")
-        if self.errors or item is None:
-            self.report()
-            return None
         refs = self.root.findall(_q("qti-assessment-stimulus-ref"))
         if len(refs) > 1:
             self.fail("not-imported", f"it shows {len(refs)} stimuli; a cbt item belongs to one set at most")
@@ -1252,6 +1251,15 @@ class _ItemReading:
             return None
         stimulus = self.reader.stimulus(self, refs[0]) if refs else None
         if refs and stimulus is None:
+            return None  # the stimulus' file was reported missing
+        item = self._read()
+        self.errors += self.converter.errors
+        for code, message in self.converter.notes:
+            self.reader.note(self.document.where, self.document.line(self.root), code, f"{self.label}: {message}")
+        if self.errors or item is None:
+            self.report()
+            if stimulus is not None:
+                self.reader.drop_set(stimulus, self)
             return None
         return item, stimulus
 
