@@ -76,7 +76,8 @@ tools with one interaction of those four kinds: their body (without the
 interaction) becomes the stem in Markdown (as Moodle's HTML does,
 `itembank.formats.moodle.markdown_text`), pictures come from the package
 (``media/<item id>-<name>``), MathML becomes ``$TeX$`` when it carries a TeX
-annotation and stays MathML otherwise, SCORE's ``normal-maximum`` gives the
+annotation and stays MathML otherwise (inline in the Markdown, where cbt's
+renderer keeps MathML's elements and sanitises them), SCORE's ``normal-maximum`` gives the
 points (else the defaults'), ``xml:lang`` the language, and a rubric block
 not for the candidate the explanation. A ``qti-match-interaction`` is a
 truefalse4 when it matches four statements against true and false. Such
@@ -98,10 +99,12 @@ Problem codes: ``too-large``, ``unsafe-archive``, ``bad-archive``,
 ``encoding``, ``qti-syntax`` (a part QTI requires is missing or malformed,
 a ``data-cbt-*`` value cbt cannot read), ``not-imported``, ``no-key``,
 ``key-not-in-options``, ``no-items``, ``media-not-embedded``, ``bad-media``,
-``unsupported-content``, ``set-not-imported`` (a child of its set has a
-problem) and itembank's own from `itembank.validate`. Notes (the item is
-imported): ``feedback-not-imported``, ``test-not-imported``,
-``content-removed``, ``link-removed``.
+``unsupported-content``, ``set-not-imported`` (a child of its set, or its
+stimulus, has a problem), ``duplicate-id`` (a package holding one item
+version twice) and itembank's own from `itembank.validate`, which every
+imported item and set passes. Notes (the item is imported):
+``feedback-not-imported``, ``answer-not-imported`` (a second accepted short
+answer), ``test-not-imported``, ``content-removed``, ``link-removed``.
 """
 
 from __future__ import annotations
