@@ -107,6 +107,18 @@ def register(subparsers: SubParsers) -> tuple[SubParsers, SubParsers]:
     command = bank.add_parser("template", help="write the spreadsheet template for from-xlsx")
     command.add_argument("-o", "--out", type=Path, required=True, help="FILE.xlsx")
     command.set_defaults(func=_guarded(bank_template))
+
+    command = bank.add_parser("export-qti", help="write a release's items and sets as a QTI 3.0 content package")
+    command.add_argument("path", type=Path, help="release folder or .cbtbank file")
+    command.add_argument("-o", "--out", type=Path, required=True, help="FILE.zip")
+    command.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        metavar="FILE.pub",
+        help="verify the release against this public key first, as bank verify does (repeat for several)",
+    )
+    command.set_defaults(func=_guarded(bank_export_qti))
     return keys_commands, bank
 
 
@@ -256,6 +268,22 @@ def bank_template(args: argparse.Namespace) -> int:
 
     xlsx.write_template(args.out)
     print(f"wrote the template {args.out}: fill one row per item, then run cbt bank from-xlsx")
+    return 0
+
+
+def bank_export_qti(args: argparse.Namespace) -> int:
+    from itembank import keys
+    from itembank.archive import write_atomic
+    from itembank.formats import qti
+
+    trusted = [keys.load_public_key(path) for path in args.trust] if args.trust else None
+    package = qti.export_release(args.path, trusted)
+    write_atomic(args.out, package.data)
+    checked = "verified and exported" if trusted else "exported (not verified: give --trust to check the signature)"
+    print(
+        f"{checked} {args.path} -> {args.out}: {package.items} items, {package.sets} sets,"
+        f" {package.media} media files, QTI 3.0"
+    )
     return 0
 
 

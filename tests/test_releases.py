@@ -4,10 +4,12 @@ on the server with a key kept under a passphrase, and the refusals."""
 
 import asyncio
 import base64
+import datetime as dt
 import io
 import json
 import re
 import zipfile
+import zoneinfo
 
 import aiohttp
 from support.accounts import PASSWORD, login
@@ -128,7 +130,10 @@ async def test_offline_signature_imports_into_the_bank(client, conn, staff, tmp_
     assert await conn.fetchval("SELECT count(*) FROM bank_items WHERE item_id LIKE 'HS-A%'") == 3
     page = await (await client.get(f"/workspace/releases/{release_id}")).text()
     assert 'data-status="verified"' in page
-    assert "Tổ Toán THPT-A" in page and made.fingerprint in page and manifest.signed_at[:10] in page
+    # The signing time is shown in the school's time zone, which may already be the next day.
+    signed = dt.datetime.fromisoformat(manifest.signed_at.replace("Z", "+00:00"))
+    local_day = signed.astimezone(zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")).strftime("%d/%m/%Y")
+    assert "Tổ Toán THPT-A" in page and made.fingerprint in page and local_day in page
     # The signed download is byte for byte what `cbt bank pack` made.
     resp = await client.get(f"/workspace/releases/{release_id}/signed.cbtbank")
     assert resp.status == 200 and await resp.read() == packed.read_bytes()
