@@ -89,9 +89,9 @@ def register(subparsers: SubParsers) -> tuple[SubParsers, SubParsers]:
     command.set_defaults(func=_guarded(bank_from_xlsx))
 
     command = bank.add_parser(
-        "convert", help="turn another tool's questions (Moodle XML, GIFT, Aiken) into item files, as drafts"
+        "convert", help="another tool's questions (Word, LaTeX, Moodle XML, GIFT, Aiken) as draft item files"
     )
-    command.add_argument("file", type=Path, help="the file of questions (.xml, .gift, .txt ...)")
+    command.add_argument("file", type=Path, help="the file of questions (.docx, .tex, .xml, .gift, .txt)")
     command.add_argument("-o", "--out", type=Path, required=True, help="folder for the .yaml files and media/")
     command.add_argument("--subject", required=True, help="the subject of every question, as a code (toan)")
     command.add_argument("--grade", type=int, choices=range(1, 13), metavar="1-12", help="their grade")

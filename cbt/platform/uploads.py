@@ -42,8 +42,8 @@ log = logging.getLogger("cbt.uploads")
 FORM_SLACK = 64 * 1024
 MAX_MEDIA_BYTES = 2 * 1024 * 1024  # an image in an item
 MAX_IMPORT_BYTES = 3 * 1024 * 1024  # an item file (YAML or xlsx) imported in the workspace
-# Questions from another tool (Moodle XML, GIFT, Aiken ...): a Moodle export or
-# a Word file carries its pictures inside, so it may be larger than an item file.
+# Questions from another tool (Word, LaTeX, Moodle XML, GIFT, Aiken): a Word file or
+# a Moodle export carries its pictures inside, so it may be larger than an item file.
 FOREIGN_IMPORT_BYTES = 16 * 1024 * 1024
 # The import's preview shows every question; more than this in one file is split.
 FOREIGN_MAX_QUESTIONS = 2000
@@ -135,8 +135,10 @@ _READERS = (
     "cbt.roster",
     "cbt.releases",
     "itembank.formats.aiken",
+    "itembank.formats.docx",
     "itembank.formats.foreign",
     "itembank.formats.gift",
+    "itembank.formats.latex_ex",
     "itembank.formats.moodle",
     "itembank.formats.sheet",
     "itembank.formats.xlsx",

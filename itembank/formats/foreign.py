@@ -7,16 +7,20 @@ that kind is read) and how its content is recognised. Every importer has
 the signature ``parse(data, filename, defaults) -> ImportResult`` (see
 `itembank.formats.imported`); one that reads levels from the file (LaTeX
 ID codes) says ``takes_levels`` and is given the bank's scheme as
-``levels=``. Adding a kind is adding its line; the workspace's import page
-and ``cbt bank convert`` take it from here.
+``levels=``; one whose problems of some codes leave their question's item
+imported (a MathType equation kept as its picture, a LaTeX picture to add
+by hand) names them in ``keeps``, and those come back as notes, so that a
+problem always means a question left out. Adding a kind is adding its
+line; the workspace's import page and ``cbt bank convert`` take it from
+here.
 
 How a file's kind is chosen (`reader_for`):
 
-- By its ending, when one kind alone has it: ``.xml`` is Moodle XML,
-  ``.gift`` GIFT (and ``.tex`` LaTeX, ``.docx`` Word once their lines are
-  in). A file with the ending but not the content (a ``.xml`` that is no
-  Moodle quiz) goes to that importer all the same, which says what is
-  wrong with it in its own words.
+- By its ending, when one kind alone has it: ``.docx`` is Word, ``.tex``
+  LaTeX (ex_test), ``.xml`` Moodle XML, ``.gift`` GIFT. A file with the
+  ending but not the content (a ``.xml`` that is no Moodle quiz) goes to
+  that importer all the same, which says what is wrong with it in its own
+  words.
 - By its content, when several kinds share the ending: ``.txt`` is Aiken
   when a line of it is Aiken's key line (``ANSWER: B``: a letter alone
   after ``ANSWER:``, which GIFT never writes), else GIFT when it has GIFT's
@@ -25,6 +29,10 @@ How a file's kind is chosen (`reader_for`):
   do not count.
 - By its content alone, in the registry's order, when the ending is none
   of these (``cau-hoi``, ``de.doc.txt.bak``).
+
+QTI packages are not in the registry: they hold item sets and keep their
+items' versions and status, which the workspace's import does not take
+(`itembank.formats.qti` reads them).
 
 A file no kind recognises gets one ``unknown-kind`` problem naming the
 kinds accepted and what each looks like; nothing is guessed.
@@ -119,6 +127,7 @@ class Reader:
     parser: str  # "module:function", imported when used
     looks_like: Callable[[bytes], bool]
     takes_levels: bool = False
+    keeps: frozenset[str] = frozenset()  # codes of problems that leave their question's item imported
 
     def parse(self, data: bytes, filename: str, defaults: ImportDefaults, levels: LevelScheme) -> ImportResult:
         module, _, function = self.parser.partition(":")
@@ -126,25 +135,41 @@ class Reader:
         result = (
             parse(data, filename, defaults, levels=levels) if self.takes_levels else parse(data, filename, defaults)
         )
-        if isinstance(result, ImportResult):
-            return result
-        # An importer that has no pictures or notes to give may return a plain ParseResult.
+        # An importer with no pictures or notes to give may return a plain ParseResult.
+        kept = [p for p in result.problems if p.code in self.keeps]
         return ImportResult(
             result.items,
-            result.problems,
+            [p for p in result.problems if p.code not in self.keeps],
             result.sets,
             media=getattr(result, "media", {}),
-            notes=getattr(result, "notes", []),
+            notes=sorted([*getattr(result, "notes", []), *kept], key=lambda p: p.line or 0),
         )
 
     @property
     def label(self) -> str:
-        """ "GIFT (.gift, .txt)"."""
+        """The kind for messages: "GIFT (.gift, .txt)"."""
         return f"{self.name} ({', '.join(self.extensions)})"
 
 
 # Aiken before GIFT: both are .txt, and only Aiken writes ANSWER: lines.
 READERS: tuple[Reader, ...] = (
+    Reader(
+        "docx",
+        "Word",
+        (".docx",),
+        "itembank.formats.docx:parse_docx",
+        is_word,
+        keeps=frozenset({"mathtype-image", "picture-format"}),
+    ),
+    Reader(
+        "latex",
+        "LaTeX ex_test",
+        (".tex",),
+        "itembank.formats.latex_ex:parse_latex",
+        is_ex_test,
+        takes_levels=True,
+        keeps=frozenset({"not-imported"}),
+    ),
     Reader("moodle", "Moodle XML", (".xml",), "itembank.formats.moodle:parse_moodle", is_moodle_xml),
     Reader("aiken", "Aiken", (".txt",), "itembank.formats.aiken:parse_aiken", is_aiken),
     Reader("gift", "GIFT", (".gift", ".txt"), "itembank.formats.gift:parse_gift", is_gift),

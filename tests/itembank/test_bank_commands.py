@@ -162,6 +162,23 @@ def test_convert_writes_what_validate_accepts_and_every_problem_by_place(tmp_pat
     assert run("bank", "convert", tmp_path / "kt.gift", *common, "--force") == 0
 
 
+def test_convert_reads_word_and_latex_too(tmp_path, capsys):
+    from support.foreign import LATEX, LATEX_BAD_LINE, LATEX_KEYS, PNG, WORD_KEYS, WORD_PICTURE, word_file
+
+    out = tmp_path / "items"
+    (tmp_path / "de.docx").write_bytes(word_file())
+    (tmp_path / "de.tex").write_text(LATEX)
+    assert run("bank", "convert", tmp_path / "de.docx", "-o", out, "--subject", "toan", "--id-prefix", "w") == 1
+    assert "(Word): wrote 3 item file(s)" in capsys.readouterr().out
+    assert run("bank", "convert", tmp_path / "de.tex", "-o", out, "--subject", "toan", "--id-prefix", "t") == 1
+    printed = capsys.readouterr().out
+    assert f"{tmp_path / 'de.tex'}:19: note: " in printed and f"{tmp_path / 'de.tex'}:{LATEX_BAD_LINE}: " in printed
+    written = {path.name for path in out.glob("*.yaml")}
+    assert written == {f"w-{n}.yaml" for n in WORD_KEYS} | {f"t-{n}.yaml" for n in LATEX_KEYS}
+    assert (out / WORD_PICTURE.format(prefix="w")).read_bytes() == PNG
+    assert run("bank", "validate", out) == 0
+
+
 def test_convert_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys):
     from support.foreign import GIFT, XML_BOMB
 

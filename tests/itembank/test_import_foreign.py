@@ -8,7 +8,7 @@ import dataclasses
 import time
 
 import pytest
-from support.foreign import AIKEN, GIFT, MOODLE, PNG, XML_BOMB
+from support.foreign import AIKEN, GIFT, LATEX, MOODLE, PNG, XML_BOMB, word_file
 
 from itembank.formats import foreign
 from itembank.formats.aiken import parse_aiken
@@ -26,6 +26,9 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"{=a ~b}\nANSWER: B\n" + bytes(20
     ("name", "content", "kind"),
     [
         # By the ending, when one kind alone has it: the importer says what is wrong with the rest.
+        ("de.docx", word_file(), "docx"),
+        ("de.DOCX", b"not a zip", "docx"),
+        ("de.tex", LATEX.encode(), "latex"),
         ("ngan-hang.xml", MOODLE, "moodle"),
         ("bomb.xml", XML_BOMB, "moodle"),
         ("notes.xml", b"<root/>", "moodle"),
@@ -39,6 +42,8 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"{=a ~b}\nANSWER: B\n" + bytes(20
         ("ghi-chu.txt", "Chỉ là ghi chú {không có đáp án}".encode(), None),
         ("gift-math.txt", "Tính $\\frac{1}{2}$ và $x^{2}$ nhé".encode(), None),
         # No ending cbt knows: by content alone, in the registry's order.
+        ("cau-hoi", word_file(), "docx"),
+        ("cau-hoi.doc.bak", LATEX.encode(), "latex"),
         ("cau-hoi", MOODLE, "moodle"),
         ("cau-hoi.bak", AIKEN.encode(), "aiken"),
         ("cau-hoi.dat", GIFT.encode(), "gift"),
@@ -58,9 +63,9 @@ def test_a_file_no_reader_knows_is_one_problem_naming_the_kinds_accepted():
         assert reader is None and result.items == [] and result.notes == []
         (problem,) = result.problems
         assert problem.code == "unknown-kind" and problem.file == name and why in problem.message
-        assert "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)" in problem.message
-    assert foreign.kinds() == "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)"
-    assert set(foreign.EXTENSIONS) == {".xml", ".txt", ".gift"}
+        assert "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), Aiken (.txt), GIFT" in problem.message
+    assert foreign.kinds() == "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)"
+    assert set(foreign.EXTENSIONS) == {".docx", ".tex", ".xml", ".txt", ".gift"}
 
 
 @pytest.mark.parametrize(
@@ -78,6 +83,26 @@ def test_the_registry_gives_what_the_kinds_importer_gives(name, content, parse):
     assert result.items  # each fixture has questions to import
 
 
+def test_problems_that_leave_their_item_imported_come_back_as_notes():
+    """A problem always means a question left out: Word's warnings and a LaTeX picture to add by
+    hand leave their question's item in, so the registry gives them as notes, by their codes."""
+    from itembank.formats import docx, latex_ex
+
+    assert READERS[0].keeps == docx.WARNINGS and READERS[1].keeps == latex_ex._KEEPS_ITEM
+    direct = latex_ex.parse_latex(LATEX.encode(), "de.tex", DEFAULTS, levels=SCHEME_2025)
+    reader, result = read_foreign(LATEX.encode(), "de.tex", DEFAULTS, SCHEME_2025)
+    assert reader.kind == "latex" and result.items == direct.items and result.media == {}
+    assert [(p.line, p.code) for p in direct.problems] == [(19, "not-imported"), (24, "no-key")]
+    assert [(p.line, p.code) for p in result.problems] == [(24, "no-key")]
+    assert [(p.line, p.code) for p in result.notes] == [(19, "not-imported")]
+    # Word: its pictures come along; a question with no key marked is left out.
+    reader, result = read_foreign(word_file(), "de.docx", DEFAULTS)
+    assert reader.kind == "docx"
+    assert [s.item.id for s in result.items] == ["f-CI-1", "f-CI-2", "f-CI-3"]
+    assert result.media == {"media/f-CI-2-1.png": PNG} and result.items[1].item.media == ("media/f-CI-2-1.png",)
+    assert [(p.line, p.code) for p in result.problems] == [(9, "no-key")] and result.notes == []
+
+
 def test_a_registry_line_names_its_importer_and_may_ask_for_the_scheme():
     # An importer that reads levels (LaTeX ID codes) is given the bank's scheme; one that
     # returns a plain ParseResult comes back as an ImportResult, without pictures or notes.
@@ -91,19 +116,22 @@ def test_a_registry_line_names_its_importer_and_may_ask_for_the_scheme():
 
 
 def test_adding_a_kind_is_one_line():
-    added = Reader("tex", "LaTeX (ex_test)", (".tex",), "support.foreign:parse_with_levels", foreign.is_ex_test, True)
-    registry = (*READERS, added)
+    def looks_like(data: bytes) -> bool:
+        return data.startswith(b"TEST")
+
+    added = Reader("test", "Test", (".test",), "support.foreign:parse_with_levels", looks_like, takes_levels=True)
     original = foreign.READERS
-    foreign.READERS = registry
+    foreign.READERS = (*original, added)
     try:
-        assert reader_for(b"\\begin{ex} Q \\end{ex}", "de.tex") is added
-        assert reader_for(b"\\begin{ex} Q \\end{ex}", "de") is added
-        assert "LaTeX (ex_test) (.tex)" in foreign.kinds()
+        assert reader_for(b"TEST 1", "de.test") is added and reader_for(b"TEST 1", "de") is added
+        assert foreign.kinds().endswith(", Test (.test)")
+        reader, result = read_foreign(b"TEST 1", "de.test", DEFAULTS, SCHEME_2025)
+        assert reader is added and [p.message for p in result.problems] == ["6 bytes at 3 levels"]
     finally:
         foreign.READERS = original
 
 
-def test_sniffers_for_the_kinds_to_come():
+def test_the_word_and_latex_sniffers():
     assert foreign.is_ex_test("%[2D1H3-1]\n\\begin{ex}%[TH]\nHàm ...\\end{ex}".encode())
     assert foreign.is_ex_test(b"\\begin {bt} ...") and not foreign.is_ex_test(b"\\begin{document}")
     word = b"PK\x03\x04" + b"\x00" * 26 + b"word/document.xml" + b"\x00" * 10

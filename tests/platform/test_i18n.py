@@ -485,9 +485,11 @@ def test_every_item_problem_the_editor_can_show_has_a_vietnamese_text():
     problems (and cbt's own) through "item_problem.<code>"; so does an import of another
     tool's file, whatever its importer (every module of itembank/formats)."""
     codes = {"bad-type", "bad-status"}  # the parser's f"bad-{name}" for its two choices
-    # One-word codes, which the pattern cannot tell from a column's name (xlsx's report(column, code, ...)).
-    codes |= {"encoding", "unreadable", "exists"}
-    makers = {"report", "problem", "note", "file_problem", "FieldProblem", "Problem", "_problem", "append"}
+    # One-word codes, which the pattern cannot tell from a column's name (xlsx's report(column, code, ...)),
+    # and the Word reader's too_large (itembank.limits.TOO_LARGE, the web's code).
+    codes |= {"encoding", "unreadable", "exists", "too_large"}
+    makers = {"report", "problem", "note", "refuse", "fail", "file_problem", "FieldProblem", "Problem", "_problem"}
+    makers.add("append")  # the Moodle text converter's (code, message) pairs
     for path in (
         ITEMBANK / "validate.py",
         *sorted((ITEMBANK / "formats").glob("*.py")),
@@ -507,6 +509,8 @@ def test_every_item_problem_the_editor_can_show_has_a_vietnamese_text():
         "unknown-column",
         "missing-column",
         # The foreign importers': a problem, a choice between two, a note, a (code, message) pair.
+        "two-keys",
+        "latex-syntax",
         "unsafe-xml",
         "no-key",
         "gift-syntax",

@@ -106,3 +106,81 @@ def parse_with_levels(data: bytes, filename: str, defaults, *, levels):
     from itembank.formats.yaml_format import ParseResult
 
     return ParseResult([], [Problem(filename, 1, "seen", f"{len(data)} bytes at {levels.count} levels")])
+
+
+# ex_test LaTeX as teachers write it: a single choice with its ID code (grade 12, level Thông hiểu),
+# a true/false-4, a short answer, a question whose picture cannot come along (kept, with a note),
+# and one with no key (left out).
+LATEX = r"""\documentclass{article}
+\usepackage{amsmath,ex_test}
+\begin{document}
+\begin{ex}%[2D1H3-1]
+Hàm số $y = x^3 - 3x$ đồng biến trên khoảng nào?
+\choice{$(-1;1)$}{\True $(1;+\infty)$}{$(-\infty;1)$}{$(-2;2)$}
+\loigiai{Ta có $y' = 3x^2 - 3$.}
+\end{ex}
+\begin{ex}
+Cho hàm số $y = x^2$. Xét tính đúng sai:
+\choiceTF{\True Hàm số chẵn.}{Đồng biến trên $\mathbb{R}$.}{\True Có cực tiểu.}{Có cực đại.}
+\end{ex}
+\begin{ex}
+Nghiệm của $2x + 3 = 0$ là
+\shortans{$-1{,}5$}
+\end{ex}
+\begin{ex}
+Đồ thị nào dưới đây?
+\includegraphics[width=3cm]{do-thi.png}
+\choice{\True Parabol}{Đường thẳng}
+\end{ex}
+\begin{ex}
+Câu này quên đánh dấu đáp án.
+\choice{1}{2}
+\end{ex}
+\end{document}
+"""
+# id -> (type, the preview's data-key); the ID code's grade and level where it gives them.
+LATEX_KEYS = {"C1": ("single", "B"), "C2": ("truefalse4", "aTbFcTdF"), "C3": ("short", "-1,5"), "C4": ("single", "A")}
+LATEX_BAD_LINE = 24
+
+
+def word_file() -> bytes:
+    """A Word file the Vietnamese way (python-docx, as Word writes it): a key underlined, a key in red
+    with a picture in the stem, a key given only in the answer table, and a question with no key."""
+    import io
+
+    import docx
+    from docx.shared import RGBColor
+
+    document = docx.Document()
+
+    def line(*parts):
+        paragraph = document.add_paragraph()
+        for part in parts:
+            text, how = (part, {}) if isinstance(part, str) else part
+            run = paragraph.add_run(text)
+            run.underline = how.get("underline")
+            if "red" in how:
+                run.font.color.rgb = RGBColor.from_string("FF0000")
+        return paragraph
+
+    line("PHẦN I. Câu trắc nghiệm nhiều phương án lựa chọn")
+    line("Câu 1. Thủ đô của Việt Nam là")
+    line(("A.", {"underline": True}), " Hà Nội\t", "B. Huế\t", "C. Đà Nẵng\t", "D. Cần Thơ")
+    line("Câu 2. Đồ thị dưới đây là của hàm số nào?")
+    document.add_paragraph().add_run().add_picture(io.BytesIO(PNG))
+    line("A. y = x\t", ("B.", {"red": True}), " y = x²\t", "C. y = 1\t", "D. y = −x")
+    line("Câu 3. Số nguyên tố nhỏ nhất là")
+    line("A. 1\t", "B. 2\t", "C. 3\t", "D. 4")
+    line("Câu 4. Câu này không có đáp án nào được đánh dấu.")
+    line("A. một\t", "B. hai\t", "C. ba\t", "D. bốn")
+    line("ĐÁP ÁN")
+    line("3-B")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+# Ids carry the section: Câu 1 of PHẦN I is CI-1.
+WORD_KEYS = {"CI-1": ("single", "A"), "CI-2": ("single", "B"), "CI-3": ("single", "B")}
+WORD_BAD_PARAGRAPH = 9
+WORD_PICTURE = "media/{prefix}-CI-2-1.png"

@@ -804,6 +804,45 @@ async def test_a_moodle_export_brings_its_picture_and_names_the_type_cbt_lacks(c
     assert "data:image/png;base64," in await (await client.get(f"/workspace/items/{pk}")).text()
 
 
+async def test_a_word_file_and_a_latex_file_come_in_the_same_way(client, conn, staff):
+    from support.foreign import (
+        LATEX,
+        LATEX_BAD_LINE,
+        LATEX_KEYS,
+        PNG,
+        WORD_BAD_PARAGRAPH,
+        WORD_KEYS,
+        WORD_PICTURE,
+        word_file,
+    )
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "Đề Word.docx", word_file(), id_prefix="w")).text()
+    assert previewed(page) == {f"w-{n}": (TYPE_NAMES[kind], key) for n, (kind, key) in WORD_KEYS.items()}
+    assert "Word" in page and "data:image/png;base64," in page
+    (problem,) = listed_problems(page)
+    assert problem.startswith(f"Đề Word.docx:{WORD_BAD_PARAGRAPH}: ") and "chưa có đáp án" in problem
+    assert (await confirm(client, confirm_fields(page))).status == 200
+    picture = WORD_PICTURE.format(prefix="w")
+    stored = await conn.fetchval(
+        "SELECT m.content FROM draft_media dm JOIN media_blobs m ON m.sha256 = dm.sha256 WHERE dm.path = $1", picture
+    )
+    assert bytes(stored) == PNG
+
+    page = await (await send_foreign(client, "de.tex", LATEX.encode(), id_prefix="tex")).text()
+    types = TYPE_NAMES | {"truefalse4": "Đúng/Sai 4 ý"}
+    assert previewed(page) == {f"tex-{n}": (types[kind], key) for n, (kind, key) in LATEX_KEYS.items()}
+    (problem,) = listed_problems(page)
+    assert problem.startswith(f"de.tex:{LATEX_BAD_LINE}: ")
+    # The picture LaTeX cannot bring is a note: its question is saved, for the teacher to finish.
+    notes = html.unescape(re.search(r'<ul class="notes">(.*?)</ul>', page, re.S).group(1))
+    assert "de.tex:19: " in notes and 'data-saved="4" data-left-out="1"' in page
+    assert (await confirm(client, confirm_fields(page))).status == 200
+    # The ID code 2D1H3-1 gave the first question its grade, chapter and level; the form the others'.
+    rows = {r[0]: r[4:7] for r in await drafts(conn) if r[0].startswith("tex-")}
+    assert rows == {"tex-C1": (12, "ch-2D1", 2), **{f"tex-C{n}": (12, "ham-so", 2) for n in (2, 3, 4)}}
+
+
 async def test_ids_already_used_ask_for_another_prefix(client, conn, staff):
     from support.foreign import GIFT
 
