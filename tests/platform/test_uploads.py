@@ -175,6 +175,32 @@ async def test_a_foreign_file_is_read_off_the_event_loop_within_its_bounds(clien
 
 
 @pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        # A Word file is a zip: one that unpacks to more than a part may is refused by its directory.
+        (
+            "bomb.docx",
+            zip_of([("word/document.xml", b"<w/>")], [("word/media/zeros.png", 100 * 1024 * 1024)]),
+            "bomb.docx: Tệp quá lớn hoặc giải nén ra quá lớn",
+        ),
+        ("hong.docx", b"PK\x03\x04 cut short", "hong.docx: Tệp không phải tài liệu Word .docx"),
+        ("laughs.xml", b'<?xml version="1.0"?>\n<!DOCTYPE q [<!ENTITY a "aaaa">]>\n<quiz>&a;</quiz>', "laughs.xml:2: "),
+    ],
+)
+async def test_a_foreign_bomb_or_broken_file_is_one_problem_and_stores_nothing(
+    client, conn, staff, name, content, says
+):
+    await login(client, "teacher")
+    token = await csrf(client, "/workspace/items/import")
+    fields = {"csrf_token": token, "subject": "toan", "level": "1", "points": "1", "id_prefix": "x"}
+    resp = await client.post("/workspace/items/import", data=form(fields, "file", name, content))
+    html = await resp.text()
+    assert resp.status == 400 and 'data-saved="0"' in html and says in html
+    assert 'value="save"' not in html
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == 0
+
+
+@pytest.mark.parametrize(
     ("path", "size", "says"),
     [
         ("/workspace/items/import", uploads.FOREIGN_IMPORT_BYTES + 1, "(giới hạn: 16 MB)"),
