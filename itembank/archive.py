@@ -103,7 +103,7 @@ class ZipFiles:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
         except Exception as e:  # zipfile raises a zoo of types on damaged input
-            raise VerifyError("bad-archive", f"{label}: not a readable .cbtbank zip ({e})") from e
+            raise VerifyError("bad-archive", f"{label}: not a readable zip file ({e})") from e
         if len(infos) > self.limits.max_entries:
             raise unsafe(f"{label}: {len(infos)} entries, more than {self.limits.max_entries}")
         self._infos: dict[str, zipfile.ZipInfo] = {}

@@ -28,7 +28,7 @@ that is no option's), ``single-key-count`` (it names two letters: an Aiken
 question has one key), ``options-out-of-order`` (A, B, D), ``aiken-syntax``
 (a line after the options that is neither an option nor ``ANSWER:``; a
 line ``ANSWER:`` without a question), ``too-few-options``, and
-``too-large``, ``encoding`` for the file, and itembank's own from
+``too_large``, ``encoding`` for the file, and itembank's own from
 `itembank.validate.check_item`, which every imported item passes.
 """
 

@@ -52,7 +52,7 @@ break), ``[html]``, ``[plain]`` and ``[markdown]`` are read as
 ``$...$``. GIFT carries no pictures: an ``<img>`` is a
 ``media-not-embedded`` problem unless it is a ``data:`` address.
 
-Problem codes: ``too-large``, ``encoding``, ``gift-syntax``,
+Problem codes: ``too_large``, ``encoding``, ``gift-syntax``,
 ``not-imported``, ``no-key``, ``too-many-options``,
 ``short-key-wildcard``, ``media-not-embedded``, ``unsupported-content``,
 and itembank's own from `itembank.validate.check_item`, which every

@@ -68,7 +68,7 @@ Moodle never writes one. The standard library's expat is told so directly
 changes how it reads every workbook when it is installed). The file may be
 at most `MAX_BYTES`.
 
-Problem codes: ``too-large``, ``encoding``, ``xml-syntax``, ``unsafe-xml``,
+Problem codes: ``too_large``, ``encoding``, ``xml-syntax``, ``unsafe-xml``,
 ``not-moodle-xml``, ``moodle-syntax``, ``not-imported``, ``no-key``,
 ``too-many-options``, ``short-key-wildcard``, ``media-not-embedded``,
 ``bad-media``, ``unsupported-content``, and itembank's own from
@@ -97,7 +97,7 @@ from xml.parsers import expat
 from itembank.errors import Problem
 from itembank.formats.imported import ImportDefaults, ImportResult, draft, item_id
 from itembank.formats.yaml_format import SourceItem
-from itembank.limits import YAML_MAX_TEXT, ArchiveLimits, megabytes
+from itembank.limits import TOO_LARGE, YAML_MAX_TEXT, ArchiveLimits, megabytes
 from itembank.model import Item, ItemType, Option, ShortFormat, ShortKey
 from itembank.validate import check_item
 
@@ -170,7 +170,7 @@ def too_large(filename: str, size: int, limit: int) -> ImportResult:
     return file_problem(
         filename,
         None,
-        "too-large",
+        TOO_LARGE,
         f"the file is {megabytes(size)}, more than the {megabytes(limit)} allowed: split it into several files",
     )
 

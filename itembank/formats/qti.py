@@ -94,7 +94,7 @@ ever expanded or fetched, as in `itembank.formats.moodle`), and at most
 `MAX_DEPTH` elements deep; a path a file names is resolved inside the
 package or refused.
 
-Problem codes: ``too-large``, ``unsafe-archive``, ``bad-archive``,
+Problem codes: ``too_large``, ``unsafe-archive``, ``bad-archive``,
 ``not-qti-package``, ``missing-file``, ``xml-syntax``, ``unsafe-xml``,
 ``encoding``, ``qti-syntax`` (a part QTI requires is missing or malformed,
 a ``data-cbt-*`` value cbt cannot read), ``not-imported``, ``no-key``,
@@ -129,7 +129,7 @@ from itembank.formats.imported import ImportDefaults, draft, item_id
 from itembank.formats.moodle import ImportResult, Media, markdown_text
 from itembank.formats.yaml_format import SourceItem, SourceSet
 from itembank.levels import LEGACY, LevelScheme
-from itembank.limits import TooLarge, check_total, declared_total, megabytes
+from itembank.limits import TOO_LARGE, TooLarge, check_total, declared_total, megabytes
 from itembank.model import Item, ItemSet, ItemType, Option, ShortFormat, ShortKey, Statement, Status
 from itembank.render import render_markdown
 from itembank.validate import check_item, check_set
@@ -847,7 +847,7 @@ class _Reader:
             check_total(declared_total(data) or 0, label, self.limits)
             self.files = ZipFiles(data, label, self.limits)
         except TooLarge as e:
-            raise _Abort(Problem(label, None, "too-large", e.message)) from None
+            raise _Abort(Problem(label, None, TOO_LARGE, e.message)) from None
         except VerifyError as e:
             if e.code == "bad-archive":
                 message = "not a readable zip file: export the QTI package again (the file may be cut short)"
@@ -911,7 +911,7 @@ class _Reader:
                 Problem(
                     self.filename,
                     None,
-                    "too-large",
+                    TOO_LARGE,
                     f"the file is {megabytes(len(data))}, more than the {megabytes(MAX_BYTES)} allowed:"
                     " split it into several files",
                 )

@@ -192,7 +192,7 @@ def test_bytes_that_are_not_utf8_are_a_problem_at_their_line():
 
 def test_a_file_over_the_limit_is_refused_before_it_is_read():
     result = parse(b"x" * (TEXT_MAX_BYTES + 1))
-    assert [(p.code, p.line) for p in result.problems] == [("too-large", None)]
+    assert [(p.code, p.line) for p in result.problems] == [("too_large", None)]
     assert str(result.problems[0]).startswith("cau-hoi.txt: the file is ")
     assert result.items == []
 

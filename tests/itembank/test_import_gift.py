@@ -278,7 +278,7 @@ def test_bytes_that_are_not_utf8_and_a_huge_file_are_problems():
     result = parse(b"OK {=a ~b}\n\nQ {=\xe0 ~b}\n")
     assert [(p.code, p.line) for p in result.problems] == [("encoding", 3)] and result.items == []
     result = parse(b"Q {=a ~b}\n\n" * (TEXT_MAX_BYTES // 10))
-    assert [(p.code, p.line) for p in result.problems] == [("too-large", None)] and result.items == []
+    assert [(p.code, p.line) for p in result.problems] == [("too_large", None)] and result.items == []
 
 
 TOKENS = ["::t::", "{", "}", "=", "~", "#", "####", "%50%", "%x%", "->", "a", "$", "$x$", "\\", "\n", "\n\n", "[html]"]

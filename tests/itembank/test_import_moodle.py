@@ -441,7 +441,7 @@ def test_an_encoding_the_file_declares_is_honoured():
 
 def test_a_file_over_the_limit_is_refused_before_it_is_read():
     result = parse(b" " * (MAX_BYTES + 1))
-    assert [(p.code, p.line) for p in result.problems] == [("too-large", None)]
+    assert [(p.code, p.line) for p in result.problems] == [("too_large", None)]
     assert result.problems[0].message == "the file is 64.1 MB, more than the 64 MB allowed: split it into several files"
 
 

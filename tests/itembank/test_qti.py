@@ -763,7 +763,7 @@ def test_a_package_larger_than_its_limits_is_too_large():
 
     data = make_zip({"imsmanifest.xml": FOREIGN_MANIFEST, "big.bin": bytes(range(256)) * 8192})
     result = parse_qti(data, "big.zip", DEFAULTS, limits=ArchiveLimits(max_total_bytes=1 << 20))
-    assert [p.code for p in result.problems] == ["too-large"]
+    assert [p.code for p in result.problems] == ["too_large"]
 
 
 def test_xml_with_a_doctype_is_refused_unread():
