@@ -1,5 +1,6 @@
 """/healthz and /metrics."""
 
+import asyncio
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -25,9 +26,17 @@ async def test_healthz_503_when_the_database_is_gone(client, dsn, pg_admin_dsn):
         body = await resp.json()
         assert body["status"] == "unavailable" and body["database"]
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        # The pool recovers by itself: no restart needed.
-        resp = await client.get("/healthz")
-        assert resp.status == 200
+        # The pool recovers by itself, no restart needed, as a load balancer
+        # polling /healthz sees: a connection it held when the database went
+        # away may fail one more check, and on a busy machine the new one may
+        # take longer than the check's 2 s to open.
+        statuses = []
+        for _ in range(20):
+            statuses.append((await client.get("/healthz")).status)
+            if statuses[-1] == 200:
+                break
+            await asyncio.sleep(0.5)
+        assert statuses[-1] == 200, statuses
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
