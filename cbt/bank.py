@@ -451,13 +451,6 @@ async def level_scheme(conn: asyncpg.Connection, release_ids: list[int]) -> Leve
 # -- reading -------------------------------------------------------------------
 
 
-def set_from_source(source: str) -> ItemSet:
-    parsed = parse_text(source, "bank")
-    if parsed.problems or len(parsed.sets) != 1:
-        raise RuntimeError(f"stored item set does not parse: {parsed.problems}")
-    return parsed.sets[0].set
-
-
 def item_from_source(source: str) -> Item:
     parsed = parse_text(source, "bank")
     if parsed.problems or len(parsed.items) != 1:

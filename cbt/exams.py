@@ -1292,7 +1292,9 @@ async def render_items(conn: asyncpg.Connection, release_ids: list[int], pks: li
         pks,
     ):
         if r["set_pk"] not in passages:
-            passages[r["set_pk"]] = passage_view(bank.set_from_source(r["source"]), media.get(holder.get(r["id"]), {}))
+            passages[r["set_pk"]] = passage_view(
+                bank.set_with_children(r["source"])[0], media.get(holder.get(r["id"]), {})
+            )
         views[r["id"]][1]["passage"] = passages[r["set_pk"]]
     return views
 

@@ -601,7 +601,7 @@ async def test_a_release_with_an_approved_set_validates_signs_and_imports_back(c
     )
     assert [tuple(r) for r in stored] == [("DOC-1-1", 1, 0, "DOC-1", 1), ("DOC-1-2", 3, 1, "DOC-1", 1)]
     assert await conn.fetchval("SELECT set_pk FROM bank_items WHERE item_id = 'LONE-1'") is None
-    item_set = bank.set_from_source(await conn.fetchval("SELECT source FROM bank_sets WHERE set_id = 'DOC-1'"))
+    item_set = bank.set_with_children(await conn.fetchval("SELECT source FROM bank_sets WHERE set_id = 'DOC-1'"))[0]
     assert item_set.status.value == "approved" and item_set.children == ("DOC-1-1", "DOC-1-2")
 
 

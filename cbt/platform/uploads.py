@@ -249,19 +249,6 @@ def import_failed(problems: list) -> UserError:
     )
 
 
-def read_yaml_items(text: str, filename: str) -> list[tuple[Any, str]]:
-    """(item, where it was written) of each item of an uploaded YAML file, or import_failed with its problems."""
-    from itembank.formats.yaml_format import parse_text
-    from itembank.validate import check_items
-
-    result = parse_text(text, filename)
-    # Images are uploaded into the workspace afterwards, so they are not looked for here.
-    problems = result.problems + check_items(result.items, None)
-    if problems:
-        raise import_failed(sorted(problems, key=lambda p: p.line or 0))
-    return [(source.item, f"{filename}:{source.line}") for source in result.items]
-
-
 def read_xlsx_items(data: bytes, name: str) -> list[tuple[Any, str]]:
     """(item, where it was written) of each row of an uploaded spreadsheet, or import_failed with its problems."""
     from itembank.errors import XlsxError
