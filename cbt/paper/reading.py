@@ -70,3 +70,9 @@ class SheetReading:
     problem: str = ""
     message: str = ""
     preprinted: bool = False  # the QR named the candidate (a personalised sheet)
+
+
+def form_code(form_number: int) -> str:
+    """A fixed form's number as paper shows it, the mã đề: three digits ("001"),
+    as the test's header prints it and the answer sheet's mã đề columns bubble it."""
+    return f"{form_number:03d}"
