@@ -49,7 +49,7 @@ import hashlib
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -1530,6 +1530,16 @@ class ForeignItem:
 
 
 @dataclass
+class ForeignSet:
+    """A set of a foreign file (QTI's passage and its questions) that saving stores whole."""
+
+    item_set: ItemSet
+    where: str
+    passage: str  # the stimulus as students see it (safe HTML)
+    children: list[ForeignItem]
+
+
+@dataclass
 class ForeignPreview:
     """What saving a foreign file would store, and what it leaves out and why."""
 
@@ -1537,6 +1547,7 @@ class ForeignPreview:
     kind: str | None  # the file's kind as teachers know it ("GIFT"); None when cbt reads no such file
     defaults: ImportDefaults
     items: list[ForeignItem]
+    sets: list[ForeignSet]
     media: dict[str, bytes]  # the pictures of `items`, by path
     problems: list[FieldProblem]  # the first uploads.MAX_LISTED
     problem_count: int
@@ -1544,6 +1555,11 @@ class ForeignPreview:
     note_count: int
     left_out: int  # questions (places in the file) that give no draft
     digest: str  # of what saving stores: the form sends it back
+
+    @property
+    def questions(self) -> int:
+        """How many questions saving stores: the items and every set's children."""
+        return len(self.items) + sum(len(one.children) for one in self.sets)
 
 
 _IDS_TAKEN = """
@@ -1612,44 +1628,80 @@ async def preview_foreign(
     read = await uploads.off_loop(releases.read_foreign_file, data, filename, defaults, levels)
     # (line, problem) so that the workspace's problems take their places among the file's.
     placed: list[tuple[int, FieldProblem]] = [(p.line or 0, _listed(p)) for p in read.problems]
-    taken = await ids_taken(conn, [item.id for item, _, _ in read.items])
-    suggested = await _free_prefix(conn, defaults.id_prefix, [i.id for i, _, _ in read.items]) if taken else ""
-    kept: list[ForeignItem] = []
+    questions = [*read.items, *(c for _, _, _, children in read.sets for c in children)]
+    all_ids = [item.id for item, _, _ in questions] + [item_set.id for item_set, _, _, _ in read.sets]
+    taken = await ids_taken(conn, all_ids)
+    prefixed = [i for i in all_ids if i.startswith(defaults.id_prefix)]
+    suggested = await _free_prefix(conn, defaults.id_prefix, prefixed) if taken & set(prefixed) else ""
     seen: set[str] = set()
-    left_out = read.left_out
-    for item, where, view in read.items:
-        line = int(where.rpartition(":")[2] or 0)
+
+    def problems_of(thing: Item | ItemSet, where: str) -> list[FieldProblem]:
         why: list[FieldProblem] = []
-        if item.id in seen:
+        if thing.id in seen:
             why.append(
-                FieldProblem(f"the id {item.id} is another question's of this file", "duplicate-id", where=where)
+                FieldProblem(f"the id {thing.id} is another question's of this file", "duplicate-id", where=where)
             )
-        elif item.id in taken:
+        elif thing.id in taken and thing.id.startswith(defaults.id_prefix):
             why.append(
                 FieldProblem(
-                    f"the id {item.id} is already used in the workspace or the bank: change the id prefix"
+                    f"the id {thing.id} is already used in the workspace or the bank: change the id prefix"
                     f" ({defaults.id_prefix}) and preview again, e.g. to {suggested}",
                     "prefix-taken",
                     where=where,
-                    id=item.id,
+                    id=thing.id,
                     prefix=defaults.id_prefix,
                     suggested=suggested,
                 )
             )
-        seen.add(item.id)
-        if item.level not in levels.numbers:
-            why.append(_level_problem(str(item.level), levels, where))
-        why += [p for path in item.media if (p := _picture_problem(path, read.media.get(path), where))]
-        if why:
-            placed += [(line, p) for p in why]
+        elif thing.id in taken:
+            # A cbt package keeps its items' own ids: the same package imported twice, or into the
+            # workspace its bank came from, finds them here already.
+            why.append(
+                FieldProblem(
+                    f"the id {thing.id} is already used in the workspace or the bank: it is there already;"
+                    " to import it as another item, change its id in the file",
+                    "already-here",
+                    where=where,
+                    id=thing.id,
+                )
+            )
+        seen.add(thing.id)
+        if isinstance(thing, Item) and thing.level not in levels.numbers:
+            why.append(_level_problem(str(thing.level), levels, where))
+        why += [p for path in thing.media if (p := _picture_problem(path, read.media.get(path), where))]
+        return why
+
+    kept: list[ForeignItem] = []
+    kept_sets: list[ForeignSet] = []
+    left_out = read.left_out
+    for item, where, view in read.items:
+        if why := problems_of(item, where):
+            placed += [(_line_of(where), p) for p in why]
             left_out += 1
         else:
             kept.append(ForeignItem(item, where, view))
+    for item_set, where, passage, children in read.sets:
+        why = problems_of(item_set, where)
+        for child, child_where, _ in children:
+            why += problems_of(child, child_where)
+        if why:
+            # A set is stored whole or not at all, as the bank delivers it.
+            placed += [(_line_of(where), p) for p in why]
+            left_out += len(children)
+        else:
+            kept_sets.append(ForeignSet(item_set, where, passage, [ForeignItem(*c) for c in children]))
     placed.sort(key=lambda pair: pair[0])
-    media = {path: read.media[path] for one in kept for path in one.item.media}
+    stored = [one.item for one in kept] + [c.item for one in kept_sets for c in one.children]
+    media = {
+        path: read.media[path] for thing in [*stored, *(one.item_set for one in kept_sets)] for path in thing.media
+    }
     digest = hashlib.sha256(
         json.dumps(
-            [[serialise_item(one.item) for one in kept], {p: hashlib.sha256(c).hexdigest() for p, c in media.items()}],
+            [
+                [serialise_item(one.item) for one in kept],
+                [serialise_set(one.item_set, [c.item for c in one.children]) for one in kept_sets],
+                {p: hashlib.sha256(c).hexdigest() for p, c in media.items()},
+            ],
             sort_keys=True,
         ).encode()
     ).hexdigest()
@@ -1659,6 +1711,7 @@ async def preview_foreign(
         kind=read.kind,
         defaults=defaults,
         items=kept,
+        sets=kept_sets,
         media=media,
         problems=[p for _, p in placed[: uploads.MAX_LISTED]],
         problem_count=count,
@@ -1669,6 +1722,12 @@ async def preview_foreign(
     )
 
 
+def _line_of(where: str) -> int:
+    """The place of "file:12" (0 for none), to sort problems by."""
+    tail = where.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
 async def import_foreign(
     conn: asyncpg.Connection, user: Staff, data: bytes, filename: str, defaults: ImportDefaults, digest: str
 ) -> tuple[list[int], ForeignPreview]:
@@ -1677,22 +1736,31 @@ async def import_foreign(
     preview = await preview_foreign(conn, user, data, filename, defaults)
     if preview.digest != digest:
         raise ImportChanged(preview)
-    if not preview.items:
+    if not preview.questions:
         raise UserError("nothing_to_import", "no question of the file can be imported: fix the problems listed")
     pks = []
+
+    async def store_media(pk: int, paths: Iterable[str]) -> None:
+        for path in dict.fromkeys(paths):
+            content = preview.media[path]
+            sha = hashlib.sha256(content).hexdigest()
+            await conn.execute(
+                "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING", sha, content
+            )
+            await conn.execute("INSERT INTO draft_media (draft_pk, path, sha256) VALUES ($1, $2, $3)", pk, path, sha)
+
     async with conn.transaction():
         for one in preview.items:
             pk = await _insert(conn, user, user.org_id, one.item)
             await _event(conn, pk, user, "create", "imported")
-            for path in one.item.media:
-                content = preview.media[path]
-                sha = hashlib.sha256(content).hexdigest()
-                await conn.execute(
-                    "INSERT INTO media_blobs (sha256, content) VALUES ($1, $2) ON CONFLICT DO NOTHING", sha, content
-                )
-                await conn.execute(
-                    "INSERT INTO draft_media (draft_pk, path, sha256) VALUES ($1, $2, $3)", pk, path, sha
-                )
+            await store_media(pk, one.item.media)
+            pks.append(pk)
+        for one in preview.sets:
+            children = [c.item for c in one.children]
+            pk = await _insert_set(conn, user, user.org_id, one.item_set, children)
+            await _event(conn, pk, user, "create", "imported")
+            # A set's draft holds its passage's pictures and its questions', as the set editor keeps them.
+            await store_media(pk, [*one.item_set.media, *(path for c in children for path in c.media)])
             pks.append(pk)
     return pks, preview
 

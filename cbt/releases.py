@@ -310,6 +310,9 @@ class ForeignFile:
 
     kind: str | None  # how teachers know the file's kind ("GIFT"); None when no reader knows it
     items: list[tuple[Item, str, dict]]  # each draft, where it was written ("de.gift:12"), its student view
+    # Each set (QTI's passages): the set, where it was written, its passage as students see it,
+    # and its children as `items` gives them (children are not in `items`).
+    sets: list[tuple[ItemSet, str, str, list[tuple[Item, str, dict]]]]
     media: dict[str, bytes]  # the drafts' pictures by the paths they name
     problems: list[Problem]  # the first uploads.MAX_LISTED of them
     problem_count: int
@@ -327,7 +330,7 @@ def read_foreign_file(data: bytes, filename: str, defaults: ImportDefaults, leve
     questions' Markdown and math takes about a second, which the worker's event
     loop must not spend.
     """
-    from cbt.exams import student_view
+    from cbt.exams import passage_view, student_view
     from itembank.formats.foreign import read_foreign
 
     reader, result = read_foreign(data, filename, defaults, levels)
@@ -340,9 +343,22 @@ def read_foreign_file(data: bytes, filename: str, defaults: ImportDefaults, leve
     kept = {(s.file, s.line) for s in result.items}
     # A problem at a kept item's place leaves its item in (a picture to add by hand).
     left_out = {(p.file, p.line) for p in result.problems if (p.file, p.line) not in kept}
+
+    def viewed(s) -> tuple[Item, str, dict]:
+        return s.item, f"{s.file}:{s.line}", student_view(s.item, result.media)
+
     return ForeignFile(
         kind=reader.name if reader is not None else None,
-        items=[(s.item, f"{s.file}:{s.line}", student_view(s.item, result.media)) for s in result.items],
+        items=[viewed(s) for s in result.items if not s.item.set_id],
+        sets=[
+            (
+                s.set,
+                f"{s.file}:{s.line}",
+                passage_view(s.set, result.media),
+                [viewed(c) for c in result.items if c.item.set_id == s.set.id],
+            )
+            for s in result.sets
+        ],
         media=result.media,
         problems=result.problems[: uploads.MAX_LISTED],
         problem_count=len(result.problems),

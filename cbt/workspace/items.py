@@ -641,7 +641,7 @@ async def _preview_page(
     """The preview: every question to be stored as a student sees it, with its key; what is left
     out and why; and the form that stores them, carrying the file back (see cbt.authoring)."""
     levels = await authoring.level_scheme(conn, user.org_id)
-    status = error.status if error is not None else 200 if preview is not None and preview.items else 400
+    status = error.status if error is not None else 200 if preview is not None and preview.questions else 400
     return render(
         request,
         "workspace/items_import_preview.html",
@@ -681,7 +681,7 @@ async def import_confirm(request: web.Request) -> web.Response:
             if form.get("action") != "save":
                 return await _foreign_preview(request, conn, user, form, data, name)
             defaults = await authoring.foreign_defaults(conn, user, form, name)
-            pks, preview = await authoring.import_foreign(conn, user, data, name, defaults, str(form.get("digest", "")))
+            _, preview = await authoring.import_foreign(conn, user, data, name, defaults, str(form.get("digest", "")))
         except authoring.InvalidDefaults as e:
             return await _preview_page(
                 request, conn, user, None, data, name, v=_typed_defaults(form), error=e, field_problems=e.problems
@@ -694,7 +694,7 @@ async def import_confirm(request: web.Request) -> web.Response:
         ctx = await _import_context(
             conn,
             user,
-            imported=len(pks),
+            imported=preview.questions,
             left_out=preview.left_out,
             problems=preview.problems,
             problem_count=preview.problem_count,

@@ -17,11 +17,13 @@ here.
 How a file's kind is chosen (`reader_for`):
 
 - By its ending, when one kind alone has it: ``.docx`` is Word, ``.tex``
-  LaTeX (ex_test), ``.xml`` Moodle XML, ``.gift`` GIFT. A file with the
-  ending but not the content (a ``.xml`` that is no Moodle quiz) goes to
+  LaTeX (ex_test), ``.gift`` GIFT, ``.zip`` a QTI package. A file with the
+  ending but not the content (a ``.tex`` without ``\\begin{ex}``) goes to
   that importer all the same, which says what is wrong with it in its own
   words.
-- By its content, when several kinds share the ending: ``.txt`` is Aiken
+- By its content, when several kinds share the ending: ``.xml`` is Moodle
+  XML or a QTI item by its root element (see above; a ``.xml`` that is
+  neither goes to Moodle's importer, which says what is wrong); ``.txt`` is Aiken
   when a line of it is Aiken's key line (``ANSWER: B``: a letter alone
   after ``ANSWER:``, which GIFT never writes), else GIFT when it has GIFT's
   answers in braces (``{=right ~wrong}``, ``{T}``, ``{#1.5}``, ``{}``);
@@ -30,16 +32,19 @@ How a file's kind is chosen (`reader_for`):
 - By its content alone, in the registry's order, when the ending is none
   of these (``cau-hoi``, ``de.doc.txt.bak``).
 
-QTI packages are not in the registry: they hold item sets and keep their
-items' versions and status, which the workspace's import does not take
-(`itembank.formats.qti` reads them).
+QTI 3.0 (`itembank.formats.qti`) is the one kind whose files hold item sets
+(a passage and its questions): its result's ``sets`` name them, their
+children are among its items with ``set_id``, and whoever stores the result
+stores each set whole. A ``.zip`` is a QTI package (its ``imsmanifest.xml``);
+a ``.xml`` is Moodle's when its root is ``<quiz>``, QTI's when it is
+``<qti-assessment-item>``.
 
 A file no kind recognises gets one ``unknown-kind`` problem naming the
 kinds accepted and what each looks like; nothing is guessed.
 
 `convert` is ``cbt bank convert``: the questions of a file as native YAML
 item files, one a question (``<id>.yaml``, as ``cbt bank from-xlsx`` writes
-them), and their pictures in ``media/`` beside them, which is where ``cbt
+them) and one a set with its questions in it, and their pictures in ``media/`` beside them, which is where ``cbt
 bank validate`` looks for a folder's pictures. A question with a problem is
 not written; the others are.
 """
@@ -55,7 +60,7 @@ from pathlib import Path, PurePosixPath
 from itembank.archive import write_atomic
 from itembank.errors import Problem, ProblemsError
 from itembank.formats.imported import ImportDefaults, ImportResult
-from itembank.formats.yaml_format import serialise_item
+from itembank.formats.yaml_format import serialise_item, serialise_set
 from itembank.levels import LEGACY, LevelScheme
 from itembank.limits import ArchiveLimits, TooLarge, megabytes
 
@@ -72,6 +77,9 @@ _AIKEN_KEY = re.compile(r"^[ \t]*ANSWER[ \t]*:[ \t]*[A-Za-z][ \t]*$", re.M)
 # A GIFT answer block: {} (essay), {T} / {FALSE}, or braces holding = ~ or # (not escaped).
 _GIFT_ANSWERS = re.compile(r"(?<!\\)\{(?:\s*\}|\s*(?:T|F|TRUE|FALSE)\s*\}|(?:[^{}\\]|\\.)*?(?<!\\)[=~#])", re.I)
 _EX_TEST = re.compile(r"\\begin\s*\{(?:ex|bt)\}")
+_QTI_ITEM_START = re.compile(
+    rb"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--(?:(?!-->).)*-->\s*)*<(?:[A-Za-z_][\w.-]*:)?qti-assessment-item[\s>/]", re.S
+)
 
 
 def _head_text(data: bytes) -> str:
@@ -91,6 +99,15 @@ def is_moodle_xml(data: bytes) -> bool:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         head = head.decode("utf-16", errors="replace").encode("utf-8")
     return _XML_START.match(head.removeprefix(b"\xef\xbb\xbf")) is not None
+
+
+def is_qti(data: bytes) -> bool:
+    """A QTI 3.0 content package (a zip with ``imsmanifest.xml``) or one item's XML file.
+
+    As for Word, the manifest's name is looked for in the zip's bytes."""
+    if data.startswith(b"PK\x03\x04"):
+        return b"imsmanifest.xml" in data and b"word/document.xml" not in data
+    return _QTI_ITEM_START.match(data[:SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf")) is not None
 
 
 def is_aiken(data: bytes) -> bool:
@@ -171,9 +188,14 @@ READERS: tuple[Reader, ...] = (
         keeps=frozenset({"not-imported"}),
     ),
     Reader("moodle", "Moodle XML", (".xml",), "itembank.formats.moodle:parse_moodle", is_moodle_xml),
+    Reader("qti", "QTI 3.0", (".zip", ".xml"), "itembank.formats.qti:parse_qti", is_qti, takes_levels=True),
     Reader("aiken", "Aiken", (".txt",), "itembank.formats.aiken:parse_aiken", is_aiken),
     Reader("gift", "GIFT", (".gift", ".txt"), "itembank.formats.gift:parse_gift", is_gift),
 )
+
+# A .xml that is neither kind's goes to Moodle's importer (the commoner kind), which says what is
+# wrong with it (a DOCTYPE, another root) in its own words rather than "unknown kind".
+_SHARED_ENDING_FALLBACK = {".xml": "moodle"}
 
 EXTENSIONS: tuple[str, ...] = tuple(dict.fromkeys(e for r in READERS for e in r.extensions))
 
@@ -190,10 +212,14 @@ def extension(filename: str) -> str:
 
 def reader_for(data: bytes, filename: str) -> Reader | None:
     """The reader of this file by its ending and content (see the module's docstring), or None."""
-    by_name = [r for r in READERS if extension(filename) in r.extensions]
+    ending = extension(filename)
+    by_name = [r for r in READERS if ending in r.extensions]
     if len(by_name) == 1:
         return by_name[0]
-    return next((r for r in by_name or READERS if r.looks_like(data)), None)
+    found = next((r for r in by_name or READERS if r.looks_like(data)), None)
+    if found is None and ending in _SHARED_ENDING_FALLBACK:
+        return next(r for r in READERS if r.kind == _SHARED_ENDING_FALLBACK[ending])
+    return found
 
 
 def unknown_kind(filename: str) -> Problem:
@@ -253,7 +279,12 @@ def convert(
         )
     reader, result = read_foreign(path.read_bytes(), str(path), defaults, levels)
     done = Converted(reader.name if reader else None, problems=result.problems, notes=result.notes)
-    files = {out / f"{s.item.id}.yaml": serialise_item(s.item).encode("utf-8") for s in result.items}
+    files = {
+        out / f"{s.item.id}.yaml": serialise_item(s.item).encode("utf-8") for s in result.items if not s.item.set_id
+    }
+    for source_set in result.sets:
+        children = [s.item for s in result.items if s.item.set_id == source_set.set.id]
+        files[out / f"{source_set.set.id}.yaml"] = serialise_set(source_set.set, children).encode("utf-8")
     for media_path in result.media:
         # The importers name pictures so; anything else would write outside `out`.
         if not _MEDIA_PATH.fullmatch(media_path):

@@ -179,6 +179,35 @@ def test_convert_reads_word_and_latex_too(tmp_path, capsys):
     assert run("bank", "validate", out) == 0
 
 
+def test_convert_writes_a_qti_package_s_sets_whole(tmp_path, capsys):
+    """A QTI package (here the 2025 demo bank's) becomes one file a question and one a set with its
+    questions in it; read back, they are the bank's items and sets, pictures byte for byte."""
+    from itembank.demo import FOLDER_2025, demo_2025
+    from itembank.formats.qti import export_release
+    from itembank.formats.yaml_format import parse_file
+    from itembank.levels import SCHEME_2025
+
+    bank = demo_2025()
+    (tmp_path / "de.zip").write_bytes(export_release(FOLDER_2025).data)
+    out = tmp_path / "items"
+    assert run("bank", "convert", tmp_path / "de.zip", "-o", out, "--subject", "toan") == 0
+    assert f"(QTI 3.0): wrote {len(bank.items) - sum(len(s.children) for s in bank.sets) + len(bank.sets)}" in (
+        capsys.readouterr().out
+    )
+    standalone = {i.id for i in bank.items if not i.set_id}
+    assert {p.stem for p in out.glob("*.yaml")} == standalone | {s.id for s in bank.sets}
+    items, sets = [], []
+    for path in sorted(out.glob("*.yaml")):
+        parsed = parse_file(path, levels=SCHEME_2025)
+        assert parsed.problems == [], parsed.problems
+        items += [s.item for s in parsed.items]
+        sets += [s.set for s in parsed.sets]
+    assert sorted(items, key=lambda i: i.key) == sorted(bank.items, key=lambda i: i.key)
+    assert sorted(sets, key=lambda s: s.key) == sorted(bank.sets, key=lambda s: s.key)
+    for path in {p for i in bank.items for p in i.media} | {p for s in bank.sets for p in s.media}:
+        assert (out / path).read_bytes() == (FOLDER_2025 / path).read_bytes()
+
+
 def test_convert_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys):
     from support.foreign import GIFT, XML_BOMB
 
@@ -189,7 +218,7 @@ def test_convert_refuses_what_it_cannot_read_in_one_line(tmp_path, capsys):
     assert run("bank", "convert", tmp_path / "ghi-chu.txt", "-o", out, "--subject", "toan") == 1
     captured = capsys.readouterr()
     assert captured.out.startswith(f"{tmp_path / 'ghi-chu.txt'}: a .txt file is read as Aiken")
-    assert "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)" in captured.out
+    assert "Moodle XML (.xml), QTI 3.0 (.zip, .xml), Aiken (.txt), GIFT (.gift, .txt)" in captured.out
     assert run("bank", "convert", tmp_path / "bomb.xml", "-o", out, "--subject", "toan") == 1
     assert f"{tmp_path / 'bomb.xml'}:2: the file declares a document type" in capsys.readouterr().out
     assert not out.exists() or not any(out.iterdir())

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from support.foreign import AIKEN, GIFT, LATEX, MOODLE, PNG, XML_BOMB, word_file
+from support.qti import QTI_ITEM, foreign_package
 
 from itembank.formats import foreign
 from itembank.formats.aiken import parse_aiken
@@ -48,7 +49,12 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"{=a ~b}\nANSWER: B\n" + bytes(20
         ("cau-hoi.bak", AIKEN.encode(), "aiken"),
         ("cau-hoi.dat", GIFT.encode(), "gift"),
         ("anh.png", PNG + b"{=a ~b}", None),
-        ("tai-lieu.zip", ZIP, None),  # binary: whatever it happens to hold, no text kind
+        ("tai-lieu.zip", ZIP, "qti"),  # a .zip is a QTI package, and its importer says when it is not
+        ("tai-lieu.bin", ZIP, None),  # binary: whatever it happens to hold, no text kind
+        ("goi-qti.zip", foreign_package(), "qti"),
+        ("goi-qti", foreign_package(), "qti"),
+        ("cau-1.xml", QTI_ITEM, "qti"),
+        ("cau-1", QTI_ITEM, "qti"),
         ("de.pdf", b"%PDF-1.7\n", None),
     ],
 )
@@ -63,9 +69,11 @@ def test_a_file_no_reader_knows_is_one_problem_naming_the_kinds_accepted():
         assert reader is None and result.items == [] and result.notes == []
         (problem,) = result.problems
         assert problem.code == "unknown-kind" and problem.file == name and why in problem.message
-        assert "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), Aiken (.txt), GIFT" in problem.message
-    assert foreign.kinds() == "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)"
-    assert set(foreign.EXTENSIONS) == {".docx", ".tex", ".xml", ".txt", ".gift"}
+        assert "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), QTI 3.0 (.zip, .xml), Aiken" in problem.message
+    assert foreign.kinds() == (
+        "Word (.docx), LaTeX ex_test (.tex), Moodle XML (.xml), QTI 3.0 (.zip, .xml), Aiken (.txt), GIFT (.gift, .txt)"
+    )
+    assert set(foreign.EXTENSIONS) == {".docx", ".tex", ".xml", ".zip", ".txt", ".gift"}
 
 
 @pytest.mark.parametrize(

@@ -911,7 +911,7 @@ async def test_a_bomb_a_corrupt_file_and_an_unknown_kind_are_each_one_clear_mess
         resp = await send_foreign(client, name, content)
         page = await resp.text()
         assert resp.status == 400 and 'data-code="bad_file_type"' in page
-        assert "Moodle XML (.xml), Aiken (.txt), GIFT (.gift, .txt)" in page
+        assert "Moodle XML (.xml), QTI 3.0 (.zip, .xml), Aiken (.txt), GIFT (.gift, .txt)" in page
     huge = b"::Q:: x {T}\n\n" * (2 * 1024 * 1024)
     resp = await send_foreign(client, "lon.gift", huge)
     assert resp.status == 413 and 'data-code="too_large"' in await resp.text()
@@ -1033,3 +1033,104 @@ async def test_a_teacher_writes_a_set_in_the_editor_in_chromium(conn, dsn, staff
     assert (row["type"], row["state"], item_set.children) == ("set", "draft", ("WEB-SET-2", "WEB-SET-1"))
     assert [(c.type.value, c.level) for c in children] == [("truefalse4", 2), ("single", 1)]
     assert "$y = x^3 - 3x$" in item_set.stimulus
+
+
+async def test_a_qti_package_saves_its_sets_whole_and_the_same_package_twice_finds_them_there(client, conn, staff):
+    """cbt's own package (the 2025 demo bank, passages included) comes in as drafts equal to the
+    bank's items, each set one draft with its passage, questions and pictures; a set with an SVG
+    picture stays out whole, as the workspace takes no SVG; importing it again saves nothing and
+    says each question is there already."""
+    from dataclasses import replace
+
+    from itembank.demo import FOLDER_2025, demo_2025
+    from itembank.formats.qti import export_release
+    from itembank.model import Status
+
+    bank = demo_2025()
+    package = export_release(FOLDER_2025).data
+
+    def svg(paths) -> bool:
+        return any(p.endswith(".svg") for p in paths)
+
+    out_sets = {s.id for s in bank.sets if svg(s.media) or any(svg(i.media) for i in bank.items if i.set_id == s.id)}
+    standalone = [i for i in bank.items if not i.set_id and not svg(i.media)]
+    sets = [s for s in bank.sets if s.id not in out_sets]
+    assert out_sets and sets and standalone
+    questions = len(standalone) + sum(len(s.children) for s in sets)
+
+    await login(client, "teacher")
+    resp = await send_foreign(client, "de-2025.zip", package)
+    page = await resp.text()
+    assert resp.status == 200 and "QTI 3.0" in page
+    problems = listed_problems(page)
+    assert problems and all("không phải ảnh PNG" in p and ".svg" in p for p in problems)
+    assert f'data-saved="{questions}"' in page
+    assert set(previewed(page)) == {i.id for i in standalone}
+    for item_set in sets:
+        section = re.search(rf'<section class="ws-import-set" id="set-{item_set.id}".*?</section>', page, re.S)
+        assert section and f'data-children="{len(item_set.children)}"' in section.group(0)
+        assert '<div class="passage">' in section.group(0)
+    assert not any(f'id="set-{s}"' in page for s in out_sets)
+    saved = await confirm(client, confirm_fields(page))
+    assert saved.status == 200 and f"Đã nhập {questions} câu hỏi" in await saved.text()
+
+    rows = {r["item_id"]: r for r in await conn.fetch("SELECT id, item_id, type, state, source FROM draft_items")}
+    assert set(rows) == {i.id for i in standalone} | {s.id for s in sets}
+    assert {r["state"] for r in rows.values()} == {"draft"}
+    for item in standalone:
+        assert authoring.item_from_draft(rows[item.id]["source"]) == replace(item, status=Status.DRAFT)
+    for item_set in sets:
+        got_set, children = authoring.set_from_draft(rows[item_set.id]["source"])
+        assert got_set == replace(item_set, status=Status.DRAFT)
+        expected = [replace(i, status=Status.DRAFT) for i in bank.items if i.set_id == item_set.id]
+        assert list(children) == expected
+        listed = await conn.fetch(
+            "SELECT child_id FROM draft_set_children WHERE draft_pk = $1 ORDER BY position", rows[item_set.id]["id"]
+        )
+        assert [r[0] for r in listed] == list(item_set.children)
+    # Every picture a stored item or passage names is stored with its draft, byte for byte.
+    stored = {
+        r["path"]: bytes(r["content"])
+        for r in await conn.fetch(
+            "SELECT dm.path, m.content FROM draft_media dm JOIN media_blobs m ON m.sha256 = dm.sha256"
+        )
+    }
+    kept = [*standalone, *(i for i in bank.items if i.set_id in {s.id for s in sets})]
+    named = {p for i in kept for p in i.media} | {p for s in sets for p in s.media}
+    assert stored == {p: (FOLDER_2025 / p).read_bytes() for p in named}
+
+    again = await send_foreign(client, "de-2025.zip", package)
+    page = await again.text()
+    assert again.status == 400 and 'data-saved="0"' in page
+    here = [p for p in listed_problems(page) if "đã được nhập rồi" in p]
+    assert len(here) == len(rows) + sum(len(s.children) for s in sets)
+    assert await conn.fetchval("SELECT count(*) FROM draft_items") == len(rows)
+
+
+async def test_another_tool_s_qti_package_keeps_a_set_whole_or_leaves_it_out(client, conn, staff):
+    from support.qti import foreign_package, make_zip
+
+    await login(client, "teacher")
+    page = await (await send_foreign(client, "goi.zip", foreign_package(), id_prefix="q")).text()
+    # The package's problems (an interaction cbt lacks, a QTI 2 item) are listed by file.
+    assert [p.split(": ")[0] for p in listed_problems(page)] == [
+        "goi.zip/items/hotspot.xml:2",
+        "goi.zip/items/two.xml:2",
+        "goi.zip/imsmanifest.xml:15",
+    ]
+    assert 'id="set-q-Cpassage"' in page and 'data-children="2"' in page
+    assert previewed(page)["q-Ccapital"][1] == "B"
+    saved = await confirm(client, confirm_fields(page))
+    assert saved.status == 200 and "Đã nhập 7 câu hỏi" in await saved.text()
+    assert await conn.fetchval("SELECT count(*) FROM draft_set_children") == 2
+
+    # A set whose second question has no key: its first question is not stored alone either.
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(foreign_package())) as archive:
+        files = {n: archive.read(n) for n in archive.namelist()}
+    files["items/read-2.xml"] = files["items/read-2.xml"].replace(b"<qti-value>B</qti-value>", b"")
+    page = await (await send_foreign(client, "goi.zip", make_zip(files), id_prefix="r")).text()
+    assert 'id="set-r-Cpassage"' not in page and "r-Cread-1" not in previewed(page)
+    assert any("read-2" in p for p in listed_problems(page))
