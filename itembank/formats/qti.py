@@ -129,7 +129,7 @@ from itembank.formats.imported import ImportDefaults, draft, item_id
 from itembank.formats.moodle import ImportResult, Media, markdown_text
 from itembank.formats.yaml_format import SourceItem, SourceSet
 from itembank.levels import LEGACY, LevelScheme
-from itembank.limits import TOO_LARGE, TooLarge, check_total, declared_total, megabytes
+from itembank.limits import TOO_LARGE, TooLarge, check_zip, megabytes
 from itembank.model import Item, ItemSet, ItemType, Option, ShortFormat, ShortKey, Statement, Status
 from itembank.render import render_markdown
 from itembank.validate import check_item, check_set
@@ -844,7 +844,7 @@ class _Reader:
     def package(self, data: bytes) -> None:
         label = self.filename
         try:
-            check_total(declared_total(data) or 0, label, self.limits)
+            check_zip(data, label, self.limits)  # what its directory declares, before anything is unpacked
             self.files = ZipFiles(data, label, self.limits)
         except TooLarge as e:
             raise _Abort(Problem(label, None, TOO_LARGE, e.message)) from None
